@@ -1,0 +1,1 @@
+"""recengine.eval."""

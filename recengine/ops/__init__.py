@@ -1,0 +1,6 @@
+"""Public operators: torch.library ops with a CPU (C++) and a CUDA (Triton) backend each.
+
+Every op here validates its inputs once, then dispatches by device. The plain-PyTorch truth for
+each lives in recengine.reference.
+"""
+# One import line per operator family (add yours):

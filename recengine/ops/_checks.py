@@ -1,0 +1,58 @@
+"""Input validation shared by the public ops: one place, clear exceptions naming the argument."""
+from __future__ import annotations
+
+from typing import Iterable
+
+import torch
+
+INDEX_DTYPES = (torch.int32, torch.int64)
+FLOAT_DTYPES = (torch.float32,)
+
+
+def check_tensor(
+    name: str,
+    t,
+    *,
+    dtypes: Iterable[torch.dtype] | None = None,
+    ndim: int | None = None,
+    device: torch.device | None = None,
+    shape: tuple | None = None,
+) -> None:
+    """Raise TypeError/ValueError naming `name` unless `t` is a tensor with the given properties.
+
+    `shape` may hold None for a free dimension.
+    """
+    if not isinstance(t, torch.Tensor):
+        raise TypeError(f"{name}: expected a torch.Tensor, got {type(t).__name__}")
+    if dtypes is not None:
+        dtypes = tuple(dtypes)
+        if t.dtype not in dtypes:
+            want = ", ".join(str(d).replace("torch.", "") for d in dtypes)
+            raise TypeError(f"{name}: expected dtype {want}, got {str(t.dtype).replace('torch.', '')}")
+    if ndim is not None and t.dim() != ndim:
+        raise ValueError(f"{name}: expected {ndim} dimension(s), got shape {tuple(t.shape)}")
+    if shape is not None:
+        if t.dim() != len(shape) or any(s is not None and s != d for s, d in zip(shape, t.shape)):
+            want = "(" + ", ".join("*" if s is None else str(s) for s in shape) + ")"
+            raise ValueError(f"{name}: expected shape {want}, got {tuple(t.shape)}")
+    if device is not None and t.device != torch.device(device):
+        raise ValueError(f"{name}: expected device {device}, got {t.device}")
+
+
+def check_same_device(**tensors) -> torch.device:
+    """All given (non-None) tensors on one device; returns it."""
+    devices = {name: t.device for name, t in tensors.items() if t is not None}
+    uniq = set(devices.values())
+    if len(uniq) > 1:
+        detail = ", ".join(f"{n}={d}" for n, d in devices.items())
+        raise ValueError(f"all tensors must be on one device, got {detail}")
+    return next(iter(uniq))
+
+
+def check_positive(name: str, value, *, integer: bool = False) -> None:
+    if integer and (isinstance(value, bool) or not isinstance(value, int)):
+        raise TypeError(f"{name}: expected an int, got {type(value).__name__}")
+    if not integer and not isinstance(value, (int, float)):
+        raise TypeError(f"{name}: expected a number, got {type(value).__name__}")
+    if not value > 0 or value != value:
+        raise ValueError(f"{name}: must be > 0, got {value}")

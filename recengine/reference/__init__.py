@@ -1,0 +1,1 @@
+"""Plain-PyTorch references: the ground truth that tests and benchmarks import (never a second copy)."""
