@@ -1,0 +1,42 @@
+"""The shared validation helpers name the argument and the problem."""
+import pytest
+import torch
+
+from recengine.ops._checks import check_positive, check_same_device, check_tensor
+
+
+def test_check_tensor_accepts_a_conforming_tensor():
+    check_tensor("x", torch.zeros(2, 3), dtypes=[torch.float32], ndim=2, shape=(None, 3), device="cpu")
+
+
+@pytest.mark.parametrize("value, kwargs, exc, words", [
+    ([1, 2], {}, TypeError, "x: expected a torch.Tensor"),
+    (torch.zeros(2, dtype=torch.int64), {"dtypes": [torch.float32]}, TypeError, "x: expected dtype float32, got int64"),
+    (torch.zeros(2), {"ndim": 2}, ValueError, "x: expected 2 dimension"),
+    (torch.zeros(2, 4), {"shape": (None, 3)}, ValueError, "x: expected shape (*, 3), got (2, 4)"),
+    (torch.zeros(2), {"device": "meta"}, ValueError, "x: expected device meta"),
+])
+def test_check_tensor_rejects_with_the_argument_named(value, kwargs, exc, words):
+    with pytest.raises(exc) as info:
+        check_tensor("x", value, **kwargs)
+    assert words in str(info.value)
+
+
+def test_check_same_device():
+    assert check_same_device(a=torch.zeros(1), b=None, c=torch.zeros(2)) == torch.device("cpu")
+    with pytest.raises(ValueError, match="a=cpu, b=meta"):
+        check_same_device(a=torch.zeros(1), b=torch.zeros(1, device="meta"))
+
+
+@pytest.mark.parametrize("value, integer, exc", [
+    (0, True, ValueError), (-1.0, False, ValueError), (float("nan"), False, ValueError),
+    (1.5, True, TypeError), (True, True, TypeError), ("1", False, TypeError),
+])
+def test_check_positive_rejects(value, integer, exc):
+    with pytest.raises(exc, match="k:"):
+        check_positive("k", value, integer=integer)
+
+
+def test_check_positive_accepts():
+    check_positive("k", 3, integer=True)
+    check_positive("t", 0.5)
