@@ -15,5 +15,5 @@ PYBIND11_MODULE(_C, m) {
   // Each family registers its kernels; add the line when csrc/<family>/bindings.cpp exists.
   // bind_embedding_bag(m);
   // bind_policy(m);
-  // bind_replay(m);
+  bind_replay(m);
 }

@@ -1,0 +1,198 @@
+// Python bindings of the replay kernels: check arrays (never convert), take pointers, release the GIL.
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include "common.h"
+#include "replay.h"
+
+namespace {
+
+using recengine::array_ptr;
+using recengine::dim_size;
+namespace rp = recengine::replay;
+
+// The two trees: 1-D float64 arrays of 2*leaves, leaves a power of two. Returns leaves.
+int64_t check_trees(const py::array& sum, const py::array& mn) {
+  array_ptr<double>(sum, "sum_tree", 1, true);
+  array_ptr<double>(mn, "min_tree", 1, true);
+  const int64_t size = dim_size(sum, 0);
+  if (size < 2 || (size & (size - 1)) != 0)
+    throw py::value_error("sum_tree: length must be 2*leaves with leaves a power of two, got " +
+                          std::to_string(size));
+  if (dim_size(mn, 0) != size)
+    throw py::value_error("min_tree: length " + std::to_string(dim_size(mn, 0)) + " != sum_tree length " +
+                          std::to_string(size));
+  return size / 2;
+}
+
+void tree_rebuild(py::array sum, py::array mn) {
+  const int64_t leaves = check_trees(sum, mn);
+  double* s = array_ptr<double>(sum, "sum_tree");
+  double* m = array_ptr<double>(mn, "min_tree");
+  py::gil_scoped_release release;
+  rp::tree_rebuild(s, m, leaves);
+}
+
+// Returns the largest raw priority written.
+double tree_update(py::array sum, py::array mn, int64_t limit, py::array idx, py::array priorities, double alpha) {
+  const int64_t leaves = check_trees(sum, mn);
+  double* s = array_ptr<double>(sum, "sum_tree");
+  double* m = array_ptr<double>(mn, "min_tree");
+  const int64_t* ix = array_ptr<int64_t>(idx, "indices", 1);
+  const int64_t n = dim_size(idx, 0);
+  if (priorities.ndim() != 1 || dim_size(priorities, 0) != n)
+    throw py::value_error("priorities: expected shape (" + std::to_string(n) + ",) to match indices");
+  if (limit < 0 || limit > leaves) throw py::value_error("limit: must be in [0, leaves]");
+  if (!(alpha >= 0.0) || !std::isfinite(alpha)) throw py::value_error("alpha: must be finite and >= 0");
+  double top = 0.0;
+  int64_t bad = -1;
+  int status;
+  if (recengine::has_dtype<float>(priorities)) {
+    const float* p = array_ptr<float>(priorities, "priorities", 1);
+    py::gil_scoped_release release;
+    status = rp::tree_update<float>(s, m, leaves, limit, ix, p, n, alpha, &top, &bad);
+  } else {
+    const double* p = array_ptr<double>(priorities, "priorities", 1);  // throws TypeError for other dtypes
+    py::gil_scoped_release release;
+    status = rp::tree_update<double>(s, m, leaves, limit, ix, p, n, alpha, &top, &bad);
+  }
+  const std::string at = " (at position " + std::to_string(bad) + ")";
+  if (status == rp::kNotFinite) throw py::value_error("priorities: must be finite" + at);
+  if (status == rp::kNegative) throw py::value_error("priorities: must be >= 0" + at);
+  if (status == rp::kIndexOutOfRange)
+    throw py::index_error("indices: index out of range [0, " + std::to_string(limit) + ")" + at);
+  return top;
+}
+
+void tree_fill(py::array sum, py::array mn, int64_t capacity, int64_t start, int64_t count, double value) {
+  const int64_t leaves = check_trees(sum, mn);
+  double* s = array_ptr<double>(sum, "sum_tree");
+  double* m = array_ptr<double>(mn, "min_tree");
+  if (capacity < 1 || capacity > leaves) throw py::value_error("capacity: must be in [1, leaves]");
+  if (start < 0 || start >= capacity) throw py::value_error("start: must be in [0, capacity)");
+  if (count < 0 || count > capacity) throw py::value_error("count: must be in [0, capacity]");
+  if (!(value >= 0.0) || !std::isfinite(value)) throw py::value_error("value: must be finite and >= 0");
+  py::gil_scoped_release release;
+  rp::tree_fill(s, m, leaves, capacity, start, count, value);
+}
+
+// Writes indices (int64) and importance weights (float32) for the uniforms u (float64, one per sample).
+void tree_sample(py::array sum, py::array mn, py::array u, double beta, py::array out_idx, py::array out_weights) {
+  const int64_t leaves = check_trees(sum, mn);
+  const double* s = array_ptr<double>(sum, "sum_tree");
+  const double* m = array_ptr<double>(mn, "min_tree");
+  const double* uu = array_ptr<double>(u, "uniforms", 1);
+  const int64_t batch = dim_size(u, 0);
+  int64_t* oi = array_ptr<int64_t>(out_idx, "out_indices", 1, true);
+  float* ow = array_ptr<float>(out_weights, "out_weights", 1, true);
+  if (dim_size(out_idx, 0) != batch || dim_size(out_weights, 0) != batch)
+    throw py::value_error("out_indices/out_weights: must have the uniforms' length");
+  if (!(s[1] > 0.0) || !std::isfinite(s[1]))
+    throw py::value_error("sum_tree: total priority must be finite and > 0 to sample");
+  if (!(beta >= 0.0) || !std::isfinite(beta)) throw py::value_error("beta: must be finite and >= 0");
+  for (int64_t b = 0; b < batch; ++b)
+    if (!(uu[b] >= 0.0 && uu[b] < 1.0)) throw py::value_error("uniforms: must lie in [0, 1)");
+  py::gil_scoped_release release;
+  rp::tree_sample(s, m, leaves, uu, batch, beta, oi, ow);
+}
+
+// dsts[f][j] = srcs[f][idx[j]] for every field f: one call gathers a whole sampled batch.
+void gather_rows(py::list srcs, py::array idx, py::list dsts) {
+  const int64_t* ix = array_ptr<int64_t>(idx, "indices", 1);
+  const int64_t n = dim_size(idx, 0);
+  const size_t nf = py::len(srcs);
+  if (py::len(dsts) != nf) throw py::value_error("gather_rows: srcs and dsts differ in length");
+  struct Job { const uint8_t* src; uint8_t* dst; int64_t row_bytes; };
+  std::vector<Job> jobs;
+  for (size_t f = 0; f < nf; ++f) {
+    const std::string name = "field " + std::to_string(f);
+    if (!py::isinstance<py::array>(srcs[f]) || !py::isinstance<py::array>(dsts[f]))
+      throw py::type_error(name + ": expected NumPy arrays");
+    py::array src = srcs[f].cast<py::array>();
+    py::array dst = dsts[f].cast<py::array>();
+    if (!src.dtype().is(dst.dtype())) throw py::type_error(name + ": src and dst dtypes differ");
+    if (!(src.flags() & py::array::c_style) || !(dst.flags() & py::array::c_style))
+      throw py::value_error(name + ": arrays must be C-contiguous");
+    if (!dst.writeable()) throw py::value_error(name + ": dst must be writable");
+    if (src.ndim() < 1 || dst.ndim() != src.ndim() || dim_size(dst, 0) != n)
+      throw py::value_error(name + ": dst must have shape (n, *src.shape[1:])");
+    for (py::ssize_t d = 1; d < src.ndim(); ++d)
+      if (src.shape(d) != dst.shape(d)) throw py::value_error(name + ": dst must have shape (n, *src.shape[1:])");
+    const int64_t rows = dim_size(src, 0);
+    for (int64_t j = 0; j < n; ++j)
+      if (ix[j] < 0 || ix[j] >= rows) throw py::index_error(name + ": index out of range");
+    const int64_t row_bytes = rows ? static_cast<int64_t>(src.nbytes()) / rows : 0;
+    jobs.push_back({static_cast<const uint8_t*>(src.data()), static_cast<uint8_t*>(dst.mutable_data()), row_bytes});
+  }
+  py::gil_scoped_release release;
+  for (const Job& job : jobs) rp::gather_rows(job.src, job.row_bytes, ix, n, job.dst);
+}
+
+// Fills td and new_priorities; returns the mean weighted Huber loss (float64).
+double td_loss_forward(py::array q_sa, py::array next_q, py::array rewards, py::array dones, py::array discounts,
+                       py::array weights, float huber_delta, float alpha, float eps, py::array td,
+                       py::array new_priorities) {
+  const float* q = array_ptr<float>(q_sa, "q_sa", 1);
+  const int64_t batch = dim_size(q_sa, 0);
+  auto same = [batch](const py::array& a, const char* name, bool writable) {
+    float* p = array_ptr<float>(a, name, 1, writable);
+    if (dim_size(a, 0) != batch) throw py::value_error(std::string(name) + ": length differs from q_sa");
+    return p;
+  };
+  const float* nq = same(next_q, "next_q", false);
+  const float* r = same(rewards, "rewards", false);
+  const float* d = same(dones, "dones", false);
+  const float* g = same(discounts, "discounts", false);
+  const float* w = same(weights, "weights", false);
+  float* t = same(td, "td", true);
+  float* p = same(new_priorities, "new_priorities", true);
+  if (batch < 1) throw py::value_error("q_sa: batch must be non-empty");
+  py::gil_scoped_release release;
+  return rp::td_loss_forward(q, nq, r, d, g, w, batch, huber_delta, alpha, eps, t, p) / static_cast<double>(batch);
+}
+
+// grad_td and grad_next_q may be None.
+void td_loss_backward(float grad_loss, py::object grad_td, py::array td, py::array weights, py::array discounts,
+                      py::array dones, float huber_delta, py::array grad_q_sa, py::object grad_next_q) {
+  const float* t = array_ptr<float>(td, "td", 1);
+  const int64_t batch = dim_size(td, 0);
+  auto same = [batch](const py::array& a, const char* name, bool writable) {
+    float* p = array_ptr<float>(a, name, 1, writable);
+    if (dim_size(a, 0) != batch) throw py::value_error(std::string(name) + ": length differs from td");
+    return p;
+  };
+  const float* w = same(weights, "weights", false);
+  const float* g = same(discounts, "discounts", false);
+  const float* d = same(dones, "dones", false);
+  float* gq = same(grad_q_sa, "grad_q_sa", true);
+  const float* gt = grad_td.is_none() ? nullptr : same(grad_td.cast<py::array>(), "grad_td", false);
+  float* gn = grad_next_q.is_none() ? nullptr : same(grad_next_q.cast<py::array>(), "grad_next_q", true);
+  py::gil_scoped_release release;
+  rp::td_loss_backward(grad_loss, gt, t, w, g, d, batch, huber_delta, gq, gn);
+}
+
+}  // namespace
+
+void bind_replay(py::module_& m) {
+  m.def("replay_tree_rebuild", &tree_rebuild, py::arg("sum_tree"), py::arg("min_tree"),
+        "Recompute every internal node of the sum- and min-tree from their leaves.");
+  m.def("replay_tree_update", &tree_update, py::arg("sum_tree"), py::arg("min_tree"), py::arg("limit"),
+        py::arg("indices"), py::arg("priorities"), py::arg("alpha"),
+        "Validate, then set leaves to priorities**alpha and fix ancestors; returns the largest priority.");
+  m.def("replay_tree_fill", &tree_fill, py::arg("sum_tree"), py::arg("min_tree"), py::arg("capacity"),
+        py::arg("start"), py::arg("count"), py::arg("value"),
+        "Set `count` leaves from `start` (wrapping at capacity) to `value` and fix ancestors.");
+  m.def("replay_tree_sample", &tree_sample, py::arg("sum_tree"), py::arg("min_tree"), py::arg("uniforms"),
+        py::arg("beta"), py::arg("out_indices"), py::arg("out_weights"),
+        "Stratified proportional sampling with normalised importance weights.");
+  m.def("replay_gather_rows", &gather_rows, py::arg("srcs"), py::arg("indices"), py::arg("dsts"),
+        "dsts[f][j] = srcs[f][indices[j]] for every field.");
+  m.def("td_loss_forward", &td_loss_forward, py::arg("q_sa"), py::arg("next_q"), py::arg("rewards"),
+        py::arg("dones"), py::arg("discounts"), py::arg("weights"), py::arg("huber_delta"), py::arg("alpha"),
+        py::arg("eps"), py::arg("td"), py::arg("new_priorities"),
+        "Fused TD loss forward: fills td and new_priorities, returns the loss.");
+  m.def("td_loss_backward", &td_loss_backward, py::arg("grad_loss"), py::arg("grad_td"), py::arg("td"),
+        py::arg("weights"), py::arg("discounts"), py::arg("dones"), py::arg("huber_delta"), py::arg("grad_q_sa"),
+        py::arg("grad_next_q"), "Fused TD loss backward.");
+}

@@ -1,0 +1,58 @@
+// Replay family kernels: raw pointers and sizes only (checks and the GIL release live in bindings.cpp).
+#pragma once
+
+#include <cstdint>
+
+namespace recengine::replay {
+
+// ---------------------------------------------------------------------------------- the trees
+// A sum-tree and a min-tree over `leaves` slots (a power of two), each stored as 2*leaves doubles:
+// node 1 is the root, node k has children 2k and 2k+1, leaf i sits at node leaves+i (node 0 unused).
+// Sums are float64 and every internal node is recomputed from its two children (never updated by a
+// delta), so a tree of 2^20 leaves does not drift however many updates it sees.
+// The min-tree holds +inf for empty slots and for zero-priority slots (they are never sampled, so
+// they do not count toward the largest importance weight).
+
+// Recompute every internal node of both trees from the leaves.
+void tree_rebuild(double* sum, double* mn, int64_t leaves);
+
+// Outcome of tree_update's validation (nothing is written unless it is kOk).
+enum UpdateStatus : int { kOk = 0, kNotFinite = 1, kNegative = 2, kIndexOutOfRange = 3 };
+
+// Set leaf idx[j] to priorities[j]^alpha for j in [0, n) (in order, so the last of duplicates wins),
+// then recompute the ancestors of the touched leaves. First validates everything: each priority
+// finite and >= 0, each index in [0, limit); on failure returns the status and the offending
+// position in *bad and changes nothing. On success *max_priority is the largest raw priority seen.
+template <typename P>
+int tree_update(double* sum, double* mn, int64_t leaves, int64_t limit, const int64_t* idx, const P* priorities,
+                int64_t n, double alpha, double* max_priority, int64_t* bad);
+
+// Set leaves [start, start+count) (wrapping modulo `capacity`) to one value, then fix the ancestors.
+void tree_fill(double* sum, double* mn, int64_t leaves, int64_t capacity, int64_t start, int64_t count,
+               double value);
+
+// Stratified proportional sampling (Schaul et al. 2016): sample b draws the mass
+// (b + u[b]) * total / batch and descends the sum-tree to the leaf holding it. The B descents
+// advance together one level at a time, so their cache misses overlap.
+// weights[b] = (N*P(i))^-beta / max_j (N*P(j))^-beta = (p_min / p_i)^beta, p_min from the min-tree.
+// The caller guarantees total > 0.
+void tree_sample(const double* sum, const double* mn, int64_t leaves, const double* u, int64_t batch, double beta,
+                 int64_t* out_idx, float* out_weights);
+
+// dst[j, :] = src[idx[j], :] for rows of row_bytes bytes (idx already checked in range).
+void gather_rows(const uint8_t* src, int64_t row_bytes, const int64_t* idx, int64_t n, uint8_t* dst);
+
+// ------------------------------------------------------------------------------------ TD loss
+// target = rewards + discounts * (1 - dones) * next_q; td = target - q_sa;
+// new_priority = (|td| + eps)^alpha; returns sum_b weights[b] * huber_delta(td[b]) (float64 accumulation).
+double td_loss_forward(const float* q_sa, const float* next_q, const float* rewards, const float* dones,
+                       const float* discounts, const float* weights, int64_t batch, float huber_delta, float alpha,
+                       float eps, float* td, float* new_priorities);
+
+// G = grad_loss * weights * clamp(td, -delta, delta) / batch + grad_td (grad_td may be null);
+// grad_q_sa = -G; grad_next_q = G * discounts * (1 - dones) (skipped when grad_next_q is null).
+void td_loss_backward(float grad_loss, const float* grad_td, const float* td, const float* weights,
+                      const float* discounts, const float* dones, int64_t batch, float huber_delta, float* grad_q_sa,
+                      float* grad_next_q);
+
+}  // namespace recengine::replay

@@ -1,0 +1,146 @@
+// Sum-tree + min-tree kernels for prioritized replay (layout and contracts in replay.h).
+#include <omp.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <vector>
+
+#include "replay.h"
+
+namespace recengine::replay {
+
+namespace {
+
+constexpr double kInf = std::numeric_limits<double>::infinity();
+
+int log2_exact(int64_t leaves) {
+  int depth = 0;
+  while ((int64_t{1} << depth) < leaves) ++depth;
+  return depth;
+}
+
+inline double min_leaf_value(double v) { return v > 0.0 ? v : kInf; }
+
+// Recompute the internal nodes of levels [1, leaves) from their children, bottom level first.
+void rebuild_levels(double* sum, double* mn, int64_t leaves) {
+  for (int64_t first = leaves / 2; first >= 1; first /= 2) {
+    const int64_t last = 2 * first;  // nodes [first, last) form this level
+#pragma omp parallel for schedule(static) if (first >= (int64_t{1} << 15))
+    for (int64_t k = first; k < last; ++k) {
+      sum[k] = sum[2 * k] + sum[2 * k + 1];
+      mn[k] = std::min(mn[2 * k], mn[2 * k + 1]);
+    }
+  }
+}
+
+// Recompute the ancestors of the n leaves in `nodes` (leaf node ids; overwritten), level by level:
+// all touched nodes of a level are final before any parent reads them, so duplicates are harmless.
+void fix_ancestors(double* sum, double* mn, int64_t leaves, int64_t* nodes, int64_t n) {
+  const int depth = log2_exact(leaves);
+  for (int level = 0; level < depth; ++level) {
+    for (int64_t j = 0; j < n; ++j) {
+      const int64_t k = nodes[j] >> 1;
+      sum[k] = sum[2 * k] + sum[2 * k + 1];
+      mn[k] = std::min(mn[2 * k], mn[2 * k + 1]);
+      nodes[j] = k;
+    }
+  }
+}
+
+// Touching n leaves costs ~n*depth node updates; past a fraction of the tree a full rebuild is cheaper.
+bool rebuild_is_cheaper(int64_t n, int64_t leaves) { return n * log2_exact(leaves) >= leaves; }
+
+}  // namespace
+
+void tree_rebuild(double* sum, double* mn, int64_t leaves) { rebuild_levels(sum, mn, leaves); }
+
+template <typename P>
+int tree_update(double* sum, double* mn, int64_t leaves, int64_t limit, const int64_t* idx, const P* priorities,
+                int64_t n, double alpha, double* max_priority, int64_t* bad) {
+  double top = 0.0;
+  for (int64_t j = 0; j < n; ++j) {  // validate everything before writing anything
+    const double p = static_cast<double>(priorities[j]);
+    if (!std::isfinite(p)) { *bad = j; return kNotFinite; }
+    if (p < 0.0) { *bad = j; return kNegative; }
+    if (idx[j] < 0 || idx[j] >= limit) { *bad = j; return kIndexOutOfRange; }
+    top = std::max(top, p);
+  }
+  *max_priority = top;
+  for (int64_t j = 0; j < n; ++j) {
+    const double v = std::pow(static_cast<double>(priorities[j]), alpha);
+    sum[leaves + idx[j]] = v;
+    mn[leaves + idx[j]] = min_leaf_value(v);
+  }
+  if (rebuild_is_cheaper(n, leaves)) {
+    rebuild_levels(sum, mn, leaves);
+  } else {
+    std::vector<int64_t> nodes(n);
+    for (int64_t j = 0; j < n; ++j) nodes[j] = leaves + idx[j];
+    fix_ancestors(sum, mn, leaves, nodes.data(), n);
+  }
+  return kOk;
+}
+
+template int tree_update<float>(double*, double*, int64_t, int64_t, const int64_t*, const float*, int64_t, double,
+                                double*, int64_t*);
+template int tree_update<double>(double*, double*, int64_t, int64_t, const int64_t*, const double*, int64_t, double,
+                                 double*, int64_t*);
+
+void tree_fill(double* sum, double* mn, int64_t leaves, int64_t capacity, int64_t start, int64_t count,
+               double value) {
+  const double m = min_leaf_value(value);
+  for (int64_t j = 0; j < count; ++j) {
+    const int64_t i = (start + j) % capacity;
+    sum[leaves + i] = value;
+    mn[leaves + i] = m;
+  }
+  if (rebuild_is_cheaper(count, leaves)) {
+    rebuild_levels(sum, mn, leaves);
+  } else {
+    std::vector<int64_t> nodes(count);
+    for (int64_t j = 0; j < count; ++j) nodes[j] = leaves + (start + j) % capacity;
+    fix_ancestors(sum, mn, leaves, nodes.data(), count);
+  }
+}
+
+void tree_sample(const double* sum, const double* mn, int64_t leaves, const double* u, int64_t batch, double beta,
+                 int64_t* out_idx, float* out_weights) {
+  const double total = sum[1];
+  const double segment = total / static_cast<double>(batch);
+  const int depth = log2_exact(leaves);
+  std::vector<double> mass(batch);
+  for (int64_t b = 0; b < batch; ++b) {
+    mass[b] = std::min((static_cast<double>(b) + u[b]) * segment, total);
+    out_idx[b] = 1;  // node ids during the descent, leaf ids at the end
+  }
+  for (int level = 0; level < depth; ++level) {
+    for (int64_t b = 0; b < batch; ++b) {
+      const int64_t k = out_idx[b];
+      const double left = sum[2 * k];
+      const double right = sum[2 * k + 1];
+      // Go right only into positive mass, so rounding at a boundary never lands on an empty leaf.
+      if (mass[b] < left || !(right > 0.0)) {
+        out_idx[b] = 2 * k;
+      } else {
+        mass[b] -= left;
+        out_idx[b] = 2 * k + 1;
+      }
+    }
+  }
+  const double p_min = mn[1];
+  for (int64_t b = 0; b < batch; ++b) {
+    const double p = sum[out_idx[b]];
+    out_weights[b] = static_cast<float>(std::pow(p_min / p, beta));
+    out_idx[b] -= leaves;
+  }
+}
+
+void gather_rows(const uint8_t* src, int64_t row_bytes, const int64_t* idx, int64_t n, uint8_t* dst) {
+#pragma omp parallel for schedule(static) if (n * row_bytes >= (int64_t{1} << 22))
+  for (int64_t j = 0; j < n; ++j)
+    std::memcpy(dst + j * row_bytes, src + idx[j] * row_bytes, static_cast<size_t>(row_bytes));
+}
+
+}  // namespace recengine::replay
