@@ -1,0 +1,369 @@
+// Table-batched embedding bag kernels (CPU). See embedding_bag.h for the layout and the math.
+//
+// What bounds them: the forward reads N rows of D floats (random rows: DRAM latency/bandwidth) and
+// writes B*T*D floats; the fused update reads grad_output once per occurrence and reads+writes each
+// unique row (and its state) once. Both prefetch rows a few occurrences ahead to hide DRAM latency.
+#include "embedding_bag/embedding_bag.h"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <cstring>
+#include <memory>
+#include <vector>
+
+namespace recengine::embedding_bag {
+namespace {
+
+constexpr int64_t kPrefetch = 8;  // occurrences (or unique rows) ahead
+
+inline void prefetch_row(const float* p, int64_t D, bool write) {
+  const char* c = reinterpret_cast<const char*>(p);
+  for (int64_t off = 0; off < D * 4; off += 64) {
+    if (write) __builtin_prefetch(c + off, 1, 1);
+    else __builtin_prefetch(c + off, 0, 1);
+  }
+}
+
+// Lowers `bad` to `pos` (the first bad position wins, whatever the thread order).
+inline void record_bad(std::atomic<int64_t>& bad, int64_t pos) {
+  int64_t cur = bad.load(std::memory_order_relaxed);
+  while ((cur < 0 || pos < cur) && !bad.compare_exchange_weak(cur, pos, std::memory_order_relaxed)) {
+  }
+}
+
+// Bags [j0, j1) for thread `tid` of `nt`, balancing ids + bags (offsets[j] + j grows strictly).
+inline void thread_bag_range(const Bags& bags, int tid, int nt, int64_t* j0, int64_t* j1) {
+  const int64_t TB = bags.T * bags.B;
+  const int64_t total = bags.N + TB;
+  auto first_at_least = [&](int64_t target) {
+    int64_t lo = 0, hi = TB;  // smallest j in [0, TB] with offsets[j] + j >= target
+    while (lo < hi) {
+      int64_t mid = lo + (hi - lo) / 2;
+      if (bags.offsets[mid] + mid >= target) hi = mid;
+      else lo = mid + 1;
+    }
+    return lo;
+  };
+  *j0 = first_at_least(total * tid / nt);
+  *j1 = tid + 1 == nt ? TB : first_at_least(total * (tid + 1) / nt);
+}
+
+// ------------------------------------------------------------------------------------- forward
+// DC: D known at compile time (accumulator in registers), or 0 for any D.
+template <typename I, int DC>
+void forward_bags(const float* __restrict weights, int64_t R, int64_t D, const Bags& bags, int64_t j0, int64_t j1,
+                  float* __restrict out, std::atomic<int64_t>& bad) {
+  const I* ids = static_cast<const I*>(bags.ids);
+  const int64_t B = bags.B, T = bags.T, N = bags.N;
+  float acc_fixed[DC > 0 ? DC : 1];
+  for (int64_t j = j0; j < j1; ++j) {
+    const int64_t t = j / B, b = j % B;
+    const int64_t base = bags.table_offsets[t];
+    const uint64_t rows_t = static_cast<uint64_t>(bags.table_offsets[t + 1] - base);
+    const int64_t s = bags.offsets[j], e = bags.offsets[j + 1];
+    float* o = out + (b * T + t) * D;
+    float* acc = DC > 0 ? acc_fixed : o;
+    const int64_t dn = DC > 0 ? DC : D;
+    for (int64_t d = 0; d < dn; ++d) acc[d] = 0.f;
+    for (int64_t k = s; k < e; ++k) {
+      if (k + kPrefetch < N) {
+        // the row kPrefetch ids ahead (its table may differ near a boundary: clamp, a prefetch is a hint)
+        int64_t ahead = base + static_cast<int64_t>(ids[k + kPrefetch]);
+        ahead = std::min<int64_t>(std::max<int64_t>(ahead, 0), R - 1);
+        prefetch_row(weights + ahead * D, D, false);
+      }
+      const I id = ids[k];
+      if (static_cast<uint64_t>(static_cast<int64_t>(id)) >= rows_t) {
+        record_bad(bad, k);
+        continue;
+      }
+      const float* __restrict row = weights + (base + static_cast<int64_t>(id)) * D;
+      const float scale = bags.psw ? bags.psw[k] : 1.f;
+      for (int64_t d = 0; d < dn; ++d) acc[d] += scale * row[d];
+    }
+    if (bags.mean && e > s) {
+      const float inv = 1.f / static_cast<float>(e - s);
+      for (int64_t d = 0; d < dn; ++d) acc[d] *= inv;
+    }
+    if (DC > 0) std::memcpy(o, acc, sizeof(float) * DC);
+  }
+}
+
+template <typename I>
+int64_t forward_typed(const float* weights, int64_t R, int64_t D, const Bags& bags, float* out) {
+  std::atomic<int64_t> bad{-1};
+#pragma omp parallel
+  {
+    int64_t j0, j1;
+    thread_bag_range(bags, omp_get_thread_num(), omp_get_num_threads(), &j0, &j1);
+    switch (D) {
+      case 32: forward_bags<I, 32>(weights, R, D, bags, j0, j1, out, bad); break;
+      case 64: forward_bags<I, 64>(weights, R, D, bags, j0, j1, out, bad); break;
+      case 128: forward_bags<I, 128>(weights, R, D, bags, j0, j1, out, bad); break;
+      default: forward_bags<I, 0>(weights, R, D, bags, j0, j1, out, bad); break;
+    }
+  }
+  return bad.load();
+}
+
+template <typename I>
+int64_t find_bad_id_typed(const Bags& bags) {
+  const I* ids = static_cast<const I*>(bags.ids);
+  std::atomic<int64_t> bad{-1};
+  const int64_t TB = bags.T * bags.B;
+#pragma omp parallel for schedule(static)
+  for (int64_t t = 0; t < bags.T; ++t) {
+    const uint64_t rows_t = static_cast<uint64_t>(bags.table_offsets[t + 1] - bags.table_offsets[t]);
+    const int64_t s = bags.offsets[t * bags.B], e = bags.offsets[std::min((t + 1) * bags.B, TB)];
+    for (int64_t k = s; k < e; ++k) {
+      if (static_cast<uint64_t>(static_cast<int64_t>(ids[k])) >= rows_t) {
+        record_bad(bad, k);
+        break;
+      }
+    }
+  }
+  return bad.load();
+}
+
+// ------------------------------------------------------------------------------ per-sample weights
+template <typename I>
+void backward_psw_typed(const float* grad_output, const float* weights, int64_t D, const Bags& bags, float* grad_psw) {
+  const I* ids = static_cast<const I*>(bags.ids);
+  const int64_t B = bags.B, T = bags.T, TB = T * B;
+#pragma omp parallel for schedule(dynamic, 64)
+  for (int64_t j = 0; j < TB; ++j) {
+    const int64_t t = j / B, b = j % B;
+    const int64_t base = bags.table_offsets[t];
+    const int64_t s = bags.offsets[j], e = bags.offsets[j + 1];
+    const float* g = grad_output + (b * T + t) * D;
+    const uint64_t rows_t = static_cast<uint64_t>(bags.table_offsets[t + 1] - base);
+    const float inv = bags.mean && e > s ? 1.f / static_cast<float>(e - s) : 1.f;
+    for (int64_t k = s; k < e; ++k) {
+      if (static_cast<uint64_t>(static_cast<int64_t>(ids[k])) >= rows_t) {  // the caller checked; stay in bounds
+        grad_psw[k] = 0.f;
+        continue;
+      }
+      const float* row = weights + (base + static_cast<int64_t>(ids[k])) * D;
+      float dot = 0.f;
+      for (int64_t d = 0; d < D; ++d) dot += g[d] * row[d];
+      grad_psw[k] = dot * inv;
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------- fused update
+// LSD radix sort of packed (key << 32 | position) by the key bits [32, 32 + key_bits); stable, so equal
+// keys keep ascending positions. `a` holds the input; the result is in `a` or `tmp` (returned).
+uint64_t* radix_sort_keys(uint64_t* a, uint64_t* tmp, int64_t n, int key_bits) {
+  constexpr int kBits = 11, kBuckets = 1 << kBits;
+  std::vector<int64_t> count(kBuckets);
+  for (int shift = 32; shift < 32 + key_bits; shift += kBits) {
+    std::fill(count.begin(), count.end(), 0);
+    for (int64_t i = 0; i < n; ++i) ++count[(a[i] >> shift) & (kBuckets - 1)];
+    int64_t sum = 0;
+    for (int c = 0; c < kBuckets; ++c) {
+      int64_t v = count[c];
+      count[c] = sum;
+      sum += v;
+    }
+    for (int64_t i = 0; i < n; ++i) tmp[count[(a[i] >> shift) & (kBuckets - 1)]++] = a[i];
+    std::swap(a, tmp);
+  }
+  return a;
+}
+
+int bit_width(uint64_t v) {
+  int w = 0;
+  while (v) {
+    ++w;
+    v >>= 1;
+  }
+  return w;
+}
+
+template <int DC>
+void update_segments(const float* __restrict grad_output, float* __restrict target, int64_t D, const Bags& bags,
+                     const UpdateParams& p, float* __restrict state1, float* __restrict state2,
+                     const uint64_t* sorted, const std::vector<int64_t>& seg_start,
+                     const std::vector<int32_t>& seg_table, const int32_t* bag_of) {
+  const int64_t U = static_cast<int64_t>(seg_table.size());
+  const int64_t B = bags.B, T = bags.T;
+  const int64_t dn = DC > 0 ? DC : D;
+#pragma omp parallel
+  {
+    std::vector<float> gbuf(DC > 0 ? 1 : D);
+    float gfixed[DC > 0 ? DC : 1];
+    float* g = DC > 0 ? gfixed : gbuf.data();
+#pragma omp for schedule(dynamic, 256)
+    for (int64_t u = 0; u < U; ++u) {
+      if (u + kPrefetch < U) {
+        const int64_t ua = u + kPrefetch;
+        const int64_t ra = bags.table_offsets[seg_table[ua]] + static_cast<int64_t>(sorted[seg_start[ua]] >> 32);
+        prefetch_row(target + ra * D, D, true);
+        if (p.kind == Update::RowwiseAdagrad) __builtin_prefetch(state1 + ra, 1, 1);
+      }
+      const int64_t t = seg_table[u];
+      const int64_t row = bags.table_offsets[t] + static_cast<int64_t>(sorted[seg_start[u]] >> 32);
+      for (int64_t d = 0; d < dn; ++d) g[d] = 0.f;
+      for (int64_t i = seg_start[u]; i < seg_start[u + 1]; ++i) {
+        const int64_t k = static_cast<int64_t>(sorted[i] & 0xffffffffu);
+        const int64_t j = bag_of[k];
+        float scale = bags.psw ? bags.psw[k] : 1.f;
+        if (bags.mean) scale /= static_cast<float>(bags.offsets[j + 1] - bags.offsets[j]);
+        const float* __restrict go = grad_output + ((j % B) * T + t) * D;
+        for (int64_t d = 0; d < dn; ++d) g[d] += scale * go[d];
+      }
+      float* __restrict w = target + row * D;
+      switch (p.kind) {
+        case Update::DenseGrad:
+          for (int64_t d = 0; d < dn; ++d) w[d] = g[d];
+          break;
+        case Update::SGD:
+          for (int64_t d = 0; d < dn; ++d) w[d] -= p.lr * g[d];
+          break;
+        case Update::RowwiseAdagrad: {
+          float sq = 0.f;
+          for (int64_t d = 0; d < dn; ++d) sq += g[d] * g[d];
+          const float s = state1[row] + sq / static_cast<float>(dn);
+          state1[row] = s;
+          const float mult = p.lr / (std::sqrt(s) + p.eps);
+          for (int64_t d = 0; d < dn; ++d) w[d] -= mult * g[d];
+          break;
+        }
+        case Update::Adam: {
+          float* __restrict m = state1 + row * D;
+          float* __restrict v = state2 + row * D;
+          const float inv_bc1 = 1.f / p.bias_correction1, inv_bc2 = 1.f / p.bias_correction2;
+          for (int64_t d = 0; d < dn; ++d) {
+            const float md = p.beta1 * m[d] + (1.f - p.beta1) * g[d];
+            const float vd = p.beta2 * v[d] + (1.f - p.beta2) * g[d] * g[d];
+            m[d] = md;
+            v[d] = vd;
+            w[d] -= p.lr * (md * inv_bc1) / (std::sqrt(vd * inv_bc2) + p.eps);
+          }
+          break;
+        }
+      }
+    }
+  }
+}
+
+template <typename I>
+int64_t aggregate_update_typed(const float* grad_output, float* target, int64_t R, int64_t D, const Bags& bags,
+                               const UpdateParams& params, float* state1, float* state2) {
+  const I* ids = static_cast<const I*>(bags.ids);
+  const int64_t T = bags.T, B = bags.B, TB = T * B, N = bags.N;
+  if (N == 0) return -1;
+  // Each table's occurrences are contiguous (table-major bags): sort each table's (id, position) keys.
+  std::unique_ptr<uint64_t[]> keys(new uint64_t[N]), tmp(new uint64_t[N]);
+  std::unique_ptr<int32_t[]> bag_of(new int32_t[N]);
+  std::vector<uint64_t*> sorted_of(T, nullptr);
+  std::vector<int64_t> segs_of(T, 0);
+  std::atomic<int64_t> bad{-1};
+#pragma omp parallel for schedule(dynamic, 1)
+  for (int64_t t = 0; t < T; ++t) {
+    const int64_t s = bags.offsets[t * B], e = bags.offsets[(t + 1) * B];
+    const uint64_t rows_t = static_cast<uint64_t>(bags.table_offsets[t + 1] - bags.table_offsets[t]);
+    bool ok = true;
+    for (int64_t j = t * B; j < (t + 1) * B; ++j)
+      for (int64_t k = bags.offsets[j]; k < bags.offsets[j + 1]; ++k) bag_of[k] = static_cast<int32_t>(j);
+    for (int64_t k = s; k < e; ++k) {
+      const uint64_t id = static_cast<uint64_t>(static_cast<int64_t>(ids[k]));
+      if (id >= rows_t) {
+        record_bad(bad, k);
+        ok = false;
+        break;
+      }
+      keys[k] = (id << 32) | static_cast<uint64_t>(k);
+    }
+    if (!ok || e == s) continue;
+    uint64_t* res = radix_sort_keys(keys.get() + s, tmp.get() + s, e - s, bit_width(rows_t - 1));
+    sorted_of[t] = res;
+    int64_t segs = 1;
+    for (int64_t i = 1; i < e - s; ++i) segs += (res[i] >> 32) != (res[i - 1] >> 32);
+    segs_of[t] = segs;
+  }
+  if (bad.load() >= 0) return bad.load();
+  (void)TB;
+  // One flat array of sorted keys (tables in order) and the start of each unique row's segment.
+  int64_t U = 0;
+  for (int64_t t = 0; t < T; ++t) U += segs_of[t];
+  std::vector<int64_t> seg_start(U + 1);
+  std::vector<int32_t> seg_table(U);
+  std::unique_ptr<uint64_t[]> flat(new uint64_t[N]);
+  {
+    std::vector<int64_t> first_seg(T + 1, 0);
+    for (int64_t t = 0; t < T; ++t) first_seg[t + 1] = first_seg[t] + segs_of[t];
+#pragma omp parallel for schedule(dynamic, 1)
+    for (int64_t t = 0; t < T; ++t) {
+      const int64_t s = bags.offsets[t * B], e = bags.offsets[(t + 1) * B];
+      if (e == s) continue;
+      const uint64_t* res = sorted_of[t];
+      std::memcpy(flat.get() + s, res, sizeof(uint64_t) * (e - s));
+      int64_t u = first_seg[t];
+      for (int64_t i = 0; i < e - s; ++i) {
+        if (i == 0 || (res[i] >> 32) != (res[i - 1] >> 32)) {
+          seg_start[u] = s + i;
+          seg_table[u] = static_cast<int32_t>(t);
+          ++u;
+        }
+      }
+    }
+    seg_start[U] = N;
+  }
+  keys.reset();
+  tmp.reset();
+  switch (D) {
+    case 32: update_segments<32>(grad_output, target, D, bags, params, state1, state2, flat.get(), seg_start, seg_table, bag_of.get()); break;
+    case 64: update_segments<64>(grad_output, target, D, bags, params, state1, state2, flat.get(), seg_start, seg_table, bag_of.get()); break;
+    case 128: update_segments<128>(grad_output, target, D, bags, params, state1, state2, flat.get(), seg_start, seg_table, bag_of.get()); break;
+    default: update_segments<0>(grad_output, target, D, bags, params, state1, state2, flat.get(), seg_start, seg_table, bag_of.get()); break;
+  }
+  return -1;
+}
+
+}  // namespace
+
+// ------------------------------------------------------------------------------------ public
+std::string check_layout(const Bags& bags, int64_t R) {
+  if (bags.T < 0 || bags.B < 0) return "negative number of tables or batch size";
+  for (int64_t t = 0; t < bags.T; ++t)
+    if (bags.table_offsets[t + 1] < bags.table_offsets[t]) return "table_offsets must be nondecreasing";
+  if (bags.table_offsets[0] < 0 || bags.table_offsets[bags.T] > R)
+    return "table_offsets must lie in [0, weights.shape[0]]";
+  const int64_t TB = bags.T * bags.B;
+  if (bags.offsets[0] != 0) return "offsets[0] must be 0";
+  for (int64_t j = 0; j < TB; ++j)
+    if (bags.offsets[j + 1] < bags.offsets[j]) return "offsets must be nondecreasing";
+  if (bags.offsets[TB] != bags.N) return "offsets[-1] must equal len(ids)";
+  if (bags.N >= (int64_t(1) << 31)) return "at most 2**31 - 1 ids per call";
+  if (TB >= (int64_t(1) << 31)) return "at most 2**31 - 1 bags per call";
+  for (int64_t t = 0; t < bags.T; ++t)
+    if (bags.table_offsets[t + 1] - bags.table_offsets[t] > (int64_t(1) << 32)) return "at most 2**32 rows per table";
+  return "";
+}
+
+int64_t find_bad_id(const Bags& bags) {
+  return bags.ids_int64 ? find_bad_id_typed<int64_t>(bags) : find_bad_id_typed<int32_t>(bags);
+}
+
+int64_t forward(const float* weights, int64_t R, int64_t D, const Bags& bags, float* out) {
+  return bags.ids_int64 ? forward_typed<int64_t>(weights, R, D, bags, out)
+                        : forward_typed<int32_t>(weights, R, D, bags, out);
+}
+
+void backward_psw(const float* grad_output, const float* weights, int64_t D, const Bags& bags, float* grad_psw) {
+  if (bags.ids_int64) backward_psw_typed<int64_t>(grad_output, weights, D, bags, grad_psw);
+  else backward_psw_typed<int32_t>(grad_output, weights, D, bags, grad_psw);
+}
+
+int64_t aggregate_update(const float* grad_output, float* target, int64_t R, int64_t D, const Bags& bags,
+                         const UpdateParams& params, float* state1, float* state2) {
+  return bags.ids_int64 ? aggregate_update_typed<int64_t>(grad_output, target, R, D, bags, params, state1, state2)
+                        : aggregate_update_typed<int32_t>(grad_output, target, R, D, bags, params, state1, state2);
+}
+
+}  // namespace recengine::embedding_bag
