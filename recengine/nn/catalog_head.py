@@ -1,0 +1,95 @@
+"""CatalogHead: scores user states against the whole item catalog through the policy operators.
+
+    theta(a, s) = <q_s, e_a> + b_a        (divided by `temperature`)
+
+over ALL items a = 0..num_items-1, never materialising the (B, N) logits on the hot paths: the training loss is
+`recengine.ops.catalog_cross_entropy` (full softmax, no sampling), inference is `recengine.ops.catalog_topk`
+(seen items excluded through a per-user CSR list), exploration is `recengine.ops.catalog_sample`.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from recengine import ops
+
+
+def _op(name: str):
+    fn = getattr(ops, name, None)
+    if fn is None:  # TEMPORARY: until the policy family lands in recengine.ops, its reference stands in
+        from recengine.reference import policy
+
+        fn = getattr(policy, name + "_reference")
+    return fn
+
+
+class CatalogHead(nn.Module):
+    """theta(a, s) = (<q_s, e_a> + b_a) / temperature against an item table E (N, dim).
+
+    Args:
+        num_items: N, the catalog size (item ids 0..N-1).
+        dim: the state / item-vector width D.
+        bias: learn a per-item bias b (N,) (initialised to 0).
+        own_table: hold a separate item table ``self.weight`` (N, D) (an untied head). With the default
+            ``own_table=False`` the table is passed to every call: tied to the encoder's input embeddings,
+            ``head.loss(states, targets, encoder.item_embeddings())``.
+        temperature: divides the logits.
+
+    Every method takes states Q (B, D) float32 and, for a tied head, ``item_table`` E (N, D); the exclusion
+    arguments are a per-row CSR list of items that must not score (``exclude_offsets`` (B+1,) int64,
+    ``exclude_ids`` int32/int64), e.g. the user's already-seen items.
+    """
+
+    def __init__(self, num_items: int, dim: int, *, bias: bool = True, own_table: bool = False,
+                 temperature: float = 1.0):
+        super().__init__()
+        if num_items < 1 or dim < 1:
+            raise ValueError(f"num_items and dim must be >= 1, got {num_items}, {dim}")
+        self.num_items, self.dim, self.temperature = num_items, dim, float(temperature)
+        self.weight = nn.Parameter(torch.randn(num_items, dim) * dim ** -0.5) if own_table else None
+        self.bias = nn.Parameter(torch.zeros(num_items)) if bias else None
+
+    def table(self, item_table: torch.Tensor | None = None) -> torch.Tensor:
+        """The item table E the head scores against: its own, or the one passed in (tied)."""
+        if item_table is None:
+            if self.weight is None:
+                raise ValueError("item_table: this head is tied (own_table=False); pass the encoder's item table")
+            return self.weight
+        if item_table.shape != (self.num_items, self.dim):
+            raise ValueError(f"item_table: expected shape ({self.num_items}, {self.dim}), got {tuple(item_table.shape)}")
+        return item_table
+
+    def _kw(self, exclude_offsets, exclude_ids) -> dict:
+        return dict(bias=self.bias, temperature=self.temperature, exclude_offsets=exclude_offsets,
+                    exclude_ids=exclude_ids)
+
+    def loss(self, states: torch.Tensor, targets: torch.Tensor, item_table: torch.Tensor | None = None, *,
+             exclude_offsets=None, exclude_ids=None, reduction: str = "mean") -> torch.Tensor:
+        """Full-catalog softmax cross-entropy of the target items (M,) int64 given states (M, D)."""
+        return _op("catalog_cross_entropy")(states.contiguous(), self.table(item_table).contiguous(), targets,
+                                            reduction=reduction, **self._kw(exclude_offsets, exclude_ids))
+
+    def topk(self, states: torch.Tensor, k: int, item_table: torch.Tensor | None = None, *,
+             exclude_offsets=None, exclude_ids=None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(scores (B, k), ids (B, k) int64): the k best items per state, descending, ties by lower id."""
+        return _op("catalog_topk")(states.contiguous(), self.table(item_table).contiguous(), k,
+                                   **self._kw(exclude_offsets, exclude_ids))
+
+    def sample(self, states: torch.Tensor, k: int, seed: int, item_table: torch.Tensor | None = None, *,
+               exclude_offsets=None, exclude_ids=None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(ids (B, k), log_probs (B, k)): k distinct items drawn from softmax(theta) (counter-based, `seed`)."""
+        return _op("catalog_sample")(states.contiguous(), self.table(item_table).contiguous(), k, seed,
+                                     **self._kw(exclude_offsets, exclude_ids))
+
+    def logsumexp(self, states: torch.Tensor, item_table: torch.Tensor | None = None, *,
+                  exclude_offsets=None, exclude_ids=None) -> torch.Tensor:
+        """(B,): log sum_a exp(theta(a, s)), the softmax policy's normaliser."""
+        return _op("catalog_logsumexp")(states.contiguous(), self.table(item_table).contiguous(),
+                                        **self._kw(exclude_offsets, exclude_ids))
+
+    def forward(self, states: torch.Tensor, item_table: torch.Tensor | None = None) -> torch.Tensor:
+        """The full (B, N) logits (materialised: for small batches, inspection and tests)."""
+        logits = states @ self.table(item_table).T
+        if self.bias is not None:
+            logits = logits + self.bias
+        return logits / self.temperature

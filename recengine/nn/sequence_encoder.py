@@ -1,0 +1,212 @@
+"""SequenceEncoder: the "large model", a causal (SASRec-style) Transformer over a user's item history.
+
+Conventions (shared with recengine.data and the agents):
+
+* item ids are 0-based, ``0 .. num_items-1``; ``PAD = -1`` marks an empty slot;
+* ``items`` is (B, L) int64; the usual layout is LEFT-aligned (oldest item in slot 0, PAD after the last
+  item), which is what recengine.data produces. Any other placement of PAD (e.g. right-aligned,
+  most-recent-last histories) is accepted too: the real items of a row are taken in slot order and the
+  states are returned in the slots they came from, so the result does not depend on where the PADs are;
+* position p of a row is its p-th real item (0 = oldest in the window); L <= max_len in ``forward``.
+
+What goes in at each real position: the item's vector ``item_embeddings()[item]`` (the learned id embedding
+plus a projection of the item's side features, pooled through ``EmbeddingTables``), plus a learned position
+embedding, plus (optionally) a projection of the user's features, then LayerNorm and dropout. The Transformer is
+causal: the state at position p depends on positions 0..p only (a later item never changes an earlier state).
+
+The item table the catalog head scores against is TIED to the input embeddings: ``item_embeddings()`` (N, D)
+is recomputed from the parameters on every call (it carries gradients), so use it as
+``CatalogHead.loss(states, targets, encoder.item_embeddings())``.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+from torch import nn
+
+PAD = -1
+
+try:  # the fused tables of engineer EMB
+    from recengine.nn.embedding_tables import EmbeddingTables, TableSpec
+except ImportError:  # TEMPORARY stand-in (plain torch) until recengine.nn.EmbeddingTables lands
+    from dataclasses import dataclass
+
+    import torch.nn.functional as F
+
+    @dataclass(frozen=True)
+    class TableSpec:  # type: ignore[no-redef]
+        name: str
+        num_rows: int
+        dim: int
+
+    class EmbeddingTables(nn.Module):  # type: ignore[no-redef]
+        def __init__(self, specs, pooling="sum", optimizer=None):
+            super().__init__()
+            self.specs = list(specs)
+            self.pooling = pooling
+            rows = [0]
+            for s in self.specs:
+                rows.append(rows[-1] + s.num_rows)
+            self.register_buffer("table_offsets", torch.tensor(rows, dtype=torch.int64))
+            self.weights = nn.Parameter(torch.randn(rows[-1], self.specs[0].dim) * 0.01)
+
+        def forward(self, ids, offsets, per_sample_weights=None):
+            t, d = len(self.specs), self.weights.shape[1]
+            b = (offsets.numel() - 1) // t
+            counts = offsets[1:] - offsets[:-1]
+            table_of_id = torch.repeat_interleave(torch.arange(t).repeat_interleave(b), counts)
+            global_ids = ids.to(torch.int64) + self.table_offsets[table_of_id]
+            out = F.embedding_bag(global_ids, self.weights, offsets[:-1], mode=self.pooling,
+                                  include_last_offset=False)
+            return out.view(t, b, d).permute(1, 0, 2).reshape(b, t * d)
+
+
+class SequenceEncoder(nn.Module):
+    """Causal Transformer over item histories: (B, L) item ids -> (B, L, dim) states.
+
+    Args:
+        num_items: N; item ids are 0..N-1 (PAD = -1 is an empty slot).
+        dim: state and item-vector width D.
+        max_len: the longest window (positions 0..max_len-1). `last_state` keeps the most recent max_len items.
+        num_layers, num_heads, dropout: Transformer size (pre-norm layers, GELU, feed-forward 2*dim wide).
+        item_feature_tables: [(name, num_rows)] of the item side-feature tables (e.g. genre, year bucket).
+        item_feature_ids, item_feature_offsets: ALL items' features as one jagged batch for those tables,
+            table-major (bag of item i in table t is ``ids[offsets[t*N+i]:offsets[t*N+i+1]]``), as built by
+            ``recengine.data.item_feature_bags``.
+        user_feature_tables: [(name, num_rows)] of the user feature tables (e.g. age, gender, occupation).
+        user_feature_ids: (num_users, T) int64, one id per user per table; then ``users=`` in forward adds the
+            user's feature vector to every position (and to the empty-history state).
+        feature_dim: width of each side-feature table (projected to dim).
+    """
+
+    def __init__(self, num_items: int, dim: int = 64, max_len: int = 50, *, num_layers: int = 2,
+                 num_heads: int = 2, dropout: float = 0.2,
+                 item_feature_tables: Sequence[tuple[str, int]] = (), item_feature_ids=None,
+                 item_feature_offsets=None, user_feature_tables: Sequence[tuple[str, int]] = (),
+                 user_feature_ids=None, feature_dim: int = 16):
+        super().__init__()
+        if num_items < 1 or dim < 1 or max_len < 1:
+            raise ValueError(f"num_items, dim, max_len must be >= 1, got {num_items}, {dim}, {max_len}")
+        if dim % num_heads:
+            raise ValueError(f"dim ({dim}) must be divisible by num_heads ({num_heads})")
+        self.num_items, self.dim, self.max_len = num_items, dim, max_len
+        self.item_embedding = nn.Parameter(torch.randn(num_items, dim) * dim ** -0.5)
+        self.position_embedding = nn.Parameter(torch.randn(max_len, dim) * dim ** -0.5)
+        #: the state of a user with no history (used by last_state for empty rows)
+        self.empty_state = nn.Parameter(torch.zeros(dim))
+
+        self.item_tables = self.item_projection = None
+        if item_feature_tables:
+            if item_feature_ids is None or item_feature_offsets is None:
+                raise ValueError("item_feature_tables given without item_feature_ids / item_feature_offsets")
+            t = len(item_feature_tables)
+            offsets = torch.as_tensor(item_feature_offsets, dtype=torch.int64)
+            if offsets.shape != (t * num_items + 1,):
+                raise ValueError(f"item_feature_offsets: expected shape ({t * num_items + 1},), got {tuple(offsets.shape)}")
+            self.item_tables = EmbeddingTables([TableSpec(n, int(r), feature_dim) for n, r in item_feature_tables],
+                                               pooling="mean")
+            self.item_projection = nn.Linear(t * feature_dim, dim, bias=False)
+            self.register_buffer("item_feature_ids", torch.as_tensor(item_feature_ids, dtype=torch.int64).clone())
+            self.register_buffer("item_feature_offsets", offsets.clone())
+
+        self.user_tables = self.user_projection = None
+        if user_feature_tables:
+            if user_feature_ids is None:
+                raise ValueError("user_feature_tables given without user_feature_ids")
+            ids = torch.as_tensor(user_feature_ids, dtype=torch.int64)
+            if ids.dim() != 2 or ids.shape[1] != len(user_feature_tables):
+                raise ValueError(f"user_feature_ids: expected shape (num_users, {len(user_feature_tables)}), "
+                                 f"got {tuple(ids.shape)}")
+            self.user_tables = EmbeddingTables([TableSpec(n, int(r), feature_dim) for n, r in user_feature_tables])
+            self.user_projection = nn.Linear(len(user_feature_tables) * feature_dim, dim, bias=False)
+            self.register_buffer("user_feature_ids", ids.clone())
+
+        self.input_norm = nn.LayerNorm(dim)
+        self.dropout = nn.Dropout(dropout)
+        layer = nn.TransformerEncoderLayer(dim, num_heads, dim_feedforward=2 * dim, dropout=dropout,
+                                           activation="gelu", batch_first=True, norm_first=True)
+        self.transformer = nn.TransformerEncoder(layer, num_layers, enable_nested_tensor=False)
+        self.output_norm = nn.LayerNorm(dim)
+
+    # ------------------------------------------------------------------------------------ tables
+    def item_embeddings(self) -> torch.Tensor:
+        """(N, D): every item's vector (id embedding + projected side features); the tied catalog table."""
+        if self.item_tables is None:
+            return self.item_embedding
+        pooled = self.item_tables(self.item_feature_ids, self.item_feature_offsets)
+        return self.item_embedding + self.item_projection(pooled)
+
+    def user_vectors(self, users: torch.Tensor) -> torch.Tensor:
+        """(B, D): the projected feature vector of each user id in `users` (B,)."""
+        if self.user_tables is None:
+            raise ValueError("users: this encoder was built without user features")
+        users = torch.as_tensor(users, dtype=torch.int64, device=self.user_feature_ids.device)
+        if users.numel() and (users.min() < 0 or users.max() >= self.user_feature_ids.shape[0]):
+            raise IndexError(f"users: ids must lie in [0, {self.user_feature_ids.shape[0]})")
+        ids = self.user_feature_ids[users].T.contiguous().view(-1)  # table-major, one id per bag
+        offsets = torch.arange(ids.numel() + 1, dtype=torch.int64, device=ids.device)
+        return self.user_projection(self.user_tables(ids, offsets))
+
+    # ----------------------------------------------------------------------------------- forward
+    def _check_items(self, items: torch.Tensor) -> torch.Tensor:
+        if not isinstance(items, torch.Tensor):
+            items = torch.as_tensor(items)
+        if items.dtype not in (torch.int32, torch.int64) or items.dim() != 2:
+            raise TypeError(f"items: expected a (B, L) int32/int64 tensor, got {items.dtype} {tuple(items.shape)}")
+        items = items.to(torch.int64)
+        if items.numel() and (items.min() < PAD or items.max() >= self.num_items):
+            raise IndexError(f"items: ids must lie in [0, {self.num_items}) or be PAD=-1, got range "
+                             f"[{int(items.min())}, {int(items.max())}]")
+        return items
+
+    def forward(self, items: torch.Tensor, users: torch.Tensor | None = None) -> torch.Tensor:
+        """States (B, L, D) for item histories `items` (B, L), L <= max_len: state [b, j] summarises the real
+        items of row b up to and including slot j (causal). States at PAD slots are meaningless.
+        `users` (B,) int64 adds the users' feature vectors (encoder built with user features)."""
+        items = self._check_items(items)
+        b, length = items.shape
+        if length > self.max_len:
+            raise ValueError(f"items: {length} slots > max_len {self.max_len}; use last_state for long histories")
+        valid = items >= 0
+        left_aligned = bool((valid[:, 1:] <= valid[:, :-1]).all()) if length > 1 else True
+        if not left_aligned:  # move each row's real items to the front (stable), run, move the states back
+            slot = torch.arange(length, device=items.device).expand(b, length)
+            order = torch.argsort(torch.where(valid, slot, slot + length), dim=1)
+            states = self.forward(torch.gather(items, 1, order), users)
+            return torch.empty_like(states).scatter_(1, order.unsqueeze(-1).expand_as(states), states)
+        table = self.item_embeddings()
+        x = table[items.clamp(min=0)] * valid.unsqueeze(-1)
+        x = x + self.position_embedding[:length]
+        if users is not None:
+            x = x + self.user_vectors(users).unsqueeze(1)
+        x = self.dropout(self.input_norm(x))
+        mask = nn.Transformer.generate_square_subsequent_mask(length, device=items.device)
+        x = self.transformer(x, mask=mask, is_causal=True)
+        return self.output_norm(x)
+
+    def last_state(self, items: torch.Tensor, users: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, D): each row's state after its most recent real item (the user state q_s for scoring).
+
+        Any history length and PAD placement: the most recent max_len real items are used. Rows without
+        items get ``empty_state`` (plus the user's feature vector when `users` is given)."""
+        items = self._check_items(items)
+        b, length = items.shape
+        valid = items >= 0
+        slot = torch.arange(length, device=items.device).expand(b, length)
+        order = torch.argsort(torch.where(valid, slot, slot + length), dim=1)
+        packed = torch.gather(items, 1, order)  # left-aligned
+        lengths = valid.sum(1)
+        width = max(1, min(int(lengths.max()) if b else 1, self.max_len))
+        start = (lengths - width).clamp(min=0)
+        cols = (start.unsqueeze(1) + torch.arange(width, device=items.device)).clamp(max=max(length - 1, 0))
+        window = torch.gather(packed, 1, cols) if length else torch.full((b, 1), PAD, device=items.device)
+        window = torch.where(torch.arange(width, device=items.device) < lengths.clamp(max=width).unsqueeze(1),
+                             window, torch.full_like(window, PAD))
+        states = self.forward(window, users)
+        last = (lengths.clamp(max=width) - 1).clamp(min=0)
+        out = states[torch.arange(b, device=items.device), last]
+        empty = self.empty_state.expand(b, self.dim)
+        if users is not None:
+            empty = empty + self.user_vectors(users)
+        return torch.where((lengths > 0).unsqueeze(1), out, empty)
