@@ -14,6 +14,6 @@ PYBIND11_MODULE(_C, m) {
       py::arg("n"), "Set the OpenMP threads the kernels use.");
   // Each family registers its kernels; add the line when csrc/<family>/bindings.cpp exists.
   bind_embedding_bag(m);
-  // bind_policy(m);
+  bind_policy(m);
   bind_replay(m);
 }

@@ -1,0 +1,195 @@
+// pybind11 bindings of the policy kernels: check arrays, take pointers, release the GIL, run a block.
+#include <cstdint>
+
+#include "common.h"
+
+namespace recengine::policy {
+void topk_block(float* tile, int64_t R, int64_t nb, int64_t r0, int64_t item0, const float* bias, float inv_temp,
+                const int64_t* ex_off, const int64_t* ex_ids, int64_t k, float* heap_val, int64_t* heap_id,
+                int64_t* heap_n);
+void lse_block(float* tile, int64_t R, int64_t nb, int64_t r0, int64_t item0, const float* bias, float inv_temp,
+               const int64_t* ex_off, const int64_t* ex_ids, float* m, float* s, const int64_t* target,
+               float* x_target);
+void sample_block(float* tile, int64_t R, int64_t nb, int64_t r0, int64_t item0, const float* bias,
+                  float inv_temp, const int64_t* ex_off, const int64_t* ex_ids, uint32_t seed_key, int64_t k,
+                  float* heap_key, int64_t* heap_id, float* heap_x, int64_t* heap_n, float* m, float* s);
+void ce_grad_block(float* tile, int64_t R, int64_t nb, int64_t r0, int64_t item0, const float* bias,
+                   float inv_temp, const int64_t* ex_off, const int64_t* ex_ids, const float* lse,
+                   const int64_t* target, const float* grad_rows);
+void heaps_finish(int64_t B, int64_t k, float* heap_val, int64_t* heap_id, float* heap_aux, const int64_t* heap_n);
+void lse_finish(int64_t B, const float* m, const float* s, float* lse);
+}  // namespace recengine::policy
+
+namespace {
+
+using recengine::array_ptr;
+using recengine::dim_size;
+namespace pk = recengine::policy;
+
+// The catalog-wide arguments every block kernel shares.
+struct Common {
+  float* tile;
+  int64_t R, nb, r0, item0;
+  const float* bias = nullptr;
+  const int64_t* ex_off = nullptr;
+  const int64_t* ex_ids = nullptr;
+  int64_t B = 0;  // rows of the whole batch (sizes of the per-row state)
+};
+
+Common common(const py::array& tile, int64_t r0, int64_t item0, const py::object& bias,
+              const py::object& ex_off, const py::object& ex_ids, int64_t num_rows) {
+  Common c;
+  c.tile = array_ptr<float>(tile, "tile", 2, true);
+  c.R = dim_size(tile, 0);
+  c.nb = dim_size(tile, 1);
+  c.r0 = r0;
+  c.item0 = item0;
+  c.B = num_rows;
+  if (r0 < 0 || item0 < 0 || r0 + c.R > num_rows) throw py::value_error("tile rows out of the batch");
+  if (!bias.is_none()) {
+    py::array b = bias.cast<py::array>();
+    c.bias = array_ptr<float>(b, "bias", 1);
+    if (item0 + c.nb > dim_size(b, 0)) throw py::value_error("bias: shorter than the block's items");
+  }
+  if (!ex_off.is_none()) {
+    py::array o = ex_off.cast<py::array>();
+    py::array i = ex_ids.cast<py::array>();
+    c.ex_off = array_ptr<int64_t>(o, "exclude_offsets", 1);
+    c.ex_ids = array_ptr<int64_t>(i, "exclude_ids", 1);
+    if (dim_size(o, 0) != num_rows + 1) throw py::value_error("exclude_offsets: expected B + 1 entries");
+    const int64_t n_ids = dim_size(i, 0);
+    for (int64_t b = 0; b < num_rows; ++b)  // O(B): never read outside exclude_ids
+      if (c.ex_off[b] < 0 || c.ex_off[b] > c.ex_off[b + 1] || c.ex_off[b + 1] > n_ids)
+        throw py::value_error("exclude_offsets: not a valid CSR over exclude_ids");
+  }
+  return c;
+}
+
+void check_counts(const int64_t* n, int64_t B, int64_t k) {
+  for (int64_t b = 0; b < B; ++b)
+    if (n[b] < 0 || n[b] > k) throw py::value_error("heap_n: count out of range");
+}
+
+void check_rows(const py::array& a, const char* name, int64_t rows, int64_t cols = -1) {
+  if (dim_size(a, 0) != rows || (cols >= 0 && (a.ndim() != 2 || dim_size(a, 1) != cols)))
+    throw py::value_error(std::string(name) + ": wrong shape for the per-row state");
+}
+
+}  // namespace
+
+void bind_policy(py::module_& m) {
+  m.def(
+      "policy_topk_block",
+      [](py::array tile, int64_t r0, int64_t item0, py::object bias, float inv_temp, py::object ex_off,
+         py::object ex_ids, py::array heap_val, py::array heap_id, py::array heap_n) {
+        const int64_t B = dim_size(heap_n, 0);
+        Common c = common(tile, r0, item0, bias, ex_off, ex_ids, B);
+        const int64_t k = dim_size(heap_val, 1);
+        float* hv = array_ptr<float>(heap_val, "heap_val", 2, true);
+        int64_t* hi = array_ptr<int64_t>(heap_id, "heap_id", 2, true);
+        int64_t* hn = array_ptr<int64_t>(heap_n, "heap_n", 1, true);
+        check_rows(heap_val, "heap_val", B, k);
+        check_rows(heap_id, "heap_id", B, k);
+        check_counts(hn, B, k);
+        py::gil_scoped_release release;
+        pk::topk_block(c.tile, c.R, c.nb, c.r0, c.item0, c.bias, inv_temp, c.ex_off, c.ex_ids, k, hv, hi, hn);
+      },
+      "Fold one tile of raw scores into the per-row top-k heaps.");
+  m.def(
+      "policy_lse_block",
+      [](py::array tile, int64_t r0, int64_t item0, py::object bias, float inv_temp, py::object ex_off,
+         py::object ex_ids, py::array mx, py::array sm, py::object target, py::object x_target) {
+        const int64_t B = dim_size(mx, 0);
+        Common c = common(tile, r0, item0, bias, ex_off, ex_ids, B);
+        float* pm = array_ptr<float>(mx, "m", 1, true);
+        float* ps = array_ptr<float>(sm, "s", 1, true);
+        check_rows(sm, "s", B);
+        const int64_t* pt = nullptr;
+        float* px = nullptr;
+        if (!target.is_none()) {
+          py::array t = target.cast<py::array>();
+          py::array xt = x_target.cast<py::array>();
+          pt = array_ptr<int64_t>(t, "target", 1);
+          px = array_ptr<float>(xt, "x_target", 1, true);
+          check_rows(t, "target", B);
+          check_rows(xt, "x_target", B);
+        }
+        py::gil_scoped_release release;
+        pk::lse_block(c.tile, c.R, c.nb, c.r0, c.item0, c.bias, inv_temp, c.ex_off, c.ex_ids, pm, ps, pt, px);
+      },
+      "Fold one tile into the per-row online logsumexp (and pick the target's logit).");
+  m.def(
+      "policy_sample_block",
+      [](py::array tile, int64_t r0, int64_t item0, py::object bias, float inv_temp, py::object ex_off,
+         py::object ex_ids, uint32_t seed_key, py::array heap_key, py::array heap_id, py::array heap_x,
+         py::array heap_n, py::array mx, py::array sm) {
+        const int64_t B = dim_size(heap_n, 0);
+        Common c = common(tile, r0, item0, bias, ex_off, ex_ids, B);
+        const int64_t k = dim_size(heap_key, 1);
+        float* hk = array_ptr<float>(heap_key, "heap_key", 2, true);
+        int64_t* hi = array_ptr<int64_t>(heap_id, "heap_id", 2, true);
+        float* hx = array_ptr<float>(heap_x, "heap_x", 2, true);
+        int64_t* hn = array_ptr<int64_t>(heap_n, "heap_n", 1, true);
+        float* pm = array_ptr<float>(mx, "m", 1, true);
+        float* ps = array_ptr<float>(sm, "s", 1, true);
+        check_rows(heap_key, "heap_key", B, k);
+        check_rows(heap_id, "heap_id", B, k);
+        check_rows(heap_x, "heap_x", B, k);
+        check_rows(mx, "m", B);
+        check_rows(sm, "s", B);
+        check_counts(hn, B, k);
+        py::gil_scoped_release release;
+        pk::sample_block(c.tile, c.R, c.nb, c.r0, c.item0, c.bias, inv_temp, c.ex_off, c.ex_ids, seed_key, k, hk,
+                         hi, hx, hn, pm, ps);
+      },
+      "Fold one tile into the per-row Gumbel-top-k heaps and online logsumexp.");
+  m.def(
+      "policy_ce_grad_block",
+      [](py::array tile, int64_t r0, int64_t item0, py::object bias, float inv_temp, py::object ex_off,
+         py::object ex_ids, py::array lse, py::array target, py::array grad_rows) {
+        const int64_t B = dim_size(lse, 0);
+        Common c = common(tile, r0, item0, bias, ex_off, ex_ids, B);
+        const float* pl = array_ptr<float>(lse, "lse", 1);
+        const int64_t* pt = array_ptr<int64_t>(target, "target", 1);
+        const float* pg = array_ptr<float>(grad_rows, "grad_rows", 1);
+        check_rows(target, "target", B);
+        check_rows(grad_rows, "grad_rows", B);
+        py::gil_scoped_release release;
+        pk::ce_grad_block(c.tile, c.R, c.nb, c.r0, c.item0, c.bias, inv_temp, c.ex_off, c.ex_ids, pl, pt, pg);
+      },
+      "Turn one tile of raw scores into d loss / d scores: (softmax - onehot) * grad_row / T.");
+  m.def(
+      "policy_heaps_finish",
+      [](py::array heap_val, py::array heap_id, py::object heap_aux, py::array heap_n) {
+        const int64_t B = dim_size(heap_n, 0);
+        const int64_t k = dim_size(heap_val, 1);
+        float* hv = array_ptr<float>(heap_val, "heap_val", 2, true);
+        int64_t* hi = array_ptr<int64_t>(heap_id, "heap_id", 2, true);
+        const int64_t* hn = array_ptr<int64_t>(heap_n, "heap_n", 1);
+        check_rows(heap_val, "heap_val", B, k);
+        check_rows(heap_id, "heap_id", B, k);
+        float* ha = nullptr;
+        if (!heap_aux.is_none()) {
+          py::array a = heap_aux.cast<py::array>();
+          ha = array_ptr<float>(a, "heap_aux", 2, true);
+          check_rows(a, "heap_aux", B, k);
+        }
+        check_counts(hn, B, k);
+        py::gil_scoped_release release;
+        pk::heaps_finish(B, k, hv, hi, ha, hn);
+      },
+      "Sort each row's heap best first (value descending, id ascending).");
+  m.def(
+      "policy_lse_finish",
+      [](py::array mx, py::array sm, py::array lse) {
+        const int64_t B = dim_size(mx, 0);
+        const float* pm = array_ptr<float>(mx, "m", 1);
+        const float* ps = array_ptr<float>(sm, "s", 1);
+        float* pl = array_ptr<float>(lse, "lse", 1, true);
+        check_rows(sm, "s", B);
+        check_rows(lse, "lse", B);
+        py::gil_scoped_release release;
+        pk::lse_finish(B, pm, ps, pl);
+      },
+      "lse = m + log(s) per row.");
+}

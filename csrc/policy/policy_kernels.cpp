@@ -1,0 +1,328 @@
+// Catalog softmax-policy kernels: fused per-block reductions over a tile of raw scores.
+//
+// The caller (recengine/ops/policy.py) walks the catalog in blocks of `nb` items; for each block it
+// computes the raw scores S = Q[r0:r0+R] @ E[j0:j0+nb].T into one reused R x nb buffer (a BLAS GEMM,
+// near the machine's peak), then calls one kernel below, which turns every row of the tile into the
+// logits x = (S + bias) * inv_temp with the row's excluded items at -inf and folds them into per-row
+// running state: a k-best heap (top-k), an online logsumexp (max m, sum s of exp(x - m)), or the
+// Gumbel-top-k heap. The tile is read while it is still in cache, and nothing of size B x N exists.
+// Rows are independent: OpenMP splits them; each row's state is touched by one thread only.
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <limits>
+
+namespace recengine::policy {
+
+namespace {
+
+constexpr float kNegInf = -std::numeric_limits<float>::infinity();
+// Bound on the Gumbel noise the hash can produce (-log(-log(1 - 2^-24)) = 16.636), with slack for the
+// polynomial log: an item whose logit + this bound cannot beat the current k-th key needs no noise.
+constexpr float kGumbelMax = 16.75f;
+
+#define RE_INLINE inline __attribute__((always_inline))
+
+RE_INLINE float bits_to_float(uint32_t b) { float f; std::memcpy(&f, &b, 4); return f; }
+RE_INLINE uint32_t float_to_bits(float f) { uint32_t b; std::memcpy(&b, &f, 4); return b; }
+
+// exp(x) in float32 to ~2 ulp, branch-free so loops over it vectorise (libm's expf does not).
+RE_INLINE float fast_exp(float x) {
+  x = x > -87.0f ? x : -87.0f;  // written so NaN maps to -87 (no UB in the int conversion below)
+  x = x < 88.0f ? x : 88.0f;
+  const float t = x * 1.44269504088896341f;
+  const float n = (t + 12582912.0f) - 12582912.0f;  // round to nearest (1.5 * 2^23 trick)
+  float r = x - n * 0.693145751953125f;             // ln2 split in hi + lo for an exact reduction
+  r = r - n * 1.428606765330187045e-06f;
+  // exp(r) on |r| <= 0.35: degree-6 Taylor/minimax (Cephes expf coefficients)
+  float p = 1.9875691500E-4f;
+  p = p * r + 1.3981999507E-3f;
+  p = p * r + 8.3334519073E-3f;
+  p = p * r + 4.1665795894E-2f;
+  p = p * r + 1.6666665459E-1f;
+  p = p * r + 5.0000001201E-1f;
+  p = p * r * r + r + 1.0f;
+  const int32_t e = static_cast<int32_t>(n) + 127;
+  return p * bits_to_float(static_cast<uint32_t>(e) << 23);
+}
+
+// log(x) for finite x > 0 (normal numbers), float32 to ~2 ulp, branch-free (Cephes logf polynomial).
+RE_INLINE float fast_log(float x) {
+  const uint32_t b = float_to_bits(x);
+  int32_t e = static_cast<int32_t>((b >> 23) & 0xff) - 126;  // x = m * 2^e, m in [0.5, 1)
+  float m = bits_to_float((b & 0x007fffffu) | 0x3f000000u);
+  const bool small = m < 0.707106781186547524f;
+  e -= small ? 1 : 0;
+  m = small ? (m + m - 1.0f) : (m - 1.0f);
+  const float z = m * m;
+  float y = 7.0376836292E-2f;
+  y = y * m - 1.1514610310E-1f;
+  y = y * m + 1.1676998740E-1f;
+  y = y * m - 1.2420140846E-1f;
+  y = y * m + 1.4249322787E-1f;
+  y = y * m - 1.6668057665E-1f;
+  y = y * m + 2.0000714765E-1f;
+  y = y * m - 2.4999993993E-1f;
+  y = y * m + 3.3333331174E-1f;
+  y = y * m * z;
+  const float fe = static_cast<float>(e);
+  y += -2.12194440E-4f * fe;
+  y += -0.5f * z;
+  return (m + y) + 0.693359375f * fe;
+}
+
+// The counter-based hash, identical to recengine/reference/policy.py and the Triton kernel.
+RE_INLINE uint32_t mix32(uint32_t x) {
+  x ^= x >> 16;
+  x *= 0x7feb352du;
+  x ^= x >> 15;
+  x *= 0x846ca68bu;
+  x ^= x >> 16;
+  return x;
+}
+
+// Standard Gumbel noise for (seed key, row key, item): u = ((h >> 9) + 0.5) / 2^23, g = -log(-log(u)).
+RE_INLINE float gumbel(uint32_t skey, uint32_t rkey, uint32_t item) {
+  const uint32_t h = mix32(mix32(item ^ skey) ^ rkey);
+  const float u = (static_cast<float>(h >> 9) + 0.5f) * (1.0f / 8388608.0f);
+  return -fast_log(-fast_log(u));
+}
+
+// Raw scores -> logits in place: (s + bias) * inv_temp, then the row's excluded items -> -inf.
+RE_INLINE void make_logits(float* x, int64_t nb, int64_t item0, const float* bias, float inv_temp,
+                           const int64_t* ex_begin, const int64_t* ex_end) {
+  if (bias) {
+    const float* b = bias + item0;
+    for (int64_t j = 0; j < nb; ++j) x[j] = (x[j] + b[j]) * inv_temp;
+  } else if (inv_temp != 1.0f) {
+    for (int64_t j = 0; j < nb; ++j) x[j] *= inv_temp;
+  }
+  for (const int64_t* p = ex_begin; p != ex_end; ++p) {
+    const int64_t j = *p - item0;
+    if (j >= 0 && j < nb) x[j] = kNegInf;
+  }
+}
+
+// ---- a k-best min-heap of (value, id): the root is the worst kept entry. "worse" = lower value, or an
+// equal value with a higher id (ties go to the lower id).
+RE_INLINE bool worse(float va, int64_t ia, float vb, int64_t ib) { return va < vb || (va == vb && ia > ib); }
+
+inline void heap_sift_down(float* v, int64_t* id, float* aux, int64_t n, int64_t i) {
+  for (;;) {
+    int64_t l = 2 * i + 1, w = i;
+    if (l < n && worse(v[l], id[l], v[w], id[w])) w = l;
+    if (l + 1 < n && worse(v[l + 1], id[l + 1], v[w], id[w])) w = l + 1;
+    if (w == i) return;
+    std::swap(v[i], v[w]);
+    std::swap(id[i], id[w]);
+    if (aux) std::swap(aux[i], aux[w]);
+    i = w;
+  }
+}
+
+// Offer (value, id[, aux]) to a heap holding n of k entries; returns the new count.
+inline int64_t heap_offer(float* v, int64_t* id, float* aux, int64_t n, int64_t k, float val, int64_t j,
+                          float a) {
+  if (n < k) {  // not full: push and sift up
+    int64_t i = n++;
+    v[i] = val; id[i] = j;
+    if (aux) aux[i] = a;
+    while (i > 0) {
+      int64_t p = (i - 1) / 2;
+      if (!worse(v[i], id[i], v[p], id[p])) break;
+      std::swap(v[i], v[p]);
+      std::swap(id[i], id[p]);
+      if (aux) std::swap(aux[i], aux[p]);
+      i = p;
+    }
+    return n;
+  }
+  if (!worse(v[0], id[0], val, j)) return n;  // not better than the worst kept
+  v[0] = val; id[0] = j;
+  if (aux) aux[0] = a;
+  heap_sift_down(v, id, aux, n, 0);
+  return n;
+}
+
+// Lowest value a new entry must beat to enter (ids only grow, so an equal value never enters).
+RE_INLINE float heap_threshold(const float* v, int64_t n, int64_t k) { return n < k ? kNegInf : v[0]; }
+
+constexpr int64_t kLanes = 16;
+
+// ---- per-row bodies (vectorised with runtime dispatch; everything above is inlined into each clone)
+__attribute__((target_clones("avx512f", "avx2", "default")))
+void topk_row(float* x, int64_t nb, int64_t item0, const float* bias, float inv_temp, const int64_t* ex_b,
+              const int64_t* ex_e, int64_t k, float* hv, int64_t* hi, int64_t* hn) {
+  make_logits(x, nb, item0, bias, inv_temp, ex_b, ex_e);
+  int64_t n = *hn;
+  float thr = heap_threshold(hv, n, k);
+  int64_t j = 0;
+  for (; j + kLanes <= nb; j += kLanes) {
+    int any = 0;
+    for (int64_t l = 0; l < kLanes; ++l) any |= x[j + l] > thr;
+    if (!any) continue;
+    for (int64_t l = 0; l < kLanes; ++l) {
+      if (x[j + l] > thr) {
+        n = heap_offer(hv, hi, nullptr, n, k, x[j + l], item0 + j + l, 0.0f);
+        thr = heap_threshold(hv, n, k);
+      }
+    }
+  }
+  for (; j < nb; ++j) {
+    if (x[j] > thr) {
+      n = heap_offer(hv, hi, nullptr, n, k, x[j], item0 + j, 0.0f);
+      thr = heap_threshold(hv, n, k);
+    }
+  }
+  *hn = n;
+}
+
+// Online logsumexp of one row of logits: (m, s) with lse = m + log(s).
+RE_INLINE void lse_update(const float* x, int64_t nb, float* m_io, float* s_io) {
+  float mx = kNegInf;
+  for (int64_t j = 0; j < nb; ++j) mx = std::max(mx, x[j]);
+  if (mx == kNegInf) return;  // every item of the block excluded
+  const float m_new = std::max(*m_io, mx);
+  float s = 0.0f;
+  for (int64_t j = 0; j < nb; ++j) s += fast_exp(x[j] - m_new);  // exp(-inf) -> clamped, ~1e-38
+  *s_io = (*m_io == kNegInf ? 0.0f : *s_io * fast_exp(*m_io - m_new)) + s;
+  *m_io = m_new;
+}
+
+__attribute__((target_clones("avx512f", "avx2", "default")))
+void lse_row(float* x, int64_t nb, int64_t item0, const float* bias, float inv_temp, const int64_t* ex_b,
+             const int64_t* ex_e, float* m, float* s, int64_t target, float* x_target) {
+  make_logits(x, nb, item0, bias, inv_temp, ex_b, ex_e);
+  lse_update(x, nb, m, s);
+  if (x_target && target >= item0 && target < item0 + nb) *x_target = x[target - item0];
+}
+
+__attribute__((target_clones("avx512f", "avx2", "default")))
+void sample_row(float* x, int64_t nb, int64_t item0, const float* bias, float inv_temp, const int64_t* ex_b,
+                const int64_t* ex_e, uint32_t skey, uint32_t rkey, int64_t k, float* hkey, int64_t* hi,
+                float* hx, int64_t* hn, float* m, float* s) {
+  make_logits(x, nb, item0, bias, inv_temp, ex_b, ex_e);
+  lse_update(x, nb, m, s);
+  int64_t n = *hn;
+  float thr = heap_threshold(hkey, n, k);
+  float key[kLanes];
+  int64_t j = 0;
+  for (; j + kLanes <= nb; j += kLanes) {
+    int any = 0;  // skip 16 items at once when none can reach the k-th key even with the largest noise
+    for (int64_t l = 0; l < kLanes; ++l) any |= x[j + l] + kGumbelMax > thr;
+    if (!any) continue;
+    for (int64_t l = 0; l < kLanes; ++l)
+      key[l] = x[j + l] + gumbel(skey, rkey, static_cast<uint32_t>(item0 + j + l));
+    for (int64_t l = 0; l < kLanes; ++l) {
+      if (key[l] > thr && x[j + l] != kNegInf) {
+        n = heap_offer(hkey, hi, hx, n, k, key[l], item0 + j + l, x[j + l]);
+        thr = heap_threshold(hkey, n, k);
+      }
+    }
+  }
+  for (; j < nb; ++j) {
+    if (x[j] == kNegInf || !(x[j] + kGumbelMax > thr)) continue;
+    const float kj = x[j] + gumbel(skey, rkey, static_cast<uint32_t>(item0 + j));
+    if (kj > thr) {
+      n = heap_offer(hkey, hi, hx, n, k, kj, item0 + j, x[j]);
+      thr = heap_threshold(hkey, n, k);
+    }
+  }
+  *hn = n;
+}
+
+// Tile -> the logits' gradient: g = (softmax - onehot(target)) * scale (scale = d loss_row * inv_temp).
+__attribute__((target_clones("avx512f", "avx2", "default")))
+void ce_grad_row(float* x, int64_t nb, int64_t item0, const float* bias, float inv_temp, const int64_t* ex_b,
+                 const int64_t* ex_e, float lse, int64_t target, float scale) {
+  make_logits(x, nb, item0, bias, inv_temp, ex_b, ex_e);
+  for (int64_t j = 0; j < nb; ++j) x[j] = fast_exp(x[j] - lse) * scale;
+  for (const int64_t* p = ex_b; p != ex_e; ++p) {  // exactly zero, not exp(-87)
+    const int64_t j = *p - item0;
+    if (j >= 0 && j < nb) x[j] = 0.0f;
+  }
+  if (target >= item0 && target < item0 + nb) x[target - item0] -= scale;
+}
+
+// Sort a heap's entries best first: value descending, id ascending.
+void heap_sort_out(float* v, int64_t* id, float* aux, int64_t n) {
+  // selection by repeatedly popping the worst entry to the back
+  for (int64_t end = n; end > 1; --end) {
+    std::swap(v[0], v[end - 1]);
+    std::swap(id[0], id[end - 1]);
+    if (aux) std::swap(aux[0], aux[end - 1]);
+    heap_sift_down(v, id, aux, end - 1, 0);
+  }
+}
+
+}  // namespace
+
+// ------------------------------------------------------------------------------- block entry points
+// All: tile (R x nb, row-major, overwritten), rows r0..r0+R-1 of the batch, items item0..item0+nb-1,
+// bias (N,) or null, exclusion CSR ex_off (B+1,) / ex_ids or null (ex_ids int64).
+void topk_block(float* tile, int64_t R, int64_t nb, int64_t r0, int64_t item0, const float* bias, float inv_temp,
+                const int64_t* ex_off, const int64_t* ex_ids, int64_t k, float* heap_val, int64_t* heap_id,
+                int64_t* heap_n) {
+#pragma omp parallel for schedule(static)
+  for (int64_t r = 0; r < R; ++r) {
+    const int64_t b = r0 + r;
+    const int64_t* eb = ex_off ? ex_ids + ex_off[b] : nullptr;
+    const int64_t* ee = ex_off ? ex_ids + ex_off[b + 1] : nullptr;
+    topk_row(tile + r * nb, nb, item0, bias, inv_temp, eb, ee, k, heap_val + b * k, heap_id + b * k, heap_n + b);
+  }
+}
+
+void lse_block(float* tile, int64_t R, int64_t nb, int64_t r0, int64_t item0, const float* bias, float inv_temp,
+               const int64_t* ex_off, const int64_t* ex_ids, float* m, float* s, const int64_t* target,
+               float* x_target) {
+#pragma omp parallel for schedule(static)
+  for (int64_t r = 0; r < R; ++r) {
+    const int64_t b = r0 + r;
+    const int64_t* eb = ex_off ? ex_ids + ex_off[b] : nullptr;
+    const int64_t* ee = ex_off ? ex_ids + ex_off[b + 1] : nullptr;
+    lse_row(tile + r * nb, nb, item0, bias, inv_temp, eb, ee, m + b, s + b, target ? target[b] : -1,
+            x_target ? x_target + b : nullptr);
+  }
+}
+
+void sample_block(float* tile, int64_t R, int64_t nb, int64_t r0, int64_t item0, const float* bias,
+                  float inv_temp, const int64_t* ex_off, const int64_t* ex_ids, uint32_t seed_key, int64_t k,
+                  float* heap_key, int64_t* heap_id, float* heap_x, int64_t* heap_n, float* m, float* s) {
+#pragma omp parallel for schedule(static)
+  for (int64_t r = 0; r < R; ++r) {
+    const int64_t b = r0 + r;
+    const int64_t* eb = ex_off ? ex_ids + ex_off[b] : nullptr;
+    const int64_t* ee = ex_off ? ex_ids + ex_off[b + 1] : nullptr;
+    const uint32_t rkey = mix32(mix32(static_cast<uint32_t>(b)) ^ seed_key);
+    sample_row(tile + r * nb, nb, item0, bias, inv_temp, eb, ee, seed_key, rkey, k, heap_key + b * k,
+               heap_id + b * k, heap_x + b * k, heap_n + b, m + b, s + b);
+  }
+}
+
+void ce_grad_block(float* tile, int64_t R, int64_t nb, int64_t r0, int64_t item0, const float* bias,
+                   float inv_temp, const int64_t* ex_off, const int64_t* ex_ids, const float* lse,
+                   const int64_t* target, const float* grad_rows) {
+#pragma omp parallel for schedule(static)
+  for (int64_t r = 0; r < R; ++r) {
+    const int64_t b = r0 + r;
+    const int64_t* eb = ex_off ? ex_ids + ex_off[b] : nullptr;
+    const int64_t* ee = ex_off ? ex_ids + ex_off[b + 1] : nullptr;
+    ce_grad_row(tile + r * nb, nb, item0, bias, inv_temp, eb, ee, lse[b], target[b], grad_rows[b] * inv_temp);
+  }
+}
+
+// Heaps -> sorted output rows (best first); aux (the sampled items' logits) travels along.
+void heaps_finish(int64_t B, int64_t k, float* heap_val, int64_t* heap_id, float* heap_aux,
+                  const int64_t* heap_n) {
+#pragma omp parallel for schedule(static)
+  for (int64_t b = 0; b < B; ++b)
+    heap_sort_out(heap_val + b * k, heap_id + b * k, heap_aux ? heap_aux + b * k : nullptr, heap_n[b]);
+}
+
+// lse = m + log(s) per row (-inf for a row with every item excluded).
+void lse_finish(int64_t B, const float* m, const float* s, float* lse) {
+  for (int64_t b = 0; b < B; ++b) lse[b] = m[b] == kNegInf ? kNegInf : m[b] + std::log(s[b]);
+}
+
+}  // namespace recengine::policy
