@@ -103,8 +103,9 @@ void gather_rows(py::list srcs, py::array idx, py::list dsts) {
   const int64_t n = dim_size(idx, 0);
   const size_t nf = py::len(srcs);
   if (py::len(dsts) != nf) throw py::value_error("gather_rows: srcs and dsts differ in length");
-  struct Job { const uint8_t* src; uint8_t* dst; int64_t row_bytes; };
-  std::vector<Job> jobs;
+  std::vector<const uint8_t*> src_ptrs;
+  std::vector<uint8_t*> dst_ptrs;
+  std::vector<int64_t> row_bytes;
   for (size_t f = 0; f < nf; ++f) {
     const std::string name = "field " + std::to_string(f);
     if (!py::isinstance<py::array>(srcs[f]) || !py::isinstance<py::array>(dsts[f]))
@@ -122,11 +123,12 @@ void gather_rows(py::list srcs, py::array idx, py::list dsts) {
     const int64_t rows = dim_size(src, 0);
     for (int64_t j = 0; j < n; ++j)
       if (ix[j] < 0 || ix[j] >= rows) throw py::index_error(name + ": index out of range");
-    const int64_t row_bytes = rows ? static_cast<int64_t>(src.nbytes()) / rows : 0;
-    jobs.push_back({static_cast<const uint8_t*>(src.data()), static_cast<uint8_t*>(dst.mutable_data()), row_bytes});
+    src_ptrs.push_back(static_cast<const uint8_t*>(src.data()));
+    dst_ptrs.push_back(static_cast<uint8_t*>(dst.mutable_data()));
+    row_bytes.push_back(rows ? static_cast<int64_t>(src.nbytes()) / rows : 0);
   }
   py::gil_scoped_release release;
-  for (const Job& job : jobs) rp::gather_rows(job.src, job.row_bytes, ix, n, job.dst);
+  rp::gather_rows(static_cast<int>(nf), src_ptrs.data(), dst_ptrs.data(), row_bytes.data(), ix, n);
 }
 
 // Fills td and new_priorities; returns the mean weighted Huber loss (float64).

@@ -39,8 +39,9 @@ void tree_fill(double* sum, double* mn, int64_t leaves, int64_t capacity, int64_
 void tree_sample(const double* sum, const double* mn, int64_t leaves, const double* u, int64_t batch, double beta,
                  int64_t* out_idx, float* out_weights);
 
-// dst[j, :] = src[idx[j], :] for rows of row_bytes bytes (idx already checked in range).
-void gather_rows(const uint8_t* src, int64_t row_bytes, const int64_t* idx, int64_t n, uint8_t* dst);
+// For every field f: dsts[f][j, :] = srcs[f][idx[j], :], rows of row_bytes[f] bytes (idx already checked).
+void gather_rows(int num_fields, const uint8_t* const* srcs, uint8_t* const* dsts, const int64_t* row_bytes,
+                 const int64_t* idx, int64_t n);
 
 // ------------------------------------------------------------------------------------ TD loss
 // target = rewards + discounts * (1 - dones) * next_q; td = target - q_sa;

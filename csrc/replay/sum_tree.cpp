@@ -45,6 +45,9 @@ void fix_ancestors(double* sum, double* mn, int64_t leaves, int64_t* nodes, int6
       sum[k] = sum[2 * k] + sum[2 * k + 1];
       mn[k] = std::min(mn[2 * k], mn[2 * k + 1]);
       nodes[j] = k;
+      // the next level reads the children of k's parent: fetch them while the other leaves proceed
+      __builtin_prefetch(sum + 2 * (k >> 1));
+      __builtin_prefetch(mn + 2 * (k >> 1));
     }
   }
 }
@@ -115,18 +118,19 @@ void tree_sample(const double* sum, const double* mn, int64_t leaves, const doub
     mass[b] = std::min((static_cast<double>(b) + u[b]) * segment, total);
     out_idx[b] = 1;  // node ids during the descent, leaf ids at the end
   }
+  // Branch-free steps (the direction is a coin flip, a branch would mispredict half the time), and a
+  // prefetch of the children each descent reads at the next level, `batch` iterations later.
   for (int level = 0; level < depth; ++level) {
     for (int64_t b = 0; b < batch; ++b) {
       const int64_t k = out_idx[b];
       const double left = sum[2 * k];
       const double right = sum[2 * k + 1];
       // Go right only into positive mass, so rounding at a boundary never lands on an empty leaf.
-      if (mass[b] < left || !(right > 0.0)) {
-        out_idx[b] = 2 * k;
-      } else {
-        mass[b] -= left;
-        out_idx[b] = 2 * k + 1;
-      }
+      const bool go_right = !(mass[b] < left) && right > 0.0;
+      mass[b] -= go_right ? left : 0.0;
+      const int64_t next = 2 * k + static_cast<int64_t>(go_right);
+      out_idx[b] = next;
+      if (level + 1 < depth) __builtin_prefetch(sum + 2 * next);
     }
   }
   const double p_min = mn[1];
@@ -137,10 +141,23 @@ void tree_sample(const double* sum, const double* mn, int64_t leaves, const doub
   }
 }
 
-void gather_rows(const uint8_t* src, int64_t row_bytes, const int64_t* idx, int64_t n, uint8_t* dst) {
-#pragma omp parallel for schedule(static) if (n * row_bytes >= (int64_t{1} << 22))
-  for (int64_t j = 0; j < n; ++j)
-    std::memcpy(dst + j * row_bytes, src + idx[j] * row_bytes, static_cast<size_t>(row_bytes));
+void gather_rows(int num_fields, const uint8_t* const* srcs, uint8_t* const* dsts, const int64_t* row_bytes,
+                 const int64_t* idx, int64_t n) {
+  // Random rows are latency-bound: prefetch the rows `kAhead` samples ahead (every cache line of every
+  // field) while copying the current one, so many misses are in flight at once.
+  constexpr int64_t kAhead = 8;
+  auto prefetch_row = [&](int64_t j) {
+    for (int f = 0; f < num_fields; ++f) {
+      const uint8_t* row = srcs[f] + idx[j] * row_bytes[f];
+      for (int64_t off = 0; off < row_bytes[f]; off += 64) __builtin_prefetch(row + off);
+    }
+  };
+  for (int64_t j = 0; j < std::min(n, kAhead); ++j) prefetch_row(j);
+  for (int64_t j = 0; j < n; ++j) {
+    if (j + kAhead < n) prefetch_row(j + kAhead);
+    for (int f = 0; f < num_fields; ++f)
+      std::memcpy(dsts[f] + j * row_bytes[f], srcs[f] + idx[j] * row_bytes[f], static_cast<size_t>(row_bytes[f]));
+  }
 }
 
 }  // namespace recengine::replay

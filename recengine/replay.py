@@ -1,0 +1,346 @@
+"""Prioritized experience replay: columnar ring-buffer storage over a C++ sum-tree and min-tree."""
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+import threading
+
+import torch
+
+from recengine._native import _C, as_array
+
+_FORMAT_VERSION = 1
+
+
+def _dtype_name(dtype: torch.dtype) -> str:
+    return str(dtype).replace("torch.", "")
+
+
+def _dtype_from_name(name: str) -> torch.dtype:
+    dtype = getattr(torch, name, None)
+    if not isinstance(dtype, torch.dtype):
+        raise ValueError(f"unknown dtype {name!r} in the saved replay")
+    return dtype
+
+
+class PrioritizedReplay:
+    """Prioritized experience replay (Schaul et al. 2016, proportional variant) with n-step returns.
+
+    Storage is one tensor per field, ``(capacity, *shape)``, written as a ring. Priorities live in a
+    float64 sum-tree (sampling) and min-tree (largest importance weight) in C++: one call per batch,
+    with the GIL released; internal nodes are always recomputed from their children, so sums do not
+    drift. The stored leaf of item i is ``p_i ** alpha``; ``P(i) = p_i^alpha / sum_j p_j^alpha``.
+
+    Args:
+        capacity: number of transitions kept; the oldest is overwritten first.
+        fields: ``{name: (shape, dtype)}`` of one transition (shape without the batch dim). Must contain
+            ``"reward"`` and ``"done"`` of shape ``()`` (done: bool or a float 0/1); any dtype NumPy knows.
+        alpha: priority exponent (0 = uniform).
+        n_step, gamma: n-step returns (see below); ``gamma`` in [0, 1].
+        next_fields: fields that hold the observation after the transition, returned n steps on
+            (default: every field whose name starts with ``"next_"``). Only used when ``n_step > 1``.
+        num_envs: the transitions of ``num_envs`` parallel environments are added interleaved, one row
+            per environment per step (the successor of slot i is slot ``i + num_envs``). Every ``add``
+            then holds a multiple of ``num_envs`` rows, and ``capacity`` must be a multiple of it.
+
+    ``sample(batch_size, beta, generator=None) -> (batch, indices, weights)``:
+
+    - stratified: the total priority is cut into ``batch_size`` equal segments and one item is drawn from
+      each, from ``torch.rand(batch_size, generator=generator, dtype=torch.float64)`` (so a seeded
+      generator reproduces the draw);
+    - ``indices`` int64 (B,) are the slots, for ``update_priorities``;
+    - ``weights`` float32 (B,): ``(N * P(i))^-beta / max_j (N * P(j))^-beta`` with the max over every
+      stored item that can be drawn (``P(j) > 0``; found with the min-tree), N = ``len(self)``. This is
+      the normalisation of Schaul et al. (weights in (0, 1], stable across batches), not the max over
+      the sampled batch;
+    - ``batch`` holds every stored field (shape ``(B, *shape)``, stored dtype), plus
+      ``"discount"`` float32 (B,) = ``gamma * (1 - done)`` (the one-step discount, ``done`` folded in).
+      With ``n_step > 1`` it also holds:
+
+      * ``"n_reward"`` float32 (B,): ``sum_{k<m} gamma^k * reward_{t+k}``;
+      * ``"n_discount"`` float32 (B,): ``gamma^m * (1 - done_{t+m-1})``, the factor on the bootstrap value;
+      * ``"n_done"`` bool (B,): ``done_{t+m-1}`` (the episode ended within the m steps);
+      * ``"n_steps"`` int64 (B,): m, the steps actually taken, 1 <= m <= n_step;
+      * ``"n_<f>"`` for each f in ``next_fields`` (e.g. ``"n_next_state"``): field f of transition
+        t+m-1, i.e. the observation m steps after the sampled one;
+
+      where m stops at the first ``done`` (inclusive) and at the newest stored transition (a sample near
+      the write head gets fewer steps; ``n_discount`` is then gamma^m on a live state). The n-step DQN
+      target is ``n_reward + n_discount * max_a Q(n_next_state, a)``; with td_loss pass
+      ``dones=batch["n_done"], discounts=gamma^m`` or simply ``dones=zeros, discounts=batch["n_discount"]``
+      (``n_discount`` already holds ``1 - done``; passing both is harmless since done is 0 or 1).
+
+    ``add(**columns)``: one tensor per field, leading batch dim n, exact stored dtype and shape (any
+    device; copied to the CPU storage); new items get the largest priority seen so far (initially 1).
+    ``update_priorities(indices, priorities)``: raw priorities (finite, >= 0; float32/64) for slots that
+    have been written; duplicates: the last wins. Every call validates everything before changing
+    anything and raises TypeError/ValueError/IndexError naming the argument.
+
+    Thread safety: add, sample, update_priorities, save share one lock, so a sample never sees a
+    half-written transition or a half-updated tree. Indices from a sample may be overwritten by a later
+    add before their update; the update then sets the new item's priority (as in every ring-buffer PER).
+
+    ``save(path)`` writes safetensors to a temporary file in the same directory, then renames it, so an
+    interrupted save leaves the previous file intact; ``PrioritizedReplay.load(path)`` restores
+    contents, priorities, position and settings.
+    """
+
+    def __init__(self, capacity: int, fields: dict, alpha: float = 0.6, n_step: int = 1, gamma: float = 0.99, *,
+                 next_fields=None, num_envs: int = 1):
+        if isinstance(capacity, bool) or not isinstance(capacity, int) or capacity < 1:
+            raise ValueError(f"capacity: expected an int >= 1, got {capacity!r}")
+        if not isinstance(fields, dict) or not fields:
+            raise TypeError("fields: expected a non-empty dict {name: (shape, dtype)}")
+        if not (isinstance(alpha, (int, float)) and math.isfinite(alpha) and alpha >= 0):
+            raise ValueError(f"alpha: expected a finite number >= 0, got {alpha!r}")
+        if isinstance(n_step, bool) or not isinstance(n_step, int) or n_step < 1:
+            raise ValueError(f"n_step: expected an int >= 1, got {n_step!r}")
+        if not (isinstance(gamma, (int, float)) and 0 <= gamma <= 1):
+            raise ValueError(f"gamma: expected a number in [0, 1], got {gamma!r}")
+        if isinstance(num_envs, bool) or not isinstance(num_envs, int) or num_envs < 1:
+            raise ValueError(f"num_envs: expected an int >= 1, got {num_envs!r}")
+        if capacity % num_envs:
+            raise ValueError(f"capacity: must be a multiple of num_envs={num_envs}, got {capacity}")
+        self.fields: dict[str, tuple[tuple[int, ...], torch.dtype]] = {}
+        for name, spec in fields.items():
+            if not isinstance(name, str):
+                raise TypeError(f"fields: names must be str, got {name!r}")
+            try:
+                shape, dtype = spec
+                shape = tuple(int(s) for s in shape)
+            except (TypeError, ValueError):
+                raise TypeError(f"fields[{name!r}]: expected (shape tuple, torch.dtype), got {spec!r}") from None
+            if not isinstance(dtype, torch.dtype) or any(s < 0 for s in shape):
+                raise TypeError(f"fields[{name!r}]: expected (shape tuple, torch.dtype), got {spec!r}")
+            self.fields[name] = (shape, dtype)
+        for name in ("reward", "done"):
+            if name not in self.fields:
+                raise ValueError(f"fields: a {name!r} field of shape () is required")
+            if self.fields[name][0] != ():
+                raise ValueError(f"fields[{name!r}]: must have shape (), got {self.fields[name][0]}")
+        if next_fields is None:
+            next_fields = [n for n in self.fields if n.startswith("next_")]
+        next_fields = list(next_fields)
+        for name in next_fields:
+            if name not in self.fields:
+                raise ValueError(f"next_fields: {name!r} is not a field")
+        self.capacity, self.alpha, self.n_step, self.gamma = capacity, float(alpha), n_step, float(gamma)
+        self.next_fields, self.num_envs = next_fields, num_envs
+
+        self._storage = {name: torch.zeros((capacity, *shape), dtype=dtype) for name, (shape, dtype) in self.fields.items()}
+        # gamma * (1 - done), computed once per add so a sample only gathers it with the other columns
+        self._discount = torch.zeros(capacity, dtype=torch.float32)
+        try:  # zero-copy views for the C++ gather: the stored fields, then the discount
+            self._arrays = [as_array(t, name) for name, t in self._storage.items()]
+        except TypeError as exc:
+            raise TypeError(f"fields: every dtype must have a NumPy equivalent ({exc})") from None
+        self._arrays.append(as_array(self._discount, "discount"))
+        leaves = 1 << max(0, math.ceil(math.log2(capacity)))
+        self._leaves = leaves
+        self._sum_tree = torch.zeros(2 * leaves, dtype=torch.float64)
+        self._min_tree = torch.full((2 * leaves,), math.inf, dtype=torch.float64)
+        self._sum_np = as_array(self._sum_tree, "sum_tree")
+        self._min_np = as_array(self._min_tree, "min_tree")
+        self._position = 0
+        self._size = 0
+        self._max_priority = 1.0
+        self._lock = threading.RLock()
+
+    # ------------------------------------------------------------------------------- state
+    def __len__(self) -> int:
+        return self._size
+
+    @property
+    def position(self) -> int:
+        """The slot the next added transition goes to."""
+        return self._position
+
+    @property
+    def max_priority(self) -> float:
+        """The raw priority new items get: the largest seen (initially 1)."""
+        return self._max_priority
+
+    def leaf_priorities(self) -> torch.Tensor:
+        """A copy of the stored p_i^alpha of slots [0, len(self)), float64."""
+        with self._lock:
+            return self._sum_tree[self._leaves:self._leaves + self._size].clone()
+
+    def total_priority(self) -> float:
+        """sum_i p_i^alpha, the sum-tree's root."""
+        return float(self._sum_tree[1])
+
+    # --------------------------------------------------------------------------------- add
+    def add(self, **columns) -> None:
+        """Append n transitions (one tensor per field, leading dim n); they get the current max priority."""
+        missing = [n for n in self.fields if n not in columns]
+        unknown = [n for n in columns if n not in self.fields]
+        if missing or unknown:
+            raise ValueError(f"add: missing field(s) {missing}, unknown field(s) {unknown}")
+        n = None
+        for name, value in columns.items():
+            shape, dtype = self.fields[name]
+            if not isinstance(value, torch.Tensor):
+                raise TypeError(f"{name}: expected a torch.Tensor, got {type(value).__name__}")
+            if value.dtype != dtype:
+                raise TypeError(f"{name}: expected dtype {_dtype_name(dtype)}, got {_dtype_name(value.dtype)}")
+            if value.dim() != 1 + len(shape) or tuple(value.shape[1:]) != shape:
+                raise ValueError(f"{name}: expected shape (n, {', '.join(map(str, shape))}), got {tuple(value.shape)}")
+            if n is None:
+                n = value.shape[0]
+            elif value.shape[0] != n:
+                raise ValueError(f"{name}: {value.shape[0]} rows, but other fields have {n}")
+        if n % self.num_envs:
+            raise ValueError(f"add: the number of rows ({n}) must be a multiple of num_envs={self.num_envs}")
+        if n == 0:
+            return
+        skip = max(0, n - self.capacity)  # only the newest `capacity` rows survive anyway
+        columns = dict(columns, _discount=self.gamma * (1.0 - columns["done"].float()))
+        with self._lock:
+            start = (self._position + skip) % self.capacity
+            count = n - skip
+            first = min(count, self.capacity - start)
+            for name, value in columns.items():
+                col = self._discount if name == "_discount" else self._storage[name]
+                col[start:start + first].copy_(value[skip:skip + first])
+                if count > first:
+                    col[:count - first].copy_(value[skip + first:])
+            _C.replay_tree_fill(self._sum_np, self._min_np, self.capacity, start, count,
+                                self._max_priority ** self.alpha)
+            self._position = (self._position + n) % self.capacity
+            self._size = min(self._size + n, self.capacity)
+
+    # ------------------------------------------------------------------------------ sample
+    def sample(self, batch_size: int, beta: float, generator: torch.Generator | None = None):
+        """Draw `batch_size` transitions; returns (batch dict, indices int64, weights float32). See the class doc."""
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"batch_size: expected an int >= 1, got {batch_size!r}")
+        if not (isinstance(beta, (int, float)) and math.isfinite(beta) and beta >= 0):
+            raise ValueError(f"beta: expected a finite number >= 0, got {beta!r}")
+        if generator is not None and not isinstance(generator, torch.Generator):
+            raise TypeError(f"generator: expected a torch.Generator, got {type(generator).__name__}")
+        uniforms = torch.rand(batch_size, generator=generator, dtype=torch.float64)
+        indices = torch.empty(batch_size, dtype=torch.int64)
+        weights = torch.empty(batch_size, dtype=torch.float32)
+        batch = {name: torch.empty((batch_size, *shape), dtype=dtype) for name, (shape, dtype) in self.fields.items()}
+        batch["discount"] = torch.empty(batch_size, dtype=torch.float32)
+        with self._lock:
+            if self._size == 0:
+                raise ValueError("sample: the replay is empty")
+            if not self._sum_tree[1] > 0:
+                raise ValueError("sample: every stored priority is 0")
+            _C.replay_tree_sample(self._sum_np, self._min_np, uniforms.numpy(), float(beta), indices.numpy(),
+                                  weights.numpy())
+            _C.replay_gather_rows(self._arrays, indices.numpy(), [b.numpy() for b in batch.values()])
+            if self.n_step > 1:
+                batch.update(self._n_step(indices))
+        return batch, indices, weights
+
+    def _n_step(self, indices: torch.Tensor) -> dict:
+        """n-step returns for the sampled slots, all samples at once (called under the lock)."""
+        steps = torch.arange(self.n_step)
+        # transitions stored from each slot to the newest in its environment's stream, itself included
+        available = torch.remainder(self._position - indices - 1, self.capacity) // self.num_envs + 1
+        slots = torch.remainder(indices[:, None] + steps * self.num_envs, self.capacity)  # (B, n)
+        valid = steps < available[:, None]
+        done = self._storage["done"][slots].bool() & valid
+        done_before = (torch.cumsum(done, 1, dtype=torch.int32) - done.int()) > 0
+        taken = valid & ~done_before  # step k counts when it exists and no earlier step ended the episode
+        m = taken.sum(1)
+        powers = torch.tensor([self.gamma**k for k in range(self.n_step)], dtype=torch.float64)
+        rewards = self._storage["reward"][slots].double()
+        n_reward = (rewards * powers * taken).sum(1).float()
+        last = slots.gather(1, (m - 1)[:, None]).squeeze(1)
+        n_done = self._storage["done"][last].bool()
+        n_discount = (self.gamma ** m.double() * (~n_done).double()).float()
+        out = {"n_reward": n_reward, "n_discount": n_discount, "n_done": n_done, "n_steps": m}
+        for name in self.next_fields:
+            out["n_" + name] = self._storage[name][last]
+        return out
+
+    # -------------------------------------------------------------------- update_priorities
+    def update_priorities(self, indices: torch.Tensor, priorities: torch.Tensor) -> None:
+        """Set the raw priorities (finite, >= 0) of written slots; all checked before anything changes."""
+        if not isinstance(indices, torch.Tensor):
+            raise TypeError(f"indices: expected a torch.Tensor, got {type(indices).__name__}")
+        if not isinstance(priorities, torch.Tensor):
+            raise TypeError(f"priorities: expected a torch.Tensor, got {type(priorities).__name__}")
+        if indices.dtype not in (torch.int32, torch.int64):
+            raise TypeError(f"indices: expected dtype int32 or int64, got {_dtype_name(indices.dtype)}")
+        if priorities.dtype not in (torch.float32, torch.float64):
+            raise TypeError(f"priorities: expected dtype float32 or float64, got {_dtype_name(priorities.dtype)}")
+        if indices.dim() != 1 or priorities.shape != indices.shape:
+            raise ValueError(f"indices/priorities: expected two 1-D tensors of one length, got "
+                             f"{tuple(indices.shape)} and {tuple(priorities.shape)}")
+        idx = indices.detach().to("cpu", torch.int64).contiguous()
+        prio = priorities.detach().cpu().contiguous()
+        with self._lock:
+            top = _C.replay_tree_update(self._sum_np, self._min_np, self._size, idx.numpy(), prio.numpy(),
+                                        self.alpha)
+            self._max_priority = max(self._max_priority, top)
+
+    # ----------------------------------------------------------------------------- save/load
+    def save(self, path: str) -> None:
+        """Write contents, priorities, position and settings to `path` (safetensors), atomically."""
+        from safetensors.torch import save_file
+
+        path = os.fspath(path)
+        with self._lock:
+            size = self._size
+            tensors = {f"field.{name}": col[:size] for name, col in self._storage.items()}
+            tensors["leaf_priorities"] = self._sum_tree[self._leaves:self._leaves + size]
+            meta = {
+                "version": _FORMAT_VERSION, "capacity": self.capacity, "alpha": self.alpha, "n_step": self.n_step,
+                "gamma": self.gamma, "next_fields": self.next_fields, "num_envs": self.num_envs,
+                "fields": {name: [list(shape), _dtype_name(dtype)] for name, (shape, dtype) in self.fields.items()},
+                "position": self._position, "size": size, "max_priority": self._max_priority,
+            }
+            directory = os.path.dirname(os.path.abspath(path))
+            fd, tmp = tempfile.mkstemp(prefix=os.path.basename(path) + ".", suffix=".tmp", dir=directory)
+            os.close(fd)
+            try:
+                save_file(tensors, tmp, metadata={"recengine.replay": json.dumps(meta)})
+                with open(tmp, "rb+") as f:
+                    os.fsync(f.fileno())
+                os.replace(tmp, path)
+            except BaseException:
+                if os.path.exists(tmp):
+                    os.remove(tmp)
+                raise
+
+    @classmethod
+    def load(cls, path: str) -> "PrioritizedReplay":
+        """Restore a replay written by `save`."""
+        from safetensors import safe_open
+
+        with safe_open(os.fspath(path), framework="pt") as f:
+            raw = (f.metadata() or {}).get("recengine.replay")
+            if raw is None:
+                raise ValueError(f"{path}: not a recengine PrioritizedReplay file")
+            meta = json.loads(raw)
+            if meta.get("version") != _FORMAT_VERSION:
+                raise ValueError(f"{path}: unsupported format version {meta.get('version')}")
+            fields = {name: (tuple(shape), _dtype_from_name(dt)) for name, (shape, dt) in meta["fields"].items()}
+            replay = cls(meta["capacity"], fields, alpha=meta["alpha"], n_step=meta["n_step"], gamma=meta["gamma"],
+                         next_fields=meta["next_fields"], num_envs=meta["num_envs"])
+            size, position = int(meta["size"]), int(meta["position"])
+            if not (0 <= size <= replay.capacity and 0 <= position < replay.capacity):
+                raise ValueError(f"{path}: corrupt size/position")
+            for name, (shape, dtype) in fields.items():
+                col = f.get_tensor(f"field.{name}")
+                if col.dtype != dtype or tuple(col.shape) != (size, *shape):
+                    raise ValueError(f"{path}: field {name!r} has {col.dtype} {tuple(col.shape)}")
+                replay._storage[name][:size].copy_(col)
+            replay._discount[:size] = replay.gamma * (1.0 - replay._storage["done"][:size].float())
+            leaves = f.get_tensor("leaf_priorities")
+        if leaves.dtype != torch.float64 or tuple(leaves.shape) != (size,) or not (
+                torch.isfinite(leaves).all() and (leaves >= 0).all()):
+            raise ValueError(f"{path}: corrupt priorities")
+        replay._sum_tree[replay._leaves:replay._leaves + size] = leaves
+        replay._min_tree[replay._leaves:replay._leaves + size] = torch.where(
+            leaves > 0, leaves, torch.full_like(leaves, math.inf))
+        _C.replay_tree_rebuild(replay._sum_np, replay._min_np)
+        replay._size, replay._position = size, position
+        replay._max_priority = float(meta["max_priority"])
+        return replay
