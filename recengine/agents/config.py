@@ -48,6 +48,8 @@ class DQNConfig:
     """prioritisation exponent of the replay"""
     per_beta_start: float = 0.4
     """importance-weight exponent at the start; annealed linearly to 1 over the run"""
+    priority_eps: float = 0.05
+    """added to |TD error| to form a priority (a floor, so no transition is starved nor its weight inflated)"""
     huber_delta: float = 1.0
     """Huber loss threshold of the TD error"""
     tau: float = 0.01

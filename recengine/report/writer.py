@@ -1,0 +1,136 @@
+"""Writes what `recengine compare` measured: results.json, report.md and the PNG learning curves."""
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+
+COLUMNS = [
+    ("avg_return", "return / session", "{:.3f}"),
+    ("ctr", "CTR", "{:.3f}"),
+    ("coverage", "coverage", "{:.3f}"),
+    ("diversity", "diversity", "{:.3f}"),
+    ("updates_per_s", "updates/s", "{:.1f}"),
+    ("train_seconds", "train s", "{:.1f}"),
+    ("hr@10", "HR@10", "{:.4f}"),
+    ("ndcg@10", "NDCG@10", "{:.4f}"),
+]
+
+
+def _atomic_write(path: str, text: str) -> None:
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-")
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def _clean(value):
+    """JSON-safe: NaN/inf become null, numpy scalars become Python numbers."""
+    if isinstance(value, dict):
+        return {str(k): _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
+    if hasattr(value, "item") and not isinstance(value, (str, bytes)):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def _fmt(value, pattern: str) -> str:
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "–"
+    return pattern.format(value)
+
+
+def write_json(path: str, results: dict) -> None:
+    _atomic_write(path, json.dumps(_clean(results), indent=2) + "\n")
+
+
+def markdown(results: dict) -> str:
+    """report.md: the settings, the agent table, the off-policy estimates and the issue's targets."""
+    meta = results["meta"]
+    lines = ["# recengine compare", ""]
+    if meta.get("fallback"):
+        lines += [f"> **Note:** {meta['fallback']}", ""]
+    lines += [
+        f"Simulator: {meta['simulator']}; {meta['num_items']} items, slates of {meta['slate_size']}, "
+        f"{meta['eval_sessions']} greedy evaluation sessions per agent, seed {meta['seed']}"
+        f"{' (quick smoke settings)' if meta.get('quick') else ''}. Wall time {meta['wall_seconds']:.0f} s "
+        f"on {meta['machine']}.",
+        "",
+        "| agent | " + " | ".join(title for _, title, _ in COLUMNS) + " |",
+        "|---|" + "---:|" * len(COLUMNS),
+    ]
+    for name, entry in results["agents"].items():
+        cells = [_fmt(entry.get(key), pattern) for key, _, pattern in COLUMNS]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        "return / session: mean clicks per simulated session under the greedy policy; CTR: clicks per slate shown; "
+        "coverage: share of the catalogue recommended at least once; diversity: mean pairwise (1 − cosine) of the "
+        "simulator's item vectors within a slate; updates/s: gradient steps per second of training (loop "
+        "included); HR@10 / NDCG@10: leave-one-out, full ranking, seen items masked, for encoder-based agents.",
+        "",
+    ]
+    ope = results.get("ope")
+    if ope:
+        lines += ["## Off-policy evaluation", "",
+                  f"Logs of {ope['logged_steps']} recommendations by the logging policy `{ope['logging_policy']}`; "
+                  "each target policy's value per step estimated from them and compared with its true on-policy "
+                  "value in the same simulator.", "",
+                  "| target policy | true value | estimator | estimate | relative error |",
+                  "|---|---:|---|---:|---:|"]
+        for target, row in ope["targets"].items():
+            for est, value in row["estimates"].items():
+                rel = row["relative_error"][est]
+                lines.append(f"| {target} | {row['true_value']:.4f} | {est} | {_fmt(value, '{:.4f}')} | "
+                             f"{_fmt(rel, '{:.1%}')} |")
+        lines.append("")
+    checks = results.get("targets")
+    if checks:
+        lines += ["## Targets (issue 6)", ""]
+        for text, ok in checks.items():
+            mark = "met" if ok else ("not met" if ok is False else "not measured")
+            lines.append(f"- {text}: **{mark}**")
+        lines.append("")
+    if results.get("plots"):
+        lines += ["## Learning curves", ""] + [f"![{p}]({p})" for p in results["plots"]] + [""]
+    return "\n".join(lines)
+
+
+def write_markdown(path: str, results: dict) -> None:
+    _atomic_write(path, markdown(results))
+
+
+def plot_curves(path: str, results: dict) -> bool:
+    """Greedy return per session against environment steps, one line per learning agent, baselines flat.
+    Returns False (and writes nothing) when no agent has a curve."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    curves = {n: e["curve"] for n, e in results["agents"].items() if e.get("curve")}
+    if not curves:
+        return False
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    for name, curve in curves.items():
+        ax.plot([p["recommendations"] for p in curve], [p["avg_return"] for p in curve], marker="o", ms=3,
+                label=name)
+    for name, entry in results["agents"].items():
+        if not entry.get("curve") and entry.get("avg_return") is not None:
+            ax.axhline(entry["avg_return"], ls="--", lw=1, color="grey")
+            ax.annotate(name, (0, entry["avg_return"]), xycoords=("axes fraction", "data"), fontsize=7,
+                        color="grey", va="bottom")
+    ax.set_xlabel("recommendations served while training")
+    ax.set_ylabel("greedy return per session")
+    ax.set_title("Learning curves in the simulator")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
