@@ -74,9 +74,13 @@ class PrioritizedReplay:
 
     ``add(**columns)``: one tensor per field, leading batch dim n, exact stored dtype and shape (any
     device; copied to the CPU storage); new items get the largest priority seen so far (initially 1).
-    ``update_priorities(indices, priorities)``: raw priorities (finite, >= 0; float32/64) for slots that
-    have been written; duplicates: the last wins. Every call validates everything before changing
-    anything and raises TypeError/ValueError/IndexError naming the argument.
+    ``update_priorities(indices, priorities, *, exponent_applied=False)``: priorities (finite, >= 0;
+    float32/64) for slots that have been written; duplicates: the last wins. By default they are raw
+    priorities p (e.g. ``|td| + eps``) and the replay stores ``p ** alpha``; with
+    ``exponent_applied=True`` they are already ``p ** alpha`` (e.g. ``recengine.ops.td_loss``'s
+    ``new_priorities`` computed with this replay's alpha) and are stored as given. Every call validates
+    everything before changing anything and raises TypeError/ValueError/IndexError naming the argument.
+    A zero priority is allowed: that item is never drawn until its priority rises.
 
     Thread safety: add, sample, update_priorities, save share one lock, so a sample never sees a
     half-written transition or a half-updated tree. Indices from a sample may be overwritten by a later
@@ -145,7 +149,7 @@ class PrioritizedReplay:
         self._min_np = as_array(self._min_tree, "min_tree")
         self._position = 0
         self._size = 0
-        self._max_priority = 1.0
+        self._max_leaf = 1.0
         self._lock = threading.RLock()
 
     # ------------------------------------------------------------------------------- state
@@ -158,9 +162,9 @@ class PrioritizedReplay:
         return self._position
 
     @property
-    def max_priority(self) -> float:
-        """The raw priority new items get: the largest seen (initially 1)."""
-        return self._max_priority
+    def max_leaf_priority(self) -> float:
+        """The leaf value (p^alpha) new items get: the largest ever stored (initially 1)."""
+        return self._max_leaf
 
     def leaf_priorities(self) -> torch.Tensor:
         """A copy of the stored p_i^alpha of slots [0, len(self)), float64."""
@@ -206,8 +210,7 @@ class PrioritizedReplay:
                 col[start:start + first].copy_(value[skip:skip + first])
                 if count > first:
                     col[:count - first].copy_(value[skip + first:])
-            _C.replay_tree_fill(self._sum_np, self._min_np, self.capacity, start, count,
-                                self._max_priority ** self.alpha)
+            _C.replay_tree_fill(self._sum_np, self._min_np, self.capacity, start, count, self._max_leaf)
             self._position = (self._position + n) % self.capacity
             self._size = min(self._size + n, self.capacity)
 
@@ -260,8 +263,12 @@ class PrioritizedReplay:
         return out
 
     # -------------------------------------------------------------------- update_priorities
-    def update_priorities(self, indices: torch.Tensor, priorities: torch.Tensor) -> None:
-        """Set the raw priorities (finite, >= 0) of written slots; all checked before anything changes."""
+    def update_priorities(self, indices: torch.Tensor, priorities: torch.Tensor, *,
+                          exponent_applied: bool = False) -> None:
+        """Set the priorities (finite, >= 0) of written slots; all checked before anything changes.
+
+        Raw priorities p are stored as p**alpha; with exponent_applied=True they are stored as given.
+        """
         if not isinstance(indices, torch.Tensor):
             raise TypeError(f"indices: expected a torch.Tensor, got {type(indices).__name__}")
         if not isinstance(priorities, torch.Tensor):
@@ -277,8 +284,8 @@ class PrioritizedReplay:
         prio = priorities.detach().cpu().contiguous()
         with self._lock:
             top = _C.replay_tree_update(self._sum_np, self._min_np, self._size, idx.numpy(), prio.numpy(),
-                                        self.alpha)
-            self._max_priority = max(self._max_priority, top)
+                                        1.0 if exponent_applied else self.alpha)
+            self._max_leaf = max(self._max_leaf, top)
 
     # ----------------------------------------------------------------------------- save/load
     def save(self, path: str) -> None:
@@ -294,7 +301,7 @@ class PrioritizedReplay:
                 "version": _FORMAT_VERSION, "capacity": self.capacity, "alpha": self.alpha, "n_step": self.n_step,
                 "gamma": self.gamma, "next_fields": self.next_fields, "num_envs": self.num_envs,
                 "fields": {name: [list(shape), _dtype_name(dtype)] for name, (shape, dtype) in self.fields.items()},
-                "position": self._position, "size": size, "max_priority": self._max_priority,
+                "position": self._position, "size": size, "max_leaf": self._max_leaf,
             }
             directory = os.path.dirname(os.path.abspath(path))
             fd, tmp = tempfile.mkstemp(prefix=os.path.basename(path) + ".", suffix=".tmp", dir=directory)
@@ -342,5 +349,5 @@ class PrioritizedReplay:
             leaves > 0, leaves, torch.full_like(leaves, math.inf))
         _C.replay_tree_rebuild(replay._sum_np, replay._min_np)
         replay._size, replay._position = size, position
-        replay._max_priority = float(meta["max_priority"])
+        replay._max_leaf = float(meta["max_leaf"])
         return replay

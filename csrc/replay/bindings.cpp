@@ -34,7 +34,7 @@ void tree_rebuild(py::array sum, py::array mn) {
   rp::tree_rebuild(s, m, leaves);
 }
 
-// Returns the largest raw priority written.
+// Returns the largest leaf value (priority**alpha) written.
 double tree_update(py::array sum, py::array mn, int64_t limit, py::array idx, py::array priorities, double alpha) {
   const int64_t leaves = check_trees(sum, mn);
   double* s = array_ptr<double>(sum, "sum_tree");
@@ -58,7 +58,7 @@ double tree_update(py::array sum, py::array mn, int64_t limit, py::array idx, py
     status = rp::tree_update<double>(s, m, leaves, limit, ix, p, n, alpha, &top, &bad);
   }
   const std::string at = " (at position " + std::to_string(bad) + ")";
-  if (status == rp::kNotFinite) throw py::value_error("priorities: must be finite" + at);
+  if (status == rp::kNotFinite) throw py::value_error("priorities: must be finite (also once raised to alpha)" + at);
   if (status == rp::kNegative) throw py::value_error("priorities: must be >= 0" + at);
   if (status == rp::kIndexOutOfRange)
     throw py::index_error("indices: index out of range [0, " + std::to_string(limit) + ")" + at);
@@ -181,7 +181,7 @@ void bind_replay(py::module_& m) {
         "Recompute every internal node of the sum- and min-tree from their leaves.");
   m.def("replay_tree_update", &tree_update, py::arg("sum_tree"), py::arg("min_tree"), py::arg("limit"),
         py::arg("indices"), py::arg("priorities"), py::arg("alpha"),
-        "Validate, then set leaves to priorities**alpha and fix ancestors; returns the largest priority.");
+        "Validate, then set leaves to priorities**alpha and fix ancestors; returns the largest leaf written.");
   m.def("replay_tree_fill", &tree_fill, py::arg("sum_tree"), py::arg("min_tree"), py::arg("capacity"),
         py::arg("start"), py::arg("count"), py::arg("value"),
         "Set `count` leaves from `start` (wrapping at capacity) to `value` and fix ancestors.");

@@ -22,10 +22,11 @@ enum UpdateStatus : int { kOk = 0, kNotFinite = 1, kNegative = 2, kIndexOutOfRan
 // Set leaf idx[j] to priorities[j]^alpha for j in [0, n) (in order, so the last of duplicates wins),
 // then recompute the ancestors of the touched leaves. First validates everything: each priority
 // finite and >= 0, each index in [0, limit); on failure returns the status and the offending
-// position in *bad and changes nothing. On success *max_priority is the largest raw priority seen.
+// position in *bad and changes nothing (p^alpha overflowing counts as not finite). On success
+// *max_leaf is the largest leaf value written (0 when n == 0).
 template <typename P>
 int tree_update(double* sum, double* mn, int64_t leaves, int64_t limit, const int64_t* idx, const P* priorities,
-                int64_t n, double alpha, double* max_priority, int64_t* bad);
+                int64_t n, double alpha, double* max_leaf, int64_t* bad);
 
 // Set leaves [start, start+count) (wrapping modulo `capacity`) to one value, then fix the ancestors.
 void tree_fill(double* sum, double* mn, int64_t leaves, int64_t capacity, int64_t start, int64_t count,

@@ -61,20 +61,22 @@ void tree_rebuild(double* sum, double* mn, int64_t leaves) { rebuild_levels(sum,
 
 template <typename P>
 int tree_update(double* sum, double* mn, int64_t leaves, int64_t limit, const int64_t* idx, const P* priorities,
-                int64_t n, double alpha, double* max_priority, int64_t* bad) {
+                int64_t n, double alpha, double* max_leaf, int64_t* bad) {
+  std::vector<double> values(n);
   double top = 0.0;
   for (int64_t j = 0; j < n; ++j) {  // validate everything before writing anything
     const double p = static_cast<double>(priorities[j]);
     if (!std::isfinite(p)) { *bad = j; return kNotFinite; }
     if (p < 0.0) { *bad = j; return kNegative; }
     if (idx[j] < 0 || idx[j] >= limit) { *bad = j; return kIndexOutOfRange; }
-    top = std::max(top, p);
+    values[j] = std::pow(p, alpha);
+    if (!std::isfinite(values[j])) { *bad = j; return kNotFinite; }  // p^alpha overflowed
+    top = std::max(top, values[j]);
   }
-  *max_priority = top;
+  *max_leaf = top;
   for (int64_t j = 0; j < n; ++j) {
-    const double v = std::pow(static_cast<double>(priorities[j]), alpha);
-    sum[leaves + idx[j]] = v;
-    mn[leaves + idx[j]] = min_leaf_value(v);
+    sum[leaves + idx[j]] = values[j];
+    mn[leaves + idx[j]] = min_leaf_value(values[j]);
   }
   if (rebuild_is_cheaper(n, leaves)) {
     rebuild_levels(sum, mn, leaves);
