@@ -4,3 +4,4 @@ Every op here validates its inputs once, then dispatches by device. The plain-Py
 each lives in recengine.reference.
 """
 # One import line per operator family (add yours):
+from recengine.ops.replay import td_loss  # noqa: F401  (replay family)
