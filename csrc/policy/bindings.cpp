@@ -15,7 +15,7 @@ void sample_block(float* tile, int64_t R, int64_t nb, int64_t r0, int64_t item0,
                   float* heap_key, int64_t* heap_id, float* heap_x, int64_t* heap_n, float* m, float* s);
 void ce_grad_block(float* tile, int64_t R, int64_t nb, int64_t r0, int64_t item0, const float* bias,
                    float inv_temp, const int64_t* ex_off, const int64_t* ex_ids, const float* lse,
-                   const int64_t* target, const float* grad_rows);
+                   const int64_t* target, const float* p_scale, const float* t_scale);
 void heaps_finish(int64_t B, int64_t k, float* heap_val, int64_t* heap_id, float* heap_aux, const int64_t* heap_n);
 void lse_finish(int64_t B, const float* m, const float* s, float* lse);
 }  // namespace recengine::policy
@@ -146,18 +146,20 @@ void bind_policy(py::module_& m) {
   m.def(
       "policy_ce_grad_block",
       [](py::array tile, int64_t r0, int64_t item0, py::object bias, float inv_temp, py::object ex_off,
-         py::object ex_ids, py::array lse, py::array target, py::array grad_rows) {
+         py::object ex_ids, py::array lse, py::array target, py::array p_scale, py::array t_scale) {
         const int64_t B = dim_size(lse, 0);
         Common c = common(tile, r0, item0, bias, ex_off, ex_ids, B);
         const float* pl = array_ptr<float>(lse, "lse", 1);
         const int64_t* pt = array_ptr<int64_t>(target, "target", 1);
-        const float* pg = array_ptr<float>(grad_rows, "grad_rows", 1);
+        const float* pp = array_ptr<float>(p_scale, "p_scale", 1);
+        const float* ps = array_ptr<float>(t_scale, "t_scale", 1);
         check_rows(target, "target", B);
-        check_rows(grad_rows, "grad_rows", B);
+        check_rows(p_scale, "p_scale", B);
+        check_rows(t_scale, "t_scale", B);
         py::gil_scoped_release release;
-        pk::ce_grad_block(c.tile, c.R, c.nb, c.r0, c.item0, c.bias, inv_temp, c.ex_off, c.ex_ids, pl, pt, pg);
+        pk::ce_grad_block(c.tile, c.R, c.nb, c.r0, c.item0, c.bias, inv_temp, c.ex_off, c.ex_ids, pl, pt, pp, ps);
       },
-      "Turn one tile of raw scores into d loss / d scores: (softmax - onehot) * grad_row / T.");
+      "Turn one tile of raw scores into their gradient: softmax * p_scale - onehot(target) * t_scale.");
   m.def(
       "policy_heaps_finish",
       [](py::array heap_val, py::array heap_id, py::object heap_aux, py::array heap_n) {

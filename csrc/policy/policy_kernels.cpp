@@ -24,6 +24,9 @@ constexpr float kGumbelMax = 16.75f;
 
 #define RE_INLINE inline __attribute__((always_inline))
 
+// Inner loops run over 16 floats at a time: one AVX-512 register, two AVX2 ones.
+constexpr int64_t kLanes = 16;
+
 RE_INLINE float bits_to_float(uint32_t b) { float f; std::memcpy(&f, &b, 4); return f; }
 RE_INLINE uint32_t float_to_bits(float f) { uint32_t b; std::memcpy(&b, &f, 4); return b; }
 
@@ -148,8 +151,6 @@ inline int64_t heap_offer(float* v, int64_t* id, float* aux, int64_t n, int64_t 
 // Lowest value a new entry must beat to enter (ids only grow, so an equal value never enters).
 RE_INLINE float heap_threshold(const float* v, int64_t n, int64_t k) { return n < k ? kNegInf : v[0]; }
 
-constexpr int64_t kLanes = 16;
-
 // ---- per-row bodies (vectorised with runtime dispatch; everything above is inlined into each clone)
 __attribute__((target_clones("avx512f", "avx2", "default")))
 void topk_row(float* x, int64_t nb, int64_t item0, const float* bias, float inv_temp, const int64_t* ex_b,
@@ -178,14 +179,26 @@ void topk_row(float* x, int64_t nb, int64_t item0, const float* bias, float inv_
   *hn = n;
 }
 
-// Online logsumexp of one row of logits: (m, s) with lse = m + log(s).
+// Online logsumexp of one row of logits: (m, s) with lse = m + log(s). The max and the sum run in
+// kLanes independent lanes so they vectorise without reassociating float additions.
 RE_INLINE void lse_update(const float* x, int64_t nb, float* m_io, float* s_io) {
+  float lane_m[kLanes];
+  for (int64_t l = 0; l < kLanes; ++l) lane_m[l] = kNegInf;
+  int64_t j = 0;
+  for (; j + kLanes <= nb; j += kLanes)
+    for (int64_t l = 0; l < kLanes; ++l) lane_m[l] = x[j + l] > lane_m[l] ? x[j + l] : lane_m[l];
   float mx = kNegInf;
-  for (int64_t j = 0; j < nb; ++j) mx = std::max(mx, x[j]);
+  for (; j < nb; ++j) mx = x[j] > mx ? x[j] : mx;
+  for (int64_t l = 0; l < kLanes; ++l) mx = lane_m[l] > mx ? lane_m[l] : mx;
   if (mx == kNegInf) return;  // every item of the block excluded
   const float m_new = std::max(*m_io, mx);
+  float lane_s[kLanes];
+  for (int64_t l = 0; l < kLanes; ++l) lane_s[l] = 0.0f;
+  for (j = 0; j + kLanes <= nb; j += kLanes)
+    for (int64_t l = 0; l < kLanes; ++l) lane_s[l] += fast_exp(x[j + l] - m_new);  // exp(-inf) ~ 1e-38
   float s = 0.0f;
-  for (int64_t j = 0; j < nb; ++j) s += fast_exp(x[j] - m_new);  // exp(-inf) -> clamped, ~1e-38
+  for (; j < nb; ++j) s += fast_exp(x[j] - m_new);
+  for (int64_t l = 0; l < kLanes; ++l) s += lane_s[l];
   *s_io = (*m_io == kNegInf ? 0.0f : *s_io * fast_exp(*m_io - m_new)) + s;
   *m_io = m_new;
 }
@@ -198,19 +211,41 @@ void lse_row(float* x, int64_t nb, int64_t item0, const float* bias, float inv_t
   if (x_target && target >= item0 && target < item0 + nb) *x_target = x[target - item0];
 }
 
+// Gumbel-top-k with the online logsumexp. The key of item j is x_j + g_j, g_j = -log(e_j), e_j = -log(u_j).
+// Most items cannot enter the heap, and two cheap exact filters say so before any log:
+//  1. x_j + max(g) <= thr (per 16 items): even the largest noise the hash can make does not reach the
+//     k-th key thr;
+//  2. p_j <= (1 - u_j) * c with p_j = exp(x_j - m), c = exp(thr - m): since e_j >= 1 - u_j, this implies
+//     x_j + g_j <= thr. After the heap fills, about k items per row pass it in all.
+// The survivors get the exact key and the exact comparison, so the result is that of the plain loop.
 __attribute__((target_clones("avx512f", "avx2", "default")))
 void sample_row(float* x, int64_t nb, int64_t item0, const float* bias, float inv_temp, const int64_t* ex_b,
                 const int64_t* ex_e, uint32_t skey, uint32_t rkey, int64_t k, float* hkey, int64_t* hi,
                 float* hx, int64_t* hn, float* m, float* s) {
   make_logits(x, nb, item0, bias, inv_temp, ex_b, ex_e);
   lse_update(x, nb, m, s);
+  const float m_row = *m;  // the running max, including this block
   int64_t n = *hn;
   float thr = heap_threshold(hkey, n, k);
+  // c = exp(thr - m), or 0 (filter 2 off) where it would lose precision; 1 + 2^-12 absorbs rounding
+  auto filter_scale = [&](float t) {
+    const float d = t - m_row;
+    return (n < k || !(d > -80.0f)) ? 0.0f : fast_exp(std::min(d, 80.0f)) * (1.0f / 1.000244140625f);
+  };
+  float c = filter_scale(thr);
   float key[kLanes];
   int64_t j = 0;
   for (; j + kLanes <= nb; j += kLanes) {
-    int any = 0;  // skip 16 items at once when none can reach the k-th key even with the largest noise
+    int any = 0;
     for (int64_t l = 0; l < kLanes; ++l) any |= x[j + l] + kGumbelMax > thr;
+    if (!any) continue;
+    any = 0;
+    for (int64_t l = 0; l < kLanes; ++l) {
+      const uint32_t h = mix32(mix32(static_cast<uint32_t>(item0 + j + l) ^ skey) ^ rkey);
+      const float u = (static_cast<float>(h >> 9) + 0.5f) * (1.0f / 8388608.0f);
+      const float p = fast_exp(x[j + l] - m_row);
+      any |= p > (1.0f - u) * c;
+    }
     if (!any) continue;
     for (int64_t l = 0; l < kLanes; ++l)
       key[l] = x[j + l] + gumbel(skey, rkey, static_cast<uint32_t>(item0 + j + l));
@@ -218,6 +253,7 @@ void sample_row(float* x, int64_t nb, int64_t item0, const float* bias, float in
       if (key[l] > thr && x[j + l] != kNegInf) {
         n = heap_offer(hkey, hi, hx, n, k, key[l], item0 + j + l, x[j + l]);
         thr = heap_threshold(hkey, n, k);
+        c = filter_scale(thr);
       }
     }
   }
@@ -232,17 +268,18 @@ void sample_row(float* x, int64_t nb, int64_t item0, const float* bias, float in
   *hn = n;
 }
 
-// Tile -> the logits' gradient: g = (softmax - onehot(target)) * scale (scale = d loss_row * inv_temp).
+// Tile -> the gradient w.r.t. the raw scores: g = softmax * p_scale - onehot(target) * t_scale, where the
+// caller folds d loss_row (both scales), d lse_row (p_scale only) and 1 / temperature into the scales.
 __attribute__((target_clones("avx512f", "avx2", "default")))
 void ce_grad_row(float* x, int64_t nb, int64_t item0, const float* bias, float inv_temp, const int64_t* ex_b,
-                 const int64_t* ex_e, float lse, int64_t target, float scale) {
+                 const int64_t* ex_e, float lse, int64_t target, float p_scale, float t_scale) {
   make_logits(x, nb, item0, bias, inv_temp, ex_b, ex_e);
-  for (int64_t j = 0; j < nb; ++j) x[j] = fast_exp(x[j] - lse) * scale;
+  for (int64_t j = 0; j < nb; ++j) x[j] = fast_exp(x[j] - lse) * p_scale;
   for (const int64_t* p = ex_b; p != ex_e; ++p) {  // exactly zero, not exp(-87)
     const int64_t j = *p - item0;
     if (j >= 0 && j < nb) x[j] = 0.0f;
   }
-  if (target >= item0 && target < item0 + nb) x[target - item0] -= scale;
+  if (target >= item0 && target < item0 + nb) x[target - item0] -= t_scale;
 }
 
 // Sort a heap's entries best first: value descending, id ascending.
@@ -302,13 +339,13 @@ void sample_block(float* tile, int64_t R, int64_t nb, int64_t r0, int64_t item0,
 
 void ce_grad_block(float* tile, int64_t R, int64_t nb, int64_t r0, int64_t item0, const float* bias,
                    float inv_temp, const int64_t* ex_off, const int64_t* ex_ids, const float* lse,
-                   const int64_t* target, const float* grad_rows) {
+                   const int64_t* target, const float* p_scale, const float* t_scale) {
 #pragma omp parallel for schedule(static)
   for (int64_t r = 0; r < R; ++r) {
     const int64_t b = r0 + r;
     const int64_t* eb = ex_off ? ex_ids + ex_off[b] : nullptr;
     const int64_t* ee = ex_off ? ex_ids + ex_off[b + 1] : nullptr;
-    ce_grad_row(tile + r * nb, nb, item0, bias, inv_temp, eb, ee, lse[b], target[b], grad_rows[b] * inv_temp);
+    ce_grad_row(tile + r * nb, nb, item0, bias, inv_temp, eb, ee, lse[b], target[b], p_scale[b], t_scale[b]);
   }
 }
 

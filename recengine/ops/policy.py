@@ -1,0 +1,439 @@
+"""Catalog softmax-policy scoring: top-k, Gumbel-top-k sampling, logsumexp and cross-entropy in one pass.
+
+For user states Q (B, D) and item embeddings E (N, D), float32, the logits are
+
+    logits[b, a] = (Q[b] . E[a] + bias[a]) / temperature
+
+and pi(a | s_b) = softmax over a of logits[b]. An optional exclusion list per user (CSR:
+exclude_offsets (B+1,) int64, exclude_ids int32/int64 item ids; row b excludes
+exclude_ids[exclude_offsets[b]:exclude_offsets[b+1]], duplicates allowed) removes items from that
+user's row: they never score, are never drawn and carry no probability. Ids returned are int64.
+
+No op materialises the B x N logits: the catalog is walked in blocks (CPU: a BLAS GEMM of the block
+into one reused tile, then a fused C++ reduction; CUDA: Triton). Peak extra memory is O(B*k + tile).
+The plain-PyTorch truth is recengine.reference.policy.
+"""
+from __future__ import annotations
+
+import torch
+
+from recengine.ops._checks import INDEX_DTYPES, check_positive, check_same_device, check_tensor
+from recengine.reference.policy import seed_key
+
+__all__ = ["catalog_topk", "catalog_sample", "catalog_logsumexp", "catalog_cross_entropy"]
+
+#: elements of the CPU score tile (8 MiB of float32: stays in the last-level cache between GEMM and reduction)
+TILE_ELEMS = 1 << 21
+#: rows of Q per tile at most (larger batches are walked in row chunks too)
+MAX_TILE_ROWS = 4096
+
+
+# ------------------------------------------------------------------------------------- validation
+def _check_finite(name: str, t: torch.Tensor) -> None:
+    # one cheap reduction first; the exact check only when the sum is not finite (it may just overflow)
+    t = t.detach()
+    if t.numel() and not torch.isfinite(t.sum()) and not torch.isfinite(t).all():
+        raise ValueError(f"{name}: holds NaN or infinite values")
+
+
+def _validate(Q, E, bias, temperature, exclude_offsets, exclude_ids):
+    """Check the shared arguments; returns (Q, E, bias, exclude_offsets, exclude_ids int64), contiguous."""
+    check_tensor("Q", Q, dtypes=(torch.float32,), ndim=2)
+    check_tensor("E", E, dtypes=(torch.float32,), ndim=2)
+    if Q.shape[1] != E.shape[1]:
+        raise ValueError(f"Q and E: embedding dims differ, Q {tuple(Q.shape)} vs E {tuple(E.shape)}")
+    B, N = Q.shape[0], E.shape[0]
+    if N == 0:
+        raise ValueError("E: the catalog is empty (N = 0)")
+    if bias is not None:
+        check_tensor("bias", bias, dtypes=(torch.float32,), shape=(N,))
+    if isinstance(temperature, bool) or not isinstance(temperature, (int, float)):
+        raise TypeError(f"temperature: expected a number, got {type(temperature).__name__}")
+    check_positive("temperature", temperature)
+    if temperature == float("inf"):
+        raise ValueError("temperature: must be finite")
+    if (exclude_offsets is None) != (exclude_ids is None):
+        raise ValueError("exclude_offsets and exclude_ids: give both or neither")
+    if exclude_offsets is not None:
+        check_tensor("exclude_offsets", exclude_offsets, dtypes=(torch.int64,), shape=(B + 1,))
+        check_tensor("exclude_ids", exclude_ids, dtypes=INDEX_DTYPES, ndim=1)
+    check_same_device(Q=Q, E=E, bias=bias, exclude_offsets=exclude_offsets, exclude_ids=exclude_ids)
+    Q, E = Q.contiguous(), E.contiguous()
+    _check_finite("Q", Q)
+    _check_finite("E", E)
+    if bias is not None:
+        bias = bias.contiguous()
+        _check_finite("bias", bias)
+    if exclude_offsets is not None:
+        exclude_offsets = exclude_offsets.contiguous()
+        exclude_ids = exclude_ids.contiguous().to(torch.int64)
+        if int(exclude_offsets[0]) != 0 or bool((exclude_offsets[1:] < exclude_offsets[:-1]).any()):
+            raise ValueError("exclude_offsets: must start at 0 and never decrease")
+        if int(exclude_offsets[-1]) != exclude_ids.numel():
+            raise ValueError(f"exclude_offsets: last entry {int(exclude_offsets[-1])} != "
+                             f"len(exclude_ids) {exclude_ids.numel()}")
+        if exclude_ids.numel():
+            bad = (exclude_ids < 0) | (exclude_ids >= N)
+            if bool(bad.any()):
+                i = int(bad.nonzero()[0])
+                raise IndexError(f"exclude_ids: id {int(exclude_ids[i])} at position {i} is out of range "
+                                 f"for a catalog of {N} items")
+    return Q, E, bias, exclude_offsets, exclude_ids
+
+
+def _excluded_rows(B, exclude_offsets, exclude_ids):
+    counts = exclude_offsets[1:] - exclude_offsets[:-1]
+    return torch.repeat_interleave(torch.arange(B, device=exclude_ids.device), counts)
+
+
+def _check_k(k, N, B, exclude_offsets, exclude_ids) -> None:
+    check_positive("k", k, integer=True)
+    if k > N:
+        raise ValueError(f"k: {k} exceeds the catalog size {N}")
+    if exclude_offsets is not None and exclude_ids.numel():
+        rows = _excluded_rows(B, exclude_offsets, exclude_ids)
+        distinct = torch.unique(rows * N + exclude_ids) // N  # duplicates in a row count once
+        allowed = N - torch.bincount(distinct, minlength=B)
+        short = (allowed < k).nonzero().flatten()
+        if short.numel():
+            b = int(short[0])
+            raise ValueError(f"k: {k} exceeds the {int(allowed[b])} non-excluded items of row {b}")
+
+
+def _check_target(target, B, N, exclude_offsets, exclude_ids) -> torch.Tensor:
+    check_tensor("target", target, dtypes=INDEX_DTYPES, shape=(B,))
+    target = target.contiguous().to(torch.int64)
+    bad = (target < 0) | (target >= N)
+    if bool(bad.any()):
+        b = int(bad.nonzero()[0])
+        raise IndexError(f"target: id {int(target[b])} of row {b} is out of range for a catalog of {N} items")
+    if exclude_offsets is not None and exclude_ids.numel():
+        rows = _excluded_rows(B, exclude_offsets, exclude_ids)
+        hit = exclude_ids == target[rows]
+        if bool(hit.any()):
+            b = int(rows[hit.nonzero()[0]])
+            raise ValueError(f"target: item {int(target[b])} of row {b} is in that row's exclusion list")
+    return target
+
+
+# ------------------------------------------------------------------------------------ CPU driver
+def _arr(t):
+    if t is None:
+        return None
+    from recengine._native import as_array
+
+    return as_array(t, "tensor")
+
+
+def _sweep(Q, E, fold) -> None:
+    """Walk the catalog: for each (row chunk, item block) write Q_chunk @ E_block.T into one reused
+    tile and hand it to fold(tile, r0, j0), which folds it into per-row state (a C++ kernel)."""
+    B, N = Q.shape[0], E.shape[0]
+    rows = max(1, min(B, MAX_TILE_ROWS))
+    nb = max(1, min(N, max(256, TILE_ELEMS // rows)))
+    buf = torch.empty(rows * nb, dtype=torch.float32)
+    for r0 in range(0, B, rows):
+        q = Q[r0:r0 + rows]
+        for j0 in range(0, N, nb):
+            e = E[j0:j0 + nb]
+            tile = buf[: q.shape[0] * e.shape[0]].view(q.shape[0], e.shape[0])
+            torch.mm(q, e.T, out=tile)
+            fold(tile, r0, j0)
+
+
+def _cpu_topk(Q, E, k, bias, temperature, exclude_offsets, exclude_ids):
+    from recengine._native import _C
+
+    B = Q.shape[0]
+    vals = torch.full((B, k), float("-inf"))
+    ids = torch.full((B, k), -1, dtype=torch.int64)
+    count = torch.zeros(B, dtype=torch.int64)
+    a_vals, a_ids, a_count = _arr(vals), _arr(ids), _arr(count)
+    a_bias, a_off, a_ex = _arr(bias), _arr(exclude_offsets), _arr(exclude_ids)
+    inv_t = 1.0 / temperature
+
+    def fold(tile, r0, j0):
+        _C.policy_topk_block(_arr(tile), r0, j0, a_bias, inv_t, a_off, a_ex, a_vals, a_ids, a_count)
+
+    _sweep(Q, E, fold)
+    _C.policy_heaps_finish(a_vals, a_ids, None, a_count)
+    return vals, ids, count
+
+
+def _cpu_lse(Q, E, bias, temperature, exclude_offsets, exclude_ids, target=None):
+    """Per-row logsumexp and, with target, the target's logit."""
+    from recengine._native import _C
+
+    B = Q.shape[0]
+    m = torch.full((B,), float("-inf"))
+    s = torch.zeros(B)
+    x_t = torch.zeros(B) if target is not None else None
+    a_m, a_s, a_t, a_xt = _arr(m), _arr(s), _arr(target), _arr(x_t)
+    a_bias, a_off, a_ex = _arr(bias), _arr(exclude_offsets), _arr(exclude_ids)
+    inv_t = 1.0 / temperature
+
+    def fold(tile, r0, j0):
+        _C.policy_lse_block(_arr(tile), r0, j0, a_bias, inv_t, a_off, a_ex, a_m, a_s, a_t, a_xt)
+
+    _sweep(Q, E, fold)
+    lse = torch.empty(B)
+    _C.policy_lse_finish(a_m, a_s, _arr(lse))
+    return lse, x_t
+
+
+def _cpu_sample(Q, E, k, seed, bias, temperature, exclude_offsets, exclude_ids):
+    from recengine._native import _C
+
+    B = Q.shape[0]
+    keys = torch.full((B, k), float("-inf"))
+    ids = torch.full((B, k), -1, dtype=torch.int64)
+    xs = torch.zeros(B, k)
+    count = torch.zeros(B, dtype=torch.int64)
+    m = torch.full((B,), float("-inf"))
+    s = torch.zeros(B)
+    arrs = [_arr(t) for t in (keys, ids, xs, count, m, s)]
+    a_bias, a_off, a_ex = _arr(bias), _arr(exclude_offsets), _arr(exclude_ids)
+    inv_t = 1.0 / temperature
+    skey = seed_key(seed)
+
+    def fold(tile, r0, j0):
+        _C.policy_sample_block(_arr(tile), r0, j0, a_bias, inv_t, a_off, a_ex, skey, *arrs)
+
+    _sweep(Q, E, fold)
+    _C.policy_heaps_finish(arrs[0], arrs[1], arrs[2], arrs[3])
+    lse = torch.empty(B)
+    _C.policy_lse_finish(arrs[4], arrs[5], _arr(lse))
+    return ids, xs - lse.unsqueeze(1), lse, count
+
+
+def _cpu_ce_backward(Q, E, target, bias, lse, p_scale, t_scale, temperature, exclude_offsets, exclude_ids,
+                     need_q, need_e, need_bias):
+    from recengine._native import _C
+
+    B, N = Q.shape[0], E.shape[0]
+    dQ = torch.zeros_like(Q) if need_q else Q.new_empty(0)
+    dE = torch.zeros_like(E) if need_e else E.new_empty(0)
+    dbias = torch.zeros(N) if need_bias else Q.new_empty(0)
+    a_bias, a_off, a_ex = _arr(bias), _arr(exclude_offsets), _arr(exclude_ids)
+    a_lse, a_t, a_p, a_ts = _arr(lse), _arr(target), _arr(p_scale), _arr(t_scale)
+    inv_t = 1.0 / temperature
+
+    def fold(tile, r0, j0):
+        _C.policy_ce_grad_block(_arr(tile), r0, j0, a_bias, inv_t, a_off, a_ex, a_lse, a_t, a_p, a_ts)
+        rows, items = tile.shape
+        if need_q:  # dQ += G @ E_block
+            dQ[r0:r0 + rows].addmm_(tile, E[j0:j0 + items])
+        if need_e:  # dE_block += G.T @ Q_chunk
+            dE[j0:j0 + items].addmm_(tile.T, Q[r0:r0 + rows])
+        if need_bias:
+            dbias[j0:j0 + items] += tile.sum(0)
+
+    _sweep(Q, E, fold)
+    return dQ, dE, dbias
+
+
+# ---------------------------------------------------------------------------- torch.library ops
+def _kernels():
+    from recengine.kernels import policy as kernels
+
+    return kernels
+
+
+@torch.library.custom_op("recengine::catalog_topk", mutates_args=(), device_types="cpu")
+def _topk_op(Q: torch.Tensor, E: torch.Tensor, k: int, bias: torch.Tensor | None, temperature: float,
+             exclude_offsets: torch.Tensor | None, exclude_ids: torch.Tensor | None
+             ) -> tuple[torch.Tensor, torch.Tensor]:
+    vals, ids, count = _cpu_topk(Q, E, k, bias, temperature, exclude_offsets, exclude_ids)
+    if bool((count < k).any()):
+        raise ValueError("catalog_topk: fewer than k items scored (logits overflowed to -inf?)")
+    return vals, ids
+
+
+@_topk_op.register_kernel("cuda")
+def _topk_cuda(Q, E, k, bias, temperature, exclude_offsets, exclude_ids):
+    return _kernels().catalog_topk_triton(Q, E, k, bias, 1.0 / temperature, exclude_offsets, exclude_ids)
+
+
+@_topk_op.register_fake
+def _topk_fake(Q, E, k, bias, temperature, exclude_offsets, exclude_ids):
+    return Q.new_empty(Q.shape[0], k), Q.new_empty(Q.shape[0], k, dtype=torch.int64)
+
+
+@torch.library.custom_op("recengine::catalog_sample", mutates_args=(), device_types="cpu")
+def _sample_op(Q: torch.Tensor, E: torch.Tensor, k: int, seed: int, bias: torch.Tensor | None,
+               temperature: float, exclude_offsets: torch.Tensor | None, exclude_ids: torch.Tensor | None
+               ) -> tuple[torch.Tensor, torch.Tensor]:
+    ids, log_probs, lse, count = _cpu_sample(Q, E, k, seed, bias, temperature, exclude_offsets, exclude_ids)
+    if bool((count < k).any()) or not bool(torch.isfinite(lse).all()):
+        raise ValueError("catalog_sample: the logits overflowed (non-finite logsumexp)")
+    return ids, log_probs
+
+
+@_sample_op.register_kernel("cuda")
+def _sample_cuda(Q, E, k, seed, bias, temperature, exclude_offsets, exclude_ids):
+    return _kernels().catalog_sample_triton(Q, E, k, seed_key(seed), bias, 1.0 / temperature,
+                                            exclude_offsets, exclude_ids)
+
+
+@_sample_op.register_fake
+def _sample_fake(Q, E, k, seed, bias, temperature, exclude_offsets, exclude_ids):
+    return Q.new_empty(Q.shape[0], k, dtype=torch.int64), Q.new_empty(Q.shape[0], k)
+
+
+@torch.library.custom_op("recengine::catalog_logsumexp", mutates_args=(), device_types="cpu")
+def _lse_op(Q: torch.Tensor, E: torch.Tensor, bias: torch.Tensor | None, temperature: float,
+            exclude_offsets: torch.Tensor | None, exclude_ids: torch.Tensor | None) -> torch.Tensor:
+    return _cpu_lse(Q, E, bias, temperature, exclude_offsets, exclude_ids)[0]
+
+
+@_lse_op.register_kernel("cuda")
+def _lse_cuda(Q, E, bias, temperature, exclude_offsets, exclude_ids):
+    return _kernels().catalog_lse_triton(Q, E, bias, 1.0 / temperature, exclude_offsets, exclude_ids)
+
+
+@_lse_op.register_fake
+def _lse_fake(Q, E, bias, temperature, exclude_offsets, exclude_ids):
+    return Q.new_empty(Q.shape[0])
+
+
+@torch.library.custom_op("recengine::catalog_cross_entropy_rows", mutates_args=(), device_types="cpu")
+def _ce_rows_op(Q: torch.Tensor, E: torch.Tensor, target: torch.Tensor, bias: torch.Tensor | None,
+                temperature: float, exclude_offsets: torch.Tensor | None, exclude_ids: torch.Tensor | None
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+    """(loss per row = lse - logit[target], lse per row); target int64."""
+    lse, x_t = _cpu_lse(Q, E, bias, temperature, exclude_offsets, exclude_ids, target)
+    return lse - x_t, lse
+
+
+@_ce_rows_op.register_kernel("cuda")
+def _ce_rows_cuda(Q, E, target, bias, temperature, exclude_offsets, exclude_ids):
+    lse = _kernels().catalog_lse_triton(Q, E, bias, 1.0 / temperature, exclude_offsets, exclude_ids)
+    x_t = (Q * E[target]).sum(1)
+    if bias is not None:
+        x_t = x_t + bias[target]
+    return lse - x_t / temperature, lse
+
+
+@_ce_rows_op.register_fake
+def _ce_rows_fake(Q, E, target, bias, temperature, exclude_offsets, exclude_ids):
+    return Q.new_empty(Q.shape[0]), Q.new_empty(Q.shape[0])
+
+
+@torch.library.custom_op("recengine::catalog_cross_entropy_backward", mutates_args=(), device_types="cpu")
+def _ce_bwd_op(Q: torch.Tensor, E: torch.Tensor, target: torch.Tensor, bias: torch.Tensor | None,
+               lse: torch.Tensor, p_scale: torch.Tensor, t_scale: torch.Tensor, temperature: float,
+               exclude_offsets: torch.Tensor | None, exclude_ids: torch.Tensor | None,
+               need_q: bool, need_e: bool, need_bias: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Gradients w.r.t. (Q, E, bias) of sum_b p_scale[b] * T * lse[b] - t_scale[b] * T * logit[b, target[b]]
+    (scales already divided by T); a gradient not asked for comes back empty."""
+    return _cpu_ce_backward(Q, E, target, bias, lse, p_scale, t_scale, temperature, exclude_offsets,
+                            exclude_ids, need_q, need_e, need_bias)
+
+
+@_ce_bwd_op.register_kernel("cuda")
+def _ce_bwd_cuda(Q, E, target, bias, lse, p_scale, t_scale, temperature, exclude_offsets, exclude_ids,
+                 need_q, need_e, need_bias):
+    return _kernels().catalog_ce_backward_triton(Q, E, target, bias, lse, p_scale, t_scale, 1.0 / temperature,
+                                                 exclude_offsets, exclude_ids, need_q, need_e, need_bias)
+
+
+@_ce_bwd_op.register_fake
+def _ce_bwd_fake(Q, E, target, bias, lse, p_scale, t_scale, temperature, exclude_offsets, exclude_ids,
+                 need_q, need_e, need_bias):
+    return (Q.new_empty(Q.shape if need_q else (0,)), E.new_empty(E.shape if need_e else (0,)),
+            Q.new_empty((E.shape[0],) if need_bias else (0,)))
+
+
+def _ce_setup_context(ctx, inputs, output):
+    Q, E, target, bias, temperature, exclude_offsets, exclude_ids = inputs
+    ctx.save_for_backward(Q, E, target, bias, output[1], exclude_offsets, exclude_ids)
+    ctx.temperature = temperature
+    ctx.has_bias = bias is not None
+
+
+def _ce_backward(ctx, grad_loss, grad_lse):
+    Q, E, target, bias, lse, exclude_offsets, exclude_ids = ctx.saved_tensors
+    need = ctx.needs_input_grad
+    need_q, need_e, need_bias = bool(need[0]), bool(need[1]), bool(need[3]) and ctx.has_bias
+    if not (need_q or need_e or need_bias):
+        return None, None, None, None, None, None, None
+    inv_t = 1.0 / ctx.temperature
+    g_loss = torch.zeros_like(lse) if grad_loss is None else grad_loss
+    g_lse = torch.zeros_like(lse) if grad_lse is None else grad_lse
+    p_scale = ((g_loss + g_lse) * inv_t).contiguous()
+    t_scale = (g_loss * inv_t).contiguous()
+    dQ, dE, dbias = torch.ops.recengine.catalog_cross_entropy_backward(
+        Q, E, target, bias, lse, p_scale, t_scale, ctx.temperature, exclude_offsets, exclude_ids,
+        need_q, need_e, need_bias)
+    return (dQ if need_q else None, dE if need_e else None, None, dbias if need_bias else None,
+            None, None, None)
+
+
+torch.library.register_autograd("recengine::catalog_cross_entropy_rows", _ce_backward,
+                                setup_context=_ce_setup_context)
+
+
+# ------------------------------------------------------------------------------------ public API
+def catalog_topk(Q, E, k, *, bias=None, temperature=1.0, exclude_offsets=None, exclude_ids=None):
+    """The k best items per user: (scores (B, k) float32, ids (B, k) int64).
+
+    scores are the logits (Q @ E.T + bias) / temperature, sorted descending; equal scores are ordered
+    by the lower item id. Excluded items never appear. Raises ValueError when k exceeds the number of
+    non-excluded items of any row.
+    """
+    Q, E, bias, exclude_offsets, exclude_ids = _validate(Q, E, bias, temperature, exclude_offsets, exclude_ids)
+    _check_k(k, E.shape[0], Q.shape[0], exclude_offsets, exclude_ids)
+    return torch.ops.recengine.catalog_topk(Q, E, k, bias, float(temperature), exclude_offsets, exclude_ids)
+
+
+def catalog_sample(Q, E, k, seed, *, bias=None, temperature=1.0, exclude_offsets=None, exclude_ids=None):
+    """k distinct items per user drawn from the softmax policy without replacement (Gumbel-top-k):
+    (ids (B, k) int64, log_probs (B, k) float32), where log_probs[b, i] = log pi(ids[b, i] | s_b) under
+    the full softmax over the non-excluded catalog. Items come in the order of their perturbed keys
+    (the first column alone is a draw from pi).
+
+    The randomness is counter-based: the noise for (seed, row, item) is a hash of the three
+    (recengine.reference.policy.hash_uniform), so the same seed gives the same draw on every backend.
+    """
+    Q, E, bias, exclude_offsets, exclude_ids = _validate(Q, E, bias, temperature, exclude_offsets, exclude_ids)
+    _check_k(k, E.shape[0], Q.shape[0], exclude_offsets, exclude_ids)
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise TypeError(f"seed: expected an int, got {type(seed).__name__}")
+    seed = int(seed) & 0x7FFFFFFFFFFFFFFF  # the schema's int is int64
+    return torch.ops.recengine.catalog_sample(Q, E, k, seed, bias, float(temperature), exclude_offsets,
+                                              exclude_ids)
+
+
+def catalog_logsumexp(Q, E, *, bias=None, temperature=1.0, exclude_offsets=None, exclude_ids=None):
+    """log sum_a exp(logits[b, a]) over the non-excluded items, (B,) float32 (-inf for a row that
+    excludes every item). Not differentiable (use catalog_cross_entropy for training)."""
+    Q, E, bias, exclude_offsets, exclude_ids = _validate(Q, E, bias, temperature, exclude_offsets, exclude_ids)
+    lse = torch.ops.recengine.catalog_logsumexp(Q, E, bias, float(temperature), exclude_offsets, exclude_ids)
+    if bool(torch.isnan(lse).any() | torch.isposinf(lse).any()):
+        raise ValueError("catalog_logsumexp: the logits overflowed (non-finite logsumexp)")
+    return lse
+
+
+def catalog_cross_entropy(Q, E, target, *, bias=None, temperature=1.0, exclude_offsets=None, exclude_ids=None,
+                          reduction="mean"):
+    """-log pi(target | s) over the full (non-excluded) catalog, reduced by "mean" | "sum" | "none".
+
+    Differentiable w.r.t. Q, E and bias; the backward walks the catalog again block by block (never the
+    B x N matrix). target (B,) int32/int64: an id out of range raises IndexError, an excluded target
+    ValueError.
+    """
+    if reduction not in ("mean", "sum", "none"):
+        raise ValueError(f"reduction: expected 'mean', 'sum' or 'none', got {reduction!r}")
+    Q, E, bias, exclude_offsets, exclude_ids = _validate(Q, E, bias, temperature, exclude_offsets, exclude_ids)
+    target = _check_target(target, Q.shape[0], E.shape[0], exclude_offsets, exclude_ids)
+    if Q.shape[0] == 0 and reduction == "mean":
+        raise ValueError("Q: the mean cross-entropy of an empty batch is undefined")
+    loss, lse = torch.ops.recengine.catalog_cross_entropy_rows(Q, E, target, bias, float(temperature),
+                                                               exclude_offsets, exclude_ids)
+    if not bool(torch.isfinite(lse.detach()).all()):
+        raise ValueError("catalog_cross_entropy: the logits overflowed (non-finite logsumexp)")
+    if reduction == "mean":
+        return loss.mean()
+    if reduction == "sum":
+        return loss.sum()
+    return loss
