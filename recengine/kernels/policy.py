@@ -1,0 +1,313 @@
+"""Triton kernels of the catalog softmax-policy ops (CUDA; on the CPU under TRITON_INTERPRET=1).
+
+Each program takes BLOCK_B rows of Q and walks one split of the catalog BLOCK_N items at a time:
+it computes the logits tile (tl.dot in full float32, no TF32, so scores match the CPU), masks the
+rows' excluded items, and folds the tile into per-row state held in registers: an online logsumexp
+and/or a running top-k (k rounds of "take the best, ties to the lower id" over the tile and the kept
+entries, done only when some tile entry beats a row's k-th). Splitting the catalog over the second
+grid axis keeps the GPU busy for small B; the host merges the splits' partial results (a few KiB).
+The backward of the cross-entropy recomputes the tiles twice: once per row block for dQ and once
+per item block for dE and dbias, so there are no atomics and the result is deterministic.
+
+The launchers take already-validated tensors (recengine/ops/policy.py validates).
+"""
+from __future__ import annotations
+
+import triton
+import triton.language as tl
+import torch
+
+BLOCK_B = 16
+BLOCK_N = 64
+
+
+@triton.jit
+def _mix32(x):
+    # x is uint32: products wrap mod 2^32 and shifts are logical, as in C++ and the reference
+    x = x ^ (x >> 16)
+    x = x * tl.full([], 0x7FEB352D, tl.uint32)
+    x = x ^ (x >> 15)
+    x = x * tl.full([], 0x846CA68B, tl.uint32)
+    x = x ^ (x >> 16)
+    return x
+
+
+@triton.jit
+def _logits_tile(Q, E, bias, ex_off, ex_ids, rows, cols, row_ok, inv_temp, N, D, max_cnt,
+                 HAS_BIAS: tl.constexpr, HAS_EX: tl.constexpr, BLOCK_D: tl.constexpr):
+    """(BLOCK_B, BLOCK_N) logits of rows x cols; out-of-range and excluded entries are -inf."""
+    dims = tl.arange(0, BLOCK_D)
+    col_ok = cols < N
+    q = tl.load(Q + rows[:, None] * D + dims[None, :], mask=row_ok[:, None] & (dims[None, :] < D), other=0.0)
+    e = tl.load(E + cols[:, None] * D + dims[None, :], mask=col_ok[:, None] & (dims[None, :] < D), other=0.0)
+    x = tl.dot(q, tl.trans(e), input_precision="ieee")
+    if HAS_BIAS:
+        x = x + tl.load(bias + cols, mask=col_ok, other=0.0)[None, :]
+    x = x * inv_temp
+    valid = row_ok[:, None] & col_ok[None, :]
+    if HAS_EX:
+        start = tl.load(ex_off + rows, mask=row_ok, other=0)
+        count = tl.load(ex_off + rows + 1, mask=row_ok, other=0) - start
+        for t in range(0, max_cnt):
+            ex = tl.load(ex_ids + start + t, mask=t < count, other=-1)
+            valid = valid & (cols[None, :] != ex[:, None])
+    return tl.where(valid, x, float("-inf")), valid
+
+
+@triton.jit
+def _gumbel(skey, rows, cols):
+    sk = skey.to(tl.uint32)
+    rk = _mix32(_mix32(rows.to(tl.uint32)) ^ sk)
+    h = _mix32(_mix32(cols.to(tl.uint32) ^ sk)[None, :] ^ rk[:, None])
+    u = ((h >> 9).to(tl.float32) + 0.5) * (1.0 / 8388608.0)
+    return -tl.log(-tl.log(u))
+
+
+@triton.jit
+def _lse_update(x, m, s):
+    m_new = tl.maximum(m, tl.max(x, axis=1))
+    safe = tl.where(m_new == float("-inf"), 0.0, m_new)
+    s = s * tl.exp(m - safe) + tl.sum(tl.exp(x - safe[:, None]), axis=1)
+    return m_new, s
+
+
+@triton.jit
+def _topk_merge(vals, ids, aux, cand, cand_ids, cand_aux, k, K: tl.constexpr):
+    """Best k of (kept entries, tile candidates) per row, value descending, ties by lower id."""
+    BIG: tl.constexpr = 2147483647
+    kcol = tl.arange(0, K)[None, :]
+    new_v = tl.full(vals.shape, float("-inf"), tl.float32)
+    new_i = tl.full(vals.shape, BIG, tl.int32)
+    new_a = tl.zeros(vals.shape, tl.float32)
+    for t in range(0, k):
+        best = tl.maximum(tl.max(cand, axis=1), tl.max(vals, axis=1))
+        ok = best > float("-inf")
+        i_c = tl.min(tl.where(cand == best[:, None], cand_ids, BIG), axis=1)
+        i_k = tl.min(tl.where(vals == best[:, None], ids, BIG), axis=1)
+        pick = tl.where(ok, tl.minimum(i_c, i_k), BIG)
+        hit_c = cand_ids == pick[:, None]
+        hit_k = ids == pick[:, None]
+        a = tl.sum(tl.where(hit_c, cand_aux, 0.0), axis=1) + tl.sum(tl.where(hit_k, aux, 0.0), axis=1)
+        new_v = tl.where(kcol == t, best[:, None], new_v)
+        new_i = tl.where(kcol == t, pick[:, None], new_i)
+        new_a = tl.where(kcol == t, a[:, None], new_a)
+        cand = tl.where(hit_c, float("-inf"), cand)
+        vals = tl.where(hit_k, float("-inf"), vals)
+    return new_v, new_i, new_a
+
+
+@triton.jit
+def _scan_kernel(Q, E, bias, ex_off, ex_ids, out_v, out_i, out_a, out_m, out_s,
+                 B, N, D, k, inv_temp, skey, max_cnt, items_per_split,
+                 HAS_BIAS: tl.constexpr, HAS_EX: tl.constexpr, TOPK: tl.constexpr, SAMPLE: tl.constexpr,
+                 LSE: tl.constexpr, K: tl.constexpr, BLOCK_B: tl.constexpr, BLOCK_N: tl.constexpr,
+                 BLOCK_D: tl.constexpr):
+    """One (row block, catalog split): running top-k of the logits (TOPK), of logits + Gumbel noise
+    with the logits carried along (SAMPLE), and/or the online logsumexp (LSE). Partial results go to
+    out_*[split, row, ...]."""
+    pid_b = tl.program_id(0)
+    split = tl.program_id(1)
+    rows = pid_b * BLOCK_B + tl.arange(0, BLOCK_B)
+    row_ok = rows < B
+    lo = split * items_per_split
+    hi = tl.minimum(lo + items_per_split, N)
+    m = tl.full((BLOCK_B,), float("-inf"), tl.float32)
+    s = tl.zeros((BLOCK_B,), tl.float32)
+    vals = tl.full((BLOCK_B, K), float("-inf"), tl.float32)
+    ids = tl.full((BLOCK_B, K), 2147483647, tl.int32)
+    aux = tl.zeros((BLOCK_B, K), tl.float32)
+    kcol = tl.arange(0, K)[None, :]
+    for j0 in range(lo, hi, BLOCK_N):
+        cols = j0 + tl.arange(0, BLOCK_N)
+        x, valid = _logits_tile(Q, E, bias, ex_off, ex_ids, rows, cols, row_ok, inv_temp, hi, D,
+                                max_cnt, HAS_BIAS, HAS_EX, BLOCK_D)
+        if LSE:
+            m, s = _lse_update(x, m, s)
+        if TOPK or SAMPLE:
+            if SAMPLE:
+                cand = tl.where(valid, x + _gumbel(skey, rows, cols), float("-inf"))
+            else:
+                cand = x
+            kth = tl.max(tl.where(kcol == k - 1, vals, float("-inf")), axis=1)
+            # later items have higher ids, so only a strictly larger value can displace the k-th
+            if tl.max(tl.sum((cand > kth[:, None]).to(tl.int32), axis=1), axis=0) > 0:
+                cand_ids = tl.zeros((BLOCK_B, BLOCK_N), tl.int32) + cols[None, :]
+                vals, ids, aux = _topk_merge(vals, ids, aux, cand, cand_ids, x, k, K)
+    base = split * B * K + rows[:, None] * K + kcol
+    if TOPK or SAMPLE:
+        tl.store(out_v + base, vals, mask=row_ok[:, None])
+        tl.store(out_i + base, ids, mask=row_ok[:, None])
+        tl.store(out_a + base, aux, mask=row_ok[:, None])
+    if LSE:
+        tl.store(out_m + split * B + rows, m, mask=row_ok)
+        tl.store(out_s + split * B + rows, s, mask=row_ok)
+
+
+@triton.jit
+def _grad_tile(Q, E, bias, ex_off, ex_ids, target, lse, p_scale, t_scale, rows, cols, row_ok, inv_temp,
+               B, N, D, max_cnt, HAS_BIAS: tl.constexpr, HAS_EX: tl.constexpr, BLOCK_D: tl.constexpr):
+    """d loss / d raw scores on a tile: softmax * p_scale - onehot(target) * t_scale (0 where excluded)."""
+    x, valid = _logits_tile(Q, E, bias, ex_off, ex_ids, rows, cols, row_ok, inv_temp, N, D, max_cnt,
+                            HAS_BIAS, HAS_EX, BLOCK_D)
+    l = tl.load(lse + rows, mask=row_ok, other=0.0)
+    ps = tl.load(p_scale + rows, mask=row_ok, other=0.0)
+    ts = tl.load(t_scale + rows, mask=row_ok, other=0.0)
+    tg = tl.load(target + rows, mask=row_ok, other=-1)
+    g = tl.exp(x - l[:, None]) * ps[:, None]
+    g = g - tl.where(cols[None, :] == tg[:, None], ts[:, None], 0.0)
+    return tl.where(valid, g, 0.0)
+
+
+@triton.jit
+def _ce_dq_kernel(Q, E, bias, ex_off, ex_ids, target, lse, p_scale, t_scale, dQ, B, N, D, inv_temp, max_cnt,
+                  HAS_BIAS: tl.constexpr, HAS_EX: tl.constexpr, BLOCK_B: tl.constexpr, BLOCK_N: tl.constexpr,
+                  BLOCK_D: tl.constexpr):
+    rows = tl.program_id(0) * BLOCK_B + tl.arange(0, BLOCK_B)
+    row_ok = rows < B
+    dims = tl.arange(0, BLOCK_D)
+    acc = tl.zeros((BLOCK_B, BLOCK_D), tl.float32)
+    for j0 in range(0, N, BLOCK_N):
+        cols = j0 + tl.arange(0, BLOCK_N)
+        g = _grad_tile(Q, E, bias, ex_off, ex_ids, target, lse, p_scale, t_scale, rows, cols, row_ok, inv_temp,
+                       B, N, D, max_cnt, HAS_BIAS, HAS_EX, BLOCK_D)
+        e = tl.load(E + cols[:, None] * D + dims[None, :], mask=(cols[:, None] < N) & (dims[None, :] < D),
+                    other=0.0)
+        acc += tl.dot(g, e, input_precision="ieee")
+    tl.store(dQ + rows[:, None] * D + dims[None, :], acc, mask=row_ok[:, None] & (dims[None, :] < D))
+
+
+@triton.jit
+def _ce_de_kernel(Q, E, bias, ex_off, ex_ids, target, lse, p_scale, t_scale, dE, dbias, B, N, D, inv_temp,
+                  max_cnt, HAS_BIAS: tl.constexpr, HAS_EX: tl.constexpr, NEED_E: tl.constexpr,
+                  NEED_BIAS: tl.constexpr, BLOCK_B: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr):
+    cols = tl.program_id(0) * BLOCK_N + tl.arange(0, BLOCK_N)
+    col_ok = cols < N
+    dims = tl.arange(0, BLOCK_D)
+    acc = tl.zeros((BLOCK_N, BLOCK_D), tl.float32)
+    acc_b = tl.zeros((BLOCK_N,), tl.float32)
+    for r0 in range(0, B, BLOCK_B):
+        rows = r0 + tl.arange(0, BLOCK_B)
+        row_ok = rows < B
+        g = _grad_tile(Q, E, bias, ex_off, ex_ids, target, lse, p_scale, t_scale, rows, cols, row_ok, inv_temp,
+                       B, N, D, max_cnt, HAS_BIAS, HAS_EX, BLOCK_D)
+        if NEED_E:
+            q = tl.load(Q + rows[:, None] * D + dims[None, :], mask=row_ok[:, None] & (dims[None, :] < D),
+                        other=0.0)
+            acc += tl.dot(tl.trans(g), q, input_precision="ieee")
+        if NEED_BIAS:
+            acc_b += tl.sum(g, axis=0)
+    if NEED_E:
+        tl.store(dE + cols[:, None] * D + dims[None, :], acc, mask=col_ok[:, None] & (dims[None, :] < D))
+    if NEED_BIAS:
+        tl.store(dbias + cols, acc_b, mask=col_ok)
+
+
+# ------------------------------------------------------------------------------------------ launchers
+def _block_d(D: int) -> int:
+    return max(16, triton.next_power_of_2(D))
+
+
+def _exclusion_args(exclude_offsets, exclude_ids, device):
+    if exclude_offsets is None:
+        dummy = torch.zeros(2, dtype=torch.int64, device=device)
+        return dummy, dummy, 0, False
+    counts = exclude_offsets[1:] - exclude_offsets[:-1]
+    max_cnt = int(counts.max()) if counts.numel() else 0
+    return exclude_offsets, exclude_ids.to(torch.int64).contiguous(), max_cnt, max_cnt > 0
+
+
+def _num_splits(B: int, N: int) -> int:
+    # enough programs to fill a GPU (about 4 per SM of a large one), never less than 4 tiles per split
+    row_blocks = triton.cdiv(B, BLOCK_B)
+    want = triton.cdiv(512, row_blocks)
+    return int(max(1, min(want, triton.cdiv(N, 4 * BLOCK_N))))
+
+
+def _scan(Q, E, k, bias, inv_temp, exclude_offsets, exclude_ids, *, topk, sample, lse, skey=0):
+    B, D = Q.shape
+    N = E.shape[0]
+    dev = Q.device
+    splits = _num_splits(B, N)
+    items = triton.cdiv(triton.cdiv(N, splits), BLOCK_N) * BLOCK_N
+    splits = triton.cdiv(N, items)
+    K = max(2, triton.next_power_of_2(max(k, 1)))
+    out_v = torch.full((splits, B, K), float("-inf"), device=dev)
+    out_i = torch.zeros((splits, B, K), dtype=torch.int32, device=dev)
+    out_a = torch.zeros((splits, B, K), device=dev)
+    out_m = torch.empty((splits, B), device=dev)
+    out_s = torch.empty((splits, B), device=dev)
+    ex_off, ex_ids, max_cnt, has_ex = _exclusion_args(exclude_offsets, exclude_ids, dev)
+    b = bias if bias is not None else out_m
+    grid = (triton.cdiv(B, BLOCK_B), splits)
+    _scan_kernel[grid](Q, E, b, ex_off, ex_ids, out_v, out_i, out_a, out_m, out_s,
+                       B, N, D, k, float(inv_temp), int(skey), max_cnt, items,
+                       HAS_BIAS=bias is not None, HAS_EX=has_ex, TOPK=topk, SAMPLE=sample, LSE=lse, K=K,
+                       BLOCK_B=BLOCK_B, BLOCK_N=BLOCK_N, BLOCK_D=_block_d(D))
+    return out_v, out_i, out_a, out_m, out_s
+
+
+def _merge_lse(out_m, out_s):
+    M = out_m.max(0).values
+    safe = torch.where(M == float("-inf"), torch.zeros_like(M), M)
+    total = (out_s * torch.exp(out_m - safe)).sum(0)
+    return torch.where(M == float("-inf"), M, safe + torch.log(total))
+
+
+def _merge_topk(out_v, out_i, out_a, k):
+    """Best k over the splits' candidates: value descending, ties by the lower id."""
+    S, B, K = out_v.shape
+    v = out_v.permute(1, 0, 2).reshape(B, S * K)
+    i = out_i.permute(1, 0, 2).reshape(B, S * K).to(torch.int64)
+    a = out_a.permute(1, 0, 2).reshape(B, S * K)
+    order = torch.argsort(i, dim=1, stable=True)  # by id, then stably by value: ties keep id order
+    v, i, a = v.gather(1, order), i.gather(1, order), a.gather(1, order)
+    order = torch.argsort(v, dim=1, descending=True, stable=True)[:, :k]
+    return v.gather(1, order), i.gather(1, order), a.gather(1, order)
+
+
+def catalog_topk_triton(Q, E, k, bias, inv_temp, exclude_offsets, exclude_ids):
+    """(scores (B, k), ids (B, k) int64); see recengine.ops.catalog_topk."""
+    out_v, out_i, out_a, _, _ = _scan(Q, E, k, bias, inv_temp, exclude_offsets, exclude_ids,
+                                      topk=True, sample=False, lse=False)
+    v, i, _ = _merge_topk(out_v, out_i, out_a, k)
+    return v, i
+
+
+def catalog_sample_triton(Q, E, k, skey, bias, inv_temp, exclude_offsets, exclude_ids):
+    """(ids (B, k) int64, log_probs (B, k)) by Gumbel-top-k with the hashed noise of seed key `skey`."""
+    out_v, out_i, out_a, out_m, out_s = _scan(Q, E, k, bias, inv_temp, exclude_offsets, exclude_ids,
+                                              topk=False, sample=True, lse=True, skey=skey)
+    _, i, x = _merge_topk(out_v, out_i, out_a, k)
+    return i, x - _merge_lse(out_m, out_s).unsqueeze(1)
+
+
+def catalog_lse_triton(Q, E, bias, inv_temp, exclude_offsets, exclude_ids):
+    """(B,) logsumexp of the logits over the non-excluded items."""
+    _, _, _, out_m, out_s = _scan(Q, E, 1, bias, inv_temp, exclude_offsets, exclude_ids,
+                                  topk=False, sample=False, lse=True)
+    return _merge_lse(out_m, out_s)
+
+
+def catalog_ce_backward_triton(Q, E, target, bias, lse, p_scale, t_scale, inv_temp, exclude_offsets,
+                               exclude_ids, need_q, need_e, need_bias):
+    """(dQ, dE, dbias) of sum_b p_scale[b]*T*lse[b] - t_scale[b]*T*logit[b, target[b]] (empty if not needed)."""
+    B, D = Q.shape
+    N = E.shape[0]
+    dev = Q.device
+    ex_off, ex_ids, max_cnt, has_ex = _exclusion_args(exclude_offsets, exclude_ids, dev)
+    b = bias if bias is not None else lse
+    dQ = torch.empty_like(Q) if need_q else Q.new_empty(0)
+    dE = torch.empty_like(E) if need_e else E.new_empty(0)
+    dbias = torch.empty(N, device=dev) if need_bias else Q.new_empty(0)
+    args = (Q, E, b, ex_off, ex_ids, target, lse, p_scale, t_scale)
+    if need_q:
+        _ce_dq_kernel[(triton.cdiv(B, BLOCK_B),)](*args, dQ, B, N, D, float(inv_temp), max_cnt,
+                                                 HAS_BIAS=bias is not None, HAS_EX=has_ex, BLOCK_B=BLOCK_B,
+                                                 BLOCK_N=BLOCK_N, BLOCK_D=_block_d(D))
+    if need_e or need_bias:
+        _ce_de_kernel[(triton.cdiv(N, BLOCK_N),)](*args, dE if need_e else dQ, dbias if need_bias else lse,
+                                                 B, N, D, float(inv_temp), max_cnt,
+                                                 HAS_BIAS=bias is not None, HAS_EX=has_ex, NEED_E=need_e,
+                                                 NEED_BIAS=need_bias, BLOCK_B=BLOCK_B, BLOCK_N=BLOCK_N,
+                                                 BLOCK_D=_block_d(D))
+    return dQ, dE, dbias
