@@ -14,6 +14,17 @@ from recengine._native import _C, as_array
 _FORMAT_VERSION = 1
 
 
+def _zeros(shape, dtype) -> torch.Tensor:
+    """torch.zeros, but large buffers are advised onto 2 MiB pages before the first touch (see advise_hugepages)."""
+    t = torch.empty(shape, dtype=dtype)
+    if t.numel() * t.element_size() >= (4 << 20):
+        try:
+            _C.replay_advise_hugepages(t.view(torch.uint8).numpy() if t.dim() else t.numpy())
+        except (TypeError, RuntimeError):  # a dtype NumPy lacks: the constructor reports it
+            pass
+    return t.zero_()
+
+
 def _dtype_name(dtype: torch.dtype) -> str:
     return str(dtype).replace("torch.", "")
 
@@ -133,7 +144,7 @@ class PrioritizedReplay:
         self.capacity, self.alpha, self.n_step, self.gamma = capacity, float(alpha), n_step, float(gamma)
         self.next_fields, self.num_envs = next_fields, num_envs
 
-        self._storage = {name: torch.zeros((capacity, *shape), dtype=dtype) for name, (shape, dtype) in self.fields.items()}
+        self._storage = {name: _zeros((capacity, *shape), dtype) for name, (shape, dtype) in self.fields.items()}
         # gamma * (1 - done), computed once per add so a sample only gathers it with the other columns
         self._discount = torch.zeros(capacity, dtype=torch.float32)
         try:  # zero-copy views for the C++ gather: the stored fields, then the discount
@@ -143,8 +154,8 @@ class PrioritizedReplay:
         self._arrays.append(as_array(self._discount, "discount"))
         leaves = 1 << max(0, math.ceil(math.log2(capacity)))
         self._leaves = leaves
-        self._sum_tree = torch.zeros(2 * leaves, dtype=torch.float64)
-        self._min_tree = torch.full((2 * leaves,), math.inf, dtype=torch.float64)
+        self._sum_tree = _zeros(2 * leaves, torch.float64)
+        self._min_tree = _zeros(2 * leaves, torch.float64).fill_(math.inf)
         self._sum_np = as_array(self._sum_tree, "sum_tree")
         self._min_np = as_array(self._min_tree, "min_tree")
         self._position = 0
@@ -231,7 +242,7 @@ class PrioritizedReplay:
         with self._lock:
             if self._size == 0:
                 raise ValueError("sample: the replay is empty")
-            if not self._sum_tree[1] > 0:
+            if not self._sum_np[1] > 0:
                 raise ValueError("sample: every stored priority is 0")
             _C.replay_tree_sample(self._sum_np, self._min_np, uniforms.numpy(), float(beta), indices.numpy(),
                                   weights.numpy())

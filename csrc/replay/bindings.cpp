@@ -3,6 +3,11 @@
 #include <string>
 #include <vector>
 
+#if defined(__linux__)
+#include <sys/mman.h>
+#include <unistd.h>
+#endif
+
 #include "common.h"
 #include "replay.h"
 
@@ -174,6 +179,22 @@ void td_loss_backward(float grad_loss, py::object grad_td, py::array td, py::arr
   rp::td_loss_backward(grad_loss, gt, t, w, g, d, batch, huber_delta, gq, gn);
 }
 
+// Ask the kernel to back a large, not yet touched buffer with 2 MiB pages (Linux THP in "madvise" mode):
+// random reads over GiB of replay storage then stop missing the TLB on every row. Returns whether the
+// advice was taken; harmless (false) elsewhere.
+bool advise_hugepages(py::array a) {
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+  const uintptr_t page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
+  const uintptr_t begin = reinterpret_cast<uintptr_t>(a.data());
+  const uintptr_t first = (begin + page - 1) / page * page;
+  const uintptr_t end = (begin + static_cast<uintptr_t>(a.nbytes())) / page * page;
+  if (end <= first) return false;
+  return madvise(reinterpret_cast<void*>(first), end - first, MADV_HUGEPAGE) == 0;
+#else
+  return false;
+#endif
+}
+
 }  // namespace
 
 void bind_replay(py::module_& m) {
@@ -190,6 +211,8 @@ void bind_replay(py::module_& m) {
         "Stratified proportional sampling with normalised importance weights.");
   m.def("replay_gather_rows", &gather_rows, py::arg("srcs"), py::arg("indices"), py::arg("dsts"),
         "dsts[f][j] = srcs[f][indices[j]] for every field.");
+  m.def("replay_advise_hugepages", &advise_hugepages, py::arg("array"),
+        "Advise 2 MiB pages for a large untouched buffer (Linux); returns whether the advice was taken.");
   m.def("td_loss_forward", &td_loss_forward, py::arg("q_sa"), py::arg("next_q"), py::arg("rewards"),
         py::arg("dones"), py::arg("discounts"), py::arg("weights"), py::arg("huber_delta"), py::arg("alpha"),
         py::arg("eps"), py::arg("td"), py::arg("new_priorities"),

@@ -145,20 +145,20 @@ void tree_sample(const double* sum, const double* mn, int64_t leaves, const doub
 
 void gather_rows(int num_fields, const uint8_t* const* srcs, uint8_t* const* dsts, const int64_t* row_bytes,
                  const int64_t* idx, int64_t n) {
-  // Random rows are latency-bound: prefetch the rows `kAhead` samples ahead (every cache line of every
-  // field) while copying the current one, so many misses are in flight at once.
-  constexpr int64_t kAhead = 8;
-  auto prefetch_row = [&](int64_t j) {
-    for (int f = 0; f < num_fields; ++f) {
-      const uint8_t* row = srcs[f] + idx[j] * row_bytes[f];
-      for (int64_t off = 0; off < row_bytes[f]; off += 64) __builtin_prefetch(row + off);
+  // Random rows are latency-bound: while copying row j, prefetch every cache line of row j + kAhead, so
+  // many misses are in flight at once. One field at a time (measured ~2x faster than row-major here).
+  constexpr int64_t kAhead = 16;
+  for (int f = 0; f < num_fields; ++f) {
+    const uint8_t* src = srcs[f];
+    uint8_t* dst = dsts[f];
+    const int64_t rb = row_bytes[f];
+    for (int64_t j = 0; j < std::min(n, kAhead); ++j)
+      for (int64_t off = 0; off < rb; off += 64) __builtin_prefetch(src + idx[j] * rb + off);
+    for (int64_t j = 0; j < n; ++j) {
+      if (j + kAhead < n)
+        for (int64_t off = 0; off < rb; off += 64) __builtin_prefetch(src + idx[j + kAhead] * rb + off);
+      std::memcpy(dst + j * rb, src + idx[j] * rb, static_cast<size_t>(rb));
     }
-  };
-  for (int64_t j = 0; j < std::min(n, kAhead); ++j) prefetch_row(j);
-  for (int64_t j = 0; j < n; ++j) {
-    if (j + kAhead < n) prefetch_row(j + kAhead);
-    for (int f = 0; f < num_fields; ++f)
-      std::memcpy(dsts[f] + j * row_bytes[f], srcs[f] + idx[j] * row_bytes[f], static_cast<size_t>(row_bytes[f]));
   }
 }
 
