@@ -26,6 +26,8 @@ __all__ = ["catalog_topk", "catalog_sample", "catalog_logsumexp", "catalog_cross
 TILE_ELEMS = 1 << 21
 #: rows of Q per tile at most (larger batches are walked in row chunks too)
 MAX_TILE_ROWS = 4096
+#: items per block at least (tests lower the three knobs to exercise many blocks on small inputs)
+MIN_BLOCK = 256
 
 
 # ------------------------------------------------------------------------------------- validation
@@ -130,7 +132,7 @@ def _sweep(Q, E, fold) -> None:
     tile and hand it to fold(tile, r0, j0), which folds it into per-row state (a C++ kernel)."""
     B, N = Q.shape[0], E.shape[0]
     rows = max(1, min(B, MAX_TILE_ROWS))
-    nb = max(1, min(N, max(256, TILE_ELEMS // rows)))
+    nb = max(1, min(N, max(MIN_BLOCK, TILE_ELEMS // rows)))
     buf = torch.empty(rows * nb, dtype=torch.float32)
     for r0 in range(0, B, rows):
         q = Q[r0:r0 + rows]
@@ -181,7 +183,7 @@ def _cpu_lse(Q, E, bias, temperature, exclude_offsets, exclude_ids, target=None)
     return lse, x_t
 
 
-def _cpu_sample(Q, E, k, seed, bias, temperature, exclude_offsets, exclude_ids):
+def _cpu_sample(Q, E, k, skey, bias, temperature, exclude_offsets, exclude_ids):
     from recengine._native import _C
 
     B = Q.shape[0]
@@ -194,7 +196,6 @@ def _cpu_sample(Q, E, k, seed, bias, temperature, exclude_offsets, exclude_ids):
     arrs = [_arr(t) for t in (keys, ids, xs, count, m, s)]
     a_bias, a_off, a_ex = _arr(bias), _arr(exclude_offsets), _arr(exclude_ids)
     inv_t = 1.0 / temperature
-    skey = seed_key(seed)
 
     def fold(tile, r0, j0):
         _C.policy_sample_block(_arr(tile), r0, j0, a_bias, inv_t, a_off, a_ex, skey, *arrs)
@@ -260,23 +261,24 @@ def _topk_fake(Q, E, k, bias, temperature, exclude_offsets, exclude_ids):
 
 
 @torch.library.custom_op("recengine::catalog_sample", mutates_args=(), device_types="cpu")
-def _sample_op(Q: torch.Tensor, E: torch.Tensor, k: int, seed: int, bias: torch.Tensor | None,
+def _sample_op(Q: torch.Tensor, E: torch.Tensor, k: int, seed_key: int, bias: torch.Tensor | None,
                temperature: float, exclude_offsets: torch.Tensor | None, exclude_ids: torch.Tensor | None
                ) -> tuple[torch.Tensor, torch.Tensor]:
-    ids, log_probs, lse, count = _cpu_sample(Q, E, k, seed, bias, temperature, exclude_offsets, exclude_ids)
-    if bool((count < k).any()) or not bool(torch.isfinite(lse).all()):
+    """seed_key: the 32-bit key recengine.reference.policy.seed_key(seed) of the caller's seed."""
+    ids, log_probs, lse, count = _cpu_sample(Q, E, k, seed_key, bias, temperature, exclude_offsets, exclude_ids)
+    if bool((count < k).any()):
         raise ValueError("catalog_sample: the logits overflowed (non-finite logsumexp)")
     return ids, log_probs
 
 
 @_sample_op.register_kernel("cuda")
-def _sample_cuda(Q, E, k, seed, bias, temperature, exclude_offsets, exclude_ids):
-    return _kernels().catalog_sample_triton(Q, E, k, seed_key(seed), bias, 1.0 / temperature,
+def _sample_cuda(Q, E, k, seed_key, bias, temperature, exclude_offsets, exclude_ids):
+    return _kernels().catalog_sample_triton(Q, E, k, seed_key, bias, 1.0 / temperature,
                                             exclude_offsets, exclude_ids)
 
 
 @_sample_op.register_fake
-def _sample_fake(Q, E, k, seed, bias, temperature, exclude_offsets, exclude_ids):
+def _sample_fake(Q, E, k, seed_key, bias, temperature, exclude_offsets, exclude_ids):
     return Q.new_empty(Q.shape[0], k, dtype=torch.int64), Q.new_empty(Q.shape[0], k)
 
 
@@ -383,7 +385,10 @@ def catalog_topk(Q, E, k, *, bias=None, temperature=1.0, exclude_offsets=None, e
     """
     Q, E, bias, exclude_offsets, exclude_ids = _validate(Q, E, bias, temperature, exclude_offsets, exclude_ids)
     _check_k(k, E.shape[0], Q.shape[0], exclude_offsets, exclude_ids)
-    return torch.ops.recengine.catalog_topk(Q, E, k, bias, float(temperature), exclude_offsets, exclude_ids)
+    scores, ids = torch.ops.recengine.catalog_topk(Q, E, k, bias, float(temperature), exclude_offsets, exclude_ids)
+    if not bool(torch.isfinite(scores).all()):
+        raise ValueError("catalog_topk: the logits overflowed (non-finite scores)")
+    return scores, ids
 
 
 def catalog_sample(Q, E, k, seed, *, bias=None, temperature=1.0, exclude_offsets=None, exclude_ids=None):
@@ -399,9 +404,11 @@ def catalog_sample(Q, E, k, seed, *, bias=None, temperature=1.0, exclude_offsets
     _check_k(k, E.shape[0], Q.shape[0], exclude_offsets, exclude_ids)
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise TypeError(f"seed: expected an int, got {type(seed).__name__}")
-    seed = int(seed) & 0x7FFFFFFFFFFFFFFF  # the schema's int is int64
-    return torch.ops.recengine.catalog_sample(Q, E, k, seed, bias, float(temperature), exclude_offsets,
-                                              exclude_ids)
+    ids, log_probs = torch.ops.recengine.catalog_sample(Q, E, k, seed_key(seed), bias, float(temperature), exclude_offsets,
+                                                        exclude_ids)
+    if not bool(torch.isfinite(log_probs).all()):
+        raise ValueError("catalog_sample: the logits overflowed (non-finite log-probabilities)")
+    return ids, log_probs
 
 
 def catalog_logsumexp(Q, E, *, bias=None, temperature=1.0, exclude_offsets=None, exclude_ids=None):
