@@ -55,8 +55,8 @@ def _logits_tile(Q, E, bias, ex_off, ex_ids, rows, cols, row_ok, inv_temp, N, D,
 
 
 @triton.jit
-def _gumbel(skey, rows, cols):
-    sk = skey.to(tl.uint32)
+def _gumbel(skey_ptr, rows, cols):
+    sk = tl.load(skey_ptr).to(tl.uint32)  # from memory: a scalar argument could be specialised (== 1)
     rk = _mix32(_mix32(rows.to(tl.uint32)) ^ sk)
     h = _mix32(_mix32(cols.to(tl.uint32) ^ sk)[None, :] ^ rk[:, None])
     u = ((h >> 9).to(tl.float32) + 0.5) * (1.0 / 8388608.0)
@@ -98,7 +98,7 @@ def _topk_merge(vals, ids, aux, cand, cand_ids, cand_aux, k, K: tl.constexpr):
 
 @triton.jit
 def _scan_kernel(Q, E, bias, ex_off, ex_ids, out_v, out_i, out_a, out_m, out_s,
-                 B, N, D, k, inv_temp, skey, max_cnt, items_per_split,
+                 B, N, D, k, inv_temp, skey_ptr, max_cnt, items_per_split,
                  HAS_BIAS: tl.constexpr, HAS_EX: tl.constexpr, TOPK: tl.constexpr, SAMPLE: tl.constexpr,
                  LSE: tl.constexpr, K: tl.constexpr, BLOCK_B: tl.constexpr, BLOCK_N: tl.constexpr,
                  BLOCK_D: tl.constexpr):
@@ -125,7 +125,7 @@ def _scan_kernel(Q, E, bias, ex_off, ex_ids, out_v, out_i, out_a, out_m, out_s,
             m, s = _lse_update(x, m, s)
         if TOPK or SAMPLE:
             if SAMPLE:
-                cand = tl.where(valid, x + _gumbel(skey, rows, cols), float("-inf"))
+                cand = tl.where(valid, x + _gumbel(skey_ptr, rows, cols), float("-inf"))
             else:
                 cand = x
             kth = tl.max(tl.where(kcol == k - 1, vals, float("-inf")), axis=1)
@@ -240,7 +240,8 @@ def _scan(Q, E, k, bias, inv_temp, exclude_offsets, exclude_ids, *, topk, sample
     b = bias if bias is not None else out_m
     grid = (triton.cdiv(B, BLOCK_B), splits)
     _scan_kernel[grid](Q, E, b, ex_off, ex_ids, out_v, out_i, out_a, out_m, out_s,
-                       B, N, D, k, float(inv_temp), int(skey), max_cnt, items,
+                       B, N, D, k, float(inv_temp), torch.tensor([int(skey)], dtype=torch.int64, device=dev),
+                       max_cnt, items,
                        HAS_BIAS=bias is not None, HAS_EX=has_ex, TOPK=topk, SAMPLE=sample, LSE=lse, K=K,
                        BLOCK_B=BLOCK_B, BLOCK_N=BLOCK_N, BLOCK_D=_block_d(D))
     return out_v, out_i, out_a, out_m, out_s
