@@ -211,7 +211,8 @@ class PrioritizedReplay:
         if n == 0:
             return
         skip = max(0, n - self.capacity)  # only the newest `capacity` rows survive anyway
-        columns = dict(columns, _discount=self.gamma * (1.0 - columns["done"].float()))
+        columns = {name: value.detach() for name, value in columns.items()}  # storage never joins a graph
+        columns["_discount"] = self.gamma * (1.0 - columns["done"].float())
         with self._lock:
             start = (self._position + skip) % self.capacity
             count = n - skip
@@ -234,6 +235,8 @@ class PrioritizedReplay:
             raise ValueError(f"beta: expected a finite number >= 0, got {beta!r}")
         if generator is not None and not isinstance(generator, torch.Generator):
             raise TypeError(f"generator: expected a torch.Generator, got {type(generator).__name__}")
+        if generator is not None and generator.device.type != "cpu":
+            raise ValueError(f"generator: expected a CPU generator (the replay lives in CPU memory), got {generator.device}")
         uniforms = torch.rand(batch_size, generator=generator, dtype=torch.float64)
         indices = torch.empty(batch_size, dtype=torch.int64)
         weights = torch.empty(batch_size, dtype=torch.float32)
