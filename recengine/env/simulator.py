@@ -431,11 +431,11 @@ class _Slots:
 
 def _observation_space(model: UserModel, config: SimConfig) -> gym.spaces.Dict:
     N, U, F = model.num_items, model.num_users, model.user_features.shape[1]
+    lo, hi = float(model.user_features.min()), float(model.user_features.max())
     return gym.spaces.Dict({
         "history": gym.spaces.Box(PAD_ID, N - 1, shape=(config.history_len,), dtype=np.int64),
         "user_id": gym.spaces.Discrete(U),
-        "user_features": gym.spaces.Box(model.user_features.min(axis=0), model.user_features.max(axis=0),
-                                        shape=(F,), dtype=np.float32),
+        "user_features": gym.spaces.Box(lo, max(hi, lo + 1.0), shape=(F,), dtype=np.float32),
     })
 
 
