@@ -93,8 +93,16 @@ def _w3_sample_update(capacity: int, history: int, batch: int, beta: float) -> W
 
 
 # ------------------------------------------------------------------------------------------- W4
-def _mlp(dim: int, hidden: int) -> torch.nn.Module:
-    return torch.nn.Sequential(torch.nn.Linear(dim, hidden), torch.nn.ReLU(), torch.nn.Linear(hidden, dim))
+def _mlp(dim: int, hidden: int, seed: int = 6) -> torch.nn.Module:
+    """The state MLP, initialised from `seed` (both providers start from the same weights)."""
+    mlp = torch.nn.Sequential(torch.nn.Linear(dim, hidden), torch.nn.ReLU(), torch.nn.Linear(hidden, dim))
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for layer in (mlp[0], mlp[2]):
+            bound = layer.in_features ** -0.5
+            layer.weight.copy_((torch.rand(layer.weight.shape, generator=g) * 2 - 1) * bound)
+            layer.bias.copy_((torch.rand(layer.bias.shape, generator=g) * 2 - 1) * bound)
+    return mlp
 
 
 def _copy_module(module: torch.nn.Module) -> torch.nn.Module:
@@ -142,8 +150,9 @@ def _w4_reference_step(num_items, dim, hidden, data, device, lr):
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
+        return loss.detach(), best
 
-    return step
+    return step, mlp
 
 
 def _w4_recengine_step(num_items, dim, hidden, data, device, lr):
@@ -198,8 +207,9 @@ def _w4_recengine_step(num_items, dim, hidden, data, device, lr):
         mlp_opt.zero_grad(set_to_none=True)
         loss.backward()
         mlp_opt.step()
+        return loss.detach(), best[:, 0]
 
-    return step, EmbeddingTables is not None
+    return step, mlp, EmbeddingTables is not None
 
 
 def _w4_dqn_step(device: str, quick: bool) -> Workload:
@@ -211,8 +221,8 @@ def _w4_dqn_step(device: str, quick: bool) -> Workload:
 
     def build():
         data = _w4_batch(num_items, history, batch, 0.99, device, torch.Generator().manual_seed(5))
-        ours, fused_tables = _w4_recengine_step(num_items, dim, hidden, data, device, lr)
-        ref = _w4_reference_step(num_items, dim, hidden, data, device, lr)
+        ours, _, _ = _w4_recengine_step(num_items, dim, hidden, data, device, lr)
+        ref, _ = _w4_reference_step(num_items, dim, hidden, data, device, lr)
         flops = 2.0 * batch * num_items * dim
         return {RECENGINE: Case(fn=ours, flops=flops, items=batch),
                 W4_REFERENCE: Case(fn=ref, flops=flops, items=batch)}
