@@ -122,6 +122,8 @@ class PrioritizedReplay:
         for name, spec in fields.items():
             if not isinstance(name, str):
                 raise TypeError(f"fields: names must be str, got {name!r}")
+            if name == "discount" or name.startswith("n_"):
+                raise ValueError(f"fields: {name!r} is reserved for the sampled batch ('discount', 'n_*')")
             try:
                 shape, dtype = spec
                 shape = tuple(int(s) for s in shape)
@@ -211,14 +213,14 @@ class PrioritizedReplay:
         if n == 0:
             return
         skip = max(0, n - self.capacity)  # only the newest `capacity` rows survive anyway
-        columns = {name: value.detach() for name, value in columns.items()}  # storage never joins a graph
-        columns["_discount"] = self.gamma * (1.0 - columns["done"].float())
+        # (detached: the storage never joins an autograd graph)
+        targets = [(self._storage[name], value.detach()) for name, value in columns.items()]
+        targets.append((self._discount, self.gamma * (1.0 - columns["done"].detach().float())))
         with self._lock:
             start = (self._position + skip) % self.capacity
             count = n - skip
             first = min(count, self.capacity - start)
-            for name, value in columns.items():
-                col = self._discount if name == "_discount" else self._storage[name]
+            for col, value in targets:
                 col[start:start + first].copy_(value[skip:skip + first])
                 if count > first:
                     col[:count - first].copy_(value[skip + first:])

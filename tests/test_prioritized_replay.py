@@ -349,6 +349,8 @@ def test_constructor_and_sample_arguments_are_checked():
         PrioritizedReplay(10, FIELDS, num_envs=3)
     with pytest.raises(ValueError, match="next_fields"):
         PrioritizedReplay(10, FIELDS, next_fields=["nope"])
+    with pytest.raises(ValueError, match="reserved"):
+        PrioritizedReplay(4, dict(FIELDS, n_reward=((), torch.float32)))
     with pytest.raises(TypeError, match="NumPy"):
         PrioritizedReplay(4, dict(FIELDS, emb=((2,), torch.bfloat16)))
     r = PrioritizedReplay(6, FIELDS, n_step=2, num_envs=2)
