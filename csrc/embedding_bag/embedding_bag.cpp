@@ -5,6 +5,7 @@
 // unique row (and its state) once. Both prefetch rows a few occurrences ahead to hide DRAM latency.
 #include "embedding_bag/embedding_bag.h"
 
+#include <immintrin.h>
 #include <omp.h>
 
 #include <algorithm>
@@ -14,16 +15,20 @@
 #include <memory>
 #include <vector>
 
+// GCC 12's avx512fintrin.h trips -Wmaybe-uninitialized inside its own helpers (a false positive).
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+
 namespace recengine::embedding_bag {
 namespace {
 
-constexpr int64_t kPrefetch = 8;  // occurrences (or unique rows) ahead
+constexpr int64_t kPrefetch = 32;     // ids ahead (forward); tuned on W1 (8 x 1M x 64)
+constexpr int64_t kPrefetchRows = 8;  // unique rows ahead (fused update)
 
 inline void prefetch_row(const float* p, int64_t D, bool write) {
   const char* c = reinterpret_cast<const char*>(p);
   for (int64_t off = 0; off < D * 4; off += 64) {
-    if (write) __builtin_prefetch(c + off, 1, 1);
-    else __builtin_prefetch(c + off, 0, 1);
+    if (write) __builtin_prefetch(c + off, 1, 3);
+    else __builtin_prefetch(c + off, 0, 3);
   }
 }
 
@@ -92,6 +97,56 @@ void forward_bags(const float* __restrict weights, int64_t R, int64_t D, const B
   }
 }
 
+// The same loop with the accumulator in AVX-512 registers (D a multiple of 16, at most 256): the rows
+// stream through while 16 floats per register accumulate, no stack round trips.
+#if defined(__x86_64__)
+template <typename I, int DC>
+__attribute__((target("avx512f"))) void forward_bags_avx512(const float* __restrict weights, int64_t R, const Bags& bags,
+                                                            int64_t j0, int64_t j1, float* __restrict out,
+                                                            std::atomic<int64_t>& bad) {
+  constexpr int64_t D = DC;
+  constexpr int V = DC / 16;
+  const I* ids = static_cast<const I*>(bags.ids);
+  const int64_t B = bags.B, T = bags.T, N = bags.N;
+  for (int64_t j = j0; j < j1; ++j) {
+    const int64_t t = j / B, b = j % B;
+    const int64_t base = bags.table_offsets[t];
+    const uint64_t rows_t = static_cast<uint64_t>(bags.table_offsets[t + 1] - base);
+    const int64_t s = bags.offsets[j], e = bags.offsets[j + 1];
+    __m512 acc[V];
+    for (int v = 0; v < V; ++v) acc[v] = _mm512_setzero_ps();
+    for (int64_t k = s; k < e; ++k) {
+      if (k + kPrefetch < N) {
+        int64_t ahead = base + static_cast<int64_t>(ids[k + kPrefetch]);
+        ahead = std::min<int64_t>(std::max<int64_t>(ahead, 0), R - 1);
+        prefetch_row(weights + ahead * D, D, false);
+      }
+      const I id = ids[k];
+      if (static_cast<uint64_t>(static_cast<int64_t>(id)) >= rows_t) {
+        record_bad(bad, k);
+        continue;
+      }
+      const float* row = weights + (base + static_cast<int64_t>(id)) * D;
+      if (bags.psw) {
+        const __m512 sc = _mm512_set1_ps(bags.psw[k]);
+        for (int v = 0; v < V; ++v) acc[v] = _mm512_fmadd_ps(sc, _mm512_loadu_ps(row + 16 * v), acc[v]);
+      } else {
+        for (int v = 0; v < V; ++v) acc[v] = _mm512_add_ps(acc[v], _mm512_loadu_ps(row + 16 * v));
+      }
+    }
+    if (bags.mean && e > s) {
+      const __m512 inv = _mm512_set1_ps(1.f / static_cast<float>(e - s));
+      for (int v = 0; v < V; ++v) acc[v] = _mm512_mul_ps(acc[v], inv);
+    }
+    float* o = out + (b * T + t) * D;
+    for (int v = 0; v < V; ++v) _mm512_storeu_ps(o + 16 * v, acc[v]);
+  }
+}
+const bool kHasAvx512 = __builtin_cpu_supports("avx512f");
+#else
+const bool kHasAvx512 = false;
+#endif
+
 template <typename I>
 int64_t forward_typed(const float* weights, int64_t R, int64_t D, const Bags& bags, float* out) {
   std::atomic<int64_t> bad{-1};
@@ -99,6 +154,13 @@ int64_t forward_typed(const float* weights, int64_t R, int64_t D, const Bags& ba
   {
     int64_t j0, j1;
     thread_bag_range(bags, omp_get_thread_num(), omp_get_num_threads(), &j0, &j1);
+#if defined(__x86_64__)
+    if (kHasAvx512 && (D == 32 || D == 64 || D == 128)) {
+      if (D == 32) forward_bags_avx512<I, 32>(weights, R, bags, j0, j1, out, bad);
+      else if (D == 64) forward_bags_avx512<I, 64>(weights, R, bags, j0, j1, out, bad);
+      else forward_bags_avx512<I, 128>(weights, R, bags, j0, j1, out, bad);
+    } else
+#endif
     switch (D) {
       case 32: forward_bags<I, 32>(weights, R, D, bags, j0, j1, out, bad); break;
       case 64: forward_bags<I, 64>(weights, R, D, bags, j0, j1, out, bad); break;
@@ -199,8 +261,8 @@ void update_segments(const float* __restrict grad_output, float* __restrict targ
     float* g = DC > 0 ? gfixed : gbuf.data();
 #pragma omp for schedule(dynamic, 256)
     for (int64_t u = 0; u < U; ++u) {
-      if (u + kPrefetch < U) {
-        const int64_t ua = u + kPrefetch;
+      if (u + kPrefetchRows < U) {
+        const int64_t ua = u + kPrefetchRows;
         const int64_t ra = bags.table_offsets[seg_table[ua]] + static_cast<int64_t>(sorted[seg_start[ua]] >> 32);
         prefetch_row(target + ra * D, D, true);
         if (p.kind == Update::RowwiseAdagrad) __builtin_prefetch(state1 + ra, 1, 1);
@@ -250,6 +312,84 @@ void update_segments(const float* __restrict grad_output, float* __restrict targ
     }
   }
 }
+
+#if defined(__x86_64__)
+// update_segments with the row gradient in AVX-512 registers (D = DC, a multiple of 16).
+template <int DC>
+__attribute__((target("avx512f"))) void update_segments_avx512(
+    const float* __restrict grad_output, float* __restrict target, const Bags& bags, const UpdateParams& p,
+    float* __restrict state1, float* __restrict state2, const uint64_t* sorted, const std::vector<int64_t>& seg_start,
+    const std::vector<int32_t>& seg_table, const int32_t* bag_of) {
+  constexpr int64_t D = DC;
+  constexpr int V = DC / 16;
+  const int64_t U = static_cast<int64_t>(seg_table.size());
+  const int64_t B = bags.B, T = bags.T;
+#pragma omp parallel for schedule(dynamic, 256)
+  for (int64_t u = 0; u < U; ++u) {
+    if (u + kPrefetchRows < U) {
+      const int64_t ua = u + kPrefetchRows;
+      const int64_t ra = bags.table_offsets[seg_table[ua]] + static_cast<int64_t>(sorted[seg_start[ua]] >> 32);
+      prefetch_row(target + ra * D, D, true);
+      if (p.kind == Update::RowwiseAdagrad) __builtin_prefetch(state1 + ra, 1, 3);
+      if (p.kind == Update::Adam) {
+        prefetch_row(state1 + ra * D, D, true);
+        prefetch_row(state2 + ra * D, D, true);
+      }
+    }
+    const int64_t t = seg_table[u];
+    const int64_t row = bags.table_offsets[t] + static_cast<int64_t>(sorted[seg_start[u]] >> 32);
+    __m512 g[V];
+    for (int v = 0; v < V; ++v) g[v] = _mm512_setzero_ps();
+    for (int64_t i = seg_start[u]; i < seg_start[u + 1]; ++i) {
+      const int64_t k = static_cast<int64_t>(sorted[i] & 0xffffffffu);
+      const int64_t j = bag_of[k];
+      float scale = bags.psw ? bags.psw[k] : 1.f;
+      if (bags.mean) scale /= static_cast<float>(bags.offsets[j + 1] - bags.offsets[j]);
+      const float* go = grad_output + ((j % B) * T + t) * D;
+      const __m512 sc = _mm512_set1_ps(scale);
+      for (int v = 0; v < V; ++v) g[v] = _mm512_fmadd_ps(sc, _mm512_loadu_ps(go + 16 * v), g[v]);
+    }
+    float* w = target + row * D;
+    switch (p.kind) {
+      case Update::DenseGrad:
+        for (int v = 0; v < V; ++v) _mm512_storeu_ps(w + 16 * v, g[v]);
+        break;
+      case Update::SGD: {
+        const __m512 nlr = _mm512_set1_ps(-p.lr);
+        for (int v = 0; v < V; ++v) _mm512_storeu_ps(w + 16 * v, _mm512_fmadd_ps(nlr, g[v], _mm512_loadu_ps(w + 16 * v)));
+        break;
+      }
+      case Update::RowwiseAdagrad: {
+        __m512 sq = _mm512_setzero_ps();
+        for (int v = 0; v < V; ++v) sq = _mm512_fmadd_ps(g[v], g[v], sq);
+        const float s = state1[row] + _mm512_reduce_add_ps(sq) / static_cast<float>(D);
+        state1[row] = s;
+        const __m512 nm = _mm512_set1_ps(-p.lr / (std::sqrt(s) + p.eps));
+        for (int v = 0; v < V; ++v) _mm512_storeu_ps(w + 16 * v, _mm512_fmadd_ps(nm, g[v], _mm512_loadu_ps(w + 16 * v)));
+        break;
+      }
+      case Update::Adam: {
+        float* m = state1 + row * D;
+        float* vv = state2 + row * D;
+        const __m512 b1 = _mm512_set1_ps(p.beta1), c1 = _mm512_set1_ps(1.f - p.beta1);
+        const __m512 b2 = _mm512_set1_ps(p.beta2), c2 = _mm512_set1_ps(1.f - p.beta2);
+        const __m512 ib1 = _mm512_set1_ps(1.f / p.bias_correction1), ib2 = _mm512_set1_ps(1.f / p.bias_correction2);
+        const __m512 lr = _mm512_set1_ps(p.lr), eps = _mm512_set1_ps(p.eps);
+        for (int v = 0; v < V; ++v) {
+          const __m512 md = _mm512_fmadd_ps(b1, _mm512_loadu_ps(m + 16 * v), _mm512_mul_ps(c1, g[v]));
+          const __m512 vd = _mm512_fmadd_ps(b2, _mm512_loadu_ps(vv + 16 * v), _mm512_mul_ps(c2, _mm512_mul_ps(g[v], g[v])));
+          _mm512_storeu_ps(m + 16 * v, md);
+          _mm512_storeu_ps(vv + 16 * v, vd);
+          const __m512 den = _mm512_add_ps(_mm512_sqrt_ps(_mm512_mul_ps(vd, ib2)), eps);
+          const __m512 step = _mm512_div_ps(_mm512_mul_ps(lr, _mm512_mul_ps(md, ib1)), den);
+          _mm512_storeu_ps(w + 16 * v, _mm512_sub_ps(_mm512_loadu_ps(w + 16 * v), step));
+        }
+        break;
+      }
+    }
+  }
+}
+#endif
 
 template <typename I>
 int64_t aggregate_update_typed(const float* grad_output, float* target, int64_t R, int64_t D, const Bags& bags,
@@ -316,6 +456,14 @@ int64_t aggregate_update_typed(const float* grad_output, float* target, int64_t 
   }
   keys.reset();
   tmp.reset();
+#if defined(__x86_64__)
+  if (kHasAvx512 && (D == 32 || D == 64 || D == 128)) {
+    if (D == 32) update_segments_avx512<32>(grad_output, target, bags, params, state1, state2, flat.get(), seg_start, seg_table, bag_of.get());
+    else if (D == 64) update_segments_avx512<64>(grad_output, target, bags, params, state1, state2, flat.get(), seg_start, seg_table, bag_of.get());
+    else update_segments_avx512<128>(grad_output, target, bags, params, state1, state2, flat.get(), seg_start, seg_table, bag_of.get());
+    return -1;
+  }
+#endif
   switch (D) {
     case 32: update_segments<32>(grad_output, target, D, bags, params, state1, state2, flat.get(), seg_start, seg_table, bag_of.get()); break;
     case 64: update_segments<64>(grad_output, target, D, bags, params, state1, state2, flat.get(), seg_start, seg_table, bag_of.get()); break;

@@ -1,0 +1,203 @@
+"""Triton kernels of the table-batched embedding bag (CUDA; CPU tensors under TRITON_INTERPRET=1).
+
+Launchers take tensors already validated by recengine.ops.embedding_bag (contiguous, right dtypes,
+one device). Ids outside their table are masked out (never read or written), so even an unvalidated
+call stays in bounds.
+
+- `forward`: one program per bag, loading BLOCK_N rows at a time.
+- `backward_psw`: one program per bag, <grad_output row, weight row> per id.
+- `aggregate_update`: torch sorts the global rows (stable) and finds the unique ones; then one program
+  per unique row sums its occurrences' gradients (duplicates first) and writes the dense gradient row
+  (kind 0) or updates the row and its optimizer state in place (1 SGD, 2 row-wise Adagrad, 3 Adam).
+"""
+from __future__ import annotations
+
+import torch
+import triton
+import triton.language as tl
+
+DENSE_GRAD, SGD, ROWWISE_ADAGRAD, ADAM = 0, 1, 2, 3
+
+
+def _blocks(dim: int) -> tuple[int, int]:
+    block_d = triton.next_power_of_2(max(dim, 1))
+    block_n = max(1, min(32, 4096 // block_d))
+    return block_n, block_d
+
+
+@triton.jit
+def _forward_kernel(w_ptr, table_offsets_ptr, ids_ptr, offsets_ptr, psw_ptr, out_ptr, B, T, D,
+                    HAS_PSW: tl.constexpr, MEAN: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr):
+    j = tl.program_id(0).to(tl.int64)
+    t = j // B
+    b = j % B
+    base = tl.load(table_offsets_ptr + t)
+    rows_t = tl.load(table_offsets_ptr + t + 1) - base
+    start = tl.load(offsets_ptr + j)
+    end = tl.load(offsets_ptr + j + 1)
+    d = tl.arange(0, BLOCK_D)
+    dmask = d < D
+    acc = tl.zeros([BLOCK_D], dtype=tl.float32)
+    for k0 in range(start, end, BLOCK_N):
+        k = k0 + tl.arange(0, BLOCK_N)
+        kmask = k < end
+        idx = tl.load(ids_ptr + k, mask=kmask, other=0).to(tl.int64)
+        ok = kmask & (idx >= 0) & (idx < rows_t)
+        rows = base + tl.where(ok, idx, 0)
+        vals = tl.load(w_ptr + rows[:, None] * D + d[None, :], mask=ok[:, None] & dmask[None, :], other=0.0)
+        if HAS_PSW:
+            scale = tl.load(psw_ptr + k, mask=ok, other=0.0)
+            vals = vals * scale[:, None]
+        acc += tl.sum(vals, axis=0)
+    if MEAN:
+        n = tl.maximum(end - start, 1).to(tl.float32)
+        acc = acc / n
+    tl.store(out_ptr + (b * T + t) * D + d, acc, mask=dmask)
+
+
+def forward(weights: torch.Tensor, table_offsets: torch.Tensor, ids: torch.Tensor, offsets: torch.Tensor,
+            per_sample_weights: torch.Tensor | None, mean: bool) -> torch.Tensor:
+    """(B, T*D) pooled rows."""
+    num_tables = table_offsets.numel() - 1
+    batch = (offsets.numel() - 1) // num_tables
+    dim = weights.shape[1]
+    out = torch.empty(batch, num_tables * dim, dtype=weights.dtype, device=weights.device)
+    if out.numel() == 0:
+        return out
+    block_n, block_d = _blocks(dim)
+    psw = per_sample_weights if per_sample_weights is not None else weights
+    _forward_kernel[(num_tables * batch,)](
+        weights, table_offsets, ids, offsets, psw, out, batch, num_tables, dim,
+        HAS_PSW=per_sample_weights is not None, MEAN=mean, BLOCK_N=block_n, BLOCK_D=block_d)
+    return out
+
+
+@triton.jit
+def _psw_kernel(go_ptr, w_ptr, table_offsets_ptr, ids_ptr, offsets_ptr, grad_psw_ptr, B, T, D,
+                MEAN: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr):
+    j = tl.program_id(0).to(tl.int64)
+    t = j // B
+    b = j % B
+    base = tl.load(table_offsets_ptr + t)
+    rows_t = tl.load(table_offsets_ptr + t + 1) - base
+    start = tl.load(offsets_ptr + j)
+    end = tl.load(offsets_ptr + j + 1)
+    d = tl.arange(0, BLOCK_D)
+    dmask = d < D
+    g = tl.load(go_ptr + (b * T + t) * D + d, mask=dmask, other=0.0)
+    inv = 1.0
+    if MEAN:
+        inv = 1.0 / tl.maximum(end - start, 1).to(tl.float32)
+    for k0 in range(start, end, BLOCK_N):
+        k = k0 + tl.arange(0, BLOCK_N)
+        kmask = k < end
+        idx = tl.load(ids_ptr + k, mask=kmask, other=0).to(tl.int64)
+        ok = kmask & (idx >= 0) & (idx < rows_t)
+        rows = base + tl.where(ok, idx, 0)
+        vals = tl.load(w_ptr + rows[:, None] * D + d[None, :], mask=ok[:, None] & dmask[None, :], other=0.0)
+        dot = tl.sum(vals * g[None, :], axis=1) * inv
+        tl.store(grad_psw_ptr + k, dot, mask=kmask)
+
+
+def backward_psw(grad_output: torch.Tensor, weights: torch.Tensor, table_offsets: torch.Tensor, ids: torch.Tensor,
+                 offsets: torch.Tensor, mean: bool) -> torch.Tensor:
+    """(N,) gradient w.r.t. the per-sample weights."""
+    num_tables = table_offsets.numel() - 1
+    batch = (offsets.numel() - 1) // num_tables
+    dim = weights.shape[1]
+    grad_psw = torch.zeros(ids.numel(), dtype=weights.dtype, device=weights.device)
+    if ids.numel() == 0 or batch == 0:
+        return grad_psw
+    block_n, block_d = _blocks(dim)
+    _psw_kernel[(num_tables * batch,)](grad_output, weights, table_offsets, ids, offsets, grad_psw, batch, num_tables,
+                                       dim, MEAN=mean, BLOCK_N=block_n, BLOCK_D=block_d)
+    return grad_psw
+
+
+@triton.jit
+def _update_kernel(go_ptr, target_ptr, s1_ptr, s2_ptr, uniq_ptr, seg_ptr, order_ptr, bag_ptr, offsets_ptr, psw_ptr,
+                   B, T, D, lr, eps, beta1, beta2, bias_correction1, bias_correction2,
+                   KIND: tl.constexpr, HAS_PSW: tl.constexpr, MEAN: tl.constexpr,
+                   BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr):
+    u = tl.program_id(0).to(tl.int64)
+    row = tl.load(uniq_ptr + u)
+    start = tl.load(seg_ptr + u)
+    end = tl.load(seg_ptr + u + 1)
+    d = tl.arange(0, BLOCK_D)
+    dmask = d < D
+    g = tl.zeros([BLOCK_D], dtype=tl.float32)
+    for i0 in range(start, end, BLOCK_N):
+        i = i0 + tl.arange(0, BLOCK_N)
+        imask = i < end
+        k = tl.load(order_ptr + i, mask=imask, other=0)
+        j = tl.load(bag_ptr + k, mask=imask, other=0)
+        scale = tl.where(imask, 1.0, 0.0)
+        if HAS_PSW:
+            scale = scale * tl.load(psw_ptr + k, mask=imask, other=0.0)
+        if MEAN:
+            n = tl.load(offsets_ptr + j + 1, mask=imask, other=1) - tl.load(offsets_ptr + j, mask=imask, other=0)
+            scale = scale / tl.maximum(n, 1).to(tl.float32)
+        go_row = (j % B) * T + j // B
+        go = tl.load(go_ptr + go_row[:, None] * D + d[None, :], mask=imask[:, None] & dmask[None, :], other=0.0)
+        g += tl.sum(go * scale[:, None], axis=0)
+    w_ptrs = target_ptr + row * D + d
+    if KIND == 0:
+        tl.store(w_ptrs, g, mask=dmask)
+    elif KIND == 1:
+        w = tl.load(w_ptrs, mask=dmask, other=0.0)
+        tl.store(w_ptrs, w - lr * g, mask=dmask)
+    elif KIND == 2:
+        s = tl.load(s1_ptr + row) + tl.sum(g * g, axis=0) / D
+        tl.store(s1_ptr + row, s)
+        w = tl.load(w_ptrs, mask=dmask, other=0.0)
+        tl.store(w_ptrs, w - (lr / (tl.sqrt(s) + eps)) * g, mask=dmask)
+    else:
+        m = tl.load(s1_ptr + row * D + d, mask=dmask, other=0.0)
+        v = tl.load(s2_ptr + row * D + d, mask=dmask, other=0.0)
+        m = beta1 * m + (1.0 - beta1) * g
+        v = beta2 * v + (1.0 - beta2) * g * g
+        tl.store(s1_ptr + row * D + d, m, mask=dmask)
+        tl.store(s2_ptr + row * D + d, v, mask=dmask)
+        w = tl.load(w_ptrs, mask=dmask, other=0.0)
+        tl.store(w_ptrs, w - lr * (m / bias_correction1) / (tl.sqrt(v / bias_correction2) + eps), mask=dmask)
+
+
+def aggregate_update(grad_output: torch.Tensor, target: torch.Tensor, table_offsets: torch.Tensor, ids: torch.Tensor,
+                     offsets: torch.Tensor, per_sample_weights: torch.Tensor | None, mean: bool, kind: int,
+                     state1: torch.Tensor | None = None, state2: torch.Tensor | None = None, lr: float = 0.0,
+                     eps: float = 0.0, beta1: float = 0.0, beta2: float = 0.0, bias_correction1: float = 1.0,
+                     bias_correction2: float = 1.0) -> None:
+    """Per unique row: the summed gradient written to `target` (kind 0, a zero-filled (R, D)) or the fused
+    optimizer update of the rows of `target` (the weights) and `state1`/`state2`, in place.
+
+    Ids outside their table are dropped (the op validated them before; this keeps the kernel in bounds).
+    """
+    num_tables = table_offsets.numel() - 1
+    batch = (offsets.numel() - 1) // num_tables
+    dim = target.shape[1]
+    n = ids.numel()
+    if n == 0 or batch == 0:
+        return
+    lengths = offsets[1:] - offsets[:-1]
+    bag = torch.repeat_interleave(torch.arange(num_tables * batch, device=ids.device), lengths, output_size=n)
+    table = bag // batch
+    base = table_offsets[table]
+    local = ids.long()
+    valid = (local >= 0) & (local < table_offsets[table + 1] - base)
+    # invalid ids sort to the end under a key past every row, and are cut off below
+    rows = torch.where(valid, base + local, torch.full_like(local, target.shape[0]))
+    sorted_rows, order = torch.sort(rows, stable=True)
+    uniq, counts = torch.unique_consecutive(sorted_rows, return_counts=True)
+    seg = torch.zeros(uniq.numel() + 1, dtype=torch.int64, device=ids.device)
+    torch.cumsum(counts, 0, out=seg[1:])
+    num_unique = int((uniq < target.shape[0]).sum())
+    if num_unique == 0:
+        return
+    block_n, block_d = _blocks(dim)
+    dummy = target
+    _update_kernel[(num_unique,)](
+        grad_output, target, state1 if state1 is not None else dummy, state2 if state2 is not None else dummy,
+        uniq, seg, order, bag, offsets, per_sample_weights if per_sample_weights is not None else dummy,
+        batch, num_tables, dim, float(lr), float(eps), float(beta1), float(beta2), float(bias_correction1),
+        float(bias_correction2), KIND=kind, HAS_PSW=per_sample_weights is not None, MEAN=mean,
+        BLOCK_N=block_n, BLOCK_D=block_d)
