@@ -137,6 +137,9 @@ class PrioritizedReplay:
                 raise ValueError(f"fields: a {name!r} field of shape () is required")
             if self.fields[name][0] != ():
                 raise ValueError(f"fields[{name!r}]: must have shape (), got {self.fields[name][0]}")
+        if n_step > 1 and (self.fields["reward"][1] not in (torch.float32, torch.float64)
+                           or self.fields["done"][1] not in (torch.bool, torch.uint8, torch.float32)):
+            raise TypeError("fields: n-step returns need a float32/float64 'reward' and a bool/uint8/float32 'done'")
         if next_fields is None:
             next_fields = [n for n in self.fields if n.startswith("next_")]
         next_fields = list(next_fields)
@@ -153,6 +156,7 @@ class PrioritizedReplay:
             self._arrays = [as_array(t, name) for name, t in self._storage.items()]
         except TypeError as exc:
             raise TypeError(f"fields: every dtype must have a NumPy equivalent ({exc})") from None
+        self._array_of = dict(zip(self._storage, self._arrays))
         self._arrays.append(as_array(self._discount, "discount"))
         leaves = 1 << max(0, math.ceil(math.log2(capacity)))
         self._leaves = leaves
@@ -257,25 +261,23 @@ class PrioritizedReplay:
         return batch, indices, weights
 
     def _n_step(self, indices: torch.Tensor) -> dict:
-        """n-step returns for the sampled slots, all samples at once (called under the lock)."""
-        steps = torch.arange(self.n_step)
-        # transitions stored from each slot to the newest in its environment's stream, itself included
-        available = torch.remainder(self._position - indices - 1, self.capacity) // self.num_envs + 1
-        slots = torch.remainder(indices[:, None] + steps * self.num_envs, self.capacity)  # (B, n)
-        valid = steps < available[:, None]
-        done = self._storage["done"][slots].bool() & valid
-        done_before = (torch.cumsum(done, 1, dtype=torch.int32) - done.int()) > 0
-        taken = valid & ~done_before  # step k counts when it exists and no earlier step ended the episode
-        m = taken.sum(1)
-        powers = torch.tensor([self.gamma**k for k in range(self.n_step)], dtype=torch.float64)
-        rewards = self._storage["reward"][slots].double()
-        n_reward = (rewards * powers * taken).sum(1).float()
-        last = slots.gather(1, (m - 1)[:, None]).squeeze(1)
-        n_done = self._storage["done"][last].bool()
-        n_discount = (self.gamma ** m.double() * (~n_done).double()).float()
-        out = {"n_reward": n_reward, "n_discount": n_discount, "n_done": n_done, "n_steps": m}
-        for name in self.next_fields:
-            out["n_" + name] = self._storage[name][last]
+        """n-step returns for the sampled slots, one C++ call for all samples (called under the lock)."""
+        batch = indices.shape[0]
+        out = {"n_reward": torch.empty(batch, dtype=torch.float32),
+               "n_discount": torch.empty(batch, dtype=torch.float32),
+               "n_done": torch.empty(batch, dtype=torch.bool),
+               "n_steps": torch.empty(batch, dtype=torch.int64)}
+        last = torch.empty(batch, dtype=torch.int64)
+        _C.replay_n_step_returns(self._array_of["reward"], self._array_of["done"], self._position, self.num_envs,
+                                 self.n_step, self.gamma, indices.numpy(), out["n_reward"].numpy(),
+                                 out["n_discount"].numpy(), out["n_done"].numpy(), out["n_steps"].numpy(),
+                                 last.numpy())
+        if self.next_fields:
+            rows = {"n_" + name: torch.empty((batch, *self.fields[name][0]), dtype=self.fields[name][1])
+                    for name in self.next_fields}
+            _C.replay_gather_rows([self._array_of[name] for name in self.next_fields], last.numpy(),
+                                  [r.numpy() for r in rows.values()])
+            out.update(rows)
         return out
 
     # -------------------------------------------------------------------- update_priorities

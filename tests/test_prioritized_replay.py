@@ -179,6 +179,21 @@ def test_n_step_by_hand_across_an_episode_end():
     assert out["n_next_state"][:, 0].tolist() == [2, 2, 5, 6, 6]
 
 
+@pytest.mark.parametrize("reward_dtype,done_dtype", [(torch.float64, torch.float32), (torch.float32, torch.uint8)])
+def test_n_step_other_column_dtypes(reward_dtype, done_dtype):
+    fields = dict(FIELDS, reward=((), reward_dtype), done=((), done_dtype))
+    r = PrioritizedReplay(10, fields, n_step=3, gamma=0.5)
+    rows = _rows(0, 6)
+    rows["reward"] = torch.tensor([1.0, 2.0, 4.0, 8.0, 16.0, 32.0], dtype=reward_dtype)
+    rows["done"] = torch.tensor([0, 1, 0, 0, 0, 0], dtype=done_dtype)
+    r.add(**rows)
+    out = r._n_step(torch.tensor([0, 1, 2, 4, 5]))
+    assert out["n_reward"].tolist() == [2.0, 2.0, 12.0, 32.0, 32.0]
+    assert out["n_done"].tolist() == [True, True, False, False, False]
+    with pytest.raises(TypeError, match="n-step"):
+        PrioritizedReplay(10, dict(FIELDS, reward=((), torch.int64)), n_step=2)
+
+
 # ---------------------------------------------------------------------------------- concurrency
 def test_concurrent_add_sample_update_keeps_tree_and_rows_consistent():
     fields = {"payload": ((64,), torch.int64), "checksum": ((), torch.int64), "reward": ((), torch.float32),

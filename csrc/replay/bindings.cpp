@@ -136,6 +136,46 @@ void gather_rows(py::list srcs, py::array idx, py::list dsts) {
   rp::gather_rows(static_cast<int>(nf), src_ptrs.data(), dst_ptrs.data(), row_bytes.data(), ix, n);
 }
 
+// Fills the n-step outputs (see replay.h). reward: float32/float64 (capacity,); done: bool/uint8/float32.
+void n_step_returns(py::array reward, py::array done, int64_t position, int64_t num_envs, int64_t n_step,
+                    double gamma, py::array idx, py::array n_reward, py::array n_discount, py::array n_done,
+                    py::array n_steps, py::array last) {
+  const int64_t capacity = reward.ndim() == 1 ? dim_size(reward, 0) : -1;
+  if (capacity < 1 || done.ndim() != 1 || dim_size(done, 0) != capacity)
+    throw py::value_error("reward/done: expected two 1-D columns of one length >= 1");
+  if (position < 0 || position >= capacity) throw py::value_error("position: must be in [0, capacity)");
+  if (num_envs < 1 || capacity % num_envs != 0) throw py::value_error("num_envs: must divide the capacity");
+  if (n_step < 1) throw py::value_error("n_step: must be >= 1");
+  const int64_t* ix = array_ptr<int64_t>(idx, "indices", 1);
+  const int64_t batch = dim_size(idx, 0);
+  for (int64_t b = 0; b < batch; ++b)
+    if (ix[b] < 0 || ix[b] >= capacity) throw py::index_error("indices: index out of range");
+  auto out = [batch](auto* p, const py::array& a) {
+    if (dim_size(a, 0) != batch) throw py::value_error("n-step outputs: must have the indices' length");
+    return p;
+  };
+  float* nr = out(array_ptr<float>(n_reward, "n_reward", 1, true), n_reward);
+  float* nd = out(array_ptr<float>(n_discount, "n_discount", 1, true), n_discount);
+  bool* ne = out(array_ptr<bool>(n_done, "n_done", 1, true), n_done);
+  int64_t* ns = out(array_ptr<int64_t>(n_steps, "n_steps", 1, true), n_steps);
+  int64_t* la = out(array_ptr<int64_t>(last, "last", 1, true), last);
+  const bool done_float = recengine::has_dtype<float>(done);
+  if (!done_float && done.itemsize() != 1) throw py::type_error("done: expected dtype bool, uint8 or float32");
+  if (!(done.flags() & py::array::c_style)) throw py::value_error("done: must be C-contiguous");
+  const void* d = done.data();
+  auto run = [&](auto* r) {
+    py::gil_scoped_release release;
+    if (done_float)
+      rp::n_step_returns(r, static_cast<const float*>(d), capacity, position, num_envs, n_step, gamma, ix, batch,
+                         nr, nd, ne, ns, la);
+    else
+      rp::n_step_returns(r, static_cast<const uint8_t*>(d), capacity, position, num_envs, n_step, gamma, ix,
+                         batch, nr, nd, ne, ns, la);
+  };
+  if (recengine::has_dtype<float>(reward)) run(array_ptr<float>(reward, "reward", 1));
+  else run(array_ptr<double>(reward, "reward", 1));  // throws TypeError for other dtypes
+}
+
 // Fills td and new_priorities; returns the mean weighted Huber loss (float64).
 double td_loss_forward(py::array q_sa, py::array next_q, py::array rewards, py::array dones, py::array discounts,
                        py::array weights, float huber_delta, float alpha, float eps, py::array td,
@@ -211,6 +251,10 @@ void bind_replay(py::module_& m) {
         "Stratified proportional sampling with normalised importance weights.");
   m.def("replay_gather_rows", &gather_rows, py::arg("srcs"), py::arg("indices"), py::arg("dsts"),
         "dsts[f][j] = srcs[f][indices[j]] for every field.");
+  m.def("replay_n_step_returns", &n_step_returns, py::arg("reward"), py::arg("done"), py::arg("position"),
+        py::arg("num_envs"), py::arg("n_step"), py::arg("gamma"), py::arg("indices"), py::arg("n_reward"),
+        py::arg("n_discount"), py::arg("n_done"), py::arg("n_steps"), py::arg("last"),
+        "n-step returns from the ring buffer's reward and done columns.");
   m.def("replay_advise_hugepages", &advise_hugepages, py::arg("array"),
         "Advise 2 MiB pages for a large untouched buffer (Linux); returns whether the advice was taken.");
   m.def("td_loss_forward", &td_loss_forward, py::arg("q_sa"), py::arg("next_q"), py::arg("rewards"),

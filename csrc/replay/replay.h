@@ -44,6 +44,14 @@ void tree_sample(const double* sum, const double* mn, int64_t leaves, const doub
 void gather_rows(int num_fields, const uint8_t* const* srcs, uint8_t* const* dsts, const int64_t* row_bytes,
                  const int64_t* idx, int64_t n);
 
+// n-step returns from the ring: from slot idx[b], step k reads slot (idx[b] + k*num_envs) % capacity, for
+// k < n_step, stopping after the first done and at the newest stored row (the one before `position`).
+// Writes sum_k gamma^k reward_k, gamma^m * (1 - done_last), done_last, m and the last slot.
+template <typename R, typename Dn>
+void n_step_returns(const R* reward, const Dn* done, int64_t capacity, int64_t position, int64_t num_envs,
+                    int64_t n_step, double gamma, const int64_t* idx, int64_t batch, float* n_reward,
+                    float* n_discount, bool* n_done, int64_t* n_steps, int64_t* last);
+
 // ------------------------------------------------------------------------------------ TD loss
 // target = rewards + discounts * (1 - dones) * next_q; td = target - q_sa;
 // new_priority = (|td| + eps)^alpha; returns sum_b weights[b] * huber_delta(td[b]) (float64 accumulation).

@@ -162,4 +162,41 @@ void gather_rows(int num_fields, const uint8_t* const* srcs, uint8_t* const* dst
   }
 }
 
+template <typename R, typename Dn>
+void n_step_returns(const R* reward, const Dn* done, int64_t capacity, int64_t position, int64_t num_envs,
+                    int64_t n_step, double gamma, const int64_t* idx, int64_t batch, float* n_reward,
+                    float* n_discount, bool* n_done, int64_t* n_steps, int64_t* last) {
+  for (int64_t b = 0; b < batch; ++b) {
+    const int64_t start = idx[b];
+    // rows from `start` to the newest in this environment's stream, `start` itself included
+    const int64_t behind = ((position - start - 1) % capacity + capacity) % capacity;
+    const int64_t available = behind / num_envs + 1;
+    double total = 0.0, discount = 1.0;
+    int64_t m = 0, slot = start;
+    bool ended = false;
+    while (true) {
+      total += discount * static_cast<double>(reward[slot]);
+      ++m;
+      ended = done[slot] != 0;
+      if (ended || m == n_step || m >= available) break;
+      discount *= gamma;
+      slot = (slot + num_envs) % capacity;
+    }
+    n_reward[b] = static_cast<float>(total);
+    n_discount[b] = ended ? 0.0f : static_cast<float>(std::pow(gamma, static_cast<double>(m)));
+    n_done[b] = ended;
+    n_steps[b] = m;
+    last[b] = slot;
+  }
+}
+
+#define RECENGINE_N_STEP(R, Dn)                                                                              \
+  template void n_step_returns<R, Dn>(const R*, const Dn*, int64_t, int64_t, int64_t, int64_t, double,        \
+                                      const int64_t*, int64_t, float*, float*, bool*, int64_t*, int64_t*);
+RECENGINE_N_STEP(float, uint8_t)
+RECENGINE_N_STEP(float, float)
+RECENGINE_N_STEP(double, uint8_t)
+RECENGINE_N_STEP(double, float)
+#undef RECENGINE_N_STEP
+
 }  // namespace recengine::replay
