@@ -1,0 +1,338 @@
+"""recengine.ops.embedding_bag: every backend (C++ through the op, Triton launchers) against the reference."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from recengine.kernels import embedding_bag as kernels
+from recengine.ops import embedding_bag, embedding_bag_fused_update
+from recengine.reference.embedding_bag import embedding_bag_reference, fused_update_reference
+from tests.helpers import TRITON_DEVICE, assert_close
+
+
+def make_inputs(seed: int, rows: list[int], batch: int, dim: int, *, max_len: int = 5, id_dtype=torch.int64,
+                psw: bool = False, empty_frac: float = 0.2, hot: bool = False):
+    """Random table-major jagged input: some empty bags; `hot` draws most ids from a few rows (duplicates)."""
+    g = torch.Generator().manual_seed(seed)
+    num_tables = len(rows)
+    table_offsets = torch.tensor([0] + rows, dtype=torch.int64).cumsum(0)
+    weights = torch.randn(int(table_offsets[-1]), dim, generator=g)
+    lengths = torch.randint(0, max_len + 1, (num_tables * batch,), generator=g)
+    lengths[torch.rand(num_tables * batch, generator=g) < empty_frac] = 0
+    offsets = torch.zeros(num_tables * batch + 1, dtype=torch.int64)
+    offsets[1:] = lengths.cumsum(0)
+    parts = []
+    for j in range(num_tables * batch):
+        n = int(lengths[j])
+        r = rows[j // batch]
+        top = min(r, 3) if hot else r
+        parts.append(torch.randint(0, top, (n,), generator=g))
+    ids = torch.cat(parts).to(id_dtype) if parts else torch.zeros(0, dtype=id_dtype)
+    weights_psw = torch.rand(ids.numel(), generator=g) + 0.5 if psw else None
+    return weights, table_offsets, ids, offsets, weights_psw
+
+
+SHAPES = [  # (rows per table, batch, dim): one table, many, mixed sizes, single-row table, dims on every path
+    ([7], 4, 8),
+    ([20, 1, 13], 5, 64),
+    ([3, 50, 9, 1, 17, 4], 3, 32),
+    ([11, 6], 6, 5),
+    ([30, 12], 4, 128),
+]
+
+
+def _to(device, *tensors):
+    return [None if t is None else t.to(device) for t in tensors]
+
+
+# ------------------------------------------------------------------------------------- forward
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("pooling", ["sum", "mean"])
+@pytest.mark.parametrize("psw", [False, True])
+@pytest.mark.parametrize("id_dtype", [torch.int32, torch.int64])
+def test_forward_cpu_matches_reference(shape, pooling, psw, id_dtype):
+    rows, batch, dim = shape
+    w, to, ids, offs, p = make_inputs(len(rows) * 7 + dim, rows, batch, dim, id_dtype=id_dtype, psw=psw, hot=True)
+    out = embedding_bag(w, to, ids, offs, p, pooling)
+    assert_close(out, embedding_bag_reference(w, to, ids, offs, p, pooling), name="forward")
+
+
+@pytest.mark.parametrize("shape", SHAPES[:4])
+@pytest.mark.parametrize("pooling", ["sum", "mean"])
+@pytest.mark.parametrize("psw", [False, True])
+def test_forward_triton_matches_reference(shape, pooling, psw):
+    rows, batch, dim = shape
+    w, to, ids, offs, p = make_inputs(3 + dim, rows, batch, dim, id_dtype=torch.int32, psw=psw, hot=True)
+    expected = embedding_bag_reference(w, to, ids, offs, p, pooling)
+    out = kernels.forward(*_to(TRITON_DEVICE, w, to, ids, offs, p), pooling == "mean")
+    assert_close(out, expected, name="triton forward")
+
+
+def test_forward_empty_bags_and_edges():
+    rows, batch, dim = [4, 1], 3, 8
+    w = torch.randn(5, dim)
+    to = torch.tensor([0, 4, 5])
+    # table 0: bags [3 (largest id), 3, 0], [], [0 0 0]; table 1: [], [0], []
+    ids = torch.tensor([3, 3, 0, 0, 0, 0, 0])
+    offs = torch.tensor([0, 3, 3, 6, 6, 7, 7])
+    for pooling in ("sum", "mean"):
+        expected = embedding_bag_reference(w, to, ids, offs, None, pooling)
+        assert torch.equal(expected[1, :dim], torch.zeros(dim))
+        assert_close(embedding_bag(w, to, ids, offs, None, pooling), expected, name=pooling)
+        assert_close(kernels.forward(*_to(TRITON_DEVICE, w, to, ids, offs), None, pooling == "mean"), expected)
+    # every bag empty, and no ids at all
+    offs0 = torch.zeros(2 * batch + 1, dtype=torch.int64)
+    empty_ids = torch.zeros(0, dtype=torch.int64)
+    assert torch.equal(embedding_bag(w, to, empty_ids, offs0), torch.zeros(batch, 2 * dim))
+    # a batch of zero samples
+    assert embedding_bag(w, to, empty_ids, torch.zeros(1, dtype=torch.int64)).shape == (0, 2 * dim)
+    del rows
+
+
+def test_forward_noncontiguous_inputs():
+    w, to, ids, offs, p = make_inputs(5, [9, 14], 4, 16, psw=True)
+    expected = embedding_bag_reference(w, to, ids, offs, p, "mean")
+    wide = torch.zeros(w.shape[0], 2 * w.shape[1])
+    wide[:, ::2] = w
+    ids2 = torch.stack([ids, ids]).t().reshape(-1)[::2]
+    p2 = torch.stack([p, p], 1)[:, 0]
+    offs2 = torch.stack([offs, offs], 1)[:, 1]
+    assert not (wide[:, ::2].is_contiguous() or ids2.is_contiguous() or p2.is_contiguous() or offs2.is_contiguous())
+    assert_close(embedding_bag(wide[:, ::2], to, ids2, offs2, p2, "mean"), expected)
+
+
+# ------------------------------------------------------------------------------------ backward
+@pytest.mark.parametrize("shape", SHAPES[:4])
+@pytest.mark.parametrize("pooling", ["sum", "mean"])
+def test_backward_cpu_matches_reference(shape, pooling):
+    rows, batch, dim = shape
+    w, to, ids, offs, p = make_inputs(11 + dim, rows, batch, dim, psw=True, hot=True)
+    grad = torch.randn(batch, len(rows) * dim, generator=torch.Generator().manual_seed(1))
+    w1, p1 = w.clone().requires_grad_(), p.clone().requires_grad_()
+    embedding_bag(w1, to, ids, offs, p1, pooling).backward(grad)
+    w2, p2 = w.clone().requires_grad_(), p.clone().requires_grad_()
+    embedding_bag_reference(w2, to, ids, offs, p2, pooling).backward(grad)
+    assert_close(w1.grad, w2.grad, name="grad weights")
+    assert_close(p1.grad, p2.grad, rtol=1e-5, atol=1e-5, name="grad per_sample_weights")
+
+
+@pytest.mark.parametrize("shape", SHAPES[:3])
+@pytest.mark.parametrize("pooling", ["sum", "mean"])
+def test_backward_triton_matches_reference(shape, pooling):
+    rows, batch, dim = shape
+    w, to, ids, offs, p = make_inputs(13 + dim, rows, batch, dim, psw=True, hot=True)
+    grad = torch.randn(batch, len(rows) * dim, generator=torch.Generator().manual_seed(2))
+    w2, p2 = w.clone().requires_grad_(), p.clone().requires_grad_()
+    embedding_bag_reference(w2, to, ids, offs, p2, pooling).backward(grad)
+    dw = torch.zeros_like(w, device=TRITON_DEVICE)
+    dev = _to(TRITON_DEVICE, grad, to, ids, offs, p)
+    kernels.aggregate_update(dev[0], dw, dev[1], dev[2], dev[3], dev[4], pooling == "mean", kernels.DENSE_GRAD)
+    assert_close(dw, w2.grad, rtol=1e-5, atol=1e-5, name="triton grad weights")
+    dp = kernels.backward_psw(dev[0], w.to(TRITON_DEVICE), dev[1], dev[2], dev[3], pooling == "mean")
+    assert_close(dp, p2.grad, rtol=1e-5, atol=1e-5, name="triton grad psw")
+
+
+# -------------------------------------------------------------------------------- fused update
+OPTIMIZERS = {
+    "sgd": dict(lr=0.3),
+    "rowwise_adagrad": dict(lr=0.3, eps=1e-3),
+    "adam": dict(lr=0.05, eps=1e-6, betas=(0.8, 0.95)),
+}
+
+
+def _initial_state(optimizer, num_rows, dim, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    if optimizer == "rowwise_adagrad":
+        return {"sum": torch.rand(num_rows, generator=g)}
+    if optimizer == "adam":
+        return {"m": torch.randn(num_rows, dim, generator=g) * 0.1, "v": torch.rand(num_rows, dim, generator=g)}
+    return {}
+
+
+def _kernel_state(optimizer, state):
+    if optimizer == "rowwise_adagrad":
+        return state["sum"], None
+    if optimizer == "adam":
+        return state["m"], state["v"]
+    return None, None
+
+
+@pytest.mark.parametrize("optimizer", list(OPTIMIZERS))
+@pytest.mark.parametrize("pooling", ["sum", "mean"])
+@pytest.mark.parametrize("psw", [False, True])
+@pytest.mark.parametrize("shape", [SHAPES[1], SHAPES[2], SHAPES[3], SHAPES[4]])
+def test_fused_update_cpu_matches_dense_math(optimizer, pooling, psw, shape):
+    rows, batch, dim = shape
+    w, to, ids, offs, p = make_inputs(17 + dim, rows, batch, dim, psw=psw, hot=True, id_dtype=torch.int32)
+    hp = OPTIMIZERS[optimizer]
+    state = _initial_state(optimizer, w.shape[0], dim)
+    weights, kstate = w.clone(), {k: v.clone() for k, v in state.items()}
+    for step in (1, 2):  # two steps: the state carries over
+        grad = torch.randn(batch, len(rows) * dim, generator=torch.Generator().manual_seed(step))
+        w_ref, state = fused_update_reference(weights.clone() if step == 1 else w_ref, to, ids, offs, grad, p, pooling,
+                                              optimizer=optimizer, state=state, step=step, **hp)
+        s1, s2 = _kernel_state(optimizer, kstate)
+        embedding_bag_fused_update(grad, weights, to, ids, offs, p, pooling, optimizer=optimizer, state1=s1,
+                                   state2=s2, step=step, **hp)
+        assert_close(weights, w_ref, rtol=1e-5, atol=1e-5, name=f"{optimizer} weights, step {step}")
+        for k in state:
+            assert_close(kstate[k], state[k], rtol=1e-5, atol=1e-6, name=f"{optimizer} state {k}")
+    # rows the batch never refers to are bit-identical
+    touched = torch.zeros(w.shape[0], dtype=torch.bool)
+    from recengine.reference.embedding_bag import global_rows
+    touched[global_rows(to, ids, offs)] = True
+    assert torch.equal(weights[~touched], w[~touched])
+
+
+@pytest.mark.parametrize("optimizer", list(OPTIMIZERS))
+@pytest.mark.parametrize("pooling", ["sum", "mean"])
+def test_fused_update_triton_matches_dense_math(optimizer, pooling):
+    rows, batch, dim = [20, 1, 13], 4, 8
+    w, to, ids, offs, p = make_inputs(23, rows, batch, dim, psw=True, hot=True)
+    hp = OPTIMIZERS[optimizer]
+    state = _initial_state(optimizer, w.shape[0], dim)
+    grad = torch.randn(batch, len(rows) * dim, generator=torch.Generator().manual_seed(3))
+    w_ref, state_ref = fused_update_reference(w, to, ids, offs, grad, p, pooling, optimizer=optimizer, state=state,
+                                              step=3, **hp)
+    dw = w.to(TRITON_DEVICE).clone()
+    kst = {k: v.to(TRITON_DEVICE).clone() for k, v in state.items()}
+    s1, s2 = _kernel_state(optimizer, kst)
+    b1, b2 = hp.get("betas", (0.9, 0.999))
+    dev = _to(TRITON_DEVICE, grad, to, ids, offs, p)
+    kernels.aggregate_update(dev[0], dw, dev[1], dev[2], dev[3], dev[4], pooling == "mean",
+                             {"sgd": kernels.SGD, "rowwise_adagrad": kernels.ROWWISE_ADAGRAD, "adam": kernels.ADAM}[optimizer],
+                             s1, s2, hp["lr"], hp.get("eps", 0.0), b1, b2, 1 - b1**3, 1 - b2**3)
+    assert_close(dw, w_ref, rtol=1e-5, atol=1e-5, name=f"triton {optimizer} weights")
+    for k in state_ref:
+        assert_close(kst[k], state_ref[k], rtol=1e-5, atol=1e-6, name=f"triton {optimizer} state {k}")
+
+
+def test_fused_update_duplicates_summed_before_adagrad():
+    """One row hit 3 times in one bag and once in another: g = 4*grad, not four separate updates."""
+    dim = 4
+    w = torch.zeros(3, dim)
+    to = torch.tensor([0, 3])
+    ids = torch.tensor([1, 1, 1, 1])
+    offs = torch.tensor([0, 3, 4])
+    grad = torch.ones(2, dim)
+    state = torch.zeros(3)
+    embedding_bag_fused_update(grad, w, to, ids, offs, optimizer="rowwise_adagrad", lr=1.0, eps=0.0, state1=state)
+    assert torch.equal(state, torch.tensor([0.0, 16.0, 0.0]))  # mean((1+1+1+1)^2)
+    assert_close(w[1], torch.full((dim,), -1.0))  # -lr * 4 / sqrt(16)
+    assert torch.equal(w[[0, 2]], torch.zeros(2, dim))
+
+
+# ---------------------------------------------------------------------------------- bad inputs
+def _good():
+    return make_inputs(29, [6, 4], 3, 8, psw=True, empty_frac=0.0)
+
+
+@pytest.mark.parametrize("mutate, exc, match", [
+    (lambda a: a.update(ids=a["ids"].float()), TypeError, "ids"),
+    (lambda a: a.update(offsets=a["offsets"].int()), TypeError, "offsets"),
+    (lambda a: a.update(weights=a["weights"].double()), TypeError, "weights"),
+    (lambda a: a.update(table_offsets=a["table_offsets"].int()), TypeError, "table_offsets"),
+    (lambda a: a.update(per_sample_weights=a["per_sample_weights"][:-1]), ValueError, "per_sample_weights"),
+    (lambda a: a.update(pooling="max"), ValueError, "pooling"),
+    (lambda a: a.update(pooling=None), TypeError, "pooling"),
+    (lambda a: a.update(ids=a["ids"][:, None]), ValueError, "ids"),
+    (lambda a: a.update(offsets=a["offsets"][:-1]), ValueError, "offsets"),
+    (lambda a: a.update(offsets=a["offsets"].flip(0)), ValueError, "offsets"),
+    (lambda a: a.update(offsets=a["offsets"] + 1), ValueError, "offsets"),
+    (lambda a: a.update(ids=a["ids"][:-1], per_sample_weights=a["per_sample_weights"][:-1]), ValueError, "offsets"),
+    (lambda a: a.update(table_offsets=torch.tensor([0, 6, 99])), ValueError, "table_offsets"),
+    (lambda a: a.update(table_offsets=torch.tensor([0])), ValueError, "table_offsets"),
+    (lambda a: a.update(ids=a["ids"].to("meta")), ValueError, "device"),
+    (lambda a: a.update(weights="not a tensor"), TypeError, "weights"),
+])
+def test_bad_inputs_raise(mutate, exc, match):
+    w, to, ids, offs, p = _good()
+    args = dict(weights=w, table_offsets=to, ids=ids, offsets=offs, per_sample_weights=p, pooling="sum")
+    mutate(args)
+    with pytest.raises(exc, match=match):
+        embedding_bag(**args)
+
+
+@pytest.mark.parametrize("bad_id, table", [(6, 0), (-1, 0), (4, 1), (2**31 - 1, 1)])
+@pytest.mark.parametrize("id_dtype", [torch.int32, torch.int64])
+def test_out_of_range_id_raises_index_error_and_changes_nothing(bad_id, table, id_dtype):
+    w, to, ids, offs, p = _good()
+    ids = ids.to(id_dtype)
+    pos = int(offs[table * 3]) + 1  # the second id of the table's first bag
+    ids[pos] = bad_id
+    with pytest.raises(IndexError, match=rf"ids\[{pos}\] = {bad_id} is outside table {table} \('t{table}'\)"):
+        embedding_bag(w, to, ids, offs, p, table_names=["t0", "t1"])
+    for optimizer in ("sgd", "rowwise_adagrad", "adam"):
+        weights, s1, s2 = w.clone(), torch.zeros(10), None
+        if optimizer == "adam":
+            s1, s2 = torch.zeros(10, 8), torch.zeros(10, 8)
+        grad = torch.ones(3, 16)
+        with pytest.raises(IndexError, match=f"table {table}"):
+            embedding_bag_fused_update(grad, weights, to, ids, offs, p, optimizer=optimizer, lr=1.0, state1=s1, state2=s2)
+        # the C++ kernel checks too, before writing anything
+        with pytest.raises(IndexError, match=f"outside table {table}"):
+            embedding_bag_fused_update(grad, weights, to, ids, offs, p, optimizer=optimizer, lr=1.0, state1=s1,
+                                       state2=s2, check_values=False)
+        assert torch.equal(weights, w) and not s1.any()
+    # the raw op (no Python validation) raises from the C++ kernel instead of reading out of bounds
+    with pytest.raises(IndexError, match=f"outside table {table}"):
+        torch.ops.recengine.embedding_bag(w, to, ids, offs, p, "sum")
+
+
+def test_triton_drops_out_of_range_ids_in_bounds():
+    w, to, ids, offs, p = _good()
+    ids[1] = 1000
+    ids[-1] = -5
+    keep = torch.ones(ids.numel(), dtype=torch.bool)
+    keep[[1, ids.numel() - 1]] = False
+    p_masked = p * keep
+    expected = embedding_bag_reference(w, to, ids.clamp(0, 3), offs, p_masked)
+    out = kernels.forward(*_to(TRITON_DEVICE, w, to, ids, offs, p), False)
+    assert_close(out, expected)
+
+
+def test_fused_update_argument_checks():
+    w, to, ids, offs, p = _good()
+    grad = torch.ones(3, 16)
+    with pytest.raises(ValueError, match="optimizer"):
+        embedding_bag_fused_update(grad, w, to, ids, offs, optimizer="lamb", lr=1.0)
+    with pytest.raises(ValueError, match="grad_output"):
+        embedding_bag_fused_update(grad[:, :8], w, to, ids, offs, optimizer="sgd", lr=1.0)
+    with pytest.raises(TypeError, match="state1"):
+        embedding_bag_fused_update(grad, w, to, ids, offs, optimizer="rowwise_adagrad", lr=1.0)
+    with pytest.raises(ValueError, match="state1"):
+        embedding_bag_fused_update(grad, w, to, ids, offs, optimizer="rowwise_adagrad", lr=1.0, state1=torch.zeros(3))
+    with pytest.raises(ValueError, match="contiguous"):
+        embedding_bag_fused_update(grad, torch.zeros(8, 10).t(), to, ids, offs, optimizer="sgd", lr=1.0)
+
+
+# ------------------------------------------------------------------------- torch.library, compile
+def test_opcheck():
+    w, to, ids, offs, p = make_inputs(31, [5, 9], 3, 8, psw=True, hot=True)
+    for pooling in ("sum", "mean"):
+        torch.library.opcheck(torch.ops.recengine.embedding_bag.default,
+                              (w.clone().requires_grad_(), to, ids, offs, p.clone().requires_grad_(), pooling))
+        torch.library.opcheck(torch.ops.recengine.embedding_bag.default, (w, to, ids.int(), offs, None, pooling))
+    grad = torch.randn(3, 16)
+    torch.library.opcheck(torch.ops.recengine.embedding_bag_backward.default, (grad, w, to, ids, offs, p, "mean"))
+    torch.library.opcheck(torch.ops.recengine.embedding_bag_psw_backward.default, (grad, w, to, ids, offs, "sum"))
+    torch.library.opcheck(torch.ops.recengine.embedding_bag_fused_update.default,
+                          (grad, w.clone(), to, ids, offs, p, "sum", "rowwise_adagrad", torch.zeros(w.shape[0]),
+                           torch.zeros(0), 0.1, 1e-8, 0.9, 0.999, 1))
+
+
+def test_torch_compile_fullgraph():
+    w, to, ids, offs, p = make_inputs(37, [5, 9], 3, 8, psw=True)
+
+    def fn(weights, per_sample_weights):
+        return (embedding_bag(weights, to, ids, offs, per_sample_weights, "mean") * 2).sum(dim=1)
+
+    compiled = torch.compile(fn, fullgraph=True, backend="aot_eager")
+    w1 = w.clone().requires_grad_()
+    out = compiled(w1, p)
+    w2 = w.clone().requires_grad_()
+    expected = (embedding_bag_reference(w2, to, ids, offs, p, "mean") * 2).sum(dim=1)
+    assert_close(out, expected)
+    out.sum().backward()
+    expected.sum().backward()
+    assert_close(w1.grad, w2.grad)
