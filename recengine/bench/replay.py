@@ -152,19 +152,15 @@ def _w4_reference_step(num_items, dim, hidden, data, device, lr):
         opt.step()
         return loss.detach(), best
 
-    return step, mlp
+    return step, mlp, table.weight
 
 
 def _w4_recengine_step(num_items, dim, hidden, data, device, lr):
-    """recengine: EmbeddingTables with the Adam update fused into the backward, catalog_topk (k=1) for the
-    online argmax (never B x N), td_loss; the MLP trained by torch Adam."""
-    from recengine import ops
+    """recengine: EmbeddingTables with lazy Adam fused into the backward (touched rows only, no dense
+    gradient), catalog_topk (k=1) for the online argmax (never B x N), td_loss; the MLP by torch Adam."""
+    from recengine import ops, optim
+    from recengine.nn import EmbeddingTables, TableSpec
 
-    try:
-        from recengine import optim as re_optim
-        from recengine.nn import EmbeddingTables, TableSpec
-    except ImportError:  # EmbeddingTables not on this branch yet: the tables fall back to torch (see note)
-        EmbeddingTables = None
     g = torch.Generator().manual_seed(4)
     init = torch.randn(num_items, dim, generator=g) * 0.1
     batch, history = data["hist"].shape
@@ -177,22 +173,13 @@ def _w4_recengine_step(num_items, dim, hidden, data, device, lr):
     mlp = _mlp(dim, hidden).to(device)
     target_mlp = _copy_module(mlp)
     zeros = torch.zeros_like(data["reward"])
-    if EmbeddingTables is not None:
-        specs = [TableSpec("item", num_items, dim)]
-        tables = EmbeddingTables(specs, pooling="mean", optimizer=re_optim.Adam(lr)).to(device)
-        target_tables = EmbeddingTables(specs, pooling="mean").to(device)
-        with torch.no_grad():
-            tables.weights.copy_(init)
-            target_tables.weights.copy_(init)
-        weights_of = lambda t: t.weights  # noqa: E731
-        mlp_opt = torch.optim.Adam(mlp.parameters(), lr=lr)
-    else:
-        tables = torch.nn.EmbeddingBag(num_items, dim, mode="mean", include_last_offset=True).to(device)
-        with torch.no_grad():
-            tables.weight.copy_(init)
-        target_tables = _copy_module(tables)
-        weights_of = lambda t: t.weight  # noqa: E731
-        mlp_opt = torch.optim.Adam(list(mlp.parameters()) + list(tables.parameters()), lr=lr)
+    specs = [TableSpec("item", num_items, dim)]
+    tables = EmbeddingTables(specs, pooling="mean", optimizer=optim.Adam(lr)).to(device)
+    target_tables = EmbeddingTables(specs, pooling="mean").to(device).requires_grad_(False)
+    with torch.no_grad():
+        tables.weights.copy_(init)
+        target_tables.weights.copy_(init)
+    mlp_opt = torch.optim.Adam(mlp.parameters(), lr=lr)
 
     def step():
         looked_up = tables(ids, offsets)
@@ -200,16 +187,16 @@ def _w4_recengine_step(num_items, dim, hidden, data, device, lr):
         q_sa = (f * looked_up[batch:]).sum(-1)
         with torch.no_grad():
             f_next = mlp(tables(next_ids, next_offsets))
-            _, best = ops.catalog_topk(f_next, weights_of(tables), 1)
+            _, best = ops.catalog_topk(f_next, tables.weights, 1)
             f_target = target_mlp(target_tables(next_ids, next_offsets))
-            next_q = (f_target * weights_of(target_tables)[best[:, 0]]).sum(-1)
+            next_q = (f_target * target_tables.weights[best[:, 0]]).sum(-1)
         loss, _, _ = ops.td_loss(q_sa, next_q, data["reward"], zeros, data["discount"], data["weights"])
         mlp_opt.zero_grad(set_to_none=True)
         loss.backward()
         mlp_opt.step()
         return loss.detach(), best[:, 0]
 
-    return step, mlp, EmbeddingTables is not None
+    return step, mlp, tables.weights
 
 
 def _w4_dqn_step(device: str, quick: bool) -> Workload:
@@ -222,7 +209,7 @@ def _w4_dqn_step(device: str, quick: bool) -> Workload:
     def build():
         data = _w4_batch(num_items, history, batch, 0.99, device, torch.Generator().manual_seed(5))
         ours, _, _ = _w4_recengine_step(num_items, dim, hidden, data, device, lr)
-        ref, _ = _w4_reference_step(num_items, dim, hidden, data, device, lr)
+        ref, _, _ = _w4_reference_step(num_items, dim, hidden, data, device, lr)
         flops = 2.0 * batch * num_items * dim
         return {RECENGINE: Case(fn=ours, flops=flops, items=batch),
                 W4_REFERENCE: Case(fn=ref, flops=flops, items=batch)}
