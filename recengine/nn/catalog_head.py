@@ -14,15 +14,6 @@ from torch import nn
 from recengine import ops
 
 
-def _op(name: str):
-    fn = getattr(ops, name, None)
-    if fn is None:  # TEMPORARY: until the policy family lands in recengine.ops, its reference stands in
-        from recengine.reference import policy
-
-        fn = getattr(policy, name + "_reference")
-    return fn
-
-
 class CatalogHead(nn.Module):
     """theta(a, s) = (<q_s, e_a> + b_a) / temperature against an item table E (N, dim).
 
@@ -66,25 +57,25 @@ class CatalogHead(nn.Module):
     def loss(self, states: torch.Tensor, targets: torch.Tensor, item_table: torch.Tensor | None = None, *,
              exclude_offsets=None, exclude_ids=None, reduction: str = "mean") -> torch.Tensor:
         """Full-catalog softmax cross-entropy of the target items (M,) int64 given states (M, D)."""
-        return _op("catalog_cross_entropy")(states.contiguous(), self.table(item_table).contiguous(), targets,
+        return ops.catalog_cross_entropy(states.contiguous(), self.table(item_table).contiguous(), targets,
                                             reduction=reduction, **self._kw(exclude_offsets, exclude_ids))
 
     def topk(self, states: torch.Tensor, k: int, item_table: torch.Tensor | None = None, *,
              exclude_offsets=None, exclude_ids=None) -> tuple[torch.Tensor, torch.Tensor]:
         """(scores (B, k), ids (B, k) int64): the k best items per state, descending, ties by lower id."""
-        return _op("catalog_topk")(states.contiguous(), self.table(item_table).contiguous(), k,
+        return ops.catalog_topk(states.contiguous(), self.table(item_table).contiguous(), k,
                                    **self._kw(exclude_offsets, exclude_ids))
 
     def sample(self, states: torch.Tensor, k: int, seed: int, item_table: torch.Tensor | None = None, *,
                exclude_offsets=None, exclude_ids=None) -> tuple[torch.Tensor, torch.Tensor]:
         """(ids (B, k), log_probs (B, k)): k distinct items drawn from softmax(theta) (counter-based, `seed`)."""
-        return _op("catalog_sample")(states.contiguous(), self.table(item_table).contiguous(), k, seed,
+        return ops.catalog_sample(states.contiguous(), self.table(item_table).contiguous(), k, seed,
                                      **self._kw(exclude_offsets, exclude_ids))
 
     def logsumexp(self, states: torch.Tensor, item_table: torch.Tensor | None = None, *,
                   exclude_offsets=None, exclude_ids=None) -> torch.Tensor:
         """(B,): log sum_a exp(theta(a, s)), the softmax policy's normaliser."""
-        return _op("catalog_logsumexp")(states.contiguous(), self.table(item_table).contiguous(),
+        return ops.catalog_logsumexp(states.contiguous(), self.table(item_table).contiguous(),
                                         **self._kw(exclude_offsets, exclude_ids))
 
     def forward(self, states: torch.Tensor, item_table: torch.Tensor | None = None) -> torch.Tensor:

@@ -25,41 +25,9 @@ from typing import Sequence
 import torch
 from torch import nn
 
+from recengine.nn.embedding_tables import EmbeddingTables, TableSpec
+
 PAD = -1
-
-try:  # the fused tables of engineer EMB
-    from recengine.nn.embedding_tables import EmbeddingTables, TableSpec
-except ImportError:  # TEMPORARY stand-in (plain torch) until recengine.nn.EmbeddingTables lands
-    from dataclasses import dataclass
-
-    import torch.nn.functional as F
-
-    @dataclass(frozen=True)
-    class TableSpec:  # type: ignore[no-redef]
-        name: str
-        num_rows: int
-        dim: int
-
-    class EmbeddingTables(nn.Module):  # type: ignore[no-redef]
-        def __init__(self, specs, pooling="sum", optimizer=None):
-            super().__init__()
-            self.specs = list(specs)
-            self.pooling = pooling
-            rows = [0]
-            for s in self.specs:
-                rows.append(rows[-1] + s.num_rows)
-            self.register_buffer("table_offsets", torch.tensor(rows, dtype=torch.int64))
-            self.weights = nn.Parameter(torch.randn(rows[-1], self.specs[0].dim) * 0.01)
-
-        def forward(self, ids, offsets, per_sample_weights=None):
-            t, d = len(self.specs), self.weights.shape[1]
-            b = (offsets.numel() - 1) // t
-            counts = offsets[1:] - offsets[:-1]
-            table_of_id = torch.repeat_interleave(torch.arange(t).repeat_interleave(b), counts)
-            global_ids = ids.to(torch.int64) + self.table_offsets[table_of_id]
-            out = F.embedding_bag(global_ids, self.weights, offsets[:-1], mode=self.pooling,
-                                  include_last_offset=False)
-            return out.view(t, b, d).permute(1, 0, 2).reshape(b, t * d)
 
 
 class SequenceEncoder(nn.Module):
@@ -126,6 +94,9 @@ class SequenceEncoder(nn.Module):
         self.dropout = nn.Dropout(dropout)
         layer = nn.TransformerEncoderLayer(dim, num_heads, dim_feedforward=2 * dim, dropout=dropout,
                                            activation="gelu", batch_first=True, norm_first=True)
+        # no dropout on the attention weights: it would force the slow unfused attention path (dropout still
+        # applies to the attention output, the feed-forward block and the input)
+        layer.self_attn.dropout = 0.0
         self.transformer = nn.TransformerEncoder(layer, num_layers, enable_nested_tensor=False)
         self.output_norm = nn.LayerNorm(dim)
 

@@ -1,0 +1,174 @@
+"""The ml-100k loader on small fixture files of both layouts, on malformed input and on missing files."""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+from recengine.data import MovieLensFormatError, load_movielens
+from recengine.data.movielens import AGE_EDGES, ML100K_GENRES, age_bucket, year_bucket
+
+# 3 users (raw ids 1, 2, 5), 4 items (raw ids 10, 11, 12, 20); item 20 has no genre and no year
+INTERACTIONS = [(5, 11, 4, 300), (1, 10, 3, 100), (1, 12, 5, 50), (2, 20, 1, 70), (5, 10, 2, 10), (1, 11, 4, 100)]
+USERS = [(1, 24, "M", "technician", "85711"), (2, 53, "F", "other", "94043"), (5, 17, "M", "student", "15213")]
+ITEMS = [(10, "Toy Story (1995)", "1995", ["Animation", "Children's", "Comedy"]),
+         (11, "GoldenEye (1995)", "1995", ["Action", "Adventure", "Thriller"]),
+         (12, "Casablanca (1942)", "1942", ["Drama", "Romance", "War"]),
+         (20, "unknown", "", [])]
+
+
+def write_original(d, *, data_rows=None, item_rows=None):
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, "u.data"), "w") as f:
+        for row in data_rows or INTERACTIONS:
+            f.write("\t".join(map(str, row)) + "\n")
+    with open(os.path.join(d, "u.user"), "w") as f:
+        for row in USERS:
+            f.write("|".join(map(str, row)) + "\n")
+    with open(os.path.join(d, "u.item"), "w", encoding="latin-1") as f:
+        for item_id, title, year, genres in ITEMS:
+            date = f"01-Jan-{year}" if year else ""
+            flags = ["1" if g in genres else "0" for g in ML100K_GENRES]
+            f.write("|".join([str(item_id), title, date, "", "http://x"] + flags) + "\n")
+        for row in item_rows or []:
+            f.write(row + "\n")
+
+
+def write_atomic(d, *, inter_header="user_id:token\titem_id:token\trating:float\ttimestamp:float"):
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, "ml-100k.inter"), "w") as f:
+        f.write(inter_header + "\n")
+        for u, i, r, t in INTERACTIONS:
+            f.write(f"{u}\t{i}\t{r}\t{t}\n")
+    with open(os.path.join(d, "ml-100k.user"), "w") as f:
+        f.write("user_id:token\tage:token\tgender:token\toccupation:token\tzip_code:token\n")
+        for row in USERS:
+            f.write("\t".join(map(str, row)) + "\n")
+    with open(os.path.join(d, "ml-100k.item"), "w") as f:
+        f.write("item_id:token\tmovie_title:token_seq\trelease_year:token\tclass:token_seq\n")
+        for item_id, title, year, genres in ITEMS:
+            f.write(f"{item_id}\t{title.rsplit(' (', 1)[0]}\t{year}\t{' '.join(genres)}\n")
+
+
+@pytest.fixture(autouse=True)
+def no_env(monkeypatch, tmp_path):
+    monkeypatch.delenv("RECENGINE_DATA", raising=False)
+    monkeypatch.setenv("RECENGINE_CACHE", str(tmp_path / "empty-cache"))
+
+
+def check_expected(ml):
+    assert (ml.num_users, ml.num_items, ml.num_interactions) == (3, 4, 6)
+    np.testing.assert_array_equal(ml.raw_user_ids, [1, 2, 5])
+    np.testing.assert_array_equal(ml.raw_item_ids, [10, 11, 12, 20])
+    # file order kept, ids mapped to 0-based contiguous
+    np.testing.assert_array_equal(ml.user, [2, 0, 0, 1, 2, 0])
+    np.testing.assert_array_equal(ml.item, [1, 0, 2, 3, 0, 1])
+    np.testing.assert_array_equal(ml.rating, np.array([4, 3, 5, 1, 2, 4], dtype=np.float32))
+    np.testing.assert_array_equal(ml.timestamp, [300, 100, 50, 70, 10, 100])
+    assert ml.user.dtype == ml.item.dtype == ml.timestamp.dtype == np.int64 and ml.rating.dtype == np.float32
+    np.testing.assert_array_equal(ml.user_features["age"], [age_bucket(24), age_bucket(53), age_bucket(17)])
+    np.testing.assert_array_equal(ml.user_features["gender"], [1, 0, 1])  # sorted vocabulary F, M
+    np.testing.assert_array_equal(ml.user_features["occupation"], [2, 0, 1])  # other, student, technician
+    assert ml.user_feature_sizes == {"age": len(AGE_EDGES) + 1, "gender": 2, "occupation": 3}
+    g = ml.item_features
+    genres = [sorted(g["genre_ids"][g["genre_offsets"][i]:g["genre_offsets"][i + 1]].tolist()) for i in range(4)]
+    want = [sorted(ML100K_GENRES.index(x) for x in item[3]) for item in ITEMS]
+    assert genres == want and genres[3] == []
+    np.testing.assert_array_equal(g["year"], [year_bucket(1995), year_bucket(1995), year_bucket(1942), 0])
+    assert ml.item_feature_sizes["genre"] == len(ML100K_GENRES)
+    assert ml.item_titles[0].startswith("Toy Story")
+
+
+def test_original_layout(tmp_path):
+    write_original(tmp_path / "ml-100k")
+    check_expected(load_movielens("ml-100k", root=str(tmp_path), download=False))  # root/ml-100k is searched
+
+
+def test_atomic_layout(tmp_path):
+    write_atomic(tmp_path)
+    check_expected(load_movielens("ml-100k", root=str(tmp_path), download=False))
+
+
+def test_both_layouts_agree(tmp_path):
+    write_original(tmp_path / "a")
+    write_atomic(tmp_path / "b")
+    a = load_movielens(root=str(tmp_path / "a"), download=False)
+    b = load_movielens(root=str(tmp_path / "b"), download=False)
+    for name in ("user", "item", "rating", "timestamp"):
+        np.testing.assert_array_equal(getattr(a, name), getattr(b, name))
+    for name in a.item_features:
+        np.testing.assert_array_equal(a.item_features[name], b.item_features[name])
+
+
+def test_env_var_is_used(tmp_path, monkeypatch):
+    write_atomic(tmp_path / "data")
+    monkeypatch.setenv("RECENGINE_DATA", str(tmp_path / "data"))
+    check_expected(load_movielens(download=False))
+
+
+def test_root_wins_over_env(tmp_path, monkeypatch):
+    write_original(tmp_path / "root")
+    write_original(tmp_path / "env", data_rows=INTERACTIONS[:2])
+    monkeypatch.setenv("RECENGINE_DATA", str(tmp_path / "env"))
+    assert load_movielens(root=str(tmp_path / "root"), download=False).num_interactions == 6
+
+
+def test_missing_everywhere_lists_where_it_looked(tmp_path, monkeypatch):
+    monkeypatch.setenv("RECENGINE_DATA", str(tmp_path / "nowhere"))
+    with pytest.raises(FileNotFoundError) as exc:
+        load_movielens(root=str(tmp_path), download=False)
+    msg = str(exc.value)
+    assert str(tmp_path) in msg and "nowhere" in msg and "download=False" in msg
+
+
+def test_partial_layout_is_an_error(tmp_path):
+    write_original(tmp_path)
+    os.remove(tmp_path / "u.item")
+    with pytest.raises(FileNotFoundError, match="u.item"):
+        load_movielens(root=str(tmp_path), download=False)
+
+
+@pytest.mark.parametrize("bad_row, match", [
+    ((1, 10, 3), "expected 4"),
+    ((1, "ten", 3, 100), "item id is not an integer"),
+    ((1, 10, "x", 100), "rating is not a number"),
+    ((9, 10, 3, 100), "user id missing from the user file"),
+    ((1, 99, 3, 100), "item id missing from the item file"),
+])
+def test_malformed_interactions(tmp_path, bad_row, match):
+    write_original(tmp_path, data_rows=INTERACTIONS + [bad_row])
+    with pytest.raises(MovieLensFormatError, match=match) as exc:
+        load_movielens(root=str(tmp_path), download=False)
+    assert "u.data" in str(exc.value)
+
+
+def test_malformed_item_line_names_file_and_line(tmp_path):
+    write_original(tmp_path, item_rows=["30|Broken"])
+    with pytest.raises(MovieLensFormatError, match=r"u\.item: line 5"):
+        load_movielens(root=str(tmp_path), download=False)
+
+
+def test_malformed_atomic_header(tmp_path):
+    write_atomic(tmp_path, inter_header="user\titem\trating\ttime")
+    with pytest.raises(MovieLensFormatError, match="header"):
+        load_movielens(root=str(tmp_path), download=False)
+
+
+def test_unknown_dataset_name():
+    with pytest.raises(ValueError, match="ml-1m"):
+        load_movielens("ml-1m")
+
+
+def test_reads_recbole_wheel_layout_from_zip(tmp_path, monkeypatch):
+    """A cached wheel is read from the zip (recbole/dataset_example/ml-100k/) without any download."""
+    import zipfile
+
+    write_atomic(tmp_path / "src")
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    with zipfile.ZipFile(cache / "recbole-1.2.1-py3-none-any.whl", "w") as z:
+        for f in ("ml-100k.inter", "ml-100k.user", "ml-100k.item"):
+            z.write(tmp_path / "src" / f, f"recbole/dataset_example/ml-100k/{f}")
+    monkeypatch.setenv("RECENGINE_CACHE", str(cache))
+    check_expected(load_movielens(download=False))
