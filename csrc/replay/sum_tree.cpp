@@ -36,19 +36,24 @@ void rebuild_levels(double* sum, double* mn, int64_t leaves) {
 }
 
 // Recompute the ancestors of the n leaves in `nodes` (leaf node ids; overwritten), level by level:
-// all touched nodes of a level are final before any parent reads them, so duplicates are harmless.
+// all touched nodes of a level are final before any parent reads them, so recomputing a node twice is
+// harmless, and a parent equal to the one just recomputed is skipped (sampled indices come sorted, so
+// near the root the list collapses to a few nodes).
 void fix_ancestors(double* sum, double* mn, int64_t leaves, int64_t* nodes, int64_t n) {
   const int depth = log2_exact(leaves);
   for (int level = 0; level < depth; ++level) {
+    int64_t kept = 0;
     for (int64_t j = 0; j < n; ++j) {
       const int64_t k = nodes[j] >> 1;
+      if (kept > 0 && nodes[kept - 1] == k) continue;
       sum[k] = sum[2 * k] + sum[2 * k + 1];
       mn[k] = std::min(mn[2 * k], mn[2 * k + 1]);
-      nodes[j] = k;
+      nodes[kept++] = k;  // kept <= j: never overwrites an entry not yet read
       // the next level reads the children of k's parent: fetch them while the other leaves proceed
       __builtin_prefetch(sum + 2 * (k >> 1));
       __builtin_prefetch(mn + 2 * (k >> 1));
     }
+    n = kept;
   }
 }
 
