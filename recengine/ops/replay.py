@@ -112,7 +112,9 @@ def td_loss(q_sa: torch.Tensor, next_q: torch.Tensor, rewards: torch.Tensor, don
     ``td_errors`` is differentiable too. Not twice differentiable.
 
     With a PrioritizedReplay of the same alpha: ``replay.update_priorities(indices, new_priorities,
-    exponent_applied=True)`` (the replay's default treats priorities as raw and raises them to alpha).
+    exponent_applied=True)``; or pass ``alpha=1.0`` here and use the replay's default, which treats
+    priorities as raw and raises them to its alpha. The loss is accumulated in float64 on the CPU and
+    from float32 per-block partial sums on the GPU.
     """
     for name, t in (("q_sa", q_sa), ("next_q", next_q), ("rewards", rewards), ("discounts", discounts),
                     ("weights", weights)):
