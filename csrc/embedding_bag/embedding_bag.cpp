@@ -32,6 +32,13 @@ inline void prefetch_row(const float* p, int64_t D, bool write) {
   }
 }
 
+// Threads worth starting for `work` units (ids): one below ~32k ids per thread, where waking a team
+// costs more than it saves (and hurts most on a busy machine).
+inline int threads_for(int64_t work) {
+  constexpr int64_t kGrain = 32768;
+  return static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(omp_get_max_threads(), work / kGrain)));
+}
+
 // Lowers `bad` to `pos` (the first bad position wins, whatever the thread order).
 inline void record_bad(std::atomic<int64_t>& bad, int64_t pos) {
   int64_t cur = bad.load(std::memory_order_relaxed);
@@ -150,7 +157,7 @@ const bool kHasAvx512 = false;
 template <typename I>
 int64_t forward_typed(const float* weights, int64_t R, int64_t D, const Bags& bags, float* out) {
   std::atomic<int64_t> bad{-1};
-#pragma omp parallel
+#pragma omp parallel num_threads(threads_for(bags.N + bags.T * bags.B))
   {
     int64_t j0, j1;
     thread_bag_range(bags, omp_get_thread_num(), omp_get_num_threads(), &j0, &j1);
@@ -176,7 +183,7 @@ int64_t find_bad_id_typed(const Bags& bags) {
   const I* ids = static_cast<const I*>(bags.ids);
   std::atomic<int64_t> bad{-1};
   const int64_t TB = bags.T * bags.B;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) num_threads(threads_for(bags.N))
   for (int64_t t = 0; t < bags.T; ++t) {
     const uint64_t rows_t = static_cast<uint64_t>(bags.table_offsets[t + 1] - bags.table_offsets[t]);
     const int64_t s = bags.offsets[t * bags.B], e = bags.offsets[std::min((t + 1) * bags.B, TB)];
@@ -195,7 +202,7 @@ template <typename I>
 void backward_psw_typed(const float* grad_output, const float* weights, int64_t D, const Bags& bags, float* grad_psw) {
   const I* ids = static_cast<const I*>(bags.ids);
   const int64_t B = bags.B, T = bags.T, TB = T * B;
-#pragma omp parallel for schedule(dynamic, 64)
+#pragma omp parallel for schedule(dynamic, 64) num_threads(threads_for(bags.N + TB))
   for (int64_t j = 0; j < TB; ++j) {
     const int64_t t = j / B, b = j % B;
     const int64_t base = bags.table_offsets[t];
@@ -254,7 +261,7 @@ void update_segments(const float* __restrict grad_output, float* __restrict targ
   const int64_t U = static_cast<int64_t>(seg_table.size());
   const int64_t B = bags.B, T = bags.T;
   const int64_t dn = DC > 0 ? DC : D;
-#pragma omp parallel
+#pragma omp parallel num_threads(threads_for(bags.N))
   {
     std::vector<float> gbuf(DC > 0 ? 1 : D);
     float gfixed[DC > 0 ? DC : 1];
@@ -324,7 +331,7 @@ __attribute__((target("avx512f"))) void update_segments_avx512(
   constexpr int V = DC / 16;
   const int64_t U = static_cast<int64_t>(seg_table.size());
   const int64_t B = bags.B, T = bags.T;
-#pragma omp parallel for schedule(dynamic, 256)
+#pragma omp parallel for schedule(dynamic, 256) num_threads(threads_for(bags.N))
   for (int64_t u = 0; u < U; ++u) {
     if (u + kPrefetchRows < U) {
       const int64_t ua = u + kPrefetchRows;
@@ -403,7 +410,7 @@ int64_t aggregate_update_typed(const float* grad_output, float* target, int64_t 
   std::vector<uint64_t*> sorted_of(T, nullptr);
   std::vector<int64_t> segs_of(T, 0);
   std::atomic<int64_t> bad{-1};
-#pragma omp parallel for schedule(dynamic, 1)
+#pragma omp parallel for schedule(dynamic, 1) num_threads(threads_for(N))
   for (int64_t t = 0; t < T; ++t) {
     const int64_t s = bags.offsets[t * B], e = bags.offsets[(t + 1) * B];
     const uint64_t rows_t = static_cast<uint64_t>(bags.table_offsets[t + 1] - bags.table_offsets[t]);
@@ -437,7 +444,7 @@ int64_t aggregate_update_typed(const float* grad_output, float* target, int64_t 
   {
     std::vector<int64_t> first_seg(T + 1, 0);
     for (int64_t t = 0; t < T; ++t) first_seg[t + 1] = first_seg[t] + segs_of[t];
-#pragma omp parallel for schedule(dynamic, 1)
+#pragma omp parallel for schedule(dynamic, 1) num_threads(threads_for(N))
     for (int64_t t = 0; t < T; ++t) {
       const int64_t s = bags.offsets[t * B], e = bags.offsets[(t + 1) * B];
       if (e == s) continue;
