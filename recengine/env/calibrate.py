@@ -20,13 +20,15 @@ __all__ = ["fit_mf", "fit_user_model", "synthetic_user_model", "from_movielens",
 
 
 def fit_mf(user_ids, item_ids, num_users: int, num_items: int, *, weights=None, dim: int = 32,
-           epochs: int = 150, lr: float = 0.05, l2: float = 1e-4, seed: int = 0):
+           epochs: int = 60, lr: float = 0.1, l2: float = 1e-4, seed: int = 0):
     """Logistic matrix factorisation on implicit feedback, full batch in torch (seconds on ml-100k).
 
     Every observed (user, item) pair is a positive (``weights`` scales its loss term, e.g. by rating),
     every unobserved pair a negative; positives and negatives are balanced (each side's mean loss),
     so ``sigmoid(<p_u, q_j> + b_j + c_u)`` ranks a user's items. The dense U x N logits are built per
-    epoch, fine up to a few tens of millions of pairs (ml-1m).
+    epoch, fine up to a few tens of millions of pairs (ml-1m). On ml-100k with each user's last item
+    held out, the defaults rank it in the top 10 of the unseen catalogue for 13.9% of users (HR@10;
+    150 epochs at lr 0.05: 13.5%), in about 3 s on one core.
 
     Returns ``(user_factors (U, dim), item_factors (N, dim), item_bias (N,), user_bias (U,))`` float64.
     """
@@ -131,7 +133,7 @@ def last_items(user_ids, item_ids, timestamps, num_users: int, length: int) -> n
 
 def fit_user_model(user_ids, item_ids, num_users: int, num_items: int, item_genres, *, ratings=None,
                    timestamps=None, user_features=None, min_rating: float | None = None,
-                   config: SimConfig | None = None, dim: int = 32, epochs: int = 150,
+                   config: SimConfig | None = None, dim: int = 32, epochs: int = 60,
                    affinity_std: float = 1.5, random_ctr: float = 0.2, history_len: int | None = None,
                    seed: int = 0) -> UserModel:
     """A UserModel fitted to real interactions (plain arrays; ids 0-based and contiguous).
