@@ -13,6 +13,7 @@ from recengine.bench import RECENGINE, Case, Workload
 
 REF_MATMUL = "peer: torch Q @ E.T (the bound)"
 REF_TOPK = "reference: matmul + topk"
+PEER_TOPK = "peer: torch.topk(Q @ E.T + bias), tie order unchecked"
 REF_SAMPLE_MULTINOMIAL = "reference: log_softmax + multinomial"
 REF_SAMPLE_GUMBEL = "reference: Gumbel-max, torch RNG"
 REF_SAMPLE_HASH = "reference: hashed Gumbel-top-k (same draws)"
@@ -53,6 +54,9 @@ def workloads(device: str, quick: bool = False) -> list[Workload]:
             RECENGINE: Case(lambda: ops.catalog_topk(Q, E, k, bias=bias), flops=flops, measure_memory=True),
             REF_TOPK: Case(lambda: ref.catalog_topk_reference(Q, E, k, bias=bias), flops=flops,
                            measure_memory=True),
+            # the reference also checks for ties at the k-th score (two more passes over the logits)
+            PEER_TOPK: Case(lambda: torch.topk(torch.addmm(bias, Q, E.T), k, dim=1), flops=flops,
+                            measure_memory=True),
         }
 
     def sample():
@@ -101,7 +105,7 @@ def workloads(device: str, quick: bool = False) -> list[Workload]:
 
     return [
         Workload(f"{name} matmul bound", (REF_MATMUL,), matmul, note=f"{tag}: Q @ E.T, a fresh B x N output"),
-        Workload(f"{name} top-k", (RECENGINE, REF_TOPK), topk, note=f"{tag} k={k}, with bias"),
+        Workload(f"{name} top-k", (RECENGINE, REF_TOPK, PEER_TOPK), topk, note=f"{tag} k={k}, with bias"),
         Workload(f"{name} sample", (RECENGINE, REF_SAMPLE_MULTINOMIAL, REF_SAMPLE_GUMBEL, REF_SAMPLE_HASH), sample,
                  note=f"{tag} k={k} without replacement, with log-probs"),
         Workload(f"{name} logsumexp", (RECENGINE, REF_LSE), logsumexp, note=tag),

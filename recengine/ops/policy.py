@@ -127,9 +127,18 @@ def _arr(t):
     return as_array(t, "tensor")
 
 
-def _sweep(Q, E, fold) -> None:
-    """Walk the catalog: for each (row chunk, item block) write Q_chunk @ E_block.T into one reused
-    tile and hand it to fold(tile, r0, j0), which folds it into per-row state (a C++ kernel)."""
+def _scaled(Q, bias, temperature):
+    """Q / T and bias / T: the GEMM then yields the logits themselves (no extra pass over the tile)."""
+    if temperature == 1.0:
+        return Q, bias
+    inv_t = 1.0 / temperature
+    return Q * inv_t, None if bias is None else bias * inv_t
+
+
+def _sweep(Q, E, fold, bias=None) -> None:
+    """Walk the catalog: for each (row chunk, item block) write Q_chunk @ E_block.T (+ bias_block, as the
+    GEMM's C operand) into one reused tile and hand it to fold(tile, r0, j0), which folds it into
+    per-row state (a C++ kernel)."""
     B, N = Q.shape[0], E.shape[0]
     rows = max(1, min(B, MAX_TILE_ROWS))
     nb = max(1, min(N, max(MIN_BLOCK, TILE_ELEMS // rows)))
@@ -139,7 +148,10 @@ def _sweep(Q, E, fold) -> None:
         for j0 in range(0, N, nb):
             e = E[j0:j0 + nb]
             tile = buf[: q.shape[0] * e.shape[0]].view(q.shape[0], e.shape[0])
-            torch.mm(q, e.T, out=tile)
+            if bias is None:
+                torch.mm(q, e.T, out=tile)
+            else:
+                torch.addmm(bias[j0:j0 + nb], q, e.T, out=tile)
             fold(tile, r0, j0)
 
 
@@ -151,13 +163,13 @@ def _cpu_topk(Q, E, k, bias, temperature, exclude_offsets, exclude_ids):
     ids = torch.full((B, k), -1, dtype=torch.int64)
     count = torch.zeros(B, dtype=torch.int64)
     a_vals, a_ids, a_count = _arr(vals), _arr(ids), _arr(count)
-    a_bias, a_off, a_ex = _arr(bias), _arr(exclude_offsets), _arr(exclude_ids)
-    inv_t = 1.0 / temperature
+    Qs, bias_s = _scaled(Q, bias, temperature)  # the kernels then see the logits: no bias, T = 1
+    a_off, a_ex = _arr(exclude_offsets), _arr(exclude_ids)
 
     def fold(tile, r0, j0):
-        _C.policy_topk_block(_arr(tile), r0, j0, a_bias, inv_t, a_off, a_ex, a_vals, a_ids, a_count)
+        _C.policy_topk_block(_arr(tile), r0, j0, None, 1.0, a_off, a_ex, a_vals, a_ids, a_count)
 
-    _sweep(Q, E, fold)
+    _sweep(Qs, E, fold, bias_s)
     _C.policy_heaps_finish(a_vals, a_ids, None, a_count)
     return vals, ids, count
 
@@ -171,13 +183,13 @@ def _cpu_lse(Q, E, bias, temperature, exclude_offsets, exclude_ids, target=None)
     s = torch.zeros(B)
     x_t = torch.zeros(B) if target is not None else None
     a_m, a_s, a_t, a_xt = _arr(m), _arr(s), _arr(target), _arr(x_t)
-    a_bias, a_off, a_ex = _arr(bias), _arr(exclude_offsets), _arr(exclude_ids)
-    inv_t = 1.0 / temperature
+    Qs, bias_s = _scaled(Q, bias, temperature)  # the kernels then see the logits: no bias, T = 1
+    a_off, a_ex = _arr(exclude_offsets), _arr(exclude_ids)
 
     def fold(tile, r0, j0):
-        _C.policy_lse_block(_arr(tile), r0, j0, a_bias, inv_t, a_off, a_ex, a_m, a_s, a_t, a_xt)
+        _C.policy_lse_block(_arr(tile), r0, j0, None, 1.0, a_off, a_ex, a_m, a_s, a_t, a_xt)
 
-    _sweep(Q, E, fold)
+    _sweep(Qs, E, fold, bias_s)
     lse = torch.empty(B)
     _C.policy_lse_finish(a_m, a_s, _arr(lse))
     return lse, x_t
@@ -194,13 +206,13 @@ def _cpu_sample(Q, E, k, skey, bias, temperature, exclude_offsets, exclude_ids):
     m = torch.full((B,), float("-inf"))
     s = torch.zeros(B)
     arrs = [_arr(t) for t in (keys, ids, xs, count, m, s)]
-    a_bias, a_off, a_ex = _arr(bias), _arr(exclude_offsets), _arr(exclude_ids)
-    inv_t = 1.0 / temperature
+    Qs, bias_s = _scaled(Q, bias, temperature)  # the kernels then see the logits: no bias, T = 1
+    a_off, a_ex = _arr(exclude_offsets), _arr(exclude_ids)
 
     def fold(tile, r0, j0):
-        _C.policy_sample_block(_arr(tile), r0, j0, a_bias, inv_t, a_off, a_ex, skey, *arrs)
+        _C.policy_sample_block(_arr(tile), r0, j0, None, 1.0, a_off, a_ex, skey, *arrs)
 
-    _sweep(Q, E, fold)
+    _sweep(Qs, E, fold, bias_s)
     _C.policy_heaps_finish(arrs[0], arrs[1], arrs[2], arrs[3])
     lse = torch.empty(B)
     _C.policy_lse_finish(arrs[4], arrs[5], _arr(lse))
@@ -215,12 +227,12 @@ def _cpu_ce_backward(Q, E, target, bias, lse, p_scale, t_scale, temperature, exc
     dQ = torch.zeros_like(Q) if need_q else Q.new_empty(0)
     dE = torch.zeros_like(E) if need_e else E.new_empty(0)
     dbias = torch.zeros(N) if need_bias else Q.new_empty(0)
-    a_bias, a_off, a_ex = _arr(bias), _arr(exclude_offsets), _arr(exclude_ids)
+    Qs, bias_s = _scaled(Q, bias, temperature)  # the kernels then see the logits: no bias, T = 1
+    a_off, a_ex = _arr(exclude_offsets), _arr(exclude_ids)
     a_lse, a_t, a_p, a_ts = _arr(lse), _arr(target), _arr(p_scale), _arr(t_scale)
-    inv_t = 1.0 / temperature
 
     def fold(tile, r0, j0):
-        _C.policy_ce_grad_block(_arr(tile), r0, j0, a_bias, inv_t, a_off, a_ex, a_lse, a_t, a_p, a_ts)
+        _C.policy_ce_grad_block(_arr(tile), r0, j0, None, 1.0, a_off, a_ex, a_lse, a_t, a_p, a_ts)
         rows, items = tile.shape
         if need_q:  # dQ += G @ E_block
             dQ[r0:r0 + rows].addmm_(tile, E[j0:j0 + items])
@@ -229,7 +241,7 @@ def _cpu_ce_backward(Q, E, target, bias, lse, p_scale, t_scale, temperature, exc
         if need_bias:
             dbias[j0:j0 + items] += tile.sum(0)
 
-    _sweep(Q, E, fold)
+    _sweep(Qs, E, fold, bias_s)
     return dQ, dE, dbias
 
 

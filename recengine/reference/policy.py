@@ -108,7 +108,8 @@ def catalog_logits(Q, E, *, bias=None, temperature=1.0, exclude_offsets=None, ex
     logits = Q @ E.T
     if bias is not None:
         logits = logits + bias
-    logits = logits / temperature
+    if temperature != 1.0:
+        logits = logits / temperature
     mask = exclusion_mask(Q.shape[0], E.shape[0], exclude_offsets, exclude_ids, device=Q.device)
     if mask is not None:
         logits = logits.masked_fill(mask, float("-inf"))
