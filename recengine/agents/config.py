@@ -32,6 +32,10 @@ class DQNConfig:
     """the encoder f, when none is passed in"""
     lr: float = 1e-3
     """Adam learning rate"""
+    q_scale_init: float = 0.05
+    """initial value of the learned positive scale c in Q = V(s) + c · (<f(s), e_a> + b_a)"""
+    dueling: bool = True
+    """add a state-value head V(s) to Q (ranking unchanged; it absorbs the future clicks all items share)"""
     gamma: float = 0.9
     """discount per recommendation step"""
     n_step: int = 3

@@ -1,4 +1,5 @@
-"""DQN over the catalogue: Q(s, a) = <f(s), e_a> + b_a, with the SequenceEncoder as f.
+"""DQN over the catalogue: Q(s, a) = <f(s), e_a> + b_a, with the SequenceEncoder as f (scaled by a learned
+positive constant, plus by default a dueling state value V(s): neither changes the ranking — see QNetwork).
 
 - slates: the top-k items of Q (catalog_topk), the user's history excluded; while exploring, k items drawn
   without replacement from softmax(Q / temperature) (catalog_sample), the temperature annealed;
@@ -21,6 +22,33 @@ from recengine.agents.config import DQNConfig
 from recengine.agents.policy_base import Policy, exclusion_csr, histories, op
 
 
+class QNetwork(nn.Module):
+    """Q(s, a) = V(s) + c · (<f(s), e_a> + b_a): the scorer's logits, a learned positive scale c and (when
+    `dueling`) a state value V(s) = w · f(s) + w0.
+
+    Neither c nor V changes a ranking, so slates are the top-k of the scorer's own logits. c starts small
+    (`init_scale`): a fresh encoder's logits spread by about 1 and a pre-trained one's by several units, while
+    click values differ by a few hundredths — unscaled, the first thousand updates would only shrink them. V
+    carries the part of every target all items of a state share (the session's future clicks).
+
+    forward(hist) -> (Q (B, D), E (N, D), bias (N,), V (B,), c ()): Q(s, a) = V + c · (Q_s · E_a + bias_a).
+    """
+
+    def __init__(self, scorer: nn.Module, dim: int, dueling: bool, init_scale: float):
+        super().__init__()
+        self.scorer = scorer
+        self.log_scale = nn.Parameter(torch.tensor(float(init_scale)).log())
+        self.value = nn.Linear(dim, 1) if dueling else None
+        if self.value is not None:
+            nn.init.zeros_(self.value.weight)
+            nn.init.zeros_(self.value.bias)
+
+    def forward(self, hist):
+        Q, E, bias = self.scorer(hist)
+        V = self.value(Q).squeeze(-1) if self.value is not None else Q.new_zeros(Q.shape[0])
+        return Q, E, bias, V, self.log_scale.exp()
+
+
 class DQNAgent(Policy):
     """`scorer`: nn.Module mapping (B, L) histories to (Q (B, D), E (N, D), bias (N,)) (see agents.scorer)."""
 
@@ -30,8 +58,9 @@ class DQNAgent(Policy):
     def __init__(self, scorer: nn.Module, num_items: int, slate_size: int, history_len: int, cfg: DQNConfig,
                  total_steps: int, seed: int = 0):
         self.cfg, self.k, self.num_items, self.history_len = cfg, slate_size, num_items, history_len
-        self.online = scorer
-        self.target = copy.deepcopy(scorer)
+        self.scorer = scorer
+        self.online = QNetwork(scorer, scorer.encoder.dim, cfg.dueling, cfg.q_scale_init)
+        self.target = copy.deepcopy(self.online)
         for p in self.target.parameters():
             p.requires_grad_(False)
         self.optimizer = torch.optim.Adam(self.online.parameters(), lr=cfg.lr)
@@ -67,7 +96,7 @@ class DQNAgent(Policy):
         hist = histories(obs)
         was_training = self.online.training
         self.online.eval()
-        Q, E, bias = self.online(hist)
+        Q, E, bias, _, _ = self.online(hist)
         self.online.train(was_training)
         offsets, ids = exclusion_csr(hist) if self.cfg.exclude_seen else (None, None)
         if not explore:
@@ -119,16 +148,16 @@ class DQNAgent(Policy):
             batch.update(n_next_hist=batch["next_hist"], n_reward=batch["reward"], n_discount=batch["discount"])
         hist, slate, next_hist = batch["hist"], batch["slate"], batch["n_next_hist"]
         B = hist.shape[0]
-        Q, E, bias = self.online(hist)
-        q_sa = (Q.unsqueeze(1) * E[slate]).sum(-1) + bias[slate]                # (B, k)
+        Q, E, bias, V, c = self.online(hist)
+        q_sa = V.unsqueeze(1) + c * ((Q.unsqueeze(1) * E[slate]).sum(-1) + bias[slate])    # (B, k)
         with torch.no_grad():
             self.online.eval()
-            Qn, En, bn = self.online(next_hist)
+            Qn, En, bn, _, _ = self.online(next_hist)
             self.online.train()
             offsets, ids = exclusion_csr(next_hist) if cfg.exclude_seen else (None, None)
             _, best = op("catalog_topk")(Qn, En, 1, bias=bn, exclude_offsets=offsets, exclude_ids=ids)
-            Qt, Et, bt = self.target(next_hist)
-            next_q = (Qt * Et[best[:, 0]]).sum(-1) + bt[best[:, 0]]            # (B,)
+            Qt, Et, bt, Vt, ct = self.target(next_hist)
+            next_q = Vt + ct * ((Qt * Et[best[:, 0]]).sum(-1) + bt[best[:, 0]])     # (B,)
         # item i's n-step return: its own click now, then the whole session's clicks of the next m-1 steps
         item_return = batch["item_click"] + (batch["n_reward"] - batch["reward"]).unsqueeze(1)
         per_item = lambda t: t.unsqueeze(1).expand(B, k).reshape(B * k).contiguous()   # noqa: E731
@@ -146,7 +175,7 @@ class DQNAgent(Policy):
         self.replay.update_priorities(indices, prio.detach().reshape(B, k).amax(1))
         self.updates += 1
         self._sync_target()
-        return {"loss": float(loss.detach()), "td_abs": float(td.detach().abs().mean()), "q": float(q_sa.detach().mean()),
+        return {"loss": float(loss.detach()), "td_abs": float(td.detach().abs().mean()), "q": float(q_sa.detach().mean()), "q_scale": float(c.detach()),
                 "temperature": self.temperature()}
 
     @torch.no_grad()

@@ -167,7 +167,7 @@ class ReinforceAgent(Policy):
         nn.utils.clip_grad_norm_(self.policy.parameters(), cfg.grad_clip)
         self.optimizer.step()
         self.updates += 1
-        return {"loss": float(loss), "baseline": self.baseline, **stats}
+        return {"loss": float(loss.detach()), "baseline": self.baseline, **stats}
 
     # ------------------------------------------------------------------------------- from logged data
     def learn_from_logs(self, hist: torch.Tensor, slate: torch.Tensor, item_return: torch.Tensor, *,

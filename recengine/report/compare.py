@@ -213,7 +213,7 @@ def run_compare(cfg: CompareConfig, log=print) -> dict:
             policy = make_hybrid(pretrained, kind, num_items=N, slate_size=k, history_len=cfg.history_len,
                                  dqn=cfg.hybrid_dqn, reinforce=cfg.hybrid_reinforce, total_steps=cfg.rl_steps,
                                  seed=cfg.seed)
-            scorer = policy.online if kind == "dqn" else policy.policy
+            scorer = policy.scorer if kind == "dqn" else policy.policy
         else:
             raise ValueError(f"unknown agent {name!r}")
         if getattr(policy, "learns", False):
