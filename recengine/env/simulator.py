@@ -169,6 +169,37 @@ class UserModel:
         users = np.arange(self.num_users) if user_ids is None else np.asarray(user_ids, dtype=np.int64)
         return self.user_factors[users] @ self.item_factors.T + self.item_bias[None, :] + self.user_bias[users, None]
 
+    def choice_probabilities(self, user_ids, slates, histories=None, fatigue=None,
+                             config: SimConfig | None = None) -> np.ndarray:
+        """(B, k+1) exact response probabilities (slate items, then no click) for users in a given state.
+
+        ``user_ids`` (B,); ``slates`` (B, k) distinct ids; ``histories`` (B, L) clicked items (-1 = none;
+        default: each user's starting history, as at a session start); ``fatigue`` (B, G) (default 0).
+        ``config`` defaults to the model's.
+        """
+        config = config or self.config
+        users = np.asarray(user_ids)
+        if users.dtype.kind not in "iu" or users.ndim != 1:
+            raise ValueError(f"user_ids must be a 1-D integer array, got {users.dtype} {users.shape}")
+        if users.size and (users.min() < 0 or users.max() >= self.num_users):
+            raise IndexError(f"user_ids hold ids outside [0, {self.num_users})")
+        users = np.ascontiguousarray(users, dtype=np.int64)
+        B = users.shape[0]
+        if np.ndim(slates) != 2:
+            raise ValueError(f"slates must be a (B, k) array, got shape {np.shape(slates)}")
+        slates = validate_slates(slates, B, np.shape(slates)[1], self.num_items)
+        if histories is None:  # what a session starts from: the last history_len starting items
+            H = self.initial_histories.shape[1]
+            histories = self.initial_histories[users][:, max(0, H - config.history_len):]
+        histories = np.ascontiguousarray(histories, dtype=np.int64).reshape(B, -1)
+        fatigue = (np.zeros((B, self.num_genres)) if fatigue is None
+                   else np.ascontiguousarray(fatigue, dtype=np.float64).reshape(B, self.num_genres))
+        out = np.empty((B, slates.shape[1] + 1), np.float64)
+        _choice_probs(users, histories, fatigue, slates, self.user_factors, self.item_factors, self.item_bias,
+                      self.user_bias, self.item_genres, config.affinity_scale, config.no_click_utility,
+                      config.fatigue_weight, config.repeat_penalty, out)
+        return out
+
 
 class SlateSpace(gym.spaces.MultiDiscrete):
     """``slate_size`` DISTINCT item ids in [0, num_items): sample() draws without replacement."""

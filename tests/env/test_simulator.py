@@ -417,3 +417,25 @@ def test_user_model_rejects_bad_arrays():
                   initial_histories=np.array([[0, 4], [1, 2]]))
     with pytest.raises(ValueError, match="slate_size"):
         RecSimEnv(UserModel(np.zeros((2, 3)), np.zeros((4, 3)), np.zeros(4), np.ones((4, 1))), SimConfig(slate_size=5))
+
+
+def test_user_model_choice_probabilities_match_the_env(model):
+    cfg = SimConfig(slate_size=4, history_len=8, max_steps=30, quit_base=0.0, quit_growth=0.0)
+    env = RecSimEnv(model, cfg)
+    rng = np.random.default_rng(0)
+    for u in (0, 13, 59):
+        env.reset(seed=1, options={"user_id": u})
+        slate = rng.choice(model.num_items, cfg.slate_size, replace=False)
+        # at a session start: the user's starting history, no fatigue
+        np.testing.assert_array_equal(model.choice_probabilities(np.array([u]), slate[None])[0],
+                                      env.choice_probabilities(slate))
+        for _ in range(3):
+            env.step(rng.choice(model.num_items, cfg.slate_size, replace=False))
+        s = env._slots  # the env's hidden state, handed over explicitly
+        np.testing.assert_array_equal(
+            model.choice_probabilities(np.array([u]), slate[None], s.history, s.fatigue, config=cfg)[0],
+            env.choice_probabilities(slate))
+    with pytest.raises(ValueError, match="shape"):
+        model.choice_probabilities(np.array([0]), np.arange(4))
+    with pytest.raises(IndexError):
+        model.choice_probabilities(np.array([model.num_users]), np.arange(4)[None])
