@@ -35,7 +35,8 @@ def fit_mf(user_ids, item_ids, num_users: int, num_items: int, *, weights=None, 
     u = torch.as_tensor(np.asarray(user_ids, dtype=np.int64))
     i = torch.as_tensor(np.asarray(item_ids, dtype=np.int64))
     if u.shape != i.shape or u.ndim != 1:
-        raise ValueError(f"user_ids and item_ids must be 1-D of the same length, got {tuple(u.shape)}, {tuple(i.shape)}")
+        raise ValueError(f"user_ids and item_ids must be 1-D of the same length, "
+                         f"got {tuple(u.shape)}, {tuple(i.shape)}")
     if u.numel() == 0:
         raise ValueError("no interactions to fit")
     if int(u.min()) < 0 or int(u.max()) >= num_users:

@@ -545,16 +545,17 @@ def evaluate_offline(logs: LoggedSteps, target, *, reward_model=None, num_users:
     """IPS, SNIPS and DR estimates of ``target``'s expected return per session from ``logs``.
 
     ``target``: a SlatePolicy, an agent with ``act(obs, explore=False)`` or a callable obs -> slates
-    (the last two must be deterministic: the same observation always gives the same slate). ``reward_model``: anything with ``click_prob(obs, slates) -> (n,)``;
-    when None a ChoiceRewardModel is fitted on the logs (needs num_users, num_items). v_target is the
-    model's click probability of the target's slate, averaged over ``dm_samples`` draws when the target
-    is stochastic. The target sees the logged observations ``chunk`` rows at a time.
+    (the last two must be deterministic: the same observation always gives the same slate).
+    ``reward_model``: anything with ``click_prob(obs, slates) -> (n,)``; when None a ChoiceRewardModel
+    is fitted on the logs (needs num_users, num_items). v_target is the model's click probability of
+    the target's slate, averaged over ``dm_samples`` draws when the target is stochastic. The target
+    sees the logged observations ``chunk`` rows at a time.
 
     Keys: "ips", "snips", "dr" (per-session return; DR's control variates come from
-    ``fitted_q_values``), "dm" (the fitted value model alone at session starts: biased, for comparison), "dr_immediate" (DR with
-    the one-step reward model only), the per-decision (bandit) forms "ips_per_step", "snips_per_step",
-    "dr_per_step", "logging_return" (the logging policy's own mean return), "ess" (effective sample size
-    of the per-decision ratios), "num_steps", "num_sessions".
+    ``fitted_q_values``), "dm" (the fitted value model alone at session starts: biased, for
+    comparison), "dr_immediate" (DR with the one-step reward model only), the per-decision (bandit)
+    forms "ips_per_step", "snips_per_step", "dr_per_step", "logging_return" (the logging policy's own
+    mean return), "ess" (effective sample size of the per-decision ratios), "num_steps", "num_sessions".
     """
     pol = _Chunked(as_slate_policy(target), chunk)
     if reward_model is None:
