@@ -1,7 +1,12 @@
 // Python bindings of the embedding bag kernels: check the arrays (never convert), take the pointers,
 // release the GIL, run. recengine.ops.embedding_bag has already validated everything; these checks
 // are the cheap last line that keeps a wrong call from touching memory outside the arrays.
+#include <cstdint>
 #include <string>
+
+#if defined(__linux__)
+#include <sys/mman.h>
+#endif
 
 #include "common.h"
 #include "embedding_bag/embedding_bag.h"
@@ -69,6 +74,24 @@ void check_rows(const py::array& a, const char* name, int64_t R, int64_t D) {
 }  // namespace
 
 void bind_embedding_bag(py::module_& m) {
+  m.def(
+      "advise_huge_pages",
+      [](const py::array& a) -> bool {
+        // Big tables are read at random rows: with 4 KiB pages nearly every row costs a TLB miss.
+        // Ask Linux for transparent huge pages on the whole 2 MiB pages inside the array (before it
+        // is first touched, so the pages fault in huge). A hint: false where unsupported.
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+        constexpr uintptr_t kHuge = uintptr_t(2) << 20;
+        const uintptr_t begin = reinterpret_cast<uintptr_t>(a.data());
+        const uintptr_t end = begin + static_cast<uintptr_t>(a.nbytes());
+        const uintptr_t lo = (begin + kHuge - 1) & ~(kHuge - 1), hi = end & ~(kHuge - 1);
+        if (hi <= lo) return false;
+        return madvise(reinterpret_cast<void*>(lo), hi - lo, MADV_HUGEPAGE) == 0;
+#else
+        return false;
+#endif
+      },
+      py::arg("array"), "Hint transparent huge pages for the array's memory (Linux); True if applied.");
   m.def(
       "embedding_bag_forward",
       [](const py::array& weights, const py::array& table_offsets, const py::array& ids, const py::array& offsets,

@@ -256,9 +256,8 @@ int bit_width(uint64_t v) {
 template <int DC>
 void update_segments(const float* __restrict grad_output, float* __restrict target, int64_t D, const Bags& bags,
                      const UpdateParams& p, float* __restrict state1, float* __restrict state2,
-                     const uint64_t* sorted, const std::vector<int64_t>& seg_start,
-                     const std::vector<int32_t>& seg_table, const int32_t* bag_of) {
-  const int64_t U = static_cast<int64_t>(seg_table.size());
+                     const uint64_t* sorted, const int64_t* seg_start, const int32_t* seg_table, int64_t U,
+                     const int32_t* bag_of) {
   const int64_t B = bags.B, T = bags.T;
   const int64_t dn = DC > 0 ? DC : D;
 #pragma omp parallel num_threads(threads_for(bags.N))
@@ -278,11 +277,11 @@ void update_segments(const float* __restrict grad_output, float* __restrict targ
       const int64_t row = bags.table_offsets[t] + static_cast<int64_t>(sorted[seg_start[u]] >> 32);
       for (int64_t d = 0; d < dn; ++d) g[d] = 0.f;
       for (int64_t i = seg_start[u]; i < seg_start[u + 1]; ++i) {
-        const int64_t k = static_cast<int64_t>(sorted[i] & 0xffffffffu);
-        const int64_t j = bag_of[k];
-        float scale = bags.psw ? bags.psw[k] : 1.f;
+        const int64_t low = static_cast<int64_t>(sorted[i] & 0xffffffffu);  // position k (psw) or bag j
+        const int64_t j = bag_of ? bag_of[low] : low;
+        float scale = bags.psw ? bags.psw[low] : 1.f;
         if (bags.mean) scale /= static_cast<float>(bags.offsets[j + 1] - bags.offsets[j]);
-        const float* __restrict go = grad_output + ((j % B) * T + t) * D;
+        const float* __restrict go = grad_output + ((j - t * B) * T + t) * D;
         for (int64_t d = 0; d < dn; ++d) g[d] += scale * go[d];
       }
       float* __restrict w = target + row * D;
@@ -325,11 +324,10 @@ void update_segments(const float* __restrict grad_output, float* __restrict targ
 template <int DC>
 __attribute__((target("avx512f"))) void update_segments_avx512(
     const float* __restrict grad_output, float* __restrict target, const Bags& bags, const UpdateParams& p,
-    float* __restrict state1, float* __restrict state2, const uint64_t* sorted, const std::vector<int64_t>& seg_start,
-    const std::vector<int32_t>& seg_table, const int32_t* bag_of) {
+    float* __restrict state1, float* __restrict state2, const uint64_t* sorted, const int64_t* seg_start,
+    const int32_t* seg_table, int64_t U, const int32_t* bag_of) {
   constexpr int64_t D = DC;
   constexpr int V = DC / 16;
-  const int64_t U = static_cast<int64_t>(seg_table.size());
   const int64_t B = bags.B, T = bags.T;
 #pragma omp parallel for schedule(dynamic, 256) num_threads(threads_for(bags.N))
   for (int64_t u = 0; u < U; ++u) {
@@ -342,17 +340,22 @@ __attribute__((target("avx512f"))) void update_segments_avx512(
         prefetch_row(state1 + ra * D, D, true);
         prefetch_row(state2 + ra * D, D, true);
       }
+      // and the gradient row of its first occurrence
+      const int64_t ta = seg_table[ua];
+      const int64_t low = static_cast<int64_t>(sorted[seg_start[ua]] & 0xffffffffu);
+      const int64_t ja = bag_of ? bag_of[low] : low;
+      prefetch_row(grad_output + ((ja - ta * B) * T + ta) * D, D, false);
     }
     const int64_t t = seg_table[u];
     const int64_t row = bags.table_offsets[t] + static_cast<int64_t>(sorted[seg_start[u]] >> 32);
     __m512 g[V];
     for (int v = 0; v < V; ++v) g[v] = _mm512_setzero_ps();
     for (int64_t i = seg_start[u]; i < seg_start[u + 1]; ++i) {
-      const int64_t k = static_cast<int64_t>(sorted[i] & 0xffffffffu);
-      const int64_t j = bag_of[k];
-      float scale = bags.psw ? bags.psw[k] : 1.f;
+      const int64_t low = static_cast<int64_t>(sorted[i] & 0xffffffffu);  // position k (psw) or bag j
+      const int64_t j = bag_of ? bag_of[low] : low;
+      float scale = bags.psw ? bags.psw[low] : 1.f;
       if (bags.mean) scale /= static_cast<float>(bags.offsets[j + 1] - bags.offsets[j]);
-      const float* go = grad_output + ((j % B) * T + t) * D;
+      const float* go = grad_output + ((j - t * B) * T + t) * D;
       const __m512 sc = _mm512_set1_ps(scale);
       for (int v = 0; v < V; ++v) g[v] = _mm512_fmadd_ps(sc, _mm512_loadu_ps(go + 16 * v), g[v]);
     }
@@ -398,16 +401,36 @@ __attribute__((target("avx512f"))) void update_segments_avx512(
 }
 #endif
 
+// Scratch memory of the fused update, kept per calling thread between calls: W1 needs ~20 MB, and
+// fresh allocations would page-fault every call.
+struct Workspace {
+  std::unique_ptr<uint64_t[]> keys, tmp;
+  std::unique_ptr<int32_t[]> bag_of, seg_table;
+  std::unique_ptr<int64_t[]> seg_start;
+  int64_t capacity = 0;
+  void reserve(int64_t n) {
+    if (n <= capacity) return;
+    keys.reset(new uint64_t[n]);
+    tmp.reset(new uint64_t[n]);
+    bag_of.reset(new int32_t[n]);
+    seg_table.reset(new int32_t[n]);
+    seg_start.reset(new int64_t[n + 1]);
+    capacity = n;
+  }
+};
+
 template <typename I>
 int64_t aggregate_update_typed(const float* grad_output, float* target, int64_t R, int64_t D, const Bags& bags,
                                const UpdateParams& params, float* state1, float* state2) {
   const I* ids = static_cast<const I*>(bags.ids);
-  const int64_t T = bags.T, B = bags.B, TB = T * B, N = bags.N;
+  const int64_t T = bags.T, B = bags.B, N = bags.N;
   if (N == 0) return -1;
-  // Each table's occurrences are contiguous (table-major bags): sort each table's (id, position) keys.
-  std::unique_ptr<uint64_t[]> keys(new uint64_t[N]), tmp(new uint64_t[N]);
-  std::unique_ptr<int32_t[]> bag_of(new int32_t[N]);
-  std::vector<uint64_t*> sorted_of(T, nullptr);
+  thread_local Workspace ws;
+  ws.reserve(N);
+  uint64_t* keys = ws.keys.get();
+  int32_t* bag_of = bags.psw ? ws.bag_of.get() : nullptr;
+  // Each table's occurrences are contiguous (table-major bags): sort each table's (id, position) keys
+  // by id (stable, so a row's occurrences stay in position order: a deterministic sum).
   std::vector<int64_t> segs_of(T, 0);
   std::atomic<int64_t> bad{-1};
 #pragma omp parallel for schedule(dynamic, 1) num_threads(threads_for(N))
@@ -415,67 +438,59 @@ int64_t aggregate_update_typed(const float* grad_output, float* target, int64_t 
     const int64_t s = bags.offsets[t * B], e = bags.offsets[(t + 1) * B];
     const uint64_t rows_t = static_cast<uint64_t>(bags.table_offsets[t + 1] - bags.table_offsets[t]);
     bool ok = true;
-    for (int64_t j = t * B; j < (t + 1) * B; ++j)
-      for (int64_t k = bags.offsets[j]; k < bags.offsets[j + 1]; ++k) bag_of[k] = static_cast<int32_t>(j);
-    for (int64_t k = s; k < e; ++k) {
-      const uint64_t id = static_cast<uint64_t>(static_cast<int64_t>(ids[k]));
-      if (id >= rows_t) {
-        record_bad(bad, k);
-        ok = false;
-        break;
+    // key = id << 32 | (position k with per-sample weights, else bag j: the update then needs no lookup)
+    for (int64_t j = t * B; j < (t + 1) * B && ok; ++j) {
+      for (int64_t k = bags.offsets[j]; k < bags.offsets[j + 1]; ++k) {
+        const uint64_t id = static_cast<uint64_t>(static_cast<int64_t>(ids[k]));
+        if (id >= rows_t) {
+          record_bad(bad, k);
+          ok = false;
+          break;
+        }
+        if (bag_of) bag_of[k] = static_cast<int32_t>(j);
+        keys[k] = (id << 32) | static_cast<uint64_t>(bag_of ? k : j);
       }
-      keys[k] = (id << 32) | static_cast<uint64_t>(k);
     }
     if (!ok || e == s) continue;
-    uint64_t* res = radix_sort_keys(keys.get() + s, tmp.get() + s, e - s, bit_width(rows_t - 1));
-    sorted_of[t] = res;
+    uint64_t* res = radix_sort_keys(keys + s, ws.tmp.get() + s, e - s, bit_width(rows_t - 1));
+    if (res != keys + s) std::memcpy(keys + s, res, sizeof(uint64_t) * (e - s));
     int64_t segs = 1;
-    for (int64_t i = 1; i < e - s; ++i) segs += (res[i] >> 32) != (res[i - 1] >> 32);
+    for (int64_t i = s + 1; i < e; ++i) segs += (keys[i] >> 32) != (keys[i - 1] >> 32);
     segs_of[t] = segs;
   }
   if (bad.load() >= 0) return bad.load();
-  (void)TB;
-  // One flat array of sorted keys (tables in order) and the start of each unique row's segment.
-  int64_t U = 0;
-  for (int64_t t = 0; t < T; ++t) U += segs_of[t];
-  std::vector<int64_t> seg_start(U + 1);
-  std::vector<int32_t> seg_table(U);
-  std::unique_ptr<uint64_t[]> flat(new uint64_t[N]);
-  {
-    std::vector<int64_t> first_seg(T + 1, 0);
-    for (int64_t t = 0; t < T; ++t) first_seg[t + 1] = first_seg[t] + segs_of[t];
+  // The start of each unique row's run in the sorted keys, and its table.
+  std::vector<int64_t> first_seg(T + 1, 0);
+  for (int64_t t = 0; t < T; ++t) first_seg[t + 1] = first_seg[t] + segs_of[t];
+  const int64_t U = first_seg[T];
+  int64_t* seg_start = ws.seg_start.get();
+  int32_t* seg_table = ws.seg_table.get();
 #pragma omp parallel for schedule(dynamic, 1) num_threads(threads_for(N))
-    for (int64_t t = 0; t < T; ++t) {
-      const int64_t s = bags.offsets[t * B], e = bags.offsets[(t + 1) * B];
-      if (e == s) continue;
-      const uint64_t* res = sorted_of[t];
-      std::memcpy(flat.get() + s, res, sizeof(uint64_t) * (e - s));
-      int64_t u = first_seg[t];
-      for (int64_t i = 0; i < e - s; ++i) {
-        if (i == 0 || (res[i] >> 32) != (res[i - 1] >> 32)) {
-          seg_start[u] = s + i;
-          seg_table[u] = static_cast<int32_t>(t);
-          ++u;
-        }
+  for (int64_t t = 0; t < T; ++t) {
+    const int64_t s = bags.offsets[t * B], e = bags.offsets[(t + 1) * B];
+    int64_t u = first_seg[t];
+    for (int64_t i = s; i < e; ++i) {
+      if (i == s || (keys[i] >> 32) != (keys[i - 1] >> 32)) {
+        seg_start[u] = i;
+        seg_table[u] = static_cast<int32_t>(t);
+        ++u;
       }
     }
-    seg_start[U] = N;
   }
-  keys.reset();
-  tmp.reset();
+  seg_start[U] = N;
 #if defined(__x86_64__)
   if (kHasAvx512 && (D == 32 || D == 64 || D == 128)) {
-    if (D == 32) update_segments_avx512<32>(grad_output, target, bags, params, state1, state2, flat.get(), seg_start, seg_table, bag_of.get());
-    else if (D == 64) update_segments_avx512<64>(grad_output, target, bags, params, state1, state2, flat.get(), seg_start, seg_table, bag_of.get());
-    else update_segments_avx512<128>(grad_output, target, bags, params, state1, state2, flat.get(), seg_start, seg_table, bag_of.get());
+    if (D == 32) update_segments_avx512<32>(grad_output, target, bags, params, state1, state2, keys, seg_start, seg_table, U, bag_of);
+    else if (D == 64) update_segments_avx512<64>(grad_output, target, bags, params, state1, state2, keys, seg_start, seg_table, U, bag_of);
+    else update_segments_avx512<128>(grad_output, target, bags, params, state1, state2, keys, seg_start, seg_table, U, bag_of);
     return -1;
   }
 #endif
   switch (D) {
-    case 32: update_segments<32>(grad_output, target, D, bags, params, state1, state2, flat.get(), seg_start, seg_table, bag_of.get()); break;
-    case 64: update_segments<64>(grad_output, target, D, bags, params, state1, state2, flat.get(), seg_start, seg_table, bag_of.get()); break;
-    case 128: update_segments<128>(grad_output, target, D, bags, params, state1, state2, flat.get(), seg_start, seg_table, bag_of.get()); break;
-    default: update_segments<0>(grad_output, target, D, bags, params, state1, state2, flat.get(), seg_start, seg_table, bag_of.get()); break;
+    case 32: update_segments<32>(grad_output, target, D, bags, params, state1, state2, keys, seg_start, seg_table, U, bag_of); break;
+    case 64: update_segments<64>(grad_output, target, D, bags, params, state1, state2, keys, seg_start, seg_table, U, bag_of); break;
+    case 128: update_segments<128>(grad_output, target, D, bags, params, state1, state2, keys, seg_start, seg_table, U, bag_of); break;
+    default: update_segments<0>(grad_output, target, D, bags, params, state1, state2, keys, seg_start, seg_table, U, bag_of); break;
   }
   return -1;
 }

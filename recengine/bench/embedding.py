@@ -14,7 +14,9 @@ of each table as in FBGEMM's benchmark; drawn exactly, truncated to the table) a
 Useful bytes: forward = every looked-up row read once + the output written (+ ids, offsets); training
 step = forward + grad_output read + every unique row read and written once with its state float.
 The providers update their weights in place; timing does not depend on the values, so no state is
-restored between calls. Inputs are pre-split per table for the loop reference (not timed).
+restored between calls. Inputs are pre-split per table for the loop reference (not timed). Every
+provider owns its rows: the references use ordinary allocations, recengine.nn.EmbeddingTables asks
+Linux for transparent huge pages (fewer TLB misses on random rows), FBGEMM allocates its own.
 """
 from __future__ import annotations
 
@@ -104,7 +106,9 @@ def _forward_workload(cfg: dict, dist: str, device: str) -> Workload:
         specs = [TableSpec(f"t{t}", cfg["rows"], cfg["dim"]) for t in range(cfg["tables"])]
         tables = EmbeddingTables(specs, pooling="sum", device=device, seed=0)
         ids, offsets = (x.to(device) for x in make_batch(cfg, dist))
-        weights = tables.weights.detach()
+        # the references own their rows as user code would (ordinary allocation); recengine's tables use
+        # huge pages where the OS allows, which is part of what is measured
+        weights = tables.weights.detach().clone()
         loop = EmbeddingBagLoop([weights[t * cfg["rows"]:(t + 1) * cfg["rows"]] for t in range(cfg["tables"])],
                                 pooling="sum", sparse=True)
         per_table = split_tables(ids, offsets, cfg["tables"])

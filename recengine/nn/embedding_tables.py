@@ -23,7 +23,7 @@ from typing import Sequence
 import torch
 from torch import Tensor, nn
 
-from recengine.ops.embedding_bag import POOLINGS, check_embedding_bag_inputs
+from recengine.ops.embedding_bag import POOLINGS, check_embedding_bag_inputs, empty_rows
 from recengine.optim import SGD, Adam, RowwiseAdagrad
 
 __all__ = ["TableSpec", "EmbeddingTables"]
@@ -125,7 +125,7 @@ class EmbeddingTables(nn.Module):
         gen = None
         if seed is not None:
             gen = torch.Generator(device=device or "cpu").manual_seed(seed)
-        weights = torch.empty(num_rows, self.dim, device=device)
+        weights = empty_rows((num_rows, self.dim), device)  # huge pages on the CPU where available
         bound = 1.0 / math.sqrt(self.dim)
         weights.uniform_(-bound, bound, generator=gen)
         if optimizer is None:
@@ -133,7 +133,7 @@ class EmbeddingTables(nn.Module):
         else:
             self.register_buffer("weights", weights)
             for name, shape in optimizer.state_shapes(num_rows, self.dim).items():
-                self.register_buffer(name, torch.zeros(shape, device=device))
+                self.register_buffer(name, empty_rows(shape, device).zero_())
             if isinstance(optimizer, Adam):
                 self.register_buffer("step", torch.zeros((), dtype=torch.int64, device=device))
 

@@ -39,7 +39,8 @@ POOLINGS = ("sum", "mean")
 #: optimizer name -> kernel code (0 is the dense gradient)
 OPTIMIZERS = {"sgd": 1, "rowwise_adagrad": 2, "adam": 3}
 
-__all__ = ["embedding_bag", "embedding_bag_fused_update", "check_embedding_bag_inputs", "POOLINGS", "OPTIMIZERS"]
+__all__ = ["embedding_bag", "embedding_bag_fused_update", "check_embedding_bag_inputs", "empty_rows", "POOLINGS",
+           "OPTIMIZERS"]
 
 
 # ------------------------------------------------------------------------------------ validation
@@ -264,6 +265,16 @@ def _fused_update_fake(grad_output, weights, table_offsets, ids, offsets, per_sa
 
 
 # ------------------------------------------------------------------------------ public functions
+def empty_rows(shape: tuple[int, ...], device: torch.device | str | None = None) -> Tensor:
+    """An uninitialised float32 tensor for a table or its per-row state. On the CPU (Linux) its memory
+    is hinted to use transparent huge pages before first touch: lookups and updates hit random rows, and
+    with 4 KiB pages nearly every row is a TLB miss (measured on W1: lookups ~1.3-1.5x faster)."""
+    table = torch.empty(shape, device=device)
+    if table.device.type == "cpu" and table.numel() * 4 >= (8 << 20):
+        _C().advise_huge_pages(_np(table, "table"))
+    return table
+
+
 def embedding_bag(weights: Tensor, table_offsets: Tensor, ids: Tensor, offsets: Tensor,
                   per_sample_weights: Tensor | None = None, pooling: str = "sum", *,
                   table_names: Sequence[str] | None = None) -> Tensor:
