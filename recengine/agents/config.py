@@ -88,10 +88,10 @@ class ReinforceConfig:
     """softmax temperature of the policy π(a|s) ∝ exp(<f(s), e_a> + b_a)"""
     topk_correction: bool = True
     """multiply each term by λ_K = K (1 − π)^(K−1): the gradient of the slate policy, not of one draw"""
+    baseline: bool = False
+    """subtract a running-mean baseline from the per-item return (see agents.reinforce: off by default)"""
     weight_clip: float = 10.0
     """cap c of the importance weight min(π/β, c) when learning from logged data"""
-    entropy_coef: float = 0.0
-    """bonus on an entropy estimate of π (0 = off)"""
     min_batch: int = 512
     """on-policy: update once this many (state, clicked item) samples have finished sessions"""
     batch_size: int = 512

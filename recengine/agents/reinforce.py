@@ -6,8 +6,10 @@
 - acting: a slate of k items drawn without replacement from π by catalog_sample, which also returns each
   drawn item's log π from the same pass (kept for the logged-data propensities); greedy = catalog_topk;
 - on-policy (in the simulator): every slate item a shown at step t gets the return R = 1[a clicked] · G_t
-  (G_t the discounted clicks of the rest of the session), minus a running-mean baseline; the loss is
-  −mean(λ_K · (R − b) · log π(a|s));
+  (G_t the discounted clicks of the rest of the session); the loss is −mean(λ_K · R · log π(a|s)), so only
+  clicked items carry a term (as in Chen et al., who train on the items users interacted with). An optional
+  running-mean baseline b (R − b) also pushes shown-but-ignored items down; combined with λ_K, which is
+  largest for items π already neglects, that keeps driving their log π towards −∞, so it is off by default;
 - off-policy (`learn_from_logs`): samples logged by another policy β; a behaviour head β(a|s) (its own item
   table, on the detached state) is fitted by cross-entropy on the logged items, and each term is weighted by
   min(π/β, c) · λ_K;
@@ -148,9 +150,14 @@ class ReinforceAgent(Policy):
         if self.returns.count < self.cfg.min_batch:
             return {}
         hist, slate, item_return = self.returns.pop()
-        # running-mean baseline of the per-item return
-        self.baseline = 0.9 * self.baseline + 0.1 * float(item_return.mean()) if self.updates else float(item_return.mean())
-        stats = self._policy_step(hist, slate, item_return - self.baseline)
+        if self.cfg.baseline:
+            # running mean of the per-item return; non-clicked items then get a negative advantage
+            mean = float(item_return.mean())
+            self.baseline = 0.9 * self.baseline + 0.1 * mean if self.updates else mean
+            return self._policy_step(hist, slate, item_return - self.baseline)
+        # without a baseline only clicked items carry a term: rows without a click are skipped
+        keep = (item_return > 0).any(1)
+        return self._policy_step(hist[keep], slate[keep], item_return[keep])
         return stats
 
     def _policy_step(self, hist, slate, advantage, log_beta=None) -> dict[str, float]:
@@ -181,7 +188,7 @@ class ReinforceAgent(Policy):
         if self.behaviour is None:
             self.behaviour = BehaviourHead(self.num_items, dim)
             self.behaviour_opt = torch.optim.Adam(self.behaviour.parameters(), lr=cfg.lr * 3)
-        baseline = float(item_return.mean())
+        baseline = float(item_return.mean()) if cfg.baseline else 0.0
         g = torch.Generator().manual_seed(self.seed + 1)
         history = []
         for _ in range(epochs):

@@ -42,7 +42,7 @@ class SASRecConfig:
     #: state / item-vector width
     dim: int = 64
     #: window length (positions); longer histories are cut into windows of this length
-    max_len: int = 100
+    max_len: int = 50
     #: step between the ends of consecutive training windows of one user (default: max_len, no overlap)
     stride: int | None = None
     num_layers: int = 2
@@ -391,7 +391,9 @@ def train_command(dataset: str, out_dir: str, cfg: SASRecConfig, *, root: str | 
     metrics = {
         "dataset": data.name, "model": "sasrec", **result.test,
         "epochs": len(result.history), "best_epoch": result.best_epoch,
-        "train_seconds": round(result.train_seconds, 2), "stopped": result.stopped,
+        "train_seconds": round(result.train_seconds, 2),
+        "train_cpu_seconds": round(sum(h.get("cpu_seconds", 0.0) for h in result.history), 2),
+        "torch_threads": torch.get_num_threads(), "stopped": result.stopped,
         "best_valid": result.best_valid, "config": asdict(cfg), "baselines": {},
     }
     log("test  " + "  ".join(f"{k} {v:.4f}" for k, v in result.test.items()))

@@ -234,8 +234,8 @@ def run_compare(cfg: CompareConfig, log=print) -> dict:
             f"coverage {entry['coverage']:.3f}  ({entry['wall_seconds']:.0f}s)")
 
     # off-policy evaluation against the truth
-    ope = {"logging_policy": f"epsilon-greedy around the target (epsilon={cfg.ope_epsilon})",
-           "logged_steps": 0, "targets": {}}
+    ope = {"logging_policy": f"epsilon-greedy around the target, epsilon={cfg.ope_epsilon}",
+           "sessions": cfg.ope_sessions, "targets": {}}
     for name in cfg.ope_targets:
         if name not in policies:
             continue
@@ -246,8 +246,8 @@ def run_compare(cfg: CompareConfig, log=print) -> dict:
         ope["targets"][name] = {"true_value": res["true_return"], "true_stderr": res["true_stderr"],
                                 "estimates": estimates,
                                 "relative_error": {e: res[f"rel_err_{e}"] for e in estimates},
-                                "num_sessions": cfg.ope_sessions}
-        ope["logged_steps"] = res["num_steps"]
+                                "num_sessions": cfg.ope_sessions, "logged_steps": res["num_steps"],
+                                "ess": res["ess"]}
         log(f"OPE {name}: true {res['true_return']:.3f}  " + "  ".join(
             f"{e} {v:.3f} ({res[f'rel_err_{e}']:.1%})" for e, v in estimates.items()) +
             f"  ({time.perf_counter() - t:.0f}s)")

@@ -78,9 +78,11 @@ def markdown(results: dict) -> str:
     ope = results.get("ope")
     if ope:
         lines += ["## Off-policy evaluation", "",
-                  f"Logs of {ope['logged_steps']} recommendations by the logging policy `{ope['logging_policy']}`; "
-                  "each target policy's value per step estimated from them and compared with its true on-policy "
-                  "value in the same simulator.", "",
+                  f"For each target policy, {ope.get('sessions', '?')} sessions are logged by the logging policy "
+                  f"({ope['logging_policy']}) and the target's return per session is estimated from those logs "
+                  "(per-decision importance ratios over the ordered slates; DR with a click model fitted on the "
+                  "logs), then compared with its true value from as many on-policy sessions in the same "
+                  "simulator.", "",
                   "| target policy | true value | estimator | estimate | relative error |",
                   "|---|---:|---|---:|---:|"]
         for target, row in ope["targets"].items():
