@@ -18,6 +18,18 @@ void ce_grad_block(float* tile, int64_t R, int64_t nb, int64_t r0, int64_t item0
                    const int64_t* target, const float* p_scale, const float* t_scale);
 void heaps_finish(int64_t B, int64_t k, float* heap_val, int64_t* heap_id, float* heap_aux, const int64_t* heap_n);
 void lse_finish(int64_t B, const float* m, const float* s, float* lse);
+void topk_sweep(const float* Q, const float* E, int64_t B, int64_t N, int64_t D, const float* bias, float inv_temp,
+                const int64_t* ex_off, const int64_t* ex_ids, int64_t k, float* heap_val, int64_t* heap_id,
+                int64_t* heap_n);
+void lse_sweep(const float* Q, const float* E, int64_t B, int64_t N, int64_t D, const float* bias, float inv_temp,
+               const int64_t* ex_off, const int64_t* ex_ids, float* m, float* s, const int64_t* target,
+               float* x_target);
+void sample_sweep(const float* Q, const float* E, int64_t B, int64_t N, int64_t D, const float* bias,
+                  float inv_temp, const int64_t* ex_off, const int64_t* ex_ids, uint32_t seed_key, int64_t k,
+                  float* heap_key, int64_t* heap_id, float* heap_x, int64_t* heap_n, float* m, float* s);
+int blas_found();
+void force_portable_gemm(bool on);
+void set_sweep_shape(int64_t rows, int64_t items);
 }  // namespace recengine::policy
 
 namespace {
@@ -62,6 +74,35 @@ Common common(const py::array& tile, int64_t r0, int64_t item0, const py::object
       if (c.ex_off[b] < 0 || c.ex_off[b] > c.ex_off[b + 1] || c.ex_off[b + 1] > n_ids)
         throw py::value_error("exclude_offsets: not a valid CSR over exclude_ids");
   }
+  return c;
+}
+
+// Q (B x D) and E (N x D) for a whole-catalog sweep; bias / exclusion checked as for a block.
+struct Catalog {
+  const float* Q;
+  const float* E;
+  int64_t B, N, D;
+  const float* bias = nullptr;
+  const int64_t* ex_off = nullptr;
+  const int64_t* ex_ids = nullptr;
+};
+
+Catalog catalog(const py::array& Q, const py::array& E, const py::object& bias, const py::object& ex_off,
+                const py::object& ex_ids) {
+  Catalog c;
+  c.Q = array_ptr<float>(Q, "Q", 2);
+  c.E = array_ptr<float>(E, "E", 2);
+  c.B = dim_size(Q, 0);
+  c.N = dim_size(E, 0);
+  c.D = dim_size(Q, 1);
+  if (dim_size(E, 1) != c.D) throw py::value_error("Q and E: embedding dims differ");
+  if (c.N == 0) throw py::value_error("E: empty catalog");
+  // the block checks (tile = 0 x N view of nothing) cover bias and the exclusion CSR
+  py::array probe = py::array_t<float>(std::vector<py::ssize_t>{0, static_cast<py::ssize_t>(c.N)});
+  Common k = common(probe, 0, 0, bias, ex_off, ex_ids, c.B);
+  c.bias = k.bias;
+  c.ex_off = k.ex_off;
+  c.ex_ids = k.ex_ids;
   return c;
 }
 
@@ -194,4 +235,75 @@ void bind_policy(py::module_& m) {
         pk::lse_finish(B, pm, ps, pl);
       },
       "lse = m + log(s) per row.");
+  m.def(
+      "policy_topk",
+      [](py::array Q, py::array E, py::object bias, float inv_temp, py::object ex_off, py::object ex_ids,
+         py::array heap_val, py::array heap_id, py::array heap_n) {
+        Catalog c = catalog(Q, E, bias, ex_off, ex_ids);
+        const int64_t k = dim_size(heap_val, 1);
+        float* hv = array_ptr<float>(heap_val, "heap_val", 2, true);
+        int64_t* hi = array_ptr<int64_t>(heap_id, "heap_id", 2, true);
+        int64_t* hn = array_ptr<int64_t>(heap_n, "heap_n", 1, true);
+        check_rows(heap_val, "heap_val", c.B, k);
+        check_rows(heap_id, "heap_id", c.B, k);
+        check_rows(heap_n, "heap_n", c.B);
+        check_counts(hn, c.B, k);
+        py::gil_scoped_release release;
+        pk::topk_sweep(c.Q, c.E, c.B, c.N, c.D, c.bias, inv_temp, c.ex_off, c.ex_ids, k, hv, hi, hn);
+      },
+      "Top-k heaps of every row over the whole catalog (one parallel sweep).");
+  m.def(
+      "policy_lse",
+      [](py::array Q, py::array E, py::object bias, float inv_temp, py::object ex_off, py::object ex_ids,
+         py::array mx, py::array sm, py::object target, py::object x_target) {
+        Catalog c = catalog(Q, E, bias, ex_off, ex_ids);
+        float* pm = array_ptr<float>(mx, "m", 1, true);
+        float* ps = array_ptr<float>(sm, "s", 1, true);
+        check_rows(mx, "m", c.B);
+        check_rows(sm, "s", c.B);
+        const int64_t* pt = nullptr;
+        float* px = nullptr;
+        if (!target.is_none()) {
+          py::array t = target.cast<py::array>();
+          py::array xt = x_target.cast<py::array>();
+          pt = array_ptr<int64_t>(t, "target", 1);
+          px = array_ptr<float>(xt, "x_target", 1, true);
+          check_rows(t, "target", c.B);
+          check_rows(xt, "x_target", c.B);
+        }
+        py::gil_scoped_release release;
+        pk::lse_sweep(c.Q, c.E, c.B, c.N, c.D, c.bias, inv_temp, c.ex_off, c.ex_ids, pm, ps, pt, px);
+      },
+      "Online logsumexp (m, s) of every row over the whole catalog, and the target's logit.");
+  m.def(
+      "policy_sample",
+      [](py::array Q, py::array E, py::object bias, float inv_temp, py::object ex_off, py::object ex_ids,
+         uint32_t seed_key, py::array heap_key, py::array heap_id, py::array heap_x, py::array heap_n, py::array mx,
+         py::array sm) {
+        Catalog c = catalog(Q, E, bias, ex_off, ex_ids);
+        const int64_t k = dim_size(heap_key, 1);
+        float* hk = array_ptr<float>(heap_key, "heap_key", 2, true);
+        int64_t* hi = array_ptr<int64_t>(heap_id, "heap_id", 2, true);
+        float* hx = array_ptr<float>(heap_x, "heap_x", 2, true);
+        int64_t* hn = array_ptr<int64_t>(heap_n, "heap_n", 1, true);
+        float* pm = array_ptr<float>(mx, "m", 1, true);
+        float* ps = array_ptr<float>(sm, "s", 1, true);
+        check_rows(heap_key, "heap_key", c.B, k);
+        check_rows(heap_id, "heap_id", c.B, k);
+        check_rows(heap_x, "heap_x", c.B, k);
+        check_rows(heap_n, "heap_n", c.B);
+        check_rows(mx, "m", c.B);
+        check_rows(sm, "s", c.B);
+        check_counts(hn, c.B, k);
+        py::gil_scoped_release release;
+        pk::sample_sweep(c.Q, c.E, c.B, c.N, c.D, c.bias, inv_temp, c.ex_off, c.ex_ids, seed_key, k, hk, hi, hx, hn,
+                         pm, ps);
+      },
+      "Gumbel-top-k heaps and online logsumexp of every row over the whole catalog.");
+  m.def("policy_blas_found", []() { return pk::blas_found() != 0; },
+        "Whether the tile GEMM uses the process's BLAS sgemm_ (else a portable loop).");
+  m.def("policy_force_portable_gemm", [](bool on) { pk::force_portable_gemm(on); },
+        "Testing: use the portable tile GEMM even where the BLAS is found.");
+  m.def("policy_set_sweep_shape", [](int64_t rows, int64_t items) { pk::set_sweep_shape(rows, items); },
+        "Testing: fix the sweeps' tile to rows x items (0, 0: automatic).");
 }

@@ -7,11 +7,16 @@
 // running state: a k-best heap (top-k), an online logsumexp (max m, sum s of exp(x - m)), or the
 // Gumbel-top-k heap. The tile is read while it is still in cache, and nothing of size B x N exists.
 // Rows are independent: OpenMP splits them; each row's state is touched by one thread only.
+#include <dlfcn.h>
+#include <omp.h>
+
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <limits>
+#include <vector>
 
 namespace recengine::policy {
 
@@ -355,6 +360,170 @@ void heaps_finish(int64_t B, int64_t k, float* heap_val, int64_t* heap_id, float
 #pragma omp parallel for schedule(static)
   for (int64_t b = 0; b < B; ++b)
     heap_sort_out(heap_val + b * k, heap_id + b * k, heap_aux ? heap_aux + b * k : nullptr, heap_n[b]);
+}
+
+// ---------------------------------------------------------------------------- whole-catalog sweeps
+// One OpenMP region per call: each thread takes a chunk of rows and walks the whole catalog for them,
+// computing each R x nb tile of scores (small enough to stay in its L2) and folding it at once. No
+// barrier per block, so the sweep also holds up on a busy machine.
+//
+// The tile GEMM uses the BLAS sgemm_ already loaded in the process (PyTorch's MKL exports it), looked
+// up at run time so this module still links against nothing; called inside an active OpenMP region, MKL
+// runs it on the calling thread.
+// Without it, a portable packed loop does the GEMM (correct, slower).
+namespace {
+
+using sgemm_t = void (*)(const char*, const char*, const int*, const int*, const int*, const float*, const float*,
+                         const int*, const float*, const int*, const float*, float*, const int*);
+struct Blas {
+  sgemm_t sgemm = nullptr;
+  Blas() {
+    // the global scope first, then libraries a torch build keeps private (RTLD_NOLOAD: only if already
+    // loaded into the process; nothing new is ever loaded)
+    const char* libs[] = {nullptr, "libtorch_cpu.so", "libmkl_rt.so.2", "libopenblas.so.0", "libblas.so.3"};
+    for (const char* lib : libs) {
+      void* h = lib ? dlopen(lib, RTLD_LAZY | RTLD_NOLOAD) : RTLD_DEFAULT;
+      if (!h) continue;
+      sgemm = reinterpret_cast<sgemm_t>(dlsym(h, "sgemm_"));
+      if (sgemm) return;
+    }
+  }
+};
+
+const Blas& blas() {
+  static const Blas b;
+  return b;
+}
+
+// Tests set this to run the portable GEMM on a machine that has the BLAS.
+std::atomic<bool> g_force_portable{false};
+
+// tile (R x nb, row-major) = Q[0:R] @ E[0:nb].T, with Q (R x D) and E (nb x D) row-major.
+__attribute__((target_clones("avx512f", "avx2", "default")))
+void tile_gemm_portable(const float* Q, const float* E, int64_t R, int64_t nb, int64_t D, float* tile,
+                        std::vector<float>& packed) {
+  packed.resize(static_cast<size_t>(D * nb));
+  float* et = packed.data();  // E block transposed (D x nb): the inner loop runs over contiguous items
+  for (int64_t j = 0; j < nb; ++j)
+    for (int64_t d = 0; d < D; ++d) et[d * nb + j] = E[j * D + d];
+  for (int64_t r = 0; r < R; ++r) {
+    float* out = tile + r * nb;
+    for (int64_t j = 0; j < nb; ++j) out[j] = 0.0f;
+    for (int64_t d = 0; d < D; ++d) {
+      const float q = Q[r * D + d];
+      const float* e = et + d * nb;
+      for (int64_t j = 0; j < nb; ++j) out[j] += q * e[j];
+    }
+  }
+}
+
+void tile_gemm(const float* Q, const float* E, int64_t R, int64_t nb, int64_t D, float* tile,
+               std::vector<float>& packed) {
+  const Blas& b = blas();
+  if (b.sgemm && !g_force_portable.load(std::memory_order_relaxed) && R < (1 << 30) && nb < (1 << 30) && D < (1 << 30)) {
+    // column-major view: tile^T (nb x R) = E_blk (nb x D, stored as D x nb: 'T') * Q^T (D x R: 'N')
+    const int m = static_cast<int>(nb), n = static_cast<int>(R), k = static_cast<int>(D), ld = k, ldc = m;
+    const float one = 1.0f, zero = 0.0f;
+    b.sgemm("T", "N", &m, &n, &k, &one, E, &ld, Q, &ld, &zero, tile, &ldc);
+  } else {
+    tile_gemm_portable(Q, E, R, nb, D, tile, packed);
+  }
+}
+
+struct SweepShape {
+  int64_t rows_per_chunk, items_per_block;
+};
+
+// Tests set a fixed shape (rows, items) to walk many chunks and blocks on small inputs; 0 = automatic.
+std::atomic<int64_t> g_rows_override{0}, g_items_override{0};
+
+SweepShape sweep_shape(int64_t B, int64_t N) {
+  const int64_t fixed_rows = g_rows_override.load(), fixed_items = g_items_override.load();
+  if (fixed_rows > 0 && fixed_items > 0) return {fixed_rows, fixed_items};
+  const int64_t threads = std::max(1, omp_get_max_threads());
+  // at least two chunks per thread for balance; at most 256 rows so E is re-read only B/256 times
+  int64_t rows = std::min<int64_t>(256, std::max<int64_t>(16, (B + 2 * threads - 1) / (2 * threads)));
+  rows = std::max<int64_t>(1, std::min(rows, B));
+  // a tile of ~512 KiB: in L2 between the GEMM that writes it and the reduction that reads it
+  const int64_t items = std::max<int64_t>(64, std::min<int64_t>(N, (1 << 17) / rows));
+  return {rows, std::max<int64_t>(1, items)};
+}
+
+// Calls fold(tile, R, nb, r0, item0) for every (row chunk, item block), the row chunks spread over threads;
+// one thread owns a chunk for the whole catalog, so per-row state needs no locks.
+template <typename Fold>
+void sweep(const float* Q, const float* E, int64_t B, int64_t N, int64_t D, Fold fold) {
+  const SweepShape sh = sweep_shape(B, N);
+  const int64_t chunks = (B + sh.rows_per_chunk - 1) / sh.rows_per_chunk;
+#pragma omp parallel
+  {
+    std::vector<float> tile(static_cast<size_t>(sh.rows_per_chunk * sh.items_per_block));
+    std::vector<float> packed;
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t c = 0; c < chunks; ++c) {
+      const int64_t r0 = c * sh.rows_per_chunk;
+      const int64_t R = std::min(sh.rows_per_chunk, B - r0);
+      for (int64_t j0 = 0; j0 < N; j0 += sh.items_per_block) {
+        const int64_t nb = std::min(sh.items_per_block, N - j0);
+        tile_gemm(Q + r0 * D, E + j0 * D, R, nb, D, tile.data(), packed);
+        fold(tile.data(), R, nb, r0, j0);
+      }
+    }
+  }
+}
+
+RE_INLINE const int64_t* ex_begin(const int64_t* off, const int64_t* ids, int64_t b) {
+  return off ? ids + off[b] : nullptr;
+}
+RE_INLINE const int64_t* ex_end(const int64_t* off, const int64_t* ids, int64_t b) {
+  return off ? ids + off[b + 1] : nullptr;
+}
+
+}  // namespace
+
+void topk_sweep(const float* Q, const float* E, int64_t B, int64_t N, int64_t D, const float* bias, float inv_temp,
+                const int64_t* ex_off, const int64_t* ex_ids, int64_t k, float* heap_val, int64_t* heap_id,
+                int64_t* heap_n) {
+  sweep(Q, E, B, N, D, [&](float* tile, int64_t R, int64_t nb, int64_t r0, int64_t item0) {
+    for (int64_t r = 0; r < R; ++r) {
+      const int64_t b = r0 + r;
+      topk_row(tile + r * nb, nb, item0, bias, inv_temp, ex_begin(ex_off, ex_ids, b), ex_end(ex_off, ex_ids, b), k,
+               heap_val + b * k, heap_id + b * k, heap_n + b);
+    }
+  });
+}
+
+void lse_sweep(const float* Q, const float* E, int64_t B, int64_t N, int64_t D, const float* bias, float inv_temp,
+               const int64_t* ex_off, const int64_t* ex_ids, float* m, float* s, const int64_t* target,
+               float* x_target) {
+  sweep(Q, E, B, N, D, [&](float* tile, int64_t R, int64_t nb, int64_t r0, int64_t item0) {
+    for (int64_t r = 0; r < R; ++r) {
+      const int64_t b = r0 + r;
+      lse_row(tile + r * nb, nb, item0, bias, inv_temp, ex_begin(ex_off, ex_ids, b), ex_end(ex_off, ex_ids, b),
+              m + b, s + b, target ? target[b] : -1, x_target ? x_target + b : nullptr);
+    }
+  });
+}
+
+void sample_sweep(const float* Q, const float* E, int64_t B, int64_t N, int64_t D, const float* bias,
+                  float inv_temp, const int64_t* ex_off, const int64_t* ex_ids, uint32_t seed_key, int64_t k,
+                  float* heap_key, int64_t* heap_id, float* heap_x, int64_t* heap_n, float* m, float* s) {
+  sweep(Q, E, B, N, D, [&](float* tile, int64_t R, int64_t nb, int64_t r0, int64_t item0) {
+    for (int64_t r = 0; r < R; ++r) {
+      const int64_t b = r0 + r;
+      const uint32_t rkey = mix32(mix32(static_cast<uint32_t>(b)) ^ seed_key);
+      sample_row(tile + r * nb, nb, item0, bias, inv_temp, ex_begin(ex_off, ex_ids, b), ex_end(ex_off, ex_ids, b),
+                 seed_key, rkey, k, heap_key + b * k, heap_id + b * k, heap_x + b * k, heap_n + b, m + b, s + b);
+    }
+  });
+}
+
+// 1 when the tile GEMM uses the process's BLAS (sgemm_), 0 when the portable loop.
+int blas_found() { return blas().sgemm != nullptr; }
+void force_portable_gemm(bool on) { g_force_portable.store(on); }
+void set_sweep_shape(int64_t rows, int64_t items) {
+  g_rows_override.store(rows > 0 ? rows : 0);
+  g_items_override.store(items > 0 ? items : 0);
 }
 
 // lse = m + log(s) per row (-inf for a row with every item excluded).

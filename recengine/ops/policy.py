@@ -166,10 +166,7 @@ def _cpu_topk(Q, E, k, bias, temperature, exclude_offsets, exclude_ids):
     Qs, bias_s = _scaled(Q, bias, temperature)  # the kernels then see the logits: no bias, T = 1
     a_off, a_ex = _arr(exclude_offsets), _arr(exclude_ids)
 
-    def fold(tile, r0, j0):
-        _C.policy_topk_block(_arr(tile), r0, j0, None, 1.0, a_off, a_ex, a_vals, a_ids, a_count)
-
-    _sweep(Qs, E, fold, bias_s)
+    _C.policy_topk(_arr(Qs), _arr(E), _arr(bias_s), 1.0, a_off, a_ex, a_vals, a_ids, a_count)
     _C.policy_heaps_finish(a_vals, a_ids, None, a_count)
     return vals, ids, count
 
@@ -186,10 +183,7 @@ def _cpu_lse(Q, E, bias, temperature, exclude_offsets, exclude_ids, target=None)
     Qs, bias_s = _scaled(Q, bias, temperature)  # the kernels then see the logits: no bias, T = 1
     a_off, a_ex = _arr(exclude_offsets), _arr(exclude_ids)
 
-    def fold(tile, r0, j0):
-        _C.policy_lse_block(_arr(tile), r0, j0, None, 1.0, a_off, a_ex, a_m, a_s, a_t, a_xt)
-
-    _sweep(Qs, E, fold, bias_s)
+    _C.policy_lse(_arr(Qs), _arr(E), _arr(bias_s), 1.0, a_off, a_ex, a_m, a_s, a_t, a_xt)
     lse = torch.empty(B)
     _C.policy_lse_finish(a_m, a_s, _arr(lse))
     return lse, x_t
@@ -209,10 +203,7 @@ def _cpu_sample(Q, E, k, skey, bias, temperature, exclude_offsets, exclude_ids):
     Qs, bias_s = _scaled(Q, bias, temperature)  # the kernels then see the logits: no bias, T = 1
     a_off, a_ex = _arr(exclude_offsets), _arr(exclude_ids)
 
-    def fold(tile, r0, j0):
-        _C.policy_sample_block(_arr(tile), r0, j0, None, 1.0, a_off, a_ex, skey, *arrs)
-
-    _sweep(Qs, E, fold, bias_s)
+    _C.policy_sample(_arr(Qs), _arr(E), _arr(bias_s), 1.0, a_off, a_ex, skey, *arrs)
     _C.policy_heaps_finish(arrs[0], arrs[1], arrs[2], arrs[3])
     lse = torch.empty(B)
     _C.policy_lse_finish(arrs[4], arrs[5], _arr(lse))

@@ -14,10 +14,16 @@ from tests.helpers import TRITON_DEVICE, assert_close
 
 @pytest.fixture
 def small_blocks(monkeypatch):
-    """Tiles of 7 rows x 50 items, so small inputs walk many row chunks and item blocks (with tails)."""
+    """Tiles of 7 rows x 50 items, so small inputs walk many row chunks and item blocks (with tails):
+    in the C++ sweeps (top-k, sample, logsumexp, CE forward) and the Python block loop (CE backward)."""
+    from recengine import _C
+
     monkeypatch.setattr(ops_policy, "TILE_ELEMS", 7 * 50)
     monkeypatch.setattr(ops_policy, "MAX_TILE_ROWS", 7)
     monkeypatch.setattr(ops_policy, "MIN_BLOCK", 1)
+    _C.policy_set_sweep_shape(7, 50)
+    yield
+    _C.policy_set_sweep_shape(0, 0)
 
 
 def make_case(B=19, N=301, D=24, *, seed=0, bias=True, excl=True, scale=1.0, ids_dtype=torch.int64):
@@ -119,8 +125,8 @@ def test_topk_excluded_items_never_returned(small_blocks):
         assert not set(ids[b].tolist()) & set(ex[off[b]:off[b + 1]].tolist())
 
 
-def test_default_blocking_matches_small_blocking():
-    Q, E, kw = make_case(B=33, N=1000, D=16)
+def test_default_blocking():
+    Q, E, kw = make_case(B=33, N=9000, D=16)  # the automatic tiles: 3 row chunks, 2 item blocks
     s, i = catalog_topk(Q, E, 10, **kw)
     r_s, r_i = ref.catalog_topk_reference(Q, E, 10, **kw)
     assert torch.equal(i, r_i)
@@ -473,3 +479,28 @@ def test_cpp_block_kernels_fold_bias_and_temperature():
     with pytest.raises(ValueError, match="exclude_offsets"):
         _C.policy_lse_block(tile.clone().numpy(), 0, 0, None, 1.0, (off + 1).numpy(), ex.numpy(), m.numpy(),
                             s.numpy(), None, None)
+
+
+@pytest.fixture(params=["blas", "portable"])
+def gemm_path(request):
+    """Both tile GEMMs of the C++ sweeps: the process's BLAS (sgemm_) and the portable loop."""
+    from recengine import _C
+
+    _C.policy_force_portable_gemm(request.param == "portable")
+    yield request.param
+    _C.policy_force_portable_gemm(False)
+
+
+def test_sweeps_on_both_gemm_paths(small_blocks, gemm_path):
+    Q, E, kw = make_case(B=70, N=1500, D=13)  # several row chunks and item blocks, with tails
+    T = 0.9
+    s, i = catalog_topk(Q, E, 9, temperature=T, **kw)
+    r_s, r_i = ref.catalog_topk_reference(Q, E, 9, temperature=T, **kw)
+    assert torch.equal(i, r_i)
+    assert_close(s, r_s, rtol=1e-5, atol=1e-5)
+    assert_close(catalog_logsumexp(Q, E, temperature=T, **kw),
+                 ref.catalog_logsumexp_reference(Q, E, temperature=T, **kw), rtol=1e-5, atol=1e-5)
+    ids, lp = catalog_sample(Q, E, 6, 99, temperature=T, **kw)
+    r_ids, r_lp = ref.catalog_sample_reference(Q, E, 6, 99, temperature=T, **kw)
+    assert torch.equal(ids, r_ids)
+    assert_close(lp, r_lp, rtol=1e-5, atol=1e-5)
