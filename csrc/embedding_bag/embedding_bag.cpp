@@ -427,7 +427,9 @@ int64_t aggregate_update_typed(const float* grad_output, float* target, int64_t 
   if (N == 0) return -1;
   thread_local Workspace ws;
   ws.reserve(N);
+  // raw pointers: inside the parallel regions `ws` would name each worker's own (empty) workspace
   uint64_t* keys = ws.keys.get();
+  uint64_t* tmp = ws.tmp.get();
   int32_t* bag_of = bags.psw ? ws.bag_of.get() : nullptr;
   // Each table's occurrences are contiguous (table-major bags): sort each table's (id, position) keys
   // by id (stable, so a row's occurrences stay in position order: a deterministic sum).
@@ -452,7 +454,7 @@ int64_t aggregate_update_typed(const float* grad_output, float* target, int64_t 
       }
     }
     if (!ok || e == s) continue;
-    uint64_t* res = radix_sort_keys(keys + s, ws.tmp.get() + s, e - s, bit_width(rows_t - 1));
+    uint64_t* res = radix_sort_keys(keys + s, tmp + s, e - s, bit_width(rows_t - 1));
     if (res != keys + s) std::memcpy(keys + s, res, sizeof(uint64_t) * (e - s));
     int64_t segs = 1;
     for (int64_t i = s + 1; i < e; ++i) segs += (keys[i] >> 32) != (keys[i - 1] >> 32);

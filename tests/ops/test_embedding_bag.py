@@ -207,6 +207,25 @@ def test_fused_update_triton_matches_dense_math(optimizer, pooling):
         assert_close(kst[k], state_ref[k], rtol=1e-5, atol=1e-6, name=f"triton {optimizer} state {k}")
 
 
+@pytest.mark.parametrize("psw", [False, True])
+def test_cpu_kernels_multithreaded_size(psw):
+    """Enough ids (> 2 x 32k) that the C++ kernels run their OpenMP teams with every core."""
+    rows, batch, dim = [3000, 500, 40], 700, 64
+    w, to, ids, offs, p = make_inputs(41, rows, batch, dim, max_len=80, psw=psw, empty_frac=0.05)
+    assert ids.numel() > 70000
+    assert_close(embedding_bag(w, to, ids, offs, p, "mean"), embedding_bag_reference(w, to, ids, offs, p, "mean"),
+                 name="forward")
+    grad = torch.randn(batch, len(rows) * dim, generator=torch.Generator().manual_seed(5))
+    state = {"sum": torch.rand(w.shape[0], generator=torch.Generator().manual_seed(6))}
+    w_ref, s_ref = fused_update_reference(w, to, ids, offs, grad, p, "mean", optimizer="rowwise_adagrad", lr=0.1,
+                                          eps=1e-3, state=state)
+    weights, s1 = w.clone(), state["sum"].clone()
+    embedding_bag_fused_update(grad, weights, to, ids, offs, p, "mean", optimizer="rowwise_adagrad", lr=0.1, eps=1e-3,
+                               state1=s1)
+    assert_close(weights, w_ref, rtol=1e-5, atol=1e-5, name="weights")
+    assert_close(s1, s_ref["sum"], rtol=1e-5, atol=1e-6, name="state")
+
+
 def test_fused_update_duplicates_summed_before_adagrad():
     """One row hit 3 times in one bag and once in another: g = 4*grad, not four separate updates."""
     dim = 4
