@@ -28,6 +28,10 @@ void sample_sweep(const float* Q, const float* E, int64_t B, int64_t N, int64_t 
                   float inv_temp, const int64_t* ex_off, const int64_t* ex_ids, uint32_t seed_key, int64_t k,
                   float* heap_key, int64_t* heap_id, float* heap_x, int64_t* heap_n, float* m, float* s);
 int blas_found();
+void ce_backward_sweep(const float* Ql, const float* Qg, const float* E, int64_t B, int64_t N, int64_t D,
+                       const float* bias, const int64_t* ex_off, const int64_t* ex_ids, const float* lse,
+                       const int64_t* target, const float* p_scale, const float* t_scale, float* dQ, float* dE,
+                       float* dbias);
 void force_portable_gemm(bool on);
 void set_sweep_shape(int64_t rows, int64_t items);
 }  // namespace recengine::policy
@@ -300,6 +304,35 @@ void bind_policy(py::module_& m) {
                          pm, ps);
       },
       "Gumbel-top-k heaps and online logsumexp of every row over the whole catalog.");
+  m.def(
+      "policy_ce_backward",
+      [](py::array Ql, py::array Qg, py::array E, py::object bias, py::object ex_off, py::object ex_ids, py::array lse,
+         py::array target, py::array p_scale, py::array t_scale, py::object dQ, py::object dE, py::object dbias) {
+        Catalog c = catalog(Ql, E, bias, ex_off, ex_ids);
+        const float* qg = array_ptr<float>(Qg, "Qg", 2);
+        if (dim_size(Qg, 0) != c.B || dim_size(Qg, 1) != c.D) throw py::value_error("Qg: shape differs from Q");
+        const float* pl = array_ptr<float>(lse, "lse", 1);
+        const int64_t* pt = array_ptr<int64_t>(target, "target", 1);
+        const float* pp = array_ptr<float>(p_scale, "p_scale", 1);
+        const float* ps = array_ptr<float>(t_scale, "t_scale", 1);
+        check_rows(lse, "lse", c.B);
+        check_rows(target, "target", c.B);
+        check_rows(p_scale, "p_scale", c.B);
+        check_rows(t_scale, "t_scale", c.B);
+        auto out = [](const py::object& o, const char* name, int64_t rows, int64_t cols) -> float* {
+          if (o.is_none()) return nullptr;
+          py::array a = o.cast<py::array>();
+          float* p = array_ptr<float>(a, name, cols < 0 ? 1 : 2, true);
+          check_rows(a, name, rows, cols);
+          return p;
+        };
+        float* pdq = out(dQ, "dQ", c.B, c.D);
+        float* pde = out(dE, "dE", c.N, c.D);
+        float* pdb = out(dbias, "dbias", c.N, -1);
+        py::gil_scoped_release release;
+        pk::ce_backward_sweep(c.Q, qg, c.E, c.B, c.N, c.D, c.bias, c.ex_off, c.ex_ids, pl, pt, pp, ps, pdq, pde, pdb);
+      },
+      "Cross-entropy backward over the whole catalog: accumulates into dQ, dE, dbias (each may be None).");
   m.def("policy_blas_found", []() { return pk::blas_found() != 0; },
         "Whether the tile GEMM uses the process's BLAS sgemm_ (else a portable loop).");
   m.def("policy_force_portable_gemm", [](bool on) { pk::force_portable_gemm(on); },

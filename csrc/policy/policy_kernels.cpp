@@ -518,6 +518,83 @@ void sample_sweep(const float* Q, const float* E, int64_t B, int64_t N, int64_t 
   });
 }
 
+// The cross-entropy backward in one sweep. Threads own item blocks (so dE and dbias rows have one
+// writer) and walk every row chunk, recomputing the logits tile and turning it into
+// G = softmax * p_scale - onehot(target) * t_scale (see ce_grad_row); then dE_blk += G^T Q_chunk,
+// dbias_blk += column sums of G, and dQ_chunk += G E_blk into the thread's own dQ copy (B x D: small),
+// summed at the end. Ql are the rows the logits use (Q / T), Qg those dE uses (Q).
+void ce_backward_sweep(const float* Ql, const float* Qg, const float* E, int64_t B, int64_t N, int64_t D,
+                       const float* bias, const int64_t* ex_off, const int64_t* ex_ids, const float* lse,
+                       const int64_t* target, const float* p_scale, const float* t_scale, float* dQ, float* dE,
+                       float* dbias) {
+  const SweepShape sh = sweep_shape(B, N);
+  const int64_t blocks = (N + sh.items_per_block - 1) / sh.items_per_block;
+  const int threads = std::max(1, omp_get_max_threads());
+  std::vector<float> dq_parts(dQ ? static_cast<size_t>(threads) * B * D : 0, 0.0f);
+#pragma omp parallel num_threads(threads)
+  {
+    std::vector<float> tile(static_cast<size_t>(sh.rows_per_chunk * sh.items_per_block));
+    std::vector<float> packed;
+    float* dq_mine = dQ ? dq_parts.data() + static_cast<size_t>(omp_get_thread_num()) * B * D : nullptr;
+    const Blas& b = blas();
+    const bool use_blas = b.sgemm && !g_force_portable.load() && B < (1 << 30) && N < (1 << 30) && D < (1 << 30);
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t blk = 0; blk < blocks; ++blk) {
+      const int64_t j0 = blk * sh.items_per_block;
+      const int64_t nb = std::min(sh.items_per_block, N - j0);
+      const float* eb = E + j0 * D;
+      for (int64_t r0 = 0; r0 < B; r0 += sh.rows_per_chunk) {
+        const int64_t R = std::min(sh.rows_per_chunk, B - r0);
+        float* g = tile.data();
+        tile_gemm(Ql + r0 * D, eb, R, nb, D, g, packed);
+        for (int64_t r = 0; r < R; ++r) {
+          const int64_t row = r0 + r;
+          ce_grad_row(g + r * nb, nb, j0, bias, 1.0f, ex_begin(ex_off, ex_ids, row), ex_end(ex_off, ex_ids, row),
+                      lse[row], target[row], p_scale[row], t_scale[row]);
+        }
+        if (dbias)
+          for (int64_t r = 0; r < R; ++r)
+            for (int64_t j = 0; j < nb; ++j) dbias[j0 + j] += g[r * nb + j];
+        const int m_d = static_cast<int>(D), n_b = static_cast<int>(nb), r_n = static_cast<int>(R);
+        const float one = 1.0f;
+        if (dE) {  // dE_blk (nb x D) += G^T (nb x R) Q_chunk (R x D)
+          if (use_blas) {
+            b.sgemm("N", "T", &m_d, &n_b, &r_n, &one, Qg + r0 * D, &m_d, g, &n_b, &one, dE + j0 * D, &m_d);
+          } else {
+            for (int64_t r = 0; r < R; ++r)
+              for (int64_t j = 0; j < nb; ++j) {
+                const float w = g[r * nb + j];
+                const float* q = Qg + (r0 + r) * D;
+                float* out = dE + (j0 + j) * D;
+                for (int64_t d = 0; d < D; ++d) out[d] += w * q[d];
+              }
+          }
+        }
+        if (dq_mine) {  // dQ_chunk (R x D) += G (R x nb) E_blk (nb x D)
+          float* out = dq_mine + r0 * D;
+          if (use_blas) {
+            b.sgemm("N", "N", &m_d, &r_n, &n_b, &one, eb, &m_d, g, &n_b, &one, out, &m_d);
+          } else {
+            for (int64_t r = 0; r < R; ++r)
+              for (int64_t j = 0; j < nb; ++j) {
+                const float w = g[r * nb + j];
+                for (int64_t d = 0; d < D; ++d) out[r * D + d] += w * eb[j * D + d];
+              }
+          }
+        }
+      }
+    }
+    if (dQ) {  // sum the threads' copies (after the implicit barrier of the loop above)
+#pragma omp for schedule(static)
+      for (int64_t i = 0; i < B * D; ++i) {
+        float acc = 0.0f;
+        for (int t = 0; t < threads; ++t) acc += dq_parts[static_cast<size_t>(t) * B * D + i];
+        dQ[i] += acc;
+      }
+    }
+  }
+}
+
 // 1 when the tile GEMM uses the process's BLAS (sgemm_), 0 when the portable loop.
 int blas_found() { return blas().sgemm != nullptr; }
 void force_portable_gemm(bool on) { g_force_portable.store(on); }

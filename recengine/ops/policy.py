@@ -22,13 +22,6 @@ from recengine.reference.policy import seed_key
 
 __all__ = ["catalog_topk", "catalog_sample", "catalog_logsumexp", "catalog_cross_entropy"]
 
-#: elements of the CPU score tile (8 MiB of float32: stays in the last-level cache between GEMM and reduction)
-TILE_ELEMS = 1 << 21
-#: rows of Q per tile at most (larger batches are walked in row chunks too)
-MAX_TILE_ROWS = 4096
-#: items per block at least (tests lower the three knobs to exercise many blocks on small inputs)
-MIN_BLOCK = 256
-
 
 # ------------------------------------------------------------------------------------- validation
 def _check_finite(name: str, t: torch.Tensor) -> None:
@@ -135,26 +128,6 @@ def _scaled(Q, bias, temperature):
     return Q * inv_t, None if bias is None else bias * inv_t
 
 
-def _sweep(Q, E, fold, bias=None) -> None:
-    """Walk the catalog: for each (row chunk, item block) write Q_chunk @ E_block.T (+ bias_block, as the
-    GEMM's C operand) into one reused tile and hand it to fold(tile, r0, j0), which folds it into
-    per-row state (a C++ kernel)."""
-    B, N = Q.shape[0], E.shape[0]
-    rows = max(1, min(B, MAX_TILE_ROWS))
-    nb = max(1, min(N, max(MIN_BLOCK, TILE_ELEMS // rows)))
-    buf = torch.empty(rows * nb, dtype=torch.float32)
-    for r0 in range(0, B, rows):
-        q = Q[r0:r0 + rows]
-        for j0 in range(0, N, nb):
-            e = E[j0:j0 + nb]
-            tile = buf[: q.shape[0] * e.shape[0]].view(q.shape[0], e.shape[0])
-            if bias is None:
-                torch.mm(q, e.T, out=tile)
-            else:
-                torch.addmm(bias[j0:j0 + nb], q, e.T, out=tile)
-            fold(tile, r0, j0)
-
-
 def _cpu_topk(Q, E, k, bias, temperature, exclude_offsets, exclude_ids):
     from recengine._native import _C
 
@@ -220,19 +193,9 @@ def _cpu_ce_backward(Q, E, target, bias, lse, p_scale, t_scale, temperature, exc
     dbias = torch.zeros(N) if need_bias else Q.new_empty(0)
     Qs, bias_s = _scaled(Q, bias, temperature)  # the kernels then see the logits: no bias, T = 1
     a_off, a_ex = _arr(exclude_offsets), _arr(exclude_ids)
-    a_lse, a_t, a_p, a_ts = _arr(lse), _arr(target), _arr(p_scale), _arr(t_scale)
-
-    def fold(tile, r0, j0):
-        _C.policy_ce_grad_block(_arr(tile), r0, j0, None, 1.0, a_off, a_ex, a_lse, a_t, a_p, a_ts)
-        rows, items = tile.shape
-        if need_q:  # dQ += G @ E_block
-            dQ[r0:r0 + rows].addmm_(tile, E[j0:j0 + items])
-        if need_e:  # dE_block += G.T @ Q_chunk
-            dE[j0:j0 + items].addmm_(tile.T, Q[r0:r0 + rows])
-        if need_bias:
-            dbias[j0:j0 + items] += tile.sum(0)
-
-    _sweep(Qs, E, fold, bias_s)
+    _C.policy_ce_backward(_arr(Qs), _arr(Q), _arr(E), _arr(bias_s), a_off, a_ex, _arr(lse), _arr(target),
+                          _arr(p_scale), _arr(t_scale), _arr(dQ) if need_q else None, _arr(dE) if need_e else None,
+                          _arr(dbias) if need_bias else None)
     return dQ, dE, dbias
 
 

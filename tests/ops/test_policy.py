@@ -7,20 +7,16 @@ import torch
 
 from recengine.kernels import policy as triton_policy
 from recengine.ops import catalog_cross_entropy, catalog_logsumexp, catalog_sample, catalog_topk
-from recengine.ops import policy as ops_policy
 from recengine.reference import policy as ref
 from tests.helpers import TRITON_DEVICE, assert_close
 
 
 @pytest.fixture
-def small_blocks(monkeypatch):
-    """Tiles of 7 rows x 50 items, so small inputs walk many row chunks and item blocks (with tails):
-    in the C++ sweeps (top-k, sample, logsumexp, CE forward) and the Python block loop (CE backward)."""
+def small_blocks():
+    """Tiles of 7 rows x 50 items in the C++ sweeps, so small inputs walk many row chunks and item blocks
+    (with tails)."""
     from recengine import _C
 
-    monkeypatch.setattr(ops_policy, "TILE_ELEMS", 7 * 50)
-    monkeypatch.setattr(ops_policy, "MAX_TILE_ROWS", 7)
-    monkeypatch.setattr(ops_policy, "MIN_BLOCK", 1)
     _C.policy_set_sweep_shape(7, 50)
     yield
     _C.policy_set_sweep_shape(0, 0)
@@ -504,3 +500,11 @@ def test_sweeps_on_both_gemm_paths(small_blocks, gemm_path):
     r_ids, r_lp = ref.catalog_sample_reference(Q, E, 6, 99, temperature=T, **kw)
     assert torch.equal(ids, r_ids)
     assert_close(lp, r_lp, rtol=1e-5, atol=1e-5)
+    target = valid_targets(70, 1500, kw)
+    leaves = [Q.clone().requires_grad_(), E.clone().requires_grad_(), kw["bias"].clone().requires_grad_()]
+    r_leaves = [Q.double().requires_grad_(), E.double().requires_grad_(), kw["bias"].double().requires_grad_()]
+    excl = {n: v for n, v in kw.items() if n != "bias"}
+    catalog_cross_entropy(*leaves[:2], target, bias=leaves[2], temperature=T, **excl).backward()
+    ref.catalog_cross_entropy_reference(*r_leaves[:2], target, bias=r_leaves[2], temperature=T, **excl).backward()
+    for got, want, name in zip(leaves, r_leaves, ("dQ", "dE", "dbias")):
+        assert_close(got.grad, want.grad, rtol=1e-4, atol=2e-6, name=name)
