@@ -46,23 +46,6 @@ inline void record_bad(std::atomic<int64_t>& bad, int64_t pos) {
   }
 }
 
-// Bags [j0, j1) for thread `tid` of `nt`, balancing ids + bags (offsets[j] + j grows strictly).
-inline void thread_bag_range(const Bags& bags, int tid, int nt, int64_t* j0, int64_t* j1) {
-  const int64_t TB = bags.T * bags.B;
-  const int64_t total = bags.N + TB;
-  auto first_at_least = [&](int64_t target) {
-    int64_t lo = 0, hi = TB;  // smallest j in [0, TB] with offsets[j] + j >= target
-    while (lo < hi) {
-      int64_t mid = lo + (hi - lo) / 2;
-      if (bags.offsets[mid] + mid >= target) hi = mid;
-      else lo = mid + 1;
-    }
-    return lo;
-  };
-  *j0 = first_at_least(total * tid / nt);
-  *j1 = tid + 1 == nt ? TB : first_at_least(total * (tid + 1) / nt);
-}
-
 // ------------------------------------------------------------------------------------- forward
 // DC: D known at compile time (accumulator in registers), or 0 for any D.
 template <typename I, int DC>
@@ -157,16 +140,20 @@ const bool kHasAvx512 = false;
 template <typename I>
 int64_t forward_typed(const float* weights, int64_t R, int64_t D, const Bags& bags, float* out) {
   std::atomic<int64_t> bad{-1};
-#pragma omp parallel num_threads(threads_for(bags.N + bags.T * bags.B))
-  {
-    int64_t j0, j1;
-    thread_bag_range(bags, omp_get_thread_num(), omp_get_num_threads(), &j0, &j1);
+  // Chunks of bags handed out dynamically: a thread that loses its core on a busy machine does not
+  // hold the others up at the end.
+  constexpr int64_t kChunk = 128;
+  const int64_t TB = bags.T * bags.B, chunks = (TB + kChunk - 1) / kChunk;
+#pragma omp parallel for schedule(dynamic, 1) num_threads(threads_for(bags.N + TB))
+  for (int64_t c = 0; c < chunks; ++c) {
+    const int64_t j0 = c * kChunk, j1 = std::min(TB, j0 + kChunk);
 #if defined(__x86_64__)
     if (kHasAvx512 && (D == 32 || D == 64 || D == 128)) {
       if (D == 32) forward_bags_avx512<I, 32>(weights, R, bags, j0, j1, out, bad);
       else if (D == 64) forward_bags_avx512<I, 64>(weights, R, bags, j0, j1, out, bad);
       else forward_bags_avx512<I, 128>(weights, R, bags, j0, j1, out, bad);
-    } else
+      continue;
+    }
 #endif
     switch (D) {
       case 32: forward_bags<I, 32>(weights, R, D, bags, j0, j1, out, bad); break;
