@@ -214,18 +214,27 @@ void backward_psw_typed(const float* grad_output, const float* weights, int64_t 
 // LSD radix sort of packed (key << 32 | position) by the key bits [32, 32 + key_bits); stable, so equal
 // keys keep ascending positions. `a` holds the input; the result is in `a` or `tmp` (returned).
 uint64_t* radix_sort_keys(uint64_t* a, uint64_t* tmp, int64_t n, int key_bits) {
-  constexpr int kBits = 11, kBuckets = 1 << kBits;
-  std::vector<int64_t> count(kBuckets);
-  for (int shift = 32; shift < 32 + key_bits; shift += kBits) {
-    std::fill(count.begin(), count.end(), 0);
-    for (int64_t i = 0; i < n; ++i) ++count[(a[i] >> shift) & (kBuckets - 1)];
+  // digits of at most 11 bits, split evenly (20 bits: 2 x 10); all histograms in one read
+  const int passes = (key_bits + 10) / 11;
+  if (passes == 0) return a;
+  const int bits = (key_bits + passes - 1) / passes;
+  const uint64_t mask = (uint64_t(1) << bits) - 1;
+  std::vector<int64_t> count(static_cast<size_t>(passes) << bits, 0);
+  for (int64_t i = 0; i < n; ++i) {
+    const uint64_t key = a[i] >> 32;
+    for (int p = 0; p < passes; ++p) ++count[(static_cast<size_t>(p) << bits) + ((key >> (p * bits)) & mask)];
+  }
+  for (int p = 0; p < passes; ++p) {
+    int64_t* c = count.data() + (static_cast<size_t>(p) << bits);
+    const int shift = 32 + p * bits;
+    if (c[(a[0] >> shift) & mask] == n) continue;  // one bucket: already in order for this digit
     int64_t sum = 0;
-    for (int c = 0; c < kBuckets; ++c) {
-      int64_t v = count[c];
-      count[c] = sum;
+    for (uint64_t d = 0; d <= mask; ++d) {
+      const int64_t v = c[d];
+      c[d] = sum;
       sum += v;
     }
-    for (int64_t i = 0; i < n; ++i) tmp[count[(a[i] >> shift) & (kBuckets - 1)]++] = a[i];
+    for (int64_t i = 0; i < n; ++i) tmp[c[(a[i] >> shift) & mask]++] = a[i];
     std::swap(a, tmp);
   }
   return a;
