@@ -91,9 +91,9 @@ def test_cli_train_writes_outputs(tmp_path, capsys):
     from recengine.cli import main
 
     out = tmp_path / "run"
-    rc = main(["train", "sasrec", "--dataset", "synthetic", "--out", str(out), "--synthetic-users", "120",
+    rc = main(["train", "sasrec", "--dataset", "synthetic", "--out", str(out), "--synthetic-users", "80",
                "--synthetic-items", "60", "--max-epochs", "2", "--dim", "16", "--max-len", "10",
-               "--num-layers", "1", "--bpr-epochs", "2"])
+               "--num-layers", "1", "--bpr-epochs", "1"])
     assert rc == 0
     metrics = json.loads((out / "metrics.json").read_text())
     for key in ("hr@10", "ndcg@10", "mrr@10", "epochs", "train_seconds"):

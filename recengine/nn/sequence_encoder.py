@@ -17,6 +17,13 @@ causal: the state at position p depends on positions 0..p only (a later item nev
 The item table the catalog head scores against is TIED to the input embeddings: ``item_embeddings()`` (N, D)
 is recomputed from the parameters on every call (it carries gradients), so use it as
 ``CatalogHead.loss(states, targets, encoder.item_embeddings())``.
+
+    states = encoder(items, users=None)          # (B, L, D): one state per slot (training over all positions)
+    q = encoder.last_state(items, users=None)    # (B, D): the state after each row's most recent item
+    scores, ids = head.topk(q, 10, encoder.item_embeddings(), exclude_offsets=..., exclude_ids=...)
+
+A row with no item at all gets the learned ``empty_state`` (supervised next-item training never reaches it: it
+starts at zero, plus the user's feature vector when users are given; RL fine-tuning can train it).
 """
 from __future__ import annotations
 
