@@ -1,12 +1,13 @@
-// Catalog softmax-policy kernels: fused per-block reductions over a tile of raw scores.
+// Catalog softmax-policy kernels: the catalog walked in tiles, each folded into per-row state at once.
 //
-// The caller (recengine/ops/policy.py) walks the catalog in blocks of `nb` items; for each block it
-// computes the raw scores S = Q[r0:r0+R] @ E[j0:j0+nb].T into one reused R x nb buffer (a BLAS GEMM,
-// near the machine's peak), then calls one kernel below, which turns every row of the tile into the
-// logits x = (S + bias) * inv_temp with the row's excluded items at -inf and folds them into per-row
-// running state: a k-best heap (top-k), an online logsumexp (max m, sum s of exp(x - m)), or the
-// Gumbel-top-k heap. The tile is read while it is still in cache, and nothing of size B x N exists.
-// Rows are independent: OpenMP splits them; each row's state is touched by one thread only.
+// A tile holds the raw scores S = Q[r0:r0+R] @ E[j0:j0+nb].T of R rows and nb items. The per-row
+// bodies below turn a tile row into the logits x = (S + bias) * inv_temp with the row's excluded items
+// at -inf, and fold it into running state: a k-best heap (top-k), an online logsumexp (max m, sum s of
+// exp(x - m)), the Gumbel-top-k heap, or the cross-entropy gradient. Nothing of size B x N exists.
+//
+// The *_sweep functions (what recengine.ops uses) run the whole catalog in one OpenMP region: each
+// thread computes its own L2-sized tiles with a BLAS GEMM and folds them while they are in cache.
+// The *_block functions fold one tile a caller computed (rows split over threads).
 #include <dlfcn.h>
 #include <omp.h>
 

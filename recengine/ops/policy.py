@@ -9,8 +9,9 @@ exclude_offsets (B+1,) int64, exclude_ids int32/int64 item ids; row b excludes
 exclude_ids[exclude_offsets[b]:exclude_offsets[b+1]], duplicates allowed) removes items from that
 user's row: they never score, are never drawn and carry no probability. Ids returned are int64.
 
-No op materialises the B x N logits: the catalog is walked in blocks (CPU: a BLAS GEMM of the block
-into one reused tile, then a fused C++ reduction; CUDA: Triton). Peak extra memory is O(B*k + tile).
+No op materialises the B x N logits: the catalog is walked in tiles (CPU: one C++ OpenMP sweep, each
+thread computing L2-sized tiles with the process's BLAS and folding them into per-row state at once;
+CUDA: Triton). Peak extra memory is O(B*k + threads * tile), plus dE itself for the backward.
 The plain-PyTorch truth is recengine.reference.policy.
 """
 from __future__ import annotations
@@ -121,7 +122,7 @@ def _arr(t):
 
 
 def _scaled(Q, bias, temperature):
-    """Q / T and bias / T: the GEMM then yields the logits themselves (no extra pass over the tile)."""
+    """Q / T and bias / T (small tensors): the kernels then need no multiply per logit."""
     if temperature == 1.0:
         return Q, bias
     inv_t = 1.0 / temperature
@@ -136,7 +137,7 @@ def _cpu_topk(Q, E, k, bias, temperature, exclude_offsets, exclude_ids):
     ids = torch.full((B, k), -1, dtype=torch.int64)
     count = torch.zeros(B, dtype=torch.int64)
     a_vals, a_ids, a_count = _arr(vals), _arr(ids), _arr(count)
-    Qs, bias_s = _scaled(Q, bias, temperature)  # the kernels then see the logits: no bias, T = 1
+    Qs, bias_s = _scaled(Q, bias, temperature)  # Q / T and bias / T: the kernels run with T = 1
     a_off, a_ex = _arr(exclude_offsets), _arr(exclude_ids)
 
     _C.policy_topk(_arr(Qs), _arr(E), _arr(bias_s), 1.0, a_off, a_ex, a_vals, a_ids, a_count)
@@ -153,7 +154,7 @@ def _cpu_lse(Q, E, bias, temperature, exclude_offsets, exclude_ids, target=None)
     s = torch.zeros(B)
     x_t = torch.zeros(B) if target is not None else None
     a_m, a_s, a_t, a_xt = _arr(m), _arr(s), _arr(target), _arr(x_t)
-    Qs, bias_s = _scaled(Q, bias, temperature)  # the kernels then see the logits: no bias, T = 1
+    Qs, bias_s = _scaled(Q, bias, temperature)  # Q / T and bias / T: the kernels run with T = 1
     a_off, a_ex = _arr(exclude_offsets), _arr(exclude_ids)
 
     _C.policy_lse(_arr(Qs), _arr(E), _arr(bias_s), 1.0, a_off, a_ex, a_m, a_s, a_t, a_xt)
@@ -173,7 +174,7 @@ def _cpu_sample(Q, E, k, skey, bias, temperature, exclude_offsets, exclude_ids):
     m = torch.full((B,), float("-inf"))
     s = torch.zeros(B)
     arrs = [_arr(t) for t in (keys, ids, xs, count, m, s)]
-    Qs, bias_s = _scaled(Q, bias, temperature)  # the kernels then see the logits: no bias, T = 1
+    Qs, bias_s = _scaled(Q, bias, temperature)  # Q / T and bias / T: the kernels run with T = 1
     a_off, a_ex = _arr(exclude_offsets), _arr(exclude_ids)
 
     _C.policy_sample(_arr(Qs), _arr(E), _arr(bias_s), 1.0, a_off, a_ex, skey, *arrs)
@@ -191,7 +192,7 @@ def _cpu_ce_backward(Q, E, target, bias, lse, p_scale, t_scale, temperature, exc
     dQ = torch.zeros_like(Q) if need_q else Q.new_empty(0)
     dE = torch.zeros_like(E) if need_e else E.new_empty(0)
     dbias = torch.zeros(N) if need_bias else Q.new_empty(0)
-    Qs, bias_s = _scaled(Q, bias, temperature)  # the kernels then see the logits: no bias, T = 1
+    Qs, bias_s = _scaled(Q, bias, temperature)  # Q / T and bias / T: the kernels run with T = 1
     a_off, a_ex = _arr(exclude_offsets), _arr(exclude_ids)
     _C.policy_ce_backward(_arr(Qs), _arr(Q), _arr(E), _arr(bias_s), a_off, a_ex, _arr(lse), _arr(target),
                           _arr(p_scale), _arr(t_scale), _arr(dQ) if need_q else None, _arr(dE) if need_e else None,
