@@ -158,27 +158,37 @@ inline int64_t heap_offer(float* v, int64_t* id, float* aux, int64_t n, int64_t 
 RE_INLINE float heap_threshold(const float* v, int64_t n, int64_t k) { return n < k ? kNegInf : v[0]; }
 
 // ---- per-row bodies (vectorised with runtime dispatch; everything above is inlined into each clone)
+// The logits are formed on the fly ((s + bias) * inv_temp, excluded -> -inf first), so the tile is only
+// read once; a block of 16 items is looked at closer only when one of them beats the row's k-th.
 __attribute__((target_clones("avx512f", "avx2", "default")))
 void topk_row(float* x, int64_t nb, int64_t item0, const float* bias, float inv_temp, const int64_t* ex_b,
               const int64_t* ex_e, int64_t k, float* hv, int64_t* hi, int64_t* hn) {
-  make_logits(x, nb, item0, bias, inv_temp, ex_b, ex_e);
+  make_logits(x, nb, item0, nullptr, 1.0f, ex_b, ex_e);  // only the exclusions
+  const float* b = bias ? bias + item0 : nullptr;
   int64_t n = *hn;
   float thr = heap_threshold(hv, n, k);
   int64_t j = 0;
   for (; j + kLanes <= nb; j += kLanes) {
+    float v[kLanes];
+    if (b) {
+      for (int64_t l = 0; l < kLanes; ++l) v[l] = (x[j + l] + b[j + l]) * inv_temp;
+    } else {
+      for (int64_t l = 0; l < kLanes; ++l) v[l] = x[j + l] * inv_temp;
+    }
     int any = 0;
-    for (int64_t l = 0; l < kLanes; ++l) any |= x[j + l] > thr;
+    for (int64_t l = 0; l < kLanes; ++l) any |= v[l] > thr;
     if (!any) continue;
     for (int64_t l = 0; l < kLanes; ++l) {
-      if (x[j + l] > thr) {
-        n = heap_offer(hv, hi, nullptr, n, k, x[j + l], item0 + j + l, 0.0f);
+      if (v[l] > thr) {
+        n = heap_offer(hv, hi, nullptr, n, k, v[l], item0 + j + l, 0.0f);
         thr = heap_threshold(hv, n, k);
       }
     }
   }
   for (; j < nb; ++j) {
-    if (x[j] > thr) {
-      n = heap_offer(hv, hi, nullptr, n, k, x[j], item0 + j, 0.0f);
+    const float v = (b ? x[j] + b[j] : x[j]) * inv_temp;
+    if (v > thr) {
+      n = heap_offer(hv, hi, nullptr, n, k, v, item0 + j, 0.0f);
       thr = heap_threshold(hv, n, k);
     }
   }
