@@ -207,7 +207,7 @@ class ReinforceAgent(Policy):
                 beta_loss.backward()
                 self.behaviour_opt.step()
                 stats = self._policy_step(h, sl, item_return[idx] - baseline, log_beta=log_beta.detach())
-                history.append({**stats, "beta_nll": float(beta_loss)})
+                history.append({**stats, "beta_nll": float(beta_loss.detach())})
         return history
 
     def num_updates(self) -> int:

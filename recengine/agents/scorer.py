@@ -1,8 +1,10 @@
 """The scoring network every encoder-based agent shares: θ(s, a) = <f(s), e_a> + b_a.
 
-f is the large model's SequenceEncoder (recengine.nn) read at the user's most recent item; E is the encoder's
-own (tied) item table `item_embeddings()` and b the CatalogHead's item bias — exactly what the supervised
-trainer fits, so a pre-trained encoder (the hybrid) arrives with the item vectors it was trained against.
+f is the large model's SequenceEncoder (recengine.nn) read at the user's most recent item; b is the
+CatalogHead's item bias; E is, by default, the encoder's own (tied) item table `item_embeddings()` — exactly
+what the supervised trainer fits, so a pre-trained encoder (the hybrid) arrives with the item vectors it was
+trained against. A head with its own table (`CatalogHead(own_table=True)`) scores against that table instead
+(DQN from scratch uses one, zero-initialised: see `untied_scorer`).
 """
 from __future__ import annotations
 
@@ -21,12 +23,32 @@ class Scorer(nn.Module):
         if getattr(head, "bias", None) is None:
             raise ValueError("head: the CatalogHead must have an item bias (bias=True)")
 
+    def item_table(self) -> torch.Tensor:
+        own = getattr(self.head, "weight", None)
+        return own if own is not None else self.encoder.item_embeddings()
+
     def forward(self, hist: torch.Tensor):
-        return self.encoder.last_state(hist), self.encoder.item_embeddings(), self.head.bias
+        return self.encoder.last_state(hist), self.item_table(), self.head.bias
 
     @property
     def dim(self) -> int:
         return self.encoder.dim
+
+
+def untied_scorer(scorer: Scorer, bias_init: float = 0.0) -> Scorer:
+    """The same encoder with a new head holding its own item table (zero) and bias (`bias_init` for every item).
+
+    For value learning from scratch: with the tied table, a fresh encoder gives every item a random logit of
+    order 1, and the top-k of 1682 such values is pure noise that no update corrects until the item is shown;
+    with zeros, an item nobody has shown scores alike (below the ones learnt to be clicked when `bias_init` < 0,
+    "pessimism under uncertainty"), and the ranking is what was learnt."""
+    from recengine.nn import CatalogHead
+
+    head = CatalogHead(scorer.head.num_items, scorer.dim, own_table=True)
+    with torch.no_grad():
+        head.weight.zero_()
+        head.bias.fill_(bias_init)
+    return Scorer(scorer.encoder, head)
 
 
 def new_scorer(num_items: int, cfg: EncoderConfig, seed: int = 0, **encoder_kwargs) -> Scorer:

@@ -48,15 +48,16 @@ class CompareConfig:
     """a simulated session is cut after this many recommendations"""
     num_envs: int = 128
     """simulated users per training step"""
-    rl_steps: int = 120
-    """vectorised training steps per RL agent (num_envs recommendations each)"""
-    eval_every: int = 20
+    rl_steps: dict = field(default_factory=lambda: {"dqn": 200, "reinforce": 300, "hybrid-dqn": 100,
+                                                     "hybrid-reinforce": 100})
+    """vectorised training steps per RL agent (num_envs recommendations each): from scratch needs more"""
+    eval_every: int = 25
     """training steps between greedy evaluations (the learning curves)"""
-    eval_sessions: int = 512
+    eval_sessions: int = 1024
     """sessions per greedy evaluation"""
     curve_sessions: int = 256
     """sessions per learning-curve point"""
-    pretrain_seconds: float = 120.0
+    pretrain_seconds: float = 100.0
     """time budget of the large model's supervised training"""
     pretrain_max_len: int = 50
     """the large model's window"""
@@ -72,23 +73,27 @@ class CompareConfig:
     """items of the synthetic dataset"""
     agents: tuple = ("random", "popularity", "large-model", "dqn", "reinforce", "hybrid-dqn", "hybrid-reinforce")
     """what to run"""
-    dqn: DQNConfig = field(default_factory=lambda: DQNConfig(lr=2e-3, gamma=0.7, n_step=2, batch_size=256,
+    dqn: DQNConfig = field(default_factory=lambda: DQNConfig(lr=3e-3, gamma=0.5, n_step=1, batch_size=256,
                                                              learning_starts=1024, updates_per_step=2))
     """DQN from scratch"""
-    reinforce: ReinforceConfig = field(default_factory=lambda: ReinforceConfig(lr=3e-3, min_batch=1024))
+    reinforce: ReinforceConfig = field(default_factory=lambda: ReinforceConfig(lr=1e-2, min_batch=512))
     """REINFORCE from scratch"""
-    hybrid_dqn: DQNConfig = field(default_factory=lambda: DQNConfig(lr=3e-4, gamma=0.7, n_step=2, batch_size=256,
+    dqn_bias_init: float = -4.0
+    """DQN from scratch scores against its own zero item table; every item's bias starts here (pessimism: an
+    item never shown ranks below those learnt to be clicked)"""
+    hybrid_dqn: DQNConfig = field(default_factory=lambda: DQNConfig(lr=3e-4, gamma=0.5, n_step=1, batch_size=256,
                                                                     learning_starts=1024, updates_per_step=2,
                                                                     temperature_start=0.5, temperature_end=0.05))
     """DQN fine-tuning the pre-trained encoder"""
-    hybrid_reinforce: ReinforceConfig = field(default_factory=lambda: ReinforceConfig(lr=3e-4, min_batch=1024))
+    hybrid_reinforce: ReinforceConfig = field(default_factory=lambda: ReinforceConfig(lr=1e-3, min_batch=512))
     """REINFORCE fine-tuning the pre-trained encoder"""
     progress: bool = True
     """tqdm bars"""
 
     def quick_settings(self) -> "CompareConfig":
         self.quick = True
-        self.rl_steps, self.eval_every, self.num_envs = 12, 6, 64
+        self.rl_steps = {name: 12 for name in self.rl_steps}
+        self.eval_every, self.num_envs = 6, 64
         self.eval_sessions, self.curve_sessions = 128, 64
         self.pretrain_seconds, self.ope_sessions = 8.0, 300
         self.synthetic_users, self.synthetic_items = 200, 120
@@ -152,6 +157,7 @@ def run_compare(cfg: CompareConfig, log=print) -> dict:
     from recengine.agents.hybrid import make_hybrid, pretrain, scorer_from_model
     from recengine.agents.loop import evaluate, train
     from recengine.agents.reinforce import ReinforceAgent
+    from recengine.agents.scorer import untied_scorer
     from recengine.agents.supervised import SASRecConfig
     from recengine.data import histories_of, leave_one_out
     from recengine.env import VecRecSim
@@ -172,8 +178,6 @@ def run_compare(cfg: CompareConfig, log=print) -> dict:
     curve_env = VecRecSim(sim, cfg.curve_sessions)
     eval_env = VecRecSim(sim, cfg.eval_sessions)
     item_vectors = torch.as_tensor(sim.item_factors, dtype=torch.float32)
-    loop_cfg = LoopConfig(num_envs=cfg.num_envs, total_steps=cfg.rl_steps, slate_size=k, eval_every=cfg.eval_every,
-                          eval_sessions=cfg.curve_sessions, seed=cfg.seed, progress=cfg.progress)
 
     sasrec_cfg = SASRecConfig(dim=64, max_len=cfg.pretrain_max_len, num_layers=2, max_seconds=cfg.pretrain_seconds,
                               max_epochs=200, patience=5, seed=cfg.seed)
@@ -195,6 +199,7 @@ def run_compare(cfg: CompareConfig, log=print) -> dict:
         t = time.perf_counter()
         run = None
         scorer = None
+        steps = cfg.rl_steps.get(name, 0)
         if name == "random":
             policy = RandomPolicy(N, k, seed=cfg.seed)
         elif name == "popularity":
@@ -204,19 +209,22 @@ def run_compare(cfg: CompareConfig, log=print) -> dict:
             policy = SupervisedPolicy(scorer, k)
         elif name == "dqn":
             scorer = fresh_scorer(data, cfg, sasrec_cfg)
-            policy = DQNAgent(scorer, N, k, cfg.history_len, cfg.dqn, cfg.rl_steps, seed=cfg.seed)
+            scorer = untied_scorer(scorer, cfg.dqn_bias_init)
+            policy = DQNAgent(scorer, N, k, cfg.history_len, cfg.dqn, steps, seed=cfg.seed)
         elif name == "reinforce":
             scorer = fresh_scorer(data, cfg, sasrec_cfg)
             policy = ReinforceAgent(scorer, N, k, cfg.reinforce, seed=cfg.seed)
         elif name in ("hybrid-dqn", "hybrid-reinforce"):
             kind = name.split("-", 1)[1]
             policy = make_hybrid(pretrained, kind, num_items=N, slate_size=k, history_len=cfg.history_len,
-                                 dqn=cfg.hybrid_dqn, reinforce=cfg.hybrid_reinforce, total_steps=cfg.rl_steps,
+                                 dqn=cfg.hybrid_dqn, reinforce=cfg.hybrid_reinforce, total_steps=steps,
                                  seed=cfg.seed)
             scorer = policy.scorer if kind == "dqn" else policy.policy
         else:
             raise ValueError(f"unknown agent {name!r}")
         if getattr(policy, "learns", False):
+            loop_cfg = LoopConfig(num_envs=cfg.num_envs, total_steps=steps, slate_size=k, eval_every=cfg.eval_every,
+                                  eval_sessions=cfg.curve_sessions, seed=cfg.seed, progress=cfg.progress)
             run = train(policy, env, loop_cfg, eval_env=curve_env, item_vectors=item_vectors, desc=name)
         metrics = evaluate(policy, eval_env, seed=cfg.seed + 999, item_vectors=item_vectors)
         entry = {k_: metrics[k_] for k_ in ("avg_return", "ctr", "coverage", "diversity", "avg_session_length")}

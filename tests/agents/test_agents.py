@@ -109,3 +109,26 @@ def test_hybrid_starts_as_the_large_model_and_leaves_it_untouched(sim):
         run(agent, sim, 5)
     for name, value in model.state_dict().items():
         assert torch.equal(value, before[name]), name
+
+
+def test_dqn_greedy_slate_is_topk_of_the_scorer_and_untied_head_starts_flat(sim):
+    """The learned scale c and the dueling V(s) never change a ranking; the untied head starts at zero."""
+    from recengine.agents.policy_base import exclusion_csr, histories
+    from recengine.agents.scorer import untied_scorer
+    from recengine.reference.policy import catalog_topk_reference
+
+    scorer = tiny_scorer(sim, seed=4)
+    agent = DQNAgent(scorer, sim.num_items, K, L, DQNConfig(), total_steps=1)
+    with torch.no_grad():
+        agent.online.value.weight.normal_()           # a non-trivial V(s) and scale
+        agent.online.log_scale.fill_(1.3)
+    obs = reset_env(VecRecSim(sim, 16), 9)
+    hist = histories(obs)
+    scorer.eval()
+    Q, E, bias = scorer(hist)
+    offsets, ids = exclusion_csr(hist)
+    _, want = catalog_topk_reference(Q, E, K, bias=bias, exclude_offsets=offsets, exclude_ids=ids)
+    assert torch.equal(agent.act(obs), want)
+    flat = untied_scorer(scorer, bias_init=-2.0)
+    Qf, Ef, bf = flat(hist)
+    assert flat.encoder is scorer.encoder and torch.all(Ef == 0) and torch.all(bf == -2.0)
