@@ -371,8 +371,8 @@ def catalog_sample(Q, E, k, seed, *, bias=None, temperature=1.0, exclude_offsets
     _check_k(k, E.shape[0], Q.shape[0], exclude_offsets, exclude_ids)
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise TypeError(f"seed: expected an int, got {type(seed).__name__}")
-    ids, log_probs = torch.ops.recengine.catalog_sample(Q, E, k, seed_key(seed), bias, float(temperature), exclude_offsets,
-                                                        exclude_ids)
+    ids, log_probs = torch.ops.recengine.catalog_sample(Q, E, k, seed_key(seed), bias, float(temperature),
+                                                        exclude_offsets, exclude_ids)
     if not bool(torch.isfinite(log_probs).all()):
         raise ValueError("catalog_sample: the logits overflowed (non-finite log-probabilities)")
     return ids, log_probs
