@@ -21,7 +21,7 @@
 namespace recengine::embedding_bag {
 namespace {
 
-constexpr int64_t kPrefetch = 32;     // ids ahead (forward); tuned on W1 (8 x 1M x 64)
+constexpr int64_t kPrefetch = 64;      // ids ahead (forward); tuned on W1 (8 x 1M x 64)
 constexpr int64_t kPrefetchRows = 32;  // unique rows ahead (fused update); tuned on W1
 
 inline void prefetch_row(const float* p, int64_t D, bool write) {
