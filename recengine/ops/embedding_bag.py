@@ -128,9 +128,18 @@ def _np(t: Tensor, name: str):
     return as_array(t, name)
 
 
+_threads = [0]  # the OpenMP team size last given to the kernels
+
+
 def _C():
+    """recengine._C, its OpenMP threads matched to torch.get_num_threads() (so torch.set_num_threads and
+    `recengine bench --threads` govern these kernels too)."""
     from recengine._native import _C as native
 
+    n = torch.get_num_threads()
+    if n != _threads[0]:
+        native.set_num_threads(n)
+        _threads[0] = n
     return native
 
 
