@@ -355,3 +355,32 @@ def test_torch_compile_fullgraph():
     out.sum().backward()
     expected.sum().backward()
     assert_close(w1.grad, w2.grad)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="the public op's CUDA dispatch needs a GPU (CPU CI "
+                    "covers the same Triton kernels under TRITON_INTERPRET=1 above)")
+@pytest.mark.parametrize("pooling", ["sum", "mean"])
+def test_public_op_on_cuda(pooling):
+    w, to, ids, offs, p = make_inputs(43, [20, 1, 13], 6, 64, psw=True, hot=True, id_dtype=torch.int32)
+    grad = torch.randn(6, 3 * 64, generator=torch.Generator().manual_seed(7))
+    w1, p1 = w.cuda().requires_grad_(), p.cuda().requires_grad_()
+    out = embedding_bag(w1, to.cuda(), ids.cuda(), offs.cuda(), p1, pooling)
+    w2, p2 = w.clone().requires_grad_(), p.clone().requires_grad_()
+    expected = embedding_bag_reference(w2, to, ids, offs, p2, pooling)
+    assert_close(out, expected, rtol=1e-5, atol=1e-5)
+    out.backward(grad.cuda())
+    expected.backward(grad)
+    assert_close(w1.grad, w2.grad, rtol=1e-5, atol=1e-5)
+    assert_close(p1.grad, p2.grad, rtol=1e-4, atol=1e-4)
+    state = {"sum": torch.zeros(w.shape[0])}
+    w_ref, s_ref = fused_update_reference(w, to, ids, offs, grad, p, pooling, optimizer="rowwise_adagrad", lr=0.1,
+                                          state=state)
+    weights, s1 = w.cuda(), torch.zeros(w.shape[0], device="cuda")
+    embedding_bag_fused_update(grad.cuda(), weights, to.cuda(), ids.cuda(), offs.cuda(), p.cuda(), pooling,
+                               optimizer="rowwise_adagrad", lr=0.1, state1=s1)
+    assert_close(weights, w_ref, rtol=1e-5, atol=1e-5)
+    assert_close(s1, s_ref["sum"], rtol=1e-5, atol=1e-6)
+    bad = ids.cuda().clone()
+    bad[0] = 10**6
+    with pytest.raises(IndexError, match="outside table"):
+        embedding_bag(w.cuda(), to.cuda(), bad, offs.cuda())
