@@ -254,33 +254,44 @@ def write_json(path: str, results: list[Result], machine: Machine) -> None:
 
 
 def plot(path: str, results: list[Result]) -> None:
-    """Bar chart: per workload, each provider's time relative to recengine (log scale)."""
+    """One panel per workload: each provider's median time (log scale), recengine highlighted and each
+    other bar labelled with recengine's speedup over it."""
+    import math
+
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     workloads = list(dict.fromkeys(r.workload for r in results))
-    fig, ax = plt.subplots(figsize=(max(6, 1.6 * len(workloads)), 4.5))
-    providers = list(dict.fromkeys(r.provider for r in results))
-    width = 0.8 / max(len(providers), 1)
-    for i, p in enumerate(providers):
-        xs, ys = [], []
-        for j, w in enumerate(workloads):
-            r = next((r for r in results if r.workload == w and r.provider == p), None)
-            if r is not None:
-                xs.append(j + i * width)
-                ys.append(r.median_s * 1e3)
-        ax.bar(xs, ys, width, label=p)
-    ax.set_xticks([j + width * (len(providers) - 1) / 2 for j in range(len(workloads))])
-    ax.set_xticklabels(workloads, rotation=20, ha="right", fontsize=8)
-    ax.set_yscale("log")
-    ax.set_ylabel("median time per call (ms, log)")
-    ax.set_title("recengine vs references")
-    ax.legend(fontsize=7)
+    ncols = min(3, max(len(workloads), 1))
+    nrows = math.ceil(len(workloads) / ncols) if workloads else 1
+    fig, axes = plt.subplots(nrows, ncols, figsize=(6.5 * ncols, 2.6 * nrows), squeeze=False)
+    for ax in axes.flat[len(workloads):]:
+        ax.axis("off")
+    for ax, w in zip(axes.flat, workloads):
+        rows = [r for r in results if r.workload == w]
+        times = [r.median_s * 1e3 for r in rows]
+        colors = ["tab:orange" if r.provider == RECENGINE else "tab:gray" for r in rows]
+        ax.barh(range(len(rows)), times, color=colors)
+        ax.set_yticks(range(len(rows)))
+        ax.set_yticklabels([r.provider[:38] for r in rows], fontsize=7)
+        ax.invert_yaxis()
+        if max(times) > 20 * min(times):  # wide spread: log axis, starting below the fastest bar
+            ax.set_xscale("log")
+            ax.set_xlim(min(times) / 3, max(times) * 8)
+            ax.set_xlabel("median ms per call (log)", fontsize=7)
+        else:
+            ax.set_xlim(0, max(times) * 1.25)
+            ax.set_xlabel("median ms per call", fontsize=7)
+        ax.set_title(w, fontsize=9)
+        for i, r in enumerate(rows):
+            if r.provider != RECENGINE and r.recengine_speedup is not None:
+                ax.text(times[i], i, f" {r.recengine_speedup:.2g}x", va="center", fontsize=7)
+    fig.suptitle("recengine (orange) against references and peers; labels: recengine's speedup", fontsize=10)
     fig.tight_layout()
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    fig.savefig(path, dpi=120)
+    fig.savefig(path, dpi=110)
     plt.close(fig)
 
 
