@@ -64,7 +64,7 @@ void forward_bags(const float* __restrict weights, int64_t R, int64_t D, const B
     const int64_t dn = DC > 0 ? DC : D;
     for (int64_t d = 0; d < dn; ++d) acc[d] = 0.f;
     for (int64_t k = s; k < e; ++k) {
-      if (k + kPrefetch < N) {
+      if (k + kPrefetch < N && R > 0) {
         // the row kPrefetch ids ahead (its table may differ near a boundary: clamp, a prefetch is a hint)
         int64_t ahead = base + static_cast<int64_t>(ids[k + kPrefetch]);
         ahead = std::min<int64_t>(std::max<int64_t>(ahead, 0), R - 1);
@@ -106,7 +106,7 @@ __attribute__((target("avx512f"))) void forward_bags_avx512(const float* __restr
     __m512 acc[V];
     for (int v = 0; v < V; ++v) acc[v] = _mm512_setzero_ps();
     for (int64_t k = s; k < e; ++k) {
-      if (k + kPrefetch < N) {
+      if (k + kPrefetch < N && R > 0) {
         int64_t ahead = base + static_cast<int64_t>(ids[k + kPrefetch]);
         ahead = std::min<int64_t>(std::max<int64_t>(ahead, 0), R - 1);
         prefetch_row(weights + ahead * D, D, false);
