@@ -78,6 +78,9 @@ class CompareConfig:
     """DQN from scratch"""
     reinforce: ReinforceConfig = field(default_factory=lambda: ReinforceConfig(lr=1e-2, min_batch=512))
     """REINFORCE from scratch"""
+    dqn_encoder: EncoderConfig = field(default_factory=lambda: EncoderConfig(dim=32, max_len=20, num_layers=1,
+                                                                             num_heads=2))
+    """DQN from scratch: a smaller SequenceEncoder (it takes many more gradient steps than REINFORCE)"""
     dqn_bias_init: float = -4.0
     """DQN from scratch scores against its own zero item table; every item's bias starts here (pessimism: an
     item never shown ranks below those learnt to be clicked)"""
@@ -141,11 +144,17 @@ def offline_metrics(scorer, split) -> dict:
     return {"hr@10": m["hr@10"], "ndcg@10": m["ndcg@10"]}
 
 
-def fresh_scorer(data, cfg: CompareConfig, sasrec_cfg):
-    """A randomly initialised encoder + head of the large model's architecture (RL from scratch)."""
+def fresh_scorer(data, cfg: CompareConfig, sasrec_cfg, encoder: EncoderConfig | None = None):
+    """A randomly initialised encoder + head (RL from scratch): the large model's architecture, or the
+    sizes in `encoder` (same item side features)."""
+    from dataclasses import replace
+
     from recengine.agents.hybrid import scorer_from_model
     from recengine.agents.supervised import SequenceRecommender
 
+    if encoder is not None:
+        sasrec_cfg = replace(sasrec_cfg, dim=encoder.dim, num_layers=encoder.num_layers, num_heads=encoder.num_heads,
+                             max_len=encoder.max_len)
     torch.manual_seed(cfg.seed + 17)
     return scorer_from_model(SequenceRecommender.from_data(data, sasrec_cfg), copy_weights=False)
 
@@ -208,7 +217,7 @@ def run_compare(cfg: CompareConfig, log=print) -> dict:
             scorer = scorer_from_model(pretrained)
             policy = SupervisedPolicy(scorer, k)
         elif name == "dqn":
-            scorer = fresh_scorer(data, cfg, sasrec_cfg)
+            scorer = fresh_scorer(data, cfg, sasrec_cfg, cfg.dqn_encoder)
             scorer = untied_scorer(scorer, cfg.dqn_bias_init)
             policy = DQNAgent(scorer, N, k, cfg.history_len, cfg.dqn, steps, seed=cfg.seed)
         elif name == "reinforce":
