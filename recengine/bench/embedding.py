@@ -71,7 +71,7 @@ def _fbgemm():
     return SplitTableBatchedEmbeddingBagsCodegen, EmbOptimType, PoolingMode, ComputeDevice, EmbeddingLocation
 
 
-def _fbgemm_tbe(cfg: dict, device: str, train: bool):
+def _fbgemm_tbe(cfg: dict, device: str):
     if device != "cpu":  # the CPU wheel has no CUDA kernels
         return None
     found = _fbgemm()
@@ -127,7 +127,7 @@ def _forward_workload(cfg: dict, dist: str, device: str) -> Workload:
             REF_CONCAT: Case(fn=no_grad(lambda: concatenated_forward(weights, rows, offsets, cfg["tables"])),
                              bytes=nbytes, items=cfg["batch"]),
         }
-        tbe = _fbgemm_tbe(cfg, device, train=False)
+        tbe = _fbgemm_tbe(cfg, device)
         if tbe is not None:
             cases[PEER_FBGEMM] = Case(fn=no_grad(lambda: tbe(ids, offsets)), bytes=nbytes, items=cfg["batch"])
         return cases
@@ -188,7 +188,7 @@ def _train_workload(cfg: dict, dist: str, device: str) -> Workload:
             cases[REF_TORCH_ADAGRAD] = Case(fn=torch_step, bytes=nbytes, items=cfg["batch"])
         except RuntimeError:  # out of memory on a small machine: leave it out
             pass
-        tbe = _fbgemm_tbe(cfg, device, train=True)
+        tbe = _fbgemm_tbe(cfg, device)
         if tbe is not None:
             def fbgemm_step():
                 tbe(ids, offsets).backward(grad)

@@ -6,7 +6,7 @@ import torch
 
 from recengine.kernels import embedding_bag as kernels
 from recengine.ops import embedding_bag, embedding_bag_fused_update
-from recengine.reference.embedding_bag import embedding_bag_reference, fused_update_reference
+from recengine.reference.embedding_bag import embedding_bag_reference, fused_update_reference, global_rows
 from tests.helpers import TRITON_DEVICE, assert_close
 
 
@@ -179,7 +179,6 @@ def test_fused_update_cpu_matches_dense_math(optimizer, pooling, psw, shape):
             assert_close(kstate[k], state[k], rtol=1e-5, atol=1e-6, name=f"{optimizer} state {k}")
     # rows the batch never refers to are bit-identical
     touched = torch.zeros(w.shape[0], dtype=torch.bool)
-    from recengine.reference.embedding_bag import global_rows
     touched[global_rows(to, ids, offs)] = True
     assert torch.equal(weights[~touched], w[~touched])
 
