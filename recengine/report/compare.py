@@ -73,8 +73,8 @@ class CompareConfig:
     """items of the synthetic dataset"""
     agents: tuple = ("random", "popularity", "large-model", "dqn", "reinforce", "hybrid-dqn", "hybrid-reinforce")
     """what to run"""
-    dqn: DQNConfig = field(default_factory=lambda: DQNConfig(lr=3e-3, gamma=0.5, n_step=1, batch_size=256,
-                                                             learning_starts=1024, updates_per_step=2))
+    dqn: DQNConfig = field(default_factory=lambda: DQNConfig(lr=5e-4, gamma=0.5, n_step=1, batch_size=512,
+                                                             learning_starts=1024, updates_per_step=4))
     """DQN from scratch"""
     reinforce: ReinforceConfig = field(default_factory=lambda: ReinforceConfig(lr=1e-2, min_batch=512))
     """REINFORCE from scratch"""
