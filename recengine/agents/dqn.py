@@ -175,8 +175,8 @@ class DQNAgent(Policy):
         self.replay.update_priorities(indices, prio.detach().reshape(B, k).amax(1))
         self.updates += 1
         self._sync_target()
-        return {"loss": float(loss.detach()), "td_abs": float(td.detach().abs().mean()), "q": float(q_sa.detach().mean()), "q_scale": float(c.detach()),
-                "temperature": self.temperature()}
+        return {"loss": float(loss.detach()), "td_abs": float(td.detach().abs().mean()),
+                "q": float(q_sa.detach().mean()), "q_scale": float(c.detach()), "temperature": self.temperature()}
 
     @torch.no_grad()
     def _sync_target(self) -> None:

@@ -20,19 +20,10 @@ PAD = -1
 
 
 def op(name: str):
-    """recengine.ops.<name>, or its plain-PyTorch reference while the compiled op is not registered yet."""
+    """recengine.ops.<name> (looked up at call time, so tests may substitute a reference)."""
     import recengine.ops as ops
 
-    fn = getattr(ops, name, None)
-    if fn is not None:
-        return fn
-    if name == "td_loss":
-        from recengine.reference.replay import td_loss_reference
-
-        return td_loss_reference
-    from recengine.reference import policy
-
-    return getattr(policy, name + "_reference")
+    return getattr(ops, name)
 
 
 def histories(obs) -> torch.Tensor:

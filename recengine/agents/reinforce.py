@@ -32,8 +32,9 @@ def slate_log_probs(Q, E, bias, slate, *, temperature=1.0, exclude_offsets=None,
 
     logits = ((Q.unsqueeze(1) * E[slate]).sum(-1) + bias[slate]) / temperature          # (B, k)
     ce_first = op("catalog_cross_entropy")(Q, E, slate[:, 0], bias=bias, temperature=temperature,
-                                     exclude_offsets=exclude_offsets, exclude_ids=exclude_ids, reduction="none")
-    logsumexp = logits[:, 0] + ce_first                                                  # −log π(a0) = lse − logit(a0)
+                                           exclude_offsets=exclude_offsets, exclude_ids=exclude_ids,
+                                           reduction="none")
+    logsumexp = logits[:, 0] + ce_first            # CE = −log π(a0) = lse − logit(a0)
     return logits - logsumexp.unsqueeze(1)
 
 
@@ -119,16 +120,15 @@ class ReinforceAgent(Policy):
     @torch.no_grad()
     def act_with_log_probs(self, obs, explore: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
         """(slates (B, k), log π of each slate item (B, k)); sampled when exploring, top-k otherwise."""
-
         hist = histories(obs)
         Q, E, bias = self._scores(hist)
         offsets, ids = exclusion_csr(hist) if self.cfg.exclude_seen else (None, None)
         T = self.cfg.temperature
         if explore:
-            return op("catalog_sample")(Q, E, self.k, self.seed * 1_000_003 + self.env_steps, bias=bias, temperature=T,
-                                  exclude_offsets=offsets, exclude_ids=ids)
-        scores, slates = op("catalog_topk")(Q, E, self.k, bias=bias, temperature=T, exclude_offsets=offsets,
-                                      exclude_ids=ids)
+            return op("catalog_sample")(Q, E, self.k, self.seed * 1_000_003 + self.env_steps, bias=bias,
+                                        temperature=T, exclude_offsets=offsets, exclude_ids=ids)
+        _, slates = op("catalog_topk")(Q, E, self.k, bias=bias, temperature=T, exclude_offsets=offsets,
+                                       exclude_ids=ids)
         return slates, slate_log_probs(Q, E, bias, slates, temperature=T, exclude_offsets=offsets, exclude_ids=ids)
 
     def act(self, obs, explore: bool = False) -> torch.Tensor:
