@@ -112,6 +112,10 @@ void bind_embedding_bag(py::module_& m) {
       py::arg("weights"), py::arg("table_offsets"), py::arg("ids"), py::arg("offsets"), py::arg("per_sample_weights"),
       py::arg("mean"), py::arg("out"), "out (B, T*D) = pooled rows (sum, or mean when `mean`).");
 
+  m.def("embedding_bag_isa", &eb::set_isa, py::arg("level") = -1,
+        "Instruction set of the embedding kernels (2 AVX-512, 1 AVX2, 0 portable); level >= 0 sets it, capped "
+        "at what the CPU supports (tests use it to cover every variant). Returns the level in use.");
+
   m.def(
       "embedding_bag_find_bad_id",
       [](const py::array& table_offsets, const py::array& ids, const py::array& offsets) {

@@ -132,9 +132,55 @@ __attribute__((target("avx512f"))) void forward_bags_avx512(const float* __restr
     for (int v = 0; v < V; ++v) _mm512_storeu_ps(o + 16 * v, acc[v]);
   }
 }
-const bool kHasAvx512 = __builtin_cpu_supports("avx512f");
+template <typename I, int DC>
+__attribute__((target("avx2,fma"))) void forward_bags_avx2(const float* __restrict weights, int64_t R, const Bags& bags,
+                                                            int64_t j0, int64_t j1, float* __restrict out,
+                                                            std::atomic<int64_t>& bad) {
+  constexpr int64_t D = DC;
+  constexpr int V = DC / 8;
+  const I* ids = static_cast<const I*>(bags.ids);
+  const int64_t B = bags.B, T = bags.T, N = bags.N;
+  for (int64_t j = j0; j < j1; ++j) {
+    const int64_t t = j / B, b = j % B;
+    const int64_t base = bags.table_offsets[t];
+    const uint64_t rows_t = static_cast<uint64_t>(bags.table_offsets[t + 1] - base);
+    const int64_t s = bags.offsets[j], e = bags.offsets[j + 1];
+    __m256 acc[V];
+    for (int v = 0; v < V; ++v) acc[v] = _mm256_setzero_ps();
+    for (int64_t k = s; k < e; ++k) {
+      if (k + kPrefetch < N && R > 0) {
+        int64_t ahead = base + static_cast<int64_t>(ids[k + kPrefetch]);
+        ahead = std::min<int64_t>(std::max<int64_t>(ahead, 0), R - 1);
+        prefetch_row(weights + ahead * D, D, false);
+      }
+      const I id = ids[k];
+      if (static_cast<uint64_t>(static_cast<int64_t>(id)) >= rows_t) {
+        record_bad(bad, k);
+        continue;
+      }
+      const float* row = weights + (base + static_cast<int64_t>(id)) * D;
+      if (bags.psw) {
+        const __m256 sc = _mm256_set1_ps(bags.psw[k]);
+        for (int v = 0; v < V; ++v) acc[v] = _mm256_fmadd_ps(sc, _mm256_loadu_ps(row + 8 * v), acc[v]);
+      } else {
+        for (int v = 0; v < V; ++v) acc[v] = _mm256_add_ps(acc[v], _mm256_loadu_ps(row + 8 * v));
+      }
+    }
+    if (bags.mean && e > s) {
+      const __m256 inv = _mm256_set1_ps(1.f / static_cast<float>(e - s));
+      for (int v = 0; v < V; ++v) acc[v] = _mm256_mul_ps(acc[v], inv);
+    }
+    float* o = out + (b * T + t) * D;
+    for (int v = 0; v < V; ++v) _mm256_storeu_ps(o + 8 * v, acc[v]);
+  }
+}
+// Instruction set of the hot loops: 2 AVX-512, 1 AVX2+FMA, 0 portable C++ (what the CPU supports, unless
+// lowered with set_isa, which the tests use to run every variant).
+int g_isa = __builtin_cpu_supports("avx512f") ? 2 : (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) ? 1 : 0;
+const int kMaxIsa = g_isa;
 #else
-const bool kHasAvx512 = false;
+int g_isa = 0;
+const int kMaxIsa = 0;
 #endif
 
 template <typename I>
@@ -148,10 +194,16 @@ int64_t forward_typed(const float* weights, int64_t R, int64_t D, const Bags& ba
   for (int64_t c = 0; c < chunks; ++c) {
     const int64_t j0 = c * kChunk, j1 = std::min(TB, j0 + kChunk);
 #if defined(__x86_64__)
-    if (kHasAvx512 && (D == 32 || D == 64 || D == 128)) {
+    if (g_isa == 2 && (D == 32 || D == 64 || D == 128)) {
       if (D == 32) forward_bags_avx512<I, 32>(weights, R, bags, j0, j1, out, bad);
       else if (D == 64) forward_bags_avx512<I, 64>(weights, R, bags, j0, j1, out, bad);
       else forward_bags_avx512<I, 128>(weights, R, bags, j0, j1, out, bad);
+      continue;
+    }
+    if (g_isa == 1 && (D == 32 || D == 64 || D == 128)) {
+      if (D == 32) forward_bags_avx2<I, 32>(weights, R, bags, j0, j1, out, bad);
+      else if (D == 64) forward_bags_avx2<I, 64>(weights, R, bags, j0, j1, out, bad);
+      else forward_bags_avx2<I, 128>(weights, R, bags, j0, j1, out, bad);
       continue;
     }
 #endif
@@ -395,6 +447,90 @@ __attribute__((target("avx512f"))) void update_segments_avx512(
     }
   }
 }
+__attribute__((target("avx2,fma"))) inline float hsum_avx2(__m256 v) {
+  const __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  const __m128 h = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  return _mm_cvtss_f32(_mm_add_ss(h, _mm_shuffle_ps(h, h, 1)));
+}
+
+template <int DC>
+__attribute__((target("avx2,fma"))) void update_segments_avx2(
+    const float* __restrict grad_output, float* __restrict target, const Bags& bags, const UpdateParams& p,
+    float* __restrict state1, float* __restrict state2, const uint64_t* sorted, const int64_t* seg_start,
+    const int32_t* seg_table, int64_t U, const int32_t* bag_of) {
+  constexpr int64_t D = DC;
+  constexpr int V = DC / 8;
+  const int64_t B = bags.B, T = bags.T;
+#pragma omp parallel for schedule(dynamic, 256) num_threads(threads_for(bags.N))
+  for (int64_t u = 0; u < U; ++u) {
+    if (u + kPrefetchRows < U) {
+      const int64_t ua = u + kPrefetchRows;
+      const int64_t ra = bags.table_offsets[seg_table[ua]] + static_cast<int64_t>(sorted[seg_start[ua]] >> 32);
+      prefetch_row(target + ra * D, D, true);
+      if (p.kind == Update::RowwiseAdagrad) __builtin_prefetch(state1 + ra, 1, 3);
+      if (p.kind == Update::Adam) {
+        prefetch_row(state1 + ra * D, D, true);
+        prefetch_row(state2 + ra * D, D, true);
+      }
+      // and the gradient row of its first occurrence
+      const int64_t ta = seg_table[ua];
+      const int64_t low = static_cast<int64_t>(sorted[seg_start[ua]] & 0xffffffffu);
+      const int64_t ja = bag_of ? bag_of[low] : low;
+      prefetch_row(grad_output + ((ja - ta * B) * T + ta) * D, D, false);
+    }
+    const int64_t t = seg_table[u];
+    const int64_t row = bags.table_offsets[t] + static_cast<int64_t>(sorted[seg_start[u]] >> 32);
+    __m256 g[V];
+    for (int v = 0; v < V; ++v) g[v] = _mm256_setzero_ps();
+    for (int64_t i = seg_start[u]; i < seg_start[u + 1]; ++i) {
+      const int64_t low = static_cast<int64_t>(sorted[i] & 0xffffffffu);  // position k (psw) or bag j
+      const int64_t j = bag_of ? bag_of[low] : low;
+      float scale = bags.psw ? bags.psw[low] : 1.f;
+      if (bags.mean) scale /= static_cast<float>(bags.offsets[j + 1] - bags.offsets[j]);
+      const float* go = grad_output + ((j - t * B) * T + t) * D;
+      const __m256 sc = _mm256_set1_ps(scale);
+      for (int v = 0; v < V; ++v) g[v] = _mm256_fmadd_ps(sc, _mm256_loadu_ps(go + 8 * v), g[v]);
+    }
+    float* w = target + row * D;
+    switch (p.kind) {
+      case Update::DenseGrad:
+        for (int v = 0; v < V; ++v) _mm256_storeu_ps(w + 8 * v, g[v]);
+        break;
+      case Update::SGD: {
+        const __m256 nlr = _mm256_set1_ps(-p.lr);
+        for (int v = 0; v < V; ++v) _mm256_storeu_ps(w + 8 * v, _mm256_fmadd_ps(nlr, g[v], _mm256_loadu_ps(w + 8 * v)));
+        break;
+      }
+      case Update::RowwiseAdagrad: {
+        __m256 sq = _mm256_setzero_ps();
+        for (int v = 0; v < V; ++v) sq = _mm256_fmadd_ps(g[v], g[v], sq);
+        const float s = state1[row] + hsum_avx2(sq) / static_cast<float>(D);
+        state1[row] = s;
+        const __m256 nm = _mm256_set1_ps(-p.lr / (std::sqrt(s) + p.eps));
+        for (int v = 0; v < V; ++v) _mm256_storeu_ps(w + 8 * v, _mm256_fmadd_ps(nm, g[v], _mm256_loadu_ps(w + 8 * v)));
+        break;
+      }
+      case Update::Adam: {
+        float* m = state1 + row * D;
+        float* vv = state2 + row * D;
+        const __m256 b1 = _mm256_set1_ps(p.beta1), c1 = _mm256_set1_ps(1.f - p.beta1);
+        const __m256 b2 = _mm256_set1_ps(p.beta2), c2 = _mm256_set1_ps(1.f - p.beta2);
+        const __m256 ib1 = _mm256_set1_ps(1.f / p.bias_correction1), ib2 = _mm256_set1_ps(1.f / p.bias_correction2);
+        const __m256 lr = _mm256_set1_ps(p.lr), eps = _mm256_set1_ps(p.eps);
+        for (int v = 0; v < V; ++v) {
+          const __m256 md = _mm256_fmadd_ps(b1, _mm256_loadu_ps(m + 8 * v), _mm256_mul_ps(c1, g[v]));
+          const __m256 vd = _mm256_fmadd_ps(b2, _mm256_loadu_ps(vv + 8 * v), _mm256_mul_ps(c2, _mm256_mul_ps(g[v], g[v])));
+          _mm256_storeu_ps(m + 8 * v, md);
+          _mm256_storeu_ps(vv + 8 * v, vd);
+          const __m256 den = _mm256_add_ps(_mm256_sqrt_ps(_mm256_mul_ps(vd, ib2)), eps);
+          const __m256 step = _mm256_div_ps(_mm256_mul_ps(lr, _mm256_mul_ps(md, ib1)), den);
+          _mm256_storeu_ps(w + 8 * v, _mm256_sub_ps(_mm256_loadu_ps(w + 8 * v), step));
+        }
+        break;
+      }
+    }
+  }
+}
 #endif
 
 // Scratch memory of the fused update, kept per calling thread between calls: W1 needs ~20 MB, and
@@ -477,10 +613,16 @@ int64_t aggregate_update_typed(const float* grad_output, float* target, int64_t 
   }
   seg_start[U] = N;
 #if defined(__x86_64__)
-  if (kHasAvx512 && (D == 32 || D == 64 || D == 128)) {
+  if (g_isa == 2 && (D == 32 || D == 64 || D == 128)) {
     if (D == 32) update_segments_avx512<32>(grad_output, target, bags, params, state1, state2, keys, seg_start, seg_table, U, bag_of);
     else if (D == 64) update_segments_avx512<64>(grad_output, target, bags, params, state1, state2, keys, seg_start, seg_table, U, bag_of);
     else update_segments_avx512<128>(grad_output, target, bags, params, state1, state2, keys, seg_start, seg_table, U, bag_of);
+    return -1;
+  }
+  if (g_isa == 1 && (D == 32 || D == 64 || D == 128)) {
+    if (D == 32) update_segments_avx2<32>(grad_output, target, bags, params, state1, state2, keys, seg_start, seg_table, U, bag_of);
+    else if (D == 64) update_segments_avx2<64>(grad_output, target, bags, params, state1, state2, keys, seg_start, seg_table, U, bag_of);
+    else update_segments_avx2<128>(grad_output, target, bags, params, state1, state2, keys, seg_start, seg_table, U, bag_of);
     return -1;
   }
 #endif
@@ -512,6 +654,11 @@ std::string check_layout(const Bags& bags, int64_t R) {
   for (int64_t t = 0; t < bags.T; ++t)
     if (bags.table_offsets[t + 1] - bags.table_offsets[t] > (int64_t(1) << 32)) return "at most 2**32 rows per table";
   return "";
+}
+
+int set_isa(int level) {
+  if (level >= 0) g_isa = std::min(level, kMaxIsa);
+  return g_isa;
 }
 
 int64_t find_bad_id(const Bags& bags) {

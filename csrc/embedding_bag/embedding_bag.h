@@ -29,6 +29,10 @@ struct Bags {
 // [0, R]; offsets nondecreasing, offsets[0] == 0, offsets[T*B] == N. Returns "" when fine.
 std::string check_layout(const Bags& bags, int64_t R);
 
+// The instruction set the hot loops use: 2 AVX-512, 1 AVX2+FMA, 0 portable C++. `level` >= 0 lowers
+// (or restores) it, capped at what the CPU supports; returns the level now in use.
+int set_isa(int level);
+
 // Position of the first id outside its table (-1 when all are inside). Parallel, read-only.
 int64_t find_bad_id(const Bags& bags);
 

@@ -383,3 +383,40 @@ def test_public_op_on_cuda(pooling):
     bad[0] = 10**6
     with pytest.raises(IndexError, match="outside table"):
         embedding_bag(w.cuda(), to.cuda(), bad, offs.cuda())
+
+
+@pytest.mark.parametrize("isa", [0, 1, 2])
+def test_cpu_instruction_set_variants(isa):
+    """Each hot-loop variant (portable, AVX2, AVX-512) against the reference, where the CPU has it."""
+    from recengine._native import _C
+
+    best = _C.embedding_bag_isa()
+    if _C.embedding_bag_isa(isa) != isa:
+        _C.embedding_bag_isa(best)
+        pytest.skip(f"this CPU does not support instruction set level {isa}")
+    try:
+        for dim in (32, 64, 128):
+            rows, batch = [40, 7, 25], 6
+            w, to, ids, offs, p = make_inputs(47 + dim, rows, batch, dim, psw=True, hot=True)
+            for pooling in ("sum", "mean"):
+                assert_close(embedding_bag(w, to, ids, offs, p, pooling),
+                             embedding_bag_reference(w, to, ids, offs, p, pooling), name=f"forward D={dim}")
+            grad = torch.randn(batch, len(rows) * dim, generator=torch.Generator().manual_seed(dim))
+            for optimizer, hp in OPTIMIZERS.items():
+                state = _initial_state(optimizer, w.shape[0], dim)
+                w_ref, s_ref = fused_update_reference(w, to, ids, offs, grad, p, "mean", optimizer=optimizer,
+                                                      state=state, step=2, **hp)
+                weights, kst = w.clone(), {k: v.clone() for k, v in state.items()}
+                s1, s2 = _kernel_state(optimizer, kst)
+                embedding_bag_fused_update(grad, weights, to, ids, offs, p, "mean", optimizer=optimizer, state1=s1,
+                                           state2=s2, step=2, **hp)
+                assert_close(weights, w_ref, rtol=1e-5, atol=1e-5, name=f"{optimizer} D={dim}")
+                for k in s_ref:
+                    assert_close(kst[k], s_ref[k], rtol=1e-5, atol=1e-6, name=f"{optimizer} {k} D={dim}")
+            w1 = w.clone().requires_grad_()
+            embedding_bag(w1, to, ids, offs, p, "sum").backward(grad)
+            w2 = w.clone().requires_grad_()
+            embedding_bag_reference(w2, to, ids, offs, p, "sum").backward(grad)
+            assert_close(w1.grad, w2.grad, rtol=1e-5, atol=1e-5, name=f"dense grad D={dim}")
+    finally:
+        _C.embedding_bag_isa(best)
