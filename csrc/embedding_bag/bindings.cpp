@@ -118,13 +118,15 @@ void bind_embedding_bag(py::module_& m) {
 
   m.def(
       "embedding_bag_find_bad_id",
-      [](const py::array& table_offsets, const py::array& ids, const py::array& offsets) {
-        eb::Bags bags = make_bags(table_offsets, ids, offsets, py::none(), false, INT64_MAX);
+      [](const py::array& table_offsets, const py::array& ids, const py::array& offsets, int64_t num_rows) {
+        eb::Bags bags = make_bags(table_offsets, ids, offsets, py::none(), false, num_rows);
         py::gil_scoped_release release;
         return eb::find_bad_id(bags);
       },
-      py::arg("table_offsets"), py::arg("ids"), py::arg("offsets"),
-      "Position of the first id outside its table, or -1.");
+      py::arg("table_offsets"), py::arg("ids"), py::arg("offsets"), py::arg("num_rows") = INT64_MAX,
+      "Checks the layout (ValueError naming the argument: table_offsets within [0, num_rows] and "
+      "nondecreasing, offsets nondecreasing from 0 to len(ids)); returns the position of the first id outside "
+      "its table, or -1.");
 
   m.def(
       "embedding_bag_backward_psw",

@@ -641,14 +641,19 @@ int64_t aggregate_update_typed(const float* grad_output, float* target, int64_t 
 std::string check_layout(const Bags& bags, int64_t R) {
   if (bags.T < 0 || bags.B < 0) return "negative number of tables or batch size";
   for (int64_t t = 0; t < bags.T; ++t)
-    if (bags.table_offsets[t + 1] < bags.table_offsets[t]) return "table_offsets must be nondecreasing";
+    if (bags.table_offsets[t + 1] < bags.table_offsets[t]) return "table_offsets: must be nondecreasing";
   if (bags.table_offsets[0] < 0 || bags.table_offsets[bags.T] > R)
-    return "table_offsets must lie in [0, weights.shape[0]]";
+    return "table_offsets: must lie within [0, " + std::to_string(R) + "] (weights rows)";
   const int64_t TB = bags.T * bags.B;
-  if (bags.offsets[0] != 0) return "offsets[0] must be 0";
+  if (bags.offsets[0] != 0) return "offsets: offsets[0] must be 0, got " + std::to_string(bags.offsets[0]);
   for (int64_t j = 0; j < TB; ++j)
-    if (bags.offsets[j + 1] < bags.offsets[j]) return "offsets must be nondecreasing";
-  if (bags.offsets[TB] != bags.N) return "offsets[-1] must equal len(ids)";
+    if (bags.offsets[j + 1] < bags.offsets[j])
+      return "offsets: must be nondecreasing, but offsets[" + std::to_string(j + 1) + "] = " +
+             std::to_string(bags.offsets[j + 1]) + " < offsets[" + std::to_string(j) + "] = " +
+             std::to_string(bags.offsets[j]);
+  if (bags.offsets[TB] != bags.N)
+    return "offsets: offsets[-1] must equal len(ids) = " + std::to_string(bags.N) + ", got " +
+           std::to_string(bags.offsets[TB]);
   if (bags.N >= (int64_t(1) << 31)) return "at most 2**31 - 1 ids per call";
   if (TB >= (int64_t(1) << 31)) return "at most 2**31 - 1 bags per call";
   for (int64_t t = 0; t < bags.T; ++t)

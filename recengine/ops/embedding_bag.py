@@ -77,9 +77,34 @@ def _table_label(t: int, table_names: Sequence[str] | None) -> str:
     return f"table {t}"
 
 
+def _raise_bad_id(pos: int, table_offsets: Tensor, ids: Tensor, offsets: Tensor,
+                  table_names: Sequence[str] | None) -> None:
+    num_tables, batch = _sizes(table_offsets, offsets)
+    bag = int(torch.searchsorted(offsets, torch.tensor(pos, device=offsets.device), right=True)) - 1
+    t = min(bag // max(batch, 1), num_tables - 1)
+    rows_t = int(table_offsets[t + 1] - table_offsets[t])
+    raise IndexError(f"ids[{pos}] = {int(ids[pos])} is outside {_table_label(t, table_names)}, "
+                     f"which has {rows_t} rows")
+
+
 def _check_values(num_rows: int, table_offsets: Tensor, ids: Tensor, offsets: Tensor,
                   table_names: Sequence[str] | None) -> None:
-    """The checks that read the data: vectorised, a few host syncs, no loop over ids or bags."""
+    """The checks that read the data: table_offsets within [0, R] and nondecreasing, offsets nondecreasing
+    from 0 to N, every id inside its table. CPU: one C++ pass (no torch parallel region right before the
+    kernel: two OpenMP runtimes, torch's and ours, would then fight over the cores). Elsewhere:
+    vectorised torch checks, a few host syncs, no loop over ids or bags."""
+    if ids.device.type == "cpu":
+        pos = _C().embedding_bag_find_bad_id(_np(table_offsets.contiguous(), "table_offsets"),
+                                             _np(ids.contiguous(), "ids"), _np(offsets.contiguous(), "offsets"),
+                                             num_rows)
+        if pos >= 0:
+            _raise_bad_id(pos, table_offsets, ids, offsets, table_names)
+        return
+    _check_values_torch(num_rows, table_offsets, ids, offsets, table_names)
+
+
+def _check_values_torch(num_rows: int, table_offsets: Tensor, ids: Tensor, offsets: Tensor,
+                        table_names: Sequence[str] | None) -> None:
     num_tables, batch = _sizes(table_offsets, offsets)
     bounds_t = table_offsets.tolist()
     if bounds_t[0] < 0 or bounds_t[-1] > num_rows or any(b < a for a, b in zip(bounds_t, bounds_t[1:])):
@@ -103,8 +128,7 @@ def _check_values(num_rows: int, table_offsets: Tensor, ids: Tensor, offsets: Te
         if lo < 0 or hi >= rows_t:
             part = ids[seg[t]:seg[t + 1]]
             k = int(((part < 0) | (part >= rows_t)).nonzero()[0, 0])
-            raise IndexError(f"ids[{seg[t] + k}] = {int(part[k])} is outside {_table_label(t, table_names)}, "
-                             f"which has {rows_t} rows")
+            _raise_bad_id(seg[t] + k, table_offsets, ids, offsets, table_names)
 
 
 def check_embedding_bag_inputs(weights, table_offsets, ids, offsets, per_sample_weights=None, pooling="sum", *,

@@ -1,6 +1,8 @@
 """recengine.ops.embedding_bag: every backend (C++ through the op, Triton launchers) against the reference."""
 from __future__ import annotations
 
+import importlib
+
 import pytest
 import torch
 
@@ -263,7 +265,14 @@ def _good():
     (lambda a: a.update(ids=a["ids"].to("meta")), ValueError, "device"),
     (lambda a: a.update(weights="not a tensor"), TypeError, "weights"),
 ])
-def test_bad_inputs_raise(mutate, exc, match):
+@pytest.mark.parametrize("checker", ["native", "torch"])
+def test_bad_inputs_raise(mutate, exc, match, checker, monkeypatch):
+    """Every bad input raises before a kernel runs, with the CPU (C++) value checks and the torch ones used
+    for CUDA tensors."""
+    ops_module = importlib.import_module("recengine.ops.embedding_bag")  # the module (its name is also the op's)
+    if checker == "torch":
+        monkeypatch.setattr(ops_module, "_check_values", lambda r, to, i, o, names: ops_module._check_values_torch(
+            r, to, i, o, names))
     w, to, ids, offs, p = _good()
     args = dict(weights=w, table_offsets=to, ids=ids, offsets=offs, per_sample_weights=p, pooling="sum")
     mutate(args)
@@ -274,12 +283,17 @@ def test_bad_inputs_raise(mutate, exc, match):
 @pytest.mark.parametrize("bad_id, table", [(6, 0), (-1, 0), (4, 1), (2**31 - 1, 1)])
 @pytest.mark.parametrize("id_dtype", [torch.int32, torch.int64])
 def test_out_of_range_id_raises_index_error_and_changes_nothing(bad_id, table, id_dtype):
+    from recengine.ops.embedding_bag import _check_values_torch
+
     w, to, ids, offs, p = _good()
     ids = ids.to(id_dtype)
     pos = int(offs[table * 3]) + 1  # the second id of the table's first bag
     ids[pos] = bad_id
-    with pytest.raises(IndexError, match=rf"ids\[{pos}\] = {bad_id} is outside table {table} \('t{table}'\)"):
+    message = rf"ids\[{pos}\] = {bad_id} is outside table {table} \('t{table}'\), which has {[6, 4][table]} rows"
+    with pytest.raises(IndexError, match=message):
         embedding_bag(w, to, ids, offs, p, table_names=["t0", "t1"])
+    with pytest.raises(IndexError, match=message):  # the checks used for CUDA tensors say the same
+        _check_values_torch(w.shape[0], to, ids, offs, ["t0", "t1"])
     for optimizer in ("sgd", "rowwise_adagrad", "adam"):
         weights, s1, s2 = w.clone(), torch.zeros(10), None
         if optimizer == "adam":
