@@ -47,8 +47,8 @@ class CompareConfig:
     """a simulated session is cut after this many recommendations"""
     num_envs: int = 128
     """simulated users per training step"""
-    rl_steps: dict = field(default_factory=lambda: {"dqn": 200, "reinforce": 300, "hybrid-dqn": 100,
-                                                     "hybrid-reinforce": 100})
+    rl_steps: dict = field(default_factory=lambda: {"dqn": 200, "reinforce": 500, "hybrid-dqn": 150,
+                                                     "hybrid-reinforce": 200})
     """vectorised training steps per RL agent (num_envs recommendations each): from scratch needs more"""
     eval_every: int = 25
     """training steps between greedy evaluations (the learning curves)"""
