@@ -60,9 +60,9 @@ class CompareConfig:
     """time budget of the large model's supervised training"""
     pretrain_max_len: int = 50
     """the large model's window"""
-    ope_sessions: int = 3000
+    ope_sessions: int = 5000
     """logged sessions per off-policy estimate (and as many on-policy ones for the true value)"""
-    ope_epsilon: float = 0.3
+    ope_epsilon: float = 0.1
     """the logging policy: the target's slate with probability 1 - epsilon, a uniform random slate otherwise"""
     ope_targets: tuple = ("large-model", "reinforce", "hybrid-reinforce")
     """the policies whose value is estimated off-policy"""
