@@ -80,7 +80,7 @@ class CompareConfig:
     dqn_encoder: EncoderConfig = field(default_factory=lambda: EncoderConfig(dim=32, max_len=20, num_layers=1,
                                                                              num_heads=2))
     """DQN from scratch: a smaller SequenceEncoder (it takes many more gradient steps than REINFORCE)"""
-    dqn_bias_init: float = -4.0
+    dqn_bias_init: float = -12.0
     """DQN from scratch scores against its own zero item table; every item's bias starts here (pessimism: an
     item never shown ranks below those learnt to be clicked)"""
     hybrid_dqn: DQNConfig = field(default_factory=lambda: DQNConfig(lr=3e-4, gamma=0.5, n_step=1, batch_size=256,
