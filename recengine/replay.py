@@ -158,6 +158,7 @@ class PrioritizedReplay:
             raise TypeError(f"fields: every dtype must have a NumPy equivalent ({exc})") from None
         self._array_of = dict(zip(self._storage, self._arrays))
         self._arrays.append(as_array(self._discount, "discount"))
+        self._batch_names = [*self._storage, "discount"]  # the sampled batch's keys, in self._arrays' order
         leaves = 1 << max(0, math.ceil(math.log2(capacity)))
         self._leaves = leaves
         self._sum_tree = _zeros(2 * leaves, torch.float64)
@@ -243,22 +244,20 @@ class PrioritizedReplay:
             raise TypeError(f"generator: expected a torch.Generator, got {type(generator).__name__}")
         if generator is not None and generator.device.type != "cpu":
             raise ValueError(f"generator: expected a CPU generator (the replay lives in CPU memory), got {generator.device}")
-        uniforms = torch.rand(batch_size, generator=generator, dtype=torch.float64)
-        indices = torch.empty(batch_size, dtype=torch.int64)
-        weights = torch.empty(batch_size, dtype=torch.float32)
-        batch = {name: torch.empty((batch_size, *shape), dtype=dtype) for name, (shape, dtype) in self.fields.items()}
-        batch["discount"] = torch.empty(batch_size, dtype=torch.float32)
+        uniforms = torch.rand(batch_size, generator=generator, dtype=torch.float64).numpy()
         with self._lock:
             if self._size == 0:
                 raise ValueError("sample: the replay is empty")
             if not self._sum_np[1] > 0:
                 raise ValueError("sample: every stored priority is 0")
-            _C.replay_tree_sample(self._sum_np, self._min_np, uniforms.numpy(), float(beta), indices.numpy(),
-                                  weights.numpy())
-            _C.replay_gather_rows(self._arrays, indices.numpy(), [b.numpy() for b in batch.values()])
+            # one C++ call: descent, importance weights and the gather of every column into new arrays
+            indices, weights, rows = _C.replay_sample_rows(self._sum_np, self._min_np, uniforms, float(beta),
+                                                           self._arrays)
+            indices = torch.from_numpy(indices)
+            batch = {name: torch.from_numpy(r) for name, r in zip(self._batch_names, rows)}
             if self.n_step > 1:
                 batch.update(self._n_step(indices))
-        return batch, indices, weights
+        return batch, indices, torch.from_numpy(weights)
 
     def _n_step(self, indices: torch.Tensor) -> dict:
         """n-step returns for the sampled slots, one C++ call for all samples (called under the lock)."""

@@ -102,6 +102,57 @@ void tree_sample(py::array sum, py::array mn, py::array u, double beta, py::arra
   rp::tree_sample(s, m, leaves, uu, batch, beta, oi, ow);
 }
 
+// tree_sample, then gather_rows of every array in srcs at the drawn slots, in one call (a sample is
+// latency-bound at this size: one crossing from Python instead of several). Allocates and returns
+// (indices int64 (B,), weights float32 (B,), [dst (B, *src.shape[1:]) per src, src's dtype]).
+py::tuple sample_rows(py::array sum, py::array mn, py::array u, double beta, py::list srcs) {
+  const int64_t leaves = check_trees(sum, mn);
+  const double* s = array_ptr<double>(sum, "sum_tree");
+  const double* m = array_ptr<double>(mn, "min_tree");
+  const double* uu = array_ptr<double>(u, "uniforms", 1);
+  const int64_t batch = dim_size(u, 0);
+  if (!(s[1] > 0.0) || !std::isfinite(s[1]))
+    throw py::value_error("sum_tree: total priority must be finite and > 0 to sample");
+  if (!(beta >= 0.0) || !std::isfinite(beta)) throw py::value_error("beta: must be finite and >= 0");
+  for (int64_t b = 0; b < batch; ++b)
+    if (!(uu[b] >= 0.0 && uu[b] < 1.0)) throw py::value_error("uniforms: must lie in [0, 1)");
+  const size_t nf = py::len(srcs);
+  std::vector<const uint8_t*> src_ptrs;
+  std::vector<uint8_t*> dst_ptrs;
+  std::vector<int64_t> row_bytes;
+  py::list dsts;
+  int64_t rows = leaves;  // the fewest rows of any src: every drawn slot must be below it
+  for (size_t f = 0; f < nf; ++f) {
+    const std::string name = "field " + std::to_string(f);
+    if (!py::isinstance<py::array>(srcs[f])) throw py::type_error(name + ": expected a NumPy array");
+    py::array src = srcs[f].cast<py::array>();
+    if (!(src.flags() & py::array::c_style)) throw py::value_error(name + ": must be C-contiguous");
+    if (src.ndim() < 1) throw py::value_error(name + ": must have a leading row dimension");
+    std::vector<py::ssize_t> shape(src.shape(), src.shape() + src.ndim());
+    const int64_t src_rows = shape[0];
+    shape[0] = static_cast<py::ssize_t>(batch);
+    py::array dst(src.dtype(), shape);
+    rows = std::min(rows, src_rows);
+    src_ptrs.push_back(static_cast<const uint8_t*>(src.data()));
+    dst_ptrs.push_back(static_cast<uint8_t*>(dst.mutable_data()));
+    row_bytes.push_back(src_rows ? static_cast<int64_t>(src.nbytes()) / src_rows : 0);
+    dsts.append(dst);
+  }
+  py::array_t<int64_t> idx(batch);
+  py::array_t<float> weights(batch);
+  int64_t* oi = idx.mutable_data();
+  float* ow = weights.mutable_data();
+  bool in_range = true;
+  {
+    py::gil_scoped_release release;
+    rp::tree_sample(s, m, leaves, uu, batch, beta, oi, ow);
+    for (int64_t b = 0; b < batch; ++b) in_range = in_range && oi[b] < rows;
+    if (in_range) rp::gather_rows(static_cast<int>(nf), src_ptrs.data(), dst_ptrs.data(), row_bytes.data(), oi, batch);
+  }
+  if (!in_range) throw py::index_error("srcs: a drawn slot lies beyond the rows of a field");
+  return py::make_tuple(idx, weights, dsts);
+}
+
 // dsts[f][j] = srcs[f][idx[j]] for every field f: one call gathers a whole sampled batch.
 void gather_rows(py::list srcs, py::array idx, py::list dsts) {
   const int64_t* ix = array_ptr<int64_t>(idx, "indices", 1);
@@ -249,6 +300,10 @@ void bind_replay(py::module_& m) {
   m.def("replay_tree_sample", &tree_sample, py::arg("sum_tree"), py::arg("min_tree"), py::arg("uniforms"),
         py::arg("beta"), py::arg("out_indices"), py::arg("out_weights"),
         "Stratified proportional sampling with normalised importance weights.");
+  m.def("replay_sample_rows", &sample_rows, py::arg("sum_tree"), py::arg("min_tree"), py::arg("uniforms"),
+        py::arg("beta"), py::arg("srcs"),
+        "replay_tree_sample then replay_gather_rows of srcs at the drawn slots, in one call; returns "
+        "(indices, weights, [rows per src]).");
   m.def("replay_gather_rows", &gather_rows, py::arg("srcs"), py::arg("indices"), py::arg("dsts"),
         "dsts[f][j] = srcs[f][indices[j]] for every field.");
   m.def("replay_n_step_returns", &n_step_returns, py::arg("reward"), py::arg("done"), py::arg("position"),

@@ -23,6 +23,18 @@ int log2_exact(int64_t leaves) {
 
 inline double min_leaf_value(double v) { return v > 0.0 ? v : kInf; }
 
+inline uint64_t to_bits(double v) {
+  uint64_t u;
+  std::memcpy(&u, &v, sizeof u);
+  return u;
+}
+
+inline double from_bits(uint64_t u) {
+  double v;
+  std::memcpy(&v, &u, sizeof v);
+  return v;
+}
+
 // Recompute the internal nodes of levels [1, leaves) from their children, bottom level first.
 void rebuild_levels(double* sum, double* mn, int64_t leaves) {
   for (int64_t first = leaves / 2; first >= 1; first /= 2) {
@@ -39,21 +51,36 @@ void rebuild_levels(double* sum, double* mn, int64_t leaves) {
 // all touched nodes of a level are final before any parent reads them, so recomputing a node twice is
 // harmless, and a parent equal to the one just recomputed is skipped (sampled indices come sorted, so
 // near the root the list collapses to a few nodes).
+// Every sum ancestor changes, but a min node rarely does (only when a new leaf is, or replaces, the
+// smallest under it): the min-tree stops climbing from a node whose min is unchanged, so it touches
+// ~2 levels per leaf instead of all (its nodes are not in cache; the sampled paths of the sum-tree are).
+// Stopping is exact: an unchanged node leaves its parent's inputs unchanged, and a parent with a
+// changed child is recomputed from that child's entry.
 void fix_ancestors(double* sum, double* mn, int64_t leaves, int64_t* nodes, int64_t n) {
   const int depth = log2_exact(leaves);
+  std::vector<int64_t> min_nodes(nodes, nodes + n);
+  int64_t n_min = n;
   for (int level = 0; level < depth; ++level) {
     int64_t kept = 0;
     for (int64_t j = 0; j < n; ++j) {
       const int64_t k = nodes[j] >> 1;
       if (kept > 0 && nodes[kept - 1] == k) continue;
       sum[k] = sum[2 * k] + sum[2 * k + 1];
-      mn[k] = std::min(mn[2 * k], mn[2 * k + 1]);
       nodes[kept++] = k;  // kept <= j: never overwrites an entry not yet read
-      // the next level reads the children of k's parent: fetch them while the other leaves proceed
-      __builtin_prefetch(sum + 2 * (k >> 1));
-      __builtin_prefetch(mn + 2 * (k >> 1));
+      __builtin_prefetch(sum + 2 * (k >> 1));  // the next level reads the children of k's parent
     }
     n = kept;
+    kept = 0;
+    for (int64_t j = 0; j < n_min; ++j) {
+      const int64_t k = min_nodes[j] >> 1;
+      if (kept > 0 && min_nodes[kept - 1] == k) continue;
+      const double v = std::min(mn[2 * k], mn[2 * k + 1]);
+      if (v == mn[k]) continue;
+      mn[k] = v;
+      min_nodes[kept++] = k;
+      __builtin_prefetch(mn + 2 * (k >> 1));
+    }
+    n_min = kept;
   }
 }
 
@@ -133,8 +160,9 @@ void tree_sample(const double* sum, const double* mn, int64_t leaves, const doub
       const double left = sum[2 * k];
       const double right = sum[2 * k + 1];
       // Go right only into positive mass, so rounding at a boundary never lands on an empty leaf.
-      const bool go_right = !(mass[b] < left) && right > 0.0;
-      mass[b] -= go_right ? left : 0.0;
+      // The select is done on bits: written as `go_right ? left : 0.0`, GCC emitted a branch here.
+      const uint64_t go_right = static_cast<uint64_t>(!(mass[b] < left)) & static_cast<uint64_t>(right > 0.0);
+      mass[b] -= from_bits(to_bits(left) & (0 - go_right));
       const int64_t next = 2 * k + static_cast<int64_t>(go_right);
       out_idx[b] = next;
       if (level + 1 < depth) __builtin_prefetch(sum + 2 * next);
