@@ -297,8 +297,11 @@ class PrioritizedReplay:
         if indices.dim() != 1 or priorities.shape != indices.shape:
             raise ValueError(f"indices/priorities: expected two 1-D tensors of one length, got "
                              f"{tuple(indices.shape)} and {tuple(priorities.shape)}")
-        idx = indices.detach().to("cpu", torch.int64).contiguous()
-        prio = priorities.detach().cpu().contiguous()
+        # (the common case, CPU int64 contiguous indices without grad, skips the conversions)
+        idx = indices if (indices.dtype == torch.int64 and indices.device.type == "cpu" and indices.is_contiguous()
+                          and not indices.requires_grad) else indices.detach().to("cpu", torch.int64).contiguous()
+        prio = priorities if (priorities.device.type == "cpu" and priorities.is_contiguous()
+                              and not priorities.requires_grad) else priorities.detach().cpu().contiguous()
         with self._lock:
             top = _C.replay_tree_update(self._sum_np, self._min_np, self._size, idx.numpy(), prio.numpy(),
                                         1.0 if exponent_applied else self.alpha)

@@ -241,6 +241,45 @@ def test_gather_rows_checks_its_arrays():
         _C.replay_gather_rows([src], np.array([1, 0, 4], dtype=np.int64), [[0, 0]])
 
 
+def test_sample_rows_equals_tree_sample_then_gather_rows():
+    n = 300
+    rng = np.random.default_rng(7)
+    prio = rng.random(n) * (rng.random(n) > 0.3)
+    prio[5] = 1.0
+    s, m, leaves = _tree(prio, alpha=0.6)
+    srcs = [rng.integers(0, 1 << 40, (n, 3)), rng.random(n).astype(np.float32), rng.random(n) < 0.5,
+            rng.integers(0, 255, n).astype(np.uint8), rng.integers(-9, 9, (n, 2, 5)).astype(np.int16), rng.random(n)]
+    u = rng.random(64)
+    idx, w, rows = _C.replay_sample_rows(s, m, u, 0.4, srcs)
+    ref_idx, ref_w = np.empty(64, dtype=np.int64), np.empty(64, dtype=np.float32)
+    _C.replay_tree_sample(s, m, u, 0.4, ref_idx, ref_w)
+    assert np.array_equal(idx, ref_idx) and np.array_equal(w, ref_w)
+    assert len(rows) == len(srcs)
+    for src, got in zip(srcs, rows):
+        assert got.dtype == src.dtype and np.array_equal(got, src[ref_idx])
+    with pytest.raises(ValueError, match="uniforms"):
+        _C.replay_sample_rows(s, m, np.array([0.2, 1.0]), 0.4, srcs)
+    with pytest.raises(ValueError, match="beta"):
+        _C.replay_sample_rows(s, m, u, -1.0, srcs)
+    with pytest.raises(TypeError):
+        _C.replay_sample_rows(s, m, u, 0.4, [[1, 2, 3]])
+    with pytest.raises(IndexError):  # a column shorter than the drawn slots
+        _C.replay_sample_rows(s, m, u, 0.4, [srcs[0][:3]])
+
+
+def test_min_tree_early_stop_matches_a_rebuild_with_zeros_and_ties():
+    n = 1 << 10
+    rng = np.random.default_rng(3)
+    s, m, leaves = _tree(rng.integers(0, 4, n).astype(np.float64))
+    for _ in range(100):  # few distinct values: many ties, zeros (inf in the min-tree), sorted and not
+        idx = rng.integers(0, n, 32)
+        if rng.random() < 0.5:
+            idx = np.sort(idx)
+        _C.replay_tree_update(s, m, n, idx, rng.integers(0, 4, 32).astype(np.float64), 1.0)
+        rs, rm = _rebuilt(s, m, leaves)
+        assert np.array_equal(s, rs) and np.array_equal(m, rm)
+
+
 # ------------------------------------------------------------------- the W4 DQN step, composed
 def test_w4_dqn_step_matches_the_plain_pytorch_step():
     """The benchmark's fused DQN step and its plain-PyTorch twin agree on a small catalog: same argmax,
