@@ -101,6 +101,9 @@ int tree_update(double* sum, double* mn, int64_t leaves, int64_t limit, const in
     if (idx[j] >= 0 && idx[j] < limit) {
       __builtin_prefetch(sum + leaves + idx[j], 1);
       __builtin_prefetch(mn + leaves + idx[j], 1);
+      // and the min nodes the climb usually reaches (it stops ~2 levels up, see fix_ancestors)
+      __builtin_prefetch(mn + ((leaves + idx[j]) >> 1), 1);
+      __builtin_prefetch(mn + ((leaves + idx[j]) >> 2), 1);
     }
     const double p = static_cast<double>(priorities[j]);
     if (!std::isfinite(p)) { *bad = j; return kNotFinite; }
