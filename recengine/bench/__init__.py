@@ -40,6 +40,8 @@ class Case:
     setup: Callable[[], object] | None = None
     #: measure the peak extra memory of one call (CPU: VmHWM reset; CUDA: allocator peak)
     measure_memory: bool = False
+    #: untimed calls first; > 1 for microsecond calls whose steady state (warm caches) is what matters
+    warmup: int = 1
 
 
 @dataclass
@@ -88,9 +90,9 @@ def _sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def time_call(case: Case, device: str, repeat: int = 5, warmup: int = 1, max_seconds: float = 20.0) -> list[float]:
-    """Wall times of `repeat` calls after `warmup` calls (fewer if one call is very slow)."""
-    for _ in range(warmup):
+def time_call(case: Case, device: str, repeat: int = 5, max_seconds: float = 20.0) -> list[float]:
+    """Wall times of `repeat` calls after `case.warmup` untimed calls (fewer if one call is very slow)."""
+    for _ in range(case.warmup):
         if case.setup:
             case.setup()
         case.fn()
