@@ -35,8 +35,9 @@ class Scorer(nn.Module):
         return self.encoder.dim
 
 
-def untied_scorer(scorer: Scorer, bias_init: float = 0.0) -> Scorer:
-    """The same encoder with a new head holding its own item table (zero) and bias (`bias_init` for every item).
+def untied_scorer(scorer: Scorer, bias_init: float | torch.Tensor = 0.0) -> Scorer:
+    """The same encoder with a new head holding its own item table (zero) and bias: `bias_init`, one value for
+    every item or a (N,) tensor of per-item values (e.g. a popularity prior: see compare.dqn_bias_prior).
 
     For value learning from scratch: with the tied table, a fresh encoder gives every item a random logit of
     order 1, and the top-k of 1682 such values is pure noise that no update corrects until the item is shown;
@@ -47,7 +48,12 @@ def untied_scorer(scorer: Scorer, bias_init: float = 0.0) -> Scorer:
     head = CatalogHead(scorer.head.num_items, scorer.dim, own_table=True)
     with torch.no_grad():
         head.weight.zero_()
-        head.bias.fill_(bias_init)
+        if torch.is_tensor(bias_init):
+            if bias_init.shape != head.bias.shape:
+                raise ValueError(f"bias_init: expected shape {tuple(head.bias.shape)}, got {tuple(bias_init.shape)}")
+            head.bias.copy_(bias_init)
+        else:
+            head.bias.fill_(bias_init)
     return Scorer(scorer.encoder, head)
 
 
