@@ -4,11 +4,11 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 import threading
 
 import torch
 
+from recengine._atomic import atomic_path
 from recengine._native import _C, as_array
 
 _FORMAT_VERSION = 1
@@ -323,18 +323,8 @@ class PrioritizedReplay:
                 "fields": {name: [list(shape), _dtype_name(dtype)] for name, (shape, dtype) in self.fields.items()},
                 "position": self._position, "size": size, "max_leaf": self._max_leaf,
             }
-            directory = os.path.dirname(os.path.abspath(path))
-            fd, tmp = tempfile.mkstemp(prefix=os.path.basename(path) + ".", suffix=".tmp", dir=directory)
-            os.close(fd)
-            try:
+            with atomic_path(path) as tmp:
                 save_file(tensors, tmp, metadata={"recengine.replay": json.dumps(meta)})
-                with open(tmp, "rb+") as f:
-                    os.fsync(f.fileno())
-                os.replace(tmp, path)
-            except BaseException:
-                if os.path.exists(tmp):
-                    os.remove(tmp)
-                raise
 
     @classmethod
     def load(cls, path: str) -> "PrioritizedReplay":

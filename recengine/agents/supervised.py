@@ -24,6 +24,7 @@ from safetensors.torch import save_file
 from torch import nn
 from tqdm import tqdm
 
+from recengine._atomic import atomic_path, write_text
 from recengine.data.sequences import (LeaveOneOut, histories_of, item_feature_bags, last_windows, leave_one_out,
                                       training_windows, user_feature_tables)
 from recengine.eval.metrics import evaluate_ranking
@@ -129,10 +130,8 @@ def evaluate_model(model: SequenceRecommender, split: LeaveOneOut, which: str = 
 
 # ------------------------------------------------------------------------------------ checkpoints
 def _atomic_save(tensors: dict[str, torch.Tensor], path: str, metadata: dict[str, str]) -> None:
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = f"{path}.tmp{os.getpid()}"
-    save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, tmp, metadata=metadata)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, tmp, metadata=metadata)
 
 
 def _model_metadata(model: SequenceRecommender, cfg: SASRecConfig, data_name: str) -> dict[str, str]:
@@ -406,11 +405,7 @@ def train_command(dataset: str, out_dir: str, cfg: SASRecConfig, *, root: str | 
         for name, m in metrics["baselines"].items():
             log(f"{name:5s} " + "  ".join(f"{k} {m[k]:.4f}" for k in ("hr@10", "ndcg@10", "mrr@10")))
     metrics["history"] = result.history
-    os.makedirs(out_dir, exist_ok=True)
-    tmp = os.path.join(out_dir, "metrics.json.tmp")
-    with open(tmp, "w") as f:
-        json.dump(metrics, f, indent=2)
-    os.replace(tmp, os.path.join(out_dir, "metrics.json"))
+    write_text(os.path.join(out_dir, "metrics.json"), json.dumps(metrics, indent=2))
     plot_curve(result.history, os.path.join(out_dir, "curve.png"),
                {k: v for k, v in metrics["baselines"].items()}, title=f"SASRec on {data.name}")
     log(f"wrote {out_dir}/metrics.json, curve.png, {MODEL}, {CHECKPOINT}")

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
+
+from recengine._atomic import write_text
 
 COLUMNS = [
     ("avg_return", "return / session", "{:.3f}"),
@@ -16,14 +16,6 @@ COLUMNS = [
     ("hr@10", "HR@10", "{:.4f}"),
     ("ndcg@10", "NDCG@10", "{:.4f}"),
 ]
-
-
-def _atomic_write(path: str, text: str) -> None:
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-")
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
 
 
 def _clean(value):
@@ -46,7 +38,7 @@ def _fmt(value, pattern: str) -> str:
 
 
 def write_json(path: str, results: dict) -> None:
-    _atomic_write(path, json.dumps(_clean(results), indent=2) + "\n")
+    write_text(path, json.dumps(_clean(results), indent=2) + "\n")
 
 
 def markdown(results: dict) -> str:
@@ -104,7 +96,7 @@ def markdown(results: dict) -> str:
 
 
 def write_markdown(path: str, results: dict) -> None:
-    _atomic_write(path, markdown(results))
+    write_text(path, markdown(results))
 
 
 def plot_curves(path: str, results: dict) -> bool:
