@@ -13,6 +13,19 @@ except ImportError as exc:  # pragma: no cover - only when the extension was nev
     ) from exc
 
 
+_team_size = [0]  # the OpenMP team size last given to the kernels
+
+
+def kernels():
+    """recengine._C with its OpenMP threads matched to torch.get_num_threads(), so torch.set_num_threads
+    (and `recengine bench --threads`) governs the C++ kernels too."""
+    n = torch.get_num_threads()
+    if n != _team_size[0]:
+        _C.set_num_threads(n)
+        _team_size[0] = n
+    return _C
+
+
 def as_array(t: torch.Tensor, name: str) -> np.ndarray:
     """A NumPy view sharing memory with the CPU tensor `t` (no copy, so in-place kernel writes land in `t`).
 

@@ -158,7 +158,6 @@ class ReinforceAgent(Policy):
         # without a baseline only clicked items carry a term: rows without a click are skipped
         keep = (item_return > 0).any(1)
         return self._policy_step(hist[keep], slate[keep], item_return[keep])
-        return stats
 
     def _policy_step(self, hist, slate, advantage, log_beta=None) -> dict[str, float]:
         cfg = self.cfg

@@ -33,6 +33,7 @@ from typing import Optional, Sequence
 import torch
 from torch import Tensor
 
+from recengine._native import as_array, kernels
 from recengine.ops._checks import FLOAT_DTYPES, INDEX_DTYPES, check_same_device, check_tensor
 
 POOLINGS = ("sum", "mean")
@@ -94,8 +95,8 @@ def _check_values(num_rows: int, table_offsets: Tensor, ids: Tensor, offsets: Te
     kernel: two OpenMP runtimes, torch's and ours, would then fight over the cores). Elsewhere:
     vectorised torch checks, a few host syncs, no loop over ids or bags."""
     if ids.device.type == "cpu":
-        pos = _C().embedding_bag_find_bad_id(_np(table_offsets.contiguous(), "table_offsets"),
-                                             _np(ids.contiguous(), "ids"), _np(offsets.contiguous(), "offsets"),
+        pos = kernels().embedding_bag_find_bad_id(as_array(table_offsets.contiguous(), "table_offsets"),
+                                             as_array(ids.contiguous(), "ids"), as_array(offsets.contiguous(), "offsets"),
                                              num_rows)
         if pos >= 0:
             _raise_bad_id(pos, table_offsets, ids, offsets, table_names)
@@ -146,36 +147,15 @@ def check_embedding_bag_inputs(weights, table_offsets, ids, offsets, per_sample_
 
 
 # ------------------------------------------------------------------------------------ the ops
-def _np(t: Tensor, name: str):
-    from recengine._native import as_array
-
-    return as_array(t, name)
-
-
-_threads = [0]  # the OpenMP team size last given to the kernels
-
-
-def _C():
-    """recengine._C, its OpenMP threads matched to torch.get_num_threads() (so torch.set_num_threads and
-    `recengine bench --threads` govern these kernels too)."""
-    from recengine._native import _C as native
-
-    n = torch.get_num_threads()
-    if n != _threads[0]:
-        native.set_num_threads(n)
-        _threads[0] = n
-    return native
-
-
 @torch.library.custom_op("recengine::embedding_bag", mutates_args=(), device_types="cpu")
 def _embedding_bag_op(weights: Tensor, table_offsets: Tensor, ids: Tensor, offsets: Tensor,
                       per_sample_weights: Optional[Tensor], pooling: str) -> Tensor:
     num_tables, batch = _sizes(table_offsets, offsets)
     weights, table_offsets, ids, offsets = (x.contiguous() for x in (weights, table_offsets, ids, offsets))
-    psw = None if per_sample_weights is None else _np(per_sample_weights.contiguous(), "per_sample_weights")
+    psw = None if per_sample_weights is None else as_array(per_sample_weights.contiguous(), "per_sample_weights")
     out = torch.empty(batch, num_tables * weights.shape[1], dtype=weights.dtype)
-    _C().embedding_bag_forward(_np(weights, "weights"), _np(table_offsets, "table_offsets"), _np(ids, "ids"),
-                               _np(offsets, "offsets"), psw, pooling == "mean", _np(out, "out"))
+    kernels().embedding_bag_forward(as_array(weights, "weights"), as_array(table_offsets, "table_offsets"), as_array(ids, "ids"),
+                               as_array(offsets, "offsets"), psw, pooling == "mean", as_array(out, "out"))
     return out
 
 
@@ -198,12 +178,12 @@ def _embedding_bag_fake(weights, table_offsets, ids, offsets, per_sample_weights
 def _backward_op(grad_output: Tensor, weights: Tensor, table_offsets: Tensor, ids: Tensor, offsets: Tensor,
                  per_sample_weights: Optional[Tensor], pooling: str) -> Tensor:
     grad_weights = torch.zeros_like(weights, memory_format=torch.contiguous_format)
-    psw = None if per_sample_weights is None else _np(per_sample_weights.contiguous(), "per_sample_weights")
+    psw = None if per_sample_weights is None else as_array(per_sample_weights.contiguous(), "per_sample_weights")
     empty = torch.empty(0, dtype=weights.dtype)
-    _C().embedding_bag_update(_np(grad_output.contiguous(), "grad_output"), _np(grad_weights, "grad_weights"),
-                              _np(table_offsets.contiguous(), "table_offsets"), _np(ids.contiguous(), "ids"),
-                              _np(offsets.contiguous(), "offsets"), psw, pooling == "mean", 0, _np(empty, "state1"),
-                              _np(empty, "state2"), 0.0, 0.0, 0.0, 0.0, 1.0, 1.0)
+    kernels().embedding_bag_update(as_array(grad_output.contiguous(), "grad_output"), as_array(grad_weights, "grad_weights"),
+                              as_array(table_offsets.contiguous(), "table_offsets"), as_array(ids.contiguous(), "ids"),
+                              as_array(offsets.contiguous(), "offsets"), psw, pooling == "mean", 0, as_array(empty, "state1"),
+                              as_array(empty, "state2"), 0.0, 0.0, 0.0, 0.0, 1.0, 1.0)
     return grad_weights
 
 
@@ -227,9 +207,9 @@ def _backward_fake(grad_output, weights, table_offsets, ids, offsets, per_sample
 def _psw_backward_op(grad_output: Tensor, weights: Tensor, table_offsets: Tensor, ids: Tensor, offsets: Tensor,
                      pooling: str) -> Tensor:
     grad_psw = torch.empty(ids.shape[0], dtype=weights.dtype)
-    _C().embedding_bag_backward_psw(_np(grad_output.contiguous(), "grad_output"), _np(weights.contiguous(), "weights"),
-                                    _np(table_offsets.contiguous(), "table_offsets"), _np(ids.contiguous(), "ids"),
-                                    _np(offsets.contiguous(), "offsets"), pooling == "mean", _np(grad_psw, "grad_psw"))
+    kernels().embedding_bag_backward_psw(as_array(grad_output.contiguous(), "grad_output"), as_array(weights.contiguous(), "weights"),
+                                    as_array(table_offsets.contiguous(), "table_offsets"), as_array(ids.contiguous(), "ids"),
+                                    as_array(offsets.contiguous(), "offsets"), pooling == "mean", as_array(grad_psw, "grad_psw"))
     return grad_psw
 
 
@@ -272,11 +252,11 @@ _embedding_bag_op.register_autograd(_backward, setup_context=_setup_context)
 def _fused_update_op(grad_output: Tensor, weights: Tensor, table_offsets: Tensor, ids: Tensor, offsets: Tensor,
                      per_sample_weights: Optional[Tensor], pooling: str, optimizer: str, state1: Tensor,
                      state2: Tensor, lr: float, eps: float, beta1: float, beta2: float, step: int) -> None:
-    psw = None if per_sample_weights is None else _np(per_sample_weights.contiguous(), "per_sample_weights")
-    _C().embedding_bag_update(_np(grad_output.contiguous(), "grad_output"), _np(weights, "weights"),
-                              _np(table_offsets.contiguous(), "table_offsets"), _np(ids.contiguous(), "ids"),
-                              _np(offsets.contiguous(), "offsets"), psw, pooling == "mean", OPTIMIZERS[optimizer],
-                              _np(state1, "state1"), _np(state2, "state2"), lr, eps, beta1, beta2,
+    psw = None if per_sample_weights is None else as_array(per_sample_weights.contiguous(), "per_sample_weights")
+    kernels().embedding_bag_update(as_array(grad_output.contiguous(), "grad_output"), as_array(weights, "weights"),
+                              as_array(table_offsets.contiguous(), "table_offsets"), as_array(ids.contiguous(), "ids"),
+                              as_array(offsets.contiguous(), "offsets"), psw, pooling == "mean", OPTIMIZERS[optimizer],
+                              as_array(state1, "state1"), as_array(state2, "state2"), lr, eps, beta1, beta2,
                               1.0 - beta1**step, 1.0 - beta2**step)
 
 
@@ -304,7 +284,7 @@ def empty_rows(shape: tuple[int, ...], device: torch.device | str | None = None)
     with 4 KiB pages nearly every row is a TLB miss (measured on W1: lookups ~1.3-1.5x faster)."""
     table = torch.empty(shape, device=device)
     if table.device.type == "cpu" and table.numel() * 4 >= (8 << 20):
-        _C().advise_huge_pages(_np(table, "table"))
+        kernels().advise_huge_pages(as_array(table, "table"))
     return table
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import torch
 
+from recengine._native import as_array, kernels
 from recengine.ops._checks import INDEX_DTYPES, check_positive, check_same_device, check_tensor
 from recengine.reference.policy import seed_key
 
@@ -114,11 +115,7 @@ def _check_target(target, B, N, exclude_offsets, exclude_ids) -> torch.Tensor:
 
 # ------------------------------------------------------------------------------------ CPU driver
 def _arr(t):
-    if t is None:
-        return None
-    from recengine._native import as_array
-
-    return as_array(t, "tensor")
+    return None if t is None else as_array(t, "tensor")
 
 
 def _scaled(Q, bias, temperature):
@@ -130,8 +127,7 @@ def _scaled(Q, bias, temperature):
 
 
 def _cpu_topk(Q, E, k, bias, temperature, exclude_offsets, exclude_ids):
-    from recengine._native import _C
-
+    _C = kernels()
     B = Q.shape[0]
     vals = torch.full((B, k), float("-inf"))
     ids = torch.full((B, k), -1, dtype=torch.int64)
@@ -147,8 +143,7 @@ def _cpu_topk(Q, E, k, bias, temperature, exclude_offsets, exclude_ids):
 
 def _cpu_lse(Q, E, bias, temperature, exclude_offsets, exclude_ids, target=None):
     """Per-row logsumexp and, with target, the target's logit."""
-    from recengine._native import _C
-
+    _C = kernels()
     B = Q.shape[0]
     m = torch.full((B,), float("-inf"))
     s = torch.zeros(B)
@@ -164,8 +159,7 @@ def _cpu_lse(Q, E, bias, temperature, exclude_offsets, exclude_ids, target=None)
 
 
 def _cpu_sample(Q, E, k, skey, bias, temperature, exclude_offsets, exclude_ids):
-    from recengine._native import _C
-
+    _C = kernels()
     B = Q.shape[0]
     keys = torch.full((B, k), float("-inf"))
     ids = torch.full((B, k), -1, dtype=torch.int64)
@@ -186,9 +180,8 @@ def _cpu_sample(Q, E, k, skey, bias, temperature, exclude_offsets, exclude_ids):
 
 def _cpu_ce_backward(Q, E, target, bias, lse, p_scale, t_scale, temperature, exclude_offsets, exclude_ids,
                      need_q, need_e, need_bias):
-    from recengine._native import _C
-
-    B, N = Q.shape[0], E.shape[0]
+    _C = kernels()
+    N = E.shape[0]
     dQ = torch.zeros_like(Q) if need_q else Q.new_empty(0)
     dE = torch.zeros_like(E) if need_e else E.new_empty(0)
     dbias = torch.zeros(N) if need_bias else Q.new_empty(0)
