@@ -1,15 +1,34 @@
 #!/usr/bin/env bash
-# One short run on any machine with a CUDA GPU (< 5 minutes): build, run the operator tests on the
-# GPU (Triton compiled for real, not interpreted), then the standard benchmarks on CUDA.
-# Results land in $OUT (default ./results): bench_cuda.json, bench_cuda.png, tests.log, bench.log.
-set -euo pipefail
+# One short run on a machine with a CUDA GPU (about 5 minutes): build, run the operator tests on the GPU
+# (Triton compiled for real, not interpreted), then the standard benchmarks on CUDA.
+# Works offline: nothing is fetched (the ops and benchmarks need torch, triton, numpy, tqdm, matplotlib).
+# Results land in $OUT (default ./results): gpu.txt, build.log, tests.log, bench_cuda.json, bench_cuda.png,
+# bench.log. Each stage has its own time limit and a failed stage does not stop the next one.
+set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT="${OUT:-results}"
 mkdir -p "$OUT"
-python -c "import torch; assert torch.cuda.is_available(), 'no CUDA device'; print(torch.cuda.get_device_name())"
-pip install -e ".[dev]" --no-build-isolation -q 2>&1 | tail -2 || python setup.py build_ext --inplace
-nvidia-smi --query-gpu=name,memory.total,clocks.max.sm --format=csv | tee "$OUT/gpu.txt"
+export PYTHONUNBUFFERED=1
+PY="${PYTHON:-python3}"
+$PY -c "import torch, triton; assert torch.cuda.is_available(), 'no CUDA device'; \
+print(torch.__version__, 'triton', triton.__version__, torch.cuda.get_device_name())" | tee "$OUT/gpu.txt" || exit 1
+nvidia-smi --query-gpu=name,memory.total,clocks.max.sm,driver_version --format=csv | tee -a "$OUT/gpu.txt"
+
+# Build in place (offline: no build isolation, no dependency resolution).
+t0=$SECONDS
+RECENGINE_BUILD_JOBS=$(nproc) $PY setup.py -q build_ext --inplace >"$OUT/build.log" 2>&1 \
+  || { tail -30 "$OUT/build.log"; exit 1; }
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
+echo "build: $((SECONDS - t0)) s"
+
 # The op tests hold both backends; with CUDA present conftest leaves TRITON_INTERPRET unset.
-timeout 150 python -m pytest -q -x tests/ops 2>&1 | tee "$OUT/tests.log" | tail -15
-timeout 150 recengine bench --device cuda --repeat 10 --json "$OUT/bench_cuda.json" --plot "$OUT/bench_cuda.png" \
-  2>&1 | tee "$OUT/bench.log"
+t0=$SECONDS
+TIMEOUT_OPT=$($PY -c "import pytest_timeout" 2>/dev/null && echo "--timeout 90")
+timeout "${TEST_LIMIT:-200}" $PY -m pytest -q -p no:cacheprovider $TIMEOUT_OPT tests/ops \
+  >"$OUT/tests.log" 2>&1
+echo "tests: rc $? in $((SECONDS - t0)) s"; tail -25 "$OUT/tests.log"
+
+t0=$SECONDS
+timeout "${BENCH_LIMIT:-200}" $PY -m recengine.cli bench --device cuda --repeat "${REPEAT:-10}" \
+  --json "$OUT/bench_cuda.json" --plot "$OUT/bench_cuda.png" >"$OUT/bench.log" 2>&1
+echo "bench: rc $? in $((SECONDS - t0)) s"; cat "$OUT/bench.log"
