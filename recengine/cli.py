@@ -112,6 +112,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--data-root", default=None, help="directory with ml-100k (default: $RECENGINE_DATA, then the cache)")
     c.add_argument("--quick", action="store_true", help="one-minute smoke run (tiny budgets; not the real figures)")
     c.add_argument("--seed", type=int, default=0)
+    c.add_argument("--seeds", type=int, default=None,
+                   help="training seeds per learning agent, intervals pooled over them (default: CompareConfig.seeds)")
     c.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's choice)")
     c.set_defaults(func=_compare)
 

@@ -14,7 +14,8 @@ LEARNERS = ["dqn", "reinforce", "hybrid-dqn", "hybrid-reinforce"]
 @pytest.fixture(scope="module")
 def quick_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("compare")
-    assert main(["compare", "--quick", "--dataset", "synthetic", "--out", str(out), "--threads", "1"]) == 0
+    assert main(["compare", "--quick", "--dataset", "synthetic", "--out", str(out), "--threads", "1",
+                 "--seeds", "2"]) == 0
     return out
 
 
@@ -56,6 +57,40 @@ def test_results_json_has_every_agent_and_figure(quick_run):
     assert set(results["targets"]) and all(v in (True, False, None) for v in results["targets"].values())
 
 
+def test_results_json_intervals(quick_run):
+    """Every agent: return/session with its interval over both seeds' sessions, the paired differences against
+    the baselines, per-seed returns; learners: a learning-curve gain; targets decided by the intervals."""
+    results = json.loads((quick_run / "results.json").read_text())
+    assert results["meta"]["seeds"] == 2 and results["meta"]["ci_level"] == 0.95
+    agents = results["agents"]
+    for name, entry in agents.items():
+        assert entry["sessions"] == 2 * results["meta"]["eval_sessions"], name
+        lo, hi = entry["return_ci95"]
+        assert lo < entry["avg_return"] < hi and entry["return_stderr"] > 0, name
+        assert hi - entry["avg_return"] == pytest.approx(1.959964 * entry["return_stderr"], rel=1e-5)
+        assert len(entry["seed_returns"]) == 2
+        assert entry["avg_return"] == pytest.approx(sum(entry["seed_returns"]) / 2, rel=1e-9)
+        assert set(entry["paired"]) == {"popularity", "large-model"} - {name}, name
+        for base, d in entry["paired"].items():
+            # the mean of the per-session differences is the difference of the means
+            assert d["diff"] == pytest.approx(entry["avg_return"] - agents[base]["avg_return"], abs=1e-9)
+            assert d["ci95"][0] <= d["diff"] <= d["ci95"][1] and d["n"] == entry["sessions"]
+        if name in LEARNERS:
+            g = entry["curve_gain"]
+            assert g["ci95"][0] <= g["diff"] <= g["ci95"][1]
+            for point in entry["curve"]:
+                assert point["return_ci95"][0] <= point["avg_return"] <= point["return_ci95"][1]
+        else:
+            assert entry["curve_gain"] is None
+    assert agents["popularity"]["paired"]["large-model"]["diff"] == pytest.approx(
+        -agents["large-model"]["paired"]["popularity"]["diff"])
+    evidence = results["target_evidence"]
+    for text, diffs in evidence.items():
+        assert diffs, text
+        assert results["targets"][text] == any(d["ci95"][0] > 0 for d in diffs), text
+    assert evidence["DQN beats popularity (return/session)"] == [agents["dqn"]["paired"]["popularity"]]
+
+
 def test_report_md_table(quick_run):
     text = (quick_run / "report.md").read_text()
     results = json.loads((quick_run / "results.json").read_text())
@@ -64,6 +99,43 @@ def test_report_md_table(quick_run):
         row = next(line for line in text.splitlines() if line.startswith(f"| {name} |"))
         assert f"{entry['avg_return']:.3f}" in row
     assert "## Off-policy evaluation" in text and "learning_curves.png" in text
+    assert "## Paired differences" in text
+    for name, entry in results["agents"].items():
+        row = next(line for line in text.splitlines() if line.startswith(f"| {name} |"))
+        assert f"± {entry['return_ci95'][1] - entry['avg_return']:.3f}" in row
+        if name != "popularity":
+            d = entry["paired"]["popularity"]
+            assert f"{d['diff']:+.3f} [{d['ci95'][0]:+.3f}, {d['ci95'][1]:+.3f}]" in text
+
+
+def test_combine_seeds_and_paired_differences_hand_values():
+    from recengine.report import compare
+
+    def row(returns, gain=None):
+        return {"session_returns": returns, "ctr": 0.5, "coverage": 0.1, "diversity": 0.7,
+                "avg_session_length": 4.0, "updates_per_s": None, "train_seconds": None, "hr@10": None,
+                "ndcg@10": None, "updates": 0, "curve": [], "curve_gain": gain, "wall_seconds": 1.0}
+
+    per_seed = {"popularity": [row([1.0, 2.0]), row([3.0, 4.0])],
+                "agent": [row([3.0, 5.0], {"mean": 1.0, "stderr": 0.5, "n": 100}),
+                          row([4.0, 6.0], {"mean": 3.0, "stderr": 0.5, "n": 100})]}
+    entries = {name: compare.combine_seeds(rows) for name, rows in per_seed.items()}
+    compare.add_paired_differences(entries, per_seed)
+    agent = entries["agent"]
+    # sessions 3, 5, 4, 6: mean 4.5, s = sqrt(5/3), stderr 0.645497
+    assert agent["avg_return"] == pytest.approx(4.5) and agent["sessions"] == 4
+    assert agent["return_stderr"] == pytest.approx(0.645497, abs=1e-6)
+    assert agent["seed_returns"] == [4.0, 5.0] and agent["wall_seconds"] == 2.0
+    # paired with popularity's 1, 2, 3, 4: differences 2, 3, 1, 2
+    d = agent["paired"]["popularity"]
+    assert d["diff"] == pytest.approx(2.0) and d["stderr"] == pytest.approx(0.408248, abs=1e-6)
+    assert d["ci95"] == pytest.approx([1.199848, 2.800152], abs=1e-6)
+    assert "large-model" not in agent["paired"] and entries["popularity"]["paired"] == {}
+    # two seeds' gains of 100 sessions each: mean 2, stderr sqrt(50² + 50²) / 200
+    g = agent["curve_gain"]
+    assert g["diff"] == pytest.approx(2.0) and g["n"] == 200
+    assert g["stderr"] == pytest.approx(math.sqrt(2 * 50.0 ** 2) / 200)
+    assert entries["popularity"]["curve_gain"] is None
 
 
 def test_fallback_message(monkeypatch, tmp_path):

@@ -21,6 +21,7 @@ from tqdm import tqdm
 
 from recengine.agents.config import LoopConfig
 from recengine.agents.policy_base import Policy
+from recengine.eval.stats import mean_ci, paired_diff
 
 
 @dataclass
@@ -98,7 +99,9 @@ def evaluate(policy: Policy, env, *, seed: int = 12345, item_vectors: torch.Tens
     """Greedy value of `policy`: one session per simulated user of `env` (num_envs sessions), from a fixed seed.
 
     Returns avg_return (clicks per session), ctr (clicks per slate), coverage (share of the catalogue shown at
-    least once), diversity (see slate_diversity) and sessions/steps counts.
+    least once), diversity (see slate_diversity), sessions/steps counts and session_returns (a list of num_envs floats),
+    the return of each session: slot b's session is the same user with the same random draws for every policy
+    evaluated from the same seed, so two policies' returns pair up session by session (recengine.eval.stats).
     """
     obs = reset_env(env, seed)
     num_envs = env.num_envs
@@ -130,30 +133,41 @@ def evaluate(policy: Policy, env, *, seed: int = 12345, item_vectors: torch.Tens
         "diversity": div_sum / div_n if div_n else float("nan"),
         "sessions": num_envs,
         "avg_session_length": slates_shown / num_envs,
+        "session_returns": returns.double().tolist(),
     }
 
 
 def train(agent: Policy, env, cfg: LoopConfig, *, eval_env=None, item_vectors: torch.Tensor | None = None,
-          desc: str | None = None) -> dict:
-    """Run the feedback loop for cfg.total_steps vectorised steps; evaluate greedily every cfg.eval_every.
+          desc: str | None = None, eval_seed: int = 12345) -> dict:
+    """Run the feedback loop for cfg.total_steps vectorised steps; evaluate greedily every cfg.eval_every (on the
+    eval_env sessions of `eval_seed`, the same at every point).
 
-    Returns {"curve": [...], "updates": n, "train_seconds": s, "updates_per_s": r, "final": metrics} where each
-    curve point holds the step, the recommendations served so far, the greedy avg_return/ctr and the mean return
-    of the exploring sessions that finished since the previous point. Evaluation time is not training time.
+    Returns {"curve": [...], "updates": n, "train_seconds": s, "updates_per_s": r, "final": metrics,
+    "curve_gain": ci} where each curve point holds the step, the recommendations served so far, the greedy
+    avg_return (with its 95% interval return_ci95) / ctr and the mean return of the exploring sessions that
+    finished since the previous point, and curve_gain is the last point's return minus the first's, paired
+    over the same evaluation sessions (recengine.eval.stats.paired_diff; None with fewer than two points).
+    Evaluation time is not training time.
     """
     torch.manual_seed(cfg.seed)
     obs = reset_env(env, cfg.seed)
     tracker = SessionTracker(env.num_envs)
     curve: list[dict] = []
     train_seconds, last_stats = 0.0, {}
+    first_returns, last_returns = [], []     # per-session returns of the first and the latest curve point
 
     def record(step_index: int) -> None:
         if eval_env is None:
             return
-        m = evaluate(agent, eval_env, item_vectors=item_vectors)
+        m = evaluate(agent, eval_env, seed=eval_seed, item_vectors=item_vectors)   # the same sessions each time
+        ci = mean_ci(m["session_returns"])
         curve.append({"step": step_index, "recommendations": step_index * env.num_envs,
-                      "avg_return": m["avg_return"], "ctr": m["ctr"], "train_return": tracker.pop_mean(),
+                      "avg_return": m["avg_return"], "return_ci95": [ci["ci_low"], ci["ci_high"]],
+                      "ctr": m["ctr"], "train_return": tracker.pop_mean(),
                       **{k: v for k, v in last_stats.items() if isinstance(v, (int, float))}})
+        if not first_returns:
+            first_returns.append(m["session_returns"])
+        last_returns[:] = [m["session_returns"]]
 
     record(0)
     bar = tqdm(range(1, cfg.total_steps + 1), desc=desc or getattr(agent, "name", "agent"), unit="step",
@@ -173,6 +187,8 @@ def train(agent: Policy, env, cfg: LoopConfig, *, eval_env=None, item_vectors: t
             record(t)
             bar.set_postfix(ret=f"{curve[-1]['avg_return']:.2f}")
     updates = agent.num_updates()
+    # the last curve point minus the first, paired over the curve's sessions: did the greedy policy improve?
+    gain = paired_diff(last_returns[0], first_returns[0]) if len(curve) >= 2 else None
     return {"curve": curve, "updates": updates, "train_seconds": train_seconds,
             "updates_per_s": updates / train_seconds if train_seconds > 0 else float("nan"),
-            "final": curve[-1] if curve else {}}
+            "final": curve[-1] if curve else {}, "curve_gain": gain}

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from recengine.agents.config import DQNConfig, EncoderConfig, LoopConfig, ReinforceConfig
+from recengine.eval.stats import mean_ci, paired_diff, z_value
 
 
 @dataclass
@@ -39,6 +40,12 @@ class CompareConfig:
     """smoke settings (set by quick())"""
     seed: int = 0
     """seed of everything"""
+    seeds: int = 2
+    """training seeds: every learning agent is trained seeds times (seed, seed + 1, ...); seed i's agents and
+    baselines are all evaluated on the same sessions (eval seed seed + 999 + 1000 i), and the intervals pool
+    the sessions of every seed"""
+    ci_level: float = 0.95
+    """level of the confidence intervals (return per session, paired differences, learning-curve gain)"""
     slate_size: int = 10
     """items per recommendation"""
     history_len: int = 20
@@ -158,9 +165,10 @@ def dqn_bias_prior(item_counts, top: float, scale: float) -> torch.Tensor:
     return (top + scale * (log_counts - log_counts.max())).contiguous()
 
 
-def fresh_scorer(data, cfg: CompareConfig, sasrec_cfg, encoder: EncoderConfig | None = None):
+def fresh_scorer(data, cfg: CompareConfig, sasrec_cfg, encoder: EncoderConfig | None = None,
+                 seed: int | None = None):
     """A randomly initialised encoder + head (RL from scratch): the large model's architecture, or the
-    sizes in `encoder` (same item side features)."""
+    sizes in `encoder` (same item side features); initialised from `seed` (default cfg.seed)."""
     from dataclasses import replace
 
     from recengine.agents.hybrid import scorer_from_model
@@ -169,7 +177,7 @@ def fresh_scorer(data, cfg: CompareConfig, sasrec_cfg, encoder: EncoderConfig | 
     if encoder is not None:
         sasrec_cfg = replace(sasrec_cfg, dim=encoder.dim, num_layers=encoder.num_layers, num_heads=encoder.num_heads,
                              max_len=encoder.max_len)
-    torch.manual_seed(cfg.seed + 17)
+    torch.manual_seed((cfg.seed if seed is None else seed) + 17)
     return scorer_from_model(SequenceRecommender.from_data(data, sasrec_cfg), copy_weights=False)
 
 
@@ -217,53 +225,74 @@ def run_compare(cfg: CompareConfig, log=print) -> dict:
             f"test ndcg@10 {result.test['ndcg@10']:.4f}")
 
     entries: dict[str, dict] = {}
-    policies: dict[str, object] = {}
+    policies: dict[str, object] = {}          # seed 0's, for the off-policy evaluation
+    per_seed: dict[str, list[dict]] = {name: [] for name in cfg.agents}
+    for seed_index in range(cfg.seeds):
+        seed = cfg.seed + seed_index
+        eval_seed = cfg.seed + 999 + 1000 * seed_index     # the same sessions for every agent of this seed
+        for name in cfg.agents:
+            t = time.perf_counter()
+            run = None
+            scorer = None
+            steps = cfg.rl_steps.get(name, 0)
+            if name == "random":
+                policy = RandomPolicy(N, k, seed=seed)
+            elif name == "popularity":
+                policy = PopularityPolicy(np.bincount(data.item, minlength=N), k)
+            elif name == "large-model":
+                scorer = scorer_from_model(pretrained)
+                policy = SupervisedPolicy(scorer, k)
+            elif name == "dqn":
+                scorer = fresh_scorer(data, cfg, sasrec_cfg, cfg.dqn_encoder, seed=seed)
+                scorer = untied_scorer(scorer, dqn_bias_prior(np.bincount(data.item, minlength=N),
+                                                              cfg.dqn_bias_init, cfg.dqn_popularity_prior))
+                policy = DQNAgent(scorer, N, k, cfg.history_len, cfg.dqn, steps, seed=seed)
+            elif name == "reinforce":
+                scorer = fresh_scorer(data, cfg, sasrec_cfg, seed=seed)
+                policy = ReinforceAgent(scorer, N, k, cfg.reinforce, seed=seed)
+            elif name in ("hybrid-dqn", "hybrid-reinforce"):
+                kind = name.split("-", 1)[1]
+                policy = make_hybrid(pretrained, kind, num_items=N, slate_size=k, history_len=cfg.history_len,
+                                     dqn=cfg.hybrid_dqn, reinforce=cfg.hybrid_reinforce, total_steps=steps,
+                                     seed=seed)
+                scorer = policy.scorer if kind == "dqn" else policy.policy
+            else:
+                raise ValueError(f"unknown agent {name!r}")
+            if getattr(policy, "learns", False):
+                loop_cfg = LoopConfig(num_envs=cfg.num_envs, total_steps=steps, slate_size=k,
+                                      eval_every=cfg.eval_every, eval_sessions=cfg.curve_sessions, seed=seed,
+                                      progress=cfg.progress)
+                run = train(policy, env, loop_cfg, eval_env=curve_env, item_vectors=item_vectors,
+                            desc=f"{name} (seed {seed})", eval_seed=12345 + 1000 * seed_index)
+            metrics = evaluate(policy, eval_env, seed=eval_seed, item_vectors=item_vectors)
+            row = {k_: metrics[k_] for k_ in ("avg_return", "ctr", "coverage", "diversity", "avg_session_length",
+                                              "session_returns")}
+            row.update({"updates_per_s": None, "updates": 0, "train_seconds": None, "hr@10": None,
+                        "ndcg@10": None, "curve": [], "curve_gain": None})
+            if run is not None:
+                row.update(updates_per_s=run["updates_per_s"], updates=run["updates"],
+                           train_seconds=run["train_seconds"], curve=run["curve"], curve_gain=run["curve_gain"])
+            if scorer is not None:
+                row.update(offline_metrics(scorer, split))
+            row["wall_seconds"] = time.perf_counter() - t
+            per_seed[name].append(row)
+            if seed_index == 0:
+                policies[name] = policy
+            ci = mean_ci(row["session_returns"], cfg.ci_level)
+            log(f"{name:18s} seed {seed}: return/session {ci['mean']:.3f} ± {ci['ci_high'] - ci['mean']:.3f}  "
+                f"ctr {row['ctr']:.3f}  coverage {row['coverage']:.3f}  ({row['wall_seconds']:.0f}s)")
     for name in cfg.agents:
-        t = time.perf_counter()
-        run = None
-        scorer = None
-        steps = cfg.rl_steps.get(name, 0)
-        if name == "random":
-            policy = RandomPolicy(N, k, seed=cfg.seed)
-        elif name == "popularity":
-            policy = PopularityPolicy(np.bincount(data.item, minlength=N), k)
-        elif name == "large-model":
-            scorer = scorer_from_model(pretrained)
-            policy = SupervisedPolicy(scorer, k)
-        elif name == "dqn":
-            scorer = fresh_scorer(data, cfg, sasrec_cfg, cfg.dqn_encoder)
-            scorer = untied_scorer(scorer, dqn_bias_prior(np.bincount(data.item, minlength=N), cfg.dqn_bias_init,
-                                                          cfg.dqn_popularity_prior))
-            policy = DQNAgent(scorer, N, k, cfg.history_len, cfg.dqn, steps, seed=cfg.seed)
-        elif name == "reinforce":
-            scorer = fresh_scorer(data, cfg, sasrec_cfg)
-            policy = ReinforceAgent(scorer, N, k, cfg.reinforce, seed=cfg.seed)
-        elif name in ("hybrid-dqn", "hybrid-reinforce"):
-            kind = name.split("-", 1)[1]
-            policy = make_hybrid(pretrained, kind, num_items=N, slate_size=k, history_len=cfg.history_len,
-                                 dqn=cfg.hybrid_dqn, reinforce=cfg.hybrid_reinforce, total_steps=steps,
-                                 seed=cfg.seed)
-            scorer = policy.scorer if kind == "dqn" else policy.policy
-        else:
-            raise ValueError(f"unknown agent {name!r}")
-        if getattr(policy, "learns", False):
-            loop_cfg = LoopConfig(num_envs=cfg.num_envs, total_steps=steps, slate_size=k, eval_every=cfg.eval_every,
-                                  eval_sessions=cfg.curve_sessions, seed=cfg.seed, progress=cfg.progress)
-            run = train(policy, env, loop_cfg, eval_env=curve_env, item_vectors=item_vectors, desc=name)
-        metrics = evaluate(policy, eval_env, seed=cfg.seed + 999, item_vectors=item_vectors)
-        entry = {k_: metrics[k_] for k_ in ("avg_return", "ctr", "coverage", "diversity", "avg_session_length")}
-        entry.update({"updates_per_s": None, "updates": 0, "train_seconds": None, "hr@10": None, "ndcg@10": None,
-                      "curve": []})
-        if run is not None:
-            entry.update(updates_per_s=run["updates_per_s"], updates=run["updates"],
-                         train_seconds=run["train_seconds"], curve=run["curve"])
-        if scorer is not None:
-            entry.update(offline_metrics(scorer, split))
-        entry["wall_seconds"] = time.perf_counter() - t
-        entries[name] = entry
-        policies[name] = policy
-        log(f"{name:18s} return/session {entry['avg_return']:.3f}  ctr {entry['ctr']:.3f}  "
-            f"coverage {entry['coverage']:.3f}  ({entry['wall_seconds']:.0f}s)")
+        entries[name] = combine_seeds(per_seed[name], cfg.ci_level)
+    add_paired_differences(entries, per_seed, cfg.ci_level)
+    for name, entry in entries.items():
+        line = f"{name:18s} return/session {entry['avg_return']:.3f} [{entry['return_ci95'][0]:.3f}, " \
+               f"{entry['return_ci95'][1]:.3f}]"
+        for base, d in entry["paired"].items():
+            line += f"  vs {base} {d['diff']:+.3f} [{d['ci95'][0]:+.3f}, {d['ci95'][1]:+.3f}]"
+        if entry.get("curve_gain"):
+            g = entry["curve_gain"]
+            line += f"  curve gain {g['diff']:+.3f} [{g['ci95'][0]:+.3f}, {g['ci95'][1]:+.3f}]"
+        log(line)
 
     # off-policy evaluation against the truth
     ope = {"logging_policy": f"epsilon-greedy around the target, epsilon={cfg.ope_epsilon}",
@@ -284,25 +313,31 @@ def run_compare(cfg: CompareConfig, log=print) -> dict:
             f"{e} {v:.3f} ({res[f'rel_err_{e}']:.1%})" for e, v in estimates.items()) +
             f"  ({time.perf_counter() - t:.0f}s)")
 
-    ret = {n: e["avg_return"] for n, e in entries.items()}
+    def paired(a, b):
+        return entries[a]["paired"].get(b) if a in entries and b in entries else None
 
-    def beats(a, b):
-        return (ret[a] > ret[b]) if a in ret and b in ret else None
+    def met(*diffs):   # a target is met when the lower bound of some paired difference's interval is above 0
+        diffs = [d for d in diffs if d is not None]
+        return any(d["ci95"][0] > 0 for d in diffs) if diffs else None
 
     best_ope = [min(row["relative_error"].values()) for row in ope["targets"].values()]
-    targets = {
-        "DQN beats popularity (return/session)": beats("dqn", "popularity"),
-        "REINFORCE beats popularity (return/session)": beats("reinforce", "popularity"),
+    evidence = {
+        "DQN beats popularity (return/session)": [paired("dqn", "popularity")],
+        "REINFORCE beats popularity (return/session)": [paired("reinforce", "popularity")],
         "a hybrid beats the large model alone (return/session)":
-            (max(ret.get("hybrid-dqn", -1), ret.get("hybrid-reinforce", -1)) > ret["large-model"])
-            if "large-model" in ret and ("hybrid-dqn" in ret or "hybrid-reinforce" in ret) else None,
-        "OPE within 10% of the on-policy value (best estimator, every target)":
-            all(e <= 0.10 for e in best_ope) if best_ope else None,
+            [paired("hybrid-dqn", "large-model"), paired("hybrid-reinforce", "large-model")],
+        "DQN learns (last learning-curve point above the first)":
+            [entries["dqn"]["curve_gain"] if "dqn" in entries else None],
     }
+    targets = {text: met(*diffs) for text, diffs in evidence.items()}
+    targets["OPE within 10% of the on-policy value (best estimator, every target)"] = \
+        all(e <= 0.10 for e in best_ope) if best_ope else None
+    target_evidence = {text: [d for d in diffs if d is not None] for text, diffs in evidence.items()}
     results = {
         "meta": {"dataset": data.name, "requested_dataset": cfg.dataset, "fallback": fallback, "quick": cfg.quick,
                  "seed": cfg.seed, "num_users": data.num_users, "num_items": N, "slate_size": k,
                  "history_len": cfg.history_len, "eval_sessions": cfg.eval_sessions,
+                 "seeds": cfg.seeds, "ci_level": cfg.ci_level, "statistics": STATISTICS_NOTE,
                  "rl_steps": cfg.rl_steps, "num_envs": cfg.num_envs,
                  "simulator": f"VecRecSim fitted to {data.name} (logistic MF, MNL choice, genre fatigue)",
                  "machine": f"{platform.machine()} {os.cpu_count()} cores, torch {torch.__version__}, "
@@ -312,6 +347,7 @@ def run_compare(cfg: CompareConfig, log=print) -> dict:
         "agents": entries,
         "ope": ope,
         "targets": targets,
+        "target_evidence": target_evidence,
         "plots": [],
     }
     if writer.plot_curves(os.path.join(cfg.out, "learning_curves.png"), results):
@@ -321,6 +357,64 @@ def run_compare(cfg: CompareConfig, log=print) -> dict:
     writer.write_markdown(os.path.join(cfg.out, "report.md"), results)
     log(f"wrote {cfg.out}/report.md, results.json, learning_curves.png in {results['meta']['wall_seconds']:.0f}s")
     return results
+
+
+STATISTICS_NOTE = (
+    "return_ci95: mean ± z · s / sqrt(n) over the per-session returns of every seed's evaluation sessions "
+    "(normal interval). paired: for each baseline, the mean over sessions of (agent − baseline) on the same "
+    "sessions (same users and random draws: common random numbers), with its interval; a target counts as met "
+    "only when that interval's lower bound is above 0. curve_gain: the last learning-curve point minus the "
+    "first, paired over the curve's sessions, pooled over seeds. The intervals cover the evaluation noise "
+    "given the trained policies; seed_returns shows the spread over training seeds.")
+
+PAIRED_BASELINES = ("popularity", "large-model")
+"""the baselines every agent's return is compared with, session by session"""
+
+
+def _ci_fields(d: dict) -> dict:
+    return {"diff": d["mean"], "stderr": d["stderr"], "ci95": [d["ci_low"], d["ci_high"]], "n": d["n"]}
+
+
+def combine_seeds(rows: list[dict], level: float = 0.95) -> dict:
+    """One agent's entry from its per-seed rows: the figures averaged over seeds, return per session with its
+    interval over all sessions pooled, seed 0's learning curve, the curve gain pooled over seeds."""
+    returns = np.concatenate([r["session_returns"] for r in rows])
+    ci = mean_ci(returns, level)
+    entry = {"avg_return": ci["mean"], "return_stderr": ci["stderr"], "return_ci95": [ci["ci_low"], ci["ci_high"]],
+             "sessions": ci["n"], "seed_returns": [float(np.mean(r["session_returns"])) for r in rows]}
+    for key in ("ctr", "coverage", "diversity", "avg_session_length", "updates_per_s", "train_seconds",
+                "hr@10", "ndcg@10"):
+        values = [r[key] for r in rows if r[key] is not None]
+        entry[key] = float(np.mean(values)) if values else None
+    entry["updates"] = int(rows[0]["updates"])
+    entry["curve"] = rows[0]["curve"]
+    gains = [r["curve_gain"] for r in rows if r["curve_gain"] is not None]
+    entry["curve_gain"] = pooled_gain(gains, level) if gains else None
+    entry["wall_seconds"] = float(sum(r["wall_seconds"] for r in rows))
+    return entry
+
+
+def pooled_gain(gains: list[dict], level: float = 0.95) -> dict:
+    """Independent paired differences (one per seed, each {"mean", "stderr", "n"}) pooled into the mean over
+    all their sessions, with its interval: stderr² = Σ (n_i · stderr_i)² / n²."""
+    n = sum(g["n"] for g in gains)
+    mean = sum(g["mean"] * g["n"] for g in gains) / n
+    stderr = float(np.sqrt(sum((g["stderr"] * g["n"]) ** 2 for g in gains))) / n
+    half = z_value(level) * stderr
+    return {"diff": mean, "stderr": stderr, "ci95": [mean - half, mean + half], "n": n}
+
+
+def add_paired_differences(entries: dict, per_seed: dict, level: float = 0.95) -> None:
+    """entry["paired"][baseline] = the agent's return minus the baseline's, session by session (seed i's
+    agent against seed i's baseline on the same sessions), with its interval; for every baseline present."""
+    for name, entry in entries.items():
+        entry["paired"] = {}
+        for base in PAIRED_BASELINES:
+            if base == name or base not in per_seed:
+                continue
+            a = np.concatenate([r["session_returns"] for r in per_seed[name]])
+            b = np.concatenate([r["session_returns"] for r in per_seed[base]])
+            entry["paired"][base] = _ci_fields(paired_diff(a, b, level))
 
 
 def _config_dict(cfg: CompareConfig) -> dict:
@@ -333,6 +427,11 @@ def main_from_args(args) -> int:
     cfg = CompareConfig(out=args.out, dataset=args.dataset, data_root=args.data_root, seed=args.seed)
     if args.quick:
         cfg.quick_settings()
+    seeds = getattr(args, "seeds", None)
+    if seeds is not None:
+        if seeds < 1:
+            raise SystemExit(f"--seeds must be >= 1, got {seeds}")
+        cfg.seeds = seeds
     if args.threads:
         torch.set_num_threads(args.threads)
     run_compare(cfg, log=lambda *a: print(*a, flush=True))

@@ -44,6 +44,7 @@ def write_json(path: str, results: dict) -> None:
 def markdown(results: dict) -> str:
     """report.md: the settings, the agent table, the off-policy estimates and the issue's targets."""
     meta = results["meta"]
+    level = meta.get("ci_level", 0.95)
     lines = ["# recengine compare", ""]
     if meta.get("fallback"):
         lines += [f"> **Note:** {meta['fallback']}", ""]
@@ -58,15 +59,20 @@ def markdown(results: dict) -> str:
     ]
     for name, entry in results["agents"].items():
         cells = [_fmt(entry.get(key), pattern) for key, _, pattern in COLUMNS]
+        if entry.get("return_ci95"):   # the interval's half-width beside the mean
+            cells[0] += f" ± {_fmt(entry['return_ci95'][1] - entry['avg_return'], '{:.3f}')}"
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     lines += [
         "",
+        f"return / session ± the half-width of its {level:.0%} confidence interval "
+        f"({meta.get('seeds', 1)} training seed(s) × {meta['eval_sessions']} sessions); "
         "return / session: mean clicks per simulated session under the greedy policy; CTR: clicks per slate shown; "
         "coverage: share of the catalogue recommended at least once; diversity: mean pairwise (1 − cosine) of the "
         "simulator's item vectors within a slate; updates/s: gradient steps per second of training (loop "
         "included); HR@10 / NDCG@10: leave-one-out, full ranking, seen items masked, for encoder-based agents.",
         "",
     ]
+    lines += _paired_section(results, level)
     ope = results.get("ope")
     if ope:
         lines += ["## Off-policy evaluation", "",
@@ -86,13 +92,46 @@ def markdown(results: dict) -> str:
     checks = results.get("targets")
     if checks:
         lines += ["## Targets (issue 6)", ""]
+        evidence = results.get("target_evidence", {})
         for text, ok in checks.items():
             mark = "met" if ok else ("not met" if ok is False else "not measured")
-            lines.append(f"- {text}: **{mark}**")
+            why = "; ".join(_diff(d) for d in evidence.get(text, []))
+            lines.append(f"- {text}: **{mark}**" + (f" (paired difference {why})" if why else ""))
+        if evidence:
+            lines.append(f"\nA comparison counts as met only when the lower bound of the {level:.0%} interval of "
+                         "its paired difference is above 0.")
         lines.append("")
     if results.get("plots"):
         lines += ["## Learning curves", ""] + [f"![{p}]({p})" for p in results["plots"]] + [""]
     return "\n".join(lines)
+
+
+def _diff(d: dict | None) -> str:
+    """+0.082 [+0.017, +0.147]: a paired difference and its interval."""
+    if not d:
+        return "–"
+    return f"{d['diff']:+.3f} [{d['ci95'][0]:+.3f}, {d['ci95'][1]:+.3f}]"
+
+
+def _paired_section(results: dict, level: float) -> list[str]:
+    """The paired differences against the baselines and the learning-curve gains, with their intervals."""
+    agents = results["agents"]
+    bases = [b for b in ("popularity", "large-model") if b in agents]
+    if not bases or not any(e.get("paired") for e in agents.values()):
+        return []
+    lines = ["## Paired differences", "",
+             f"Return per session of each agent minus a baseline's, session by session on the same simulated "
+             f"sessions (same users, same random draws), with the {level:.0%} interval; the learning-curve gain is "
+             "the last curve point minus the first, paired the same way. Per-seed returns show the spread over "
+             "training seeds.", "",
+             "| agent | " + " | ".join(f"vs {b}" for b in bases) + " | learning-curve gain | per-seed return |",
+             "|---|" + "---:|" * (len(bases) + 2)]
+    for name, entry in agents.items():
+        cells = [_diff(entry.get("paired", {}).get(b)) if b != name else "–" for b in bases]
+        cells.append(_diff(entry.get("curve_gain")))
+        cells.append(", ".join(f"{v:.3f}" for v in entry.get("seed_returns", [])) or "–")
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return lines + [""]
 
 
 def write_markdown(path: str, results: dict) -> None:
@@ -112,8 +151,11 @@ def plot_curves(path: str, results: dict) -> bool:
         return False
     fig, ax = plt.subplots(figsize=(7, 4.2))
     for name, curve in curves.items():
-        ax.plot([p["recommendations"] for p in curve], [p["avg_return"] for p in curve], marker="o", ms=3,
-                label=name)
+        x = [p["recommendations"] for p in curve]
+        line, = ax.plot(x, [p["avg_return"] for p in curve], marker="o", ms=3, label=name)
+        if all(p.get("return_ci95") for p in curve):   # each point's 95% interval as a band
+            ax.fill_between(x, [p["return_ci95"][0] for p in curve], [p["return_ci95"][1] for p in curve],
+                            color=line.get_color(), alpha=0.12, lw=0)
     for name, entry in results["agents"].items():
         if not entry.get("curve") and entry.get("avg_return") is not None:
             ax.axhline(entry["avg_return"], ls="--", lw=1, color="grey")

@@ -81,3 +81,6 @@ def test_evaluate_is_deterministic_and_consistent():
     assert a == b
     assert a["ctr"] == pytest.approx(a["avg_return"] / a["avg_session_length"])
     assert 0 < a["coverage"] <= 1 and a["sessions"] == 32 and 0 < a["diversity"] < 2
+    # one return per session, in slot order; they average to avg_return
+    assert len(a["session_returns"]) == 32 and all(r >= 0 for r in a["session_returns"])
+    assert sum(a["session_returns"]) / 32 == pytest.approx(a["avg_return"])

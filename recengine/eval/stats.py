@@ -1,0 +1,48 @@
+"""Confidence intervals for per-session returns, alone and paired (common random numbers).
+
+    mean_ci([1, 2, 3, 4])              # {"mean": 2.5, "stderr": 0.645..., "ci_low": ..., "ci_high": ..., "n": 4}
+    paired_diff(agent, baseline)       # the same for agent[i] - baseline[i]
+
+Every agent in `recengine compare` is evaluated on the same simulated sessions (same users, same random
+draws for clicks and session ends), so session i of two agents differs only by the policy: the difference of
+the two means is best estimated from the per-session differences, whose spread is far smaller than either
+agent's own. The intervals are the large-sample normal ones, mean ± z · s / sqrt(n) (s the sample standard
+deviation, ddof 1): they serve n of a hundred sessions and more, where Student's t differs by under 1%.
+"""
+from __future__ import annotations
+
+import math
+from statistics import NormalDist
+
+import numpy as np
+
+
+def z_value(level: float = 0.95) -> float:
+    """The two-sided normal quantile of `level` (1.95996... for 0.95)."""
+    if not 0.0 < level < 1.0:
+        raise ValueError(f"level must be in (0, 1), got {level}")
+    return NormalDist().inv_cdf(0.5 + level / 2)
+
+
+def mean_ci(values, level: float = 0.95) -> dict:
+    """{"mean", "stderr", "ci_low", "ci_high", "n"} of the 1-D `values` (stderr = s / sqrt(n), s with ddof 1;
+    with one value the stderr and the interval are NaN)."""
+    x = np.asarray(values, dtype=np.float64).reshape(-1)
+    if x.size == 0:
+        raise ValueError("values: need at least one value")
+    if not np.isfinite(x).all():
+        raise ValueError("values: must be finite")
+    mean = float(x.mean())
+    stderr = float(x.std(ddof=1) / math.sqrt(x.size)) if x.size > 1 else float("nan")
+    half = z_value(level) * stderr
+    return {"mean": mean, "stderr": stderr, "ci_low": mean - half, "ci_high": mean + half, "n": int(x.size)}
+
+
+def paired_diff(values, baseline, level: float = 0.95) -> dict:
+    """mean_ci of values[i] − baseline[i]: the difference of two policies measured on the same sessions."""
+    a = np.asarray(values, dtype=np.float64).reshape(-1)
+    b = np.asarray(baseline, dtype=np.float64).reshape(-1)
+    if a.shape != b.shape:
+        raise ValueError(f"values and baseline must pair up session by session, got {a.size} and {b.size}")
+    return mean_ci(a - b, level)
+
