@@ -28,6 +28,8 @@ void sample_sweep(const float* Q, const float* E, int64_t B, int64_t N, int64_t 
                   float inv_temp, const int64_t* ex_off, const int64_t* ex_ids, uint32_t seed_key, int64_t k,
                   float* heap_key, int64_t* heap_id, float* heap_x, int64_t* heap_n, float* m, float* s);
 int blas_found();
+bool topk_bf16_available();
+void set_topk_bf16(bool on);
 void ce_backward_sweep(const float* Ql, const float* Qg, const float* E, int64_t B, int64_t N, int64_t D,
                        const float* bias, const int64_t* ex_off, const int64_t* ex_ids, const float* lse,
                        const int64_t* target, const float* p_scale, const float* t_scale, float* dQ, float* dE,
@@ -337,6 +339,10 @@ void bind_policy(py::module_& m) {
         "Whether the tile GEMM uses the process's BLAS sgemm_ (else a portable loop).");
   m.def("policy_force_portable_gemm", [](bool on) { pk::force_portable_gemm(on); },
         "Testing: use the portable tile GEMM even where the BLAS is found.");
+  m.def("policy_topk_bf16", []() { return pk::topk_bf16_available(); },
+        "Whether catalog top-k of 48+ rows prefilters with bf16 scores (AVX512-BF16 CPUs; exact either way).");
+  m.def("policy_set_topk_bf16", [](bool on) { pk::set_topk_bf16(on); },
+        "Allow (default) or forbid the bf16 prefilter of top-k (tests cover both paths).");
   m.def("policy_set_sweep_shape", [](int64_t rows, int64_t items) { pk::set_sweep_shape(rows, items); },
         "Testing: fix the sweeps' tile to rows x items (0, 0: automatic).");
 }

@@ -19,11 +19,12 @@
 #include <limits>
 #include <vector>
 
+#include "policy/heap.h"
+
 namespace recengine::policy {
 
 namespace {
 
-constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 // Bound on the Gumbel noise the hash can produce (-log(-log(1 - 2^-24)) = 16.636), with slack for the
 // polynomial log: an item whose logit + this bound cannot beat the current k-th key needs no noise.
 constexpr float kGumbelMax = 16.75f;
@@ -112,50 +113,6 @@ RE_INLINE void make_logits(float* x, int64_t nb, int64_t item0, const float* bia
     if (j >= 0 && j < nb) x[j] = kNegInf;
   }
 }
-
-// ---- a k-best min-heap of (value, id): the root is the worst kept entry. "worse" = lower value, or an
-// equal value with a higher id (ties go to the lower id).
-RE_INLINE bool worse(float va, int64_t ia, float vb, int64_t ib) { return va < vb || (va == vb && ia > ib); }
-
-inline void heap_sift_down(float* v, int64_t* id, float* aux, int64_t n, int64_t i) {
-  for (;;) {
-    int64_t l = 2 * i + 1, w = i;
-    if (l < n && worse(v[l], id[l], v[w], id[w])) w = l;
-    if (l + 1 < n && worse(v[l + 1], id[l + 1], v[w], id[w])) w = l + 1;
-    if (w == i) return;
-    std::swap(v[i], v[w]);
-    std::swap(id[i], id[w]);
-    if (aux) std::swap(aux[i], aux[w]);
-    i = w;
-  }
-}
-
-// Offer (value, id[, aux]) to a heap holding n of k entries; returns the new count.
-inline int64_t heap_offer(float* v, int64_t* id, float* aux, int64_t n, int64_t k, float val, int64_t j,
-                          float a) {
-  if (n < k) {  // not full: push and sift up
-    int64_t i = n++;
-    v[i] = val; id[i] = j;
-    if (aux) aux[i] = a;
-    while (i > 0) {
-      int64_t p = (i - 1) / 2;
-      if (!worse(v[i], id[i], v[p], id[p])) break;
-      std::swap(v[i], v[p]);
-      std::swap(id[i], id[p]);
-      if (aux) std::swap(aux[i], aux[p]);
-      i = p;
-    }
-    return n;
-  }
-  if (!worse(v[0], id[0], val, j)) return n;  // not better than the worst kept
-  v[0] = val; id[0] = j;
-  if (aux) aux[0] = a;
-  heap_sift_down(v, id, aux, n, 0);
-  return n;
-}
-
-// Lowest value a new entry must beat to enter (ids only grow, so an equal value never enters).
-RE_INLINE float heap_threshold(const float* v, int64_t n, int64_t k) { return n < k ? kNegInf : v[0]; }
 
 // ---- per-row bodies (vectorised with runtime dispatch; everything above is inlined into each clone)
 // The logits are formed on the fly ((s + bias) * inv_temp, excluded -> -inf first), so the tile is only
@@ -504,9 +461,19 @@ RE_INLINE const int64_t* ex_end(const int64_t* off, const int64_t* ids, int64_t 
 
 }  // namespace
 
+bool topk_bf16_available();
+void topk_sweep_bf16(const float* Q, const float* E, int64_t B, int64_t N, int64_t D, const float* bias,
+                     float inv_temp, const int64_t* ex_off, const int64_t* ex_ids, int64_t k, float* heap_val,
+                     int64_t* heap_id, int64_t* heap_n);
+
+// Rows a bf16 row group must fill at least 3/4 of (it computes 64 rows at once): below that, float32.
+constexpr int64_t kBf16MinRows = 48;
+
 void topk_sweep(const float* Q, const float* E, int64_t B, int64_t N, int64_t D, const float* bias, float inv_temp,
                 const int64_t* ex_off, const int64_t* ex_ids, int64_t k, float* heap_val, int64_t* heap_id,
                 int64_t* heap_n) {
+  if (B >= kBf16MinRows && topk_bf16_available())  // the exact bf16-prefiltered sweep (topk_bf16.cpp)
+    return topk_sweep_bf16(Q, E, B, N, D, bias, inv_temp, ex_off, ex_ids, k, heap_val, heap_id, heap_n);
   sweep(Q, E, B, N, D, [&](float* tile, int64_t R, int64_t nb, int64_t r0, int64_t item0) {
     for (int64_t r = 0; r < R; ++r) {
       const int64_t b = r0 + r;

@@ -12,6 +12,9 @@ user's row: they never score, are never drawn and carry no probability. Ids retu
 No op materialises the B x N logits: the catalog is walked in tiles (CPU: one C++ OpenMP sweep, each
 thread computing L2-sized tiles with the process's BLAS and folding them into per-row state at once;
 CUDA: Triton). Peak extra memory is O(B*k + threads * tile), plus dE itself for the backward.
+On CPUs with AVX512-BF16, catalog_topk of 48+ rows first scores in bfloat16 (twice the multiply-adds per
+instruction) with a proven error bound per score, and rescores in float32 only the items that bound
+cannot rule out: the result is still the float32 top-k (csrc/policy/topk_bf16.cpp).
 The plain-PyTorch truth is recengine.reference.policy.
 """
 from __future__ import annotations

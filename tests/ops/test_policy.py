@@ -508,3 +508,77 @@ def test_sweeps_on_both_gemm_paths(small_blocks, gemm_path):
     ref.catalog_cross_entropy_reference(*r_leaves[:2], target, bias=r_leaves[2], temperature=T, **excl).backward()
     for got, want, name in zip(leaves, r_leaves, ("dQ", "dE", "dbias")):
         assert_close(got.grad, want.grad, rtol=1e-4, atol=2e-6, name=name)
+
+
+# ------------------------------------------------------------------ top-k through the bf16 prefilter
+@pytest.fixture(params=["fp32", "bf16"])
+def topk_path(request):
+    """Both C++ top-k sweeps: float32 tiles, and the exact bf16-prefiltered sweep (AVX512-BF16 CPUs only,
+    used for 48+ rows)."""
+    from recengine import _C
+
+    if request.param == "bf16" and not _C.policy_topk_bf16():
+        pytest.skip("this CPU has no AVX512-BF16 (the float32 sweep is the one in use)")
+    _C.policy_set_topk_bf16(request.param == "bf16")
+    yield request.param
+    _C.policy_set_topk_bf16(True)
+
+
+@pytest.mark.parametrize("B,N,D", [(48, 301, 24), (64, 500, 64), (130, 997, 33), (70, 50, 1), (65, 20, 70)])
+@pytest.mark.parametrize("k", [1, 5, 40])
+def test_topk_bf16_prefilter_matches_reference(topk_path, B, N, D, k):
+    k = min(k, N - 8)  # rows exclude at most 8 items
+    for bias, excl, T in ((True, True, 0.7), (False, False, 1.0)):
+        Q, E, kw = make_case(B=B, N=N, D=D, bias=bias, excl=excl, seed=B + N + D)
+        scores, ids = catalog_topk(Q, E, k, temperature=T, **kw)
+        r_scores, r_ids = ref.catalog_topk_reference(Q, E, k, temperature=T, **kw)
+        assert torch.equal(ids, r_ids)
+        assert_close(scores, r_scores, rtol=1e-5, atol=1e-5, name="scores")
+
+
+def test_topk_bf16_prefilter_resolves_what_bf16_cannot(topk_path):
+    """Items whose scores differ far below bf16's resolution (relative 2^-8) but far above float32's: the
+    prefilter's bound must send them all to the exact float32 rescoring, so the order is the true one."""
+    g = torch.Generator().manual_seed(11)
+    B, N, D = 64, 400, 32
+    base = torch.randn(D, generator=g)
+    E = base + torch.randn(N, D, generator=g) * 1e-3  # every item within 1e-3 of the same vector
+    Q = torch.randn(B, D, generator=g)
+    Q[5] = 0.0  # a row where every item ties exactly: lowest ids first
+    truth = Q.double() @ E.double().T
+    for k in (1, 10):
+        scores, ids = catalog_topk(Q, E, k)
+        r_scores, _ = ref.catalog_topk_reference(Q, E, k)
+        assert torch.equal(ids[5], torch.arange(k))
+        top = truth.topk(k + 1, dim=1)
+        clear = (top.values[:, :-1] - top.values[:, 1:]).min(1).values > 2e-5  # well above float32 rounding
+        clear[5] = False
+        assert int(clear.sum()) > B // 4
+        assert torch.equal(ids[clear], top.indices[clear, :k])
+        # elsewhere float32 rounding may order near-ties either way, but never lose a true top-k item
+        assert bool((truth.gather(1, ids) >= top.values[:, k - 1:k] - 1e-5).all())
+        assert_close(scores, r_scores, rtol=1e-5, atol=1e-5, name="scores")
+
+
+def test_topk_bf16_prefilter_ties_nonfinite_and_layout(topk_path):
+    g = torch.Generator().manual_seed(12)
+    base = torch.randint(-3, 4, (10, 6), generator=g).float()
+    E = base.repeat(31, 1)  # exact ties across the whole catalog (small integers: exact in bf16 too)
+    Q = torch.randint(-3, 4, (50, 6), generator=g).float()
+    for k in (1, 7, 33):
+        scores, ids = catalog_topk(Q, E, k)
+        r_scores, r_ids = ref.catalog_topk_reference(Q, E, k)
+        assert torch.equal(ids, r_ids) and torch.equal(scores, r_scores)
+    # huge scores that overflow bf16 products: rescored exactly, and the op reports the overflow
+    Q2 = torch.randn(50, 8, generator=g)
+    E2 = torch.randn(90, 8, generator=g)
+    E2[17] = 3e38
+    with pytest.raises(ValueError, match="overflow"):
+        catalog_topk(Q2, E2, 3)
+    # non-contiguous inputs and int32 exclusions
+    Q3, E3, kw = make_case(B=60, N=200, D=16, ids_dtype=torch.int32)
+    Qt, Et = Q3.t().contiguous().t(), torch.stack([E3, E3], 2)[:, :, 0]
+    s1, i1 = catalog_topk(Qt, Et, 6, **kw)
+    s2, i2 = ref.catalog_topk_reference(Q3, E3, 6, **kw)
+    assert torch.equal(i1, i2)
+    assert_close(s1, s2, rtol=1e-5, atol=1e-5)
