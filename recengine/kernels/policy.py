@@ -17,8 +17,10 @@ import triton
 import triton.language as tl
 import torch
 
-BLOCK_B = 16
-BLOCK_N = 64
+#: launch shapes (rows per program, items per tile, warps) of the scan and of the two backward kernels,
+#: and the precision of tl.dot ("ieee": full float32 on every GPU and in the interpreter).
+#: benchmarks/gpu_tune.py times alternatives on a GPU.
+CONFIG = {"scan": (16, 64, 4), "dq": (16, 64, 4), "de": (16, 64, 4), "precision": "ieee"}
 
 
 @triton.jit
@@ -34,13 +36,13 @@ def _mix32(x):
 
 @triton.jit
 def _logits_tile(Q, E, bias, ex_off, ex_ids, rows, cols, row_ok, inv_temp, N, D, max_cnt,
-                 HAS_BIAS: tl.constexpr, HAS_EX: tl.constexpr, BLOCK_D: tl.constexpr):
+                 HAS_BIAS: tl.constexpr, HAS_EX: tl.constexpr, BLOCK_D: tl.constexpr, PREC: tl.constexpr):
     """(BLOCK_B, BLOCK_N) logits of rows x cols; out-of-range and excluded entries are -inf."""
     dims = tl.arange(0, BLOCK_D)
     col_ok = cols < N
     q = tl.load(Q + rows[:, None] * D + dims[None, :], mask=row_ok[:, None] & (dims[None, :] < D), other=0.0)
     e = tl.load(E + cols[:, None] * D + dims[None, :], mask=col_ok[:, None] & (dims[None, :] < D), other=0.0)
-    x = tl.dot(q, tl.trans(e), input_precision="ieee")
+    x = tl.dot(q, tl.trans(e), input_precision=PREC)
     if HAS_BIAS:
         x = x + tl.load(bias + cols, mask=col_ok, other=0.0)[None, :]
     x = x * inv_temp
@@ -101,7 +103,7 @@ def _scan_kernel(Q, E, bias, ex_off, ex_ids, out_v, out_i, out_a, out_m, out_s,
                  B, N, D, k, inv_temp, skey_ptr, max_cnt, items_per_split,
                  HAS_BIAS: tl.constexpr, HAS_EX: tl.constexpr, TOPK: tl.constexpr, SAMPLE: tl.constexpr,
                  LSE: tl.constexpr, K: tl.constexpr, BLOCK_B: tl.constexpr, BLOCK_N: tl.constexpr,
-                 BLOCK_D: tl.constexpr):
+                 BLOCK_D: tl.constexpr, PREC: tl.constexpr):
     """One (row block, catalog split): running top-k of the logits (TOPK), of logits + Gumbel noise
     with the logits carried along (SAMPLE), and/or the online logsumexp (LSE). Partial results go to
     out_*[split, row, ...]."""
@@ -120,7 +122,7 @@ def _scan_kernel(Q, E, bias, ex_off, ex_ids, out_v, out_i, out_a, out_m, out_s,
     for j0 in range(lo, hi, BLOCK_N):
         cols = j0 + tl.arange(0, BLOCK_N)
         x, valid = _logits_tile(Q, E, bias, ex_off, ex_ids, rows, cols, row_ok, inv_temp, hi, D,
-                                max_cnt, HAS_BIAS, HAS_EX, BLOCK_D)
+                                max_cnt, HAS_BIAS, HAS_EX, BLOCK_D, PREC)
         if LSE:
             m, s = _lse_update(x, m, s)
         if TOPK or SAMPLE:
@@ -145,10 +147,11 @@ def _scan_kernel(Q, E, bias, ex_off, ex_ids, out_v, out_i, out_a, out_m, out_s,
 
 @triton.jit
 def _grad_tile(Q, E, bias, ex_off, ex_ids, target, lse, p_scale, t_scale, rows, cols, row_ok, inv_temp,
-               B, N, D, max_cnt, HAS_BIAS: tl.constexpr, HAS_EX: tl.constexpr, BLOCK_D: tl.constexpr):
+               B, N, D, max_cnt, HAS_BIAS: tl.constexpr, HAS_EX: tl.constexpr, BLOCK_D: tl.constexpr,
+               PREC: tl.constexpr):
     """d loss / d raw scores on a tile: softmax * p_scale - onehot(target) * t_scale (0 where excluded)."""
     x, valid = _logits_tile(Q, E, bias, ex_off, ex_ids, rows, cols, row_ok, inv_temp, N, D, max_cnt,
-                            HAS_BIAS, HAS_EX, BLOCK_D)
+                            HAS_BIAS, HAS_EX, BLOCK_D, PREC)
     l = tl.load(lse + rows, mask=row_ok, other=0.0)
     ps = tl.load(p_scale + rows, mask=row_ok, other=0.0)
     ts = tl.load(t_scale + rows, mask=row_ok, other=0.0)
@@ -161,7 +164,7 @@ def _grad_tile(Q, E, bias, ex_off, ex_ids, target, lse, p_scale, t_scale, rows, 
 @triton.jit
 def _ce_dq_kernel(Q, E, bias, ex_off, ex_ids, target, lse, p_scale, t_scale, dQ, B, N, D, inv_temp, max_cnt,
                   HAS_BIAS: tl.constexpr, HAS_EX: tl.constexpr, BLOCK_B: tl.constexpr, BLOCK_N: tl.constexpr,
-                  BLOCK_D: tl.constexpr):
+                  BLOCK_D: tl.constexpr, PREC: tl.constexpr):
     rows = tl.program_id(0) * BLOCK_B + tl.arange(0, BLOCK_B)
     row_ok = rows < B
     dims = tl.arange(0, BLOCK_D)
@@ -169,17 +172,18 @@ def _ce_dq_kernel(Q, E, bias, ex_off, ex_ids, target, lse, p_scale, t_scale, dQ,
     for j0 in range(0, N, BLOCK_N):
         cols = j0 + tl.arange(0, BLOCK_N)
         g = _grad_tile(Q, E, bias, ex_off, ex_ids, target, lse, p_scale, t_scale, rows, cols, row_ok, inv_temp,
-                       B, N, D, max_cnt, HAS_BIAS, HAS_EX, BLOCK_D)
+                       B, N, D, max_cnt, HAS_BIAS, HAS_EX, BLOCK_D, PREC)
         e = tl.load(E + cols[:, None] * D + dims[None, :], mask=(cols[:, None] < N) & (dims[None, :] < D),
                     other=0.0)
-        acc += tl.dot(g, e, input_precision="ieee")
+        acc += tl.dot(g, e, input_precision=PREC)
     tl.store(dQ + rows[:, None] * D + dims[None, :], acc, mask=row_ok[:, None] & (dims[None, :] < D))
 
 
 @triton.jit
 def _ce_de_kernel(Q, E, bias, ex_off, ex_ids, target, lse, p_scale, t_scale, dE, dbias, B, N, D, inv_temp,
                   max_cnt, HAS_BIAS: tl.constexpr, HAS_EX: tl.constexpr, NEED_E: tl.constexpr,
-                  NEED_BIAS: tl.constexpr, BLOCK_B: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr):
+                  NEED_BIAS: tl.constexpr, BLOCK_B: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr,
+                  PREC: tl.constexpr):
     cols = tl.program_id(0) * BLOCK_N + tl.arange(0, BLOCK_N)
     col_ok = cols < N
     dims = tl.arange(0, BLOCK_D)
@@ -189,11 +193,11 @@ def _ce_de_kernel(Q, E, bias, ex_off, ex_ids, target, lse, p_scale, t_scale, dE,
         rows = r0 + tl.arange(0, BLOCK_B)
         row_ok = rows < B
         g = _grad_tile(Q, E, bias, ex_off, ex_ids, target, lse, p_scale, t_scale, rows, cols, row_ok, inv_temp,
-                       B, N, D, max_cnt, HAS_BIAS, HAS_EX, BLOCK_D)
+                       B, N, D, max_cnt, HAS_BIAS, HAS_EX, BLOCK_D, PREC)
         if NEED_E:
             q = tl.load(Q + rows[:, None] * D + dims[None, :], mask=row_ok[:, None] & (dims[None, :] < D),
                         other=0.0)
-            acc += tl.dot(tl.trans(g), q, input_precision="ieee")
+            acc += tl.dot(tl.trans(g), q, input_precision=PREC)
         if NEED_BIAS:
             acc_b += tl.sum(g, axis=0)
     if NEED_E:
@@ -216,19 +220,20 @@ def _exclusion_args(exclude_offsets, exclude_ids, device):
     return exclude_offsets, exclude_ids.to(torch.int64).contiguous(), max_cnt, max_cnt > 0
 
 
-def _num_splits(B: int, N: int) -> int:
+def _num_splits(B: int, N: int, block_b: int, block_n: int) -> int:
     # enough programs to fill a GPU (about 4 per SM of a large one), never less than 4 tiles per split
-    row_blocks = triton.cdiv(B, BLOCK_B)
+    row_blocks = triton.cdiv(B, block_b)
     want = triton.cdiv(512, row_blocks)
-    return int(max(1, min(want, triton.cdiv(N, 4 * BLOCK_N))))
+    return int(max(1, min(want, triton.cdiv(N, 4 * block_n))))
 
 
 def _scan(Q, E, k, bias, inv_temp, exclude_offsets, exclude_ids, *, topk, sample, lse, skey=0):
     B, D = Q.shape
     N = E.shape[0]
     dev = Q.device
-    splits = _num_splits(B, N)
-    items = triton.cdiv(triton.cdiv(N, splits), BLOCK_N) * BLOCK_N
+    block_b, block_n, warps = CONFIG["scan"]
+    splits = _num_splits(B, N, block_b, block_n)
+    items = triton.cdiv(triton.cdiv(N, splits), block_n) * block_n
     splits = triton.cdiv(N, items)
     K = max(2, triton.next_power_of_2(max(k, 1)))
     out_v = torch.full((splits, B, K), float("-inf"), device=dev)
@@ -238,12 +243,13 @@ def _scan(Q, E, k, bias, inv_temp, exclude_offsets, exclude_ids, *, topk, sample
     out_s = torch.empty((splits, B), device=dev)
     ex_off, ex_ids, max_cnt, has_ex = _exclusion_args(exclude_offsets, exclude_ids, dev)
     b = bias if bias is not None else out_m
-    grid = (triton.cdiv(B, BLOCK_B), splits)
+    grid = (triton.cdiv(B, block_b), splits)
     _scan_kernel[grid](Q, E, b, ex_off, ex_ids, out_v, out_i, out_a, out_m, out_s,
                        B, N, D, k, float(inv_temp), torch.tensor([int(skey)], dtype=torch.int64, device=dev),
                        max_cnt, items,
                        HAS_BIAS=bias is not None, HAS_EX=has_ex, TOPK=topk, SAMPLE=sample, LSE=lse, K=K,
-                       BLOCK_B=BLOCK_B, BLOCK_N=BLOCK_N, BLOCK_D=_block_d(D))
+                       BLOCK_B=block_b, BLOCK_N=block_n, BLOCK_D=_block_d(D), PREC=CONFIG["precision"],
+                       num_warps=warps)
     return out_v, out_i, out_a, out_m, out_s
 
 
@@ -301,14 +307,17 @@ def catalog_ce_backward_triton(Q, E, target, bias, lse, p_scale, t_scale, inv_te
     dE = torch.empty_like(E) if need_e else E.new_empty(0)
     dbias = torch.empty(N, device=dev) if need_bias else Q.new_empty(0)
     args = (Q, E, b, ex_off, ex_ids, target, lse, p_scale, t_scale)
+    prec = CONFIG["precision"]
     if need_q:
-        _ce_dq_kernel[(triton.cdiv(B, BLOCK_B),)](*args, dQ, B, N, D, float(inv_temp), max_cnt,
-                                                 HAS_BIAS=bias is not None, HAS_EX=has_ex, BLOCK_B=BLOCK_B,
-                                                 BLOCK_N=BLOCK_N, BLOCK_D=_block_d(D))
+        block_b, block_n, warps = CONFIG["dq"]
+        _ce_dq_kernel[(triton.cdiv(B, block_b),)](*args, dQ, B, N, D, float(inv_temp), max_cnt,
+                                                 HAS_BIAS=bias is not None, HAS_EX=has_ex, BLOCK_B=block_b,
+                                                 BLOCK_N=block_n, BLOCK_D=_block_d(D), PREC=prec, num_warps=warps)
     if need_e or need_bias:
-        _ce_de_kernel[(triton.cdiv(N, BLOCK_N),)](*args, dE if need_e else dQ, dbias if need_bias else lse,
+        block_b, block_n, warps = CONFIG["de"]
+        _ce_de_kernel[(triton.cdiv(N, block_n),)](*args, dE if need_e else dQ, dbias if need_bias else lse,
                                                  B, N, D, float(inv_temp), max_cnt,
                                                  HAS_BIAS=bias is not None, HAS_EX=has_ex, NEED_E=need_e,
-                                                 NEED_BIAS=need_bias, BLOCK_B=BLOCK_B, BLOCK_N=BLOCK_N,
-                                                 BLOCK_D=_block_d(D))
+                                                 NEED_BIAS=need_bias, BLOCK_B=block_b, BLOCK_N=block_n,
+                                                 BLOCK_D=_block_d(D), PREC=prec, num_warps=warps)
     return dQ, dE, dbias

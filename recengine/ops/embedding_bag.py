@@ -106,6 +106,28 @@ def _check_values(num_rows: int, table_offsets: Tensor, ids: Tensor, offsets: Te
 
 def _check_values_torch(num_rows: int, table_offsets: Tensor, ids: Tensor, offsets: Tensor,
                         table_names: Sequence[str] | None) -> None:
+    """All value checks as device reductions read back in one host sync (on a GPU every sync costs tens of
+    microseconds); only when one fails does `_explain_bad_values` find the first culprit for the message."""
+    num_tables, batch = _sizes(table_offsets, offsets)
+    n = ids.shape[0]
+    rows = table_offsets[1:] - table_offsets[:-1]
+    seg = (offsets[::batch] if batch > 0 else offsets[:1].expand(num_tables + 1)).contiguous()
+    flags = [table_offsets[0] < 0, table_offsets[-1] > num_rows, (rows < 0).any(), seg[0] != 0, seg[-1] != n]
+    if offsets.shape[0] > 1:
+        flags.append((offsets[1:] < offsets[:-1]).any())
+    if n:
+        # each table's ids are contiguous: ids[seg[t]:seg[t+1]]; the table of position i is the last t with
+        # seg[t] <= i (empty tables never match)
+        table_of = torch.searchsorted(seg, torch.arange(n, device=ids.device, dtype=seg.dtype), right=True) - 1
+        limit = rows[table_of.clamp(0, num_tables - 1)]
+        flags.append(((ids < 0) | (ids >= limit)).any())
+    if any(torch.stack(flags).tolist()):
+        _explain_bad_values(num_rows, table_offsets, ids, offsets, table_names)
+        raise ValueError("offsets/ids: inconsistent values")  # not reached: the line above names the culprit
+
+
+def _explain_bad_values(num_rows: int, table_offsets: Tensor, ids: Tensor, offsets: Tensor,
+                        table_names: Sequence[str] | None) -> None:
     num_tables, batch = _sizes(table_offsets, offsets)
     bounds_t = table_offsets.tolist()
     if bounds_t[0] < 0 or bounds_t[-1] > num_rows or any(b < a for a, b in zip(bounds_t, bounds_t[1:])):
