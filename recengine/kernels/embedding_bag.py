@@ -4,7 +4,8 @@ Launchers take tensors already validated by recengine.ops.embedding_bag (contigu
 one device). Ids outside their table are masked out (never read or written), so even an unvalidated
 call stays in bounds.
 
-- `forward`: one program per bag, loading BLOCK_N rows at a time.
+- `forward`: one program per bag, loading BLOCK_N rows at a time; it also checks the ids and the layout
+  and reports the first offenders, so the public op validates without extra passes or launches.
 - `backward_psw`: one program per bag, <grad_output row, weight row> per id.
 - `aggregate_update`: torch sorts the global rows (stable) and finds the unique ones; then one program
   per unique row sums its occurrences' gradients (duplicates first) and writes the dense gradient row
@@ -26,15 +27,28 @@ def _blocks(dim: int) -> tuple[int, int]:
 
 
 @triton.jit
-def _forward_kernel(w_ptr, table_offsets_ptr, ids_ptr, offsets_ptr, psw_ptr, out_ptr, B, T, D,
+def _forward_kernel(w_ptr, table_offsets_ptr, ids_ptr, offsets_ptr, psw_ptr, out_ptr, err_ptr, B, T, D, R, n_ids,
                     HAS_PSW: tl.constexpr, MEAN: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr):
     j = tl.program_id(0).to(tl.int64)
     t = j // B
     b = j % B
     base = tl.load(table_offsets_ptr + t)
-    rows_t = tl.load(table_offsets_ptr + t + 1) - base
+    top = tl.load(table_offsets_ptr + t + 1)
     start = tl.load(offsets_ptr + j)
     end = tl.load(offsets_ptr + j + 1)
+    # Whatever the inputs, nothing outside weights or ids is touched: a bag or table that breaks the layout is
+    # skipped and reported (err[1] = its index, err[2] = the table), a bad id is masked out (err[0] = its
+    # position); the host reads err once after the launch and raises.
+    bag_bad = (start < 0) | (end < start) | (end > n_ids) | ((j == 0) & (start != 0)) | \
+        ((j == B * T - 1) & (end != n_ids))
+    table_bad = (base < 0) | (top < base) | (top > R)
+    if bag_bad:
+        tl.atomic_min(err_ptr + 1, j)
+    if table_bad:
+        tl.atomic_min(err_ptr + 2, t)
+    skip = bag_bad | table_bad
+    end = tl.where(skip, start, end)
+    rows_t = top - base
     d = tl.arange(0, BLOCK_D)
     dmask = d < D
     acc = tl.zeros([BLOCK_D], dtype=tl.float32)
@@ -43,6 +57,7 @@ def _forward_kernel(w_ptr, table_offsets_ptr, ids_ptr, offsets_ptr, psw_ptr, out
         kmask = k < end
         idx = tl.load(ids_ptr + k, mask=kmask, other=0).to(tl.int64)
         ok = kmask & (idx >= 0) & (idx < rows_t)
+        tl.atomic_min(err_ptr + tl.zeros_like(k), k, mask=kmask & ~ok)
         rows = base + tl.where(ok, idx, 0)
         vals = tl.load(w_ptr + rows[:, None] * D + d[None, :], mask=ok[:, None] & dmask[None, :], other=0.0)
         if HAS_PSW:
@@ -55,21 +70,27 @@ def _forward_kernel(w_ptr, table_offsets_ptr, ids_ptr, offsets_ptr, psw_ptr, out
     tl.store(out_ptr + (b * T + t) * D + d, acc, mask=dmask)
 
 
+#: no error in that slot of forward's error report
+NO_ERROR = 2**63 - 1
+
+
 def forward(weights: torch.Tensor, table_offsets: torch.Tensor, ids: torch.Tensor, offsets: torch.Tensor,
-            per_sample_weights: torch.Tensor | None, mean: bool) -> torch.Tensor:
-    """(B, T*D) pooled rows."""
+            per_sample_weights: torch.Tensor | None, mean: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """(B, T*D) pooled rows, and the error report (3,) int64: the first bad id's position, the first bag
+    whose offsets break the layout, the first table whose table_offsets do (NO_ERROR where none)."""
     num_tables = table_offsets.numel() - 1
     batch = (offsets.numel() - 1) // num_tables
     dim = weights.shape[1]
     out = torch.empty(batch, num_tables * dim, dtype=weights.dtype, device=weights.device)
+    err = torch.full((3,), NO_ERROR, dtype=torch.int64, device=weights.device)
     if out.numel() == 0:
-        return out
+        return out, err
     block_n, block_d = _blocks(dim)
     psw = per_sample_weights if per_sample_weights is not None else weights
     _forward_kernel[(num_tables * batch,)](
-        weights, table_offsets, ids, offsets, psw, out, batch, num_tables, dim,
+        weights, table_offsets, ids, offsets, psw, out, err, batch, num_tables, dim, weights.shape[0], ids.numel(),
         HAS_PSW=per_sample_weights is not None, MEAN=mean, BLOCK_N=block_n, BLOCK_D=block_d)
-    return out
+    return out, err
 
 
 @triton.jit

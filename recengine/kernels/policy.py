@@ -1,7 +1,7 @@
 """Triton kernels of the catalog softmax-policy ops (CUDA; on the CPU under TRITON_INTERPRET=1).
 
 Each program takes BLOCK_B rows of Q and walks one split of the catalog BLOCK_N items at a time:
-it computes the logits tile (tl.dot in full float32, no TF32, so scores match the CPU), masks the
+it computes the logits tile (tl.dot at about float32 accuracy, see CONFIG), masks the
 rows' excluded items, and folds the tile into per-row state held in registers: an online logsumexp
 and/or a running top-k (k rounds of "take the best, ties to the lower id" over the tile and the kept
 entries, done only when some tile entry beats a row's k-th). Splitting the catalog over the second
@@ -18,9 +18,10 @@ import triton.language as tl
 import torch
 
 #: launch shapes (rows per program, items per tile, warps) of the scan and of the two backward kernels,
-#: and the precision of tl.dot ("ieee": full float32 on every GPU and in the interpreter).
-#: benchmarks/gpu_tune.py times alternatives on a GPU.
-CONFIG = {"scan": (16, 64, 4), "dq": (16, 64, 4), "de": (16, 64, 4), "precision": "ieee"}
+#: and the precision of tl.dot: "tf32x3" splits each float32 operand into three TF32 products on the tensor
+#: cores, about float32's accuracy (relative error ~1e-6 on W2, every top-k id equal to float64's) at 2-5x
+#: the speed of "ieee" (plain float32 FMAs). Chosen by benchmarks/gpu_tune.py on an H200 (RESULTS.md).
+CONFIG = {"scan": (64, 64, 4), "dq": (64, 64, 4), "de": (16, 64, 4), "precision": "tf32x3"}
 
 
 @triton.jit
@@ -163,20 +164,23 @@ def _grad_tile(Q, E, bias, ex_off, ex_ids, target, lse, p_scale, t_scale, rows, 
 
 @triton.jit
 def _ce_dq_kernel(Q, E, bias, ex_off, ex_ids, target, lse, p_scale, t_scale, dQ, B, N, D, inv_temp, max_cnt,
-                  HAS_BIAS: tl.constexpr, HAS_EX: tl.constexpr, BLOCK_B: tl.constexpr, BLOCK_N: tl.constexpr,
-                  BLOCK_D: tl.constexpr, PREC: tl.constexpr):
+                  items_per_split, HAS_BIAS: tl.constexpr, HAS_EX: tl.constexpr, BLOCK_B: tl.constexpr,
+                  BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr, PREC: tl.constexpr):
+    """dQ of one (row block, catalog split) into dQ[split]: the splits keep a small B from leaving SMs idle."""
+    split = tl.program_id(1)
     rows = tl.program_id(0) * BLOCK_B + tl.arange(0, BLOCK_B)
     row_ok = rows < B
     dims = tl.arange(0, BLOCK_D)
     acc = tl.zeros((BLOCK_B, BLOCK_D), tl.float32)
-    for j0 in range(0, N, BLOCK_N):
+    lo = split * items_per_split
+    for j0 in range(lo, tl.minimum(lo + items_per_split, N), BLOCK_N):
         cols = j0 + tl.arange(0, BLOCK_N)
         g = _grad_tile(Q, E, bias, ex_off, ex_ids, target, lse, p_scale, t_scale, rows, cols, row_ok, inv_temp,
                        B, N, D, max_cnt, HAS_BIAS, HAS_EX, BLOCK_D, PREC)
         e = tl.load(E + cols[:, None] * D + dims[None, :], mask=(cols[:, None] < N) & (dims[None, :] < D),
                     other=0.0)
         acc += tl.dot(g, e, input_precision=PREC)
-    tl.store(dQ + rows[:, None] * D + dims[None, :], acc, mask=row_ok[:, None] & (dims[None, :] < D))
+    tl.store(dQ + (split * B + rows[:, None]) * D + dims[None, :], acc, mask=row_ok[:, None] & (dims[None, :] < D))
 
 
 @triton.jit
@@ -303,19 +307,25 @@ def catalog_ce_backward_triton(Q, E, target, bias, lse, p_scale, t_scale, inv_te
     dev = Q.device
     ex_off, ex_ids, max_cnt, has_ex = _exclusion_args(exclude_offsets, exclude_ids, dev)
     b = bias if bias is not None else lse
-    dQ = torch.empty_like(Q) if need_q else Q.new_empty(0)
+    dQ = Q.new_empty(0)
     dE = torch.empty_like(E) if need_e else E.new_empty(0)
     dbias = torch.empty(N, device=dev) if need_bias else Q.new_empty(0)
     args = (Q, E, b, ex_off, ex_ids, target, lse, p_scale, t_scale)
     prec = CONFIG["precision"]
     if need_q:
         block_b, block_n, warps = CONFIG["dq"]
-        _ce_dq_kernel[(triton.cdiv(B, block_b),)](*args, dQ, B, N, D, float(inv_temp), max_cnt,
-                                                 HAS_BIAS=bias is not None, HAS_EX=has_ex, BLOCK_B=block_b,
-                                                 BLOCK_N=block_n, BLOCK_D=_block_d(D), PREC=prec, num_warps=warps)
+        splits = _num_splits(B, N, block_b, block_n)
+        items = triton.cdiv(triton.cdiv(N, splits), block_n) * block_n
+        splits = triton.cdiv(N, items)
+        parts = torch.empty((splits, B, D), device=dev)
+        _ce_dq_kernel[(triton.cdiv(B, block_b), splits)](*args, parts, B, N, D, float(inv_temp), max_cnt, items,
+                                                         HAS_BIAS=bias is not None, HAS_EX=has_ex, BLOCK_B=block_b,
+                                                         BLOCK_N=block_n, BLOCK_D=_block_d(D), PREC=prec,
+                                                         num_warps=warps)
+        dQ = parts.sum(0)  # a fixed order: deterministic
     if need_e or need_bias:
         block_b, block_n, warps = CONFIG["de"]
-        _ce_de_kernel[(triton.cdiv(N, block_n),)](*args, dE if need_e else dQ, dbias if need_bias else lse,
+        _ce_de_kernel[(triton.cdiv(N, block_n),)](*args, dE if need_e else lse, dbias if need_bias else lse,
                                                  B, N, D, float(inv_temp), max_cnt,
                                                  HAS_BIAS=bias is not None, HAS_EX=has_ex, NEED_E=need_e,
                                                  NEED_BIAS=need_bias, BLOCK_B=block_b, BLOCK_N=block_n,

@@ -163,7 +163,7 @@ class EmbeddingTables(nn.Module):
         """Pooled (B, T*D). ids local to their table; offsets (T*B+1,) int64, table-major."""
         weights, table_offsets, ids, offsets, psw = check_embedding_bag_inputs(
             self.weights, self.table_offsets, ids, offsets, per_sample_weights, self.pooling,
-            table_names=self._names)
+            table_names=self._names, for_forward=True)
         if self.optimizer is None or not torch.is_grad_enabled():
             return torch.ops.recengine.embedding_bag(weights, table_offsets, ids, offsets, psw, self.pooling)
         anchor = torch.empty(0, device=weights.device, requires_grad=True)

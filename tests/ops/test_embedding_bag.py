@@ -66,8 +66,47 @@ def test_forward_triton_matches_reference(shape, pooling, psw):
     rows, batch, dim = shape
     w, to, ids, offs, p = make_inputs(3 + dim, rows, batch, dim, id_dtype=torch.int32, psw=psw, hot=True)
     expected = embedding_bag_reference(w, to, ids, offs, p, pooling)
-    out = kernels.forward(*_to(TRITON_DEVICE, w, to, ids, offs, p), pooling == "mean")
+    out, err = kernels.forward(*_to(TRITON_DEVICE, w, to, ids, offs, p), pooling == "mean")
+    assert err.tolist() == [kernels.NO_ERROR] * 3
     assert_close(out, expected, name="triton forward")
+
+
+def test_forward_triton_reports_bad_values_and_stays_in_bounds():
+    """The Triton forward checks the values itself (the public op on CUDA relies on it): the first bad id's
+    position, the first bag and the first table whose layout is broken; such bags read nothing."""
+    w = torch.randn(13, 8)
+    to = torch.tensor([0, 9, 13])  # table 0: 9 rows, table 1: 4 rows; 3 bags each
+    ids = torch.tensor([0, 8, 3, 1, 2, 0, 3, 1, 2, 3])
+    offs = torch.tensor([0, 2, 3, 5, 7, 8, 10])
+    NO = kernels.NO_ERROR
+    run = lambda i, o, t=to: kernels.forward(*_to(TRITON_DEVICE, w, t, i, o), None, False)[1].tolist()  # noqa: E731
+    assert run(ids, offs) == [NO, NO, NO]
+    bad = ids.clone()
+    bad[[2, 4]] = torch.tensor([9, -1])  # 9 = rows of table 0 (one past its largest id)
+    assert run(bad, offs) == [2, NO, NO]
+    bad = ids.clone()
+    bad[6] = 4  # in table 1 (4 rows): one past its largest id
+    assert run(bad, offs) == [6, NO, NO]
+    o = offs.clone()
+    o[2] = 6  # bag 2 then ends (5) before it starts (6)
+    assert run(ids, o) == [NO, 2, NO]
+    o = offs.clone()
+    o[-1] = 11  # the last bag runs past the ids
+    assert run(ids, o) == [NO, 5, NO]
+    o = offs.clone()
+    o[0] = 1
+    assert run(ids, o)[1] == 0
+    t = to.clone()
+    t[-1] = 14  # table 1 reaches past the weights
+    assert run(ids, offs, t) == [NO, NO, 1]
+    # through the op's CUDA implementation (here on the interpreter): the report becomes the usual errors
+    ops_module = importlib.import_module("recengine.ops.embedding_bag")
+    bad = ids.clone()
+    bad[2] = 9
+    with pytest.raises(IndexError, match=r"ids\[2\] = 9 is outside table 0"):
+        ops_module._embedding_bag_cuda(*_to(TRITON_DEVICE, w, to, bad, offs), None, "sum")
+    with pytest.raises(ValueError, match="offsets"):
+        ops_module._embedding_bag_cuda(*_to(TRITON_DEVICE, w, to, ids, o), None, "sum")
 
 
 def test_forward_empty_bags_and_edges():
@@ -81,7 +120,7 @@ def test_forward_empty_bags_and_edges():
         expected = embedding_bag_reference(w, to, ids, offs, None, pooling)
         assert torch.equal(expected[1, :dim], torch.zeros(dim))
         assert_close(embedding_bag(w, to, ids, offs, None, pooling), expected, name=pooling)
-        assert_close(kernels.forward(*_to(TRITON_DEVICE, w, to, ids, offs), None, pooling == "mean"), expected)
+        assert_close(kernels.forward(*_to(TRITON_DEVICE, w, to, ids, offs), None, pooling == "mean")[0], expected)
     # every bag empty, and no ids at all
     offs0 = torch.zeros(2 * batch + 1, dtype=torch.int64)
     empty_ids = torch.zeros(0, dtype=torch.int64)
@@ -319,7 +358,7 @@ def test_triton_drops_out_of_range_ids_in_bounds():
     keep[[1, ids.numel() - 1]] = False
     p_masked = p * keep
     expected = embedding_bag_reference(w, to, ids.clamp(0, 3), offs, p_masked)
-    out = kernels.forward(*_to(TRITON_DEVICE, w, to, ids, offs, p), False)
+    out, _ = kernels.forward(*_to(TRITON_DEVICE, w, to, ids, offs, p), False)
     assert_close(out, expected)
 
 

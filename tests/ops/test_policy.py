@@ -388,8 +388,9 @@ def _on(dev, kw):
 
 
 @pytest.mark.parametrize("excl", [True, False])
-def test_triton_topk_sample_lse(excl):
-    Q, E, kw = make_case(B=19, N=300, D=24, excl=excl)
+@pytest.mark.parametrize("B,N", [(19, 300), (70, 700)])  # one row block; two (of 64) and many splits
+def test_triton_topk_sample_lse(excl, B, N):
+    Q, E, kw = make_case(B=B, N=N, D=24, excl=excl)
     T = 0.8
     d = TRITON_DEVICE
     off, ids = kw.get("exclude_offsets"), kw.get("exclude_ids")
@@ -422,15 +423,16 @@ def test_triton_topk_ties_and_k_near_n():
         assert_close(s.cpu(), r_s, rtol=1e-5, atol=1e-5)
 
 
-def test_triton_cross_entropy_backward():
-    Q, E, kw = make_case(B=17, N=90, D=20)
+@pytest.mark.parametrize("B,N", [(17, 90), (70, 700)])
+def test_triton_cross_entropy_backward(B, N):
+    Q, E, kw = make_case(B=B, N=N, D=20)
     T = 0.9
-    target = valid_targets(17, 90, kw)
+    target = valid_targets(B, N, kw)
     leaves = [Q.double().requires_grad_(), E.double().requires_grad_(), kw["bias"].double().requires_grad_()]
     excl = {n: v for n, v in kw.items() if n != "bias"}
     rows = ref.catalog_cross_entropy_reference(*leaves[:2], target, bias=leaves[2], temperature=T, reduction="none",
                                                **excl)
-    w = torch.linspace(0.5, 1.5, 17, dtype=torch.float64)
+    w = torch.linspace(0.5, 1.5, B, dtype=torch.float64)
     (rows * w).sum().backward()
     lse = ref.catalog_logsumexp_reference(Q, E, bias=kw["bias"], temperature=T, **excl)
     d = TRITON_DEVICE
