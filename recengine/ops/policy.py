@@ -29,11 +29,15 @@ __all__ = ["catalog_topk", "catalog_sample", "catalog_logsumexp", "catalog_cross
 
 
 # ------------------------------------------------------------------------------------- validation
-def _check_finite(name: str, t: torch.Tensor) -> None:
-    # one cheap reduction first; the exact check only when the sum is not finite (it may just overflow)
-    t = t.detach()
-    if t.numel() and not torch.isfinite(t.sum()) and not torch.isfinite(t).all():
-        raise ValueError(f"{name}: holds NaN or infinite values")
+def _check_finite(**tensors: torch.Tensor | None) -> None:
+    # one cheap reduction per tensor, read back in one host sync; the exact check only for a sum that is not
+    # finite (it may just overflow)
+    given = {name: t.detach() for name, t in tensors.items() if t is not None and t.numel()}
+    if not given or bool(torch.isfinite(torch.stack([t.sum() for t in given.values()])).all()):
+        return
+    for name, t in given.items():
+        if not bool(torch.isfinite(t).all()):
+            raise ValueError(f"{name}: holds NaN or infinite values")
 
 
 def _validate(Q, E, bias, temperature, exclude_offsets, exclude_ids):
@@ -59,11 +63,8 @@ def _validate(Q, E, bias, temperature, exclude_offsets, exclude_ids):
         check_tensor("exclude_ids", exclude_ids, dtypes=INDEX_DTYPES, ndim=1)
     check_same_device(Q=Q, E=E, bias=bias, exclude_offsets=exclude_offsets, exclude_ids=exclude_ids)
     Q, E = Q.contiguous(), E.contiguous()
-    _check_finite("Q", Q)
-    _check_finite("E", E)
-    if bias is not None:
-        bias = bias.contiguous()
-        _check_finite("bias", bias)
+    bias = None if bias is None else bias.contiguous()
+    _check_finite(Q=Q, E=E, bias=bias)
     if exclude_offsets is not None:
         exclude_offsets = exclude_offsets.contiguous()
         exclude_ids = exclude_ids.contiguous().to(torch.int64)

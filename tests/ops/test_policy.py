@@ -340,6 +340,10 @@ def test_validation_errors():
     bad[3, 0] = float("inf")
     with pytest.raises(ValueError, match="E"):
         catalog_sample(Q, bad, 2, 0)
+    with pytest.raises(ValueError, match="bias"):
+        catalog_topk(Q, E, 2, bias=torch.full((E.shape[0],), float("nan")))
+    huge = torch.full_like(E, 3e38)  # every value finite, their sum is not: the exact check must pass it
+    assert catalog_topk(torch.zeros_like(Q), huge, 2)[1].shape == (Q.shape[0], 2)
     with pytest.raises(ValueError, match="overflow"):  # finite inputs whose logits are not
         catalog_logsumexp(Q * 1e30, E * 1e30)
     with pytest.raises(ValueError, match="overflow"):
