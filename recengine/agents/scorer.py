@@ -42,7 +42,10 @@ def untied_scorer(scorer: Scorer, bias_init: float | torch.Tensor = 0.0) -> Scor
     For value learning from scratch: with the tied table, a fresh encoder gives every item a random logit of
     order 1, and the top-k of 1682 such values is pure noise that no update corrects until the item is shown;
     with zeros, an item nobody has shown scores alike (below the ones learnt to be clicked when `bias_init` < 0,
-    "pessimism under uncertainty"), and the ranking is what was learnt."""
+    "pessimism under uncertainty"), and the ranking is what was learnt. The price: Q's gradient with respect to
+    the state, c · e_a, is zero at the start, so the encoder learns nothing until the table has grown, and the
+    table shares nothing between items of the same genres — `recengine compare` measured the tied table
+    learning faster (see CompareConfig.dqn_item_table)."""
     from recengine.nn import CatalogHead
 
     head = CatalogHead(scorer.head.num_items, scorer.dim, own_table=True)
