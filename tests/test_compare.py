@@ -151,3 +151,17 @@ def test_fallback_message(monkeypatch, tmp_path):
     data, fallback = compare.load_data(cfg, log=messages.append)
     assert data.name == "synthetic"
     assert "FALLING BACK" in fallback and "no ml-100k here" in fallback and messages
+
+
+def test_dqn_item_table_must_be_known(tmp_path):
+    from recengine.report import compare
+
+    cfg = compare.CompareConfig(out=str(tmp_path), dataset="synthetic", agents=("dqn",), progress=False,
+                                dqn_item_table="shared").quick_settings()
+    with pytest.raises(ValueError, match="dqn_item_table"):
+        compare.run_compare(cfg, log=lambda *a: None)
+
+
+def test_seeds_must_be_positive(tmp_path):
+    with pytest.raises(ValueError, match="seeds"):
+        main(["compare", "--quick", "--dataset", "synthetic", "--out", str(tmp_path), "--seeds", "0"])

@@ -206,6 +206,8 @@ def run_compare(cfg: CompareConfig, log=print) -> dict:
     from recengine.eval.ope import ope_check
     from recengine.report import writer
 
+    if cfg.seeds < 1:
+        raise ValueError(f"seeds: need at least one training seed, got {cfg.seeds}")
     os.makedirs(cfg.out, exist_ok=True)
     start = time.perf_counter()
     torch.manual_seed(cfg.seed)
@@ -445,11 +447,8 @@ def main_from_args(args) -> int:
     cfg = CompareConfig(out=args.out, dataset=args.dataset, data_root=args.data_root, seed=args.seed)
     if args.quick:
         cfg.quick_settings()
-    seeds = getattr(args, "seeds", None)
-    if seeds is not None:
-        if seeds < 1:
-            raise SystemExit(f"--seeds must be >= 1, got {seeds}")
-        cfg.seeds = seeds
+    if getattr(args, "seeds", None) is not None:
+        cfg.seeds = args.seeds
     if args.threads:
         torch.set_num_threads(args.threads)
     run_compare(cfg, log=lambda *a: print(*a, flush=True))
