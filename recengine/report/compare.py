@@ -7,9 +7,12 @@ the simulator's users to it (recengine.env.from_movielens), pre-train the large 
 then for every policy — random, popularity, the large model alone, DQN, REINFORCE, and the hybrids (the large
 model fine-tuned by DQN / REINFORCE) — train it in the feedback loop where it learns, and measure greedily:
 return per session, CTR, catalogue coverage, slate diversity, updates/s, and for encoder-based agents HR@10 /
-NDCG@10 on the data's leave-one-out test split. Off-policy estimates (IPS / SNIPS / DR from logs of an
-epsilon-greedy logging policy) are set against each target's true on-policy value. Writes results.json,
-report.md and learning_curves.png into the output directory.
+NDCG@10 on the data's leave-one-out test split. Every agent of a training seed is evaluated on the same
+simulated sessions, so besides each return's 95% interval the report gives its paired difference from the
+popularity baseline and from the large model, session by session (recengine.eval.stats); a target counts as met
+only when that interval lies above 0 (`seeds` > 1 repeats the training and pools the sessions). Off-policy
+estimates (IPS / SNIPS / DR from logs of an epsilon-greedy logging policy) are set against each target's true
+on-policy value. Writes results.json, report.md and learning_curves.png into the output directory.
 """
 from __future__ import annotations
 
