@@ -75,6 +75,11 @@ def test_results_json_intervals(quick_run):
             # the mean of the per-session differences is the difference of the means
             assert d["diff"] == pytest.approx(entry["avg_return"] - agents[base]["avg_return"], abs=1e-9)
             assert d["ci95"][0] <= d["diff"] <= d["ci95"][1] and d["n"] == entry["sessions"]
+            # two seeds: one difference per seed, their t interval (12.706 · s / sqrt(2))
+            seed_diffs = [x - y for x, y in zip(entry["seed_returns"], agents[base]["seed_returns"])]
+            assert d["seed_diffs"] == pytest.approx(seed_diffs, abs=1e-9)
+            half = 12.706205 * abs(seed_diffs[0] - seed_diffs[1]) / math.sqrt(2) / math.sqrt(2)
+            assert d["seed_ci95"] == pytest.approx([d["diff"] - half, d["diff"] + half], abs=1e-6)
         if name in LEARNERS:
             g = entry["curve_gain"]
             assert g["ci95"][0] <= g["diff"] <= g["ci95"][1]
@@ -87,7 +92,8 @@ def test_results_json_intervals(quick_run):
     evidence = results["target_evidence"]
     for text, diffs in evidence.items():
         assert diffs, text
-        assert results["targets"][text] == any(d["ci95"][0] > 0 for d in diffs), text
+        assert results["targets"][text] == any(
+            d["ci95"][0] > 0 and d.get("seed_ci95", [1])[0] > 0 for d in diffs), text
     assert evidence["DQN beats popularity (return/session)"] == [agents["dqn"]["paired"]["popularity"]]
 
 
@@ -131,6 +137,8 @@ def test_combine_seeds_and_paired_differences_hand_values():
     assert d["diff"] == pytest.approx(2.0) and d["stderr"] == pytest.approx(0.408248, abs=1e-6)
     assert d["ci95"] == pytest.approx([1.199848, 2.800152], abs=1e-6)
     assert "large-model" not in agent["paired"] and entries["popularity"]["paired"] == {}
+    # per seed: 4 - 1.5 = 2.5 and 5 - 3.5 = 1.5; s = sqrt(0.5), stderr 0.5, t(1 df) 12.706205
+    assert d["seed_diffs"] == [2.5, 1.5] and d["seed_ci95"] == pytest.approx([2 - 6.353102, 2 + 6.353102], abs=1e-5)
     # two seeds' gains of 100 sessions each: mean 2, stderr sqrt(50² + 50²) / 200
     g = agent["curve_gain"]
     assert g["diff"] == pytest.approx(2.0) and g["n"] == 200

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from recengine.agents.config import DQNConfig, EncoderConfig, LoopConfig, ReinforceConfig
-from recengine.eval.stats import mean_ci, paired_diff, z_value
+from recengine.eval.stats import mean_ci, paired_diff, t_value, z_value
 
 
 @dataclass
@@ -312,6 +312,8 @@ def run_compare(cfg: CompareConfig, log=print) -> dict:
                f"{entry['return_ci95'][1]:.3f}]"
         for base, d in entry["paired"].items():
             line += f"  vs {base} {d['diff']:+.3f} [{d['ci95'][0]:+.3f}, {d['ci95'][1]:+.3f}]"
+            if "seed_ci95" in d:
+                line += f" (seeds [{d['seed_ci95'][0]:+.3f}, {d['seed_ci95'][1]:+.3f}])"
         if entry.get("curve_gain"):
             g = entry["curve_gain"]
             line += f"  curve gain {g['diff']:+.3f} [{g['ci95'][0]:+.3f}, {g['ci95'][1]:+.3f}]"
@@ -339,9 +341,9 @@ def run_compare(cfg: CompareConfig, log=print) -> dict:
     def paired(a, b):
         return entries[a]["paired"].get(b) if a in entries and b in entries else None
 
-    def met(*diffs):   # a target is met when the lower bound of some paired difference's interval is above 0
-        diffs = [d for d in diffs if d is not None]
-        return any(d["ci95"][0] > 0 for d in diffs) if diffs else None
+    def met(*diffs):   # met when the lower bound of some paired difference's interval is above 0 (both the
+        diffs = [d for d in diffs if d is not None]   # sessions' and, with several seeds, the seeds' interval)
+        return any(d["ci95"][0] > 0 and d.get("seed_ci95", [1.0])[0] > 0 for d in diffs) if diffs else None
 
     best_ope = [min(row["relative_error"].values()) for row in ope["targets"].values()]
     evidence = {
@@ -387,8 +389,9 @@ STATISTICS_NOTE = (
     "(normal interval). paired: for each baseline, the mean over sessions of (agent − baseline) on the same "
     "sessions (same users and random draws: common random numbers), with its interval; a target counts as met "
     "only when that interval's lower bound is above 0. curve_gain: the last learning-curve point minus the "
-    "first, paired over the curve's sessions, pooled over seeds. The intervals cover the evaluation noise "
-    "given the trained policies; seed_returns shows the spread over training seeds.")
+    "first, paired over the curve's sessions, pooled over seeds. These intervals cover the evaluation noise "
+    "given the trained policies; with several seeds, paired[...].seed_ci95 is the Student-t interval of the "
+    "per-seed differences (the spread over training runs) and a target then needs both lower bounds above 0.")
 
 PAIRED_BASELINES = ("popularity", "large-model")
 """the baselines every agent's return is compared with, session by session"""
@@ -429,7 +432,9 @@ def pooled_gain(gains: list[dict], level: float = 0.95) -> dict:
 
 def add_paired_differences(entries: dict, per_seed: dict, level: float = 0.95) -> None:
     """entry["paired"][baseline] = the agent's return minus the baseline's, session by session (seed i's
-    agent against seed i's baseline on the same sessions), with its interval; for every baseline present."""
+    agent against seed i's baseline on the same sessions), with its interval; for every baseline present. With
+    several seeds also seed_diffs (one mean difference per seed) and seed_ci95, their Student-t interval: what
+    another training run could give, which the sessions' interval does not cover."""
     for name, entry in entries.items():
         entry["paired"] = {}
         for base in PAIRED_BASELINES:
@@ -437,7 +442,13 @@ def add_paired_differences(entries: dict, per_seed: dict, level: float = 0.95) -
                 continue
             a = np.concatenate([r["session_returns"] for r in per_seed[name]])
             b = np.concatenate([r["session_returns"] for r in per_seed[base]])
-            entry["paired"][base] = _ci_fields(paired_diff(a, b, level))
+            entry["paired"][base] = d = _ci_fields(paired_diff(a, b, level))
+            if len(per_seed[name]) > 1:   # the spread over training seeds: one difference per seed, t interval
+                diffs = [float(np.mean(ra["session_returns"]) - np.mean(rb["session_returns"]))
+                         for ra, rb in zip(per_seed[name], per_seed[base])]
+                half = t_value(level, len(diffs) - 1) * float(np.std(diffs, ddof=1)) / np.sqrt(len(diffs))
+                d["seed_diffs"] = diffs
+                d["seed_ci95"] = [float(np.mean(diffs)) - half, float(np.mean(diffs)) + half]
 
 
 def _config_dict(cfg: CompareConfig) -> dict:

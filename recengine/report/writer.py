@@ -99,7 +99,7 @@ def markdown(results: dict) -> str:
             lines.append(f"- {text}: **{mark}**" + (f" (paired difference {why})" if why else ""))
         if evidence:
             lines.append(f"\nA comparison counts as met only when the lower bound of the {level:.0%} interval of "
-                         "its paired difference is above 0.")
+                         "its paired difference is above 0 (with several seeds, the seeds' interval's too).")
         lines.append("")
     if results.get("plots"):
         lines += ["## Learning curves", ""] + [f"![{p}]({p})" for p in results["plots"]] + [""]
@@ -110,7 +110,10 @@ def _diff(d: dict | None) -> str:
     """+0.082 [+0.017, +0.147]: a paired difference and its interval."""
     if not d:
         return "–"
-    return f"{d['diff']:+.3f} [{d['ci95'][0]:+.3f}, {d['ci95'][1]:+.3f}]"
+    text = f"{d['diff']:+.3f} [{d['ci95'][0]:+.3f}, {d['ci95'][1]:+.3f}]"
+    if d.get("seed_ci95"):   # several training seeds: the interval of the per-seed differences
+        text += f" (seeds [{d['seed_ci95'][0]:+.3f}, {d['seed_ci95'][1]:+.3f}])"
+    return text
 
 
 def _paired_section(results: dict, level: float) -> list[str]:
@@ -122,8 +125,9 @@ def _paired_section(results: dict, level: float) -> list[str]:
     lines = ["## Paired differences", "",
              f"Return per session of each agent minus a baseline's, session by session on the same simulated "
              f"sessions (same users, same random draws), with the {level:.0%} interval; the learning-curve gain is "
-             "the last curve point minus the first, paired the same way. Per-seed returns show the spread over "
-             "training seeds.", "",
+             "the last curve point minus the first, paired the same way. With several training seeds, \"seeds\" "
+             "gives the Student-t interval of the per-seed differences (the spread over training runs, which the "
+             "sessions' interval does not cover).", "",
              "| agent | " + " | ".join(f"vs {b}" for b in bases) + " | learning-curve gain | per-seed return |",
              "|---|" + "---:|" * (len(bases) + 2)]
     for name, entry in agents.items():

@@ -4,7 +4,7 @@ import math
 import numpy as np
 import pytest
 
-from recengine.eval.stats import mean_ci, paired_diff, z_value
+from recengine.eval.stats import mean_ci, paired_diff, t_value, z_value
 
 
 def test_z_value():
@@ -13,6 +13,16 @@ def test_z_value():
     for bad in (0.0, 1.0, 1.5):
         with pytest.raises(ValueError, match="level"):
             z_value(bad)
+
+
+def test_t_value_against_tables():
+    for df, expected in ((1, 12.706205), (2, 4.302653), (3, 3.182446), (4, 2.776445), (10, 2.228139),
+                         (30, 2.042272)):
+        assert t_value(0.95, df) == pytest.approx(expected, abs=1e-6), df
+    assert t_value(0.90, 5) == pytest.approx(2.015048, abs=1e-6)
+    assert z_value(0.95) < t_value(0.95, 1000) < t_value(0.95, 100)
+    with pytest.raises(ValueError, match="df"):
+        t_value(0.95, 0)
 
 
 def test_mean_ci_hand_values():
