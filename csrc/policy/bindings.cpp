@@ -1,21 +1,9 @@
-// pybind11 bindings of the policy kernels: check arrays, take pointers, release the GIL, run a block.
+// pybind11 bindings of the policy kernels: check arrays, take pointers, release the GIL, run a sweep.
 #include <cstdint>
 
 #include "common.h"
 
 namespace recengine::policy {
-void topk_block(float* tile, int64_t R, int64_t nb, int64_t r0, int64_t item0, const float* bias, float inv_temp,
-                const int64_t* ex_off, const int64_t* ex_ids, int64_t k, float* heap_val, int64_t* heap_id,
-                int64_t* heap_n);
-void lse_block(float* tile, int64_t R, int64_t nb, int64_t r0, int64_t item0, const float* bias, float inv_temp,
-               const int64_t* ex_off, const int64_t* ex_ids, float* m, float* s, const int64_t* target,
-               float* x_target);
-void sample_block(float* tile, int64_t R, int64_t nb, int64_t r0, int64_t item0, const float* bias,
-                  float inv_temp, const int64_t* ex_off, const int64_t* ex_ids, uint32_t seed_key, int64_t k,
-                  float* heap_key, int64_t* heap_id, float* heap_x, int64_t* heap_n, float* m, float* s);
-void ce_grad_block(float* tile, int64_t R, int64_t nb, int64_t r0, int64_t item0, const float* bias,
-                   float inv_temp, const int64_t* ex_off, const int64_t* ex_ids, const float* lse,
-                   const int64_t* target, const float* p_scale, const float* t_scale);
 void heaps_finish(int64_t B, int64_t k, float* heap_val, int64_t* heap_id, float* heap_aux, const int64_t* heap_n);
 void lse_finish(int64_t B, const float* m, const float* s, float* lse);
 void topk_sweep(const float* Q, const float* E, int64_t B, int64_t N, int64_t D, const float* bias, float inv_temp,
@@ -44,46 +32,7 @@ using recengine::array_ptr;
 using recengine::dim_size;
 namespace pk = recengine::policy;
 
-// The catalog-wide arguments every block kernel shares.
-struct Common {
-  float* tile;
-  int64_t R, nb, r0, item0;
-  const float* bias = nullptr;
-  const int64_t* ex_off = nullptr;
-  const int64_t* ex_ids = nullptr;
-  int64_t B = 0;  // rows of the whole batch (sizes of the per-row state)
-};
-
-Common common(const py::array& tile, int64_t r0, int64_t item0, const py::object& bias,
-              const py::object& ex_off, const py::object& ex_ids, int64_t num_rows) {
-  Common c;
-  c.tile = array_ptr<float>(tile, "tile", 2, true);
-  c.R = dim_size(tile, 0);
-  c.nb = dim_size(tile, 1);
-  c.r0 = r0;
-  c.item0 = item0;
-  c.B = num_rows;
-  if (r0 < 0 || item0 < 0 || r0 + c.R > num_rows) throw py::value_error("tile rows out of the batch");
-  if (!bias.is_none()) {
-    py::array b = bias.cast<py::array>();
-    c.bias = array_ptr<float>(b, "bias", 1);
-    if (item0 + c.nb > dim_size(b, 0)) throw py::value_error("bias: shorter than the block's items");
-  }
-  if (!ex_off.is_none()) {
-    py::array o = ex_off.cast<py::array>();
-    py::array i = ex_ids.cast<py::array>();
-    c.ex_off = array_ptr<int64_t>(o, "exclude_offsets", 1);
-    c.ex_ids = array_ptr<int64_t>(i, "exclude_ids", 1);
-    if (dim_size(o, 0) != num_rows + 1) throw py::value_error("exclude_offsets: expected B + 1 entries");
-    const int64_t n_ids = dim_size(i, 0);
-    for (int64_t b = 0; b < num_rows; ++b)  // O(B): never read outside exclude_ids
-      if (c.ex_off[b] < 0 || c.ex_off[b] > c.ex_off[b + 1] || c.ex_off[b + 1] > n_ids)
-        throw py::value_error("exclude_offsets: not a valid CSR over exclude_ids");
-  }
-  return c;
-}
-
-// Q (B x D) and E (N x D) for a whole-catalog sweep; bias / exclusion checked as for a block.
+// Q (B x D) and E (N x D) for a whole-catalog sweep, with the optional bias (N,) and exclusion CSR.
 struct Catalog {
   const float* Q;
   const float* E;
@@ -103,12 +52,22 @@ Catalog catalog(const py::array& Q, const py::array& E, const py::object& bias, 
   c.D = dim_size(Q, 1);
   if (dim_size(E, 1) != c.D) throw py::value_error("Q and E: embedding dims differ");
   if (c.N == 0) throw py::value_error("E: empty catalog");
-  // the block checks (tile = 0 x N view of nothing) cover bias and the exclusion CSR
-  py::array probe = py::array_t<float>(std::vector<py::ssize_t>{0, static_cast<py::ssize_t>(c.N)});
-  Common k = common(probe, 0, 0, bias, ex_off, ex_ids, c.B);
-  c.bias = k.bias;
-  c.ex_off = k.ex_off;
-  c.ex_ids = k.ex_ids;
+  if (!bias.is_none()) {
+    py::array b = bias.cast<py::array>();
+    c.bias = array_ptr<float>(b, "bias", 1);
+    if (dim_size(b, 0) != c.N) throw py::value_error("bias: expected N entries");
+  }
+  if (!ex_off.is_none()) {
+    py::array o = ex_off.cast<py::array>();
+    py::array i = ex_ids.cast<py::array>();
+    c.ex_off = array_ptr<int64_t>(o, "exclude_offsets", 1);
+    c.ex_ids = array_ptr<int64_t>(i, "exclude_ids", 1);
+    if (dim_size(o, 0) != c.B + 1) throw py::value_error("exclude_offsets: expected B + 1 entries");
+    const int64_t n_ids = dim_size(i, 0);
+    for (int64_t b = 0; b < c.B; ++b)  // O(B): never read outside exclude_ids
+      if (c.ex_off[b] < 0 || c.ex_off[b] > c.ex_off[b + 1] || c.ex_off[b + 1] > n_ids)
+        throw py::value_error("exclude_offsets: not a valid CSR over exclude_ids");
+  }
   return c;
 }
 
@@ -125,88 +84,6 @@ void check_rows(const py::array& a, const char* name, int64_t rows, int64_t cols
 }  // namespace
 
 void bind_policy(py::module_& m) {
-  m.def(
-      "policy_topk_block",
-      [](py::array tile, int64_t r0, int64_t item0, py::object bias, float inv_temp, py::object ex_off,
-         py::object ex_ids, py::array heap_val, py::array heap_id, py::array heap_n) {
-        const int64_t B = dim_size(heap_n, 0);
-        Common c = common(tile, r0, item0, bias, ex_off, ex_ids, B);
-        const int64_t k = dim_size(heap_val, 1);
-        float* hv = array_ptr<float>(heap_val, "heap_val", 2, true);
-        int64_t* hi = array_ptr<int64_t>(heap_id, "heap_id", 2, true);
-        int64_t* hn = array_ptr<int64_t>(heap_n, "heap_n", 1, true);
-        check_rows(heap_val, "heap_val", B, k);
-        check_rows(heap_id, "heap_id", B, k);
-        check_counts(hn, B, k);
-        py::gil_scoped_release release;
-        pk::topk_block(c.tile, c.R, c.nb, c.r0, c.item0, c.bias, inv_temp, c.ex_off, c.ex_ids, k, hv, hi, hn);
-      },
-      "Fold one tile of raw scores into the per-row top-k heaps.");
-  m.def(
-      "policy_lse_block",
-      [](py::array tile, int64_t r0, int64_t item0, py::object bias, float inv_temp, py::object ex_off,
-         py::object ex_ids, py::array mx, py::array sm, py::object target, py::object x_target) {
-        const int64_t B = dim_size(mx, 0);
-        Common c = common(tile, r0, item0, bias, ex_off, ex_ids, B);
-        float* pm = array_ptr<float>(mx, "m", 1, true);
-        float* ps = array_ptr<float>(sm, "s", 1, true);
-        check_rows(sm, "s", B);
-        const int64_t* pt = nullptr;
-        float* px = nullptr;
-        if (!target.is_none()) {
-          py::array t = target.cast<py::array>();
-          py::array xt = x_target.cast<py::array>();
-          pt = array_ptr<int64_t>(t, "target", 1);
-          px = array_ptr<float>(xt, "x_target", 1, true);
-          check_rows(t, "target", B);
-          check_rows(xt, "x_target", B);
-        }
-        py::gil_scoped_release release;
-        pk::lse_block(c.tile, c.R, c.nb, c.r0, c.item0, c.bias, inv_temp, c.ex_off, c.ex_ids, pm, ps, pt, px);
-      },
-      "Fold one tile into the per-row online logsumexp (and pick the target's logit).");
-  m.def(
-      "policy_sample_block",
-      [](py::array tile, int64_t r0, int64_t item0, py::object bias, float inv_temp, py::object ex_off,
-         py::object ex_ids, uint32_t seed_key, py::array heap_key, py::array heap_id, py::array heap_x,
-         py::array heap_n, py::array mx, py::array sm) {
-        const int64_t B = dim_size(heap_n, 0);
-        Common c = common(tile, r0, item0, bias, ex_off, ex_ids, B);
-        const int64_t k = dim_size(heap_key, 1);
-        float* hk = array_ptr<float>(heap_key, "heap_key", 2, true);
-        int64_t* hi = array_ptr<int64_t>(heap_id, "heap_id", 2, true);
-        float* hx = array_ptr<float>(heap_x, "heap_x", 2, true);
-        int64_t* hn = array_ptr<int64_t>(heap_n, "heap_n", 1, true);
-        float* pm = array_ptr<float>(mx, "m", 1, true);
-        float* ps = array_ptr<float>(sm, "s", 1, true);
-        check_rows(heap_key, "heap_key", B, k);
-        check_rows(heap_id, "heap_id", B, k);
-        check_rows(heap_x, "heap_x", B, k);
-        check_rows(mx, "m", B);
-        check_rows(sm, "s", B);
-        check_counts(hn, B, k);
-        py::gil_scoped_release release;
-        pk::sample_block(c.tile, c.R, c.nb, c.r0, c.item0, c.bias, inv_temp, c.ex_off, c.ex_ids, seed_key, k, hk,
-                         hi, hx, hn, pm, ps);
-      },
-      "Fold one tile into the per-row Gumbel-top-k heaps and online logsumexp.");
-  m.def(
-      "policy_ce_grad_block",
-      [](py::array tile, int64_t r0, int64_t item0, py::object bias, float inv_temp, py::object ex_off,
-         py::object ex_ids, py::array lse, py::array target, py::array p_scale, py::array t_scale) {
-        const int64_t B = dim_size(lse, 0);
-        Common c = common(tile, r0, item0, bias, ex_off, ex_ids, B);
-        const float* pl = array_ptr<float>(lse, "lse", 1);
-        const int64_t* pt = array_ptr<int64_t>(target, "target", 1);
-        const float* pp = array_ptr<float>(p_scale, "p_scale", 1);
-        const float* ps = array_ptr<float>(t_scale, "t_scale", 1);
-        check_rows(target, "target", B);
-        check_rows(p_scale, "p_scale", B);
-        check_rows(t_scale, "t_scale", B);
-        py::gil_scoped_release release;
-        pk::ce_grad_block(c.tile, c.R, c.nb, c.r0, c.item0, c.bias, inv_temp, c.ex_off, c.ex_ids, pl, pt, pp, ps);
-      },
-      "Turn one tile of raw scores into their gradient: softmax * p_scale - onehot(target) * t_scale.");
   m.def(
       "policy_heaps_finish",
       [](py::array heap_val, py::array heap_id, py::object heap_aux, py::array heap_n) {

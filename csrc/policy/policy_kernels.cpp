@@ -7,7 +7,6 @@
 //
 // The *_sweep functions (what recengine.ops uses) run the whole catalog in one OpenMP region: each
 // thread computes its own L2-sized tiles with a BLAS GEMM and folds them while they are in cache.
-// The *_block functions fold one tile a caller computed (rows split over threads).
 #include <dlfcn.h>
 #include <omp.h>
 
@@ -279,60 +278,6 @@ void heap_sort_out(float* v, int64_t* id, float* aux, int64_t n) {
 }
 
 }  // namespace
-
-// ------------------------------------------------------------------------------- block entry points
-// All: tile (R x nb, row-major, overwritten), rows r0..r0+R-1 of the batch, items item0..item0+nb-1,
-// bias (N,) or null, exclusion CSR ex_off (B+1,) / ex_ids or null (ex_ids int64).
-void topk_block(float* tile, int64_t R, int64_t nb, int64_t r0, int64_t item0, const float* bias, float inv_temp,
-                const int64_t* ex_off, const int64_t* ex_ids, int64_t k, float* heap_val, int64_t* heap_id,
-                int64_t* heap_n) {
-#pragma omp parallel for schedule(static)
-  for (int64_t r = 0; r < R; ++r) {
-    const int64_t b = r0 + r;
-    const int64_t* eb = ex_off ? ex_ids + ex_off[b] : nullptr;
-    const int64_t* ee = ex_off ? ex_ids + ex_off[b + 1] : nullptr;
-    topk_row(tile + r * nb, nb, item0, bias, inv_temp, eb, ee, k, heap_val + b * k, heap_id + b * k, heap_n + b);
-  }
-}
-
-void lse_block(float* tile, int64_t R, int64_t nb, int64_t r0, int64_t item0, const float* bias, float inv_temp,
-               const int64_t* ex_off, const int64_t* ex_ids, float* m, float* s, const int64_t* target,
-               float* x_target) {
-#pragma omp parallel for schedule(static)
-  for (int64_t r = 0; r < R; ++r) {
-    const int64_t b = r0 + r;
-    const int64_t* eb = ex_off ? ex_ids + ex_off[b] : nullptr;
-    const int64_t* ee = ex_off ? ex_ids + ex_off[b + 1] : nullptr;
-    lse_row(tile + r * nb, nb, item0, bias, inv_temp, eb, ee, m + b, s + b, target ? target[b] : -1,
-            x_target ? x_target + b : nullptr);
-  }
-}
-
-void sample_block(float* tile, int64_t R, int64_t nb, int64_t r0, int64_t item0, const float* bias,
-                  float inv_temp, const int64_t* ex_off, const int64_t* ex_ids, uint32_t seed_key, int64_t k,
-                  float* heap_key, int64_t* heap_id, float* heap_x, int64_t* heap_n, float* m, float* s) {
-#pragma omp parallel for schedule(static)
-  for (int64_t r = 0; r < R; ++r) {
-    const int64_t b = r0 + r;
-    const int64_t* eb = ex_off ? ex_ids + ex_off[b] : nullptr;
-    const int64_t* ee = ex_off ? ex_ids + ex_off[b + 1] : nullptr;
-    const uint32_t rkey = mix32(mix32(static_cast<uint32_t>(b)) ^ seed_key);
-    sample_row(tile + r * nb, nb, item0, bias, inv_temp, eb, ee, seed_key, rkey, k, heap_key + b * k,
-               heap_id + b * k, heap_x + b * k, heap_n + b, m + b, s + b);
-  }
-}
-
-void ce_grad_block(float* tile, int64_t R, int64_t nb, int64_t r0, int64_t item0, const float* bias,
-                   float inv_temp, const int64_t* ex_off, const int64_t* ex_ids, const float* lse,
-                   const int64_t* target, const float* p_scale, const float* t_scale) {
-#pragma omp parallel for schedule(static)
-  for (int64_t r = 0; r < R; ++r) {
-    const int64_t b = r0 + r;
-    const int64_t* eb = ex_off ? ex_ids + ex_off[b] : nullptr;
-    const int64_t* ee = ex_off ? ex_ids + ex_off[b + 1] : nullptr;
-    ce_grad_row(tile + r * nb, nb, item0, bias, inv_temp, eb, ee, lse[b], target[b], p_scale[b], t_scale[b]);
-  }
-}
 
 // Heaps -> sorted output rows (best first); aux (the sampled items' logits) travels along.
 void heaps_finish(int64_t B, int64_t k, float* heap_val, int64_t* heap_id, float* heap_aux,

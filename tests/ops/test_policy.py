@@ -448,39 +448,34 @@ def test_triton_cross_entropy_backward(B, N):
         assert_close(got.cpu(), leaf.grad, rtol=1e-4, atol=2e-5, name=name)
 
 
-def test_cpp_block_kernels_fold_bias_and_temperature():
-    """The ops pre-scale Q and put the bias into the GEMM; the kernels can also do it on the tile."""
+def test_cpp_sweeps_fold_bias_and_temperature():
+    """The ops pre-scale Q and bias by 1/T and pass inv_temp = 1; the sweeps can also apply it per logit."""
     from recengine import _C
 
     Q, E, kw = make_case(B=6, N=40, D=5)
-    T = 0.6
-    B = 6
-    tile = (Q @ E.T).contiguous()
-    off, ex = kw["exclude_offsets"], kw["exclude_ids"]
+    T, B = 0.6, 6
+    bias, off, ex = kw["bias"], kw["exclude_offsets"], kw["exclude_ids"]
     m, s, lse = torch.full((B,), float("-inf")), torch.zeros(B), torch.empty(B)
-    _C.policy_lse_block(tile.clone().numpy(), 0, 0, kw["bias"].numpy(), 1 / T, off.numpy(), ex.numpy(), m.numpy(),
-                        s.numpy(), None, None)
+    _C.policy_lse(Q.numpy(), E.numpy(), bias.numpy(), 1 / T, off.numpy(), ex.numpy(), m.numpy(), s.numpy(), None,
+                  None)
     _C.policy_lse_finish(m.numpy(), s.numpy(), lse.numpy())
     assert_close(lse, ref.catalog_logsumexp_reference(Q, E, temperature=T, **kw), rtol=1e-5, atol=1e-5)
-    vals, ids = torch.full((B, 4), float("-inf")), torch.full((B, 4), -1)
-    count = torch.zeros(B, dtype=torch.int64)
-    _C.policy_topk_block(tile.clone().numpy(), 0, 0, kw["bias"].numpy(), 1 / T, off.numpy(), ex.numpy(),
-                         vals.numpy(), ids.numpy(), count.numpy())
-    _C.policy_heaps_finish(vals.numpy(), ids.numpy(), None, count.numpy())
-    r_vals, r_ids = ref.catalog_topk_reference(Q, E, 4, temperature=T, **kw)
-    assert torch.equal(ids, r_ids)
-    assert_close(vals, r_vals, rtol=1e-5, atol=1e-5)
-    target = valid_targets(B, 40, kw)
-    g = tile.clone()
-    ones = torch.ones(B)
-    _C.policy_ce_grad_block(g.numpy(), 0, 0, kw["bias"].numpy(), 1 / T, off.numpy(), ex.numpy(), lse.numpy(),
-                            target.numpy(), ones.numpy(), ones.numpy())
-    logits = ref.catalog_logits(Q, E, temperature=T, **kw)
-    expect = torch.softmax(logits, 1) - torch.nn.functional.one_hot(target, 40).float()
-    assert_close(g, expect, rtol=1e-5, atol=1e-6)
+    for bf16 in (False, True):
+        _C.policy_set_topk_bf16(bf16)
+        vals, ids = torch.full((B, 4), float("-inf")), torch.full((B, 4), -1)
+        count = torch.zeros(B, dtype=torch.int64)
+        _C.policy_topk(Q.numpy(), E.numpy(), bias.numpy(), 1 / T, off.numpy(), ex.numpy(), vals.numpy(), ids.numpy(),
+                       count.numpy())
+        _C.policy_heaps_finish(vals.numpy(), ids.numpy(), None, count.numpy())
+        r_vals, r_ids = ref.catalog_topk_reference(Q, E, 4, temperature=T, **kw)
+        assert torch.equal(ids, r_ids)
+        assert_close(vals, r_vals, rtol=1e-5, atol=1e-5)
+    _C.policy_set_topk_bf16(True)
     with pytest.raises(ValueError, match="exclude_offsets"):
-        _C.policy_lse_block(tile.clone().numpy(), 0, 0, None, 1.0, (off + 1).numpy(), ex.numpy(), m.numpy(),
-                            s.numpy(), None, None)
+        _C.policy_lse(Q.numpy(), E.numpy(), None, 1.0, (off + 1).numpy(), ex.numpy(), m.numpy(), s.numpy(), None,
+                      None)
+    with pytest.raises(ValueError, match="bias"):
+        _C.policy_lse(Q.numpy(), E.numpy(), bias[:-1].numpy(), 1.0, None, None, m.numpy(), s.numpy(), None, None)
 
 
 @pytest.fixture(params=["blas", "portable"])
