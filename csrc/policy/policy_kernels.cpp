@@ -411,19 +411,13 @@ void topk_sweep_bf16(const float* Q, const float* E, int64_t B, int64_t N, int64
                      float inv_temp, const int64_t* ex_off, const int64_t* ex_ids, int64_t k, float* heap_val,
                      int64_t* heap_id, int64_t* heap_n);
 
-// The bf16 sweep computes 64 rows at once and splits only rows over threads: it needs 48+ rows (3/4 of a
-// group), and enough groups to keep a third of the threads busy (each runs ~3x the float32 rate here);
-// otherwise the float32 sweep, which splits finer, is the faster one.
+// The bf16 sweep computes 64 rows at once: it needs 48+ rows (3/4 of a group) to beat the float32 sweep.
 constexpr int64_t kBf16MinRows = 48;
-bool use_bf16_sweep(int64_t B) {
-  const int64_t groups = (B + 63) / 64;
-  return B >= kBf16MinRows && 3 * groups >= omp_get_max_threads() && topk_bf16_available();
-}
 
 void topk_sweep(const float* Q, const float* E, int64_t B, int64_t N, int64_t D, const float* bias, float inv_temp,
                 const int64_t* ex_off, const int64_t* ex_ids, int64_t k, float* heap_val, int64_t* heap_id,
                 int64_t* heap_n) {
-  if (use_bf16_sweep(B))  // the exact bf16-prefiltered sweep (topk_bf16.cpp)
+  if (B >= kBf16MinRows && topk_bf16_available())  // the exact bf16-prefiltered sweep (topk_bf16.cpp)
     return topk_sweep_bf16(Q, E, B, N, D, bias, inv_temp, ex_off, ex_ids, k, heap_val, heap_id, heap_n);
   sweep(Q, E, B, N, D, [&](float* tile, int64_t R, int64_t nb, int64_t r0, int64_t item0) {
     for (int64_t r = 0; r < R; ++r) {

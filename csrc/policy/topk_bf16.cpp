@@ -179,8 +179,11 @@ constexpr MicroTile kMicroTiles[kTileItems + 1] = {nullptr,        &micro_tile<1
 
 }  // namespace
 
-// Same contract as topk_sweep (heaps in, heaps out; unsorted). Rows are split over threads in groups of 64;
-// each thread converts an item block to bf16 once and runs all its row groups over it.
+// Same contract as topk_sweep (heaps in, heaps out; unsorted). Work comes in tasks of (row groups, item range):
+// a task converts each bf16 item block of its range once and runs all its row groups over it. With at least
+// as many row groups as threads, a task is one thread's share of the groups over the whole catalog; with fewer
+// (small batches on many cores), the catalog is also split, each split keeps heaps of its own (the first
+// split the caller's), and the splits' heaps are merged at the end.
 void topk_sweep_bf16(const float* Q, const float* E, int64_t B, int64_t N, int64_t D, const float* bias,
                      float inv_temp, const int64_t* ex_off, const int64_t* ex_ids, int64_t k, float* heap_val,
                      int64_t* heap_id, int64_t* heap_n) {
@@ -188,43 +191,68 @@ void topk_sweep_bf16(const float* Q, const float* E, int64_t B, int64_t N, int64
   const int64_t P = (D + 1) / 2;
   const float c = static_cast<float>(bound_factor(D));
   const int64_t groups = (B + kGroupRows - 1) / kGroupRows;
-  const int threads = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(omp_get_max_threads(), groups)));
-  // a bf16 item block of ~256 KiB stays in L2 while every row group of the thread passes over it
+  const int64_t threads = std::max(1, omp_get_max_threads());
+  constexpr int64_t kMinSplitItems = 4096;  // below this a split's heaps and merge cost more than they save
+  const int64_t splits =
+      groups >= threads ? 1 : std::max<int64_t>(1, std::min((threads + groups - 1) / groups, N / kMinSplitItems));
+  const int64_t tasks = splits == 1 ? std::min(threads, groups) : groups * splits;
+  // heaps of splits 1.. (split 0 folds straight into the caller's)
+  std::vector<float> more_val(static_cast<size_t>((splits - 1) * B * k), kNegInf);
+  std::vector<int64_t> more_id(static_cast<size_t>((splits - 1) * B * k), -1);
+  std::vector<int64_t> more_n(static_cast<size_t>((splits - 1) * B), 0);
+  // a bf16 item block of ~256 KiB stays in L2 while every row group of the task passes over it
   const int64_t block_items = std::max<int64_t>(kTileItems, (int64_t{1} << 16) / std::max<int64_t>(1, P));
-#pragma omp parallel num_threads(threads)
+#pragma omp parallel num_threads(static_cast<int>(std::min(threads, tasks)))
   {
-    const int t = omp_get_thread_num(), nt = omp_get_num_threads();
-    const int64_t g0 = groups * t / nt, g1 = groups * (t + 1) / nt;  // this thread's row groups
-    std::vector<RowGroup> mine;
-    std::vector<uint32_t> qpk(static_cast<size_t>((g1 - g0) * P * kGroupRows), 0u);
-    std::vector<float> cq(static_cast<size_t>((g1 - g0) * kGroupRows), 0.0f);
-    std::vector<float> thr(static_cast<size_t>((g1 - g0) * kGroupRows), INFINITY);
-    for (int64_t gi = g0; gi < g1; ++gi) {
-      const int64_t r0 = gi * kGroupRows, rows = std::min(kGroupRows, B - r0), o = (gi - g0);
-      uint32_t* gq = qpk.data() + o * P * kGroupRows;
-      for (int64_t r = 0; r < rows; ++r) {
-        const float* q = Q + (r0 + r) * D;
-        float sq = 0.0f;
-        for (int64_t d = 0; d < D; ++d) sq += q[d] * q[d];
-        for (int64_t p = 0; p < P; ++p) {
-          const uint32_t lo = bf16_bits(q[2 * p]), hi = 2 * p + 1 < D ? bf16_bits(q[2 * p + 1]) : 0u;
-          gq[p * kGroupRows + r] = lo | (hi << 16);
-        }
-        cq[o * kGroupRows + r] = c * (std::sqrt(sq) + kNormFloor);
-        thr[o * kGroupRows + r] = heap_threshold(heap_val + (r0 + r) * k, heap_n[r0 + r], k);
-      }
-      mine.push_back({Q + r0 * D, r0, rows, gq, cq.data() + o * kGroupRows, thr.data() + o * kGroupRows});
-    }
     std::vector<uint32_t> epk(static_cast<size_t>(block_items * P));
     std::vector<float> en(static_cast<size_t>(block_items));
-    for (int64_t j0 = 0; j0 < N && !mine.empty(); j0 += block_items) {
-      const int64_t nb = std::min(block_items, N - j0);
-      convert_block(E + j0 * D, nb, D, P, epk.data(), en.data());
-      for (const RowGroup& g : mine)
-        for (int64_t j = 0; j < nb; j += kTileItems)
-          kMicroTiles[std::min(kTileItems, nb - j)](g, epk.data(), en.data(), P, j, j0, E, D, bias, inv_temp, ex_off,
-                                                    ex_ids, k, heap_val, heap_id, heap_n);
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t task = 0; task < tasks; ++task) {
+      const int64_t split = splits == 1 ? 0 : task % splits;
+      const int64_t g0 = splits == 1 ? groups * task / tasks : task / splits;
+      const int64_t g1 = splits == 1 ? groups * (task + 1) / tasks : g0 + 1;
+      const int64_t lo = N * split / splits, hi = N * (split + 1) / splits;
+      float* hv = split == 0 ? heap_val : more_val.data() + (split - 1) * B * k;
+      int64_t* hi_ = split == 0 ? heap_id : more_id.data() + (split - 1) * B * k;
+      int64_t* hn = split == 0 ? heap_n : more_n.data() + (split - 1) * B;
+      std::vector<RowGroup> mine;
+      std::vector<uint32_t> qpk(static_cast<size_t>((g1 - g0) * P * kGroupRows), 0u);
+      std::vector<float> cq(static_cast<size_t>((g1 - g0) * kGroupRows), 0.0f);
+      std::vector<float> thr(static_cast<size_t>((g1 - g0) * kGroupRows), INFINITY);
+      for (int64_t gi = g0; gi < g1; ++gi) {
+        const int64_t r0 = gi * kGroupRows, rows = std::min(kGroupRows, B - r0), o = (gi - g0);
+        uint32_t* gq = qpk.data() + o * P * kGroupRows;
+        for (int64_t r = 0; r < rows; ++r) {
+          const float* q = Q + (r0 + r) * D;
+          float sq = 0.0f;
+          for (int64_t d = 0; d < D; ++d) sq += q[d] * q[d];
+          for (int64_t p = 0; p < P; ++p) {
+            const uint32_t l = bf16_bits(q[2 * p]), h = 2 * p + 1 < D ? bf16_bits(q[2 * p + 1]) : 0u;
+            gq[p * kGroupRows + r] = l | (h << 16);
+          }
+          cq[o * kGroupRows + r] = c * (std::sqrt(sq) + kNormFloor);
+          thr[o * kGroupRows + r] = heap_threshold(hv + (r0 + r) * k, hn[r0 + r], k);
+        }
+        mine.push_back({Q + r0 * D, r0, rows, gq, cq.data() + o * kGroupRows, thr.data() + o * kGroupRows});
+      }
+      for (int64_t j0 = lo; j0 < hi; j0 += block_items) {
+        const int64_t nb = std::min(block_items, hi - j0);
+        convert_block(E + j0 * D, nb, D, P, epk.data(), en.data());
+        for (const RowGroup& g : mine)
+          for (int64_t j = 0; j < nb; j += kTileItems)
+            kMicroTiles[std::min(kTileItems, nb - j)](g, epk.data(), en.data(), P, j, j0, E, D, bias, inv_temp,
+                                                      ex_off, ex_ids, k, hv, hi_, hn);
+      }
     }
+    // the other splits' entries into the caller's heaps (ties still go to the lower id: heap_offer compares ids)
+#pragma omp for schedule(static)
+    for (int64_t row = 0; row < B; ++row)
+      for (int64_t s = 1; s < splits; ++s) {
+        const size_t base = static_cast<size_t>((s - 1) * B * k + row * k);
+        for (int64_t i = 0; i < more_n[static_cast<size_t>((s - 1) * B + row)]; ++i)
+          heap_n[row] = heap_offer(heap_val + row * k, heap_id + row * k, nullptr, heap_n[row], k,
+                                   more_val[base + i], more_id[base + i], 0.0f);
+      }
   }
 }
 #else

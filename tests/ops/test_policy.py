@@ -564,6 +564,25 @@ def test_topk_bf16_prefilter_resolves_what_bf16_cannot(topk_path):
         assert_close(scores, r_scores, rtol=1e-5, atol=1e-5, name="scores")
 
 
+def test_topk_bf16_prefilter_splits_the_catalog_for_small_batches(topk_path):
+    """Fewer row groups than threads: the bf16 sweep also splits the catalog (each split with heaps of its
+    own, merged at the end). One group of 50 rows on 2 threads over 9000 items makes two splits."""
+    torch.set_num_threads(2)
+    Q, E, kw = make_case(B=50, N=9000, D=16, seed=5)
+    for k in (1, 7, 40):
+        scores, ids = catalog_topk(Q, E, k, temperature=0.8, **kw)
+        r_scores, r_ids = ref.catalog_topk_reference(Q, E, k, temperature=0.8, **kw)
+        assert torch.equal(ids, r_ids)
+        assert_close(scores, r_scores, rtol=1e-5, atol=1e-5)
+    g = torch.Generator().manual_seed(6)
+    E = torch.randint(-3, 4, (10, 8), generator=g).float().repeat(900, 1)  # ties across the split boundary
+    Q = torch.randint(-3, 4, (50, 8), generator=g).float()
+    for k in (1, 9, 25):
+        scores, ids = catalog_topk(Q, E, k)
+        r_scores, r_ids = ref.catalog_topk_reference(Q, E, k)
+        assert torch.equal(ids, r_ids) and torch.equal(scores, r_scores)
+
+
 def test_topk_bf16_prefilter_ties_nonfinite_and_layout(topk_path):
     g = torch.Generator().manual_seed(12)
     base = torch.randint(-3, 4, (10, 6), generator=g).float()
