@@ -4,11 +4,9 @@ import os
 import threading
 import time
 
-import numpy as np
 import pytest
 import torch
 
-import recengine.replay as replay_module
 from recengine.reference.replay import importance_weights_reference, n_step_reference, sample_indices_reference
 from recengine.replay import PrioritizedReplay
 from tests.helpers import assert_close

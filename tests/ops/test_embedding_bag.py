@@ -208,9 +208,10 @@ def test_fused_update_cpu_matches_dense_math(optimizer, pooling, psw, shape):
     hp = OPTIMIZERS[optimizer]
     state = _initial_state(optimizer, w.shape[0], dim)
     weights, kstate = w.clone(), {k: v.clone() for k, v in state.items()}
-    for step in (1, 2):  # two steps: the state carries over
+    w_ref = w.clone()
+    for step in (1, 2):  # two steps: the weights and the state carry over
         grad = torch.randn(batch, len(rows) * dim, generator=torch.Generator().manual_seed(step))
-        w_ref, state = fused_update_reference(weights.clone() if step == 1 else w_ref, to, ids, offs, grad, p, pooling,
+        w_ref, state = fused_update_reference(w_ref, to, ids, offs, grad, p, pooling,
                                               optimizer=optimizer, state=state, step=step, **hp)
         s1, s2 = _kernel_state(optimizer, kstate)
         embedding_bag_fused_update(grad, weights, to, ids, offs, p, pooling, optimizer=optimizer, state1=s1,
