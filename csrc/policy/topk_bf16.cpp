@@ -31,8 +31,8 @@ namespace recengine::policy {
 
 namespace {
 
-// -1: automatic (on where the CPU has AVX512-BF16), 0: off. Tests switch it to cover both paths.
-std::atomic<int> g_bf16_mode{-1};
+// Whether the bf16 sweep may run where the CPU has AVX512-BF16; tests switch it off to cover both paths.
+std::atomic<bool> g_bf16_allowed{true};
 
 bool cpu_has_bf16() {
 #ifdef RE_BF16_BUILD
@@ -67,8 +67,8 @@ constexpr float kNormFloor = 0x1p-40f;
 
 }  // namespace
 
-bool topk_bf16_available() { return cpu_has_bf16() && g_bf16_mode.load() != 0; }
-void set_topk_bf16(bool on) { g_bf16_mode.store(on ? -1 : 0); }
+bool topk_bf16_available() { return cpu_has_bf16() && g_bf16_allowed.load(); }
+void set_topk_bf16(bool on) { g_bf16_allowed.store(on); }
 
 #ifdef RE_BF16_BUILD
 namespace {

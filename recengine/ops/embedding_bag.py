@@ -28,7 +28,7 @@ no backend ever touches memory outside the tensors.
 """
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from typing import NoReturn, Optional, Sequence
 
 import torch
 from torch import Tensor
@@ -123,11 +123,17 @@ def _check_values_torch(num_rows: int, table_offsets: Tensor, ids: Tensor, offse
         flags.append(((ids < 0) | (ids >= limit)).any())
     if any(torch.stack(flags).tolist()):
         _explain_bad_values(num_rows, table_offsets, ids, offsets, table_names)
-        raise ValueError("offsets/ids: inconsistent values")  # not reached: the line above names the culprit
 
 
 def _explain_bad_values(num_rows: int, table_offsets: Tensor, ids: Tensor, offsets: Tensor,
-                        table_names: Sequence[str] | None) -> None:
+                        table_names: Sequence[str] | None) -> NoReturn:
+    """Called once a check has failed: raises the error that names the first culprit."""
+    _first_bad_value(num_rows, table_offsets, ids, offsets, table_names)
+    raise ValueError("ids/offsets/table_offsets: inconsistent values")  # not reached: the line above names it
+
+
+def _first_bad_value(num_rows: int, table_offsets: Tensor, ids: Tensor, offsets: Tensor,
+                     table_names: Sequence[str] | None) -> None:
     num_tables, batch = _sizes(table_offsets, offsets)
     bounds_t = table_offsets.tolist()
     if bounds_t[0] < 0 or bounds_t[-1] > num_rows or any(b < a for a, b in zip(bounds_t, bounds_t[1:])):
@@ -197,7 +203,6 @@ def _embedding_bag_cuda(weights, table_offsets, ids, offsets, per_sample_weights
         _check_values_torch(weights.shape[0], table_offsets, ids, offsets, None)
     elif min(err.tolist()) != kernels.NO_ERROR:  # the kernel's report: one host sync
         _explain_bad_values(weights.shape[0], table_offsets, ids, offsets, None)
-        raise ValueError("ids/offsets/table_offsets: inconsistent values")  # not reached: the line above names it
     return out
 
 
