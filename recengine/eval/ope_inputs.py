@@ -19,7 +19,8 @@ per-decision (one entry per logged step, e.g. whole slates from the simulator):
     turns per-decision ratios into cumulative ones.
 
 Both reduce to a ``LoggedRounds``: reward, pscore, target_prob, q_logged, v_target per row. The obp-style
-reduction reads the two (n, n_actions, len_list) arrays once, in blocks of rounds, checking them on the way.
+reduction reads the two (n, n_actions, len_list) arrays once, checking them on the way
+(``recengine.eval.ope_reduce``); float32 or float64 arrays are read as they are, without a copy.
 """
 from __future__ import annotations
 
@@ -29,8 +30,6 @@ import numpy as np
 
 __all__ = ["LoggedRounds", "prepare_rounds"]
 
-#: rounds per block when reducing (n, n_actions, len_list) arrays: the block stays in cache
-_BLOCK_ROUNDS = 4096
 #: how far a round's action distribution may sum from 1 (a Monte Carlo distribution sums to 1 up to rounding)
 _SUM_TOLERANCE = 1e-6
 
@@ -91,40 +90,23 @@ def _check_range(name: str, values: np.ndarray, size: int, what: str) -> None:
         raise ValueError(f"{name} must be in [0, {size}) ({what}); row {int(bad[0])} holds {int(values[bad[0]])}")
 
 
-def _check_block(name: str, block: np.ndarray, start: int, *, distribution: bool) -> None:
-    if not np.isfinite(block).all():
-        row = start + int(np.flatnonzero(~np.isfinite(block).all(axis=(1, 2)))[0])
-        raise ValueError(f"{name} holds NaN or inf (round {row})")
-    if distribution:
-        if (block < 0).any():
-            row = start + int(np.flatnonzero((block < 0).any(axis=(1, 2)))[0])
-            raise ValueError(f"{name} holds a negative probability (round {row})")
-        off = np.abs(block.sum(axis=1) - 1.0) > _SUM_TOLERANCE
-        if off.any():
-            row = start + int(np.flatnonzero(off.any(axis=1))[0])
-            raise ValueError(f"{name} must sum to 1 over actions for every round and position (round {row})")
+_STATUS_MESSAGES = {
+    1: "action_dist holds NaN or inf (round {row})",
+    2: "action_dist holds a negative probability (round {row})",
+    3: "action_dist must sum to 1 over actions for every round and position (round {row})",
+    4: "estimated_rewards_by_reg_model holds NaN or inf (round {row})",
+}
 
 
-def _reduce_obp(action_dist, estimated, action: np.ndarray, position: np.ndarray):
-    """(target_prob, q_logged, v_target) per round from the (n, n_actions, len_list) arrays, in blocks."""
-    n = action.shape[0]
-    target_prob = np.empty(n)
-    q_logged = np.empty(n) if estimated is not None else None
-    v_target = np.empty(n) if estimated is not None else None
-    for start in range(0, n, _BLOCK_ROUNDS):
-        stop = min(start + _BLOCK_ROUNDS, n)
-        rows = np.arange(stop - start)
-        a, p = action[start:stop], position[start:stop]
-        pi_block = action_dist[start:stop]
-        _check_block("action_dist", pi_block, start, distribution=True)
-        pi_at_pos = np.take_along_axis(pi_block, p[:, None, None], axis=2)[:, :, 0]
-        target_prob[start:stop] = pi_at_pos[rows, a]
-        if estimated is not None:
-            q_block = estimated[start:stop]
-            _check_block("estimated_rewards_by_reg_model", q_block, start, distribution=False)
-            q_at_pos = np.take_along_axis(q_block, p[:, None, None], axis=2)[:, :, 0]
-            q_logged[start:stop] = q_at_pos[rows, a]
-            v_target[start:stop] = np.einsum("ij,ij->i", pi_at_pos, q_at_pos)
+def _reduce_obp(action_dist: np.ndarray, estimated: np.ndarray | None, action: np.ndarray, position: np.ndarray):
+    """(target_prob, q_logged, v_target) per round from the (n, n_actions, len_list) arrays, in one checked pass."""
+    from recengine.eval.ope_reduce import reduce_rounds  # numba: loaded when obp-style arrays are first used
+
+    target_prob, q_logged, v_target, status = reduce_rounds(action_dist, estimated, action, position, _SUM_TOLERANCE)
+    bad = np.flatnonzero(status)
+    if bad.size:
+        row = int(bad[0])
+        raise ValueError(_STATUS_MESSAGES[int(status[row])].format(row=row))
     return target_prob, q_logged, v_target
 
 
@@ -134,7 +116,7 @@ def _array3(name: str, value, n: int) -> np.ndarray:
         raise ValueError(f"{name} must be 3-D (n_rounds, n_actions, len_list), got shape {a.shape}")
     if a.shape[0] != n:
         raise ValueError(f"{name} has {a.shape[0]} rounds, expected {n} (one per logged round, like reward)")
-    return a.astype(np.float64, copy=False)
+    return a if a.dtype in (np.float32, np.float64) else a.astype(np.float64)
 
 
 def prepare_rounds(reward=None, action=None, position=None, pscore=None, action_dist=None,

@@ -99,9 +99,9 @@ def test_position_is_required_with_several_slots():
         prepare_rounds(**logs)
 
 
-def test_reduction_over_several_blocks_matches_fancy_indexing():
+def test_one_pass_reduction_matches_fancy_indexing():
     rng = np.random.default_rng(1)
-    n, n_actions, len_list = 10_000, 5, 3  # more rounds than one block
+    n, n_actions, len_list = 10_000, 5, 3
     pi = rng.dirichlet(np.ones(n_actions), size=(n, len_list)).transpose(0, 2, 1)
     q = rng.random((n, n_actions, len_list))
     action, position = rng.integers(0, n_actions, n), rng.integers(0, len_list, n)
@@ -110,3 +110,13 @@ def test_reduction_over_several_blocks_matches_fancy_indexing():
     np.testing.assert_array_equal(rounds.target_prob, pi[rows, action, position])
     np.testing.assert_array_equal(rounds.q_logged, q[rows, action, position])
     np.testing.assert_allclose(rounds.v_target, (pi[rows, :, position] * q[rows, :, position]).sum(axis=1))
+
+
+def test_float32_and_broadcast_arrays_are_read_without_conversion():
+    logs = _logs()
+    expected = prepare_rounds(**logs)
+    logs["action_dist"] = np.broadcast_to(logs["action_dist"][:1].astype(np.float32), logs["action_dist"].shape)
+    logs["estimated_rewards_by_reg_model"] = logs["estimated_rewards_by_reg_model"].astype(np.float32)
+    got = prepare_rounds(**logs)
+    np.testing.assert_allclose(got.target_prob, expected.target_prob, rtol=1e-6)
+    np.testing.assert_allclose(got.v_target, expected.v_target, rtol=1e-6)
