@@ -11,11 +11,14 @@ __version__ = "0.1.0"
 
 __all__ = ["optim", "TableSpec", "__version__"]
 
+#: subpackages ``import recengine`` used to load eagerly; still reachable as attributes, loaded on first use
+_LAZY_SUBMODULES = ("optim", "ops", "nn", "reference")
+
 
 def __getattr__(name: str):
-    """``recengine.optim`` and ``recengine.TableSpec`` on first use."""
-    if name == "optim":
-        return importlib.import_module("recengine.optim")
+    """``recengine.TableSpec`` and the subpackages in ``_LAZY_SUBMODULES`` on first use."""
+    if name in _LAZY_SUBMODULES:
+        return importlib.import_module(f"recengine.{name}")
     if name == "TableSpec":
         from recengine.nn.embedding_tables import TableSpec
         return TableSpec
