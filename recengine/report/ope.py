@@ -20,22 +20,12 @@ import time
 import numpy as np
 
 from recengine._atomic import atomic_path, write_text
-from recengine.data.open_bandit import BEHAVIORS, CAMPAIGNS, load_bts_prior, load_open_bandit
-from recengine.eval.bernoulli_ts import bernoulli_ts_action_dist, uniform_action_dist
-from recengine.eval.ope import (
-    DirectMethod,
-    DoublyRobust,
-    DoublyRobustWithShrinkage,
-    InverseProbabilityWeighting,
-    SelfNormalizedDR,
-    SelfNormalizedIPW,
-    SwitchDR,
-    prepare_rounds,
-)
-from recengine.eval.reward_regression import cross_fitted_rewards
-from recengine.report.writer import write_json
 
-__all__ = ["add_parser", "main_from_args", "run_ope", "markdown"]
+__all__ = ["add_parser", "main_from_args", "run_ope", "markdown", "BEHAVIORS", "CAMPAIGNS"]
+
+#: the choices of recengine.data.open_bandit, repeated here so that building the parser imports nothing heavy
+BEHAVIORS = ("random", "bts")
+CAMPAIGNS = ("all", "men", "women")
 
 _BTS_NOTE = ("Bernoulli Thompson Sampling's action distribution is computed as obp computes it: Monte Carlo "
              "simulation of the policy from its published production Beta priors (obp's prior_bts.yaml), "
@@ -67,6 +57,16 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def _estimators(args) -> dict:
+    from recengine.eval.ope import (
+        DirectMethod,
+        DoublyRobust,
+        DoublyRobustWithShrinkage,
+        InverseProbabilityWeighting,
+        SelfNormalizedDR,
+        SelfNormalizedIPW,
+        SwitchDR,
+    )
+
     out = {"DM": DirectMethod(), "IPS": InverseProbabilityWeighting(), "SNIPS": SelfNormalizedIPW(),
            "DR": DoublyRobust(), "SNDR": SelfNormalizedDR(), f"Switch-DR (lambda={args.switch_lambda:g})":
            SwitchDR(args.switch_lambda), f"DRos (lambda={args.dros_lambda:g})": DoublyRobustWithShrinkage(
@@ -79,6 +79,11 @@ def _estimators(args) -> dict:
 
 def run_ope(args) -> dict:
     """Every estimate of the ``--evaluate`` policy's value from the ``--behavior`` policy's logs, as a dict."""
+    from recengine.data.open_bandit import load_bts_prior, load_open_bandit
+    from recengine.eval.bernoulli_ts import bernoulli_ts_action_dist, uniform_action_dist
+    from recengine.eval.ope import prepare_rounds
+    from recengine.eval.reward_regression import cross_fitted_rewards
+
     if args.behavior == args.evaluate:
         raise ValueError(f"--evaluate must differ from --behavior (both {args.behavior!r}): the other policy's "
                          f"logs are the reference")
@@ -168,6 +173,8 @@ def plot(path: str, result: dict) -> None:
 
 def main_from_args(args: argparse.Namespace) -> int:
     """Run the evaluation, print the table, write ope.json, ope.md and ope.png under ``args.out``."""
+    from recengine.report.writer import write_json
+
     try:
         result = run_ope(args)
     except (ValueError, FileNotFoundError, RuntimeError) as exc:

@@ -73,3 +73,10 @@ def test_missing_data_dir_is_reported(tmp_path, capsys):
 def test_parser_rejects_unknown_choices(argv):
     with pytest.raises(SystemExit):
         _parse(argv)
+
+
+def test_parser_choices_are_the_loaders():
+    from recengine.data import open_bandit
+    from recengine.report import ope
+
+    assert (ope.BEHAVIORS, ope.CAMPAIGNS) == (open_bandit.BEHAVIORS, open_bandit.CAMPAIGNS)
