@@ -269,8 +269,10 @@ def _check_clip(clip: float | None) -> float | None:
 class OffPolicyEstimator:
     """Base class: an estimate of the evaluation policy's value from logged feedback.
 
-    Every method takes the same arguments: the logs as obp-style arrays or per-decision arrays (see
+    Every method takes the same keyword arguments: the logs as obp-style arrays or per-decision arrays (see
     ``recengine.eval.ope_inputs``), or ``rounds=`` a ``LoggedRounds`` already prepared by ``prepare_rounds``.
+    Keywords only: obp's estimators order their positional arguments differently from one another, so code
+    written for obp passes them by name, and runs here unchanged.
     Subclasses define ``_terms`` (the estimate as per-unit terms) and ``_weights`` (the weights they apply).
     """
 
@@ -299,8 +301,8 @@ class OffPolicyEstimator:
     def _weights(self, rounds: LoggedRounds) -> np.ndarray:
         return rounds.weights()
 
-    def estimate_policy_value(self, reward=None, action=None, position=None, pscore=None, action_dist=None,
-                              estimated_rewards_by_reg_model=None, *, target_probs=None, q_logged=None,
+    def estimate_policy_value(self, *, reward=None, action=None, position=None, pscore=None, action_dist=None,
+                              estimated_rewards_by_reg_model=None, target_probs=None, q_logged=None,
                               v_target=None, sessions=None, rounds: LoggedRounds | None = None) -> float:
         """The estimated value of the evaluation policy: per round, or per session with ``sessions``."""
         arrays = dict(reward=reward, action=action, position=position, pscore=pscore, action_dist=action_dist,
@@ -308,8 +310,8 @@ class OffPolicyEstimator:
                       q_logged=q_logged, v_target=v_target, sessions=sessions)
         return self._terms(self._rounds(rounds, arrays)).value()
 
-    def estimate_interval(self, reward=None, action=None, position=None, pscore=None, action_dist=None,
-                          estimated_rewards_by_reg_model=None, *, target_probs=None, q_logged=None,
+    def estimate_interval(self, *, reward=None, action=None, position=None, pscore=None, action_dist=None,
+                          estimated_rewards_by_reg_model=None, target_probs=None, q_logged=None,
                           v_target=None, sessions=None, rounds: LoggedRounds | None = None, alpha: float = 0.05,
                           n_bootstrap_samples: int = 1000, random_state: int | None = 0) -> Interval:
         """A (1 - alpha) percentile-bootstrap interval: the logged units (rounds, or whole sessions) resampled
@@ -327,8 +329,8 @@ class OffPolicyEstimator:
         return Interval(terms.value(), float(lower), float(upper), float(reps.mean()), float(alpha),
                         int(n_bootstrap_samples))
 
-    def effective_sample_size(self, reward=None, action=None, position=None, pscore=None, action_dist=None,
-                              estimated_rewards_by_reg_model=None, *, target_probs=None, q_logged=None,
+    def effective_sample_size(self, *, reward=None, action=None, position=None, pscore=None, action_dist=None,
+                              estimated_rewards_by_reg_model=None, target_probs=None, q_logged=None,
                               v_target=None, sessions=None, rounds: LoggedRounds | None = None) -> float:
         """Kish's effective sample size of the per-decision weights this estimator applies (after clipping,
         switching or shrinkage); the number of rounds for the direct method, which weights nothing."""
@@ -359,6 +361,15 @@ class DirectMethod(OffPolicyEstimator):
     name = "dm"
     needs_reward_model = True
     supports_sessions = True
+
+    def _rounds(self, rounds, arrays):
+        # obp's DM takes only action_dist, estimated_rewards_by_reg_model and position: the logged action,
+        # reward and propensity do not enter the estimate, so placeholders stand in for them
+        if rounds is None and arrays["action_dist"] is not None and \
+                all(arrays[k] is None for k in ("reward", "action", "pscore")):
+            n = np.shape(arrays["action_dist"])[0]
+            arrays = {**arrays, "reward": np.zeros(n), "action": np.zeros(n, np.int64), "pscore": np.ones(n)}
+        return super()._rounds(rounds, arrays)
 
     def _terms(self, rounds):
         if rounds.sessions is None:

@@ -103,6 +103,22 @@ def test_estimator_matches_the_plain_reference(name, lambda_):
     assert ours == pytest.approx(ref, rel=1e-12, abs=1e-15)
 
 
+def test_obp_calls_run_unchanged():
+    logs = _logs(200)
+    pi, q = logs["action_dist"], logs["estimated_rewards_by_reg_model"]
+    bandit = {k: logs[k] for k in ("reward", "action", "pscore", "position")}
+    # each with the keyword arguments obp's estimator of the same name takes
+    dm = DirectMethod().estimate_policy_value(action_dist=pi, estimated_rewards_by_reg_model=q,
+                                              position=logs["position"])
+    ipw = InverseProbabilityWeighting().estimate_policy_value(**bandit, action_dist=pi)
+    dr = DoublyRobust().estimate_interval(**bandit, action_dist=pi, estimated_rewards_by_reg_model=q, alpha=0.1,
+                                          n_bootstrap_samples=100, random_state=12345)
+    args = (logs["reward"], logs["action"], logs["position"], logs["pscore"], pi, q)
+    assert dm == pytest.approx(reference_estimate("dm", *args))
+    assert ipw == pytest.approx(reference_estimate("ips", *args))
+    assert dr.to_dict()["90.0% CI (lower)"] < reference_estimate("dr", *args) < dr.to_dict()["90.0% CI (upper)"]
+
+
 def test_prepared_rounds_give_the_same_estimates_as_the_arrays():
     logs = _logs(300)
     rounds = prepare_rounds(**logs)
