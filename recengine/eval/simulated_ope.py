@@ -317,9 +317,7 @@ def ope_check(model, target, logging_policy=None, *, epsilon: float = 0.1, num_s
 
     The per-decision ratios grow like (1 / (1 - epsilon))^t along a session, so the estimates' spread grows
     fast with epsilon and session length (and, the ratios being heavy-tailed, a typical estimate falls
-    below the truth). Measured on the ml-100k simulator (greedy target, sessions of ~10 steps, up to 50),
-    2000 logged sessions per seed: epsilon = 0.1 kept IPS, SNIPS and DR within 6% of the truth over 4
-    seeds; at 0.2 IPS/SNIPS were 4-21% low and DR 0-15% off over 7 seeds; at 0.3 errors reached 15-50%.
+    below the truth); benchmarks/RESULTS.md ("Off-policy evaluation") has the errors measured per epsilon.
 
     Returns evaluate_offline's dict plus "true_return", "true_stderr", "true_ctr" and "rel_err_<est>"
     = |estimate - true| / true for ips, snips and dr.

@@ -124,7 +124,7 @@ def test_collect_logs_sessions_are_whole_and_ordered(sim):
 
 
 def test_ope_matches_the_on_policy_value_in_the_simulator(sim):
-    # the check: estimates from epsilon-greedy logs within 10% of the target's true return per session
+    # estimates from epsilon-greedy logs within 10% of the target's true return per session
     out = ope_check(sim, _greedy(sim), epsilon=0.1, num_sessions=3000, num_eval_sessions=6000, seed=0, num_envs=256)
     assert out["true_return"] > out["logging_return"]  # exploration costs clicks: the logs are not the target's
     for name in ("ips", "snips", "dr"):
