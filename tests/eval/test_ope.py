@@ -14,6 +14,7 @@ from recengine.eval.ope import (
     DoublyRobust,
     DoublyRobustWithShrinkage,
     InverseProbabilityWeighting,
+    LoggedRounds,
     SelfNormalizedDR,
     SelfNormalizedIPW,
     SwitchDR,
@@ -196,12 +197,12 @@ def _known_value_logs(n: int, rng: np.random.Generator):
 
 @pytest.mark.parametrize("cls", [InverseProbabilityWeighting, DoublyRobust])
 def test_unbiased_estimators_average_to_the_true_value(cls):
-    rng = np.random.default_rng(11)
-    estimates, truth = [], None
-    for _ in range(300):
-        logs, truth = _known_value_logs(400, rng)
-        estimates.append(cls().estimate_policy_value(**logs))
-    estimates = np.asarray(estimates)
+    replications, n = 300, 400
+    logs, truth = _known_value_logs(replications * n, np.random.default_rng(11))
+    rounds = prepare_rounds(**logs)  # one pass over every replication's rounds, then one estimate per replication
+    estimates = np.array([cls().estimate_policy_value(rounds=LoggedRounds(
+        *(getattr(rounds, f)[k * n:(k + 1) * n] for f in ("reward", "pscore", "target_prob", "q_logged", "v_target"))))
+        for k in range(replications)])
     stderr = estimates.std(ddof=1) / np.sqrt(len(estimates))
     assert abs(estimates.mean() - truth) < 3 * stderr
 
