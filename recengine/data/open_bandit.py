@@ -104,16 +104,6 @@ def _column(header: list[str], body: list[list[str]], name: str, where: str) -> 
     return [r[j] for r in body]
 
 
-def _numbers(values: list[str], name: str, where: str, dtype) -> np.ndarray:
-    try:
-        return np.array(values, dtype=np.float64).astype(dtype) if dtype is not np.int64 \
-            else np.array([int(float(v)) for v in values], dtype=np.int64)
-    except ValueError:
-        bad = next(i for i, v in enumerate(values) if not _is_number(v))
-        raise OpenBanditFormatError(f"{where}:{bad + 2}: column {name!r} holds {values[bad]!r}, not a number") \
-            from None
-
-
 def _is_number(v: str) -> bool:
     try:
         float(v)
@@ -122,9 +112,24 @@ def _is_number(v: str) -> bool:
     return True
 
 
-def _bad_row(mask: np.ndarray, order: np.ndarray | None = None) -> int:
-    i = int(np.flatnonzero(mask)[0])
-    return (int(order[i]) if order is not None else i) + 2
+def _numbers(values: list[str], name: str, where: str, dtype) -> np.ndarray:
+    """The column as numbers (integers for int64); the first value that is not a number is reported by line."""
+    bad = next((i for i, v in enumerate(values) if not _is_number(v)), None)
+    if bad is not None:
+        raise OpenBanditFormatError(f"{where}:{bad + 2}: column {name!r} holds {values[bad]!r}, not a number")
+    numbers = np.array(values, dtype=np.float64)
+    if dtype is np.int64:
+        fractional = numbers != np.round(numbers)
+        if fractional.any():
+            row = int(np.flatnonzero(fractional)[0])
+            raise OpenBanditFormatError(f"{where}:{row + 2}: column {name!r} holds {values[row]!r}, not an integer")
+        return numbers.astype(np.int64)
+    return numbers
+
+
+def _bad_row(mask: np.ndarray) -> int:
+    """The file line of the first row where ``mask`` holds (line 1 is the header)."""
+    return int(np.flatnonzero(mask)[0]) + 2
 
 
 def _one_hot_drop_first(columns: list[list[str]]) -> np.ndarray:

@@ -72,7 +72,8 @@ def _corrupt(column: str, value: str) -> str:
     ("click", "2", "log.csv:4: click must be 0 or 1"),
     ("click", "nan", "click must be 0 or 1"),
     ("item_id", "9", "log.csv:4: item_id outside the 4 items"),
-    ("item_id", "abc", "log.csv:4: column 'item_id' holds 'abc'"),
+    ("item_id", "abc", "log.csv:4: column 'item_id' holds 'abc', not a number"),
+    ("item_id", "1.5", "log.csv:4: column 'item_id' holds '1.5', not an integer"),
 ])
 def test_bad_log_values_name_file_line_and_field(column, value, message):
     with pytest.raises(OpenBanditFormatError, match=message):
