@@ -90,6 +90,7 @@ def _check_range(name: str, values: np.ndarray, size: int, what: str) -> None:
         raise ValueError(f"{name} must be in [0, {size}) ({what}); row {int(bad[0])} holds {int(values[bad[0]])}")
 
 
+#: messages for the status codes of recengine.eval.ope_reduce (PI_NOT_FINITE .. Q_NOT_FINITE)
 _STATUS_MESSAGES = {
     1: "action_dist holds NaN or inf (round {row})",
     2: "action_dist holds a negative probability (round {row})",
