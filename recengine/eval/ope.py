@@ -1,12 +1,37 @@
-"""Off-policy evaluation: IPS, SNIPS and doubly-robust estimates of a slate policy's value from logs.
+"""Off-policy estimators (NumPy only: importing this module does not import torch).
 
-The estimators take plain per-decision arrays (one entry per logged step):
+Two layers over the same math:
+
+**Estimator classes**, one interface in the style of the Open Bandit Pipeline (obp): ``DirectMethod``,
+``InverseProbabilityWeighting``, ``SelfNormalizedIPW``, ``DoublyRobust``, ``SelfNormalizedDR``, ``SwitchDR`` and
+``DoublyRobustWithShrinkage`` (DRos). Each has ``estimate_policy_value(...)``, ``estimate_interval(...)``
+(a seeded, vectorised percentile bootstrap) and ``effective_sample_size(...)``, and takes the logs either as
+obp's arrays (``reward``, ``action``, ``position``, ``pscore``, ``action_dist``,
+``estimated_rewards_by_reg_model``) or as per-decision arrays (``target_probs``, ``q_logged``, ``v_target``,
+optionally ``sessions``); see ``recengine.eval.ope_inputs`` for the fields. Pass ``rounds=prepare_rounds(...)``
+to check and reduce large arrays once for several estimators.
+
+With w_i = pi(a_i | x_i, p_i) / pscore_i, q_i = q^(x_i, a_i, p_i), v_i = sum_a pi(a | x_i, p_i) q^(x_i, a, p_i):
+
+    DM        mean(v)                                   biased by the reward model
+    IPS       mean(w r)                                 unbiased
+    SNIPS     sum(w r) / sum(w)                         self-normalised: bounded by the rewards, slightly biased
+    DR        mean(v + w (r - q))                       unbiased for any reward model (Dudik et al. 2011)
+    SNDR      mean(v) + sum(w (r - q)) / sum(w)         DR with self-normalised weights
+    Switch-DR mean(v + [w <= lambda] w (r - q))         drops the correction where weights are large (Wang et al.)
+    DRos      mean(v + lambda w / (w^2 + lambda) (r - q))  shrinks large weights (Su et al. 2020)
+
+``clip`` (weight clipping, w -> min(w, clip)) applies to IPS, SNIPS, DR and SNDR. With ``sessions`` the
+per-decision ratios become cumulative (``rho_t = prod_{s <= t} w_s``) and IPS, SNIPS, DR and DM estimate the
+expected return per session (below).
+
+**Functions** on per-decision arrays (one entry per logged step):
 
     rewards        r_i        reward observed after the logged action
     target_probs   pi(a_i|x_i)  probability the TARGET policy takes the logged action
     logging_probs  mu(a_i|x_i)  probability the LOGGING policy took it (its propensity; > 0)
 
-and estimate either
+estimating either
 
 - ``sessions=None``: the value per decision ``E_{x ~ logs, a ~ pi}[r]`` (each row a one-step bandit event), or
 - ``sessions`` given (session id per row; a session's rows contiguous and in time order): the expected
@@ -20,25 +45,42 @@ and estimate either
              with a reward model q_it = r^(x_it, a_it) and v_it = E_{a ~ pi} r^(x_it, a). Unbiased for any
              reward model; the better the model, the lower the variance.
 
-An action here is the ORDERED slate (what the simulator executes), so a slate policy's probability is that
-of producing exactly that sequence of items. The second half of this file gathers logs in the simulator
-(``collect_logs``), computes a target policy's true value by running it (``on_policy_value``) and puts
-both side by side (``ope_check``).
+Simulator-side OPE (slate policies, logging rollouts, the fitted click model, ``ope_check``) lives in
+``recengine.eval.slate_policies`` and ``recengine.eval.simulated_ope``; its names are still importable from
+here, loaded on first use.
 """
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["ips", "snips", "doubly_robust", "importance_weights",
-           "SlatePolicy", "UniformSlatePolicy", "DeterministicSlatePolicy", "EpsilonGreedySlatePolicy",
-           "MixtureSlatePolicy", "SoftmaxSlatePolicy", "as_slate_policy",
-           "LoggedSteps", "collect_logs", "on_policy_value", "ChoiceRewardModel", "fit_reward_model", "fitted_q_values",
-           "evaluate_offline", "ope_check"]
+from recengine.eval.ope_inputs import LoggedRounds, prepare_rounds
+
+__all__ = ["ips", "snips", "doubly_robust", "importance_weights", "effective_sample_size",
+           "Interval", "OffPolicyEstimator", "DirectMethod", "InverseProbabilityWeighting", "SelfNormalizedIPW",
+           "DoublyRobust", "SelfNormalizedDR", "SwitchDR", "DoublyRobustWithShrinkage", "ESTIMATORS",
+           "LoggedRounds", "prepare_rounds"]
+
+#: names that moved to recengine.eval.slate_policies / recengine.eval.simulated_ope, still importable from here
+_MOVED = {
+    **{name: "recengine.eval.slate_policies" for name in (
+        "SlatePolicy", "UniformSlatePolicy", "DeterministicSlatePolicy", "EpsilonGreedySlatePolicy",
+        "MixtureSlatePolicy", "SoftmaxSlatePolicy", "as_slate_policy")},
+    **{name: "recengine.eval.simulated_ope" for name in (
+        "LoggedSteps", "collect_logs", "on_policy_value", "ChoiceRewardModel", "fit_reward_model",
+        "fitted_q_values", "evaluate_offline", "ope_check", "_no_click_streak")},
+}
 
 
-# ============================================================================ estimators
+def __getattr__(name: str):
+    """The simulator-side names, loaded from their modules on first use (they may import torch)."""
+    if name in _MOVED:
+        return getattr(importlib.import_module(_MOVED[name]), name)
+    raise AttributeError(f"module 'recengine.eval.ope' has no attribute {name!r}")
+
+
 
 def _as_1d(name: str, a, n: int | None = None) -> np.ndarray:
     a = np.asarray(a, dtype=np.float64)
@@ -142,477 +184,312 @@ def doubly_robust(rewards, target_probs, logging_probs, q_logged, v_target, *, s
     return float(np.sum(rho * (r - q) + prev * v) / S)
 
 
-# ============================================================================ slate policies with probabilities
 
-def _to_numpy_slates(x) -> np.ndarray:
-    if hasattr(x, "detach"):
-        x = x.detach().cpu().numpy()
-    return np.asarray(x, dtype=np.int64)
-
-
-def _log_uniform_slate(num_items: int, k: int) -> float:
-    return -float(np.sum(np.log(num_items - np.arange(k, dtype=np.float64))))
-
-
-class SlatePolicy:
-    """A (possibly stochastic) slate policy that knows its probabilities.
-
-    ``sample(obs, rng) -> (B, k) int64`` draws ordered slates for a batch of observations;
-    ``prob(obs, slates) -> (B,) float64`` is the probability it would produce exactly those slates.
-    ``obs`` is the simulator's batched observation dict (history, user_id, user_features).
-    """
-
-    deterministic = False
-
-    def sample(self, obs: dict, rng: np.random.Generator) -> np.ndarray:
-        raise NotImplementedError
-
-    def prob(self, obs: dict, slates: np.ndarray) -> np.ndarray:
-        raise NotImplementedError
-
-
-class UniformSlatePolicy(SlatePolicy):
-    """Every ordered slate of k distinct items equally likely: prob = prod_{j<k} 1 / (N - j)."""
-
-    def __init__(self, num_items: int, k: int):
-        self.num_items, self.k = int(num_items), int(k)
-        self._p = float(np.exp(_log_uniform_slate(self.num_items, self.k)))
-
-    def sample(self, obs, rng):
-        B = len(obs["user_id"])
-        keys = rng.random((B, self.num_items))
-        return np.argpartition(keys, self.k - 1, axis=1)[:, :self.k].astype(np.int64) if self.k < self.num_items \
-            else np.argsort(keys, axis=1).astype(np.int64)
-
-    def prob(self, obs, slates):
-        return np.full(len(slates), self._p)
-
-
-class DeterministicSlatePolicy(SlatePolicy):
-    """``slate_fn(obs) -> (B, k)`` (NumPy or torch): prob is 1 for exactly that ordered slate, else 0."""
-
-    deterministic = True
-
-    def __init__(self, slate_fn):
-        self.slate_fn = slate_fn
-        self._memo = (None, None)
-
-    def slates(self, obs) -> np.ndarray:
-        # sample() then prob() on the same observation dict (the logging loop) computes the slates once
-        if self._memo[0] is not obs:
-            self._memo = (obs, _to_numpy_slates(self.slate_fn(obs)))
-        return self._memo[1]
-
-    def sample(self, obs, rng):
-        return self.slates(obs)
-
-    def prob(self, obs, slates):
-        return (self.slates(obs) == np.asarray(slates)).all(axis=1).astype(np.float64)
-
-
-class MixtureSlatePolicy(SlatePolicy):
-    """With probability weights[m], act like policies[m]; prob = sum_m weights[m] * policies[m].prob."""
-
-    def __init__(self, policies, weights):
-        w = np.asarray(weights, dtype=np.float64)
-        if len(policies) != len(w) or len(w) == 0 or (w < 0).any() or not np.isclose(w.sum(), 1.0):
-            raise ValueError("weights must be non-negative, sum to 1, one per policy")
-        self.policies, self.weights = list(policies), w
-
-    def sample(self, obs, rng):
-        B = len(obs["user_id"])
-        which = rng.choice(len(self.policies), size=B, p=self.weights)
-        out = None
-        for m, pol in enumerate(self.policies):  # a few policies, each over the whole batch
-            s = pol.sample(obs, rng)
-            out = s.copy() if out is None else out
-            out[which == m] = s[which == m]
-        return out
-
-    def prob(self, obs, slates):
-        return sum(w * p.prob(obs, slates) for w, p in zip(self.weights, self.policies))
-
-
-class EpsilonGreedySlatePolicy(MixtureSlatePolicy):
-    """``base`` (e.g. a deterministic policy) with probability 1 - epsilon, a uniform random slate otherwise."""
-
-    def __init__(self, base: SlatePolicy, epsilon: float, num_items: int, k: int):
-        if not 0.0 < epsilon <= 1.0:
-            raise ValueError(f"epsilon must be in (0, 1], got {epsilon}")
-        super().__init__([as_slate_policy(base), UniformSlatePolicy(num_items, k)], [1.0 - epsilon, epsilon])
-
-
-class SoftmaxSlatePolicy(SlatePolicy):
-    """Plackett-Luce: items drawn one by one without replacement from softmax(scores / temperature).
-
-    ``score_fn(obs) -> (B, N)`` scores (NumPy or torch; -inf removes an item). prob of an ordered slate
-    a_1..a_k = prod_j exp(z_{a_j}) / sum_{i not in a_<j} exp(z_i), z = scores / temperature.
-    """
-
-    def __init__(self, score_fn, k: int, temperature: float = 1.0):
-        if temperature <= 0:
-            raise ValueError(f"temperature must be > 0, got {temperature}")
-        self.score_fn, self.k, self.temperature = score_fn, int(k), float(temperature)
-
-    def _z(self, obs):
-        s = self.score_fn(obs)
-        if hasattr(s, "detach"):
-            s = s.detach().cpu().numpy()
-        return np.asarray(s, dtype=np.float64) / self.temperature
-
-    def sample(self, obs, rng):
-        z = self._z(obs)
-        keys = z + rng.gumbel(size=z.shape)  # Gumbel-top-k = sequential sampling without replacement
-        top = np.argpartition(-keys, self.k - 1, axis=1)[:, :self.k]
-        order = np.argsort(-np.take_along_axis(keys, top, axis=1), axis=1)
-        return np.take_along_axis(top, order, axis=1).astype(np.int64)
-
-    def log_prob(self, obs, slates) -> np.ndarray:
-        z = self._z(obs)
-        slates = np.asarray(slates, dtype=np.int64)
-        m = z.max(axis=1, keepdims=True)
-        e = np.exp(z - m)
-        total = e.sum(axis=1)
-        picked = np.take_along_axis(e, slates, axis=1)  # (B, k)
-        before = np.cumsum(picked, axis=1) - picked  # mass removed before each pick
-        with np.errstate(divide="ignore"):
-            return np.sum(np.log(picked) - np.log(np.maximum(total[:, None] - before, 1e-300)), axis=1)
-
-    def prob(self, obs, slates):
-        return np.exp(self.log_prob(obs, slates))
-
-
-def as_slate_policy(policy) -> SlatePolicy:
-    """A SlatePolicy as is; an object with ``act(obs, explore=False)`` (the agents' Policy) or a plain
-    callable ``obs -> slates`` as a DeterministicSlatePolicy."""
-    if isinstance(policy, SlatePolicy):
-        return policy
-    if hasattr(policy, "act"):
-        return DeterministicSlatePolicy(lambda obs: policy.act(obs, explore=False))
-    if callable(policy):
-        return DeterministicSlatePolicy(policy)
-    raise TypeError(f"cannot use {type(policy).__name__} as a slate policy")
-
-
-# ============================================================================ logs and true values in the simulator
-
-@dataclass
-class LoggedSteps:
-    """Steps logged in the simulator, sorted by session then time (n rows, S sessions)."""
-
-    obs: dict
-    """the observation each slate was chosen for: history (n, L), user_id (n,), user_features (n, F)."""
-    slates: np.ndarray
-    """(n, k) int64 ordered slates shown."""
-    rewards: np.ndarray
-    """(n,) float64 clicks."""
-    click_position: np.ndarray
-    """(n,) int64 clicked position, -1 when none."""
-    logging_probs: np.ndarray
-    """(n,) float64 probability the logging policy gave the shown slate."""
-    sessions: np.ndarray
-    """(n,) int64 session id (contiguous rows per session)."""
-    steps: np.ndarray
-    """(n,) int64 step within the session."""
-    num_sessions: int
-
-    def __len__(self) -> int:
-        return int(self.rewards.shape[0])
-
-    def session_returns(self) -> np.ndarray:
-        """(S,) the logged return of each session (the logging policy's own on-policy sample)."""
-        _, inv = np.unique(self.sessions, return_inverse=True)
-        return np.bincount(inv, weights=self.rewards, minlength=self.num_sessions)
-
-
-def _run_sessions(model, policy: SlatePolicy, num_sessions: int, *, seed: int, num_envs: int, config,
-                  user_pool, record: bool, progress: bool = False):
-    """Run num_sessions complete sessions (quota per slot, so no bias towards short sessions)."""
-    from recengine.env.simulator import VecRecSim
-
-    if num_sessions < 1:
-        raise ValueError(f"num_sessions must be >= 1, got {num_sessions}")
-    B = min(num_envs, num_sessions)
-    quota = np.full(B, num_sessions // B)
-    quota[: num_sessions % B] += 1
-    first_id = np.concatenate([[0], np.cumsum(quota)[:-1]])
-    env = VecRecSim(model, B, config=config, user_pool=user_pool)
-    obs, _ = env.reset(seed=seed)
-    rng = np.random.default_rng(np.random.SeedSequence([seed, 0x5EED]))
-    done_sessions = np.zeros(B, np.int64)
-    t = np.zeros(B, np.int64)
-    returns = np.zeros(num_sessions)
-    lengths = np.zeros(num_sessions, np.int64)
-    rows = []
-    bar = None
-    if progress:
-        from tqdm import tqdm
-        bar = tqdm(total=num_sessions, desc="sessions", unit="session", leave=False)
-    while (done_sessions < quota).any():
-        active = done_sessions < quota
-        slates = policy.sample(obs, rng)
-        sid = first_id + np.minimum(done_sessions, quota - 1)
-        if record:
-            probs = policy.prob(obs, slates)
-        next_obs, rewards, term, trunc, info = env.step(slates)
-        ended = term | trunc
-        if record:
-            a = np.flatnonzero(active)
-            rows.append(({k: v[a] for k, v in obs.items()}, slates[a], rewards[a].astype(np.float64),
-                         info["click_position"][a], probs[a], sid[a], t[a]))
-        np.add.at(returns, sid[active], rewards[active])
-        lengths[sid[active]] += 1
-        t = np.where(ended, 0, t + 1)
-        finished = ended & active
-        done_sessions += finished
-        if bar is not None and finished.any():
-            bar.update(int(finished.sum()))
-        obs = next_obs
-    if bar is not None:
-        bar.close()
-    if not record:
-        return returns, lengths
-    cat = lambda j: np.concatenate([r[j] for r in rows])  # noqa: E731
-    sessions, steps = cat(5), cat(6)
-    order = np.lexsort((steps, sessions))
-    obs_all = {k: np.concatenate([r[0][k] for r in rows])[order] for k in rows[0][0]}
-    return LoggedSteps(obs_all, cat(1)[order], cat(2)[order], cat(3)[order], cat(4)[order], sessions[order],
-                       steps[order], num_sessions), returns, lengths
-
-
-def collect_logs(model, logging_policy, num_sessions: int, *, seed: int = 0, num_envs: int = 256, config=None,
-                 user_pool=None, progress: bool = False) -> LoggedSteps:
-    """Run ``logging_policy`` (a SlatePolicy: it must know its probabilities) for ``num_sessions`` whole
-    sessions of a VecRecSim over ``model`` and log every step with its propensity."""
-    policy = as_slate_policy(logging_policy)
-    logs, _, _ = _run_sessions(model, policy, num_sessions, seed=seed, num_envs=num_envs, config=config,
-                               user_pool=user_pool, record=True, progress=progress)
-    if (logs.logging_probs <= 0).any():
-        raise ValueError("the logging policy gave probability 0 to a slate it chose; check its prob()")
-    return logs
-
-
-def on_policy_value(model, policy, num_sessions: int, *, seed: int = 1, num_envs: int = 256, config=None,
-                    user_pool=None, progress: bool = False) -> dict:
-    """The true value of ``policy`` by running it: mean return per session (clicks), its standard
-    error, CTR (clicks per slate) and mean session length."""
-    pol = as_slate_policy(policy)
-    returns, lengths = _run_sessions(model, pol, num_sessions, seed=seed, num_envs=num_envs, config=config,
-                                     user_pool=user_pool, record=False, progress=progress)
-    return {"mean_return": float(returns.mean()),
-            "stderr": float(returns.std(ddof=1) / np.sqrt(len(returns))) if len(returns) > 1 else float("nan"),
-            "ctr": float(returns.sum() / max(lengths.sum(), 1)),
-            "mean_length": float(lengths.mean()), "num_sessions": int(num_sessions)}
-
-
-# ============================================================================ reward model for DR
-
-class ChoiceRewardModel:
-    """A multinomial-logit click model fitted on logs: utility(u, j) = <p_u, q_j> + b_j - rep * [j in history],
-    no-click utility 0; predicts P(click | user, history, slate). (It does not see fatigue: a model, not the truth.)"""
-
-    def __init__(self, user_factors, item_factors, item_bias, repeat_coef: float):
-        self.P, self.Q, self.b, self.rep = user_factors, item_factors, item_bias, float(repeat_coef)
-
-    def click_prob(self, obs: dict, slates) -> np.ndarray:
-        slates = np.asarray(slates, dtype=np.int64)
-        users = np.asarray(obs["user_id"], dtype=np.int64)
-        util = np.einsum("bd,bkd->bk", self.P[users], self.Q[slates]) + self.b[slates]
-        seen = (slates[:, :, None] == np.asarray(obs["history"])[:, None, :]).any(axis=2)
-        util = util - self.rep * seen
-        m = np.maximum(util.max(axis=1), 0.0)
-        e = np.exp(util - m[:, None]).sum(axis=1)
-        return e / (e + np.exp(-m))
-
-
-def fit_reward_model(logs: LoggedSteps, num_users: int, num_items: int, *, dim: int = 16, epochs: int = 100,
-                     lr: float = 0.1, l2: float = 1e-3, seed: int = 0) -> ChoiceRewardModel:
-    """Fit a ChoiceRewardModel to the logged slates and clicks (full-batch Adam on the choice log-likelihood)."""
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # many tiny ops: one thread is faster than several fighting over cores
-    try:
-        return _fit_reward_model(torch, logs, num_users, num_items, dim, epochs, lr, l2, seed)
-    finally:
-        torch.set_num_threads(threads)
-
-
-def _fit_reward_model(torch, logs, num_users, num_items, dim, epochs, lr, l2, seed):
-
-    gen = torch.Generator().manual_seed(seed)
-    users = torch.as_tensor(logs.obs["user_id"], dtype=torch.int64)
-    slates = torch.as_tensor(logs.slates)
-    pos = torch.as_tensor(logs.click_position)
-    k = slates.shape[1]
-    target = torch.where(pos >= 0, pos, k)
-    seen = torch.as_tensor((logs.slates[:, :, None] == logs.obs["history"][:, None, :]).any(axis=2),
-                           dtype=torch.float32)
-    P = torch.nn.Parameter(0.05 * torch.randn(num_users, dim, generator=gen))
-    Q = torch.nn.Parameter(0.05 * torch.randn(num_items, dim, generator=gen))
-    b = torch.nn.Parameter(torch.full((num_items,), -2.0))
-    rep = torch.nn.Parameter(torch.zeros(()))
-    opt = torch.optim.Adam([P, Q, b, rep], lr=lr)
-    for _ in range(epochs):
-        opt.zero_grad(set_to_none=True)
-        util = (P[users][:, None, :] * Q[slates]).sum(-1) + b[slates] - rep * seen
-        logits = torch.cat([util, torch.zeros(len(util), 1)], dim=1)
-        loss = torch.nn.functional.cross_entropy(logits, target) \
-            + l2 * (P.square().sum() + Q.square().sum()) / len(util)
-        loss.backward()
-        opt.step()
-    f = lambda t: t.detach().double().numpy()  # noqa: E731
-    return ChoiceRewardModel(f(P), f(Q), f(b), float(rep.detach()))
-
-
-# ============================================================================ a value model for sequential DR
-
-def _no_click_streak(rewards: np.ndarray, sessions: np.ndarray) -> np.ndarray:
-    """Consecutive logged steps without a click just before each row, within its session."""
-    n = rewards.shape[0]
-    rows = np.arange(n)
-    start = np.concatenate([[True], sessions[1:] != sessions[:-1]])
-    first = np.maximum.accumulate(np.where(start, rows, 0))  # first row of each row's session
-    last_click = np.maximum.accumulate(np.where(rewards > 0, rows, -1))
-    prev_click = np.concatenate([[-1], last_click[:-1]])
-    return rows - np.maximum(prev_click, first - 1) - 1
-
-
-def _value_features(rhat: np.ndarray, streak: np.ndarray, step_frac: np.ndarray) -> np.ndarray:
-    s = np.eye(5)[np.minimum(streak, 4)]
-    return np.column_stack([np.ones_like(rhat), rhat, s * (1.0 - rhat)[:, None], s, step_frac,
-                            step_frac * rhat, step_frac ** 2])
-
-
-def fitted_q_values(logs: LoggedSteps, q_reward: np.ndarray, v_reward: np.ndarray, *, iterations: int | None = None,
-                    ridge: float = 1e-3) -> tuple[np.ndarray, np.ndarray]:
-    """Q^(x_t, a_t) and V^(x_t) = Q^(x_t, pi(x_t)) of the target's return-to-go, for sequential DR.
-
-    Fitted-Q evaluation with a linear model on a few features of the logged state and action: the reward
-    model's click probability of the action (``q_reward`` for the logged slate, ``v_reward`` for the
-    target's), the no-click streak before the step and the step index. Cross-fitted over two halves of
-    the sessions (each half's values come from the model fitted on the other), which keeps DR's
-    control variates independent of the rewards they correct.
-    """
-    r = logs.rewards
-    s = logs.sessions
-    streak = _no_click_streak(r, s)
-    frac = logs.steps / max(int(logs.steps.max()) + 1, 1)
-    X_log = _value_features(q_reward, streak, frac)
-    X_tgt = _value_features(v_reward, streak, frac)
-    has_next = np.concatenate([s[1:] == s[:-1], [False]])
-    nxt = np.minimum(np.arange(len(r)) + 1, len(r) - 1)
-    iterations = iterations or int(logs.steps.max()) + 1  # enough to carry rewards back over a whole session
-    _, fold = np.unique(s, return_inverse=True)
-    fold = fold % 2
-    q_hat, v_hat = np.zeros(len(r)), np.zeros(len(r))
-    for f in (0, 1):
-        fit = fold != f
-        A = X_log[fit]
-        gram = A.T @ A + ridge * len(A) * np.eye(A.shape[1])
-        theta = np.zeros(A.shape[1])
-        for _ in range(iterations):
-            y = r + np.where(has_next, X_tgt[nxt] @ theta, 0.0)
-            theta = np.linalg.solve(gram, A.T @ y[fit])
-        q_hat[~fit] = X_log[~fit] @ theta
-        v_hat[~fit] = X_tgt[~fit] @ theta
-    return q_hat, v_hat
-
-
-# ============================================================================ putting it together
-
-class _Chunked(SlatePolicy):
-    """Calls a policy on at most ``chunk`` observations at a time (the logs can be large)."""
-
-    def __init__(self, policy: SlatePolicy, chunk: int):
-        self.policy, self.chunk, self.deterministic = policy, int(chunk), policy.deterministic
-
-    def _parts(self, obs):
-        n = len(obs["user_id"])
-        for a in range(0, n, self.chunk):
-            yield slice(a, a + self.chunk), {k: v[a:a + self.chunk] for k, v in obs.items()}
-
-    def sample(self, obs, rng):
-        return np.concatenate([self.policy.sample(o, rng) for _, o in self._parts(obs)])
-
-    def prob(self, obs, slates):
-        return np.concatenate([self.policy.prob(o, slates[sl]) for sl, o in self._parts(obs)])
-
-
-def evaluate_offline(logs: LoggedSteps, target, *, reward_model=None, num_users: int | None = None,
-                     num_items: int | None = None, clip: float | None = None, dm_samples: int = 1,
-                     seed: int = 0, chunk: int = 4096) -> dict:
-    """IPS, SNIPS and DR estimates of ``target``'s expected return per session from ``logs``.
-
-    ``target``: a SlatePolicy, an agent with ``act(obs, explore=False)`` or a callable obs -> slates
-    (the last two must be deterministic: the same observation always gives the same slate).
-    ``reward_model``: anything with ``click_prob(obs, slates) -> (n,)``; when None a ChoiceRewardModel
-    is fitted on the logs (needs num_users, num_items). v_target is the model's click probability of
-    the target's slate, averaged over ``dm_samples`` draws when the target is stochastic. The target
-    sees the logged observations ``chunk`` rows at a time.
-
-    Keys: "ips", "snips", "dr" (per-session return; DR's control variates come from
-    ``fitted_q_values``), "dm" (the fitted value model alone at session starts: biased, for
-    comparison), "dr_immediate" (DR with the one-step reward model only), the per-decision (bandit)
-    forms "ips_per_step", "snips_per_step", "dr_per_step", "logging_return" (the logging policy's own
-    mean return), "ess" (effective sample size of the per-decision ratios), "num_steps", "num_sessions".
-    """
-    pol = _Chunked(as_slate_policy(target), chunk)
-    if reward_model is None:
-        if num_users is None or num_items is None:
-            raise ValueError("give num_users and num_items to fit the reward model, or pass reward_model")
-        reward_model = fit_reward_model(logs, num_users, num_items, seed=seed)
-    target_probs = pol.prob(logs.obs, logs.slates)
-    rng = np.random.default_rng(seed)
-    draws = 1 if pol.deterministic else max(1, dm_samples)
-    v = np.mean([reward_model.click_prob(logs.obs, pol.sample(logs.obs, rng)) for _ in range(draws)], axis=0)
-    q = reward_model.click_prob(logs.obs, logs.slates)
-    r, mu, s = logs.rewards, logs.logging_probs, logs.sessions
-    w = importance_weights(target_probs, mu, clip)
-    q_ret, v_ret = fitted_q_values(logs, q, v)
-    return {
-        "ips": ips(r, target_probs, mu, sessions=s, clip=clip),
-        "snips": snips(r, target_probs, mu, sessions=s, clip=clip),
-        "dr": doubly_robust(r, target_probs, mu, q_ret, v_ret, sessions=s, clip=clip),
-        "dm": float(v_ret[logs.steps == 0].mean()),
-        "dr_immediate": doubly_robust(r, target_probs, mu, q, v, sessions=s, clip=clip),
-        "ips_per_step": ips(r, target_probs, mu, clip=clip),
-        "snips_per_step": snips(r, target_probs, mu, clip=clip),
-        "dr_per_step": doubly_robust(r, target_probs, mu, q, v, clip=clip),
-        "logging_return": float(logs.session_returns().mean()),
-        "ess": float(w.sum() ** 2 / max(np.square(w).sum(), 1e-300)),
-        "num_steps": len(logs), "num_sessions": logs.num_sessions,
-    }
-
-
-def ope_check(model, target, logging_policy=None, *, epsilon: float = 0.1, num_sessions: int = 2000,
-              num_eval_sessions: int | None = None, seed: int = 0, num_envs: int = 256, config=None,
-              user_pool=None, clip: float | None = None, progress: bool = False) -> dict:
-    """OPE against the truth in the simulator: log ``num_sessions`` sessions with ``logging_policy``
-    (default: epsilon-greedy around the target — the target's slate with probability 1 - epsilon, a
-    uniformly random one otherwise), estimate the target's return per session with IPS / SNIPS / DR,
-    and run the target on-policy (``num_eval_sessions``, default num_sessions, other seed) for its true value.
-
-    The per-decision ratios grow like (1 / (1 - epsilon))^t along a session, so the estimates' spread grows
-    fast with epsilon and session length (and, the ratios being heavy-tailed, a typical estimate falls
-    below the truth). Measured on the ml-100k simulator (greedy target, sessions of ~10 steps, up to 50),
-    2000 logged sessions per seed: epsilon = 0.1 kept IPS, SNIPS and DR within 6% of the truth over 4
-    seeds; at 0.2 IPS/SNIPS were 4-21% low and DR 0-15% off over 7 seeds; at 0.3 errors reached 15-50%.
-
-    Returns evaluate_offline's dict plus "true_return", "true_stderr", "true_ctr" and "rel_err_<est>"
-    = |estimate - true| / true for ips, snips and dr.
-    """
-    cfg = config if config is not None else model.config
-    pol = as_slate_policy(target)
-    if logging_policy is None:
-        logging_policy = EpsilonGreedySlatePolicy(pol, epsilon, model.num_items, cfg.slate_size)
-    logs = collect_logs(model, logging_policy, num_sessions, seed=seed, num_envs=num_envs, config=cfg,
-                        user_pool=user_pool, progress=progress)
-    out = evaluate_offline(logs, pol, num_users=model.num_users, num_items=model.num_items, clip=clip,
-                           seed=seed)
-    truth = on_policy_value(model, pol, num_eval_sessions or num_sessions, seed=seed + 1_000_003,
-                            num_envs=num_envs, config=cfg, user_pool=user_pool, progress=progress)
-    out.update(true_return=truth["mean_return"], true_stderr=truth["stderr"], true_ctr=truth["ctr"])
-    for name in ("ips", "snips", "dr"):
-        out[f"rel_err_{name}"] = abs(out[name] - truth["mean_return"]) / max(abs(truth["mean_return"]), 1e-12)
+def effective_sample_size(weights) -> float:
+    """Kish's effective sample size of importance weights: (sum w)^2 / sum w^2 (n when all weights are equal)."""
+    w = np.asarray(weights, dtype=np.float64)
+    total_sq = float(np.square(w).sum())
+    return float(w.sum() ** 2 / total_sq) if total_sq > 0 else 0.0
+
+
+# ============================================================================ one interface, obp-style
+
+@dataclass(frozen=True)
+class Interval:
+    """A percentile-bootstrap confidence interval around an estimate."""
+
+    estimate: float
+    """the estimator's value on the logs themselves"""
+    lower: float
+    upper: float
+    bootstrap_mean: float
+    """mean of the bootstrap replicates (obp reports this as "mean")"""
+    alpha: float
+    """1 - confidence level"""
+    n_bootstrap_samples: int
+
+    def to_dict(self) -> dict:
+        """The fields by name, plus obp's keys ("mean", "95.0% CI (lower)", "95.0% CI (upper)")."""
+        level = f"{100 * (1 - self.alpha)}% CI"
+        return {"estimate": self.estimate, "lower": self.lower, "upper": self.upper,
+                "bootstrap_mean": self.bootstrap_mean, "alpha": self.alpha,
+                "n_bootstrap_samples": self.n_bootstrap_samples,
+                "mean": self.bootstrap_mean, f"{level} (lower)": self.lower, f"{level} (upper)": self.upper}
+
+
+@dataclass(frozen=True)
+class _Terms:
+    """An estimate as per-unit terms (a unit: a round, or a session with ``sessions``):
+    value = mean(mean_terms) + sum_c sum(ratio_num[:, c]) / sum(ratio_den[:, c]) (a column with a zero
+    denominator adds 0). Resampling units and recomputing this is the bootstrap."""
+
+    mean_terms: np.ndarray | None
+    ratio_num: np.ndarray | None = None
+    ratio_den: np.ndarray | None = None
+
+    @property
+    def num_units(self) -> int:
+        return int((self.mean_terms if self.mean_terms is not None else self.ratio_num).shape[0])
+
+    def value(self) -> float:
+        total = 0.0 if self.mean_terms is None else float(np.mean(self.mean_terms))
+        if self.ratio_num is not None:
+            num, den = self.ratio_num.sum(axis=0), self.ratio_den.sum(axis=0)
+            total += float(np.sum(np.divide(num, den, out=np.zeros_like(num), where=den > 0)))
+        return total
+
+
+#: bootstrap replicates are drawn in blocks of at most this many resampled terms (bounds the memory)
+_BOOTSTRAP_BLOCK_TERMS = 1 << 23
+
+
+def _bootstrap(terms: _Terms, n_bootstrap_samples: int, rng: np.random.Generator) -> np.ndarray:
+    """The estimate on ``n_bootstrap_samples`` resamples (with replacement) of the units, a block at a time."""
+    units = terms.num_units
+    columns = 1 + (0 if terms.ratio_num is None else 2 * terms.ratio_num.shape[1])
+    block = max(1, min(n_bootstrap_samples, _BOOTSTRAP_BLOCK_TERMS // (units * columns)))
+    out = np.empty(n_bootstrap_samples)
+    for start in range(0, n_bootstrap_samples, block):
+        b = min(block, n_bootstrap_samples - start)
+        idx = rng.integers(0, units, size=(b, units))
+        value = np.zeros(b) if terms.mean_terms is None else terms.mean_terms[idx].mean(axis=1)
+        if terms.ratio_num is not None:
+            num, den = terms.ratio_num[idx].sum(axis=1), terms.ratio_den[idx].sum(axis=1)
+            value = value + np.divide(num, den, out=np.zeros_like(num), where=den > 0).sum(axis=1)
+        out[start:start + b] = value
     return out
+
+
+def _check_clip(clip: float | None) -> float | None:
+    if clip is not None and not clip > 0:
+        raise ValueError(f"clip must be > 0 (or None for no clipping), got {clip}")
+    return clip
+
+
+class OffPolicyEstimator:
+    """Base class: an estimate of the evaluation policy's value from logged feedback.
+
+    Every method takes the same keyword arguments: the logs as obp-style arrays or per-decision arrays (see
+    ``recengine.eval.ope_inputs``), or ``rounds=`` a ``LoggedRounds`` already prepared by ``prepare_rounds``.
+    Keywords only: obp's estimators order their positional arguments differently from one another, so code
+    written for obp passes them by name, and runs here unchanged.
+    Subclasses define ``_terms`` (the estimate as per-unit terms) and ``_weights`` (the weights they apply).
+    """
+
+    name = ""
+    #: needs estimated_rewards_by_reg_model (or q_logged / v_target)
+    needs_reward_model = False
+    #: estimates a return per session when ``sessions`` is given
+    supports_sessions = False
+
+    def _rounds(self, rounds: LoggedRounds | None, arrays: dict) -> LoggedRounds:
+        if rounds is None:
+            rounds = prepare_rounds(**arrays)
+        elif any(v is not None for v in arrays.values()):
+            raise ValueError("give either rounds= or the logged arrays, not both")
+        if self.needs_reward_model and (rounds.q_logged is None or rounds.v_target is None):
+            raise ValueError(f"{self.name} needs a reward model: estimated_rewards_by_reg_model "
+                             f"(or q_logged and v_target)")
+        if rounds.sessions is not None and not self.supports_sessions:
+            raise ValueError(f"{self.name} estimates per-round values; sessions are supported by "
+                             f"{', '.join(n for n, c in ESTIMATORS.items() if c.supports_sessions)}")
+        return rounds
+
+    def _terms(self, rounds: LoggedRounds) -> _Terms:
+        raise NotImplementedError
+
+    def _weights(self, rounds: LoggedRounds) -> np.ndarray:
+        return rounds.weights()
+
+    def estimate_policy_value(self, *, reward=None, action=None, position=None, pscore=None, action_dist=None,
+                              estimated_rewards_by_reg_model=None, target_probs=None, q_logged=None,
+                              v_target=None, sessions=None, rounds: LoggedRounds | None = None) -> float:
+        """The estimated value of the evaluation policy: per round, or per session with ``sessions``."""
+        arrays = dict(reward=reward, action=action, position=position, pscore=pscore, action_dist=action_dist,
+                      estimated_rewards_by_reg_model=estimated_rewards_by_reg_model, target_probs=target_probs,
+                      q_logged=q_logged, v_target=v_target, sessions=sessions)
+        return self._terms(self._rounds(rounds, arrays)).value()
+
+    def estimate_interval(self, *, reward=None, action=None, position=None, pscore=None, action_dist=None,
+                          estimated_rewards_by_reg_model=None, target_probs=None, q_logged=None,
+                          v_target=None, sessions=None, rounds: LoggedRounds | None = None, alpha: float = 0.05,
+                          n_bootstrap_samples: int = 1000, random_state: int | None = 0) -> Interval:
+        """A (1 - alpha) percentile-bootstrap interval: the logged units (rounds, or whole sessions) resampled
+        with replacement ``n_bootstrap_samples`` times from ``np.random.default_rng(random_state)``."""
+        if not 0.0 < alpha < 1.0:
+            raise ValueError(f"alpha must be in (0, 1), got {alpha}")
+        if n_bootstrap_samples < 2:
+            raise ValueError(f"n_bootstrap_samples must be >= 2, got {n_bootstrap_samples}")
+        arrays = dict(reward=reward, action=action, position=position, pscore=pscore, action_dist=action_dist,
+                      estimated_rewards_by_reg_model=estimated_rewards_by_reg_model, target_probs=target_probs,
+                      q_logged=q_logged, v_target=v_target, sessions=sessions)
+        terms = self._terms(self._rounds(rounds, arrays))
+        reps = _bootstrap(terms, int(n_bootstrap_samples), np.random.default_rng(random_state))
+        lower, upper = np.quantile(reps, [alpha / 2, 1 - alpha / 2])
+        return Interval(terms.value(), float(lower), float(upper), float(reps.mean()), float(alpha),
+                        int(n_bootstrap_samples))
+
+    def effective_sample_size(self, *, reward=None, action=None, position=None, pscore=None, action_dist=None,
+                              estimated_rewards_by_reg_model=None, target_probs=None, q_logged=None,
+                              v_target=None, sessions=None, rounds: LoggedRounds | None = None) -> float:
+        """Kish's effective sample size of the per-decision weights this estimator applies (after clipping,
+        switching or shrinkage); the number of rounds for the direct method, which weights nothing."""
+        arrays = dict(reward=reward, action=action, position=position, pscore=pscore, action_dist=action_dist,
+                      estimated_rewards_by_reg_model=estimated_rewards_by_reg_model, target_probs=target_probs,
+                      q_logged=q_logged, v_target=v_target, sessions=sessions)
+        return effective_sample_size(self._weights(self._rounds(rounds, arrays)))
+
+
+def _session_terms(rounds: LoggedRounds, per_row: np.ndarray) -> np.ndarray:
+    """Per-session sums of ``per_row`` (already multiplied by the cumulative weights)."""
+    idx, _, S, _ = _session_layout(rounds.sessions, len(rounds))
+    return np.bincount(idx, weights=per_row, minlength=S)
+
+
+def _cumulative_weights(rounds: LoggedRounds, w: np.ndarray):
+    """(rho per row, rho of the previous step per row, session layout) for cumulative importance weights."""
+    idx, step, S, T = _session_layout(rounds.sessions, len(rounds))
+    cum = _cumulative(w, idx, step, S, T)
+    prev = np.where(step > 0, cum[idx, np.maximum(step - 1, 0)], 1.0)
+    return cum, cum[idx, step], prev, (idx, step, S, T)
+
+
+class DirectMethod(OffPolicyEstimator):
+    """DM: the reward model's expected reward under the evaluation policy, mean(v). With ``sessions``: the
+    mean of v over sessions' first steps (v then being a value model of the return-to-go)."""
+
+    name = "dm"
+    needs_reward_model = True
+    supports_sessions = True
+
+    def _rounds(self, rounds, arrays):
+        # obp's DM takes only action_dist, estimated_rewards_by_reg_model and position: the logged action,
+        # reward and propensity do not enter the estimate, so placeholders stand in for them
+        if rounds is None and arrays["action_dist"] is not None and \
+                all(arrays[k] is None for k in ("reward", "action", "pscore")):
+            n = np.shape(arrays["action_dist"])[0]
+            arrays = {**arrays, "reward": np.zeros(n), "action": np.zeros(n, np.int64), "pscore": np.ones(n)}
+        return super()._rounds(rounds, arrays)
+
+    def _terms(self, rounds):
+        if rounds.sessions is None:
+            return _Terms(rounds.v_target)
+        _, step, _, _ = _session_layout(rounds.sessions, len(rounds))
+        return _Terms(rounds.v_target[step == 0])
+
+    def _weights(self, rounds):
+        return np.ones(len(rounds))
+
+
+class InverseProbabilityWeighting(OffPolicyEstimator):
+    """IPS: mean(w r), w clipped at ``clip`` when given; with ``sessions``: mean over sessions of
+    sum_t rho_t r_t. Unbiased without clipping."""
+
+    name = "ips"
+    supports_sessions = True
+
+    def __init__(self, clip: float | None = None):
+        self.clip = _check_clip(clip)
+
+    def _weights(self, rounds):
+        w = rounds.weights()
+        return w if self.clip is None else np.minimum(w, self.clip)
+
+    def _terms(self, rounds):
+        w = self._weights(rounds)
+        if rounds.sessions is None:
+            return _Terms(w * rounds.reward)
+        _, rho, _, _ = _cumulative_weights(rounds, w)
+        return _Terms(_session_terms(rounds, rho * rounds.reward))
+
+
+class SelfNormalizedIPW(InverseProbabilityWeighting):
+    """SNIPS: sum(w r) / sum(w); with ``sessions`` the weighted per-decision form
+    sum_t (sum_i rho_it r_it) / (sum_i rho_it), a session that ended keeping its last ratio and reward 0."""
+
+    name = "snips"
+
+    def _terms(self, rounds):
+        w = self._weights(rounds)
+        if rounds.sessions is None:
+            return _Terms(None, (w * rounds.reward)[:, None], w[:, None])
+        cum, _, _, (idx, step, S, T) = _cumulative_weights(rounds, w)
+        R = np.zeros((S, T))
+        R[idx, step] = rounds.reward
+        return _Terms(None, cum * R, cum)
+
+
+class DoublyRobust(InverseProbabilityWeighting):
+    """DR: mean(v + w (r - q)); with ``sessions``: mean over sessions of sum_t [rho_t (r_t - q_t) +
+    rho_{t-1} v_t] (q, v then value models of the return-to-go). Unbiased without clipping."""
+
+    name = "dr"
+    needs_reward_model = True
+
+    def _terms(self, rounds):
+        w = self._weights(rounds)
+        residual = rounds.reward - rounds.q_logged
+        if rounds.sessions is None:
+            return _Terms(rounds.v_target + w * residual)
+        _, rho, prev, _ = _cumulative_weights(rounds, w)
+        return _Terms(_session_terms(rounds, rho * residual + prev * rounds.v_target))
+
+
+class SelfNormalizedDR(DoublyRobust):
+    """SNDR: mean(v) + sum(w (r - q)) / sum(w), DR with the weights normalised to mean 1."""
+
+    name = "sndr"
+    supports_sessions = False
+
+    def _terms(self, rounds):
+        w = self._weights(rounds)
+        return _Terms(rounds.v_target, (w * (rounds.reward - rounds.q_logged))[:, None], w[:, None])
+
+
+class SwitchDR(OffPolicyEstimator):
+    """Switch-DR: mean(v + [w <= lambda_] w (r - q)): the DR correction where the weight is at most
+    ``lambda_``, the reward model alone where it is larger (obp's SwitchDoublyRobust). lambda_ = inf is DR,
+    lambda_ = 0 is DM."""
+
+    name = "switch-dr"
+    needs_reward_model = True
+
+    def __init__(self, lambda_: float = float("inf")):
+        if not lambda_ >= 0:
+            raise ValueError(f"lambda_ must be >= 0, got {lambda_}")
+        self.lambda_ = float(lambda_)
+
+    def _weights(self, rounds):
+        w = rounds.weights()
+        return np.where(w <= self.lambda_, w, 0.0)
+
+    def _terms(self, rounds):
+        return _Terms(rounds.v_target + self._weights(rounds) * (rounds.reward - rounds.q_logged))
+
+
+class DoublyRobustWithShrinkage(OffPolicyEstimator):
+    """DRos: mean(v + w' (r - q)) with the shrunk weight w' = lambda_ w / (w^2 + lambda_) (optimistic
+    shrinkage, Su et al. 2020). lambda_ = inf is DR, lambda_ = 0 is DM."""
+
+    name = "dros"
+    needs_reward_model = True
+
+    def __init__(self, lambda_: float = float("inf")):
+        if not lambda_ >= 0:
+            raise ValueError(f"lambda_ must be >= 0, got {lambda_}")
+        self.lambda_ = float(lambda_)
+
+    def _weights(self, rounds):
+        w = rounds.weights()
+        if np.isinf(self.lambda_):
+            return w
+        return self.lambda_ * w / (np.square(w) + self.lambda_) if self.lambda_ > 0 else np.zeros_like(w)
+
+    def _terms(self, rounds):
+        return _Terms(rounds.v_target + self._weights(rounds) * (rounds.reward - rounds.q_logged))
+
+
+#: every estimator class by its short name
+ESTIMATORS: dict[str, type[OffPolicyEstimator]] = {
+    cls.name: cls for cls in (DirectMethod, InverseProbabilityWeighting, SelfNormalizedIPW, DoublyRobust,
+                              SelfNormalizedDR, SwitchDR, DoublyRobustWithShrinkage)}

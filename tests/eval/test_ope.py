@@ -1,17 +1,31 @@
-"""Off-policy estimators: hand-computed values, unbiasedness on a bandit with a known answer, and the
-sequential check against the on-policy value in the simulator."""
+"""Off-policy estimators: hand-computed values, the obp-style classes against the plain reference,
+unbiasedness over many seeds, bootstrap intervals, effective sample sizes and the light import."""
 from __future__ import annotations
 
-import itertools
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 
-from recengine.env import SimConfig, UserModel, VecRecSim, synthetic_user_model
-from recengine.eval.ope import (DeterministicSlatePolicy, EpsilonGreedySlatePolicy, MixtureSlatePolicy,
-                                SoftmaxSlatePolicy, UniformSlatePolicy, _no_click_streak, collect_logs,
-                                doubly_robust, evaluate_offline, importance_weights, ips, on_policy_value,
-                                ope_check, snips)
+from recengine.eval.ope import (
+    ESTIMATORS,
+    DirectMethod,
+    DoublyRobust,
+    DoublyRobustWithShrinkage,
+    InverseProbabilityWeighting,
+    LoggedRounds,
+    SelfNormalizedDR,
+    SelfNormalizedIPW,
+    SwitchDR,
+    doubly_robust,
+    effective_sample_size,
+    importance_weights,
+    ips,
+    prepare_rounds,
+    snips,
+)
+from recengine.eval.ope_reference import reference_estimate
 
 R = np.array([1.0, 0.0, 1.0])
 PI = np.array([0.5, 1.0, 0.2])
@@ -52,145 +66,207 @@ def test_estimators_reject_bad_input():
     np.testing.assert_allclose(importance_weights(PI, MU, clip=1.5), [1.5, 1.5, 0.5])
 
 
-def test_no_click_streak():
-    r = np.array([0, 0, 1, 0, 0, 0, 1, 0], float)
-    s = np.array([1, 1, 1, 1, 2, 2, 2, 2])
-    np.testing.assert_array_equal(_no_click_streak(r, s), [0, 1, 2, 0, 0, 1, 2, 0])
+# ------------------------------------------------------------------ the obp-style classes
 
 
-# ------------------------------------------------------------------ policies know their probabilities
-
-def _obs(users):
-    users = np.asarray(users)
-    return {"user_id": users, "history": np.full((len(users), 3), -1), "user_features": np.zeros((len(users), 1))}
-
-
-def test_slate_policy_probabilities_sum_to_one_and_match_sampling():
-    N, k = 5, 2
-    scores = np.random.default_rng(0).normal(size=(2, N)) * 1.5
-    soft = SoftmaxSlatePolicy(lambda o: scores[o["user_id"]], k, temperature=0.7)
-    det = DeterministicSlatePolicy(lambda o: np.tile([3, 1], (len(o["user_id"]), 1)))
-    uni = UniformSlatePolicy(N, k)
-    mix = MixtureSlatePolicy([soft, det], [0.6, 0.4])
-    eps = EpsilonGreedySlatePolicy(det, 0.25, N, k)
-    slates = np.array(list(itertools.permutations(range(N), k)))
-    obs = _obs(np.ones(len(slates), np.int64))
-    for pol in (soft, det, uni, mix, eps):
-        p = pol.prob(obs, slates)
-        assert p.sum() == pytest.approx(1.0), type(pol).__name__
-    rng = np.random.default_rng(1)
-    n = 40000
-    for pol in (soft, eps):
-        drawn = pol.sample(_obs(np.ones(n, np.int64)), rng)
-        assert (drawn[:, 0] != drawn[:, 1]).all()
-        codes = drawn[:, 0] * N + drawn[:, 1]
-        freq = np.bincount(codes, minlength=N * N)[slates[:, 0] * N + slates[:, 1]] / n
-        p = pol.prob(obs, slates)
-        tol = 4 * np.sqrt(p * (1 - p) / n) + 1e-3
-        assert (np.abs(freq - p) <= tol).all(), (type(pol).__name__, freq, p)
-    assert det.prob(_obs([0, 0]), np.array([[3, 1], [1, 3]])).tolist() == [1.0, 0.0]
+def _logs(n: int, n_actions: int = 6, len_list: int = 3, seed: int = 0) -> dict:
+    """Random obp-style logs: a uniform behavior policy, a random evaluation policy and a noisy reward model."""
+    rng = np.random.default_rng(seed)
+    action = rng.integers(0, n_actions, n)
+    position = rng.integers(0, len_list, n)
+    logits = rng.normal(size=(n, n_actions, len_list)) * 1.5
+    action_dist = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    return dict(reward=(rng.random(n) < 0.3).astype(np.float64), action=action, position=position,
+                pscore=np.full(n, 1.0 / n_actions), action_dist=action_dist,
+                estimated_rewards_by_reg_model=rng.random((n, n_actions, len_list)) * 0.6)
 
 
-# ------------------------------------------------------------------ a bandit with a known answer
-
-@pytest.fixture(scope="module")
-def bandit():
-    """One-step sessions (max_steps=1) over 4 users and 6 items: the exact value is a finite sum."""
-    cfg = SimConfig(slate_size=2, history_len=3, max_steps=1)
-    rng = np.random.default_rng(5)
-    model = UserModel(rng.normal(size=(4, 3)), rng.normal(size=(6, 3)), rng.normal(size=6) - 1.0,
-                      np.eye(3)[np.arange(6) % 3], config=cfg)
-    logging = SoftmaxSlatePolicy(lambda o, S=rng.normal(size=(4, 6)): S[o["user_id"]], 2)
-    target = SoftmaxSlatePolicy(lambda o, S=rng.normal(size=(4, 6)) * 2: S[o["user_id"]], 2, temperature=0.8)
-    # exact value: users uniform; sum over every ordered slate of pi(slate) * P(click | user, slate)
-    slates = np.array(list(itertools.permutations(range(6), 2)))
-    value = 0.0
-    for u in range(4):
-        vec = VecRecSim(model, len(slates))
-        vec.reset(seed=0, user_ids=np.full(len(slates), u))
-        click = 1.0 - vec.choice_probabilities(slates)[:, -1]
-        value += np.sum(target.prob(_obs(np.full(len(slates), u)), slates) * click) / 4
-    logs = collect_logs(model, logging, 30000, seed=3)
-    return model, logging, target, value, logs
+CONFIGS = [("dm", None), ("ips", None), ("ips", 2.0), ("snips", None), ("snips", 2.0), ("dr", None), ("dr", 2.0),
+           ("sndr", None), ("sndr", 2.0), ("switch-dr", 3.0), ("switch-dr", 0.0), ("switch-dr", None),
+           ("dros", 1.0), ("dros", 0.0), ("dros", None)]
 
 
-def test_bandit_logs_are_one_step_sessions(bandit):
-    model, logging, target, value, logs = bandit
-    assert len(logs) == logs.num_sessions == 30000
-    assert (logs.steps == 0).all() and len(np.unique(logs.sessions)) == 30000
-    np.testing.assert_allclose(logs.logging_probs, logging.prob(logs.obs, logs.slates))
+def _make(name: str, lambda_):
+    cls = ESTIMATORS[name]
+    if name in ("switch-dr", "dros"):
+        return cls() if lambda_ is None else cls(lambda_)
+    if name == "dm":
+        return cls()
+    return cls(clip=lambda_)
 
 
-def test_estimators_are_unbiased_on_the_bandit(bandit):
-    model, logging, target, value, logs = bandit
-    r, mu = logs.rewards, logs.logging_probs
-    pi = target.prob(logs.obs, logs.slates)
-    w = pi / mu
-    se = np.std(w * r) / np.sqrt(len(r))
-    assert ips(r, pi, mu) == pytest.approx(value, abs=4 * se)
-    assert snips(r, pi, mu) == pytest.approx(value, abs=4 * se)
-    assert ips(r, pi, mu, sessions=logs.sessions) == pytest.approx(ips(r, pi, mu))
-    # DR is unbiased with a poor reward model (a constant) and has less spread with a good one (the truth)
-    rng = np.random.default_rng(0)
-    truth_model = lambda obs, slates: 1.0 - _no_click_prob(model, obs, slates)  # noqa: E731
-    q_true = truth_model(logs.obs, logs.slates)
-    v_true = np.mean([truth_model(logs.obs, target.sample(logs.obs, rng)) for _ in range(8)], axis=0)
-    const = np.full(len(r), 0.5)
-    for q, v in ((const, const), (q_true, v_true)):
-        assert doubly_robust(r, pi, mu, q, v) == pytest.approx(value, abs=4 * se)
-    spread_good = np.std(v_true + w * (r - q_true))
-    spread_const = np.std(0.5 + w * (r - 0.5))
-    assert spread_good < 0.9 * spread_const
-    est = evaluate_offline(logs, target, num_users=4, num_items=6, dm_samples=4)
-    for name in ("ips", "snips", "dr", "ips_per_step", "dr_per_step"):
-        assert est[name] == pytest.approx(value, abs=4 * se), name
+@pytest.mark.parametrize("name,lambda_", CONFIGS)
+def test_estimator_matches_the_plain_reference(name, lambda_):
+    logs = _logs(500)
+    ours = _make(name, lambda_).estimate_policy_value(**logs)
+    ref = reference_estimate(name, logs["reward"], logs["action"], logs["position"], logs["pscore"],
+                             logs["action_dist"], logs["estimated_rewards_by_reg_model"], lambda_)
+    assert ours == pytest.approx(ref, rel=1e-12, abs=1e-15)
 
 
-def _no_click_prob(model, obs, slates):
-    """P(no click) per row for one-step states (start of session, the users' own starting histories)."""
-    vec = VecRecSim(model, len(slates))
-    vec.reset(seed=0, user_ids=obs["user_id"])
-    return vec.choice_probabilities(slates)[:, -1]
+def test_obp_calls_run_unchanged():
+    logs = _logs(200)
+    pi, q = logs["action_dist"], logs["estimated_rewards_by_reg_model"]
+    bandit = {k: logs[k] for k in ("reward", "action", "pscore", "position")}
+    # each with the keyword arguments obp's estimator of the same name takes
+    dm = DirectMethod().estimate_policy_value(action_dist=pi, estimated_rewards_by_reg_model=q,
+                                              position=logs["position"])
+    ipw = InverseProbabilityWeighting().estimate_policy_value(**bandit, action_dist=pi)
+    dr = DoublyRobust().estimate_interval(**bandit, action_dist=pi, estimated_rewards_by_reg_model=q, alpha=0.1,
+                                          n_bootstrap_samples=100, random_state=12345)
+    args = (logs["reward"], logs["action"], logs["position"], logs["pscore"], pi, q)
+    assert dm == pytest.approx(reference_estimate("dm", *args))
+    assert ipw == pytest.approx(reference_estimate("ips", *args))
+    assert dr.to_dict()["90.0% CI (lower)"] < reference_estimate("dr", *args) < dr.to_dict()["90.0% CI (upper)"]
 
 
-# ------------------------------------------------------------------ sessions: OPE vs running the policy
-
-@pytest.fixture(scope="module")
-def sim():
-    return synthetic_user_model(num_users=150, num_items=60, num_genres=6, dim=6, seed=2,
-                                config=SimConfig(slate_size=4, history_len=10, max_steps=30))
-
-
-def _greedy(model):
-    def slates(obs):
-        a = model.affinity(obs["user_id"])
-        h = obs["history"]
-        a[np.arange(len(h))[:, None], np.where(h >= 0, h, 0)] -= 100.0 * (h >= 0)
-        return np.argsort(-a, axis=1, kind="stable")[:, :model.config.slate_size]
-    return slates
+def test_prepared_rounds_give_the_same_estimates_as_the_arrays():
+    logs = _logs(300)
+    rounds = prepare_rounds(**logs)
+    for cls in ESTIMATORS.values():
+        assert cls().estimate_policy_value(rounds=rounds) == cls().estimate_policy_value(**logs), cls.name
 
 
-def test_collect_logs_sessions_are_whole_and_ordered(sim):
-    logs = collect_logs(sim, UniformSlatePolicy(sim.num_items, 4), 300, seed=0, num_envs=64)
-    assert logs.num_sessions == 300 and len(np.unique(logs.sessions)) == 300
-    for sid in np.unique(logs.sessions)[:50]:
-        steps = logs.steps[logs.sessions == sid]
-        np.testing.assert_array_equal(steps, np.arange(len(steps)))
-    np.testing.assert_allclose(logs.logging_probs, 1 / (60 * 59 * 58 * 57))
-    assert logs.session_returns().sum() == logs.rewards.sum()
-    # the logged sessions are as long, on average, as sessions of the same policy run separately
-    truth = on_policy_value(sim, UniformSlatePolicy(sim.num_items, 4), 3000, seed=9)
-    assert len(logs) / 300 == pytest.approx(truth["mean_length"], rel=0.15)
+def test_per_round_values_match_a_loop_over_rounds():
+    logs = _logs(40, n_actions=4, len_list=2, seed=3)
+    rounds = prepare_rounds(**logs)
+    pi, q = logs["action_dist"], logs["estimated_rewards_by_reg_model"]
+    for i in range(40):
+        a, p = logs["action"][i], logs["position"][i]
+        assert rounds.target_prob[i] == pi[i, a, p]
+        assert rounds.q_logged[i] == q[i, a, p]
+        assert rounds.v_target[i] == pytest.approx(sum(pi[i, b, p] * q[i, b, p] for b in range(4)))
 
 
-def test_ope_matches_the_on_policy_value_in_the_simulator(sim):
-    # the issue's check: estimates from epsilon-greedy logs within 10% of the target's true return per session
-    out = ope_check(sim, _greedy(sim), epsilon=0.1, num_sessions=3000, num_eval_sessions=6000, seed=0, num_envs=256)
-    assert out["true_return"] > out["logging_return"]  # exploration costs clicks: the logs are not the target's
-    for name in ("ips", "snips", "dr"):
-        assert out[f"rel_err_{name}"] < 0.10, (name, out)
-    # and it tells a better policy from a worse one: uniform slates are estimated far below the target
-    low = evaluate_offline(collect_logs(sim, EpsilonGreedySlatePolicy(DeterministicSlatePolicy(_greedy(sim)), 0.5,
-                                                                      60, 4), 3000, seed=1),
-                           UniformSlatePolicy(60, 4), num_users=150, num_items=60)
-    assert low["snips_per_step"] < 0.6 * out["true_ctr"]
+def test_classes_on_per_decision_arrays_match_the_functions():
+    for sessions in (None, SESSIONS):
+        kw = dict(reward=R, pscore=MU, target_probs=PI, sessions=sessions)
+        expected_ips, expected_snips = ips(R, PI, MU, sessions=sessions), snips(R, PI, MU, sessions=sessions)
+        assert InverseProbabilityWeighting().estimate_policy_value(**kw) == pytest.approx(expected_ips)
+        assert SelfNormalizedIPW().estimate_policy_value(**kw) == pytest.approx(expected_snips)
+        assert DoublyRobust().estimate_policy_value(**kw, q_logged=Q, v_target=V) == pytest.approx(
+            doubly_robust(R, PI, MU, Q, V, sessions=sessions))
+    assert InverseProbabilityWeighting(clip=1.0).estimate_policy_value(reward=R, pscore=MU, target_probs=PI) == \
+        pytest.approx(ips(R, PI, MU, clip=1.0))
+
+
+def test_direct_method_with_sessions_averages_first_steps():
+    dm = DirectMethod().estimate_policy_value(reward=R, pscore=MU, target_probs=PI, q_logged=Q,
+                                              v_target=np.array([0.3, 0.9, 0.5]), sessions=SESSIONS)
+    assert dm == pytest.approx((0.3 + 0.5) / 2)
+
+
+@pytest.mark.parametrize("cls", [SelfNormalizedDR, SwitchDR, DoublyRobustWithShrinkage])
+def test_per_round_estimators_reject_sessions(cls):
+    with pytest.raises(ValueError, match="sessions"):
+        cls().estimate_policy_value(reward=R, pscore=MU, target_probs=PI, q_logged=Q, v_target=V, sessions=SESSIONS)
+
+
+@pytest.mark.parametrize("cls", [DirectMethod, DoublyRobust, SelfNormalizedDR, SwitchDR, DoublyRobustWithShrinkage])
+def test_model_based_estimators_need_a_reward_model(cls):
+    logs = _logs(20)
+    del logs["estimated_rewards_by_reg_model"]
+    with pytest.raises(ValueError, match="estimated_rewards_by_reg_model"):
+        cls().estimate_policy_value(**logs)
+
+
+@pytest.mark.parametrize("make,message", [(lambda: InverseProbabilityWeighting(clip=0.0), "clip"),
+                                          (lambda: SwitchDR(-1.0), "lambda_"),
+                                          (lambda: DoublyRobustWithShrinkage(float("nan")), "lambda_")])
+def test_bad_hyperparameters_are_rejected(make, message):
+    with pytest.raises(ValueError, match=message):
+        make()
+
+
+# ------------------------------------------------------------------ unbiasedness on logs with a known value
+
+def _known_value_logs(n: int, rng: np.random.Generator):
+    """Context-free logs: reward means per (action, position), a uniform behavior policy, a fixed target."""
+    n_actions, len_list = 5, 2
+    means = np.linspace(0.05, 0.5, n_actions * len_list).reshape(n_actions, len_list)
+    target = np.array([[0.5, 0.1], [0.2, 0.1], [0.1, 0.1], [0.1, 0.3], [0.1, 0.4]])
+    position = rng.integers(0, len_list, n)
+    action = rng.integers(0, n_actions, n)
+    reward = (rng.random(n) < means[action, position]).astype(np.float64)
+    truth = float(np.mean([(target[:, p] * means[:, p]).sum() for p in range(len_list)]))
+    model = np.broadcast_to(means * 0.5 + 0.1, (n, n_actions, len_list))  # a poor reward model
+    return dict(reward=reward, action=action, position=position, pscore=np.full(n, 1.0 / n_actions),
+                action_dist=np.broadcast_to(target, (n, n_actions, len_list)),
+                estimated_rewards_by_reg_model=model), truth
+
+
+@pytest.mark.parametrize("cls", [InverseProbabilityWeighting, DoublyRobust])
+def test_unbiased_estimators_average_to_the_true_value(cls):
+    replications, n = 300, 400
+    logs, truth = _known_value_logs(replications * n, np.random.default_rng(11))
+    rounds = prepare_rounds(**logs)  # one pass over every replication's rounds, then one estimate per replication
+    estimates = np.array([cls().estimate_policy_value(rounds=LoggedRounds(
+        *(getattr(rounds, f)[k * n:(k + 1) * n] for f in ("reward", "pscore", "target_prob", "q_logged", "v_target"))))
+        for k in range(replications)])
+    stderr = estimates.std(ddof=1) / np.sqrt(len(estimates))
+    assert abs(estimates.mean() - truth) < 3 * stderr
+
+
+def test_direct_method_with_a_poor_model_is_biased():
+    logs, truth = _known_value_logs(20000, np.random.default_rng(2))
+    assert abs(DirectMethod().estimate_policy_value(**logs) - truth) > 0.02
+
+
+# ------------------------------------------------------------------ intervals and effective sample size
+
+def test_interval_is_seeded_and_brackets_the_estimate():
+    logs = _logs(400)
+    a = DoublyRobust().estimate_interval(**logs, n_bootstrap_samples=200, random_state=5)
+    b = DoublyRobust().estimate_interval(**logs, n_bootstrap_samples=200, random_state=5)
+    assert a == b
+    assert a.lower < a.estimate < a.upper
+    assert a.estimate == DoublyRobust().estimate_policy_value(**logs)
+
+
+@pytest.mark.parametrize("name", sorted(ESTIMATORS))
+def test_interval_matches_a_loop_of_reference_estimates_on_resamples(name):
+    logs = _logs(60, seed=4)
+    est = _make(name, None).estimate_interval(**logs, n_bootstrap_samples=50, random_state=9, alpha=0.1)
+    rng = np.random.default_rng(9)
+    reps = []
+    for _ in range(50):
+        i = rng.integers(0, 60, size=60)
+        reps.append(reference_estimate(name, logs["reward"][i], logs["action"][i], logs["position"][i],
+                                       logs["pscore"][i], logs["action_dist"][i],
+                                       logs["estimated_rewards_by_reg_model"][i]))
+    lower, upper = np.quantile(reps, [0.05, 0.95])
+    assert (est.lower, est.upper) == pytest.approx((lower, upper), rel=1e-10)
+    assert est.bootstrap_mean == pytest.approx(np.mean(reps), rel=1e-10)
+
+
+def test_session_interval_resamples_whole_sessions():
+    est = SelfNormalizedIPW().estimate_interval(reward=R, pscore=MU, target_probs=PI, sessions=SESSIONS,
+                                                n_bootstrap_samples=400, random_state=0)
+    # two sessions: a resample holds session 7 twice (1.0 at step 0, 0 at step 1), session 3 twice (1.0), or both
+    assert est.lower == pytest.approx(1.0) and est.upper == pytest.approx(1.0)
+
+
+def test_interval_dict_has_obp_keys():
+    d = InverseProbabilityWeighting().estimate_interval(**_logs(50), n_bootstrap_samples=20).to_dict()
+    assert {"mean", "95.0% CI (lower)", "95.0% CI (upper)", "estimate"} <= set(d)
+
+
+@pytest.mark.parametrize("alpha,n_boot,message", [(0.0, 10, "alpha"), (1.0, 10, "alpha"), (0.05, 1, "n_bootstrap")])
+def test_interval_rejects_bad_settings(alpha, n_boot, message):
+    with pytest.raises(ValueError, match=message):
+        InverseProbabilityWeighting().estimate_interval(**_logs(10), alpha=alpha, n_bootstrap_samples=n_boot)
+
+
+def test_effective_sample_size():
+    assert effective_sample_size(np.ones(7)) == pytest.approx(7.0)
+    assert effective_sample_size([2.0, 0.0, 0.0, 0.0]) == pytest.approx(1.0)
+    kw = dict(reward=R, pscore=MU, target_probs=PI, q_logged=Q, v_target=V)
+    assert InverseProbabilityWeighting().effective_sample_size(**kw) == pytest.approx(4.5 ** 2 / (4 + 4 + 0.25))
+    assert InverseProbabilityWeighting(clip=1.0).effective_sample_size(**kw) == pytest.approx(2.5 ** 2 / 2.25)
+    assert DirectMethod().effective_sample_size(**kw) == pytest.approx(3.0)
+
+
+def test_importing_the_estimators_does_not_import_torch():
+    code = "import sys, recengine.eval.ope, recengine.eval.ope_inputs; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
