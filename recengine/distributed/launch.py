@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime
 import multiprocessing as mp
 import os
+import pickle
 import queue
 import time
 import traceback
@@ -25,10 +26,12 @@ __all__ = ["run_local", "WorldFailed", "WorldTimeout"]
 
 
 class WorldFailed(RuntimeError):
-    """Some rank raised or died; `errors` maps rank -> what it reported (or how it ended)."""
+    """Some rank raised or died; `errors` maps rank -> what it reported (or how it ended), `values` holds the
+    return values of the ranks that finished."""
 
-    def __init__(self, errors: dict[int, str]):
+    def __init__(self, errors: dict[int, str], values: dict[int, object] | None = None):
         self.errors = errors
+        self.values = values or {}
         detail = "\n".join(f"rank {r}: {msg}" for r, msg in sorted(errors.items()))
         super().__init__(f"{len(errors)} rank(s) failed:\n{detail}")
 
@@ -49,7 +52,9 @@ def _worker(fn: Callable, rank: int, world_size: int, port: int, args: Sequence,
             value = fn(rank, world_size, *args)
         finally:
             dist.destroy_process_group()
-        results.put((rank, True, value))
+        # pickled here, by value: the queue's own pickler would share tensors through file descriptors that
+        # vanish when this process exits
+        results.put((rank, True, pickle.dumps(value)))
     except BaseException as exc:  # noqa: BLE001 - reported to the parent, which raises
         results.put((rank, False, f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=6)}"))
 
@@ -95,7 +100,10 @@ def run_local(fn: Callable, world_size: int, args: Sequence = (), *, timeout_s: 
                     raise WorldTimeout(f"the world of {world_size} ranks did not finish within {timeout_s} s "
                                        f"(finished: {sorted(values)}, failed: {sorted(errors)})") from None
                 continue
-            (values if ok else errors)[rank] = value
+            if ok:
+                values[rank] = pickle.loads(value)
+            else:
+                errors[rank] = value
     finally:
         for p in procs:
             p.join(timeout=max(0.0, min(5.0, deadline - time.monotonic())))
@@ -104,5 +112,5 @@ def run_local(fn: Callable, world_size: int, args: Sequence = (), *, timeout_s: 
                 p.join()
         del store
     if errors:
-        raise WorldFailed({r: str(m) for r, m in errors.items()})
+        raise WorldFailed({r: str(m) for r, m in errors.items()}, values)
     return [values[r] for r in range(world_size)]
