@@ -98,7 +98,7 @@ def bucket_requests(router: TableRouter, ids: Tensor, offsets: Tensor, per_sampl
         if hi > lo:
             shard[lo:hi], local[lo:hi] = router.route(t, ids[lo:hi])
     key = shard * batch + bag % max(batch, 1)
-    order = torch.argsort(key, stable=True)
+    order = torch.sort(key, stable=True).indices
     lengths = torch.bincount(key, minlength=router.num_shards * batch).view(router.num_shards, batch)
     per_shard = lengths.sum(1)
     ids_per_rank = [int(per_shard[g0:g1].sum()) for g0, g1 in zip(router.rank_bounds, router.rank_bounds[1:])]
@@ -117,7 +117,7 @@ def assemble_owner_batch(num_shards: int, batch_sizes: list[int], lengths: list[
             keys.append((bag // b_r) * total + prefix + bag % b_r)
         prefix += b_r
     all_ids = torch.cat(ids) if ids else torch.empty(0, dtype=torch.int64)
-    order = torch.argsort(torch.cat(keys), stable=True) if keys else torch.empty(0, dtype=torch.int64)
+    order = torch.sort(torch.cat(keys), stable=True).indices if keys else torch.empty(0, dtype=torch.int64)
     per_shard = [lengths_r.view(num_shards, b_r) for b_r, lengths_r in zip(batch_sizes, lengths)]
     bag_lengths = torch.cat(per_shard, dim=1).reshape(-1) if per_shard else torch.empty(0, dtype=torch.int64)
     offsets = torch.cat([bag_lengths.new_zeros(1), bag_lengths.cumsum(0)])

@@ -26,13 +26,18 @@ def checkpoint_dirs(tmp_path_factory) -> dict[str, str]:
 
 
 @pytest.fixture(scope="session")
-def world2(tmp_path_factory, checkpoint_dirs) -> list[dict]:
-    """Per rank {task key: ("ok", value) | ("error", text)} of a 2-rank world."""
+def world2_run(tmp_path_factory, checkpoint_dirs) -> dict:
+    """The 2-rank world: per rank {task key: ("ok", value) | ("error", text)}, and what run_local returned."""
     out = tmp_path_factory.mktemp("world2")
     tasks = [(s.label(), "train_sharded", (s,)) for s in SCENARIOS] + FAILURE_TASKS
     tasks.append(("save", "save_trained", (checkpoint_dirs["saved_by_2"], CHECKPOINT_SCENARIO)))
-    run_local(worlds.run_tasks, 2, (tasks, str(out)), **TIMEOUTS)
-    return worlds.read_results(str(out), 2)
+    returned = run_local(worlds.run_tasks, 2, (tasks, str(out)), **TIMEOUTS)
+    return {"ranks": worlds.read_results(str(out), 2), "returned": returned}
+
+
+@pytest.fixture(scope="session")
+def world2(world2_run) -> list[dict]:
+    return world2_run["ranks"]
 
 
 @pytest.fixture(scope="session")

@@ -199,9 +199,10 @@ TASKS = {f.__name__: f for f in (train_sharded, bad_id_on_last_rank, mismatched_
                                   still_works_after_errors, save_trained, load_and_resave, die_during_second_save)}
 
 
-def run_tasks(rank: int, world_size: int, tasks: list[tuple[str, str, tuple]], out_dir: str) -> None:
+def run_tasks(rank: int, world_size: int, tasks: list[tuple[str, str, tuple]], out_dir: str) -> tuple[int, int]:
     """Run (key, task name, args) in order. After each task, `out_dir/rank-<r>.pt` holds {key: ("ok", value)
-    or ("error", "Type: message")} so far (a rank that dies on purpose still leaves its earlier results)."""
+    or ("error", "Type: message")} so far (a rank that dies on purpose still leaves its earlier results).
+    Returns (rank, world size) as this process saw them."""
     results = {}
     for key, name, args in tasks:
         try:
@@ -211,6 +212,7 @@ def run_tasks(rank: int, world_size: int, tasks: list[tuple[str, str, tuple]], o
         path = os.path.join(out_dir, f"rank-{rank}.pt")
         torch.save(results, path + ".tmp")
         os.replace(path + ".tmp", path)
+    return rank, world_size
 
 
 def read_results(out_dir: str, world_size: int) -> list[dict]:
