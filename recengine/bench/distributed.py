@@ -30,7 +30,12 @@ import torch
 
 from recengine.bench.embedding import EPS, FULL, LR, QUICK, make_batch
 
-__all__ = ["run", "format_table", "main"]
+__all__ = ["run", "format_table", "bytes_per_rank", "projection_table", "main"]
+
+#: per-GPU all-to-all bandwidths of the projection (bytes/s): NVLink (H100/H200 class), InfiniBand (400 Gb/s NIC)
+BANDWIDTHS = {"NVLink 450 GB/s": 450e9, "InfiniBand 50 GB/s": 50e9}
+#: the collectives of one training step: headers, ids, pooled rows (forward); gradients (backward)
+ALL_TO_ALLS_PER_STEP = 4
 
 
 def _specs(cfg: dict):
@@ -100,6 +105,40 @@ def run(quick: bool = False, ids_kind: str = "uniform", steps: int = 10) -> list
     return rows
 
 
+def bytes_per_rank(cfg: dict, world_size: int, plan_kind: str) -> float:
+    """Bytes one rank sends per train step (uniform ids, every rank a batch of cfg["batch"]):
+
+        headers   40 (W-1)
+        lengths   8 B S (W-1)              S = tables a rank owns a shard of: T row-wise, T/W table-wise
+        ids       8 N (W-1)/W              N = T B L ids of this rank's batch
+        pooled    4 B S D (W-1)            owners send every requester its shards' (partial) sums
+        gradients 4 B S D (W-1)            requesters send every owner the gradients of those sums
+
+    Row-wise, S = T does not shrink with W: the pooled partial sums grow as (W-1) B T D. Table-wise needs
+    W <= T (past that, ranks own no table and the owners' share of lookups grows)."""
+    world, batch, tables, dim = world_size, cfg["batch"], cfg["tables"], cfg["dim"]
+    shards = tables if plan_kind == "row-wise" else tables / world
+    ids = tables * batch * cfg["bag"]
+    return 40 * (world - 1) + 8 * batch * shards * (world - 1) + 8 * ids * (world - 1) / world \
+        + 2 * 4 * batch * shards * dim * (world - 1)
+
+
+def projection_table(cfg: dict, compute_s: float, latency_s: float = 10e-6) -> str:
+    """Expected step time = compute_s + ALL_TO_ALLS_PER_STEP * latency_s + bytes_per_rank / bandwidth, at 8
+    and 64 GPUs, for both plans (table-wise only where W <= T)."""
+    lines = ["| plan | GPUs | MB sent per rank per step | " + " | ".join(f"step ms, {b}" for b in BANDWIDTHS) + " |",
+             "|---|---:|---:|" + "---:|" * len(BANDWIDTHS)]
+    for plan_kind in ("row-wise", "table-wise"):
+        for world in (2, 8, 64):
+            if plan_kind == "table-wise" and world > cfg["tables"]:
+                continue
+            sent = bytes_per_rank(cfg, world, plan_kind)
+            times = [compute_s + ALL_TO_ALLS_PER_STEP * latency_s + sent / bw for bw in BANDWIDTHS.values()]
+            lines.append(f"| {plan_kind} | {world} | {sent / 1e6:.1f} | " + " | ".join(f"{t * 1e3:.2f}" for t in times)
+                         + " |")
+    return "\n".join(lines)
+
+
 def format_table(rows: list[dict]) -> str:
     lines = ["| setup | ids | step ms (median) | min-max ms | samples/s per rank | comm share | MB sent/step/rank |",
              "|---|---|---:|---:|---:|---:|---:|"]
@@ -122,6 +161,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--steps: must be >= 1")
     rows = run(args.quick, args.ids, args.steps)
     print(format_table(rows))
+    cfg = QUICK if args.quick else FULL
+    print(f"\nformula (uniform ids), 2 ranks: row-wise {bytes_per_rank(cfg, 2, 'row-wise') / 1e6:.2f} MB, "
+          f"table-wise {bytes_per_rank(cfg, 2, 'table-wise') / 1e6:.2f} MB sent per rank per step")
     from recengine._atomic import write_text
 
     write_text(args.json, json.dumps(rows, indent=1))

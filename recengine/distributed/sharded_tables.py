@@ -96,7 +96,8 @@ class ShardedEmbeddingTables(nn.Module):
         process_group: the group to shard over; None: the default group, or a world of one process
             when torch.distributed is not initialised.
         plan: a ShardingPlan for this group's size; None: every table row-wise.
-        device: where this rank's shards live (gloo: CPU; NCCL: this rank's GPU).
+        device: where this rank's shards live. Only the CPU (gloo) is supported and tested so far: the
+            routing tensors and messages are built on the CPU, which NCCL would refuse.
         seed: initialisation seed (uniform in [-1/sqrt(D), 1/sqrt(D)]); None uses torch's RNG.
 
     Buffers / state_dict hold this rank's shards only, stacked in shard order (`shards`): "weights"

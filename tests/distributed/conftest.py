@@ -30,6 +30,7 @@ def world2_run(tmp_path_factory, checkpoint_dirs) -> dict:
     """The 2-rank world: per rank {task key: ("ok", value) | ("error", text)}, and what run_local returned."""
     out = tmp_path_factory.mktemp("world2")
     tasks = [(s.label(), "train_sharded", (s,)) for s in SCENARIOS] + FAILURE_TASKS
+    tasks += [(f"traffic {kind}", "traffic", (kind,)) for kind in ("row-wise", "table-wise")]
     tasks.append(("save", "save_trained", (checkpoint_dirs["saved_by_2"], CHECKPOINT_SCENARIO)))
     returned = run_local(worlds.run_tasks, 2, (tasks, str(out)), **TIMEOUTS)
     return {"ranks": worlds.read_results(str(out), 2), "returned": returned}

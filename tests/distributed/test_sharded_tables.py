@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from recengine.bench.distributed import bytes_per_rank
 from recengine.distributed import ShardedEmbeddingTables, ShardingPlan, TableWise
 from recengine.nn.embedding_tables import EmbeddingTables, TableSpec
 from tests.distributed import worlds
@@ -106,6 +107,13 @@ def test_per_sample_weight_gradients_match_one_process(worlds_by_size, world_siz
             bags = worlds.global_bags(scenario, step, world_size)
             want = worlds.bags_slice(expected[step], bags, rank * per_rank, (rank + 1) * per_rank)
             assert_close(grad, want, rtol=1e-4, atol=1e-5, name=f"rank {rank} step {step}")
+
+
+@pytest.mark.parametrize("plan_kind", ["row-wise", "table-wise"])
+def test_bytes_sent_match_the_traffic_formula(world2, plan_kind):
+    """The formula behind the multi-GPU projection in benchmarks/RESULTS.md, against what 2 ranks sent."""
+    expected = bytes_per_rank(worlds.TRAFFIC_CONFIG, 2, plan_kind)
+    assert [_ok(r[f"traffic {plan_kind}"]) for r in world2] == [expected, expected]
 
 
 @pytest.mark.parametrize("world_size", WORLD_SIZES)

@@ -121,6 +121,23 @@ def train_sharded(rank: int, world_size: int, scenario: Scenario):
     return {"state": full if rank == 0 else None, "psw_grads": grads, "bytes_sent": tables.comm.bytes_sent}
 
 
+#: a W1-shaped batch small enough for the tests: every bag holds `bag` ids, spread evenly over the rows
+TRAFFIC_CONFIG = dict(tables=2, rows=8, dim=4, batch=4, bag=4)
+
+
+def traffic(rank: int, world_size: int, plan_kind: str) -> float:
+    """Bytes this rank sends per train step on a batch whose ids split evenly over the ranks' rows."""
+    cfg = TRAFFIC_CONFIG
+    specs = [TableSpec(f"t{t}", cfg["rows"], cfg["dim"]) for t in range(cfg["tables"])]
+    plan = (ShardingPlan.row_wise if plan_kind == "row-wise" else ShardingPlan.table_wise)(specs, world_size)
+    tables = ShardedEmbeddingTables(specs, optimizer=SGD(lr=0.1), plan=plan, seed=0)
+    n = cfg["tables"] * cfg["batch"] * cfg["bag"]
+    ids = torch.arange(n) % cfg["rows"]
+    offsets = torch.arange(cfg["tables"] * cfg["batch"] + 1) * cfg["bag"]
+    tables(ids, offsets).sum().backward()
+    return float(tables.comm.bytes_sent)
+
+
 def bad_id_on_last_rank(rank: int, world_size: int):
     """The last rank asks for a row past its table; every rank must raise (not hang)."""
     tables = ShardedEmbeddingTables(SPECS, optimizer=SGD(lr=0.1), plan=ShardingPlan.row_wise(SPECS, world_size))
@@ -196,7 +213,8 @@ def die_during_second_save(rank: int, world_size: int, directory: str):
 
 
 TASKS = {f.__name__: f for f in (train_sharded, bad_id_on_last_rank, mismatched_plan, plan_for_other_world,
-                                  still_works_after_errors, save_trained, load_and_resave, die_during_second_save)}
+                                  still_works_after_errors, save_trained, traffic, load_and_resave,
+                                  die_during_second_save)}
 
 
 def run_tasks(rank: int, world_size: int, tasks: list[tuple[str, str, tuple]], out_dir: str) -> tuple[int, int]:
