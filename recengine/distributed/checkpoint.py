@@ -71,7 +71,7 @@ def save(tables: ShardedEmbeddingTables, directory: str) -> None:
         previous = int(read_manifest(directory)["save"])
     number = int(comm.all_gather_objects(previous + 1)[0])  # rank 0's choice, known to every rank
     relative = os.path.join(f"save-{number}", f"rank-{comm.rank}.safetensors")
-    tensors = {name: t.detach().cpu().contiguous() for name, t in tables._state_tensors().items()}
+    tensors = {name: t.detach().cpu().contiguous() for name, t in tables.local_state().items()}
     with atomic_path(os.path.join(directory, relative)) as tmp:
         save_file(tensors, tmp, metadata={"format": FORMAT, "rank": str(comm.rank)})
     shards = [{"table": s.table, "row_start": s.row_start, "row_end": s.row_end} for s in tables.shards]
@@ -132,7 +132,7 @@ def load(tables: ShardedEmbeddingTables, directory: str) -> None:
     """Fill this rank's shards from a checkpoint written by any number of ranks under any plan."""
     manifest = read_manifest(directory)
     _check_specs(manifest, tables.specs, directory)
-    state = tables._state_tensors()
+    state = tables.local_state()
     _check_state(manifest, list(state), directory)
     for name, local in state.items():
         if name == "step":

@@ -108,18 +108,26 @@ def bucket_requests(router: TableRouter, ids: Tensor, offsets: Tensor, per_sampl
 
 def assemble_owner_batch(num_shards: int, batch_sizes: list[int], lengths: list[Tensor], ids: list[Tensor],
                          per_sample_weights: list[Tensor] | None) -> OwnerBatch:
-    """One table-major batch over `num_shards` local shards from each requester's (lengths, ids, psw)."""
+    """One table-major batch over `num_shards` local shards from each requester's (lengths, ids, psw).
+
+    No sort: requester r's ids of bag (s, b) are contiguous and in order, so each id's place in the batch is
+    the start of its bag s*Btot + prefix_r + b plus its rank inside the bag."""
     total = sum(batch_sizes)
-    keys, prefix = [], 0
-    for b_r, lengths_r, ids_r in zip(batch_sizes, lengths, ids):
-        if ids_r.numel():
-            bag = bag_of_each_id(torch.cat([lengths_r.new_zeros(1), lengths_r.cumsum(0)]), ids_r.numel())
-            keys.append((bag // b_r) * total + prefix + bag % b_r)
-        prefix += b_r
-    all_ids = torch.cat(ids) if ids else torch.empty(0, dtype=torch.int64)
-    order = torch.sort(torch.cat(keys), stable=True).indices if keys else torch.empty(0, dtype=torch.int64)
     per_shard = [lengths_r.view(num_shards, b_r) for b_r, lengths_r in zip(batch_sizes, lengths)]
     bag_lengths = torch.cat(per_shard, dim=1).reshape(-1) if per_shard else torch.empty(0, dtype=torch.int64)
     offsets = torch.cat([bag_lengths.new_zeros(1), bag_lengths.cumsum(0)])
+    counts = [t.numel() for t in ids]
+    order = torch.empty(sum(counts), dtype=torch.int64)
+    prefix, base = 0, 0
+    for b_r, lengths_r, n_r in zip(batch_sizes, lengths, counts):
+        if n_r:
+            starts_r = torch.cat([lengths_r.new_zeros(1), lengths_r.cumsum(0)])
+            bag = bag_of_each_id(starts_r, n_r)  # s*B_r + b
+            batch_bag = (bag // b_r) * total + prefix + bag % b_r
+            target = offsets[batch_bag] + torch.arange(n_r) - starts_r[bag]
+            order[target] = torch.arange(base, base + n_r)
+        prefix += b_r
+        base += n_r
+    all_ids = torch.cat(ids) if ids else torch.empty(0, dtype=torch.int64)
     psw = None if per_sample_weights is None else torch.cat(per_sample_weights)[order]
-    return OwnerBatch(all_ids[order], offsets, psw, order, list(batch_sizes), [t.numel() for t in ids])
+    return OwnerBatch(all_ids[order], offsets, psw, order, list(batch_sizes), counts)

@@ -331,7 +331,7 @@ class ShardedEmbeddingTables(nn.Module):
     def load_full_state_dict(self, state: dict[str, Tensor]) -> None:
         """Copy this rank's rows out of a whole-model state in EmbeddingTables' format (e.g. its state_dict())."""
         starts = self._global_row_starts()
-        for name, local in self._state_tensors().items():
+        for name, local in self.local_state().items():
             if name not in state:
                 raise KeyError(f"state: missing {name!r} (has {sorted(state)})")
             full = state[name]
@@ -347,7 +347,8 @@ class ShardedEmbeddingTables(nn.Module):
                 local[at:at + shard.num_rows] = full[first:first + shard.num_rows].to(local.device)
                 at += shard.num_rows
 
-    def _state_tensors(self) -> dict[str, Tensor]:
+    def local_state(self) -> dict[str, Tensor]:
+        """This rank's tensors by EmbeddingTables' state names: "weights" and the optimizer state it has."""
         names = ["weights", "momentum1", "momentum2", "step"]
         return {n: getattr(self, n) for n in names if hasattr(self, n)}
 
@@ -355,7 +356,7 @@ class ShardedEmbeddingTables(nn.Module):
     def full_state_dict(self) -> dict[str, Tensor]:
         """The whole model in EmbeddingTables' state_dict format, on every rank (a collective; it gathers
         every row, so it is for small tables, tests and export: checkpoints save shards instead)."""
-        mine = {name: t.cpu() for name, t in self._state_tensors().items()}
+        mine = {name: t.cpu() for name, t in self.local_state().items()}
         gathered = self.comm.all_gather_objects((self.shards, mine))
         starts = self._global_row_starts()
         full: dict[str, Tensor] = {}
