@@ -115,7 +115,7 @@ def ce_rows(results):
 
 
 def embedding_rows(results):
-    from recengine.bench.embedding import FULL, make_batch
+    from recengine.bench.embedding_bag import FULL, make_batch
     from recengine.ops.embedding_bag import embedding_bag
 
     cfg = dict(FULL, rows=FULL["rows"] // SCALE, batch=FULL["batch"] // SCALE)

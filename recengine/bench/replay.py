@@ -36,7 +36,7 @@ def _w3_row_bytes(history: int) -> int:
 
 def _w3_replays(capacity: int, history: int, fill: bool):
     from recengine.reference.replay import PrioritizedReplayReference
-    from recengine.replay import PrioritizedReplay
+    from recengine.buffers import PrioritizedReplay
 
     fields = _w3_fields(history)
     ours = PrioritizedReplay(capacity, fields, alpha=0.6)

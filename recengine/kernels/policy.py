@@ -276,7 +276,7 @@ def _merge_topk(out_v, out_i, out_a, k):
     return v.gather(1, order), i.gather(1, order), a.gather(1, order)
 
 
-def catalog_topk_triton(Q, E, k, bias, inv_temp, exclude_offsets, exclude_ids):
+def catalog_topk(Q, E, k, bias, inv_temp, exclude_offsets, exclude_ids):
     """(scores (B, k), ids (B, k) int64); see recengine.ops.catalog_topk."""
     out_v, out_i, out_a, _, _ = _scan(Q, E, k, bias, inv_temp, exclude_offsets, exclude_ids,
                                       topk=True, sample=False, lse=False)
@@ -284,7 +284,7 @@ def catalog_topk_triton(Q, E, k, bias, inv_temp, exclude_offsets, exclude_ids):
     return v, i
 
 
-def catalog_sample_triton(Q, E, k, skey, bias, inv_temp, exclude_offsets, exclude_ids):
+def catalog_sample(Q, E, k, skey, bias, inv_temp, exclude_offsets, exclude_ids):
     """(ids (B, k) int64, log_probs (B, k)) by Gumbel-top-k with the hashed noise of seed key `skey`."""
     out_v, out_i, out_a, out_m, out_s = _scan(Q, E, k, bias, inv_temp, exclude_offsets, exclude_ids,
                                               topk=False, sample=True, lse=True, skey=skey)
@@ -292,15 +292,15 @@ def catalog_sample_triton(Q, E, k, skey, bias, inv_temp, exclude_offsets, exclud
     return i, x - _merge_lse(out_m, out_s).unsqueeze(1)
 
 
-def catalog_lse_triton(Q, E, bias, inv_temp, exclude_offsets, exclude_ids):
+def catalog_logsumexp(Q, E, bias, inv_temp, exclude_offsets, exclude_ids):
     """(B,) logsumexp of the logits over the non-excluded items."""
     _, _, _, out_m, out_s = _scan(Q, E, 1, bias, inv_temp, exclude_offsets, exclude_ids,
                                   topk=False, sample=False, lse=True)
     return _merge_lse(out_m, out_s)
 
 
-def catalog_ce_backward_triton(Q, E, target, bias, lse, p_scale, t_scale, inv_temp, exclude_offsets,
-                               exclude_ids, need_q, need_e, need_bias):
+def catalog_cross_entropy_backward(Q, E, target, bias, lse, p_scale, t_scale, inv_temp, exclude_offsets,
+                                   exclude_ids, need_q, need_e, need_bias):
     """(dQ, dE, dbias) of sum_b p_scale[b]*T*lse[b] - t_scale[b]*T*logit[b, target[b]] (empty if not needed)."""
     B, D = Q.shape
     N = E.shape[0]

@@ -1,5 +1,6 @@
 """Triton kernels of the replay family: the fused TD loss, forward and backward.
 
+Each launcher is named after the torch.library op it implements on CUDA (`torch.ops.recengine.<name>`).
 Each program handles BLOCK samples; the forward writes one partial loss sum per program, summed
 afterwards (deterministic, no atomics). Runs on CUDA, and on CPU tensors under TRITON_INTERPRET=1.
 """
@@ -58,7 +59,7 @@ def _td_loss_bwd_kernel(gl_ptr, gtd_ptr, td_ptr, w_ptr, g_ptr, d_ptr, gq_ptr, gn
     tl.store(gnq_ptr + offs, total * (g * (1.0 - d)), mask=mask)
 
 
-def td_loss_forward(q_sa, next_q, rewards, dones, discounts, weights, huber_delta: float, alpha: float, eps: float):
+def td_loss(q_sa, next_q, rewards, dones, discounts, weights, huber_delta: float, alpha: float, eps: float):
     """(loss 0-d, td (B,), new_priorities (B,)) for contiguous float32 (B,) inputs (checked by the op)."""
     batch = q_sa.numel()
     td = torch.empty_like(q_sa)

@@ -20,8 +20,9 @@ The plain-PyTorch truth is recengine.reference.policy.
 from __future__ import annotations
 
 import torch
+from torch import Tensor
 
-from recengine._native import as_array, kernels
+from recengine._native import as_array, cpu_ops
 from recengine.ops._checks import INDEX_DTYPES, check_positive, check_same_device, check_tensor
 from recengine.reference.policy import seed_key
 
@@ -29,7 +30,7 @@ __all__ = ["catalog_topk", "catalog_sample", "catalog_logsumexp", "catalog_cross
 
 
 # ------------------------------------------------------------------------------------- validation
-def _check_finite(**tensors: torch.Tensor | None) -> None:
+def _check_finite(**tensors: Tensor | None) -> None:
     # one cheap reduction per tensor, read back in one host sync; the exact check only for a sum that is not
     # finite (it may just overflow)
     given = {name: t.detach() for name, t in tensors.items() if t is not None and t.numel()}
@@ -40,7 +41,9 @@ def _check_finite(**tensors: torch.Tensor | None) -> None:
             raise ValueError(f"{name}: holds NaN or infinite values")
 
 
-def _validate(Q, E, bias, temperature, exclude_offsets, exclude_ids):
+def _validate(Q: Tensor, E: Tensor, bias: Tensor | None, temperature: float, exclude_offsets: Tensor | None,
+              exclude_ids: Tensor | None
+              ) -> tuple[Tensor, Tensor, Tensor | None, Tensor | None, Tensor | None]:
     """Check the shared arguments; returns (Q, E, bias, exclude_offsets, exclude_ids int64), contiguous."""
     check_tensor("Q", Q, dtypes=(torch.float32,), ndim=2)
     check_tensor("E", E, dtypes=(torch.float32,), ndim=2)
@@ -82,12 +85,12 @@ def _validate(Q, E, bias, temperature, exclude_offsets, exclude_ids):
     return Q, E, bias, exclude_offsets, exclude_ids
 
 
-def _excluded_rows(B, exclude_offsets, exclude_ids):
+def _excluded_rows(B: int, exclude_offsets: Tensor, exclude_ids: Tensor) -> Tensor:
     counts = exclude_offsets[1:] - exclude_offsets[:-1]
     return torch.repeat_interleave(torch.arange(B, device=exclude_ids.device), counts)
 
 
-def _check_k(k, N, B, exclude_offsets, exclude_ids) -> None:
+def _check_k(k: int, N: int, B: int, exclude_offsets: Tensor | None, exclude_ids: Tensor | None) -> None:
     check_positive("k", k, integer=True)
     if k > N:
         raise ValueError(f"k: {k} exceeds the catalog size {N}")
@@ -101,7 +104,8 @@ def _check_k(k, N, B, exclude_offsets, exclude_ids) -> None:
             raise ValueError(f"k: {k} exceeds the {int(allowed[b])} non-excluded items of row {b}")
 
 
-def _check_target(target, B, N, exclude_offsets, exclude_ids) -> torch.Tensor:
+def _check_target(target: Tensor, B: int, N: int, exclude_offsets: Tensor | None, exclude_ids: Tensor | None
+                  ) -> Tensor:
     check_tensor("target", target, dtypes=INDEX_DTYPES, shape=(B,))
     target = target.contiguous().to(torch.int64)
     bad = (target < 0) | (target >= N)
@@ -131,7 +135,7 @@ def _scaled(Q, bias, temperature):
 
 
 def _cpu_topk(Q, E, k, bias, temperature, exclude_offsets, exclude_ids):
-    _C = kernels()
+    _C = cpu_ops()
     B = Q.shape[0]
     vals = torch.full((B, k), float("-inf"))
     ids = torch.full((B, k), -1, dtype=torch.int64)
@@ -147,7 +151,7 @@ def _cpu_topk(Q, E, k, bias, temperature, exclude_offsets, exclude_ids):
 
 def _cpu_lse(Q, E, bias, temperature, exclude_offsets, exclude_ids, target=None):
     """Per-row logsumexp and, with target, the target's logit."""
-    _C = kernels()
+    _C = cpu_ops()
     B = Q.shape[0]
     m = torch.full((B,), float("-inf"))
     s = torch.zeros(B)
@@ -163,7 +167,7 @@ def _cpu_lse(Q, E, bias, temperature, exclude_offsets, exclude_ids, target=None)
 
 
 def _cpu_sample(Q, E, k, skey, bias, temperature, exclude_offsets, exclude_ids):
-    _C = kernels()
+    _C = cpu_ops()
     B = Q.shape[0]
     keys = torch.full((B, k), float("-inf"))
     ids = torch.full((B, k), -1, dtype=torch.int64)
@@ -184,7 +188,7 @@ def _cpu_sample(Q, E, k, skey, bias, temperature, exclude_offsets, exclude_ids):
 
 def _cpu_ce_backward(Q, E, target, bias, lse, p_scale, t_scale, temperature, exclude_offsets, exclude_ids,
                      need_q, need_e, need_bias):
-    _C = kernels()
+    _C = cpu_ops()
     N = E.shape[0]
     dQ = torch.zeros_like(Q) if need_q else Q.new_empty(0)
     dE = torch.zeros_like(E) if need_e else E.new_empty(0)
@@ -216,7 +220,7 @@ def _topk_op(Q: torch.Tensor, E: torch.Tensor, k: int, bias: torch.Tensor | None
 
 @_topk_op.register_kernel("cuda")
 def _topk_cuda(Q, E, k, bias, temperature, exclude_offsets, exclude_ids):
-    return _kernels().catalog_topk_triton(Q, E, k, bias, 1.0 / temperature, exclude_offsets, exclude_ids)
+    return _kernels().catalog_topk(Q, E, k, bias, 1.0 / temperature, exclude_offsets, exclude_ids)
 
 
 @_topk_op.register_fake
@@ -237,7 +241,7 @@ def _sample_op(Q: torch.Tensor, E: torch.Tensor, k: int, seed_key: int, bias: to
 
 @_sample_op.register_kernel("cuda")
 def _sample_cuda(Q, E, k, seed_key, bias, temperature, exclude_offsets, exclude_ids):
-    return _kernels().catalog_sample_triton(Q, E, k, seed_key, bias, 1.0 / temperature,
+    return _kernels().catalog_sample(Q, E, k, seed_key, bias, 1.0 / temperature,
                                             exclude_offsets, exclude_ids)
 
 
@@ -254,7 +258,7 @@ def _lse_op(Q: torch.Tensor, E: torch.Tensor, bias: torch.Tensor | None, tempera
 
 @_lse_op.register_kernel("cuda")
 def _lse_cuda(Q, E, bias, temperature, exclude_offsets, exclude_ids):
-    return _kernels().catalog_lse_triton(Q, E, bias, 1.0 / temperature, exclude_offsets, exclude_ids)
+    return _kernels().catalog_logsumexp(Q, E, bias, 1.0 / temperature, exclude_offsets, exclude_ids)
 
 
 @_lse_op.register_fake
@@ -273,7 +277,7 @@ def _ce_rows_op(Q: torch.Tensor, E: torch.Tensor, target: torch.Tensor, bias: to
 
 @_ce_rows_op.register_kernel("cuda")
 def _ce_rows_cuda(Q, E, target, bias, temperature, exclude_offsets, exclude_ids):
-    lse = _kernels().catalog_lse_triton(Q, E, bias, 1.0 / temperature, exclude_offsets, exclude_ids)
+    lse = _kernels().catalog_logsumexp(Q, E, bias, 1.0 / temperature, exclude_offsets, exclude_ids)
     x_t = (Q * E[target]).sum(1)
     if bias is not None:
         x_t = x_t + bias[target]
@@ -299,7 +303,7 @@ def _ce_bwd_op(Q: torch.Tensor, E: torch.Tensor, target: torch.Tensor, bias: tor
 @_ce_bwd_op.register_kernel("cuda")
 def _ce_bwd_cuda(Q, E, target, bias, lse, p_scale, t_scale, temperature, exclude_offsets, exclude_ids,
                  need_q, need_e, need_bias):
-    return _kernels().catalog_ce_backward_triton(Q, E, target, bias, lse, p_scale, t_scale, 1.0 / temperature,
+    return _kernels().catalog_cross_entropy_backward(Q, E, target, bias, lse, p_scale, t_scale, 1.0 / temperature,
                                                  exclude_offsets, exclude_ids, need_q, need_e, need_bias)
 
 
@@ -340,7 +344,8 @@ torch.library.register_autograd("recengine::catalog_cross_entropy_rows", _ce_bac
 
 
 # ------------------------------------------------------------------------------------ public API
-def catalog_topk(Q, E, k, *, bias=None, temperature=1.0, exclude_offsets=None, exclude_ids=None):
+def catalog_topk(Q: Tensor, E: Tensor, k: int, *, bias: Tensor | None = None, temperature: float = 1.0,
+                 exclude_offsets: Tensor | None = None, exclude_ids: Tensor | None = None) -> tuple[Tensor, Tensor]:
     """The k best items per user: (scores (B, k) float32, ids (B, k) int64).
 
     scores are the logits (Q @ E.T + bias) / temperature, sorted descending; equal scores are ordered
@@ -355,7 +360,9 @@ def catalog_topk(Q, E, k, *, bias=None, temperature=1.0, exclude_offsets=None, e
     return scores, ids
 
 
-def catalog_sample(Q, E, k, seed, *, bias=None, temperature=1.0, exclude_offsets=None, exclude_ids=None):
+def catalog_sample(Q: Tensor, E: Tensor, k: int, seed: int, *, bias: Tensor | None = None, temperature: float = 1.0,
+                   exclude_offsets: Tensor | None = None, exclude_ids: Tensor | None = None
+                   ) -> tuple[Tensor, Tensor]:
     """k distinct items per user drawn from the softmax policy without replacement (Gumbel-top-k):
     (ids (B, k) int64, log_probs (B, k) float32), where log_probs[b, i] = log pi(ids[b, i] | s_b) under
     the full softmax over the non-excluded catalog. Items come in the order of their perturbed keys
@@ -375,7 +382,8 @@ def catalog_sample(Q, E, k, seed, *, bias=None, temperature=1.0, exclude_offsets
     return ids, log_probs
 
 
-def catalog_logsumexp(Q, E, *, bias=None, temperature=1.0, exclude_offsets=None, exclude_ids=None):
+def catalog_logsumexp(Q: Tensor, E: Tensor, *, bias: Tensor | None = None, temperature: float = 1.0,
+                      exclude_offsets: Tensor | None = None, exclude_ids: Tensor | None = None) -> Tensor:
     """log sum_a exp(logits[b, a]) over the non-excluded items, (B,) float32 (-inf for a row that
     excludes every item). Not differentiable (use catalog_cross_entropy for training)."""
     Q, E, bias, exclude_offsets, exclude_ids = _validate(Q, E, bias, temperature, exclude_offsets, exclude_ids)
@@ -385,8 +393,9 @@ def catalog_logsumexp(Q, E, *, bias=None, temperature=1.0, exclude_offsets=None,
     return lse
 
 
-def catalog_cross_entropy(Q, E, target, *, bias=None, temperature=1.0, exclude_offsets=None, exclude_ids=None,
-                          reduction="mean"):
+def catalog_cross_entropy(Q: Tensor, E: Tensor, target: Tensor, *, bias: Tensor | None = None,
+                          temperature: float = 1.0, exclude_offsets: Tensor | None = None,
+                          exclude_ids: Tensor | None = None, reduction: str = "mean") -> Tensor:
     """-log pi(target | s) over the full (non-excluded) catalog, reduced by "mean" | "sum" | "none".
 
     Differentiable w.r.t. Q, E and bias; the backward walks the catalog again block by block (never the

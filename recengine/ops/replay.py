@@ -34,7 +34,7 @@ def _td_loss(q_sa: torch.Tensor, next_q: torch.Tensor, rewards: torch.Tensor, do
 def _td_loss_cuda(q_sa, next_q, rewards, dones, discounts, weights, huber_delta, alpha, eps):
     from recengine.kernels import replay as kernels
 
-    return kernels.td_loss_forward(q_sa, next_q, rewards, dones, discounts, weights, huber_delta, alpha, eps)
+    return kernels.td_loss(q_sa, next_q, rewards, dones, discounts, weights, huber_delta, alpha, eps)
 
 
 @_td_loss.register_fake
@@ -87,7 +87,7 @@ def _backward(ctx, grad_loss, grad_td, grad_prio):
             None, None, None, None, None, None, None)
 
 
-_td_loss.register_autograd(_backward, setup_context=_setup_context)
+torch.library.register_autograd("recengine::td_loss", _backward, setup_context=_setup_context)
 
 
 # ------------------------------------------------------------------------------ public API

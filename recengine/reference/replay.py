@@ -1,7 +1,7 @@
 """Plain reference for the replay family: the truth tests and benchmarks share.
 
 - `sample_indices_reference`, `importance_weights_reference`, `n_step_reference`: the sampling math of
-  recengine.replay.PrioritizedReplay written the obvious way (cumulative sums, Python loops).
+  recengine.buffers.PrioritizedReplay written the obvious way (cumulative sums, Python loops).
 - `NumpySumTree` / `PrioritizedReplayReference`: a prioritized replay built on a vectorised NumPy
   sum-tree, what one writes without a compiled extension; the benchmark's baseline.
 - `td_loss_reference`: the DQN TD loss in plain PyTorch, differentiable through autograd.
@@ -118,7 +118,7 @@ class NumpySumTree:
 class PrioritizedReplayReference:
     """One-step prioritized replay on NumpySumTree and torch column storage (the benchmark baseline).
 
-    Same calls as recengine.replay.PrioritizedReplay for n_step=1: add(**columns), sample(batch, beta,
+    Same calls as recengine.buffers.PrioritizedReplay for n_step=1: add(**columns), sample(batch, beta,
     generator) -> (batch dict with "discount", indices, weights), update_priorities, len().
     """
 

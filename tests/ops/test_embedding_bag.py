@@ -55,7 +55,7 @@ def _to(device, *tensors):
 def test_forward_cpu_matches_reference(shape, pooling, psw, id_dtype):
     rows, batch, dim = shape
     w, to, ids, offs, p = make_inputs(len(rows) * 7 + dim, rows, batch, dim, id_dtype=id_dtype, psw=psw, hot=True)
-    out = embedding_bag(w, to, ids, offs, p, pooling)
+    out = embedding_bag(w, to, ids, offs, p, pooling=pooling)
     assert_close(out, embedding_bag_reference(w, to, ids, offs, p, pooling), name="forward")
 
 
@@ -66,7 +66,7 @@ def test_forward_triton_matches_reference(shape, pooling, psw):
     rows, batch, dim = shape
     w, to, ids, offs, p = make_inputs(3 + dim, rows, batch, dim, id_dtype=torch.int32, psw=psw, hot=True)
     expected = embedding_bag_reference(w, to, ids, offs, p, pooling)
-    out, err = kernels.forward(*_to(TRITON_DEVICE, w, to, ids, offs, p), pooling == "mean")
+    out, err = kernels.embedding_bag(*_to(TRITON_DEVICE, w, to, ids, offs, p), pooling == "mean")
     assert err.tolist() == [kernels.NO_ERROR] * 3
     assert_close(out, expected, name="triton forward")
 
@@ -79,7 +79,7 @@ def test_forward_triton_reports_bad_values_and_stays_in_bounds():
     ids = torch.tensor([0, 8, 3, 1, 2, 0, 3, 1, 2, 3])
     offs = torch.tensor([0, 2, 3, 5, 7, 8, 10])
     NO = kernels.NO_ERROR
-    run = lambda i, o, t=to: kernels.forward(*_to(TRITON_DEVICE, w, t, i, o), None, False)[1].tolist()  # noqa: E731
+    run = lambda i, o, t=to: kernels.embedding_bag(*_to(TRITON_DEVICE, w, t, i, o), None, False)[1].tolist()  # noqa: E731
     assert run(ids, offs) == [NO, NO, NO]
     bad = ids.clone()
     bad[[2, 4]] = torch.tensor([9, -1])  # 9 = rows of table 0 (one past its largest id)
@@ -119,8 +119,8 @@ def test_forward_empty_bags_and_edges():
     for pooling in ("sum", "mean"):
         expected = embedding_bag_reference(w, to, ids, offs, None, pooling)
         assert torch.equal(expected[1, :dim], torch.zeros(dim))
-        assert_close(embedding_bag(w, to, ids, offs, None, pooling), expected, name=pooling)
-        assert_close(kernels.forward(*_to(TRITON_DEVICE, w, to, ids, offs), None, pooling == "mean")[0], expected)
+        assert_close(embedding_bag(w, to, ids, offs, None, pooling=pooling), expected, name=pooling)
+        assert_close(kernels.embedding_bag(*_to(TRITON_DEVICE, w, to, ids, offs), None, pooling == "mean")[0], expected)
     # every bag empty, and no ids at all
     offs0 = torch.zeros(2 * batch + 1, dtype=torch.int64)
     empty_ids = torch.zeros(0, dtype=torch.int64)
@@ -139,7 +139,7 @@ def test_forward_noncontiguous_inputs():
     p2 = torch.stack([p, p], 1)[:, 0]
     offs2 = torch.stack([offs, offs], 1)[:, 1]
     assert not (wide[:, ::2].is_contiguous() or ids2.is_contiguous() or p2.is_contiguous() or offs2.is_contiguous())
-    assert_close(embedding_bag(wide[:, ::2], to, ids2, offs2, p2, "mean"), expected)
+    assert_close(embedding_bag(wide[:, ::2], to, ids2, offs2, p2, pooling="mean"), expected)
 
 
 # ------------------------------------------------------------------------------------ backward
@@ -150,7 +150,7 @@ def test_backward_cpu_matches_reference(shape, pooling):
     w, to, ids, offs, p = make_inputs(11 + dim, rows, batch, dim, psw=True, hot=True)
     grad = torch.randn(batch, len(rows) * dim, generator=torch.Generator().manual_seed(1))
     w1, p1 = w.clone().requires_grad_(), p.clone().requires_grad_()
-    embedding_bag(w1, to, ids, offs, p1, pooling).backward(grad)
+    embedding_bag(w1, to, ids, offs, p1, pooling=pooling).backward(grad)
     w2, p2 = w.clone().requires_grad_(), p.clone().requires_grad_()
     embedding_bag_reference(w2, to, ids, offs, p2, pooling).backward(grad)
     assert_close(w1.grad, w2.grad, name="grad weights")
@@ -165,11 +165,10 @@ def test_backward_triton_matches_reference(shape, pooling):
     grad = torch.randn(batch, len(rows) * dim, generator=torch.Generator().manual_seed(2))
     w2, p2 = w.clone().requires_grad_(), p.clone().requires_grad_()
     embedding_bag_reference(w2, to, ids, offs, p2, pooling).backward(grad)
-    dw = torch.zeros_like(w, device=TRITON_DEVICE)
     dev = _to(TRITON_DEVICE, grad, to, ids, offs, p)
-    kernels.aggregate_update(dev[0], dw, dev[1], dev[2], dev[3], dev[4], pooling == "mean", kernels.DENSE_GRAD)
+    dw = kernels.embedding_bag_backward(dev[0], w.to(TRITON_DEVICE), dev[1], dev[2], dev[3], dev[4], pooling == "mean")
     assert_close(dw, w2.grad, rtol=1e-5, atol=1e-5, name="triton grad weights")
-    dp = kernels.backward_psw(dev[0], w.to(TRITON_DEVICE), dev[1], dev[2], dev[3], pooling == "mean")
+    dp = kernels.embedding_bag_psw_backward(dev[0], w.to(TRITON_DEVICE), dev[1], dev[2], dev[3], pooling == "mean")
     assert_close(dp, p2.grad, rtol=1e-5, atol=1e-5, name="triton grad psw")
 
 
@@ -214,7 +213,7 @@ def test_fused_update_cpu_matches_dense_math(optimizer, pooling, psw, shape):
         w_ref, state = fused_update_reference(w_ref, to, ids, offs, grad, p, pooling,
                                               optimizer=optimizer, state=state, step=step, **hp)
         s1, s2 = _kernel_state(optimizer, kstate)
-        embedding_bag_fused_update(grad, weights, to, ids, offs, p, pooling, optimizer=optimizer, state1=s1,
+        embedding_bag_fused_update(grad, weights, to, ids, offs, p, pooling=pooling, optimizer=optimizer, state1=s1,
                                    state2=s2, step=step, **hp)
         assert_close(weights, w_ref, rtol=1e-5, atol=1e-5, name=f"{optimizer} weights, step {step}")
         for k in state:
@@ -240,9 +239,9 @@ def test_fused_update_triton_matches_dense_math(optimizer, pooling):
     s1, s2 = _kernel_state(optimizer, kst)
     b1, b2 = hp.get("betas", (0.9, 0.999))
     dev = _to(TRITON_DEVICE, grad, to, ids, offs, p)
-    kernels.aggregate_update(dev[0], dw, dev[1], dev[2], dev[3], dev[4], pooling == "mean",
-                             {"sgd": kernels.SGD, "rowwise_adagrad": kernels.ROWWISE_ADAGRAD, "adam": kernels.ADAM}[optimizer],
-                             s1, s2, hp["lr"], hp.get("eps", 0.0), b1, b2, 1 - b1**3, 1 - b2**3)
+    code = {"sgd": kernels.SGD, "rowwise_adagrad": kernels.ROWWISE_ADAGRAD, "adam": kernels.ADAM}[optimizer]
+    kernels.embedding_bag_fused_update(dev[0], dw, dev[1], dev[2], dev[3], dev[4], pooling == "mean", code,
+                                       s1, s2, hp["lr"], hp.get("eps", 0.0), b1, b2, 1 - b1**3, 1 - b2**3)
     assert_close(dw, w_ref, rtol=1e-5, atol=1e-5, name=f"triton {optimizer} weights")
     for k in state_ref:
         assert_close(kst[k], state_ref[k], rtol=1e-5, atol=1e-6, name=f"triton {optimizer} state {k}")
@@ -254,14 +253,14 @@ def test_cpu_kernels_multithreaded_size(psw):
     rows, batch, dim = [3000, 500, 40], 700, 64
     w, to, ids, offs, p = make_inputs(41, rows, batch, dim, max_len=80, psw=psw, empty_frac=0.05)
     assert ids.numel() > 70000
-    assert_close(embedding_bag(w, to, ids, offs, p, "mean"), embedding_bag_reference(w, to, ids, offs, p, "mean"),
+    assert_close(embedding_bag(w, to, ids, offs, p, pooling="mean"), embedding_bag_reference(w, to, ids, offs, p, "mean"),
                  name="forward")
     grad = torch.randn(batch, len(rows) * dim, generator=torch.Generator().manual_seed(5))
     state = {"sum": torch.rand(w.shape[0], generator=torch.Generator().manual_seed(6))}
     w_ref, s_ref = fused_update_reference(w, to, ids, offs, grad, p, "mean", optimizer="rowwise_adagrad", lr=0.1,
                                           eps=1e-3, state=state)
     weights, s1 = w.clone(), state["sum"].clone()
-    embedding_bag_fused_update(grad, weights, to, ids, offs, p, "mean", optimizer="rowwise_adagrad", lr=0.1, eps=1e-3,
+    embedding_bag_fused_update(grad, weights, to, ids, offs, p, pooling="mean", optimizer="rowwise_adagrad", lr=0.1, eps=1e-3,
                                state1=s1)
     assert_close(weights, w_ref, rtol=1e-5, atol=1e-5, name="weights")
     assert_close(s1, s_ref["sum"], rtol=1e-5, atol=1e-6, name="state")
@@ -348,7 +347,7 @@ def test_out_of_range_id_raises_index_error_and_changes_nothing(bad_id, table, i
         assert torch.equal(weights, w) and not s1.any()
     # the raw op (no Python validation) raises from the C++ kernel instead of reading out of bounds
     with pytest.raises(IndexError, match=f"outside table {table}"):
-        torch.ops.recengine.embedding_bag(w, to, ids, offs, p, "sum")
+        torch.ops.recengine.embedding_bag(w, to, ids, offs, p, pooling="sum")
 
 
 def test_triton_drops_out_of_range_ids_in_bounds():
@@ -359,7 +358,7 @@ def test_triton_drops_out_of_range_ids_in_bounds():
     keep[[1, ids.numel() - 1]] = False
     p_masked = p * keep
     expected = embedding_bag_reference(w, to, ids.clamp(0, 3), offs, p_masked)
-    out, _ = kernels.forward(*_to(TRITON_DEVICE, w, to, ids, offs, p), False)
+    out, _ = kernels.embedding_bag(*_to(TRITON_DEVICE, w, to, ids, offs, p), False)
     assert_close(out, expected)
 
 
@@ -397,7 +396,7 @@ def test_torch_compile_fullgraph():
     w, to, ids, offs, p = make_inputs(37, [5, 9], 3, 8, psw=True)
 
     def fn(weights, per_sample_weights):
-        return (embedding_bag(weights, to, ids, offs, per_sample_weights, "mean") * 2).sum(dim=1)
+        return (embedding_bag(weights, to, ids, offs, per_sample_weights, pooling="mean") * 2).sum(dim=1)
 
     compiled = torch.compile(fn, fullgraph=True, backend="aot_eager")
     w1 = w.clone().requires_grad_()
@@ -417,7 +416,7 @@ def test_public_op_on_cuda(pooling):
     w, to, ids, offs, p = make_inputs(43, [20, 1, 13], 6, 64, psw=True, hot=True, id_dtype=torch.int32)
     grad = torch.randn(6, 3 * 64, generator=torch.Generator().manual_seed(7))
     w1, p1 = w.cuda().requires_grad_(), p.cuda().requires_grad_()
-    out = embedding_bag(w1, to.cuda(), ids.cuda(), offs.cuda(), p1, pooling)
+    out = embedding_bag(w1, to.cuda(), ids.cuda(), offs.cuda(), p1, pooling=pooling)
     w2, p2 = w.clone().requires_grad_(), p.clone().requires_grad_()
     expected = embedding_bag_reference(w2, to, ids, offs, p2, pooling)
     assert_close(out, expected, rtol=1e-5, atol=1e-5)
@@ -429,7 +428,7 @@ def test_public_op_on_cuda(pooling):
     w_ref, s_ref = fused_update_reference(w, to, ids, offs, grad, p, pooling, optimizer="rowwise_adagrad", lr=0.1,
                                           state=state)
     weights, s1 = w.cuda(), torch.zeros(w.shape[0], device="cuda")
-    embedding_bag_fused_update(grad.cuda(), weights, to.cuda(), ids.cuda(), offs.cuda(), p.cuda(), pooling,
+    embedding_bag_fused_update(grad.cuda(), weights, to.cuda(), ids.cuda(), offs.cuda(), p.cuda(), pooling=pooling,
                                optimizer="rowwise_adagrad", lr=0.1, state1=s1)
     assert_close(weights, w_ref, rtol=1e-5, atol=1e-5)
     assert_close(s1, s_ref["sum"], rtol=1e-5, atol=1e-6)
@@ -442,7 +441,9 @@ def test_public_op_on_cuda(pooling):
 @pytest.mark.parametrize("isa", [0, 1, 2])
 def test_cpu_instruction_set_variants(isa):
     """Each hot-loop variant (portable, AVX2, AVX-512) against the reference, where the CPU has it."""
-    from recengine._native import _C
+    from recengine._native import cpu_ops
+
+    _C = cpu_ops()
 
     best = _C.embedding_bag_isa()
     if _C.embedding_bag_isa(isa) != isa:
@@ -453,7 +454,7 @@ def test_cpu_instruction_set_variants(isa):
             rows, batch = [40, 7, 25], 6
             w, to, ids, offs, p = make_inputs(47 + dim, rows, batch, dim, psw=True, hot=True)
             for pooling in ("sum", "mean"):
-                assert_close(embedding_bag(w, to, ids, offs, p, pooling),
+                assert_close(embedding_bag(w, to, ids, offs, p, pooling=pooling),
                              embedding_bag_reference(w, to, ids, offs, p, pooling), name=f"forward D={dim}")
             grad = torch.randn(batch, len(rows) * dim, generator=torch.Generator().manual_seed(dim))
             for optimizer, hp in OPTIMIZERS.items():
@@ -462,13 +463,13 @@ def test_cpu_instruction_set_variants(isa):
                                                       state=state, step=2, **hp)
                 weights, kst = w.clone(), {k: v.clone() for k, v in state.items()}
                 s1, s2 = _kernel_state(optimizer, kst)
-                embedding_bag_fused_update(grad, weights, to, ids, offs, p, "mean", optimizer=optimizer, state1=s1,
+                embedding_bag_fused_update(grad, weights, to, ids, offs, p, pooling="mean", optimizer=optimizer, state1=s1,
                                            state2=s2, step=2, **hp)
                 assert_close(weights, w_ref, rtol=1e-5, atol=1e-5, name=f"{optimizer} D={dim}")
                 for k in s_ref:
                     assert_close(kst[k], s_ref[k], rtol=1e-5, atol=1e-6, name=f"{optimizer} {k} D={dim}")
             w1 = w.clone().requires_grad_()
-            embedding_bag(w1, to, ids, offs, p, "sum").backward(grad)
+            embedding_bag(w1, to, ids, offs, p, pooling="sum").backward(grad)
             w2 = w.clone().requires_grad_()
             embedding_bag_reference(w2, to, ids, offs, p, "sum").backward(grad)
             assert_close(w1.grad, w2.grad, rtol=1e-5, atol=1e-5, name=f"dense grad D={dim}")

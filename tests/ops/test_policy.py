@@ -399,14 +399,14 @@ def test_triton_topk_sample_lse(excl, B, N):
     d = TRITON_DEVICE
     off, ids = kw.get("exclude_offsets"), kw.get("exclude_ids")
     args = (kw["bias"].to(d), 1 / T, None if off is None else off.to(d), None if ids is None else ids.to(d))
-    s, i = triton_policy.catalog_topk_triton(Q.to(d), E.to(d), 7, *args)
+    s, i = triton_policy.catalog_topk(Q.to(d), E.to(d), 7, *args)
     r_s, r_i = ref.catalog_topk_reference(Q, E, 7, temperature=T, **kw)
     assert torch.equal(i.cpu(), r_i)
     assert_close(s.cpu(), r_s, rtol=1e-5, atol=1e-5)
-    lse = triton_policy.catalog_lse_triton(Q.to(d), E.to(d), *args)
+    lse = triton_policy.catalog_logsumexp(Q.to(d), E.to(d), *args)
     assert_close(lse.cpu(), ref.catalog_logsumexp_reference(Q, E, temperature=T, **kw), rtol=1e-5, atol=1e-5)
     seed = 77
-    t_ids, t_lp = triton_policy.catalog_sample_triton(Q.to(d), E.to(d), 4, ref.seed_key(seed), *args)
+    t_ids, t_lp = triton_policy.catalog_sample(Q.to(d), E.to(d), 4, ref.seed_key(seed), *args)
     c_ids, c_lp = catalog_sample(Q, E, 4, seed, temperature=T, **kw)  # the C++ backend
     r_ids, r_lp = ref.catalog_sample_reference(Q, E, 4, seed, temperature=T, **kw)
     assert torch.equal(t_ids.cpu(), r_ids) and torch.equal(c_ids, r_ids)
@@ -421,7 +421,7 @@ def test_triton_topk_ties_and_k_near_n():
     Q[1] = 0
     d = TRITON_DEVICE
     for k in (1, 9, 70):
-        s, i = triton_policy.catalog_topk_triton(Q.to(d), E.to(d), k, None, 1.0, None, None)
+        s, i = triton_policy.catalog_topk(Q.to(d), E.to(d), k, None, 1.0, None, None)
         r_s, r_i = ref.catalog_topk_reference(Q, E, k)
         assert torch.equal(i.cpu(), r_i)
         assert_close(s.cpu(), r_s, rtol=1e-5, atol=1e-5)
@@ -441,7 +441,7 @@ def test_triton_cross_entropy_backward(B, N):
     lse = ref.catalog_logsumexp_reference(Q, E, bias=kw["bias"], temperature=T, **excl)
     d = TRITON_DEVICE
     scale = (w.float() / T).to(d)
-    dQ, dE, db = triton_policy.catalog_ce_backward_triton(
+    dQ, dE, db = triton_policy.catalog_cross_entropy_backward(
         Q.to(d), E.to(d), target.to(d), kw["bias"].to(d), lse.to(d), scale, scale, 1 / T,
         excl["exclude_offsets"].to(d), excl["exclude_ids"].to(d), True, True, True)
     for got, leaf, name in zip((dQ, dE, db), leaves, ("dQ", "dE", "dbias")):

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from recengine import _C
+from recengine._native import cpu_ops
 from recengine.kernels import replay as triton_replay
 from recengine.ops import td_loss
 from recengine.reference.replay import (NumpySumTree, importance_weights_reference, sample_indices_reference,
@@ -53,7 +53,7 @@ def test_td_loss_cpu_forward_backward_matches_reference(batch, huber_delta, alph
 def test_td_loss_triton_matches_reference(batch):
     args = _inputs(batch, seed=10 + batch, done_dtype=torch.float32)
     q_sa, next_q, rewards, dones, discounts, weights = (a.to(TRITON_DEVICE) for a in args)
-    loss, td, prio = triton_replay.td_loss_forward(q_sa, next_q, rewards, dones, discounts, weights, 0.7, 0.6, 1e-6)
+    loss, td, prio = triton_replay.td_loss(q_sa, next_q, rewards, dones, discounts, weights, 0.7, 0.6, 1e-6)
     q_ref, nq_ref = args[0].clone().requires_grad_(), args[1].clone().requires_grad_()
     rloss, rtd, rprio = td_loss_reference(q_ref, nq_ref, *args[2:], huber_delta=0.7, alpha=0.6, eps=1e-6)
     assert_close(loss.cpu(), rloss, rtol=1e-5, atol=1e-6, name="loss")
@@ -73,7 +73,7 @@ def test_td_loss_triton_priority_edge_cases():
     z = torch.zeros(4, device=TRITON_DEVICE)
     ones = torch.ones(4, device=TRITON_DEVICE)
     for alpha in (0.6, 0.0):
-        _, td, prio = triton_replay.td_loss_forward(z, z, z, z, ones, ones, 1.0, alpha, 0.0)
+        _, td, prio = triton_replay.td_loss(z, z, z, z, ones, ones, 1.0, alpha, 0.0)
         assert_close(prio.cpu(), torch.zeros(4) ** alpha, name=f"prio alpha={alpha}")
         _, _, cprio = td_loss(z.cpu(), z.cpu(), z.cpu(), z.cpu(), ones.cpu(), ones.cpu(), alpha=alpha, eps=0.0)
         assert_close(cprio, torch.zeros(4) ** alpha, name=f"cpu prio alpha={alpha}")
@@ -148,13 +148,13 @@ def _tree(priorities: np.ndarray, alpha: float = 1.0):
     n = priorities.shape[0]
     leaves = 1 << max(0, math.ceil(math.log2(n)))
     s, m = np.zeros(2 * leaves), np.full(2 * leaves, np.inf)
-    _C.replay_tree_update(s, m, n, np.arange(n, dtype=np.int64), priorities, alpha)
+    cpu_ops().replay_tree_update(s, m, n, np.arange(n, dtype=np.int64), priorities, alpha)
     return s, m, leaves
 
 
 def _rebuilt(s, m, leaves):
     s2, m2 = s.copy(), m.copy()
-    _C.replay_tree_rebuild(s2, m2)
+    cpu_ops().replay_tree_rebuild(s2, m2)
     return s2, m2
 
 
@@ -168,7 +168,7 @@ def test_tree_sample_matches_cumsum_reference(n):
     assert_close(leaf, torch.from_numpy(prio) ** 0.6, rtol=1e-12, atol=0, name="leaves")
     u = torch.from_numpy(rng.random(97))
     idx, w = np.empty(97, dtype=np.int64), np.empty(97, dtype=np.float32)
-    _C.replay_tree_sample(s, m, u.numpy(), 0.4, idx, w)
+    cpu_ops().replay_tree_sample(s, m, u.numpy(), 0.4, idx, w)
     expected = sample_indices_reference(leaf, u)
     assert torch.equal(torch.from_numpy(idx), expected)
     assert (prio[idx] > 0).all()
@@ -190,14 +190,14 @@ def test_tree_update_validates_before_writing_and_keeps_trees_exact():
         ([-1, 2], [1.0, 2.0], IndexError),
     ]:
         with pytest.raises(exc):
-            _C.replay_tree_update(s, m, 10, np.array(idx, dtype=np.int64), np.array(prio), 1.0)
+            cpu_ops().replay_tree_update(s, m, 10, np.array(idx, dtype=np.int64), np.array(prio), 1.0)
         assert np.array_equal(s, before[0]) and np.array_equal(m, before[1])
     with pytest.raises(TypeError, match="indices"):
-        _C.replay_tree_update(s, m, 10, np.array([1], dtype=np.int32), np.array([1.0]), 1.0)
+        cpu_ops().replay_tree_update(s, m, 10, np.array([1], dtype=np.int32), np.array([1.0]), 1.0)
     with pytest.raises(TypeError, match="priorities"):
-        _C.replay_tree_update(s, m, 10, np.array([1], dtype=np.int64), np.array([1], dtype=np.int64), 1.0)
+        cpu_ops().replay_tree_update(s, m, 10, np.array([1], dtype=np.int64), np.array([1], dtype=np.int64), 1.0)
     # duplicates: the last wins; every node equals a rebuild from the leaves, bit for bit
-    top = _C.replay_tree_update(s, m, 10, np.array([2, 2, 7], dtype=np.int64), np.array([5.0, 0.0, 3.0]), 1.0)
+    top = cpu_ops().replay_tree_update(s, m, 10, np.array([2, 2, 7], dtype=np.int64), np.array([5.0, 0.0, 3.0]), 1.0)
     assert top == 5.0 and s[leaves + 2] == 0.0 and m[leaves + 2] == np.inf
     rs, rm = _rebuilt(s, m, leaves)
     assert np.array_equal(s, rs) and np.array_equal(m, rm)
@@ -209,7 +209,7 @@ def test_tree_does_not_drift_over_many_updates():
     s, m, leaves = _tree(rng.random(n))
     for _ in range(200):
         idx = rng.integers(0, n, 64)
-        _C.replay_tree_update(s, m, n, idx, rng.random(64) * 1e3, 1.0)
+        cpu_ops().replay_tree_update(s, m, n, idx, rng.random(64) * 1e3, 1.0)
     rs, rm = _rebuilt(s, m, leaves)
     assert np.array_equal(s, rs) and np.array_equal(m, rm)
     assert math.isclose(s[1], math.fsum(s[leaves:]), rel_tol=1e-12)
@@ -217,28 +217,28 @@ def test_tree_does_not_drift_over_many_updates():
 
 def test_tree_fill_wraps_and_sample_checks():
     s, m = np.zeros(16), np.full(16, np.inf)
-    _C.replay_tree_fill(s, m, 6, 4, 4, 2.0)  # slots 4, 5, 0, 1 of a capacity-6 ring
+    cpu_ops().replay_tree_fill(s, m, 6, 4, 4, 2.0)  # slots 4, 5, 0, 1 of a capacity-6 ring
     assert list(s[8:14]) == [2.0, 2.0, 0.0, 0.0, 2.0, 2.0] and s[1] == 8.0
     idx, w = np.empty(3, dtype=np.int64), np.empty(3, dtype=np.float32)
     with pytest.raises(ValueError, match="uniforms"):
-        _C.replay_tree_sample(s, m, np.array([0.1, 1.0, 0.2]), 0.4, idx, w)
+        cpu_ops().replay_tree_sample(s, m, np.array([0.1, 1.0, 0.2]), 0.4, idx, w)
     with pytest.raises(ValueError, match="total"):
-        _C.replay_tree_sample(np.zeros(16), m, np.array([0.1, 0.5, 0.2]), 0.4, idx, w)
+        cpu_ops().replay_tree_sample(np.zeros(16), m, np.array([0.1, 0.5, 0.2]), 0.4, idx, w)
     with pytest.raises(ValueError, match="leaves"):
-        _C.replay_tree_rebuild(np.zeros(12), np.zeros(12))
+        cpu_ops().replay_tree_rebuild(np.zeros(12), np.zeros(12))
 
 
 def test_gather_rows_checks_its_arrays():
     src = np.arange(20, dtype=np.int64).reshape(10, 2)
     dst = np.empty((3, 2), dtype=np.int64)
-    _C.replay_gather_rows([src], np.array([9, 0, 4], dtype=np.int64), [dst])
+    cpu_ops().replay_gather_rows([src], np.array([9, 0, 4], dtype=np.int64), [dst])
     assert dst.tolist() == [[18, 19], [0, 1], [8, 9]]
     with pytest.raises(IndexError):
-        _C.replay_gather_rows([src], np.array([10, 0, 4], dtype=np.int64), [dst])
+        cpu_ops().replay_gather_rows([src], np.array([10, 0, 4], dtype=np.int64), [dst])
     with pytest.raises(TypeError):
-        _C.replay_gather_rows([src], np.array([1, 0, 4], dtype=np.int64), [dst.astype(np.int32)])
+        cpu_ops().replay_gather_rows([src], np.array([1, 0, 4], dtype=np.int64), [dst.astype(np.int32)])
     with pytest.raises(TypeError):
-        _C.replay_gather_rows([src], np.array([1, 0, 4], dtype=np.int64), [[0, 0]])
+        cpu_ops().replay_gather_rows([src], np.array([1, 0, 4], dtype=np.int64), [[0, 0]])
 
 
 def test_sample_rows_equals_tree_sample_then_gather_rows():
@@ -250,21 +250,21 @@ def test_sample_rows_equals_tree_sample_then_gather_rows():
     srcs = [rng.integers(0, 1 << 40, (n, 3)), rng.random(n).astype(np.float32), rng.random(n) < 0.5,
             rng.integers(0, 255, n).astype(np.uint8), rng.integers(-9, 9, (n, 2, 5)).astype(np.int16), rng.random(n)]
     u = rng.random(64)
-    idx, w, rows = _C.replay_sample_rows(s, m, u, 0.4, srcs)
+    idx, w, rows = cpu_ops().replay_sample_rows(s, m, u, 0.4, srcs)
     ref_idx, ref_w = np.empty(64, dtype=np.int64), np.empty(64, dtype=np.float32)
-    _C.replay_tree_sample(s, m, u, 0.4, ref_idx, ref_w)
+    cpu_ops().replay_tree_sample(s, m, u, 0.4, ref_idx, ref_w)
     assert np.array_equal(idx, ref_idx) and np.array_equal(w, ref_w)
     assert len(rows) == len(srcs)
     for src, got in zip(srcs, rows):
         assert got.dtype == src.dtype and np.array_equal(got, src[ref_idx])
     with pytest.raises(ValueError, match="uniforms"):
-        _C.replay_sample_rows(s, m, np.array([0.2, 1.0]), 0.4, srcs)
+        cpu_ops().replay_sample_rows(s, m, np.array([0.2, 1.0]), 0.4, srcs)
     with pytest.raises(ValueError, match="beta"):
-        _C.replay_sample_rows(s, m, u, -1.0, srcs)
+        cpu_ops().replay_sample_rows(s, m, u, -1.0, srcs)
     with pytest.raises(TypeError):
-        _C.replay_sample_rows(s, m, u, 0.4, [[1, 2, 3]])
+        cpu_ops().replay_sample_rows(s, m, u, 0.4, [[1, 2, 3]])
     with pytest.raises(IndexError):  # a column shorter than the drawn slots
-        _C.replay_sample_rows(s, m, u, 0.4, [srcs[0][:3]])
+        cpu_ops().replay_sample_rows(s, m, u, 0.4, [srcs[0][:3]])
 
 
 def test_min_tree_early_stop_matches_a_rebuild_with_zeros_and_ties():
@@ -275,7 +275,7 @@ def test_min_tree_early_stop_matches_a_rebuild_with_zeros_and_ties():
         idx = rng.integers(0, n, 32)
         if rng.random() < 0.5:
             idx = np.sort(idx)
-        _C.replay_tree_update(s, m, n, idx, rng.integers(0, 4, 32).astype(np.float64), 1.0)
+        cpu_ops().replay_tree_update(s, m, n, idx, rng.integers(0, 4, 32).astype(np.float64), 1.0)
         rs, rm = _rebuilt(s, m, leaves)
         assert np.array_equal(s, rs) and np.array_equal(m, rm)
 

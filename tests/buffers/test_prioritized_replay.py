@@ -1,4 +1,4 @@
-"""recengine.replay.PrioritizedReplay: sampling law, weights, ring buffer, n-step, threads, save/load, bad input."""
+"""recengine.buffers.PrioritizedReplay: sampling law, weights, ring buffer, n-step, threads, save/load, bad input."""
 import math
 import os
 import threading
@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from recengine.reference.replay import importance_weights_reference, n_step_reference, sample_indices_reference
-from recengine.replay import PrioritizedReplay
+from recengine.buffers import PrioritizedReplay
 from tests.helpers import assert_close
 
 FIELDS = {

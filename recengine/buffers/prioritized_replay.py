@@ -1,4 +1,9 @@
-"""Prioritized experience replay: columnar ring-buffer storage over a C++ sum-tree and min-tree."""
+"""Prioritized experience replay: columnar ring-buffer storage over a C++ sum-tree and min-tree.
+
+The trees, the sampling, the gather and the n-step returns run in the replay family's C++ kernels
+(csrc/replay/), reached through recengine._native.cpu_ops() like every other CPU op, so
+torch.set_num_threads governs their OpenMP loops.
+"""
 from __future__ import annotations
 
 import json
@@ -9,20 +14,14 @@ import threading
 import torch
 
 from recengine._atomic import atomic_path
-from recengine._native import _C, as_array
+from recengine._native import as_array, cpu_ops, empty_with_huge_pages
 
 _FORMAT_VERSION = 1
 
 
-def _zeros(shape, dtype) -> torch.Tensor:
-    """torch.zeros, but large buffers are advised onto 2 MiB pages before the first touch (see advise_hugepages)."""
-    t = torch.empty(shape, dtype=dtype)
-    if t.numel() * t.element_size() >= (4 << 20):
-        try:
-            _C.replay_advise_hugepages(t.view(torch.uint8).numpy() if t.dim() else t.numpy())
-        except (TypeError, RuntimeError):  # a dtype NumPy lacks: the constructor reports it
-            pass
-    return t.zero_()
+def _zeros(shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
+    """torch.zeros, with a large buffer's memory advised onto huge pages before the first touch."""
+    return empty_with_huge_pages(shape, dtype=dtype).zero_()
 
 
 def _dtype_name(dtype: torch.dtype) -> str:
@@ -229,7 +228,7 @@ class PrioritizedReplay:
                 col[start:start + first].copy_(value[skip:skip + first])
                 if count > first:
                     col[:count - first].copy_(value[skip + first:])
-            _C.replay_tree_fill(self._sum_np, self._min_np, self.capacity, start, count, self._max_leaf)
+            cpu_ops().replay_tree_fill(self._sum_np, self._min_np, self.capacity, start, count, self._max_leaf)
             self._position = (self._position + n) % self.capacity
             self._size = min(self._size + n, self.capacity)
 
@@ -251,7 +250,7 @@ class PrioritizedReplay:
             if not self._sum_np[1] > 0:
                 raise ValueError("sample: every stored priority is 0")
             # one C++ call: descent, importance weights and the gather of every column into new arrays
-            indices, weights, rows = _C.replay_sample_rows(self._sum_np, self._min_np, uniforms, float(beta),
+            indices, weights, rows = cpu_ops().replay_sample_rows(self._sum_np, self._min_np, uniforms, float(beta),
                                                            self._arrays)
             indices = torch.from_numpy(indices)
             batch = {name: torch.from_numpy(r) for name, r in zip(self._batch_names, rows)}
@@ -267,14 +266,14 @@ class PrioritizedReplay:
                "n_done": torch.empty(batch, dtype=torch.bool),
                "n_steps": torch.empty(batch, dtype=torch.int64)}
         last = torch.empty(batch, dtype=torch.int64)
-        _C.replay_n_step_returns(self._array_of["reward"], self._array_of["done"], self._position, self.num_envs,
+        cpu_ops().replay_n_step_returns(self._array_of["reward"], self._array_of["done"], self._position, self.num_envs,
                                  self.n_step, self.gamma, indices.numpy(), out["n_reward"].numpy(),
                                  out["n_discount"].numpy(), out["n_done"].numpy(), out["n_steps"].numpy(),
                                  last.numpy())
         if self.next_fields:
             rows = {"n_" + name: torch.empty((batch, *self.fields[name][0]), dtype=self.fields[name][1])
                     for name in self.next_fields}
-            _C.replay_gather_rows([self._array_of[name] for name in self.next_fields], last.numpy(),
+            cpu_ops().replay_gather_rows([self._array_of[name] for name in self.next_fields], last.numpy(),
                                   [r.numpy() for r in rows.values()])
             out.update(rows)
         return out
@@ -303,7 +302,7 @@ class PrioritizedReplay:
         prio = priorities if (priorities.device.type == "cpu" and priorities.is_contiguous()
                               and not priorities.requires_grad) else priorities.detach().cpu().contiguous()
         with self._lock:
-            top = _C.replay_tree_update(self._sum_np, self._min_np, self._size, idx.numpy(), prio.numpy(),
+            top = cpu_ops().replay_tree_update(self._sum_np, self._min_np, self._size, idx.numpy(), prio.numpy(),
                                         1.0 if exponent_applied else self.alpha)
             self._max_leaf = max(self._max_leaf, top)
 
@@ -357,7 +356,7 @@ class PrioritizedReplay:
         replay._sum_tree[replay._leaves:replay._leaves + size] = leaves
         replay._min_tree[replay._leaves:replay._leaves + size] = torch.where(
             leaves > 0, leaves, torch.full_like(leaves, math.inf))
-        _C.replay_tree_rebuild(replay._sum_np, replay._min_np)
+        cpu_ops().replay_tree_rebuild(replay._sum_np, replay._min_np)
         replay._size, replay._position = size, position
         replay._max_leaf = float(meta["max_leaf"])
         return replay
