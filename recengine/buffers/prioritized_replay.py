@@ -242,7 +242,8 @@ class PrioritizedReplay:
         if generator is not None and not isinstance(generator, torch.Generator):
             raise TypeError(f"generator: expected a torch.Generator, got {type(generator).__name__}")
         if generator is not None and generator.device.type != "cpu":
-            raise ValueError(f"generator: expected a CPU generator (the replay lives in CPU memory), got {generator.device}")
+            raise ValueError(f"generator: expected a CPU generator (the replay lives in CPU memory), "
+                             f"got {generator.device}")
         uniforms = torch.rand(batch_size, generator=generator, dtype=torch.float64).numpy()
         with self._lock:
             if self._size == 0:
@@ -326,7 +327,7 @@ class PrioritizedReplay:
                 save_file(tensors, tmp, metadata={"recengine.replay": json.dumps(meta)})
 
     @classmethod
-    def load(cls, path: str) -> "PrioritizedReplay":
+    def load(cls, path: str) -> PrioritizedReplay:
         """Restore a replay written by `save`."""
         from safetensors import safe_open
 

@@ -122,8 +122,8 @@ def _psw_kernel(go_ptr, w_ptr, table_offsets_ptr, ids_ptr, offsets_ptr, grad_psw
         tl.store(grad_psw_ptr + k, dot, mask=kmask)
 
 
-def embedding_bag_psw_backward(grad_output: torch.Tensor, weights: torch.Tensor, table_offsets: torch.Tensor, ids: torch.Tensor,
-                 offsets: torch.Tensor, mean: bool) -> torch.Tensor:
+def embedding_bag_psw_backward(grad_output: torch.Tensor, weights: torch.Tensor, table_offsets: torch.Tensor,
+                               ids: torch.Tensor, offsets: torch.Tensor, mean: bool) -> torch.Tensor:
     """(N,) gradient w.r.t. the per-sample weights."""
     num_tables = table_offsets.numel() - 1
     batch = (offsets.numel() - 1) // num_tables

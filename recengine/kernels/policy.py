@@ -13,9 +13,9 @@ The launchers take already-validated tensors (recengine/ops/policy.py validates)
 """
 from __future__ import annotations
 
+import torch
 import triton
 import triton.language as tl
-import torch
 
 #: launch shapes (rows per program, items per tile, warps) of the scan and of the two backward kernels,
 #: and the precision of tl.dot: "tf32x3" splits each float32 operand into three TF32 products on the tensor
@@ -153,11 +153,11 @@ def _grad_tile(Q, E, bias, ex_off, ex_ids, target, lse, p_scale, t_scale, rows, 
     """d loss / d raw scores on a tile: softmax * p_scale - onehot(target) * t_scale (0 where excluded)."""
     x, valid = _logits_tile(Q, E, bias, ex_off, ex_ids, rows, cols, row_ok, inv_temp, N, D, max_cnt,
                             HAS_BIAS, HAS_EX, BLOCK_D, PREC)
-    l = tl.load(lse + rows, mask=row_ok, other=0.0)
+    row_lse = tl.load(lse + rows, mask=row_ok, other=0.0)
     ps = tl.load(p_scale + rows, mask=row_ok, other=0.0)
     ts = tl.load(t_scale + rows, mask=row_ok, other=0.0)
     tg = tl.load(target + rows, mask=row_ok, other=-1)
-    g = tl.exp(x - l[:, None]) * ps[:, None]
+    g = tl.exp(x - row_lse[:, None]) * ps[:, None]
     g = g - tl.where(cols[None, :] == tg[:, None], ts[:, None], 0.0)
     return tl.where(valid, g, 0.0)
 

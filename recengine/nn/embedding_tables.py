@@ -17,8 +17,8 @@ update happens when backward reaches this module (once per backward of each forw
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import torch
 from torch import Tensor, nn

@@ -28,13 +28,14 @@ no backend ever touches memory outside the tensors.
 """
 from __future__ import annotations
 
-from typing import NoReturn, Optional, Sequence
+from collections.abc import Sequence
+from typing import NoReturn
 
 import torch
 from torch import Tensor
 
 from recengine._native import as_array, cpu_ops
-from recengine.ops._checks import FLOAT_DTYPES, INDEX_DTYPES, check_same_device, check_tensor
+from recengine.ops._checks import FLOAT_DTYPES, INDEX_DTYPES, check_choice, check_int, check_same_device, check_tensor
 
 POOLINGS = ("sum", "mean")
 #: optimizer name -> kernel code (0 is the dense gradient)
@@ -57,10 +58,7 @@ def _check_structure(weights, table_offsets, ids, offsets, per_sample_weights, p
     check_tensor("offsets", offsets, dtypes=(torch.int64,), ndim=1)
     if per_sample_weights is not None:
         check_tensor("per_sample_weights", per_sample_weights, dtypes=FLOAT_DTYPES, shape=(ids.shape[0],))
-    if not isinstance(pooling, str):
-        raise TypeError(f"pooling: expected a str, got {type(pooling).__name__}")
-    if pooling not in POOLINGS:
-        raise ValueError(f"pooling: expected one of {POOLINGS}, got {pooling!r}")
+    check_choice("pooling", pooling, POOLINGS)
     check_same_device(weights=weights, table_offsets=table_offsets, ids=ids, offsets=offsets,
                       per_sample_weights=per_sample_weights)
     if weights.shape[1] < 1:
@@ -96,8 +94,8 @@ def _check_values(num_rows: int, table_offsets: Tensor, ids: Tensor, offsets: Te
     vectorised torch checks, a few host syncs, no loop over ids or bags."""
     if ids.device.type == "cpu":
         pos = cpu_ops().embedding_bag_find_bad_id(as_array(table_offsets.contiguous(), "table_offsets"),
-                                             as_array(ids.contiguous(), "ids"), as_array(offsets.contiguous(), "offsets"),
-                                             num_rows)
+                                                  as_array(ids.contiguous(), "ids"),
+                                                  as_array(offsets.contiguous(), "offsets"), num_rows)
         if pos >= 0:
             _raise_bad_id(pos, table_offsets, ids, offsets, table_names)
         return
@@ -184,13 +182,14 @@ def check_embedding_bag_inputs(weights: Tensor, table_offsets: Tensor, ids: Tens
 # ------------------------------------------------------------------------------------ the ops
 @torch.library.custom_op("recengine::embedding_bag", mutates_args=(), device_types="cpu")
 def _embedding_bag_op(weights: Tensor, table_offsets: Tensor, ids: Tensor, offsets: Tensor,
-                      per_sample_weights: Optional[Tensor], pooling: str) -> Tensor:
+                      per_sample_weights: Tensor | None, pooling: str) -> Tensor:
     num_tables, batch = _sizes(table_offsets, offsets)
     weights, table_offsets, ids, offsets = (x.contiguous() for x in (weights, table_offsets, ids, offsets))
     psw = None if per_sample_weights is None else as_array(per_sample_weights.contiguous(), "per_sample_weights")
     out = torch.empty(batch, num_tables * weights.shape[1], dtype=weights.dtype)
-    cpu_ops().embedding_bag_forward(as_array(weights, "weights"), as_array(table_offsets, "table_offsets"), as_array(ids, "ids"),
-                               as_array(offsets, "offsets"), psw, pooling == "mean", as_array(out, "out"))
+    cpu_ops().embedding_bag_forward(as_array(weights, "weights"), as_array(table_offsets, "table_offsets"),
+                                    as_array(ids, "ids"), as_array(offsets, "offsets"), psw, pooling == "mean",
+                                    as_array(out, "out"))
     return out
 
 
@@ -216,14 +215,16 @@ def _embedding_bag_fake(weights, table_offsets, ids, offsets, per_sample_weights
 
 @torch.library.custom_op("recengine::embedding_bag_backward", mutates_args=(), device_types="cpu")
 def _backward_op(grad_output: Tensor, weights: Tensor, table_offsets: Tensor, ids: Tensor, offsets: Tensor,
-                 per_sample_weights: Optional[Tensor], pooling: str) -> Tensor:
+                 per_sample_weights: Tensor | None, pooling: str) -> Tensor:
     grad_weights = torch.zeros_like(weights, memory_format=torch.contiguous_format)
     psw = None if per_sample_weights is None else as_array(per_sample_weights.contiguous(), "per_sample_weights")
     empty = torch.empty(0, dtype=weights.dtype)
-    cpu_ops().embedding_bag_update(as_array(grad_output.contiguous(), "grad_output"), as_array(grad_weights, "grad_weights"),
-                              as_array(table_offsets.contiguous(), "table_offsets"), as_array(ids.contiguous(), "ids"),
-                              as_array(offsets.contiguous(), "offsets"), psw, pooling == "mean", 0, as_array(empty, "state1"),
-                              as_array(empty, "state2"), 0.0, 0.0, 0.0, 0.0, 1.0, 1.0)
+    cpu_ops().embedding_bag_update(as_array(grad_output.contiguous(), "grad_output"),
+                                   as_array(grad_weights, "grad_weights"),
+                                   as_array(table_offsets.contiguous(), "table_offsets"),
+                                   as_array(ids.contiguous(), "ids"), as_array(offsets.contiguous(), "offsets"), psw,
+                                   pooling == "mean", 0, as_array(empty, "state1"), as_array(empty, "state2"),
+                                   0.0, 0.0, 0.0, 0.0, 1.0, 1.0)
     return grad_weights
 
 
@@ -245,9 +246,11 @@ def _backward_fake(grad_output, weights, table_offsets, ids, offsets, per_sample
 def _psw_backward_op(grad_output: Tensor, weights: Tensor, table_offsets: Tensor, ids: Tensor, offsets: Tensor,
                      pooling: str) -> Tensor:
     grad_psw = torch.empty(ids.shape[0], dtype=weights.dtype)
-    cpu_ops().embedding_bag_backward_psw(as_array(grad_output.contiguous(), "grad_output"), as_array(weights.contiguous(), "weights"),
-                                    as_array(table_offsets.contiguous(), "table_offsets"), as_array(ids.contiguous(), "ids"),
-                                    as_array(offsets.contiguous(), "offsets"), pooling == "mean", as_array(grad_psw, "grad_psw"))
+    cpu_ops().embedding_bag_backward_psw(as_array(grad_output.contiguous(), "grad_output"),
+                                         as_array(weights.contiguous(), "weights"),
+                                         as_array(table_offsets.contiguous(), "table_offsets"),
+                                         as_array(ids.contiguous(), "ids"), as_array(offsets.contiguous(), "offsets"),
+                                         pooling == "mean", as_array(grad_psw, "grad_psw"))
     return grad_psw
 
 
@@ -255,8 +258,9 @@ def _psw_backward_op(grad_output: Tensor, weights: Tensor, table_offsets: Tensor
 def _psw_backward_cuda(grad_output, weights, table_offsets, ids, offsets, pooling):
     from recengine.kernels import embedding_bag as kernels
 
-    return kernels.embedding_bag_psw_backward(grad_output.contiguous(), weights.contiguous(), table_offsets.contiguous(),
-                                              ids.contiguous(), offsets.contiguous(), pooling == "mean")
+    return kernels.embedding_bag_psw_backward(grad_output.contiguous(), weights.contiguous(),
+                                              table_offsets.contiguous(), ids.contiguous(), offsets.contiguous(),
+                                              pooling == "mean")
 
 
 @_psw_backward_op.register_fake
@@ -288,14 +292,15 @@ torch.library.register_autograd("recengine::embedding_bag", _backward, setup_con
 @torch.library.custom_op("recengine::embedding_bag_fused_update", mutates_args=("weights", "state1", "state2"),
                          device_types="cpu")
 def _fused_update_op(grad_output: Tensor, weights: Tensor, table_offsets: Tensor, ids: Tensor, offsets: Tensor,
-                     per_sample_weights: Optional[Tensor], pooling: str, optimizer: str, state1: Tensor,
+                     per_sample_weights: Tensor | None, pooling: str, optimizer: str, state1: Tensor,
                      state2: Tensor, lr: float, eps: float, beta1: float, beta2: float, step: int) -> None:
     psw = None if per_sample_weights is None else as_array(per_sample_weights.contiguous(), "per_sample_weights")
     cpu_ops().embedding_bag_update(as_array(grad_output.contiguous(), "grad_output"), as_array(weights, "weights"),
-                              as_array(table_offsets.contiguous(), "table_offsets"), as_array(ids.contiguous(), "ids"),
-                              as_array(offsets.contiguous(), "offsets"), psw, pooling == "mean", OPTIMIZERS[optimizer],
-                              as_array(state1, "state1"), as_array(state2, "state2"), lr, eps, beta1, beta2,
-                              1.0 - beta1**step, 1.0 - beta2**step)
+                                   as_array(table_offsets.contiguous(), "table_offsets"),
+                                   as_array(ids.contiguous(), "ids"), as_array(offsets.contiguous(), "offsets"), psw,
+                                   pooling == "mean", OPTIMIZERS[optimizer], as_array(state1, "state1"),
+                                   as_array(state2, "state2"), lr, eps, beta1, beta2, 1.0 - beta1**step,
+                                   1.0 - beta2**step)
 
 
 @_fused_update_op.register_kernel("cuda")
@@ -350,19 +355,18 @@ def embedding_bag_fused_update(grad_output: Tensor, weights: Tensor, table_offse
         check_values=check_values)
     if not weights.is_contiguous():
         raise ValueError("weights: must be contiguous (it is updated in place)")
-    if optimizer not in OPTIMIZERS:
-        raise ValueError(f"optimizer: expected one of {tuple(OPTIMIZERS)}, got {optimizer!r}")
+    check_choice("optimizer", optimizer, tuple(OPTIMIZERS))
     num_tables, batch = _sizes(table_offsets, offsets)
     num_rows, dim = weights.shape
-    check_tensor("grad_output", grad_output, dtypes=FLOAT_DTYPES, shape=(batch, num_tables * dim), device=weights.device)
+    check_tensor("grad_output", grad_output, dtypes=FLOAT_DTYPES, shape=(batch, num_tables * dim),
+                 device=weights.device)
     empty = weights.new_empty(0)
     if optimizer == "rowwise_adagrad":
         check_tensor("state1", state1, dtypes=FLOAT_DTYPES, shape=(num_rows,), device=weights.device)
     elif optimizer == "adam":
         check_tensor("state1", state1, dtypes=FLOAT_DTYPES, shape=(num_rows, dim), device=weights.device)
         check_tensor("state2", state2, dtypes=FLOAT_DTYPES, shape=(num_rows, dim), device=weights.device)
-        if isinstance(step, bool) or not isinstance(step, int) or step < 1:
-            raise ValueError(f"step: expected an int >= 1, got {step!r}")
+        check_int("step", step, minimum=1)
     for name, s in (("state1", state1), ("state2", state2)):
         if s is not None and not s.is_contiguous():
             raise ValueError(f"{name}: must be contiguous (it is updated in place)")
@@ -371,4 +375,5 @@ def embedding_bag_fused_update(grad_output: Tensor, weights: Tensor, table_offse
     beta1, beta2 = (float(b) for b in betas)
     torch.ops.recengine.embedding_bag_fused_update(grad_output.detach(), weights.detach(), table_offsets, ids, offsets,
                                                    None if psw is None else psw.detach(), pooling, optimizer,
-                                                   state1.detach(), state2.detach(), float(lr), float(eps), beta1, beta2, int(step))
+                                                   state1.detach(), state2.detach(), float(lr), float(eps), beta1,
+                                                   beta2, int(step))

@@ -23,10 +23,21 @@ import torch
 from torch import Tensor
 
 from recengine._native import as_array, cpu_ops
-from recengine.ops._checks import INDEX_DTYPES, check_positive, check_same_device, check_tensor
+from recengine.ops._checks import (
+    INDEX_DTYPES,
+    check_choice,
+    check_int,
+    check_number,
+    check_positive,
+    check_same_device,
+    check_tensor,
+)
 from recengine.reference.policy import seed_key
 
-__all__ = ["catalog_topk", "catalog_sample", "catalog_logsumexp", "catalog_cross_entropy"]
+__all__ = ["catalog_topk", "catalog_sample", "catalog_logsumexp", "catalog_cross_entropy", "REDUCTIONS"]
+
+#: the reductions catalog_cross_entropy offers
+REDUCTIONS = ("mean", "sum", "none")
 
 
 # ------------------------------------------------------------------------------------- validation
@@ -54,11 +65,7 @@ def _validate(Q: Tensor, E: Tensor, bias: Tensor | None, temperature: float, exc
         raise ValueError("E: the catalog is empty (N = 0)")
     if bias is not None:
         check_tensor("bias", bias, dtypes=(torch.float32,), shape=(N,))
-    if isinstance(temperature, bool) or not isinstance(temperature, (int, float)):
-        raise TypeError(f"temperature: expected a number, got {type(temperature).__name__}")
-    check_positive("temperature", temperature)
-    if temperature == float("inf"):
-        raise ValueError("temperature: must be finite")
+    check_number("temperature", temperature, minimum=0.0, exclusive=True)
     if (exclude_offsets is None) != (exclude_ids is None):
         raise ValueError("exclude_offsets and exclude_ids: give both or neither")
     if exclude_offsets is not None:
@@ -373,8 +380,7 @@ def catalog_sample(Q: Tensor, E: Tensor, k: int, seed: int, *, bias: Tensor | No
     """
     Q, E, bias, exclude_offsets, exclude_ids = _validate(Q, E, bias, temperature, exclude_offsets, exclude_ids)
     _check_k(k, E.shape[0], Q.shape[0], exclude_offsets, exclude_ids)
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise TypeError(f"seed: expected an int, got {type(seed).__name__}")
+    check_int("seed", seed)
     ids, log_probs = torch.ops.recengine.catalog_sample(Q, E, k, seed_key(seed), bias, float(temperature),
                                                         exclude_offsets, exclude_ids)
     if not bool(torch.isfinite(log_probs).all()):
@@ -402,8 +408,7 @@ def catalog_cross_entropy(Q: Tensor, E: Tensor, target: Tensor, *, bias: Tensor 
     B x N matrix). target (B,) int32/int64: an id out of range raises IndexError, an excluded target
     ValueError.
     """
-    if reduction not in ("mean", "sum", "none"):
-        raise ValueError(f"reduction: expected 'mean', 'sum' or 'none', got {reduction!r}")
+    check_choice("reduction", reduction, REDUCTIONS)
     Q, E, bias, exclude_offsets, exclude_ids = _validate(Q, E, bias, temperature, exclude_offsets, exclude_ids)
     target = _check_target(target, Q.shape[0], E.shape[0], exclude_offsets, exclude_ids)
     if Q.shape[0] == 0 and reduction == "mean":

@@ -5,12 +5,10 @@ recengine.reference.replay.td_loss_reference.
 """
 from __future__ import annotations
 
-import math
-
 import torch
 
 from recengine._native import _C, as_array
-from recengine.ops._checks import check_same_device, check_tensor
+from recengine.ops._checks import check_number, check_same_device, check_tensor
 
 _FLOAT = (torch.float32,)
 _DONE_DTYPES = (torch.float32, torch.bool, torch.uint8)
@@ -128,13 +126,11 @@ def td_loss(q_sa: torch.Tensor, next_q: torch.Tensor, rewards: torch.Tensor, don
         if t.shape[0] != batch:
             raise ValueError(f"{name}: expected shape ({batch},) like q_sa, got {tuple(t.shape)}")
     check_same_device(q_sa=q_sa, next_q=next_q, rewards=rewards, dones=dones, discounts=discounts, weights=weights)
-    for name, value, low_ok in (("huber_delta", huber_delta, False), ("alpha", alpha, True), ("eps", eps, True)):
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-            raise ValueError(f"{name}: expected a finite number, got {value!r}")
-        if value < 0 or (value == 0 and not low_ok):
-            raise ValueError(f"{name}: must be {'>= 0' if low_ok else '> 0'}, got {value}")
+    huber_delta = check_number("huber_delta", huber_delta, minimum=0.0, exclusive=True)
+    alpha = check_number("alpha", alpha, minimum=0.0)
+    eps = check_number("eps", eps, minimum=0.0)
     if q_sa.device.type not in ("cpu", "cuda"):
         raise ValueError(f"q_sa: expected a CPU or CUDA tensor, got device {q_sa.device}")
     return _td_loss(q_sa.contiguous(), next_q.contiguous(), rewards.contiguous(),
                     dones.to(torch.float32).contiguous(), discounts.contiguous(), weights.contiguous(),
-                    float(huber_delta), float(alpha), float(eps))
+                    huber_delta, alpha, eps)

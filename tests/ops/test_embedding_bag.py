@@ -253,15 +253,15 @@ def test_cpu_kernels_multithreaded_size(psw):
     rows, batch, dim = [3000, 500, 40], 700, 64
     w, to, ids, offs, p = make_inputs(41, rows, batch, dim, max_len=80, psw=psw, empty_frac=0.05)
     assert ids.numel() > 70000
-    assert_close(embedding_bag(w, to, ids, offs, p, pooling="mean"), embedding_bag_reference(w, to, ids, offs, p, "mean"),
-                 name="forward")
+    assert_close(embedding_bag(w, to, ids, offs, p, pooling="mean"),
+                 embedding_bag_reference(w, to, ids, offs, p, "mean"), name="forward")
     grad = torch.randn(batch, len(rows) * dim, generator=torch.Generator().manual_seed(5))
     state = {"sum": torch.rand(w.shape[0], generator=torch.Generator().manual_seed(6))}
     w_ref, s_ref = fused_update_reference(w, to, ids, offs, grad, p, "mean", optimizer="rowwise_adagrad", lr=0.1,
                                           eps=1e-3, state=state)
     weights, s1 = w.clone(), state["sum"].clone()
-    embedding_bag_fused_update(grad, weights, to, ids, offs, p, pooling="mean", optimizer="rowwise_adagrad", lr=0.1, eps=1e-3,
-                               state1=s1)
+    embedding_bag_fused_update(grad, weights, to, ids, offs, p, pooling="mean", optimizer="rowwise_adagrad", lr=0.1,
+                               eps=1e-3, state1=s1)
     assert_close(weights, w_ref, rtol=1e-5, atol=1e-5, name="weights")
     assert_close(s1, s_ref["sum"], rtol=1e-5, atol=1e-6, name="state")
 
@@ -339,7 +339,8 @@ def test_out_of_range_id_raises_index_error_and_changes_nothing(bad_id, table, i
             s1, s2 = torch.zeros(10, 8), torch.zeros(10, 8)
         grad = torch.ones(3, 16)
         with pytest.raises(IndexError, match=f"table {table}"):
-            embedding_bag_fused_update(grad, weights, to, ids, offs, p, optimizer=optimizer, lr=1.0, state1=s1, state2=s2)
+            embedding_bag_fused_update(grad, weights, to, ids, offs, p, optimizer=optimizer, lr=1.0, state1=s1,
+                                       state2=s2)
         # the C++ kernel checks too, before writing anything
         with pytest.raises(IndexError, match=f"outside table {table}"):
             embedding_bag_fused_update(grad, weights, to, ids, offs, p, optimizer=optimizer, lr=1.0, state1=s1,
@@ -463,8 +464,8 @@ def test_cpu_instruction_set_variants(isa):
                                                       state=state, step=2, **hp)
                 weights, kst = w.clone(), {k: v.clone() for k, v in state.items()}
                 s1, s2 = _kernel_state(optimizer, kst)
-                embedding_bag_fused_update(grad, weights, to, ids, offs, p, pooling="mean", optimizer=optimizer, state1=s1,
-                                           state2=s2, step=2, **hp)
+                embedding_bag_fused_update(grad, weights, to, ids, offs, p, pooling="mean", optimizer=optimizer,
+                                           state1=s1, state2=s2, step=2, **hp)
                 assert_close(weights, w_ref, rtol=1e-5, atol=1e-5, name=f"{optimizer} D={dim}")
                 for k in s_ref:
                     assert_close(kst[k], s_ref[k], rtol=1e-5, atol=1e-6, name=f"{optimizer} {k} D={dim}")

@@ -8,8 +8,12 @@ import torch
 from recengine._native import cpu_ops
 from recengine.kernels import replay as triton_replay
 from recengine.ops import td_loss
-from recengine.reference.replay import (NumpySumTree, importance_weights_reference, sample_indices_reference,
-                                        td_loss_reference)
+from recengine.reference.replay import (
+    NumpySumTree,
+    importance_weights_reference,
+    sample_indices_reference,
+    td_loss_reference,
+)
 from tests.helpers import TRITON_DEVICE, assert_close
 
 
