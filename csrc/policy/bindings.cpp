@@ -18,8 +18,8 @@ void sample_sweep(const float* Q, const float* E, int64_t B, int64_t N, int64_t 
 int blas_found();
 bool topk_bf16_available();
 void set_topk_bf16(bool on);
-void ce_backward_sweep(const float* Ql, const float* Qg, const float* E, int64_t B, int64_t N, int64_t D,
-                       const float* bias, const int64_t* ex_off, const int64_t* ex_ids, const float* lse,
+void ce_backward_sweep(const float* Q, const float* E, int64_t B, int64_t N, int64_t D, const float* bias,
+                       float inv_temp, const int64_t* ex_off, const int64_t* ex_ids, const float* lse,
                        const int64_t* target, const float* p_scale, const float* t_scale, float* dQ, float* dE,
                        float* dbias);
 void force_portable_gemm(bool on);
@@ -185,11 +185,9 @@ void bind_policy(py::module_& m) {
       "Gumbel-top-k heaps and online logsumexp of every row over the whole catalog.");
   m.def(
       "policy_ce_backward",
-      [](py::array Ql, py::array Qg, py::array E, py::object bias, py::object ex_off, py::object ex_ids, py::array lse,
+      [](py::array Q, py::array E, py::object bias, float inv_temp, py::object ex_off, py::object ex_ids, py::array lse,
          py::array target, py::array p_scale, py::array t_scale, py::object dQ, py::object dE, py::object dbias) {
-        Catalog c = catalog(Ql, E, bias, ex_off, ex_ids);
-        const float* qg = array_ptr<float>(Qg, "Qg", 2);
-        if (dim_size(Qg, 0) != c.B || dim_size(Qg, 1) != c.D) throw py::value_error("Qg: shape differs from Q");
+        Catalog c = catalog(Q, E, bias, ex_off, ex_ids);
         const float* pl = array_ptr<float>(lse, "lse", 1);
         const int64_t* pt = array_ptr<int64_t>(target, "target", 1);
         const float* pp = array_ptr<float>(p_scale, "p_scale", 1);
@@ -209,7 +207,8 @@ void bind_policy(py::module_& m) {
         float* pde = out(dE, "dE", c.N, c.D);
         float* pdb = out(dbias, "dbias", c.N, -1);
         py::gil_scoped_release release;
-        pk::ce_backward_sweep(c.Q, qg, c.E, c.B, c.N, c.D, c.bias, c.ex_off, c.ex_ids, pl, pt, pp, ps, pdq, pde, pdb);
+        pk::ce_backward_sweep(c.Q, c.E, c.B, c.N, c.D, c.bias, inv_temp, c.ex_off, c.ex_ids, pl, pt, pp, ps, pdq, pde,
+                              pdb);
       },
       "Cross-entropy backward over the whole catalog: accumulates into dQ, dE, dbias (each may be None).");
   m.def(

@@ -470,9 +470,9 @@ void sample_sweep(const float* Q, const float* E, int64_t B, int64_t N, int64_t 
 // writer) and walk every row chunk, recomputing the logits tile and turning it into
 // G = softmax * p_scale - onehot(target) * t_scale (see ce_grad_row); then dE_blk += G^T Q_chunk,
 // dbias_blk += column sums of G, and dQ_chunk += G E_blk into the thread's own dQ copy (B x D: small),
-// summed at the end. Ql are the rows the logits use (Q / T), Qg those dE uses (Q).
-void ce_backward_sweep(const float* Ql, const float* Qg, const float* E, int64_t B, int64_t N, int64_t D,
-                       const float* bias, const int64_t* ex_off, const int64_t* ex_ids, const float* lse,
+// summed at the end. The logits are (Q E^T + bias) * inv_temp, as in every sweep; the scales carry inv_temp.
+void ce_backward_sweep(const float* Q, const float* E, int64_t B, int64_t N, int64_t D, const float* bias,
+                       float inv_temp, const int64_t* ex_off, const int64_t* ex_ids, const float* lse,
                        const int64_t* target, const float* p_scale, const float* t_scale, float* dQ, float* dE,
                        float* dbias) {
   const SweepShape sh = sweep_shape(B, N);
@@ -494,10 +494,10 @@ void ce_backward_sweep(const float* Ql, const float* Qg, const float* E, int64_t
       for (int64_t r0 = 0; r0 < B; r0 += sh.rows_per_chunk) {
         const int64_t R = std::min(sh.rows_per_chunk, B - r0);
         float* g = tile.data();
-        tile_gemm(Ql + r0 * D, eb, R, nb, D, g, packed);
+        tile_gemm(Q + r0 * D, eb, R, nb, D, g, packed);
         for (int64_t r = 0; r < R; ++r) {
           const int64_t row = r0 + r;
-          ce_grad_row(g + r * nb, nb, j0, bias, 1.0f, ex_begin(ex_off, ex_ids, row), ex_end(ex_off, ex_ids, row),
+          ce_grad_row(g + r * nb, nb, j0, bias, inv_temp, ex_begin(ex_off, ex_ids, row), ex_end(ex_off, ex_ids, row),
                       lse[row], target[row], p_scale[row], t_scale[row]);
         }
         if (dbias)
@@ -507,12 +507,12 @@ void ce_backward_sweep(const float* Ql, const float* Qg, const float* E, int64_t
         const float one = 1.0f;
         if (dE) {  // dE_blk (nb x D) += G^T (nb x R) Q_chunk (R x D)
           if (use_blas) {
-            b.sgemm("N", "T", &m_d, &n_b, &r_n, &one, Qg + r0 * D, &m_d, g, &n_b, &one, dE + j0 * D, &m_d);
+            b.sgemm("N", "T", &m_d, &n_b, &r_n, &one, Q + r0 * D, &m_d, g, &n_b, &one, dE + j0 * D, &m_d);
           } else {
             for (int64_t r = 0; r < R; ++r)
               for (int64_t j = 0; j < nb; ++j) {
                 const float w = g[r * nb + j];
-                const float* q = Qg + (r0 + r) * D;
+                const float* q = Q + (r0 + r) * D;
                 float* out = dE + (j0 + j) * D;
                 for (int64_t d = 0; d < D; ++d) out[d] += w * q[d];
               }

@@ -290,11 +290,10 @@ void bind_replay(py::module_& m) {
         py::arg("num_envs"), py::arg("n_step"), py::arg("gamma"), py::arg("indices"), py::arg("n_reward"),
         py::arg("n_discount"), py::arg("n_done"), py::arg("n_steps"), py::arg("last"),
         "n-step returns from the ring buffer's reward and done columns.");
-  m.def("td_loss_forward", &td_loss_forward, py::arg("q_sa"), py::arg("next_q"), py::arg("rewards"), py::arg("dones"),
-        py::arg("discounts"), py::arg("weights"), py::arg("huber_delta"), py::arg("alpha"), py::arg("eps"),
-        py::arg("td"), py::arg("new_priorities"),
-        "Fused TD loss forward: fills td and new_priorities, returns the loss.");
+  m.def("td_loss_forward", &td_loss_forward, py::arg("q_sa"), py::arg("next_q"), py::arg("reward"), py::arg("done"),
+        py::arg("discount"), py::arg("weight"), py::arg("huber_delta"), py::arg("alpha"), py::arg("eps"), py::arg("td"),
+        py::arg("new_priority"), "Fused TD loss forward: fills td and new_priority, returns the loss.");
   m.def("td_loss_backward", &td_loss_backward, py::arg("grad_loss"), py::arg("grad_td"), py::arg("td"),
-        py::arg("weights"), py::arg("discounts"), py::arg("dones"), py::arg("huber_delta"), py::arg("grad_q_sa"),
+        py::arg("weight"), py::arg("discount"), py::arg("done"), py::arg("huber_delta"), py::arg("grad_q_sa"),
         py::arg("grad_next_q"), "Fused TD loss backward.");
 }

@@ -79,7 +79,7 @@ class PrioritizedReplay:
       where m stops at the first ``done`` (inclusive) and at the newest stored transition (a sample near
       the write head gets fewer steps; ``n_discount`` is then gamma^m on a live state). The n-step DQN
       target is ``n_reward + n_discount * max_a Q(n_next_state, a)``; with td_loss pass
-      ``dones=batch["n_done"], discounts=gamma^m`` or simply ``dones=zeros, discounts=batch["n_discount"]``
+      ``done=batch["n_done"], discount=gamma^m`` or simply ``done=zeros, discount=batch["n_discount"]``
       (``n_discount`` already holds ``1 - done``; passing both is harmless since done is 0 or 1).
 
     ``add(**columns)``: one tensor per field, leading batch dim n, exact stored dtype and shape (any

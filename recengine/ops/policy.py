@@ -11,7 +11,8 @@ user's row: they never score, are never drawn and carry no probability. Ids retu
 
 No op materialises the B x N logits: the catalog is walked in tiles (CPU: one C++ OpenMP sweep, each
 thread computing L2-sized tiles with the process's BLAS and folding them into per-row state at once;
-CUDA: Triton). Peak extra memory is O(B*k + threads * tile), plus dE itself for the backward.
+CUDA: Triton). Peak extra memory is O(B*k + threads * tile), plus dE itself for the backward. Both
+backends take Q and bias as given and inv_temp = 1 / temperature, applied per logit in the kernel.
 On CPUs with AVX512-BF16, catalog_topk of 48+ rows first scores in bfloat16 (twice the multiply-adds per
 instruction) with a proven error bound per score, and rescores in float32 only the items that bound
 cannot rule out: the result is still the float32 top-k (csrc/policy/topk_bf16.cpp).
@@ -129,34 +130,27 @@ def _check_target(target: Tensor, B: int, N: int, exclude_offsets: Tensor | None
 
 
 # ------------------------------------------------------------------------------------ CPU driver
+# The C++ sweeps take the same arguments as the Triton launchers: raw Q and bias, and inv_temp = 1 / temperature,
+# which both apply per logit, (Q . E[a] + bias[a]) * inv_temp.
 def _arr(t):
     return None if t is None else as_array(t, "tensor")
 
 
-def _scaled(Q, bias, temperature):
-    """Q / T and bias / T (small tensors): the kernels then need no multiply per logit."""
-    if temperature == 1.0:
-        return Q, bias
-    inv_t = 1.0 / temperature
-    return Q * inv_t, None if bias is None else bias * inv_t
-
-
-def _cpu_topk(Q, E, k, bias, temperature, exclude_offsets, exclude_ids):
+def _cpu_topk(Q, E, k, bias, inv_temp, exclude_offsets, exclude_ids):
     _C = cpu_ops()
     B = Q.shape[0]
     vals = torch.full((B, k), float("-inf"))
     ids = torch.full((B, k), -1, dtype=torch.int64)
     count = torch.zeros(B, dtype=torch.int64)
     a_vals, a_ids, a_count = _arr(vals), _arr(ids), _arr(count)
-    Qs, bias_s = _scaled(Q, bias, temperature)  # Q / T and bias / T: the kernels run with T = 1
     a_off, a_ex = _arr(exclude_offsets), _arr(exclude_ids)
 
-    _C.policy_topk(_arr(Qs), _arr(E), _arr(bias_s), 1.0, a_off, a_ex, a_vals, a_ids, a_count)
+    _C.policy_topk(_arr(Q), _arr(E), _arr(bias), inv_temp, a_off, a_ex, a_vals, a_ids, a_count)
     _C.policy_heaps_finish(a_vals, a_ids, None, a_count)
     return vals, ids, count
 
 
-def _cpu_lse(Q, E, bias, temperature, exclude_offsets, exclude_ids, target=None):
+def _cpu_lse(Q, E, bias, inv_temp, exclude_offsets, exclude_ids, target=None):
     """Per-row logsumexp and, with target, the target's logit."""
     _C = cpu_ops()
     B = Q.shape[0]
@@ -164,16 +158,15 @@ def _cpu_lse(Q, E, bias, temperature, exclude_offsets, exclude_ids, target=None)
     s = torch.zeros(B)
     x_t = torch.zeros(B) if target is not None else None
     a_m, a_s, a_t, a_xt = _arr(m), _arr(s), _arr(target), _arr(x_t)
-    Qs, bias_s = _scaled(Q, bias, temperature)  # Q / T and bias / T: the kernels run with T = 1
     a_off, a_ex = _arr(exclude_offsets), _arr(exclude_ids)
 
-    _C.policy_lse(_arr(Qs), _arr(E), _arr(bias_s), 1.0, a_off, a_ex, a_m, a_s, a_t, a_xt)
+    _C.policy_lse(_arr(Q), _arr(E), _arr(bias), inv_temp, a_off, a_ex, a_m, a_s, a_t, a_xt)
     lse = torch.empty(B)
     _C.policy_lse_finish(a_m, a_s, _arr(lse))
     return lse, x_t
 
 
-def _cpu_sample(Q, E, k, skey, bias, temperature, exclude_offsets, exclude_ids):
+def _cpu_sample(Q, E, k, skey, bias, inv_temp, exclude_offsets, exclude_ids):
     _C = cpu_ops()
     B = Q.shape[0]
     keys = torch.full((B, k), float("-inf"))
@@ -183,26 +176,24 @@ def _cpu_sample(Q, E, k, skey, bias, temperature, exclude_offsets, exclude_ids):
     m = torch.full((B,), float("-inf"))
     s = torch.zeros(B)
     arrs = [_arr(t) for t in (keys, ids, xs, count, m, s)]
-    Qs, bias_s = _scaled(Q, bias, temperature)  # Q / T and bias / T: the kernels run with T = 1
     a_off, a_ex = _arr(exclude_offsets), _arr(exclude_ids)
 
-    _C.policy_sample(_arr(Qs), _arr(E), _arr(bias_s), 1.0, a_off, a_ex, skey, *arrs)
+    _C.policy_sample(_arr(Q), _arr(E), _arr(bias), inv_temp, a_off, a_ex, skey, *arrs)
     _C.policy_heaps_finish(arrs[0], arrs[1], arrs[2], arrs[3])
     lse = torch.empty(B)
     _C.policy_lse_finish(arrs[4], arrs[5], _arr(lse))
     return ids, xs - lse.unsqueeze(1), lse, count
 
 
-def _cpu_ce_backward(Q, E, target, bias, lse, p_scale, t_scale, temperature, exclude_offsets, exclude_ids,
+def _cpu_ce_backward(Q, E, target, bias, lse, p_scale, t_scale, inv_temp, exclude_offsets, exclude_ids,
                      need_q, need_e, need_bias):
     _C = cpu_ops()
     N = E.shape[0]
     dQ = torch.zeros_like(Q) if need_q else Q.new_empty(0)
     dE = torch.zeros_like(E) if need_e else E.new_empty(0)
     dbias = torch.zeros(N) if need_bias else Q.new_empty(0)
-    Qs, bias_s = _scaled(Q, bias, temperature)  # Q / T and bias / T: the kernels run with T = 1
     a_off, a_ex = _arr(exclude_offsets), _arr(exclude_ids)
-    _C.policy_ce_backward(_arr(Qs), _arr(Q), _arr(E), _arr(bias_s), a_off, a_ex, _arr(lse), _arr(target),
+    _C.policy_ce_backward(_arr(Q), _arr(E), _arr(bias), inv_temp, a_off, a_ex, _arr(lse), _arr(target),
                           _arr(p_scale), _arr(t_scale), _arr(dQ) if need_q else None, _arr(dE) if need_e else None,
                           _arr(dbias) if need_bias else None)
     return dQ, dE, dbias
@@ -219,7 +210,7 @@ def _kernels():
 def _topk_op(Q: torch.Tensor, E: torch.Tensor, k: int, bias: torch.Tensor | None, temperature: float,
              exclude_offsets: torch.Tensor | None, exclude_ids: torch.Tensor | None
              ) -> tuple[torch.Tensor, torch.Tensor]:
-    vals, ids, count = _cpu_topk(Q, E, k, bias, temperature, exclude_offsets, exclude_ids)
+    vals, ids, count = _cpu_topk(Q, E, k, bias, 1.0 / temperature, exclude_offsets, exclude_ids)
     if bool((count < k).any()):
         raise ValueError("catalog_topk: fewer than k items scored (logits overflowed to -inf?)")
     return vals, ids
@@ -240,7 +231,8 @@ def _sample_op(Q: torch.Tensor, E: torch.Tensor, k: int, seed_key: int, bias: to
                temperature: float, exclude_offsets: torch.Tensor | None, exclude_ids: torch.Tensor | None
                ) -> tuple[torch.Tensor, torch.Tensor]:
     """seed_key: the 32-bit key recengine.reference.policy.seed_key(seed) of the caller's seed."""
-    ids, log_probs, lse, count = _cpu_sample(Q, E, k, seed_key, bias, temperature, exclude_offsets, exclude_ids)
+    ids, log_probs, lse, count = _cpu_sample(Q, E, k, seed_key, bias, 1.0 / temperature, exclude_offsets,
+                                             exclude_ids)
     if bool((count < k).any()):
         raise ValueError("catalog_sample: the logits overflowed (non-finite logsumexp)")
     return ids, log_probs
@@ -260,7 +252,7 @@ def _sample_fake(Q, E, k, seed_key, bias, temperature, exclude_offsets, exclude_
 @torch.library.custom_op("recengine::catalog_logsumexp", mutates_args=(), device_types="cpu")
 def _lse_op(Q: torch.Tensor, E: torch.Tensor, bias: torch.Tensor | None, temperature: float,
             exclude_offsets: torch.Tensor | None, exclude_ids: torch.Tensor | None) -> torch.Tensor:
-    return _cpu_lse(Q, E, bias, temperature, exclude_offsets, exclude_ids)[0]
+    return _cpu_lse(Q, E, bias, 1.0 / temperature, exclude_offsets, exclude_ids)[0]
 
 
 @_lse_op.register_kernel("cuda")
@@ -278,7 +270,7 @@ def _ce_rows_op(Q: torch.Tensor, E: torch.Tensor, target: torch.Tensor, bias: to
                 temperature: float, exclude_offsets: torch.Tensor | None, exclude_ids: torch.Tensor | None
                 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(loss per row = lse - logit[target], lse per row); target int64."""
-    lse, x_t = _cpu_lse(Q, E, bias, temperature, exclude_offsets, exclude_ids, target)
+    lse, x_t = _cpu_lse(Q, E, bias, 1.0 / temperature, exclude_offsets, exclude_ids, target)
     return lse - x_t, lse
 
 
@@ -303,7 +295,7 @@ def _ce_bwd_op(Q: torch.Tensor, E: torch.Tensor, target: torch.Tensor, bias: tor
                need_q: bool, need_e: bool, need_bias: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Gradients w.r.t. (Q, E, bias) of sum_b p_scale[b] * T * lse[b] - t_scale[b] * T * logit[b, target[b]]
     (scales already divided by T); a gradient not asked for comes back empty."""
-    return _cpu_ce_backward(Q, E, target, bias, lse, p_scale, t_scale, temperature, exclude_offsets,
+    return _cpu_ce_backward(Q, E, target, bias, lse, p_scale, t_scale, 1.0 / temperature, exclude_offsets,
                             exclude_ids, need_q, need_e, need_bias)
 
 

@@ -160,17 +160,17 @@ class PrioritizedReplayReference:
 
 
 # ------------------------------------------------------------------------------------ TD loss
-def td_loss_reference(q_sa, next_q, rewards, dones, discounts, weights, *, huber_delta: float = 1.0,
+def td_loss_reference(q_sa, next_q, reward, done, discount, weight, *, huber_delta: float = 1.0,
                       alpha: float = 0.6, eps: float = 1e-6):
-    """target = rewards + discounts * (1 - dones) * next_q; td = target - q_sa;
-    loss = mean(weights * huber_delta(td)); new_priorities = (|td| + eps)^alpha (no gradient).
+    """target = reward + discount * (1 - done) * next_q; td = target - q_sa;
+    loss = mean(weight * huber_delta(td)); new_priority = (|td| + eps)^alpha (no gradient).
 
     Gradients flow to q_sa and to next_q when it requires grad (DQN callers compute next_q without grad).
     """
-    dones = dones.to(q_sa.dtype)
-    target = rewards + discounts * (1 - dones) * next_q
+    done = done.to(q_sa.dtype)
+    target = reward + discount * (1 - done) * next_q
     td = target - q_sa
     per_sample = F.huber_loss(td, torch.zeros_like(td), reduction="none", delta=huber_delta)
-    loss = (weights * per_sample).mean()
-    new_priorities = (td.detach().abs() + eps) ** alpha
-    return loss, td, new_priorities
+    loss = (weight * per_sample).mean()
+    new_priority = (td.detach().abs() + eps) ** alpha
+    return loss, td, new_priority

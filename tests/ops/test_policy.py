@@ -449,7 +449,8 @@ def test_triton_cross_entropy_backward(B, N):
 
 
 def test_cpp_sweeps_fold_bias_and_temperature():
-    """The ops pre-scale Q and bias by 1/T and pass inv_temp = 1; the sweeps can also apply it per logit."""
+    """The sweeps apply inv_temp = 1/T per logit, the way the ops call them on the CPU (and the Triton launchers on
+    CUDA)."""
     from recengine import _C
 
     Q, E, kw = make_case(B=6, N=40, D=5)

@@ -124,16 +124,16 @@ def test_td_loss_opcheck():
 
 @pytest.mark.parametrize("bad,exc,match", [
     (dict(q_sa=torch.zeros(4, dtype=torch.float64)), TypeError, "q_sa"),
-    (dict(weights=torch.zeros(3)), ValueError, "weights"),
-    (dict(dones=torch.zeros(4, dtype=torch.int64)), TypeError, "dones"),
-    (dict(rewards=torch.zeros(4, 1)), ValueError, "rewards"),
+    (dict(weight=torch.zeros(3)), ValueError, "weight"),
+    (dict(done=torch.zeros(4, dtype=torch.int64)), TypeError, "done"),
+    (dict(reward=torch.zeros(4, 1)), ValueError, "reward"),
     (dict(huber_delta=0.0), ValueError, "huber_delta"),
     (dict(alpha=-1.0), ValueError, "alpha"),
     (dict(eps=float("nan")), ValueError, "eps"),
     (dict(next_q=[0.0] * 4), TypeError, "next_q"),
 ])
 def test_td_loss_bad_input(bad, exc, match):
-    names = ["q_sa", "next_q", "rewards", "dones", "discounts", "weights"]
+    names = ["q_sa", "next_q", "reward", "done", "discount", "weight"]
     kwargs = dict(zip(names, [torch.zeros(4)] * 3 + [torch.zeros(4, dtype=torch.bool)] + [torch.ones(4)] * 2))
     kwargs.update(bad)
     with pytest.raises(exc, match=match):
