@@ -15,6 +15,7 @@ import torch
 
 from recengine._atomic import atomic_path
 from recengine._native import as_array, cpu_ops, empty_with_huge_pages
+from recengine.ops._checks import check_int, check_number
 
 _FORMAT_VERSION = 1
 
@@ -103,18 +104,14 @@ class PrioritizedReplay:
 
     def __init__(self, capacity: int, fields: dict, alpha: float = 0.6, n_step: int = 1, gamma: float = 0.99, *,
                  next_fields=None, num_envs: int = 1):
-        if isinstance(capacity, bool) or not isinstance(capacity, int) or capacity < 1:
-            raise ValueError(f"capacity: expected an int >= 1, got {capacity!r}")
+        check_int("capacity", capacity, minimum=1)
         if not isinstance(fields, dict) or not fields:
             raise TypeError("fields: expected a non-empty dict {name: (shape, dtype)}")
-        if not (isinstance(alpha, (int, float)) and math.isfinite(alpha) and alpha >= 0):
-            raise ValueError(f"alpha: expected a finite number >= 0, got {alpha!r}")
-        if isinstance(n_step, bool) or not isinstance(n_step, int) or n_step < 1:
-            raise ValueError(f"n_step: expected an int >= 1, got {n_step!r}")
-        if not (isinstance(gamma, (int, float)) and 0 <= gamma <= 1):
-            raise ValueError(f"gamma: expected a number in [0, 1], got {gamma!r}")
-        if isinstance(num_envs, bool) or not isinstance(num_envs, int) or num_envs < 1:
-            raise ValueError(f"num_envs: expected an int >= 1, got {num_envs!r}")
+        check_number("alpha", alpha, minimum=0.0)
+        check_int("n_step", n_step, minimum=1)
+        if check_number("gamma", gamma, minimum=0.0) > 1:
+            raise ValueError(f"gamma: must be <= 1, got {gamma}")
+        check_int("num_envs", num_envs, minimum=1)
         if capacity % num_envs:
             raise ValueError(f"capacity: must be a multiple of num_envs={num_envs}, got {capacity}")
         self.fields: dict[str, tuple[tuple[int, ...], torch.dtype]] = {}
@@ -235,10 +232,8 @@ class PrioritizedReplay:
     # ------------------------------------------------------------------------------ sample
     def sample(self, batch_size: int, beta: float, generator: torch.Generator | None = None):
         """Draw `batch_size` transitions; returns (batch dict, indices int64, weights float32). See the class doc."""
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"batch_size: expected an int >= 1, got {batch_size!r}")
-        if not (isinstance(beta, (int, float)) and math.isfinite(beta) and beta >= 0):
-            raise ValueError(f"beta: expected a finite number >= 0, got {beta!r}")
+        check_int("batch_size", batch_size, minimum=1)
+        check_number("beta", beta, minimum=0.0)
         if generator is not None and not isinstance(generator, torch.Generator):
             raise TypeError(f"generator: expected a torch.Generator, got {type(generator).__name__}")
         if generator is not None and generator.device.type != "cpu":

@@ -19,8 +19,8 @@ import triton.language as tl
 
 #: launch shapes (rows per program, items per tile, warps) of the scan and of the two backward kernels,
 #: and the precision of tl.dot: "tf32x3" splits each float32 operand into three TF32 products on the tensor
-#: cores, about float32's accuracy (relative error ~1e-6 on W2, every top-k id equal to float64's) at 2-5x
-#: the speed of "ieee" (plain float32 FMAs). Chosen by benchmarks/gpu_tune.py on an H200 (RESULTS.md).
+#: cores, for about float32's accuracy at a multiple of the speed of "ieee" (plain float32 FMAs). Chosen by
+#: benchmarks/gpu_tune.py on an H200; its accuracy and speed are in benchmarks/RESULTS.md.
 CONFIG = {"scan": (64, 64, 4), "dq": (64, 64, 4), "de": (64, 64, 4), "precision": "tf32x3"}
 
 
