@@ -200,12 +200,6 @@ def _cpu_ce_backward(Q, E, target, bias, lse, p_scale, t_scale, inv_temp, exclud
 
 
 # ---------------------------------------------------------------------------- torch.library ops
-def _kernels():
-    from recengine.kernels import policy as kernels
-
-    return kernels
-
-
 @torch.library.custom_op("recengine::catalog_topk", mutates_args=(), device_types="cpu")
 def _topk_op(Q: torch.Tensor, E: torch.Tensor, k: int, bias: torch.Tensor | None, temperature: float,
              exclude_offsets: torch.Tensor | None, exclude_ids: torch.Tensor | None
@@ -218,7 +212,9 @@ def _topk_op(Q: torch.Tensor, E: torch.Tensor, k: int, bias: torch.Tensor | None
 
 @_topk_op.register_kernel("cuda")
 def _topk_cuda(Q, E, k, bias, temperature, exclude_offsets, exclude_ids):
-    return _kernels().catalog_topk(Q, E, k, bias, 1.0 / temperature, exclude_offsets, exclude_ids)
+    from recengine.kernels import policy as kernels
+
+    return kernels.catalog_topk(Q, E, k, bias, 1.0 / temperature, exclude_offsets, exclude_ids)
 
 
 @_topk_op.register_fake
@@ -240,8 +236,9 @@ def _sample_op(Q: torch.Tensor, E: torch.Tensor, k: int, seed_key: int, bias: to
 
 @_sample_op.register_kernel("cuda")
 def _sample_cuda(Q, E, k, seed_key, bias, temperature, exclude_offsets, exclude_ids):
-    return _kernels().catalog_sample(Q, E, k, seed_key, bias, 1.0 / temperature,
-                                            exclude_offsets, exclude_ids)
+    from recengine.kernels import policy as kernels
+
+    return kernels.catalog_sample(Q, E, k, seed_key, bias, 1.0 / temperature, exclude_offsets, exclude_ids)
 
 
 @_sample_op.register_fake
@@ -257,7 +254,9 @@ def _lse_op(Q: torch.Tensor, E: torch.Tensor, bias: torch.Tensor | None, tempera
 
 @_lse_op.register_kernel("cuda")
 def _lse_cuda(Q, E, bias, temperature, exclude_offsets, exclude_ids):
-    return _kernels().catalog_logsumexp(Q, E, bias, 1.0 / temperature, exclude_offsets, exclude_ids)
+    from recengine.kernels import policy as kernels
+
+    return kernels.catalog_logsumexp(Q, E, bias, 1.0 / temperature, exclude_offsets, exclude_ids)
 
 
 @_lse_op.register_fake
@@ -276,7 +275,9 @@ def _ce_rows_op(Q: torch.Tensor, E: torch.Tensor, target: torch.Tensor, bias: to
 
 @_ce_rows_op.register_kernel("cuda")
 def _ce_rows_cuda(Q, E, target, bias, temperature, exclude_offsets, exclude_ids):
-    lse = _kernels().catalog_logsumexp(Q, E, bias, 1.0 / temperature, exclude_offsets, exclude_ids)
+    from recengine.kernels import policy as kernels
+
+    lse = kernels.catalog_logsumexp(Q, E, bias, 1.0 / temperature, exclude_offsets, exclude_ids)
     x_t = (Q * E[target]).sum(1)
     if bias is not None:
         x_t = x_t + bias[target]
@@ -302,8 +303,10 @@ def _ce_bwd_op(Q: torch.Tensor, E: torch.Tensor, target: torch.Tensor, bias: tor
 @_ce_bwd_op.register_kernel("cuda")
 def _ce_bwd_cuda(Q, E, target, bias, lse, p_scale, t_scale, temperature, exclude_offsets, exclude_ids,
                  need_q, need_e, need_bias):
-    return _kernels().catalog_cross_entropy_backward(Q, E, target, bias, lse, p_scale, t_scale, 1.0 / temperature,
-                                                 exclude_offsets, exclude_ids, need_q, need_e, need_bias)
+    from recengine.kernels import policy as kernels
+
+    return kernels.catalog_cross_entropy_backward(Q, E, target, bias, lse, p_scale, t_scale, 1.0 / temperature,
+                                                  exclude_offsets, exclude_ids, need_q, need_e, need_bias)
 
 
 @_ce_bwd_op.register_fake
