@@ -224,9 +224,9 @@ void n_step_returns(py::array reward, py::array done, int64_t position, int64_t 
 }
 
 // Fills td and new_priorities; returns the mean weighted Huber loss (float64).
-double td_loss_forward(py::array q_sa, py::array next_q, py::array rewards, py::array dones, py::array discounts,
-                       py::array weights, float huber_delta, float alpha, float eps, py::array td,
-                       py::array new_priorities) {
+double td_loss_forward(py::array q_sa, py::array next_q, py::array reward, py::array done, py::array discount,
+                       py::array weight, float huber_delta, float alpha, float eps, py::array td,
+                       py::array new_priority) {
   const float* q = array_ptr<float>(q_sa, "q_sa", 1);
   const int64_t batch = dim_size(q_sa, 0);
   auto same = [batch](const py::array& a, const char* name, bool writable) {
@@ -235,20 +235,20 @@ double td_loss_forward(py::array q_sa, py::array next_q, py::array rewards, py::
     return p;
   };
   const float* nq = same(next_q, "next_q", false);
-  const float* r = same(rewards, "rewards", false);
-  const float* d = same(dones, "dones", false);
-  const float* g = same(discounts, "discounts", false);
-  const float* w = same(weights, "weights", false);
+  const float* r = same(reward, "reward", false);
+  const float* d = same(done, "done", false);
+  const float* g = same(discount, "discount", false);
+  const float* w = same(weight, "weight", false);
   float* t = same(td, "td", true);
-  float* p = same(new_priorities, "new_priorities", true);
+  float* p = same(new_priority, "new_priority", true);
   if (batch < 1) throw py::value_error("q_sa: batch must be non-empty");
   py::gil_scoped_release release;
   return rp::td_loss_forward(q, nq, r, d, g, w, batch, huber_delta, alpha, eps, t, p) / static_cast<double>(batch);
 }
 
 // grad_td and grad_next_q may be None.
-void td_loss_backward(float grad_loss, py::object grad_td, py::array td, py::array weights, py::array discounts,
-                      py::array dones, float huber_delta, py::array grad_q_sa, py::object grad_next_q) {
+void td_loss_backward(float grad_loss, py::object grad_td, py::array td, py::array weight, py::array discount,
+                      py::array done, float huber_delta, py::array grad_q_sa, py::object grad_next_q) {
   const float* t = array_ptr<float>(td, "td", 1);
   const int64_t batch = dim_size(td, 0);
   auto same = [batch](const py::array& a, const char* name, bool writable) {
@@ -256,9 +256,9 @@ void td_loss_backward(float grad_loss, py::object grad_td, py::array td, py::arr
     if (dim_size(a, 0) != batch) throw py::value_error(std::string(name) + ": length differs from td");
     return p;
   };
-  const float* w = same(weights, "weights", false);
-  const float* g = same(discounts, "discounts", false);
-  const float* d = same(dones, "dones", false);
+  const float* w = same(weight, "weight", false);
+  const float* g = same(discount, "discount", false);
+  const float* d = same(done, "done", false);
   float* gq = same(grad_q_sa, "grad_q_sa", true);
   const float* gt = grad_td.is_none() ? nullptr : same(grad_td.cast<py::array>(), "grad_td", false);
   float* gn = grad_next_q.is_none() ? nullptr : same(grad_next_q.cast<py::array>(), "grad_next_q", true);
