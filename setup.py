@@ -8,7 +8,7 @@ import glob
 import os
 import sys
 
-from pybind11.setup_helpers import Pybind11Extension, ParallelCompile, build_ext
+from pybind11.setup_helpers import ParallelCompile, Pybind11Extension, build_ext
 from setuptools import setup
 
 ParallelCompile("RECENGINE_BUILD_JOBS", default=0).install()

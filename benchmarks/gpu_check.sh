@@ -21,10 +21,11 @@ RECENGINE_BUILD_JOBS=$(nproc) $PY setup.py -q build_ext --inplace >"$OUT/build.l
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 echo "build: $((SECONDS - t0)) s"
 
-# The op tests hold both backends; with CUDA present conftest leaves TRITON_INTERPRET unset.
+# The op tests (public ops, on CUDA through Triton) and the Triton launcher tests; with CUDA present conftest
+# leaves TRITON_INTERPRET unset.
 t0=$SECONDS
 TIMEOUT_OPT=$($PY -c "import pytest_timeout" 2>/dev/null && echo "--timeout 90")
-timeout "${TEST_LIMIT:-200}" $PY -m pytest -q -p no:cacheprovider $TIMEOUT_OPT tests/ops \
+timeout "${TEST_LIMIT:-200}" $PY -m pytest -q -p no:cacheprovider $TIMEOUT_OPT tests/ops tests/kernels \
   >"$OUT/tests.log" 2>&1
 echo "tests: rc $? in $((SECONDS - t0)) s"; tail -25 "$OUT/tests.log"
 

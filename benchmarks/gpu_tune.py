@@ -75,12 +75,13 @@ def scan_rows(results):
                 ids_true, lse_true = truth[name]
                 _, ids = ops.catalog_topk(Q, E, k, bias=bias)
                 row[f"{name} topk match"] = float((ids == ids_true).all(1).float().mean())
-                row[f"{name} topk ms"] = bench(lambda: ops.catalog_topk(Q, E, k, bias=bias))
+                row[f"{name} topk ms"] = bench(lambda Q=Q, E=E, k=k, bias=bias: ops.catalog_topk(Q, E, k, bias=bias))
                 if name == "W2":
                     lse = ops.catalog_logsumexp(Q, E, bias=bias)
                     row["W2 lse max err"] = float((lse.double() - lse_true).abs().max())
-                    row["W2 lse ms"] = bench(lambda: ops.catalog_logsumexp(Q, E, bias=bias))
-                    row["W2 sample ms"] = bench(lambda: ops.catalog_sample(Q, E, k, 7, bias=bias))
+                    row["W2 lse ms"] = bench(lambda Q=Q, E=E, bias=bias: ops.catalog_logsumexp(Q, E, bias=bias))
+                    row["W2 sample ms"] = bench(
+                        lambda Q=Q, E=E, k=k, bias=bias: ops.catalog_sample(Q, E, k, 7, bias=bias))
         except Exception as exc:  # a shape the compiler rejects (registers, shared memory): record and go on
             row["error"] = f"{type(exc).__name__}: {str(exc)[:120]}"
         record(results, row)
@@ -115,7 +116,7 @@ def ce_rows(results):
 
 
 def embedding_rows(results):
-    from recengine.bench.embedding import FULL, make_batch
+    from recengine.bench.embedding_bag import FULL, make_batch
     from recengine.ops.embedding_bag import embedding_bag
 
     cfg = dict(FULL, rows=FULL["rows"] // SCALE, batch=FULL["batch"] // SCALE)

@@ -19,21 +19,32 @@ namespace recengine {
 
 template <typename T>
 constexpr char dtype_kind() {
-  if constexpr (std::is_same_v<T, bool>) return 'b';
-  else if constexpr (std::is_floating_point_v<T>) return 'f';
-  else if constexpr (std::is_signed_v<T>) return 'i';
-  else return 'u';
+  if constexpr (std::is_same_v<T, bool>)
+    return 'b';
+  else if constexpr (std::is_floating_point_v<T>)
+    return 'f';
+  else if constexpr (std::is_signed_v<T>)
+    return 'i';
+  else
+    return 'u';
 }
 
 template <typename T>
 const char* dtype_name() {
-  if constexpr (std::is_same_v<T, float>) return "float32";
-  else if constexpr (std::is_same_v<T, double>) return "float64";
-  else if constexpr (std::is_same_v<T, int64_t>) return "int64";
-  else if constexpr (std::is_same_v<T, int32_t>) return "int32";
-  else if constexpr (std::is_same_v<T, bool>) return "bool";
-  else if constexpr (std::is_same_v<T, uint8_t>) return "uint8";
-  else return "unknown";
+  if constexpr (std::is_same_v<T, float>)
+    return "float32";
+  else if constexpr (std::is_same_v<T, double>)
+    return "float64";
+  else if constexpr (std::is_same_v<T, int64_t>)
+    return "int64";
+  else if constexpr (std::is_same_v<T, int32_t>)
+    return "int32";
+  else if constexpr (std::is_same_v<T, bool>)
+    return "bool";
+  else if constexpr (std::is_same_v<T, uint8_t>)
+    return "uint8";
+  else
+    return "unknown";
 }
 
 // True when `a` holds elements of type T (checked by kind and size, never by conversion).
@@ -53,10 +64,8 @@ T* array_ptr(const py::array& a, const char* name, int ndim = -1, bool writable 
   if (ndim >= 0 && a.ndim() != ndim)
     throw py::value_error(std::string(name) + ": expected " + std::to_string(ndim) + " dimensions, got " +
                           std::to_string(a.ndim()));
-  if (!(a.flags() & py::array::c_style))
-    throw py::value_error(std::string(name) + ": must be C-contiguous");
-  if (writable && !a.writeable())
-    throw py::value_error(std::string(name) + ": must be writable");
+  if (!(a.flags() & py::array::c_style)) throw py::value_error(std::string(name) + ": must be C-contiguous");
+  if (writable && !a.writeable()) throw py::value_error(std::string(name) + ": must be writable");
   return static_cast<T*>(const_cast<void*>(a.data()));
 }
 

@@ -7,7 +7,7 @@ import sys
 
 # family name on the command line -> module defining workloads(device, quick)
 BENCH_FAMILIES = {
-    "embedding": "recengine.bench.embedding",
+    "embedding_bag": "recengine.bench.embedding_bag",
     "policy": "recengine.bench.policy",
     "replay": "recengine.bench.replay",
 }

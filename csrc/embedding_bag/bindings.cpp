@@ -4,10 +4,6 @@
 #include <cstdint>
 #include <string>
 
-#if defined(__linux__)
-#include <sys/mman.h>
-#endif
-
 #include "common.h"
 #include "embedding_bag/embedding_bag.h"
 
@@ -54,44 +50,29 @@ eb::Bags make_bags(const py::array& table_offsets, const py::array& ids, const p
   int64_t lo = 0, hi = bags.T * bags.B - 1;
   while (lo < hi) {
     int64_t mid = lo + (hi - lo + 1) / 2;
-    if (bags.offsets[mid] <= pos) lo = mid;
-    else hi = mid - 1;
+    if (bags.offsets[mid] <= pos)
+      lo = mid;
+    else
+      hi = mid - 1;
   }
   j = lo;
   const int64_t t = j / bags.B;
-  const int64_t id = bags.ids_int64 ? static_cast<const int64_t*>(bags.ids)[pos]
-                                    : static_cast<const int32_t*>(bags.ids)[pos];
+  const int64_t id =
+      bags.ids_int64 ? static_cast<const int64_t*>(bags.ids)[pos] : static_cast<const int32_t*>(bags.ids)[pos];
   throw py::index_error("ids[" + std::to_string(pos) + "] = " + std::to_string(id) + " is outside table " +
-                        std::to_string(t) + " (" +
-                        std::to_string(bags.table_offsets[t + 1] - bags.table_offsets[t]) + " rows)");
+                        std::to_string(t) + " (" + std::to_string(bags.table_offsets[t + 1] - bags.table_offsets[t]) +
+                        " rows)");
 }
 
 void check_rows(const py::array& a, const char* name, int64_t R, int64_t D) {
   if (dim_size(a, 0) != R || dim_size(a, 1) != D)
-    throw py::value_error(std::string(name) + ": expected shape (" + std::to_string(R) + ", " + std::to_string(D) + ")");
+    throw py::value_error(std::string(name) + ": expected shape (" + std::to_string(R) + ", " + std::to_string(D) +
+                          ")");
 }
 
 }  // namespace
 
 void bind_embedding_bag(py::module_& m) {
-  m.def(
-      "advise_huge_pages",
-      [](const py::array& a) -> bool {
-        // Big tables are read at random rows: with 4 KiB pages nearly every row costs a TLB miss.
-        // Ask Linux for transparent huge pages on the whole 2 MiB pages inside the array (before it
-        // is first touched, so the pages fault in huge). A hint: false where unsupported.
-#if defined(__linux__) && defined(MADV_HUGEPAGE)
-        constexpr uintptr_t kHuge = uintptr_t(2) << 20;
-        const uintptr_t begin = reinterpret_cast<uintptr_t>(a.data());
-        const uintptr_t end = begin + static_cast<uintptr_t>(a.nbytes());
-        const uintptr_t lo = (begin + kHuge - 1) & ~(kHuge - 1), hi = end & ~(kHuge - 1);
-        if (hi <= lo) return false;
-        return madvise(reinterpret_cast<void*>(lo), hi - lo, MADV_HUGEPAGE) == 0;
-#else
-        return false;
-#endif
-      },
-      py::arg("array"), "Hint transparent huge pages for the array's memory (Linux); True if applied.");
   m.def(
       "embedding_bag_forward",
       [](const py::array& weights, const py::array& table_offsets, const py::array& ids, const py::array& offsets,
@@ -151,7 +132,8 @@ void bind_embedding_bag(py::module_& m) {
          const py::array& offsets, const py::object& psw, bool mean, int kind, const py::array& state1,
          const py::array& state2, double lr, double eps, double beta1, double beta2, double bias_correction1,
          double bias_correction2) {
-        if (kind < 0 || kind > 3) throw py::value_error("kind: expected 0 (dense grad), 1 (SGD), 2 (row-wise Adagrad) or 3 (Adam)");
+        if (kind < 0 || kind > 3)
+          throw py::value_error("kind: expected 0 (dense grad), 1 (SGD), 2 (row-wise Adagrad) or 3 (Adam)");
         float* tgt = array_ptr<float>(target, "target", 2, true);
         const int64_t R = dim_size(target, 0), D = dim_size(target, 1);
         eb::Bags bags = make_bags(table_offsets, ids, offsets, psw, mean, R);

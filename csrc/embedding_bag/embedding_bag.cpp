@@ -27,8 +27,10 @@ constexpr int64_t kPrefetchRows = 32;  // unique rows ahead (fused update); tune
 inline void prefetch_row(const float* p, int64_t D, bool write) {
   const char* c = reinterpret_cast<const char*>(p);
   for (int64_t off = 0; off < D * 4; off += 64) {
-    if (write) __builtin_prefetch(c + off, 1, 3);
-    else __builtin_prefetch(c + off, 0, 3);
+    if (write)
+      __builtin_prefetch(c + off, 1, 3);
+    else
+      __builtin_prefetch(c + off, 0, 3);
   }
 }
 
@@ -91,9 +93,9 @@ void forward_bags(const float* __restrict weights, int64_t R, int64_t D, const B
 // stream through while 16 floats per register accumulate, no stack round trips.
 #if defined(__x86_64__)
 template <typename I, int DC>
-__attribute__((target("avx512f"))) void forward_bags_avx512(const float* __restrict weights, int64_t R, const Bags& bags,
-                                                            int64_t j0, int64_t j1, float* __restrict out,
-                                                            std::atomic<int64_t>& bad) {
+__attribute__((target("avx512f"))) void forward_bags_avx512(const float* __restrict weights, int64_t R,
+                                                            const Bags& bags, int64_t j0, int64_t j1,
+                                                            float* __restrict out, std::atomic<int64_t>& bad) {
   constexpr int64_t D = DC;
   constexpr int V = DC / 16;
   const I* ids = static_cast<const I*>(bags.ids);
@@ -134,8 +136,8 @@ __attribute__((target("avx512f"))) void forward_bags_avx512(const float* __restr
 }
 template <typename I, int DC>
 __attribute__((target("avx2,fma"))) void forward_bags_avx2(const float* __restrict weights, int64_t R, const Bags& bags,
-                                                            int64_t j0, int64_t j1, float* __restrict out,
-                                                            std::atomic<int64_t>& bad) {
+                                                           int64_t j0, int64_t j1, float* __restrict out,
+                                                           std::atomic<int64_t>& bad) {
   constexpr int64_t D = DC;
   constexpr int V = DC / 8;
   const I* ids = static_cast<const I*>(bags.ids);
@@ -176,7 +178,9 @@ __attribute__((target("avx2,fma"))) void forward_bags_avx2(const float* __restri
 }
 // Instruction set of the hot loops: 2 AVX-512, 1 AVX2+FMA, 0 portable C++ (what the CPU supports, unless
 // lowered with set_isa, which the tests use to run every variant).
-int g_isa = __builtin_cpu_supports("avx512f") ? 2 : (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) ? 1 : 0;
+int g_isa = __builtin_cpu_supports("avx512f")                                   ? 2
+            : (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) ? 1
+                                                                                : 0;
 const int kMaxIsa = g_isa;
 #else
 int g_isa = 0;
@@ -195,23 +199,37 @@ int64_t forward_typed(const float* weights, int64_t R, int64_t D, const Bags& ba
     const int64_t j0 = c * kChunk, j1 = std::min(TB, j0 + kChunk);
 #if defined(__x86_64__)
     if (g_isa == 2 && (D == 32 || D == 64 || D == 128)) {
-      if (D == 32) forward_bags_avx512<I, 32>(weights, R, bags, j0, j1, out, bad);
-      else if (D == 64) forward_bags_avx512<I, 64>(weights, R, bags, j0, j1, out, bad);
-      else forward_bags_avx512<I, 128>(weights, R, bags, j0, j1, out, bad);
+      if (D == 32)
+        forward_bags_avx512<I, 32>(weights, R, bags, j0, j1, out, bad);
+      else if (D == 64)
+        forward_bags_avx512<I, 64>(weights, R, bags, j0, j1, out, bad);
+      else
+        forward_bags_avx512<I, 128>(weights, R, bags, j0, j1, out, bad);
       continue;
     }
     if (g_isa == 1 && (D == 32 || D == 64 || D == 128)) {
-      if (D == 32) forward_bags_avx2<I, 32>(weights, R, bags, j0, j1, out, bad);
-      else if (D == 64) forward_bags_avx2<I, 64>(weights, R, bags, j0, j1, out, bad);
-      else forward_bags_avx2<I, 128>(weights, R, bags, j0, j1, out, bad);
+      if (D == 32)
+        forward_bags_avx2<I, 32>(weights, R, bags, j0, j1, out, bad);
+      else if (D == 64)
+        forward_bags_avx2<I, 64>(weights, R, bags, j0, j1, out, bad);
+      else
+        forward_bags_avx2<I, 128>(weights, R, bags, j0, j1, out, bad);
       continue;
     }
 #endif
     switch (D) {
-      case 32: forward_bags<I, 32>(weights, R, D, bags, j0, j1, out, bad); break;
-      case 64: forward_bags<I, 64>(weights, R, D, bags, j0, j1, out, bad); break;
-      case 128: forward_bags<I, 128>(weights, R, D, bags, j0, j1, out, bad); break;
-      default: forward_bags<I, 0>(weights, R, D, bags, j0, j1, out, bad); break;
+      case 32:
+        forward_bags<I, 32>(weights, R, D, bags, j0, j1, out, bad);
+        break;
+      case 64:
+        forward_bags<I, 64>(weights, R, D, bags, j0, j1, out, bad);
+        break;
+      case 128:
+        forward_bags<I, 128>(weights, R, D, bags, j0, j1, out, bad);
+        break;
+      default:
+        forward_bags<I, 0>(weights, R, D, bags, j0, j1, out, bad);
+        break;
     }
   }
   return bad.load();
@@ -303,9 +321,8 @@ int bit_width(uint64_t v) {
 
 template <int DC>
 void update_segments(const float* __restrict grad_output, float* __restrict target, int64_t D, const Bags& bags,
-                     const UpdateParams& p, float* __restrict state1, float* __restrict state2,
-                     const uint64_t* sorted, const int64_t* seg_start, const int32_t* seg_table, int64_t U,
-                     const int32_t* bag_of) {
+                     const UpdateParams& p, float* __restrict state1, float* __restrict state2, const uint64_t* sorted,
+                     const int64_t* seg_start, const int32_t* seg_table, int64_t U, const int32_t* bag_of) {
   const int64_t B = bags.B, T = bags.T;
   const int64_t dn = DC > 0 ? DC : D;
 #pragma omp parallel num_threads(threads_for(bags.N))
@@ -370,10 +387,12 @@ void update_segments(const float* __restrict grad_output, float* __restrict targ
 #if defined(__x86_64__)
 // update_segments with the row gradient in AVX-512 registers (D = DC, a multiple of 16).
 template <int DC>
-__attribute__((target("avx512f"))) void update_segments_avx512(
-    const float* __restrict grad_output, float* __restrict target, const Bags& bags, const UpdateParams& p,
-    float* __restrict state1, float* __restrict state2, const uint64_t* sorted, const int64_t* seg_start,
-    const int32_t* seg_table, int64_t U, const int32_t* bag_of) {
+__attribute__((target("avx512f"))) void update_segments_avx512(const float* __restrict grad_output,
+                                                               float* __restrict target, const Bags& bags,
+                                                               const UpdateParams& p, float* __restrict state1,
+                                                               float* __restrict state2, const uint64_t* sorted,
+                                                               const int64_t* seg_start, const int32_t* seg_table,
+                                                               int64_t U, const int32_t* bag_of) {
   constexpr int64_t D = DC;
   constexpr int V = DC / 16;
   const int64_t B = bags.B, T = bags.T;
@@ -414,7 +433,8 @@ __attribute__((target("avx512f"))) void update_segments_avx512(
         break;
       case Update::SGD: {
         const __m512 nlr = _mm512_set1_ps(-p.lr);
-        for (int v = 0; v < V; ++v) _mm512_storeu_ps(w + 16 * v, _mm512_fmadd_ps(nlr, g[v], _mm512_loadu_ps(w + 16 * v)));
+        for (int v = 0; v < V; ++v)
+          _mm512_storeu_ps(w + 16 * v, _mm512_fmadd_ps(nlr, g[v], _mm512_loadu_ps(w + 16 * v)));
         break;
       }
       case Update::RowwiseAdagrad: {
@@ -423,7 +443,8 @@ __attribute__((target("avx512f"))) void update_segments_avx512(
         const float s = state1[row] + _mm512_reduce_add_ps(sq) / static_cast<float>(D);
         state1[row] = s;
         const __m512 nm = _mm512_set1_ps(-p.lr / (std::sqrt(s) + p.eps));
-        for (int v = 0; v < V; ++v) _mm512_storeu_ps(w + 16 * v, _mm512_fmadd_ps(nm, g[v], _mm512_loadu_ps(w + 16 * v)));
+        for (int v = 0; v < V; ++v)
+          _mm512_storeu_ps(w + 16 * v, _mm512_fmadd_ps(nm, g[v], _mm512_loadu_ps(w + 16 * v)));
         break;
       }
       case Update::Adam: {
@@ -435,7 +456,8 @@ __attribute__((target("avx512f"))) void update_segments_avx512(
         const __m512 lr = _mm512_set1_ps(p.lr), eps = _mm512_set1_ps(p.eps);
         for (int v = 0; v < V; ++v) {
           const __m512 md = _mm512_fmadd_ps(b1, _mm512_loadu_ps(m + 16 * v), _mm512_mul_ps(c1, g[v]));
-          const __m512 vd = _mm512_fmadd_ps(b2, _mm512_loadu_ps(vv + 16 * v), _mm512_mul_ps(c2, _mm512_mul_ps(g[v], g[v])));
+          const __m512 vd =
+              _mm512_fmadd_ps(b2, _mm512_loadu_ps(vv + 16 * v), _mm512_mul_ps(c2, _mm512_mul_ps(g[v], g[v])));
           _mm512_storeu_ps(m + 16 * v, md);
           _mm512_storeu_ps(vv + 16 * v, vd);
           const __m512 den = _mm512_add_ps(_mm512_sqrt_ps(_mm512_mul_ps(vd, ib2)), eps);
@@ -454,10 +476,12 @@ __attribute__((target("avx2,fma"))) inline float hsum_avx2(__m256 v) {
 }
 
 template <int DC>
-__attribute__((target("avx2,fma"))) void update_segments_avx2(
-    const float* __restrict grad_output, float* __restrict target, const Bags& bags, const UpdateParams& p,
-    float* __restrict state1, float* __restrict state2, const uint64_t* sorted, const int64_t* seg_start,
-    const int32_t* seg_table, int64_t U, const int32_t* bag_of) {
+__attribute__((target("avx2,fma"))) void update_segments_avx2(const float* __restrict grad_output,
+                                                              float* __restrict target, const Bags& bags,
+                                                              const UpdateParams& p, float* __restrict state1,
+                                                              float* __restrict state2, const uint64_t* sorted,
+                                                              const int64_t* seg_start, const int32_t* seg_table,
+                                                              int64_t U, const int32_t* bag_of) {
   constexpr int64_t D = DC;
   constexpr int V = DC / 8;
   const int64_t B = bags.B, T = bags.T;
@@ -519,7 +543,8 @@ __attribute__((target("avx2,fma"))) void update_segments_avx2(
         const __m256 lr = _mm256_set1_ps(p.lr), eps = _mm256_set1_ps(p.eps);
         for (int v = 0; v < V; ++v) {
           const __m256 md = _mm256_fmadd_ps(b1, _mm256_loadu_ps(m + 8 * v), _mm256_mul_ps(c1, g[v]));
-          const __m256 vd = _mm256_fmadd_ps(b2, _mm256_loadu_ps(vv + 8 * v), _mm256_mul_ps(c2, _mm256_mul_ps(g[v], g[v])));
+          const __m256 vd =
+              _mm256_fmadd_ps(b2, _mm256_loadu_ps(vv + 8 * v), _mm256_mul_ps(c2, _mm256_mul_ps(g[v], g[v])));
           _mm256_storeu_ps(m + 8 * v, md);
           _mm256_storeu_ps(vv + 8 * v, vd);
           const __m256 den = _mm256_add_ps(_mm256_sqrt_ps(_mm256_mul_ps(vd, ib2)), eps);
@@ -614,23 +639,43 @@ int64_t aggregate_update_typed(const float* grad_output, float* target, int64_t 
   seg_start[U] = N;
 #if defined(__x86_64__)
   if (g_isa == 2 && (D == 32 || D == 64 || D == 128)) {
-    if (D == 32) update_segments_avx512<32>(grad_output, target, bags, params, state1, state2, keys, seg_start, seg_table, U, bag_of);
-    else if (D == 64) update_segments_avx512<64>(grad_output, target, bags, params, state1, state2, keys, seg_start, seg_table, U, bag_of);
-    else update_segments_avx512<128>(grad_output, target, bags, params, state1, state2, keys, seg_start, seg_table, U, bag_of);
+    if (D == 32)
+      update_segments_avx512<32>(grad_output, target, bags, params, state1, state2, keys, seg_start, seg_table, U,
+                                 bag_of);
+    else if (D == 64)
+      update_segments_avx512<64>(grad_output, target, bags, params, state1, state2, keys, seg_start, seg_table, U,
+                                 bag_of);
+    else
+      update_segments_avx512<128>(grad_output, target, bags, params, state1, state2, keys, seg_start, seg_table, U,
+                                  bag_of);
     return -1;
   }
   if (g_isa == 1 && (D == 32 || D == 64 || D == 128)) {
-    if (D == 32) update_segments_avx2<32>(grad_output, target, bags, params, state1, state2, keys, seg_start, seg_table, U, bag_of);
-    else if (D == 64) update_segments_avx2<64>(grad_output, target, bags, params, state1, state2, keys, seg_start, seg_table, U, bag_of);
-    else update_segments_avx2<128>(grad_output, target, bags, params, state1, state2, keys, seg_start, seg_table, U, bag_of);
+    if (D == 32)
+      update_segments_avx2<32>(grad_output, target, bags, params, state1, state2, keys, seg_start, seg_table, U,
+                               bag_of);
+    else if (D == 64)
+      update_segments_avx2<64>(grad_output, target, bags, params, state1, state2, keys, seg_start, seg_table, U,
+                               bag_of);
+    else
+      update_segments_avx2<128>(grad_output, target, bags, params, state1, state2, keys, seg_start, seg_table, U,
+                                bag_of);
     return -1;
   }
 #endif
   switch (D) {
-    case 32: update_segments<32>(grad_output, target, D, bags, params, state1, state2, keys, seg_start, seg_table, U, bag_of); break;
-    case 64: update_segments<64>(grad_output, target, D, bags, params, state1, state2, keys, seg_start, seg_table, U, bag_of); break;
-    case 128: update_segments<128>(grad_output, target, D, bags, params, state1, state2, keys, seg_start, seg_table, U, bag_of); break;
-    default: update_segments<0>(grad_output, target, D, bags, params, state1, state2, keys, seg_start, seg_table, U, bag_of); break;
+    case 32:
+      update_segments<32>(grad_output, target, D, bags, params, state1, state2, keys, seg_start, seg_table, U, bag_of);
+      break;
+    case 64:
+      update_segments<64>(grad_output, target, D, bags, params, state1, state2, keys, seg_start, seg_table, U, bag_of);
+      break;
+    case 128:
+      update_segments<128>(grad_output, target, D, bags, params, state1, state2, keys, seg_start, seg_table, U, bag_of);
+      break;
+    default:
+      update_segments<0>(grad_output, target, D, bags, params, state1, state2, keys, seg_start, seg_table, U, bag_of);
+      break;
   }
   return -1;
 }
@@ -648,9 +693,9 @@ std::string check_layout(const Bags& bags, int64_t R) {
   if (bags.offsets[0] != 0) return "offsets: offsets[0] must be 0, got " + std::to_string(bags.offsets[0]);
   for (int64_t j = 0; j < TB; ++j)
     if (bags.offsets[j + 1] < bags.offsets[j])
-      return "offsets: must be nondecreasing, but offsets[" + std::to_string(j + 1) + "] = " +
-             std::to_string(bags.offsets[j + 1]) + " < offsets[" + std::to_string(j) + "] = " +
-             std::to_string(bags.offsets[j]);
+      return "offsets: must be nondecreasing, but offsets[" + std::to_string(j + 1) +
+             "] = " + std::to_string(bags.offsets[j + 1]) + " < offsets[" + std::to_string(j) +
+             "] = " + std::to_string(bags.offsets[j]);
   if (bags.offsets[TB] != bags.N)
     return "offsets: offsets[-1] must equal len(ids) = " + std::to_string(bags.N) + ", got " +
            std::to_string(bags.offsets[TB]);
@@ -676,8 +721,10 @@ int64_t forward(const float* weights, int64_t R, int64_t D, const Bags& bags, fl
 }
 
 void backward_psw(const float* grad_output, const float* weights, int64_t D, const Bags& bags, float* grad_psw) {
-  if (bags.ids_int64) backward_psw_typed<int64_t>(grad_output, weights, D, bags, grad_psw);
-  else backward_psw_typed<int32_t>(grad_output, weights, D, bags, grad_psw);
+  if (bags.ids_int64)
+    backward_psw_typed<int64_t>(grad_output, weights, D, bags, grad_psw);
+  else
+    backward_psw_typed<int32_t>(grad_output, weights, D, bags, grad_psw);
 }
 
 int64_t aggregate_update(const float* grad_output, float* target, int64_t R, int64_t D, const Bags& bags,

@@ -12,14 +12,14 @@ void topk_sweep(const float* Q, const float* E, int64_t B, int64_t N, int64_t D,
 void lse_sweep(const float* Q, const float* E, int64_t B, int64_t N, int64_t D, const float* bias, float inv_temp,
                const int64_t* ex_off, const int64_t* ex_ids, float* m, float* s, const int64_t* target,
                float* x_target);
-void sample_sweep(const float* Q, const float* E, int64_t B, int64_t N, int64_t D, const float* bias,
-                  float inv_temp, const int64_t* ex_off, const int64_t* ex_ids, uint32_t seed_key, int64_t k,
-                  float* heap_key, int64_t* heap_id, float* heap_x, int64_t* heap_n, float* m, float* s);
+void sample_sweep(const float* Q, const float* E, int64_t B, int64_t N, int64_t D, const float* bias, float inv_temp,
+                  const int64_t* ex_off, const int64_t* ex_ids, uint32_t seed_key, int64_t k, float* heap_key,
+                  int64_t* heap_id, float* heap_x, int64_t* heap_n, float* m, float* s);
 int blas_found();
 bool topk_bf16_available();
 void set_topk_bf16(bool on);
-void ce_backward_sweep(const float* Ql, const float* Qg, const float* E, int64_t B, int64_t N, int64_t D,
-                       const float* bias, const int64_t* ex_off, const int64_t* ex_ids, const float* lse,
+void ce_backward_sweep(const float* Q, const float* E, int64_t B, int64_t N, int64_t D, const float* bias,
+                       float inv_temp, const int64_t* ex_off, const int64_t* ex_ids, const float* lse,
                        const int64_t* target, const float* p_scale, const float* t_scale, float* dQ, float* dE,
                        float* dbias);
 void force_portable_gemm(bool on);
@@ -137,8 +137,8 @@ void bind_policy(py::module_& m) {
       "Top-k heaps of every row over the whole catalog (one parallel sweep).");
   m.def(
       "policy_lse",
-      [](py::array Q, py::array E, py::object bias, float inv_temp, py::object ex_off, py::object ex_ids,
-         py::array mx, py::array sm, py::object target, py::object x_target) {
+      [](py::array Q, py::array E, py::object bias, float inv_temp, py::object ex_off, py::object ex_ids, py::array mx,
+         py::array sm, py::object target, py::object x_target) {
         Catalog c = catalog(Q, E, bias, ex_off, ex_ids);
         float* pm = array_ptr<float>(mx, "m", 1, true);
         float* ps = array_ptr<float>(sm, "s", 1, true);
@@ -179,17 +179,15 @@ void bind_policy(py::module_& m) {
         check_rows(sm, "s", c.B);
         check_counts(hn, c.B, k);
         py::gil_scoped_release release;
-        pk::sample_sweep(c.Q, c.E, c.B, c.N, c.D, c.bias, inv_temp, c.ex_off, c.ex_ids, seed_key, k, hk, hi, hx, hn,
-                         pm, ps);
+        pk::sample_sweep(c.Q, c.E, c.B, c.N, c.D, c.bias, inv_temp, c.ex_off, c.ex_ids, seed_key, k, hk, hi, hx, hn, pm,
+                         ps);
       },
       "Gumbel-top-k heaps and online logsumexp of every row over the whole catalog.");
   m.def(
       "policy_ce_backward",
-      [](py::array Ql, py::array Qg, py::array E, py::object bias, py::object ex_off, py::object ex_ids, py::array lse,
+      [](py::array Q, py::array E, py::object bias, float inv_temp, py::object ex_off, py::object ex_ids, py::array lse,
          py::array target, py::array p_scale, py::array t_scale, py::object dQ, py::object dE, py::object dbias) {
-        Catalog c = catalog(Ql, E, bias, ex_off, ex_ids);
-        const float* qg = array_ptr<float>(Qg, "Qg", 2);
-        if (dim_size(Qg, 0) != c.B || dim_size(Qg, 1) != c.D) throw py::value_error("Qg: shape differs from Q");
+        Catalog c = catalog(Q, E, bias, ex_off, ex_ids);
         const float* pl = array_ptr<float>(lse, "lse", 1);
         const int64_t* pt = array_ptr<int64_t>(target, "target", 1);
         const float* pp = array_ptr<float>(p_scale, "p_scale", 1);
@@ -209,17 +207,23 @@ void bind_policy(py::module_& m) {
         float* pde = out(dE, "dE", c.N, c.D);
         float* pdb = out(dbias, "dbias", c.N, -1);
         py::gil_scoped_release release;
-        pk::ce_backward_sweep(c.Q, qg, c.E, c.B, c.N, c.D, c.bias, c.ex_off, c.ex_ids, pl, pt, pp, ps, pdq, pde, pdb);
+        pk::ce_backward_sweep(c.Q, c.E, c.B, c.N, c.D, c.bias, inv_temp, c.ex_off, c.ex_ids, pl, pt, pp, ps, pdq, pde,
+                              pdb);
       },
       "Cross-entropy backward over the whole catalog: accumulates into dQ, dE, dbias (each may be None).");
-  m.def("policy_blas_found", []() { return pk::blas_found() != 0; },
-        "Whether the tile GEMM uses the process's BLAS sgemm_ (else a portable loop).");
-  m.def("policy_force_portable_gemm", [](bool on) { pk::force_portable_gemm(on); },
-        "Testing: use the portable tile GEMM even where the BLAS is found.");
-  m.def("policy_topk_bf16", []() { return pk::topk_bf16_available(); },
-        "Whether catalog top-k of 48+ rows prefilters with bf16 scores (AVX512-BF16 CPUs; exact either way).");
-  m.def("policy_set_topk_bf16", [](bool on) { pk::set_topk_bf16(on); },
-        "Allow (default) or forbid the bf16 prefilter of top-k (tests cover both paths).");
-  m.def("policy_set_sweep_shape", [](int64_t rows, int64_t items) { pk::set_sweep_shape(rows, items); },
-        "Testing: fix the sweeps' tile to rows x items (0, 0: automatic).");
+  m.def(
+      "policy_blas_found", []() { return pk::blas_found() != 0; },
+      "Whether the tile GEMM uses the process's BLAS sgemm_ (else a portable loop).");
+  m.def(
+      "policy_force_portable_gemm", [](bool on) { pk::force_portable_gemm(on); },
+      "Testing: use the portable tile GEMM even where the BLAS is found.");
+  m.def(
+      "policy_topk_bf16", []() { return pk::topk_bf16_available(); },
+      "Whether catalog top-k of 48+ rows prefilters with bf16 scores (AVX512-BF16 CPUs; exact either way).");
+  m.def(
+      "policy_set_topk_bf16", [](bool on) { pk::set_topk_bf16(on); },
+      "Allow (default) or forbid the bf16 prefilter of top-k (tests cover both paths).");
+  m.def(
+      "policy_set_sweep_shape", [](int64_t rows, int64_t items) { pk::set_sweep_shape(rows, items); },
+      "Testing: fix the sweeps' tile to rows x items (0, 0: automatic).");
 }

@@ -28,11 +28,11 @@ inline void heap_sift_down(float* v, int64_t* id, float* aux, int64_t n, int64_t
 }
 
 // Offer (value, id[, aux]) to a heap holding n of k entries; returns the new count.
-inline int64_t heap_offer(float* v, int64_t* id, float* aux, int64_t n, int64_t k, float val, int64_t j,
-                          float a) {
+inline int64_t heap_offer(float* v, int64_t* id, float* aux, int64_t n, int64_t k, float val, int64_t j, float a) {
   if (n < k) {  // not full: push and sift up
     int64_t i = n++;
-    v[i] = val; id[i] = j;
+    v[i] = val;
+    id[i] = j;
     if (aux) aux[i] = a;
     while (i > 0) {
       int64_t p = (i - 1) / 2;
@@ -45,7 +45,8 @@ inline int64_t heap_offer(float* v, int64_t* id, float* aux, int64_t n, int64_t 
     return n;
   }
   if (!worse(v[0], id[0], val, j)) return n;  // not better than the worst kept
-  v[0] = val; id[0] = j;
+  v[0] = val;
+  id[0] = j;
   if (aux) aux[0] = a;
   heap_sift_down(v, id, aux, n, 0);
   return n;

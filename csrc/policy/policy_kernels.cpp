@@ -33,8 +33,16 @@ constexpr float kGumbelMax = 16.75f;
 // Inner loops run over 16 floats at a time: one AVX-512 register, two AVX2 ones.
 constexpr int64_t kLanes = 16;
 
-RE_INLINE float bits_to_float(uint32_t b) { float f; std::memcpy(&f, &b, 4); return f; }
-RE_INLINE uint32_t float_to_bits(float f) { uint32_t b; std::memcpy(&b, &f, 4); return b; }
+RE_INLINE float bits_to_float(uint32_t b) {
+  float f;
+  std::memcpy(&f, &b, 4);
+  return f;
+}
+RE_INLINE uint32_t float_to_bits(float f) {
+  uint32_t b;
+  std::memcpy(&b, &f, 4);
+  return b;
+}
 
 // exp(x) in float32 to ~2 ulp, branch-free so loops over it vectorise (libm's expf does not).
 RE_INLINE float fast_exp(float x) {
@@ -121,9 +129,11 @@ RE_INLINE float logit_at(const float* x, const float* b, float inv_temp, int64_t
   return (b ? x[j] + b[j] : x[j]) * inv_temp;
 }
 
-__attribute__((target_clones("avx512f", "avx2", "default")))
-void topk_row(float* x, int64_t nb, int64_t item0, const float* bias, float inv_temp, const int64_t* ex_b,
-              const int64_t* ex_e, int64_t k, float* hv, int64_t* hi, int64_t* hn) {
+__attribute__((target_clones("avx512f", "avx2", "default"))) void topk_row(float* x, int64_t nb, int64_t item0,
+                                                                           const float* bias, float inv_temp,
+                                                                           const int64_t* ex_b, const int64_t* ex_e,
+                                                                           int64_t k, float* hv, int64_t* hi,
+                                                                           int64_t* hn) {
   constexpr int64_t kChunk = 16 * kLanes;
   make_logits(x, nb, item0, nullptr, 1.0f, ex_b, ex_e);  // only the exclusions
   const float* b = bias ? bias + item0 : nullptr;
@@ -187,9 +197,11 @@ RE_INLINE void lse_update(const float* x, int64_t nb, float* m_io, float* s_io) 
   *m_io = m_new;
 }
 
-__attribute__((target_clones("avx512f", "avx2", "default")))
-void lse_row(float* x, int64_t nb, int64_t item0, const float* bias, float inv_temp, const int64_t* ex_b,
-             const int64_t* ex_e, float* m, float* s, int64_t target, float* x_target) {
+__attribute__((target_clones("avx512f", "avx2", "default"))) void lse_row(float* x, int64_t nb, int64_t item0,
+                                                                          const float* bias, float inv_temp,
+                                                                          const int64_t* ex_b, const int64_t* ex_e,
+                                                                          float* m, float* s, int64_t target,
+                                                                          float* x_target) {
   make_logits(x, nb, item0, bias, inv_temp, ex_b, ex_e);
   lse_update(x, nb, m, s);
   if (x_target && target >= item0 && target < item0 + nb) *x_target = x[target - item0];
@@ -202,10 +214,9 @@ void lse_row(float* x, int64_t nb, int64_t item0, const float* bias, float inv_t
 //  2. p_j <= (1 - u_j) * c with p_j = exp(x_j - m), c = exp(thr - m): since e_j >= 1 - u_j, this implies
 //     x_j + g_j <= thr. After the heap fills, about k items per row pass it in all.
 // The survivors get the exact key and the exact comparison, so the result is that of the plain loop.
-__attribute__((target_clones("avx512f", "avx2", "default")))
-void sample_row(float* x, int64_t nb, int64_t item0, const float* bias, float inv_temp, const int64_t* ex_b,
-                const int64_t* ex_e, uint32_t skey, uint32_t rkey, int64_t k, float* hkey, int64_t* hi,
-                float* hx, int64_t* hn, float* m, float* s) {
+__attribute__((target_clones("avx512f", "avx2", "default"))) void sample_row(
+    float* x, int64_t nb, int64_t item0, const float* bias, float inv_temp, const int64_t* ex_b, const int64_t* ex_e,
+    uint32_t skey, uint32_t rkey, int64_t k, float* hkey, int64_t* hi, float* hx, int64_t* hn, float* m, float* s) {
   make_logits(x, nb, item0, bias, inv_temp, ex_b, ex_e);
   lse_update(x, nb, m, s);
   const float m_row = *m;  // the running max, including this block
@@ -231,8 +242,7 @@ void sample_row(float* x, int64_t nb, int64_t item0, const float* bias, float in
       any |= p > (1.0f - u) * c;
     }
     if (!any) continue;
-    for (int64_t l = 0; l < kLanes; ++l)
-      key[l] = x[j + l] + gumbel(skey, rkey, static_cast<uint32_t>(item0 + j + l));
+    for (int64_t l = 0; l < kLanes; ++l) key[l] = x[j + l] + gumbel(skey, rkey, static_cast<uint32_t>(item0 + j + l));
     for (int64_t l = 0; l < kLanes; ++l) {
       if (key[l] > thr && x[j + l] != kNegInf) {
         n = heap_offer(hkey, hi, hx, n, k, key[l], item0 + j + l, x[j + l]);
@@ -254,9 +264,11 @@ void sample_row(float* x, int64_t nb, int64_t item0, const float* bias, float in
 
 // Tile -> the gradient w.r.t. the raw scores: g = softmax * p_scale - onehot(target) * t_scale, where the
 // caller folds d loss_row (both scales), d lse_row (p_scale only) and 1 / temperature into the scales.
-__attribute__((target_clones("avx512f", "avx2", "default")))
-void ce_grad_row(float* x, int64_t nb, int64_t item0, const float* bias, float inv_temp, const int64_t* ex_b,
-                 const int64_t* ex_e, float lse, int64_t target, float p_scale, float t_scale) {
+__attribute__((target_clones("avx512f", "avx2", "default"))) void ce_grad_row(float* x, int64_t nb, int64_t item0,
+                                                                              const float* bias, float inv_temp,
+                                                                              const int64_t* ex_b, const int64_t* ex_e,
+                                                                              float lse, int64_t target, float p_scale,
+                                                                              float t_scale) {
   make_logits(x, nb, item0, bias, inv_temp, ex_b, ex_e);
   for (int64_t j = 0; j < nb; ++j) x[j] = fast_exp(x[j] - lse) * p_scale;
   for (const int64_t* p = ex_b; p != ex_e; ++p) {  // exactly zero, not exp(-87)
@@ -280,8 +292,7 @@ void heap_sort_out(float* v, int64_t* id, float* aux, int64_t n) {
 }  // namespace
 
 // Heaps -> sorted output rows (best first); aux (the sampled items' logits) travels along.
-void heaps_finish(int64_t B, int64_t k, float* heap_val, int64_t* heap_id, float* heap_aux,
-                  const int64_t* heap_n) {
+void heaps_finish(int64_t B, int64_t k, float* heap_val, int64_t* heap_id, float* heap_aux, const int64_t* heap_n) {
 #pragma omp parallel for schedule(static)
   for (int64_t b = 0; b < B; ++b)
     heap_sort_out(heap_val + b * k, heap_id + b * k, heap_aux ? heap_aux + b * k : nullptr, heap_n[b]);
@@ -324,9 +335,10 @@ const Blas& blas() {
 std::atomic<bool> g_force_portable{false};
 
 // tile (R x nb, row-major) = Q[0:R] @ E[0:nb].T, with Q (R x D) and E (nb x D) row-major.
-__attribute__((target_clones("avx512f", "avx2", "default")))
-void tile_gemm_portable(const float* Q, const float* E, int64_t R, int64_t nb, int64_t D, float* tile,
-                        std::vector<float>& packed) {
+__attribute__((target_clones("avx512f", "avx2", "default"))) void tile_gemm_portable(const float* Q, const float* E,
+                                                                                     int64_t R, int64_t nb, int64_t D,
+                                                                                     float* tile,
+                                                                                     std::vector<float>& packed) {
   packed.resize(static_cast<size_t>(D * nb));
   float* et = packed.data();  // E block transposed (D x nb): the inner loop runs over contiguous items
   for (int64_t j = 0; j < nb; ++j)
@@ -345,7 +357,8 @@ void tile_gemm_portable(const float* Q, const float* E, int64_t R, int64_t nb, i
 void tile_gemm(const float* Q, const float* E, int64_t R, int64_t nb, int64_t D, float* tile,
                std::vector<float>& packed) {
   const Blas& b = blas();
-  if (b.sgemm && !g_force_portable.load(std::memory_order_relaxed) && R < (1 << 30) && nb < (1 << 30) && D < (1 << 30)) {
+  if (b.sgemm && !g_force_portable.load(std::memory_order_relaxed) && R < (1 << 30) && nb < (1 << 30) &&
+      D < (1 << 30)) {
     // column-major view: tile^T (nb x R) = E_blk (nb x D, stored as D x nb: 'T') * Q^T (D x R: 'N')
     const int m = static_cast<int>(nb), n = static_cast<int>(R), k = static_cast<int>(D), ld = k, ldc = m;
     const float one = 1.0f, zero = 0.0f;
@@ -407,9 +420,9 @@ RE_INLINE const int64_t* ex_end(const int64_t* off, const int64_t* ids, int64_t 
 }  // namespace
 
 bool topk_bf16_available();
-void topk_sweep_bf16(const float* Q, const float* E, int64_t B, int64_t N, int64_t D, const float* bias,
-                     float inv_temp, const int64_t* ex_off, const int64_t* ex_ids, int64_t k, float* heap_val,
-                     int64_t* heap_id, int64_t* heap_n);
+void topk_sweep_bf16(const float* Q, const float* E, int64_t B, int64_t N, int64_t D, const float* bias, float inv_temp,
+                     const int64_t* ex_off, const int64_t* ex_ids, int64_t k, float* heap_val, int64_t* heap_id,
+                     int64_t* heap_n);
 
 // The bf16 sweep computes 64 rows at once: it needs 48+ rows (3/4 of a group) to beat the float32 sweep.
 constexpr int64_t kBf16MinRows = 48;
@@ -434,15 +447,15 @@ void lse_sweep(const float* Q, const float* E, int64_t B, int64_t N, int64_t D, 
   sweep(Q, E, B, N, D, [&](float* tile, int64_t R, int64_t nb, int64_t r0, int64_t item0) {
     for (int64_t r = 0; r < R; ++r) {
       const int64_t b = r0 + r;
-      lse_row(tile + r * nb, nb, item0, bias, inv_temp, ex_begin(ex_off, ex_ids, b), ex_end(ex_off, ex_ids, b),
-              m + b, s + b, target ? target[b] : -1, x_target ? x_target + b : nullptr);
+      lse_row(tile + r * nb, nb, item0, bias, inv_temp, ex_begin(ex_off, ex_ids, b), ex_end(ex_off, ex_ids, b), m + b,
+              s + b, target ? target[b] : -1, x_target ? x_target + b : nullptr);
     }
   });
 }
 
-void sample_sweep(const float* Q, const float* E, int64_t B, int64_t N, int64_t D, const float* bias,
-                  float inv_temp, const int64_t* ex_off, const int64_t* ex_ids, uint32_t seed_key, int64_t k,
-                  float* heap_key, int64_t* heap_id, float* heap_x, int64_t* heap_n, float* m, float* s) {
+void sample_sweep(const float* Q, const float* E, int64_t B, int64_t N, int64_t D, const float* bias, float inv_temp,
+                  const int64_t* ex_off, const int64_t* ex_ids, uint32_t seed_key, int64_t k, float* heap_key,
+                  int64_t* heap_id, float* heap_x, int64_t* heap_n, float* m, float* s) {
   sweep(Q, E, B, N, D, [&](float* tile, int64_t R, int64_t nb, int64_t r0, int64_t item0) {
     for (int64_t r = 0; r < R; ++r) {
       const int64_t b = r0 + r;
@@ -457,9 +470,9 @@ void sample_sweep(const float* Q, const float* E, int64_t B, int64_t N, int64_t 
 // writer) and walk every row chunk, recomputing the logits tile and turning it into
 // G = softmax * p_scale - onehot(target) * t_scale (see ce_grad_row); then dE_blk += G^T Q_chunk,
 // dbias_blk += column sums of G, and dQ_chunk += G E_blk into the thread's own dQ copy (B x D: small),
-// summed at the end. Ql are the rows the logits use (Q / T), Qg those dE uses (Q).
-void ce_backward_sweep(const float* Ql, const float* Qg, const float* E, int64_t B, int64_t N, int64_t D,
-                       const float* bias, const int64_t* ex_off, const int64_t* ex_ids, const float* lse,
+// summed at the end. The logits are (Q E^T + bias) * inv_temp, as in every sweep; the scales carry inv_temp.
+void ce_backward_sweep(const float* Q, const float* E, int64_t B, int64_t N, int64_t D, const float* bias,
+                       float inv_temp, const int64_t* ex_off, const int64_t* ex_ids, const float* lse,
                        const int64_t* target, const float* p_scale, const float* t_scale, float* dQ, float* dE,
                        float* dbias) {
   const SweepShape sh = sweep_shape(B, N);
@@ -481,10 +494,10 @@ void ce_backward_sweep(const float* Ql, const float* Qg, const float* E, int64_t
       for (int64_t r0 = 0; r0 < B; r0 += sh.rows_per_chunk) {
         const int64_t R = std::min(sh.rows_per_chunk, B - r0);
         float* g = tile.data();
-        tile_gemm(Ql + r0 * D, eb, R, nb, D, g, packed);
+        tile_gemm(Q + r0 * D, eb, R, nb, D, g, packed);
         for (int64_t r = 0; r < R; ++r) {
           const int64_t row = r0 + r;
-          ce_grad_row(g + r * nb, nb, j0, bias, 1.0f, ex_begin(ex_off, ex_ids, row), ex_end(ex_off, ex_ids, row),
+          ce_grad_row(g + r * nb, nb, j0, bias, inv_temp, ex_begin(ex_off, ex_ids, row), ex_end(ex_off, ex_ids, row),
                       lse[row], target[row], p_scale[row], t_scale[row]);
         }
         if (dbias)
@@ -494,12 +507,12 @@ void ce_backward_sweep(const float* Ql, const float* Qg, const float* E, int64_t
         const float one = 1.0f;
         if (dE) {  // dE_blk (nb x D) += G^T (nb x R) Q_chunk (R x D)
           if (use_blas) {
-            b.sgemm("N", "T", &m_d, &n_b, &r_n, &one, Qg + r0 * D, &m_d, g, &n_b, &one, dE + j0 * D, &m_d);
+            b.sgemm("N", "T", &m_d, &n_b, &r_n, &one, Q + r0 * D, &m_d, g, &n_b, &one, dE + j0 * D, &m_d);
           } else {
             for (int64_t r = 0; r < R; ++r)
               for (int64_t j = 0; j < nb; ++j) {
                 const float w = g[r * nb + j];
-                const float* q = Qg + (r0 + r) * D;
+                const float* q = Q + (r0 + r) * D;
                 float* out = dE + (j0 + j) * D;
                 for (int64_t d = 0; d < D; ++d) out[d] += w * q[d];
               }

@@ -36,8 +36,8 @@ std::atomic<bool> g_bf16_allowed{true};
 
 bool cpu_has_bf16() {
 #ifdef RE_BF16_BUILD
-  static const bool has = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-                          __builtin_cpu_supports("avx512bf16");
+  static const bool has =
+      __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512bf16");
   return has;
 #else
   return false;
@@ -141,8 +141,7 @@ __attribute__((target("avx512f,avx512bw,avx512bf16"))) void micro_tile(
         const int lane = __builtin_ctz(m);
         m &= m - 1;
         if (16 * v + lane >= g.rows) continue;
-        rescore(g, 16 * v + lane, E + item * D, item, D, bias, inv_temp, ex_off, ex_ids, k, heap_val, heap_id,
-                heap_n);
+        rescore(g, 16 * v + lane, E + item * D, item, D, bias, inv_temp, ex_off, ex_ids, k, heap_val, heap_id, heap_n);
       }
     }
   }
@@ -150,7 +149,7 @@ __attribute__((target("avx512f,avx512bw,avx512bf16"))) void micro_tile(
 
 // Item rows j0 .. j0 + nb - 1 -> bf16 rows of P pairs (the odd tail padded with 0) and their norms + floor.
 __attribute__((target("avx512f,avx512bw,avx512bf16"))) void convert_block(const float* E, int64_t nb, int64_t D,
-                                                                        int64_t P, uint32_t* epk, float* en) {
+                                                                          int64_t P, uint32_t* epk, float* en) {
   for (int64_t j = 0; j < nb; ++j) {
     const float* e = E + j * D;
     uint32_t* out = epk + j * P;
@@ -184,9 +183,9 @@ constexpr MicroTile kMicroTiles[kTileItems + 1] = {nullptr,        &micro_tile<1
 // as many row groups as threads, a task is one thread's share of the groups over the whole catalog; with fewer
 // (small batches on many cores), the catalog is also split, each split keeps heaps of its own (the first
 // split the caller's), and the splits' heaps are merged at the end.
-void topk_sweep_bf16(const float* Q, const float* E, int64_t B, int64_t N, int64_t D, const float* bias,
-                     float inv_temp, const int64_t* ex_off, const int64_t* ex_ids, int64_t k, float* heap_val,
-                     int64_t* heap_id, int64_t* heap_n) {
+void topk_sweep_bf16(const float* Q, const float* E, int64_t B, int64_t N, int64_t D, const float* bias, float inv_temp,
+                     const int64_t* ex_off, const int64_t* ex_ids, int64_t k, float* heap_val, int64_t* heap_id,
+                     int64_t* heap_n) {
   if (B == 0 || N == 0) return;
   const int64_t P = (D + 1) / 2;
   const float c = static_cast<float>(bound_factor(D));
@@ -240,8 +239,8 @@ void topk_sweep_bf16(const float* Q, const float* E, int64_t B, int64_t N, int64
         convert_block(E + j0 * D, nb, D, P, epk.data(), en.data());
         for (const RowGroup& g : mine)
           for (int64_t j = 0; j < nb; j += kTileItems)
-            kMicroTiles[std::min(kTileItems, nb - j)](g, epk.data(), en.data(), P, j, j0, E, D, bias, inv_temp,
-                                                      ex_off, ex_ids, k, hv, hi_, hn);
+            kMicroTiles[std::min(kTileItems, nb - j)](g, epk.data(), en.data(), P, j, j0, E, D, bias, inv_temp, ex_off,
+                                                      ex_ids, k, hv, hi_, hn);
       }
     }
     // the other splits' entries into the caller's heaps (ties still go to the lower id: heap_offer compares ids)
@@ -250,8 +249,8 @@ void topk_sweep_bf16(const float* Q, const float* E, int64_t B, int64_t N, int64
       for (int64_t s = 1; s < splits; ++s) {
         const size_t base = static_cast<size_t>((s - 1) * B * k + row * k);
         for (int64_t i = 0; i < more_n[static_cast<size_t>((s - 1) * B + row)]; ++i)
-          heap_n[row] = heap_offer(heap_val + row * k, heap_id + row * k, nullptr, heap_n[row], k,
-                                   more_val[base + i], more_id[base + i], 0.0f);
+          heap_n[row] = heap_offer(heap_val + row * k, heap_id + row * k, nullptr, heap_n[row], k, more_val[base + i],
+                                   more_id[base + i], 0.0f);
       }
   }
 }

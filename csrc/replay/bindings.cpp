@@ -3,11 +3,6 @@
 #include <string>
 #include <vector>
 
-#if defined(__linux__)
-#include <sys/mman.h>
-#include <unistd.h>
-#endif
-
 #include "common.h"
 #include "replay.h"
 
@@ -23,8 +18,7 @@ int64_t check_trees(const py::array& sum, const py::array& mn) {
   array_ptr<double>(mn, "min_tree", 1, true);
   const int64_t size = dim_size(sum, 0);
   if (size < 2 || (size & (size - 1)) != 0)
-    throw py::value_error("sum_tree: length must be 2*leaves with leaves a power of two, got " +
-                          std::to_string(size));
+    throw py::value_error("sum_tree: length must be 2*leaves with leaves a power of two, got " + std::to_string(size));
   if (dim_size(mn, 0) != size)
     throw py::value_error("min_tree: length " + std::to_string(dim_size(mn, 0)) + " != sum_tree length " +
                           std::to_string(size));
@@ -188,9 +182,9 @@ void gather_rows(py::list srcs, py::array idx, py::list dsts) {
 }
 
 // Fills the n-step outputs (see replay.h). reward: float32/float64 (capacity,); done: bool/uint8/float32.
-void n_step_returns(py::array reward, py::array done, int64_t position, int64_t num_envs, int64_t n_step,
-                    double gamma, py::array idx, py::array n_reward, py::array n_discount, py::array n_done,
-                    py::array n_steps, py::array last) {
+void n_step_returns(py::array reward, py::array done, int64_t position, int64_t num_envs, int64_t n_step, double gamma,
+                    py::array idx, py::array n_reward, py::array n_discount, py::array n_done, py::array n_steps,
+                    py::array last) {
   const int64_t capacity = reward.ndim() == 1 ? dim_size(reward, 0) : -1;
   if (capacity < 1 || done.ndim() != 1 || dim_size(done, 0) != capacity)
     throw py::value_error("reward/done: expected two 1-D columns of one length >= 1");
@@ -217,20 +211,22 @@ void n_step_returns(py::array reward, py::array done, int64_t position, int64_t 
   auto run = [&](auto* r) {
     py::gil_scoped_release release;
     if (done_float)
-      rp::n_step_returns(r, static_cast<const float*>(d), capacity, position, num_envs, n_step, gamma, ix, batch,
-                         nr, nd, ne, ns, la);
+      rp::n_step_returns(r, static_cast<const float*>(d), capacity, position, num_envs, n_step, gamma, ix, batch, nr,
+                         nd, ne, ns, la);
     else
-      rp::n_step_returns(r, static_cast<const uint8_t*>(d), capacity, position, num_envs, n_step, gamma, ix,
-                         batch, nr, nd, ne, ns, la);
+      rp::n_step_returns(r, static_cast<const uint8_t*>(d), capacity, position, num_envs, n_step, gamma, ix, batch, nr,
+                         nd, ne, ns, la);
   };
-  if (recengine::has_dtype<float>(reward)) run(array_ptr<float>(reward, "reward", 1));
-  else run(array_ptr<double>(reward, "reward", 1));  // throws TypeError for other dtypes
+  if (recengine::has_dtype<float>(reward))
+    run(array_ptr<float>(reward, "reward", 1));
+  else
+    run(array_ptr<double>(reward, "reward", 1));  // throws TypeError for other dtypes
 }
 
 // Fills td and new_priorities; returns the mean weighted Huber loss (float64).
-double td_loss_forward(py::array q_sa, py::array next_q, py::array rewards, py::array dones, py::array discounts,
-                       py::array weights, float huber_delta, float alpha, float eps, py::array td,
-                       py::array new_priorities) {
+double td_loss_forward(py::array q_sa, py::array next_q, py::array reward, py::array done, py::array discount,
+                       py::array weight, float huber_delta, float alpha, float eps, py::array td,
+                       py::array new_priority) {
   const float* q = array_ptr<float>(q_sa, "q_sa", 1);
   const int64_t batch = dim_size(q_sa, 0);
   auto same = [batch](const py::array& a, const char* name, bool writable) {
@@ -239,20 +235,20 @@ double td_loss_forward(py::array q_sa, py::array next_q, py::array rewards, py::
     return p;
   };
   const float* nq = same(next_q, "next_q", false);
-  const float* r = same(rewards, "rewards", false);
-  const float* d = same(dones, "dones", false);
-  const float* g = same(discounts, "discounts", false);
-  const float* w = same(weights, "weights", false);
+  const float* r = same(reward, "reward", false);
+  const float* d = same(done, "done", false);
+  const float* g = same(discount, "discount", false);
+  const float* w = same(weight, "weight", false);
   float* t = same(td, "td", true);
-  float* p = same(new_priorities, "new_priorities", true);
+  float* p = same(new_priority, "new_priority", true);
   if (batch < 1) throw py::value_error("q_sa: batch must be non-empty");
   py::gil_scoped_release release;
   return rp::td_loss_forward(q, nq, r, d, g, w, batch, huber_delta, alpha, eps, t, p) / static_cast<double>(batch);
 }
 
 // grad_td and grad_next_q may be None.
-void td_loss_backward(float grad_loss, py::object grad_td, py::array td, py::array weights, py::array discounts,
-                      py::array dones, float huber_delta, py::array grad_q_sa, py::object grad_next_q) {
+void td_loss_backward(float grad_loss, py::object grad_td, py::array td, py::array weight, py::array discount,
+                      py::array done, float huber_delta, py::array grad_q_sa, py::object grad_next_q) {
   const float* t = array_ptr<float>(td, "td", 1);
   const int64_t batch = dim_size(td, 0);
   auto same = [batch](const py::array& a, const char* name, bool writable) {
@@ -260,30 +256,14 @@ void td_loss_backward(float grad_loss, py::object grad_td, py::array td, py::arr
     if (dim_size(a, 0) != batch) throw py::value_error(std::string(name) + ": length differs from td");
     return p;
   };
-  const float* w = same(weights, "weights", false);
-  const float* g = same(discounts, "discounts", false);
-  const float* d = same(dones, "dones", false);
+  const float* w = same(weight, "weight", false);
+  const float* g = same(discount, "discount", false);
+  const float* d = same(done, "done", false);
   float* gq = same(grad_q_sa, "grad_q_sa", true);
   const float* gt = grad_td.is_none() ? nullptr : same(grad_td.cast<py::array>(), "grad_td", false);
   float* gn = grad_next_q.is_none() ? nullptr : same(grad_next_q.cast<py::array>(), "grad_next_q", true);
   py::gil_scoped_release release;
   rp::td_loss_backward(grad_loss, gt, t, w, g, d, batch, huber_delta, gq, gn);
-}
-
-// Ask the kernel to back a large, not yet touched buffer with 2 MiB pages (Linux THP in "madvise" mode):
-// random reads over GiB of replay storage then stop missing the TLB on every row. Returns whether the
-// advice was taken; harmless (false) elsewhere.
-bool advise_hugepages(py::array a) {
-#if defined(__linux__) && defined(MADV_HUGEPAGE)
-  const uintptr_t page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
-  const uintptr_t begin = reinterpret_cast<uintptr_t>(a.data());
-  const uintptr_t first = (begin + page - 1) / page * page;
-  const uintptr_t end = (begin + static_cast<uintptr_t>(a.nbytes())) / page * page;
-  if (end <= first) return false;
-  return madvise(reinterpret_cast<void*>(first), end - first, MADV_HUGEPAGE) == 0;
-#else
-  return false;
-#endif
 }
 
 }  // namespace
@@ -294,8 +274,8 @@ void bind_replay(py::module_& m) {
   m.def("replay_tree_update", &tree_update, py::arg("sum_tree"), py::arg("min_tree"), py::arg("limit"),
         py::arg("indices"), py::arg("priorities"), py::arg("alpha"),
         "Validate, then set leaves to priorities**alpha and fix ancestors; returns the largest leaf written.");
-  m.def("replay_tree_fill", &tree_fill, py::arg("sum_tree"), py::arg("min_tree"), py::arg("capacity"),
-        py::arg("start"), py::arg("count"), py::arg("value"),
+  m.def("replay_tree_fill", &tree_fill, py::arg("sum_tree"), py::arg("min_tree"), py::arg("capacity"), py::arg("start"),
+        py::arg("count"), py::arg("value"),
         "Set `count` leaves from `start` (wrapping at capacity) to `value` and fix ancestors.");
   m.def("replay_tree_sample", &tree_sample, py::arg("sum_tree"), py::arg("min_tree"), py::arg("uniforms"),
         py::arg("beta"), py::arg("out_indices"), py::arg("out_weights"),
@@ -310,13 +290,10 @@ void bind_replay(py::module_& m) {
         py::arg("num_envs"), py::arg("n_step"), py::arg("gamma"), py::arg("indices"), py::arg("n_reward"),
         py::arg("n_discount"), py::arg("n_done"), py::arg("n_steps"), py::arg("last"),
         "n-step returns from the ring buffer's reward and done columns.");
-  m.def("replay_advise_hugepages", &advise_hugepages, py::arg("array"),
-        "Advise 2 MiB pages for a large untouched buffer (Linux); returns whether the advice was taken.");
-  m.def("td_loss_forward", &td_loss_forward, py::arg("q_sa"), py::arg("next_q"), py::arg("rewards"),
-        py::arg("dones"), py::arg("discounts"), py::arg("weights"), py::arg("huber_delta"), py::arg("alpha"),
-        py::arg("eps"), py::arg("td"), py::arg("new_priorities"),
-        "Fused TD loss forward: fills td and new_priorities, returns the loss.");
+  m.def("td_loss_forward", &td_loss_forward, py::arg("q_sa"), py::arg("next_q"), py::arg("reward"), py::arg("done"),
+        py::arg("discount"), py::arg("weight"), py::arg("huber_delta"), py::arg("alpha"), py::arg("eps"), py::arg("td"),
+        py::arg("new_priority"), "Fused TD loss forward: fills td and new_priority, returns the loss.");
   m.def("td_loss_backward", &td_loss_backward, py::arg("grad_loss"), py::arg("grad_td"), py::arg("td"),
-        py::arg("weights"), py::arg("discounts"), py::arg("dones"), py::arg("huber_delta"), py::arg("grad_q_sa"),
+        py::arg("weight"), py::arg("discount"), py::arg("done"), py::arg("huber_delta"), py::arg("grad_q_sa"),
         py::arg("grad_next_q"), "Fused TD loss backward.");
 }

@@ -29,8 +29,7 @@ int tree_update(double* sum, double* mn, int64_t leaves, int64_t limit, const in
                 int64_t n, double alpha, double* max_leaf, int64_t* bad);
 
 // Set leaves [start, start+count) (wrapping modulo `capacity`) to one value, then fix the ancestors.
-void tree_fill(double* sum, double* mn, int64_t leaves, int64_t capacity, int64_t start, int64_t count,
-               double value);
+void tree_fill(double* sum, double* mn, int64_t leaves, int64_t capacity, int64_t start, int64_t count, double value);
 
 // Stratified proportional sampling (Schaul et al. 2016): sample b draws the mass
 // (b + u[b]) * total / batch and descends the sum-tree to the leaf holding it. The B descents
@@ -49,20 +48,20 @@ void gather_rows(int num_fields, const uint8_t* const* srcs, uint8_t* const* dst
 // Writes sum_k gamma^k reward_k, gamma^m * (1 - done_last), done_last, m and the last slot.
 template <typename R, typename Dn>
 void n_step_returns(const R* reward, const Dn* done, int64_t capacity, int64_t position, int64_t num_envs,
-                    int64_t n_step, double gamma, const int64_t* idx, int64_t batch, float* n_reward,
-                    float* n_discount, bool* n_done, int64_t* n_steps, int64_t* last);
+                    int64_t n_step, double gamma, const int64_t* idx, int64_t batch, float* n_reward, float* n_discount,
+                    bool* n_done, int64_t* n_steps, int64_t* last);
 
 // ------------------------------------------------------------------------------------ TD loss
-// target = rewards + discounts * (1 - dones) * next_q; td = target - q_sa;
-// new_priority = (|td| + eps)^alpha; returns sum_b weights[b] * huber_delta(td[b]) (float64 accumulation).
-double td_loss_forward(const float* q_sa, const float* next_q, const float* rewards, const float* dones,
-                       const float* discounts, const float* weights, int64_t batch, float huber_delta, float alpha,
-                       float eps, float* td, float* new_priorities);
+// target = reward + discount * (1 - done) * next_q; td = target - q_sa;
+// new_priority = (|td| + eps)^alpha; returns sum_b weight[b] * huber_delta(td[b]) (float64 accumulation).
+double td_loss_forward(const float* q_sa, const float* next_q, const float* reward, const float* done,
+                       const float* discount, const float* weight, int64_t batch, float huber_delta, float alpha,
+                       float eps, float* td, float* new_priority);
 
-// G = grad_loss * weights * clamp(td, -delta, delta) / batch + grad_td (grad_td may be null);
-// grad_q_sa = -G; grad_next_q = G * discounts * (1 - dones) (skipped when grad_next_q is null).
-void td_loss_backward(float grad_loss, const float* grad_td, const float* td, const float* weights,
-                      const float* discounts, const float* dones, int64_t batch, float huber_delta, float* grad_q_sa,
+// G = grad_loss * weight * clamp(td, -delta, delta) / batch + grad_td (grad_td may be null);
+// grad_q_sa = -G; grad_next_q = G * discount * (1 - done) (skipped when grad_next_q is null).
+void td_loss_backward(float grad_loss, const float* grad_td, const float* td, const float* weight,
+                      const float* discount, const float* done, int64_t batch, float huber_delta, float* grad_q_sa,
                       float* grad_next_q);
 
 }  // namespace recengine::replay

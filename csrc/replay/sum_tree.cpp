@@ -66,7 +66,7 @@ void fix_ancestors(double* sum, double* mn, int64_t leaves, int64_t* nodes, int6
       const int64_t k = nodes[j] >> 1;
       if (kept > 0 && nodes[kept - 1] == k) continue;
       sum[k] = sum[2 * k] + sum[2 * k + 1];
-      nodes[kept++] = k;  // kept <= j: never overwrites an entry not yet read
+      nodes[kept++] = k;                       // kept <= j: never overwrites an entry not yet read
       __builtin_prefetch(sum + 2 * (k >> 1));  // the next level reads the children of k's parent
     }
     n = kept;
@@ -106,11 +106,23 @@ int tree_update(double* sum, double* mn, int64_t leaves, int64_t limit, const in
       __builtin_prefetch(mn + ((leaves + idx[j]) >> 2), 1);
     }
     const double p = static_cast<double>(priorities[j]);
-    if (!std::isfinite(p)) { *bad = j; return kNotFinite; }
-    if (p < 0.0) { *bad = j; return kNegative; }
-    if (idx[j] < 0 || idx[j] >= limit) { *bad = j; return kIndexOutOfRange; }
+    if (!std::isfinite(p)) {
+      *bad = j;
+      return kNotFinite;
+    }
+    if (p < 0.0) {
+      *bad = j;
+      return kNegative;
+    }
+    if (idx[j] < 0 || idx[j] >= limit) {
+      *bad = j;
+      return kIndexOutOfRange;
+    }
     values[j] = std::pow(p, alpha);
-    if (!std::isfinite(values[j])) { *bad = j; return kNotFinite; }  // p^alpha overflowed
+    if (!std::isfinite(values[j])) {
+      *bad = j;
+      return kNotFinite;
+    }  // p^alpha overflowed
     top = std::max(top, values[j]);
   }
   *max_leaf = top;
@@ -133,8 +145,7 @@ template int tree_update<float>(double*, double*, int64_t, int64_t, const int64_
 template int tree_update<double>(double*, double*, int64_t, int64_t, const int64_t*, const double*, int64_t, double,
                                  double*, int64_t*);
 
-void tree_fill(double* sum, double* mn, int64_t leaves, int64_t capacity, int64_t start, int64_t count,
-               double value) {
+void tree_fill(double* sum, double* mn, int64_t leaves, int64_t capacity, int64_t start, int64_t count, double value) {
   const double m = min_leaf_value(value);
   for (int64_t j = 0; j < count; ++j) {
     const int64_t i = (start + j) % capacity;
@@ -187,18 +198,27 @@ void tree_sample(const double* sum, const double* mn, int64_t leaves, const doub
 // memcpy of one row; the scalar columns (1-8 bytes) get fixed-size copies instead of a libc call.
 inline void copy_row(uint8_t* dst, const uint8_t* src, int64_t rb) {
   switch (rb) {
-    case 1: std::memcpy(dst, src, 1); break;
-    case 2: std::memcpy(dst, src, 2); break;
-    case 4: std::memcpy(dst, src, 4); break;
-    case 8: std::memcpy(dst, src, 8); break;
-    default: std::memcpy(dst, src, static_cast<size_t>(rb));
+    case 1:
+      std::memcpy(dst, src, 1);
+      break;
+    case 2:
+      std::memcpy(dst, src, 2);
+      break;
+    case 4:
+      std::memcpy(dst, src, 4);
+      break;
+    case 8:
+      std::memcpy(dst, src, 8);
+      break;
+    default:
+      std::memcpy(dst, src, static_cast<size_t>(rb));
   }
 }
 
 void gather_rows(int num_fields, const uint8_t* const* srcs, uint8_t* const* dsts, const int64_t* row_bytes,
                  const int64_t* idx, int64_t n) {
   // Random rows are latency-bound: while copying row j, prefetch every cache line of row j + kAhead, so
-  // many misses are in flight at once. One field at a time (measured ~2x faster than row-major here).
+  // many misses are in flight at once. One field at a time, which beat row-major order (benchmarks/RESULTS.md).
   constexpr int64_t kAhead = 32;
   for (int f = 0; f < num_fields; ++f) {
     const uint8_t* src = srcs[f];
@@ -216,8 +236,8 @@ void gather_rows(int num_fields, const uint8_t* const* srcs, uint8_t* const* dst
 
 template <typename R, typename Dn>
 void n_step_returns(const R* reward, const Dn* done, int64_t capacity, int64_t position, int64_t num_envs,
-                    int64_t n_step, double gamma, const int64_t* idx, int64_t batch, float* n_reward,
-                    float* n_discount, bool* n_done, int64_t* n_steps, int64_t* last) {
+                    int64_t n_step, double gamma, const int64_t* idx, int64_t batch, float* n_reward, float* n_discount,
+                    bool* n_done, int64_t* n_steps, int64_t* last) {
   for (int64_t b = 0; b < batch; ++b) {
     const int64_t start = idx[b];
     // rows from `start` to the newest in this environment's stream, `start` itself included
@@ -242,9 +262,9 @@ void n_step_returns(const R* reward, const Dn* done, int64_t capacity, int64_t p
   }
 }
 
-#define RECENGINE_N_STEP(R, Dn)                                                                              \
-  template void n_step_returns<R, Dn>(const R*, const Dn*, int64_t, int64_t, int64_t, int64_t, double,        \
-                                      const int64_t*, int64_t, float*, float*, bool*, int64_t*, int64_t*);
+#define RECENGINE_N_STEP(R, Dn)                                                                                        \
+  template void n_step_returns<R, Dn>(const R*, const Dn*, int64_t, int64_t, int64_t, int64_t, double, const int64_t*, \
+                                      int64_t, float*, float*, bool*, int64_t*, int64_t*);
 RECENGINE_N_STEP(float, uint8_t)
 RECENGINE_N_STEP(float, float)
 RECENGINE_N_STEP(double, uint8_t)

@@ -9,7 +9,7 @@ positive constant, plus by default a dueling state value V(s): neither changes t
 - n-step returns by the replay, which links each user's rows across steps (num_envs streams; a session's end
   cuts the sum short);
 - double DQN: a* = argmax_a Q_online(s', a) (catalog_topk, k = 1), valued by the target network;
-- prioritized replay (recengine.replay.PrioritizedReplay) and the fused TD update (recengine.ops.td_loss);
+- prioritized replay (recengine.buffers.PrioritizedReplay) and the fused TD update (recengine.ops.td_loss);
 - target network by Polyak averaging (tau < 1) or a periodic hard copy (tau = 1, every target_every updates).
 """
 from __future__ import annotations
@@ -71,7 +71,7 @@ class DQNAgent(Policy):
 
     # ------------------------------------------------------------------------------------------ replay
     def _make_replay(self, num_envs: int):
-        from recengine.replay import PrioritizedReplay
+        from recengine.buffers import PrioritizedReplay
 
         L, k = self.history_len, self.k
         fields = {

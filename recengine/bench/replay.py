@@ -35,8 +35,8 @@ def _w3_row_bytes(history: int) -> int:
 
 
 def _w3_replays(capacity: int, history: int, fill: bool):
+    from recengine.buffers import PrioritizedReplay
     from recengine.reference.replay import PrioritizedReplayReference
-    from recengine.replay import PrioritizedReplay
 
     fields = _w3_fields(history)
     ours = PrioritizedReplay(capacity, fields, alpha=0.6)

@@ -1,15 +1,17 @@
 """Triton kernels of the table-batched embedding bag (CUDA; CPU tensors under TRITON_INTERPRET=1).
 
-Launchers take tensors already validated by recengine.ops.embedding_bag (contiguous, right dtypes,
-one device). Ids outside their table are masked out (never read or written), so even an unvalidated
-call stays in bounds.
+Each launcher is named after the torch.library op it implements on CUDA (`torch.ops.recengine.<name>`)
+and takes tensors already validated by recengine.ops.embedding_bag (contiguous, right dtypes, one
+device). Ids outside their table are masked out (never read or written), so even an unvalidated call
+stays in bounds.
 
-- `forward`: one program per bag, loading BLOCK_N rows at a time; it also checks the ids and the layout
-  and reports the first offenders, so the public op validates without extra passes or launches.
-- `backward_psw`: one program per bag, <grad_output row, weight row> per id.
-- `aggregate_update`: torch sorts the global rows (stable) and finds the unique ones; then one program
-  per unique row sums its occurrences' gradients (duplicates first) and writes the dense gradient row
-  (kind 0) or updates the row and its optimizer state in place (1 SGD, 2 row-wise Adagrad, 3 Adam).
+- `embedding_bag`: one program per bag, loading BLOCK_N rows at a time; it also checks the ids and the
+  layout and reports the first offenders, so the public op validates without extra passes or launches.
+- `embedding_bag_psw_backward`: one program per bag, <grad_output row, weight row> per id.
+- `embedding_bag_backward` and `embedding_bag_fused_update` share one kernel: torch sorts the global rows
+  (stable) and finds the unique ones; then one program per unique row sums its occurrences' gradients
+  (duplicates first) and writes the dense gradient row (kind 0) or updates the row and its optimizer
+  state in place (1 SGD, 2 row-wise Adagrad, 3 Adam).
 """
 from __future__ import annotations
 
@@ -70,11 +72,11 @@ def _forward_kernel(w_ptr, table_offsets_ptr, ids_ptr, offsets_ptr, psw_ptr, out
     tl.store(out_ptr + (b * T + t) * D + d, acc, mask=dmask)
 
 
-#: no error in that slot of forward's error report
+#: no error in that slot of embedding_bag's error report
 NO_ERROR = 2**63 - 1
 
 
-def forward(weights: torch.Tensor, table_offsets: torch.Tensor, ids: torch.Tensor, offsets: torch.Tensor,
+def embedding_bag(weights: torch.Tensor, table_offsets: torch.Tensor, ids: torch.Tensor, offsets: torch.Tensor,
             per_sample_weights: torch.Tensor | None, mean: bool) -> tuple[torch.Tensor, torch.Tensor]:
     """(B, T*D) pooled rows, and the error report (3,) int64: the first bad id's position, the first bag
     whose offsets break the layout, the first table whose table_offsets do (NO_ERROR where none)."""
@@ -120,8 +122,8 @@ def _psw_kernel(go_ptr, w_ptr, table_offsets_ptr, ids_ptr, offsets_ptr, grad_psw
         tl.store(grad_psw_ptr + k, dot, mask=kmask)
 
 
-def backward_psw(grad_output: torch.Tensor, weights: torch.Tensor, table_offsets: torch.Tensor, ids: torch.Tensor,
-                 offsets: torch.Tensor, mean: bool) -> torch.Tensor:
+def embedding_bag_psw_backward(grad_output: torch.Tensor, weights: torch.Tensor, table_offsets: torch.Tensor,
+                               ids: torch.Tensor, offsets: torch.Tensor, mean: bool) -> torch.Tensor:
     """(N,) gradient w.r.t. the per-sample weights."""
     num_tables = table_offsets.numel() - 1
     batch = (offsets.numel() - 1) // num_tables
@@ -183,7 +185,7 @@ def _update_kernel(go_ptr, target_ptr, s1_ptr, s2_ptr, uniq_ptr, seg_ptr, order_
         tl.store(w_ptrs, w - lr * (m / bias_correction1) / (tl.sqrt(v / bias_correction2) + eps), mask=dmask)
 
 
-def aggregate_update(grad_output: torch.Tensor, target: torch.Tensor, table_offsets: torch.Tensor, ids: torch.Tensor,
+def _aggregate_update(grad_output: torch.Tensor, target: torch.Tensor, table_offsets: torch.Tensor, ids: torch.Tensor,
                      offsets: torch.Tensor, per_sample_weights: torch.Tensor | None, mean: bool, kind: int,
                      state1: torch.Tensor | None = None, state2: torch.Tensor | None = None, lr: float = 0.0,
                      eps: float = 0.0, beta1: float = 0.0, beta2: float = 0.0, bias_correction1: float = 1.0,
@@ -222,3 +224,23 @@ def aggregate_update(grad_output: torch.Tensor, target: torch.Tensor, table_offs
         batch, num_tables, dim, float(lr), float(eps), float(beta1), float(beta2), float(bias_correction1),
         float(bias_correction2), KIND=kind, HAS_PSW=per_sample_weights is not None, MEAN=mean,
         BLOCK_N=block_n, BLOCK_D=block_d)
+
+
+def embedding_bag_backward(grad_output: torch.Tensor, weights: torch.Tensor, table_offsets: torch.Tensor,
+                           ids: torch.Tensor, offsets: torch.Tensor, per_sample_weights: torch.Tensor | None,
+                           mean: bool) -> torch.Tensor:
+    """The dense (R, D) gradient of the weights, each referenced row's gradient summed over the batch."""
+    grad_weights = torch.zeros_like(weights, memory_format=torch.contiguous_format)
+    _aggregate_update(grad_output, grad_weights, table_offsets, ids, offsets, per_sample_weights, mean, DENSE_GRAD)
+    return grad_weights
+
+
+def embedding_bag_fused_update(grad_output: torch.Tensor, weights: torch.Tensor, table_offsets: torch.Tensor,
+                               ids: torch.Tensor, offsets: torch.Tensor, per_sample_weights: torch.Tensor | None,
+                               mean: bool, optimizer_code: int, state1: torch.Tensor | None,
+                               state2: torch.Tensor | None, lr: float,
+                               eps: float, beta1: float, beta2: float, bias_correction1: float,
+                               bias_correction2: float) -> None:
+    """The backward fused with the optimizer of code `optimizer_code`, in place on weights, state1, state2."""
+    _aggregate_update(grad_output, weights, table_offsets, ids, offsets, per_sample_weights, mean, optimizer_code,
+                      state1, state2, lr, eps, beta1, beta2, bias_correction1, bias_correction2)

@@ -13,14 +13,14 @@ The launchers take already-validated tensors (recengine/ops/policy.py validates)
 """
 from __future__ import annotations
 
+import torch
 import triton
 import triton.language as tl
-import torch
 
 #: launch shapes (rows per program, items per tile, warps) of the scan and of the two backward kernels,
 #: and the precision of tl.dot: "tf32x3" splits each float32 operand into three TF32 products on the tensor
-#: cores, about float32's accuracy (relative error ~1e-6 on W2, every top-k id equal to float64's) at 2-5x
-#: the speed of "ieee" (plain float32 FMAs). Chosen by benchmarks/gpu_tune.py on an H200 (RESULTS.md).
+#: cores, for about float32's accuracy at a multiple of the speed of "ieee" (plain float32 FMAs). Chosen by
+#: benchmarks/gpu_tune.py on an H200; its accuracy and speed are in benchmarks/RESULTS.md.
 CONFIG = {"scan": (64, 64, 4), "dq": (64, 64, 4), "de": (64, 64, 4), "precision": "tf32x3"}
 
 
@@ -153,11 +153,11 @@ def _grad_tile(Q, E, bias, ex_off, ex_ids, target, lse, p_scale, t_scale, rows, 
     """d loss / d raw scores on a tile: softmax * p_scale - onehot(target) * t_scale (0 where excluded)."""
     x, valid = _logits_tile(Q, E, bias, ex_off, ex_ids, rows, cols, row_ok, inv_temp, N, D, max_cnt,
                             HAS_BIAS, HAS_EX, BLOCK_D, PREC)
-    l = tl.load(lse + rows, mask=row_ok, other=0.0)
+    row_lse = tl.load(lse + rows, mask=row_ok, other=0.0)
     ps = tl.load(p_scale + rows, mask=row_ok, other=0.0)
     ts = tl.load(t_scale + rows, mask=row_ok, other=0.0)
     tg = tl.load(target + rows, mask=row_ok, other=-1)
-    g = tl.exp(x - l[:, None]) * ps[:, None]
+    g = tl.exp(x - row_lse[:, None]) * ps[:, None]
     g = g - tl.where(cols[None, :] == tg[:, None], ts[:, None], 0.0)
     return tl.where(valid, g, 0.0)
 
@@ -276,7 +276,7 @@ def _merge_topk(out_v, out_i, out_a, k):
     return v.gather(1, order), i.gather(1, order), a.gather(1, order)
 
 
-def catalog_topk_triton(Q, E, k, bias, inv_temp, exclude_offsets, exclude_ids):
+def catalog_topk(Q, E, k, bias, inv_temp, exclude_offsets, exclude_ids):
     """(scores (B, k), ids (B, k) int64); see recengine.ops.catalog_topk."""
     out_v, out_i, out_a, _, _ = _scan(Q, E, k, bias, inv_temp, exclude_offsets, exclude_ids,
                                       topk=True, sample=False, lse=False)
@@ -284,7 +284,7 @@ def catalog_topk_triton(Q, E, k, bias, inv_temp, exclude_offsets, exclude_ids):
     return v, i
 
 
-def catalog_sample_triton(Q, E, k, skey, bias, inv_temp, exclude_offsets, exclude_ids):
+def catalog_sample(Q, E, k, skey, bias, inv_temp, exclude_offsets, exclude_ids):
     """(ids (B, k) int64, log_probs (B, k)) by Gumbel-top-k with the hashed noise of seed key `skey`."""
     out_v, out_i, out_a, out_m, out_s = _scan(Q, E, k, bias, inv_temp, exclude_offsets, exclude_ids,
                                               topk=False, sample=True, lse=True, skey=skey)
@@ -292,15 +292,15 @@ def catalog_sample_triton(Q, E, k, skey, bias, inv_temp, exclude_offsets, exclud
     return i, x - _merge_lse(out_m, out_s).unsqueeze(1)
 
 
-def catalog_lse_triton(Q, E, bias, inv_temp, exclude_offsets, exclude_ids):
+def catalog_logsumexp(Q, E, bias, inv_temp, exclude_offsets, exclude_ids):
     """(B,) logsumexp of the logits over the non-excluded items."""
     _, _, _, out_m, out_s = _scan(Q, E, 1, bias, inv_temp, exclude_offsets, exclude_ids,
                                   topk=False, sample=False, lse=True)
     return _merge_lse(out_m, out_s)
 
 
-def catalog_ce_backward_triton(Q, E, target, bias, lse, p_scale, t_scale, inv_temp, exclude_offsets,
-                               exclude_ids, need_q, need_e, need_bias):
+def catalog_cross_entropy_backward(Q, E, target, bias, lse, p_scale, t_scale, inv_temp, exclude_offsets,
+                                   exclude_ids, need_q, need_e, need_bias):
     """(dQ, dE, dbias) of sum_b p_scale[b]*T*lse[b] - t_scale[b]*T*logit[b, target[b]] (empty if not needed)."""
     B, D = Q.shape
     N = E.shape[0]

@@ -1,5 +1,6 @@
 """Triton kernels of the replay family: the fused TD loss, forward and backward.
 
+Each launcher is named after the torch.library op it implements on CUDA (`torch.ops.recengine.<name>`).
 Each program handles BLOCK samples; the forward writes one partial loss sum per program, summed
 afterwards (deterministic, no atomics). Runs on CUDA, and on CPU tensors under TRITON_INTERPRET=1.
 """
@@ -58,25 +59,25 @@ def _td_loss_bwd_kernel(gl_ptr, gtd_ptr, td_ptr, w_ptr, g_ptr, d_ptr, gq_ptr, gn
     tl.store(gnq_ptr + offs, total * (g * (1.0 - d)), mask=mask)
 
 
-def td_loss_forward(q_sa, next_q, rewards, dones, discounts, weights, huber_delta: float, alpha: float, eps: float):
-    """(loss 0-d, td (B,), new_priorities (B,)) for contiguous float32 (B,) inputs (checked by the op)."""
+def td_loss(q_sa, next_q, reward, done, discount, weight, huber_delta: float, alpha: float, eps: float):
+    """(loss 0-d, td (B,), new_priority (B,)) for contiguous float32 (B,) inputs (checked by the op)."""
     batch = q_sa.numel()
     td = torch.empty_like(q_sa)
     prio = torch.empty_like(q_sa)
     grid = (triton.cdiv(batch, BLOCK),)
     partial = torch.empty(grid[0], dtype=torch.float32, device=q_sa.device)
-    _td_loss_fwd_kernel[grid](q_sa, next_q, rewards, dones, discounts, weights, td, prio, partial, batch,
+    _td_loss_fwd_kernel[grid](q_sa, next_q, reward, done, discount, weight, td, prio, partial, batch,
                               float(huber_delta), float(alpha), float(eps), BLOCK=BLOCK)
     loss = partial.sum() / batch
     return loss, td, prio
 
 
-def td_loss_backward(grad_loss, grad_td, td, weights, discounts, dones, huber_delta: float):
+def td_loss_backward(grad_loss, grad_td, td, weight, discount, done, huber_delta: float):
     """(grad_q_sa, grad_next_q); grad_loss is a 0-d tensor, grad_td (B,) (zeros when unused)."""
     batch = td.numel()
     grad_q = torch.empty_like(td)
     grad_nq = torch.empty_like(td)
     grid = (triton.cdiv(batch, BLOCK),)
-    _td_loss_bwd_kernel[grid](grad_loss.reshape(1), grad_td, td, weights, discounts, dones, grad_q, grad_nq, batch,
+    _td_loss_bwd_kernel[grid](grad_loss.reshape(1), grad_td, td, weight, discount, done, grad_q, grad_nq, batch,
                               float(huber_delta), BLOCK=BLOCK)
     return grad_q, grad_nq

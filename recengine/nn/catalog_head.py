@@ -47,7 +47,8 @@ class CatalogHead(nn.Module):
                 raise ValueError("item_table: this head is tied (own_table=False); pass the encoder's item table")
             return self.weight
         if item_table.shape != (self.num_items, self.dim):
-            raise ValueError(f"item_table: expected shape ({self.num_items}, {self.dim}), got {tuple(item_table.shape)}")
+            raise ValueError(f"item_table: expected shape ({self.num_items}, {self.dim}), "
+                             f"got {tuple(item_table.shape)}")
         return item_table
 
     def _kw(self, exclude_offsets, exclude_ids) -> dict:

@@ -17,13 +17,14 @@ update happens when backward reaches this module (once per backward of each forw
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import torch
 from torch import Tensor, nn
 
-from recengine.ops.embedding_bag import POOLINGS, check_embedding_bag_inputs, empty_rows
+from recengine._native import empty_with_huge_pages
+from recengine.ops.embedding_bag import POOLINGS, check_embedding_bag_inputs
 from recengine.optim import SGD, Adam, RowwiseAdagrad
 
 __all__ = ["TableSpec", "EmbeddingTables"]
@@ -125,7 +126,7 @@ class EmbeddingTables(nn.Module):
         gen = None
         if seed is not None:
             gen = torch.Generator(device=device or "cpu").manual_seed(seed)
-        weights = empty_rows((num_rows, self.dim), device)  # huge pages on the CPU where available
+        weights = empty_with_huge_pages((num_rows, self.dim), device=device)
         bound = 1.0 / math.sqrt(self.dim)
         weights.uniform_(-bound, bound, generator=gen)
         if optimizer is None:
@@ -133,7 +134,7 @@ class EmbeddingTables(nn.Module):
         else:
             self.register_buffer("weights", weights)
             for name, shape in optimizer.state_shapes(num_rows, self.dim).items():
-                self.register_buffer(name, empty_rows(shape, device).zero_())
+                self.register_buffer(name, empty_with_huge_pages(shape, device=device).zero_())
             if isinstance(optimizer, Adam):
                 self.register_buffer("step", torch.zeros((), dtype=torch.int64, device=device))
 
@@ -162,7 +163,7 @@ class EmbeddingTables(nn.Module):
     def forward(self, ids: Tensor, offsets: Tensor, per_sample_weights: Tensor | None = None) -> Tensor:
         """Pooled (B, T*D). ids local to their table; offsets (T*B+1,) int64, table-major."""
         weights, table_offsets, ids, offsets, psw = check_embedding_bag_inputs(
-            self.weights, self.table_offsets, ids, offsets, per_sample_weights, self.pooling,
+            self.weights, self.table_offsets, ids, offsets, per_sample_weights, pooling=self.pooling,
             table_names=self._names, for_forward=True)
         if self.optimizer is None or not torch.is_grad_enabled():
             return torch.ops.recengine.embedding_bag(weights, table_offsets, ids, offsets, psw, self.pooling)

@@ -1,7 +1,12 @@
-"""Input validation shared by the public ops: one place, clear exceptions naming the argument."""
+"""Input validation shared by the public ops of every family: one place, clear exceptions naming the argument.
+
+Tensors: `check_tensor`, `check_same_device`. Options: `check_number`, `check_int`, `check_positive`,
+`check_choice`. Wrong types raise TypeError, wrong values ValueError.
+"""
 from __future__ import annotations
 
-from typing import Iterable
+import math
+from collections.abc import Iterable, Sequence
 
 import torch
 
@@ -11,12 +16,12 @@ FLOAT_DTYPES = (torch.float32,)
 
 def check_tensor(
     name: str,
-    t,
+    t: object,
     *,
     dtypes: Iterable[torch.dtype] | None = None,
     ndim: int | None = None,
     device: torch.device | None = None,
-    shape: tuple | None = None,
+    shape: tuple[int | None, ...] | None = None,
 ) -> None:
     """Raise TypeError/ValueError naming `name` unless `t` is a tensor with the given properties.
 
@@ -39,7 +44,7 @@ def check_tensor(
         raise ValueError(f"{name}: expected device {device}, got {t.device}")
 
 
-def check_same_device(**tensors) -> torch.device:
+def check_same_device(**tensors: torch.Tensor | None) -> torch.device:
     """All given (non-None) tensors on one device; returns it."""
     devices = {name: t.device for name, t in tensors.items() if t is not None}
     uniq = set(devices.values())
@@ -49,10 +54,44 @@ def check_same_device(**tensors) -> torch.device:
     return next(iter(uniq))
 
 
-def check_positive(name: str, value, *, integer: bool = False) -> None:
+def check_positive(name: str, value: object, *, integer: bool = False) -> None:
+    """A number (an int when `integer`) strictly above 0; NaN is rejected."""
     if integer and (isinstance(value, bool) or not isinstance(value, int)):
         raise TypeError(f"{name}: expected an int, got {type(value).__name__}")
     if not integer and not isinstance(value, (int, float)):
         raise TypeError(f"{name}: expected a number, got {type(value).__name__}")
     if not value > 0 or value != value:
         raise ValueError(f"{name}: must be > 0, got {value}")
+
+
+def check_number(name: str, value: object, *, minimum: float | None = None, exclusive: bool = False) -> float:
+    """A finite real number (not a bool), at least `minimum` (above it when `exclusive`); returns it as float.
+
+    TypeError for anything that is not an int or a float, ValueError for NaN, an infinity or a value
+    out of range, each naming `name`.
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name}: expected a number, got {type(value).__name__}")
+    if not math.isfinite(value):
+        raise ValueError(f"{name}: expected a finite number, got {value!r}")
+    if minimum is not None and (value < minimum or (exclusive and value == minimum)):
+        raise ValueError(f"{name}: must be {'>' if exclusive else '>='} {minimum}, got {value}")
+    return float(value)
+
+
+def check_int(name: str, value: object, *, minimum: int | None = None) -> int:
+    """An int (not a bool) of at least `minimum`; TypeError / ValueError naming `name` otherwise."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name}: expected an int, got {type(value).__name__}")
+    if minimum is not None and value < minimum:
+        raise ValueError(f"{name}: must be >= {minimum}, got {value}")
+    return value
+
+
+def check_choice(name: str, value: object, choices: Sequence[str]) -> str:
+    """One of the strings `choices`; TypeError for a non-str, ValueError naming the choices otherwise."""
+    if not isinstance(value, str):
+        raise TypeError(f"{name}: expected a str, got {type(value).__name__}")
+    if value not in choices:
+        raise ValueError(f"{name}: expected one of {tuple(choices)}, got {value!r}")
+    return value

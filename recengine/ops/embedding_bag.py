@@ -28,19 +28,20 @@ no backend ever touches memory outside the tensors.
 """
 from __future__ import annotations
 
-from typing import NoReturn, Optional, Sequence
+from collections.abc import Sequence
+from typing import NoReturn
 
 import torch
 from torch import Tensor
 
-from recengine._native import as_array, kernels
-from recengine.ops._checks import FLOAT_DTYPES, INDEX_DTYPES, check_same_device, check_tensor
+from recengine._native import as_array, cpu_ops
+from recengine.ops._checks import FLOAT_DTYPES, INDEX_DTYPES, check_choice, check_int, check_same_device, check_tensor
 
 POOLINGS = ("sum", "mean")
 #: optimizer name -> kernel code (0 is the dense gradient)
 OPTIMIZERS = {"sgd": 1, "rowwise_adagrad": 2, "adam": 3}
 
-__all__ = ["embedding_bag", "embedding_bag_fused_update", "check_embedding_bag_inputs", "empty_rows", "POOLINGS",
+__all__ = ["embedding_bag", "embedding_bag_fused_update", "check_embedding_bag_inputs", "POOLINGS",
            "OPTIMIZERS"]
 
 
@@ -57,10 +58,7 @@ def _check_structure(weights, table_offsets, ids, offsets, per_sample_weights, p
     check_tensor("offsets", offsets, dtypes=(torch.int64,), ndim=1)
     if per_sample_weights is not None:
         check_tensor("per_sample_weights", per_sample_weights, dtypes=FLOAT_DTYPES, shape=(ids.shape[0],))
-    if not isinstance(pooling, str):
-        raise TypeError(f"pooling: expected a str, got {type(pooling).__name__}")
-    if pooling not in POOLINGS:
-        raise ValueError(f"pooling: expected one of {POOLINGS}, got {pooling!r}")
+    check_choice("pooling", pooling, POOLINGS)
     check_same_device(weights=weights, table_offsets=table_offsets, ids=ids, offsets=offsets,
                       per_sample_weights=per_sample_weights)
     if weights.shape[1] < 1:
@@ -95,9 +93,9 @@ def _check_values(num_rows: int, table_offsets: Tensor, ids: Tensor, offsets: Te
     kernel: two OpenMP runtimes, torch's and ours, would then fight over the cores). Elsewhere:
     vectorised torch checks, a few host syncs, no loop over ids or bags."""
     if ids.device.type == "cpu":
-        pos = kernels().embedding_bag_find_bad_id(as_array(table_offsets.contiguous(), "table_offsets"),
-                                             as_array(ids.contiguous(), "ids"), as_array(offsets.contiguous(), "offsets"),
-                                             num_rows)
+        pos = cpu_ops().embedding_bag_find_bad_id(as_array(table_offsets.contiguous(), "table_offsets"),
+                                                  as_array(ids.contiguous(), "ids"),
+                                                  as_array(offsets.contiguous(), "offsets"), num_rows)
         if pos >= 0:
             _raise_bad_id(pos, table_offsets, ids, offsets, table_names)
         return
@@ -160,9 +158,11 @@ def _first_bad_value(num_rows: int, table_offsets: Tensor, ids: Tensor, offsets:
             _raise_bad_id(seg[t] + k, table_offsets, ids, offsets, table_names)
 
 
-def check_embedding_bag_inputs(weights, table_offsets, ids, offsets, per_sample_weights=None, pooling="sum", *,
+def check_embedding_bag_inputs(weights: Tensor, table_offsets: Tensor, ids: Tensor, offsets: Tensor,
+                               per_sample_weights: Tensor | None = None, *, pooling: str = "sum",
                                table_names: Sequence[str] | None = None, check_values: bool = True,
-                               for_forward: bool = False):
+                               for_forward: bool = False
+                               ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor | None]:
     """Validate the op's inputs; returns them contiguous (ids keep their dtype).
 
     Raises TypeError (wrong type/dtype), ValueError (shape, device, layout) or IndexError (an id outside
@@ -182,13 +182,14 @@ def check_embedding_bag_inputs(weights, table_offsets, ids, offsets, per_sample_
 # ------------------------------------------------------------------------------------ the ops
 @torch.library.custom_op("recengine::embedding_bag", mutates_args=(), device_types="cpu")
 def _embedding_bag_op(weights: Tensor, table_offsets: Tensor, ids: Tensor, offsets: Tensor,
-                      per_sample_weights: Optional[Tensor], pooling: str) -> Tensor:
+                      per_sample_weights: Tensor | None, pooling: str) -> Tensor:
     num_tables, batch = _sizes(table_offsets, offsets)
     weights, table_offsets, ids, offsets = (x.contiguous() for x in (weights, table_offsets, ids, offsets))
     psw = None if per_sample_weights is None else as_array(per_sample_weights.contiguous(), "per_sample_weights")
     out = torch.empty(batch, num_tables * weights.shape[1], dtype=weights.dtype)
-    kernels().embedding_bag_forward(as_array(weights, "weights"), as_array(table_offsets, "table_offsets"), as_array(ids, "ids"),
-                               as_array(offsets, "offsets"), psw, pooling == "mean", as_array(out, "out"))
+    cpu_ops().embedding_bag_forward(as_array(weights, "weights"), as_array(table_offsets, "table_offsets"),
+                                    as_array(ids, "ids"), as_array(offsets, "offsets"), psw, pooling == "mean",
+                                    as_array(out, "out"))
     return out
 
 
@@ -198,7 +199,7 @@ def _embedding_bag_cuda(weights, table_offsets, ids, offsets, per_sample_weights
 
     psw = None if per_sample_weights is None else per_sample_weights.contiguous()
     weights, table_offsets, ids, offsets = (x.contiguous() for x in (weights, table_offsets, ids, offsets))
-    out, err = kernels.forward(weights, table_offsets, ids, offsets, psw, pooling == "mean")
+    out, err = kernels.embedding_bag(weights, table_offsets, ids, offsets, psw, pooling == "mean")
     if out.numel() == 0:  # nothing launched, so nothing checked the layout
         _check_values_torch(weights.shape[0], table_offsets, ids, offsets, None)
     elif min(err.tolist()) != kernels.NO_ERROR:  # the kernel's report: one host sync
@@ -214,14 +215,16 @@ def _embedding_bag_fake(weights, table_offsets, ids, offsets, per_sample_weights
 
 @torch.library.custom_op("recengine::embedding_bag_backward", mutates_args=(), device_types="cpu")
 def _backward_op(grad_output: Tensor, weights: Tensor, table_offsets: Tensor, ids: Tensor, offsets: Tensor,
-                 per_sample_weights: Optional[Tensor], pooling: str) -> Tensor:
+                 per_sample_weights: Tensor | None, pooling: str) -> Tensor:
     grad_weights = torch.zeros_like(weights, memory_format=torch.contiguous_format)
     psw = None if per_sample_weights is None else as_array(per_sample_weights.contiguous(), "per_sample_weights")
     empty = torch.empty(0, dtype=weights.dtype)
-    kernels().embedding_bag_update(as_array(grad_output.contiguous(), "grad_output"), as_array(grad_weights, "grad_weights"),
-                              as_array(table_offsets.contiguous(), "table_offsets"), as_array(ids.contiguous(), "ids"),
-                              as_array(offsets.contiguous(), "offsets"), psw, pooling == "mean", 0, as_array(empty, "state1"),
-                              as_array(empty, "state2"), 0.0, 0.0, 0.0, 0.0, 1.0, 1.0)
+    cpu_ops().embedding_bag_update(as_array(grad_output.contiguous(), "grad_output"),
+                                   as_array(grad_weights, "grad_weights"),
+                                   as_array(table_offsets.contiguous(), "table_offsets"),
+                                   as_array(ids.contiguous(), "ids"), as_array(offsets.contiguous(), "offsets"), psw,
+                                   pooling == "mean", 0, as_array(empty, "state1"), as_array(empty, "state2"),
+                                   0.0, 0.0, 0.0, 0.0, 1.0, 1.0)
     return grad_weights
 
 
@@ -229,11 +232,9 @@ def _backward_op(grad_output: Tensor, weights: Tensor, table_offsets: Tensor, id
 def _backward_cuda(grad_output, weights, table_offsets, ids, offsets, per_sample_weights, pooling):
     from recengine.kernels import embedding_bag as kernels
 
-    grad_weights = torch.zeros_like(weights, memory_format=torch.contiguous_format)
     psw = None if per_sample_weights is None else per_sample_weights.contiguous()
-    kernels.aggregate_update(grad_output.contiguous(), grad_weights, table_offsets.contiguous(), ids.contiguous(),
-                             offsets.contiguous(), psw, pooling == "mean", kernels.DENSE_GRAD)
-    return grad_weights
+    return kernels.embedding_bag_backward(grad_output.contiguous(), weights, table_offsets.contiguous(),
+                                          ids.contiguous(), offsets.contiguous(), psw, pooling == "mean")
 
 
 @_backward_op.register_fake
@@ -245,9 +246,11 @@ def _backward_fake(grad_output, weights, table_offsets, ids, offsets, per_sample
 def _psw_backward_op(grad_output: Tensor, weights: Tensor, table_offsets: Tensor, ids: Tensor, offsets: Tensor,
                      pooling: str) -> Tensor:
     grad_psw = torch.empty(ids.shape[0], dtype=weights.dtype)
-    kernels().embedding_bag_backward_psw(as_array(grad_output.contiguous(), "grad_output"), as_array(weights.contiguous(), "weights"),
-                                    as_array(table_offsets.contiguous(), "table_offsets"), as_array(ids.contiguous(), "ids"),
-                                    as_array(offsets.contiguous(), "offsets"), pooling == "mean", as_array(grad_psw, "grad_psw"))
+    cpu_ops().embedding_bag_backward_psw(as_array(grad_output.contiguous(), "grad_output"),
+                                         as_array(weights.contiguous(), "weights"),
+                                         as_array(table_offsets.contiguous(), "table_offsets"),
+                                         as_array(ids.contiguous(), "ids"), as_array(offsets.contiguous(), "offsets"),
+                                         pooling == "mean", as_array(grad_psw, "grad_psw"))
     return grad_psw
 
 
@@ -255,8 +258,9 @@ def _psw_backward_op(grad_output: Tensor, weights: Tensor, table_offsets: Tensor
 def _psw_backward_cuda(grad_output, weights, table_offsets, ids, offsets, pooling):
     from recengine.kernels import embedding_bag as kernels
 
-    return kernels.backward_psw(grad_output.contiguous(), weights.contiguous(), table_offsets.contiguous(),
-                                ids.contiguous(), offsets.contiguous(), pooling == "mean")
+    return kernels.embedding_bag_psw_backward(grad_output.contiguous(), weights.contiguous(),
+                                              table_offsets.contiguous(), ids.contiguous(), offsets.contiguous(),
+                                              pooling == "mean")
 
 
 @_psw_backward_op.register_fake
@@ -282,20 +286,21 @@ def _backward(ctx, grad_output):
     return grad_weights, None, None, None, grad_psw, None
 
 
-_embedding_bag_op.register_autograd(_backward, setup_context=_setup_context)
+torch.library.register_autograd("recengine::embedding_bag", _backward, setup_context=_setup_context)
 
 
 @torch.library.custom_op("recengine::embedding_bag_fused_update", mutates_args=("weights", "state1", "state2"),
                          device_types="cpu")
 def _fused_update_op(grad_output: Tensor, weights: Tensor, table_offsets: Tensor, ids: Tensor, offsets: Tensor,
-                     per_sample_weights: Optional[Tensor], pooling: str, optimizer: str, state1: Tensor,
+                     per_sample_weights: Tensor | None, pooling: str, optimizer: str, state1: Tensor,
                      state2: Tensor, lr: float, eps: float, beta1: float, beta2: float, step: int) -> None:
     psw = None if per_sample_weights is None else as_array(per_sample_weights.contiguous(), "per_sample_weights")
-    kernels().embedding_bag_update(as_array(grad_output.contiguous(), "grad_output"), as_array(weights, "weights"),
-                              as_array(table_offsets.contiguous(), "table_offsets"), as_array(ids.contiguous(), "ids"),
-                              as_array(offsets.contiguous(), "offsets"), psw, pooling == "mean", OPTIMIZERS[optimizer],
-                              as_array(state1, "state1"), as_array(state2, "state2"), lr, eps, beta1, beta2,
-                              1.0 - beta1**step, 1.0 - beta2**step)
+    cpu_ops().embedding_bag_update(as_array(grad_output.contiguous(), "grad_output"), as_array(weights, "weights"),
+                                   as_array(table_offsets.contiguous(), "table_offsets"),
+                                   as_array(ids.contiguous(), "ids"), as_array(offsets.contiguous(), "offsets"), psw,
+                                   pooling == "mean", OPTIMIZERS[optimizer], as_array(state1, "state1"),
+                                   as_array(state2, "state2"), lr, eps, beta1, beta2, 1.0 - beta1**step,
+                                   1.0 - beta2**step)
 
 
 @_fused_update_op.register_kernel("cuda")
@@ -304,9 +309,9 @@ def _fused_update_cuda(grad_output, weights, table_offsets, ids, offsets, per_sa
     from recengine.kernels import embedding_bag as kernels
 
     psw = None if per_sample_weights is None else per_sample_weights.contiguous()
-    kernels.aggregate_update(grad_output.contiguous(), weights, table_offsets.contiguous(), ids.contiguous(),
-                             offsets.contiguous(), psw, pooling == "mean", OPTIMIZERS[optimizer], state1, state2,
-                             lr, eps, beta1, beta2, 1.0 - beta1**step, 1.0 - beta2**step)
+    kernels.embedding_bag_fused_update(grad_output.contiguous(), weights, table_offsets.contiguous(), ids.contiguous(),
+                                       offsets.contiguous(), psw, pooling == "mean", OPTIMIZERS[optimizer], state1,
+                                       state2, lr, eps, beta1, beta2, 1.0 - beta1**step, 1.0 - beta2**step)
 
 
 @_fused_update_op.register_fake
@@ -316,18 +321,8 @@ def _fused_update_fake(grad_output, weights, table_offsets, ids, offsets, per_sa
 
 
 # ------------------------------------------------------------------------------ public functions
-def empty_rows(shape: tuple[int, ...], device: torch.device | str | None = None) -> Tensor:
-    """An uninitialised float32 tensor for a table or its per-row state. On the CPU (Linux) its memory
-    is hinted to use transparent huge pages before first touch: lookups and updates hit random rows, and
-    with 4 KiB pages nearly every row is a TLB miss (measured on W1: lookups ~1.3-1.5x faster)."""
-    table = torch.empty(shape, device=device)
-    if table.device.type == "cpu" and table.numel() * 4 >= (8 << 20):
-        kernels().advise_huge_pages(as_array(table, "table"))
-    return table
-
-
 def embedding_bag(weights: Tensor, table_offsets: Tensor, ids: Tensor, offsets: Tensor,
-                  per_sample_weights: Tensor | None = None, pooling: str = "sum", *,
+                  per_sample_weights: Tensor | None = None, *, pooling: str = "sum",
                   table_names: Sequence[str] | None = None) -> Tensor:
     """Pooled lookup over T tables in one call: (B, T*D), table t in columns [t*D, (t+1)*D).
 
@@ -336,12 +331,13 @@ def embedding_bag(weights: Tensor, table_offsets: Tensor, ids: Tensor, offsets: 
     `per_sample_weights`. `table_names` (optional) names the tables in error messages.
     """
     weights, table_offsets, ids, offsets, psw = check_embedding_bag_inputs(
-        weights, table_offsets, ids, offsets, per_sample_weights, pooling, table_names=table_names, for_forward=True)
+        weights, table_offsets, ids, offsets, per_sample_weights, pooling=pooling, table_names=table_names,
+        for_forward=True)
     return torch.ops.recengine.embedding_bag(weights, table_offsets, ids, offsets, psw, pooling)
 
 
 def embedding_bag_fused_update(grad_output: Tensor, weights: Tensor, table_offsets: Tensor, ids: Tensor,
-                               offsets: Tensor, per_sample_weights: Tensor | None = None, pooling: str = "sum", *,
+                               offsets: Tensor, per_sample_weights: Tensor | None = None, *, pooling: str = "sum",
                                optimizer: str, lr: float, eps: float = 1e-8, betas: tuple[float, float] = (0.9, 0.999),
                                state1: Tensor | None = None, state2: Tensor | None = None, step: int = 1,
                                table_names: Sequence[str] | None = None, check_values: bool = True) -> None:
@@ -355,23 +351,22 @@ def embedding_bag_fused_update(grad_output: Tensor, weights: Tensor, table_offse
     Rows the batch does not refer to are untouched. Everything is validated before anything is written.
     """
     weights_c, table_offsets, ids, offsets, psw = check_embedding_bag_inputs(
-        weights, table_offsets, ids, offsets, per_sample_weights, pooling, table_names=table_names,
+        weights, table_offsets, ids, offsets, per_sample_weights, pooling=pooling, table_names=table_names,
         check_values=check_values)
     if not weights.is_contiguous():
         raise ValueError("weights: must be contiguous (it is updated in place)")
-    if optimizer not in OPTIMIZERS:
-        raise ValueError(f"optimizer: expected one of {tuple(OPTIMIZERS)}, got {optimizer!r}")
+    check_choice("optimizer", optimizer, tuple(OPTIMIZERS))
     num_tables, batch = _sizes(table_offsets, offsets)
     num_rows, dim = weights.shape
-    check_tensor("grad_output", grad_output, dtypes=FLOAT_DTYPES, shape=(batch, num_tables * dim), device=weights.device)
+    check_tensor("grad_output", grad_output, dtypes=FLOAT_DTYPES, shape=(batch, num_tables * dim),
+                 device=weights.device)
     empty = weights.new_empty(0)
     if optimizer == "rowwise_adagrad":
         check_tensor("state1", state1, dtypes=FLOAT_DTYPES, shape=(num_rows,), device=weights.device)
     elif optimizer == "adam":
         check_tensor("state1", state1, dtypes=FLOAT_DTYPES, shape=(num_rows, dim), device=weights.device)
         check_tensor("state2", state2, dtypes=FLOAT_DTYPES, shape=(num_rows, dim), device=weights.device)
-        if isinstance(step, bool) or not isinstance(step, int) or step < 1:
-            raise ValueError(f"step: expected an int >= 1, got {step!r}")
+        check_int("step", step, minimum=1)
     for name, s in (("state1", state1), ("state2", state2)):
         if s is not None and not s.is_contiguous():
             raise ValueError(f"{name}: must be contiguous (it is updated in place)")
@@ -380,4 +375,5 @@ def embedding_bag_fused_update(grad_output: Tensor, weights: Tensor, table_offse
     beta1, beta2 = (float(b) for b in betas)
     torch.ops.recengine.embedding_bag_fused_update(grad_output.detach(), weights.detach(), table_offsets, ids, offsets,
                                                    None if psw is None else psw.detach(), pooling, optimizer,
-                                                   state1.detach(), state2.detach(), float(lr), float(eps), beta1, beta2, int(step))
+                                                   state1.detach(), state2.detach(), float(lr), float(eps), beta1,
+                                                   beta2, int(step))

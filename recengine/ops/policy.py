@@ -11,7 +11,8 @@ user's row: they never score, are never drawn and carry no probability. Ids retu
 
 No op materialises the B x N logits: the catalog is walked in tiles (CPU: one C++ OpenMP sweep, each
 thread computing L2-sized tiles with the process's BLAS and folding them into per-row state at once;
-CUDA: Triton). Peak extra memory is O(B*k + threads * tile), plus dE itself for the backward.
+CUDA: Triton). Peak extra memory is O(B*k + threads * tile), plus dE itself for the backward. Both
+backends take Q and bias as given and inv_temp = 1 / temperature, applied per logit in the kernel.
 On CPUs with AVX512-BF16, catalog_topk of 48+ rows first scores in bfloat16 (twice the multiply-adds per
 instruction) with a proven error bound per score, and rescores in float32 only the items that bound
 cannot rule out: the result is still the float32 top-k (csrc/policy/topk_bf16.cpp).
@@ -20,16 +21,28 @@ The plain-PyTorch truth is recengine.reference.policy.
 from __future__ import annotations
 
 import torch
+from torch import Tensor
 
-from recengine._native import as_array, kernels
-from recengine.ops._checks import INDEX_DTYPES, check_positive, check_same_device, check_tensor
+from recengine._native import as_array, cpu_ops
+from recengine.ops._checks import (
+    INDEX_DTYPES,
+    check_choice,
+    check_int,
+    check_number,
+    check_positive,
+    check_same_device,
+    check_tensor,
+)
 from recengine.reference.policy import seed_key
 
-__all__ = ["catalog_topk", "catalog_sample", "catalog_logsumexp", "catalog_cross_entropy"]
+__all__ = ["catalog_topk", "catalog_sample", "catalog_logsumexp", "catalog_cross_entropy", "REDUCTIONS"]
+
+#: the reductions catalog_cross_entropy offers
+REDUCTIONS = ("mean", "sum", "none")
 
 
 # ------------------------------------------------------------------------------------- validation
-def _check_finite(**tensors: torch.Tensor | None) -> None:
+def _check_finite(**tensors: Tensor | None) -> None:
     # one cheap reduction per tensor, read back in one host sync; the exact check only for a sum that is not
     # finite (it may just overflow)
     given = {name: t.detach() for name, t in tensors.items() if t is not None and t.numel()}
@@ -40,7 +53,9 @@ def _check_finite(**tensors: torch.Tensor | None) -> None:
             raise ValueError(f"{name}: holds NaN or infinite values")
 
 
-def _validate(Q, E, bias, temperature, exclude_offsets, exclude_ids):
+def _validate(Q: Tensor, E: Tensor, bias: Tensor | None, temperature: float, exclude_offsets: Tensor | None,
+              exclude_ids: Tensor | None
+              ) -> tuple[Tensor, Tensor, Tensor | None, Tensor | None, Tensor | None]:
     """Check the shared arguments; returns (Q, E, bias, exclude_offsets, exclude_ids int64), contiguous."""
     check_tensor("Q", Q, dtypes=(torch.float32,), ndim=2)
     check_tensor("E", E, dtypes=(torch.float32,), ndim=2)
@@ -51,11 +66,7 @@ def _validate(Q, E, bias, temperature, exclude_offsets, exclude_ids):
         raise ValueError("E: the catalog is empty (N = 0)")
     if bias is not None:
         check_tensor("bias", bias, dtypes=(torch.float32,), shape=(N,))
-    if isinstance(temperature, bool) or not isinstance(temperature, (int, float)):
-        raise TypeError(f"temperature: expected a number, got {type(temperature).__name__}")
-    check_positive("temperature", temperature)
-    if temperature == float("inf"):
-        raise ValueError("temperature: must be finite")
+    check_number("temperature", temperature, minimum=0.0, exclusive=True)
     if (exclude_offsets is None) != (exclude_ids is None):
         raise ValueError("exclude_offsets and exclude_ids: give both or neither")
     if exclude_offsets is not None:
@@ -82,12 +93,12 @@ def _validate(Q, E, bias, temperature, exclude_offsets, exclude_ids):
     return Q, E, bias, exclude_offsets, exclude_ids
 
 
-def _excluded_rows(B, exclude_offsets, exclude_ids):
+def _excluded_rows(B: int, exclude_offsets: Tensor, exclude_ids: Tensor) -> Tensor:
     counts = exclude_offsets[1:] - exclude_offsets[:-1]
     return torch.repeat_interleave(torch.arange(B, device=exclude_ids.device), counts)
 
 
-def _check_k(k, N, B, exclude_offsets, exclude_ids) -> None:
+def _check_k(k: int, N: int, B: int, exclude_offsets: Tensor | None, exclude_ids: Tensor | None) -> None:
     check_positive("k", k, integer=True)
     if k > N:
         raise ValueError(f"k: {k} exceeds the catalog size {N}")
@@ -101,7 +112,8 @@ def _check_k(k, N, B, exclude_offsets, exclude_ids) -> None:
             raise ValueError(f"k: {k} exceeds the {int(allowed[b])} non-excluded items of row {b}")
 
 
-def _check_target(target, B, N, exclude_offsets, exclude_ids) -> torch.Tensor:
+def _check_target(target: Tensor, B: int, N: int, exclude_offsets: Tensor | None, exclude_ids: Tensor | None
+                  ) -> Tensor:
     check_tensor("target", target, dtypes=INDEX_DTYPES, shape=(B,))
     target = target.contiguous().to(torch.int64)
     bad = (target < 0) | (target >= N)
@@ -118,52 +130,44 @@ def _check_target(target, B, N, exclude_offsets, exclude_ids) -> torch.Tensor:
 
 
 # ------------------------------------------------------------------------------------ CPU driver
+# The C++ sweeps take the same arguments as the Triton launchers: raw Q and bias, and inv_temp = 1 / temperature,
+# which both apply per logit, (Q . E[a] + bias[a]) * inv_temp.
 def _arr(t):
     return None if t is None else as_array(t, "tensor")
 
 
-def _scaled(Q, bias, temperature):
-    """Q / T and bias / T (small tensors): the kernels then need no multiply per logit."""
-    if temperature == 1.0:
-        return Q, bias
-    inv_t = 1.0 / temperature
-    return Q * inv_t, None if bias is None else bias * inv_t
-
-
-def _cpu_topk(Q, E, k, bias, temperature, exclude_offsets, exclude_ids):
-    _C = kernels()
+def _cpu_topk(Q, E, k, bias, inv_temp, exclude_offsets, exclude_ids):
+    _C = cpu_ops()
     B = Q.shape[0]
     vals = torch.full((B, k), float("-inf"))
     ids = torch.full((B, k), -1, dtype=torch.int64)
     count = torch.zeros(B, dtype=torch.int64)
     a_vals, a_ids, a_count = _arr(vals), _arr(ids), _arr(count)
-    Qs, bias_s = _scaled(Q, bias, temperature)  # Q / T and bias / T: the kernels run with T = 1
     a_off, a_ex = _arr(exclude_offsets), _arr(exclude_ids)
 
-    _C.policy_topk(_arr(Qs), _arr(E), _arr(bias_s), 1.0, a_off, a_ex, a_vals, a_ids, a_count)
+    _C.policy_topk(_arr(Q), _arr(E), _arr(bias), inv_temp, a_off, a_ex, a_vals, a_ids, a_count)
     _C.policy_heaps_finish(a_vals, a_ids, None, a_count)
     return vals, ids, count
 
 
-def _cpu_lse(Q, E, bias, temperature, exclude_offsets, exclude_ids, target=None):
+def _cpu_lse(Q, E, bias, inv_temp, exclude_offsets, exclude_ids, target=None):
     """Per-row logsumexp and, with target, the target's logit."""
-    _C = kernels()
+    _C = cpu_ops()
     B = Q.shape[0]
     m = torch.full((B,), float("-inf"))
     s = torch.zeros(B)
     x_t = torch.zeros(B) if target is not None else None
     a_m, a_s, a_t, a_xt = _arr(m), _arr(s), _arr(target), _arr(x_t)
-    Qs, bias_s = _scaled(Q, bias, temperature)  # Q / T and bias / T: the kernels run with T = 1
     a_off, a_ex = _arr(exclude_offsets), _arr(exclude_ids)
 
-    _C.policy_lse(_arr(Qs), _arr(E), _arr(bias_s), 1.0, a_off, a_ex, a_m, a_s, a_t, a_xt)
+    _C.policy_lse(_arr(Q), _arr(E), _arr(bias), inv_temp, a_off, a_ex, a_m, a_s, a_t, a_xt)
     lse = torch.empty(B)
     _C.policy_lse_finish(a_m, a_s, _arr(lse))
     return lse, x_t
 
 
-def _cpu_sample(Q, E, k, skey, bias, temperature, exclude_offsets, exclude_ids):
-    _C = kernels()
+def _cpu_sample(Q, E, k, skey, bias, inv_temp, exclude_offsets, exclude_ids):
+    _C = cpu_ops()
     B = Q.shape[0]
     keys = torch.full((B, k), float("-inf"))
     ids = torch.full((B, k), -1, dtype=torch.int64)
@@ -172,43 +176,35 @@ def _cpu_sample(Q, E, k, skey, bias, temperature, exclude_offsets, exclude_ids):
     m = torch.full((B,), float("-inf"))
     s = torch.zeros(B)
     arrs = [_arr(t) for t in (keys, ids, xs, count, m, s)]
-    Qs, bias_s = _scaled(Q, bias, temperature)  # Q / T and bias / T: the kernels run with T = 1
     a_off, a_ex = _arr(exclude_offsets), _arr(exclude_ids)
 
-    _C.policy_sample(_arr(Qs), _arr(E), _arr(bias_s), 1.0, a_off, a_ex, skey, *arrs)
+    _C.policy_sample(_arr(Q), _arr(E), _arr(bias), inv_temp, a_off, a_ex, skey, *arrs)
     _C.policy_heaps_finish(arrs[0], arrs[1], arrs[2], arrs[3])
     lse = torch.empty(B)
     _C.policy_lse_finish(arrs[4], arrs[5], _arr(lse))
     return ids, xs - lse.unsqueeze(1), lse, count
 
 
-def _cpu_ce_backward(Q, E, target, bias, lse, p_scale, t_scale, temperature, exclude_offsets, exclude_ids,
+def _cpu_ce_backward(Q, E, target, bias, lse, p_scale, t_scale, inv_temp, exclude_offsets, exclude_ids,
                      need_q, need_e, need_bias):
-    _C = kernels()
+    _C = cpu_ops()
     N = E.shape[0]
     dQ = torch.zeros_like(Q) if need_q else Q.new_empty(0)
     dE = torch.zeros_like(E) if need_e else E.new_empty(0)
     dbias = torch.zeros(N) if need_bias else Q.new_empty(0)
-    Qs, bias_s = _scaled(Q, bias, temperature)  # Q / T and bias / T: the kernels run with T = 1
     a_off, a_ex = _arr(exclude_offsets), _arr(exclude_ids)
-    _C.policy_ce_backward(_arr(Qs), _arr(Q), _arr(E), _arr(bias_s), a_off, a_ex, _arr(lse), _arr(target),
+    _C.policy_ce_backward(_arr(Q), _arr(E), _arr(bias), inv_temp, a_off, a_ex, _arr(lse), _arr(target),
                           _arr(p_scale), _arr(t_scale), _arr(dQ) if need_q else None, _arr(dE) if need_e else None,
                           _arr(dbias) if need_bias else None)
     return dQ, dE, dbias
 
 
 # ---------------------------------------------------------------------------- torch.library ops
-def _kernels():
-    from recengine.kernels import policy as kernels
-
-    return kernels
-
-
 @torch.library.custom_op("recengine::catalog_topk", mutates_args=(), device_types="cpu")
 def _topk_op(Q: torch.Tensor, E: torch.Tensor, k: int, bias: torch.Tensor | None, temperature: float,
              exclude_offsets: torch.Tensor | None, exclude_ids: torch.Tensor | None
              ) -> tuple[torch.Tensor, torch.Tensor]:
-    vals, ids, count = _cpu_topk(Q, E, k, bias, temperature, exclude_offsets, exclude_ids)
+    vals, ids, count = _cpu_topk(Q, E, k, bias, 1.0 / temperature, exclude_offsets, exclude_ids)
     if bool((count < k).any()):
         raise ValueError("catalog_topk: fewer than k items scored (logits overflowed to -inf?)")
     return vals, ids
@@ -216,7 +212,9 @@ def _topk_op(Q: torch.Tensor, E: torch.Tensor, k: int, bias: torch.Tensor | None
 
 @_topk_op.register_kernel("cuda")
 def _topk_cuda(Q, E, k, bias, temperature, exclude_offsets, exclude_ids):
-    return _kernels().catalog_topk_triton(Q, E, k, bias, 1.0 / temperature, exclude_offsets, exclude_ids)
+    from recengine.kernels import policy as kernels
+
+    return kernels.catalog_topk(Q, E, k, bias, 1.0 / temperature, exclude_offsets, exclude_ids)
 
 
 @_topk_op.register_fake
@@ -229,7 +227,8 @@ def _sample_op(Q: torch.Tensor, E: torch.Tensor, k: int, seed_key: int, bias: to
                temperature: float, exclude_offsets: torch.Tensor | None, exclude_ids: torch.Tensor | None
                ) -> tuple[torch.Tensor, torch.Tensor]:
     """seed_key: the 32-bit key recengine.reference.policy.seed_key(seed) of the caller's seed."""
-    ids, log_probs, lse, count = _cpu_sample(Q, E, k, seed_key, bias, temperature, exclude_offsets, exclude_ids)
+    ids, log_probs, lse, count = _cpu_sample(Q, E, k, seed_key, bias, 1.0 / temperature, exclude_offsets,
+                                             exclude_ids)
     if bool((count < k).any()):
         raise ValueError("catalog_sample: the logits overflowed (non-finite logsumexp)")
     return ids, log_probs
@@ -237,8 +236,9 @@ def _sample_op(Q: torch.Tensor, E: torch.Tensor, k: int, seed_key: int, bias: to
 
 @_sample_op.register_kernel("cuda")
 def _sample_cuda(Q, E, k, seed_key, bias, temperature, exclude_offsets, exclude_ids):
-    return _kernels().catalog_sample_triton(Q, E, k, seed_key, bias, 1.0 / temperature,
-                                            exclude_offsets, exclude_ids)
+    from recengine.kernels import policy as kernels
+
+    return kernels.catalog_sample(Q, E, k, seed_key, bias, 1.0 / temperature, exclude_offsets, exclude_ids)
 
 
 @_sample_op.register_fake
@@ -249,12 +249,14 @@ def _sample_fake(Q, E, k, seed_key, bias, temperature, exclude_offsets, exclude_
 @torch.library.custom_op("recengine::catalog_logsumexp", mutates_args=(), device_types="cpu")
 def _lse_op(Q: torch.Tensor, E: torch.Tensor, bias: torch.Tensor | None, temperature: float,
             exclude_offsets: torch.Tensor | None, exclude_ids: torch.Tensor | None) -> torch.Tensor:
-    return _cpu_lse(Q, E, bias, temperature, exclude_offsets, exclude_ids)[0]
+    return _cpu_lse(Q, E, bias, 1.0 / temperature, exclude_offsets, exclude_ids)[0]
 
 
 @_lse_op.register_kernel("cuda")
 def _lse_cuda(Q, E, bias, temperature, exclude_offsets, exclude_ids):
-    return _kernels().catalog_lse_triton(Q, E, bias, 1.0 / temperature, exclude_offsets, exclude_ids)
+    from recengine.kernels import policy as kernels
+
+    return kernels.catalog_logsumexp(Q, E, bias, 1.0 / temperature, exclude_offsets, exclude_ids)
 
 
 @_lse_op.register_fake
@@ -267,13 +269,15 @@ def _ce_rows_op(Q: torch.Tensor, E: torch.Tensor, target: torch.Tensor, bias: to
                 temperature: float, exclude_offsets: torch.Tensor | None, exclude_ids: torch.Tensor | None
                 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(loss per row = lse - logit[target], lse per row); target int64."""
-    lse, x_t = _cpu_lse(Q, E, bias, temperature, exclude_offsets, exclude_ids, target)
+    lse, x_t = _cpu_lse(Q, E, bias, 1.0 / temperature, exclude_offsets, exclude_ids, target)
     return lse - x_t, lse
 
 
 @_ce_rows_op.register_kernel("cuda")
 def _ce_rows_cuda(Q, E, target, bias, temperature, exclude_offsets, exclude_ids):
-    lse = _kernels().catalog_lse_triton(Q, E, bias, 1.0 / temperature, exclude_offsets, exclude_ids)
+    from recengine.kernels import policy as kernels
+
+    lse = kernels.catalog_logsumexp(Q, E, bias, 1.0 / temperature, exclude_offsets, exclude_ids)
     x_t = (Q * E[target]).sum(1)
     if bias is not None:
         x_t = x_t + bias[target]
@@ -292,15 +296,17 @@ def _ce_bwd_op(Q: torch.Tensor, E: torch.Tensor, target: torch.Tensor, bias: tor
                need_q: bool, need_e: bool, need_bias: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Gradients w.r.t. (Q, E, bias) of sum_b p_scale[b] * T * lse[b] - t_scale[b] * T * logit[b, target[b]]
     (scales already divided by T); a gradient not asked for comes back empty."""
-    return _cpu_ce_backward(Q, E, target, bias, lse, p_scale, t_scale, temperature, exclude_offsets,
+    return _cpu_ce_backward(Q, E, target, bias, lse, p_scale, t_scale, 1.0 / temperature, exclude_offsets,
                             exclude_ids, need_q, need_e, need_bias)
 
 
 @_ce_bwd_op.register_kernel("cuda")
 def _ce_bwd_cuda(Q, E, target, bias, lse, p_scale, t_scale, temperature, exclude_offsets, exclude_ids,
                  need_q, need_e, need_bias):
-    return _kernels().catalog_ce_backward_triton(Q, E, target, bias, lse, p_scale, t_scale, 1.0 / temperature,
-                                                 exclude_offsets, exclude_ids, need_q, need_e, need_bias)
+    from recengine.kernels import policy as kernels
+
+    return kernels.catalog_cross_entropy_backward(Q, E, target, bias, lse, p_scale, t_scale, 1.0 / temperature,
+                                                  exclude_offsets, exclude_ids, need_q, need_e, need_bias)
 
 
 @_ce_bwd_op.register_fake
@@ -340,7 +346,8 @@ torch.library.register_autograd("recengine::catalog_cross_entropy_rows", _ce_bac
 
 
 # ------------------------------------------------------------------------------------ public API
-def catalog_topk(Q, E, k, *, bias=None, temperature=1.0, exclude_offsets=None, exclude_ids=None):
+def catalog_topk(Q: Tensor, E: Tensor, k: int, *, bias: Tensor | None = None, temperature: float = 1.0,
+                 exclude_offsets: Tensor | None = None, exclude_ids: Tensor | None = None) -> tuple[Tensor, Tensor]:
     """The k best items per user: (scores (B, k) float32, ids (B, k) int64).
 
     scores are the logits (Q @ E.T + bias) / temperature, sorted descending; equal scores are ordered
@@ -355,7 +362,9 @@ def catalog_topk(Q, E, k, *, bias=None, temperature=1.0, exclude_offsets=None, e
     return scores, ids
 
 
-def catalog_sample(Q, E, k, seed, *, bias=None, temperature=1.0, exclude_offsets=None, exclude_ids=None):
+def catalog_sample(Q: Tensor, E: Tensor, k: int, seed: int, *, bias: Tensor | None = None, temperature: float = 1.0,
+                   exclude_offsets: Tensor | None = None, exclude_ids: Tensor | None = None
+                   ) -> tuple[Tensor, Tensor]:
     """k distinct items per user drawn from the softmax policy without replacement (Gumbel-top-k):
     (ids (B, k) int64, log_probs (B, k) float32), where log_probs[b, i] = log pi(ids[b, i] | s_b) under
     the full softmax over the non-excluded catalog. Items come in the order of their perturbed keys
@@ -366,8 +375,7 @@ def catalog_sample(Q, E, k, seed, *, bias=None, temperature=1.0, exclude_offsets
     """
     Q, E, bias, exclude_offsets, exclude_ids = _validate(Q, E, bias, temperature, exclude_offsets, exclude_ids)
     _check_k(k, E.shape[0], Q.shape[0], exclude_offsets, exclude_ids)
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise TypeError(f"seed: expected an int, got {type(seed).__name__}")
+    check_int("seed", seed)
     ids, log_probs = torch.ops.recengine.catalog_sample(Q, E, k, seed_key(seed), bias, float(temperature),
                                                         exclude_offsets, exclude_ids)
     if not bool(torch.isfinite(log_probs).all()):
@@ -375,7 +383,8 @@ def catalog_sample(Q, E, k, seed, *, bias=None, temperature=1.0, exclude_offsets
     return ids, log_probs
 
 
-def catalog_logsumexp(Q, E, *, bias=None, temperature=1.0, exclude_offsets=None, exclude_ids=None):
+def catalog_logsumexp(Q: Tensor, E: Tensor, *, bias: Tensor | None = None, temperature: float = 1.0,
+                      exclude_offsets: Tensor | None = None, exclude_ids: Tensor | None = None) -> Tensor:
     """log sum_a exp(logits[b, a]) over the non-excluded items, (B,) float32 (-inf for a row that
     excludes every item). Not differentiable (use catalog_cross_entropy for training)."""
     Q, E, bias, exclude_offsets, exclude_ids = _validate(Q, E, bias, temperature, exclude_offsets, exclude_ids)
@@ -385,16 +394,16 @@ def catalog_logsumexp(Q, E, *, bias=None, temperature=1.0, exclude_offsets=None,
     return lse
 
 
-def catalog_cross_entropy(Q, E, target, *, bias=None, temperature=1.0, exclude_offsets=None, exclude_ids=None,
-                          reduction="mean"):
+def catalog_cross_entropy(Q: Tensor, E: Tensor, target: Tensor, *, bias: Tensor | None = None,
+                          temperature: float = 1.0, exclude_offsets: Tensor | None = None,
+                          exclude_ids: Tensor | None = None, reduction: str = "mean") -> Tensor:
     """-log pi(target | s) over the full (non-excluded) catalog, reduced by "mean" | "sum" | "none".
 
     Differentiable w.r.t. Q, E and bias; the backward walks the catalog again block by block (never the
     B x N matrix). target (B,) int32/int64: an id out of range raises IndexError, an excluded target
     ValueError.
     """
-    if reduction not in ("mean", "sum", "none"):
-        raise ValueError(f"reduction: expected 'mean', 'sum' or 'none', got {reduction!r}")
+    check_choice("reduction", reduction, REDUCTIONS)
     Q, E, bias, exclude_offsets, exclude_ids = _validate(Q, E, bias, temperature, exclude_offsets, exclude_ids)
     target = _check_target(target, Q.shape[0], E.shape[0], exclude_offsets, exclude_ids)
     if Q.shape[0] == 0 and reduction == "mean":

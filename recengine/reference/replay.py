@@ -1,7 +1,7 @@
 """Plain reference for the replay family: the truth tests and benchmarks share.
 
 - `sample_indices_reference`, `importance_weights_reference`, `n_step_reference`: the sampling math of
-  recengine.replay.PrioritizedReplay written the obvious way (cumulative sums, Python loops).
+  recengine.buffers.PrioritizedReplay written the obvious way (cumulative sums, Python loops).
 - `NumpySumTree` / `PrioritizedReplayReference`: a prioritized replay built on a vectorised NumPy
   sum-tree, what one writes without a compiled extension; the benchmark's baseline.
 - `td_loss_reference`: the DQN TD loss in plain PyTorch, differentiable through autograd.
@@ -118,7 +118,7 @@ class NumpySumTree:
 class PrioritizedReplayReference:
     """One-step prioritized replay on NumpySumTree and torch column storage (the benchmark baseline).
 
-    Same calls as recengine.replay.PrioritizedReplay for n_step=1: add(**columns), sample(batch, beta,
+    Same calls as recengine.buffers.PrioritizedReplay for n_step=1: add(**columns), sample(batch, beta,
     generator) -> (batch dict with "discount", indices, weights), update_priorities, len().
     """
 
@@ -160,17 +160,17 @@ class PrioritizedReplayReference:
 
 
 # ------------------------------------------------------------------------------------ TD loss
-def td_loss_reference(q_sa, next_q, rewards, dones, discounts, weights, *, huber_delta: float = 1.0,
+def td_loss_reference(q_sa, next_q, reward, done, discount, weight, *, huber_delta: float = 1.0,
                       alpha: float = 0.6, eps: float = 1e-6):
-    """target = rewards + discounts * (1 - dones) * next_q; td = target - q_sa;
-    loss = mean(weights * huber_delta(td)); new_priorities = (|td| + eps)^alpha (no gradient).
+    """target = reward + discount * (1 - done) * next_q; td = target - q_sa;
+    loss = mean(weight * huber_delta(td)); new_priority = (|td| + eps)^alpha (no gradient).
 
     Gradients flow to q_sa and to next_q when it requires grad (DQN callers compute next_q without grad).
     """
-    dones = dones.to(q_sa.dtype)
-    target = rewards + discounts * (1 - dones) * next_q
+    done = done.to(q_sa.dtype)
+    target = reward + discount * (1 - done) * next_q
     td = target - q_sa
     per_sample = F.huber_loss(td, torch.zeros_like(td), reduction="none", delta=huber_delta)
-    loss = (weights * per_sample).mean()
-    new_priorities = (td.detach().abs() + eps) ** alpha
-    return loss, td, new_priorities
+    loss = (weight * per_sample).mean()
+    new_priority = (td.detach().abs() + eps) ** alpha
+    return loss, td, new_priority

@@ -2,7 +2,14 @@
 import pytest
 import torch
 
-from recengine.ops._checks import check_positive, check_same_device, check_tensor
+from recengine.ops._checks import (
+    check_choice,
+    check_int,
+    check_number,
+    check_positive,
+    check_same_device,
+    check_tensor,
+)
 
 
 def test_check_tensor_accepts_a_conforming_tensor():
@@ -40,3 +47,52 @@ def test_check_positive_rejects(value, integer, exc):
 def test_check_positive_accepts():
     check_positive("k", 3, integer=True)
     check_positive("t", 0.5)
+
+
+@pytest.mark.parametrize("value, kwargs, exc, words", [
+    ("1", {}, TypeError, "x: expected a number, got str"),
+    (True, {}, TypeError, "x: expected a number, got bool"),
+    (float("nan"), {}, ValueError, "x: expected a finite number"),
+    (float("inf"), {}, ValueError, "x: expected a finite number"),
+    (-0.5, {"minimum": 0.0}, ValueError, "x: must be >= 0.0, got -0.5"),
+    (0.0, {"minimum": 0.0, "exclusive": True}, ValueError, "x: must be > 0.0, got 0.0"),
+])
+def test_check_number_rejects_with_the_argument_named(value, kwargs, exc, words):
+    with pytest.raises(exc) as info:
+        check_number("x", value, **kwargs)
+    assert words in str(info.value)
+
+
+@pytest.mark.parametrize("value, kwargs, expected", [(0, {"minimum": 0.0}, 0.0), (2, {}, 2.0), (0.5, {}, 0.5)])
+def test_check_number_returns_a_float(value, kwargs, expected):
+    result = check_number("x", value, **kwargs)
+    assert result == expected and isinstance(result, float)
+
+
+@pytest.mark.parametrize("value, exc, words", [
+    (1.0, TypeError, "n: expected an int, got float"),
+    (False, TypeError, "n: expected an int, got bool"),
+    (0, ValueError, "n: must be >= 1, got 0"),
+])
+def test_check_int_rejects_with_the_argument_named(value, exc, words):
+    with pytest.raises(exc) as info:
+        check_int("n", value, minimum=1)
+    assert words in str(info.value)
+
+
+def test_check_int_returns_the_value():
+    assert check_int("n", 3, minimum=1) == 3
+
+
+@pytest.mark.parametrize("value, exc, words", [
+    (1, TypeError, "mode: expected a str, got int"),
+    ("max", ValueError, "mode: expected one of ('sum', 'mean'), got 'max'"),
+])
+def test_check_choice_rejects_with_the_argument_named(value, exc, words):
+    with pytest.raises(exc) as info:
+        check_choice("mode", value, ("sum", "mean"))
+    assert words in str(info.value)
+
+
+def test_check_choice_returns_the_value():
+    assert check_choice("mode", "mean", ("sum", "mean")) == "mean"

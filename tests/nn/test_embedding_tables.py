@@ -142,25 +142,23 @@ def test_state_dict_round_trip(optimizer):
         assert torch.equal(other.weights, tables.weights)
 
 
-def test_bad_specs_and_inputs():
-    with pytest.raises(ValueError, match="one dim"):
-        EmbeddingTables([TableSpec("a", 3, 4), TableSpec("b", 3, 8)])
-    with pytest.raises(ValueError, match="unique"):
-        EmbeddingTables([TableSpec("a", 3, 4), TableSpec("a", 3, 4)])
-    with pytest.raises(ValueError, match="at least one"):
-        EmbeddingTables([])
-    with pytest.raises(ValueError, match="num_rows"):
-        TableSpec("a", 0, 4)
-    with pytest.raises(TypeError, match="dim"):
-        TableSpec("a", 3, 4.0)
-    with pytest.raises(TypeError, match="optimizer"):
-        EmbeddingTables(SPECS, optimizer=torch.optim.SGD)
-    with pytest.raises(ValueError, match="pooling"):
-        EmbeddingTables(SPECS, pooling="max")
-    with pytest.raises(ValueError, match="lr"):
-        RowwiseAdagrad(lr=-1.0)
-    with pytest.raises(ValueError, match="betas"):
-        Adam(lr=0.1, betas=(0.9, 1.0))
+@pytest.mark.parametrize("build, exc, match", [
+    (lambda: EmbeddingTables([TableSpec("a", 3, 4), TableSpec("b", 3, 8)]), ValueError, "one dim"),
+    (lambda: EmbeddingTables([TableSpec("a", 3, 4), TableSpec("a", 3, 4)]), ValueError, "unique"),
+    (lambda: EmbeddingTables([]), ValueError, "at least one"),
+    (lambda: TableSpec("a", 0, 4), ValueError, "num_rows"),
+    (lambda: TableSpec("a", 3, 4.0), TypeError, "dim"),
+    (lambda: EmbeddingTables(SPECS, optimizer=torch.optim.SGD), TypeError, "optimizer"),
+    (lambda: EmbeddingTables(SPECS, pooling="max"), ValueError, "pooling"),
+    (lambda: RowwiseAdagrad(lr=-1.0), ValueError, "lr"),
+    (lambda: Adam(lr=0.1, betas=(0.9, 1.0)), ValueError, "betas"),
+])
+def test_bad_specs_raise_naming_the_argument(build, exc, match):
+    with pytest.raises(exc, match=match):
+        build()
+
+
+def test_out_of_range_id_raises_naming_the_table_and_changes_nothing():
     tables = EmbeddingTables(SPECS, optimizer=RowwiseAdagrad(lr=0.1), seed=0)
     w0, s0 = tables.weights.clone(), tables.momentum1.clone()
     ids, offsets = make_batch(4)

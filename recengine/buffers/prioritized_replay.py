@@ -1,4 +1,9 @@
-"""Prioritized experience replay: columnar ring-buffer storage over a C++ sum-tree and min-tree."""
+"""Prioritized experience replay: columnar ring-buffer storage over a C++ sum-tree and min-tree.
+
+The trees, the sampling, the gather and the n-step returns run in the replay family's C++ kernels
+(csrc/replay/), reached through recengine._native.cpu_ops() like every other CPU op, so
+torch.set_num_threads governs their OpenMP loops.
+"""
 from __future__ import annotations
 
 import json
@@ -9,20 +14,15 @@ import threading
 import torch
 
 from recengine._atomic import atomic_path
-from recengine._native import _C, as_array
+from recengine._native import as_array, cpu_ops, empty_with_huge_pages
+from recengine.ops._checks import check_int, check_number
 
 _FORMAT_VERSION = 1
 
 
-def _zeros(shape, dtype) -> torch.Tensor:
-    """torch.zeros, but large buffers are advised onto 2 MiB pages before the first touch (see advise_hugepages)."""
-    t = torch.empty(shape, dtype=dtype)
-    if t.numel() * t.element_size() >= (4 << 20):
-        try:
-            _C.replay_advise_hugepages(t.view(torch.uint8).numpy() if t.dim() else t.numpy())
-        except (TypeError, RuntimeError):  # a dtype NumPy lacks: the constructor reports it
-            pass
-    return t.zero_()
+def _zeros(shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
+    """torch.zeros, with a large buffer's memory advised onto huge pages before the first touch."""
+    return empty_with_huge_pages(shape, dtype=dtype).zero_()
 
 
 def _dtype_name(dtype: torch.dtype) -> str:
@@ -80,7 +80,7 @@ class PrioritizedReplay:
       where m stops at the first ``done`` (inclusive) and at the newest stored transition (a sample near
       the write head gets fewer steps; ``n_discount`` is then gamma^m on a live state). The n-step DQN
       target is ``n_reward + n_discount * max_a Q(n_next_state, a)``; with td_loss pass
-      ``dones=batch["n_done"], discounts=gamma^m`` or simply ``dones=zeros, discounts=batch["n_discount"]``
+      ``done=batch["n_done"], discount=gamma^m`` or simply ``done=zeros, discount=batch["n_discount"]``
       (``n_discount`` already holds ``1 - done``; passing both is harmless since done is 0 or 1).
 
     ``add(**columns)``: one tensor per field, leading batch dim n, exact stored dtype and shape (any
@@ -104,18 +104,14 @@ class PrioritizedReplay:
 
     def __init__(self, capacity: int, fields: dict, alpha: float = 0.6, n_step: int = 1, gamma: float = 0.99, *,
                  next_fields=None, num_envs: int = 1):
-        if isinstance(capacity, bool) or not isinstance(capacity, int) or capacity < 1:
-            raise ValueError(f"capacity: expected an int >= 1, got {capacity!r}")
+        check_int("capacity", capacity, minimum=1)
         if not isinstance(fields, dict) or not fields:
             raise TypeError("fields: expected a non-empty dict {name: (shape, dtype)}")
-        if not (isinstance(alpha, (int, float)) and math.isfinite(alpha) and alpha >= 0):
-            raise ValueError(f"alpha: expected a finite number >= 0, got {alpha!r}")
-        if isinstance(n_step, bool) or not isinstance(n_step, int) or n_step < 1:
-            raise ValueError(f"n_step: expected an int >= 1, got {n_step!r}")
-        if not (isinstance(gamma, (int, float)) and 0 <= gamma <= 1):
-            raise ValueError(f"gamma: expected a number in [0, 1], got {gamma!r}")
-        if isinstance(num_envs, bool) or not isinstance(num_envs, int) or num_envs < 1:
-            raise ValueError(f"num_envs: expected an int >= 1, got {num_envs!r}")
+        check_number("alpha", alpha, minimum=0.0)
+        check_int("n_step", n_step, minimum=1)
+        if check_number("gamma", gamma, minimum=0.0) > 1:
+            raise ValueError(f"gamma: must be <= 1, got {gamma}")
+        check_int("num_envs", num_envs, minimum=1)
         if capacity % num_envs:
             raise ValueError(f"capacity: must be a multiple of num_envs={num_envs}, got {capacity}")
         self.fields: dict[str, tuple[tuple[int, ...], torch.dtype]] = {}
@@ -229,21 +225,20 @@ class PrioritizedReplay:
                 col[start:start + first].copy_(value[skip:skip + first])
                 if count > first:
                     col[:count - first].copy_(value[skip + first:])
-            _C.replay_tree_fill(self._sum_np, self._min_np, self.capacity, start, count, self._max_leaf)
+            cpu_ops().replay_tree_fill(self._sum_np, self._min_np, self.capacity, start, count, self._max_leaf)
             self._position = (self._position + n) % self.capacity
             self._size = min(self._size + n, self.capacity)
 
     # ------------------------------------------------------------------------------ sample
     def sample(self, batch_size: int, beta: float, generator: torch.Generator | None = None):
         """Draw `batch_size` transitions; returns (batch dict, indices int64, weights float32). See the class doc."""
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"batch_size: expected an int >= 1, got {batch_size!r}")
-        if not (isinstance(beta, (int, float)) and math.isfinite(beta) and beta >= 0):
-            raise ValueError(f"beta: expected a finite number >= 0, got {beta!r}")
+        check_int("batch_size", batch_size, minimum=1)
+        check_number("beta", beta, minimum=0.0)
         if generator is not None and not isinstance(generator, torch.Generator):
             raise TypeError(f"generator: expected a torch.Generator, got {type(generator).__name__}")
         if generator is not None and generator.device.type != "cpu":
-            raise ValueError(f"generator: expected a CPU generator (the replay lives in CPU memory), got {generator.device}")
+            raise ValueError(f"generator: expected a CPU generator (the replay lives in CPU memory), "
+                             f"got {generator.device}")
         uniforms = torch.rand(batch_size, generator=generator, dtype=torch.float64).numpy()
         with self._lock:
             if self._size == 0:
@@ -251,7 +246,7 @@ class PrioritizedReplay:
             if not self._sum_np[1] > 0:
                 raise ValueError("sample: every stored priority is 0")
             # one C++ call: descent, importance weights and the gather of every column into new arrays
-            indices, weights, rows = _C.replay_sample_rows(self._sum_np, self._min_np, uniforms, float(beta),
+            indices, weights, rows = cpu_ops().replay_sample_rows(self._sum_np, self._min_np, uniforms, float(beta),
                                                            self._arrays)
             indices = torch.from_numpy(indices)
             batch = {name: torch.from_numpy(r) for name, r in zip(self._batch_names, rows)}
@@ -267,14 +262,14 @@ class PrioritizedReplay:
                "n_done": torch.empty(batch, dtype=torch.bool),
                "n_steps": torch.empty(batch, dtype=torch.int64)}
         last = torch.empty(batch, dtype=torch.int64)
-        _C.replay_n_step_returns(self._array_of["reward"], self._array_of["done"], self._position, self.num_envs,
+        cpu_ops().replay_n_step_returns(self._array_of["reward"], self._array_of["done"], self._position, self.num_envs,
                                  self.n_step, self.gamma, indices.numpy(), out["n_reward"].numpy(),
                                  out["n_discount"].numpy(), out["n_done"].numpy(), out["n_steps"].numpy(),
                                  last.numpy())
         if self.next_fields:
             rows = {"n_" + name: torch.empty((batch, *self.fields[name][0]), dtype=self.fields[name][1])
                     for name in self.next_fields}
-            _C.replay_gather_rows([self._array_of[name] for name in self.next_fields], last.numpy(),
+            cpu_ops().replay_gather_rows([self._array_of[name] for name in self.next_fields], last.numpy(),
                                   [r.numpy() for r in rows.values()])
             out.update(rows)
         return out
@@ -303,7 +298,7 @@ class PrioritizedReplay:
         prio = priorities if (priorities.device.type == "cpu" and priorities.is_contiguous()
                               and not priorities.requires_grad) else priorities.detach().cpu().contiguous()
         with self._lock:
-            top = _C.replay_tree_update(self._sum_np, self._min_np, self._size, idx.numpy(), prio.numpy(),
+            top = cpu_ops().replay_tree_update(self._sum_np, self._min_np, self._size, idx.numpy(), prio.numpy(),
                                         1.0 if exponent_applied else self.alpha)
             self._max_leaf = max(self._max_leaf, top)
 
@@ -327,7 +322,7 @@ class PrioritizedReplay:
                 save_file(tensors, tmp, metadata={"recengine.replay": json.dumps(meta)})
 
     @classmethod
-    def load(cls, path: str) -> "PrioritizedReplay":
+    def load(cls, path: str) -> PrioritizedReplay:
         """Restore a replay written by `save`."""
         from safetensors import safe_open
 
@@ -357,7 +352,7 @@ class PrioritizedReplay:
         replay._sum_tree[replay._leaves:replay._leaves + size] = leaves
         replay._min_tree[replay._leaves:replay._leaves + size] = torch.where(
             leaves > 0, leaves, torch.full_like(leaves, math.inf))
-        _C.replay_tree_rebuild(replay._sum_np, replay._min_np)
+        cpu_ops().replay_tree_rebuild(replay._sum_np, replay._min_np)
         replay._size, replay._position = size, position
         replay._max_leaf = float(meta["max_leaf"])
         return replay

@@ -1,4 +1,4 @@
-"""recengine.replay.PrioritizedReplay: sampling law, weights, ring buffer, n-step, threads, save/load, bad input."""
+"""recengine.buffers.PrioritizedReplay: sampling law, weights, ring buffer, n-step, threads, save/load, bad input."""
 import math
 import os
 import threading
@@ -7,8 +7,10 @@ import time
 import pytest
 import torch
 
+from recengine import _C
+from recengine._native import cpu_ops
+from recengine.buffers import PrioritizedReplay
 from recengine.reference.replay import importance_weights_reference, n_step_reference, sample_indices_reference
-from recengine.replay import PrioritizedReplay
 from tests.helpers import assert_close
 
 FIELDS = {
@@ -30,8 +32,7 @@ def _rows(start, n, done_every=0):
 def _tree_is_exact(r: PrioritizedReplay):
     """Every internal node equals the one recomputed from the leaves, bit for bit."""
     s, m = r._sum_tree.clone(), r._min_tree.clone()
-    from recengine import _C
-    _C.replay_tree_rebuild(s.numpy(), m.numpy())
+    cpu_ops().replay_tree_rebuild(s.numpy(), m.numpy())
     return torch.equal(s, r._sum_tree) and torch.equal(m, r._min_tree)
 
 
@@ -353,26 +354,66 @@ def test_update_priorities_bad_input_changes_nothing(idx, prio, exc, match):
     assert _unchanged(r, snap)
 
 
-def test_constructor_and_sample_arguments_are_checked():
-    with pytest.raises(ValueError, match="done"):
-        PrioritizedReplay(4, {"reward": ((), torch.float32)})
-    with pytest.raises(ValueError, match="capacity"):
-        PrioritizedReplay(0, FIELDS)
-    with pytest.raises(ValueError, match="multiple"):
-        PrioritizedReplay(10, FIELDS, num_envs=3)
-    with pytest.raises(ValueError, match="next_fields"):
-        PrioritizedReplay(10, FIELDS, next_fields=["nope"])
-    with pytest.raises(ValueError, match="reserved"):
-        PrioritizedReplay(4, dict(FIELDS, n_reward=((), torch.float32)))
-    with pytest.raises(TypeError, match="NumPy"):
-        PrioritizedReplay(4, dict(FIELDS, emb=((2,), torch.bfloat16)))
+@pytest.mark.parametrize("capacity,fields,kwargs,exc,match", [
+    (4, {"reward": ((), torch.float32)}, {}, ValueError, "done"),
+    (0, FIELDS, {}, ValueError, "capacity"),
+    (10, FIELDS, {"num_envs": 3}, ValueError, "multiple"),
+    (10, FIELDS, {"next_fields": ["nope"]}, ValueError, "next_fields"),
+    (4, dict(FIELDS, n_reward=((), torch.float32)), {}, ValueError, "reserved"),
+    (4, dict(FIELDS, emb=((2,), torch.bfloat16)), {}, TypeError, "NumPy"),
+])
+def test_constructor_arguments_are_checked(capacity, fields, kwargs, exc, match):
+    with pytest.raises(exc, match=match):
+        PrioritizedReplay(capacity, fields, **kwargs)
+
+
+def test_add_needs_a_multiple_of_num_envs_rows():
     r = PrioritizedReplay(6, FIELDS, n_step=2, num_envs=2)
     with pytest.raises(ValueError, match="multiple"):
         r.add(**_rows(0, 3))
+
+
+@pytest.mark.parametrize("args,kwargs,exc,match", [
+    ((0, 0.4), {}, ValueError, "batch_size"),
+    ((2, float("nan")), {}, ValueError, "beta"),
+    ((2, 0.4), {"generator": 3}, TypeError, "generator"),
+])
+def test_sample_arguments_are_checked(args, kwargs, exc, match):
+    r = PrioritizedReplay(6, FIELDS, n_step=2, num_envs=2)
     r.add(**_rows(0, 2))
-    with pytest.raises(ValueError, match="batch_size"):
-        r.sample(0, 0.4)
-    with pytest.raises(ValueError, match="beta"):
-        r.sample(2, float("nan"))
-    with pytest.raises(TypeError, match="generator"):
-        r.sample(2, 0.4, generator=3)
+    with pytest.raises(exc, match=match):
+        r.sample(*args, **kwargs)
+
+
+# --------------------------------------------------------------------------------- threads
+class _RecordingModule:
+    """Stands in for recengine._C: forwards every kernel, records the team sizes it is given."""
+
+    def __init__(self, module):
+        self._module = module
+        self.team_sizes: list[int] = []
+
+    def set_num_threads(self, n: int) -> None:
+        self.team_sizes.append(n)
+        self._module.set_num_threads(n)
+
+    def __getattr__(self, name):
+        return getattr(self._module, name)
+
+
+@pytest.mark.parametrize("method", ["add", "sample", "update_priorities"])
+def test_torch_set_num_threads_reaches_the_cpp_loops(monkeypatch, method):
+    """The buffer reaches the C++ kernels the one way the ops do, which gives their OpenMP team torch's thread
+    count (with torch and the extension on different OpenMP runtimes, only this keeps them in step)."""
+    from recengine import _native
+
+    r = PrioritizedReplay(64, FIELDS)
+    r.add(**_rows(0, 16))
+    recorder = _RecordingModule(_C)
+    monkeypatch.setattr(_native, "_C", recorder)
+    monkeypatch.setattr(_native, "_team_size", [0])  # forget the last team size: the next call must set it
+    calls = {"add": lambda: r.add(**_rows(16, 4)),
+             "sample": lambda: r.sample(8, 0.4, generator=torch.Generator().manual_seed(0)),
+             "update_priorities": lambda: r.update_priorities(torch.tensor([0, 1]), torch.tensor([0.5, 2.0]))}
+    calls[method]()
+    assert recorder.team_sizes == [torch.get_num_threads()]

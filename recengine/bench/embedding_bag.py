@@ -15,8 +15,8 @@ Useful bytes: forward = every looked-up row read once + the output written (+ id
 step = forward + grad_output read + every unique row read and written once with its state float.
 The providers update their weights in place; timing does not depend on the values, so no state is
 restored between calls. Inputs are pre-split per table for the loop reference (not timed). Every
-provider owns its rows: the references use ordinary allocations, recengine.nn.EmbeddingTables asks
-Linux for transparent huge pages (fewer TLB misses on random rows), FBGEMM allocates its own.
+provider owns its rows: the references use ordinary allocations, recengine.nn.EmbeddingTables allocates
+through recengine._native.empty_with_huge_pages, FBGEMM allocates its own.
 """
 from __future__ import annotations
 
