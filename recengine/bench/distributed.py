@@ -28,7 +28,7 @@ import time
 
 import torch
 
-from recengine.bench.embedding import EPS, FULL, LR, QUICK, make_batch
+from recengine.bench.embedding_bag import EPS, FULL, LR, QUICK, make_batch
 
 __all__ = ["run", "format_table", "bytes_per_rank", "projection_table", "main"]
 
