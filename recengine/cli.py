@@ -10,6 +10,7 @@ BENCH_FAMILIES = {
     "embedding_bag": "recengine.bench.embedding_bag",
     "policy": "recengine.bench.policy",
     "replay": "recengine.bench.replay",
+    "ope": "recengine.bench.ope",
 }
 
 
@@ -25,6 +26,11 @@ def _bench(args: argparse.Namespace) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     families = args.families or list(BENCH_FAMILIES)
+    if families == ["distributed"]:  # starts its own processes: not one of the in-process workload families
+        from recengine.bench import distributed
+
+        argv = (["--quick"] if args.quick else []) + ["--steps", str(args.repeat)]
+        return distributed.main(argv + (["--json", args.json] if args.json else []))
     unknown = [f for f in families if f not in BENCH_FAMILIES]
     if unknown:
         print(f"error: unknown benchmark family {unknown}; choose from {list(BENCH_FAMILIES)}", file=sys.stderr)
@@ -87,7 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     b = sub.add_parser("bench", help="time every operator against its pure-PyTorch reference")
-    b.add_argument("families", nargs="*", help=f"families to run (default: all of {list(BENCH_FAMILIES)})")
+    b.add_argument("families", nargs="*", help=f"families to run (default: all of {list(BENCH_FAMILIES)}; 'distributed' alone runs W1 on 1 vs 2 processes)")
     b.add_argument("--device", default="cpu", help="cpu or cuda")
     b.add_argument("--quick", action="store_true", help="small workloads (a smoke run, not the standard figures)")
     b.add_argument("--repeat", type=int, default=5, help="timed calls per case (median reported)")
@@ -125,6 +131,9 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's choice)")
     c.set_defaults(func=_compare)
 
+    from recengine.report import ope as ope_command
+
+    ope_command.add_parser(sub)
     return p
 
 
