@@ -143,7 +143,6 @@ def test_state_dict_round_trip(optimizer):
 
 
 @pytest.mark.parametrize("build, exc, match", [
-    (lambda: EmbeddingTables([TableSpec("a", 3, 4), TableSpec("b", 3, 8)]), ValueError, "one dim"),
     (lambda: EmbeddingTables([TableSpec("a", 3, 4), TableSpec("a", 3, 4)]), ValueError, "unique"),
     (lambda: EmbeddingTables([]), ValueError, "at least one"),
     (lambda: TableSpec("a", 0, 4), ValueError, "num_rows"),
