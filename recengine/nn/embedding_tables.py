@@ -14,6 +14,11 @@ Tables may have different dims: the tables of each distinct dim then live in a g
 EmbeddingTables in `groups`, one buffer and one op call per dim), and the output is still every table's
 pooled vector concatenated in spec order, (B, sum of dims).
 
+torch.compile(fullgraph=True) and torch.export trace the module with every optimizer: the fused update is
+part of the backward graph. With several dims the per-dim split of the batch has a data-dependent size, so
+torch.compile needs `torch._dynamo.config.capture_dynamic_output_shape_ops = True` for it (the setting
+TorchRec's jagged inputs need too); torch.export needs nothing.
+
 With optimizer=None, `weights` is an ordinary nn.Parameter: the op's autograd gives its dense
 gradient and any torch optimizer can train it. With an optimizer from recengine.optim, `weights` and
 the optimizer state are buffers; the backward sums each touched row's gradient over the batch and

@@ -22,9 +22,11 @@ Registered ops (namespace "recengine"; CPU -> recengine._C, CUDA -> Triton; each
 
 Validation happens here, once, before any kernel runs: types, devices, shapes, and the values
 (offsets monotonic from 0 to N, table_offsets valid, every id inside its table -> IndexError naming the
-table and the id). Under torch.compile the value checks that need the data are skipped in the traced
-code; the C++ kernels re-check ids and raise IndexError, the Triton kernels mask out-of-range ids, so
-no backend ever touches memory outside the tensors.
+table and the id). Under torch.compile and torch.export the Python value checks are not traced; the ops
+check the values themselves: the C++ kernels check the layout and the ids and raise ValueError /
+IndexError naming the id and the table's index, the CUDA forward's kernel reports bad ids and the op
+raises, the Triton update kernels mask out-of-range ids. No backend ever touches memory outside the
+tensors.
 """
 from __future__ import annotations
 
@@ -36,6 +38,7 @@ from torch import Tensor
 
 from recengine._native import as_array, cpu_ops
 from recengine.ops._checks import FLOAT_DTYPES, INDEX_DTYPES, check_choice, check_int, check_same_device, check_tensor
+from recengine.ops._triton import triton_kernels
 
 POOLINGS = ("sum", "mean")
 #: optimizer name -> kernel code (0 is the dense gradient)
@@ -195,8 +198,7 @@ def _embedding_bag_op(weights: Tensor, table_offsets: Tensor, ids: Tensor, offse
 
 @_embedding_bag_op.register_kernel("cuda")
 def _embedding_bag_cuda(weights, table_offsets, ids, offsets, per_sample_weights, pooling):
-    from recengine.kernels import embedding_bag as kernels
-
+    kernels = triton_kernels("embedding_bag")
     psw = None if per_sample_weights is None else per_sample_weights.contiguous()
     weights, table_offsets, ids, offsets = (x.contiguous() for x in (weights, table_offsets, ids, offsets))
     out, err = kernels.embedding_bag(weights, table_offsets, ids, offsets, psw, pooling == "mean")
@@ -230,8 +232,7 @@ def _backward_op(grad_output: Tensor, weights: Tensor, table_offsets: Tensor, id
 
 @_backward_op.register_kernel("cuda")
 def _backward_cuda(grad_output, weights, table_offsets, ids, offsets, per_sample_weights, pooling):
-    from recengine.kernels import embedding_bag as kernels
-
+    kernels = triton_kernels("embedding_bag")
     psw = None if per_sample_weights is None else per_sample_weights.contiguous()
     return kernels.embedding_bag_backward(grad_output.contiguous(), weights, table_offsets.contiguous(),
                                           ids.contiguous(), offsets.contiguous(), psw, pooling == "mean")
@@ -256,8 +257,7 @@ def _psw_backward_op(grad_output: Tensor, weights: Tensor, table_offsets: Tensor
 
 @_psw_backward_op.register_kernel("cuda")
 def _psw_backward_cuda(grad_output, weights, table_offsets, ids, offsets, pooling):
-    from recengine.kernels import embedding_bag as kernels
-
+    kernels = triton_kernels("embedding_bag")
     return kernels.embedding_bag_psw_backward(grad_output.contiguous(), weights.contiguous(),
                                               table_offsets.contiguous(), ids.contiguous(), offsets.contiguous(),
                                               pooling == "mean")
@@ -309,8 +309,7 @@ def _fused_update_op(grad_output: Tensor, weights: Tensor, table_offsets: Tensor
 @_fused_update_op.register_kernel("cuda")
 def _fused_update_cuda(grad_output, weights, table_offsets, ids, offsets, per_sample_weights, pooling, optimizer,
                        state1, state2, lr, eps, beta1, beta2, step):
-    from recengine.kernels import embedding_bag as kernels
-
+    kernels = triton_kernels("embedding_bag")
     step = int(step)
     psw = None if per_sample_weights is None else per_sample_weights.contiguous()
     kernels.embedding_bag_fused_update(grad_output.contiguous(), weights, table_offsets.contiguous(), ids.contiguous(),
