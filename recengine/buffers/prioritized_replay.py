@@ -6,10 +6,13 @@ torch.set_num_threads governs their OpenMP loops.
 """
 from __future__ import annotations
 
+import importlib
 import json
 import math
 import os
 import threading
+from collections.abc import Mapping
+from types import ModuleType
 
 import torch
 
@@ -27,6 +30,25 @@ def _zeros(shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
 
 def _dtype_name(dtype: torch.dtype) -> str:
     return str(dtype).replace("torch.", "")
+
+
+def _tensordict() -> ModuleType:
+    """The tensordict package (the optional `tensordict` extra), imported on first use."""
+    try:
+        return importlib.import_module("tensordict")
+    except ModuleNotFoundError as exc:
+        raise ImportError("PrioritizedReplay: TensorDict input/output needs the tensordict package; install it "
+                          "with `pip install 'recengine[tensordict]'`") from exc
+
+
+def _columns_of(data: object) -> dict:
+    """The top-level {key: value} of a TensorDict (or any mapping) given to `add`."""
+    if isinstance(data, Mapping):
+        return dict(data)
+    td = _tensordict()
+    if not td.is_tensor_collection(data):
+        raise TypeError(f"data: expected a TensorDict or a mapping of columns, got {type(data).__name__}")
+    return {key: data.get(key) for key in data.keys()}
 
 
 def _dtype_from_name(name: str) -> torch.dtype:
@@ -85,6 +107,10 @@ class PrioritizedReplay:
 
     ``add(**columns)``: one tensor per field, leading batch dim n, exact stored dtype and shape (any
     device; copied to the CPU storage); new items get the largest priority seen so far (initially 1).
+    ``add(td)`` takes the same columns as one TensorDict (or a mapping) whose top-level keys are the fields.
+    ``sample(..., as_tensordict=True)`` returns one TensorDict of batch size (B,) instead of the tuple: the
+    batch's columns plus ``"index"`` (the indices) and ``"_weight"`` (the importance weights), the keys
+    TorchRL's prioritized sampler uses. Both need the optional tensordict package (``recengine[tensordict]``).
     ``update_priorities(indices, priorities, *, exponent_applied=False)``: priorities (finite, >= 0;
     float32/64) for slots that have been written; duplicates: the last wins. By default they are raw
     priorities p (e.g. ``|td| + eps``) and the replay stores ``p ** alpha``; with
@@ -190,8 +216,15 @@ class PrioritizedReplay:
         return float(self._sum_tree[1])
 
     # --------------------------------------------------------------------------------- add
-    def add(self, **columns) -> None:
-        """Append n transitions (one tensor per field, leading dim n); they get the current max priority."""
+    def add(self, data: object = None, /, **columns) -> None:
+        """Append n transitions (one tensor per field, leading dim n); they get the current max priority.
+
+        The fields come as keyword arguments or as one TensorDict (or mapping) `data` keyed by field name.
+        """
+        if data is not None:
+            if columns:
+                raise ValueError("add: give the columns as one TensorDict or as keyword arguments, not both")
+            columns = _columns_of(data)
         missing = [n for n in self.fields if n not in columns]
         unknown = [n for n in columns if n not in self.fields]
         if missing or unknown:
@@ -230,8 +263,17 @@ class PrioritizedReplay:
             self._size = min(self._size + n, self.capacity)
 
     # ------------------------------------------------------------------------------ sample
-    def sample(self, batch_size: int, beta: float, generator: torch.Generator | None = None):
-        """Draw `batch_size` transitions; returns (batch dict, indices int64, weights float32). See the class doc."""
+    def sample(self, batch_size: int, beta: float, generator: torch.Generator | None = None, *,
+               as_tensordict: bool = False):
+        """Draw `batch_size` transitions; returns (batch dict, indices int64, weights float32), or with
+        `as_tensordict` one TensorDict holding the batch, "index" and "_weight". See the class doc."""
+        if as_tensordict:
+            td = _tensordict()
+            clash = [n for n in ("index", "_weight") if n in self.fields]
+            if clash:
+                raise ValueError(f"as_tensordict: field(s) {clash} would clash with the sample's index/weight keys")
+            batch, indices, weights = self.sample(batch_size, beta, generator)
+            return td.TensorDict({**batch, "index": indices, "_weight": weights}, batch_size=[batch_size])
         check_int("batch_size", batch_size, minimum=1)
         check_number("beta", beta, minimum=0.0)
         if generator is not None and not isinstance(generator, torch.Generator):

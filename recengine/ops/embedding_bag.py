@@ -22,9 +22,11 @@ Registered ops (namespace "recengine"; CPU -> recengine._C, CUDA -> Triton; each
 
 Validation happens here, once, before any kernel runs: types, devices, shapes, and the values
 (offsets monotonic from 0 to N, table_offsets valid, every id inside its table -> IndexError naming the
-table and the id). Under torch.compile the value checks that need the data are skipped in the traced
-code; the C++ kernels re-check ids and raise IndexError, the Triton kernels mask out-of-range ids, so
-no backend ever touches memory outside the tensors.
+table and the id). Under torch.compile and torch.export the Python value checks are not traced; the ops
+check the values themselves: the C++ kernels check the layout and the ids and raise ValueError /
+IndexError naming the id and the table's index, the CUDA forward's kernel reports bad ids and the op
+raises, the Triton update kernels mask out-of-range ids. No backend ever touches memory outside the
+tensors.
 """
 from __future__ import annotations
 
@@ -36,6 +38,7 @@ from torch import Tensor
 
 from recengine._native import as_array, cpu_ops
 from recengine.ops._checks import FLOAT_DTYPES, INDEX_DTYPES, check_choice, check_int, check_same_device, check_tensor
+from recengine.ops._triton import triton_kernels
 
 POOLINGS = ("sum", "mean")
 #: optimizer name -> kernel code (0 is the dense gradient)
@@ -195,8 +198,7 @@ def _embedding_bag_op(weights: Tensor, table_offsets: Tensor, ids: Tensor, offse
 
 @_embedding_bag_op.register_kernel("cuda")
 def _embedding_bag_cuda(weights, table_offsets, ids, offsets, per_sample_weights, pooling):
-    from recengine.kernels import embedding_bag as kernels
-
+    kernels = triton_kernels("embedding_bag")
     psw = None if per_sample_weights is None else per_sample_weights.contiguous()
     weights, table_offsets, ids, offsets = (x.contiguous() for x in (weights, table_offsets, ids, offsets))
     out, err = kernels.embedding_bag(weights, table_offsets, ids, offsets, psw, pooling == "mean")
@@ -230,8 +232,7 @@ def _backward_op(grad_output: Tensor, weights: Tensor, table_offsets: Tensor, id
 
 @_backward_op.register_kernel("cuda")
 def _backward_cuda(grad_output, weights, table_offsets, ids, offsets, per_sample_weights, pooling):
-    from recengine.kernels import embedding_bag as kernels
-
+    kernels = triton_kernels("embedding_bag")
     psw = None if per_sample_weights is None else per_sample_weights.contiguous()
     return kernels.embedding_bag_backward(grad_output.contiguous(), weights, table_offsets.contiguous(),
                                           ids.contiguous(), offsets.contiguous(), psw, pooling == "mean")
@@ -256,8 +257,7 @@ def _psw_backward_op(grad_output: Tensor, weights: Tensor, table_offsets: Tensor
 
 @_psw_backward_op.register_kernel("cuda")
 def _psw_backward_cuda(grad_output, weights, table_offsets, ids, offsets, pooling):
-    from recengine.kernels import embedding_bag as kernels
-
+    kernels = triton_kernels("embedding_bag")
     return kernels.embedding_bag_psw_backward(grad_output.contiguous(), weights.contiguous(),
                                               table_offsets.contiguous(), ids.contiguous(), offsets.contiguous(),
                                               pooling == "mean")
@@ -293,7 +293,10 @@ torch.library.register_autograd("recengine::embedding_bag", _backward, setup_con
                          device_types="cpu")
 def _fused_update_op(grad_output: Tensor, weights: Tensor, table_offsets: Tensor, ids: Tensor, offsets: Tensor,
                      per_sample_weights: Tensor | None, pooling: str, optimizer: str, state1: Tensor,
-                     state2: Tensor, lr: float, eps: float, beta1: float, beta2: float, step: int) -> None:
+                     state2: Tensor, lr: float, eps: float, beta1: float, beta2: float, step: Tensor) -> None:
+    # `step` is a tensor so that a module's step counter stays in the graph under torch.compile; it is read
+    # here, inside the op, where the data is real
+    step = int(step)
     psw = None if per_sample_weights is None else as_array(per_sample_weights.contiguous(), "per_sample_weights")
     cpu_ops().embedding_bag_update(as_array(grad_output.contiguous(), "grad_output"), as_array(weights, "weights"),
                                    as_array(table_offsets.contiguous(), "table_offsets"),
@@ -306,8 +309,8 @@ def _fused_update_op(grad_output: Tensor, weights: Tensor, table_offsets: Tensor
 @_fused_update_op.register_kernel("cuda")
 def _fused_update_cuda(grad_output, weights, table_offsets, ids, offsets, per_sample_weights, pooling, optimizer,
                        state1, state2, lr, eps, beta1, beta2, step):
-    from recengine.kernels import embedding_bag as kernels
-
+    kernels = triton_kernels("embedding_bag")
+    step = int(step)
     psw = None if per_sample_weights is None else per_sample_weights.contiguous()
     kernels.embedding_bag_fused_update(grad_output.contiguous(), weights, table_offsets.contiguous(), ids.contiguous(),
                                        offsets.contiguous(), psw, pooling == "mean", OPTIMIZERS[optimizer], state1,
@@ -339,7 +342,7 @@ def embedding_bag(weights: Tensor, table_offsets: Tensor, ids: Tensor, offsets: 
 def embedding_bag_fused_update(grad_output: Tensor, weights: Tensor, table_offsets: Tensor, ids: Tensor,
                                offsets: Tensor, per_sample_weights: Tensor | None = None, *, pooling: str = "sum",
                                optimizer: str, lr: float, eps: float = 1e-8, betas: tuple[float, float] = (0.9, 0.999),
-                               state1: Tensor | None = None, state2: Tensor | None = None, step: int = 1,
+                               state1: Tensor | None = None, state2: Tensor | None = None, step: int | Tensor = 1,
                                table_names: Sequence[str] | None = None, check_values: bool = True) -> None:
     """The backward of `embedding_bag` fused with an optimizer step, in place; no dense gradient is built.
 
@@ -347,7 +350,8 @@ def embedding_bag_fused_update(grad_output: Tensor, weights: Tensor, table_offse
       optimizer="sgd":             weights[r] -= lr * g
       optimizer="rowwise_adagrad": state1 (R,) += mean(g*g); weights[r] -= lr * g / (sqrt(state1[r]) + eps)
       optimizer="adam":            lazy Adam on touched rows only, state1 = m, state2 = v (both (R, D)),
-                                   bias corrections from the global step count `step` (this step's number, >= 1)
+                                   bias corrections from the global step count `step` (this step's number, >= 1;
+                                   an int or a 0-d int64 tensor, read inside the op so it can live in a graph)
     Rows the batch does not refer to are untouched. Everything is validated before anything is written.
     """
     weights_c, table_offsets, ids, offsets, psw = check_embedding_bag_inputs(
@@ -366,14 +370,19 @@ def embedding_bag_fused_update(grad_output: Tensor, weights: Tensor, table_offse
     elif optimizer == "adam":
         check_tensor("state1", state1, dtypes=FLOAT_DTYPES, shape=(num_rows, dim), device=weights.device)
         check_tensor("state2", state2, dtypes=FLOAT_DTYPES, shape=(num_rows, dim), device=weights.device)
-        check_int("step", step, minimum=1)
+        if isinstance(step, Tensor):
+            check_tensor("step", step, dtypes=(torch.int64,), shape=())
+        else:
+            check_int("step", step, minimum=1)
     for name, s in (("state1", state1), ("state2", state2)):
         if s is not None and not s.is_contiguous():
             raise ValueError(f"{name}: must be contiguous (it is updated in place)")
     state1 = state1 if state1 is not None else empty
     state2 = state2 if state2 is not None else empty
     beta1, beta2 = (float(b) for b in betas)
+    if not isinstance(step, Tensor):
+        step = torch.tensor(step, dtype=torch.int64)
     torch.ops.recengine.embedding_bag_fused_update(grad_output.detach(), weights.detach(), table_offsets, ids, offsets,
                                                    None if psw is None else psw.detach(), pooling, optimizer,
                                                    state1.detach(), state2.detach(), float(lr), float(eps), beta1,
-                                                   beta2, int(step))
+                                                   beta2, step)

@@ -9,6 +9,7 @@ import torch
 
 from recengine._native import _C, as_array
 from recengine.ops._checks import check_number, check_same_device, check_tensor
+from recengine.ops._triton import triton_kernels
 
 _FLOAT = (torch.float32,)
 _DONE_DTYPES = (torch.float32, torch.bool, torch.uint8)
@@ -30,8 +31,7 @@ def _td_loss(q_sa: torch.Tensor, next_q: torch.Tensor, reward: torch.Tensor, don
 
 @_td_loss.register_kernel("cuda")
 def _td_loss_cuda(q_sa, next_q, reward, done, discount, weight, huber_delta, alpha, eps):
-    from recengine.kernels import replay as kernels
-
+    kernels = triton_kernels("replay")
     return kernels.td_loss(q_sa, next_q, reward, done, discount, weight, huber_delta, alpha, eps)
 
 
@@ -55,8 +55,7 @@ def _td_loss_backward(grad_loss: torch.Tensor, grad_td: torch.Tensor, td: torch.
 
 @_td_loss_backward.register_kernel("cuda")
 def _td_loss_backward_cuda(grad_loss, grad_td, td, weight, discount, done, huber_delta):
-    from recengine.kernels import replay as kernels
-
+    kernels = triton_kernels("replay")
     return kernels.td_loss_backward(grad_loss, grad_td, td, weight, discount, done, huber_delta)
 
 

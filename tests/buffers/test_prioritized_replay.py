@@ -417,3 +417,54 @@ def test_torch_set_num_threads_reaches_the_cpp_loops(monkeypatch, method):
              "update_priorities": lambda: r.update_priorities(torch.tensor([0, 1]), torch.tensor([0.5, 2.0]))}
     calls[method]()
     assert recorder.team_sizes == [torch.get_num_threads()]
+
+
+# ------------------------------------------------------------------------------------ TensorDict
+def _tensordict_module():
+    return pytest.importorskip("tensordict", reason="the optional tensordict extra is not installed")
+
+
+def test_add_tensordict_stores_what_keyword_columns_store():
+    td = _tensordict_module()
+    from_td, from_kw = PrioritizedReplay(16, FIELDS, n_step=2), PrioritizedReplay(16, FIELDS, n_step=2)
+    from_td.add(td.TensorDict(_rows(0, 6, done_every=3), batch_size=[6]))
+    from_kw.add(**_rows(0, 6, done_every=3))
+    a = from_td.sample(8, 0.4, torch.Generator().manual_seed(1))
+    b = from_kw.sample(8, 0.4, torch.Generator().manual_seed(1))
+    assert a[0].keys() == b[0].keys()
+    for key in a[0]:
+        assert torch.equal(a[0][key], b[0][key]), key
+    assert torch.equal(a[1], b[1]) and torch.equal(a[2], b[2])
+
+
+def test_sample_as_tensordict_holds_the_batch_indices_and_weights():
+    td = _tensordict_module()
+    r = PrioritizedReplay(16, FIELDS, n_step=3)
+    r.add(**_rows(0, 10, done_every=4))
+    got = r.sample(5, 0.5, torch.Generator().manual_seed(2), as_tensordict=True)
+    batch, indices, weights = r.sample(5, 0.5, torch.Generator().manual_seed(2))
+    assert isinstance(got, td.TensorDict) and tuple(got.batch_size) == (5,)
+    assert set(got.keys()) == {*batch, "index", "_weight"}
+    assert torch.equal(got["index"], indices) and torch.equal(got["_weight"], weights)
+    for key, value in batch.items():
+        assert torch.equal(got[key], value), key
+
+
+@pytest.mark.parametrize("call, exc, match", [
+    (lambda r, td: r.add(td.TensorDict(_rows(0, 2), batch_size=[2]), **_rows(0, 2)), ValueError, "not both"),
+    (lambda r, td: r.add(torch.zeros(2)), TypeError, "data: expected a TensorDict"),
+    (lambda r, td: r.add(td.TensorDict({k: v for k, v in _rows(0, 2).items() if k != "done"}, batch_size=[2])),
+     ValueError, r"missing field\(s\) \['done'\]"),
+])
+def test_bad_tensordict_input_raises_naming_the_argument(call, exc, match):
+    td = _tensordict_module()
+    with pytest.raises(exc, match=match):
+        call(PrioritizedReplay(8, FIELDS), td)
+
+
+def test_field_named_like_the_sample_keys_cannot_sample_as_tensordict():
+    _tensordict_module()
+    r = PrioritizedReplay(8, {**FIELDS, "index": ((), torch.int64)})
+    r.add(**_rows(0, 2), index=torch.arange(2))
+    with pytest.raises(ValueError, match="as_tensordict: field"):
+        r.sample(2, 0.4, as_tensordict=True)

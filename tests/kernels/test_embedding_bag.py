@@ -7,9 +7,11 @@ import importlib
 import pytest
 import torch
 
-from recengine.kernels import embedding_bag as kernels
-from recengine.reference.embedding_bag import embedding_bag_reference, fused_update_reference
-from tests.helpers import (
+pytest.importorskip("triton", reason="triton is the optional gpu extra; these tests run the Triton kernels")
+
+from recengine.kernels import embedding_bag as kernels  # noqa: E402
+from recengine.reference.embedding_bag import embedding_bag_reference, fused_update_reference  # noqa: E402
+from tests.helpers import (  # noqa: E402
     BAG_SHAPES,
     OPTIMIZER_SETTINGS,
     TRITON_DEVICE,

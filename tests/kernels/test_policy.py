@@ -3,10 +3,12 @@ references, with the CPU op for the same-draw check."""
 import pytest
 import torch
 
-from recengine.kernels import policy as triton_policy
-from recengine.ops import catalog_sample
-from recengine.reference import policy as ref
-from tests.helpers import TRITON_DEVICE, assert_close, make_catalog_case, valid_catalog_targets
+pytest.importorskip("triton", reason="triton is the optional gpu extra; these tests run the Triton kernels")
+
+from recengine.kernels import policy as triton_policy  # noqa: E402
+from recengine.ops import catalog_sample  # noqa: E402
+from recengine.reference import policy as ref  # noqa: E402
+from tests.helpers import TRITON_DEVICE, assert_close, make_catalog_case, valid_catalog_targets  # noqa: E402
 
 
 def _on(dev, kw):

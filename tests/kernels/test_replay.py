@@ -3,9 +3,11 @@ plain-PyTorch reference."""
 import pytest
 import torch
 
-from recengine.kernels import replay as triton_replay
-from recengine.reference.replay import td_loss_reference
-from tests.helpers import TRITON_DEVICE, assert_close, make_td_batch
+pytest.importorskip("triton", reason="triton is the optional gpu extra; these tests run the Triton kernels")
+
+from recengine.kernels import replay as triton_replay  # noqa: E402
+from recengine.reference.replay import td_loss_reference  # noqa: E402
+from tests.helpers import TRITON_DEVICE, assert_close, make_td_batch  # noqa: E402
 
 
 @pytest.mark.parametrize("batch", [1, 5, 1500])

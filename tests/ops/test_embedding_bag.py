@@ -239,7 +239,7 @@ def test_opcheck():
     torch.library.opcheck(torch.ops.recengine.embedding_bag_psw_backward.default, (grad, w, to, ids, offs, "sum"))
     torch.library.opcheck(torch.ops.recengine.embedding_bag_fused_update.default,
                           (grad, w.clone(), to, ids, offs, p, "sum", "rowwise_adagrad", torch.zeros(w.shape[0]),
-                           torch.zeros(0), 0.1, 1e-8, 0.9, 0.999, 1))
+                           torch.zeros(0), 0.1, 1e-8, 0.9, 0.999, torch.tensor(1)))
 
 
 def test_torch_compile_fullgraph():

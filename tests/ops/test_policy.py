@@ -507,3 +507,93 @@ def test_topk_bf16_prefilter_ties_nonfinite_and_layout(topk_path):
     s2, i2 = ref.catalog_topk_reference(Q3, E3, 6, **kw)
     assert torch.equal(i1, i2)
     assert_close(s1, s2, rtol=1e-5, atol=1e-5)
+
+
+# ------------------------------------------------------------------------- torch.compile / export
+def _catalog_calls():
+    """Each public op as a function of (Q, E, exclude_offsets, exclude_ids), with a name."""
+    target = torch.tensor([1, 2, 4])
+    return {
+        "topk": lambda Q, E, off, ex: catalog_topk(Q, E, 4, exclude_offsets=off, exclude_ids=ex),
+        "sample": lambda Q, E, off, ex: catalog_sample(Q, E, 3, 11, exclude_offsets=off, exclude_ids=ex),
+        "logsumexp": lambda Q, E, off, ex: catalog_logsumexp(Q, E, exclude_offsets=off, exclude_ids=ex),
+        "cross_entropy": lambda Q, E, off, ex: catalog_cross_entropy(Q, E, target, exclude_offsets=off,
+                                                                     exclude_ids=ex),
+    }
+
+
+class _CatalogCall(torch.nn.Module):
+    def __init__(self, fn):
+        super().__init__()
+        self.fn = fn
+
+    def forward(self, Q, E, exclude_offsets, exclude_ids):
+        return self.fn(Q, E, exclude_offsets, exclude_ids)
+
+
+def _catalog_args(seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    return (torch.randn(3, 8, generator=g), torch.randn(40, 8, generator=g), torch.tensor([0, 2, 2, 3]),
+            torch.tensor([5, 7, 9]))
+
+
+@pytest.mark.parametrize("name", list(_catalog_calls()))
+def test_public_op_compiles_without_graph_breaks(name):
+    explanation = torch._dynamo.explain(_catalog_calls()[name])(*_catalog_args())
+    torch._dynamo.reset()
+    assert explanation.graph_break_count == 0, explanation.break_reasons
+
+
+@pytest.mark.parametrize("name", list(_catalog_calls()))
+def test_exported_public_op_matches_eager(name):
+    module = _CatalogCall(_catalog_calls()[name])
+    exported = torch.export.export(module, _catalog_args(0))
+    other = _catalog_args(1)
+    got, want = exported.module()(*other), module(*other)
+    for g, w in zip(got if isinstance(got, tuple) else (got,), want if isinstance(want, tuple) else (want,)):
+        assert torch.equal(g, w)
+
+
+def _spoil(kind: str, args):
+    Q, E, off, ex = (a.clone() for a in args)
+    if kind == "exclude_id":
+        ex[1] = 40  # the catalog has 40 items
+        return (Q, E, off, ex), IndexError, "exclude_ids: id 40"
+    Q[1, 3] = float("nan")
+    return (Q, E, off, ex), ValueError, "Q: holds NaN"
+
+
+@pytest.mark.parametrize("mode", ["eager", "compiled", "exported"])
+@pytest.mark.parametrize("kind", ["exclude_id", "nan"])
+@pytest.mark.parametrize("name", list(_catalog_calls()))
+def test_bad_values_raise_in_every_mode(name, kind, mode):
+    module = _CatalogCall(_catalog_calls()[name])
+    if mode == "compiled":
+        run = torch.compile(module, fullgraph=True, backend="aot_eager")
+    elif mode == "exported":
+        run = torch.export.export(module, _catalog_args()).module()
+    else:
+        run = module
+    bad, exc, match = _spoil(kind, _catalog_args())
+    with pytest.raises(exc, match=match):
+        run(*bad)
+    torch._dynamo.reset()
+
+
+@pytest.mark.parametrize("mode", ["compiled", "exported"])
+def test_bad_target_raises_in_graph(mode):
+    def fn(Q, E, target):
+        return catalog_cross_entropy(Q, E, target)
+
+    Q, E, _, _ = _catalog_args()
+    if mode == "compiled":
+        run = torch.compile(fn, fullgraph=True, backend="aot_eager")
+    else:
+        class Loss(torch.nn.Module):
+            def forward(self, Q, E, target):
+                return fn(Q, E, target)
+
+        run = torch.export.export(Loss(), (Q, E, torch.tensor([0, 1, 2]))).module()
+    with pytest.raises(IndexError, match="target: id 40 of row 2"):
+        run(Q, E, torch.tensor([0, 1, 40]))
+    torch._dynamo.reset()

@@ -111,3 +111,20 @@ def test_td_loss_zero_td_with_zero_eps_priority():
     for alpha in (0.6, 0.0):
         _, _, cprio = td_loss(z, z, z, z, ones, ones, alpha=alpha, eps=0.0)
         assert_close(cprio, torch.zeros(4) ** alpha, name=f"cpu prio alpha={alpha}")
+
+
+def test_td_loss_compiles_without_graph_breaks():
+    explanation = torch._dynamo.explain(td_loss)(*make_td_batch(16, 0))
+    torch._dynamo.reset()
+    assert explanation.graph_break_count == 0, explanation.break_reasons
+
+
+def test_exported_td_loss_matches_eager():
+    class Loss(torch.nn.Module):
+        def forward(self, *batch):
+            return td_loss(*batch)
+
+    exported = torch.export.export(Loss(), make_td_batch(16, 0))
+    other = make_td_batch(16, 1)
+    for got, want in zip(exported.module()(*other), td_loss(*other)):
+        assert torch.equal(got, want)
