@@ -48,7 +48,10 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--out", default="runs/simulator_validation")
     parser.add_argument("--sessions", type=int, default=2048)
-    parser.add_argument("--large-model-seconds", type=float, default=100.0)
+    parser.add_argument("--epochs", type=int, default=40,
+                        help="epoch cap of both sequence models (early stopping still applies); epochs, not seconds, "
+                             "so that a loaded machine gives the same models")
+    parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
 
     from recengine.agents.baselines import PopularityPolicy, RandomPolicy, SupervisedPolicy
@@ -59,18 +62,20 @@ def main() -> None:
     from recengine.env import fit_simulator, save_simulator
     from recengine.eval.simulator_validation import simulator_validation, validation_markdown
 
+    torch.set_num_threads(args.threads)   # a script: it owns the process
     os.makedirs(args.out, exist_ok=True)
     data = make_synthetic(num_users=200, num_items=150, seed=0) if args.dataset == "synthetic" \
         else load_movielens(args.dataset)
     split = leave_one_out(histories_of(data))
     t = time.perf_counter()
-    sim = fit_simulator(data, split, quick=args.quick)
+    response_cfg = None if args.quick else SASRecConfig(max_epochs=args.epochs, patience=5, max_seconds=1e9, seed=1)
+    sim = fit_simulator(data, split, quick=args.quick, response_config=response_cfg)
     fit_seconds = time.perf_counter() - t
     print(f"simulator fitted in {fit_seconds:.0f}s: {json.dumps(sim.fit_report['response_model'])}")
     save_simulator(sim, os.path.join(args.out, "simulator.safetensors"))
 
     t = time.perf_counter()
-    lm_cfg = SASRecConfig(max_seconds=args.large_model_seconds, seed=0)
+    lm_cfg = SASRecConfig(max_epochs=args.epochs, max_seconds=1e9, seed=0)
     if args.quick:
         lm_cfg = SASRecConfig(dim=32, num_layers=1, max_epochs=3, max_seconds=10, seed=0)
     large = train_sasrec(data, lm_cfg, split=split, progress=False, log=lambda *a: None)

@@ -215,7 +215,8 @@ def slate_probabilities(model: SequentialUserModel, q: torch.Tensor, lse: torch.
         genres = torch.from_numpy(model.item_genres)[slates]                  # (B, k, G)
         tired = model.config.fatigue_weight * torch.einsum("bkg,bg->bk", genres, fatigue)
         logw = u.double() - lse.unsqueeze(1) - tired
-        w = torch.exp(logw) * (~torch.gather(consumed, 1, slates)).double()
+        # a consumed item weighs 0 (also when every item is consumed and the normaliser is -inf)
+        w = torch.where(torch.gather(consumed, 1, slates), torch.zeros_like(logw), torch.exp(logw))
         denom = np.exp(model.no_click_offset) + w.sum(1, keepdim=True)
         return torch.cat([w, torch.full_like(denom, np.exp(model.no_click_offset))], 1) / denom
 
