@@ -13,15 +13,17 @@ from recengine.nn import SequenceEncoder
 
 def make_tiny_sim(num_users: int = 9, num_items: int = 14, *, seed: int = 0, max_len: int = 6,
                   config: SeqSimConfig | None = None, session_model: SessionModel | None = None,
-                  no_click_offset: float = -1.0, popularity_weight: float = 1.0) -> SequentialUserModel:
-    """A random response model (seeded through its own Generator) over random train histories of 0-7 items."""
+                  no_click_offset: float = -1.0, popularity_weight: float = 1.0,
+                  min_history: int = 0) -> SequentialUserModel:
+    """A random response model (seeded through its own Generator) over random train histories of
+    min_history-7 items."""
     gen = torch.Generator().manual_seed(seed)
     rng = np.random.default_rng(seed)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         encoder = SequenceEncoder(num_items, 8, max_len, num_layers=1, num_heads=1, dropout=0.0)
     bias = torch.randn(num_items, generator=gen)
-    lengths = rng.integers(0, 8, num_users)
+    lengths = rng.integers(min_history, 8, num_users)
     lengths[0] = 7                      # user 0 has a history longer than the encoder's window
     items = np.concatenate([rng.permutation(num_items)[:n] for n in lengths]).astype(np.int64)
     offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
