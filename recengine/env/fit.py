@@ -25,8 +25,13 @@ from recengine.data.sequences import LeaveOneOut
 from recengine.env.calibrate import genre_matrix, user_feature_matrix
 from recengine.env.response_model import fit_response_model, train_histories
 from recengine.env.sequential_sim import SeqSimConfig, SequentialUserModel, slate_probabilities
-from recengine.env.sessions import (SESSION_GAP_SECONDS, fit_return_model, fit_session_model, session_fit_table,
-                                    split_sessions)
+from recengine.env.sessions import (
+    SESSION_GAP_SECONDS,
+    fit_return_model,
+    fit_session_model,
+    session_fit_table,
+    split_sessions,
+)
 
 __all__ = ["fit_simulator", "calibrate_no_click", "fit_sessions"]
 

@@ -158,7 +158,7 @@ class SequentialUserModel:
         return self._cache["start"]
 
     def with_popularity_weight(self, weight: float, *, recalibrate: bool = True, target_ctr: float | None = None
-                               ) -> "SequentialUserModel":
+                               ) -> SequentialUserModel:
         """A copy whose response model uses popularity_weight ``weight`` (the same weights), its no-click offset
         recalibrated to the same best-slate click rate (unless ``recalibrate`` is False)."""
         response = replace(self.response, popularity_weight=float(weight))

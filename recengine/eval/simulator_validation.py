@@ -150,14 +150,16 @@ def validation_markdown(v: dict) -> str:
     lines = ["## Simulator validation", "",
              "The user model predicts the real held-out test item (full catalog, seen items masked):", "",
              "| model | HR@10 | NDCG@10 | log-likelihood |", "|---|---|---|---|",
-             f"| simulator's user model | {_fmt(um['hr@10'])} | {_fmt(um['ndcg@10'])} | {_fmt(um['log_likelihood'], 3)} |",
+             f"| simulator's user model | {_fmt(um['hr@10'])} | {_fmt(um['ndcg@10'])} | "
+             f"{_fmt(um['log_likelihood'], 3)} |",
              f"| large model | {_fmt(lm.get('hr@10'))} | {_fmt(lm.get('ndcg@10'))} | "
              f"{_fmt(lm.get('log_likelihood'), 3)} |",
              f"| popularity choice model | — | — | {_fmt(v['user_model']['popularity_log_likelihood'], 3)} |", ""]
     pct = int(round(100 * v["sessions"]["level"]))
     lines += [f"Policies in the simulator ({v['sessions']['num_sessions']} sessions each, the same for every policy) "
               "beside their real offline NDCG@10:", "",
-              f"| policy | offline NDCG@10 | simulated return/session [{pct}% CI] | CTR | already-consumed share of slates |",
+              f"| policy | offline NDCG@10 | simulated return/session [{pct}% CI] | CTR "
+              "| already-consumed share of slates |",
               "|---|---|---|---|---|"]
     for name, r in v["policies"].items():
         lines.append(f"| {name} | {_fmt(r['offline_ndcg@10'])} | {r['sim_return']:.3f} [{r['return_ci'][0]:.3f}, "

@@ -6,8 +6,7 @@ import pytest
 import torch
 
 from recengine.data import build_histories, leave_one_out
-from recengine.env.response_model import (ResponseModel, popularity_log_likelihood, train_histories,
-                                          train_only_split)
+from recengine.env.response_model import ResponseModel, popularity_log_likelihood, train_histories, train_only_split
 from recengine.eval.metrics import evaluate_ranking
 
 

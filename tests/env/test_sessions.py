@@ -4,8 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from recengine.env.sessions import (SessionModel, fit_return_model, fit_session_model, session_fit_table,
-                                    split_sessions)
+from recengine.env.sessions import SessionModel, fit_return_model, fit_session_model, session_fit_table, split_sessions
 
 
 def test_split_sessions_cuts_at_the_gap():
