@@ -190,7 +190,7 @@ def response_model_config(quick: bool = False, seed: int = 1):
 
     if quick:
         return SASRecConfig(dim=32, num_layers=1, max_epochs=3, patience=2, max_seconds=8.0, seed=seed)
-    return SASRecConfig(max_seconds=90.0, patience=5, seed=seed)
+    return SASRecConfig(max_seconds=110.0, patience=5, seed=seed)
 
 
 def fit_response_model(data, split: LeaveOneOut | None = None, config=None, *, quick: bool = False,

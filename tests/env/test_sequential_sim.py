@@ -136,7 +136,7 @@ def test_the_state_is_recomputed_only_for_sessions_whose_history_changed(monkeyp
 def test_sessions_without_clicks_end_with_the_streak_hazard(no_click_quit):
     cfg = SeqSimConfig(slate_size=3, history_len=8, max_steps=10, no_click_quit=no_click_quit)
     sim = make_tiny_sim(no_click_offset=40.0, config=cfg)     # never clicks
-    n = 20000
+    n = 8000
     vec = SequentialVecSim(sim, n)
     vec.reset(seed=4)
     alive = np.ones(n, bool)
@@ -156,7 +156,7 @@ def test_sessions_with_clicks_end_with_the_fitted_hazard():
     session = SessionModel(0.5, 0.6, 0.15)
     cfg = SeqSimConfig(slate_size=3, history_len=8, max_steps=5, no_click_quit=0.0)
     sim = make_tiny_sim(num_items=400, no_click_offset=-40.0, config=cfg, session_model=session)
-    n = 20000
+    n = 8000
     vec = SequentialVecSim(sim, n)
     vec.reset(seed=9)
     alive = np.ones(n, bool)
