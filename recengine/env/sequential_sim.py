@@ -169,6 +169,7 @@ class SequentialUserModel:
             ctr = target_ctr if target_ctr is not None else self.fit_report.get("calibration", {}).get(
                 "top_slate_ctr", 0.5)
             out.no_click_offset = calibrate_no_click(out, ctr)
+            out.fit_report["calibration"] = {"top_slate_ctr": ctr, "no_click_offset": out.no_click_offset}
         return out
 
     def choice_probabilities(self, user_ids, slates, histories=None, fatigue=None) -> np.ndarray:

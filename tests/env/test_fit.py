@@ -84,6 +84,8 @@ def test_halving_the_popularity_weight_keeps_the_weights_and_recalibrates(fitted
     assert half.response.popularity_weight == 0.5 and fitted.response.popularity_weight == 1.0
     assert half.response.encoder is fitted.response.encoder
     assert _mean_top_slate_ctr(half) == pytest.approx(0.5, abs=1e-6)
+    assert half.fit_report["calibration"]["no_click_offset"] == half.no_click_offset
+    assert fitted.fit_report["calibration"]["no_click_offset"] == fitted.no_click_offset
     u = np.arange(5)
     slates = np.tile(np.arange(3), (5, 1))
     assert not np.allclose(half.choice_probabilities(u, slates), fitted.choice_probabilities(u, slates))
