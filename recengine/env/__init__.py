@@ -6,6 +6,8 @@ Two simulators share the observation/step API:
   stepped by ``SequentialVecSim`` / ``SequentialSimEnv``; ``save_simulator`` / ``load_simulator``);
 * the matrix-factorisation one (``from_movielens`` / ``synthetic_user_model`` -> ``UserModel``, stepped by
   ``VecRecSim`` / ``RecSimEnv``), kept for the synthetic fallback and what still uses it.
+
+``vector_env(model, n)`` builds the vectorised environment of either.
 """
 from recengine.env.calibrate import fit_user_model, from_movielens, synthetic_user_model
 from recengine.env.fit import calibrate_no_click, fit_sessions, fit_simulator
@@ -14,9 +16,10 @@ from recengine.env.response_model import ResponseModel, fit_response_model
 from recengine.env.sequential_sim import SeqSimConfig, SequentialSimEnv, SequentialUserModel, SequentialVecSim
 from recengine.env.sessions import SessionModel, fit_session_model, split_sessions
 from recengine.env.simulator import PAD_ID, RecSimEnv, SimConfig, SlateSpace, UserModel, VecRecSim
+from recengine.env.vector_env import vector_env
 
 __all__ = ["PAD_ID", "RecSimEnv", "ResponseModel", "SeqSimConfig", "SequentialSimEnv", "SequentialUserModel",
            "SequentialVecSim", "SessionModel", "SimConfig", "SlateSpace", "UserModel", "VecRecSim",
            "calibrate_no_click", "fit_response_model", "fit_session_model", "fit_sessions", "fit_simulator",
            "fit_user_model", "from_movielens", "load_simulator", "save_simulator", "split_sessions",
-           "synthetic_user_model"]
+           "synthetic_user_model", "vector_env"]
