@@ -6,9 +6,9 @@
     metrics = sim.response.evaluate(my_leave_one_out_split, "test")   # HR/NDCG/MRR@10, log-likelihood
 
 One safetensors file: the response model's weights (``encoder.*``, ``item_bias``), the train items (CSR), the
-item genres and user features; its metadata holds a JSON document with the format name and version, the
-encoder's architecture, the dynamics, the session model, the no-click offset and the fit report. Written
-through ``recengine._atomic`` (never half a file).
+item genres, user features and the population (when the simulator was fitted on a subset of users); its
+metadata holds a JSON document with the format name and version, the encoder's architecture, the dynamics, the
+session model, the no-click offset and the fit report. Written through ``recengine._atomic`` (never half a file).
 """
 from __future__ import annotations
 
@@ -53,6 +53,8 @@ def save_simulator(sim: SequentialUserModel, path: str) -> None:
         "item_genres": torch.from_numpy(sim.item_genres.copy()),
         "user_features": torch.from_numpy(sim.user_features.copy()),
     })
+    if sim.population is not None:
+        tensors["population"] = torch.from_numpy(sim.population.copy())
     document = {"format": SIMULATOR_FORMAT, "version": SIMULATOR_FORMAT_VERSION,
                 "architecture": _architecture(r.encoder), "beta": r.beta, "popularity_weight": r.popularity_weight,
                 "no_click_offset": sim.no_click_offset, "config": asdict(sim.config),
@@ -100,4 +102,5 @@ def load_simulator(path: str) -> SequentialUserModel:
                                tensors["item_genres"].numpy(), SessionModel(**document["session_model"]),
                                no_click_offset=document["no_click_offset"],
                                user_features=tensors["user_features"].numpy(),
-                               config=SeqSimConfig(**document["config"]), fit_report=document["fit_report"])
+                               config=SeqSimConfig(**document["config"]), fit_report=document["fit_report"],
+                               population=tensors["population"].numpy() if "population" in tensors else None)

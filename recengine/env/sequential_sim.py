@@ -98,6 +98,9 @@ class SequentialUserModel:
     config: SeqSimConfig = field(default_factory=SeqSimConfig)
     fit_report: dict = field(default_factory=dict)
     """how it was fitted (session fit, calibration, response-model training), for reports."""
+    population: np.ndarray | None = None
+    """(P,) int64 the users a session draws when the environment is given no user_pool (the users the model was
+    fitted on); None: every user."""
 
     def __post_init__(self):
         self.train_offsets = np.ascontiguousarray(self.train_offsets, dtype=np.int64)
@@ -117,6 +120,13 @@ class SequentialUserModel:
                               else np.ascontiguousarray(self.user_features, dtype=np.float32))
         if self.user_features.shape[0] != U or self.user_features.ndim != 2:
             raise ValueError(f"user_features must be ({U}, F), got {self.user_features.shape}")
+        if self.population is not None:
+            pop = np.asarray(self.population)
+            if pop.dtype.kind not in "iu" or pop.ndim != 1 or pop.size == 0:
+                raise ValueError("population must be a non-empty 1-D array of integer user ids")
+            if pop.min() < 0 or pop.max() >= U:
+                raise IndexError(f"population holds ids outside [0, {U})")
+            self.population = np.ascontiguousarray(pop, dtype=np.int64)
         self._cache: dict = {}
 
     @property
@@ -168,7 +178,7 @@ class SequentialUserModel:
 
             ctr = target_ctr if target_ctr is not None else self.fit_report.get("calibration", {}).get(
                 "top_slate_ctr", 0.5)
-            out.no_click_offset = calibrate_no_click(out, ctr)
+            out.no_click_offset = calibrate_no_click(out, ctr, users=self.population)
             out.fit_report["calibration"] = {"top_slate_ctr": ctr, "no_click_offset": out.no_click_offset}
         return out
 
@@ -284,7 +294,9 @@ class _SeqSlots:
     def __init__(self, model: SequentialUserModel, config: SeqSimConfig, num_slots: int, user_pool):
         if config.slate_size > model.num_items:
             raise ValueError(f"slate_size {config.slate_size} > num_items {model.num_items}")
-        pool = np.arange(model.num_users) if user_pool is None else np.asarray(user_pool)
+        if user_pool is None:
+            user_pool = model.population if model.population is not None else np.arange(model.num_users)
+        pool = np.asarray(user_pool)
         if pool.dtype.kind not in "iu" or pool.ndim != 1 or pool.size == 0:
             raise ValueError("user_pool must be a non-empty 1-D array of integer user ids")
         if pool.min() < 0 or pool.max() >= model.num_users:

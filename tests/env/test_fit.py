@@ -9,7 +9,8 @@ import torch
 
 from recengine.agents.supervised import SASRecConfig
 from recengine.data import histories_of, leave_one_out, make_synthetic
-from recengine.env.fit import _mean_top_slate_ctr, calibrate_no_click, fit_simulator
+from recengine.env import SequentialVecSim
+from recengine.env.fit import _mean_top_slate_ctr, calibrate_no_click, fit_simulator, split_for_users
 from tests.env.conftest import make_tiny_sim
 
 TINY = SASRecConfig(dim=16, num_layers=1, num_heads=1, max_len=10, max_epochs=2, max_seconds=1e9, seed=1)
@@ -108,3 +109,45 @@ def test_fitting_leaves_the_global_random_state_alone(data):
 def test_tiny_sim_history_longer_than_the_window_is_cut():
     sim = make_tiny_sim(max_len=4)
     assert sim.start_histories(3)[0].tolist() == sim.train_items[4:7].tolist()
+
+
+def test_a_fit_on_half_the_users_reads_only_their_events(data):
+    half = np.arange(0, data.num_users, 2)
+    fitted_half = fit_simulator(data, response_config=TINY, users=half)
+    other = data.item.copy()
+    rows = np.flatnonzero(data.user % 2 == 1)                   # every event of the other half, train ones too
+    other[rows] = (other[rows] + 11) % data.num_items
+    refit = fit_simulator(dataclasses.replace(data, item=other), response_config=TINY, users=half)
+    a, b = fitted_half.response.encoder.state_dict(), refit.response.encoder.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert torch.equal(fitted_half.response.item_bias, refit.response.item_bias)
+    assert fitted_half.session_model == refit.session_model
+    assert fitted_half.no_click_offset == refit.no_click_offset
+
+
+def test_a_fit_on_half_the_users_simulates_those_users(data):
+    half = np.arange(1, data.num_users, 2)
+    sim = fit_simulator(data, response_config=TINY, users=half)
+    np.testing.assert_array_equal(sim.population, half)
+    assert sim.fit_report["users"] == {"fitted_on": "subset", "count": half.size}
+    obs, _ = SequentialVecSim(sim, 64).reset(seed=0)
+    assert np.isin(obs["user_id"], half).all()
+    assert np.isin(SequentialVecSim(sim.with_popularity_weight(0.5), 64).reset(seed=0)[0]["user_id"], half).all()
+
+
+@pytest.mark.parametrize("users, error", [
+    (np.array([], np.int64), ValueError), (np.array([0.5]), ValueError), (np.array([[1, 2]]), ValueError),
+    (np.array([-1, 2]), IndexError), (np.array([3, 40]), IndexError), (np.array([2, 2]), ValueError),
+])
+def test_split_for_users_rejects_bad_users(data, users, error):
+    with pytest.raises(error, match="users"):
+        split_for_users(leave_one_out(histories_of(data)), users)
+
+
+def test_split_for_users_keeps_only_their_prefixes_and_targets(data):
+    split = leave_one_out(histories_of(data))
+    part = split_for_users(split, np.array([0, 5]))
+    starts = split.histories.offsets[:-1]
+    assert (part.train_end - starts)[[0, 5]].tolist() == (split.train_end - starts)[[0, 5]].tolist()
+    assert np.all(np.delete(part.train_end - starts, [0, 5]) == 0)
+    assert set(part.eval_users.tolist()) <= {0, 5}

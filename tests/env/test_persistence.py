@@ -90,3 +90,13 @@ def test_saving_is_atomic(tmp_path, monkeypatch):
         save_simulator(make_tiny_sim(seed=2), str(path))
     assert path.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["sim.safetensors"]
+
+
+def test_the_population_survives_a_round_trip(tmp_path):
+    sim = make_tiny_sim(seed=6)
+    sim.population = np.array([1, 4, 7])
+    path = str(tmp_path / "sim.safetensors")
+    save_simulator(sim, path)
+    back = load_simulator(path)
+    np.testing.assert_array_equal(back.population, [1, 4, 7])
+    assert np.isin(SequentialVecSim(back, 16).reset(seed=0)[0]["user_id"], [1, 4, 7]).all()

@@ -1,6 +1,7 @@
 """The sequence-aware simulator: choice probabilities, consumption, fatigue, leaving, the gymnasium contract."""
 from __future__ import annotations
 
+import dataclasses
 import warnings
 
 import numpy as np
@@ -260,3 +261,13 @@ def test_user_pool_restricts_the_users(tiny_sim):
     assert set(obs["user_id"].tolist()) == {2, 6}
     with pytest.raises(IndexError, match="user_pool"):
         SequentialVecSim(tiny_sim, 3, user_pool=np.array([99]))
+
+
+@pytest.mark.parametrize("population, error", [
+    (np.array([], np.int64), ValueError), (np.array([1.0]), ValueError), (np.array([-1]), IndexError),
+    (np.array([0, 9]), IndexError),
+])
+def test_a_bad_population_is_refused(population, error):
+    sim = make_tiny_sim()
+    with pytest.raises(error, match="population"):
+        dataclasses.replace(sim, population=population)
