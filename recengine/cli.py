@@ -10,6 +10,7 @@ BENCH_FAMILIES = {
     "embedding_bag": "recengine.bench.embedding_bag",
     "policy": "recengine.bench.policy",
     "replay": "recengine.bench.replay",
+    "ope": "recengine.bench.ope",
 }
 
 
@@ -25,6 +26,11 @@ def _bench(args: argparse.Namespace) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     families = args.families or list(BENCH_FAMILIES)
+    if families == ["distributed"]:  # starts its own processes: not one of the in-process workload families
+        from recengine.bench import distributed
+
+        argv = (["--quick"] if args.quick else []) + ["--steps", str(args.repeat)]
+        return distributed.main(argv + (["--json", args.json] if args.json else []))
     unknown = [f for f in families if f not in BENCH_FAMILIES]
     if unknown:
         print(f"error: unknown benchmark family {unknown}; choose from {list(BENCH_FAMILIES)}", file=sys.stderr)
@@ -50,7 +56,8 @@ def _bench(args: argparse.Namespace) -> int:
 def _train(args: argparse.Namespace) -> int:
     import torch
 
-    from recengine.agents.supervised import SASRecConfig, train_command
+    from recengine.report.train import train_command
+    from recengine.train import SASRecConfig
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -60,7 +67,7 @@ def _train(args: argparse.Namespace) -> int:
     cfg = SASRecConfig(**overrides)
     synthetic = {"num_users": args.synthetic_users, "num_items": args.synthetic_items}
     try:
-        train_command(args.dataset, args.out, cfg, root=args.root, baselines=not args.no_baselines,
+        train_command(args.dataset, args.out, cfg, data_root=args.data_root, baselines=not args.no_baselines,
                       bpr_epochs=args.bpr_epochs, resume=args.resume, synthetic_kwargs=synthetic)
     except (FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -74,12 +81,19 @@ def _compare(args: argparse.Namespace) -> int:
     return main_from_args(args)
 
 
+def _add_data_root(parser: argparse.ArgumentParser) -> None:
+    """--data-root (with --root, its older spelling, as a hidden alias): where the MovieLens files lie."""
+    parser.add_argument("--data-root", dest="data_root", default=None, metavar="DIR",
+                        help="directory with ml-100k (default: $RECENGINE_DATA, then the cached recbole wheel)")
+    parser.add_argument("--root", dest="data_root", default=None, help=argparse.SUPPRESS)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="recengine", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
 
     b = sub.add_parser("bench", help="time every operator against its pure-PyTorch reference")
-    b.add_argument("families", nargs="*", help=f"families to run (default: all of {list(BENCH_FAMILIES)})")
+    b.add_argument("families", nargs="*", help=f"families to run (default: all of {list(BENCH_FAMILIES)}; 'distributed' alone runs W1 on 1 vs 2 processes)")
     b.add_argument("--device", default="cpu", help="cpu or cuda")
     b.add_argument("--quick", action="store_true", help="small workloads (a smoke run, not the standard figures)")
     b.add_argument("--repeat", type=int, default=5, help="timed calls per case (median reported)")
@@ -88,11 +102,11 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--plot", default=None, metavar="FILE", help="also write a bar chart (PNG)")
     b.set_defaults(func=_bench)
 
-    t = sub.add_parser("train", help="train the large model (SASRec-style encoder) and evaluate it against Pop and BPR")
+    t = sub.add_parser("train", help="train the large model (SASRec-style encoder), evaluate it against Pop and BPR")
     t.add_argument("model", choices=["sasrec"])
     t.add_argument("--dataset", default="ml-100k", choices=["ml-100k", "synthetic"])
     t.add_argument("--out", required=True, metavar="DIR", help="checkpoint, metrics.json and curve.png go here")
-    t.add_argument("--root", default=None, help="directory with ml-100k (default: $RECENGINE_DATA, then the recbole wheel)")
+    _add_data_root(t)
     t.add_argument("--resume", action="store_true", help="continue from DIR/checkpoint.safetensors")
     t.add_argument("--no-baselines", action="store_true", help="skip the Pop and BPR figures")
     t.add_argument("--bpr-epochs", type=int, default=40)
@@ -105,11 +119,11 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's choice)")
     t.set_defaults(func=_train)
 
-    c = sub.add_parser("compare", help="every RL agent and baseline in the simulator: report.md, results.json, curves")
+    c = sub.add_parser("compare", help="every registered agent in the simulator: report.md, results.json, curves")
     c.add_argument("--out", default="runs/compare", metavar="DIR", help="where report.md, results.json, PNGs go")
     c.add_argument("--dataset", default="ml-100k", choices=["ml-100k", "synthetic"],
                    help="data the simulator and the large model are fitted to (ml-100k falls back to synthetic)")
-    c.add_argument("--data-root", default=None, help="directory with ml-100k (default: $RECENGINE_DATA, then the cache)")
+    _add_data_root(c)
     c.add_argument("--quick", action="store_true", help="one-minute smoke run (tiny budgets; not the real figures)")
     c.add_argument("--seed", type=int, default=0)
     c.add_argument("--seeds", type=int, default=None,
@@ -117,7 +131,9 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's choice)")
     c.set_defaults(func=_compare)
 
-    # further commands register here (train, compare, ...)
+    from recengine.report import ope as ope_command
+
+    ope_command.add_parser(sub)
     return p
 
 

@@ -1,12 +1,15 @@
-"""Baseline policies: uniform random, most-popular, and the supervised large model alone.
+"""Baseline policies: uniform random, most-popular, the supervised large model alone, and offline BPR MF.
 
 None of them learns in the loop; they are the yardsticks the RL agents are compared with.
 """
 from __future__ import annotations
 
+import numpy as np
 import torch
 
-from recengine.agents.policy_base import Policy, exclusion_csr, histories, op
+from recengine.agents.policy_base import Policy, histories, op
+from recengine.data.exclusion import exclusion_csr
+from recengine.nn.modes import eval_mode
 
 
 class RandomPolicy(Policy):
@@ -39,7 +42,6 @@ class PopularityPolicy(Policy):
         self.E = torch.zeros(counts.numel(), 1)
 
     def act(self, obs, explore: bool = False) -> torch.Tensor:
-
         hist = histories(obs)
         offsets, ids = exclusion_csr(hist)
         Q = torch.zeros(hist.shape[0], 1)
@@ -50,8 +52,8 @@ class PopularityPolicy(Policy):
 class SupervisedPolicy(Policy):
     """The large model alone: the supervised next-item encoder's top-k, the user's history excluded.
 
-    `scorer` maps a (B, L) history matrix to (Q (B, D), E (N, D), bias (N,) or None) — see
-    `recengine.agents.encoder_adapter.EncoderScorer`.
+    `scorer` maps a (B, L) history matrix to (Q (B, D), E (N, D), bias (N,) or None): see
+    `recengine.agents.scorer.Scorer`.
     """
 
     name = "large-model"
@@ -61,13 +63,36 @@ class SupervisedPolicy(Policy):
 
     @torch.no_grad()
     def act(self, obs, explore: bool = False) -> torch.Tensor:
-
         hist = histories(obs)
-        was_training = self.scorer.training
-        self.scorer.eval()
-        Q, E, bias = self.scorer(hist)
-        self.scorer.train(was_training)
+        with eval_mode(self.scorer):
+            Q, E, bias = self.scorer(hist)
         offsets, ids = exclusion_csr(hist)
         _, slate = op("catalog_topk")(Q.contiguous(), E.contiguous(), self.k, bias=bias,
                                 exclude_offsets=offsets, exclude_ids=ids)
+        return slate
+
+
+class MatrixFactorizationPolicy(Policy):
+    """The top-k of a matrix-factorisation model fitted offline (BPR): <p_u, q_i> + b_i for the session's user,
+    the user's history excluded. It reads the simulator's "user_id" observation, so the simulator's users must
+    be the data's users the model was fitted to."""
+
+    name = "mf-bpr"
+
+    def __init__(self, user_factors: torch.Tensor, item_factors: torch.Tensor, item_bias: torch.Tensor, k: int):
+        self.P, self.E = user_factors.detach().contiguous(), item_factors.detach().contiguous()
+        self.bias, self.k = item_bias.detach().contiguous(), k
+
+    @torch.no_grad()
+    def act(self, obs, explore: bool = False) -> torch.Tensor:
+        if not isinstance(obs, dict) or "user_id" not in obs:
+            raise ValueError("obs: MatrixFactorizationPolicy needs the simulator's dict observation with 'user_id'")
+        hist = histories(obs)
+        users = torch.as_tensor(np.asarray(obs["user_id"]), dtype=torch.int64).reshape(-1)
+        if users.numel() and (users.min() < 0 or users.max() >= self.P.shape[0]):
+            raise IndexError(f"obs['user_id']: ids must lie in [0, {self.P.shape[0]}) (the users the model was "
+                             "fitted to)")
+        offsets, ids = exclusion_csr(hist)
+        _, slate = op("catalog_topk")(self.P[users].contiguous(), self.E, self.k, bias=self.bias,
+                                      exclude_offsets=offsets, exclude_ids=ids)
         return slate

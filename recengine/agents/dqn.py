@@ -15,11 +15,14 @@ positive constant, plus by default a dueling state value V(s): neither changes t
 from __future__ import annotations
 
 import copy
+
 import torch
 from torch import nn
 
 from recengine.agents.config import DQNConfig
-from recengine.agents.policy_base import Policy, exclusion_csr, histories, op
+from recengine.agents.policy_base import Policy, histories, op
+from recengine.data.exclusion import exclusion_csr
+from recengine.nn.modes import eval_mode
 
 
 class QNetwork(nn.Module):
@@ -94,10 +97,8 @@ class DQNAgent(Policy):
     @torch.no_grad()
     def act(self, obs, explore: bool = False) -> torch.Tensor:
         hist = histories(obs)
-        was_training = self.online.training
-        self.online.eval()
-        Q, E, bias, _, _ = self.online(hist)
-        self.online.train(was_training)
+        with eval_mode(self.online):
+            Q, E, bias, _, _ = self.online(hist)
         offsets, ids = exclusion_csr(hist) if self.cfg.exclude_seen else (None, None)
         if not explore:
             return op("catalog_topk")(Q, E, self.k, bias=bias, exclude_offsets=offsets, exclude_ids=ids)[1]
@@ -151,9 +152,8 @@ class DQNAgent(Policy):
         Q, E, bias, V, c = self.online(hist)
         q_sa = V.unsqueeze(1) + c * ((Q.unsqueeze(1) * E[slate]).sum(-1) + bias[slate])    # (B, k)
         with torch.no_grad():
-            self.online.eval()
-            Qn, En, bn, _, _ = self.online(next_hist)
-            self.online.train()
+            with eval_mode(self.online):
+                Qn, En, bn, _, _ = self.online(next_hist)
             offsets, ids = exclusion_csr(next_hist) if cfg.exclude_seen else (None, None)
             _, best = op("catalog_topk")(Qn, En, 1, bias=bn, exclude_offsets=offsets, exclude_ids=ids)
             Qt, Et, bt, Vt, ct = self.target(next_hist)

@@ -2,7 +2,7 @@
 fine-tuned by RL in the simulator — the encoder is f(s) and its tied item table is E, so on the first step the
 hybrid recommends exactly what the large model alone recommends, and RL then moves it towards clicks.
 
-    result = pretrain(data, SASRecConfig(max_seconds=120))          # recengine.agents.supervised
+    result = pretrain(data, SASRecConfig(max_seconds=120))          # recengine.train.sasrec
     agent = make_hybrid(result.model, "reinforce", num_items=..., slate_size=..., history_len=...)
     train(agent, env, LoopConfig(...))                              # recengine.agents.loop
 """
@@ -14,16 +14,7 @@ from torch import nn
 
 from recengine.agents.config import DQNConfig, ReinforceConfig
 from recengine.agents.scorer import Scorer
-
-
-def disable_dropout(module: nn.Module) -> nn.Module:
-    """Dropout off everywhere (RL targets and importance ratios assume the policy that acted is the one trained)."""
-    for m in module.modules():
-        if isinstance(m, nn.Dropout):
-            m.p = 0.0
-        if isinstance(m, nn.MultiheadAttention):
-            m.dropout = 0.0
-    return module
+from recengine.nn.modes import disable_dropout
 
 
 def scorer_from_model(model: nn.Module, *, copy_weights: bool = True) -> Scorer:
@@ -34,8 +25,8 @@ def scorer_from_model(model: nn.Module, *, copy_weights: bool = True) -> Scorer:
 
 
 def pretrain(data, cfg=None, *, split=None, progress: bool = True, log=print):
-    """Supervised next-item training of the large model (recengine.agents.supervised.train_sasrec)."""
-    from recengine.agents.supervised import SASRecConfig, train_sasrec
+    """Supervised next-item training of the large model (recengine.train.sasrec.train_sasrec)."""
+    from recengine.train import SASRecConfig, train_sasrec
 
     return train_sasrec(data, cfg or SASRecConfig(), split=split, progress=progress, log=log)
 

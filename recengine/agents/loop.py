@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -93,15 +94,21 @@ def slate_diversity(slates: torch.Tensor, item_vectors: torch.Tensor | None) -> 
     return float((1.0 - off_diag).mean())
 
 
+StepHook = Callable[[Step], None]
+"""called with every vectorised step the loop takes (e.g. to log (observation, slate, click) records for
+off-policy evaluation); it must not change the step"""
+
+
 @torch.no_grad()
 def evaluate(policy: Policy, env, *, seed: int = 12345, item_vectors: torch.Tensor | None = None,
-             max_steps: int = 10_000) -> dict[str, float]:
+             max_steps: int = 10_000, on_step: StepHook | None = None) -> dict[str, float]:
     """Greedy value of `policy`: one session per simulated user of `env` (num_envs sessions), from a fixed seed.
 
     Returns avg_return (clicks per session), ctr (clicks per slate), coverage (share of the catalogue shown at
     least once), diversity (see slate_diversity), sessions/steps counts and session_returns (a list of num_envs floats),
     the return of each session: slot b's session is the same user with the same random draws for every policy
     evaluated from the same seed, so two policies' returns pair up session by session (recengine.eval.stats).
+    `on_step` sees every step, including those of slots whose first session has already ended.
     """
     obs = reset_env(env, seed)
     num_envs = env.num_envs
@@ -112,6 +119,8 @@ def evaluate(policy: Policy, env, *, seed: int = 12345, item_vectors: torch.Tens
     for _ in range(max_steps):
         slates = policy.act(obs, explore=False)
         step = step_env(env, obs, slates)
+        if on_step is not None:
+            on_step(step)
         live = slates[alive]
         shown[live.reshape(-1)] = True
         rewards = step.rewards * alive
@@ -138,7 +147,7 @@ def evaluate(policy: Policy, env, *, seed: int = 12345, item_vectors: torch.Tens
 
 
 def train(agent: Policy, env, cfg: LoopConfig, *, eval_env=None, item_vectors: torch.Tensor | None = None,
-          desc: str | None = None, eval_seed: int = 12345) -> dict:
+          desc: str | None = None, eval_seed: int = 12345, on_step: StepHook | None = None) -> dict:
     """Run the feedback loop for cfg.total_steps vectorised steps; evaluate greedily every cfg.eval_every (on the
     eval_env sessions of `eval_seed`, the same at every point).
 
@@ -147,7 +156,7 @@ def train(agent: Policy, env, cfg: LoopConfig, *, eval_env=None, item_vectors: t
     avg_return (with its 95% interval return_ci95) / ctr and the mean return of the exploring sessions that
     finished since the previous point, and curve_gain is the last point's return minus the first's, paired
     over the same evaluation sessions (recengine.eval.stats.paired_diff; None with fewer than two points).
-    Evaluation time is not training time.
+    Evaluation time is not training time. `on_step` sees every exploring step (not the evaluations' steps).
     """
     torch.manual_seed(cfg.seed)
     obs = reset_env(env, cfg.seed)
@@ -179,6 +188,8 @@ def train(agent: Policy, env, cfg: LoopConfig, *, eval_env=None, item_vectors: t
         agent.observe(step)
         stats = agent.update()
         train_seconds += time.perf_counter() - start
+        if on_step is not None:   # outside the timed part: a hook's cost is not training time
+            on_step(step)
         if stats:
             last_stats = stats
         tracker.add(step.rewards, step.done)

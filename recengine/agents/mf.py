@@ -1,7 +1,7 @@
-"""Non-sequential baselines for the leave-one-out evaluation: most-popular (Pop) and BPR matrix factorisation.
+"""BPR matrix factorisation, the non-sequential baseline of the leave-one-out evaluation.
 
-Both produce the same thing the sequence model does, user states Q, an item table E and an item bias,
-so they go through the same full-ranking evaluator (recengine.eval.metrics) with the same exclusion lists.
+It produces the same thing the sequence model does, user states Q, an item table E and an item bias,
+so it goes through the same full-ranking evaluator (recengine.eval.metrics) with the same exclusion lists.
 """
 from __future__ import annotations
 
@@ -15,33 +15,8 @@ from torch import nn
 from tqdm import tqdm
 
 from recengine.data.sequences import LeaveOneOut, gather_csr
-from recengine.eval.metrics import as_csr, evaluate_ranking
-
-
-def eval_inputs(split: LeaveOneOut, which: str):
-    """(users, targets, exclude_offsets, exclude_ids) of the evaluated users for the `which` target."""
-    users = split.eval_users
-    h = split.histories
-    ends = split.prefix_end(which)[users]
-    offsets, ids = gather_csr(h.items, h.offsets[users], ends)
-    exclude_offsets, exclude_ids = as_csr(offsets, ids)
-    return users, torch.from_numpy(split.target(which)[users]), exclude_offsets, exclude_ids
-
-
-def train_item_counts(split: LeaveOneOut) -> np.ndarray:
-    """How often each item occurs in the training prefixes (N,) int64."""
-    h = split.histories
-    starts = h.offsets[:-1]
-    offsets, ids = gather_csr(h.items, starts, split.train_end)
-    return np.bincount(ids, minlength=h.num_items).astype(np.int64)
-
-
-def evaluate_pop(split: LeaveOneOut, which: str = "test", ks=(10,)) -> dict[str, float]:
-    """Most-popular: every user gets the items ranked by training count (Q = 1, E = counts)."""
-    users, targets, exc_off, exc_ids = eval_inputs(split, which)
-    counts = torch.from_numpy(train_item_counts(split)).float().unsqueeze(1)
-    Q = torch.ones(len(users), 1)
-    return evaluate_ranking(Q, counts, targets, ks=ks, exclude_offsets=exc_off, exclude_ids=exc_ids)
+from recengine.eval.metrics import evaluate_ranking
+from recengine.eval.offline import eval_inputs
 
 
 @dataclass

@@ -8,15 +8,12 @@ store what happened and may learn from it:
     stats = policy.update()                                        # 0..n gradient steps; {} when nothing learnt
 
 `obs` is the simulator's observation; `histories(obs)` turns it into the (B, L) item-id matrix (most recent
-last, -1 = empty slot) that every policy here reads.
+last, recengine.padding.PAD_ID = empty slot) that every policy here reads.
 """
 from __future__ import annotations
 
 import numpy as np
 import torch
-
-PAD = -1
-"""empty history slot in the (B, L) histories policies read"""
 
 
 def op(name: str):
@@ -27,7 +24,7 @@ def op(name: str):
 
 
 def histories(obs) -> torch.Tensor:
-    """The (B, L) int64 history matrix (most recent item last, PAD = empty) of a simulator observation.
+    """The (B, L) int64 history matrix (most recent item last, PAD_ID = empty) of a simulator observation.
 
     Accepts the simulator's dict observation (key "history"), or the matrix itself (NumPy or torch).
     """
@@ -37,15 +34,6 @@ def histories(obs) -> torch.Tensor:
     if h.dim() == 1:
         h = h.unsqueeze(0)
     return h.to(torch.int64)
-
-
-def exclusion_csr(hist: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """(exclude_offsets (B+1,), exclude_ids) in the CSR form the policy ops take: each user's history items."""
-    valid = hist >= 0
-    counts = valid.sum(1)
-    offsets = torch.zeros(hist.shape[0] + 1, dtype=torch.int64)
-    offsets[1:] = counts.cumsum(0)
-    return offsets, hist[valid].contiguous()
 
 
 class Policy:

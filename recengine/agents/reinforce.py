@@ -22,8 +22,10 @@ import torch
 from torch import nn
 
 from recengine.agents.config import ReinforceConfig
-from recengine.agents.policy_base import Policy, exclusion_csr, histories, op
+from recengine.agents.policy_base import Policy, histories, op
 from recengine.agents.topk_correction import corrected_pg_loss
+from recengine.data.exclusion import exclusion_csr
+from recengine.nn.modes import eval_mode
 
 
 def slate_log_probs(Q, E, bias, slate, *, temperature=1.0, exclude_offsets=None, exclude_ids=None) -> torch.Tensor:
@@ -111,11 +113,8 @@ class ReinforceAgent(Policy):
 
     # --------------------------------------------------------------------------------------------- act
     def _scores(self, hist):
-        was_training = self.policy.training
-        self.policy.eval()
-        out = self.policy(hist)
-        self.policy.train(was_training)
-        return out
+        with eval_mode(self.policy):
+            return self.policy(hist)
 
     @torch.no_grad()
     def act_with_log_probs(self, obs, explore: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
@@ -140,7 +139,7 @@ class ReinforceAgent(Policy):
         self.returns.add(step)
 
     @property
-    def returns(self) -> "SessionReturns":
+    def returns(self) -> SessionReturns:
         if self._returns is None:
             self._returns = SessionReturns(self.cfg.gamma)
         return self._returns

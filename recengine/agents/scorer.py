@@ -8,10 +8,16 @@ trained against. A head with its own table (`CatalogHead(own_table=True)`) score
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 from torch import nn
 
 from recengine.agents.config import EncoderConfig
+
+if TYPE_CHECKING:
+    from recengine.data.sequences import LeaveOneOut
+    from recengine.train.config import SASRecConfig
 
 
 class Scorer(nn.Module):
@@ -37,15 +43,14 @@ class Scorer(nn.Module):
 
 def untied_scorer(scorer: Scorer, bias_init: float | torch.Tensor = 0.0) -> Scorer:
     """The same encoder with a new head holding its own item table (zero) and bias: `bias_init`, one value for
-    every item or a (N,) tensor of per-item values (e.g. a popularity prior: see compare.dqn_bias_prior).
+    every item or a (N,) tensor of per-item values (e.g. a popularity prior: see agents.entries.dqn.popularity_prior).
 
     For value learning from scratch: with the tied table, a fresh encoder gives every item a random logit of
     order 1, and the top-k of 1682 such values is pure noise that no update corrects until the item is shown;
     with zeros, an item nobody has shown scores alike (below the ones learnt to be clicked when `bias_init` < 0,
     "pessimism under uncertainty"), and the ranking is what was learnt. The price: Q's gradient with respect to
     the state, c · e_a, is zero at the start, so the encoder learns nothing until the table has grown, and the
-    table shares nothing between items of the same genres — `recengine compare` measured the tied table
-    learning faster (see CompareConfig.dqn_item_table)."""
+    table shares nothing between items of the same genres (see CompareConfig.dqn_item_table)."""
     from recengine.nn import CatalogHead
 
     head = CatalogHead(scorer.head.num_items, scorer.dim, own_table=True)
@@ -58,6 +63,35 @@ def untied_scorer(scorer: Scorer, bias_init: float | torch.Tensor = 0.0) -> Scor
         else:
             head.bias.fill_(bias_init)
     return Scorer(scorer.encoder, head)
+
+
+def fresh_scorer(data, sasrec: SASRecConfig, encoder: EncoderConfig | None = None, *, seed: int) -> Scorer:
+    """A randomly initialised encoder + tied head for `data` (RL from scratch): the large model's architecture
+    `sasrec`, or the sizes in `encoder` (same item side features), dropout off.
+
+    It seeds torch's global generator with seed + 17 (the comparison's figures were produced that way and stay
+    reproducible for a seed)."""
+    from dataclasses import replace
+
+    from recengine.nn.modes import disable_dropout
+    from recengine.train.sasrec import model_from_data
+
+    if encoder is not None:
+        sasrec = replace(sasrec, dim=encoder.dim, num_layers=encoder.num_layers, num_heads=encoder.num_heads,
+                         max_len=encoder.max_len)
+    torch.manual_seed(seed + 17)
+    model = model_from_data(data, sasrec)
+    return Scorer(disable_dropout(model.encoder), model.head)
+
+
+def leave_one_out_metrics(scorer: Scorer, split: LeaveOneOut) -> dict[str, float]:
+    """HR@10 / NDCG@10 of the scorer's encoder and head on the split's test targets (full ranking, seen items
+    excluded): how well what an agent learnt predicts real held-out clicks."""
+    from recengine.eval.offline import evaluate_model
+    from recengine.nn.sequence_recommender import SequenceRecommender
+
+    m = evaluate_model(SequenceRecommender(scorer.encoder, scorer.head, use_users=False), split, "test")
+    return {"hr@10": m["hr@10"], "ndcg@10": m["ndcg@10"]}
 
 
 def new_scorer(num_items: int, cfg: EncoderConfig, seed: int = 0, **encoder_kwargs) -> Scorer:

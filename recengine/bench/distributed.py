@@ -3,7 +3,7 @@ share of the step spent in communication, and the bytes each rank sends per step
 
     python -m recengine.bench.distributed [--quick] [--ids uniform|zipf] [--steps N] [--json PATH]
 
-W1 (recengine.bench.embedding): 8 tables x 1,000,000 rows x 64 floats, 20 ids per bag, row-wise Adagrad.
+W1 (recengine.bench.embedding_bag): 8 tables x 1,000,000 rows x 64 floats, 20 ids per bag, row-wise Adagrad.
 Every rank feeds its own W1 batch of 4096 samples (weak scaling: the global batch grows with the ranks), so
 per-rank throughput equal to the 1-process throughput would be perfect scaling. Rows measured:
 
@@ -28,7 +28,7 @@ import time
 
 import torch
 
-from recengine.bench.embedding import EPS, FULL, LR, QUICK, make_batch
+from recengine.bench.embedding_bag import EPS, FULL, LR, QUICK, make_batch
 
 __all__ = ["run", "format_table", "bytes_per_rank", "projection_table", "main"]
 

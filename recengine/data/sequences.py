@@ -2,10 +2,10 @@
 
 Conventions used everywhere in recengine:
 
-* item ids are 0-based, ``0 .. num_items-1``; ``PAD = -1`` fills unused slots of a padded sequence;
+* item ids are 0-based, ``0 .. num_items-1``; ``PAD_ID = -1`` fills unused slots of a padded sequence;
 * a padded sequence is LEFT-aligned: row ``r`` holds its items in slots ``0 .. length[r]-1`` (oldest first)
-  and ``PAD`` after them, so a causal encoder's state for the most recent item is at ``length[r]-1``;
-* a target of ``PAD`` means "no loss here".
+  and ``PAD_ID`` after them, so a causal encoder's state for the most recent item is at ``length[r]-1``;
+* a target of ``PAD_ID`` means "no loss here".
 
 Loops over users and events that NumPy cannot vectorise are numba-compiled.
 """
@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 
-PAD = -1
+from recengine.padding import PAD_ID
 
 
 @dataclass
@@ -70,27 +70,27 @@ class LeaveOneOut:
 
     For every user with at least 3 events, the last one is the test target and the second-to-last the
     validation target; the rest is training. Users with fewer events train on all of them and are not
-    evaluated (their targets are PAD). Everything indexes ``histories``: user u trains on
+    evaluated (their targets are PAD_ID). Everything indexes ``histories``: user u trains on
     ``items[offsets[u]:train_end[u]]``; validation predicts ``items[train_end[u]]`` from that prefix and
     test predicts ``items[train_end[u]+1]`` from the prefix plus the validation item.
     """
 
     histories: Histories
     train_end: np.ndarray  # (U,) int64, exclusive end of the training prefix in histories.items
-    valid_target: np.ndarray  # (U,) int64 or PAD
-    test_target: np.ndarray  # (U,) int64 or PAD
+    valid_target: np.ndarray  # (U,) int64 or PAD_ID
+    test_target: np.ndarray  # (U,) int64 or PAD_ID
 
     @property
     def eval_users(self) -> np.ndarray:
         """Users that have validation and test targets."""
-        return np.flatnonzero(self.test_target != PAD)
+        return np.flatnonzero(self.test_target != PAD_ID)
 
     def prefix_end(self, which: str) -> np.ndarray:
         """Exclusive end (into histories.items) of what a model may see when predicting `which` target."""
         if which == "valid":
             return self.train_end
         if which == "test":
-            return np.where(self.test_target != PAD, self.train_end + 1, self.train_end)
+            return np.where(self.test_target != PAD_ID, self.train_end + 1, self.train_end)
         raise ValueError(f"which must be 'valid' or 'test', got {which!r}")
 
     def target(self, which: str) -> np.ndarray:
@@ -104,10 +104,10 @@ def leave_one_out(histories: Histories) -> LeaveOneOut:
     n = ends - starts
     evaluated = n >= 3
     train_end = np.where(evaluated, ends - 2, ends).astype(np.int64)
-    valid_target = np.where(evaluated, histories.items[np.minimum(ends - 2, len(histories.items) - 1)], PAD)
-    test_target = np.where(evaluated, histories.items[np.maximum(ends - 1, 0)], PAD)
+    valid_target = np.where(evaluated, histories.items[np.minimum(ends - 2, len(histories.items) - 1)], PAD_ID)
+    test_target = np.where(evaluated, histories.items[np.maximum(ends - 1, 0)], PAD_ID)
     if histories.items.size == 0:
-        valid_target = test_target = np.full(len(n), PAD)
+        valid_target = test_target = np.full(len(n), PAD_ID)
     return LeaveOneOut(histories, train_end, valid_target.astype(np.int64), test_target.astype(np.int64))
 
 
@@ -127,7 +127,7 @@ def _last_windows(items, starts, ends, max_len):
 
 
 def last_windows(items: np.ndarray, starts: np.ndarray, ends: np.ndarray, max_len: int):
-    """The last `max_len` items of each ``items[starts[r]:ends[r]]``, left-aligned, PAD-filled.
+    """The last `max_len` items of each ``items[starts[r]:ends[r]]``, left-aligned, PAD_ID-filled.
 
     Returns (windows (R, max_len) int64, lengths (R,) int64)."""
     starts = np.ascontiguousarray(starts, dtype=np.int64)
@@ -173,7 +173,7 @@ def training_windows(items: np.ndarray, starts: np.ndarray, ends: np.ndarray, ma
     """Next-item training windows over each sequence ``items[starts[r]:ends[r]]``.
 
     A window ending at e has inputs ``items[e-max_len-1 : e-1]`` and targets shifted by one
-    (``items[e-max_len : e]``), left-aligned and PAD-filled; windows end at ``ends[r]``, ``ends[r]-stride``, ...
+    (``items[e-max_len : e]``), left-aligned and PAD_ID-filled; windows end at ``ends[r]``, ``ends[r]-stride``, ...
     (default stride = max_len, so every event is a target once, each with up to max_len items of context
     inside its window). Returns (inputs (W, L), targets (W, L), owner (W,) = the row r each window came from).
     """

@@ -45,7 +45,8 @@ from recengine.distributed.output_dist import bag_scale, combine_pooled, grad_ch
 from recengine.distributed.plan import Shard, ShardingPlan, as_plan
 from recengine.nn.embedding_tables import TableSpec
 from recengine.ops._checks import FLOAT_DTYPES, INDEX_DTYPES, check_tensor
-from recengine.ops.embedding_bag import POOLINGS, embedding_bag, embedding_bag_fused_update, empty_rows
+from recengine._native import empty_with_huge_pages
+from recengine.ops.embedding_bag import POOLINGS, embedding_bag, embedding_bag_fused_update
 from recengine.optim import SGD, Adam, RowwiseAdagrad
 
 __all__ = ["ShardedEmbeddingTables", "InputRejected"]
@@ -132,12 +133,12 @@ class ShardedEmbeddingTables(nn.Module):
         self._shard_names = tuple(f"{s.table}[{s.row_start}:{s.row_end}]" for s in self.shards)
         self.register_buffer("table_offsets", self.layout.local_table_offsets(self.rank).to(device), persistent=False)
         num_rows = sum(s.num_rows for s in self.shards)
-        weights = empty_rows((num_rows, self.dim), device)
+        weights = empty_with_huge_pages((num_rows, self.dim), device=device)
         self._init_rows(weights, seed)
         self.register_buffer("weights", weights)
         if optimizer is not None:
             for name, shape in optimizer.state_shapes(num_rows, self.dim).items():
-                self.register_buffer(name, empty_rows(shape, device).zero_())
+                self.register_buffer(name, empty_with_huge_pages(shape, device=device).zero_())
             if isinstance(optimizer, Adam):
                 self.register_buffer("step", torch.zeros((), dtype=torch.int64, device=device))
 

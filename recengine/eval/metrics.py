@@ -13,9 +13,8 @@ no (B, N) score matrix is built.
 """
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
-import numpy as np
 import torch
 
 from recengine import ops
@@ -103,8 +102,3 @@ def evaluate_ranking(Q: torch.Tensor, E: torch.Tensor, targets, *, ks: Sequence[
                          exclude_ids=exclude_ids, batch_size=batch_size)
     return metrics_from_ranks(ranks, ks)
 
-
-def as_csr(offsets: np.ndarray, ids: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-    """NumPy CSR -> the int64 tensors the policy ops take."""
-    return (torch.from_numpy(np.ascontiguousarray(offsets, dtype=np.int64)),
-            torch.from_numpy(np.ascontiguousarray(ids, dtype=np.int64)))

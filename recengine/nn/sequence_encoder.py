@@ -2,9 +2,9 @@
 
 Conventions (shared with recengine.data and the agents):
 
-* item ids are 0-based, ``0 .. num_items-1``; ``PAD = -1`` marks an empty slot;
-* ``items`` is (B, L) int64; the usual layout is LEFT-aligned (oldest item in slot 0, PAD after the last
-  item), which is what recengine.data produces. Any other placement of PAD (e.g. right-aligned,
+* item ids are 0-based, ``0 .. num_items-1``; ``PAD_ID`` (-1, recengine.padding) marks an empty slot;
+* ``items`` is (B, L) int64; the usual layout is LEFT-aligned (oldest item in slot 0, PAD_ID after the last
+  item), which is what recengine.data produces. Any other placement of PAD_ID (e.g. right-aligned,
   most-recent-last histories) is accepted too: the real items of a row are taken in slot order and the
   states are returned in the slots they came from, so the result does not depend on where the PADs are;
 * position p of a row is its p-th real item (0 = oldest in the window); L <= max_len in ``forward``.
@@ -27,21 +27,20 @@ starts at zero, plus the user's feature vector when users are given; RL fine-tun
 """
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import nn
 
 from recengine.nn.embedding_tables import EmbeddingTables, TableSpec
-
-PAD = -1
+from recengine.padding import PAD_ID
 
 
 class SequenceEncoder(nn.Module):
     """Causal Transformer over item histories: (B, L) item ids -> (B, L, dim) states.
 
     Args:
-        num_items: N; item ids are 0..N-1 (PAD = -1 is an empty slot).
+        num_items: N; item ids are 0..N-1 (PAD_ID = -1 is an empty slot).
         dim: state and item-vector width D.
         max_len: the longest window (positions 0..max_len-1). `last_state` keeps the most recent max_len items.
         num_layers, num_heads, dropout: Transformer size (pre-norm layers, GELU, feed-forward 2*dim wide).
@@ -78,7 +77,8 @@ class SequenceEncoder(nn.Module):
             t = len(item_feature_tables)
             offsets = torch.as_tensor(item_feature_offsets, dtype=torch.int64)
             if offsets.shape != (t * num_items + 1,):
-                raise ValueError(f"item_feature_offsets: expected shape ({t * num_items + 1},), got {tuple(offsets.shape)}")
+                raise ValueError(f"item_feature_offsets: expected shape ({t * num_items + 1},), "
+                                 f"got {tuple(offsets.shape)}")
             self.item_tables = EmbeddingTables([TableSpec(n, int(r), feature_dim) for n, r in item_feature_tables],
                                                pooling="mean")
             self.item_projection = nn.Linear(t * feature_dim, dim, bias=False)
@@ -133,14 +133,14 @@ class SequenceEncoder(nn.Module):
         if items.dtype not in (torch.int32, torch.int64) or items.dim() != 2:
             raise TypeError(f"items: expected a (B, L) int32/int64 tensor, got {items.dtype} {tuple(items.shape)}")
         items = items.to(torch.int64)
-        if items.numel() and (items.min() < PAD or items.max() >= self.num_items):
-            raise IndexError(f"items: ids must lie in [0, {self.num_items}) or be PAD=-1, got range "
+        if items.numel() and (items.min() < PAD_ID or items.max() >= self.num_items):
+            raise IndexError(f"items: ids must lie in [0, {self.num_items}) or be PAD_ID=-1, got range "
                              f"[{int(items.min())}, {int(items.max())}]")
         return items
 
     def forward(self, items: torch.Tensor, users: torch.Tensor | None = None) -> torch.Tensor:
         """States (B, L, D) for item histories `items` (B, L), L <= max_len: state [b, j] summarises the real
-        items of row b up to and including slot j (causal). States at PAD slots are meaningless.
+        items of row b up to and including slot j (causal). States at PAD_ID slots are meaningless.
         `users` (B,) int64 adds the users' feature vectors (encoder built with user features)."""
         items = self._check_items(items)
         b, length = items.shape
@@ -166,7 +166,7 @@ class SequenceEncoder(nn.Module):
     def last_state(self, items: torch.Tensor, users: torch.Tensor | None = None) -> torch.Tensor:
         """(B, D): each row's state after its most recent real item (the user state q_s for scoring).
 
-        Any history length and PAD placement: the most recent max_len real items are used. Rows without
+        Any history length and PAD_ID placement: the most recent max_len real items are used. Rows without
         items get ``empty_state`` (plus the user's feature vector when `users` is given)."""
         items = self._check_items(items)
         b, length = items.shape
@@ -178,9 +178,9 @@ class SequenceEncoder(nn.Module):
         width = max(1, min(int(lengths.max()) if b else 1, self.max_len))
         start = (lengths - width).clamp(min=0)
         cols = (start.unsqueeze(1) + torch.arange(width, device=items.device)).clamp(max=max(length - 1, 0))
-        window = torch.gather(packed, 1, cols) if length else torch.full((b, 1), PAD, device=items.device)
+        window = torch.gather(packed, 1, cols) if length else torch.full((b, 1), PAD_ID, device=items.device)
         window = torch.where(torch.arange(width, device=items.device) < lengths.clamp(max=width).unsqueeze(1),
-                             window, torch.full_like(window, PAD))
+                             window, torch.full_like(window, PAD_ID))
         states = self.forward(window, users)
         last = (lengths.clamp(max=width) - 1).clamp(min=0)
         out = states[torch.arange(b, device=items.device), last]

@@ -42,7 +42,7 @@ def write_json(path: str, results: dict) -> None:
 
 
 def markdown(results: dict) -> str:
-    """report.md: the settings, the agent table, the off-policy estimates and the issue's targets."""
+    """report.md: the settings, the agent table, the off-policy estimates and the targets."""
     meta = results["meta"]
     level = meta.get("ci_level", 0.95)
     lines = ["# recengine compare", ""]
@@ -69,7 +69,8 @@ def markdown(results: dict) -> str:
         "return / session: mean clicks per simulated session under the greedy policy; CTR: clicks per slate shown; "
         "coverage: share of the catalogue recommended at least once; diversity: mean pairwise (1 − cosine) of the "
         "simulator's item vectors within a slate; updates/s: gradient steps per second of training (loop "
-        "included); HR@10 / NDCG@10: leave-one-out, full ranking, seen items masked, for encoder-based agents.",
+        "included); HR@10 / NDCG@10: leave-one-out, full ranking, seen items masked, for agents with a model "
+        "fitted to the data.",
         "",
     ]
     lines += _paired_section(results, level)
@@ -91,7 +92,7 @@ def markdown(results: dict) -> str:
         lines.append("")
     checks = results.get("targets")
     if checks:
-        lines += ["## Targets (issue 6)", ""]
+        lines += ["## Targets", ""]
         evidence = results.get("target_evidence", {})
         for text, ok in checks.items():
             mark = "met" if ok else ("not met" if ok is False else "not measured")

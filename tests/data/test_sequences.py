@@ -4,8 +4,19 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from recengine.data import (PAD, build_histories, gather_csr, histories_of, item_feature_bags, jagged_tables,
-                            last_windows, leave_one_out, make_synthetic, training_windows, user_feature_bags)
+from recengine.data import (
+    build_histories,
+    gather_csr,
+    histories_of,
+    item_feature_bags,
+    jagged_tables,
+    last_windows,
+    leave_one_out,
+    make_synthetic,
+    training_windows,
+    user_feature_bags,
+)
+from recengine.padding import PAD_ID
 
 
 def small():
@@ -37,7 +48,7 @@ def test_leave_one_out():
     h = s.histories
     # user 0 (4 events): train [5, 3], valid 7, test 1; users 1 and 2 (< 3 events): train only, no targets
     assert h.items[h.offsets[0]:s.train_end[0]].tolist() == [5, 3]
-    assert (s.valid_target.tolist(), s.test_target.tolist()) == ([7, PAD, PAD], [1, PAD, PAD])
+    assert (s.valid_target.tolist(), s.test_target.tolist()) == ([7, PAD_ID, PAD_ID], [1, PAD_ID, PAD_ID])
     assert h.items[h.offsets[1]:s.train_end[1]].tolist() == [6, 4]
     assert s.eval_users.tolist() == [0]
     assert s.prefix_end("valid")[0] == 2 and s.prefix_end("test")[0] == 3
@@ -58,7 +69,7 @@ def test_leave_one_out_never_leaks_targets_into_training():
 def test_last_windows_left_aligned():
     items = np.arange(10)
     w, n = last_windows(items, np.array([0, 2, 5]), np.array([4, 3, 5]), max_len=3)
-    np.testing.assert_array_equal(w, [[1, 2, 3], [2, PAD, PAD], [PAD, PAD, PAD]])
+    np.testing.assert_array_equal(w, [[1, 2, 3], [2, PAD_ID, PAD_ID], [PAD_ID, PAD_ID, PAD_ID]])
     np.testing.assert_array_equal(n, [3, 1, 0])
 
 
@@ -73,8 +84,8 @@ def test_training_windows_cover_every_target_once():
         for r in range(len(owner)):
             s, e = starts[owner[r]], ends[owner[r]]
             seq = items[s:e].tolist()
-            n = int((x[r] != PAD).sum())
-            assert (x[r, :n] != PAD).all() and (x[r, n:] == PAD).all() and (y[r, n:] == PAD).all()
+            n = int((x[r] != PAD_ID).sum())
+            assert (x[r, :n] != PAD_ID).all() and (x[r, n:] == PAD_ID).all() and (y[r, n:] == PAD_ID).all()
             # inputs and targets are consecutive slices of the user's sequence, targets shifted by one
             joined = x[r, :n].tolist() + [y[r, n - 1]]
             assert any(seq[i:i + n + 1] == joined for i in range(len(seq) - n))

@@ -6,8 +6,8 @@ import pytest
 
 from recengine.cli import main
 
-AGENTS = ["random", "popularity", "large-model", "dqn", "reinforce", "hybrid-dqn", "hybrid-reinforce"]
-ENCODER_AGENTS = ["large-model", "dqn", "reinforce", "hybrid-dqn", "hybrid-reinforce"]
+AGENTS = ["random", "popularity", "large-model", "dqn", "reinforce", "hybrid-dqn", "hybrid-reinforce", "mf-bpr"]
+OFFLINE_AGENTS = ["large-model", "dqn", "reinforce", "hybrid-dqn", "hybrid-reinforce", "mf-bpr"]
 LEARNERS = ["dqn", "reinforce", "hybrid-dqn", "hybrid-reinforce"]
 
 
@@ -36,7 +36,7 @@ def test_results_json_has_every_agent_and_figure(quick_run):
         assert 0.0 <= entry["ctr"] <= 1.0 and 0.0 < entry["coverage"] <= 1.0
         # a session holds at least one slate, so its return is at most its length times one click
         assert 0.0 <= entry["avg_return"] <= entry["avg_session_length"]
-        if name in ENCODER_AGENTS:
+        if name in OFFLINE_AGENTS:
             assert 0.0 <= entry["ndcg@10"] <= entry["hr@10"] <= 1.0, name
         else:
             assert entry["hr@10"] is None
@@ -114,38 +114,6 @@ def test_report_md_table(quick_run):
             assert f"{d['diff']:+.3f} [{d['ci95'][0]:+.3f}, {d['ci95'][1]:+.3f}]" in text
 
 
-def test_combine_seeds_and_paired_differences_hand_values():
-    from recengine.report import compare
-
-    def row(returns, gain=None):
-        return {"session_returns": returns, "ctr": 0.5, "coverage": 0.1, "diversity": 0.7,
-                "avg_session_length": 4.0, "updates_per_s": None, "train_seconds": None, "hr@10": None,
-                "ndcg@10": None, "updates": 0, "curve": [], "curve_gain": gain, "wall_seconds": 1.0}
-
-    per_seed = {"popularity": [row([1.0, 2.0]), row([3.0, 4.0])],
-                "agent": [row([3.0, 5.0], {"mean": 1.0, "stderr": 0.5, "n": 100}),
-                          row([4.0, 6.0], {"mean": 3.0, "stderr": 0.5, "n": 100})]}
-    entries = {name: compare.combine_seeds(rows) for name, rows in per_seed.items()}
-    compare.add_paired_differences(entries, per_seed)
-    agent = entries["agent"]
-    # sessions 3, 5, 4, 6: mean 4.5, s = sqrt(5/3), stderr 0.645497
-    assert agent["avg_return"] == pytest.approx(4.5) and agent["sessions"] == 4
-    assert agent["return_stderr"] == pytest.approx(0.645497, abs=1e-6)
-    assert agent["seed_returns"] == [4.0, 5.0] and agent["wall_seconds"] == 2.0
-    # paired with popularity's 1, 2, 3, 4: differences 2, 3, 1, 2
-    d = agent["paired"]["popularity"]
-    assert d["diff"] == pytest.approx(2.0) and d["stderr"] == pytest.approx(0.408248, abs=1e-6)
-    assert d["ci95"] == pytest.approx([1.199848, 2.800152], abs=1e-6)
-    assert "large-model" not in agent["paired"] and entries["popularity"]["paired"] == {}
-    # per seed: 4 - 1.5 = 2.5 and 5 - 3.5 = 1.5; s = sqrt(0.5), stderr 0.5, t(1 df) 12.706205
-    assert d["seed_diffs"] == [2.5, 1.5] and d["seed_ci95"] == pytest.approx([2 - 6.353102, 2 + 6.353102], abs=1e-5)
-    # two seeds' gains of 100 sessions each: mean 2, stderr sqrt(50² + 50²) / 200
-    g = agent["curve_gain"]
-    assert g["diff"] == pytest.approx(2.0) and g["n"] == 200
-    assert g["stderr"] == pytest.approx(math.sqrt(2 * 50.0 ** 2) / 200)
-    assert entries["popularity"]["curve_gain"] is None
-
-
 def test_fallback_message(monkeypatch, tmp_path):
     """ml-100k that cannot be loaded: the run says so and continues on synthetic data."""
     from recengine.report import compare
@@ -168,6 +136,18 @@ def test_dqn_item_table_must_be_known(tmp_path):
                                 dqn_item_table="shared").quick_settings()
     with pytest.raises(ValueError, match="dqn_item_table"):
         compare.run_compare(cfg, log=lambda *a: None)
+
+
+def test_unknown_agent_is_named(tmp_path):
+    from recengine.report import compare
+
+    cfg = compare.CompareConfig(out=str(tmp_path), dataset="synthetic", agents=("popularity", "oracle"))
+    with pytest.raises(ValueError, match="oracle"):
+        compare.run_compare(cfg.quick_settings(), log=lambda *a: None)
+
+
+def test_report_names_no_issue_numbers(quick_run):
+    assert "issue" not in (quick_run / "report.md").read_text().lower()
 
 
 def test_seeds_must_be_positive(tmp_path):

@@ -1,0 +1,62 @@
+"""Offline evaluation on the leave-one-out split: a model's full-ranking HR/NDCG/MRR@K on the held-out items.
+
+Every evaluated user's seen items (the prefix before the target) are excluded from the ranking; the ranking
+itself is `recengine.eval.metrics.evaluate_ranking`. These helpers turn a split and a model into its inputs.
+
+    evaluate_model(model, split, "test")     # the large model (a SequenceRecommender)
+    evaluate_pop(split, "test")              # most-popular, by training count
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+
+from recengine.data.exclusion import csr_tensors
+from recengine.data.sequences import LeaveOneOut, gather_csr, last_windows
+from recengine.eval.metrics import evaluate_ranking
+from recengine.nn.modes import eval_mode
+from recengine.nn.sequence_recommender import SequenceRecommender
+
+
+def eval_inputs(split: LeaveOneOut, which: str) -> tuple[np.ndarray, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(users, targets, exclude_offsets, exclude_ids) of the evaluated users for the `which` target
+    ("valid" or "test"): the exclusion list is each user's items before that target."""
+    users = split.eval_users
+    h = split.histories
+    ends = split.prefix_end(which)[users]
+    offsets, ids = gather_csr(h.items, h.offsets[users], ends)
+    exclude_offsets, exclude_ids = csr_tensors(offsets, ids)
+    return users, torch.from_numpy(split.target(which)[users]), exclude_offsets, exclude_ids
+
+
+def train_item_counts(split: LeaveOneOut) -> np.ndarray:
+    """How often each item occurs in the training prefixes (N,) int64."""
+    h = split.histories
+    _, ids = gather_csr(h.items, h.offsets[:-1], split.train_end)
+    return np.bincount(ids, minlength=h.num_items).astype(np.int64)
+
+
+def evaluate_pop(split: LeaveOneOut, which: str = "test", ks: Sequence[int] = (10,)) -> dict[str, float]:
+    """Most-popular: every user gets the items ranked by training count (Q = 1, E = counts)."""
+    users, targets, exc_off, exc_ids = eval_inputs(split, which)
+    counts = torch.from_numpy(train_item_counts(split)).float().unsqueeze(1)
+    Q = torch.ones(len(users), 1)
+    return evaluate_ranking(Q, counts, targets, ks=ks, exclude_offsets=exc_off, exclude_ids=exc_ids)
+
+
+def evaluate_model(model: SequenceRecommender, split: LeaveOneOut, which: str = "test", ks: Sequence[int] = (10,),
+                   batch_size: int = 512) -> dict[str, float]:
+    """Full-ranking HR/NDCG/MRR@K of the `which` target ("valid" or "test"), seen items excluded; the model is
+    read in evaluation mode and left in the mode it was in."""
+    users, targets, exc_off, exc_ids = eval_inputs(split, which)
+    h = split.histories
+    windows, _ = last_windows(h.items, h.offsets[users], split.prefix_end(which)[users], model.encoder.max_len)
+    with eval_mode(model), torch.no_grad():
+        states = [model.user_states(torch.from_numpy(windows[b0:b0 + batch_size]),
+                                    torch.from_numpy(users[b0:b0 + batch_size]))
+                  for b0 in range(0, len(users), batch_size)]
+        Q = torch.cat(states) if states else torch.zeros(0, model.encoder.dim)
+        return evaluate_ranking(Q, model.encoder.item_embeddings(), targets, ks=ks, bias=model.head.bias,
+                                exclude_offsets=exc_off, exclude_ids=exc_ids)

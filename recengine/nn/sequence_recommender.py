@@ -1,0 +1,34 @@
+"""SequenceRecommender: the large model as one module, the SequenceEncoder and its tied CatalogHead.
+
+The encoder turns a window of item ids into one state per position; the head scores a state against every
+item through the policy op (its item table is the encoder's own `item_embeddings()`, so the input and output
+item vectors are the same parameters). How it is built from a dataset and trained lives in
+`recengine.train.sasrec`; how it is saved, in `recengine.checkpoint`.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from recengine.nn.catalog_head import CatalogHead
+from recengine.nn.sequence_encoder import SequenceEncoder
+from recengine.padding import PAD_ID
+
+
+class SequenceRecommender(nn.Module):
+    """The encoder and its tied catalog head; `use_users` adds the user's feature vector at every position."""
+
+    def __init__(self, encoder: SequenceEncoder, head: CatalogHead, use_users: bool):
+        super().__init__()
+        self.encoder, self.head, self.use_users = encoder, head, use_users
+
+    def loss(self, inputs: torch.Tensor, targets: torch.Tensor, users: torch.Tensor | None = None) -> torch.Tensor:
+        """Mean next-item cross-entropy over the full catalog at every target of the windows that is not PAD_ID."""
+        states = self.encoder(inputs, users if self.use_users else None)
+        keep = targets != PAD_ID
+        return self.head.loss(states[keep], targets[keep], self.encoder.item_embeddings())
+
+    @torch.no_grad()
+    def user_states(self, histories: torch.Tensor, users: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, D) states after each history (B, L) (PAD_ID anywhere), for scoring."""
+        return self.encoder.last_state(histories, users if self.use_users else None)

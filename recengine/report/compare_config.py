@@ -1,0 +1,115 @@
+"""CompareConfig: the settings of one `recengine compare` run (what runs, how long, how it is measured)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from recengine.agents.config import DQNConfig, EncoderConfig, ReinforceConfig
+
+
+@dataclass
+class CompareConfig:
+    """Settings of one comparison run; `quick_settings()` shrinks them to a smoke run of about a minute."""
+
+    out: str = "runs/compare"
+    """output directory (results.json, report.md, learning_curves.png)"""
+    dataset: str = "ml-100k"
+    """"ml-100k" or "synthetic" (ml-100k falls back to synthetic, with a message, when it cannot be loaded)"""
+    data_root: str | None = None
+    """where ml-100k lies (default: $RECENGINE_DATA, then the cached recbole wheel)"""
+    quick: bool = False
+    """smoke settings (set by quick_settings())"""
+    seed: int = 0
+    """seed of everything"""
+    seeds: int = 1
+    """training seeds: every learning agent is trained seeds times (seed, seed + 1, ...); seed i's agents and
+    baselines are all evaluated on the same sessions (eval seed seed + 999 + 1000 i), and the intervals pool
+    the sessions of every seed"""
+    ci_level: float = 0.95
+    """level of the confidence intervals (return per session, paired differences, learning-curve gain)"""
+    slate_size: int = 10
+    """items per recommendation"""
+    history_len: int = 20
+    """clicked items the simulator shows the policy (and the encoder reads)"""
+    max_session_steps: int = 30
+    """a simulated session is cut after this many recommendations"""
+    num_envs: int = 128
+    """simulated users per training step"""
+    rl_steps: dict = field(default_factory=lambda: {"dqn": 1000, "reinforce": 1000, "hybrid-dqn": 150,
+                                                     "hybrid-reinforce": 200})
+    """vectorised training steps per learning agent (num_envs recommendations each); from scratch needs more
+    steps than fine-tuning the pre-trained model"""
+    eval_every: int = 25
+    """training steps between greedy evaluations (the learning curves)"""
+    eval_sessions: int = 4096
+    """sessions per greedy evaluation (the same sessions for every agent: the paired differences' intervals
+    shrink as 1 / sqrt(eval_sessions))"""
+    curve_sessions: int = 256
+    """sessions per learning-curve point"""
+    pretrain_seconds: float = 100.0
+    """time budget of the large model's supervised training"""
+    pretrain_max_len: int = 50
+    """the large model's window"""
+    bpr_epochs: int = 40
+    """training epochs of the MF (BPR) agent's offline model"""
+    ope_sessions: int = 5000
+    """logged sessions per off-policy estimate (and as many on-policy ones for the true value)"""
+    ope_epsilon: float = 0.1
+    """the logging policy: the target's slate with probability 1 - epsilon, a uniform random slate otherwise"""
+    ope_targets: tuple = ("large-model", "reinforce", "hybrid-reinforce")
+    """the policies whose value is estimated off-policy"""
+    synthetic_users: int = 600
+    """users of the synthetic dataset"""
+    synthetic_items: int = 400
+    """items of the synthetic dataset"""
+    agents: tuple = ("random", "popularity", "large-model", "dqn", "reinforce", "hybrid-dqn", "hybrid-reinforce",
+                     "mf-bpr")
+    """what to run, by registry name (recengine.agents.registry), in report order"""
+    dqn: DQNConfig = field(default_factory=lambda: DQNConfig(lr=5e-4, gamma=0.5, n_step=1, batch_size=512,
+                                                             learning_starts=1024, updates_per_step=4,
+                                                             q_scale_init=0.05))
+    """DQN from scratch. q_scale_init c: Q = V + c · logit, and Adam moves a logit by about lr per step, so Q
+    moves by about c · lr; too small a c leaves the TD updates unable to move the ranking away from the
+    popularity prior"""
+    reinforce: ReinforceConfig = field(default_factory=lambda: ReinforceConfig(lr=1e-2, min_batch=512))
+    """REINFORCE from scratch"""
+    dqn_encoder: EncoderConfig = field(default_factory=lambda: EncoderConfig(dim=32, max_len=20, num_layers=1,
+                                                                             num_heads=2))
+    """DQN from scratch: a smaller SequenceEncoder (it takes many more gradient steps than REINFORCE)"""
+    dqn_item_table: str = "tied"
+    """DQN from scratch scores items against: "tied", the encoder's own item vectors (id embedding + projected
+    genre features, as the large model and REINFORCE do), or "own", a separate zero table (agents.scorer.
+    untied_scorer). With "own", ∂Q/∂f(s) = c · e_a = 0 at the start, so the encoder gets no gradient until the
+    table has grown, and nothing learnt about an item carries over to items of the same genres; the tied table
+    learns faster (benchmarks/RESULTS.md, "compare settings")"""
+    dqn_bias_init: float = 0.0
+    """the most popular item's bias at the start of DQN from scratch, the others below it (a shift: V(s) and the
+    softmax absorb it)"""
+    dqn_popularity_prior: float = 1.0
+    """scale s of DQN's popularity prior: item a's bias starts at dqn_bias_init + s · (log(1 + n_a) − max_b
+    log(1 + n_b)), n_a its count in the interactions: a fresh DQN's logits are this prior plus the random
+    tied-table term, its exploration draws items about ∝ (1 + n_a)^(s / temperature), and the TD updates learn
+    the personalisation on top (0 = every item alike)"""
+    hybrid_dqn: DQNConfig = field(default_factory=lambda: DQNConfig(lr=3e-4, gamma=0.5, n_step=1, batch_size=256,
+                                                                    learning_starts=1024, updates_per_step=2,
+                                                                    temperature_start=0.5, temperature_end=0.05))
+    """DQN fine-tuning the pre-trained encoder"""
+    hybrid_reinforce: ReinforceConfig = field(default_factory=lambda: ReinforceConfig(lr=1e-3, min_batch=512))
+    """REINFORCE fine-tuning the pre-trained encoder"""
+    progress: bool = True
+    """tqdm bars"""
+
+    def quick_settings(self) -> CompareConfig:
+        """Shrink every budget to a smoke run of about a minute (not the real figures); returns self."""
+        self.quick = True
+        self.rl_steps = {name: 12 for name in self.rl_steps}
+        self.eval_every, self.num_envs = 6, 64
+        self.eval_sessions, self.curve_sessions = 128, 64
+        self.pretrain_seconds, self.ope_sessions = 8.0, 300
+        self.synthetic_users, self.synthetic_items = 200, 120
+        self.max_session_steps = 15
+        self.bpr_epochs = 5
+        for c in (self.dqn, self.hybrid_dqn):
+            c.learning_starts, c.batch_size, c.updates_per_step = 128, 64, 1
+        for c in (self.reinforce, self.hybrid_reinforce):
+            c.min_batch = 128
+        return self

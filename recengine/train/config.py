@@ -1,0 +1,57 @@
+"""SASRecConfig: the large model's sizes and its supervised training settings, in one dataclass."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+
+
+@dataclass
+class SASRecConfig:
+    """Model and training settings; the defaults are tuned for ml-100k on a 2-core CPU."""
+
+    dim: int = 64
+    """state / item-vector width"""
+    max_len: int = 50
+    """window length (positions); longer histories are cut into windows of this length"""
+    stride: int | None = None
+    """step between the ends of consecutive training windows of one user (default: max_len, no overlap)"""
+    num_layers: int = 2
+    """Transformer blocks"""
+    num_heads: int = 2
+    """attention heads per block"""
+    dropout: float = 0.3
+    """dropout on the inputs, the attention output and the feed-forward block"""
+    item_features: bool = True
+    """genres + year bucket through EmbeddingTables, added to the item-id embedding"""
+    user_features: bool = False
+    """age / gender / occupation through EmbeddingTables, added at every position"""
+    feature_dim: int = 16
+    """width of each side-feature table (projected to dim)"""
+    lr: float = 2e-3
+    """AdamW learning rate"""
+    weight_decay: float = 0.05
+    """AdamW weight decay of the weight matrices (embeddings and biases are not decayed)"""
+    batch_size: int = 32
+    """training windows per gradient step"""
+    clip: float = 1.0
+    """gradient-norm clip (0 = none)"""
+    max_epochs: int = 200
+    """stop after this many epochs"""
+    patience: int = 10
+    """stop after this many epochs without a better validation NDCG@10"""
+    max_seconds: float = 600.0
+    """stop after this many seconds of training (checked after each epoch)"""
+    seed: int = 0
+    """seed of the initialisation and of the batch order"""
+
+    @classmethod
+    def from_dict(cls, d: dict) -> SASRecConfig:
+        """The config of a dict (unknown keys ignored, so files written by other versions still load)."""
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in names})
+
+    def trajectory_fields(self) -> dict:
+        """The settings a resumed run must share with its checkpoint (all but the stopping limits)."""
+        d = asdict(self)
+        for name in ("max_epochs", "max_seconds", "patience"):
+            d.pop(name)
+        return d

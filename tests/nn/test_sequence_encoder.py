@@ -1,0 +1,127 @@
+"""SequenceEncoder: causality, PAD_ID handling, side features, errors."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from recengine.data import item_feature_bags, make_synthetic, user_feature_tables
+from recengine.nn import CatalogHead, SequenceEncoder
+from recengine.padding import PAD_ID
+from tests.helpers import assert_close
+
+N = 40
+
+
+def encoder(features: bool = True, max_len: int = 8, seed: int = 0) -> SequenceEncoder:
+    torch.manual_seed(seed)
+    kw = {}
+    if features:
+        d = make_synthetic(12, N, seed=1)
+        tables, ids, offsets = item_feature_bags(d)
+        utables = user_feature_tables(d)
+        kw = dict(item_feature_tables=tables, item_feature_ids=torch.from_numpy(ids),
+                  item_feature_offsets=torch.from_numpy(offsets), user_feature_tables=utables,
+                  user_feature_ids=torch.from_numpy(np.stack([d.user_features[n] for n, _ in utables], 1)))
+    return SequenceEncoder(N, dim=16, max_len=max_len, num_layers=2, num_heads=2, dropout=0.1, **kw).eval()
+
+
+@pytest.mark.parametrize("features", [False, True])
+def test_future_items_never_change_earlier_states(features):
+    enc = encoder(features)
+    g = torch.Generator().manual_seed(0)
+    items = torch.randint(0, N, (5, 8), generator=g)
+    users = torch.arange(5) if features else None
+    base = enc(items, users)
+    for p in range(8):
+        changed = items.clone()
+        changed[:, p] = (changed[:, p] + 1 + torch.randint(0, N - 1, (5,), generator=g)) % N
+        changed[:, p + 1:] = torch.randint(0, N, changed[:, p + 1:].shape, generator=g)
+        out = enc(changed, users)
+        assert_close(out[:, :p], base[:, :p], atol=1e-5, name=f"states before slot {p}")
+        assert (out[:, p] - base[:, p]).abs().max() > 1e-4  # the changed slot itself does change
+
+
+def test_padding_after_the_items_changes_nothing():
+    enc = encoder()
+    items = torch.tensor([[3, 7, 1, PAD_ID, PAD_ID, PAD_ID]])
+    assert_close(enc(items)[:, :3], enc(items[:, :3]), atol=1e-5)
+
+
+def test_pad_placement_does_not_matter():
+    enc = encoder()
+    left = torch.tensor([[3, 7, 1, PAD_ID, PAD_ID], [5, PAD_ID, PAD_ID, PAD_ID, PAD_ID]])
+    right = torch.tensor([[PAD_ID, PAD_ID, 3, 7, 1], [PAD_ID, PAD_ID, PAD_ID, PAD_ID, 5]])
+    scattered = torch.tensor([[3, PAD_ID, 7, PAD_ID, 1], [PAD_ID, 5, PAD_ID, PAD_ID, PAD_ID]])
+    a, b, c = enc(left), enc(right), enc(scattered)
+    assert_close(b[0, 2:], a[0, :3], atol=1e-5)
+    assert_close(c[0, [0, 2, 4]], a[0, :3], atol=1e-5)
+    assert_close(b[1, 4], a[1, 0], atol=1e-5)
+    for x in (left, right, scattered):
+        assert_close(enc.last_state(x), a[torch.arange(2), torch.tensor([2, 0])], atol=1e-5)
+
+
+def test_last_state_long_history_and_empty_rows():
+    enc = encoder(max_len=4)
+    long = torch.tensor([[1, 2, 3, 4, 5, 6, 7]])
+    assert_close(enc.last_state(long), enc(long[:, -4:])[:, -1], atol=1e-5)  # the most recent max_len items
+    empty = torch.full((2, 3), PAD_ID)
+    users = torch.tensor([0, 3])
+    assert_close(enc.last_state(empty, users), enc.empty_state.expand(2, -1) + enc.user_vectors(users))
+    assert_close(enc.last_state(empty), enc.empty_state.expand(2, -1))
+
+
+def test_user_features_change_states():
+    enc = encoder()
+    items = torch.tensor([[1, 2, 3], [1, 2, 3]])
+    out = enc(items, torch.tensor([0, 5]))
+    assert (out[0] - out[1]).abs().max() > 1e-4
+
+
+BAD_INPUTS = [
+    (lambda enc: enc(torch.tensor([[1, N]])), IndexError, "items"),                 # an id past the catalog
+    (lambda enc: enc(torch.tensor([[-2, 1]])), IndexError, "items"),                # a negative id other than PAD_ID
+    (lambda enc: enc(torch.tensor([[1.0, 2.0]])), TypeError, "items"),              # float ids
+    (lambda enc: enc(torch.zeros(1, 9, dtype=torch.int64)), ValueError, "max_len"),  # a window past max_len
+    (lambda enc: enc(torch.tensor([[1, 2]]), torch.tensor([12])), IndexError, "users"),  # an unknown user
+]
+
+
+@pytest.mark.parametrize("call, error, match", BAD_INPUTS)
+def test_bad_input(call, error, match):
+    with pytest.raises(error, match=match):
+        call(encoder())
+
+
+def test_users_without_user_features():
+    with pytest.raises(ValueError, match="without user features"):
+        encoder(features=False)(torch.tensor([[1]]), torch.tensor([0]))
+
+
+def test_dim_must_divide_into_heads():
+    with pytest.raises(ValueError, match="divisible"):
+        SequenceEncoder(N, dim=10, num_heads=3)
+
+
+def test_gradients_reach_ids_positions_and_feature_tables():
+    enc = encoder().train()
+    head = CatalogHead(N, 16)
+    items = torch.tensor([[1, 2, 3, PAD_ID], [4, 5, PAD_ID, PAD_ID]])
+    states = enc(items, torch.tensor([0, 1]))
+    loss = head.loss(states[items >= 0], torch.tensor([2, 3, 9, 5, 6]), enc.item_embeddings())
+    loss.backward()
+    for name, p in enc.named_parameters():
+        if name in ("empty_state",):
+            continue
+        assert p.grad is not None and p.grad.abs().sum() > 0, name
+    assert head.bias.grad.abs().sum() > 0
+
+
+def test_dropout_is_seeded():
+    enc = encoder().train()
+    items = torch.tensor([[1, 2, 3]])
+    torch.manual_seed(5)
+    a = enc(items)
+    torch.manual_seed(5)
+    b = enc(items)
+    assert torch.equal(a, b)
