@@ -56,8 +56,9 @@ def main() -> None:
 
     from recengine.agents.baselines import PopularityPolicy, RandomPolicy, SupervisedPolicy
     from recengine.agents.hybrid import scorer_from_model
-    from recengine.agents.mf import BPRConfig, evaluate_bpr, evaluate_pop, train_bpr, train_item_counts
-    from recengine.agents.supervised import SASRecConfig, train_sasrec
+    from recengine.agents.mf import BPRConfig, evaluate_bpr, train_bpr
+    from recengine.eval.offline import evaluate_pop, train_item_counts
+    from recengine.train import SASRecConfig, train_sasrec
     from recengine.data import histories_of, leave_one_out, load_movielens, make_synthetic
     from recengine.env import fit_simulator, save_simulator
     from recengine.eval.simulator_validation import simulator_validation, validation_markdown

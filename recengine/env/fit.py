@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from recengine.data import histories_of, leave_one_out
-from recengine.data.sequences import PAD, LeaveOneOut
+from recengine.data.sequences import LeaveOneOut
 from recengine.env.calibrate import genre_matrix, user_feature_matrix
 from recengine.env.response_model import fit_response_model, train_histories
 from recengine.env.sequential_sim import SeqSimConfig, SequentialUserModel, slate_probabilities
@@ -37,6 +37,7 @@ from recengine.env.sessions import (
     session_fit_table,
     split_sessions,
 )
+from recengine.padding import PAD_ID
 
 __all__ = ["fit_simulator", "calibrate_no_click", "fit_sessions", "split_for_users"]
 
@@ -75,7 +76,7 @@ def split_for_users(split: LeaveOneOut, users) -> LeaveOneOut:
     keep = np.zeros(U, bool)
     keep[users] = True
     starts = split.histories.offsets[:-1]
-    pad = np.full(U, PAD, np.int64)
+    pad = np.full(U, PAD_ID, np.int64)
     return LeaveOneOut(split.histories, np.where(keep, split.train_end, starts).astype(np.int64),
                        np.where(keep, split.valid_target, pad), np.where(keep, split.test_target, pad))
 

@@ -22,9 +22,10 @@ import numpy as np
 import torch
 
 from recengine.data import histories_of
-from recengine.data.sequences import PAD, Histories, LeaveOneOut, gather_csr, last_windows
+from recengine.data.sequences import Histories, LeaveOneOut, gather_csr, last_windows
 from recengine.eval.metrics import evaluate_ranking
 from recengine.nn import SequenceEncoder
+from recengine.padding import PAD_ID
 
 __all__ = ["ResponseModel", "fit_response_model", "train_only_split", "response_model_config",
            "popularity_log_likelihood", "train_histories"]
@@ -75,7 +76,7 @@ class ResponseModel:
         if h.dim() != 2:
             raise ValueError(f"histories must be a (B, L) array of item ids, got shape {tuple(h.shape)}")
         h = h.to(torch.int64)
-        if h.numel() and (int(h.max()) >= self.num_items or int(h.min()) < PAD):
+        if h.numel() and (int(h.max()) >= self.num_items or int(h.min()) < PAD_ID):
             raise IndexError(f"histories hold ids outside [-1, {self.num_items})")
         if h.shape[0] == 0:
             return torch.zeros(0, self.encoder.dim)
@@ -179,14 +180,14 @@ def train_only_split(split: LeaveOneOut) -> LeaveOneOut:
     starts, ends = th.offsets[:-1], th.offsets[1:]
     held = (ends - starts) >= 3
     train_end = np.where(held, ends - 1, ends).astype(np.int64)
-    target = np.where(held, th.items[np.maximum(ends - 1, 0)] if th.items.size else PAD, PAD).astype(np.int64)
+    target = np.where(held, th.items[np.maximum(ends - 1, 0)] if th.items.size else PAD_ID, PAD_ID).astype(np.int64)
     return LeaveOneOut(th, train_end, target, target.copy())
 
 
 def response_model_config(quick: bool = False, seed: int = 1):
     """The trainer settings of the response model: the large model's architecture and defaults, its own seed;
     ``quick`` is a small, few-second version for tests and --quick runs."""
-    from recengine.agents.supervised import SASRecConfig
+    from recengine.train import SASRecConfig
 
     if quick:
         return SASRecConfig(dim=32, num_layers=1, max_epochs=3, patience=2, max_seconds=8.0, seed=seed)
@@ -201,7 +202,7 @@ def fit_response_model(data, split: LeaveOneOut | None = None, config=None, *, q
     ``config`` is a ``SASRecConfig`` (default ``response_model_config(quick, seed)``). Returns the model and
     {"epochs", "best_epoch", "holdout": metrics on the last train item, "stopped", "train_seconds", "seed"}.
     """
-    from recengine.agents.supervised import train_sasrec
+    from recengine.train import train_sasrec
 
     split = split if split is not None else _split_of(data)
     cfg = config or response_model_config(quick, seed)

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from recengine.agents.supervised import SASRecConfig
+from recengine.train import SASRecConfig
 from recengine.data import histories_of, leave_one_out, make_synthetic
 from recengine.env import SequentialVecSim
 from recengine.env.fit import _mean_top_slate_ctr, calibrate_no_click, fit_simulator, split_for_users
