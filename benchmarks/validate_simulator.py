@@ -13,16 +13,7 @@ import os
 import platform
 import time
 
-import numpy as np
 import torch
-
-
-def random_ndcg(split) -> float:
-    """Expected test NDCG@10 of a uniformly random ranking of each user's unseen items."""
-    users = split.eval_users
-    unseen = split.histories.num_items - (split.prefix_end("test")[users] - split.histories.offsets[users])
-    gains = 1.0 / np.log2(np.arange(10) + 2.0)
-    return float(np.mean([gains[:min(10, n)].sum() / n for n in unseen]))
 
 
 def bpr_policy(model, k: int):
@@ -57,11 +48,11 @@ def main() -> None:
     from recengine.agents.baselines import PopularityPolicy, RandomPolicy, SupervisedPolicy
     from recengine.agents.hybrid import scorer_from_model
     from recengine.agents.mf import BPRConfig, evaluate_bpr, train_bpr
-    from recengine.eval.offline import evaluate_pop, train_item_counts
-    from recengine.train import SASRecConfig, train_sasrec
     from recengine.data import histories_of, leave_one_out, load_movielens, make_synthetic
     from recengine.env import fit_simulator, save_simulator
-    from recengine.eval.simulator_validation import simulator_validation, validation_markdown
+    from recengine.eval.offline import evaluate_pop, train_item_counts
+    from recengine.eval.simulator_validation import random_ranking_ndcg, simulator_validation, validation_markdown
+    from recengine.train import SASRecConfig, train_sasrec
 
     torch.set_num_threads(args.threads)   # a script: it owns the process
     os.makedirs(args.out, exist_ok=True)
@@ -84,7 +75,7 @@ def main() -> None:
     print(f"large model trained in {lm_seconds:.0f}s ({len(large.history)} epochs): {large.test}")
     bpr, bpr_info = train_bpr(split, BPRConfig(epochs=10 if args.quick else 40), progress=False)
     k = sim.config.slate_size
-    offline = {"random": random_ndcg(split), "popularity": evaluate_pop(split)["ndcg@10"],
+    offline = {"random": random_ranking_ndcg(split), "popularity": evaluate_pop(split)["ndcg@10"],
                "mf-bpr": evaluate_bpr(bpr, split)["ndcg@10"], "large-model": large.test["ndcg@10"]}
     policies = {"random": RandomPolicy(data.num_items, k, seed=0),
                 "popularity": PopularityPolicy(train_item_counts(split), k),

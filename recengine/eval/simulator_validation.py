@@ -22,7 +22,7 @@ import torch
 
 from recengine.eval.stats import mean_ci, paired_diff
 
-__all__ = ["simulator_validation", "validation_markdown", "kendall_tau"]
+__all__ = ["simulator_validation", "validation_markdown", "kendall_tau", "random_ranking_ndcg"]
 
 #: the user model must reach this share of the large model's held-out NDCG@10
 NDCG_SHARE_TARGET = 0.9
@@ -41,6 +41,15 @@ def kendall_tau(x, y) -> float:
     ties_a, ties_b = int((sa == 0).sum()), int((sb == 0).sum())
     denom = np.sqrt(float(n0 - ties_a) * float(n0 - ties_b))
     return float((sa * sb).sum() / denom) if denom > 0 else float("nan")
+
+
+def random_ranking_ndcg(split, k: int = 10) -> float:
+    """Expected test NDCG@k of a uniformly random ranking of each evaluated user's unseen items (the offline score
+    of the random policy): with n unseen items, each of the k top positions holds the target with probability 1/n."""
+    users = split.eval_users
+    unseen = split.histories.num_items - (split.prefix_end("test")[users] - split.histories.offsets[users])
+    gains = 1.0 / np.log2(np.arange(k) + 2.0)
+    return float(np.mean([gains[:min(k, n)].sum() / n for n in unseen])) if users.size else float("nan")
 
 
 class _CallablePolicy:
