@@ -33,13 +33,12 @@ Log = Callable[..., None]
 
 def variant_response_config(setup: CompareSetup, seed: int):
     """The response model of the extra simulators: smaller than the main one (another size) with its own seed;
-    the quick size in quick mode."""
-    from recengine.env.response_model import response_model_config
+    one short epoch in quick mode."""
     from recengine.train import SASRecConfig
 
     cfg = setup.settings
     if cfg.quick:
-        return response_model_config(quick=True, seed=seed)
+        return SASRecConfig(dim=16, num_layers=1, num_heads=1, max_epochs=1, max_seconds=4.0, seed=seed)
     return SASRecConfig(dim=32, num_layers=1, max_seconds=cfg.robust_fit_seconds, patience=3, seed=seed)
 
 
