@@ -103,8 +103,9 @@ def test_random_ranking_ndcg_is_the_expected_gain_of_a_uniform_ranking():
     from recengine.data import histories_of, leave_one_out, make_synthetic
     from recengine.eval.simulator_validation import random_ranking_ndcg
 
-    split = leave_one_out(histories_of(make_synthetic(num_users=30, num_items=25, seed=1)))
+    split = leave_one_out(histories_of(make_synthetic(num_users=30, num_items=80, seed=1)))
     users = split.eval_users
-    unseen = 25 - (split.prefix_end("test")[users] - split.histories.offsets[users])
+    unseen = 80 - (split.prefix_end("test")[users] - split.histories.offsets[users])
+    assert unseen.min() >= 10          # every user has ten unseen items: each top position holds the target w.p. 1/n
     gains = (1.0 / np.log2(np.arange(10) + 2.0)).sum()
     assert random_ranking_ndcg(split) == pytest.approx(np.mean(gains / unseen))
