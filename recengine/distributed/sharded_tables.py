@@ -317,7 +317,7 @@ class ShardedEmbeddingTables(nn.Module):
         if not self.shards:
             return
         embedding_bag_fused_update(grad_local, self.weights, self.table_offsets, owner.ids, owner.offsets,
-                                   owner.per_sample_weights, "sum", optimizer=opt.kind, lr=float(opt.lr), eps=eps,
+                                   owner.per_sample_weights, pooling="sum", optimizer=opt.kind, lr=float(opt.lr), eps=eps,
                                    betas=betas, state1=getattr(self, "momentum1", None),
                                    state2=getattr(self, "momentum2", None), step=step, check_values=False)
 

@@ -15,7 +15,7 @@ def test_bench_quick_all_families(tmp_path, capsys):
     by_workload: dict[str, dict] = {}
     for r in data["results"]:
         by_workload.setdefault(r["workload"], {})[r["provider"]] = r
-    prefixes = {"W1": "embedding_bag", "W2": "policy", "W3": "replay", "W4": "replay"}
+    prefixes = {"W1": "embedding_bag", "W2": "policy", "W3": "replay", "W4": "replay", "W5": "ope"}
     assert {prefixes[w[:2]] for w in by_workload} == set(BENCH_FAMILIES)
     for name, rows in by_workload.items():
         if "recengine" not in rows:  # a bound-only row (the bare matmul) has no recengine entry
