@@ -49,8 +49,10 @@ def item_vectors(sim) -> torch.Tensor:
     return torch.as_tensor(sim.item_factors, dtype=torch.float32)
 
 
-def run_agent(entry: AgentEntry, setup: CompareSetup, arena: Arena, seed_index: int, log: Log) -> tuple[dict, object]:
+def run_agent(entry: AgentEntry, setup: CompareSetup, arena: Arena, seed_index: int, log: Log,
+              offline: bool = True) -> tuple[dict, object]:
     """Build, train (when it learns) and evaluate one agent for training seed `seed_index`; (its row, its policy).
+    `offline`: also score its model on the leave-one-out test split (when it has one).
 
     Every agent of a seed is evaluated on the same sessions (eval seed cfg.seed + 999 + 1000 · seed_index)."""
     from recengine.agents.loop import evaluate, train
@@ -72,7 +74,7 @@ def run_agent(entry: AgentEntry, setup: CompareSetup, arena: Arena, seed_index: 
                        item_vectors=arena.item_vectors)
     row.update({key: metrics[key] for key in ("avg_return", "ctr", "coverage", "diversity", "avg_session_length",
                                               "session_returns")})
-    if built.offline is not None:
+    if offline and built.offline is not None:
         row.update(built.offline())
     row["wall_seconds"] = time.perf_counter() - t
     ci = mean_ci(row["session_returns"], cfg.ci_level)

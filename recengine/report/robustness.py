@@ -42,9 +42,8 @@ def variant_response_config(setup: CompareSetup, seed: int):
     return SASRecConfig(dim=32, num_layers=1, max_seconds=cfg.robust_fit_seconds, patience=3, seed=seed)
 
 
-def judge(policies: dict, simulator, num_sessions: int, seed: int, level: float) -> dict:
-    """Each policy's greedy return per session on the same ``num_sessions`` sessions of ``simulator``; the
-    per-session returns under "session_returns"."""
+def judge(policies: dict, simulator, num_sessions: int, seed: int) -> dict:
+    """name -> each session's greedy return, every policy on the same ``num_sessions`` sessions of ``simulator``."""
     from recengine.agents.loop import evaluate
     from recengine.env import vector_env
 
@@ -87,7 +86,7 @@ def robustness_checks(setup: CompareSetup, policies: dict, log: Log = print) -> 
 
     halved = setup.simulator.with_popularity_weight(0.5)
     out["variants"]["popularity weight halved"] = summarize(
-        judge(chosen, halved, n_sessions, seed, level), level,
+        judge(chosen, halved, n_sessions, seed), level,
         "the main simulator with half the popularity share of utility; agents trained in the main simulator")
     log("robustness: popularity weight halved done")
 
@@ -96,7 +95,7 @@ def robustness_checks(setup: CompareSetup, policies: dict, log: Log = print) -> 
     second = fit_simulator(setup.data, setup.split, seed=second_seed,
                            response_config=variant_response_config(setup, second_seed), **fit)
     out["variants"]["second simulator"] = summarize(
-        judge(chosen, second, n_sessions, seed, level), level,
+        judge(chosen, second, n_sessions, seed), level,
         f"fitted with seed {second_seed} and a smaller response model; agents trained in the main simulator")
     log("robustness: second simulator done")
 
@@ -107,7 +106,7 @@ def robustness_checks(setup: CompareSetup, policies: dict, log: Log = print) -> 
                           response_config=variant_response_config(setup, cfg.simulator_seed + 4), **fit)
     setup_a = dataclasses.replace(setup, simulator=sim_a)
     arena = Arena.of(setup_a, evaluation_simulator=sim_b, eval_sessions=n_sessions)
-    returns = {n: run_agent(lookup(n), setup_a, arena, 0, log)[0]["session_returns"] for n in names}
+    returns = {n: run_agent(lookup(n), setup_a, arena, 0, log, offline=False)[0]["session_returns"] for n in names}
     out["variants"]["disjoint halves"] = summarize(
         returns, level, f"hybrids fine-tuned in a simulator fitted on {half_a.size} users, judged with the large "
         f"model in one fitted on the other {half_b.size} users, on those users")
