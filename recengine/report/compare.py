@@ -117,7 +117,8 @@ def prepare(cfg: CompareConfig, log: Log) -> tuple[CompareSetup, str | None]:
     t = time.perf_counter()
     simulator = build_simulator(data, split, cfg)
     log(f"simulator fitted to {data.name} in {time.perf_counter() - t:.0f}s")
-    sasrec = SASRecConfig(dim=64, max_len=cfg.pretrain_max_len, num_layers=2, max_seconds=cfg.pretrain_seconds,
+    sasrec = SASRecConfig(dim=cfg.pretrain_dim, max_len=cfg.pretrain_max_len, num_layers=cfg.pretrain_layers,
+                          max_seconds=cfg.pretrain_seconds,
                           max_epochs=200, patience=5, seed=cfg.seed)
     return CompareSetup(data, split, simulator, cfg, None, sasrec), fallback
 

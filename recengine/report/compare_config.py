@@ -52,6 +52,10 @@ class CompareConfig:
     """time budget of the large model's supervised training"""
     pretrain_max_len: int = 50
     """the large model's window"""
+    pretrain_dim: int = 64
+    """the large model's width (fresh encoders share its architecture)"""
+    pretrain_layers: int = 2
+    """the large model's Transformer layers"""
     bpr_epochs: int = 40
     """training epochs of the MF (BPR) agent's offline model"""
     ope_sessions: int = 5000
@@ -125,6 +129,7 @@ class CompareConfig:
         self.eval_sessions, self.curve_sessions = 128, 64
         self.validation_sessions, self.robust_sessions = 128, 128
         self.pretrain_seconds, self.ope_sessions = 8.0, 300
+        self.pretrain_dim, self.pretrain_layers = 32, 1
         self.synthetic_users, self.synthetic_items = 200, 120
         self.max_session_steps = 15
         self.bpr_epochs = 5
