@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 import torch
 
-from recengine.train import SASRecConfig
 from recengine.data import histories_of, leave_one_out, make_synthetic
 from recengine.env import SequentialVecSim
 from recengine.env.fit import _mean_top_slate_ctr, calibrate_no_click, fit_simulator, split_for_users
+from recengine.train import SASRecConfig
 from tests.env.conftest import make_tiny_sim
 
 TINY = SASRecConfig(dim=16, num_layers=1, num_heads=1, max_len=10, max_epochs=2, max_seconds=1e9, seed=1)
