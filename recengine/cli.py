@@ -119,15 +119,18 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's choice)")
     t.set_defaults(func=_train)
 
-    c = sub.add_parser("compare", help="every registered agent in the simulator: report.md, results.json, curves")
+    c = sub.add_parser("compare", help="every registered agent in the simulator fitted to the train split: report.md, "
+                                          "results.json, curves, simulator.safetensors")
     c.add_argument("--out", default="runs/compare", metavar="DIR", help="where report.md, results.json, PNGs go")
     c.add_argument("--dataset", default="ml-100k", choices=["ml-100k", "synthetic"],
                    help="data the simulator and the large model are fitted to (ml-100k falls back to synthetic)")
     _add_data_root(c)
-    c.add_argument("--quick", action="store_true", help="one-minute smoke run (tiny budgets; not the real figures)")
+    c.add_argument("--quick", action="store_true",
+                   help="smoke run of about two minutes (tiny budgets; not the real figures)")
     c.add_argument("--seed", type=int, default=0)
     c.add_argument("--seeds", type=int, default=None,
-                   help="training seeds per learning agent, intervals pooled over them (default: CompareConfig.seeds)")
+                   help="training seeds per learning agent, intervals pooled over them and an interval over seeds "
+                        "(default 1 for time; use 5 before drawing a conclusion)")
     c.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's choice)")
     c.set_defaults(func=_compare)
 

@@ -29,7 +29,7 @@ class CompareSetup:
     split: Any
     """its leave-one-out split (recengine.data.LeaveOneOut)"""
     simulator: Any
-    """the user model fitted to the data (recengine.env.UserModel)"""
+    """the user model fitted to the data's train split (recengine.env.SequentialUserModel)"""
     settings: Any
     """the comparison's settings (recengine.report.compare.CompareConfig)"""
     pretrained: Any
@@ -47,8 +47,11 @@ class CompareSetup:
 
     @property
     def item_counts(self) -> np.ndarray:
-        """(N,) interactions per item in the whole dataset (what the popularity baseline ranks by)."""
-        return np.bincount(self.data.item, minlength=self.num_items)
+        """(N,) interactions per item in the training prefixes of the split (what the popularity baseline ranks
+        by): no held-out validation or test event counts."""
+        from recengine.eval.offline import train_item_counts
+
+        return train_item_counts(self.split)
 
 
 @dataclass

@@ -1,6 +1,25 @@
-"""recengine.env: the user simulator (gymnasium API, vectorised) and its calibration."""
-from recengine.env.calibrate import fit_user_model, from_movielens, synthetic_user_model
-from recengine.env.simulator import PAD_ID, RecSimEnv, SimConfig, SlateSpace, UserModel, VecRecSim
+"""recengine.env: the user simulators (gymnasium API, vectorised) and their fitting.
 
-__all__ = ["PAD_ID", "RecSimEnv", "SimConfig", "SlateSpace", "UserModel", "VecRecSim", "fit_user_model",
-           "from_movielens", "synthetic_user_model"]
+Two simulators share the observation/step API:
+
+* the sequence-aware one fitted to real data without leakage (``fit_simulator`` -> ``SequentialUserModel``,
+  stepped by ``SequentialVecSim`` / ``SequentialSimEnv``; ``save_simulator`` / ``load_simulator``);
+* the matrix-factorisation one (``from_movielens`` / ``synthetic_user_model`` -> ``UserModel``, stepped by
+  ``VecRecSim`` / ``RecSimEnv``), kept for the synthetic fallback and what still uses it.
+
+``vector_env(model, n)`` builds the vectorised environment of either.
+"""
+from recengine.env.calibrate import fit_user_model, from_movielens, synthetic_user_model
+from recengine.env.fit import calibrate_no_click, fit_sessions, fit_simulator
+from recengine.env.persistence import load_simulator, save_simulator
+from recengine.env.response_model import ResponseModel, fit_response_model
+from recengine.env.sequential_sim import SeqSimConfig, SequentialSimEnv, SequentialUserModel, SequentialVecSim
+from recengine.env.sessions import SessionModel, fit_session_model, split_sessions
+from recengine.env.simulator import PAD_ID, RecSimEnv, SimConfig, SlateSpace, UserModel, VecRecSim
+from recengine.env.vector_env import vector_env
+
+__all__ = ["PAD_ID", "RecSimEnv", "ResponseModel", "SeqSimConfig", "SequentialSimEnv", "SequentialUserModel",
+           "SequentialVecSim", "SessionModel", "SimConfig", "SlateSpace", "UserModel", "VecRecSim",
+           "calibrate_no_click", "fit_response_model", "fit_session_model", "fit_sessions", "fit_simulator",
+           "fit_user_model", "from_movielens", "load_simulator", "save_simulator", "split_sessions",
+           "synthetic_user_model", "vector_env"]

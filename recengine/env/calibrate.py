@@ -16,7 +16,7 @@ import torch
 from recengine.env.simulator import PAD_ID, SimConfig, UserModel
 
 __all__ = ["fit_mf", "fit_user_model", "synthetic_user_model", "from_movielens", "calibrate_affinity",
-           "last_items"]
+           "last_items", "genre_matrix", "user_feature_matrix"]
 
 
 def fit_mf(user_ids, item_ids, num_users: int, num_items: int, *, weights=None, dim: int = 32,
@@ -164,27 +164,39 @@ def fit_user_model(user_ids, item_ids, num_users: int, num_items: int, item_genr
     return calibrate_affinity(model, affinity_std=affinity_std, random_ctr=random_ctr, seed=seed)
 
 
-def from_movielens(ds, *, config: SimConfig | None = None, **kwargs) -> UserModel:
-    """fit_user_model on a ``recengine.data.MovieLens`` (``user``, ``item``, ``rating``, ``timestamp``,
-    ``num_users``, ``num_items``, the CSR genres ``item_features["genre_offsets"/"genre_ids"]``
-    and categorical ``user_features`` (one-hot encoded here)). kwargs go to fit_user_model."""
+def genre_matrix(ds) -> np.ndarray:
+    """(N, G) float64 0/1 genre memberships of a MovieLens-like dataset (CSR ``item_features["genre_offsets"/
+    "genre_ids"]``); a single all-ones column when it has no genres."""
     N = ds.num_items
     genres_size = int(ds.item_feature_sizes.get("genre", 0)) if ds.item_feature_sizes else 0
     offs = ds.item_features.get("genre_offsets") if ds.item_features else None
-    if offs is not None:
-        ids = np.asarray(ds.item_features["genre_ids"], dtype=np.int64)
-        G = max(genres_size, int(ids.max()) + 1 if ids.size else 1)
-        rows = np.repeat(np.arange(N), np.diff(np.asarray(offs, dtype=np.int64)))
-        genres = np.zeros((N, G))
-        genres[rows, ids] = 1.0
-    else:
-        genres = np.ones((N, 1))
+    if offs is None:
+        return np.ones((N, 1))
+    ids = np.asarray(ds.item_features["genre_ids"], dtype=np.int64)
+    G = max(genres_size, int(ids.max()) + 1 if ids.size else 1)
+    rows = np.repeat(np.arange(N), np.diff(np.asarray(offs, dtype=np.int64)))
+    genres = np.zeros((N, G))
+    genres[rows, ids] = 1.0
+    return genres
+
+
+def user_feature_matrix(ds) -> np.ndarray | None:
+    """(U, F) float32 one-hot encoding of a MovieLens-like dataset's categorical user features (None if none)."""
     feats = []
     for name, values in (ds.user_features or {}).items():
         v = np.asarray(values, dtype=np.int64)
         size = int(ds.user_feature_sizes.get(name, v.max() + 1))
         feats.append(np.eye(size, dtype=np.float32)[v])
-    user_features = np.concatenate(feats, axis=1) if feats else None
+    return np.concatenate(feats, axis=1) if feats else None
+
+
+def from_movielens(ds, *, config: SimConfig | None = None, **kwargs) -> UserModel:
+    """fit_user_model on a ``recengine.data.MovieLens`` (``user``, ``item``, ``rating``, ``timestamp``,
+    ``num_users``, ``num_items``, the CSR genres ``item_features["genre_offsets"/"genre_ids"]``
+    and categorical ``user_features`` (one-hot encoded here)). kwargs go to fit_user_model."""
+    N = ds.num_items
+    genres = genre_matrix(ds)
+    user_features = user_feature_matrix(ds)
     return fit_user_model(ds.user, ds.item, ds.num_users, N, genres, ratings=ds.rating, timestamps=ds.timestamp,
                           user_features=user_features, config=config, **kwargs)
 

@@ -50,7 +50,7 @@ class LoggedSteps:
 def _run_sessions(model, policy: SlatePolicy, num_sessions: int, *, seed: int, num_envs: int, config,
                   user_pool, record: bool, progress: bool = False):
     """Run num_sessions complete sessions (quota per slot, so no bias towards short sessions)."""
-    from recengine.env.simulator import VecRecSim
+    from recengine.env.vector_env import vector_env
 
     if num_sessions < 1:
         raise ValueError(f"num_sessions must be >= 1, got {num_sessions}")
@@ -58,7 +58,7 @@ def _run_sessions(model, policy: SlatePolicy, num_sessions: int, *, seed: int, n
     quota = np.full(B, num_sessions // B)
     quota[: num_sessions % B] += 1
     first_id = np.concatenate([[0], np.cumsum(quota)[:-1]])
-    env = VecRecSim(model, B, config=config, user_pool=user_pool)
+    env = vector_env(model, B, config=config, user_pool=user_pool)
     obs, _ = env.reset(seed=seed)
     rng = np.random.default_rng(np.random.SeedSequence([seed, 0x5EED]))
     done_sessions = np.zeros(B, np.int64)
@@ -105,7 +105,8 @@ def _run_sessions(model, policy: SlatePolicy, num_sessions: int, *, seed: int, n
 def collect_logs(model, logging_policy, num_sessions: int, *, seed: int = 0, num_envs: int = 256, config=None,
                  user_pool=None, progress: bool = False) -> LoggedSteps:
     """Run ``logging_policy`` (a SlatePolicy: it must know its probabilities) for ``num_sessions`` whole
-    sessions of a VecRecSim over ``model`` and log every step with its propensity."""
+    sessions of ``model`` (a ``SequentialUserModel`` or a ``UserModel``, stepped by ``recengine.env.vector_env``)
+    and log every step with its propensity."""
     policy = as_slate_policy(logging_policy)
     logs, _, _ = _run_sessions(model, policy, num_sessions, seed=seed, num_envs=num_envs, config=config,
                                user_pool=user_pool, record=True, progress=progress)

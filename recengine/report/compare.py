@@ -2,16 +2,20 @@
 
     run_compare(CompareConfig(out="runs/compare"))        # what the CLI does
 
-Steps: load the data (ml-100k, or the synthetic set, also the fallback when ml-100k cannot be fetched), fit
-the simulator's users to it (recengine.env.from_movielens), pre-train the large model when an agent starts from
-it, then for every agent of the registry (recengine.agents.registry) and every training seed: build it, train
-it in the feedback loop when it learns, and measure it greedily: return per session, CTR, catalogue coverage,
-slate diversity, updates/s, and HR@10 / NDCG@10 on the data's leave-one-out test split for agents with a model
-of the data. Every agent of a training seed is evaluated on the same simulated sessions, so besides each
-return's interval the report gives its paired difference from the popularity baseline and from the large model,
-session by session (recengine.report.pooling); a target counts as met only when that interval lies above 0.
-Off-policy estimates (IPS / SNIPS / DR from logs of an epsilon-greedy logging policy) are set against each
-target's true on-policy value. Writes results.json, report.md and learning_curves.png into the output directory.
+Steps: load the data (ml-100k, or the synthetic set, also the fallback when ml-100k cannot be fetched), fit the
+sequence-aware simulator to its leave-one-out TRAIN split only (recengine.env.fit_simulator: a user response model
+with its own seed and training run, sessions from the train timestamps), pre-train the large model when an agent
+starts from it, then for every agent of the registry (recengine.agents.registry) and every training seed: build it,
+train it in the feedback loop when it learns, and measure it greedily: return per session, CTR, catalogue coverage,
+slate diversity, updates/s, and HR@10 / NDCG@10 on the data's leave-one-out test split for agents with a model of
+the data. Every agent of a training seed is evaluated on the same simulated sessions, so besides each return's
+interval the report gives its paired difference from the popularity baseline and from the large model, session by
+session (recengine.report.pooling); a target counts as met only when that interval lies above 0. Off-policy
+estimates (IPS / SNIPS / DR from logs of an epsilon-greedy logging policy) are set against each target's true on-
+policy value. The simulator is validated against the real held-out data (recengine.eval.simulator_validation) and
+the verdict "a hybrid beats the large model" is re-checked in other simulators (recengine.report.robustness). Writes
+results.json, report.md, learning_curves.png and the fitted simulator (simulator.safetensors, reloaded by
+recengine.env.load_simulator) into the output directory.
 """
 from __future__ import annotations
 
@@ -20,17 +24,22 @@ import os
 import platform
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 
 import torch
 
-from recengine.agents.config import LoopConfig
-from recengine.agents.registry import AgentEntry, CompareSetup, lookup
-from recengine.eval.stats import mean_ci
+from recengine.agents.registry import CompareSetup, lookup
+from recengine.env import save_simulator
+from recengine.report.arena import Arena, run_agent
 from recengine.report.compare_config import CompareConfig
 from recengine.report.pooling import STATISTICS_NOTE, add_paired_differences, combine_seeds
+from recengine.report.robustness import robustness_checks, verdict
+from recengine.report.validation import validate_simulator
 
 Log = Callable[..., None]
+
+SIMULATOR_FILE = "simulator.safetensors"
+"""the fitted simulator, saved in the output directory (recengine.env.load_simulator reads it back)"""
 
 
 def run_compare(cfg: CompareConfig, log: Log = print) -> dict:
@@ -58,8 +67,13 @@ def run_compare(cfg: CompareConfig, log: Log = print) -> dict:
     log_summary(agents, log)
     ope = off_policy_evaluation(setup, policies, log)
     targets, evidence = check_targets(agents, ope)
+    validation = validate_simulator(setup, policies, agents, pretrain_info.get("test"), log)
+    robust = robustness_checks(setup, policies, log) if cfg.robustness else {}
+    save_simulator(setup.simulator, os.path.join(cfg.out, SIMULATOR_FILE))
     results = {"meta": run_meta(setup, fallback, start), "pretrain": pretrain_info, "agents": agents, "ope": ope,
-               "targets": targets, "target_evidence": evidence, "plots": []}
+               "targets": targets, "target_evidence": evidence, "simulator_validation": validation,
+               "robustness": robust, "rl_vs_large_model": verdict(agents, robust),
+               "simulator_file": SIMULATOR_FILE, "plots": []}
     write_report(cfg.out, results, start, log)
     return results
 
@@ -84,12 +98,12 @@ def load_data(cfg: CompareConfig, log: Log = print):
         return synthetic(), msg
 
 
-def build_simulator(data, cfg: CompareConfig):
-    """The user model fitted to `data` (fewer fitting epochs in quick mode)."""
-    from recengine.env import SimConfig, from_movielens
+def build_simulator(data, split, cfg: CompareConfig):
+    """The sequence-aware simulator fitted to the TRAIN part of `split` (a small response model in quick mode),
+    with its own seed (cfg.simulator_seed), apart from the agents'."""
+    from recengine.env import fit_simulator
 
-    sim_cfg = SimConfig(slate_size=cfg.slate_size, history_len=cfg.history_len, max_steps=cfg.max_session_steps)
-    return from_movielens(data, config=sim_cfg, seed=cfg.seed, epochs=60 if cfg.quick else 150)
+    return fit_simulator(data, split, config=cfg.simulator_config(), quick=cfg.quick, seed=cfg.simulator_seed)
 
 
 def prepare(cfg: CompareConfig, log: Log) -> tuple[CompareSetup, str | None]:
@@ -101,30 +115,12 @@ def prepare(cfg: CompareConfig, log: Log) -> tuple[CompareSetup, str | None]:
     split = leave_one_out(histories_of(data))
     log(f"data: {data.name}, {data.num_users} users, {data.num_items} items, {data.num_interactions} interactions")
     t = time.perf_counter()
-    simulator = build_simulator(data, cfg)
+    simulator = build_simulator(data, split, cfg)
     log(f"simulator fitted to {data.name} in {time.perf_counter() - t:.0f}s")
-    sasrec = SASRecConfig(dim=64, max_len=cfg.pretrain_max_len, num_layers=2, max_seconds=cfg.pretrain_seconds,
+    sasrec = SASRecConfig(dim=cfg.pretrain_dim, max_len=cfg.pretrain_max_len, num_layers=cfg.pretrain_layers,
+                          max_seconds=cfg.pretrain_seconds,
                           max_epochs=200, patience=5, seed=cfg.seed)
     return CompareSetup(data, split, simulator, cfg, None, sasrec), fallback
-
-
-@dataclass
-class Arena:
-    """The simulated users every agent meets: training, learning-curve and final-evaluation batches."""
-
-    train: object
-    curve: object
-    evaluation: object
-    item_vectors: torch.Tensor
-    """the simulator's item vectors (slate diversity)"""
-
-    @classmethod
-    def of(cls, setup: CompareSetup) -> Arena:
-        from recengine.env import VecRecSim
-
-        sim, cfg = setup.simulator, setup.settings
-        return cls(VecRecSim(sim, cfg.num_envs), VecRecSim(sim, cfg.curve_sessions), VecRecSim(sim, cfg.eval_sessions),
-                   torch.as_tensor(sim.item_factors, dtype=torch.float32))
 
 
 def pretrain(setup: CompareSetup, log: Log) -> dict:
@@ -140,38 +136,6 @@ def pretrain(setup: CompareSetup, log: Log) -> dict:
     log(f"large model pre-trained: {len(result.history)} epochs in {info['seconds']}s, "
         f"test ndcg@10 {result.test['ndcg@10']:.4f}")
     return info
-
-
-def run_agent(entry: AgentEntry, setup: CompareSetup, arena: Arena, seed_index: int, log: Log) -> tuple[dict, object]:
-    """Build, train (when it learns) and evaluate one agent for training seed `seed_index`; (its row, its policy).
-
-    Every agent of a seed is evaluated on the same sessions (eval seed cfg.seed + 999 + 1000 · seed_index)."""
-    from recengine.agents.loop import evaluate, train
-
-    cfg = setup.settings
-    seed = cfg.seed + seed_index
-    t = time.perf_counter()
-    built = entry.build(setup, seed)
-    row = {"updates_per_s": None, "updates": 0, "train_seconds": None, "hr@10": None, "ndcg@10": None,
-           "curve": [], "curve_gain": None}
-    if getattr(built.policy, "learns", False):
-        loop_cfg = LoopConfig(num_envs=cfg.num_envs, total_steps=cfg.rl_steps.get(entry.name, 0),
-                              slate_size=cfg.slate_size, eval_every=cfg.eval_every, eval_sessions=cfg.curve_sessions,
-                              seed=seed, progress=cfg.progress)
-        run = train(built.policy, arena.train, loop_cfg, eval_env=arena.curve, item_vectors=arena.item_vectors,
-                    desc=f"{entry.name} (seed {seed})", eval_seed=12345 + 1000 * seed_index)
-        row.update({key: run[key] for key in ("updates_per_s", "updates", "train_seconds", "curve", "curve_gain")})
-    metrics = evaluate(built.policy, arena.evaluation, seed=cfg.seed + 999 + 1000 * seed_index,
-                       item_vectors=arena.item_vectors)
-    row.update({key: metrics[key] for key in ("avg_return", "ctr", "coverage", "diversity", "avg_session_length",
-                                              "session_returns")})
-    if built.offline is not None:
-        row.update(built.offline())
-    row["wall_seconds"] = time.perf_counter() - t
-    ci = mean_ci(row["session_returns"], cfg.ci_level)
-    log(f"{entry.name:18s} seed {seed}: return/session {ci['mean']:.3f} ± {ci['ci_high'] - ci['mean']:.3f}  "
-        f"ctr {row['ctr']:.3f}  coverage {row['coverage']:.3f}  ({row['wall_seconds']:.0f}s)")
-    return row, built.policy
 
 
 def log_summary(agents: dict, log: Log) -> None:
@@ -191,7 +155,7 @@ def log_summary(agents: dict, log: Log) -> None:
 
 def off_policy_evaluation(setup: CompareSetup, policies: dict, log: Log) -> dict:
     """IPS / SNIPS / DR estimates of each OPE target's value from epsilon-greedy logs, against its true value."""
-    from recengine.eval.ope import ope_check
+    from recengine.eval.simulated_ope import ope_check
 
     cfg = setup.settings
     ope = {"logging_policy": f"epsilon-greedy around the target, epsilon={cfg.ope_epsilon}",
@@ -249,7 +213,8 @@ def run_meta(setup: CompareSetup, fallback: str | None, start: float) -> dict:
             "history_len": cfg.history_len, "eval_sessions": cfg.eval_sessions,
             "seeds": cfg.seeds, "ci_level": cfg.ci_level, "statistics": STATISTICS_NOTE,
             "rl_steps": cfg.rl_steps, "num_envs": cfg.num_envs,
-            "simulator": f"VecRecSim fitted to {data.name} (logistic MF, MNL choice, genre fatigue)",
+            "simulator": f"sequence-aware simulator fitted to the train split of {data.name} (response model, "
+                         "slate choice with no-click, fitted session lengths, genre fatigue)",
             "machine": f"{platform.machine()} {os.cpu_count()} cores, torch {torch.__version__}, "
                        f"{torch.get_num_threads()} threads",
             "wall_seconds": time.perf_counter() - start,

@@ -19,7 +19,9 @@ class CompareConfig:
     quick: bool = False
     """smoke settings (set by quick_settings())"""
     seed: int = 0
-    """seed of everything"""
+    """seed of everything the agents do"""
+    simulator_seed: int = 1001
+    """the simulator's response model's own seed (never one of the agents' training seeds)"""
     seeds: int = 1
     """training seeds: every learning agent is trained seeds times (seed, seed + 1, ...); seed i's agents and
     baselines are all evaluated on the same sessions (eval seed seed + 999 + 1000 i), and the intervals pool
@@ -28,8 +30,9 @@ class CompareConfig:
     """level of the confidence intervals (return per session, paired differences, learning-curve gain)"""
     slate_size: int = 10
     """items per recommendation"""
-    history_len: int = 20
-    """clicked items the simulator shows the policy (and the encoder reads)"""
+    history_len: int = 50
+    """items of the user's history the simulator shows the policy (and the encoder reads): the large model's
+    context (pretrain_max_len)"""
     max_session_steps: int = 30
     """a simulated session is cut after this many recommendations"""
     num_envs: int = 128
@@ -49,6 +52,10 @@ class CompareConfig:
     """time budget of the large model's supervised training"""
     pretrain_max_len: int = 50
     """the large model's window"""
+    pretrain_dim: int = 64
+    """the large model's width (fresh encoders share its architecture)"""
+    pretrain_layers: int = 2
+    """the large model's Transformer layers"""
     bpr_epochs: int = 40
     """training epochs of the MF (BPR) agent's offline model"""
     ope_sessions: int = 5000
@@ -95,8 +102,24 @@ class CompareConfig:
     """DQN fine-tuning the pre-trained encoder"""
     hybrid_reinforce: ReinforceConfig = field(default_factory=lambda: ReinforceConfig(lr=1e-3, min_batch=512))
     """REINFORCE fine-tuning the pre-trained encoder"""
+    validation_sessions: int = 2048
+    """sessions per policy of the simulator validation (random, popularity, MF/BPR, the large model)"""
+    robustness: bool = True
+    """re-check hybrid − large model in other simulators (recengine.report.robustness)"""
+    robust_sessions: int = 2048
+    """sessions per policy in each robustness check"""
+    robust_fit_seconds: float = 40.0
+    """time budget of each extra simulator's (smaller) response model"""
     progress: bool = True
     """tqdm bars"""
+
+    def simulator_config(self):
+        """The simulated sessions' settings (recengine.env.SeqSimConfig): slate size, the history the agents
+        see, the session cap."""
+        from recengine.env import SeqSimConfig
+
+        return SeqSimConfig(slate_size=self.slate_size, history_len=self.history_len,
+                            max_steps=self.max_session_steps)
 
     def quick_settings(self) -> CompareConfig:
         """Shrink every budget to a smoke run of about a minute (not the real figures); returns self."""
@@ -104,7 +127,9 @@ class CompareConfig:
         self.rl_steps = {name: 12 for name in self.rl_steps}
         self.eval_every, self.num_envs = 6, 64
         self.eval_sessions, self.curve_sessions = 128, 64
+        self.validation_sessions, self.robust_sessions = 128, 128
         self.pretrain_seconds, self.ope_sessions = 8.0, 300
+        self.pretrain_dim, self.pretrain_layers = 32, 1
         self.synthetic_users, self.synthetic_items = 200, 120
         self.max_session_steps = 15
         self.bpr_epochs = 5

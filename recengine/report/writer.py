@@ -90,6 +90,15 @@ def markdown(results: dict) -> str:
                 lines.append(f"| {target} | {row['true_value']:.4f} | {est} | {_fmt(value, '{:.4f}')} | "
                              f"{_fmt(rel, '{:.1%}')} |")
         lines.append("")
+    if results.get("simulator_validation"):
+        from recengine.eval.simulator_validation import validation_markdown
+
+        lines += [validation_markdown(results["simulator_validation"]).rstrip(), ""]
+    lines += _rl_section(results)
+    if results.get("simulator_file"):
+        lines += [f"The fitted simulator is saved as `{results['simulator_file']}` beside this report: "
+                  "`recengine.env.load_simulator(path)` reloads it, and `sim.response.score_histories(histories)` "
+                  "or `sim.response.evaluate(split)` scores its user model on other data.", ""]
     checks = results.get("targets")
     if checks:
         lines += ["## Targets", ""]
@@ -105,6 +114,30 @@ def markdown(results: dict) -> str:
     if results.get("plots"):
         lines += ["## Learning curves", ""] + [f"![{p}]({p})" for p in results["plots"]] + [""]
     return "\n".join(lines)
+
+
+def _rl_section(results: dict) -> list[str]:
+    """"Does RL beat the large model?": every check of each hybrid against the large model, and the verdict."""
+    verdicts = results.get("rl_vs_large_model") or {}
+    if not verdicts:
+        return []
+    lines = ["## Does RL beat the large model?", "",
+             "Return per session of each hybrid minus the large model's, paired over the same sessions, in the main "
+             "simulator and in the robustness checks (training seed 0's agents outside the main simulator):", "",
+             "| hybrid | check | difference [95% CI] | outcome |", "|---|---|---:|---|"]
+    for hybrid, v in verdicts.items():
+        for check, r in v["checks"].items():
+            cell = f"{r['diff']:+.3f} [{r['ci95'][0]:+.3f}, {r['ci95'][1]:+.3f}]"
+            if r.get("seed_ci95"):
+                cell += f" (seeds [{r['seed_ci95'][0]:+.3f}, {r['seed_ci95'][1]:+.3f}])"
+            lines.append(f"| {hybrid} | {check} | {cell} | {r['outcome']} the large model |")
+    variants = (results.get("robustness") or {}).get("variants", {})
+    if variants:
+        lines += [""] + [f"- {name}: {v['description']}." for name, v in variants.items()]
+    from recengine.report.robustness import overall
+
+    lines += [""] + [f"**{overall(verdicts)}**", ""] + [v["summary"] for v in verdicts.values()] + [""]
+    return lines
 
 
 def _diff(d: dict | None) -> str:

@@ -153,3 +153,42 @@ def test_report_names_no_issue_numbers(quick_run):
 def test_seeds_must_be_positive(tmp_path):
     with pytest.raises(ValueError, match="seeds"):
         main(["compare", "--quick", "--dataset", "synthetic", "--out", str(tmp_path), "--seeds", "0"])
+
+
+def test_results_json_holds_the_simulator_validation(quick_run):
+    results = json.loads((quick_run / "results.json").read_text())
+    v = results["simulator_validation"]
+    assert list(v["policies"]) == ["random", "popularity", "mf-bpr", "large-model"]
+    for key in ("hr@10", "ndcg@10", "log_likelihood"):
+        assert math.isfinite(v["user_model"]["test"][key]), key
+    assert v["large_model"]["ndcg@10"] == pytest.approx(results["pretrain"]["test"]["ndcg@10"])
+    assert -1.0 <= v["kendall_tau"] <= 1.0
+    assert v["paired"]["target"] == "large-model" and v["paired"]["baseline"] == "popularity"
+    for row in v["policies"].values():
+        assert 0.0 <= row["consumed_share"] <= 1.0
+    assert "## Simulator validation" in (quick_run / "report.md").read_text()
+
+
+def test_the_saved_simulator_reloads_and_was_fitted_on_train_only(quick_run):
+    from recengine.env import SequentialUserModel, load_simulator
+
+    results = json.loads((quick_run / "results.json").read_text())
+    sim = load_simulator(str(quick_run / results["simulator_file"]))
+    assert isinstance(sim, SequentialUserModel) and sim.num_items == results["meta"]["num_items"]
+    assert sim.config.history_len == results["meta"]["history_len"]
+
+
+def test_robustness_checks_and_the_verdict(quick_run):
+    results = json.loads((quick_run / "results.json").read_text())
+    robust = results["robustness"]
+    assert set(robust["variants"]) == {"popularity weight halved", "second simulator", "disjoint halves"}
+    for v in robust["variants"].values():
+        assert set(v["returns"]) == {"large-model", "hybrid-dqn", "hybrid-reinforce"}
+        for hybrid, d in v["paired"].items():
+            assert d["diff"] == pytest.approx(v["returns"][hybrid]["mean"] - v["returns"]["large-model"]["mean"],
+                                              abs=1e-9)
+    verdict = results["rl_vs_large_model"]
+    assert set(verdict) == {"hybrid-dqn", "hybrid-reinforce"}
+    for v in verdict.values():
+        assert list(v["checks"]) == ["main simulator", *robust["variants"]]
+        assert v["summary"] in (quick_run / "report.md").read_text()

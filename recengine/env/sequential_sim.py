@@ -1,0 +1,547 @@
+"""The sequence-aware simulator: users who choose from a slate by a response model fitted to their real sequences.
+
+One session of user ``u`` (all parameters in a ``SequentialUserModel`` and its ``SeqSimConfig``)::
+
+    state                q = q(h): the response model's state of the user's history h (train history, then
+                         this session's clicks; the last max_len items)
+    next-item prior      pi_j = softmax over the unconsumed items of beta · (<q, e_j> + popularity_weight · b_j)
+    slate weight         w_j = pi_j · exp(-fatigue_weight · <g_j, f>) for an unconsumed j; 0 for a consumed j
+    P(click j | slate)   = w_j / (exp(c) + sum_{i in slate} w_i)
+    P(no click)          = exp(c) / (same denominator)
+
+i.e. utilities ``v_j = beta · (<q, e_j> + w_pop · b_j) - fatigue`` against a no-click utility
+``v_0 = c + logsumexp_{unconsumed} beta · (<q, e> + w_pop · b)``: the odds of clicking a slate are ``e^-c`` times
+the probability mass the response model puts on the slate. Items the user already consumed (the WHOLE history:
+every train item and every click of the session) are never clicked, as ml-100k users do not rate a film twice.
+``c`` (``no_click_offset``) is calibrated when the simulator is fitted (``recengine.env.fit_simulator``).
+``g_j`` is item j's genre vector (sum 1), ``f`` the session's genre fatigue::
+
+    f <- fatigue_decay · f + fatigue_shown · mean_{j in slate} g_j + fatigue_click · g_clicked
+
+Leaving: after the n-th click of a session the session ends with the fitted hazard ``h(n)``
+(``recengine.env.sessions``); after ``m`` consecutive slates without a click it ends with probability
+``min(1, no_click_quit · m)``; it is truncated at ``max_steps`` slates. reward = 1.0 per click.
+
+Observations: ``history`` (history_len,) the last history_len items of h (oldest first, left-padded with -1),
+``user_id``, ``user_features``; the same API as ``recengine.env.VecRecSim`` / ``RecSimEnv`` (same-step
+autoreset, the same ``info`` keys plus ``consumed_in_slate``). Randomness is counter-based as in
+``recengine.env.simulator``: slot b of ``SequentialVecSim.reset(seed=s)`` is ``SequentialSimEnv.reset(seed=s+b)``.
+The response model's state is recomputed only for the sessions whose history changed (a click or a new session).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+import gymnasium as gym
+import numpy as np
+import torch
+from numba import njit
+
+from recengine.env.response_model import ResponseModel
+from recengine.env.sessions import SessionModel
+from recengine.env.simulator import PAD_ID, SlateSpace, _fresh_seed, _uniform, validate_slates
+
+__all__ = ["SeqSimConfig", "SequentialUserModel", "SequentialVecSim", "SequentialSimEnv"]
+
+_DRAW_CHOICE = 0
+_DRAW_QUIT = 1
+_DRAW_USER = 2
+
+
+@dataclass(frozen=True)
+class SeqSimConfig:
+    """Dynamics of the sequence-aware simulated users (formulas in the module docstring)."""
+
+    slate_size: int = 5
+    """k: items per slate."""
+    history_len: int = 50
+    """L: items of the history in the observation (the large model's context by default)."""
+    max_steps: int = 50
+    """a session is truncated after this many slates."""
+    no_click_quit: float = 0.1
+    """added end probability per consecutive slate without a click (rating logs hold no impressions, so this
+    is an assumption, not a fit)."""
+    fatigue_weight: float = 1.0
+    """utility lost per unit of genre fatigue."""
+    fatigue_decay: float = 0.8
+    """fatigue kept from one slate to the next."""
+    fatigue_shown: float = 0.2
+    """fatigue added per slate on the genres shown (averaged over the slate)."""
+    fatigue_click: float = 0.5
+    """fatigue added on the genres of the clicked item."""
+
+    def __post_init__(self):
+        for name in ("slate_size", "history_len", "max_steps"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        for name in ("no_click_quit", "fatigue_decay"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
+
+
+@dataclass
+class SequentialUserModel:
+    """The fitted population: response model, each user's consumed items and starting history, genres, features,
+    the session (leaving) model and the no-click offset c. Build with ``recengine.env.fit_simulator``."""
+
+    response: ResponseModel
+    train_offsets: np.ndarray
+    """(U+1,) int64 CSR offsets of every user's TRAIN items (time order): their consumed items and start history."""
+    train_items: np.ndarray
+    """(E,) int64 the train items."""
+    item_genres: np.ndarray
+    """(N, G) non-negative; normalised to rows summing to 1 here (zero rows stay zero)."""
+    session_model: SessionModel
+    no_click_offset: float = 0.0
+    user_features: np.ndarray | None = None
+    """(U, F) float32 (a zero column when None)."""
+    config: SeqSimConfig = field(default_factory=SeqSimConfig)
+    fit_report: dict = field(default_factory=dict)
+    """how it was fitted (session fit, calibration, response-model training), for reports."""
+    population: np.ndarray | None = None
+    """(P,) int64 the users a session draws when the environment is given no user_pool (the users the model was
+    fitted on); None: every user."""
+
+    def __post_init__(self):
+        self.train_offsets = np.ascontiguousarray(self.train_offsets, dtype=np.int64)
+        self.train_items = np.ascontiguousarray(self.train_items, dtype=np.int64)
+        N, U = self.response.num_items, self.train_offsets.size - 1
+        if U < 1 or self.train_offsets[0] != 0 or self.train_offsets[-1] != self.train_items.size \
+                or np.any(np.diff(self.train_offsets) < 0):
+            raise ValueError("train_offsets must be a CSR offset array over train_items")
+        if self.train_items.size and (self.train_items.min() < 0 or self.train_items.max() >= N):
+            raise IndexError(f"train_items hold ids outside [0, {N})")
+        g = np.asarray(self.item_genres, dtype=np.float64)
+        if g.ndim != 2 or g.shape[0] != N or (g < 0).any():
+            raise ValueError(f"item_genres must be a non-negative ({N}, G) matrix, got shape {g.shape}")
+        total = g.sum(1, keepdims=True)
+        self.item_genres = np.ascontiguousarray(np.divide(g, total, out=np.zeros_like(g), where=total > 0))
+        self.user_features = (np.zeros((U, 1), np.float32) if self.user_features is None
+                              else np.ascontiguousarray(self.user_features, dtype=np.float32))
+        if self.user_features.shape[0] != U or self.user_features.ndim != 2:
+            raise ValueError(f"user_features must be ({U}, F), got {self.user_features.shape}")
+        if self.population is not None:
+            pop = np.asarray(self.population)
+            if pop.dtype.kind not in "iu" or pop.ndim != 1 or pop.size == 0:
+                raise ValueError("population must be a non-empty 1-D array of integer user ids")
+            if pop.min() < 0 or pop.max() >= U:
+                raise IndexError(f"population holds ids outside [0, {U})")
+            self.population = np.ascontiguousarray(pop, dtype=np.int64)
+        self._cache: dict = {}
+
+    @property
+    def num_users(self) -> int:
+        return self.train_offsets.size - 1
+
+    @property
+    def num_items(self) -> int:
+        return self.response.num_items
+
+    @property
+    def num_genres(self) -> int:
+        return self.item_genres.shape[1]
+
+    def start_histories(self, length: int) -> np.ndarray:
+        """(U, length) int64: each user's last ``length`` train items, oldest first, left-padded with -1."""
+        out = np.full((self.num_users, length), PAD_ID, np.int64)
+        counts = np.diff(self.train_offsets)
+        owner = np.repeat(np.arange(self.num_users), counts)
+        from_end = self.train_offsets[1:][owner] - np.arange(self.train_items.size)   # 1 = the user's last
+        keep = from_end <= length
+        out[owner[keep], length - from_end[keep]] = self.train_items[keep]
+        return out
+
+    def consumed_matrix(self) -> torch.Tensor:
+        """(U, N) bool: the items each user consumed in the train split (cached)."""
+        if "consumed" not in self._cache:
+            owner = np.repeat(np.arange(self.num_users), np.diff(self.train_offsets))
+            m = torch.zeros(self.num_users, self.num_items, dtype=torch.bool)
+            m[torch.from_numpy(owner), torch.from_numpy(self.train_items)] = True
+            self._cache["consumed"] = m
+        return self._cache["consumed"]
+
+    def start_states(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """((U, D) float32 q, (U,) float64 log-normaliser) of every user's starting history (cached)."""
+        if "start" not in self._cache:
+            q = self.response.states(self.start_histories(self.response.max_len))
+            self._cache["start"] = (q, _log_normaliser(self.response, q, self.consumed_matrix()))
+        return self._cache["start"]
+
+    def with_popularity_weight(self, weight: float, *, recalibrate: bool = True, target_ctr: float | None = None
+                               ) -> SequentialUserModel:
+        """A copy whose response model uses popularity_weight ``weight`` (the same weights), its no-click offset
+        recalibrated to the same best-slate click rate (unless ``recalibrate`` is False)."""
+        response = replace(self.response, popularity_weight=float(weight))
+        out = replace(self, response=response, fit_report=dict(self.fit_report))
+        if recalibrate:
+            from recengine.env.fit import calibrate_no_click
+
+            ctr = target_ctr if target_ctr is not None else self.fit_report.get("calibration", {}).get(
+                "top_slate_ctr", 0.5)
+            out.no_click_offset = calibrate_no_click(out, ctr, users=self.population)
+            out.fit_report["calibration"] = {"top_slate_ctr": ctr, "no_click_offset": out.no_click_offset}
+        return out
+
+    def choice_probabilities(self, user_ids, slates, histories=None, fatigue=None) -> np.ndarray:
+        """(B, k+1) float64 response probabilities (slate items, then no click) at a session start (default) or in
+        a given state: ``histories`` (B, L) the session's history (its last max_len items define q; every train
+        item of the user and every item of ``histories`` counts as consumed), ``fatigue`` (B, G)."""
+        users = np.asarray(user_ids)
+        if users.dtype.kind not in "iu" or users.ndim != 1:
+            raise ValueError(f"user_ids must be a 1-D integer array, got {users.dtype} {users.shape}")
+        if users.size and (users.min() < 0 or users.max() >= self.num_users):
+            raise IndexError(f"user_ids hold ids outside [0, {self.num_users})")
+        users_t = torch.from_numpy(users.astype(np.int64))
+        B = users.size
+        if np.ndim(slates) != 2:
+            raise ValueError(f"slates must be a (B, k) array, got shape {np.shape(slates)}")
+        slates = validate_slates(slates, B, np.shape(slates)[1], self.num_items)
+        consumed = self.consumed_matrix()[users_t].clone()
+        if histories is None:
+            q, lse = (t[users_t] for t in self.start_states())
+        else:
+            h = torch.as_tensor(np.asarray(histories, dtype=np.int64)).reshape(B, -1)
+            rows, cols = torch.nonzero(h >= 0, as_tuple=True)
+            consumed[rows, h[rows, cols]] = True
+            q = self.response.states(h)
+            lse = _log_normaliser(self.response, q, consumed)
+        f = np.zeros((B, self.num_genres)) if fatigue is None else np.asarray(fatigue, np.float64).reshape(B, -1)
+        return slate_probabilities(self, q, lse, consumed, torch.from_numpy(slates), torch.from_numpy(f)).numpy()
+
+
+def _log_normaliser(response: ResponseModel, q: torch.Tensor, consumed: torch.Tensor) -> torch.Tensor:
+    """(B,) float64 logsumexp of the utilities over the unconsumed items."""
+    u = response.utilities(q).double().masked_fill(consumed, float("-inf"))
+    return torch.logsumexp(u, dim=1)
+
+
+def slate_probabilities(model: SequentialUserModel, q: torch.Tensor, lse: torch.Tensor, consumed: torch.Tensor,
+                        slates: torch.Tensor, fatigue: torch.Tensor) -> torch.Tensor:
+    """(B, k+1) float64 P(click slate[b, j]) then P(no click), from states q (B, D), log-normalisers lse (B,),
+    consumed (B, N) bool, slates (B, k) int64 and fatigue (B, G) float64 (the module docstring's formula)."""
+    r = model.response
+    with torch.no_grad():
+        e = r.item_table()[slates]                                            # (B, k, D)
+        u = r.beta * (torch.einsum("bkd,bd->bk", e, q) + r.effective_bias()[slates])
+        genres = torch.from_numpy(model.item_genres)[slates]                  # (B, k, G)
+        tired = model.config.fatigue_weight * torch.einsum("bkg,bg->bk", genres, fatigue)
+        logw = u.double() - lse.unsqueeze(1) - tired
+        # a consumed item weighs 0 (also when every item is consumed and the normaliser is -inf)
+        w = torch.where(torch.gather(consumed, 1, slates), torch.zeros_like(logw), torch.exp(logw))
+        denom = np.exp(model.no_click_offset) + w.sum(1, keepdim=True)
+        return torch.cat([w, torch.full_like(denom, np.exp(model.no_click_offset))], 1) / denom
+
+
+@njit(cache=True)
+def _respond(slates, probs, stream_seed, episode, history, fatigue, streak, clicks, t, ep_return, genres,
+             hazard, no_click_quit, fatigue_decay, fatigue_shown, fatigue_click, max_steps,
+             clicked_item, click_pos, rewards, terminated, truncated):
+    """Draw each slot's response, then advance its fatigue, history, streak and the leaving draw."""
+    B, k = slates.shape
+    L = history.shape[1]
+    G = genres.shape[1]
+    for b in range(B):
+        r = _uniform(stream_seed[b], episode[b], t[b], _DRAW_CHOICE)
+        pos = k
+        acc = 0.0
+        for j in range(k):
+            acc += probs[b, j]
+            if r < acc:
+                pos = j
+                break
+        for g in range(G):
+            shown = 0.0
+            for j in range(k):
+                shown += genres[slates[b, j], g]
+            fatigue[b, g] = fatigue_decay * fatigue[b, g] + fatigue_shown * shown / k
+        if pos < k:
+            it = slates[b, pos]
+            for g in range(G):
+                fatigue[b, g] += fatigue_click * genres[it, g]
+            for i in range(L - 1):
+                history[b, i] = history[b, i + 1]
+            history[b, L - 1] = it
+            streak[b] = 0
+            clicks[b] += 1
+            clicked_item[b] = it
+            click_pos[b] = pos
+            rewards[b] = 1.0
+            p_quit = hazard[min(clicks[b], hazard.shape[0] - 1)]
+        else:
+            streak[b] += 1
+            clicked_item[b] = -1
+            click_pos[b] = -1
+            rewards[b] = 0.0
+            p_quit = min(1.0, no_click_quit * streak[b])
+        ep_return[b] += rewards[b]
+        q = _uniform(stream_seed[b], episode[b], t[b], _DRAW_QUIT)
+        t[b] += 1
+        terminated[b] = q < p_quit
+        truncated[b] = (not terminated[b]) and t[b] >= max_steps
+
+
+@njit(cache=True)
+def _draw_users(mask, stream_seed, episode, user_pool, out):
+    for b in range(mask.shape[0]):
+        if mask[b]:
+            r = _uniform(stream_seed[b], episode[b], 0, _DRAW_USER)
+            out[b] = user_pool[min(int(r * user_pool.shape[0]), user_pool.shape[0] - 1)]
+
+
+class _SeqSlots:
+    """The state of B sessions and how they advance (shared by the single and the vectorised env)."""
+
+    def __init__(self, model: SequentialUserModel, config: SeqSimConfig, num_slots: int, user_pool):
+        if config.slate_size > model.num_items:
+            raise ValueError(f"slate_size {config.slate_size} > num_items {model.num_items}")
+        if user_pool is None:
+            user_pool = model.population if model.population is not None else np.arange(model.num_users)
+        pool = np.asarray(user_pool)
+        if pool.dtype.kind not in "iu" or pool.ndim != 1 or pool.size == 0:
+            raise ValueError("user_pool must be a non-empty 1-D array of integer user ids")
+        if pool.min() < 0 or pool.max() >= model.num_users:
+            raise IndexError(f"user_pool holds ids outside [0, {model.num_users})")
+        self.model, self.config = model, config
+        self.user_pool = np.ascontiguousarray(pool, dtype=np.int64)
+        B, N = num_slots, model.num_items
+        self.B = B
+        self.width = max(config.history_len, model.response.max_len)     # what the state and the obs need
+        self.start_hist = model.start_histories(self.width)
+        self.hazard = model.session_model.hazard(config.max_steps)
+        self.stream_seed = np.zeros(B, np.uint64)
+        self.episode = np.zeros(B, np.int64)
+        self.user = np.zeros(B, np.int64)
+        self.history = np.full((B, self.width), PAD_ID, np.int64)
+        self.consumed = torch.zeros(B, N, dtype=torch.bool)
+        self.fatigue = np.zeros((B, model.num_genres), np.float64)
+        self.streak = np.zeros(B, np.int64)
+        self.clicks = np.zeros(B, np.int64)
+        self.t = np.zeros(B, np.int64)
+        self.ep_return = np.zeros(B, np.float64)
+        self.q = torch.zeros(B, model.response.encoder.dim)
+        self.lse = torch.zeros(B, dtype=torch.float64)
+
+    def reset(self, mask: np.ndarray, forced_user: np.ndarray | None = None) -> None:
+        users = self.user.copy()
+        _draw_users(mask, self.stream_seed, self.episode, self.user_pool, users)
+        if forced_user is not None:
+            users = np.where(forced_user >= 0, forced_user, users)
+        rows = np.flatnonzero(mask)
+        u = users[rows]
+        self.user[rows] = u
+        self.history[rows] = self.start_hist[u]
+        rows_t, u_t = torch.from_numpy(rows), torch.from_numpy(u)
+        self.consumed[rows_t] = self.model.consumed_matrix()[u_t]
+        q, lse = self.model.start_states()
+        self.q[rows_t] = q[u_t]
+        self.lse[rows_t] = lse[u_t]
+        self.fatigue[rows] = 0.0
+        self.streak[rows] = 0
+        self.clicks[rows] = 0
+        self.t[rows] = 0
+        self.ep_return[rows] = 0.0
+
+    def obs(self, rows=slice(None)) -> dict:
+        L = self.config.history_len
+        return {"history": self.history[rows, self.width - L:].copy(),
+                "user_id": self.user[rows].copy(),
+                "user_features": np.take(self.model.user_features, self.user[rows], axis=0)}
+
+    def probs(self, slates: np.ndarray) -> np.ndarray:
+        return slate_probabilities(self.model, self.q, self.lse, self.consumed, torch.from_numpy(slates),
+                                   torch.from_numpy(self.fatigue)).numpy()
+
+    def step(self, slates: np.ndarray):
+        c = self.config
+        probs = self.probs(slates)
+        consumed_in_slate = torch.gather(self.consumed, 1, torch.from_numpy(slates)).sum(1).numpy()
+        B = self.B
+        clicked, pos = np.empty(B, np.int64), np.empty(B, np.int64)
+        rewards = np.empty(B, np.float32)
+        term, trunc = np.empty(B, np.bool_), np.empty(B, np.bool_)
+        _respond(slates, probs, self.stream_seed, self.episode, self.history, self.fatigue, self.streak,
+                 self.clicks, self.t, self.ep_return, self.model.item_genres, self.hazard, c.no_click_quit,
+                 c.fatigue_decay, c.fatigue_shown, c.fatigue_click, c.max_steps, clicked, pos, rewards, term, trunc)
+        changed = np.flatnonzero(pos >= 0)
+        if changed.size:   # only the sessions whose history changed get a new state
+            rows = torch.from_numpy(changed)
+            self.consumed[rows, torch.from_numpy(clicked[changed])] = True
+            r = self.model.response
+            q = r.states(self.history[changed, self.width - r.max_len:])
+            self.q[rows] = q
+            self.lse[rows] = _log_normaliser(r, q, self.consumed[rows])
+        return probs, clicked, pos, rewards, term, trunc, consumed_in_slate
+
+
+def _observation_space(model: SequentialUserModel, config: SeqSimConfig) -> gym.spaces.Dict:
+    N, U, F = model.num_items, model.num_users, model.user_features.shape[1]
+    lo, hi = float(model.user_features.min()), float(model.user_features.max())
+    return gym.spaces.Dict({
+        "history": gym.spaces.Box(PAD_ID, N - 1, shape=(config.history_len,), dtype=np.int64),
+        "user_id": gym.spaces.Discrete(U),
+        "user_features": gym.spaces.Box(lo, max(hi, lo + 1.0), shape=(F,), dtype=np.float32),
+    })
+
+
+class SequentialVecSim:
+    """B sessions stepped together; the API of ``recengine.env.VecRecSim`` (reset / step / choice_probabilities,
+    same-step autoreset, ``info["final_obs"]``), with ``info["consumed_in_slate"]`` (B,): how many items of each
+    slate the user had already consumed."""
+
+    def __init__(self, model: SequentialUserModel, num_envs: int, config: SeqSimConfig | None = None,
+                 user_pool=None):
+        if num_envs < 1:
+            raise ValueError(f"num_envs must be >= 1, got {num_envs}")
+        self.model = model
+        self.config = config if config is not None else model.config
+        self.num_envs = int(num_envs)
+        self._slots = _SeqSlots(model, self.config, self.num_envs, user_pool)
+        self.observation_space = _observation_space(model, self.config)
+        self.action_space = SlateSpace(model.num_items, self.config.slate_size)
+        self._started = False
+
+    @property
+    def slate_size(self) -> int:
+        return self.config.slate_size
+
+    @property
+    def num_items(self) -> int:
+        return self.model.num_items
+
+    def get_obs(self) -> dict:
+        return self._slots.obs()
+
+    def reset(self, seed: int | None = None, user_ids=None):
+        s = self._slots
+        base = _fresh_seed() if seed is None else int(seed)
+        s.stream_seed[:] = np.uint64(base % 2**64) + np.arange(self.num_envs, dtype=np.uint64)
+        s.episode[:] = 0
+        forced = None
+        if user_ids is not None:
+            forced = np.asarray(user_ids)
+            if forced.dtype.kind not in "iu" or forced.shape != (self.num_envs,):
+                raise ValueError(f"user_ids must be ({self.num_envs},) integers, got {forced.dtype} {forced.shape}")
+            if forced.min() < 0 or forced.max() >= self.model.num_users:
+                raise IndexError(f"user_ids hold ids outside [0, {self.model.num_users})")
+            forced = forced.astype(np.int64)
+        s.reset(np.ones(self.num_envs, np.bool_), forced)
+        self._started = True
+        return s.obs(), {"user_id": s.user.copy()}
+
+    def choice_probabilities(self, slates) -> np.ndarray:
+        if not self._started:
+            raise RuntimeError("call reset() before choice_probabilities()")
+        return self._slots.probs(validate_slates(slates, self.num_envs, self.slate_size, self.num_items))
+
+    def step(self, slates):
+        if not self._started:
+            raise RuntimeError("call reset() before step()")
+        s = self._slots
+        slates = validate_slates(slates, self.num_envs, self.slate_size, self.num_items)
+        users = s.user.copy()
+        probs, clicked, pos, rewards, term, trunc, consumed = s.step(slates)
+        done = term | trunc
+        final_obs = s.obs()
+        info = {"clicked_item": clicked, "click_position": pos, "click_prob": 1.0 - probs[:, -1],
+                "choice_probs": probs, "user_id": users, "episode_return": s.ep_return.copy(),
+                "episode_length": s.t.copy(), "final_obs": final_obs, "consumed_in_slate": consumed}
+        if done.any():
+            s.episode[done] += 1
+            s.reset(done)
+            obs = s.obs()
+        else:
+            obs = {k: v.copy() for k, v in final_obs.items()}
+        return obs, rewards, term, trunc, info
+
+
+class SequentialSimEnv(gym.Env):
+    """One session at a time (gymnasium API; the same contract as ``recengine.env.RecSimEnv``)."""
+
+    metadata = {"render_modes": ["ansi"]}
+
+    def __init__(self, model: SequentialUserModel, config: SeqSimConfig | None = None, user_pool=None,
+                 render_mode: str | None = None):
+        super().__init__()
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise ValueError(f"render_mode must be None or one of {self.metadata['render_modes']}")
+        self.model = model
+        self.config = config if config is not None else model.config
+        self.render_mode = render_mode
+        self._slots = _SeqSlots(model, self.config, 1, user_pool)
+        self.observation_space = _observation_space(model, self.config)
+        self.action_space = SlateSpace(model.num_items, self.config.slate_size)
+        self._started = self._done = False
+        self._last = None
+
+    @property
+    def slate_size(self) -> int:
+        return self.config.slate_size
+
+    @property
+    def num_items(self) -> int:
+        return self.model.num_items
+
+    @property
+    def user_id(self) -> int:
+        return int(self._slots.user[0])
+
+    def _obs(self) -> dict:
+        o = self._slots.obs(slice(0, 1))
+        return {"history": o["history"][0], "user_id": np.int64(o["user_id"][0]),
+                "user_features": o["user_features"][0]}
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        super().reset(seed=seed)
+        s = self._slots
+        if seed is not None or not self._started:
+            s.stream_seed[0] = np.uint64((int(seed) if seed is not None else _fresh_seed()) % 2**64)
+            s.episode[0] = 0
+        else:
+            s.episode[0] += 1
+        self._started = True
+        forced = np.full(1, -1, np.int64)
+        if options and options.get("user_id") is not None:
+            u = int(options["user_id"])
+            if not 0 <= u < self.model.num_users:
+                raise IndexError(f"options['user_id'] {u} is out of range [0, {self.model.num_users})")
+            forced[0] = u
+        s.reset(np.ones(1, np.bool_), forced)
+        self._done, self._last = False, None
+        return self._obs(), {"user_id": self.user_id, "t": 0}
+
+    def _check(self, action) -> np.ndarray:
+        a = np.asarray(action)
+        if a.ndim != 1:
+            raise ValueError(f"action must be a 1-D slate of {self.slate_size} item ids, got shape {a.shape}")
+        return validate_slates(a[None, :], 1, self.slate_size, self.num_items, name="action")
+
+    def choice_probabilities(self, slate) -> np.ndarray:
+        """(k+1,) P(click slate[j]) for each j, then P(no click), in the current state."""
+        if not self._started:
+            raise RuntimeError("call reset() before choice_probabilities()")
+        return self._slots.probs(self._check(slate))[0]
+
+    def step(self, action):
+        if not self._started:
+            raise RuntimeError("call reset() before step()")
+        if self._done:
+            raise RuntimeError("the session has ended; call reset()")
+        slate = self._check(action)
+        probs, clicked, pos, rewards, term, trunc, consumed = self._slots.step(slate)
+        self._done = bool(term[0] or trunc[0])
+        info = {"clicked_item": int(clicked[0]), "click_position": int(pos[0]),
+                "click_prob": float(1.0 - probs[0, -1]), "choice_probs": probs[0].copy(),
+                "user_id": self.user_id, "t": int(self._slots.t[0]), "consumed_in_slate": int(consumed[0])}
+        self._last = (slate[0], int(pos[0]))
+        return self._obs(), float(rewards[0]), bool(term[0]), bool(trunc[0]), info
+
+    def render(self):
+        if self.render_mode != "ansi":
+            return None
+        s = self._slots
+        h = s.history[0][s.history[0] >= 0]
+        line = f"user {int(s.user[0])} t={int(s.t[0])} last items={h[-10:].tolist()}"
+        if self._last is not None:
+            slate, pos = self._last
+            line += f" last slate={slate.tolist()} clicked={'none' if pos < 0 else int(slate[pos])}"
+        return line

@@ -1,0 +1,166 @@
+"""Is "RL on top of the large model beats the large model alone" robust, or an artefact of one simulator?
+
+The main comparison trains and judges every agent in one simulator; its paired difference hybrid − large model
+(with several ``--seeds``, also its interval over training seeds) is the first check. This module adds the others,
+for the large model and the hybrids (training seed 0):
+
+* ``popularity weight halved``: the main simulator with half the popularity share of utility (the no-click offset
+  recalibrated to the same best-slate click rate); the agents trained in the main simulator are judged there;
+* ``second simulator``: a simulator fitted with another seed and a smaller response model; the agents trained in
+  the main simulator are judged there;
+* ``disjoint halves``: two simulators fitted on disjoint random halves of the users; the hybrids are fine-tuned
+  afresh (from the same pre-trained large model) in the first and judged, with the large model, in the second, on
+  the second half's users (RL4RS style: evaluated in a simulator built from data the RL never met).
+
+In each, every policy plays the same sessions (common random numbers) and hybrid − large model is reported with
+its paired interval; ``verdict`` says in plain words where a hybrid beats the large model and where not.
+"""
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+
+import numpy as np
+
+from recengine.agents.registry import CompareSetup, lookup
+from recengine.eval.stats import mean_ci, paired_diff
+
+ROBUST_AGENTS = ("large-model", "hybrid-dqn", "hybrid-reinforce")
+"""the policies the robustness checks judge: the large model and the hybrids built on it"""
+
+Log = Callable[..., None]
+
+
+def variant_response_config(setup: CompareSetup, seed: int):
+    """The response model of the extra simulators: smaller than the main one (another size) with its own seed;
+    one short epoch in quick mode."""
+    from recengine.train import SASRecConfig
+
+    cfg = setup.settings
+    if cfg.quick:
+        return SASRecConfig(dim=16, num_layers=1, num_heads=1, max_epochs=1, max_seconds=4.0, seed=seed)
+    return SASRecConfig(dim=32, num_layers=1, max_seconds=cfg.robust_fit_seconds, patience=3, seed=seed)
+
+
+def judge(policies: dict, simulator, num_sessions: int, seed: int) -> dict:
+    """name -> each session's greedy return, every policy on the same ``num_sessions`` sessions of ``simulator``."""
+    from recengine.agents.loop import evaluate
+    from recengine.env import vector_env
+
+    env = vector_env(simulator, num_sessions)
+    return {name: evaluate(policy, env, seed=seed)["session_returns"] for name, policy in policies.items()}
+
+
+def summarize(returns: dict, level: float, description: str) -> dict:
+    """A variant's entry: each policy's mean return with its interval, and every hybrid − large model paired."""
+    out = {"description": description, "returns": {}, "paired": {}}
+    for name, r in returns.items():
+        ci = mean_ci(r, level)
+        out["returns"][name] = {"mean": ci["mean"], "ci95": [ci["ci_low"], ci["ci_high"]], "n": ci["n"]}
+    for name, r in returns.items():
+        if name != "large-model" and "large-model" in returns:
+            d = paired_diff(np.asarray(r), np.asarray(returns["large-model"]), level)
+            out["paired"][name] = {"diff": d["mean"], "ci95": [d["ci_low"], d["ci_high"]], "n": d["n"]}
+    return out
+
+
+def disjoint_halves(num_users: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Two disjoint random halves of the users (sorted ids), drawn from their own generator."""
+    perm = np.random.default_rng(seed).permutation(num_users)
+    return np.sort(perm[: num_users // 2]), np.sort(perm[num_users // 2:])
+
+
+def robustness_checks(setup: CompareSetup, policies: dict, log: Log = print) -> dict:
+    """The three checks of the module docstring for the ROBUST_AGENTS present in ``policies`` (seed 0's trained
+    policies); {} when the large model or every hybrid is missing."""
+    from recengine.env import fit_simulator
+    from recengine.report.arena import Arena, run_agent
+
+    cfg = setup.settings
+    names = [n for n in ROBUST_AGENTS if n in policies]
+    if "large-model" not in names or len(names) < 2:
+        return {}
+    seed, level, n_sessions = cfg.seed + 999, cfg.ci_level, cfg.robust_sessions
+    chosen = {n: policies[n] for n in names}
+    out = {"agents": names, "sessions": n_sessions, "variants": {}}
+
+    halved = setup.simulator.with_popularity_weight(0.5)
+    out["variants"]["popularity weight halved"] = summarize(
+        judge(chosen, halved, n_sessions, seed), level,
+        "the main simulator with half the popularity share of utility; agents trained in the main simulator")
+    log("robustness: popularity weight halved done")
+
+    fit = dict(config=cfg.simulator_config(), quick=cfg.quick)
+    second_seed = cfg.simulator_seed + 1
+    second = fit_simulator(setup.data, setup.split, seed=second_seed,
+                           response_config=variant_response_config(setup, second_seed), **fit)
+    out["variants"]["second simulator"] = summarize(
+        judge(chosen, second, n_sessions, seed), level,
+        f"fitted with seed {second_seed} and a smaller response model; agents trained in the main simulator")
+    log("robustness: second simulator done")
+
+    half_a, half_b = disjoint_halves(setup.data.num_users, cfg.simulator_seed + 2)
+    sim_a = fit_simulator(setup.data, setup.split, seed=cfg.simulator_seed + 3, users=half_a,
+                          response_config=variant_response_config(setup, cfg.simulator_seed + 3), **fit)
+    sim_b = fit_simulator(setup.data, setup.split, seed=cfg.simulator_seed + 4, users=half_b,
+                          response_config=variant_response_config(setup, cfg.simulator_seed + 4), **fit)
+    setup_a = dataclasses.replace(setup, simulator=sim_a)
+    arena = Arena.of(setup_a, evaluation_simulator=sim_b, eval_sessions=n_sessions)
+    returns = {n: run_agent(lookup(n), setup_a, arena, 0, log, offline=False)[0]["session_returns"] for n in names}
+    out["variants"]["disjoint halves"] = summarize(
+        returns, level, f"hybrids fine-tuned in a simulator fitted on {half_a.size} users, judged with the large "
+        f"model in one fitted on the other {half_b.size} users, on those users")
+    log("robustness: disjoint halves done")
+    return out
+
+
+def _interval(d: dict) -> str:
+    return f"{d['diff']:+.3f} [{d['ci95'][0]:+.3f}, {d['ci95'][1]:+.3f}]"
+
+
+def _sign(d: dict) -> str:
+    if d["ci95"][0] > 0:
+        return "beats"
+    if d["ci95"][1] < 0:
+        return "loses to"
+    return "does not separate from"
+
+
+def overall(verdicts: dict) -> str:
+    """One plain sentence over every hybrid and check: does RL on top of the large model beat it?"""
+    outcomes = [r["outcome"] for v in verdicts.values() for r in v["checks"].values()]
+    if not outcomes:
+        return "No hybrid was run, so this comparison says nothing about RL on top of the large model."
+    if all(o == "beats" for o in outcomes):
+        return "RL on top of the large model beats the large model alone in every check."
+    if not any(o == "beats" for o in outcomes):
+        return "RL on top of the large model does not beat the large model alone in any check."
+    return (f"RL on top of the large model beats the large model alone in {outcomes.count('beats')} of "
+            f"{len(outcomes)} hybrid-check pairs only: the conclusion is not robust.")
+
+
+def verdict(agents: dict, robustness: dict) -> dict:
+    """Per hybrid: every check's paired difference from the large model and its outcome ("beats", "loses to",
+    "does not separate from"), and one sentence. The main check uses the sessions' interval and, with several
+    seeds, also the seeds' (both must agree for "beats" / "loses to")."""
+    out = {}
+    for hybrid in ("hybrid-dqn", "hybrid-reinforce"):
+        main = agents.get(hybrid, {}).get("paired", {}).get("large-model")
+        if main is None:
+            continue
+        checks = {}
+        outcome = _sign(main)
+        if "seed_ci95" in main:
+            seeds = _sign({"ci95": main["seed_ci95"]})
+            outcome = outcome if seeds == outcome else "does not separate from"
+        checks["main simulator"] = {"diff": main["diff"], "ci95": main["ci95"], "seed_ci95": main.get("seed_ci95"),
+                                    "outcome": outcome}
+        for name, v in robustness.get("variants", {}).items():
+            if hybrid in v["paired"]:
+                d = v["paired"][hybrid]
+                checks[name] = {"diff": d["diff"], "ci95": d["ci95"], "outcome": _sign(d)}
+        beats = [c for c, r in checks.items() if r["outcome"] == "beats"]
+        sentence = f"{hybrid} beats the large model in {len(beats)} of {len(checks)} checks: " + "; ".join(
+            f"{c}: {r['outcome']} it, {_interval(r)} clicks per session" for c, r in checks.items()) + "."
+        out[hybrid] = {"checks": checks, "beats_in": beats, "summary": sentence}
+    return out
