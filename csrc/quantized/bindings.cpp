@@ -98,7 +98,8 @@ void bind_quantized_tables(py::module_& m) {
         const int64_t* po = array_ptr<int64_t>(offsets, "offsets", 1);
         float* o = array_ptr<float>(out, "out", 2, true);
         const int64_t T = dim_size(table_offsets, 0) - 1;
-        if (T < 1 || to[0] != 0 || to[T] != r.N) throw py::value_error("table_offsets: expected 0 .. N over T+1 entries");
+        if (T < 1 || to[0] != 0 || to[T] != r.N)
+          throw py::value_error("table_offsets: expected 0 .. N over T+1 entries");
         const int64_t bags = dim_size(offsets, 0) - 1;
         if (bags < 0 || bags % T) throw py::value_error("offsets: expected T*B + 1 entries");
         const int64_t B = bags / T;

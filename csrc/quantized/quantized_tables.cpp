@@ -31,8 +31,8 @@ inline float bf16_to_float(uint16_t h) {
 }
 
 __attribute__((target_clones("avx512f", "avx2", "default"))) void score_int8(const float* q, float qsum,
-                                                                              const int8_t* codes, const float* sb,
-                                                                              int64_t D, int64_t n, float* out) {
+                                                                             const int8_t* codes, const float* sb,
+                                                                             int64_t D, int64_t n, float* out) {
   for (int64_t j = 0; j < n; ++j) {
     const int8_t* c = codes + j * D;
     float acc = 0.0f;
@@ -42,7 +42,7 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) void score_int8(con
 }
 
 __attribute__((target_clones("avx512f", "avx2", "default"))) void score_bf16(const float* q, const uint16_t* rows,
-                                                                              int64_t D, int64_t n, float* out) {
+                                                                             int64_t D, int64_t n, float* out) {
   for (int64_t j = 0; j < n; ++j) {
     const uint16_t* r = rows + j * D;
     float acc = 0.0f;
@@ -52,9 +52,9 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) void score_bf16(con
 }
 
 // Score items [lo, hi) for one user and fold them into the heap (hv, hi_, n of k).
-void sweep_range(RowFormat fmt, const float* q, const void* rows, const float* scale_bias, int64_t D,
-                 const float* bias, const int64_t* ex_b, const int64_t* ex_e, int64_t lo, int64_t hi, int64_t k,
-                 float* hv, int64_t* hid, int64_t* hn) {
+void sweep_range(RowFormat fmt, const float* q, const void* rows, const float* scale_bias, int64_t D, const float* bias,
+                 const int64_t* ex_b, const int64_t* ex_e, int64_t lo, int64_t hi, int64_t k, float* hv, int64_t* hid,
+                 int64_t* hn) {
   float qsum = 0.0f;
   for (int64_t d = 0; d < D; ++d) qsum += q[d];
   float x[kBlock];
@@ -84,8 +84,8 @@ void sweep_range(RowFormat fmt, const float* q, const void* rows, const float* s
 }  // namespace
 
 void catalog_topk(RowFormat fmt, const float* Q, const void* rows, const float* scale_bias, int64_t B, int64_t N,
-                  int64_t D, const float* bias, const int64_t* ex_off, const int64_t* ex_ids, int64_t k,
-                  float* out_val, int64_t* out_id, int64_t* out_n) {
+                  int64_t D, const float* bias, const int64_t* ex_off, const int64_t* ex_ids, int64_t k, float* out_val,
+                  int64_t* out_id, int64_t* out_n) {
   const int64_t threads = omp_get_max_threads();
   // enough ranges per user to occupy every thread, none shorter than a few blocks
   const int64_t want = std::max<int64_t>(1, (threads + B - 1) / B);

@@ -1,7 +1,6 @@
 """recengine.kernels.quantized_tables: the Triton launchers (CUDA, or the interpreter on the CPU) against the
 plain-PyTorch references over the dequantized tables."""
 import pytest
-import torch
 
 from recengine.kernels import quantized_tables as triton_qt
 from recengine.reference import policy as policy_ref
