@@ -1,0 +1,51 @@
+"""InferenceEncoder: the large model's encoder for serving, reading its items from an InferenceTable.
+
+Training recomputes the item table (id embedding + projected side features) on every call, because it
+carries gradients; serving computes it once, stores it as an InferenceTable (float32, bfloat16 or int8) and
+keeps only what a forward needs: the table, the position embeddings, the Transformer and its norms. The math
+is SequenceEncoder's in eval mode: item vector + position embedding (+ the user's feature vector), LayerNorm,
+the causal Transformer, LayerNorm, read at each row's most recent item; a row without items gets the learned
+empty state. Every step is a tensor op (no Python loop over rows), so the module traces under torch.export.
+"""
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from recengine.nn.sequence_encoder import SequenceEncoder
+from recengine.serving.item_table import InferenceTable
+
+
+class InferenceEncoder(nn.Module):
+    """forward(window (B, L) int64, lengths (B,) int64, user_vectors (B, D) or None) -> states (B, D).
+
+    `window` holds each row's most recent items left-aligned (oldest first, PAD_ID after the last), L <= the
+    model's max_len; `lengths` counts the real items of each row (0 = empty history).
+    """
+
+    def __init__(self, encoder: SequenceEncoder, table: InferenceTable):
+        super().__init__()
+        self.table = table
+        self.max_len, self.dim = encoder.max_len, encoder.dim
+        self.register_buffer("position_embedding", encoder.position_embedding.detach().clone())
+        self.register_buffer("empty_state", encoder.empty_state.detach().clone())
+        self.input_norm, self.output_norm = encoder.input_norm, encoder.output_norm
+        self.transformer = encoder.transformer
+        self.eval()
+
+    def forward(self, window: Tensor, lengths: Tensor, user_vectors: Tensor | None = None) -> Tensor:
+        b, length = window.shape
+        valid = window >= 0
+        x = self.table.lookup(window.clamp(min=0).reshape(-1)).view(b, length, self.dim) * valid.unsqueeze(-1)
+        x = x + self.position_embedding[:length]
+        if user_vectors is not None:
+            x = x + user_vectors.unsqueeze(1)
+        x = self.input_norm(x)
+        mask = nn.Transformer.generate_square_subsequent_mask(length, device=window.device)
+        x = self.output_norm(self.transformer(x, mask=mask, is_causal=True))
+        last = (lengths - 1).clamp(min=0)
+        out = x[torch.arange(b, device=window.device), last]
+        empty = self.empty_state.expand(b, self.dim)
+        if user_vectors is not None:
+            empty = empty + user_vectors
+        return torch.where((lengths > 0).unsqueeze(1), out, empty)
