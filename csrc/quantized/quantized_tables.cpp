@@ -21,7 +21,8 @@ using policy::heap_offer;
 using policy::heap_threshold;
 using policy::kNegInf;
 
-constexpr int64_t kBlock = 256;  // items scored into one stack buffer before they are offered to the heap
+constexpr int64_t kBlock = 256;               // items scored into one stack buffer before they are offered to the heap
+constexpr int64_t kParallelLookup = 1 << 16;  // output floats below which the lookup runs on one thread
 
 inline float bf16_to_float(uint16_t h) {
   const uint32_t u = static_cast<uint32_t>(h) << 16;
@@ -94,7 +95,8 @@ void catalog_topk(RowFormat fmt, const float* Q, const void* rows, const float* 
   std::vector<float> hv(static_cast<size_t>(B * S * k), kNegInf);
   std::vector<int64_t> hid(static_cast<size_t>(B * S * k), -1);
   std::vector<int64_t> hn(static_cast<size_t>(B * S), 0);
-#pragma omp parallel for schedule(dynamic, 1)
+  // a single task runs on the calling thread: waking the team for it costs more than the sweep
+#pragma omp parallel for schedule(dynamic, 1) if (B * S > 1)
   for (int64_t task = 0; task < B * S; ++task) {
     const int64_t b = task / S, s = task % S;
     const int64_t lo = s * per, hi = std::min(N, lo + per);
@@ -104,7 +106,7 @@ void catalog_topk(RowFormat fmt, const float* Q, const void* rows, const float* 
       sweep_range(fmt, Q + b * D, rows, scale_bias, D, bias, ex_b, ex_e, lo, hi, k, hv.data() + task * k,
                   hid.data() + task * k, hn.data() + task);
   }
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (B > 1)
   for (int64_t b = 0; b < B; ++b) {
     std::vector<std::pair<float, int64_t>> all;
     all.reserve(static_cast<size_t>(S * k));
@@ -124,7 +126,8 @@ void catalog_topk(RowFormat fmt, const float* Q, const void* rows, const float* 
 
 void embedding_bag(RowFormat fmt, const void* rows, const float* scale_bias, int64_t D, const int64_t* table_offsets,
                    int64_t T, int64_t B, const int64_t* ids, const int64_t* offsets, bool mean, float* out) {
-#pragma omp parallel for schedule(static)
+  // small lookups (a few short histories) stay on the calling thread
+#pragma omp parallel for schedule(static) if (T * B * D >= kParallelLookup)
   for (int64_t bag = 0; bag < T * B; ++bag) {
     const int64_t t = bag / B, b = bag % B;
     float* o = out + b * T * D + t * D;

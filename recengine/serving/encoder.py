@@ -20,10 +20,11 @@ class InferenceEncoder(nn.Module):
     """forward(window (B, L) int64, lengths (B,) int64, user_vectors (B, D) or None) -> states (B, D).
 
     `window` holds each row's most recent items left-aligned (oldest first, PAD_ID after the last), L <= the
-    model's max_len; `lengths` counts the real items of each row (0 = empty history).
+    model's max_len; `lengths` counts the real items of each row (0 = empty history). `ids_checked`: the
+    caller guarantees every id of a window lies in the catalog (or is PAD_ID), so the lookup skips its checks.
     """
 
-    def __init__(self, encoder: SequenceEncoder, table: InferenceTable):
+    def __init__(self, encoder: SequenceEncoder, table: InferenceTable, *, ids_checked: bool = False):
         super().__init__()
         self.table = table
         self.max_len, self.dim = encoder.max_len, encoder.dim
@@ -31,16 +32,20 @@ class InferenceEncoder(nn.Module):
         self.register_buffer("empty_state", encoder.empty_state.detach().clone())
         self.input_norm, self.output_norm = encoder.input_norm, encoder.output_norm
         self.transformer = encoder.transformer
+        #: the caller validates the window's ids (the Recommender does): skip the lookup op's own checks
+        self.ids_checked = ids_checked
         self.eval()
 
     def forward(self, window: Tensor, lengths: Tensor, user_vectors: Tensor | None = None) -> Tensor:
         b, length = window.shape
         valid = window >= 0
-        x = self.table.lookup(window.clamp(min=0).reshape(-1)).view(b, length, self.dim) * valid.unsqueeze(-1)
+        x = self.table.lookup(window.clamp(min=0).reshape(-1), checked=self.ids_checked).view(b, length, self.dim)
+        x = x * valid.unsqueeze(-1)
         x = x + self.position_embedding[:length]
         if user_vectors is not None:
             x = x + user_vectors.unsqueeze(1)
         x = self.input_norm(x)
+        # built per call from the window's length (slicing a stored max_len mask would pin L under torch.export)
         mask = nn.Transformer.generate_square_subsequent_mask(length, device=window.device)
         x = self.output_norm(self.transformer(x, mask=mask, is_causal=True))
         last = (lengths - 1).clamp(min=0)

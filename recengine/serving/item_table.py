@@ -41,11 +41,17 @@ class InferenceTable(nn.Module):
         """Bytes of the stored rows (and per-row scale and bias): what the dtype saves."""
         return table_bytes(self.rows, self._scale_bias())
 
-    def lookup(self, items: Tensor) -> Tensor:
-        """(M, D) float32 rows of the item ids `items` (M,) int64, all in [0, N)."""
+    def lookup(self, items: Tensor, *, checked: bool = False) -> Tensor:
+        """(M, D) float32 rows of the item ids `items` (M,) int64, all in [0, N).
+
+        `checked=True` says the caller has validated the ids (the Recommender does, once per request): the
+        op is then called without its public checks, which at batch 1 cost more than the lookup."""
         if self.rows.dtype == torch.float32:
             return self.rows[items]
         offsets = torch.arange(items.numel() + 1, dtype=torch.int64, device=items.device)
+        if checked:
+            return torch.ops.recengine.quantized_embedding_bag(self.rows, self._scale_bias(), self.table_offsets,
+                                                               items, offsets, "sum")
         return quantized_embedding_bag(self.rows, self._scale_bias(), self.table_offsets, items, offsets, "sum")
 
     def topk(self, states: Tensor, k: int, exclude_offsets: Tensor | None, exclude_ids: Tensor | None

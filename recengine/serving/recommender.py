@@ -83,7 +83,8 @@ class Recommender:
         with torch.no_grad():
             table = head.weight if head.weight is not None else encoder.item_embeddings()
             items = InferenceTable(table, head.bias, dtype)
-        inference = InferenceEncoder(encoder, items).to(device)
+        # recommend validates every history before the encoder sees it
+        inference = InferenceEncoder(encoder, items, ids_checked=True).to(device)
         user_encoder = encoder.eval().to(device) if use_users and encoder.user_tables is not None else None
         return cls(inference, user_encoder, device)
 
