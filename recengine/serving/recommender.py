@@ -18,12 +18,14 @@ from __future__ import annotations
 import os
 
 import torch
+from safetensors import safe_open
 from torch import Tensor
 
 from recengine.checkpoint import CheckpointError, load_model
 from recengine.nn.catalog_head import CatalogHead
 from recengine.nn.sequence_encoder import SequenceEncoder
 from recengine.reference.quantized_tables import TABLE_DTYPES
+from recengine.serving.agent_checkpoint import SCORER_KIND, load_scorer
 from recengine.serving.encoder import InferenceEncoder
 from recengine.serving.histories import context_windows, parse_histories
 from recengine.serving.item_table import InferenceTable
@@ -55,6 +57,15 @@ def checkpoint_file(checkpoint: str | os.PathLike) -> str:
                 return os.path.join(path, name)
         raise CheckpointError(f"{path}: a directory without {' or '.join(CHECKPOINT_FILES)}")
     return path
+
+
+def _kind(path: str) -> str | None:
+    """The `kind` in a checkpoint file's metadata (None when unreadable: the loader then reports why)."""
+    try:
+        with safe_open(path, framework="pt") as f:
+            return (f.metadata() or {}).get("kind")
+    except Exception:  # a missing or foreign file: load_model raises the CheckpointError that names it
+        return None
 
 
 class Recommender:
@@ -91,11 +102,16 @@ class Recommender:
     @classmethod
     def load(cls, checkpoint: str | os.PathLike, *, dtype: str = "float32",
              device: str | torch.device = "cpu") -> Recommender:
-        """A Recommender from what `recengine train` writes: its output directory, a model file or a training
-        checkpoint (its best weights). `dtype` stores the item table as "float32", "bfloat16" or "int8"."""
+        """A Recommender from what `recengine train` writes (its output directory, a model file or a training
+        checkpoint: its best weights) or an agent's scorer checkpoint (recengine.serving.agent_checkpoint).
+        `dtype` stores the item table as "float32", "bfloat16" or "int8"."""
         if dtype not in TABLE_DTYPES:
             raise ValueError(f"dtype: expected one of {TABLE_DTYPES}, got {dtype!r}")
-        model, _ = load_model(checkpoint_file(checkpoint))
+        path = checkpoint_file(checkpoint)
+        if _kind(path) == SCORER_KIND:
+            encoder, head, _ = load_scorer(path)
+            return cls.from_modules(encoder, head, dtype=dtype, device=device)
+        model, _ = load_model(path)
         return cls.from_modules(model.encoder, model.head, use_users=model.use_users, dtype=dtype, device=device)
 
     # ---------------------------------------------------------------------------------------- serving

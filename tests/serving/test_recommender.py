@@ -129,3 +129,4 @@ def test_bad_input_raises_naming_the_argument(rec, histories, k, kw, exc, match)
 def test_unknown_dtype_is_refused(model_dir):
     with pytest.raises(ValueError, match="dtype"):
         Recommender.load(model_dir, dtype="int4")
+
