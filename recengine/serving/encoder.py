@@ -5,7 +5,7 @@ carries gradients; serving computes it once, stores it as an InferenceTable (flo
 keeps only what a forward needs: the table, the position embeddings, the Transformer and its norms. The math
 is SequenceEncoder's in eval mode: item vector + position embedding (+ the user's feature vector), LayerNorm,
 the causal Transformer, LayerNorm, read at each row's most recent item; a row without items gets the learned
-empty state. Every step is a tensor op (no Python loop over rows), so the module traces under torch.export.
+empty state. Only that one state per row is read, so the last Transformer layer runs for that slot alone. Every step is a tensor op (no Python loop over rows), so the module traces under torch.export.
 """
 from __future__ import annotations
 
@@ -45,12 +45,33 @@ class InferenceEncoder(nn.Module):
         if user_vectors is not None:
             x = x + user_vectors.unsqueeze(1)
         x = self.input_norm(x)
-        # built per call from the window's length (slicing a stored max_len mask would pin L under torch.export)
-        mask = nn.Transformer.generate_square_subsequent_mask(length, device=window.device)
-        x = self.output_norm(self.transformer(x, mask=mask, is_causal=True))
+        rows = torch.arange(b, device=window.device)
         last = (lengths - 1).clamp(min=0)
-        out = x[torch.arange(b, device=window.device), last]
+        layers = self.transformer.layers
+        if len(layers) > 1:
+            # built per call from the window's length (slicing a stored max_len mask would pin L under export)
+            mask = nn.Transformer.generate_square_subsequent_mask(length, device=window.device)
+            for layer in layers[:-1]:
+                x = layer(x, src_mask=mask, is_causal=True)
+        out = self._last_position(layers[-1], x, rows, last)
+        if self.transformer.norm is not None:
+            out = self.transformer.norm(out)
+        out = self.output_norm(out)
         empty = self.empty_state.expand(b, self.dim)
         if user_vectors is not None:
             empty = empty + user_vectors
         return torch.where((lengths > 0).unsqueeze(1), out, empty)
+
+    @staticmethod
+    def _last_position(layer: nn.TransformerEncoderLayer, x: Tensor, rows: Tensor, last: Tensor) -> Tensor:
+        """The (pre-norm) layer's output at each row's last real slot only: serving reads no other state, so
+        the last layer's query, attention row and feed-forward run for one slot per row instead of L. With the
+        items left-aligned, the causal mask of that slot is "every slot up to it"."""
+        h = layer.norm1(x)
+        length = x.shape[1]
+        after = torch.arange(length, device=x.device).unsqueeze(0) > last.unsqueeze(1)
+        query = h[rows, last].unsqueeze(1)
+        attended = layer.self_attn(query, h, h, key_padding_mask=after, need_weights=False)[0]
+        y = x[rows, last].unsqueeze(1) + layer.dropout1(attended)
+        y = y + layer._ff_block(layer.norm2(y))
+        return y.squeeze(1)
