@@ -5,7 +5,8 @@ carries gradients; serving computes it once, stores it as an InferenceTable (flo
 keeps only what a forward needs: the table, the position embeddings, the Transformer and its norms. The math
 is SequenceEncoder's in eval mode: item vector + position embedding (+ the user's feature vector), LayerNorm,
 the causal Transformer, LayerNorm, read at each row's most recent item; a row without items gets the learned
-empty state. Only that one state per row is read, so the last Transformer layer runs for that slot alone. Every step is a tensor op (no Python loop over rows), so the module traces under torch.export.
+empty state. Only that one state per row is read, so the last Transformer layer runs for that slot alone.
+Every step is a tensor op (no Python loop over rows), so the module traces under torch.export.
 """
 from __future__ import annotations
 
