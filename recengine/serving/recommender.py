@@ -135,7 +135,7 @@ class Recommender:
                 ex_off, ex_ids = batch.offsets.to(self.device), batch.values.to(self.device)
             else:
                 ex_off = ex_ids = None
-            scores, items = self.encoder.table.topk(states, k, ex_off, ex_ids)
+            scores, items = self.encoder.table.topk(states, k, ex_off, ex_ids, checked=True)
         return Recommendations(items.cpu(), scores.cpu(), truncated)
 
     def _user_vectors(self, user_features, batch_size: int) -> Tensor | None:
