@@ -48,4 +48,5 @@ PYBIND11_MODULE(_C, m) {
   bind_embedding_bag(m);
   bind_policy(m);
   bind_replay(m);
+  bind_quantized_tables(m);
 }

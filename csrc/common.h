@@ -78,3 +78,4 @@ inline int64_t dim_size(const py::array& a, int dim) { return static_cast<int64_
 void bind_embedding_bag(py::module_& m);
 void bind_policy(py::module_& m);
 void bind_replay(py::module_& m);
+void bind_quantized_tables(py::module_& m);

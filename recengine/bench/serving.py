@@ -1,0 +1,300 @@
+"""Serving benchmark: `recengine.serving.Recommender` against plain PyTorch eager doing the same job.
+
+    python -m recengine.bench.serving --checkpoint runs/sasrec [--quick] [--json results/bench_serving.json]
+
+Sections, all in one run (each prints a table; --json writes every figure):
+
+* quality: on the test users of the checkpoint's dataset (ml-100k), each table dtype's bytes against float32,
+  its top-10 overlap with the float32 model and its test HR@10 / NDCG@10 (full ranking, seen items excluded);
+* latency: p50 / p99 of one `recommend` call at batch 1, 16 and 256 (histories drawn from the test users) for
+  float32 / bfloat16 / int8 and for the eager reference (nn.Embedding + the same Transformer + matmul + masked
+  topk, the answer a plain-PyTorch user writes), calls interleaved so every provider sees the same machine;
+  the float32 answers are checked against the eager reference's;
+* neighbour: the batch-1 and batch-16 latencies again in child processes beside a busy neighbour process
+  (a spinning torch matmul loop), once with OpenMP's wait policy ACTIVE (spin) and once PASSIVE (sleep);
+* http: the endpoint (`recengine.serving.http.serve` in a child process, OMP_WAIT_POLICY=PASSIVE) under 32
+  concurrent loopback clients sending a bounded number of requests: requests/s, p50 / p99, every answer
+  checked against the Python API's.
+"""
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import platform
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import torch
+from torch import nn
+
+from recengine.checkpoint import load_model, read
+from recengine.nn.sequence_recommender import SequenceRecommender
+from recengine.serving.local_server import free_port
+from recengine.serving.recommender import Recommender, checkpoint_file
+from recengine.serving.threads import serving_environment
+
+DTYPES = ("float32", "bfloat16", "int8")
+BATCHES = (1, 16, 256)
+EAGER = "eager PyTorch"
+
+
+# ------------------------------------------------------------------------------------------ the reference
+class EagerReference:
+    """The same job in plain eager PyTorch: pad the histories in Python, nn.Embedding, the model's own
+    Transformer, states @ E.T + bias over the full catalog, seen items set to -inf, torch.topk."""
+
+    def __init__(self, model: SequenceRecommender):
+        enc = model.encoder.eval()
+        with torch.no_grad():
+            self.embedding = nn.Embedding.from_pretrained(enc.item_embeddings().detach().clone())
+        self.enc, self.bias, self.max_len = enc, model.head.bias.detach(), enc.max_len
+
+    @torch.inference_mode()
+    def recommend(self, histories: list[list[int]], k: int) -> tuple[torch.Tensor, torch.Tensor]:
+        b = len(histories)
+        recent = [h[-self.max_len:] for h in histories]
+        width = max(1, max(len(h) for h in recent))
+        window = torch.zeros(b, width, dtype=torch.int64)
+        valid = torch.zeros(b, width, dtype=torch.bool)
+        for i, h in enumerate(recent):
+            window[i, :len(h)] = torch.tensor(h, dtype=torch.int64)
+            valid[i, :len(h)] = True
+        x = self.embedding(window) * valid.unsqueeze(-1) + self.enc.position_embedding[:width]
+        mask = nn.Transformer.generate_square_subsequent_mask(width)
+        x = self.enc.output_norm(self.enc.transformer(self.enc.input_norm(x), mask=mask, is_causal=True))
+        lengths = valid.sum(1)
+        q = x[torch.arange(b), (lengths - 1).clamp(min=0)]
+        q = torch.where((lengths > 0).unsqueeze(1), q, self.enc.empty_state.expand(b, -1))
+        logits = q @ self.embedding.weight.T + self.bias
+        for i, h in enumerate(histories):
+            logits[i, h] = float("-inf")
+        scores, items = torch.topk(logits, k, dim=1)
+        return items, scores
+
+
+# -------------------------------------------------------------------------------------------- the inputs
+def test_histories(checkpoint: str) -> tuple[list[list[int]], np.ndarray | None]:
+    """(histories, test targets) of the checkpoint dataset's test users; random histories and no targets when
+    the dataset is not ml-100k or cannot be loaded."""
+    _, meta = read(checkpoint_file(checkpoint))
+    if meta.get("dataset") == "ml-100k":
+        try:
+            from recengine.data import histories_of, leave_one_out, load_movielens
+
+            split = leave_one_out(histories_of(load_movielens("ml-100k", download=False)))
+            users = split.eval_users
+            h = split.histories
+            ends = split.prefix_end("test")[users]
+            hist = [h.items[h.offsets[u]:e].tolist() for u, e in zip(users, ends)]
+            return hist, split.target("test")[users]
+        except (FileNotFoundError, ValueError):
+            pass
+    model, _ = load_model(checkpoint_file(checkpoint))
+    rng = np.random.default_rng(0)
+    n = model.encoder.num_items
+    return [rng.integers(0, n, int(rng.integers(5, 200))).tolist() for _ in range(943)], None
+
+
+def _batches(histories: list[list[int]], size: int, count: int, seed: int) -> list[list[list[int]]]:
+    rng = np.random.default_rng(seed)
+    return [[histories[i] for i in rng.integers(0, len(histories), size)] for _ in range(count)]
+
+
+# ------------------------------------------------------------------------------------------------ quality
+def quality(recs: dict[str, Recommender], histories, targets) -> dict[str, dict]:
+    """Per dtype: table bytes and their ratio to float32, top-10 overlap with float32, test HR/NDCG@10."""
+    from recengine.eval.metrics import metrics_from_ranks, target_ranks
+
+    out = {}
+    base_items = None
+    for dtype, rec in recs.items():
+        items = torch.cat([rec.recommend(histories[i:i + 512], k=10).items for i in range(0, len(histories), 512)])
+        row = {"table_bytes": rec.encoder.table.nbytes(),
+               "bytes_vs_float32": rec.encoder.table.nbytes() / recs["float32"].encoder.table.nbytes()}
+        if base_items is None:
+            base_items = items
+        row["top10_overlap_vs_float32"] = float(np.mean([len(set(a) & set(b)) / 10 for a, b in
+                                                          zip(items.tolist(), base_items.tolist())]))
+        if targets is not None:
+            row.update(metrics_from_ranks(target_ranks(items, torch.from_numpy(targets)), ks=(10,)))
+        out[dtype] = row
+    return out
+
+
+# ------------------------------------------------------------------------------------------------ latency
+def _percentiles(times: list[float]) -> dict[str, float]:
+    ms = np.asarray(times) * 1e3
+    return {"p50_ms": float(np.percentile(ms, 50)), "p99_ms": float(np.percentile(ms, 99)), "calls": len(ms)}
+
+
+def latency(recs: dict[str, Recommender], eager: EagerReference, histories, batches=BATCHES,
+            calls: dict[int, int] | None = None) -> dict[str, dict]:
+    """{f"{provider} b{B}": {p50_ms, p99_ms, calls}} with the providers' calls interleaved; raises if the float32
+    Recommender and the eager reference disagree on an answer."""
+    calls = calls or {1: 300, 16: 150, 256: 30}
+    providers = {**{d: (lambda b, r=r: r.recommend(b, k=10)) for d, r in recs.items()},
+                 EAGER: lambda b: eager.recommend(b, k=10)}
+    out = {}
+    for size in batches:
+        inputs = _batches(histories, size, calls[size], seed=size)
+        for fn in providers.values():  # warm up
+            fn(inputs[0])
+        times = {name: [] for name in providers}
+        for batch in inputs:
+            for name, fn in providers.items():
+                t0 = time.perf_counter()
+                fn(batch)
+                times[name].append(time.perf_counter() - t0)
+        if "float32" in recs:
+            ours, ref = recs["float32"].recommend(inputs[0], k=10).items, eager.recommend(inputs[0], k=10)[0]
+            if not torch.equal(ours, ref):
+                raise AssertionError(f"batch {size}: the float32 Recommender and the eager reference disagree")
+        for name, t in times.items():
+            out[f"{name} b{size}"] = _percentiles(t)
+    return out
+
+
+def _neighbour() -> subprocess.Popen:
+    """A process that keeps the cores busy (torch matmuls on every core) until killed."""
+    code = "import torch\na = torch.randn(512, 512)\nwhile True:\n    a = (a @ a).tanh()\n"
+    return subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def neighbour(checkpoint: str, quick: bool) -> dict[str, dict]:
+    """Batch-1 and batch-16 latencies in child processes beside a busy neighbour, per OpenMP wait policy."""
+    out = {}
+    for policy in ("ACTIVE", "PASSIVE"):
+        env = serving_environment(policy.lower())
+        argv = [sys.executable, "-m", "recengine.bench.serving", "--checkpoint", checkpoint, "--child-latency"]
+        busy = _neighbour()
+        try:
+            time.sleep(1.0)
+            res = subprocess.run(argv + (["--quick"] if quick else []), env=env, capture_output=True, text=True,
+                                 timeout=900, check=True)
+        finally:
+            busy.kill()
+            busy.wait()
+        for name, row in json.loads(res.stdout.strip().splitlines()[-1]).items():
+            out[f"{name} (wait {policy.lower()})"] = row
+    return out
+
+
+# --------------------------------------------------------------------------------------------------- http
+def http_load(checkpoint: str, rec: Recommender, histories, *, dtype: str, clients: int = 32,
+              requests: int = 2000, max_batch: int = 256, max_wait_ms: float = 2.0) -> dict:
+    """The endpoint in a child process under `clients` concurrent loopback clients, `requests` in all."""
+    port = free_port()
+    code = (f"from recengine.serving.http import serve; serve({checkpoint!r}, '127.0.0.1', {port}, {dtype!r}, "
+            f"{max_batch}, {max_wait_ms})")
+    server = subprocess.Popen([sys.executable, "-c", code], env=serving_environment("passive"))
+    try:
+        _wait_healthy(port, server)
+        rng = np.random.default_rng(7)
+        picks = [histories[i] for i in rng.integers(0, len(histories), requests)]
+        expected = torch.cat([rec.recommend(picks[i:i + 256], k=10).items for i in range(0, requests, 256)]).tolist()
+        latencies: list[float] = [0.0] * requests
+        wrong = [0]
+        lock = threading.Lock()
+
+        def client(start: int) -> None:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+            for i in range(start, requests, clients):
+                body = json.dumps({"history": picks[i], "k": 10})
+                t0 = time.perf_counter()
+                conn.request("POST", "/recommend", body=body, headers={"Content-Type": "application/json"})
+                reply = json.loads(conn.getresponse().read())
+                latencies[i] = time.perf_counter() - t0
+                if reply.get("items") != expected[i]:
+                    with lock:
+                        wrong[0] += 1
+            conn.close()
+
+        t0 = time.perf_counter()
+        with ThreadPoolExecutor(max_workers=clients) as pool:
+            list(pool.map(client, range(clients)))
+        wall = time.perf_counter() - t0
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    return {"dtype": dtype, "clients": clients, "requests": requests, "requests_per_s": requests / wall,
+            **_percentiles(latencies), "answers_differing_from_python_api": wrong[0]}
+
+
+def _wait_healthy(port: int, server: subprocess.Popen, timeout: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise RuntimeError("the server process exited during startup")
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            conn.request("GET", "/health")
+            if conn.getresponse().status == 200:
+                return
+        except OSError:
+            time.sleep(0.2)
+    raise TimeoutError(f"the server on port {port} did not become healthy within {timeout} s")
+
+
+# --------------------------------------------------------------------------------------------------- main
+def _table(title: str, rows: dict[str, dict]) -> str:
+    keys = sorted({k for r in rows.values() for k in r})
+    lines = [f"\n{title}", "| case | " + " | ".join(keys) + " |", "|---" * (len(keys) + 1) + "|"]
+    for name, r in rows.items():
+        cells = [f"{r[k]:.4g}" if isinstance(r.get(k), float) else str(r.get(k, "")) for k in keys]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="recengine bench serving", description=__doc__.split("\n")[0])
+    p.add_argument("--checkpoint", required=True, help="a `recengine train` output dir or model file")
+    p.add_argument("--quick", action="store_true", help="fewer calls and requests (a smoke run)")
+    p.add_argument("--sections", default="quality,latency,neighbour,http")
+    p.add_argument("--json", default=None, help="write every figure here")
+    p.add_argument("--child-latency", action="store_true", help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    histories, targets = test_histories(args.checkpoint)
+    model, _ = load_model(checkpoint_file(args.checkpoint))
+    eager = EagerReference(model)
+    calls = {1: 60, 16: 30, 256: 8} if args.quick else None
+    if args.child_latency:
+        rec = {"int8": Recommender.load(args.checkpoint, dtype="int8")}
+        print(json.dumps(latency(rec, eager, histories, batches=(1, 16), calls=calls)))
+        return 0
+    recs = {d: Recommender.load(args.checkpoint, dtype=d) for d in DTYPES}
+    sections = args.sections.split(",")
+    results: dict = {"machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
+                                 "torch_threads": torch.get_num_threads(), "torch": torch.__version__},
+                     "checkpoint": args.checkpoint}
+    if "quality" in sections:
+        results["quality"] = quality(recs, histories, targets)
+        print(_table("quality (test users)", results["quality"]))
+    if "latency" in sections:
+        results["latency"] = latency(recs, eager, histories, calls=calls)
+        print(_table("recommend latency, k=10", results["latency"]))
+    if "neighbour" in sections:
+        results["neighbour"] = neighbour(args.checkpoint, args.quick)
+        print(_table("beside a busy neighbour process (int8 vs eager)", results["neighbour"]))
+    if "http" in sections:
+        n = 300 if args.quick else 2000
+        results["http"] = {d: http_load(args.checkpoint, recs[d], histories, dtype=d, requests=n)
+                           for d in ("float32", "int8")}
+        print(_table("HTTP, 32 loopback clients", results["http"]))
+    if args.json:
+        from recengine._atomic import atomic_path
+
+        os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
+        with atomic_path(args.json) as tmp, open(tmp, "w") as f:
+            json.dump(results, f, indent=2)
+        print(f"\nwrote {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

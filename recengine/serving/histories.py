@@ -1,0 +1,91 @@
+"""Jagged batches of user histories for serving: parsing, validation and the model's context windows.
+
+A batch is either a list of id lists (one per user, oldest first) or ``(values, offsets)`` as the pooled
+lookup takes them (user b's history is ``values[offsets[b]:offsets[b+1]]``). Checking happens here, once,
+with errors that name the argument; after it, the rest of serving works on tensors only.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from itertools import chain
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from recengine.padding import PAD_ID
+
+#: the largest batch one recommend call takes
+MAX_BATCH = 4096
+
+
+@dataclass(frozen=True)
+class JaggedHistories:
+    """Validated histories: ``values`` (total,) int64 item ids and ``offsets`` (B+1,) int64."""
+
+    values: Tensor
+    offsets: Tensor
+
+    @property
+    def batch_size(self) -> int:
+        return self.offsets.numel() - 1
+
+    @property
+    def lengths(self) -> Tensor:
+        return self.offsets[1:] - self.offsets[:-1]
+
+
+def parse_histories(histories, num_items: int) -> JaggedHistories:
+    """Validate `histories` (a list of id lists, or (values, offsets) tensors) against a catalog of
+    `num_items`. Raises TypeError / ValueError / IndexError naming `histories` (and the row for a bad id)."""
+    if isinstance(histories, tuple) and len(histories) == 2 and all(isinstance(t, Tensor) for t in histories):
+        values, offsets = histories
+        if values.dtype not in (torch.int32, torch.int64) or values.dim() != 1:
+            raise TypeError(f"histories: values must be a 1-d int32/int64 tensor, got {values.dtype} "
+                            f"{tuple(values.shape)}")
+        if offsets.dtype != torch.int64 or offsets.dim() != 1 or offsets.numel() < 1:
+            raise TypeError("histories: offsets must be a non-empty 1-d int64 tensor")
+        values, offsets = values.to(torch.int64).cpu().contiguous(), offsets.cpu().contiguous()
+        if int(offsets[0]) != 0 or int(offsets[-1]) != values.numel() or bool((offsets[1:] < offsets[:-1]).any()):
+            raise ValueError("histories: offsets must start at 0, never decrease and end at len(values)")
+    elif isinstance(histories, (list, tuple)):
+        for b, h in enumerate(histories):
+            if not isinstance(h, (list, tuple)):
+                raise TypeError(f"histories[{b}]: expected a list of item ids, got {type(h).__name__}")
+        lengths = np.fromiter(map(len, histories), dtype=np.int64, count=len(histories))
+        flat = np.array(list(chain.from_iterable(histories)))
+        if flat.size and (flat.dtype.kind not in "iu" or flat.dtype == np.bool_):
+            raise TypeError(f"histories: item ids must be ints, got values of type {flat.dtype}")
+        values = torch.from_numpy(flat.astype(np.int64, copy=False)) if flat.size else torch.empty(0, dtype=torch.int64)
+        offsets = torch.from_numpy(np.concatenate(([0], np.cumsum(lengths))).astype(np.int64))
+    else:
+        raise TypeError(f"histories: expected a list of id lists or (values, offsets) tensors, "
+                        f"got {type(histories).__name__}")
+    batch = offsets.numel() - 1
+    if not 1 <= batch <= MAX_BATCH:
+        raise ValueError(f"histories: a batch of {batch} users; expected 1..{MAX_BATCH}")
+    if values.numel():
+        bad = (values < 0) | (values >= num_items)
+        if bool(bad.any()):
+            pos = int(bad.nonzero()[0])
+            row = int(torch.searchsorted(offsets, pos, right=True)) - 1
+            raise IndexError(f"histories[{row}]: item id {int(values[pos])} is not in the catalog of {num_items} "
+                             f"items (ids 0..{num_items - 1})")
+    return JaggedHistories(values, offsets)
+
+
+def context_windows(histories: JaggedHistories, max_len: int) -> tuple[Tensor, Tensor, Tensor]:
+    """(window (B, L) int64, lengths (B,) int64, truncated (B,) bool): each row's most recent `max_len` items,
+    left-aligned with PAD_ID after them; `truncated` marks the rows whose history was longer than that."""
+    full = histories.lengths
+    lengths = full.clamp(max=max_len)
+    width = max(1, int(lengths.max()))
+    start = histories.offsets[:-1] + full - lengths
+    slots = torch.arange(width)
+    valid = slots < lengths.unsqueeze(1)
+    if histories.values.numel():
+        index = (start.unsqueeze(1) + slots).clamp(max=histories.values.numel() - 1)
+        window = torch.where(valid, histories.values[index], PAD_ID)
+    else:
+        window = torch.full((histories.batch_size, width), PAD_ID, dtype=torch.int64)
+    return window, lengths, full > max_len

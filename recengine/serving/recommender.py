@@ -1,0 +1,150 @@
+"""Recommender: a trained model loaded for inference, answering jagged batches of histories with top-k items.
+
+    rec = Recommender.load("runs/sasrec", dtype="int8")            # a `recengine train` output dir or file
+    items, scores = rec.recommend([[12, 7, 301], [5]], k=10)        # seen items excluded by default
+    rec.recommend([[12, 7, 301]], k=10).truncated                   # which histories were cut to the context
+
+One call runs the encoder over every user's most recent `max_len` items and the fused catalog top-k with each
+user's history excluded: the B x N scores are never built. The item table is stored once in the chosen dtype
+(float32, bfloat16 or row-wise int8) and read by both the encoder's input lookup and the top-k.
+
+Threads: a Recommender holds no mutable state after load (every call allocates its own tensors, autograd is
+off through torch.inference_mode, which is per thread), so many Python threads may share one; the kernels
+release the GIL. It never changes process-wide settings (thread counts, wait policies): those belong to the
+process that serves, see recengine.serving.threads.
+"""
+from __future__ import annotations
+
+import os
+
+import torch
+from safetensors import safe_open
+from torch import Tensor
+
+from recengine.checkpoint import CheckpointError, load_model
+from recengine.nn.catalog_head import CatalogHead
+from recengine.nn.sequence_encoder import SequenceEncoder
+from recengine.reference.quantized_tables import TABLE_DTYPES
+from recengine.serving.agent_checkpoint import SCORER_KIND, load_scorer
+from recengine.serving.encoder import InferenceEncoder
+from recengine.serving.histories import context_windows, parse_histories
+from recengine.serving.item_table import InferenceTable
+
+#: file names looked for, in order, when `Recommender.load` is given a directory
+CHECKPOINT_FILES = ("model.safetensors", "checkpoint.safetensors")
+
+
+class Recommendations(tuple):
+    """(items (B, k) int64, scores (B, k) float32), best first; ``.truncated`` (B,) bool marks the histories
+    longer than the model's context (only their most recent items were used)."""
+
+    items: Tensor
+    scores: Tensor
+    truncated: Tensor
+
+    def __new__(cls, items: Tensor, scores: Tensor, truncated: Tensor):
+        self = super().__new__(cls, (items, scores))
+        self.items, self.scores, self.truncated = items, scores, truncated
+        return self
+
+
+def checkpoint_file(checkpoint: str | os.PathLike) -> str:
+    """The model file of `checkpoint`: the path itself, or the first of CHECKPOINT_FILES inside a directory."""
+    path = os.fspath(checkpoint)
+    if os.path.isdir(path):
+        for name in CHECKPOINT_FILES:
+            if os.path.isfile(os.path.join(path, name)):
+                return os.path.join(path, name)
+        raise CheckpointError(f"{path}: a directory without {' or '.join(CHECKPOINT_FILES)}")
+    return path
+
+
+def _kind(path: str) -> str | None:
+    """The `kind` in a checkpoint file's metadata (None when unreadable: the loader then reports why)."""
+    try:
+        with safe_open(path, framework="pt") as f:
+            return (f.metadata() or {}).get("kind")
+    except Exception:  # a missing or foreign file: load_model raises the CheckpointError that names it
+        return None
+
+
+class Recommender:
+    """A model ready to answer: the InferenceEncoder, its item table and the head's item bias.
+
+    Build it with `load` (a checkpoint) or `from_modules` (an encoder and its catalog head in memory, e.g. an
+    agent's scorer).
+    """
+
+    def __init__(self, encoder: InferenceEncoder, user_encoder: SequenceEncoder | None, device: torch.device):
+        self.encoder = encoder
+        self._user_encoder = user_encoder
+        self.device = device
+        self.num_items = encoder.table.num_items
+        self.max_len = encoder.max_len
+        self.dtype = encoder.table.dtype_name
+
+    # ------------------------------------------------------------------------------------ construction
+    @classmethod
+    def from_modules(cls, encoder: SequenceEncoder, head: CatalogHead, *, use_users: bool = False,
+                     dtype: str = "float32", device: str | torch.device = "cpu") -> Recommender:
+        """Serve `encoder` with `head` (its own item table, or the encoder's tied one) in `dtype`."""
+        if dtype not in TABLE_DTYPES:
+            raise ValueError(f"dtype: expected one of {TABLE_DTYPES}, got {dtype!r}")
+        device = torch.device(device)
+        with torch.no_grad():
+            table = head.weight if head.weight is not None else encoder.item_embeddings()
+            items = InferenceTable(table, head.bias, dtype)
+        # recommend validates every history before the encoder sees it
+        inference = InferenceEncoder(encoder, items, ids_checked=True).to(device)
+        user_encoder = encoder.eval().to(device) if use_users and encoder.user_tables is not None else None
+        return cls(inference, user_encoder, device)
+
+    @classmethod
+    def load(cls, checkpoint: str | os.PathLike, *, dtype: str = "float32",
+             device: str | torch.device = "cpu") -> Recommender:
+        """A Recommender from what `recengine train` writes (its output directory, a model file or a training
+        checkpoint: its best weights) or an agent's scorer checkpoint (recengine.serving.agent_checkpoint).
+        `dtype` stores the item table as "float32", "bfloat16" or "int8"."""
+        if dtype not in TABLE_DTYPES:
+            raise ValueError(f"dtype: expected one of {TABLE_DTYPES}, got {dtype!r}")
+        path = checkpoint_file(checkpoint)
+        if _kind(path) == SCORER_KIND:
+            encoder, head, _ = load_scorer(path)
+            return cls.from_modules(encoder, head, dtype=dtype, device=device)
+        model, _ = load_model(path)
+        return cls.from_modules(model.encoder, model.head, use_users=model.use_users, dtype=dtype, device=device)
+
+    # ---------------------------------------------------------------------------------------- serving
+    def recommend(self, histories, k: int = 10, *, exclude_seen: bool = True,
+                  user_features: Tensor | list[int] | None = None) -> Recommendations:
+        """The k best items for each history (a list of id lists, oldest first, or (values, offsets)).
+
+        `exclude_seen` drops every item of a user's history from their list. `user_features`: the users' ids
+        (B,) into the model's user feature table, for a model trained with user features.
+        Raises TypeError / ValueError / IndexError naming the argument for bad input."""
+        batch = parse_histories(histories, self.num_items)
+        if isinstance(k, bool) or not isinstance(k, int):
+            raise TypeError(f"k: expected an int, got {type(k).__name__}")
+        if not 1 <= k <= self.num_items:
+            raise ValueError(f"k: expected 1..{self.num_items} (the catalog size), got {k}")
+        window, lengths, truncated = context_windows(batch, self.max_len)
+        with torch.inference_mode():
+            user_vectors = self._user_vectors(user_features, batch.batch_size)
+            states = self.encoder(window.to(self.device), lengths.to(self.device), user_vectors)
+            if exclude_seen:
+                ex_off, ex_ids = batch.offsets.to(self.device), batch.values.to(self.device)
+            else:
+                ex_off = ex_ids = None
+            scores, items = self.encoder.table.topk(states, k, ex_off, ex_ids, checked=True)
+        return Recommendations(items.cpu(), scores.cpu(), truncated)
+
+    def _user_vectors(self, user_features, batch_size: int) -> Tensor | None:
+        if user_features is None:
+            return None
+        if self._user_encoder is None:
+            raise ValueError("user_features: this model was trained without user features")
+        users = torch.as_tensor(user_features)
+        if users.dtype not in (torch.int32, torch.int64) or users.shape != (batch_size,):
+            raise TypeError(f"user_features: expected {batch_size} int user ids, got {users.dtype} "
+                            f"{tuple(users.shape)}")
+        return self._user_encoder.user_vectors(users.to(self.device))
