@@ -26,6 +26,14 @@ def _bench(args: argparse.Namespace) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     families = args.families or list(BENCH_FAMILIES)
+    if families == ["serving"]:  # needs a trained model: not one of the synthetic workload families
+        from recengine.bench import serving
+
+        if not args.checkpoint:
+            print("error: bench serving needs --checkpoint (a `recengine train` output dir)", file=sys.stderr)
+            return 2
+        argv = ["--checkpoint", args.checkpoint] + (["--quick"] if args.quick else [])
+        return serving.main(argv + (["--json", args.json] if args.json else []))
     if families == ["distributed"]:  # starts its own processes: not one of the in-process workload families
         from recengine.bench import distributed
 
@@ -50,6 +58,22 @@ def _bench(args: argparse.Namespace) -> int:
     if args.plot:
         bench.plot(args.plot, results)
         print(f"wrote {args.plot}")
+    return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import os
+
+    if not os.path.exists(args.checkpoint):
+        print(f"error: --checkpoint: {args.checkpoint} does not exist", file=sys.stderr)
+        return 2
+    from recengine.serving.threads import set_wait_policy
+
+    set_wait_policy(args.omp_wait_policy)  # before torch starts its OpenMP threads
+    from recengine.serving.http import serve
+
+    serve(args.checkpoint, host=args.host, port=args.port, dtype=args.dtype, max_batch=args.max_batch,
+          max_wait_ms=args.max_wait_ms, threads=args.threads or None)
     return 0
 
 
@@ -93,13 +117,14 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     b = sub.add_parser("bench", help="time every operator against its pure-PyTorch reference")
-    b.add_argument("families", nargs="*", help=f"families to run (default: all of {list(BENCH_FAMILIES)}; 'distributed' alone runs W1 on 1 vs 2 processes)")
+    b.add_argument("families", nargs="*", help=f"families to run (default: all of {list(BENCH_FAMILIES)}; 'distributed' alone runs W1 on 1 vs 2 processes, 'serving' alone times a trained model)")
     b.add_argument("--device", default="cpu", help="cpu or cuda")
     b.add_argument("--quick", action="store_true", help="small workloads (a smoke run, not the standard figures)")
     b.add_argument("--repeat", type=int, default=5, help="timed calls per case (median reported)")
     b.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's choice)")
     b.add_argument("--json", default=None, help="where to write the results (default results/bench_<device>.json)")
     b.add_argument("--plot", default=None, metavar="FILE", help="also write a bar chart (PNG)")
+    b.add_argument("--checkpoint", default=None, metavar="PATH", help="'bench serving': the trained model to serve")
     b.set_defaults(func=_bench)
 
     t = sub.add_parser("train", help="train the large model (SASRec-style encoder), evaluate it against Pop and BPR")
@@ -137,6 +162,20 @@ def build_parser() -> argparse.ArgumentParser:
     from recengine.report import ope as ope_command
 
     ope_command.add_parser(sub)
+
+    s = sub.add_parser("serve", help="serve a trained model over HTTP (POST /recommend; needs the [serve] extra)")
+    s.add_argument("--checkpoint", required=True, metavar="PATH", help="a `recengine train` output dir or model file")
+    s.add_argument("--host", default="127.0.0.1", help="address to bind (default: %(default)s)")
+    s.add_argument("--port", type=int, default=8000, help="port (default: %(default)s)")
+    s.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "int8"],
+                   help="inference tables (default: %(default)s)")
+    s.add_argument("--max-batch", type=int, default=256, help="requests merged into one call (default: %(default)s)")
+    s.add_argument("--max-wait-ms", type=float, default=2.0,
+                   help="how long a request waits to share a batch (default: %(default)s)")
+    s.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's choice)")
+    s.add_argument("--omp-wait-policy", default="passive", choices=["passive", "active"],
+                   help="OpenMP idle threads sleep (passive: fair beside busy neighbours) or spin (default: %(default)s)")
+    s.set_defaults(func=_serve)
     return p
 
 
