@@ -37,13 +37,13 @@ class CompareConfig:
     """a simulated session is cut after this many recommendations"""
     num_envs: int = 128
     """simulated users per training step"""
-    rl_steps: dict = field(default_factory=lambda: {"dqn": 1000, "reinforce": 1000, "hybrid-dqn": 150,
-                                                     "hybrid-reinforce": 200})
+    rl_steps: dict = field(default_factory=lambda: {"dqn": 300, "reinforce": 400, "hybrid-dqn": 100,
+                                                     "hybrid-reinforce": 150})
     """vectorised training steps per learning agent (num_envs recommendations each); from scratch needs more
     steps than fine-tuning the pre-trained model"""
     eval_every: int = 25
     """training steps between greedy evaluations (the learning curves)"""
-    eval_sessions: int = 4096
+    eval_sessions: int = 2048
     """sessions per greedy evaluation (the same sessions for every agent: the paired differences' intervals
     shrink as 1 / sqrt(eval_sessions))"""
     curve_sessions: int = 256
@@ -58,7 +58,7 @@ class CompareConfig:
     """the large model's Transformer layers"""
     bpr_epochs: int = 40
     """training epochs of the MF (BPR) agent's offline model"""
-    ope_sessions: int = 5000
+    ope_sessions: int = 2000
     """logged sessions per off-policy estimate (and as many on-policy ones for the true value)"""
     ope_epsilon: float = 0.1
     """the logging policy: the target's slate with probability 1 - epsilon, a uniform random slate otherwise"""
