@@ -297,6 +297,11 @@ class PrioritizedReplay:
                           and not indices.requires_grad) else indices.detach().to("cpu", torch.int64).contiguous()
         prio = priorities if (priorities.device.type == "cpu" and priorities.is_contiguous()
                               and not priorities.requires_grad) else priorities.detach().cpu().contiguous()
+        peak = float(prio.max()) if prio.numel() else 0.0  # every leaf <= the largest ever, so the sum is bounded
+        if math.isfinite(peak) and peak > 0 and not math.isfinite(
+                self.capacity * max(self._max_leaf, peak if exponent_applied else peak ** self.alpha)):
+            raise ValueError(f"priorities: the largest, {peak:g}, lets the sum of priorities overflow float64 "
+                             f"(capacity {self.capacity}); scale the priorities down")
         with self._lock:
             top = cpu_ops().replay_tree_update(self._sum_np, self._min_np, self._size, idx.numpy(), prio.numpy(),
                                         1.0 if exponent_applied else self.alpha)
