@@ -328,16 +328,10 @@ class PrioritizedReplay:
 
     @classmethod
     def load(cls, path: str) -> PrioritizedReplay:
-        """Restore a replay written by `save`."""
-        from safetensors import safe_open
+        """Restore a replay written by `save`; the file is checked first (replay_file.ReplayFileError naming it)."""
+        from recengine.buffers.replay_file import open_replay_file
 
-        with safe_open(os.fspath(path), framework="pt") as f:
-            raw = (f.metadata() or {}).get("recengine.replay")
-            if raw is None:
-                raise ValueError(f"{path}: not a recengine PrioritizedReplay file")
-            meta = json.loads(raw)
-            if meta.get("version") != _FORMAT_VERSION:
-                raise ValueError(f"{path}: unsupported format version {meta.get('version')}")
+        with open_replay_file(path) as (f, meta):
             fields = {name: (tuple(shape), _dtype_from_name(dt)) for name, (shape, dt) in meta["fields"].items()}
             replay = cls(meta["capacity"], fields, alpha=meta["alpha"], n_step=meta["n_step"], gamma=meta["gamma"],
                          next_fields=meta["next_fields"], num_envs=meta["num_envs"])
