@@ -335,7 +335,7 @@ def load_movielens(name: str = "ml-100k", root: str | None = None, *, download: 
             found = _read_dir(directory)
             if found is not None:
                 return parse_movielens(*found, name=name)
-        raise FileNotFoundError(f"root: no {name} in {root} nor {os.path.join(root, name)} (need "
+        raise FileNotFoundError(f"root: {name} not found in {root} nor {os.path.join(root, name)} (need "
                                 f"{'/'.join(ORIGINAL_FILES)} or {'/'.join(ATOMIC_FILES)})")
     sources = [("$RECENGINE_DATA", os.environ.get("RECENGINE_DATA"))]
     for label, base in sources:
