@@ -18,6 +18,12 @@ FORMAT_VERSION = 1
 """the replay file layout this module reads"""
 
 
+_SAFETENSORS_DTYPES = {torch.float64: "F64", torch.float32: "F32", torch.float16: "F16", torch.bfloat16: "BF16",
+                       torch.int64: "I64", torch.int32: "I32", torch.int16: "I16", torch.int8: "I8",
+                       torch.uint8: "U8", torch.bool: "BOOL"}
+"""the dtype codes of safetensors headers"""
+
+
 class ReplayFileError(ValueError):
     """A replay file is missing, unreadable, foreign, truncated or tampered with."""
 
@@ -52,9 +58,10 @@ def _physical_memory() -> int:
         return 1 << 62
 
 
-def check_metadata(path: str, meta: object, tensor_shapes: dict[str, tuple[int, ...]]) -> dict:
-    """`meta` (the parsed JSON) if it describes a replay consistent with the file's tensors; else
-    ReplayFileError naming `path` and the field."""
+def check_metadata(path: str, meta: object, tensor_shapes: dict[str, tuple[int, ...]],
+                   tensor_dtypes: dict[str, str] | None = None) -> dict:
+    """`meta` (the parsed JSON) if it describes a replay consistent with the file's tensors (their shapes and
+    safetensors dtype codes, from the header); else ReplayFileError naming `path` and the field."""
     if not isinstance(meta, dict):
         raise ReplayFileError(f"{path}: the replay metadata is not a JSON object")
     if meta.get("version") != FORMAT_VERSION:
@@ -86,6 +93,9 @@ def check_metadata(path: str, meta: object, tensor_shapes: dict[str, tuple[int, 
         if tensor_shapes.get(f"field.{name}") != (size, *shape):
             raise ReplayFileError(f"{path}: tensor 'field.{name}' has shape {tensor_shapes.get(f'field.{name}')}, "
                                   f"the metadata says {(size, *shape)}")
+        code = (tensor_dtypes or {}).get(f"field.{name}")
+        if code is not None and dtype in _SAFETENSORS_DTYPES and code != _SAFETENSORS_DTYPES[dtype]:
+            raise ReplayFileError(f"{path}: tensor 'field.{name}' has dtype {code}, the metadata says {spec[1]}")
     next_fields = meta.get("next_fields")
     if not isinstance(next_fields, list) or any(f not in fields for f in next_fields):
         raise ReplayFileError(f"{path}: metadata field 'next_fields' must list fields, got {next_fields!r}")
@@ -120,8 +130,9 @@ def open_replay_file(path: str) -> Iterator[tuple[object, dict]]:
             meta = json.loads(raw)
         except json.JSONDecodeError as exc:
             raise ReplayFileError(f"{path}: the replay metadata is not valid JSON ({exc})") from None
-        shapes = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
-        meta = check_metadata(path, meta, shapes)
+        slices = {k: f.get_slice(k) for k in f.keys()}
+        meta = check_metadata(path, meta, {k: tuple(v.get_shape()) for k, v in slices.items()},
+                              {k: v.get_dtype() for k, v in slices.items()})
         leaves = f.get_tensor("leaf_priorities")
         if leaves.dtype != torch.float64 or not bool(torch.isfinite(leaves).all()) or not bool((leaves >= 0).all()) \
                 or (leaves.numel() and float(leaves.max()) > meta["max_leaf"]):
