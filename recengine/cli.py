@@ -80,16 +80,29 @@ def _check_bench(args: argparse.Namespace) -> None:
     check_writable_file("--plot", args.plot)
 
 
+def _train_config(args: argparse.Namespace):
+    from recengine.train import SASRecConfig
+
+    overrides = {k: getattr(args, k) for k in ("dim", "max_len", "num_layers", "dropout", "lr", "batch_size",
+                                               "max_epochs", "patience", "max_seconds", "seed")
+                 if getattr(args, k) is not None}
+    return SASRecConfig(**overrides)
+
+
 def _check_train(args: argparse.Namespace) -> None:
     from recengine import checkpoint
     from recengine.train.sasrec import CHECKPOINT
 
+    cfg = _train_config(args)  # a bad combination of settings fails before anything is written
     check_readable_dir("--data-root", args.data_root)
     if args.resume:
         path = os.path.join(args.out, CHECKPOINT)
         if not os.path.isfile(path):
             raise UsageError(f"--resume: no checkpoint at {path}")
-        checkpoint.load_training_state(path)  # a truncated, tampered or foreign file fails now, naming it
+        saved = checkpoint.load_training_state(path).config  # a truncated, tampered or foreign file fails now
+        if saved.trajectory_fields() != cfg.trajectory_fields():
+            raise UsageError(f"--resume: {path} was written with other settings {saved.trajectory_fields()}; "
+                             "resume with the same ones (only --max-epochs, --max-seconds, --patience may change)")
     check_writable_dir("--out", args.out)
 
 
@@ -120,18 +133,14 @@ def _train(args: argparse.Namespace) -> int:
     import torch
 
     from recengine.report.train import train_command
-    from recengine.train import SASRecConfig
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    overrides = {k: getattr(args, k) for k in ("dim", "max_len", "num_layers", "dropout", "lr", "batch_size",
-                                               "max_epochs", "patience", "max_seconds", "seed")
-                 if getattr(args, k) is not None}
     synthetic = {"num_users": args.synthetic_users, "num_items": args.synthetic_items}
     try:
-        cfg = SASRecConfig(**overrides)
-        train_command(args.dataset, args.out, cfg, data_root=args.data_root, baselines=not args.no_baselines,
-                      bpr_epochs=args.bpr_epochs, resume=args.resume, synthetic_kwargs=synthetic)
+        train_command(args.dataset, args.out, _train_config(args), data_root=args.data_root,
+                      baselines=not args.no_baselines, bpr_epochs=args.bpr_epochs, resume=args.resume,
+                      synthetic_kwargs=synthetic)
     except (FileNotFoundError, ValueError) as exc:  # missing or malformed data, a bad checkpoint: a user error
         return report("recengine train", exc)
     return 0
