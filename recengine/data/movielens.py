@@ -270,7 +270,11 @@ def _read_dir(directory: str) -> tuple[dict[str, str], dict[str, str]] | None:
         for f in files:
             path = os.path.join(directory, f)
             with open(path, "rb") as fh:
-                texts[f] = fh.read().decode(encoding)
+                raw = fh.read()
+            try:
+                texts[f] = raw.decode(encoding)
+            except UnicodeDecodeError as exc:
+                raise MovieLensFormatError(f"{path}: not {encoding} text (byte {exc.start}: {exc.reason})") from None
             where[f] = path
         return texts, where
     return None

@@ -149,3 +149,23 @@ def test_a_broken_file_is_refused_naming_it(saved, tmp_path, model, load, make):
     path = str(tmp_path / "bad.safetensors")
     make(path, good)
     _check_refused(load, path, str(tmp_path))
+
+
+# ------------------------------------------------------------------------------------------ data files
+def test_a_movielens_file_that_is_not_text_is_refused_naming_it(tmp_path):
+    from recengine.data.movielens import ATOMIC_FILES, MovieLensFormatError, load_movielens
+
+    for name in ATOMIC_FILES:
+        (tmp_path / name).write_bytes(b"\xff\xfe\xfa not text")
+    with pytest.raises(MovieLensFormatError, match="not utf-8 text") as info:
+        load_movielens(root=str(tmp_path), download=False)
+    assert str(tmp_path) in str(info.value)
+
+
+def test_an_open_bandit_file_that_is_not_text_is_refused_naming_it(tmp_path):
+    from recengine.data.open_bandit import OpenBanditFormatError, load_bts_prior
+
+    (tmp_path / "prior_bts.yaml").write_bytes(b"\xff\xfe\xfa")
+    with pytest.raises(OpenBanditFormatError, match="not UTF-8 text") as info:
+        load_bts_prior(root=str(tmp_path), download=False)
+    assert "prior_bts.yaml" in str(info.value)
