@@ -365,7 +365,7 @@ def embedding_bag_fused_update(grad_output: Tensor, weights: Tensor, table_offse
         raise ValueError("weights: must be contiguous (it is updated in place)")
     check_choice("optimizer", optimizer, tuple(OPTIMIZERS))
     check_number("lr", lr, minimum=0.0)
-    check_number("eps", eps, minimum=0.0, exclusive=True)
+    check_number("eps", eps, minimum=0.0)
     if optimizer == "adam" and (not isinstance(betas, (tuple, list)) or len(betas) != 2 or not all(
             check_number("betas", b, minimum=0.0) < 1.0 for b in betas)):
         raise ValueError(f"betas: expected two finite numbers in [0, 1), got {betas!r}")
