@@ -97,7 +97,7 @@ UPDATE = [case(f"fused_update-{i}", _update(**kw), e, n) for i, kw, e, n in STRU
     case("fused_update-lr-str", _update(lr="0.1"), TypeError, "lr"),
     case("fused_update-lr-tensor", _update(lr=torch.tensor(0.1)), TypeError, "lr"),
     case("fused_update-lr-bool", _update(lr=True), TypeError, "lr"),
-    case("fused_update-eps-zero", _update(optimizer="rowwise_adagrad", state1=S1, eps=0.0), ValueError, "eps"),
+    case("fused_update-eps-inf", _update(optimizer="rowwise_adagrad", state1=S1, eps=INF), ValueError, "eps"),
     case("fused_update-eps-negative", _update(optimizer="rowwise_adagrad", state1=S1, eps=-1e-8), ValueError, "eps"),
     case("fused_update-eps-nan", _update(optimizer="rowwise_adagrad", state1=S1, eps=NAN), ValueError, "eps"),
     case("fused_update-adagrad-lr-nan", _update(optimizer="rowwise_adagrad", state1=S1, lr=NAN), ValueError, "lr"),
