@@ -18,7 +18,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-from recengine._atomic import atomic_path
+from recengine._atomic import atomic_path, remove_orphans
 from recengine.nn.catalog_head import CatalogHead
 from recengine.nn.sequence_encoder import SequenceEncoder
 from recengine.nn.sequence_recommender import SequenceRecommender
@@ -26,6 +26,10 @@ from recengine.train.config import SASRecConfig
 
 FORMAT_VERSION = 1
 """the layout this module writes; it reads this one and every earlier one"""
+
+
+KINDS = ("model", "training")
+"""what a checkpoint file holds: the large model's weights, or a resumable training state"""
 
 
 class CheckpointError(ValueError):
@@ -41,11 +45,15 @@ def write(path: str, tensors: dict[str, torch.Tensor], kind: str, metadata: dict
 
 
 def read(path: str) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
-    """(tensors, metadata) of a checkpoint file; raises CheckpointError naming the file when it is missing,
-    not a safetensors file, or written by a newer format version."""
+    """(tensors, metadata) of a checkpoint file; raises CheckpointError naming the file when it is missing, a
+    directory, not a safetensors file (truncated, foreign), of an unknown kind or written by a newer format
+    version. Orphans of interrupted saves of `path` are removed first."""
     path = os.fspath(path)
+    if os.path.isdir(path):
+        raise CheckpointError(f"{path}: is a directory, not a checkpoint file")
     if not os.path.isfile(path):
         raise CheckpointError(f"{path}: no such checkpoint file")
+    remove_orphans(path)
     try:
         with safe_open(path, framework="pt") as f:
             meta = dict(f.metadata() or {})
@@ -56,6 +64,8 @@ def read(path: str) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     if not version.isdigit() or int(version) > FORMAT_VERSION:
         raise CheckpointError(f"{path}: checkpoint format version {version!r}; this recengine reads versions "
                               f"0..{FORMAT_VERSION} (upgrade recengine to read it)")
+    if meta.get("kind", "model") not in KINDS:
+        raise CheckpointError(f"{path}: metadata field 'kind' is {meta['kind']!r}, expected one of {KINDS}")
     return tensors, meta
 
 
@@ -63,6 +73,53 @@ def _require(path: str, meta: dict[str, str], keys: tuple[str, ...]) -> None:
     missing = [k for k in keys if k not in meta]
     if missing:
         raise CheckpointError(f"{path}: not a recengine model checkpoint (metadata lacks {', '.join(missing)})")
+
+
+def _json_field(path: str, meta: dict[str, str], key: str, kind: type) -> object:
+    """Metadata field `key` parsed as JSON and of type `kind`; CheckpointError naming the file and field."""
+    try:
+        value = json.loads(meta[key])
+    except (json.JSONDecodeError, TypeError) as exc:
+        raise CheckpointError(f"{path}: metadata field {key!r} is not valid JSON ({exc})") from None
+    if not isinstance(value, kind):
+        raise CheckpointError(f"{path}: metadata field {key!r} must be a JSON {kind.__name__}, "
+                              f"got {type(value).__name__}")
+    return value
+
+
+def _config(path: str, meta: dict[str, str]) -> SASRecConfig:
+    try:
+        return SASRecConfig.from_dict(_json_field(path, meta, "config", dict))
+    except (TypeError, ValueError) as exc:
+        if isinstance(exc, CheckpointError):
+            raise
+        raise CheckpointError(f"{path}: metadata field 'config': {exc}") from None
+
+
+def _tables(path: str, spec: dict, key: str) -> list[tuple[str, int]]:
+    tables = spec.get(key, [])
+    if not isinstance(tables, list) or not all(
+            isinstance(t, list) and len(t) == 2 and isinstance(t[0], str) and isinstance(t[1], int)
+            and not isinstance(t[1], bool) and t[1] >= 1 for t in tables):
+        raise CheckpointError(f"{path}: metadata field 'model': {key!r} must be a list of [name, rows >= 1], "
+                              f"got {tables!r}")
+    return [(name, rows) for name, rows in tables]
+
+
+def check_tensors_match(path: str, tensors: dict[str, torch.Tensor], expected: dict[str, torch.Tensor],
+                        what: str = "weights") -> None:
+    """CheckpointError naming the file unless `tensors` has exactly the names, shapes and dtypes of `expected`
+    (a state dict, possibly on the meta device)."""
+    missing = sorted(set(expected) - set(tensors))
+    unexpected = sorted(set(tensors) - set(expected))
+    wrong = [f"{k} {tuple(tensors[k].shape)} {tensors[k].dtype} (expected {tuple(v.shape)} {v.dtype})"
+             for k, v in expected.items()
+             if k in tensors and (tensors[k].shape != v.shape or tensors[k].dtype != v.dtype)]
+    if missing or unexpected or wrong:
+        parts = [f"missing {missing}" if missing else "", f"unexpected {unexpected}" if unexpected else "",
+                 f"wrong shape or dtype: {'; '.join(wrong)}" if wrong else ""]
+        raise CheckpointError(f"{path}: the {what} do not match the model the metadata describes ("
+                              + ", ".join(p for p in parts if p) + ")")
 
 
 # --------------------------------------------------------------------------------------- the large model
@@ -82,27 +139,46 @@ def save_model(path: str, model: SequenceRecommender, cfg: SASRecConfig, data_na
     write(path, dict(model.state_dict()), "model", model_metadata(model, cfg, data_name))
 
 
+def _build_model(path: str, meta: dict[str, str], cfg: SASRecConfig, tensors: dict[str, torch.Tensor],
+                 device: torch.device | str) -> SequenceRecommender:
+    spec = _json_field(path, meta, "model", dict)
+    num_items = spec.get("num_items")
+    if isinstance(num_items, bool) or not isinstance(num_items, int) or num_items < 1:
+        raise CheckpointError(f"{path}: metadata field 'model': 'num_items' must be an int >= 1, got {num_items!r}")
+    item_tables, user_tables = _tables(path, spec, "item_feature_tables"), _tables(path, spec, "user_feature_tables")
+    kw = {}
+    try:
+        if item_tables:
+            kw.update(item_feature_tables=item_tables, item_feature_ids=tensors["encoder.item_feature_ids"],
+                      item_feature_offsets=tensors["encoder.item_feature_offsets"])
+        if user_tables:
+            kw.update(user_feature_tables=user_tables, user_feature_ids=tensors["encoder.user_feature_ids"])
+    except KeyError as exc:
+        raise CheckpointError(f"{path}: the weights do not match the model the metadata describes "
+                              f"(missing tensor {exc.args[0]!r})") from None
+    try:
+        with torch.device(device):
+            encoder = SequenceEncoder(num_items, cfg.dim, cfg.max_len, num_layers=cfg.num_layers,
+                                      num_heads=cfg.num_heads, dropout=cfg.dropout, feature_dim=cfg.feature_dim, **kw)
+            return SequenceRecommender(encoder, CatalogHead(num_items, cfg.dim), bool(user_tables))
+    except (TypeError, ValueError, IndexError, RuntimeError) as exc:
+        raise CheckpointError(f"{path}: the metadata describes no buildable model ({exc})") from None
+
+
 def load_model(path: str) -> tuple[SequenceRecommender, SASRecConfig]:
-    """Rebuild a SequenceRecommender from a model file or from the best weights of a training checkpoint."""
+    """Rebuild a SequenceRecommender from a model file or from the best weights of a training checkpoint.
+
+    The file is untrusted: the metadata is parsed and checked, and the tensors' names, shapes and dtypes are
+    compared with the model it describes (built on the meta device, allocating nothing) before the real
+    model is built; every error is a CheckpointError naming the file."""
     tensors, meta = read(path)
     _require(path, meta, ("config", "model"))
     if any(k.startswith("best.") for k in tensors):  # a training checkpoint: take its best weights
         tensors = {k[len("best."):]: v for k, v in tensors.items() if k.startswith("best.")}
-    cfg = SASRecConfig.from_dict(json.loads(meta["config"]))
-    spec = json.loads(meta["model"])
-    kw = {}
+    cfg = _config(path, meta)
+    check_tensors_match(path, tensors, _build_model(path, meta, cfg, tensors, "meta").state_dict())
+    model = _build_model(path, meta, cfg, tensors, "cpu")
     try:
-        if spec["item_feature_tables"]:
-            kw.update(item_feature_tables=[tuple(t) for t in spec["item_feature_tables"]],
-                      item_feature_ids=tensors["encoder.item_feature_ids"],
-                      item_feature_offsets=tensors["encoder.item_feature_offsets"])
-        if spec["user_feature_tables"]:
-            kw.update(user_feature_tables=[tuple(t) for t in spec["user_feature_tables"]],
-                      user_feature_ids=tensors["encoder.user_feature_ids"])
-        encoder = SequenceEncoder(spec["num_items"], cfg.dim, cfg.max_len, num_layers=cfg.num_layers,
-                                  num_heads=cfg.num_heads, dropout=cfg.dropout, feature_dim=cfg.feature_dim, **kw)
-        model = SequenceRecommender(encoder, CatalogHead(spec["num_items"], cfg.dim),
-                                    bool(spec["user_feature_tables"]))
         model.load_state_dict(tensors)
     except (KeyError, RuntimeError) as exc:
         raise CheckpointError(f"{path}: the weights do not match the model the metadata describes ({exc})") from exc
@@ -139,22 +215,45 @@ def save_training_state(path: str, model: SequenceRecommender, cfg: SASRecConfig
     write(path, tensors, "training", meta)
 
 
+TRAINER_FIELDS = {"epoch": int, "history": list, "best_epoch": int, "best_valid": dict, "best_ndcg": (int, float),
+                   "since_best": int, "train_seconds": (int, float), "stopped": str}
+"""what a resumed run reads from the trainer metadata, and the JSON type of each"""
+
+
+def _trainer(path: str, meta: dict[str, str]) -> dict:
+    trainer = _json_field(path, meta, "trainer", dict)
+    for key, kind in TRAINER_FIELDS.items():
+        if key in trainer and (isinstance(trainer[key], bool) or not isinstance(trainer[key], kind)):
+            raise CheckpointError(f"{path}: metadata field 'trainer': {key!r} has the wrong type "
+                                  f"({type(trainer[key]).__name__})")
+    return trainer
+
+
 def load_training_state(path: str) -> TrainingState:
-    """The training state `save_training_state` wrote (any format version up to the current one)."""
+    """The training state `save_training_state` wrote (any format version up to the current one); the
+    metadata and tensor names are checked, each error a CheckpointError naming the file and the field."""
     tensors, meta = read(path)
     _require(path, meta, ("config", "optim_groups", "trainer"))
     state: dict[int, dict] = {}
     for name, value in tensors.items():
         if name.startswith("optim."):
-            _, idx, key = name.split(".", 2)
-            state.setdefault(int(idx), {})[key] = value
-    if "rng.torch" not in tensors:
+            parts = name.split(".", 2)
+            if len(parts) != 3 or not parts[1].isdigit():
+                raise CheckpointError(f"{path}: tensor {name!r} is not of the form optim.<param index>.<state name>")
+            state.setdefault(int(parts[1]), {})[parts[2]] = value
+    rng = tensors.get("rng.torch")
+    if rng is None:
         raise CheckpointError(f"{path}: a training checkpoint without its RNG state (rng.torch)")
+    if rng.dtype != torch.uint8 or rng.dim() != 1:
+        raise CheckpointError(f"{path}: tensor 'rng.torch' must be 1-D uint8, got {rng.dtype} {tuple(rng.shape)}")
+    groups = _json_field(path, meta, "optim_groups", list)
+    if not all(isinstance(g, dict) and isinstance(g.get("params"), list) for g in groups):
+        raise CheckpointError(f"{path}: metadata field 'optim_groups' must be a list of parameter groups")
     return TrainingState(
-        config=SASRecConfig.from_dict(json.loads(meta["config"])),
+        config=_config(path, meta),
         model={k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")},
         best={k[len("best."):]: v for k, v in tensors.items() if k.startswith("best.")},
-        optimizer={"state": state, "param_groups": json.loads(meta["optim_groups"])},
-        rng=tensors["rng.torch"],
-        trainer=json.loads(meta["trainer"]),
+        optimizer={"state": state, "param_groups": groups},
+        rng=rng,
+        trainer=_trainer(path, meta),
     )

@@ -3,7 +3,26 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
+
+from recengine.cli_checks import (
+    OneLineParser,
+    UsageError,
+    check_readable_dir,
+    check_writable_dir,
+    check_writable_file,
+    device_name,
+    int_at_least,
+    non_negative_float,
+    non_negative_int,
+    open_probability,
+    positive_float,
+    positive_int,
+    probability,
+    report,
+    seconds,
+)
 
 # family name on the command line -> module defining workloads(device, quick)
 BENCH_FAMILIES = {
@@ -21,8 +40,7 @@ def _bench(args: argparse.Namespace) -> int:
     from recengine import bench
 
     if args.device.startswith("cuda") and not torch.cuda.is_available():
-        print("error: --device cuda asked for, but torch sees no CUDA device", file=sys.stderr)
-        return 2
+        return report("recengine bench", UsageError(f"--device {args.device}: torch sees no CUDA device"))
     if args.threads:
         torch.set_num_threads(args.threads)
     families = args.families or list(BENCH_FAMILIES)
@@ -41,8 +59,8 @@ def _bench(args: argparse.Namespace) -> int:
         return distributed.main(argv + (["--json", args.json] if args.json else []))
     unknown = [f for f in families if f not in BENCH_FAMILIES]
     if unknown:
-        print(f"error: unknown benchmark family {unknown}; choose from {list(BENCH_FAMILIES)}", file=sys.stderr)
-        return 2
+        return report("recengine bench", UsageError(f"unknown benchmark family {unknown}; choose from "
+                                                    f"{list(BENCH_FAMILIES)}"))
     machine = bench.measure_machine(args.device)
     workloads = []
     for fam in families:
@@ -52,7 +70,7 @@ def _bench(args: argparse.Namespace) -> int:
     for w in tqdm(workloads, desc="bench", unit="workload", file=sys.stderr):
         results += bench.run_workload(w, args.device, machine, repeat=args.repeat)
     print(bench.format_table(results, machine))
-    json_path = args.json or f"results/bench_{args.device.split(':')[0]}.json"
+    json_path = _bench_json_path(args)
     bench.write_json(json_path, results, machine)
     print(f"\nwrote {json_path}")
     if args.plot:
@@ -61,12 +79,70 @@ def _bench(args: argparse.Namespace) -> int:
     return 0
 
 
-def _serve(args: argparse.Namespace) -> int:
-    import os
+def _bench_json_path(args: argparse.Namespace) -> str:
+    return args.json or f"results/bench_{args.device.split(':')[0]}.json"
 
+
+def _check_bench(args: argparse.Namespace) -> None:
+    check_writable_file("--json", _bench_json_path(args))
+    check_writable_file("--plot", args.plot)
+
+
+def _train_config(args: argparse.Namespace):
+    from recengine.train import SASRecConfig
+
+    overrides = {k: getattr(args, k) for k in ("dim", "max_len", "num_layers", "dropout", "lr", "batch_size",
+                                               "max_epochs", "patience", "max_seconds", "seed")
+                 if getattr(args, k) is not None}
+    return SASRecConfig(**overrides)
+
+
+def _check_train(args: argparse.Namespace) -> None:
+    from recengine import checkpoint
+    from recengine.train.sasrec import CHECKPOINT
+
+    cfg = _train_config(args)  # a bad combination of settings fails before anything is written
+    check_readable_dir("--data-root", args.data_root)
+    if args.resume:
+        path = os.path.join(args.out, CHECKPOINT)
+        if not os.path.isfile(path):
+            raise UsageError(f"--resume: no checkpoint at {path}")
+        saved = checkpoint.load_training_state(path).config  # a truncated, tampered or foreign file fails now
+        if saved.trajectory_fields() != cfg.trajectory_fields():
+            raise UsageError(f"--resume: {path} was written with other settings {saved.trajectory_fields()}; "
+                             "resume with the same ones (only --max-epochs, --max-seconds, --patience may change)")
+    check_writable_dir("--out", args.out)
+
+
+def _check_compare(args: argparse.Namespace) -> None:
+    check_readable_dir("--data-root", args.data_root)
+    check_writable_dir("--out", args.out)
+
+
+_OPE_TYPES = {"n_sim": positive_int, "folds": int_at_least(2), "bootstrap": positive_int, "alpha": open_probability,
+              "clip": positive_float, "switch_lambda": non_negative_float, "dros_lambda": non_negative_float,
+              "seed": non_negative_int}
+"""the ope subcommand's numeric options and their ranges (its parser lives with the command)"""
+
+
+def _check_ope(args: argparse.Namespace) -> None:
+    for dest, parse in _OPE_TYPES.items():
+        value = getattr(args, dest, None)
+        if value is not None:
+            try:
+                parse(str(value))
+            except argparse.ArgumentTypeError as exc:
+                raise UsageError(f"argument --{dest.replace('_', '-')}: {exc}") from None
+    check_readable_dir("--data-dir", args.data_dir)
+    check_writable_dir("--out", args.out)
+
+
+def _check_serve(args: argparse.Namespace) -> None:
     if not os.path.exists(args.checkpoint):
-        print(f"error: --checkpoint: {args.checkpoint} does not exist", file=sys.stderr)
-        return 2
+        raise UsageError(f"--checkpoint: {args.checkpoint} does not exist")
+
+
+def _serve(args: argparse.Namespace) -> int:
     from recengine.serving.threads import set_wait_policy
 
     set_wait_policy(args.omp_wait_policy)  # before torch starts its OpenMP threads
@@ -81,21 +157,16 @@ def _train(args: argparse.Namespace) -> int:
     import torch
 
     from recengine.report.train import train_command
-    from recengine.train import SASRecConfig
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    overrides = {k: getattr(args, k) for k in ("dim", "max_len", "num_layers", "dropout", "lr", "batch_size",
-                                               "max_epochs", "patience", "max_seconds", "seed")
-                 if getattr(args, k) is not None}
-    cfg = SASRecConfig(**overrides)
     synthetic = {"num_users": args.synthetic_users, "num_items": args.synthetic_items}
     try:
-        train_command(args.dataset, args.out, cfg, data_root=args.data_root, baselines=not args.no_baselines,
-                      bpr_epochs=args.bpr_epochs, resume=args.resume, synthetic_kwargs=synthetic)
-    except (FileNotFoundError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        train_command(args.dataset, args.out, _train_config(args), data_root=args.data_root,
+                      baselines=not args.no_baselines, bpr_epochs=args.bpr_epochs, resume=args.resume,
+                      synthetic_kwargs=synthetic)
+    except (FileNotFoundError, ValueError) as exc:  # missing or malformed data, a bad checkpoint: a user error
+        return report("recengine train", exc)
     return 0
 
 
@@ -113,19 +184,21 @@ def _add_data_root(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="recengine", description=__doc__)
+    p = OneLineParser(prog="recengine", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
 
     b = sub.add_parser("bench", help="time every operator against its pure-PyTorch reference")
-    b.add_argument("families", nargs="*", help=f"families to run (default: all of {list(BENCH_FAMILIES)}; 'distributed' alone runs W1 on 1 vs 2 processes, 'serving' alone times a trained model)")
-    b.add_argument("--device", default="cpu", help="cpu or cuda")
+    b.add_argument("families", nargs="*", help=f"families to run (default: all of {list(BENCH_FAMILIES)}; "
+                                               "'distributed' alone runs W1 on 1 vs 2 processes, 'serving' alone "
+                                               "times a trained model given by --checkpoint)")
+    b.add_argument("--device", default="cpu", type=device_name, help="cpu, cuda or cuda:<index>")
     b.add_argument("--quick", action="store_true", help="small workloads (a smoke run, not the standard figures)")
-    b.add_argument("--repeat", type=int, default=5, help="timed calls per case (median reported)")
-    b.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's choice)")
+    b.add_argument("--repeat", type=positive_int, default=5, help="timed calls per case (median reported)")
+    b.add_argument("--threads", type=non_negative_int, default=0, help="torch threads (default: torch's choice)")
     b.add_argument("--json", default=None, help="where to write the results (default results/bench_<device>.json)")
     b.add_argument("--plot", default=None, metavar="FILE", help="also write a bar chart (PNG)")
     b.add_argument("--checkpoint", default=None, metavar="PATH", help="'bench serving': the trained model to serve")
-    b.set_defaults(func=_bench)
+    b.set_defaults(func=_bench, check=_check_bench)
 
     t = sub.add_parser("train", help="train the large model (SASRec-style encoder), evaluate it against Pop and BPR")
     t.add_argument("model", choices=["sasrec"])
@@ -134,15 +207,16 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_root(t)
     t.add_argument("--resume", action="store_true", help="continue from DIR/checkpoint.safetensors")
     t.add_argument("--no-baselines", action="store_true", help="skip the Pop and BPR figures")
-    t.add_argument("--bpr-epochs", type=int, default=40)
-    for name, typ in (("dim", int), ("max-len", int), ("num-layers", int), ("dropout", float), ("lr", float),
-                      ("batch-size", int), ("max-epochs", int), ("patience", int), ("max-seconds", float),
-                      ("seed", int)):
+    t.add_argument("--bpr-epochs", type=positive_int, default=40)
+    for name, typ in (("dim", positive_int), ("max-len", positive_int), ("num-layers", positive_int),
+                      ("dropout", probability), ("lr", positive_float), ("batch-size", positive_int),
+                      ("max-epochs", positive_int), ("patience", positive_int), ("max-seconds", seconds),
+                      ("seed", non_negative_int)):
         t.add_argument(f"--{name}", type=typ, default=None, help="(default: SASRecConfig)")
-    t.add_argument("--synthetic-users", type=int, default=1000)
-    t.add_argument("--synthetic-items", type=int, default=500)
-    t.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's choice)")
-    t.set_defaults(func=_train)
+    t.add_argument("--synthetic-users", type=int_at_least(2), default=1000)
+    t.add_argument("--synthetic-items", type=int_at_least(2), default=500)
+    t.add_argument("--threads", type=non_negative_int, default=0, help="torch threads (default: torch's choice)")
+    t.set_defaults(func=_train, check=_check_train)
 
     c = sub.add_parser("compare", help="every registered agent in the simulator fitted to the train split: report.md, "
                                           "results.json, curves, simulator.safetensors")
@@ -152,35 +226,43 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_root(c)
     c.add_argument("--quick", action="store_true",
                    help="smoke run of about two minutes (tiny budgets; not the real figures)")
-    c.add_argument("--seed", type=int, default=0)
-    c.add_argument("--seeds", type=int, default=None,
+    c.add_argument("--seed", type=non_negative_int, default=0)
+    c.add_argument("--seeds", type=positive_int, default=None,
                    help="training seeds per learning agent, intervals pooled over them and an interval over seeds "
                         "(default 1 for time; use 5 before drawing a conclusion)")
-    c.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's choice)")
-    c.set_defaults(func=_compare)
+    c.add_argument("--threads", type=non_negative_int, default=0, help="torch threads (default: torch's choice)")
+    c.set_defaults(func=_compare, check=_check_compare)
 
     from recengine.report import ope as ope_command
 
-    ope_command.add_parser(sub)
+    ope_command.add_parser(sub).set_defaults(check=_check_ope)
 
     s = sub.add_parser("serve", help="serve a trained model over HTTP (POST /recommend; needs the [serve] extra)")
     s.add_argument("--checkpoint", required=True, metavar="PATH", help="a `recengine train` output dir or model file")
     s.add_argument("--host", default="127.0.0.1", help="address to bind (default: %(default)s)")
-    s.add_argument("--port", type=int, default=8000, help="port (default: %(default)s)")
+    s.add_argument("--port", type=positive_int, default=8000, help="port (default: %(default)s)")
     s.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "int8"],
                    help="inference tables (default: %(default)s)")
-    s.add_argument("--max-batch", type=int, default=256, help="requests merged into one call (default: %(default)s)")
-    s.add_argument("--max-wait-ms", type=float, default=2.0,
+    s.add_argument("--max-batch", type=positive_int, default=256,
+                   help="requests merged into one call (default: %(default)s)")
+    s.add_argument("--max-wait-ms", type=non_negative_float, default=2.0,
                    help="how long a request waits to share a batch (default: %(default)s)")
-    s.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's choice)")
+    s.add_argument("--threads", type=non_negative_int, default=0, help="torch threads (default: torch's choice)")
     s.add_argument("--omp-wait-policy", default="passive", choices=["passive", "active"],
-                   help="OpenMP idle threads sleep (passive: fair beside busy neighbours) or spin (default: %(default)s)")
-    s.set_defaults(func=_serve)
+                   help="OpenMP idle threads sleep (passive: fair beside busy neighbours) or spin "
+                        "(default: %(default)s)")
+    s.set_defaults(func=_serve, check=_check_serve)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Parse `argv`, check the arguments and paths before any long work, run the subcommand; a user error is
+    one line on stderr and exit code 2 (argparse's errors exit 2 through SystemExit)."""
     args = build_parser().parse_args(argv)
+    try:
+        args.check(args)
+    except (UsageError, ValueError, FileNotFoundError) as exc:  # CheckpointError is a ValueError
+        return report(f"recengine {args.command}", exc)
     return args.func(args)
 
 

@@ -15,6 +15,7 @@ The gradient g of a row is summed over all its occurrences in the batch first.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 
@@ -22,10 +23,10 @@ def _check_lr_eps(lr, eps) -> None:
     for name, value in (("lr", lr), ("eps", eps)):
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise TypeError(f"{name}: expected a number, got {type(value).__name__}")
-    if not lr >= 0:
-        raise ValueError(f"lr: must be >= 0, got {lr}")
-    if not eps > 0:
-        raise ValueError(f"eps: must be > 0, got {eps}")
+    if not 0 <= lr < math.inf:
+        raise ValueError(f"lr: must be a finite number >= 0, got {lr}")
+    if not 0 < eps < math.inf:
+        raise ValueError(f"eps: must be a finite number > 0, got {eps}")
 
 
 @dataclass
@@ -72,7 +73,8 @@ class Adam:
 
     def __post_init__(self):
         _check_lr_eps(self.lr, self.eps)
-        if len(self.betas) != 2 or not all(0.0 <= b < 1.0 for b in self.betas):
+        if not isinstance(self.betas, (tuple, list)) or len(self.betas) != 2 or not all(
+                isinstance(b, (int, float)) and not isinstance(b, bool) and 0.0 <= b < 1.0 for b in self.betas):
             raise ValueError(f"betas: expected two numbers in [0, 1), got {self.betas}")
         self.betas = (float(self.betas[0]), float(self.betas[1]))
 

@@ -339,6 +339,11 @@ class PrioritizedReplay:
                           and not indices.requires_grad) else indices.detach().to("cpu", torch.int64).contiguous()
         prio = priorities if (priorities.device.type == "cpu" and priorities.is_contiguous()
                               and not priorities.requires_grad) else priorities.detach().cpu().contiguous()
+        peak = float(prio.max()) if prio.numel() else 0.0  # every leaf <= the largest ever, so the sum is bounded
+        if math.isfinite(peak) and peak > 0 and not math.isfinite(
+                self.capacity * max(self._max_leaf, peak if exponent_applied else peak ** self.alpha)):
+            raise ValueError(f"priorities: the largest, {peak:g}, lets the sum of priorities overflow float64 "
+                             f"(capacity {self.capacity}); scale the priorities down")
         with self._lock:
             top = cpu_ops().replay_tree_update(self._sum_np, self._min_np, self._size, idx.numpy(), prio.numpy(),
                                         1.0 if exponent_applied else self.alpha)
@@ -365,16 +370,10 @@ class PrioritizedReplay:
 
     @classmethod
     def load(cls, path: str) -> PrioritizedReplay:
-        """Restore a replay written by `save`."""
-        from safetensors import safe_open
+        """Restore a replay written by `save`; the file is checked first (replay_file.ReplayFileError naming it)."""
+        from recengine.buffers.replay_file import open_replay_file
 
-        with safe_open(os.fspath(path), framework="pt") as f:
-            raw = (f.metadata() or {}).get("recengine.replay")
-            if raw is None:
-                raise ValueError(f"{path}: not a recengine PrioritizedReplay file")
-            meta = json.loads(raw)
-            if meta.get("version") != _FORMAT_VERSION:
-                raise ValueError(f"{path}: unsupported format version {meta.get('version')}")
+        with open_replay_file(path) as (f, meta):
             fields = {name: (tuple(shape), _dtype_from_name(dt)) for name, (shape, dt) in meta["fields"].items()}
             replay = cls(meta["capacity"], fields, alpha=meta["alpha"], n_step=meta["n_step"], gamma=meta["gamma"],
                          next_fields=meta["next_fields"], num_envs=meta["num_envs"])

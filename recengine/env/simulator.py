@@ -610,6 +610,8 @@ class VecRecSim:
     """
 
     def __init__(self, model: UserModel, num_envs: int, config: SimConfig | None = None, user_pool=None):
+        if isinstance(num_envs, bool) or not isinstance(num_envs, (int, np.integer)):
+            raise TypeError(f"num_envs: expected an int, got {type(num_envs).__name__} {num_envs!r}")
         if num_envs < 1:
             raise ValueError(f"num_envs must be >= 1, got {num_envs}")
         self.model = model

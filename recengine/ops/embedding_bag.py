@@ -37,7 +37,15 @@ import torch
 from torch import Tensor
 
 from recengine._native import as_array, cpu_ops
-from recengine.ops._checks import FLOAT_DTYPES, INDEX_DTYPES, check_choice, check_int, check_same_device, check_tensor
+from recengine.ops._checks import (
+    FLOAT_DTYPES,
+    INDEX_DTYPES,
+    check_choice,
+    check_int,
+    check_number,
+    check_same_device,
+    check_tensor,
+)
 from recengine.ops._triton import triton_kernels
 
 POOLINGS = ("sum", "mean")
@@ -360,6 +368,11 @@ def embedding_bag_fused_update(grad_output: Tensor, weights: Tensor, table_offse
     if not weights.is_contiguous():
         raise ValueError("weights: must be contiguous (it is updated in place)")
     check_choice("optimizer", optimizer, tuple(OPTIMIZERS))
+    check_number("lr", lr, minimum=0.0)
+    check_number("eps", eps, minimum=0.0)
+    if optimizer == "adam" and (not isinstance(betas, (tuple, list)) or len(betas) != 2 or not all(
+            check_number("betas", b, minimum=0.0) < 1.0 for b in betas)):
+        raise ValueError(f"betas: expected two finite numbers in [0, 1), got {betas!r}")
     num_tables, batch = _sizes(table_offsets, offsets)
     num_rows, dim = weights.shape
     check_tensor("grad_output", grad_output, dtypes=FLOAT_DTYPES, shape=(batch, num_tables * dim),

@@ -3,6 +3,10 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
 
+from recengine.ops._checks import check_int, check_number
+
+_POSITIVE_INTS = ("dim", "max_len", "num_layers", "num_heads", "feature_dim", "batch_size", "max_epochs", "patience")
+
 
 @dataclass
 class SASRecConfig:
@@ -43,9 +47,33 @@ class SASRecConfig:
     seed: int = 0
     """seed of the initialisation and of the batch order"""
 
+    def __post_init__(self):
+        """Every setting checked at construction (TypeError/ValueError naming it), so a bad value from the
+        command line or a tampered checkpoint fails before any data is loaded or any tensor allocated."""
+        for name in _POSITIVE_INTS:
+            check_int(name, getattr(self, name), minimum=1)
+        if self.stride is not None:
+            check_int("stride", self.stride, minimum=1)
+        check_int("seed", self.seed, minimum=0)
+        if self.dim % self.num_heads:
+            raise ValueError(f"num_heads: must divide dim={self.dim}, got {self.num_heads}")
+        if check_number("dropout", self.dropout, minimum=0.0) >= 1.0:
+            raise ValueError(f"dropout: must be < 1, got {self.dropout}")
+        check_number("lr", self.lr, minimum=0.0, exclusive=True)
+        check_number("weight_decay", self.weight_decay, minimum=0.0)
+        check_number("clip", self.clip, minimum=0.0)
+        if isinstance(self.max_seconds, bool) or not isinstance(self.max_seconds, (int, float)) or not (
+                self.max_seconds > 0):
+            raise ValueError(f"max_seconds: must be a number > 0 (inf: no budget), got {self.max_seconds!r}")
+        for name in ("item_features", "user_features"):
+            if not isinstance(getattr(self, name), bool):
+                raise TypeError(f"{name}: expected a bool, got {type(getattr(self, name)).__name__}")
+
     @classmethod
     def from_dict(cls, d: dict) -> SASRecConfig:
         """The config of a dict (unknown keys ignored, so files written by other versions still load)."""
+        if not isinstance(d, dict):
+            raise TypeError(f"config: expected a dict of settings, got {type(d).__name__}")
         names = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in d.items() if k in names})
 

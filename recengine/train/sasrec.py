@@ -121,10 +121,20 @@ def train_sasrec(data, cfg: SASRecConfig | None = None, *, out_dir: str | None =
         if state.config.trajectory_fields() != cfg.trajectory_fields():
             raise ValueError(f"{ckpt}: was written with different settings {state.config.trajectory_fields()}; "
                              "resume with the same ones (only max_epochs, max_seconds, patience may change)")
+        expected = model.state_dict()
+        checkpoint.check_tensors_match(ckpt, state.model, expected, "weights")
+        checkpoint.check_tensors_match(ckpt, state.best, expected, "best weights")
+        missing = [k for k in checkpoint.TRAINER_FIELDS if k not in state.trainer]
+        if missing:
+            raise checkpoint.CheckpointError(f"{ckpt}: metadata field 'trainer' lacks {missing}")
+        try:
+            opt.load_state_dict(state.optimizer)
+            torch.set_rng_state(state.rng)
+        except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+            raise checkpoint.CheckpointError(f"{ckpt}: the optimizer or RNG state does not fit this model ({exc})"
+                                             ) from None
         model.load_state_dict(state.model)
         best_state = state.best
-        opt.load_state_dict(state.optimizer)
-        torch.set_rng_state(state.rng)
         trainer = state.trainer
         result.history, result.best_epoch = trainer["history"], trainer["best_epoch"]
         result.best_valid, result.train_seconds = trainer["best_valid"], trainer["train_seconds"]

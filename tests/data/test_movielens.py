@@ -116,10 +116,21 @@ def test_root_wins_over_env(tmp_path, monkeypatch):
 
 def test_missing_everywhere_lists_where_it_looked(tmp_path, monkeypatch):
     monkeypatch.setenv("RECENGINE_DATA", str(tmp_path / "nowhere"))
+    monkeypatch.setenv("RECENGINE_CACHE", str(tmp_path / "cache"))
     with pytest.raises(FileNotFoundError) as exc:
-        load_movielens(root=str(tmp_path), download=False)
+        load_movielens(download=False)
     msg = str(exc.value)
-    assert str(tmp_path) in msg and "nowhere" in msg and "download=False" in msg
+    assert "nowhere" in msg and "download=False" in msg
+
+
+@pytest.mark.parametrize("subdir", ["missing", "empty"])
+def test_a_root_without_the_data_is_an_error_even_when_another_copy_exists(tmp_path, monkeypatch, subdir):
+    write_original(tmp_path / "env")
+    monkeypatch.setenv("RECENGINE_DATA", str(tmp_path / "env"))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileNotFoundError, match="root") as exc:
+        load_movielens(root=str(tmp_path / subdir), download=False)
+    assert str(tmp_path / subdir) in str(exc.value)
 
 
 def test_partial_layout_is_an_error(tmp_path):

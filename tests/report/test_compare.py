@@ -150,9 +150,10 @@ def test_report_names_no_issue_numbers(quick_run):
     assert "issue" not in (quick_run / "report.md").read_text().lower()
 
 
-def test_seeds_must_be_positive(tmp_path):
-    with pytest.raises(ValueError, match="seeds"):
+def test_seeds_must_be_positive(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
         main(["compare", "--quick", "--dataset", "synthetic", "--out", str(tmp_path), "--seeds", "0"])
+    assert exit_info.value.code == 2 and "--seeds" in capsys.readouterr().err
 
 
 def test_results_json_holds_the_simulator_validation(quick_run):

@@ -1,0 +1,162 @@
+"""Checks of command-line arguments and paths, done before any long work: argparse `type=` helpers for numbers
+and devices, path checks for inputs and outputs, and a parser whose user errors are one line and exit code 2.
+
+    p.add_argument("--repeat", type=positive_int)
+    p.add_argument("--device", type=device_name)
+    check_writable_dir("--out", args.out)        # raises UsageError, which main() prints as one line
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import re
+import sys
+import tempfile
+from typing import NoReturn
+
+_DEVICE = re.compile(r"^(cpu|cuda(:\d+)?)$")
+
+
+class UsageError(Exception):
+    """A user error found after parsing (a path, a combination of options): printed as one line, exit code 2."""
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors (and its subparsers', which argparse makes of the same class) are one
+    line, ``<prog>: error: <message>``, and exit code 2, without the usage block."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def _number(text: str, kind: type) -> int | float:
+    try:
+        value = kind(text)
+    except ValueError:
+        what = "an integer" if kind is int else "a number"
+        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+    if kind is float and not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+    return value
+
+
+def positive_int(text: str) -> int:
+    """An int >= 1."""
+    value = _number(text, int)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    """An int >= 0."""
+    value = _number(text, int)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
+
+
+def int_at_least(minimum: int):
+    """A type helper: an int >= `minimum`."""
+
+    def parse(text: str) -> int:
+        value = _number(text, int)
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be >= {minimum}, got {value}")
+        return value
+
+    parse.__name__ = f"int_at_least_{minimum}"
+    return parse
+
+
+def positive_float(text: str) -> float:
+    """A finite number > 0."""
+    value = _number(text, float)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {value:g}")
+    return value
+
+
+def non_negative_float(text: str) -> float:
+    """A finite number >= 0."""
+    value = _number(text, float)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value:g}")
+    return value
+
+
+def probability(text: str) -> float:
+    """A number in [0, 1)."""
+    value = _number(text, float)
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1), got {value:g}")
+    return value
+
+
+def open_probability(text: str) -> float:
+    """A number in (0, 1) (a significance level)."""
+    value = _number(text, float)
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"must be in (0, 1), got {value:g}")
+    return value
+
+
+def seconds(text: str) -> float:
+    """A duration in seconds > 0 ("inf" for no limit)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+    return value
+
+
+def device_name(text: str) -> str:
+    """cpu, cuda or cuda:<index>."""
+    if not _DEVICE.match(text):
+        raise argparse.ArgumentTypeError(f"expected cpu, cuda or cuda:<index>, got {text!r}")
+    return text
+
+
+def check_readable_dir(option: str, path: str | None) -> None:
+    """UsageError naming `option` unless `path` (when given) is a directory this process can list and read."""
+    if path is None:
+        return
+    if not os.path.exists(path):
+        raise UsageError(f"{option}: {path} does not exist")
+    if not os.path.isdir(path):
+        raise UsageError(f"{option}: {path} is not a directory")
+    if not os.access(path, os.R_OK | os.X_OK):
+        raise UsageError(f"{option}: {path} is not readable")
+
+
+def check_writable_dir(option: str, path: str) -> None:
+    """Create `path` (a directory for outputs) if needed and prove a file can be written in it; UsageError
+    naming `option` otherwise (an existing file, no permission, a read-only file system)."""
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise UsageError(f"{option}: {path} exists and is not a directory")
+    try:
+        os.makedirs(path, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as exc:
+        raise UsageError(f"{option}: cannot write to {path} ({exc.strerror or exc})") from None
+
+
+def check_writable_file(option: str, path: str | None) -> None:
+    """UsageError naming `option` unless a file can be written at `path` (its directory writable, `path` not a
+    directory)."""
+    if path is None:
+        return
+    if os.path.isdir(path):
+        raise UsageError(f"{option}: {path} is a directory, expected a file path")
+    check_writable_dir(option, os.path.dirname(os.path.abspath(path)))
+
+
+def report(prog: str, exc: Exception) -> int:
+    """Print a user error as one line on stderr (a message of several lines joined by '; '); the exit code 2."""
+    message = "; ".join(line.strip() for line in str(exc).splitlines() if line.strip())
+    print(f"{prog}: error: {message}", file=sys.stderr)
+    return 2

@@ -1,0 +1,171 @@
+"""Tampered, truncated and foreign checkpoint files: one CheckpointError naming the file, the files untouched."""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict
+
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from recengine import checkpoint
+from recengine.data import make_synthetic
+from recengine.train import SASRecConfig, model_from_data
+from tests.reliability.cases import files_digest
+
+CFG = SASRecConfig(dim=8, max_len=4, num_layers=1, num_heads=2, user_features=True, feature_dim=4)
+
+
+@pytest.fixture(scope="module")
+def model():
+    torch.manual_seed(0)
+    return model_from_data(make_synthetic(20, 12, seed=0), CFG)
+
+
+@pytest.fixture(scope="module")
+def saved(model, tmp_path_factory) -> dict[str, tuple[dict, dict]]:
+    """{kind: (tensors, metadata)} of a model file and a training file."""
+    d = tmp_path_factory.mktemp("ckpt")
+    checkpoint.save_model(str(d / "m"), model, CFG, "synthetic")
+    opt = torch.optim.AdamW(model.parameters())
+    model.loss(torch.tensor([[1, 2, 3, -1]]), torch.tensor([[2, 3, 4, -1]]), torch.tensor([0])).backward()
+    opt.step()
+    checkpoint.save_training_state(str(d / "t"), model, CFG, "synthetic",
+                                   best={k: v.clone() for k, v in model.state_dict().items()}, optimizer=opt,
+                                   trainer={"epoch": 1, "history": [], "best_epoch": 1, "best_valid": {},
+                                            "best_ndcg": 0.1, "since_best": 0, "train_seconds": 1.0, "stopped": ""})
+    return {"model": checkpoint.read(str(d / "m")), "training": checkpoint.read(str(d / "t"))}
+
+
+def _config(**change):
+    return lambda t, m: m.__setitem__("config", json.dumps({**asdict(CFG), **change}))
+
+
+def _spec(**change):
+    return lambda t, m: m.__setitem__("model", json.dumps({**json.loads(m["model"]), **change}))
+
+
+def _meta(key, value):
+    return lambda t, m: m.__setitem__(key, value) if value is not None else m.pop(key)
+
+
+def _tensor(key, value):
+    return lambda t, m: t.__setitem__(key, value) if value is not None else t.pop(key)
+
+
+MODEL_TAMPERING = [
+    ("config-not-json", _meta("config", "{dim: 8")), ("config-list", _meta("config", "[8]")),
+    ("config-missing", _meta("config", None)), ("config-dim-zero", _config(dim=0)),
+    ("config-dim-str", _config(dim="8")), ("config-heads", _config(num_heads=3)),
+    ("config-dropout", _config(dropout=2.0)), ("config-other-dim", _config(dim=16)),
+    ("config-max-len", _config(max_len=5)), ("config-layers", _config(num_layers=2)),
+    ("model-not-json", _meta("model", "{")), ("model-missing", _meta("model", None)),
+    ("model-list", _meta("model", "[]")), ("num-items-zero", _spec(num_items=0)),
+    ("num-items-str", _spec(num_items="12")), ("num-items-huge", _spec(num_items=2**40)),
+    ("num-items-other", _spec(num_items=13)), ("item-tables-str", _spec(item_feature_tables="genre")),
+    ("item-tables-rows-zero", _spec(item_feature_tables=[["genre", 0]])),
+    ("item-tables-dropped", _spec(item_feature_tables=[])), ("user-tables-dropped", _spec(user_feature_tables=[])),
+    ("kind-unknown", _meta("kind", "optimizer")), ("version-newer", _meta("format_version", "99")),
+    ("version-not-number", _meta("format_version", "one")),
+    ("tensor-extra", _tensor("encoder.extra", torch.zeros(2))),
+    ("tensor-missing", _tensor("encoder.item_embedding", None)),
+    ("tensor-missing-feature-ids", _tensor("encoder.item_feature_ids", None)),
+    ("tensor-wrong-shape", _tensor("encoder.item_embedding", torch.zeros(12, 9))),
+    ("tensor-wrong-dtype", _tensor("encoder.item_embedding", torch.zeros(12, 8, dtype=torch.float64))),
+    ("tensor-head-bias-shape", _tensor("head.bias", torch.zeros(13))),
+]
+TRAINING_TAMPERING = [
+    ("rng-missing", _tensor("rng.torch", None)), ("rng-float", _tensor("rng.torch", torch.zeros(8))),
+    ("optim-key", _tensor("optim.x.exp_avg", torch.zeros(2))),
+    ("optim-groups-not-json", _meta("optim_groups", "[{")), ("optim-groups-dict", _meta("optim_groups", "{}")),
+    ("optim-groups-no-params", _meta("optim_groups", "[{\"lr\": 1}]")),
+    ("optim-groups-missing", _meta("optim_groups", None)), ("trainer-not-json", _meta("trainer", "epoch")),
+    ("trainer-list", _meta("trainer", "[]")), ("trainer-epoch-str", _meta("trainer", "{\"epoch\": \"1\"}")),
+    ("trainer-history-dict", _meta("trainer", "{\"history\": {}}")),
+    ("trainer-missing", _meta("trainer", None)), ("config-lr-nan", _config(lr=float("nan"))),
+]
+
+
+def _write_tampered(saved, kind, change, path):
+    tensors, meta = saved[kind]
+    tensors, meta = dict(tensors), dict(meta)
+    change(tensors, meta)
+    save_file(tensors, path, metadata=meta)
+
+
+def _check_refused(load, path, directory):
+    before = files_digest(directory)
+    with pytest.raises(checkpoint.CheckpointError) as info:
+        load(path)
+    assert path in str(info.value)
+    assert files_digest(directory) == before
+
+
+@pytest.mark.parametrize("change", [pytest.param(c, id=i) for i, c in MODEL_TAMPERING])
+def test_a_tampered_model_file_is_refused_naming_it(saved, tmp_path, change):
+    path = str(tmp_path / "m.safetensors")
+    _write_tampered(saved, "model", change, path)
+    _check_refused(checkpoint.load_model, path, str(tmp_path))
+
+
+@pytest.mark.parametrize("change", [pytest.param(c, id=i) for i, c in TRAINING_TAMPERING])
+def test_a_tampered_training_file_is_refused_naming_it(saved, tmp_path, change):
+    path = str(tmp_path / "t.safetensors")
+    _write_tampered(saved, "training", change, path)
+    _check_refused(checkpoint.load_training_state, path, str(tmp_path))
+
+
+def _raw(data: bytes):
+    def make(path: str, good: bytes) -> None:
+        with open(path, "wb") as f:
+            f.write(data)
+    return make
+
+
+def _cut(n: int):
+    def make(path: str, good: bytes) -> None:
+        with open(path, "wb") as f:
+            f.write(good[:n])
+    return make
+
+
+BROKEN = [("missing", lambda path, good: None), ("directory", lambda path, good: os.mkdir(path)),
+          ("empty", _raw(b"")), ("text", _raw(b"hello, world")), ("zeros", _raw(bytes(200))),
+          ("pickle", _raw(b"\x80\x04\x95\x00")), ("truncated-8", _cut(8)), ("truncated-40", _cut(40)),
+          ("truncated-half", _cut(-2000)), ("truncated-1", _cut(-1)),
+          ("foreign", lambda path, good: save_file({"x": torch.zeros(3)}, path))]
+
+
+@pytest.mark.parametrize("load", [checkpoint.load_model, checkpoint.load_training_state],
+                         ids=["load_model", "load_training_state"])
+@pytest.mark.parametrize("make", [pytest.param(m, id=i) for i, m in BROKEN])
+def test_a_broken_file_is_refused_naming_it(saved, tmp_path, model, load, make):
+    good_path = str(tmp_path / "good")
+    checkpoint.save_model(good_path, model, CFG)
+    with open(good_path, "rb") as f:
+        good = f.read()
+    os.remove(good_path)
+    path = str(tmp_path / "bad.safetensors")
+    make(path, good)
+    _check_refused(load, path, str(tmp_path))
+
+
+# ------------------------------------------------------------------------------------------ data files
+def test_a_movielens_file_that_is_not_text_is_refused_naming_it(tmp_path):
+    from recengine.data.movielens import ATOMIC_FILES, MovieLensFormatError, load_movielens
+
+    for name in ATOMIC_FILES:
+        (tmp_path / name).write_bytes(b"\xff\xfe\xfa not text")
+    with pytest.raises(MovieLensFormatError, match="not utf-8 text") as info:
+        load_movielens(root=str(tmp_path), download=False)
+    assert str(tmp_path) in str(info.value)
+
+
+def test_an_open_bandit_file_that_is_not_text_is_refused_naming_it(tmp_path):
+    from recengine.data.open_bandit import OpenBanditFormatError, load_bts_prior
+
+    (tmp_path / "prior_bts.yaml").write_bytes(b"\xff\xfe\xfa")
+    with pytest.raises(OpenBanditFormatError, match="not UTF-8 text") as info:
+        load_bts_prior(root=str(tmp_path), download=False)
+    assert "prior_bts.yaml" in str(info.value)

@@ -1,0 +1,116 @@
+"""Bad command lines (exit code 2, one line on stderr naming the option, no traceback, nothing written) and bad
+simulator arguments."""
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from recengine.cli import main
+from recengine.env import SimConfig, VecRecSim, synthetic_user_model
+from tests.reliability.cases import files_digest
+
+
+def _run(argv: list[str]) -> int:
+    try:
+        return main(argv)
+    except SystemExit as exc:
+        return exc.code
+
+
+def _argv(template: list[str], tmp: str) -> list[str]:
+    return [a.replace("{tmp}", tmp) for a in template]
+
+
+CLI = [
+    # (id, argv, words the one-line error must hold)
+    ("bench-repeat-negative", ["bench", "--repeat", "-1"], "--repeat"),
+    ("bench-repeat-zero", ["bench", "--repeat", "0"], "--repeat"),
+    ("bench-repeat-str", ["bench", "--repeat", "many"], "--repeat"),
+    ("bench-threads-negative", ["bench", "--threads", "-2"], "--threads"),
+    ("bench-device-tpu", ["bench", "--device", "tpu"], "--device"),
+    ("bench-device-cuda-word", ["bench", "--device", "cuda:x"], "--device"),
+    ("bench-family-unknown", ["bench", "nope", "--json", "{tmp}/b.json"], "nope"),
+    ("bench-json-directory", ["bench", "--json", "{tmp}"], "--json"),
+    ("bench-json-under-file", ["bench", "--json", "{tmp}/file/b.json"], "--json"),
+    ("bench-plot-directory", ["bench", "--json", "{tmp}/b.json", "--plot", "{tmp}"], "--plot"),
+    ("train-model-unknown", ["train", "gpt", "--out", "{tmp}/o"], "model"),
+    ("train-out-missing", ["train", "sasrec"], "--out"),
+    ("train-out-file", ["train", "sasrec", "--out", "{tmp}/file"], "--out"),
+    ("train-out-under-file", ["train", "sasrec", "--out", "{tmp}/file/o"], "--out"),
+    ("train-data-root-missing", ["train", "sasrec", "--out", "{tmp}/o", "--data-root", "{tmp}/none"], "--data-root"),
+    ("train-root-missing", ["train", "sasrec", "--out", "{tmp}/o", "--root", "{tmp}/none"], "--data-root"),
+    ("train-data-root-file", ["train", "sasrec", "--out", "{tmp}/o", "--data-root", "{tmp}/file"], "--data-root"),
+    ("train-resume-nothing", ["train", "sasrec", "--out", "{tmp}", "--resume"], "--resume"),
+    ("train-resume-truncated", ["train", "sasrec", "--out", "{tmp}/run", "--resume"], "checkpoint.safetensors"),
+    ("train-dataset-unknown", ["train", "sasrec", "--out", "{tmp}/o", "--dataset", "ml-1m"], "--dataset"),
+    ("train-dim-zero", ["train", "sasrec", "--out", "{tmp}/o", "--dim", "0"], "--dim"),
+    ("train-dim-float", ["train", "sasrec", "--out", "{tmp}/o", "--dim", "8.5"], "--dim"),
+    ("train-dim-heads", ["train", "sasrec", "--out", "{tmp}/o", "--dim", "3", "--dataset", "synthetic"], "num_heads"),
+    ("train-max-len-negative", ["train", "sasrec", "--out", "{tmp}/o", "--max-len", "-5"], "--max-len"),
+    ("train-layers-zero", ["train", "sasrec", "--out", "{tmp}/o", "--num-layers", "0"], "--num-layers"),
+    ("train-dropout-one", ["train", "sasrec", "--out", "{tmp}/o", "--dropout", "1"], "--dropout"),
+    ("train-dropout-nan", ["train", "sasrec", "--out", "{tmp}/o", "--dropout", "nan"], "--dropout"),
+    ("train-lr-zero", ["train", "sasrec", "--out", "{tmp}/o", "--lr", "0"], "--lr"),
+    ("train-lr-inf", ["train", "sasrec", "--out", "{tmp}/o", "--lr", "inf"], "--lr"),
+    ("train-batch-zero", ["train", "sasrec", "--out", "{tmp}/o", "--batch-size", "0"], "--batch-size"),
+    ("train-epochs-zero", ["train", "sasrec", "--out", "{tmp}/o", "--max-epochs", "0"], "--max-epochs"),
+    ("train-patience-negative", ["train", "sasrec", "--out", "{tmp}/o", "--patience", "-1"], "--patience"),
+    ("train-seconds-zero", ["train", "sasrec", "--out", "{tmp}/o", "--max-seconds", "0"], "--max-seconds"),
+    ("train-seconds-nan", ["train", "sasrec", "--out", "{tmp}/o", "--max-seconds", "nan"], "--max-seconds"),
+    ("train-seed-negative", ["train", "sasrec", "--out", "{tmp}/o", "--seed", "-1"], "--seed"),
+    ("train-bpr-epochs-zero", ["train", "sasrec", "--out", "{tmp}/o", "--bpr-epochs", "0"], "--bpr-epochs"),
+    ("train-synthetic-users-one", ["train", "sasrec", "--out", "{tmp}/o", "--synthetic-users", "1"],
+     "--synthetic-users"),
+    ("train-synthetic-items-zero", ["train", "sasrec", "--out", "{tmp}/o", "--synthetic-items", "0"],
+     "--synthetic-items"),
+    ("train-threads-negative", ["train", "sasrec", "--out", "{tmp}/o", "--threads", "-1"], "--threads"),
+    ("compare-seeds-zero", ["compare", "--out", "{tmp}/o", "--seeds", "0"], "--seeds"),
+    ("compare-seeds-negative", ["compare", "--out", "{tmp}/o", "--seeds", "-3"], "--seeds"),
+    ("compare-seed-str", ["compare", "--out", "{tmp}/o", "--seed", "x"], "--seed"),
+    ("compare-threads-float", ["compare", "--out", "{tmp}/o", "--threads", "1.5"], "--threads"),
+    ("compare-out-file", ["compare", "--out", "{tmp}/file"], "--out"),
+    ("compare-out-under-file", ["compare", "--out", "{tmp}/file/o"], "--out"),
+    ("compare-data-root-missing", ["compare", "--out", "{tmp}/o", "--data-root", "{tmp}/none"], "--data-root"),
+    ("compare-dataset-unknown", ["compare", "--out", "{tmp}/o", "--dataset", "x"], "--dataset"),
+    ("ope-folds-one", ["ope", "--out", "{tmp}/o", "--folds", "1"], "--folds"),
+    ("ope-n-sim-zero", ["ope", "--out", "{tmp}/o", "--n-sim", "0"], "--n-sim"),
+    ("ope-bootstrap-negative", ["ope", "--out", "{tmp}/o", "--bootstrap", "-1"], "--bootstrap"),
+    ("ope-alpha-one", ["ope", "--out", "{tmp}/o", "--alpha", "1"], "--alpha"),
+    ("ope-alpha-zero", ["ope", "--out", "{tmp}/o", "--alpha", "0"], "--alpha"),
+    ("ope-clip-zero", ["ope", "--out", "{tmp}/o", "--clip", "0"], "--clip"),
+    ("ope-switch-negative", ["ope", "--out", "{tmp}/o", "--switch-lambda", "-1"], "--switch-lambda"),
+    ("ope-seed-negative", ["ope", "--out", "{tmp}/o", "--seed", "-1"], "--seed"),
+    ("ope-data-dir-missing", ["ope", "--out", "{tmp}/o", "--data-dir", "{tmp}/none"], "--data-dir"),
+    ("ope-out-file", ["ope", "--out", "{tmp}/file"], "--out"),
+    ("ope-behavior-unknown", ["ope", "--out", "{tmp}/o", "--behavior", "greedy"], "--behavior"),
+    ("command-unknown", ["serve"], "serve"),
+    ("command-missing", [], "command"),
+]
+
+
+@pytest.mark.parametrize("argv, words", [pytest.param(a, w, id=i) for i, a, w in CLI])
+def test_a_bad_command_line_is_one_line_and_exit_2(tmp_path, capsys, argv, words):
+    (tmp_path / "file").write_text("a file, not a directory")
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "checkpoint.safetensors").write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{")
+    before = files_digest(str(tmp_path))
+    assert _run(_argv(argv, str(tmp_path))) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "Traceback" not in err, err
+    assert words in err and "error" in err, err
+    assert files_digest(str(tmp_path)) == before
+    assert not os.path.exists(tmp_path / "o")
+
+
+@pytest.fixture(scope="module")
+def user_model():
+    return synthetic_user_model(num_users=10, num_items=12, num_genres=3, dim=4, history_len=4, seed=0,
+                                config=SimConfig(slate_size=3, history_len=4, max_steps=5))
+
+
+@pytest.mark.parametrize("num_envs, error", [(2.5, TypeError), ("2", TypeError), (True, TypeError),
+                                             (None, TypeError), (0, ValueError), (-1, ValueError)])
+def test_vec_simulator_refuses_a_bad_number_of_environments(user_model, num_envs, error):
+    with pytest.raises(error, match="num_envs"):
+        VecRecSim(user_model, num_envs)
