@@ -4,6 +4,7 @@ Portable flags only (no -march=native): the wheel must run on any x86-64/aarch64
 Hot loops that want wider vectors use GCC's runtime dispatch (target_clones) in the source.
 Set RECENGINE_NATIVE=1 to add -march=native for a local, non-distributed build.
 """
+
 import glob
 import os
 import sys

@@ -6,6 +6,7 @@
 The same workloads back `recengine bench embedding_bag`, which also prints speedups and GB/s against the
 machine's copy bandwidth. FBGEMM (`pip install --no-deps fbgemm-gpu-cpu==1.8.0`) is an optional peer.
 """
+
 import os
 
 import pytest

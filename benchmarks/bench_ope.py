@@ -5,6 +5,7 @@
 
 The same workload backs `recengine bench ope`, which also prints the speedup and items/s.
 """
+
 import os
 
 import pytest

@@ -6,6 +6,7 @@
 The same workloads back `recengine bench policy`, which also prints speedups, % of the GEMM rate and
 peak extra memory.
 """
+
 import os
 
 import pytest

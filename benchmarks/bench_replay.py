@@ -5,6 +5,7 @@
 
 The same workloads back `recengine bench replay`, which also prints speedups, items/s and % of bound.
 """
+
 import os
 
 import pytest

@@ -8,6 +8,7 @@ value checks. Prints one table per kernel and writes gpu_tune.json to $OUT (defa
 
     python benchmarks/gpu_tune.py                 # TUNE_ONLY=ce (or embedding,scan) for a part
 """
+
 from __future__ import annotations
 
 import itertools
@@ -49,8 +50,8 @@ def bench(fn) -> float:
 
 def inputs(B, N, D, seed=0):
     g = torch.Generator().manual_seed(seed)
-    Q = (torch.randn(B, D, generator=g) / D ** 0.25).to(DEV)
-    E = (torch.randn(N, D, generator=g) / D ** 0.25).to(DEV)
+    Q = (torch.randn(B, D, generator=g) / D**0.25).to(DEV)
+    E = (torch.randn(N, D, generator=g) / D**0.25).to(DEV)
     bias = (0.1 * torch.randn(N, generator=g)).to(DEV)
     return Q, E, bias
 
@@ -65,7 +66,7 @@ def scan_rows(results):
         truth[name] = (logits.topk(k, dim=1).indices, torch.logsumexp(logits, 1))
         del logits
     shapes_ = [(16, 64, 4), (32, 64, 4), (64, 64, 4), (64, 64, 8), (32, 128, 4), (64, 128, 8), (128, 64, 8)]
-    grid = [(*sh, prec) for prec in ("ieee", "tf32x3") for sh in shapes_][:2 if DRY else None]
+    grid = [(*sh, prec) for prec in ("ieee", "tf32x3") for sh in shapes_][: 2 if DRY else None]
     for block_b, block_n, warps, prec in grid:
         kpolicy.CONFIG.update(scan=(block_b, block_n, warps), precision=prec)
         row = {"kernel": "scan", "block_b": block_b, "block_n": block_n, "warps": warps, "precision": prec}
@@ -81,7 +82,8 @@ def scan_rows(results):
                     row["W2 lse max err"] = float((lse.double() - lse_true).abs().max())
                     row["W2 lse ms"] = bench(lambda Q=Q, E=E, bias=bias: ops.catalog_logsumexp(Q, E, bias=bias))
                     row["W2 sample ms"] = bench(
-                        lambda Q=Q, E=E, k=k, bias=bias: ops.catalog_sample(Q, E, k, 7, bias=bias))
+                        lambda Q=Q, E=E, k=k, bias=bias: ops.catalog_sample(Q, E, k, 7, bias=bias)
+                    )
         except Exception as exc:  # a shape the compiler rejects (registers, shared memory): record and go on
             row["error"] = f"{type(exc).__name__}: {str(exc)[:120]}"
         record(results, row)
@@ -96,7 +98,7 @@ def ce_rows(results):
     ref_dq, ref_de = Qr.grad.double(), Er.grad.double()  # the default (ieee) shape as the yardstick
     # dQ runs split over the catalog with the scan's shape; the dE/dbias kernel's shape is what varies
     grid = [(16, 64, 4), (32, 64, 4), (64, 64, 4), (64, 64, 8), (32, 128, 4), (64, 128, 8), (128, 64, 8)]
-    for (block_b, block_n, warps), prec in list(itertools.product(grid, ("tf32x3",)))[:2 if DRY else None]:
+    for (block_b, block_n, warps), prec in list(itertools.product(grid, ("tf32x3",)))[: 2 if DRY else None]:
         kpolicy.CONFIG.update(DEFAULT, de=(block_b, block_n, warps), precision=prec)
         row = {"kernel": "ce", "block_b": block_b, "block_n": block_n, "warps": warps, "precision": prec}
         try:
@@ -140,15 +142,29 @@ def main():
     for name, run in (("embedding", embedding_rows), ("scan", scan_rows), ("ce", ce_rows)):
         if name in parts:
             run(results)
-    for kind, keys in (("scan", ("W2 topk ms", "W2 sample ms", "W2 lse ms", "W4 topk ms", "W2 topk match",
-                                 "W4 topk match", "W2 lse max err")),
-                       ("ce", ("CE fwd+bwd ms", "dQ rel err", "dE rel err"))):
+    for kind, keys in (
+        (
+            "scan",
+            (
+                "W2 topk ms",
+                "W2 sample ms",
+                "W2 lse ms",
+                "W4 topk ms",
+                "W2 topk match",
+                "W4 topk match",
+                "W2 lse max err",
+            ),
+        ),
+        ("ce", ("CE fwd+bwd ms", "dQ rel err", "dE rel err")),
+    ):
         print(f"\n{kind}: block_b block_n warps precision | " + " | ".join(keys))
         for r in results:
             if r.get("kernel") == kind:
                 vals = " | ".join(f"{r[k]:.4g}" if k in r else "-" for k in keys)
-                print(f"{r['block_b']:4d} {r['block_n']:4d} {r['warps']} {r['precision']:7s} | {vals} "
-                      f"{r.get('error', '')}")
+                print(
+                    f"{r['block_b']:4d} {r['block_n']:4d} {r['warps']} {r['precision']:7s} | {vals} "
+                    f"{r.get('error', '')}"
+                )
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ the same split, and compare the simulator's verdicts with real held-out data.
 
 Writes validation.json and validation.md (also the half-popularity-weight variant) into --out and prints them.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -26,8 +27,14 @@ def bpr_policy(model, k: int):
         offsets, ids = exclusion_csr(hist)
         with torch.no_grad():
             Q = model.user[torch.as_tensor(obs["user_id"], dtype=torch.int64)].contiguous()
-            _, slate = ops.catalog_topk(Q, model.item.detach().contiguous(), k, bias=model.bias.detach().contiguous(),
-                                        exclude_offsets=offsets, exclude_ids=ids)
+            _, slate = ops.catalog_topk(
+                Q,
+                model.item.detach().contiguous(),
+                k,
+                bias=model.bias.detach().contiguous(),
+                exclude_offsets=offsets,
+                exclude_ids=ids,
+            )
         return slate
 
     return act
@@ -39,9 +46,13 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--out", default="runs/simulator_validation")
     parser.add_argument("--sessions", type=int, default=2048)
-    parser.add_argument("--epochs", type=int, default=40,
-                        help="epoch cap of both sequence models (early stopping still applies); epochs, not seconds, "
-                             "so that a loaded machine gives the same models")
+    parser.add_argument(
+        "--epochs",
+        type=int,
+        default=40,
+        help="epoch cap of both sequence models (early stopping still applies); epochs, not seconds, "
+        "so that a loaded machine gives the same models",
+    )
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
 
@@ -54,10 +65,13 @@ def main() -> None:
     from recengine.eval.simulator_validation import random_ranking_ndcg, simulator_validation, validation_markdown
     from recengine.train import SASRecConfig, train_sasrec
 
-    torch.set_num_threads(args.threads)   # a script: it owns the process
+    torch.set_num_threads(args.threads)  # a script: it owns the process
     os.makedirs(args.out, exist_ok=True)
-    data = make_synthetic(num_users=200, num_items=150, seed=0) if args.dataset == "synthetic" \
+    data = (
+        make_synthetic(num_users=200, num_items=150, seed=0)
+        if args.dataset == "synthetic"
         else load_movielens(args.dataset)
+    )
     split = leave_one_out(histories_of(data))
     t = time.perf_counter()
     response_cfg = None if args.quick else SASRecConfig(max_epochs=args.epochs, patience=5, max_seconds=1e9, seed=1)
@@ -75,25 +89,38 @@ def main() -> None:
     print(f"large model trained in {lm_seconds:.0f}s ({len(large.history)} epochs): {large.test}")
     bpr, bpr_info = train_bpr(split, BPRConfig(epochs=10 if args.quick else 40), progress=False)
     k = sim.config.slate_size
-    offline = {"random": random_ranking_ndcg(split), "popularity": evaluate_pop(split)["ndcg@10"],
-               "mf-bpr": evaluate_bpr(bpr, split)["ndcg@10"], "large-model": large.test["ndcg@10"]}
-    policies = {"random": RandomPolicy(data.num_items, k, seed=0),
-                "popularity": PopularityPolicy(train_item_counts(split), k),
-                "mf-bpr": bpr_policy(bpr, k),
-                "large-model": SupervisedPolicy(scorer_from_model(large.model), k)}
+    offline = {
+        "random": random_ranking_ndcg(split),
+        "popularity": evaluate_pop(split)["ndcg@10"],
+        "mf-bpr": evaluate_bpr(bpr, split)["ndcg@10"],
+        "large-model": large.test["ndcg@10"],
+    }
+    policies = {
+        "random": RandomPolicy(data.num_items, k, seed=0),
+        "popularity": PopularityPolicy(train_item_counts(split), k),
+        "mf-bpr": bpr_policy(bpr, k),
+        "large-model": SupervisedPolicy(scorer_from_model(large.model), k),
+    }
     results = {}
     for weight in (1.0, 0.5):
         s = sim if weight == 1.0 else sim.with_popularity_weight(weight)
         t = time.perf_counter()
-        v = simulator_validation(s, split, policies=policies, offline_ndcg=offline, large_model=large.test,
-                                 num_sessions=args.sessions)
+        v = simulator_validation(
+            s, split, policies=policies, offline_ndcg=offline, large_model=large.test, num_sessions=args.sessions
+        )
         v["seconds"] = time.perf_counter() - t
         results[f"popularity_weight={weight}"] = v
         print(f"--- popularity weight {weight} ({v['seconds']:.0f}s)")
         print(validation_markdown(v))
-    results["meta"] = {"dataset": data.name, "machine": f"{platform.machine()} {os.cpu_count()} cores, torch "
-                       f"{torch.__version__}, {torch.get_num_threads()} threads", "date": time.strftime("%Y-%m-%d"),
-                       "fit_seconds": fit_seconds, "large_model_seconds": lm_seconds, "bpr": bpr_info}
+    results["meta"] = {
+        "dataset": data.name,
+        "machine": f"{platform.machine()} {os.cpu_count()} cores, torch "
+        f"{torch.__version__}, {torch.get_num_threads()} threads",
+        "date": time.strftime("%Y-%m-%d"),
+        "fit_seconds": fit_seconds,
+        "large_model_seconds": lm_seconds,
+        "bpr": bpr_info,
+    }
     with open(os.path.join(args.out, "validation.json"), "w") as f:
         json.dump(results, f, indent=1, default=float)
     print(json.dumps(results["meta"]))

@@ -3,6 +3,7 @@
 The top-level names are loaded lazily (PEP 562), so that importing a NumPy-only part of the package,
 such as ``recengine.eval.ope``, does not import torch.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -21,5 +22,6 @@ def __getattr__(name: str):
         return importlib.import_module(f"recengine.{name}")
     if name == "TableSpec":
         from recengine.nn.embedding_tables import TableSpec
+
         return TableSpec
     raise AttributeError(f"module 'recengine' has no attribute {name!r}")

@@ -7,6 +7,7 @@ killed mid-write leaves its temporary directory behind; the next save or load of
 (`remove_orphans`), recognising an orphan by its writer being gone (no live process with that pid, or this
 process with no write open).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -49,7 +50,7 @@ def remove_orphans(path: str) -> list[str]:
     """
     removed = []
     for tmp in _temporary_files(path):
-        middle = os.path.basename(tmp)[len(os.path.basename(path)) + 1:-len(".tmp")]
+        middle = os.path.basename(tmp)[len(os.path.basename(path)) + 1 : -len(".tmp")]
         match = _TMP_NAME.match(middle)
         with _ACTIVE_LOCK:
             if tmp in _ACTIVE or (match and _writer_alive(int(match["pid"]))):

@@ -3,6 +3,7 @@
 Every CPU path (the public ops and the prioritized replay buffer) reaches the extension through
 `cpu_ops()`, so the OpenMP team of the C++ loops always follows `torch.set_num_threads`.
 """
+
 from __future__ import annotations
 
 from types import ModuleType
@@ -47,8 +48,9 @@ def as_array(t: torch.Tensor, name: str) -> np.ndarray:
     return t.detach().numpy()
 
 
-def empty_with_huge_pages(shape: tuple[int, ...], *, dtype: torch.dtype = torch.float32,
-                          device: torch.device | str | None = None) -> torch.Tensor:
+def empty_with_huge_pages(
+    shape: tuple[int, ...], *, dtype: torch.dtype = torch.float32, device: torch.device | str | None = None
+) -> torch.Tensor:
     """An uninitialised tensor; on the CPU (Linux), one of at least HUGE_PAGE_MIN_BYTES has its memory
     advised onto transparent huge pages before the first touch.
 

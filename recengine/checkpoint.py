@@ -8,6 +8,7 @@ never leaves half a file. Every error names the file.
     save_model("runs/sasrec/model.safetensors", model, cfg, data_name="ml-100k")
     model, cfg = load_model("runs/sasrec/model.safetensors")
 """
+
 from __future__ import annotations
 
 import json
@@ -62,8 +63,10 @@ def read(path: str) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
         raise CheckpointError(f"{path}: not a readable safetensors checkpoint ({type(exc).__name__}: {exc})") from exc
     version = meta.get("format_version", "0")
     if not version.isdigit() or int(version) > FORMAT_VERSION:
-        raise CheckpointError(f"{path}: checkpoint format version {version!r}; this recengine reads versions "
-                              f"0..{FORMAT_VERSION} (upgrade recengine to read it)")
+        raise CheckpointError(
+            f"{path}: checkpoint format version {version!r}; this recengine reads versions "
+            f"0..{FORMAT_VERSION} (upgrade recengine to read it)"
+        )
     if meta.get("kind", "model") not in KINDS:
         raise CheckpointError(f"{path}: metadata field 'kind' is {meta['kind']!r}, expected one of {KINDS}")
     return tensors, meta
@@ -82,8 +85,9 @@ def _json_field(path: str, meta: dict[str, str], key: str, kind: type) -> object
     except (json.JSONDecodeError, TypeError) as exc:
         raise CheckpointError(f"{path}: metadata field {key!r} is not valid JSON ({exc})") from None
     if not isinstance(value, kind):
-        raise CheckpointError(f"{path}: metadata field {key!r} must be a JSON {kind.__name__}, "
-                              f"got {type(value).__name__}")
+        raise CheckpointError(
+            f"{path}: metadata field {key!r} must be a JSON {kind.__name__}, got {type(value).__name__}"
+        )
     return value
 
 
@@ -99,27 +103,43 @@ def _config(path: str, meta: dict[str, str]) -> SASRecConfig:
 def _tables(path: str, spec: dict, key: str) -> list[tuple[str, int]]:
     tables = spec.get(key, [])
     if not isinstance(tables, list) or not all(
-            isinstance(t, list) and len(t) == 2 and isinstance(t[0], str) and isinstance(t[1], int)
-            and not isinstance(t[1], bool) and t[1] >= 1 for t in tables):
-        raise CheckpointError(f"{path}: metadata field 'model': {key!r} must be a list of [name, rows >= 1], "
-                              f"got {tables!r}")
+        isinstance(t, list)
+        and len(t) == 2
+        and isinstance(t[0], str)
+        and isinstance(t[1], int)
+        and not isinstance(t[1], bool)
+        and t[1] >= 1
+        for t in tables
+    ):
+        raise CheckpointError(
+            f"{path}: metadata field 'model': {key!r} must be a list of [name, rows >= 1], got {tables!r}"
+        )
     return [(name, rows) for name, rows in tables]
 
 
-def check_tensors_match(path: str, tensors: dict[str, torch.Tensor], expected: dict[str, torch.Tensor],
-                        what: str = "weights") -> None:
+def check_tensors_match(
+    path: str, tensors: dict[str, torch.Tensor], expected: dict[str, torch.Tensor], what: str = "weights"
+) -> None:
     """CheckpointError naming the file unless `tensors` has exactly the names, shapes and dtypes of `expected`
     (a state dict, possibly on the meta device)."""
     missing = sorted(set(expected) - set(tensors))
     unexpected = sorted(set(tensors) - set(expected))
-    wrong = [f"{k} {tuple(tensors[k].shape)} {tensors[k].dtype} (expected {tuple(v.shape)} {v.dtype})"
-             for k, v in expected.items()
-             if k in tensors and (tensors[k].shape != v.shape or tensors[k].dtype != v.dtype)]
+    wrong = [
+        f"{k} {tuple(tensors[k].shape)} {tensors[k].dtype} (expected {tuple(v.shape)} {v.dtype})"
+        for k, v in expected.items()
+        if k in tensors and (tensors[k].shape != v.shape or tensors[k].dtype != v.dtype)
+    ]
     if missing or unexpected or wrong:
-        parts = [f"missing {missing}" if missing else "", f"unexpected {unexpected}" if unexpected else "",
-                 f"wrong shape or dtype: {'; '.join(wrong)}" if wrong else ""]
-        raise CheckpointError(f"{path}: the {what} do not match the model the metadata describes ("
-                              + ", ".join(p for p in parts if p) + ")")
+        parts = [
+            f"missing {missing}" if missing else "",
+            f"unexpected {unexpected}" if unexpected else "",
+            f"wrong shape or dtype: {'; '.join(wrong)}" if wrong else "",
+        ]
+        raise CheckpointError(
+            f"{path}: the {what} do not match the model the metadata describes ("
+            + ", ".join(p for p in parts if p)
+            + ")"
+        )
 
 
 # --------------------------------------------------------------------------------------- the large model
@@ -139,8 +159,9 @@ def save_model(path: str, model: SequenceRecommender, cfg: SASRecConfig, data_na
     write(path, dict(model.state_dict()), "model", model_metadata(model, cfg, data_name))
 
 
-def _build_model(path: str, meta: dict[str, str], cfg: SASRecConfig, tensors: dict[str, torch.Tensor],
-                 device: torch.device | str) -> SequenceRecommender:
+def _build_model(
+    path: str, meta: dict[str, str], cfg: SASRecConfig, tensors: dict[str, torch.Tensor], device: torch.device | str
+) -> SequenceRecommender:
     spec = _json_field(path, meta, "model", dict)
     num_items = spec.get("num_items")
     if isinstance(num_items, bool) or not isinstance(num_items, int) or num_items < 1:
@@ -149,17 +170,29 @@ def _build_model(path: str, meta: dict[str, str], cfg: SASRecConfig, tensors: di
     kw = {}
     try:
         if item_tables:
-            kw.update(item_feature_tables=item_tables, item_feature_ids=tensors["encoder.item_feature_ids"],
-                      item_feature_offsets=tensors["encoder.item_feature_offsets"])
+            kw.update(
+                item_feature_tables=item_tables,
+                item_feature_ids=tensors["encoder.item_feature_ids"],
+                item_feature_offsets=tensors["encoder.item_feature_offsets"],
+            )
         if user_tables:
             kw.update(user_feature_tables=user_tables, user_feature_ids=tensors["encoder.user_feature_ids"])
     except KeyError as exc:
-        raise CheckpointError(f"{path}: the weights do not match the model the metadata describes "
-                              f"(missing tensor {exc.args[0]!r})") from None
+        raise CheckpointError(
+            f"{path}: the weights do not match the model the metadata describes (missing tensor {exc.args[0]!r})"
+        ) from None
     try:
         with torch.device(device):
-            encoder = SequenceEncoder(num_items, cfg.dim, cfg.max_len, num_layers=cfg.num_layers,
-                                      num_heads=cfg.num_heads, dropout=cfg.dropout, feature_dim=cfg.feature_dim, **kw)
+            encoder = SequenceEncoder(
+                num_items,
+                cfg.dim,
+                cfg.max_len,
+                num_layers=cfg.num_layers,
+                num_heads=cfg.num_heads,
+                dropout=cfg.dropout,
+                feature_dim=cfg.feature_dim,
+                **kw,
+            )
             return SequenceRecommender(encoder, CatalogHead(num_items, cfg.dim), bool(user_tables))
     except (TypeError, ValueError, IndexError, RuntimeError) as exc:
         raise CheckpointError(f"{path}: the metadata describes no buildable model ({exc})") from None
@@ -174,7 +207,7 @@ def load_model(path: str) -> tuple[SequenceRecommender, SASRecConfig]:
     tensors, meta = read(path)
     _require(path, meta, ("config", "model"))
     if any(k.startswith("best.") for k in tensors):  # a training checkpoint: take its best weights
-        tensors = {k[len("best."):]: v for k, v in tensors.items() if k.startswith("best.")}
+        tensors = {k[len("best.") :]: v for k, v in tensors.items() if k.startswith("best.")}
     cfg = _config(path, meta)
     check_tensors_match(path, tensors, _build_model(path, meta, cfg, tensors, "meta").state_dict())
     model = _build_model(path, meta, cfg, tensors, "cpu")
@@ -198,8 +231,16 @@ class TrainingState:
     trainer: dict
 
 
-def save_training_state(path: str, model: SequenceRecommender, cfg: SASRecConfig, data_name: str, *,
-                        best: dict[str, torch.Tensor], optimizer: torch.optim.Optimizer, trainer: dict) -> None:
+def save_training_state(
+    path: str,
+    model: SequenceRecommender,
+    cfg: SASRecConfig,
+    data_name: str,
+    *,
+    best: dict[str, torch.Tensor],
+    optimizer: torch.optim.Optimizer,
+    trainer: dict,
+) -> None:
     """One resumable training checkpoint: current and best weights, the optimizer's state, the torch RNG state
     and the trainer's progress (`trainer`, JSON-ready)."""
     tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
@@ -215,8 +256,16 @@ def save_training_state(path: str, model: SequenceRecommender, cfg: SASRecConfig
     write(path, tensors, "training", meta)
 
 
-TRAINER_FIELDS = {"epoch": int, "history": list, "best_epoch": int, "best_valid": dict, "best_ndcg": (int, float),
-                   "since_best": int, "train_seconds": (int, float), "stopped": str}
+TRAINER_FIELDS = {
+    "epoch": int,
+    "history": list,
+    "best_epoch": int,
+    "best_valid": dict,
+    "best_ndcg": (int, float),
+    "since_best": int,
+    "train_seconds": (int, float),
+    "stopped": str,
+}
 """what a resumed run reads from the trainer metadata, and the JSON type of each"""
 
 
@@ -224,8 +273,9 @@ def _trainer(path: str, meta: dict[str, str]) -> dict:
     trainer = _json_field(path, meta, "trainer", dict)
     for key, kind in TRAINER_FIELDS.items():
         if key in trainer and (isinstance(trainer[key], bool) or not isinstance(trainer[key], kind)):
-            raise CheckpointError(f"{path}: metadata field 'trainer': {key!r} has the wrong type "
-                                  f"({type(trainer[key]).__name__})")
+            raise CheckpointError(
+                f"{path}: metadata field 'trainer': {key!r} has the wrong type ({type(trainer[key]).__name__})"
+            )
     return trainer
 
 
@@ -251,8 +301,8 @@ def load_training_state(path: str) -> TrainingState:
         raise CheckpointError(f"{path}: metadata field 'optim_groups' must be a list of parameter groups")
     return TrainingState(
         config=_config(path, meta),
-        model={k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")},
-        best={k[len("best."):]: v for k, v in tensors.items() if k.startswith("best.")},
+        model={k[len("model.") :]: v for k, v in tensors.items() if k.startswith("model.")},
+        best={k[len("best.") :]: v for k, v in tensors.items() if k.startswith("best.")},
         optimizer={"state": state, "param_groups": groups},
         rng=rng,
         trainer=_trainer(path, meta),

@@ -1,4 +1,5 @@
 """The `recengine` command line."""
+
 from __future__ import annotations
 
 import argparse
@@ -59,8 +60,9 @@ def _bench(args: argparse.Namespace) -> int:
         return distributed.main(argv + (["--json", args.json] if args.json else []))
     unknown = [f for f in families if f not in BENCH_FAMILIES]
     if unknown:
-        return report("recengine bench", UsageError(f"unknown benchmark family {unknown}; choose from "
-                                                    f"{list(BENCH_FAMILIES)}"))
+        return report(
+            "recengine bench", UsageError(f"unknown benchmark family {unknown}; choose from {list(BENCH_FAMILIES)}")
+        )
     machine = bench.measure_machine(args.device)
     workloads = []
     for fam in families:
@@ -91,9 +93,22 @@ def _check_bench(args: argparse.Namespace) -> None:
 def _train_config(args: argparse.Namespace):
     from recengine.train import SASRecConfig
 
-    overrides = {k: getattr(args, k) for k in ("dim", "max_len", "num_layers", "dropout", "lr", "batch_size",
-                                               "max_epochs", "patience", "max_seconds", "seed")
-                 if getattr(args, k) is not None}
+    overrides = {
+        k: getattr(args, k)
+        for k in (
+            "dim",
+            "max_len",
+            "num_layers",
+            "dropout",
+            "lr",
+            "batch_size",
+            "max_epochs",
+            "patience",
+            "max_seconds",
+            "seed",
+        )
+        if getattr(args, k) is not None
+    }
     return SASRecConfig(**overrides)
 
 
@@ -109,8 +124,10 @@ def _check_train(args: argparse.Namespace) -> None:
             raise UsageError(f"--resume: no checkpoint at {path}")
         saved = checkpoint.load_training_state(path).config  # a truncated, tampered or foreign file fails now
         if saved.trajectory_fields() != cfg.trajectory_fields():
-            raise UsageError(f"--resume: {path} was written with other settings {saved.trajectory_fields()}; "
-                             "resume with the same ones (only --max-epochs, --max-seconds, --patience may change)")
+            raise UsageError(
+                f"--resume: {path} was written with other settings {saved.trajectory_fields()}; "
+                "resume with the same ones (only --max-epochs, --max-seconds, --patience may change)"
+            )
     check_writable_dir("--out", args.out)
 
 
@@ -119,9 +136,16 @@ def _check_compare(args: argparse.Namespace) -> None:
     check_writable_dir("--out", args.out)
 
 
-_OPE_TYPES = {"n_sim": positive_int, "folds": int_at_least(2), "bootstrap": positive_int, "alpha": open_probability,
-              "clip": positive_float, "switch_lambda": non_negative_float, "dros_lambda": non_negative_float,
-              "seed": non_negative_int}
+_OPE_TYPES = {
+    "n_sim": positive_int,
+    "folds": int_at_least(2),
+    "bootstrap": positive_int,
+    "alpha": open_probability,
+    "clip": positive_float,
+    "switch_lambda": non_negative_float,
+    "dros_lambda": non_negative_float,
+    "seed": non_negative_int,
+}
 """the ope subcommand's numeric options and their ranges (its parser lives with the command)"""
 
 
@@ -148,8 +172,15 @@ def _serve(args: argparse.Namespace) -> int:
     set_wait_policy(args.omp_wait_policy)  # before torch starts its OpenMP threads
     from recengine.serving.http import serve
 
-    serve(args.checkpoint, host=args.host, port=args.port, dtype=args.dtype, max_batch=args.max_batch,
-          max_wait_ms=args.max_wait_ms, threads=args.threads or None)
+    serve(
+        args.checkpoint,
+        host=args.host,
+        port=args.port,
+        dtype=args.dtype,
+        max_batch=args.max_batch,
+        max_wait_ms=args.max_wait_ms,
+        threads=args.threads or None,
+    )
     return 0
 
 
@@ -162,9 +193,16 @@ def _train(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     synthetic = {"num_users": args.synthetic_users, "num_items": args.synthetic_items}
     try:
-        train_command(args.dataset, args.out, _train_config(args), data_root=args.data_root,
-                      baselines=not args.no_baselines, bpr_epochs=args.bpr_epochs, resume=args.resume,
-                      synthetic_kwargs=synthetic)
+        train_command(
+            args.dataset,
+            args.out,
+            _train_config(args),
+            data_root=args.data_root,
+            baselines=not args.no_baselines,
+            bpr_epochs=args.bpr_epochs,
+            resume=args.resume,
+            synthetic_kwargs=synthetic,
+        )
     except (FileNotFoundError, ValueError) as exc:  # missing or malformed data, a bad checkpoint: a user error
         return report("recengine train", exc)
     return 0
@@ -178,8 +216,13 @@ def _compare(args: argparse.Namespace) -> int:
 
 def _add_data_root(parser: argparse.ArgumentParser) -> None:
     """--data-root (with --root, its older spelling, as a hidden alias): where the MovieLens files lie."""
-    parser.add_argument("--data-root", dest="data_root", default=None, metavar="DIR",
-                        help="directory with ml-100k (default: $RECENGINE_DATA, then the cached recbole wheel)")
+    parser.add_argument(
+        "--data-root",
+        dest="data_root",
+        default=None,
+        metavar="DIR",
+        help="directory with ml-100k (default: $RECENGINE_DATA, then the cached recbole wheel)",
+    )
     parser.add_argument("--root", dest="data_root", default=None, help=argparse.SUPPRESS)
 
 
@@ -188,9 +231,13 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     b = sub.add_parser("bench", help="time every operator against its pure-PyTorch reference")
-    b.add_argument("families", nargs="*", help=f"families to run (default: all of {list(BENCH_FAMILIES)}; "
-                                               "'distributed' alone runs W1 on 1 vs 2 processes, 'serving' alone "
-                                               "times a trained model given by --checkpoint)")
+    b.add_argument(
+        "families",
+        nargs="*",
+        help=f"families to run (default: all of {list(BENCH_FAMILIES)}; "
+        "'distributed' alone runs W1 on 1 vs 2 processes, 'serving' alone "
+        "times a trained model given by --checkpoint)",
+    )
     b.add_argument("--device", default="cpu", type=device_name, help="cpu, cuda or cuda:<index>")
     b.add_argument("--quick", action="store_true", help="small workloads (a smoke run, not the standard figures)")
     b.add_argument("--repeat", type=positive_int, default=5, help="timed calls per case (median reported)")
@@ -208,28 +255,48 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--resume", action="store_true", help="continue from DIR/checkpoint.safetensors")
     t.add_argument("--no-baselines", action="store_true", help="skip the Pop and BPR figures")
     t.add_argument("--bpr-epochs", type=positive_int, default=40)
-    for name, typ in (("dim", positive_int), ("max-len", positive_int), ("num-layers", positive_int),
-                      ("dropout", probability), ("lr", positive_float), ("batch-size", positive_int),
-                      ("max-epochs", positive_int), ("patience", positive_int), ("max-seconds", seconds),
-                      ("seed", non_negative_int)):
+    for name, typ in (
+        ("dim", positive_int),
+        ("max-len", positive_int),
+        ("num-layers", positive_int),
+        ("dropout", probability),
+        ("lr", positive_float),
+        ("batch-size", positive_int),
+        ("max-epochs", positive_int),
+        ("patience", positive_int),
+        ("max-seconds", seconds),
+        ("seed", non_negative_int),
+    ):
         t.add_argument(f"--{name}", type=typ, default=None, help="(default: SASRecConfig)")
     t.add_argument("--synthetic-users", type=int_at_least(2), default=1000)
     t.add_argument("--synthetic-items", type=int_at_least(2), default=500)
     t.add_argument("--threads", type=non_negative_int, default=0, help="torch threads (default: torch's choice)")
     t.set_defaults(func=_train, check=_check_train)
 
-    c = sub.add_parser("compare", help="every registered agent in the simulator fitted to the train split: report.md, "
-                                          "results.json, curves, simulator.safetensors")
+    c = sub.add_parser(
+        "compare",
+        help="every registered agent in the simulator fitted to the train split: report.md, "
+        "results.json, curves, simulator.safetensors",
+    )
     c.add_argument("--out", default="runs/compare", metavar="DIR", help="where report.md, results.json, PNGs go")
-    c.add_argument("--dataset", default="ml-100k", choices=["ml-100k", "synthetic"],
-                   help="data the simulator and the large model are fitted to (ml-100k falls back to synthetic)")
+    c.add_argument(
+        "--dataset",
+        default="ml-100k",
+        choices=["ml-100k", "synthetic"],
+        help="data the simulator and the large model are fitted to (ml-100k falls back to synthetic)",
+    )
     _add_data_root(c)
-    c.add_argument("--quick", action="store_true",
-                   help="smoke run of about two minutes (tiny budgets; not the real figures)")
+    c.add_argument(
+        "--quick", action="store_true", help="smoke run of about two minutes (tiny budgets; not the real figures)"
+    )
     c.add_argument("--seed", type=non_negative_int, default=0)
-    c.add_argument("--seeds", type=positive_int, default=None,
-                   help="training seeds per learning agent, intervals pooled over them and an interval over seeds "
-                        "(default 1 for time; use 5 before drawing a conclusion)")
+    c.add_argument(
+        "--seeds",
+        type=positive_int,
+        default=None,
+        help="training seeds per learning agent, intervals pooled over them and an interval over seeds "
+        "(default 1 for time; use 5 before drawing a conclusion)",
+    )
     c.add_argument("--threads", type=non_negative_int, default=0, help="torch threads (default: torch's choice)")
     c.set_defaults(func=_compare, check=_check_compare)
 
@@ -241,16 +308,28 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--checkpoint", required=True, metavar="PATH", help="a `recengine train` output dir or model file")
     s.add_argument("--host", default="127.0.0.1", help="address to bind (default: %(default)s)")
     s.add_argument("--port", type=positive_int, default=8000, help="port (default: %(default)s)")
-    s.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "int8"],
-                   help="inference tables (default: %(default)s)")
-    s.add_argument("--max-batch", type=positive_int, default=256,
-                   help="requests merged into one call (default: %(default)s)")
-    s.add_argument("--max-wait-ms", type=non_negative_float, default=2.0,
-                   help="how long a request waits to share a batch (default: %(default)s)")
+    s.add_argument(
+        "--dtype",
+        default="float32",
+        choices=["float32", "bfloat16", "int8"],
+        help="inference tables (default: %(default)s)",
+    )
+    s.add_argument(
+        "--max-batch", type=positive_int, default=256, help="requests merged into one call (default: %(default)s)"
+    )
+    s.add_argument(
+        "--max-wait-ms",
+        type=non_negative_float,
+        default=2.0,
+        help="how long a request waits to share a batch (default: %(default)s)",
+    )
     s.add_argument("--threads", type=non_negative_int, default=0, help="torch threads (default: torch's choice)")
-    s.add_argument("--omp-wait-policy", default="passive", choices=["passive", "active"],
-                   help="OpenMP idle threads sleep (passive: fair beside busy neighbours) or spin "
-                        "(default: %(default)s)")
+    s.add_argument(
+        "--omp-wait-policy",
+        default="passive",
+        choices=["passive", "active"],
+        help="OpenMP idle threads sleep (passive: fair beside busy neighbours) or spin (default: %(default)s)",
+    )
     s.set_defaults(func=_serve, check=_check_serve)
     return p
 

@@ -5,6 +5,7 @@ and devices, path checks for inputs and outputs, and a parser whose user errors 
     p.add_argument("--device", type=device_name)
     check_writable_dir("--out", args.out)        # raises UsageError, which main() prints as one line
 """
+
 from __future__ import annotations
 
 import argparse

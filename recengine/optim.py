@@ -13,6 +13,7 @@ The gradient g of a row is summed over all its occurrences in the batch first.
 
 `lr` may be changed between steps (e.g. `tables.optimizer.lr = 0.01`).
 """
+
 from __future__ import annotations
 
 import math
@@ -73,8 +74,11 @@ class Adam:
 
     def __post_init__(self):
         _check_lr_eps(self.lr, self.eps)
-        if not isinstance(self.betas, (tuple, list)) or len(self.betas) != 2 or not all(
-                isinstance(b, (int, float)) and not isinstance(b, bool) and 0.0 <= b < 1.0 for b in self.betas):
+        if (
+            not isinstance(self.betas, (tuple, list))
+            or len(self.betas) != 2
+            or not all(isinstance(b, (int, float)) and not isinstance(b, bool) and 0.0 <= b < 1.0 for b in self.betas)
+        ):
             raise ValueError(f"betas: expected two numbers in [0, 1), got {self.betas}")
         self.betas = (float(self.betas[0]), float(self.betas[1]))
 

@@ -1,4 +1,5 @@
 """Test setup: Triton kernels run under the interpreter on the CPU when there is no GPU."""
+
 import os
 
 import torch

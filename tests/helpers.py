@@ -1,5 +1,6 @@
 """Shared test utilities: a failure-explaining allclose, the Triton test device, and the input builders the
 op, kernel and bindings tests of each family share (one copy each)."""
+
 from __future__ import annotations
 
 import torch
@@ -10,8 +11,9 @@ from recengine.reference import policy as policy_reference
 TRITON_DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 
 
-def assert_close(actual: torch.Tensor, expected: torch.Tensor, *, rtol: float = 1e-5, atol: float = 1e-6,
-                 name: str = "tensor") -> None:
+def assert_close(
+    actual: torch.Tensor, expected: torch.Tensor, *, rtol: float = 1e-5, atol: float = 1e-6, name: str = "tensor"
+) -> None:
     """allclose that says how many elements differ, the first few, and NaN/inf mismatches apart."""
     assert actual.shape == expected.shape, f"{name}: shape {tuple(actual.shape)} != {tuple(expected.shape)}"
     a = actual.detach().to("cpu", torch.float64)
@@ -28,8 +30,10 @@ def assert_close(actual: torch.Tensor, expected: torch.Tensor, *, rtol: float = 
     if bad.any():
         idx = bad.nonzero()[:5]
         detail = ", ".join(f"{tuple(i.tolist())}: {a[tuple(i)]:.6g} vs {e[tuple(i)]:.6g}" for i in idx)
-        msgs.append(f"{int(bad.sum())}/{a.numel()} elements differ (max abs diff "
-                    f"{(a - e)[finite].abs().max():.3g}); first: {detail}")
+        msgs.append(
+            f"{int(bad.sum())}/{a.numel()} elements differ (max abs diff "
+            f"{(a - e)[finite].abs().max():.3g}); first: {detail}"
+        )
     assert not msgs, f"{name}: " + "; ".join(msgs)
 
 
@@ -77,8 +81,18 @@ def make_td_batch(batch, seed, done_dtype=torch.bool, scale=3.0):
     return q_sa, next_q, rewards, dones, discounts, weights
 
 
-def make_bag_inputs(seed: int, rows: list[int], batch: int, dim: int, *, max_len: int = 5, id_dtype=torch.int64,
-                psw: bool = False, empty_frac: float = 0.2, hot: bool = False):
+def make_bag_inputs(
+    seed: int,
+    rows: list[int],
+    batch: int,
+    dim: int,
+    *,
+    max_len: int = 5,
+    id_dtype=torch.int64,
+    psw: bool = False,
+    empty_frac: float = 0.2,
+    hot: bool = False,
+):
     """Random table-major jagged input: some empty bags; `hot` draws most ids from a few rows (duplicates)."""
     g = torch.Generator().manual_seed(seed)
     num_tables = len(rows)

@@ -1,4 +1,5 @@
 """recengine._atomic: atomic replace, orphan removal, directory fsync."""
+
 from __future__ import annotations
 
 import os

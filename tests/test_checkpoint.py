@@ -1,4 +1,5 @@
 """The checkpoint format: the large model round-trips, older files still load, every error names the file."""
+
 from __future__ import annotations
 
 import json
@@ -54,8 +55,7 @@ def test_best_weights_of_a_training_checkpoint_load_as_a_model(model, tmp_path):
     path = str(tmp_path / "ckpt.safetensors")
     best = {k: v.clone() for k, v in model.state_dict().items()}
     opt = torch.optim.AdamW(model.parameters())
-    checkpoint.save_training_state(path, model, CFG, "synthetic", best=best, optimizer=opt,
-                                   trainer={"epoch": 1})
+    checkpoint.save_training_state(path, model, CFG, "synthetic", best=best, optimizer=opt, trainer={"epoch": 1})
     state = checkpoint.load_training_state(path)
     assert state.config == CFG and state.trainer == {"epoch": 1}
     loaded, _ = checkpoint.load_model(path)
@@ -84,13 +84,16 @@ def _wrong_weights(path: str, model) -> None:
     save_file({k: v.contiguous() for k, v in model.state_dict().items()}, path, metadata=meta)
 
 
-@pytest.mark.parametrize("make, match", [
-    (None, "no such checkpoint"),
-    (_newer_version, "format version"),
-    (_foreign, "not a recengine model"),
-    (_truncated, "not a readable"),
-    (_wrong_weights, "do not match"),
-])
+@pytest.mark.parametrize(
+    "make, match",
+    [
+        (None, "no such checkpoint"),
+        (_newer_version, "format version"),
+        (_foreign, "not a recengine model"),
+        (_truncated, "not a readable"),
+        (_wrong_weights, "do not match"),
+    ],
+)
 def test_load_errors_name_the_file(model, tmp_path, make, match):
     path = str(tmp_path / "bad.safetensors")
     if make is not None:

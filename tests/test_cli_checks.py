@@ -1,4 +1,5 @@
 """recengine.cli_checks: the argparse type helpers accept their range and refuse the rest; path checks."""
+
 from __future__ import annotations
 
 import argparse
@@ -9,22 +10,47 @@ import pytest
 from recengine import cli_checks as c
 
 
-@pytest.mark.parametrize("parse, text, value", [
-    (c.positive_int, "3", 3), (c.non_negative_int, "0", 0), (c.int_at_least(2), "2", 2),
-    (c.positive_float, "0.5", 0.5), (c.non_negative_float, "0", 0.0), (c.probability, "0", 0.0),
-    (c.open_probability, "0.05", 0.05), (c.seconds, "inf", float("inf")), (c.device_name, "cuda:1", "cuda:1"),
-    (c.device_name, "cpu", "cpu"),
-])
+@pytest.mark.parametrize(
+    "parse, text, value",
+    [
+        (c.positive_int, "3", 3),
+        (c.non_negative_int, "0", 0),
+        (c.int_at_least(2), "2", 2),
+        (c.positive_float, "0.5", 0.5),
+        (c.non_negative_float, "0", 0.0),
+        (c.probability, "0", 0.0),
+        (c.open_probability, "0.05", 0.05),
+        (c.seconds, "inf", float("inf")),
+        (c.device_name, "cuda:1", "cuda:1"),
+        (c.device_name, "cpu", "cpu"),
+    ],
+)
 def test_accepted(parse, text, value):
     assert parse(text) == value
 
 
-@pytest.mark.parametrize("parse, text", [
-    (c.positive_int, "0"), (c.positive_int, "1.5"), (c.non_negative_int, "-1"), (c.int_at_least(2), "1"),
-    (c.positive_float, "0"), (c.positive_float, "nan"), (c.positive_float, "inf"), (c.non_negative_float, "-0.1"),
-    (c.probability, "1"), (c.probability, "-0.1"), (c.open_probability, "0"), (c.seconds, "0"), (c.seconds, "nan"),
-    (c.seconds, "soon"), (c.device_name, "tpu"), (c.device_name, "cuda:"), (c.device_name, "CPU"),
-])
+@pytest.mark.parametrize(
+    "parse, text",
+    [
+        (c.positive_int, "0"),
+        (c.positive_int, "1.5"),
+        (c.non_negative_int, "-1"),
+        (c.int_at_least(2), "1"),
+        (c.positive_float, "0"),
+        (c.positive_float, "nan"),
+        (c.positive_float, "inf"),
+        (c.non_negative_float, "-0.1"),
+        (c.probability, "1"),
+        (c.probability, "-0.1"),
+        (c.open_probability, "0"),
+        (c.seconds, "0"),
+        (c.seconds, "nan"),
+        (c.seconds, "soon"),
+        (c.device_name, "tpu"),
+        (c.device_name, "cuda:"),
+        (c.device_name, "CPU"),
+    ],
+)
 def test_refused(parse, text):
     with pytest.raises(argparse.ArgumentTypeError):
         parse(text)

@@ -1,4 +1,5 @@
 """The top-level package loads lazily: `import recengine` stays light, and its names still resolve."""
+
 from __future__ import annotations
 
 import subprocess

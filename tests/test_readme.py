@@ -1,4 +1,5 @@
 """The README's Python examples run as written (so the documentation stays true)."""
+
 import pathlib
 import re
 

@@ -2,6 +2,7 @@
 
 None of them learns in the loop; they are the yardsticks the RL agents are compared with.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -67,8 +68,9 @@ class SupervisedPolicy(Policy):
         with eval_mode(self.scorer):
             Q, E, bias = self.scorer(hist)
         offsets, ids = exclusion_csr(hist)
-        _, slate = op("catalog_topk")(Q.contiguous(), E.contiguous(), self.k, bias=bias,
-                                exclude_offsets=offsets, exclude_ids=ids)
+        _, slate = op("catalog_topk")(
+            Q.contiguous(), E.contiguous(), self.k, bias=bias, exclude_offsets=offsets, exclude_ids=ids
+        )
         return slate
 
 
@@ -90,9 +92,11 @@ class MatrixFactorizationPolicy(Policy):
         hist = histories(obs)
         users = torch.as_tensor(np.asarray(obs["user_id"]), dtype=torch.int64).reshape(-1)
         if users.numel() and (users.min() < 0 or users.max() >= self.P.shape[0]):
-            raise IndexError(f"obs['user_id']: ids must lie in [0, {self.P.shape[0]}) (the users the model was "
-                             "fitted to)")
+            raise IndexError(
+                f"obs['user_id']: ids must lie in [0, {self.P.shape[0]}) (the users the model was fitted to)"
+            )
         offsets, ids = exclusion_csr(hist)
-        _, slate = op("catalog_topk")(self.P[users].contiguous(), self.E, self.k, bias=self.bias,
-                                      exclude_offsets=offsets, exclude_ids=ids)
+        _, slate = op("catalog_topk")(
+            self.P[users].contiguous(), self.E, self.k, bias=self.bias, exclude_offsets=offsets, exclude_ids=ids
+        )
         return slate

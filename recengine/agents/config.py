@@ -3,6 +3,7 @@
 Every figure here has a default that trains in seconds-to-minutes on a 2-core CPU; `recengine compare`
 builds them and overrides only what its `--quick` mode shrinks.
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field

@@ -12,6 +12,7 @@ positive constant, plus by default a dueling state value V(s): neither changes t
 - prioritized replay (recengine.buffers.PrioritizedReplay) and the fused TD update (recengine.ops.td_loss);
 - target network by Polyak averaging (tau < 1) or a periodic hard copy (tau = 1, every target_every updates).
 """
+
 from __future__ import annotations
 
 import copy
@@ -58,8 +59,16 @@ class DQNAgent(Policy):
     name = "dqn"
     learns = True
 
-    def __init__(self, scorer: nn.Module, num_items: int, slate_size: int, history_len: int, cfg: DQNConfig,
-                 total_steps: int, seed: int = 0):
+    def __init__(
+        self,
+        scorer: nn.Module,
+        num_items: int,
+        slate_size: int,
+        history_len: int,
+        cfg: DQNConfig,
+        total_steps: int,
+        seed: int = 0,
+    ):
         self.cfg, self.k, self.num_items, self.history_len = cfg, slate_size, num_items, history_len
         self.scorer = scorer
         self.online = QNetwork(scorer, scorer.encoder.dim, cfg.dueling, cfg.q_scale_init)
@@ -70,7 +79,7 @@ class DQNAgent(Policy):
         self.total_steps, self.seed = max(total_steps, 1), seed
         self.env_steps, self.updates, self.transitions = 0, 0, 0
         self.generator = torch.Generator().manual_seed(seed)
-        self.replay = None    # built at the first step, when the number of simulated users is known
+        self.replay = None  # built at the first step, when the number of simulated users is known
 
     # ------------------------------------------------------------------------------------------ replay
     def _make_replay(self, num_envs: int):
@@ -80,14 +89,15 @@ class DQNAgent(Policy):
         fields = {
             "hist": ((L,), torch.int64),
             "slate": ((k,), torch.int64),
-            "item_click": ((k,), torch.float32),   # each slate item's own reward (the clicked one's)
-            "reward": ((), torch.float32),         # the step's reward (sum over the slate)
-            "done": ((), torch.bool),              # the session ended at this step
-            "next_hist": ((L,), torch.int64),      # the history after the step (before any reset)
+            "item_click": ((k,), torch.float32),  # each slate item's own reward (the clicked one's)
+            "reward": ((), torch.float32),  # the step's reward (sum over the slate)
+            "done": ((), torch.bool),  # the session ended at this step
+            "next_hist": ((L,), torch.int64),  # the history after the step (before any reset)
         }
         capacity = -(-self.cfg.buffer_size // num_envs) * num_envs
-        return PrioritizedReplay(capacity, fields, alpha=self.cfg.per_alpha, n_step=self.cfg.n_step,
-                                 gamma=self.cfg.gamma, num_envs=num_envs)
+        return PrioritizedReplay(
+            capacity, fields, alpha=self.cfg.per_alpha, n_step=self.cfg.n_step, gamma=self.cfg.gamma, num_envs=num_envs
+        )
 
     # --------------------------------------------------------------------------------------------- act
     def temperature(self) -> float:
@@ -103,15 +113,22 @@ class DQNAgent(Policy):
         if not explore:
             return op("catalog_topk")(Q, E, self.k, bias=bias, exclude_offsets=offsets, exclude_ids=ids)[1]
         seed = self.seed * 1_000_003 + self.env_steps
-        slates, _ = op("catalog_sample")(Q, E, self.k, seed, bias=bias, temperature=self.temperature(),
-                                   exclude_offsets=offsets, exclude_ids=ids)
+        slates, _ = op("catalog_sample")(
+            Q, E, self.k, seed, bias=bias, temperature=self.temperature(), exclude_offsets=offsets, exclude_ids=ids
+        )
         if self.cfg.epsilon > 0:
             uniform = torch.rand(hist.shape[0], generator=self.generator) < self.cfg.epsilon
             if uniform.any():
                 zeros = torch.zeros(int(uniform.sum()), 1)
                 sub_off, sub_ids = exclusion_csr(hist[uniform]) if self.cfg.exclude_seen else (None, None)
-                slates[uniform] = op("catalog_sample")(zeros, torch.zeros(self.num_items, 1), self.k, seed + 7,
-                                                 exclude_offsets=sub_off, exclude_ids=sub_ids)[0]
+                slates[uniform] = op("catalog_sample")(
+                    zeros,
+                    torch.zeros(self.num_items, 1),
+                    self.k,
+                    seed + 7,
+                    exclude_offsets=sub_off,
+                    exclude_ids=sub_ids,
+                )[0]
         return slates
 
     # ----------------------------------------------------------------------------------------- observe
@@ -124,9 +141,14 @@ class DQNAgent(Policy):
         item_click = torch.zeros(step.slates.shape, dtype=torch.float32)
         clicked = step.clicks >= 0
         item_click[clicked, step.clicks[clicked]] = step.rewards[clicked]
-        self.replay.add(hist=hist, slate=step.slates.to(torch.int64), item_click=item_click,
-                        reward=step.rewards.to(torch.float32), done=step.done.clone(),
-                        next_hist=histories(step.next_obs))
+        self.replay.add(
+            hist=hist,
+            slate=step.slates.to(torch.int64),
+            item_click=item_click,
+            reward=step.rewards.to(torch.float32),
+            done=step.done.clone(),
+            next_hist=histories(step.next_obs),
+        )
         self.transitions += hist.shape[0]
 
     # ------------------------------------------------------------------------------------------ update
@@ -145,28 +167,35 @@ class DQNAgent(Policy):
     def _update_once(self) -> dict[str, float]:
         cfg, k = self.cfg, self.k
         batch, indices, weights = self.replay.sample(cfg.batch_size, self.beta(), generator=self.generator)
-        if self.cfg.n_step == 1:   # the replay adds the n-step keys only for n > 1
+        if self.cfg.n_step == 1:  # the replay adds the n-step keys only for n > 1
             batch.update(n_next_hist=batch["next_hist"], n_reward=batch["reward"], n_discount=batch["discount"])
         hist, slate, next_hist = batch["hist"], batch["slate"], batch["n_next_hist"]
         B = hist.shape[0]
         Q, E, bias, V, c = self.online(hist)
-        q_sa = V.unsqueeze(1) + c * ((Q.unsqueeze(1) * E[slate]).sum(-1) + bias[slate])    # (B, k)
+        q_sa = V.unsqueeze(1) + c * ((Q.unsqueeze(1) * E[slate]).sum(-1) + bias[slate])  # (B, k)
         with torch.no_grad():
             with eval_mode(self.online):
                 Qn, En, bn, _, _ = self.online(next_hist)
             offsets, ids = exclusion_csr(next_hist) if cfg.exclude_seen else (None, None)
             _, best = op("catalog_topk")(Qn, En, 1, bias=bn, exclude_offsets=offsets, exclude_ids=ids)
             Qt, Et, bt, Vt, ct = self.target(next_hist)
-            next_q = Vt + ct * ((Qt * Et[best[:, 0]]).sum(-1) + bt[best[:, 0]])     # (B,)
+            next_q = Vt + ct * ((Qt * Et[best[:, 0]]).sum(-1) + bt[best[:, 0]])  # (B,)
         # item i's n-step return: its own click now, then the whole session's clicks of the next m-1 steps
         item_return = batch["item_click"] + (batch["n_reward"] - batch["reward"]).unsqueeze(1)
-        per_item = lambda t: t.unsqueeze(1).expand(B, k).reshape(B * k).contiguous()   # noqa: E731
+        per_item = lambda t: t.unsqueeze(1).expand(B, k).reshape(B * k).contiguous()  # noqa: E731
         # alpha=1: td_loss returns |td| + eps, the raw priority (the replay applies its own alpha); the floor
         # eps keeps a transition that happens to fit exactly from dragging every importance weight to ~0
         loss, td, prio = op("td_loss")(
-            q_sa.reshape(B * k), per_item(next_q), item_return.reshape(B * k).contiguous(),
-            torch.zeros(B * k), per_item(batch["n_discount"]), per_item(weights.to(torch.float32)),
-            huber_delta=cfg.huber_delta, alpha=1.0, eps=cfg.priority_eps)
+            q_sa.reshape(B * k),
+            per_item(next_q),
+            item_return.reshape(B * k).contiguous(),
+            torch.zeros(B * k),
+            per_item(batch["n_discount"]),
+            per_item(weights.to(torch.float32)),
+            huber_delta=cfg.huber_delta,
+            alpha=1.0,
+            eps=cfg.priority_eps,
+        )
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         nn.utils.clip_grad_norm_(self.online.parameters(), cfg.grad_clip)
@@ -175,8 +204,13 @@ class DQNAgent(Policy):
         self.replay.update_priorities(indices, prio.detach().reshape(B, k).amax(1))
         self.updates += 1
         self._sync_target()
-        return {"loss": float(loss.detach()), "td_abs": float(td.detach().abs().mean()),
-                "q": float(q_sa.detach().mean()), "q_scale": float(c.detach()), "temperature": self.temperature()}
+        return {
+            "loss": float(loss.detach()),
+            "td_abs": float(td.detach().abs().mean()),
+            "q": float(q_sa.detach().mean()),
+            "q_scale": float(c.detach()),
+            "temperature": self.temperature(),
+        }
 
     @torch.no_grad()
     def _sync_target(self) -> None:

@@ -6,6 +6,7 @@ hybrid recommends exactly what the large model alone recommends, and RL then mov
     agent = make_hybrid(result.model, "reinforce", num_items=..., slate_size=..., history_len=...)
     train(agent, env, LoopConfig(...))                              # recengine.agents.loop
 """
+
 from __future__ import annotations
 
 import copy
@@ -31,9 +32,18 @@ def pretrain(data, cfg=None, *, split=None, progress: bool = True, log=print):
     return train_sasrec(data, cfg or SASRecConfig(), split=split, progress=progress, log=log)
 
 
-def make_hybrid(model: nn.Module, kind: str, *, num_items: int, slate_size: int, history_len: int,
-                dqn: DQNConfig | None = None, reinforce: ReinforceConfig | None = None, total_steps: int = 1,
-                seed: int = 0):
+def make_hybrid(
+    model: nn.Module,
+    kind: str,
+    *,
+    num_items: int,
+    slate_size: int,
+    history_len: int,
+    dqn: DQNConfig | None = None,
+    reinforce: ReinforceConfig | None = None,
+    total_steps: int = 1,
+    seed: int = 0,
+):
     """A DQN or REINFORCE agent whose scorer starts as a copy of the pre-trained `model`."""
     scorer = scorer_from_model(model)
     if kind == "reinforce":
@@ -43,8 +53,7 @@ def make_hybrid(model: nn.Module, kind: str, *, num_items: int, slate_size: int,
     elif kind == "dqn":
         from recengine.agents.dqn import DQNAgent
 
-        agent = DQNAgent(scorer, num_items, slate_size, history_len, dqn or DQNConfig(lr=3e-4), total_steps,
-                         seed=seed)
+        agent = DQNAgent(scorer, num_items, slate_size, history_len, dqn or DQNConfig(lr=3e-4), total_steps, seed=seed)
     else:
         raise ValueError(f"kind: expected 'dqn' or 'reinforce', got {kind!r}")
     agent.name = f"hybrid-{kind}"

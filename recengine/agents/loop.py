@@ -9,6 +9,7 @@ in place (obs holds the new session's first observation, info["final_obs"] the o
 info["click_position"] the clicked slate position or -1). `reset_env` / `step_env` below are the one place that
 reads the simulator's return values.
 """
+
 from __future__ import annotations
 
 import sys
@@ -30,13 +31,13 @@ class Step:
     """One vectorised step, in the form the policies store."""
 
     obs: object
-    slates: torch.Tensor      # (B, k) int64
-    clicks: torch.Tensor      # (B,) int64 position in the slate that was clicked, -1 = no click
-    rewards: torch.Tensor     # (B,) float32
-    next_obs: object          # observation after the step (the session's last one when done)
-    done: torch.Tensor        # (B,) bool: the session ended (terminated or truncated)
+    slates: torch.Tensor  # (B, k) int64
+    clicks: torch.Tensor  # (B,) int64 position in the slate that was clicked, -1 = no click
+    rewards: torch.Tensor  # (B,) float32
+    next_obs: object  # observation after the step (the session's last one when done)
+    done: torch.Tensor  # (B,) bool: the session ended (terminated or truncated)
     terminated: torch.Tensor  # (B,) bool: ended by the user (no bootstrapping past it)
-    reset_obs: object         # the observation the loop continues from (new sessions where done)
+    reset_obs: object  # the observation the loop continues from (new sessions where done)
 
 
 def reset_env(env, seed: int):
@@ -56,8 +57,16 @@ def step_env(env, obs, slates: torch.Tensor) -> Step:
     else:
         clicks = torch.where(rewards > 0, 0, -1)
     final_obs = info.get("final_obs")
-    return Step(obs, slates, clicks, rewards, final_obs if final_obs is not None else next_obs,
-                terminated | truncated, terminated, next_obs)
+    return Step(
+        obs,
+        slates,
+        clicks,
+        rewards,
+        final_obs if final_obs is not None else next_obs,
+        terminated | truncated,
+        terminated,
+        next_obs,
+    )
 
 
 @dataclass
@@ -87,7 +96,7 @@ def slate_diversity(slates: torch.Tensor, item_vectors: torch.Tensor | None) -> 
     """Mean over slates of the mean pairwise (1 - cosine similarity) of the slate's item vectors."""
     if item_vectors is None or slates.shape[1] < 2:
         return float("nan")
-    v = torch.nn.functional.normalize(item_vectors[slates].float(), dim=-1)   # (B, k, d)
+    v = torch.nn.functional.normalize(item_vectors[slates].float(), dim=-1)  # (B, k, d)
     sim = v @ v.transpose(1, 2)
     k = slates.shape[1]
     off_diag = (sim.sum((1, 2)) - sim.diagonal(dim1=1, dim2=2).sum(1)) / (k * (k - 1))
@@ -100,8 +109,15 @@ off-policy evaluation); it must not change the step"""
 
 
 @torch.no_grad()
-def evaluate(policy: Policy, env, *, seed: int = 12345, item_vectors: torch.Tensor | None = None,
-             max_steps: int = 10_000, on_step: StepHook | None = None) -> dict[str, float]:
+def evaluate(
+    policy: Policy,
+    env,
+    *,
+    seed: int = 12345,
+    item_vectors: torch.Tensor | None = None,
+    max_steps: int = 10_000,
+    on_step: StepHook | None = None,
+) -> dict[str, float]:
     """Greedy value of `policy`: one session per simulated user of `env` (num_envs sessions), from a fixed seed.
 
     Returns avg_return (clicks per session), ctr (clicks per slate), coverage (share of the catalogue shown at
@@ -146,8 +162,17 @@ def evaluate(policy: Policy, env, *, seed: int = 12345, item_vectors: torch.Tens
     }
 
 
-def train(agent: Policy, env, cfg: LoopConfig, *, eval_env=None, item_vectors: torch.Tensor | None = None,
-          desc: str | None = None, eval_seed: int = 12345, on_step: StepHook | None = None) -> dict:
+def train(
+    agent: Policy,
+    env,
+    cfg: LoopConfig,
+    *,
+    eval_env=None,
+    item_vectors: torch.Tensor | None = None,
+    desc: str | None = None,
+    eval_seed: int = 12345,
+    on_step: StepHook | None = None,
+) -> dict:
     """Run the feedback loop for cfg.total_steps vectorised steps; evaluate greedily every cfg.eval_every (on the
     eval_env sessions of `eval_seed`, the same at every point).
 
@@ -163,24 +188,37 @@ def train(agent: Policy, env, cfg: LoopConfig, *, eval_env=None, item_vectors: t
     tracker = SessionTracker(env.num_envs)
     curve: list[dict] = []
     train_seconds, last_stats = 0.0, {}
-    first_returns, last_returns = [], []     # per-session returns of the first and the latest curve point
+    first_returns, last_returns = [], []  # per-session returns of the first and the latest curve point
 
     def record(step_index: int) -> None:
         if eval_env is None:
             return
-        m = evaluate(agent, eval_env, seed=eval_seed, item_vectors=item_vectors)   # the same sessions each time
+        m = evaluate(agent, eval_env, seed=eval_seed, item_vectors=item_vectors)  # the same sessions each time
         ci = mean_ci(m["session_returns"])
-        curve.append({"step": step_index, "recommendations": step_index * env.num_envs,
-                      "avg_return": m["avg_return"], "return_ci95": [ci["ci_low"], ci["ci_high"]],
-                      "ctr": m["ctr"], "train_return": tracker.pop_mean(),
-                      **{k: v for k, v in last_stats.items() if isinstance(v, (int, float))}})
+        curve.append(
+            {
+                "step": step_index,
+                "recommendations": step_index * env.num_envs,
+                "avg_return": m["avg_return"],
+                "return_ci95": [ci["ci_low"], ci["ci_high"]],
+                "ctr": m["ctr"],
+                "train_return": tracker.pop_mean(),
+                **{k: v for k, v in last_stats.items() if isinstance(v, (int, float))},
+            }
+        )
         if not first_returns:
             first_returns.append(m["session_returns"])
         last_returns[:] = [m["session_returns"]]
 
     record(0)
-    bar = tqdm(range(1, cfg.total_steps + 1), desc=desc or getattr(agent, "name", "agent"), unit="step",
-               disable=not cfg.progress, file=sys.stderr, leave=False)
+    bar = tqdm(
+        range(1, cfg.total_steps + 1),
+        desc=desc or getattr(agent, "name", "agent"),
+        unit="step",
+        disable=not cfg.progress,
+        file=sys.stderr,
+        leave=False,
+    )
     for t in bar:
         start = time.perf_counter()
         slates = agent.act(obs, explore=True)
@@ -188,7 +226,7 @@ def train(agent: Policy, env, cfg: LoopConfig, *, eval_env=None, item_vectors: t
         agent.observe(step)
         stats = agent.update()
         train_seconds += time.perf_counter() - start
-        if on_step is not None:   # outside the timed part: a hook's cost is not training time
+        if on_step is not None:  # outside the timed part: a hook's cost is not training time
             on_step(step)
         if stats:
             last_stats = stats
@@ -200,6 +238,11 @@ def train(agent: Policy, env, cfg: LoopConfig, *, eval_env=None, item_vectors: t
     updates = agent.num_updates()
     # the last curve point minus the first, paired over the curve's sessions: did the greedy policy improve?
     gain = paired_diff(last_returns[0], first_returns[0]) if len(curve) >= 2 else None
-    return {"curve": curve, "updates": updates, "train_seconds": train_seconds,
-            "updates_per_s": updates / train_seconds if train_seconds > 0 else float("nan"),
-            "final": curve[-1] if curve else {}, "curve_gain": gain}
+    return {
+        "curve": curve,
+        "updates": updates,
+        "train_seconds": train_seconds,
+        "updates_per_s": updates / train_seconds if train_seconds > 0 else float("nan"),
+        "final": curve[-1] if curve else {},
+        "curve_gain": gain,
+    }

@@ -3,6 +3,7 @@
 It produces the same thing the sequence model does, user states Q, an item table E and an item bias,
 so it goes through the same full-ranking evaluator (recengine.eval.metrics) with the same exclusion lists.
 """
+
 from __future__ import annotations
 
 import time
@@ -78,7 +79,7 @@ def train_bpr(split: LeaveOneOut, config: BPRConfig | None = None, progress: boo
         u_all, i_all, j_all = (torch.from_numpy(a[order]) for a in (pos_users, pos_items, neg))
         total = 0.0
         for b0 in range(0, len(order), cfg.batch_size):
-            u, i, j = (t[b0:b0 + cfg.batch_size] for t in (u_all, i_all, j_all))
+            u, i, j = (t[b0 : b0 + cfg.batch_size] for t in (u_all, i_all, j_all))
             diff = model.score(u, i) - model.score(u, j)
             reg = cfg.reg * (model.user[u].pow(2).sum() + model.item[i].pow(2).sum() + model.item[j].pow(2).sum())
             loss = -F.logsigmoid(diff).mean() + reg / len(u)
@@ -94,13 +95,13 @@ def train_bpr(split: LeaveOneOut, config: BPRConfig | None = None, progress: boo
                 best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
     if best_state is not None:
         model.load_state_dict(best_state)
-    return model, {"best_valid_ndcg@10": best, "best_epoch": best_epoch,
-                   "train_seconds": time.perf_counter() - t0}
+    return model, {"best_valid_ndcg@10": best, "best_epoch": best_epoch, "train_seconds": time.perf_counter() - t0}
 
 
 def evaluate_bpr(model: BPR, split: LeaveOneOut, which: str = "test", ks=(10,)) -> dict[str, float]:
     users, targets, exc_off, exc_ids = eval_inputs(split, which)
     with torch.no_grad():
         Q = model.user[torch.from_numpy(users)]
-        return evaluate_ranking(Q, model.item, targets, ks=ks, bias=model.bias, exclude_offsets=exc_off,
-                                exclude_ids=exc_ids)
+        return evaluate_ranking(
+            Q, model.item, targets, ks=ks, bias=model.bias, exclude_offsets=exc_off, exclude_ids=exc_ids
+        )

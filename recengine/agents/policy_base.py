@@ -10,6 +10,7 @@ store what happened and may learn from it:
 `obs` is the simulator's observation; `histories(obs)` turns it into the (B, L) item-id matrix (most recent
 last, recengine.padding.PAD_ID = empty slot) that every policy here reads.
 """
+
 from __future__ import annotations
 
 import numpy as np

@@ -9,6 +9,7 @@ model is also scored on the data's leave-one-out test split.
 A new agent is one file in `recengine/agents/entries/` defining ``ENTRY = AgentEntry(...)`` and one line in
 `recengine/agents/entries/__init__.py`; `register` adds one at run time (tests, plug-ins).
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable

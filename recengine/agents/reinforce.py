@@ -16,6 +16,7 @@
 - the differentiable log π(a|s) = logit(a) − logsumexp: one catalog_cross_entropy pass per state gives the
   logsumexp, the slate items' logits are dot products.
 """
+
 from __future__ import annotations
 
 import torch
@@ -32,11 +33,18 @@ def slate_log_probs(Q, E, bias, slate, *, temperature=1.0, exclude_offsets=None,
     """Differentiable log π(a|s) (B, k) of each slate item under softmax((Q E^T + bias) / T) without the
     excluded items: logit(a) − logsumexp, the logsumexp taken from catalog_cross_entropy of the first item."""
 
-    logits = ((Q.unsqueeze(1) * E[slate]).sum(-1) + bias[slate]) / temperature          # (B, k)
-    ce_first = op("catalog_cross_entropy")(Q, E, slate[:, 0], bias=bias, temperature=temperature,
-                                           exclude_offsets=exclude_offsets, exclude_ids=exclude_ids,
-                                           reduction="none")
-    logsumexp = logits[:, 0] + ce_first            # CE = −log π(a0) = lse − logit(a0)
+    logits = ((Q.unsqueeze(1) * E[slate]).sum(-1) + bias[slate]) / temperature  # (B, k)
+    ce_first = op("catalog_cross_entropy")(
+        Q,
+        E,
+        slate[:, 0],
+        bias=bias,
+        temperature=temperature,
+        exclude_offsets=exclude_offsets,
+        exclude_ids=exclude_ids,
+        reduction="none",
+    )
+    logsumexp = logits[:, 0] + ce_first  # CE = −log π(a0) = lse − logit(a0)
     return logits - logsumexp.unsqueeze(1)
 
 
@@ -46,7 +54,7 @@ class SessionReturns:
 
     def __init__(self, gamma: float):
         self.gamma = gamma
-        self.steps: list[tuple] = []          # (hist, slate, item_clicked, reward) per vectorised step
+        self.steps: list[tuple] = []  # (hist, slate, item_clicked, reward) per vectorised step
         self.start: torch.Tensor | None = None  # per user: index in `steps` where the open session began
         self.ready: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
         self.count = 0
@@ -69,13 +77,13 @@ class SessionReturns:
         G = torch.zeros(users.numel())
         for t in range(T - 1, int(start.min()) - 1, -1):
             hist, slate, item_clicked, reward = self.steps[t]
-            live = start <= t                  # step t belongs to the session that just ended
+            live = start <= t  # step t belongs to the session that just ended
             G = torch.where(live, reward[users] + self.gamma * G, G)
             rows = users[live]
             self.ready.append((hist[rows], slate[rows], item_clicked[rows] * G[live].unsqueeze(1)))
             self.count += rows.numel()
         self.start[users] = T
-        keep_from = int(self.start.min())     # steps no open session needs any more
+        keep_from = int(self.start.min())  # steps no open session needs any more
         if keep_from > 0:
             self.steps = self.steps[keep_from:]
             self.start -= keep_from
@@ -124,10 +132,17 @@ class ReinforceAgent(Policy):
         offsets, ids = exclusion_csr(hist) if self.cfg.exclude_seen else (None, None)
         T = self.cfg.temperature
         if explore:
-            return op("catalog_sample")(Q, E, self.k, self.seed * 1_000_003 + self.env_steps, bias=bias,
-                                        temperature=T, exclude_offsets=offsets, exclude_ids=ids)
-        _, slates = op("catalog_topk")(Q, E, self.k, bias=bias, temperature=T, exclude_offsets=offsets,
-                                       exclude_ids=ids)
+            return op("catalog_sample")(
+                Q,
+                E,
+                self.k,
+                self.seed * 1_000_003 + self.env_steps,
+                bias=bias,
+                temperature=T,
+                exclude_offsets=offsets,
+                exclude_ids=ids,
+            )
+        _, slates = op("catalog_topk")(Q, E, self.k, bias=bias, temperature=T, exclude_offsets=offsets, exclude_ids=ids)
         return slates, slate_log_probs(Q, E, bias, slates, temperature=T, exclude_offsets=offsets, exclude_ids=ids)
 
     def act(self, obs, explore: bool = False) -> torch.Tensor:
@@ -162,11 +177,17 @@ class ReinforceAgent(Policy):
         cfg = self.cfg
         Q, E, bias = self.policy(hist)
         offsets, ids = exclusion_csr(hist) if cfg.exclude_seen else (None, None)
-        log_pi = slate_log_probs(Q, E, bias, slate, temperature=cfg.temperature, exclude_offsets=offsets,
-                                 exclude_ids=ids)
-        loss, stats = corrected_pg_loss(log_pi.reshape(-1), advantage.reshape(-1), self.k,
-                                        log_beta=None if log_beta is None else log_beta.reshape(-1),
-                                        clip=cfg.weight_clip, topk=cfg.topk_correction)
+        log_pi = slate_log_probs(
+            Q, E, bias, slate, temperature=cfg.temperature, exclude_offsets=offsets, exclude_ids=ids
+        )
+        loss, stats = corrected_pg_loss(
+            log_pi.reshape(-1),
+            advantage.reshape(-1),
+            self.k,
+            log_beta=None if log_beta is None else log_beta.reshape(-1),
+            clip=cfg.weight_clip,
+            topk=cfg.topk_correction,
+        )
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         nn.utils.clip_grad_norm_(self.policy.parameters(), cfg.grad_clip)
@@ -175,8 +196,15 @@ class ReinforceAgent(Policy):
         return {"loss": float(loss.detach()), "baseline": self.baseline, **stats}
 
     # ------------------------------------------------------------------------------- from logged data
-    def learn_from_logs(self, hist: torch.Tensor, slate: torch.Tensor, item_return: torch.Tensor, *,
-                        epochs: int = 1, batch_size: int | None = None) -> list[dict[str, float]]:
+    def learn_from_logs(
+        self,
+        hist: torch.Tensor,
+        slate: torch.Tensor,
+        item_return: torch.Tensor,
+        *,
+        epochs: int = 1,
+        batch_size: int | None = None,
+    ) -> list[dict[str, float]]:
         """Off-policy REINFORCE on samples logged by another policy β (unknown to the agent): hist (M, L),
         slate (M, k) the items shown, item_return (M, k) as built by SessionReturns. Each step fits the behaviour
         head β on the logged slates, then takes the top-K-corrected, importance-weighted policy step."""
@@ -192,14 +220,15 @@ class ReinforceAgent(Policy):
         for _ in range(epochs):
             order = torch.randperm(hist.shape[0], generator=g)
             for lo in range(0, hist.shape[0], batch_size):
-                idx = order[lo:lo + batch_size]
+                idx = order[lo : lo + batch_size]
                 h, sl = hist[idx], slate[idx]
                 offsets, ids = exclusion_csr(h) if cfg.exclude_seen else (None, None)
                 # behaviour head on the detached state: max likelihood of the logged slates
                 with torch.no_grad():
                     Q = self.policy(h)[0]
-                log_beta = slate_log_probs(Q, self.behaviour.table, self.behaviour.bias, sl,
-                                           exclude_offsets=offsets, exclude_ids=ids)
+                log_beta = slate_log_probs(
+                    Q, self.behaviour.table, self.behaviour.bias, sl, exclude_offsets=offsets, exclude_ids=ids
+                )
                 beta_loss = -log_beta.mean()
                 self.behaviour_opt.zero_grad(set_to_none=True)
                 beta_loss.backward()

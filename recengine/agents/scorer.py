@@ -6,6 +6,7 @@ what the supervised trainer fits, so a pre-trained encoder (the hybrid) arrives 
 trained against. A head with its own table (`CatalogHead(own_table=True)`) scores against that table instead
 (DQN from scratch uses one, zero-initialised: see `untied_scorer`).
 """
+
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
@@ -77,8 +78,9 @@ def fresh_scorer(data, sasrec: SASRecConfig, encoder: EncoderConfig | None = Non
     from recengine.train.sasrec import model_from_data
 
     if encoder is not None:
-        sasrec = replace(sasrec, dim=encoder.dim, num_layers=encoder.num_layers, num_heads=encoder.num_heads,
-                         max_len=encoder.max_len)
+        sasrec = replace(
+            sasrec, dim=encoder.dim, num_layers=encoder.num_layers, num_heads=encoder.num_heads, max_len=encoder.max_len
+        )
     torch.manual_seed(seed + 17)
     model = model_from_data(data, sasrec)
     return Scorer(disable_dropout(model.encoder), model.head)
@@ -99,6 +101,13 @@ def new_scorer(num_items: int, cfg: EncoderConfig, seed: int = 0, **encoder_kwar
     from recengine.nn import CatalogHead, SequenceEncoder
 
     torch.manual_seed(seed)
-    encoder = SequenceEncoder(num_items, cfg.dim, cfg.max_len, num_layers=cfg.num_layers, num_heads=cfg.num_heads,
-                              dropout=cfg.dropout, **encoder_kwargs)
+    encoder = SequenceEncoder(
+        num_items,
+        cfg.dim,
+        cfg.max_len,
+        num_layers=cfg.num_layers,
+        num_heads=cfg.num_heads,
+        dropout=cfg.dropout,
+        **encoder_kwargs,
+    )
     return Scorer(encoder, CatalogHead(num_items, cfg.dim))

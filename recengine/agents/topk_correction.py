@@ -12,6 +12,7 @@ importance ratio min(π(a|s) / β(a|s), c). The surrogate loss whose gradient is
 
     L = − mean_i [ w_i · λ_K,i · R_i · log π(a_i|s_i) ],   w and λ held constant (no gradient through them).
 """
+
 from __future__ import annotations
 
 import torch
@@ -37,9 +38,15 @@ def importance_weight(log_pi: torch.Tensor, log_beta: torch.Tensor, clip: float 
     return w
 
 
-def corrected_pg_loss(log_pi: torch.Tensor, returns: torch.Tensor, k: int, *,
-                      log_beta: torch.Tensor | None = None, clip: float | None = 10.0,
-                      topk: bool = True) -> tuple[torch.Tensor, dict[str, float]]:
+def corrected_pg_loss(
+    log_pi: torch.Tensor,
+    returns: torch.Tensor,
+    k: int,
+    *,
+    log_beta: torch.Tensor | None = None,
+    clip: float | None = 10.0,
+    topk: bool = True,
+) -> tuple[torch.Tensor, dict[str, float]]:
     """The REINFORCE surrogate loss with the top-K correction and (when `log_beta` is given) clipped importance
     weights; `log_pi` carries the gradient, the weights do not. Returns (loss, diagnostics)."""
     with torch.no_grad():

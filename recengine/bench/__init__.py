@@ -10,6 +10,7 @@ returning one Case per provider. Providers are "recengine", "reference: <what>" 
 over each other provider, and the fraction of the hardware bound reached: useful bytes against
 the machine's measured copy bandwidth, or useful FLOPs against its measured GEMM rate.
 """
+
 from __future__ import annotations
 
 import json
@@ -185,9 +186,15 @@ def measure_machine(device: str = "cpu") -> Machine:
         name = torch.cuda.get_device_name()
     else:
         name = _cpu_name()
-    return Machine(device=device, name=name, threads=torch.get_num_threads(), torch=torch.__version__,
-                   copy_gbps=copy_gbps, gemm_gflops=gemm,
-                   extra={"cores": os.cpu_count(), "platform": platform.platform()})
+    return Machine(
+        device=device,
+        name=name,
+        threads=torch.get_num_threads(),
+        torch=torch.__version__,
+        copy_gbps=copy_gbps,
+        gemm_gflops=gemm,
+        extra={"cores": os.cpu_count(), "platform": platform.platform()},
+    )
 
 
 # -------------------------------------------------------------------------------------- running
@@ -225,21 +232,38 @@ def run_workload(w: Workload, device: str, machine: Machine, repeat: int = 5) ->
 
 
 def format_table(results: list[Result], machine: Machine) -> str:
-    head = (f"machine: {machine.name} ({machine.device}, {machine.threads} threads, torch {machine.torch}); "
-            f"copy bandwidth {machine.copy_gbps:.1f} GB/s, GEMM {machine.gemm_gflops:.0f} GFLOP/s")
-    cols = ["workload", "provider", "median ms", "spread ms", "GB/s", "GFLOP/s", "items/s", "% bound",
-            "recengine x", "peak extra MiB"]
+    head = (
+        f"machine: {machine.name} ({machine.device}, {machine.threads} threads, torch {machine.torch}); "
+        f"copy bandwidth {machine.copy_gbps:.1f} GB/s, GEMM {machine.gemm_gflops:.0f} GFLOP/s"
+    )
+    cols = [
+        "workload",
+        "provider",
+        "median ms",
+        "spread ms",
+        "GB/s",
+        "GFLOP/s",
+        "items/s",
+        "% bound",
+        "recengine x",
+        "peak extra MiB",
+    ]
     rows = []
     for r in results:
-        rows.append([
-            r.workload, r.provider, f"{r.median_s * 1e3:.2f}", f"{(r.p75_s - r.p25_s) * 1e3:.2f}",
-            "" if r.gbps is None else f"{r.gbps:.2f}",
-            "" if r.gflops is None else f"{r.gflops:.1f}",
-            "" if r.items_per_s is None else f"{r.items_per_s:.3g}",
-            "" if r.pct_of_bound is None else f"{r.pct_of_bound:.1f}",
-            "" if r.recengine_speedup is None else f"{r.recengine_speedup:.2f}",
-            "" if r.peak_extra_mib is None else f"{r.peak_extra_mib:.1f}",
-        ])
+        rows.append(
+            [
+                r.workload,
+                r.provider,
+                f"{r.median_s * 1e3:.2f}",
+                f"{(r.p75_s - r.p25_s) * 1e3:.2f}",
+                "" if r.gbps is None else f"{r.gbps:.2f}",
+                "" if r.gflops is None else f"{r.gflops:.1f}",
+                "" if r.items_per_s is None else f"{r.items_per_s:.3g}",
+                "" if r.pct_of_bound is None else f"{r.pct_of_bound:.1f}",
+                "" if r.recengine_speedup is None else f"{r.recengine_speedup:.2f}",
+                "" if r.peak_extra_mib is None else f"{r.peak_extra_mib:.1f}",
+            ]
+        )
     widths = [max(len(c), *(len(row[i]) for row in rows)) if rows else len(c) for i, c in enumerate(cols)]
     line = lambda cells: "| " + " | ".join(c.ljust(w) for c, w in zip(cells, widths)) + " |"  # noqa: E731
     out = [head, "", line(cols), "|" + "|".join("-" * (w + 2) for w in widths) + "|"]
@@ -269,7 +293,7 @@ def plot(path: str, results: list[Result]) -> None:
     ncols = min(3, max(len(workloads), 1))
     nrows = math.ceil(len(workloads) / ncols) if workloads else 1
     fig, axes = plt.subplots(nrows, ncols, figsize=(6.5 * ncols, 2.6 * nrows), squeeze=False)
-    for ax in axes.flat[len(workloads):]:
+    for ax in axes.flat[len(workloads) :]:
         ax.axis("off")
     for ax, w in zip(axes.flat, workloads):
         rows = [r for r in results if r.workload == w]

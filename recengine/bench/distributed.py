@@ -18,6 +18,7 @@ puts them all on rank 0). Bytes are what one rank sends to the others per step (
 Every process runs one intra-op thread, so a rank has the same compute in every row and the per-rank
 figures compare directly (and no torch thread pool waits on a descheduled core of a shared machine).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -62,8 +63,9 @@ def _time_steps(step, steps: int, counters=None) -> dict:
     return result
 
 
-def rank_train_step(rank: int, world_size: int, cfg: dict, ids_kind: str, plan_kind: str, steps: int,
-                    with_single: bool) -> dict:
+def rank_train_step(
+    rank: int, world_size: int, cfg: dict, ids_kind: str, plan_kind: str, steps: int, with_single: bool
+) -> dict:
     """One rank's timing of the sharded W1 train step (run under recengine.distributed.launch.run_local)."""
     from recengine.distributed import ShardedEmbeddingTables, ShardingPlan
     from recengine.nn.embedding_tables import EmbeddingTables
@@ -89,13 +91,18 @@ def run(quick: bool = False, ids_kind: str = "uniform", steps: int = 10) -> list
 
     cfg = QUICK if quick else FULL
     rows = []
-    one = run_local(rank_train_step, 1, (cfg, ids_kind, "row-wise", steps, True), timeout_s=1800,
-                    threads_per_rank=1)[0]
+    one = run_local(rank_train_step, 1, (cfg, ids_kind, "row-wise", steps, True), timeout_s=1800, threads_per_rank=1)[0]
     rows.append({"setup": "1 process: EmbeddingTables", "ranks": 1, **one["single"]})
     rows.append({"setup": "1 process: ShardedEmbeddingTables", "ranks": 1, **one["sharded"]})
     for plan_kind in ("row-wise", "table-wise"):
-        per_rank = run_local(rank_train_step, 2, (cfg, ids_kind, plan_kind, steps, False), timeout_s=1800,
-                             collective_timeout_s=300, threads_per_rank=1)
+        per_rank = run_local(
+            rank_train_step,
+            2,
+            (cfg, ids_kind, plan_kind, steps, False),
+            timeout_s=1800,
+            collective_timeout_s=300,
+            threads_per_rank=1,
+        )
         for rank, result in enumerate(per_rank):
             rows.append({"setup": f"2 processes: {plan_kind}, rank {rank}", "ranks": 2, **result["sharded"]})
     for row in rows:
@@ -119,34 +126,45 @@ def bytes_per_rank(cfg: dict, world_size: int, plan_kind: str) -> float:
     world, batch, tables, dim = world_size, cfg["batch"], cfg["tables"], cfg["dim"]
     shards = tables if plan_kind == "row-wise" else tables / world
     ids = tables * batch * cfg["bag"]
-    return 40 * (world - 1) + 8 * batch * shards * (world - 1) + 8 * ids * (world - 1) / world \
+    return (
+        40 * (world - 1)
+        + 8 * batch * shards * (world - 1)
+        + 8 * ids * (world - 1) / world
         + 2 * 4 * batch * shards * dim * (world - 1)
+    )
 
 
 def projection_table(cfg: dict, compute_s: float, latency_s: float = 10e-6) -> str:
     """Expected step time = compute_s + ALL_TO_ALLS_PER_STEP * latency_s + bytes_per_rank / bandwidth, at 8
     and 64 GPUs, for both plans (table-wise only where W <= T)."""
-    lines = ["| plan | GPUs | MB sent per rank per step | " + " | ".join(f"step ms, {b}" for b in BANDWIDTHS) + " |",
-             "|---|---:|---:|" + "---:|" * len(BANDWIDTHS)]
+    lines = [
+        "| plan | GPUs | MB sent per rank per step | " + " | ".join(f"step ms, {b}" for b in BANDWIDTHS) + " |",
+        "|---|---:|---:|" + "---:|" * len(BANDWIDTHS),
+    ]
     for plan_kind in ("row-wise", "table-wise"):
         for world in (2, 8, 64):
             if plan_kind == "table-wise" and world > cfg["tables"]:
                 continue
             sent = bytes_per_rank(cfg, world, plan_kind)
             times = [compute_s + ALL_TO_ALLS_PER_STEP * latency_s + sent / bw for bw in BANDWIDTHS.values()]
-            lines.append(f"| {plan_kind} | {world} | {sent / 1e6:.1f} | " + " | ".join(f"{t * 1e3:.2f}" for t in times)
-                         + " |")
+            lines.append(
+                f"| {plan_kind} | {world} | {sent / 1e6:.1f} | " + " | ".join(f"{t * 1e3:.2f}" for t in times) + " |"
+            )
     return "\n".join(lines)
 
 
 def format_table(rows: list[dict]) -> str:
-    lines = ["| setup | ids | step ms (median) | min-max ms | samples/s per rank | comm share | MB sent/step/rank |",
-             "|---|---|---:|---:|---:|---:|---:|"]
+    lines = [
+        "| setup | ids | step ms (median) | min-max ms | samples/s per rank | comm share | MB sent/step/rank |",
+        "|---|---|---:|---:|---:|---:|---:|",
+    ]
     for r in rows:
         share = f"{r['comm_share']:.0%}" if "comm_share" in r else "-"
         sent = f"{r['bytes_per_step'] / 1e6:.1f}" if "bytes_per_step" in r else "-"
-        lines.append(f"| {r['setup']} | {r['ids']} | {r['median_s'] * 1e3:.1f} | {r['min_s'] * 1e3:.1f}-"
-                     f"{r['max_s'] * 1e3:.1f} | {r['samples_per_s_per_rank']:,.0f} | {share} | {sent} |")
+        lines.append(
+            f"| {r['setup']} | {r['ids']} | {r['median_s'] * 1e3:.1f} | {r['min_s'] * 1e3:.1f}-"
+            f"{r['max_s'] * 1e3:.1f} | {r['samples_per_s_per_rank']:,.0f} | {share} | {sent} |"
+        )
     return "\n".join(lines)
 
 
@@ -162,8 +180,10 @@ def main(argv: list[str] | None = None) -> int:
     rows = run(args.quick, args.ids, args.steps)
     print(format_table(rows))
     cfg = QUICK if args.quick else FULL
-    print(f"\nformula (uniform ids), 2 ranks: row-wise {bytes_per_rank(cfg, 2, 'row-wise') / 1e6:.2f} MB, "
-          f"table-wise {bytes_per_rank(cfg, 2, 'table-wise') / 1e6:.2f} MB sent per rank per step")
+    print(
+        f"\nformula (uniform ids), 2 ranks: row-wise {bytes_per_rank(cfg, 2, 'row-wise') / 1e6:.2f} MB, "
+        f"table-wise {bytes_per_rank(cfg, 2, 'table-wise') / 1e6:.2f} MB sent per rank per step"
+    )
     from recengine._atomic import write_text
 
     write_text(args.json, json.dumps(rows, indent=1))

@@ -18,6 +18,7 @@ restored between calls. Inputs are pre-split per table for the loop reference (n
 provider owns its rows: the references use ordinary allocations, recengine.nn.EmbeddingTables allocates
 through recengine._native.empty_with_huge_pages, FBGEMM allocates its own.
 """
+
 from __future__ import annotations
 
 import torch
@@ -80,8 +81,9 @@ def _fbgemm_tbe(cfg: dict, device: str):
     tbe_cls, optim_type, pooling_mode, compute_device, location = found
     try:
         specs = [(cfg["rows"], cfg["dim"], location.HOST, compute_device.CPU)] * cfg["tables"]
-        return tbe_cls(specs, optimizer=optim_type.EXACT_ROWWISE_ADAGRAD, learning_rate=LR, eps=EPS,
-                       pooling_mode=pooling_mode.SUM)
+        return tbe_cls(
+            specs, optimizer=optim_type.EXACT_ROWWISE_ADAGRAD, learning_rate=LR, eps=EPS, pooling_mode=pooling_mode.SUM
+        )
     except Exception:  # noqa: BLE001
         return None
 
@@ -109,8 +111,9 @@ def _forward_workload(cfg: dict, dist: str, device: str) -> Workload:
         # the references own their rows as user code would (ordinary allocation); recengine's tables use
         # huge pages where the OS allows, which is part of what is measured
         weights = tables.weights.detach().clone()
-        loop = EmbeddingBagLoop([weights[t * cfg["rows"]:(t + 1) * cfg["rows"]] for t in range(cfg["tables"])],
-                                pooling="sum", sparse=True)
+        loop = EmbeddingBagLoop(
+            [weights[t * cfg["rows"] : (t + 1) * cfg["rows"]] for t in range(cfg["tables"])], pooling="sum", sparse=True
+        )
         per_table = split_tables(ids, offsets, cfg["tables"])
         rows = global_rows(tables.table_offsets, ids, offsets)
         nbytes = _bytes(cfg, ids.numel(), 0, train=False)
@@ -119,22 +122,30 @@ def _forward_workload(cfg: dict, dist: str, device: str) -> Workload:
             def run():
                 with torch.no_grad():
                     return fn()
+
             return run
 
         cases = {
             RECENGINE: Case(fn=no_grad(lambda: tables(ids, offsets)), bytes=nbytes, items=cfg["batch"]),
             REF_LOOP: Case(fn=no_grad(lambda: loop(per_table)), bytes=nbytes, items=cfg["batch"]),
-            REF_CONCAT: Case(fn=no_grad(lambda: concatenated_forward(weights, rows, offsets, cfg["tables"])),
-                             bytes=nbytes, items=cfg["batch"]),
+            REF_CONCAT: Case(
+                fn=no_grad(lambda: concatenated_forward(weights, rows, offsets, cfg["tables"])),
+                bytes=nbytes,
+                items=cfg["batch"],
+            ),
         }
         tbe = _fbgemm_tbe(cfg, device)
         if tbe is not None:
             cases[PEER_FBGEMM] = Case(fn=no_grad(lambda: tbe(ids, offsets)), bytes=nbytes, items=cfg["batch"])
         return cases
 
-    return Workload(f"W1 forward {dist}", providers, build,
-                    note=f"{cfg['tables']} x {cfg['rows']} x {cfg['dim']}, batch {cfg['batch']}, {cfg['bag']} ids/bag, "
-                         "sum pooling; bytes = rows read + output written")
+    return Workload(
+        f"W1 forward {dist}",
+        providers,
+        build,
+        note=f"{cfg['tables']} x {cfg['rows']} x {cfg['dim']}, batch {cfg['batch']}, {cfg['bag']} ids/bag, "
+        "sum pooling; bytes = rows read + output written",
+    )
 
 
 def _train_workload(cfg: dict, dist: str, device: str) -> Workload:
@@ -159,8 +170,11 @@ def _train_workload(cfg: dict, dist: str, device: str) -> Workload:
         nbytes = _bytes(cfg, ids.numel(), unique_rows, train=True)
         # the plain-PyTorch user code trains its own copy of the rows (views of one buffer)
         ref_weights = tables.weights.clone()
-        loop = EmbeddingBagLoop([ref_weights[t * cfg["rows"]:(t + 1) * cfg["rows"]] for t in range(cfg["tables"])],
-                                pooling="sum", sparse=True)
+        loop = EmbeddingBagLoop(
+            [ref_weights[t * cfg["rows"] : (t + 1) * cfg["rows"]] for t in range(cfg["tables"])],
+            pooling="sum",
+            sparse=True,
+        )
         per_table = split_tables(ids, offsets, cfg["tables"])
         ref_state = [torch.zeros(cfg["rows"], device=device) for _ in range(cfg["tables"])]
 
@@ -190,15 +204,20 @@ def _train_workload(cfg: dict, dist: str, device: str) -> Workload:
             pass
         tbe = _fbgemm_tbe(cfg, device)
         if tbe is not None:
+
             def fbgemm_step():
                 tbe(ids, offsets).backward(grad)
 
             cases[PEER_FBGEMM] = Case(fn=fbgemm_step, bytes=nbytes, items=cfg["batch"])
         return cases
 
-    return Workload(f"W1 train step {dist}", providers, build,
-                    note="forward + backward + row-wise Adagrad; bytes = forward + grad read + unique rows and "
-                         "their state read and written")
+    return Workload(
+        f"W1 train step {dist}",
+        providers,
+        build,
+        note="forward + backward + row-wise Adagrad; bytes = forward + grad read + unique rows and "
+        "their state read and written",
+    )
 
 
 def workloads(device: str, quick: bool = False) -> list[Workload]:

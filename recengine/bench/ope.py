@@ -7,6 +7,7 @@ SNDR, Switch-DR and DRos on the per-round values; the reference is the plain Num
 ``recengine.eval.ope_reference``, one obp-style function per estimator, each slicing the big arrays itself. The
 useful bytes are the two arrays read once. The estimators run on the host whatever the device.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -27,10 +28,14 @@ def _inputs(n: int, n_actions: int, len_list: int) -> dict:
     pool = rng.random((_POOL, n_actions, len_list)) ** 4
     pool /= pool.sum(axis=1, keepdims=True)
     models = rng.random((_POOL, n_actions, len_list)) * 0.1
-    return dict(reward=(rng.random(n) < 0.05).astype(np.float64), action=rng.integers(0, n_actions, n),
-                position=rng.integers(0, len_list, n), pscore=np.full(n, 1.0 / n_actions),
-                action_dist=pool[rng.integers(0, _POOL, n)], estimated_rewards_by_reg_model=models[
-                    rng.integers(0, _POOL, n)])
+    return dict(
+        reward=(rng.random(n) < 0.05).astype(np.float64),
+        action=rng.integers(0, n_actions, n),
+        position=rng.integers(0, len_list, n),
+        pscore=np.full(n, 1.0 / n_actions),
+        action_dist=pool[rng.integers(0, _POOL, n)],
+        estimated_rewards_by_reg_model=models[rng.integers(0, _POOL, n)],
+    )
 
 
 def workloads(device: str, quick: bool = False) -> list[Workload]:
@@ -49,12 +54,19 @@ def workloads(device: str, quick: bool = False) -> list[Workload]:
             return {k: cls().estimate_policy_value(rounds=rounds) for k, cls in ESTIMATORS.items()}
 
         def reference():
-            args = [logs[k] for k in ("reward", "action", "position", "pscore", "action_dist",
-                                      "estimated_rewards_by_reg_model")]
+            args = [
+                logs[k]
+                for k in ("reward", "action", "position", "pscore", "action_dist", "estimated_rewards_by_reg_model")
+            ]
             return {k: reference_estimate(k, *args) for k in ESTIMATORS}
 
         return {RECENGINE: Case(ours, bytes=nbytes, items=n), W5_REFERENCE: Case(reference, bytes=nbytes, items=n)}
 
-    return [Workload(f"{name} OPE: 7 estimators, {n} rounds x {n_actions} actions x {len_list} positions",
-                     (RECENGINE, W5_REFERENCE), all_estimators,
-                     note="host NumPy/numba; items = logged rounds")]
+    return [
+        Workload(
+            f"{name} OPE: 7 estimators, {n} rounds x {n_actions} actions x {len_list} positions",
+            (RECENGINE, W5_REFERENCE),
+            all_estimators,
+            note="host NumPy/numba; items = logged rounds",
+        )
+    ]

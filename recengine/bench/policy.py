@@ -5,6 +5,7 @@ so the table prints the fraction of the machine's GEMM rate reached, and measure
 memory of one call (the references' logits alone are B*N*4 bytes = 1 GiB at W2).
 The bare matmul Q @ E.T is the bound every op is up against.
 """
+
 from __future__ import annotations
 
 import torch
@@ -28,8 +29,8 @@ def _shape(quick: bool):
 def _inputs(device: str, B: int, N: int, D: int):
     g = torch.Generator().manual_seed(0)
     # unit-variance logits, like a trained two-tower model's (the sampler's filters get no help from scale)
-    Q = (torch.randn(B, D, generator=g) / D ** 0.25).to(device)
-    E = (torch.randn(N, D, generator=g) / D ** 0.25).to(device)
+    Q = (torch.randn(B, D, generator=g) / D**0.25).to(device)
+    E = (torch.randn(N, D, generator=g) / D**0.25).to(device)
     bias = (0.1 * torch.randn(N, generator=g)).to(device)
     target = torch.randint(0, N, (B,), generator=g).to(device)
     return Q, E, bias, target
@@ -52,35 +53,38 @@ def workloads(device: str, quick: bool = False) -> list[Workload]:
         Q, E, bias, _ = _inputs(device, B, N, D)
         return {
             RECENGINE: Case(lambda: ops.catalog_topk(Q, E, k, bias=bias), flops=flops, measure_memory=True),
-            REF_TOPK: Case(lambda: ref.catalog_topk_reference(Q, E, k, bias=bias), flops=flops,
-                           measure_memory=True),
+            REF_TOPK: Case(lambda: ref.catalog_topk_reference(Q, E, k, bias=bias), flops=flops, measure_memory=True),
             # the reference also checks for ties at the k-th score (two more passes over the logits)
-            PEER_TOPK: Case(lambda: torch.topk(torch.addmm(bias, Q, E.T), k, dim=1), flops=flops,
-                            measure_memory=True),
+            PEER_TOPK: Case(lambda: torch.topk(torch.addmm(bias, Q, E.T), k, dim=1), flops=flops, measure_memory=True),
         }
 
     def sample():
         Q, E, bias, _ = _inputs(device, B, N, D)
         gen = torch.Generator(device=device).manual_seed(0)
         cases = {
-            RECENGINE: Case(lambda: ops.catalog_sample(Q, E, k, 1234, bias=bias), flops=flops,
-                            measure_memory=True),
-            REF_SAMPLE_MULTINOMIAL: Case(lambda: ref.catalog_sample_torch_rng_reference(
-                Q, E, k, bias=bias, method="multinomial", generator=gen), flops=flops, measure_memory=True),
-            REF_SAMPLE_GUMBEL: Case(lambda: ref.catalog_sample_torch_rng_reference(
-                Q, E, k, bias=bias, method="gumbel", generator=gen), flops=flops, measure_memory=True),
+            RECENGINE: Case(lambda: ops.catalog_sample(Q, E, k, 1234, bias=bias), flops=flops, measure_memory=True),
+            REF_SAMPLE_MULTINOMIAL: Case(
+                lambda: ref.catalog_sample_torch_rng_reference(Q, E, k, bias=bias, method="multinomial", generator=gen),
+                flops=flops,
+                measure_memory=True,
+            ),
+            REF_SAMPLE_GUMBEL: Case(
+                lambda: ref.catalog_sample_torch_rng_reference(Q, E, k, bias=bias, method="gumbel", generator=gen),
+                flops=flops,
+                measure_memory=True,
+            ),
         }
         if quick:  # the hashed noise in plain torch integer ops is by far the slowest provider at full size
-            cases[REF_SAMPLE_HASH] = Case(lambda: ref.catalog_sample_reference(Q, E, k, 1234, bias=bias),
-                                          flops=flops, measure_memory=True)
+            cases[REF_SAMPLE_HASH] = Case(
+                lambda: ref.catalog_sample_reference(Q, E, k, 1234, bias=bias), flops=flops, measure_memory=True
+            )
         return cases
 
     def logsumexp():
         Q, E, bias, _ = _inputs(device, B, N, D)
         return {
             RECENGINE: Case(lambda: ops.catalog_logsumexp(Q, E, bias=bias), flops=flops, measure_memory=True),
-            REF_LSE: Case(lambda: ref.catalog_logsumexp_reference(Q, E, bias=bias), flops=flops,
-                          measure_memory=True),
+            REF_LSE: Case(lambda: ref.catalog_logsumexp_reference(Q, E, bias=bias), flops=flops, measure_memory=True),
         }
 
     def cross_entropy():
@@ -106,9 +110,17 @@ def workloads(device: str, quick: bool = False) -> list[Workload]:
     return [
         Workload(f"{name} matmul bound", (REF_MATMUL,), matmul, note=f"{tag}: Q @ E.T, a fresh B x N output"),
         Workload(f"{name} top-k", (RECENGINE, REF_TOPK, PEER_TOPK), topk, note=f"{tag} k={k}, with bias"),
-        Workload(f"{name} sample", (RECENGINE, REF_SAMPLE_MULTINOMIAL, REF_SAMPLE_GUMBEL, REF_SAMPLE_HASH), sample,
-                 note=f"{tag} k={k} without replacement, with log-probs"),
+        Workload(
+            f"{name} sample",
+            (RECENGINE, REF_SAMPLE_MULTINOMIAL, REF_SAMPLE_GUMBEL, REF_SAMPLE_HASH),
+            sample,
+            note=f"{tag} k={k} without replacement, with log-probs",
+        ),
         Workload(f"{name} logsumexp", (RECENGINE, REF_LSE), logsumexp, note=tag),
-        Workload(f"{name} cross-entropy fwd+bwd", (RECENGINE, REF_CE), cross_entropy,
-                 note=f"{tag}: grads w.r.t. Q, E and bias (dE alone is N*D*4 bytes)"),
+        Workload(
+            f"{name} cross-entropy fwd+bwd",
+            (RECENGINE, REF_CE),
+            cross_entropy,
+            note=f"{tag}: grads w.r.t. Q, E and bias (dE alone is N*D*4 bytes)",
+        ),
     ]

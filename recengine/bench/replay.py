@@ -2,6 +2,7 @@
 
 W3 runs on the host whatever the device (the replay lives in CPU memory). W4 runs on `device`.
 """
+
 from __future__ import annotations
 
 import torch
@@ -23,11 +24,13 @@ def _w3_fields(history: int) -> dict:
 
 
 def _w3_rows(n: int, num_items: int, history: int, g: torch.Generator) -> dict:
-    return dict(state=torch.randint(0, num_items, (n, history), generator=g),
-                action=torch.randint(0, num_items, (n,), generator=g),
-                reward=torch.rand(n, generator=g),
-                next_state=torch.randint(0, num_items, (n, history), generator=g),
-                done=torch.rand(n, generator=g) < 0.05)
+    return dict(
+        state=torch.randint(0, num_items, (n, history), generator=g),
+        action=torch.randint(0, num_items, (n,), generator=g),
+        reward=torch.rand(n, generator=g),
+        next_state=torch.randint(0, num_items, (n, history), generator=g),
+        done=torch.rand(n, generator=g) < 0.05,
+    )
 
 
 def _w3_row_bytes(history: int) -> int:
@@ -66,8 +69,12 @@ def _w3_add(capacity: int, history: int, batch: int) -> Workload:
             W3_REFERENCE: Case(fn=lambda: ref.add(**rows), bytes=2 * nbytes, items=batch),
         }
 
-    return Workload(f"W3 add {batch} (capacity 2^{capacity.bit_length() - 1})", (RECENGINE, W3_REFERENCE), build,
-                    note="items/s = transitions added per second; bytes = rows read + written")
+    return Workload(
+        f"W3 add {batch} (capacity 2^{capacity.bit_length() - 1})",
+        (RECENGINE, W3_REFERENCE),
+        build,
+        note="items/s = transitions added per second; bytes = rows read + written",
+    )
 
 
 def _w3_sample_update(capacity: int, history: int, batch: int, beta: float) -> Workload:
@@ -89,8 +96,12 @@ def _w3_sample_update(capacity: int, history: int, batch: int, beta: float) -> W
             W3_REFERENCE: Case(fn=lambda: step(ref, g_ref), bytes=nbytes, items=1, warmup=300),
         }
 
-    return Workload(f"W3 sample+update B={batch} (capacity 2^{capacity.bit_length() - 1})", (RECENGINE, W3_REFERENCE),
-                    build, note="items/s = sample+update_priorities calls per second")
+    return Workload(
+        f"W3 sample+update B={batch} (capacity 2^{capacity.bit_length() - 1})",
+        (RECENGINE, W3_REFERENCE),
+        build,
+        note="items/s = sample+update_priorities calls per second",
+    )
 
 
 # ------------------------------------------------------------------------------------------- W4
@@ -100,7 +111,7 @@ def _mlp(dim: int, hidden: int, seed: int = 6) -> torch.nn.Module:
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for layer in (mlp[0], mlp[2]):
-            bound = layer.in_features ** -0.5
+            bound = layer.in_features**-0.5
             layer.weight.copy_((torch.rand(layer.weight.shape, generator=g) * 2 - 1) * bound)
             layer.bias.copy_((torch.rand(layer.bias.shape, generator=g) * 2 - 1) * bound)
     return mlp
@@ -117,12 +128,14 @@ def _copy_module(module: torch.nn.Module) -> torch.nn.Module:
 
 def _w4_batch(num_items: int, history: int, batch: int, gamma: float, device: str, g: torch.Generator) -> dict:
     done = torch.rand(batch, generator=g) < 0.05
-    out = dict(hist=torch.randint(0, num_items, (batch, history), generator=g),
-               next_hist=torch.randint(0, num_items, (batch, history), generator=g),
-               action=torch.randint(0, num_items, (batch,), generator=g),
-               reward=(torch.rand(batch, generator=g) < 0.1).float(),
-               discount=gamma * (1.0 - done.float()),
-               weights=torch.rand(batch, generator=g) * 0.9 + 0.1)
+    out = dict(
+        hist=torch.randint(0, num_items, (batch, history), generator=g),
+        next_hist=torch.randint(0, num_items, (batch, history), generator=g),
+        action=torch.randint(0, num_items, (batch,), generator=g),
+        reward=(torch.rand(batch, generator=g) < 0.1).float(),
+        discount=gamma * (1.0 - done.float()),
+        weights=torch.rand(batch, generator=g) * 0.9 + 0.1,
+    )
     return {k: v.to(device) for k, v in out.items()}
 
 
@@ -167,8 +180,9 @@ def _w4_recengine_step(num_items, dim, hidden, data, device, lr):
     batch, history = data["hist"].shape
     # one lookup per side: B history bags (mean of `history` ids) then B single-id bags (the action rows)
     ids = torch.cat([data["hist"].reshape(-1), data["action"]])
-    offsets = torch.cat([torch.arange(batch, device=device) * history,
-                         batch * history + torch.arange(batch + 1, device=device)])
+    offsets = torch.cat(
+        [torch.arange(batch, device=device) * history, batch * history + torch.arange(batch + 1, device=device)]
+    )
     next_ids = data["next_hist"].reshape(-1).contiguous()
     next_offsets = torch.arange(batch + 1, device=device) * history
     mlp = _mlp(dim, hidden).to(device)
@@ -203,17 +217,21 @@ def _w4_recengine_step(num_items, dim, hidden, data, device, lr):
 def _w4_dqn_step(device: str, quick: bool) -> Workload:
     num_items, dim, history, batch, hidden = (4096, 64, 50, 64, 256) if quick else (65536, 64, 50, 256, 256)
     lr = 1e-4
-    note = ("double-DQN update: pooled 50-id history -> MLP -> Q(s,a) = <f(s), e_a>; argmax over the whole "
-            "catalog by the online net, value by the target net; weighted Huber TD loss; Adam. "
-            "FLOPs = the catalog scan 2*B*N*D (dominant)")
+    note = (
+        "double-DQN update: pooled 50-id history -> MLP -> Q(s,a) = <f(s), e_a>; argmax over the whole "
+        "catalog by the online net, value by the target net; weighted Huber TD loss; Adam. "
+        "FLOPs = the catalog scan 2*B*N*D (dominant)"
+    )
 
     def build():
         data = _w4_batch(num_items, history, batch, 0.99, device, torch.Generator().manual_seed(5))
         ours, _, _ = _w4_recengine_step(num_items, dim, hidden, data, device, lr)
         ref, _, _ = _w4_reference_step(num_items, dim, hidden, data, device, lr)
         flops = 2.0 * batch * num_items * dim
-        return {RECENGINE: Case(fn=ours, flops=flops, items=batch),
-                W4_REFERENCE: Case(fn=ref, flops=flops, items=batch)}
+        return {
+            RECENGINE: Case(fn=ours, flops=flops, items=batch),
+            W4_REFERENCE: Case(fn=ref, flops=flops, items=batch),
+        }
 
     return Workload(f"W4 DQN step B={batch} N={num_items} D={dim}", (RECENGINE, W4_REFERENCE), build, note=note)
 
@@ -221,5 +239,8 @@ def _w4_dqn_step(device: str, quick: bool) -> Workload:
 def workloads(device: str, quick: bool = False) -> list[Workload]:
     capacity = 1 << (14 if quick else 20)
     history, batch = 50, 256
-    return [_w3_add(capacity, history, batch), _w3_sample_update(capacity, history, batch, beta=0.4),
-            _w4_dqn_step(device, quick)]
+    return [
+        _w3_add(capacity, history, batch),
+        _w3_sample_update(capacity, history, batch, beta=0.4),
+        _w4_dqn_step(device, quick),
+    ]

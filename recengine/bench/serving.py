@@ -16,6 +16,7 @@ Sections, all in one run (each prints a table; --json writes every figure):
   concurrent loopback clients sending a bounded number of requests: requests/s, p50 / p99, every answer
   checked against the Python API's.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -58,13 +59,13 @@ class EagerReference:
     @torch.inference_mode()
     def recommend(self, histories: list[list[int]], k: int) -> tuple[torch.Tensor, torch.Tensor]:
         b = len(histories)
-        recent = [h[-self.max_len:] for h in histories]
+        recent = [h[-self.max_len :] for h in histories]
         width = max(1, max(len(h) for h in recent))
         window = torch.zeros(b, width, dtype=torch.int64)
         valid = torch.zeros(b, width, dtype=torch.bool)
         for i, h in enumerate(recent):
-            window[i, :len(h)] = torch.tensor(h, dtype=torch.int64)
-            valid[i, :len(h)] = True
+            window[i, : len(h)] = torch.tensor(h, dtype=torch.int64)
+            valid[i, : len(h)] = True
         x = self.embedding(window) * valid.unsqueeze(-1) + self.enc.position_embedding[:width]
         mask = nn.Transformer.generate_square_subsequent_mask(width)
         x = self.enc.output_norm(self.enc.transformer(self.enc.input_norm(x), mask=mask, is_causal=True))
@@ -91,7 +92,7 @@ def test_histories(checkpoint: str) -> tuple[list[list[int]], np.ndarray | None]
             users = split.eval_users
             h = split.histories
             ends = split.prefix_end("test")[users]
-            hist = [h.items[h.offsets[u]:e].tolist() for u, e in zip(users, ends)]
+            hist = [h.items[h.offsets[u] : e].tolist() for u, e in zip(users, ends)]
             return hist, split.target("test")[users]
         except (FileNotFoundError, ValueError):
             pass
@@ -114,13 +115,16 @@ def quality(recs: dict[str, Recommender], histories, targets) -> dict[str, dict]
     out = {}
     base_items = None
     for dtype, rec in recs.items():
-        items = torch.cat([rec.recommend(histories[i:i + 512], k=10).items for i in range(0, len(histories), 512)])
-        row = {"table_bytes": rec.encoder.table.nbytes(),
-               "bytes_vs_float32": rec.encoder.table.nbytes() / recs["float32"].encoder.table.nbytes()}
+        items = torch.cat([rec.recommend(histories[i : i + 512], k=10).items for i in range(0, len(histories), 512)])
+        row = {
+            "table_bytes": rec.encoder.table.nbytes(),
+            "bytes_vs_float32": rec.encoder.table.nbytes() / recs["float32"].encoder.table.nbytes(),
+        }
         if base_items is None:
             base_items = items
-        row["top10_overlap_vs_float32"] = float(np.mean([len(set(a) & set(b)) / 10 for a, b in
-                                                          zip(items.tolist(), base_items.tolist())]))
+        row["top10_overlap_vs_float32"] = float(
+            np.mean([len(set(a) & set(b)) / 10 for a, b in zip(items.tolist(), base_items.tolist())])
+        )
         if targets is not None:
             row.update(metrics_from_ranks(target_ranks(items, torch.from_numpy(targets)), ks=(10,)))
         out[dtype] = row
@@ -133,13 +137,16 @@ def _percentiles(times: list[float]) -> dict[str, float]:
     return {"p50_ms": float(np.percentile(ms, 50)), "p99_ms": float(np.percentile(ms, 99)), "calls": len(ms)}
 
 
-def latency(recs: dict[str, Recommender], eager: EagerReference, histories, batches=BATCHES,
-            calls: dict[int, int] | None = None) -> dict[str, dict]:
+def latency(
+    recs: dict[str, Recommender], eager: EagerReference, histories, batches=BATCHES, calls: dict[int, int] | None = None
+) -> dict[str, dict]:
     """{f"{provider} b{B}": {p50_ms, p99_ms, calls}} with the providers' calls interleaved; raises if the float32
     Recommender and the eager reference disagree on an answer."""
     calls = calls or {1: 300, 16: 150, 256: 30}
-    providers = {**{d: (lambda b, r=r: r.recommend(b, k=10)) for d, r in recs.items()},
-                 EAGER: lambda b: eager.recommend(b, k=10)}
+    providers = {
+        **{d: (lambda b, r=r: r.recommend(b, k=10)) for d, r in recs.items()},
+        EAGER: lambda b: eager.recommend(b, k=10),
+    }
     out = {}
     for size in batches:
         inputs = _batches(histories, size, calls[size], seed=size)
@@ -175,8 +182,9 @@ def neighbour(checkpoint: str, quick: bool) -> dict[str, dict]:
         busy = _neighbour()
         try:
             time.sleep(1.0)
-            res = subprocess.run(argv + (["--quick"] if quick else []), env=env, capture_output=True, text=True,
-                                 timeout=900, check=True)
+            res = subprocess.run(
+                argv + (["--quick"] if quick else []), env=env, capture_output=True, text=True, timeout=900, check=True
+            )
         finally:
             busy.kill()
             busy.wait()
@@ -186,18 +194,29 @@ def neighbour(checkpoint: str, quick: bool) -> dict[str, dict]:
 
 
 # --------------------------------------------------------------------------------------------------- http
-def http_load(checkpoint: str, rec: Recommender, histories, *, dtype: str, clients: int = 32,
-              requests: int = 2000, max_batch: int = 256, max_wait_ms: float = 2.0) -> dict:
+def http_load(
+    checkpoint: str,
+    rec: Recommender,
+    histories,
+    *,
+    dtype: str,
+    clients: int = 32,
+    requests: int = 2000,
+    max_batch: int = 256,
+    max_wait_ms: float = 2.0,
+) -> dict:
     """The endpoint in a child process under `clients` concurrent loopback clients, `requests` in all."""
     port = free_port()
-    code = (f"from recengine.serving.http import serve; serve({checkpoint!r}, '127.0.0.1', {port}, {dtype!r}, "
-            f"{max_batch}, {max_wait_ms})")
+    code = (
+        f"from recengine.serving.http import serve; serve({checkpoint!r}, '127.0.0.1', {port}, {dtype!r}, "
+        f"{max_batch}, {max_wait_ms})"
+    )
     server = subprocess.Popen([sys.executable, "-c", code], env=serving_environment("passive"))
     try:
         _wait_healthy(port, server)
         rng = np.random.default_rng(7)
         picks = [histories[i] for i in rng.integers(0, len(histories), requests)]
-        expected = torch.cat([rec.recommend(picks[i:i + 256], k=10).items for i in range(0, requests, 256)]).tolist()
+        expected = torch.cat([rec.recommend(picks[i : i + 256], k=10).items for i in range(0, requests, 256)]).tolist()
         latencies: list[float] = [0.0] * requests
         wrong = [0]
         lock = threading.Lock()
@@ -222,8 +241,14 @@ def http_load(checkpoint: str, rec: Recommender, histories, *, dtype: str, clien
     finally:
         server.terminate()
         server.wait(timeout=30)
-    return {"dtype": dtype, "clients": clients, "requests": requests, "requests_per_s": requests / wall,
-            **_percentiles(latencies), "answers_differing_from_python_api": wrong[0]}
+    return {
+        "dtype": dtype,
+        "clients": clients,
+        "requests": requests,
+        "requests_per_s": requests / wall,
+        **_percentiles(latencies),
+        "answers_differing_from_python_api": wrong[0],
+    }
 
 
 def _wait_healthy(port: int, server: subprocess.Popen, timeout: float = 120.0) -> None:
@@ -269,9 +294,15 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     recs = {d: Recommender.load(args.checkpoint, dtype=d) for d in DTYPES}
     sections = args.sections.split(",")
-    results: dict = {"machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
-                                 "torch_threads": torch.get_num_threads(), "torch": torch.__version__},
-                     "checkpoint": args.checkpoint}
+    results: dict = {
+        "machine": {
+            "cpu": platform.processor() or platform.machine(),
+            "cores": os.cpu_count(),
+            "torch_threads": torch.get_num_threads(),
+            "torch": torch.__version__,
+        },
+        "checkpoint": args.checkpoint,
+    }
     if "quality" in sections:
         results["quality"] = quality(recs, histories, targets)
         print(_table("quality (test users)", results["quality"]))
@@ -283,8 +314,9 @@ def main(argv: list[str] | None = None) -> int:
         print(_table("beside a busy neighbour process (int8 vs eager)", results["neighbour"]))
     if "http" in sections:
         n = 300 if args.quick else 2000
-        results["http"] = {d: http_load(args.checkpoint, recs[d], histories, dtype=d, requests=n)
-                           for d in ("float32", "int8")}
+        results["http"] = {
+            d: http_load(args.checkpoint, recs[d], histories, dtype=d, requests=n) for d in ("float32", "int8")
+        }
         print(_table("HTTP, 32 loopback clients", results["http"]))
     if args.json:
         from recengine._atomic import atomic_path

@@ -4,6 +4,7 @@ The trees, the sampling, the gather and the n-step returns run in the replay fam
 (csrc/replay/), reached through recengine._native.cpu_ops() like every other CPU op, so
 torch.set_num_threads governs their OpenMP loops.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -37,8 +38,10 @@ def _tensordict() -> ModuleType:
     try:
         return importlib.import_module("tensordict")
     except ModuleNotFoundError as exc:
-        raise ImportError("PrioritizedReplay: TensorDict input/output needs the tensordict package; install it "
-                          "with `pip install 'recengine[tensordict]'`") from exc
+        raise ImportError(
+            "PrioritizedReplay: TensorDict input/output needs the tensordict package; install it "
+            "with `pip install 'recengine[tensordict]'`"
+        ) from exc
 
 
 def _columns_of(data: object) -> dict:
@@ -128,8 +131,17 @@ class PrioritizedReplay:
     contents, priorities, position and settings.
     """
 
-    def __init__(self, capacity: int, fields: dict, alpha: float = 0.6, n_step: int = 1, gamma: float = 0.99, *,
-                 next_fields=None, num_envs: int = 1):
+    def __init__(
+        self,
+        capacity: int,
+        fields: dict,
+        alpha: float = 0.6,
+        n_step: int = 1,
+        gamma: float = 0.99,
+        *,
+        next_fields=None,
+        num_envs: int = 1,
+    ):
         check_int("capacity", capacity, minimum=1)
         if not isinstance(fields, dict) or not fields:
             raise TypeError("fields: expected a non-empty dict {name: (shape, dtype)}")
@@ -159,8 +171,10 @@ class PrioritizedReplay:
                 raise ValueError(f"fields: a {name!r} field of shape () is required")
             if self.fields[name][0] != ():
                 raise ValueError(f"fields[{name!r}]: must have shape (), got {self.fields[name][0]}")
-        if n_step > 1 and (self.fields["reward"][1] not in (torch.float32, torch.float64)
-                           or self.fields["done"][1] not in (torch.bool, torch.uint8, torch.float32)):
+        if n_step > 1 and (
+            self.fields["reward"][1] not in (torch.float32, torch.float64)
+            or self.fields["done"][1] not in (torch.bool, torch.uint8, torch.float32)
+        ):
             raise TypeError("fields: n-step returns need a float32/float64 'reward' and a bool/uint8/float32 'done'")
         if next_fields is None:
             next_fields = [n for n in self.fields if n.startswith("next_")]
@@ -209,7 +223,7 @@ class PrioritizedReplay:
     def leaf_priorities(self) -> torch.Tensor:
         """A copy of the stored p_i^alpha of slots [0, len(self)), float64."""
         with self._lock:
-            return self._sum_tree[self._leaves:self._leaves + self._size].clone()
+            return self._sum_tree[self._leaves : self._leaves + self._size].clone()
 
     def total_priority(self) -> float:
         """sum_i p_i^alpha, the sum-tree's root."""
@@ -255,16 +269,17 @@ class PrioritizedReplay:
             count = n - skip
             first = min(count, self.capacity - start)
             for col, value in targets:
-                col[start:start + first].copy_(value[skip:skip + first])
+                col[start : start + first].copy_(value[skip : skip + first])
                 if count > first:
-                    col[:count - first].copy_(value[skip + first:])
+                    col[: count - first].copy_(value[skip + first :])
             cpu_ops().replay_tree_fill(self._sum_np, self._min_np, self.capacity, start, count, self._max_leaf)
             self._position = (self._position + n) % self.capacity
             self._size = min(self._size + n, self.capacity)
 
     # ------------------------------------------------------------------------------ sample
-    def sample(self, batch_size: int, beta: float, generator: torch.Generator | None = None, *,
-               as_tensordict: bool = False):
+    def sample(
+        self, batch_size: int, beta: float, generator: torch.Generator | None = None, *, as_tensordict: bool = False
+    ):
         """Draw `batch_size` transitions; returns (batch dict, indices int64, weights float32), or with
         `as_tensordict` one TensorDict holding the batch, "index" and "_weight". See the class doc."""
         if as_tensordict:
@@ -279,8 +294,9 @@ class PrioritizedReplay:
         if generator is not None and not isinstance(generator, torch.Generator):
             raise TypeError(f"generator: expected a torch.Generator, got {type(generator).__name__}")
         if generator is not None and generator.device.type != "cpu":
-            raise ValueError(f"generator: expected a CPU generator (the replay lives in CPU memory), "
-                             f"got {generator.device}")
+            raise ValueError(
+                f"generator: expected a CPU generator (the replay lives in CPU memory), got {generator.device}"
+            )
         uniforms = torch.rand(batch_size, generator=generator, dtype=torch.float64).numpy()
         with self._lock:
             if self._size == 0:
@@ -288,8 +304,9 @@ class PrioritizedReplay:
             if not self._sum_np[1] > 0:
                 raise ValueError("sample: every stored priority is 0")
             # one C++ call: descent, importance weights and the gather of every column into new arrays
-            indices, weights, rows = cpu_ops().replay_sample_rows(self._sum_np, self._min_np, uniforms, float(beta),
-                                                           self._arrays)
+            indices, weights, rows = cpu_ops().replay_sample_rows(
+                self._sum_np, self._min_np, uniforms, float(beta), self._arrays
+            )
             indices = torch.from_numpy(indices)
             batch = {name: torch.from_numpy(r) for name, r in zip(self._batch_names, rows)}
             if self.n_step > 1:
@@ -299,26 +316,42 @@ class PrioritizedReplay:
     def _n_step(self, indices: torch.Tensor) -> dict:
         """n-step returns for the sampled slots, one C++ call for all samples (called under the lock)."""
         batch = indices.shape[0]
-        out = {"n_reward": torch.empty(batch, dtype=torch.float32),
-               "n_discount": torch.empty(batch, dtype=torch.float32),
-               "n_done": torch.empty(batch, dtype=torch.bool),
-               "n_steps": torch.empty(batch, dtype=torch.int64)}
+        out = {
+            "n_reward": torch.empty(batch, dtype=torch.float32),
+            "n_discount": torch.empty(batch, dtype=torch.float32),
+            "n_done": torch.empty(batch, dtype=torch.bool),
+            "n_steps": torch.empty(batch, dtype=torch.int64),
+        }
         last = torch.empty(batch, dtype=torch.int64)
-        cpu_ops().replay_n_step_returns(self._array_of["reward"], self._array_of["done"], self._position, self.num_envs,
-                                 self.n_step, self.gamma, indices.numpy(), out["n_reward"].numpy(),
-                                 out["n_discount"].numpy(), out["n_done"].numpy(), out["n_steps"].numpy(),
-                                 last.numpy())
+        cpu_ops().replay_n_step_returns(
+            self._array_of["reward"],
+            self._array_of["done"],
+            self._position,
+            self.num_envs,
+            self.n_step,
+            self.gamma,
+            indices.numpy(),
+            out["n_reward"].numpy(),
+            out["n_discount"].numpy(),
+            out["n_done"].numpy(),
+            out["n_steps"].numpy(),
+            last.numpy(),
+        )
         if self.next_fields:
-            rows = {"n_" + name: torch.empty((batch, *self.fields[name][0]), dtype=self.fields[name][1])
-                    for name in self.next_fields}
-            cpu_ops().replay_gather_rows([self._array_of[name] for name in self.next_fields], last.numpy(),
-                                  [r.numpy() for r in rows.values()])
+            rows = {
+                "n_" + name: torch.empty((batch, *self.fields[name][0]), dtype=self.fields[name][1])
+                for name in self.next_fields
+            }
+            cpu_ops().replay_gather_rows(
+                [self._array_of[name] for name in self.next_fields], last.numpy(), [r.numpy() for r in rows.values()]
+            )
             out.update(rows)
         return out
 
     # -------------------------------------------------------------------- update_priorities
-    def update_priorities(self, indices: torch.Tensor, priorities: torch.Tensor, *,
-                          exponent_applied: bool = False) -> None:
+    def update_priorities(
+        self, indices: torch.Tensor, priorities: torch.Tensor, *, exponent_applied: bool = False
+    ) -> None:
         """Set the priorities (finite, >= 0) of written slots; all checked before anything changes.
 
         Raw priorities p are stored as p**alpha; with exponent_applied=True they are stored as given.
@@ -332,21 +365,45 @@ class PrioritizedReplay:
         if priorities.dtype not in (torch.float32, torch.float64):
             raise TypeError(f"priorities: expected dtype float32 or float64, got {_dtype_name(priorities.dtype)}")
         if indices.dim() != 1 or priorities.shape != indices.shape:
-            raise ValueError(f"indices/priorities: expected two 1-D tensors of one length, got "
-                             f"{tuple(indices.shape)} and {tuple(priorities.shape)}")
+            raise ValueError(
+                f"indices/priorities: expected two 1-D tensors of one length, got "
+                f"{tuple(indices.shape)} and {tuple(priorities.shape)}"
+            )
         # (the common case, CPU int64 contiguous indices without grad, skips the conversions)
-        idx = indices if (indices.dtype == torch.int64 and indices.device.type == "cpu" and indices.is_contiguous()
-                          and not indices.requires_grad) else indices.detach().to("cpu", torch.int64).contiguous()
-        prio = priorities if (priorities.device.type == "cpu" and priorities.is_contiguous()
-                              and not priorities.requires_grad) else priorities.detach().cpu().contiguous()
+        idx = (
+            indices
+            if (
+                indices.dtype == torch.int64
+                and indices.device.type == "cpu"
+                and indices.is_contiguous()
+                and not indices.requires_grad
+            )
+            else indices.detach().to("cpu", torch.int64).contiguous()
+        )
+        prio = (
+            priorities
+            if (priorities.device.type == "cpu" and priorities.is_contiguous() and not priorities.requires_grad)
+            else priorities.detach().cpu().contiguous()
+        )
         peak = float(prio.max()) if prio.numel() else 0.0  # every leaf <= the largest ever, so the sum is bounded
-        if math.isfinite(peak) and peak > 0 and not math.isfinite(
-                self.capacity * max(self._max_leaf, peak if exponent_applied else peak ** self.alpha)):
-            raise ValueError(f"priorities: the largest, {peak:g}, lets the sum of priorities overflow float64 "
-                             f"(capacity {self.capacity}); scale the priorities down")
+        if (
+            math.isfinite(peak)
+            and peak > 0
+            and not math.isfinite(self.capacity * max(self._max_leaf, peak if exponent_applied else peak**self.alpha))
+        ):
+            raise ValueError(
+                f"priorities: the largest, {peak:g}, lets the sum of priorities overflow float64 "
+                f"(capacity {self.capacity}); scale the priorities down"
+            )
         with self._lock:
-            top = cpu_ops().replay_tree_update(self._sum_np, self._min_np, self._size, idx.numpy(), prio.numpy(),
-                                        1.0 if exponent_applied else self.alpha)
+            top = cpu_ops().replay_tree_update(
+                self._sum_np,
+                self._min_np,
+                self._size,
+                idx.numpy(),
+                prio.numpy(),
+                1.0 if exponent_applied else self.alpha,
+            )
             self._max_leaf = max(self._max_leaf, top)
 
     # ----------------------------------------------------------------------------- save/load
@@ -358,12 +415,19 @@ class PrioritizedReplay:
         with self._lock:
             size = self._size
             tensors = {f"field.{name}": col[:size] for name, col in self._storage.items()}
-            tensors["leaf_priorities"] = self._sum_tree[self._leaves:self._leaves + size]
+            tensors["leaf_priorities"] = self._sum_tree[self._leaves : self._leaves + size]
             meta = {
-                "version": _FORMAT_VERSION, "capacity": self.capacity, "alpha": self.alpha, "n_step": self.n_step,
-                "gamma": self.gamma, "next_fields": self.next_fields, "num_envs": self.num_envs,
+                "version": _FORMAT_VERSION,
+                "capacity": self.capacity,
+                "alpha": self.alpha,
+                "n_step": self.n_step,
+                "gamma": self.gamma,
+                "next_fields": self.next_fields,
+                "num_envs": self.num_envs,
                 "fields": {name: [list(shape), _dtype_name(dtype)] for name, (shape, dtype) in self.fields.items()},
-                "position": self._position, "size": size, "max_leaf": self._max_leaf,
+                "position": self._position,
+                "size": size,
+                "max_leaf": self._max_leaf,
             }
             with atomic_path(path) as tmp:
                 save_file(tensors, tmp, metadata={"recengine.replay": json.dumps(meta)})
@@ -375,8 +439,15 @@ class PrioritizedReplay:
 
         with open_replay_file(path) as (f, meta):
             fields = {name: (tuple(shape), _dtype_from_name(dt)) for name, (shape, dt) in meta["fields"].items()}
-            replay = cls(meta["capacity"], fields, alpha=meta["alpha"], n_step=meta["n_step"], gamma=meta["gamma"],
-                         next_fields=meta["next_fields"], num_envs=meta["num_envs"])
+            replay = cls(
+                meta["capacity"],
+                fields,
+                alpha=meta["alpha"],
+                n_step=meta["n_step"],
+                gamma=meta["gamma"],
+                next_fields=meta["next_fields"],
+                num_envs=meta["num_envs"],
+            )
             size, position = int(meta["size"]), int(meta["position"])
             if not (0 <= size <= replay.capacity and 0 <= position < replay.capacity):
                 raise ValueError(f"{path}: corrupt size/position")
@@ -387,12 +458,16 @@ class PrioritizedReplay:
                 replay._storage[name][:size].copy_(col)
             replay._discount[:size] = replay.gamma * (1.0 - replay._storage["done"][:size].float())
             leaves = f.get_tensor("leaf_priorities")
-        if leaves.dtype != torch.float64 or tuple(leaves.shape) != (size,) or not (
-                torch.isfinite(leaves).all() and (leaves >= 0).all()):
+        if (
+            leaves.dtype != torch.float64
+            or tuple(leaves.shape) != (size,)
+            or not (torch.isfinite(leaves).all() and (leaves >= 0).all())
+        ):
             raise ValueError(f"{path}: corrupt priorities")
-        replay._sum_tree[replay._leaves:replay._leaves + size] = leaves
-        replay._min_tree[replay._leaves:replay._leaves + size] = torch.where(
-            leaves > 0, leaves, torch.full_like(leaves, math.inf))
+        replay._sum_tree[replay._leaves : replay._leaves + size] = leaves
+        replay._min_tree[replay._leaves : replay._leaves + size] = torch.where(
+            leaves > 0, leaves, torch.full_like(leaves, math.inf)
+        )
         cpu_ops().replay_tree_rebuild(replay._sum_np, replay._min_np)
         replay._size, replay._position = size, position
         replay._max_leaf = float(meta["max_leaf"])

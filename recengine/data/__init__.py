@@ -1,18 +1,19 @@
 """recengine.data: MovieLens loaders, the synthetic generator, histories, splits and jagged batches."""
+
 from .exclusion import csr_tensors, exclusion_csr  # noqa: F401
 from .movielens import MovieLens, MovieLensFormatError, load_movielens, parse_movielens  # noqa: F401
 from .sequences import (  # noqa: F401
-                        Histories,
-                        LeaveOneOut,
-                        build_histories,
-                        gather_csr,
-                        histories_of,
-                        item_feature_bags,
-                        jagged_tables,
-                        last_windows,
-                        leave_one_out,
-                        training_windows,
-                        user_feature_bags,
-                        user_feature_tables,
+    Histories,
+    LeaveOneOut,
+    build_histories,
+    gather_csr,
+    histories_of,
+    item_feature_bags,
+    jagged_tables,
+    last_windows,
+    leave_one_out,
+    training_windows,
+    user_feature_bags,
+    user_feature_tables,
 )
 from .synthetic import make_synthetic  # noqa: F401

@@ -4,6 +4,7 @@ User b's excluded items are ``exclude_ids[exclude_offsets[b]:exclude_offsets[b +
 Two sources build it: a padded (B, L) history matrix (the agents' observations) and a NumPy CSR (the
 leave-one-out evaluation's seen items).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -23,5 +24,7 @@ def exclusion_csr(histories: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 def csr_tensors(offsets: np.ndarray, ids: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
     """A NumPy CSR (offsets, ids) as the int64 tensors the catalog ops take (no copy when already int64)."""
-    return (torch.from_numpy(np.ascontiguousarray(offsets, dtype=np.int64)),
-            torch.from_numpy(np.ascontiguousarray(ids, dtype=np.int64)))
+    return (
+        torch.from_numpy(np.ascontiguousarray(offsets, dtype=np.int64)),
+        torch.from_numpy(np.ascontiguousarray(ids, dtype=np.int64)),
+    )

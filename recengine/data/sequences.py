@@ -9,6 +9,7 @@ Conventions used everywhere in recengine:
 
 Loops over users and events that NumPy cannot vectorise are numba-compiled.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -37,18 +38,20 @@ class Histories:
         return np.diff(self.offsets)
 
     def of(self, user: int) -> np.ndarray:
-        return self.items[self.offsets[user]:self.offsets[user + 1]]
+        return self.items[self.offsets[user] : self.offsets[user + 1]]
 
 
-def build_histories(user: np.ndarray, item: np.ndarray, timestamp: np.ndarray, num_users: int,
-                    num_items: int) -> Histories:
+def build_histories(
+    user: np.ndarray, item: np.ndarray, timestamp: np.ndarray, num_users: int, num_items: int
+) -> Histories:
     """Group interactions by user, ordered by timestamp; ties keep the input order (a stable sort)."""
     user = np.asarray(user, dtype=np.int64)
     item = np.asarray(item, dtype=np.int64)
     timestamp = np.asarray(timestamp, dtype=np.int64)
     if not (user.shape == item.shape == timestamp.shape) or user.ndim != 1:
-        raise ValueError(f"user, item, timestamp must be 1-D of one length, got {user.shape}, {item.shape}, "
-                         f"{timestamp.shape}")
+        raise ValueError(
+            f"user, item, timestamp must be 1-D of one length, got {user.shape}, {item.shape}, {timestamp.shape}"
+        )
     if user.size and (user.min() < 0 or user.max() >= num_users):
         raise IndexError(f"user ids must lie in [0, {num_users}), got range [{user.min()}, {user.max()}]")
     if item.size and (item.min() < 0 or item.max() >= num_items):
@@ -168,8 +171,7 @@ def _training_windows(items, starts, ends, max_len, stride, total):
     return inputs, targets, owner
 
 
-def training_windows(items: np.ndarray, starts: np.ndarray, ends: np.ndarray, max_len: int,
-                     stride: int | None = None):
+def training_windows(items: np.ndarray, starts: np.ndarray, ends: np.ndarray, max_len: int, stride: int | None = None):
     """Next-item training windows over each sequence ``items[starts[r]:ends[r]]``.
 
     A window ending at e has inputs ``items[e-max_len-1 : e-1]`` and targets shifted by one
@@ -225,7 +227,7 @@ def jagged_tables(columns: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndar
         off = np.asarray(off, dtype=np.int64)
         if off.shape[0] - 1 != b:
             raise ValueError(f"table {t} has {off.shape[0] - 1} bags, table 0 has {b}")
-        ids.append(np.asarray(col, dtype=np.int64)[off[0]:off[-1]])
+        ids.append(np.asarray(col, dtype=np.int64)[off[0] : off[-1]])
         offsets.append(off[1:] - off[0] + base)
         base += int(off[-1] - off[0])
     return np.concatenate(ids), np.concatenate(offsets)

@@ -9,6 +9,7 @@ is drawn (without repeats) from a softmax over
 so the data has a long-term taste, a short-term sequential signal (what a sequence model can learn and a
 popularity baseline cannot) and a popularity skew.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -16,10 +17,20 @@ import numpy as np
 from .movielens import AGE_EDGES, NUM_YEAR_BUCKETS, MovieLens
 
 
-def make_synthetic(num_users: int = 500, num_items: int = 300, *, min_len: int = 10, max_len: int = 60,
-                   latent_dim: int = 8, num_genres: int = 8, num_occupations: int = 10,
-                   user_weight: float = 2.0, sequence_weight: float = 4.0, popularity_skew: float = 1.0,
-                   seed: int = 0) -> MovieLens:
+def make_synthetic(
+    num_users: int = 500,
+    num_items: int = 300,
+    *,
+    min_len: int = 10,
+    max_len: int = 60,
+    latent_dim: int = 8,
+    num_genres: int = 8,
+    num_occupations: int = 10,
+    user_weight: float = 2.0,
+    sequence_weight: float = 4.0,
+    popularity_skew: float = 1.0,
+    seed: int = 0,
+) -> MovieLens:
     """Generate a MovieLens-shaped dataset; the same arguments always give the same arrays.
 
     Returns a `MovieLens` with name "synthetic". Users have between `min_len` and `max_len` interactions
@@ -45,7 +56,7 @@ def make_synthetic(num_users: int = 500, num_items: int = 300, *, min_len: int =
     order = np.argsort(-affinity, axis=1)
     two = rng.random(num_items) < 0.4
     genre_counts = np.where(two, 2, 1).astype(np.int64)
-    genre_ids = np.concatenate([order[i, :genre_counts[i]] for i in range(num_items)]).astype(np.int64)
+    genre_ids = np.concatenate([order[i, : genre_counts[i]] for i in range(num_items)]).astype(np.int64)
     genre_offsets = np.concatenate([[0], np.cumsum(genre_counts)]).astype(np.int64)
     rank = np.argsort(np.argsort(item_latent[:, 0]))
     year = (1 + rank * (NUM_YEAR_BUCKETS - 1) // num_items).astype(np.int64)
@@ -89,14 +100,20 @@ def make_synthetic(num_users: int = 500, num_items: int = 300, *, min_len: int =
         "occupation": rng.integers(0, num_occupations, size=num_users).astype(np.int64),
     }
     return MovieLens(
-        name="synthetic", user=user, item=item, rating=rating, timestamp=timestamp,
-        num_users=num_users, num_items=num_items,
+        name="synthetic",
+        user=user,
+        item=item,
+        rating=rating,
+        timestamp=timestamp,
+        num_users=num_users,
+        num_items=num_items,
         user_features=user_features,
         user_feature_sizes={"age": ages, "gender": 2, "occupation": num_occupations},
         item_features={"year": year, "genre_offsets": genre_offsets, "genre_ids": genre_ids},
         item_feature_sizes={"year": NUM_YEAR_BUCKETS, "genre": num_genres},
         item_titles=[f"item {i}" for i in range(num_items)],
         genre_names=tuple(f"genre{g}" for g in range(num_genres)),
-        raw_user_ids=np.arange(num_users, dtype=np.int64), raw_item_ids=np.arange(num_items, dtype=np.int64),
+        raw_user_ids=np.arange(num_users, dtype=np.int64),
+        raw_item_ids=np.arange(num_items, dtype=np.int64),
         extras={"user_latent": user_latent.astype(np.float32), "item_latent": item_latent.astype(np.float32)},
     )

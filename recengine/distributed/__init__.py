@@ -10,6 +10,7 @@ is not built yet).
 
 System layer: it uses recengine.nn and recengine.ops; nothing below imports it.
 """
+
 from recengine.distributed.plan import RowWise, Shard, ShardingPlan, TableWise
 from recengine.distributed.sharded_tables import InputRejected, ShardedEmbeddingTables
 

@@ -14,6 +14,7 @@ rename); the manifest is written last, by rank 0, once every rank has written it
 older save directories removed. A crash at any point (a rank killed mid-save included) leaves the manifest
 pointing at the previous complete save.
 """
+
 from __future__ import annotations
 
 import json
@@ -78,10 +79,15 @@ def save(tables: ShardedEmbeddingTables, directory: str) -> None:
     files = comm.all_gather_objects({"file": relative, "rank": comm.rank, "shards": shards})  # all written
     if comm.rank == 0:
         manifest = {
-            "format": FORMAT, "version": VERSION, "save": number, "world_size": comm.world_size,
+            "format": FORMAT,
+            "version": VERSION,
+            "save": number,
+            "world_size": comm.world_size,
             "specs": [{"name": s.name, "num_rows": s.num_rows, "dim": s.dim} for s in tables.specs],
-            "pooling": tables.pooling, "optimizer": _optimizer_record(tables.optimizer),
-            "state": sorted(tensors), "files": files,
+            "pooling": tables.pooling,
+            "optimizer": _optimizer_record(tables.optimizer),
+            "state": sorted(tensors),
+            "files": files,
         }
         write_text(os.path.join(directory, MANIFEST), json.dumps(manifest, indent=1))
         for entry in os.listdir(directory):
@@ -94,15 +100,18 @@ def _check_specs(manifest: dict, specs: tuple[TableSpec, ...], directory: str) -
     saved = [(s["name"], s["num_rows"], s["dim"]) for s in manifest["specs"]]
     wanted = [(s.name, s.num_rows, s.dim) for s in specs]
     if saved != wanted:
-        raise ValueError(f"{os.path.join(directory, MANIFEST)}: the checkpoint holds tables {saved}, "
-                         f"the model has {wanted}")
+        raise ValueError(
+            f"{os.path.join(directory, MANIFEST)}: the checkpoint holds tables {saved}, the model has {wanted}"
+        )
 
 
 def _check_state(manifest: dict, names: list[str], directory: str) -> None:
     missing = [n for n in names if n not in manifest["state"]]
     if missing:
-        raise ValueError(f"{os.path.join(directory, MANIFEST)}: the model needs state {missing}, the checkpoint "
-                         f"has {manifest['state']} (saved with optimizer {manifest['optimizer']})")
+        raise ValueError(
+            f"{os.path.join(directory, MANIFEST)}: the model needs state {missing}, the checkpoint "
+            f"has {manifest['state']} (saved with optimizer {manifest['optimizer']})"
+        )
 
 
 def _copy_rows(manifest: dict, directory: str, name: str, table: str, start: int, end: int, out: Tensor) -> None:
@@ -117,8 +126,8 @@ def _copy_rows(manifest: dict, directory: str, name: str, table: str, start: int
                 lo, hi = max(start, shard["row_start"]), min(end, shard["row_end"])
                 if shard["table"] == table and hi > lo:
                     first = at + lo - shard["row_start"]
-                    rows = f.get_slice(name)[first:first + hi - lo]
-                    out[lo - start:hi - start] = rows.to(out.device)
+                    rows = f.get_slice(name)[first : first + hi - lo]
+                    out[lo - start : hi - start] = rows.to(out.device)
                 at += size
 
 
@@ -140,8 +149,9 @@ def load(tables: ShardedEmbeddingTables, directory: str) -> None:
             continue
         at = 0
         for shard in tables.shards:
-            _copy_rows(manifest, directory, name, shard.table, shard.row_start, shard.row_end,
-                       local[at:at + shard.num_rows])
+            _copy_rows(
+                manifest, directory, name, shard.table, shard.row_start, shard.row_end, local[at : at + shard.num_rows]
+            )
             at += shard.num_rows
 
 
@@ -160,7 +170,7 @@ def read_full_state(directory: str) -> dict[str, Tensor]:
         out = torch.empty((total, *trailing), dtype=torch.float32)
         start = 0
         for s in specs:
-            _copy_rows(manifest, directory, name, s["name"], 0, s["num_rows"], out[start:start + s["num_rows"]])
+            _copy_rows(manifest, directory, name, s["name"], 0, s["num_rows"], out[start : start + s["num_rows"]])
             start += s["num_rows"]
         full[name] = out
     return full

@@ -6,6 +6,7 @@ process group and torch.distributed not initialised) needs no transport: the ten
 Every rank counts the bytes it sends and the seconds spent in the all-to-alls (which include waiting for
 the slowest rank), so benchmarks can report communication volume and share per step.
 """
+
 from __future__ import annotations
 
 import time

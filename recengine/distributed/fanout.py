@@ -8,6 +8,7 @@ gives exactly the 1-process results. `fn` must be picklable (a module-level func
 functools.partial of one) and so must the items and results. Processes are spawned (fresh interpreters:
 no forked thread pools or CUDA contexts), each with its share of the cores.
 """
+
 from __future__ import annotations
 
 import multiprocessing as mp
@@ -42,8 +43,9 @@ def fan_out(fn: Callable, items: Sequence, *, processes: int | None = None, time
     bounds = [len(items) * p // processes for p in range(processes + 1)]
     chunks = [items[lo:hi] for lo, hi in zip(bounds, bounds[1:])]
     threads = max(1, (os.cpu_count() or 1) // processes)
-    with ProcessPoolExecutor(processes, mp_context=mp.get_context("spawn"), initializer=_set_threads,
-                             initargs=(threads,)) as pool:
+    with ProcessPoolExecutor(
+        processes, mp_context=mp.get_context("spawn"), initializer=_set_threads, initargs=(threads,)
+    ) as pool:
         futures = [pool.submit(_run_chunk, fn, chunk) for chunk in chunks]
         results = []
         for future in futures:

@@ -13,6 +13,7 @@ samples ordered by requester (r = 0 first): the bag of requester r's sample b in
 s*Btot + (B_0 + ... + B_{r-1}) + b. Pooling that batch gives (Btot, S_q*D), whose rows for requester r
 are one contiguous block, which is what output distribution sends back.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -84,8 +85,9 @@ class TableRouter:
         return index[k], ids - starts[k]
 
 
-def bucket_requests(router: TableRouter, ids: Tensor, offsets: Tensor, per_sample_weights: Tensor | None,
-                    batch: int) -> Requests:
+def bucket_requests(
+    router: TableRouter, ids: Tensor, offsets: Tensor, per_sample_weights: Tensor | None, batch: int
+) -> Requests:
     """Group a validated table-major batch (ids local to their table) by owning shard."""
     n = ids.shape[0]
     ids = ids.long()
@@ -106,8 +108,13 @@ def bucket_requests(router: TableRouter, ids: Tensor, offsets: Tensor, per_sampl
     return Requests(lengths, local[order], psw, order, ids_per_rank, router.rank_bounds)
 
 
-def assemble_owner_batch(num_shards: int, batch_sizes: list[int], lengths: list[Tensor], ids: list[Tensor],
-                         per_sample_weights: list[Tensor] | None) -> OwnerBatch:
+def assemble_owner_batch(
+    num_shards: int,
+    batch_sizes: list[int],
+    lengths: list[Tensor],
+    ids: list[Tensor],
+    per_sample_weights: list[Tensor] | None,
+) -> OwnerBatch:
     """One table-major batch over `num_shards` local shards from each requester's (lengths, ids, psw).
 
     No sort: requester r's ids of bag (s, b) are contiguous and in order, so each id's place in the batch is

@@ -8,6 +8,7 @@ rank order. The rendezvous is a TCPStore the parent opens on a free port, so par
 Nothing hangs: past `timeout_s` every process is killed and WorldTimeout is raised; a rank that raises or
 dies makes WorldFailed carry what each rank reported. Multi-machine runs use torchrun instead.
 """
+
 from __future__ import annotations
 
 import datetime
@@ -40,14 +41,28 @@ class WorldTimeout(TimeoutError):
     """The world did not finish within `timeout_s`; its processes were killed."""
 
 
-def _worker(fn: Callable, rank: int, world_size: int, port: int, args: Sequence, collective_timeout_s: float,
-            threads: int, results: mp.Queue) -> None:
+def _worker(
+    fn: Callable,
+    rank: int,
+    world_size: int,
+    port: int,
+    args: Sequence,
+    collective_timeout_s: float,
+    threads: int,
+    results: mp.Queue,
+) -> None:
     try:
         torch.set_num_threads(threads)  # this process is ours: share the cores between the ranks
-        store = dist.TCPStore("127.0.0.1", port, world_size + 1, is_master=False,
-                              timeout=datetime.timedelta(seconds=collective_timeout_s))
-        dist.init_process_group("gloo", store=store, rank=rank, world_size=world_size,
-                                timeout=datetime.timedelta(seconds=collective_timeout_s))
+        store = dist.TCPStore(
+            "127.0.0.1", port, world_size + 1, is_master=False, timeout=datetime.timedelta(seconds=collective_timeout_s)
+        )
+        dist.init_process_group(
+            "gloo",
+            store=store,
+            rank=rank,
+            world_size=world_size,
+            timeout=datetime.timedelta(seconds=collective_timeout_s),
+        )
         try:
             value = fn(rank, world_size, *args)
         finally:
@@ -59,8 +74,15 @@ def _worker(fn: Callable, rank: int, world_size: int, port: int, args: Sequence,
         results.put((rank, False, f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=6)}"))
 
 
-def run_local(fn: Callable, world_size: int, args: Sequence = (), *, timeout_s: float = 120.0,
-              collective_timeout_s: float = 30.0, threads_per_rank: int | None = None) -> list:
+def run_local(
+    fn: Callable,
+    world_size: int,
+    args: Sequence = (),
+    *,
+    timeout_s: float = 120.0,
+    collective_timeout_s: float = 30.0,
+    threads_per_rank: int | None = None,
+) -> list:
     """Run `fn(rank, world_size, *args)` on `world_size` local gloo ranks; their return values in rank order.
 
     `fn` and `args` must be picklable (a module-level function). `threads_per_rank` defaults to the cores
@@ -71,13 +93,24 @@ def run_local(fn: Callable, world_size: int, args: Sequence = (), *, timeout_s: 
     if not timeout_s > 0 or not collective_timeout_s > 0:
         raise ValueError(f"timeout_s / collective_timeout_s: must be > 0, got {timeout_s}, {collective_timeout_s}")
     threads = threads_per_rank or max(1, (os.cpu_count() or 1) // world_size)
-    store = dist.TCPStore("127.0.0.1", 0, world_size + 1, is_master=True, wait_for_workers=False,
-                          timeout=datetime.timedelta(seconds=collective_timeout_s))
+    store = dist.TCPStore(
+        "127.0.0.1",
+        0,
+        world_size + 1,
+        is_master=True,
+        wait_for_workers=False,
+        timeout=datetime.timedelta(seconds=collective_timeout_s),
+    )
     ctx = mp.get_context("spawn")
     results: mp.Queue = ctx.Queue()
-    procs = [ctx.Process(target=_worker, args=(fn, r, world_size, store.port, tuple(args), collective_timeout_s,
-                                               threads, results), daemon=True)
-             for r in range(world_size)]
+    procs = [
+        ctx.Process(
+            target=_worker,
+            args=(fn, r, world_size, store.port, tuple(args), collective_timeout_s, threads, results),
+            daemon=True,
+        )
+        for r in range(world_size)
+    ]
     for p in procs:
         p.start()
     deadline = time.monotonic() + timeout_s
@@ -97,8 +130,10 @@ def run_local(fn: Callable, world_size: int, args: Sequence = (), *, timeout_s: 
                         if now - seen_dead.setdefault(r, now) > 1.0:
                             errors[r] = f"process ended with exit code {p.exitcode} without reporting"
                 if time.monotonic() > deadline:
-                    raise WorldTimeout(f"the world of {world_size} ranks did not finish within {timeout_s} s "
-                                       f"(finished: {sorted(values)}, failed: {sorted(errors)})") from None
+                    raise WorldTimeout(
+                        f"the world of {world_size} ranks did not finish within {timeout_s} s "
+                        f"(finished: {sorted(values)}, failed: {sorted(errors)})"
+                    ) from None
                 continue
             if ok:
                 values[rank] = pickle.loads(value)

@@ -6,6 +6,7 @@ saw only the ids in its rows) and, for mean pooling, divides by the full bag len
 in the backward it applies the same 1/length before sending, so the owners' fused update always works
 on a sum pooling.
 """
+
 from __future__ import annotations
 
 import torch
@@ -27,8 +28,15 @@ def bag_scale(offsets: Tensor, num_tables: int, batch: int, pooling: str) -> Ten
     return (1.0 / lengths.clamp(min=1).to(torch.float32)).unsqueeze(-1)
 
 
-def combine_pooled(received: list[Tensor], shard_tables: Tensor, rank_bounds: list[int], batch: int, num_tables: int,
-                   dim: int, scale: Tensor | None) -> Tensor:
+def combine_pooled(
+    received: list[Tensor],
+    shard_tables: Tensor,
+    rank_bounds: list[int],
+    batch: int,
+    num_tables: int,
+    dim: int,
+    scale: Tensor | None,
+) -> Tensor:
     """(B, T*D) from what each owner q sent, (B, S_q, D) flat: shards of one table summed, then scaled."""
     parts = [r.view(batch, rank_bounds[q + 1] - rank_bounds[q], dim) for q, r in enumerate(received)]
     per_shard = torch.cat(parts, dim=1)
@@ -38,8 +46,9 @@ def combine_pooled(received: list[Tensor], shard_tables: Tensor, rank_bounds: li
     return pooled.view(batch, num_tables * dim)
 
 
-def grad_chunks(grad_output: Tensor, shard_tables: Tensor, rank_bounds: list[int], num_tables: int, dim: int,
-                scale: Tensor | None) -> list[Tensor]:
+def grad_chunks(
+    grad_output: Tensor, shard_tables: Tensor, rank_bounds: list[int], num_tables: int, dim: int, scale: Tensor | None
+) -> list[Tensor]:
     """The gradient each owner q needs, (B, S_q, D) flat: its shards' columns of grad_output, scaled."""
     batch = grad_output.shape[0]
     grad = grad_output.reshape(batch, num_tables, dim)

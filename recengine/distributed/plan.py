@@ -6,6 +6,7 @@ layout turns a plan and the table specs into the list of shards every rank agree
 (owning rank, table order): the order of the shards on a rank is the order of the "local tables" in
 that rank's stacked weight buffer, and the order in which requesters group the ids they send.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -72,8 +73,9 @@ class ShardingPlan:
             if not isinstance(placement, (TableWise, RowWise)):
                 raise TypeError(f"placements[{name!r}]: expected TableWise or RowWise, got {type(placement).__name__}")
             if isinstance(placement, TableWise) and placement.rank >= self.world_size:
-                raise ValueError(f"placements[{name!r}]: rank {placement.rank} is outside a world of "
-                                 f"{self.world_size} ranks")
+                raise ValueError(
+                    f"placements[{name!r}]: rank {placement.rank} is outside a world of {self.world_size} ranks"
+                )
         object.__setattr__(self, "placements", placements)
 
     @classmethod
@@ -88,8 +90,10 @@ class ShardingPlan:
 
     def describe(self) -> str:
         """A canonical text of the plan (the same on every rank that built the same plan)."""
-        parts = [f"{name}={p.rank if isinstance(p, TableWise) else 'row_wise'}"
-                 for name, p in sorted(self.placements.items())]
+        parts = [
+            f"{name}={p.rank if isinstance(p, TableWise) else 'row_wise'}"
+            for name, p in sorted(self.placements.items())
+        ]
         return f"world_size={self.world_size}; " + ", ".join(parts)
 
     def layout(self, specs: Sequence[TableSpec]) -> ShardLayout:
@@ -164,6 +168,5 @@ def as_plan(plan: ShardingPlan | None, specs: Sequence[TableSpec], world_size: i
     if not isinstance(plan, ShardingPlan):
         raise TypeError(f"plan: expected a ShardingPlan or None, got {type(plan).__name__}")
     if plan.world_size != world_size:
-        raise ValueError(f"plan: made for a world of {plan.world_size} ranks, but the process group has "
-                         f"{world_size}")
+        raise ValueError(f"plan: made for a world of {plan.world_size} ranks, but the process group has {world_size}")
     return plan

@@ -24,6 +24,7 @@ Rows are initialised from `seed` per block of rows of each table, so a seed give
 any number of ranks (not the same as EmbeddingTables(seed=...): copy a full state in with
 `load_full_state_dict` for that).
 """
+
 from __future__ import annotations
 
 import math
@@ -33,6 +34,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
+from recengine._native import empty_with_huge_pages
 from recengine.distributed.comm import Communicator
 from recengine.distributed.input_dist import (
     OwnerBatch,
@@ -45,7 +47,6 @@ from recengine.distributed.output_dist import bag_scale, combine_pooled, grad_ch
 from recengine.distributed.plan import Shard, ShardingPlan, as_plan
 from recengine.nn.embedding_tables import TableSpec
 from recengine.ops._checks import FLOAT_DTYPES, INDEX_DTYPES, check_tensor
-from recengine._native import empty_with_huge_pages
 from recengine.ops.embedding_bag import POOLINGS, embedding_bag, embedding_bag_fused_update
 from recengine.optim import SGD, Adam, RowwiseAdagrad
 
@@ -106,17 +107,25 @@ class ShardedEmbeddingTables(nn.Module):
     in EmbeddingTables' format; recengine.distributed.checkpoint saves and re-shards.
     """
 
-    def __init__(self, specs: Sequence[TableSpec], *, pooling: str = "sum",
-                 optimizer: SGD | RowwiseAdagrad | Adam | None = None,
-                 process_group=None, plan: ShardingPlan | None = None,
-                 device: torch.device | str | None = None, seed: int | None = None):
+    def __init__(
+        self,
+        specs: Sequence[TableSpec],
+        *,
+        pooling: str = "sum",
+        optimizer: SGD | RowwiseAdagrad | Adam | None = None,
+        process_group=None,
+        plan: ShardingPlan | None = None,
+        device: torch.device | str | None = None,
+        seed: int | None = None,
+    ):
         super().__init__()
         specs = _check_specs(specs)
         if pooling not in POOLINGS:
             raise ValueError(f"pooling: expected one of {POOLINGS}, got {pooling!r}")
         if optimizer is not None and not isinstance(optimizer, (SGD, RowwiseAdagrad, Adam)):
-            raise TypeError(f"optimizer: expected None or recengine.optim.SGD/RowwiseAdagrad/Adam, "
-                            f"got {type(optimizer).__name__}")
+            raise TypeError(
+                f"optimizer: expected None or recengine.optim.SGD/RowwiseAdagrad/Adam, got {type(optimizer).__name__}"
+            )
         self.specs = tuple(specs)
         self.pooling = pooling
         self.optimizer = optimizer
@@ -155,7 +164,7 @@ class ShardedEmbeddingTables(nn.Module):
         bound = 1.0 / math.sqrt(self.dim)
         start = 0
         for shard in self.shards:
-            rows = weights[start:start + shard.num_rows]
+            rows = weights[start : start + shard.num_rows]
             start += shard.num_rows
             if seed is None:
                 rows.uniform_(-bound, bound)
@@ -167,7 +176,7 @@ class ShardedEmbeddingTables(nn.Module):
                 gen = torch.Generator().manual_seed(_block_seed(seed, shard.table_index, block))
                 values = torch.empty(INIT_BLOCK_ROWS, self.dim).uniform_(-bound, bound, generator=gen)
                 off = block * INIT_BLOCK_ROWS
-                rows[lo - shard.row_start:hi - shard.row_start] = values[lo - off:hi - off].to(rows.device)
+                rows[lo - shard.row_start : hi - shard.row_start] = values[lo - off : hi - off].to(rows.device)
 
     # ------------------------------------------------------------------------------- accessors
     @property
@@ -183,8 +192,10 @@ class ShardedEmbeddingTables(nn.Module):
         return self.comm.world_size
 
     def extra_repr(self) -> str:
-        return (f"dim={self.dim}, pooling={self.pooling!r}, optimizer={self.optimizer}, rank={self.rank}, "
-                f"shards=({', '.join(self._shard_names)})")
+        return (
+            f"dim={self.dim}, pooling={self.pooling!r}, optimizer={self.optimizer}, rank={self.rank}, "
+            f"shards=({', '.join(self._shard_names)})"
+        )
 
     # --------------------------------------------------------------------------------- forward
     def forward(self, ids: Tensor, offsets: Tensor, per_sample_weights: Tensor | None = None) -> Tensor:
@@ -206,24 +217,28 @@ class ShardedEmbeddingTables(nn.Module):
             raise ValueError(f"offsets: expected length T*B+1 with T={num_tables} tables, got {offsets.shape[0]}")
         batch = (offsets.shape[0] - 1) // num_tables
         if int(offsets[0]) != 0 or int(offsets[-1]) != ids.shape[0]:
-            raise ValueError(f"offsets: must run from 0 to len(ids) = {ids.shape[0]}, got {int(offsets[0])} .. "
-                             f"{int(offsets[-1])}")
+            raise ValueError(
+                f"offsets: must run from 0 to len(ids) = {ids.shape[0]}, got {int(offsets[0])} .. {int(offsets[-1])}"
+            )
         if bool((offsets[1:] < offsets[:-1]).any()):
             raise ValueError("offsets: must be nondecreasing")
         segments = offsets[::batch].tolist() if batch else [0] * (num_tables + 1)
         for t, spec in enumerate(self.specs):
-            part = ids[segments[t]:segments[t + 1]]
+            part = ids[segments[t] : segments[t + 1]]
             if part.numel() == 0:
                 continue
             lo, hi = (int(v) for v in torch.aminmax(part))
             if lo < 0 or hi >= spec.num_rows:
                 k = int(((part < 0) | (part >= spec.num_rows)).nonzero()[0, 0])
-                raise IndexError(f"ids[{segments[t] + k}] = {int(part[k])} is outside table {t} ({spec.name!r}), "
-                                 f"which has {spec.num_rows} rows")
+                raise IndexError(
+                    f"ids[{segments[t] + k}] = {int(part[k])} is outside table {t} ({spec.name!r}), "
+                    f"which has {spec.num_rows} rows"
+                )
         return batch
 
-    def _exchange_headers(self, error: Exception | None, requests: Requests | None, batch: int, has_psw: bool,
-                          training: bool) -> tuple[list[int], list[int]]:
+    def _exchange_headers(
+        self, error: Exception | None, requests: Requests | None, batch: int, has_psw: bool, training: bool
+    ) -> tuple[list[int], list[int]]:
         """One small all-to-all: each rank's status, batch size and id count per owner, flags. Every rank
         raises here if any rank's batch was bad or the ranks disagree. Returns, per requester r, its batch
         size B_r and the number of ids it sends this rank."""
@@ -240,16 +255,20 @@ class ShardedEmbeddingTables(nn.Module):
             if error is not None:
                 raise error
             detail = "; ".join(f"rank {r}: {messages[r]}" for r in bad)
-            raise InputRejected(f"ShardedEmbeddingTables: a rank's batch was rejected, so every rank abandons this "
-                                f"lookup ({detail})")
-        for flag, what in ((3, "per_sample_weights (given on some ranks, not on others)"),
-                           (4, "training (some ranks run a training forward, others a no-grad one)")):
+            raise InputRejected(
+                f"ShardedEmbeddingTables: a rank's batch was rejected, so every rank abandons this lookup ({detail})"
+            )
+        for flag, what in (
+            (3, "per_sample_weights (given on some ranks, not on others)"),
+            (4, "training (some ranks run a training forward, others a no-grad one)"),
+        ):
             if len({h[flag] for h in received}) > 1:
                 raise ValueError(f"ShardedEmbeddingTables: the ranks disagree on {what}")
         return [h[1] for h in received], [h[2] for h in received]
 
-    def _lookup(self, ids: Tensor, offsets: Tensor, per_sample_weights: Tensor | None,
-                training: bool) -> tuple[Tensor, _Lookup]:
+    def _lookup(
+        self, ids: Tensor, offsets: Tensor, per_sample_weights: Tensor | None, training: bool
+    ) -> tuple[Tensor, _Lookup]:
         error, requests, batch = None, None, 0
         psw = None if per_sample_weights is None else per_sample_weights.detach()
         try:
@@ -262,24 +281,33 @@ class ShardedEmbeddingTables(nn.Module):
         num_local = len(self.shards)
         # input distribution: bag lengths and ids in one int64 message per owner, weights in a second
         payloads = [requests.payload(q) for q in range(world)]
-        sent = self.comm.all_to_all([torch.cat([lengths, ids_q]) for lengths, ids_q, _ in payloads],
-                                    [b_r * num_local + n_r for b_r, n_r in zip(batch_sizes, ids_from)])
-        lengths = [m[:b_r * num_local] for m, b_r in zip(sent, batch_sizes)]
-        received_ids = [m[b_r * num_local:] for m, b_r in zip(sent, batch_sizes)]
+        sent = self.comm.all_to_all(
+            [torch.cat([lengths, ids_q]) for lengths, ids_q, _ in payloads],
+            [b_r * num_local + n_r for b_r, n_r in zip(batch_sizes, ids_from)],
+        )
+        lengths = [m[: b_r * num_local] for m, b_r in zip(sent, batch_sizes)]
+        received_ids = [m[b_r * num_local :] for m, b_r in zip(sent, batch_sizes)]
         received_psw = None
         if psw is not None:
             received_psw = self.comm.all_to_all([w for _, _, w in payloads], ids_from)
         owner = assemble_owner_batch(num_local, batch_sizes, lengths, received_ids, received_psw)
         # owners pool (sum; requesters scale for mean), then output distribution
         if num_local:
-            pooled_local = embedding_bag(self.weights, self.table_offsets, owner.ids, owner.offsets,
-                                         per_sample_weights=owner.per_sample_weights, pooling="sum",
-                                         table_names=self._shard_names)
+            pooled_local = embedding_bag(
+                self.weights,
+                self.table_offsets,
+                owner.ids,
+                owner.offsets,
+                per_sample_weights=owner.per_sample_weights,
+                pooling="sum",
+                table_names=self._shard_names,
+            )
         else:
             pooled_local = self.weights.new_zeros(sum(batch_sizes), 0)
-        back = self.comm.all_to_all(owner_chunks(pooled_local, batch_sizes),
-                                    [batch * (self._rank_bounds[q + 1] - self._rank_bounds[q]) * dim
-                                     for q in range(world)])
+        back = self.comm.all_to_all(
+            owner_chunks(pooled_local, batch_sizes),
+            [batch * (self._rank_bounds[q + 1] - self._rank_bounds[q]) * dim for q in range(world)],
+        )
         scale = bag_scale(offsets, self.num_tables, batch, self.pooling)
         pooled = combine_pooled(back, self._shard_tables, self._rank_bounds, batch, self.num_tables, dim, scale)
         return pooled, _Lookup(requests, owner, scale, psw is not None)
@@ -295,9 +323,13 @@ class ShardedEmbeddingTables(nn.Module):
         grad_psw = None
         if lookup.has_psw:
             # from the rows as they were in the forward, so before the update
-            local = (torch.ops.recengine.embedding_bag_psw_backward(grad_local, self.weights, self.table_offsets,
-                                                                    owner.ids, owner.offsets, "sum")
-                     if num_local else grad_local.new_empty(0))
+            local = (
+                torch.ops.recengine.embedding_bag_psw_backward(
+                    grad_local, self.weights, self.table_offsets, owner.ids, owner.offsets, "sum"
+                )
+                if num_local
+                else grad_local.new_empty(0)
+            )
             in_received_order = torch.empty_like(local)
             in_received_order[owner.order] = local
             back = self.comm.all_to_all(list(in_received_order.split(owner.ids_received)), requests.ids_per_rank)
@@ -316,10 +348,23 @@ class ShardedEmbeddingTables(nn.Module):
             step, eps, betas = int(self.step), opt.eps, opt.betas
         if not self.shards:
             return
-        embedding_bag_fused_update(grad_local, self.weights, self.table_offsets, owner.ids, owner.offsets,
-                                   owner.per_sample_weights, pooling="sum", optimizer=opt.kind, lr=float(opt.lr), eps=eps,
-                                   betas=betas, state1=getattr(self, "momentum1", None),
-                                   state2=getattr(self, "momentum2", None), step=step, check_values=False)
+        embedding_bag_fused_update(
+            grad_local,
+            self.weights,
+            self.table_offsets,
+            owner.ids,
+            owner.offsets,
+            owner.per_sample_weights,
+            pooling="sum",
+            optimizer=opt.kind,
+            lr=float(opt.lr),
+            eps=eps,
+            betas=betas,
+            state1=getattr(self, "momentum1", None),
+            state2=getattr(self, "momentum2", None),
+            step=step,
+            check_values=False,
+        )
 
     # ------------------------------------------------------------------------ whole-model state
     def _global_row_starts(self) -> list[int]:
@@ -340,12 +385,14 @@ class ShardedEmbeddingTables(nn.Module):
                 local.copy_(full)
                 continue
             if full.shape[0] != starts[-1] or full.shape[1:] != local.shape[1:]:
-                raise ValueError(f"state[{name!r}]: expected {starts[-1]} rows of shape {tuple(local.shape[1:])}, "
-                                 f"got {tuple(full.shape)}")
+                raise ValueError(
+                    f"state[{name!r}]: expected {starts[-1]} rows of shape {tuple(local.shape[1:])}, "
+                    f"got {tuple(full.shape)}"
+                )
             at = 0
             for shard in self.shards:
                 first = starts[shard.table_index] + shard.row_start
-                local[at:at + shard.num_rows] = full[first:first + shard.num_rows].to(local.device)
+                local[at : at + shard.num_rows] = full[first : first + shard.num_rows].to(local.device)
                 at += shard.num_rows
 
     def local_state(self) -> dict[str, Tensor]:
@@ -370,7 +417,7 @@ class ShardedEmbeddingTables(nn.Module):
                 at = 0
                 for shard in shards:
                     first = starts[shard.table_index] + shard.row_start
-                    out[first:first + shard.num_rows] = tensors[name][at:at + shard.num_rows]
+                    out[first : first + shard.num_rows] = tensors[name][at : at + shard.num_rows]
                     at += shard.num_rows
             full[name] = out
         return full

@@ -9,6 +9,7 @@ Two simulators share the observation/step API:
 
 ``vector_env(model, n)`` builds the vectorised environment of either.
 """
+
 from recengine.env.calibrate import fit_user_model, from_movielens, synthetic_user_model
 from recengine.env.fit import calibrate_no_click, fit_sessions, fit_simulator
 from recengine.env.persistence import load_simulator, save_simulator
@@ -18,8 +19,29 @@ from recengine.env.sessions import SessionModel, fit_session_model, split_sessio
 from recengine.env.simulator import PAD_ID, RecSimEnv, SimConfig, SlateSpace, UserModel, VecRecSim
 from recengine.env.vector_env import vector_env
 
-__all__ = ["PAD_ID", "RecSimEnv", "ResponseModel", "SeqSimConfig", "SequentialSimEnv", "SequentialUserModel",
-           "SequentialVecSim", "SessionModel", "SimConfig", "SlateSpace", "UserModel", "VecRecSim",
-           "calibrate_no_click", "fit_response_model", "fit_session_model", "fit_sessions", "fit_simulator",
-           "fit_user_model", "from_movielens", "load_simulator", "save_simulator", "split_sessions",
-           "synthetic_user_model", "vector_env"]
+__all__ = [
+    "PAD_ID",
+    "RecSimEnv",
+    "ResponseModel",
+    "SeqSimConfig",
+    "SequentialSimEnv",
+    "SequentialUserModel",
+    "SequentialVecSim",
+    "SessionModel",
+    "SimConfig",
+    "SlateSpace",
+    "UserModel",
+    "VecRecSim",
+    "calibrate_no_click",
+    "fit_response_model",
+    "fit_session_model",
+    "fit_sessions",
+    "fit_simulator",
+    "fit_user_model",
+    "from_movielens",
+    "load_simulator",
+    "save_simulator",
+    "split_sessions",
+    "synthetic_user_model",
+    "vector_env",
+]

@@ -8,6 +8,7 @@ Calibration, in both builders, rescales the affinities ``<p_u, q_j> + b_j + c_u`
 slate at the start of a session is clicked with probability ``random_ctr`` (averaged over users):
 the learned ranking decides WHO likes WHAT, the two numbers decide how picky users are.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -15,12 +16,31 @@ import torch
 
 from recengine.env.simulator import PAD_ID, SimConfig, UserModel
 
-__all__ = ["fit_mf", "fit_user_model", "synthetic_user_model", "from_movielens", "calibrate_affinity",
-           "last_items", "genre_matrix", "user_feature_matrix"]
+__all__ = [
+    "fit_mf",
+    "fit_user_model",
+    "synthetic_user_model",
+    "from_movielens",
+    "calibrate_affinity",
+    "last_items",
+    "genre_matrix",
+    "user_feature_matrix",
+]
 
 
-def fit_mf(user_ids, item_ids, num_users: int, num_items: int, *, weights=None, dim: int = 32,
-           epochs: int = 60, lr: float = 0.1, l2: float = 1e-4, seed: int = 0):
+def fit_mf(
+    user_ids,
+    item_ids,
+    num_users: int,
+    num_items: int,
+    *,
+    weights=None,
+    dim: int = 32,
+    epochs: int = 60,
+    lr: float = 0.1,
+    l2: float = 1e-4,
+    seed: int = 0,
+):
     """Logistic matrix factorisation on implicit feedback, full batch in torch (seconds on ml-100k).
 
     Every observed (user, item) pair is a positive (``weights`` scales its loss term, e.g. by rating),
@@ -35,8 +55,9 @@ def fit_mf(user_ids, item_ids, num_users: int, num_items: int, *, weights=None, 
     u = torch.as_tensor(np.asarray(user_ids, dtype=np.int64))
     i = torch.as_tensor(np.asarray(item_ids, dtype=np.int64))
     if u.shape != i.shape or u.ndim != 1:
-        raise ValueError(f"user_ids and item_ids must be 1-D of the same length, "
-                         f"got {tuple(u.shape)}, {tuple(i.shape)}")
+        raise ValueError(
+            f"user_ids and item_ids must be 1-D of the same length, got {tuple(u.shape)}, {tuple(i.shape)}"
+        )
     if u.numel() == 0:
         raise ValueError("no interactions to fit")
     if int(u.min()) < 0 or int(u.max()) >= num_users:
@@ -61,9 +82,11 @@ def fit_mf(user_ids, item_ids, num_users: int, num_items: int, *, weights=None, 
         opt.zero_grad(set_to_none=True)
         logits = P @ Q.T + bi[None, :] + bu[:, None]
         # -log sigmoid(x) on positives, -log(1 - sigmoid(x)) = -log sigmoid(-x) on negatives
-        loss = (pos_w * torch.nn.functional.softplus(-logits)).sum() \
-            + (neg_w * torch.nn.functional.softplus(logits)).sum() \
+        loss = (
+            (pos_w * torch.nn.functional.softplus(-logits)).sum()
+            + (neg_w * torch.nn.functional.softplus(logits)).sum()
             + l2 * (P.square().sum() / num_users + Q.square().sum() / num_items)
+        )
         loss.backward()
         opt.step()
     as64 = lambda t: t.detach().double().numpy().copy()  # noqa: E731
@@ -78,8 +101,9 @@ def _expected_random_ctr(aff: np.ndarray, shift: float, k: int, samples: np.ndar
     return float((e / (e + np.exp(-m))).mean())
 
 
-def calibrate_affinity(model: UserModel, *, affinity_std: float = 1.5, random_ctr: float = 0.2,
-                       num_slates: int = 32, seed: int = 0) -> UserModel:
+def calibrate_affinity(
+    model: UserModel, *, affinity_std: float = 1.5, random_ctr: float = 0.2, num_slates: int = 32, seed: int = 0
+) -> UserModel:
     """Rescale (in place, and return) model's factors/biases: affinity spread ``affinity_std``,
     start-of-session click probability of a uniformly random slate ``random_ctr`` (with v_0 = the
     config's no_click_utility and affinity_scale as configured)."""
@@ -132,11 +156,25 @@ def last_items(user_ids, item_ids, timestamps, num_users: int, length: int) -> n
     return out
 
 
-def fit_user_model(user_ids, item_ids, num_users: int, num_items: int, item_genres, *, ratings=None,
-                   timestamps=None, user_features=None, min_rating: float | None = None,
-                   config: SimConfig | None = None, dim: int = 32, epochs: int = 60,
-                   affinity_std: float = 1.5, random_ctr: float = 0.2, history_len: int | None = None,
-                   seed: int = 0) -> UserModel:
+def fit_user_model(
+    user_ids,
+    item_ids,
+    num_users: int,
+    num_items: int,
+    item_genres,
+    *,
+    ratings=None,
+    timestamps=None,
+    user_features=None,
+    min_rating: float | None = None,
+    config: SimConfig | None = None,
+    dim: int = 32,
+    epochs: int = 60,
+    affinity_std: float = 1.5,
+    random_ctr: float = 0.2,
+    history_len: int | None = None,
+    seed: int = 0,
+) -> UserModel:
     """A UserModel fitted to real interactions (plain arrays; ids 0-based and contiguous).
 
     ``item_genres`` (N, G) non-negative genre memberships; ``ratings`` optional (1-D, same length:
@@ -156,11 +194,11 @@ def fit_user_model(user_ids, item_ids, num_users: int, num_items: int, item_genr
         if min_rating is not None:
             keep = r >= min_rating
         weights = (r / r.max())[keep]
-    P, Q, bi, bu = fit_mf(u[keep], it[keep], num_users, num_items, weights=weights, dim=dim, epochs=epochs,
-                          seed=seed)
+    P, Q, bi, bu = fit_mf(u[keep], it[keep], num_users, num_items, weights=weights, dim=dim, epochs=epochs, seed=seed)
     hist = last_items(u, it, timestamps, num_users, history_len or config.history_len)
-    model = UserModel(P, Q, bi, item_genres, user_bias=bu, user_features=user_features,
-                      initial_histories=hist, config=config)
+    model = UserModel(
+        P, Q, bi, item_genres, user_bias=bu, user_features=user_features, initial_histories=hist, config=config
+    )
     return calibrate_affinity(model, affinity_std=affinity_std, random_ctr=random_ctr, seed=seed)
 
 
@@ -197,13 +235,32 @@ def from_movielens(ds, *, config: SimConfig | None = None, **kwargs) -> UserMode
     N = ds.num_items
     genres = genre_matrix(ds)
     user_features = user_feature_matrix(ds)
-    return fit_user_model(ds.user, ds.item, ds.num_users, N, genres, ratings=ds.rating, timestamps=ds.timestamp,
-                          user_features=user_features, config=config, **kwargs)
+    return fit_user_model(
+        ds.user,
+        ds.item,
+        ds.num_users,
+        N,
+        genres,
+        ratings=ds.rating,
+        timestamps=ds.timestamp,
+        user_features=user_features,
+        config=config,
+        **kwargs,
+    )
 
 
-def synthetic_user_model(num_users: int = 200, num_items: int = 100, *, num_genres: int = 8, dim: int = 8,
-                         history_len: int = 10, config: SimConfig | None = None, affinity_std: float = 1.5,
-                         random_ctr: float = 0.2, seed: int = 0) -> UserModel:
+def synthetic_user_model(
+    num_users: int = 200,
+    num_items: int = 100,
+    *,
+    num_genres: int = 8,
+    dim: int = 8,
+    history_len: int = 10,
+    config: SimConfig | None = None,
+    affinity_std: float = 1.5,
+    random_ctr: float = 0.2,
+    seed: int = 0,
+) -> UserModel:
     """A small population with genre structure, for tests and the synthetic fallback.
 
     Items sit near their genre's centroid (1 or 2 genres each) with a popularity bias; each user

@@ -18,6 +18,7 @@ the simulator's population (the users its sessions draw); the catalog and the ot
 consumed items, should one simulate them on purpose) are kept. Two simulators fitted on disjoint halves let agents
 be trained in one and judged in the other, on users and by a user model they never met.
 """
+
 from __future__ import annotations
 
 import time
@@ -55,7 +56,7 @@ def calibrate_no_click(model: SequentialUserModel, top_slate_ctr: float, users=N
     k = min(model.config.slate_size, model.num_items)
     mass = torch.exp(u.topk(k, dim=1).values - lse.unsqueeze(1)).nan_to_num(0.0).sum(1).numpy()
     lo, hi = -50.0, 50.0
-    for _ in range(100):   # the mean click rate falls as c grows
+    for _ in range(100):  # the mean click rate falls as c grows
         mid = 0.5 * (lo + hi)
         ctr = float(np.mean(mass / (np.exp(mid) + mass)))
         lo, hi = (mid, hi) if ctr > top_slate_ctr else (lo, mid)
@@ -77,8 +78,12 @@ def split_for_users(split: LeaveOneOut, users) -> LeaveOneOut:
     keep[users] = True
     starts = split.histories.offsets[:-1]
     pad = np.full(U, PAD_ID, np.int64)
-    return LeaveOneOut(split.histories, np.where(keep, split.train_end, starts).astype(np.int64),
-                       np.where(keep, split.valid_target, pad), np.where(keep, split.test_target, pad))
+    return LeaveOneOut(
+        split.histories,
+        np.where(keep, split.train_end, starts).astype(np.int64),
+        np.where(keep, split.valid_target, pad),
+        np.where(keep, split.test_target, pad),
+    )
 
 
 def fit_sessions(split: LeaveOneOut, gap_seconds: float = SESSION_GAP_SECONDS) -> tuple:
@@ -87,15 +92,30 @@ def fit_sessions(split: LeaveOneOut, gap_seconds: float = SESSION_GAP_SECONDS) -
     h = split.histories
     lengths, owners, starts, stops = split_sessions(h.offsets, h.timestamps, split.train_end, gap_seconds=gap_seconds)
     model = fit_session_model(lengths, gap_seconds=gap_seconds)
-    report = {"gap_seconds": gap_seconds, "num_sessions": int(lengths.size), "parameters": model.to_dict(),
-              "fit": session_fit_table(lengths, model), "returning": fit_return_model(lengths, owners, starts, stops)}
+    report = {
+        "gap_seconds": gap_seconds,
+        "num_sessions": int(lengths.size),
+        "parameters": model.to_dict(),
+        "fit": session_fit_table(lengths, model),
+        "returning": fit_return_model(lengths, owners, starts, stops),
+    }
     return model, report
 
 
-def fit_simulator(data, split: LeaveOneOut | None = None, *, config: SeqSimConfig | None = None,
-                  quick: bool = False, seed: int = 1, response_config=None, popularity_weight: float = 1.0,
-                  beta: float = 1.0, top_slate_ctr: float = 0.5,
-                  gap_seconds: float = SESSION_GAP_SECONDS, users=None) -> SequentialUserModel:
+def fit_simulator(
+    data,
+    split: LeaveOneOut | None = None,
+    *,
+    config: SeqSimConfig | None = None,
+    quick: bool = False,
+    seed: int = 1,
+    response_config=None,
+    popularity_weight: float = 1.0,
+    beta: float = 1.0,
+    top_slate_ctr: float = 0.5,
+    gap_seconds: float = SESSION_GAP_SECONDS,
+    users=None,
+) -> SequentialUserModel:
     """The fitted ``SequentialUserModel`` of a MovieLens-like ``data`` (``user/item/timestamp``, item genres,
     categorical user features), from the TRAIN part of ``split`` (default: ``leave_one_out(histories_of(data))``).
 
@@ -108,19 +128,34 @@ def fit_simulator(data, split: LeaveOneOut | None = None, *, config: SeqSimConfi
     split = split if split is not None else leave_one_out(histories_of(data))
     fit_split = split if users is None else split_for_users(split, users)
     config = config or SeqSimConfig()
-    response, train_info = fit_response_model(data, fit_split, response_config, quick=quick, seed=seed, beta=beta,
-                                              popularity_weight=popularity_weight)
+    response, train_info = fit_response_model(
+        data, fit_split, response_config, quick=quick, seed=seed, beta=beta, popularity_weight=popularity_weight
+    )
     sessions, session_report = fit_sessions(fit_split, gap_seconds)
     th = train_histories(split)
     population = None if users is None else np.sort(np.asarray(users, dtype=np.int64))
-    sim = SequentialUserModel(response, th.offsets, th.items, genre_matrix(data), sessions,
-                              user_features=user_feature_matrix(data), config=config, population=population)
+    sim = SequentialUserModel(
+        response,
+        th.offsets,
+        th.items,
+        genre_matrix(data),
+        sessions,
+        user_features=user_feature_matrix(data),
+        config=config,
+        population=population,
+    )
     sim.no_click_offset = calibrate_no_click(sim, top_slate_ctr, users=population)
-    sim.fit_report = {"response_model": train_info, "sessions": session_report,
-                      "calibration": {"top_slate_ctr": top_slate_ctr, "no_click_offset": sim.no_click_offset},
-                      "users": {"fitted_on": "all" if users is None else "subset",
-                                "count": int(th.offsets.size - 1 if users is None else population.size)},
-                      "dataset": getattr(data, "name", ""), "seconds": time.perf_counter() - start}
+    sim.fit_report = {
+        "response_model": train_info,
+        "sessions": session_report,
+        "calibration": {"top_slate_ctr": top_slate_ctr, "no_click_offset": sim.no_click_offset},
+        "users": {
+            "fitted_on": "all" if users is None else "subset",
+            "count": int(th.offsets.size - 1 if users is None else population.size),
+        },
+        "dataset": getattr(data, "name", ""),
+        "seconds": time.perf_counter() - start,
+    }
     return sim
 
 
@@ -130,6 +165,7 @@ def _mean_top_slate_ctr(model: SequentialUserModel) -> float:
     consumed = model.consumed_matrix()
     u = model.response.utilities(q).masked_fill(consumed, float("-inf"))
     slates = u.topk(model.config.slate_size, dim=1).indices
-    probs = slate_probabilities(model, q, lse, consumed, slates, torch.zeros(model.num_users, model.num_genres,
-                                                                             dtype=torch.float64))
+    probs = slate_probabilities(
+        model, q, lse, consumed, slates, torch.zeros(model.num_users, model.num_genres, dtype=torch.float64)
+    )
     return float(1.0 - probs[:, -1].mean())

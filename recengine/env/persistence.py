@@ -10,6 +10,7 @@ item genres, user features and the population (when the simulator was fitted on 
 metadata holds a JSON document with the format name and version, the encoder's architecture, the dynamics, the
 session model, the no-click offset and the fit report. Written through ``recengine._atomic`` (never half a file).
 """
+
 from __future__ import annotations
 
 import json
@@ -37,28 +38,44 @@ def _architecture(encoder: SequenceEncoder) -> dict:
     item_specs = [[s.name, s.num_rows] for s in encoder.item_tables.specs] if encoder.item_tables else []
     user_specs = [[s.name, s.num_rows] for s in encoder.user_tables.specs] if encoder.user_tables else []
     feature_dim = encoder.item_tables.specs[0].dim if encoder.item_tables else 16
-    return {"num_items": encoder.num_items, "dim": encoder.dim, "max_len": encoder.max_len,
-            "num_layers": len(encoder.transformer.layers), "num_heads": layer.self_attn.num_heads,
-            "feature_dim": int(feature_dim), "item_feature_tables": item_specs, "user_feature_tables": user_specs}
+    return {
+        "num_items": encoder.num_items,
+        "dim": encoder.dim,
+        "max_len": encoder.max_len,
+        "num_layers": len(encoder.transformer.layers),
+        "num_heads": layer.self_attn.num_heads,
+        "feature_dim": int(feature_dim),
+        "item_feature_tables": item_specs,
+        "user_feature_tables": user_specs,
+    }
 
 
 def save_simulator(sim: SequentialUserModel, path: str) -> None:
     """Write ``sim`` to ``path`` (safetensors + JSON metadata; atomic). Reload with ``load_simulator``."""
     r = sim.response
     tensors = {f"encoder.{k}": v.detach().contiguous().cpu() for k, v in r.encoder.state_dict().items()}
-    tensors.update({
-        "item_bias": r.item_bias.detach().contiguous(),
-        "train_offsets": torch.from_numpy(sim.train_offsets.copy()),
-        "train_items": torch.from_numpy(sim.train_items.copy()),
-        "item_genres": torch.from_numpy(sim.item_genres.copy()),
-        "user_features": torch.from_numpy(sim.user_features.copy()),
-    })
+    tensors.update(
+        {
+            "item_bias": r.item_bias.detach().contiguous(),
+            "train_offsets": torch.from_numpy(sim.train_offsets.copy()),
+            "train_items": torch.from_numpy(sim.train_items.copy()),
+            "item_genres": torch.from_numpy(sim.item_genres.copy()),
+            "user_features": torch.from_numpy(sim.user_features.copy()),
+        }
+    )
     if sim.population is not None:
         tensors["population"] = torch.from_numpy(sim.population.copy())
-    document = {"format": SIMULATOR_FORMAT, "version": SIMULATOR_FORMAT_VERSION,
-                "architecture": _architecture(r.encoder), "beta": r.beta, "popularity_weight": r.popularity_weight,
-                "no_click_offset": sim.no_click_offset, "config": asdict(sim.config),
-                "session_model": sim.session_model.to_dict(), "fit_report": sim.fit_report}
+    document = {
+        "format": SIMULATOR_FORMAT,
+        "version": SIMULATOR_FORMAT_VERSION,
+        "architecture": _architecture(r.encoder),
+        "beta": r.beta,
+        "popularity_weight": r.popularity_weight,
+        "no_click_offset": sim.no_click_offset,
+        "config": asdict(sim.config),
+        "session_model": sim.session_model.to_dict(),
+        "fit_report": sim.fit_report,
+    }
     with atomic_path(path) as tmp:
         save_file(tensors, tmp, metadata={"recengine": json.dumps(document, default=float)})
 
@@ -83,24 +100,44 @@ def load_simulator(path: str) -> SequentialUserModel:
     except (KeyError, json.JSONDecodeError) as exc:
         raise ValueError(f"{path}: not a recengine simulator file (no {SIMULATOR_FORMAT} metadata)") from exc
     if document.get("version") != SIMULATOR_FORMAT_VERSION:
-        raise ValueError(f"{path}: simulator format version {document.get('version')}, this code reads "
-                         f"version {SIMULATOR_FORMAT_VERSION}")
+        raise ValueError(
+            f"{path}: simulator format version {document.get('version')}, this code reads "
+            f"version {SIMULATOR_FORMAT_VERSION}"
+        )
     arch = document["architecture"]
-    state = {k[len("encoder."):]: v for k, v in tensors.items() if k.startswith("encoder.")}
+    state = {k[len("encoder.") :]: v for k, v in tensors.items() if k.startswith("encoder.")}
     kw = {}
     if arch["item_feature_tables"]:
-        kw.update(item_feature_tables=[tuple(t) for t in arch["item_feature_tables"]],
-                  item_feature_ids=state["item_feature_ids"], item_feature_offsets=state["item_feature_offsets"])
+        kw.update(
+            item_feature_tables=[tuple(t) for t in arch["item_feature_tables"]],
+            item_feature_ids=state["item_feature_ids"],
+            item_feature_offsets=state["item_feature_offsets"],
+        )
     if arch["user_feature_tables"]:
-        kw.update(user_feature_tables=[tuple(t) for t in arch["user_feature_tables"]],
-                  user_feature_ids=state["user_feature_ids"])
-    encoder = SequenceEncoder(arch["num_items"], arch["dim"], arch["max_len"], num_layers=arch["num_layers"],
-                              num_heads=arch["num_heads"], feature_dim=arch["feature_dim"], **kw)
+        kw.update(
+            user_feature_tables=[tuple(t) for t in arch["user_feature_tables"]],
+            user_feature_ids=state["user_feature_ids"],
+        )
+    encoder = SequenceEncoder(
+        arch["num_items"],
+        arch["dim"],
+        arch["max_len"],
+        num_layers=arch["num_layers"],
+        num_heads=arch["num_heads"],
+        feature_dim=arch["feature_dim"],
+        **kw,
+    )
     encoder.load_state_dict(state)
     response = ResponseModel(encoder, tensors["item_bias"], document["beta"], document["popularity_weight"])
-    return SequentialUserModel(response, tensors["train_offsets"].numpy(), tensors["train_items"].numpy(),
-                               tensors["item_genres"].numpy(), SessionModel(**document["session_model"]),
-                               no_click_offset=document["no_click_offset"],
-                               user_features=tensors["user_features"].numpy(),
-                               config=SeqSimConfig(**document["config"]), fit_report=document["fit_report"],
-                               population=tensors["population"].numpy() if "population" in tensors else None)
+    return SequentialUserModel(
+        response,
+        tensors["train_offsets"].numpy(),
+        tensors["train_items"].numpy(),
+        tensors["item_genres"].numpy(),
+        SessionModel(**document["session_model"]),
+        no_click_offset=document["no_click_offset"],
+        user_features=tensors["user_features"].numpy(),
+        config=SeqSimConfig(**document["config"]),
+        fit_report=document["fit_report"],
+        population=tensors["population"].numpy() if "population" in tensors else None,
+    )

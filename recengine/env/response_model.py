@@ -14,6 +14,7 @@ split only: early stopping watches each user's last TRAIN item (a hold-out carve
 test items never reach the fit. It is a separate instance with its own seed and training run, not the agents'
 large model, and the global random state is left as the caller had it.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -27,8 +28,14 @@ from recengine.eval.metrics import evaluate_ranking
 from recengine.nn import SequenceEncoder
 from recengine.padding import PAD_ID
 
-__all__ = ["ResponseModel", "fit_response_model", "train_only_split", "response_model_config",
-           "popularity_log_likelihood", "train_histories"]
+__all__ = [
+    "ResponseModel",
+    "fit_response_model",
+    "train_only_split",
+    "response_model_config",
+    "popularity_log_likelihood",
+    "train_histories",
+]
 
 
 @dataclass
@@ -119,15 +126,25 @@ class ResponseModel:
         targets = split.target(which)[users]
         windows, _ = last_windows(h.items, h.offsets[users], ends, self.max_len)
         offsets, ids = gather_csr(h.items, h.offsets[users], ends)
-        states = torch.cat([self.states(windows[b:b + batch_size]) for b in range(0, len(users), batch_size)]) \
-            if len(users) else torch.zeros(0, self.encoder.dim)
-        out = evaluate_ranking(states, self._items, torch.from_numpy(targets), ks=ks, bias=self.effective_bias(),
-                               exclude_offsets=torch.from_numpy(offsets), exclude_ids=torch.from_numpy(ids))
+        states = (
+            torch.cat([self.states(windows[b : b + batch_size]) for b in range(0, len(users), batch_size)])
+            if len(users)
+            else torch.zeros(0, self.encoder.dim)
+        )
+        out = evaluate_ranking(
+            states,
+            self._items,
+            torch.from_numpy(targets),
+            ks=ks,
+            bias=self.effective_bias(),
+            exclude_offsets=torch.from_numpy(offsets),
+            exclude_ids=torch.from_numpy(ids),
+        )
         # the ranking above is of <q, e> + w b; beta only sharpens the probabilities, not the order
         total = 0.0
         for b0 in range(0, len(users), batch_size):
             b1 = min(b0 + batch_size, len(users))
-            consumed = _csr_mask(offsets[b0:b1 + 1] - offsets[b0], ids[offsets[b0]:offsets[b1]], self.num_items)
+            consumed = _csr_mask(offsets[b0 : b1 + 1] - offsets[b0], ids[offsets[b0] : offsets[b1]], self.num_items)
             logp = self.next_item_log_probs(states[b0:b1], consumed)
             total += float(logp[torch.arange(b1 - b0), torch.from_numpy(targets[b0:b1])].sum())
         out["log_likelihood"] = total / max(len(users), 1)
@@ -194,9 +211,16 @@ def response_model_config(quick: bool = False, seed: int = 1):
     return SASRecConfig(max_seconds=110.0, patience=5, seed=seed)
 
 
-def fit_response_model(data, split: LeaveOneOut | None = None, config=None, *, quick: bool = False,
-                       seed: int = 1, beta: float = 1.0, popularity_weight: float = 1.0
-                       ) -> tuple[ResponseModel, dict]:
+def fit_response_model(
+    data,
+    split: LeaveOneOut | None = None,
+    config=None,
+    *,
+    quick: bool = False,
+    seed: int = 1,
+    beta: float = 1.0,
+    popularity_weight: float = 1.0,
+) -> tuple[ResponseModel, dict]:
     """Train a ResponseModel on the train prefixes of ``split`` (default: leave-one-out of ``data``).
 
     ``config`` is a ``SASRecConfig`` (default ``response_model_config(quick, seed)``). Returns the model and
@@ -210,8 +234,14 @@ def fit_response_model(data, split: LeaveOneOut | None = None, config=None, *, q
     with torch.random.fork_rng(devices=[]):  # the trainer seeds the global generator; leave the caller's alone
         result = train_sasrec(data, cfg, split=fit_split, progress=False, log=lambda *a, **k: None)
     model = result.model
-    info = {"epochs": len(result.history), "best_epoch": result.best_epoch, "holdout": result.best_valid,
-            "stopped": result.stopped, "train_seconds": result.train_seconds, "seed": cfg.seed}
+    info = {
+        "epochs": len(result.history),
+        "best_epoch": result.best_epoch,
+        "holdout": result.best_valid,
+        "stopped": result.stopped,
+        "train_seconds": result.train_seconds,
+        "seed": cfg.seed,
+    }
     return ResponseModel(model.encoder, model.head.bias.detach().clone(), beta, popularity_weight), info
 
 

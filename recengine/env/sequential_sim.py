@@ -28,6 +28,7 @@ autoreset, the same ``info`` keys plus ``consumed_in_slate``). Randomness is cou
 ``recengine.env.simulator``: slot b of ``SequentialVecSim.reset(seed=s)`` is ``SequentialSimEnv.reset(seed=s+b)``.
 The response model's state is recomputed only for the sessions whose history changed (a click or a new session).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
@@ -106,8 +107,12 @@ class SequentialUserModel:
         self.train_offsets = np.ascontiguousarray(self.train_offsets, dtype=np.int64)
         self.train_items = np.ascontiguousarray(self.train_items, dtype=np.int64)
         N, U = self.response.num_items, self.train_offsets.size - 1
-        if U < 1 or self.train_offsets[0] != 0 or self.train_offsets[-1] != self.train_items.size \
-                or np.any(np.diff(self.train_offsets) < 0):
+        if (
+            U < 1
+            or self.train_offsets[0] != 0
+            or self.train_offsets[-1] != self.train_items.size
+            or np.any(np.diff(self.train_offsets) < 0)
+        ):
             raise ValueError("train_offsets must be a CSR offset array over train_items")
         if self.train_items.size and (self.train_items.min() < 0 or self.train_items.max() >= N):
             raise IndexError(f"train_items hold ids outside [0, {N})")
@@ -116,8 +121,11 @@ class SequentialUserModel:
             raise ValueError(f"item_genres must be a non-negative ({N}, G) matrix, got shape {g.shape}")
         total = g.sum(1, keepdims=True)
         self.item_genres = np.ascontiguousarray(np.divide(g, total, out=np.zeros_like(g), where=total > 0))
-        self.user_features = (np.zeros((U, 1), np.float32) if self.user_features is None
-                              else np.ascontiguousarray(self.user_features, dtype=np.float32))
+        self.user_features = (
+            np.zeros((U, 1), np.float32)
+            if self.user_features is None
+            else np.ascontiguousarray(self.user_features, dtype=np.float32)
+        )
         if self.user_features.shape[0] != U or self.user_features.ndim != 2:
             raise ValueError(f"user_features must be ({U}, F), got {self.user_features.shape}")
         if self.population is not None:
@@ -146,7 +154,7 @@ class SequentialUserModel:
         out = np.full((self.num_users, length), PAD_ID, np.int64)
         counts = np.diff(self.train_offsets)
         owner = np.repeat(np.arange(self.num_users), counts)
-        from_end = self.train_offsets[1:][owner] - np.arange(self.train_items.size)   # 1 = the user's last
+        from_end = self.train_offsets[1:][owner] - np.arange(self.train_items.size)  # 1 = the user's last
         keep = from_end <= length
         out[owner[keep], length - from_end[keep]] = self.train_items[keep]
         return out
@@ -167,8 +175,9 @@ class SequentialUserModel:
             self._cache["start"] = (q, _log_normaliser(self.response, q, self.consumed_matrix()))
         return self._cache["start"]
 
-    def with_popularity_weight(self, weight: float, *, recalibrate: bool = True, target_ctr: float | None = None
-                               ) -> SequentialUserModel:
+    def with_popularity_weight(
+        self, weight: float, *, recalibrate: bool = True, target_ctr: float | None = None
+    ) -> SequentialUserModel:
         """A copy whose response model uses popularity_weight ``weight`` (the same weights), its no-click offset
         recalibrated to the same best-slate click rate (unless ``recalibrate`` is False)."""
         response = replace(self.response, popularity_weight=float(weight))
@@ -176,8 +185,11 @@ class SequentialUserModel:
         if recalibrate:
             from recengine.env.fit import calibrate_no_click
 
-            ctr = target_ctr if target_ctr is not None else self.fit_report.get("calibration", {}).get(
-                "top_slate_ctr", 0.5)
+            ctr = (
+                target_ctr
+                if target_ctr is not None
+                else self.fit_report.get("calibration", {}).get("top_slate_ctr", 0.5)
+            )
             out.no_click_offset = calibrate_no_click(out, ctr, users=self.population)
             out.fit_report["calibration"] = {"top_slate_ctr": ctr, "no_click_offset": out.no_click_offset}
         return out
@@ -215,15 +227,21 @@ def _log_normaliser(response: ResponseModel, q: torch.Tensor, consumed: torch.Te
     return torch.logsumexp(u, dim=1)
 
 
-def slate_probabilities(model: SequentialUserModel, q: torch.Tensor, lse: torch.Tensor, consumed: torch.Tensor,
-                        slates: torch.Tensor, fatigue: torch.Tensor) -> torch.Tensor:
+def slate_probabilities(
+    model: SequentialUserModel,
+    q: torch.Tensor,
+    lse: torch.Tensor,
+    consumed: torch.Tensor,
+    slates: torch.Tensor,
+    fatigue: torch.Tensor,
+) -> torch.Tensor:
     """(B, k+1) float64 P(click slate[b, j]) then P(no click), from states q (B, D), log-normalisers lse (B,),
     consumed (B, N) bool, slates (B, k) int64 and fatigue (B, G) float64 (the module docstring's formula)."""
     r = model.response
     with torch.no_grad():
-        e = r.item_table()[slates]                                            # (B, k, D)
+        e = r.item_table()[slates]  # (B, k, D)
         u = r.beta * (torch.einsum("bkd,bd->bk", e, q) + r.effective_bias()[slates])
-        genres = torch.from_numpy(model.item_genres)[slates]                  # (B, k, G)
+        genres = torch.from_numpy(model.item_genres)[slates]  # (B, k, G)
         tired = model.config.fatigue_weight * torch.einsum("bkg,bg->bk", genres, fatigue)
         logw = u.double() - lse.unsqueeze(1) - tired
         # a consumed item weighs 0 (also when every item is consumed and the normaliser is -inf)
@@ -233,9 +251,30 @@ def slate_probabilities(model: SequentialUserModel, q: torch.Tensor, lse: torch.
 
 
 @njit(cache=True)
-def _respond(slates, probs, stream_seed, episode, history, fatigue, streak, clicks, t, ep_return, genres,
-             hazard, no_click_quit, fatigue_decay, fatigue_shown, fatigue_click, max_steps,
-             clicked_item, click_pos, rewards, terminated, truncated):
+def _respond(
+    slates,
+    probs,
+    stream_seed,
+    episode,
+    history,
+    fatigue,
+    streak,
+    clicks,
+    t,
+    ep_return,
+    genres,
+    hazard,
+    no_click_quit,
+    fatigue_decay,
+    fatigue_shown,
+    fatigue_click,
+    max_steps,
+    clicked_item,
+    click_pos,
+    rewards,
+    terminated,
+    truncated,
+):
     """Draw each slot's response, then advance its fatigue, history, streak and the leaving draw."""
     B, k = slates.shape
     L = history.shape[1]
@@ -305,7 +344,7 @@ class _SeqSlots:
         self.user_pool = np.ascontiguousarray(pool, dtype=np.int64)
         B, N = num_slots, model.num_items
         self.B = B
-        self.width = max(config.history_len, model.response.max_len)     # what the state and the obs need
+        self.width = max(config.history_len, model.response.max_len)  # what the state and the obs need
         self.start_hist = model.start_histories(self.width)
         self.hazard = model.session_model.hazard(config.max_steps)
         self.stream_seed = np.zeros(B, np.uint64)
@@ -343,13 +382,16 @@ class _SeqSlots:
 
     def obs(self, rows=slice(None)) -> dict:
         L = self.config.history_len
-        return {"history": self.history[rows, self.width - L:].copy(),
-                "user_id": self.user[rows].copy(),
-                "user_features": np.take(self.model.user_features, self.user[rows], axis=0)}
+        return {
+            "history": self.history[rows, self.width - L :].copy(),
+            "user_id": self.user[rows].copy(),
+            "user_features": np.take(self.model.user_features, self.user[rows], axis=0),
+        }
 
     def probs(self, slates: np.ndarray) -> np.ndarray:
-        return slate_probabilities(self.model, self.q, self.lse, self.consumed, torch.from_numpy(slates),
-                                   torch.from_numpy(self.fatigue)).numpy()
+        return slate_probabilities(
+            self.model, self.q, self.lse, self.consumed, torch.from_numpy(slates), torch.from_numpy(self.fatigue)
+        ).numpy()
 
     def step(self, slates: np.ndarray):
         c = self.config
@@ -359,15 +401,36 @@ class _SeqSlots:
         clicked, pos = np.empty(B, np.int64), np.empty(B, np.int64)
         rewards = np.empty(B, np.float32)
         term, trunc = np.empty(B, np.bool_), np.empty(B, np.bool_)
-        _respond(slates, probs, self.stream_seed, self.episode, self.history, self.fatigue, self.streak,
-                 self.clicks, self.t, self.ep_return, self.model.item_genres, self.hazard, c.no_click_quit,
-                 c.fatigue_decay, c.fatigue_shown, c.fatigue_click, c.max_steps, clicked, pos, rewards, term, trunc)
+        _respond(
+            slates,
+            probs,
+            self.stream_seed,
+            self.episode,
+            self.history,
+            self.fatigue,
+            self.streak,
+            self.clicks,
+            self.t,
+            self.ep_return,
+            self.model.item_genres,
+            self.hazard,
+            c.no_click_quit,
+            c.fatigue_decay,
+            c.fatigue_shown,
+            c.fatigue_click,
+            c.max_steps,
+            clicked,
+            pos,
+            rewards,
+            term,
+            trunc,
+        )
         changed = np.flatnonzero(pos >= 0)
-        if changed.size:   # only the sessions whose history changed get a new state
+        if changed.size:  # only the sessions whose history changed get a new state
             rows = torch.from_numpy(changed)
             self.consumed[rows, torch.from_numpy(clicked[changed])] = True
             r = self.model.response
-            q = r.states(self.history[changed, self.width - r.max_len:])
+            q = r.states(self.history[changed, self.width - r.max_len :])
             self.q[rows] = q
             self.lse[rows] = _log_normaliser(r, q, self.consumed[rows])
         return probs, clicked, pos, rewards, term, trunc, consumed_in_slate
@@ -376,11 +439,13 @@ class _SeqSlots:
 def _observation_space(model: SequentialUserModel, config: SeqSimConfig) -> gym.spaces.Dict:
     N, U, F = model.num_items, model.num_users, model.user_features.shape[1]
     lo, hi = float(model.user_features.min()), float(model.user_features.max())
-    return gym.spaces.Dict({
-        "history": gym.spaces.Box(PAD_ID, N - 1, shape=(config.history_len,), dtype=np.int64),
-        "user_id": gym.spaces.Discrete(U),
-        "user_features": gym.spaces.Box(lo, max(hi, lo + 1.0), shape=(F,), dtype=np.float32),
-    })
+    return gym.spaces.Dict(
+        {
+            "history": gym.spaces.Box(PAD_ID, N - 1, shape=(config.history_len,), dtype=np.int64),
+            "user_id": gym.spaces.Discrete(U),
+            "user_features": gym.spaces.Box(lo, max(hi, lo + 1.0), shape=(F,), dtype=np.float32),
+        }
+    )
 
 
 class SequentialVecSim:
@@ -388,8 +453,7 @@ class SequentialVecSim:
     same-step autoreset, ``info["final_obs"]``), with ``info["consumed_in_slate"]`` (B,): how many items of each
     slate the user had already consumed."""
 
-    def __init__(self, model: SequentialUserModel, num_envs: int, config: SeqSimConfig | None = None,
-                 user_pool=None):
+    def __init__(self, model: SequentialUserModel, num_envs: int, config: SeqSimConfig | None = None, user_pool=None):
         if num_envs < 1:
             raise ValueError(f"num_envs must be >= 1, got {num_envs}")
         self.model = model
@@ -442,9 +506,17 @@ class SequentialVecSim:
         probs, clicked, pos, rewards, term, trunc, consumed = s.step(slates)
         done = term | trunc
         final_obs = s.obs()
-        info = {"clicked_item": clicked, "click_position": pos, "click_prob": 1.0 - probs[:, -1],
-                "choice_probs": probs, "user_id": users, "episode_return": s.ep_return.copy(),
-                "episode_length": s.t.copy(), "final_obs": final_obs, "consumed_in_slate": consumed}
+        info = {
+            "clicked_item": clicked,
+            "click_position": pos,
+            "click_prob": 1.0 - probs[:, -1],
+            "choice_probs": probs,
+            "user_id": users,
+            "episode_return": s.ep_return.copy(),
+            "episode_length": s.t.copy(),
+            "final_obs": final_obs,
+            "consumed_in_slate": consumed,
+        }
         if done.any():
             s.episode[done] += 1
             s.reset(done)
@@ -459,8 +531,13 @@ class SequentialSimEnv(gym.Env):
 
     metadata = {"render_modes": ["ansi"]}
 
-    def __init__(self, model: SequentialUserModel, config: SeqSimConfig | None = None, user_pool=None,
-                 render_mode: str | None = None):
+    def __init__(
+        self,
+        model: SequentialUserModel,
+        config: SeqSimConfig | None = None,
+        user_pool=None,
+        render_mode: str | None = None,
+    ):
         super().__init__()
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"render_mode must be None or one of {self.metadata['render_modes']}")
@@ -487,8 +564,11 @@ class SequentialSimEnv(gym.Env):
 
     def _obs(self) -> dict:
         o = self._slots.obs(slice(0, 1))
-        return {"history": o["history"][0], "user_id": np.int64(o["user_id"][0]),
-                "user_features": o["user_features"][0]}
+        return {
+            "history": o["history"][0],
+            "user_id": np.int64(o["user_id"][0]),
+            "user_features": o["user_features"][0],
+        }
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         super().reset(seed=seed)
@@ -529,9 +609,15 @@ class SequentialSimEnv(gym.Env):
         slate = self._check(action)
         probs, clicked, pos, rewards, term, trunc, consumed = self._slots.step(slate)
         self._done = bool(term[0] or trunc[0])
-        info = {"clicked_item": int(clicked[0]), "click_position": int(pos[0]),
-                "click_prob": float(1.0 - probs[0, -1]), "choice_probs": probs[0].copy(),
-                "user_id": self.user_id, "t": int(self._slots.t[0]), "consumed_in_slate": int(consumed[0])}
+        info = {
+            "clicked_item": int(clicked[0]),
+            "click_position": int(pos[0]),
+            "click_prob": float(1.0 - probs[0, -1]),
+            "choice_probs": probs[0].copy(),
+            "user_id": self.user_id,
+            "t": int(self._slots.t[0]),
+            "consumed_in_slate": int(consumed[0]),
+        }
         self._last = (slate[0], int(pos[0]))
         return self._obs(), float(rewards[0]), bool(term[0]), bool(trunc[0]), info
 

@@ -16,14 +16,21 @@ click of a session. Fitted by EM (maximum likelihood).
 Returning: ``log(gap to the next session) = a + b · log(length of the last session)`` by least squares, reported
 (with R²) as a description of the logs; the simulator restarts sessions without a clock.
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
 import numpy as np
 
-__all__ = ["SESSION_GAP_SECONDS", "SessionModel", "split_sessions", "fit_session_model", "session_fit_table",
-           "fit_return_model"]
+__all__ = [
+    "SESSION_GAP_SECONDS",
+    "SessionModel",
+    "split_sessions",
+    "fit_session_model",
+    "session_fit_table",
+    "fit_return_model",
+]
 
 #: default inactivity gap that starts a new session
 SESSION_GAP_SECONDS = 30 * 60
@@ -77,8 +84,7 @@ class SessionModel:
         """P(L = n) for lengths n >= 1."""
         n = np.asarray(n, dtype=np.float64)
         w = self.weight_short
-        return (w * self.p_short * (1 - self.p_short) ** (n - 1)
-                + (1 - w) * self.p_long * (1 - self.p_long) ** (n - 1))
+        return w * self.p_short * (1 - self.p_short) ** (n - 1) + (1 - w) * self.p_long * (1 - self.p_long) ** (n - 1)
 
     def survival(self, n) -> np.ndarray:
         """P(L >= n) for n >= 1."""
@@ -146,8 +152,12 @@ def session_fit_table(lengths, model: SessionModel) -> dict:
     grid = np.arange(1, top + 1)
     observed_cdf = np.cumsum(np.bincount(n, minlength=top + 1)[1:]) / n.size
     fitted_cdf = 1.0 - model.survival(grid + 1)
-    return {"bins": bins, "ks_distance": float(np.abs(observed_cdf - fitted_cdf).max()),
-            "observed_mean": float(n.mean()), "fitted_mean": model.mean_length()}
+    return {
+        "bins": bins,
+        "ks_distance": float(np.abs(observed_cdf - fitted_cdf).max()),
+        "observed_mean": float(n.mean()),
+        "fitted_mean": model.mean_length(),
+    }
 
 
 def fit_return_model(lengths, owners, starts, stops) -> dict:
@@ -168,6 +178,11 @@ def fit_return_model(lengths, owners, starts, stops) -> dict:
     coef, *_ = np.linalg.lstsq(design, y, rcond=None)
     resid = y - design @ coef
     total = float(((y - y.mean()) ** 2).sum())
-    r2 = 1.0 - float((resid ** 2).sum()) / total if total > 0 else float("nan")
-    return {"intercept": float(coef[0]), "slope": float(coef[1]), "r2": r2, "pairs": int(x.size),
-            "median_gap_hours": float(np.exp(np.median(y)))}
+    r2 = 1.0 - float((resid**2).sum()) / total if total > 0 else float("nan")
+    return {
+        "intercept": float(coef[0]),
+        "slope": float(coef[1]),
+        "r2": r2,
+        "pairs": int(x.size),
+        "median_gap_hours": float(np.exp(np.median(y))),
+    }

@@ -35,6 +35,7 @@ Observations are dicts::
 Actions are slates: int arrays of ``slate_size`` distinct item ids in [0, num_items). The order
 of the slate does not change the choice probabilities.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
@@ -136,16 +137,25 @@ class UserModel:
             raise ValueError(f"item_genres must be a non-negative ({N}, G) matrix, got shape {g.shape}")
         total = g.sum(axis=1, keepdims=True)
         self.item_genres = np.ascontiguousarray(np.divide(g, total, out=np.zeros_like(g), where=total > 0))
-        self.user_bias = (np.zeros(U) if self.user_bias is None
-                          else np.ascontiguousarray(self.user_bias, dtype=np.float64).reshape(-1))
+        self.user_bias = (
+            np.zeros(U)
+            if self.user_bias is None
+            else np.ascontiguousarray(self.user_bias, dtype=np.float64).reshape(-1)
+        )
         if self.user_bias.shape != (U,):
             raise ValueError(f"user_bias must be ({U},), got {self.user_bias.shape}")
-        self.user_features = (np.zeros((U, 1), np.float32) if self.user_features is None
-                              else np.ascontiguousarray(self.user_features, dtype=np.float32))
+        self.user_features = (
+            np.zeros((U, 1), np.float32)
+            if self.user_features is None
+            else np.ascontiguousarray(self.user_features, dtype=np.float32)
+        )
         if self.user_features.ndim != 2 or self.user_features.shape[0] != U:
             raise ValueError(f"user_features must be ({U}, F), got {self.user_features.shape}")
-        h = (np.full((U, 0), PAD_ID, np.int64) if self.initial_histories is None
-             else np.ascontiguousarray(self.initial_histories, dtype=np.int64))
+        h = (
+            np.full((U, 0), PAD_ID, np.int64)
+            if self.initial_histories is None
+            else np.ascontiguousarray(self.initial_histories, dtype=np.int64)
+        )
         if h.ndim != 2 or h.shape[0] != U:
             raise ValueError(f"initial_histories must be ({U}, H), got {h.shape}")
         if h.size and (h.max() >= N or h.min() < PAD_ID):
@@ -169,8 +179,9 @@ class UserModel:
         users = np.arange(self.num_users) if user_ids is None else np.asarray(user_ids, dtype=np.int64)
         return self.user_factors[users] @ self.item_factors.T + self.item_bias[None, :] + self.user_bias[users, None]
 
-    def choice_probabilities(self, user_ids, slates, histories=None, fatigue=None,
-                             config: SimConfig | None = None) -> np.ndarray:
+    def choice_probabilities(
+        self, user_ids, slates, histories=None, fatigue=None, config: SimConfig | None = None
+    ) -> np.ndarray:
         """(B, k+1) exact response probabilities (slate items, then no click) for users in a given state.
 
         ``user_ids`` (B,); ``slates`` (B, k) distinct ids; ``histories`` (B, L) clicked items (-1 = none;
@@ -190,14 +201,30 @@ class UserModel:
         slates = validate_slates(slates, B, np.shape(slates)[1], self.num_items)
         if histories is None:  # what a session starts from: the last history_len starting items
             H = self.initial_histories.shape[1]
-            histories = self.initial_histories[users][:, max(0, H - config.history_len):]
+            histories = self.initial_histories[users][:, max(0, H - config.history_len) :]
         histories = np.ascontiguousarray(histories, dtype=np.int64).reshape(B, -1)
-        fatigue = (np.zeros((B, self.num_genres)) if fatigue is None
-                   else np.ascontiguousarray(fatigue, dtype=np.float64).reshape(B, self.num_genres))
+        fatigue = (
+            np.zeros((B, self.num_genres))
+            if fatigue is None
+            else np.ascontiguousarray(fatigue, dtype=np.float64).reshape(B, self.num_genres)
+        )
         out = np.empty((B, slates.shape[1] + 1), np.float64)
-        _choice_probs(users, histories, fatigue, slates, self.user_factors, self.item_factors, self.item_bias,
-                      self.user_bias, self.item_genres, config.affinity_scale, config.no_click_utility,
-                      config.fatigue_weight, config.repeat_penalty, out)
+        _choice_probs(
+            users,
+            histories,
+            fatigue,
+            slates,
+            self.user_factors,
+            self.item_factors,
+            self.item_bias,
+            self.user_bias,
+            self.item_genres,
+            config.affinity_scale,
+            config.no_click_utility,
+            config.fatigue_weight,
+            config.repeat_penalty,
+            out,
+        )
         return out
 
 
@@ -226,8 +253,9 @@ class SlateSpace(gym.spaces.MultiDiscrete):
         return f"SlateSpace(num_items={self.num_items}, slate_size={self.slate_size})"
 
     def __eq__(self, other) -> bool:
-        return (isinstance(other, SlateSpace) and other.num_items == self.num_items
-                and other.slate_size == self.slate_size)
+        return (
+            isinstance(other, SlateSpace) and other.num_items == self.num_items and other.slate_size == self.slate_size
+        )
 
 
 def validate_slates(slates, batch: int, slate_size: int, num_items: int, name: str = "slates") -> np.ndarray:
@@ -252,8 +280,9 @@ def validate_slates(slates, batch: int, slate_size: int, num_items: int, name: s
     dup = s[:, 1:] == s[:, :-1]
     if dup.any():
         row, col = np.argwhere(dup)[0]
-        raise ValueError(f"{name}: row {int(row)} shows item {int(s[row, col])} more than once; "
-                         "a slate must hold distinct items")
+        raise ValueError(
+            f"{name}: row {int(row)} shows item {int(s[row, col])} more than once; a slate must hold distinct items"
+        )
     return np.ascontiguousarray(a)
 
 
@@ -287,8 +316,9 @@ def _uniform(seed, episode, step, purpose):
 
 
 @njit(cache=True)
-def _reset_slots(mask, forced_user, stream_seed, episode, user_pool, init_hist,
-                 user, history, fatigue, streak, t, ep_return):
+def _reset_slots(
+    mask, forced_user, stream_seed, episode, user_pool, init_hist, user, history, fatigue, streak, t, ep_return
+):
     """Start a new session in every slot where mask is set (user forced_user[b] when >= 0, else drawn)."""
     B, L = history.shape
     H = init_hist.shape[1]
@@ -311,8 +341,9 @@ def _reset_slots(mask, forced_user, stream_seed, episode, user_pool, init_hist,
 
 
 @njit(cache=True)
-def _choice_probs(user, history, fatigue, slates, P, Q, item_bias, user_bias, genres,
-                  scale, v0, fatigue_weight, repeat_penalty, out):
+def _choice_probs(
+    user, history, fatigue, slates, P, Q, item_bias, user_bias, genres, scale, v0, fatigue_weight, repeat_penalty, out
+):
     """out[b, :k] = P(click slate[b, j]), out[b, k] = P(no click), for every slot b."""
     B, k = slates.shape
     d = P.shape[1]
@@ -348,9 +379,30 @@ def _choice_probs(user, history, fatigue, slates, P, Q, item_bias, user_bias, ge
 
 
 @njit(cache=True)
-def _step_slots(slates, probs, stream_seed, episode, user, history, fatigue, streak, t, ep_return,
-                genres, fatigue_decay, fatigue_shown, fatigue_click, quit_base, quit_growth, max_steps,
-                clicked_item, click_pos, rewards, terminated, truncated):
+def _step_slots(
+    slates,
+    probs,
+    stream_seed,
+    episode,
+    user,
+    history,
+    fatigue,
+    streak,
+    t,
+    ep_return,
+    genres,
+    fatigue_decay,
+    fatigue_shown,
+    fatigue_click,
+    quit_base,
+    quit_growth,
+    max_steps,
+    clicked_item,
+    click_pos,
+    rewards,
+    terminated,
+    truncated,
+):
     """Draw each slot's response from probs (B, k+1), update its state, decide whether it ends."""
     B, k = slates.shape
     G = genres.shape[1]
@@ -396,6 +448,7 @@ def _step_slots(slates, probs, stream_seed, episode, user, history, fatigue, str
 
 # --------------------------------------------------------------------------- shared state
 
+
 def _fresh_seed() -> int:
     return int(np.random.SeedSequence().entropy % (2**63))
 
@@ -428,20 +481,47 @@ class _Slots:
     def reset(self, mask, forced_user=None):
         forced = np.full(self.B, -1, np.int64) if forced_user is None else forced_user
         m = self.model
-        _reset_slots(mask, forced, self.stream_seed, self.episode, self.user_pool, m.initial_histories,
-                     self.user, self.history, self.fatigue, self.streak, self.t, self.ep_return)
+        _reset_slots(
+            mask,
+            forced,
+            self.stream_seed,
+            self.episode,
+            self.user_pool,
+            m.initial_histories,
+            self.user,
+            self.history,
+            self.fatigue,
+            self.streak,
+            self.t,
+            self.ep_return,
+        )
 
     def obs(self, rows=slice(None)) -> dict:
-        return {"history": self.history[rows].copy(),
-                "user_id": self.user[rows].copy(),
-                "user_features": np.take(self.model.user_features, self.user[rows], axis=0)}  # a copy
+        return {
+            "history": self.history[rows].copy(),
+            "user_id": self.user[rows].copy(),
+            "user_features": np.take(self.model.user_features, self.user[rows], axis=0),
+        }  # a copy
 
     def probs(self, slates) -> np.ndarray:
         m, c = self.model, self.config
         out = np.empty((self.B, c.slate_size + 1), np.float64)
-        _choice_probs(self.user, self.history, self.fatigue, slates, m.user_factors, m.item_factors,
-                      m.item_bias, m.user_bias, m.item_genres, c.affinity_scale, c.no_click_utility,
-                      c.fatigue_weight, c.repeat_penalty, out)
+        _choice_probs(
+            self.user,
+            self.history,
+            self.fatigue,
+            slates,
+            m.user_factors,
+            m.item_factors,
+            m.item_bias,
+            m.user_bias,
+            m.item_genres,
+            c.affinity_scale,
+            c.no_click_utility,
+            c.fatigue_weight,
+            c.repeat_penalty,
+            out,
+        )
         return out
 
     def step(self, slates):
@@ -453,24 +533,47 @@ class _Slots:
         rewards = np.empty(B, np.float32)
         term = np.empty(B, np.bool_)
         trunc = np.empty(B, np.bool_)
-        _step_slots(slates, probs, self.stream_seed, self.episode, self.user, self.history, self.fatigue,
-                    self.streak, self.t, self.ep_return, self.model.item_genres, c.fatigue_decay,
-                    c.fatigue_shown, c.fatigue_click, c.quit_base, c.quit_growth, c.max_steps,
-                    clicked, pos, rewards, term, trunc)
+        _step_slots(
+            slates,
+            probs,
+            self.stream_seed,
+            self.episode,
+            self.user,
+            self.history,
+            self.fatigue,
+            self.streak,
+            self.t,
+            self.ep_return,
+            self.model.item_genres,
+            c.fatigue_decay,
+            c.fatigue_shown,
+            c.fatigue_click,
+            c.quit_base,
+            c.quit_growth,
+            c.max_steps,
+            clicked,
+            pos,
+            rewards,
+            term,
+            trunc,
+        )
         return probs, clicked, pos, rewards, term, trunc
 
 
 def _observation_space(model: UserModel, config: SimConfig) -> gym.spaces.Dict:
     N, U, F = model.num_items, model.num_users, model.user_features.shape[1]
     lo, hi = float(model.user_features.min()), float(model.user_features.max())
-    return gym.spaces.Dict({
-        "history": gym.spaces.Box(PAD_ID, N - 1, shape=(config.history_len,), dtype=np.int64),
-        "user_id": gym.spaces.Discrete(U),
-        "user_features": gym.spaces.Box(lo, max(hi, lo + 1.0), shape=(F,), dtype=np.float32),
-    })
+    return gym.spaces.Dict(
+        {
+            "history": gym.spaces.Box(PAD_ID, N - 1, shape=(config.history_len,), dtype=np.int64),
+            "user_id": gym.spaces.Discrete(U),
+            "user_features": gym.spaces.Box(lo, max(hi, lo + 1.0), shape=(F,), dtype=np.float32),
+        }
+    )
 
 
 # --------------------------------------------------------------------------- environments
+
 
 class RecSimEnv(gym.Env):
     """One simulated user session at a time (gymnasium API).
@@ -492,8 +595,9 @@ class RecSimEnv(gym.Env):
 
     metadata = {"render_modes": ["ansi"]}
 
-    def __init__(self, model: UserModel, config: SimConfig | None = None, user_pool=None,
-                 render_mode: str | None = None):
+    def __init__(
+        self, model: UserModel, config: SimConfig | None = None, user_pool=None, render_mode: str | None = None
+    ):
         super().__init__()
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"render_mode must be None or one of {self.metadata['render_modes']}")
@@ -567,9 +671,14 @@ class RecSimEnv(gym.Env):
         slate = self._check(action)
         probs, clicked, pos, rewards, term, trunc = self._slots.step(slate)
         self._done = bool(term[0] or trunc[0])
-        info = {"clicked_item": int(clicked[0]), "click_position": int(pos[0]),
-                "click_prob": float(1.0 - probs[0, -1]), "choice_probs": probs[0].copy(),
-                "user_id": self.user_id, "t": int(self._slots.t[0])}
+        info = {
+            "clicked_item": int(clicked[0]),
+            "click_position": int(pos[0]),
+            "click_prob": float(1.0 - probs[0, -1]),
+            "choice_probs": probs[0].copy(),
+            "user_id": self.user_id,
+            "t": int(self._slots.t[0]),
+        }
         self._last = (slate[0], int(pos[0]))
         return self._obs(), float(rewards[0]), bool(term[0]), bool(trunc[0]), info
 
@@ -637,7 +746,7 @@ class VecRecSim:
     def reset(self, seed: int | None = None, user_ids=None):
         s = self._slots
         base = _fresh_seed() if seed is None else int(seed)
-        s.stream_seed[:] = (np.uint64(base % 2**64) + np.arange(self.num_envs, dtype=np.uint64))
+        s.stream_seed[:] = np.uint64(base % 2**64) + np.arange(self.num_envs, dtype=np.uint64)
         s.episode[:] = 0
         forced = None
         if user_ids is not None:
@@ -665,9 +774,16 @@ class VecRecSim:
         probs, clicked, pos, rewards, term, trunc = s.step(slates)
         done = term | trunc
         final_obs = s.obs()
-        info = {"clicked_item": clicked, "click_position": pos, "click_prob": 1.0 - probs[:, -1],
-                "choice_probs": probs, "user_id": users, "episode_return": s.ep_return.copy(),
-                "episode_length": s.t.copy(), "final_obs": final_obs}
+        info = {
+            "clicked_item": clicked,
+            "click_position": pos,
+            "click_prob": 1.0 - probs[:, -1],
+            "choice_probs": probs,
+            "user_id": users,
+            "episode_return": s.ep_return.copy(),
+            "episode_length": s.t.copy(),
+            "final_obs": final_obs,
+        }
         if done.any():
             s.episode[done] += 1
             s.reset(done)

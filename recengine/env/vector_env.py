@@ -5,6 +5,7 @@
 Code that runs sessions (rollouts, off-policy evaluation) takes "a fitted user model" and should not care which of
 the two it is: both environments share the observation/step API.
 """
+
 from __future__ import annotations
 
 from recengine.env.sequential_sim import SequentialUserModel, SequentialVecSim

@@ -12,6 +12,7 @@ The uniform random policy's distribution is exact: 1 / n_actions for every item 
 Both are context-free, so every round has the same distribution: the result is a read-only broadcast view of
 shape (n_rounds, n_actions, len_list), which costs no memory.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -22,8 +23,9 @@ __all__ = ["bernoulli_ts_action_dist", "uniform_action_dist"]
 _BLOCK_SIMULATIONS = 8192
 
 
-def bernoulli_ts_action_dist(alpha, beta, len_list: int, *, n_rounds: int = 1, n_sim: int = 100_000,
-                             random_state: int | None = 12345) -> np.ndarray:
+def bernoulli_ts_action_dist(
+    alpha, beta, len_list: int, *, n_rounds: int = 1, n_sim: int = 100_000, random_state: int | None = 12345
+) -> np.ndarray:
     """P(item a shown at position p) of Bernoulli Thompson Sampling with Beta(alpha, beta) per item, by
     ``n_sim`` Monte Carlo simulations from ``np.random.default_rng(random_state)``; (n_rounds, n_actions,
     len_list), each position's column summing to 1."""
@@ -43,8 +45,11 @@ def bernoulli_ts_action_dist(alpha, beta, len_list: int, *, n_rounds: int = 1, n
     for start in range(0, n_sim, _BLOCK_SIMULATIONS):
         m = min(_BLOCK_SIMULATIONS, n_sim - start)
         draws = rng.beta(a, b, size=(m, n_actions))
-        top = np.argpartition(-draws, len_list - 1, axis=1)[:, :len_list] if len_list < n_actions \
+        top = (
+            np.argpartition(-draws, len_list - 1, axis=1)[:, :len_list]
+            if len_list < n_actions
             else np.tile(np.arange(n_actions), (m, 1))
+        )
         ranked = np.take_along_axis(top, np.argsort(-np.take_along_axis(draws, top, axis=1), axis=1), axis=1)
         for pos in range(len_list):
             counts[:, pos] += np.bincount(ranked[:, pos], minlength=n_actions)

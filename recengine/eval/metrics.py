@@ -11,6 +11,7 @@ exclusion list), and the target's rank r (0 = best) among the rest gives
 averaged over users. Ranking goes through ``recengine.ops.catalog_topk`` (ties broken by the lower item id), so
 no (B, N) score matrix is built.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -23,8 +24,9 @@ from recengine import ops
 def target_ranks(topk_ids: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """(B,) int64: the position of each target in its row of `topk_ids` (B, k), or k where it is absent."""
     if topk_ids.dim() != 2 or targets.shape != (topk_ids.shape[0],):
-        raise ValueError(f"expected topk_ids (B, k) and targets (B,), got {tuple(topk_ids.shape)}, "
-                         f"{tuple(targets.shape)}")
+        raise ValueError(
+            f"expected topk_ids (B, k) and targets (B,), got {tuple(topk_ids.shape)}, {tuple(targets.shape)}"
+        )
     k = topk_ids.shape[1]
     hits = topk_ids == targets.to(topk_ids.dtype).unsqueeze(1)
     # first hit position; k when none (argmax of an all-False row is 0, so mask it)
@@ -45,8 +47,17 @@ def metrics_from_ranks(ranks: torch.Tensor, ks: Sequence[int] = (10,)) -> dict[s
     return out
 
 
-def rank_targets(Q: torch.Tensor, E: torch.Tensor, targets, *, k: int, bias: torch.Tensor | None = None,
-                 exclude_offsets=None, exclude_ids=None, batch_size: int = 1024) -> torch.Tensor:
+def rank_targets(
+    Q: torch.Tensor,
+    E: torch.Tensor,
+    targets,
+    *,
+    k: int,
+    bias: torch.Tensor | None = None,
+    exclude_offsets=None,
+    exclude_ids=None,
+    batch_size: int = 1024,
+) -> torch.Tensor:
     """(B,) 0-based rank of each target among all non-excluded items (k where it is not in the top k).
 
     Q (B, D) user states, E (N, D) item table, optional item bias (N,); exclusion as CSR (B+1,) + ids."""
@@ -75,9 +86,12 @@ def rank_targets(Q: torch.Tensor, E: torch.Tensor, targets, *, k: int, bias: tor
         if off is not None:
             counts = off[sel + 1] - off[sel]
             take = torch.repeat_interleave(off[sel], counts) + (
-                torch.arange(int(counts.sum())) - torch.repeat_interleave(torch.cumsum(counts, 0) - counts, counts))
-            kw = dict(exclude_offsets=torch.cat([torch.zeros(1, dtype=torch.int64), counts.cumsum(0)]),
-                      exclude_ids=ids[take].contiguous())
+                torch.arange(int(counts.sum())) - torch.repeat_interleave(torch.cumsum(counts, 0) - counts, counts)
+            )
+            kw = dict(
+                exclude_offsets=torch.cat([torch.zeros(1, dtype=torch.int64), counts.cumsum(0)]),
+                exclude_ids=ids[take].contiguous(),
+            )
         _, top = topk(Q[sel].contiguous(), E, kk, bias=bias, **kw)
         ranks[sel] = target_ranks(top, targets[sel])
 
@@ -87,18 +101,33 @@ def rank_targets(Q: torch.Tensor, E: torch.Tensor, targets, *, k: int, bias: tor
         bias = None if bias is None else bias.detach().contiguous().float()
         full = torch.nonzero(allowed >= k).flatten()
         for b0 in range(0, full.numel(), batch_size):
-            run(full[b0:b0 + batch_size], k)
+            run(full[b0 : b0 + batch_size], k)
         # rows with fewer than k items left: rank among what is left (none left: a miss)
         for r in torch.nonzero((allowed < k) & (allowed > 0)).flatten():
             run(r.view(1), int(allowed[r]))
     return ranks
 
 
-def evaluate_ranking(Q: torch.Tensor, E: torch.Tensor, targets, *, ks: Sequence[int] = (10,),
-                     bias: torch.Tensor | None = None, exclude_offsets=None, exclude_ids=None,
-                     batch_size: int = 1024) -> dict[str, float]:
+def evaluate_ranking(
+    Q: torch.Tensor,
+    E: torch.Tensor,
+    targets,
+    *,
+    ks: Sequence[int] = (10,),
+    bias: torch.Tensor | None = None,
+    exclude_offsets=None,
+    exclude_ids=None,
+    batch_size: int = 1024,
+) -> dict[str, float]:
     """HR/NDCG/MRR@K for every K in `ks`, full ranking of the catalog with the exclusion list masked."""
-    ranks = rank_targets(Q, E, targets, k=max(ks), bias=bias, exclude_offsets=exclude_offsets,
-                         exclude_ids=exclude_ids, batch_size=batch_size)
+    ranks = rank_targets(
+        Q,
+        E,
+        targets,
+        k=max(ks),
+        bias=bias,
+        exclude_offsets=exclude_offsets,
+        exclude_ids=exclude_ids,
+        batch_size=batch_size,
+    )
     return metrics_from_ranks(ranks, ks)
-

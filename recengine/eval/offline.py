@@ -6,6 +6,7 @@ itself is `recengine.eval.metrics.evaluate_ranking`. These helpers turn a split 
     evaluate_model(model, split, "test")     # the large model (a SequenceRecommender)
     evaluate_pop(split, "test")              # most-popular, by training count
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -46,17 +47,32 @@ def evaluate_pop(split: LeaveOneOut, which: str = "test", ks: Sequence[int] = (1
     return evaluate_ranking(Q, counts, targets, ks=ks, exclude_offsets=exc_off, exclude_ids=exc_ids)
 
 
-def evaluate_model(model: SequenceRecommender, split: LeaveOneOut, which: str = "test", ks: Sequence[int] = (10,),
-                   batch_size: int = 512) -> dict[str, float]:
+def evaluate_model(
+    model: SequenceRecommender,
+    split: LeaveOneOut,
+    which: str = "test",
+    ks: Sequence[int] = (10,),
+    batch_size: int = 512,
+) -> dict[str, float]:
     """Full-ranking HR/NDCG/MRR@K of the `which` target ("valid" or "test"), seen items excluded; the model is
     read in evaluation mode and left in the mode it was in."""
     users, targets, exc_off, exc_ids = eval_inputs(split, which)
     h = split.histories
     windows, _ = last_windows(h.items, h.offsets[users], split.prefix_end(which)[users], model.encoder.max_len)
     with eval_mode(model), torch.no_grad():
-        states = [model.user_states(torch.from_numpy(windows[b0:b0 + batch_size]),
-                                    torch.from_numpy(users[b0:b0 + batch_size]))
-                  for b0 in range(0, len(users), batch_size)]
+        states = [
+            model.user_states(
+                torch.from_numpy(windows[b0 : b0 + batch_size]), torch.from_numpy(users[b0 : b0 + batch_size])
+            )
+            for b0 in range(0, len(users), batch_size)
+        ]
         Q = torch.cat(states) if states else torch.zeros(0, model.encoder.dim)
-        return evaluate_ranking(Q, model.encoder.item_embeddings(), targets, ks=ks, bias=model.head.bias,
-                                exclude_offsets=exc_off, exclude_ids=exc_ids)
+        return evaluate_ranking(
+            Q,
+            model.encoder.item_embeddings(),
+            targets,
+            ks=ks,
+            bias=model.head.bias,
+            exclude_offsets=exc_off,
+            exclude_ids=exc_ids,
+        )

@@ -49,6 +49,7 @@ Simulator-side OPE (slate policies, logging rollouts, the fitted click model, ``
 ``recengine.eval.slate_policies`` and ``recengine.eval.simulated_ope``; its names are still importable from
 here, loaded on first use.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -58,19 +59,54 @@ import numpy as np
 
 from recengine.eval.ope_inputs import LoggedRounds, prepare_rounds
 
-__all__ = ["ips", "snips", "doubly_robust", "importance_weights", "effective_sample_size",
-           "Interval", "OffPolicyEstimator", "DirectMethod", "InverseProbabilityWeighting", "SelfNormalizedIPW",
-           "DoublyRobust", "SelfNormalizedDR", "SwitchDR", "DoublyRobustWithShrinkage", "ESTIMATORS",
-           "LoggedRounds", "prepare_rounds"]
+__all__ = [
+    "ips",
+    "snips",
+    "doubly_robust",
+    "importance_weights",
+    "effective_sample_size",
+    "Interval",
+    "OffPolicyEstimator",
+    "DirectMethod",
+    "InverseProbabilityWeighting",
+    "SelfNormalizedIPW",
+    "DoublyRobust",
+    "SelfNormalizedDR",
+    "SwitchDR",
+    "DoublyRobustWithShrinkage",
+    "ESTIMATORS",
+    "LoggedRounds",
+    "prepare_rounds",
+]
 
 #: names that moved to recengine.eval.slate_policies / recengine.eval.simulated_ope, still importable from here
 _MOVED = {
-    **{name: "recengine.eval.slate_policies" for name in (
-        "SlatePolicy", "UniformSlatePolicy", "DeterministicSlatePolicy", "EpsilonGreedySlatePolicy",
-        "MixtureSlatePolicy", "SoftmaxSlatePolicy", "as_slate_policy")},
-    **{name: "recengine.eval.simulated_ope" for name in (
-        "LoggedSteps", "collect_logs", "on_policy_value", "ChoiceRewardModel", "fit_reward_model",
-        "fitted_q_values", "evaluate_offline", "ope_check", "_no_click_streak")},
+    **{
+        name: "recengine.eval.slate_policies"
+        for name in (
+            "SlatePolicy",
+            "UniformSlatePolicy",
+            "DeterministicSlatePolicy",
+            "EpsilonGreedySlatePolicy",
+            "MixtureSlatePolicy",
+            "SoftmaxSlatePolicy",
+            "as_slate_policy",
+        )
+    },
+    **{
+        name: "recengine.eval.simulated_ope"
+        for name in (
+            "LoggedSteps",
+            "collect_logs",
+            "on_policy_value",
+            "ChoiceRewardModel",
+            "fit_reward_model",
+            "fitted_q_values",
+            "evaluate_offline",
+            "ope_check",
+            "_no_click_streak",
+        )
+    },
 }
 
 
@@ -79,7 +115,6 @@ def __getattr__(name: str):
     if name in _MOVED:
         return getattr(importlib.import_module(_MOVED[name]), name)
     raise AttributeError(f"module 'recengine.eval.ope' has no attribute {name!r}")
-
 
 
 def _as_1d(name: str, a, n: int | None = None) -> np.ndarray:
@@ -161,8 +196,9 @@ def snips(rewards, target_probs, logging_probs, *, sessions=None, clip: float | 
     return float(np.sum(np.divide(num, den, out=np.zeros(T), where=den > 0)))
 
 
-def doubly_robust(rewards, target_probs, logging_probs, q_logged, v_target, *, sessions=None,
-                  clip: float | None = None) -> float:
+def doubly_robust(
+    rewards, target_probs, logging_probs, q_logged, v_target, *, sessions=None, clip: float | None = None
+) -> float:
     """Doubly robust: the reward model's prediction for the target plus the importance-weighted residual.
 
     ``q_logged`` r^(x_i, a_i), the model's reward for the logged action; ``v_target`` E_{a ~ pi} r^(x_i, a),
@@ -184,7 +220,6 @@ def doubly_robust(rewards, target_probs, logging_probs, q_logged, v_target, *, s
     return float(np.sum(rho * (r - q) + prev * v) / S)
 
 
-
 def effective_sample_size(weights) -> float:
     """Kish's effective sample size of importance weights: (sum w)^2 / sum w^2 (n when all weights are equal)."""
     w = np.asarray(weights, dtype=np.float64)
@@ -193,6 +228,7 @@ def effective_sample_size(weights) -> float:
 
 
 # ============================================================================ one interface, obp-style
+
 
 @dataclass(frozen=True)
 class Interval:
@@ -211,10 +247,17 @@ class Interval:
     def to_dict(self) -> dict:
         """The fields by name, plus obp's keys ("mean", "95.0% CI (lower)", "95.0% CI (upper)")."""
         level = f"{100 * (1 - self.alpha)}% CI"
-        return {"estimate": self.estimate, "lower": self.lower, "upper": self.upper,
-                "bootstrap_mean": self.bootstrap_mean, "alpha": self.alpha,
-                "n_bootstrap_samples": self.n_bootstrap_samples,
-                "mean": self.bootstrap_mean, f"{level} (lower)": self.lower, f"{level} (upper)": self.upper}
+        return {
+            "estimate": self.estimate,
+            "lower": self.lower,
+            "upper": self.upper,
+            "bootstrap_mean": self.bootstrap_mean,
+            "alpha": self.alpha,
+            "n_bootstrap_samples": self.n_bootstrap_samples,
+            "mean": self.bootstrap_mean,
+            f"{level} (lower)": self.lower,
+            f"{level} (upper)": self.upper,
+        }
 
 
 @dataclass(frozen=True)
@@ -256,7 +299,7 @@ def _bootstrap(terms: _Terms, n_bootstrap_samples: int, rng: np.random.Generator
         if terms.ratio_num is not None:
             num, den = terms.ratio_num[idx].sum(axis=1), terms.ratio_den[idx].sum(axis=1)
             value = value + np.divide(num, den, out=np.zeros_like(num), where=den > 0).sum(axis=1)
-        out[start:start + b] = value
+        out[start : start + b] = value
     return out
 
 
@@ -288,11 +331,14 @@ class OffPolicyEstimator:
         elif any(v is not None for v in arrays.values()):
             raise ValueError("give either rounds= or the logged arrays, not both")
         if self.needs_reward_model and (rounds.q_logged is None or rounds.v_target is None):
-            raise ValueError(f"{self.name} needs a reward model: estimated_rewards_by_reg_model "
-                             f"(or q_logged and v_target)")
+            raise ValueError(
+                f"{self.name} needs a reward model: estimated_rewards_by_reg_model (or q_logged and v_target)"
+            )
         if rounds.sessions is not None and not self.supports_sessions:
-            raise ValueError(f"{self.name} estimates per-round values; sessions are supported by "
-                             f"{', '.join(n for n, c in ESTIMATORS.items() if c.supports_sessions)}")
+            raise ValueError(
+                f"{self.name} estimates per-round values; sessions are supported by "
+                f"{', '.join(n for n, c in ESTIMATORS.items() if c.supports_sessions)}"
+            )
         return rounds
 
     def _terms(self, rounds: LoggedRounds) -> _Terms:
@@ -301,42 +347,108 @@ class OffPolicyEstimator:
     def _weights(self, rounds: LoggedRounds) -> np.ndarray:
         return rounds.weights()
 
-    def estimate_policy_value(self, *, reward=None, action=None, position=None, pscore=None, action_dist=None,
-                              estimated_rewards_by_reg_model=None, target_probs=None, q_logged=None,
-                              v_target=None, sessions=None, rounds: LoggedRounds | None = None) -> float:
+    def estimate_policy_value(
+        self,
+        *,
+        reward=None,
+        action=None,
+        position=None,
+        pscore=None,
+        action_dist=None,
+        estimated_rewards_by_reg_model=None,
+        target_probs=None,
+        q_logged=None,
+        v_target=None,
+        sessions=None,
+        rounds: LoggedRounds | None = None,
+    ) -> float:
         """The estimated value of the evaluation policy: per round, or per session with ``sessions``."""
-        arrays = dict(reward=reward, action=action, position=position, pscore=pscore, action_dist=action_dist,
-                      estimated_rewards_by_reg_model=estimated_rewards_by_reg_model, target_probs=target_probs,
-                      q_logged=q_logged, v_target=v_target, sessions=sessions)
+        arrays = dict(
+            reward=reward,
+            action=action,
+            position=position,
+            pscore=pscore,
+            action_dist=action_dist,
+            estimated_rewards_by_reg_model=estimated_rewards_by_reg_model,
+            target_probs=target_probs,
+            q_logged=q_logged,
+            v_target=v_target,
+            sessions=sessions,
+        )
         return self._terms(self._rounds(rounds, arrays)).value()
 
-    def estimate_interval(self, *, reward=None, action=None, position=None, pscore=None, action_dist=None,
-                          estimated_rewards_by_reg_model=None, target_probs=None, q_logged=None,
-                          v_target=None, sessions=None, rounds: LoggedRounds | None = None, alpha: float = 0.05,
-                          n_bootstrap_samples: int = 1000, random_state: int | None = 0) -> Interval:
+    def estimate_interval(
+        self,
+        *,
+        reward=None,
+        action=None,
+        position=None,
+        pscore=None,
+        action_dist=None,
+        estimated_rewards_by_reg_model=None,
+        target_probs=None,
+        q_logged=None,
+        v_target=None,
+        sessions=None,
+        rounds: LoggedRounds | None = None,
+        alpha: float = 0.05,
+        n_bootstrap_samples: int = 1000,
+        random_state: int | None = 0,
+    ) -> Interval:
         """A (1 - alpha) percentile-bootstrap interval: the logged units (rounds, or whole sessions) resampled
         with replacement ``n_bootstrap_samples`` times from ``np.random.default_rng(random_state)``."""
         if not 0.0 < alpha < 1.0:
             raise ValueError(f"alpha must be in (0, 1), got {alpha}")
         if n_bootstrap_samples < 2:
             raise ValueError(f"n_bootstrap_samples must be >= 2, got {n_bootstrap_samples}")
-        arrays = dict(reward=reward, action=action, position=position, pscore=pscore, action_dist=action_dist,
-                      estimated_rewards_by_reg_model=estimated_rewards_by_reg_model, target_probs=target_probs,
-                      q_logged=q_logged, v_target=v_target, sessions=sessions)
+        arrays = dict(
+            reward=reward,
+            action=action,
+            position=position,
+            pscore=pscore,
+            action_dist=action_dist,
+            estimated_rewards_by_reg_model=estimated_rewards_by_reg_model,
+            target_probs=target_probs,
+            q_logged=q_logged,
+            v_target=v_target,
+            sessions=sessions,
+        )
         terms = self._terms(self._rounds(rounds, arrays))
         reps = _bootstrap(terms, int(n_bootstrap_samples), np.random.default_rng(random_state))
         lower, upper = np.quantile(reps, [alpha / 2, 1 - alpha / 2])
-        return Interval(terms.value(), float(lower), float(upper), float(reps.mean()), float(alpha),
-                        int(n_bootstrap_samples))
+        return Interval(
+            terms.value(), float(lower), float(upper), float(reps.mean()), float(alpha), int(n_bootstrap_samples)
+        )
 
-    def effective_sample_size(self, *, reward=None, action=None, position=None, pscore=None, action_dist=None,
-                              estimated_rewards_by_reg_model=None, target_probs=None, q_logged=None,
-                              v_target=None, sessions=None, rounds: LoggedRounds | None = None) -> float:
+    def effective_sample_size(
+        self,
+        *,
+        reward=None,
+        action=None,
+        position=None,
+        pscore=None,
+        action_dist=None,
+        estimated_rewards_by_reg_model=None,
+        target_probs=None,
+        q_logged=None,
+        v_target=None,
+        sessions=None,
+        rounds: LoggedRounds | None = None,
+    ) -> float:
         """Kish's effective sample size of the per-decision weights this estimator applies (after clipping,
         switching or shrinkage); the number of rounds for the direct method, which weights nothing."""
-        arrays = dict(reward=reward, action=action, position=position, pscore=pscore, action_dist=action_dist,
-                      estimated_rewards_by_reg_model=estimated_rewards_by_reg_model, target_probs=target_probs,
-                      q_logged=q_logged, v_target=v_target, sessions=sessions)
+        arrays = dict(
+            reward=reward,
+            action=action,
+            position=position,
+            pscore=pscore,
+            action_dist=action_dist,
+            estimated_rewards_by_reg_model=estimated_rewards_by_reg_model,
+            target_probs=target_probs,
+            q_logged=q_logged,
+            v_target=v_target,
+            sessions=sessions,
+        )
         return effective_sample_size(self._weights(self._rounds(rounds, arrays)))
 
 
@@ -365,8 +477,11 @@ class DirectMethod(OffPolicyEstimator):
     def _rounds(self, rounds, arrays):
         # obp's DM takes only action_dist, estimated_rewards_by_reg_model and position: the logged action,
         # reward and propensity do not enter the estimate, so placeholders stand in for them
-        if rounds is None and arrays["action_dist"] is not None and \
-                all(arrays[k] is None for k in ("reward", "action", "pscore")):
+        if (
+            rounds is None
+            and arrays["action_dist"] is not None
+            and all(arrays[k] is None for k in ("reward", "action", "pscore"))
+        ):
             n = np.shape(arrays["action_dist"])[0]
             arrays = {**arrays, "reward": np.zeros(n), "action": np.zeros(n, np.int64), "pscore": np.ones(n)}
         return super()._rounds(rounds, arrays)
@@ -491,5 +606,14 @@ class DoublyRobustWithShrinkage(OffPolicyEstimator):
 
 #: every estimator class by its short name
 ESTIMATORS: dict[str, type[OffPolicyEstimator]] = {
-    cls.name: cls for cls in (DirectMethod, InverseProbabilityWeighting, SelfNormalizedIPW, DoublyRobust,
-                              SelfNormalizedDR, SwitchDR, DoublyRobustWithShrinkage)}
+    cls.name: cls
+    for cls in (
+        DirectMethod,
+        InverseProbabilityWeighting,
+        SelfNormalizedIPW,
+        DoublyRobust,
+        SelfNormalizedDR,
+        SwitchDR,
+        DoublyRobustWithShrinkage,
+    )
+}

@@ -22,6 +22,7 @@ Both reduce to a ``LoggedRounds``: reward, pscore, target_prob, q_logged, v_targ
 reduction reads the two (n, n_actions, len_list) arrays once, checking them on the way
 (``recengine.eval.ope_reduce``); float32 or float64 arrays are read as they are, without a copy.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -80,8 +81,10 @@ def _vector(name: str, value, n: int | None, *, dtype=np.float64) -> np.ndarray:
 def _check_pscore(pscore: np.ndarray) -> None:
     bad = np.flatnonzero((pscore <= 0) | (pscore > 1))
     if bad.size:
-        raise ValueError(f"pscore must be in (0, 1] (the behavior policy's probability of the logged action); "
-                         f"row {int(bad[0])} holds {pscore[bad[0]]!r}")
+        raise ValueError(
+            f"pscore must be in (0, 1] (the behavior policy's probability of the logged action); "
+            f"row {int(bad[0])} holds {pscore[bad[0]]!r}"
+        )
 
 
 def _check_range(name: str, values: np.ndarray, size: int, what: str) -> None:
@@ -120,9 +123,19 @@ def _array3(name: str, value, n: int) -> np.ndarray:
     return a if a.dtype in (np.float32, np.float64) else a.astype(np.float64)
 
 
-def prepare_rounds(reward=None, action=None, position=None, pscore=None, action_dist=None,
-                   estimated_rewards_by_reg_model=None, *, target_probs=None, q_logged=None, v_target=None,
-                   sessions=None) -> LoggedRounds:
+def prepare_rounds(
+    reward=None,
+    action=None,
+    position=None,
+    pscore=None,
+    action_dist=None,
+    estimated_rewards_by_reg_model=None,
+    *,
+    target_probs=None,
+    q_logged=None,
+    v_target=None,
+    sessions=None,
+) -> LoggedRounds:
     """Check logged feedback (either form, see the module docstring) and reduce it to per-round arrays.
 
     Raises ValueError naming the offending field: lengths that differ from ``reward``'s, NaN or inf, a pscore
@@ -153,21 +166,25 @@ def prepare_rounds(reward=None, action=None, position=None, pscore=None, action_
         if estimated_rewards_by_reg_model is not None:
             est = _array3("estimated_rewards_by_reg_model", estimated_rewards_by_reg_model, n)
             if est.shape != pi.shape:
-                raise ValueError(f"estimated_rewards_by_reg_model has shape {est.shape}, "
-                                 f"expected action_dist's {pi.shape}")
+                raise ValueError(
+                    f"estimated_rewards_by_reg_model has shape {est.shape}, expected action_dist's {pi.shape}"
+                )
         tp, q, v = _reduce_obp(pi, est, act, pos)
     else:
         if target_probs is None:
             raise ValueError("give action_dist (obp-style) or target_probs (per-decision)")
         if estimated_rewards_by_reg_model is not None:
-            raise ValueError("estimated_rewards_by_reg_model goes with action_dist; per-decision logs take "
-                             "q_logged and v_target")
+            raise ValueError(
+                "estimated_rewards_by_reg_model goes with action_dist; per-decision logs take q_logged and v_target"
+            )
         tp = _vector("target_probs", target_probs, n)
         if (tp < 0).any() or (tp > 1).any():
             raise ValueError("target_probs must be probabilities in [0, 1]")
         if (q_logged is None) != (v_target is None):
-            raise ValueError("give q_logged and v_target together (the reward model at the logged action "
-                             "and its expectation under the evaluation policy)")
+            raise ValueError(
+                "give q_logged and v_target together (the reward model at the logged action "
+                "and its expectation under the evaluation policy)"
+            )
         q = None if q_logged is None else _vector("q_logged", q_logged, n)
         v = None if v_target is None else _vector("v_target", v_target, n)
     if sessions is not None:

@@ -7,6 +7,7 @@ evaluation policy at the logged position. This numba kernel reads each round's b
 and writes those three numbers; rounds run in parallel. Problems are reported per round as a code, which the
 caller turns into an error naming the field.
 """
+
 from __future__ import annotations
 
 import numba
@@ -48,8 +49,9 @@ def _reduce(pi, q, has_q, action, position, tol, target_prob, q_logged, v_target
         status[i] = code
 
 
-def reduce_rounds(action_dist: np.ndarray, estimated: np.ndarray | None, action: np.ndarray, position: np.ndarray,
-                  tol: float) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None, np.ndarray]:
+def reduce_rounds(
+    action_dist: np.ndarray, estimated: np.ndarray | None, action: np.ndarray, position: np.ndarray, tol: float
+) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None, np.ndarray]:
     """(target_prob, q_logged, v_target, status) per round; ``status`` holds OK or the first problem found in
     that round. ``action`` and ``position`` must already be in range (they index the arrays)."""
     n = action.shape[0]

@@ -5,6 +5,7 @@ One function per estimator on obp-style arrays (``reward``, ``action``, ``positi
 own fancy-indexed slices of the full arrays, no checks, no sharing between estimators: obviously correct and
 what a user of obp runs today. ``recengine.eval.ope`` must agree with these.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -71,17 +72,23 @@ def switch_dr(reward, action, position, pscore, action_dist, estimated, lambda_=
 def dros(reward, action, position, pscore, action_dist, estimated, lambda_=np.inf):
     w = _weights(action, position, pscore, action_dist)
     q = _factual(action, position, estimated)
-    shrunk = w if np.isinf(lambda_) else (lambda_ * w) / (w ** 2 + lambda_)
+    shrunk = w if np.isinf(lambda_) else (lambda_ * w) / (w**2 + lambda_)
     return float(np.mean(_dm_part(position, action_dist, estimated) + shrunk * (reward - q)))
 
 
 #: reference function by the estimator's short name in recengine.eval.ope.ESTIMATORS
-REFERENCE_ESTIMATORS = {"dm": dm, "ips": ips, "snips": snips, "dr": dr, "sndr": sndr, "switch-dr": switch_dr,
-                        "dros": dros}
+REFERENCE_ESTIMATORS = {
+    "dm": dm,
+    "ips": ips,
+    "snips": snips,
+    "dr": dr,
+    "sndr": sndr,
+    "switch-dr": switch_dr,
+    "dros": dros,
+}
 
 
-def reference_estimate(name: str, reward, action, position, pscore, action_dist, estimated=None,
-                       lambda_=None) -> float:
+def reference_estimate(name: str, reward, action, position, pscore, action_dist, estimated=None, lambda_=None) -> float:
     """The reference estimate of estimator ``name``; ``lambda_`` is the clip (IPS, SNIPS, DR, SNDR), the
     switch threshold (Switch-DR) or the shrinkage (DRos), None for none."""
     fn = REFERENCE_ESTIMATORS[name]

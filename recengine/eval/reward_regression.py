@@ -8,6 +8,7 @@ outside the simulator. As in obp's ``RegressionModel``, one model per position o
 ``cross_fitted_rewards`` predicts every round with a model that never saw it (K-fold cross-fitting), which keeps
 the doubly robust correction free of the model's own overfitting to those rounds. NumPy only.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -57,8 +58,17 @@ class RewardRegression:
     way for every context, shifted by the context, like obp's default regression over concatenated features.
     """
 
-    def __init__(self, n_actions: int, len_list: int = 1, *, action_context=None, kind: str = "logistic",
-                 l2: float = 1e-2, max_iter: int = 50, tol: float = 1e-8):
+    def __init__(
+        self,
+        n_actions: int,
+        len_list: int = 1,
+        *,
+        action_context=None,
+        kind: str = "logistic",
+        l2: float = 1e-2,
+        max_iter: int = 50,
+        tol: float = 1e-8,
+    ):
         if n_actions < 1 or len_list < 1:
             raise ValueError(f"n_actions and len_list must be >= 1, got {n_actions}, {len_list}")
         if kind not in _KINDS:
@@ -72,8 +82,9 @@ class RewardRegression:
         else:
             self.action_context = np.asarray(action_context, dtype=np.float64)
             if self.action_context.ndim != 2 or self.action_context.shape[0] != self.n_actions:
-                raise ValueError(f"action_context must be (n_actions={n_actions}, d), "
-                                 f"got shape {self.action_context.shape}")
+                raise ValueError(
+                    f"action_context must be (n_actions={n_actions}, d), got shape {self.action_context.shape}"
+                )
         self.weights: list[np.ndarray] | None = None
 
     def _check(self, context, action=None, position=None, reward=None):
@@ -87,8 +98,11 @@ class RewardRegression:
         n = X.shape[0]
         out = [X]
         for name, value, size in (("action", action, self.n_actions), ("position", position, self.len_list)):
-            a = np.zeros(n, np.int64) if value is None and name == "position" and self.len_list == 1 \
+            a = (
+                np.zeros(n, np.int64)
+                if value is None and name == "position" and self.len_list == 1
                 else np.asarray(value)
+            )
             if a.shape != (n,):
                 raise ValueError(f"{name} must have shape ({n},) like context's rounds, got {a.shape}")
             if a.dtype.kind not in "iu" or (a < 0).any() or (a >= size).any():
@@ -128,16 +142,28 @@ class RewardRegression:
         out = np.empty((X.shape[0], self.n_actions, self.len_list))
         for pos, w in enumerate(self.weights):
             if w.shape[0] != d + self.action_context.shape[1] + 1:
-                raise ValueError(f"context has {d} features, the model was fitted on "
-                                 f"{w.shape[0] - self.action_context.shape[1] - 1}")
+                raise ValueError(
+                    f"context has {d} features, the model was fitted on {w.shape[0] - self.action_context.shape[1] - 1}"
+                )
             score = (X @ w[:d])[:, None] + (self.action_context @ w[d:-1])[None, :] + w[-1]
             out[:, :, pos] = _sigmoid(score) if self.kind == "logistic" else score
         return out
 
 
-def cross_fitted_rewards(context, action, position, reward, *, n_actions: int, len_list: int = 1,
-                         n_folds: int = 3, action_context=None, kind: str = "logistic", l2: float = 1e-2,
-                         random_state: int | None = 0) -> np.ndarray:
+def cross_fitted_rewards(
+    context,
+    action,
+    position,
+    reward,
+    *,
+    n_actions: int,
+    len_list: int = 1,
+    n_folds: int = 3,
+    action_context=None,
+    kind: str = "logistic",
+    l2: float = 1e-2,
+    random_state: int | None = 0,
+) -> np.ndarray:
     """(n, n_actions, len_list) predictions where each round's row comes from a ``RewardRegression`` fitted on
     the other folds (rounds split at random into ``n_folds`` folds by ``np.random.default_rng(random_state)``).
     ``n_folds=1`` fits and predicts on all rounds (no cross-fitting)."""

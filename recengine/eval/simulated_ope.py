@@ -5,6 +5,7 @@ runs a target policy for its true value, ``evaluate_offline`` estimates the targ
 the logs (IPS, SNIPS and DR with a fitted click model and a fitted value model), and ``ope_check`` puts
 estimate and truth side by side. The estimators themselves are NumPy and live in ``recengine.eval.ope``.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -14,8 +15,16 @@ import numpy as np
 from recengine.eval.ope import doubly_robust, importance_weights, ips, snips
 from recengine.eval.slate_policies import EpsilonGreedySlatePolicy, SlatePolicy, as_slate_policy
 
-__all__ = ["LoggedSteps", "collect_logs", "on_policy_value", "ChoiceRewardModel", "fit_reward_model",
-           "fitted_q_values", "evaluate_offline", "ope_check"]
+__all__ = [
+    "LoggedSteps",
+    "collect_logs",
+    "on_policy_value",
+    "ChoiceRewardModel",
+    "fit_reward_model",
+    "fitted_q_values",
+    "evaluate_offline",
+    "ope_check",
+]
 
 
 @dataclass
@@ -47,8 +56,18 @@ class LoggedSteps:
         return np.bincount(inv, weights=self.rewards, minlength=self.num_sessions)
 
 
-def _run_sessions(model, policy: SlatePolicy, num_sessions: int, *, seed: int, num_envs: int, config,
-                  user_pool, record: bool, progress: bool = False):
+def _run_sessions(
+    model,
+    policy: SlatePolicy,
+    num_sessions: int,
+    *,
+    seed: int,
+    num_envs: int,
+    config,
+    user_pool,
+    record: bool,
+    progress: bool = False,
+):
     """Run num_sessions complete sessions (quota per slot, so no bias towards short sessions)."""
     from recengine.env.vector_env import vector_env
 
@@ -69,6 +88,7 @@ def _run_sessions(model, policy: SlatePolicy, num_sessions: int, *, seed: int, n
     bar = None
     if progress:
         from tqdm import tqdm
+
         bar = tqdm(total=num_sessions, desc="sessions", unit="session", leave=False)
     while (done_sessions < quota).any():
         active = done_sessions < quota
@@ -80,8 +100,17 @@ def _run_sessions(model, policy: SlatePolicy, num_sessions: int, *, seed: int, n
         ended = term | trunc
         if record:
             a = np.flatnonzero(active)
-            rows.append(({k: v[a] for k, v in obs.items()}, slates[a], rewards[a].astype(np.float64),
-                         info["click_position"][a], probs[a], sid[a], t[a]))
+            rows.append(
+                (
+                    {k: v[a] for k, v in obs.items()},
+                    slates[a],
+                    rewards[a].astype(np.float64),
+                    info["click_position"][a],
+                    probs[a],
+                    sid[a],
+                    t[a],
+                )
+            )
         np.add.at(returns, sid[active], rewards[active])
         lengths[sid[active]] += 1
         t = np.where(ended, 0, t + 1)
@@ -98,37 +127,89 @@ def _run_sessions(model, policy: SlatePolicy, num_sessions: int, *, seed: int, n
     sessions, steps = cat(5), cat(6)
     order = np.lexsort((steps, sessions))
     obs_all = {k: np.concatenate([r[0][k] for r in rows])[order] for k in rows[0][0]}
-    return LoggedSteps(obs_all, cat(1)[order], cat(2)[order], cat(3)[order], cat(4)[order], sessions[order],
-                       steps[order], num_sessions), returns, lengths
+    return (
+        LoggedSteps(
+            obs_all,
+            cat(1)[order],
+            cat(2)[order],
+            cat(3)[order],
+            cat(4)[order],
+            sessions[order],
+            steps[order],
+            num_sessions,
+        ),
+        returns,
+        lengths,
+    )
 
 
-def collect_logs(model, logging_policy, num_sessions: int, *, seed: int = 0, num_envs: int = 256, config=None,
-                 user_pool=None, progress: bool = False) -> LoggedSteps:
+def collect_logs(
+    model,
+    logging_policy,
+    num_sessions: int,
+    *,
+    seed: int = 0,
+    num_envs: int = 256,
+    config=None,
+    user_pool=None,
+    progress: bool = False,
+) -> LoggedSteps:
     """Run ``logging_policy`` (a SlatePolicy: it must know its probabilities) for ``num_sessions`` whole
     sessions of ``model`` (a ``SequentialUserModel`` or a ``UserModel``, stepped by ``recengine.env.vector_env``)
     and log every step with its propensity."""
     policy = as_slate_policy(logging_policy)
-    logs, _, _ = _run_sessions(model, policy, num_sessions, seed=seed, num_envs=num_envs, config=config,
-                               user_pool=user_pool, record=True, progress=progress)
+    logs, _, _ = _run_sessions(
+        model,
+        policy,
+        num_sessions,
+        seed=seed,
+        num_envs=num_envs,
+        config=config,
+        user_pool=user_pool,
+        record=True,
+        progress=progress,
+    )
     if (logs.logging_probs <= 0).any():
         raise ValueError("the logging policy gave probability 0 to a slate it chose; check its prob()")
     return logs
 
 
-def on_policy_value(model, policy, num_sessions: int, *, seed: int = 1, num_envs: int = 256, config=None,
-                    user_pool=None, progress: bool = False) -> dict:
+def on_policy_value(
+    model,
+    policy,
+    num_sessions: int,
+    *,
+    seed: int = 1,
+    num_envs: int = 256,
+    config=None,
+    user_pool=None,
+    progress: bool = False,
+) -> dict:
     """The true value of ``policy`` by running it: mean return per session (clicks), its standard
     error, CTR (clicks per slate) and mean session length."""
     pol = as_slate_policy(policy)
-    returns, lengths = _run_sessions(model, pol, num_sessions, seed=seed, num_envs=num_envs, config=config,
-                                     user_pool=user_pool, record=False, progress=progress)
-    return {"mean_return": float(returns.mean()),
-            "stderr": float(returns.std(ddof=1) / np.sqrt(len(returns))) if len(returns) > 1 else float("nan"),
-            "ctr": float(returns.sum() / max(lengths.sum(), 1)),
-            "mean_length": float(lengths.mean()), "num_sessions": int(num_sessions)}
+    returns, lengths = _run_sessions(
+        model,
+        pol,
+        num_sessions,
+        seed=seed,
+        num_envs=num_envs,
+        config=config,
+        user_pool=user_pool,
+        record=False,
+        progress=progress,
+    )
+    return {
+        "mean_return": float(returns.mean()),
+        "stderr": float(returns.std(ddof=1) / np.sqrt(len(returns))) if len(returns) > 1 else float("nan"),
+        "ctr": float(returns.sum() / max(lengths.sum(), 1)),
+        "mean_length": float(lengths.mean()),
+        "num_sessions": int(num_sessions),
+    }
 
 
 # ============================================================================ reward model for DR
+
 
 class ChoiceRewardModel:
     """A multinomial-logit click model fitted on logs: utility(u, j) = <p_u, q_j> + b_j - rep * [j in history],
@@ -148,8 +229,17 @@ class ChoiceRewardModel:
         return e / (e + np.exp(-m))
 
 
-def fit_reward_model(logs: LoggedSteps, num_users: int, num_items: int, *, dim: int = 16, epochs: int = 100,
-                     lr: float = 0.1, l2: float = 1e-3, seed: int = 0) -> ChoiceRewardModel:
+def fit_reward_model(
+    logs: LoggedSteps,
+    num_users: int,
+    num_items: int,
+    *,
+    dim: int = 16,
+    epochs: int = 100,
+    lr: float = 0.1,
+    l2: float = 1e-3,
+    seed: int = 0,
+) -> ChoiceRewardModel:
     """Fit a ChoiceRewardModel to the logged slates and clicks (full-batch Adam on the choice log-likelihood)."""
     import torch
 
@@ -169,8 +259,9 @@ def _fit_reward_model(torch, logs, num_users, num_items, dim, epochs, lr, l2, se
     pos = torch.as_tensor(logs.click_position)
     k = slates.shape[1]
     target = torch.where(pos >= 0, pos, k)
-    seen = torch.as_tensor((logs.slates[:, :, None] == logs.obs["history"][:, None, :]).any(axis=2),
-                           dtype=torch.float32)
+    seen = torch.as_tensor(
+        (logs.slates[:, :, None] == logs.obs["history"][:, None, :]).any(axis=2), dtype=torch.float32
+    )
     P = torch.nn.Parameter(0.05 * torch.randn(num_users, dim, generator=gen))
     Q = torch.nn.Parameter(0.05 * torch.randn(num_items, dim, generator=gen))
     b = torch.nn.Parameter(torch.full((num_items,), -2.0))
@@ -180,8 +271,9 @@ def _fit_reward_model(torch, logs, num_users, num_items, dim, epochs, lr, l2, se
         opt.zero_grad(set_to_none=True)
         util = (P[users][:, None, :] * Q[slates]).sum(-1) + b[slates] - rep * seen
         logits = torch.cat([util, torch.zeros(len(util), 1)], dim=1)
-        loss = torch.nn.functional.cross_entropy(logits, target) \
-            + l2 * (P.square().sum() + Q.square().sum()) / len(util)
+        loss = torch.nn.functional.cross_entropy(logits, target) + l2 * (P.square().sum() + Q.square().sum()) / len(
+            util
+        )
         loss.backward()
         opt.step()
     f = lambda t: t.detach().double().numpy()  # noqa: E731
@@ -189,6 +281,7 @@ def _fit_reward_model(torch, logs, num_users, num_items, dim, epochs, lr, l2, se
 
 
 # ============================================================================ a value model for sequential DR
+
 
 def _no_click_streak(rewards: np.ndarray, sessions: np.ndarray) -> np.ndarray:
     """Consecutive logged steps without a click just before each row, within its session."""
@@ -203,12 +296,14 @@ def _no_click_streak(rewards: np.ndarray, sessions: np.ndarray) -> np.ndarray:
 
 def _value_features(rhat: np.ndarray, streak: np.ndarray, step_frac: np.ndarray) -> np.ndarray:
     s = np.eye(5)[np.minimum(streak, 4)]
-    return np.column_stack([np.ones_like(rhat), rhat, s * (1.0 - rhat)[:, None], s, step_frac,
-                            step_frac * rhat, step_frac ** 2])
+    return np.column_stack(
+        [np.ones_like(rhat), rhat, s * (1.0 - rhat)[:, None], s, step_frac, step_frac * rhat, step_frac**2]
+    )
 
 
-def fitted_q_values(logs: LoggedSteps, q_reward: np.ndarray, v_reward: np.ndarray, *, iterations: int | None = None,
-                    ridge: float = 1e-3) -> tuple[np.ndarray, np.ndarray]:
+def fitted_q_values(
+    logs: LoggedSteps, q_reward: np.ndarray, v_reward: np.ndarray, *, iterations: int | None = None, ridge: float = 1e-3
+) -> tuple[np.ndarray, np.ndarray]:
     """Q^(x_t, a_t) and V^(x_t) = Q^(x_t, pi(x_t)) of the target's return-to-go, for sequential DR.
 
     Fitted-Q evaluation with a linear model on a few features of the logged state and action: the reward
@@ -244,6 +339,7 @@ def fitted_q_values(logs: LoggedSteps, q_reward: np.ndarray, v_reward: np.ndarra
 
 # ============================================================================ putting it together
 
+
 class _Chunked(SlatePolicy):
     """Calls a policy on at most ``chunk`` observations at a time (the logs can be large)."""
 
@@ -253,7 +349,7 @@ class _Chunked(SlatePolicy):
     def _parts(self, obs):
         n = len(obs["user_id"])
         for a in range(0, n, self.chunk):
-            yield slice(a, a + self.chunk), {k: v[a:a + self.chunk] for k, v in obs.items()}
+            yield slice(a, a + self.chunk), {k: v[a : a + self.chunk] for k, v in obs.items()}
 
     def sample(self, obs, rng):
         return np.concatenate([self.policy.sample(o, rng) for _, o in self._parts(obs)])
@@ -262,9 +358,18 @@ class _Chunked(SlatePolicy):
         return np.concatenate([self.policy.prob(o, slates[sl]) for sl, o in self._parts(obs)])
 
 
-def evaluate_offline(logs: LoggedSteps, target, *, reward_model=None, num_users: int | None = None,
-                     num_items: int | None = None, clip: float | None = None, dm_samples: int = 1,
-                     seed: int = 0, chunk: int = 4096) -> dict:
+def evaluate_offline(
+    logs: LoggedSteps,
+    target,
+    *,
+    reward_model=None,
+    num_users: int | None = None,
+    num_items: int | None = None,
+    clip: float | None = None,
+    dm_samples: int = 1,
+    seed: int = 0,
+    chunk: int = 4096,
+) -> dict:
     """IPS, SNIPS and DR estimates of ``target``'s expected return per session from ``logs``.
 
     ``target``: a SlatePolicy, an agent with ``act(obs, explore=False)`` or a callable obs -> slates
@@ -304,13 +409,26 @@ def evaluate_offline(logs: LoggedSteps, target, *, reward_model=None, num_users:
         "dr_per_step": doubly_robust(r, target_probs, mu, q, v, clip=clip),
         "logging_return": float(logs.session_returns().mean()),
         "ess": float(w.sum() ** 2 / max(np.square(w).sum(), 1e-300)),
-        "num_steps": len(logs), "num_sessions": logs.num_sessions,
+        "num_steps": len(logs),
+        "num_sessions": logs.num_sessions,
     }
 
 
-def ope_check(model, target, logging_policy=None, *, epsilon: float = 0.1, num_sessions: int = 2000,
-              num_eval_sessions: int | None = None, seed: int = 0, num_envs: int = 256, config=None,
-              user_pool=None, clip: float | None = None, progress: bool = False) -> dict:
+def ope_check(
+    model,
+    target,
+    logging_policy=None,
+    *,
+    epsilon: float = 0.1,
+    num_sessions: int = 2000,
+    num_eval_sessions: int | None = None,
+    seed: int = 0,
+    num_envs: int = 256,
+    config=None,
+    user_pool=None,
+    clip: float | None = None,
+    progress: bool = False,
+) -> dict:
     """OPE against the truth in the simulator: log ``num_sessions`` sessions with ``logging_policy``
     (default: epsilon-greedy around the target — the target's slate with probability 1 - epsilon, a
     uniformly random one otherwise), estimate the target's return per session with IPS / SNIPS / DR,
@@ -327,12 +445,27 @@ def ope_check(model, target, logging_policy=None, *, epsilon: float = 0.1, num_s
     pol = as_slate_policy(target)
     if logging_policy is None:
         logging_policy = EpsilonGreedySlatePolicy(pol, epsilon, model.num_items, cfg.slate_size)
-    logs = collect_logs(model, logging_policy, num_sessions, seed=seed, num_envs=num_envs, config=cfg,
-                        user_pool=user_pool, progress=progress)
-    out = evaluate_offline(logs, pol, num_users=model.num_users, num_items=model.num_items, clip=clip,
-                           seed=seed)
-    truth = on_policy_value(model, pol, num_eval_sessions or num_sessions, seed=seed + 1_000_003,
-                            num_envs=num_envs, config=cfg, user_pool=user_pool, progress=progress)
+    logs = collect_logs(
+        model,
+        logging_policy,
+        num_sessions,
+        seed=seed,
+        num_envs=num_envs,
+        config=cfg,
+        user_pool=user_pool,
+        progress=progress,
+    )
+    out = evaluate_offline(logs, pol, num_users=model.num_users, num_items=model.num_items, clip=clip, seed=seed)
+    truth = on_policy_value(
+        model,
+        pol,
+        num_eval_sessions or num_sessions,
+        seed=seed + 1_000_003,
+        num_envs=num_envs,
+        config=cfg,
+        user_pool=user_pool,
+        progress=progress,
+    )
     out.update(true_return=truth["mean_return"], true_stderr=truth["stderr"], true_ctr=truth["ctr"])
     for name in ("ips", "snips", "dr"):
         out[f"rel_err_{name}"] = abs(out[name] - truth["mean_return"]) / max(abs(truth["mean_return"]), 1e-12)

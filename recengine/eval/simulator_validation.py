@@ -15,6 +15,7 @@ Checks (each reported with its target, met or not):
 * the paired interval of (target policy − baseline policy) return per session (target: above 0);
 * the share of already-consumed items in each policy's slates.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -49,7 +50,7 @@ def random_ranking_ndcg(split, k: int = 10) -> float:
     users = split.eval_users
     unseen = split.histories.num_items - (split.prefix_end("test")[users] - split.histories.offsets[users])
     gains = 1.0 / np.log2(np.arange(k) + 2.0)
-    return float(np.mean([gains[:min(k, n)].sum() / n for n in unseen])) if users.size else float("nan")
+    return float(np.mean([gains[: min(k, n)].sum() / n for n in unseen])) if users.size else float("nan")
 
 
 class _CallablePolicy:
@@ -85,10 +86,19 @@ class _ConsumedCounter:
         return obs, rewards, term, trunc, info
 
 
-def simulator_validation(sim, split, *, policies: dict, offline_ndcg: dict[str, float],
-                         large_model: dict[str, float] | None = None, target: str = "large-model",
-                         baseline: str = "popularity", num_sessions: int = 2048, seed: int = 2024,
-                         level: float = 0.95) -> dict:
+def simulator_validation(
+    sim,
+    split,
+    *,
+    policies: dict,
+    offline_ndcg: dict[str, float],
+    large_model: dict[str, float] | None = None,
+    target: str = "large-model",
+    baseline: str = "popularity",
+    num_sessions: int = 2048,
+    seed: int = 2024,
+    level: float = 0.95,
+) -> dict:
     """The validation of a fitted ``recengine.env.SequentialUserModel`` ``sim`` on the leave-one-out ``split`` it was
     fitted on (its TEST items are the held-out behaviour).
 
@@ -117,10 +127,14 @@ def simulator_validation(sim, split, *, policies: dict, offline_ndcg: dict[str, 
         m = evaluate(policy, env, seed=seed)
         returns[name] = m["session_returns"]
         ci = mean_ci(m["session_returns"], level)
-        rows[name] = {"offline_ndcg@10": float(offline_ndcg[name]), "sim_return": ci["mean"],
-                      "return_ci": [ci["ci_low"], ci["ci_high"]], "ctr": m["ctr"],
-                      "avg_session_length": m["avg_session_length"],
-                      "consumed_share": env.consumed / max(env.shown, 1)}
+        rows[name] = {
+            "offline_ndcg@10": float(offline_ndcg[name]),
+            "sim_return": ci["mean"],
+            "return_ci": [ci["ci_low"], ci["ci_high"]],
+            "ctr": m["ctr"],
+            "avg_session_length": m["avg_session_length"],
+            "consumed_share": env.consumed / max(env.shown, 1),
+        }
     names = list(rows)
     tau = kendall_tau([rows[n]["offline_ndcg@10"] for n in names], [rows[n]["sim_return"] for n in names])
     paired = None
@@ -128,8 +142,11 @@ def simulator_validation(sim, split, *, policies: dict, offline_ndcg: dict[str, 
         d = paired_diff(returns[target], returns[baseline], level)
         paired = {"target": target, "baseline": baseline, "diff": d["mean"], "ci": [d["ci_low"], d["ci_high"]]}
     checks = {
-        f"user model NDCG@10 >= {NDCG_SHARE_TARGET} x large model's":
-            bool(user_model["ndcg@10"] >= NDCG_SHARE_TARGET * lm["ndcg@10"]) if "ndcg@10" in lm else None,
+        f"user model NDCG@10 >= {NDCG_SHARE_TARGET} x large model's": bool(
+            user_model["ndcg@10"] >= NDCG_SHARE_TARGET * lm["ndcg@10"]
+        )
+        if "ndcg@10" in lm
+        else None,
         f"user model HR@10 >= {HR_TARGET}": bool(user_model["hr@10"] >= HR_TARGET),
         "user model log-likelihood above the popularity choice model's": bool(user_model["log_likelihood"] > pop_ll),
         "Kendall tau (simulated return vs offline NDCG@10) = 1": bool(tau == 1.0) if tau == tau else None,
@@ -156,36 +173,49 @@ def _fmt(x, digits: int = 4) -> str:
 def validation_markdown(v: dict) -> str:
     """The "Simulator validation" report section of a ``simulator_validation`` result."""
     um, lm = v["user_model"]["test"], v["large_model"]
-    lines = ["## Simulator validation", "",
-             "The user model predicts the real held-out test item (full catalog, seen items masked):", "",
-             "| model | HR@10 | NDCG@10 | log-likelihood |", "|---|---|---|---|",
-             f"| simulator's user model | {_fmt(um['hr@10'])} | {_fmt(um['ndcg@10'])} | "
-             f"{_fmt(um['log_likelihood'], 3)} |",
-             f"| large model | {_fmt(lm.get('hr@10'))} | {_fmt(lm.get('ndcg@10'))} | "
-             f"{_fmt(lm.get('log_likelihood'), 3)} |",
-             f"| popularity choice model | — | — | {_fmt(v['user_model']['popularity_log_likelihood'], 3)} |", ""]
+    lines = [
+        "## Simulator validation",
+        "",
+        "The user model predicts the real held-out test item (full catalog, seen items masked):",
+        "",
+        "| model | HR@10 | NDCG@10 | log-likelihood |",
+        "|---|---|---|---|",
+        f"| simulator's user model | {_fmt(um['hr@10'])} | {_fmt(um['ndcg@10'])} | {_fmt(um['log_likelihood'], 3)} |",
+        f"| large model | {_fmt(lm.get('hr@10'))} | {_fmt(lm.get('ndcg@10'))} | {_fmt(lm.get('log_likelihood'), 3)} |",
+        f"| popularity choice model | — | — | {_fmt(v['user_model']['popularity_log_likelihood'], 3)} |",
+        "",
+    ]
     pct = int(round(100 * v["sessions"]["level"]))
-    lines += [f"Policies in the simulator ({v['sessions']['num_sessions']} sessions each, the same for every policy) "
-              "beside their real offline NDCG@10:", "",
-              f"| policy | offline NDCG@10 | simulated return/session [{pct}% CI] | CTR "
-              "| already-consumed share of slates |",
-              "|---|---|---|---|---|"]
+    lines += [
+        f"Policies in the simulator ({v['sessions']['num_sessions']} sessions each, the same for every policy) "
+        "beside their real offline NDCG@10:",
+        "",
+        f"| policy | offline NDCG@10 | simulated return/session [{pct}% CI] | CTR | already-consumed share of slates |",
+        "|---|---|---|---|---|",
+    ]
     for name, r in v["policies"].items():
-        lines.append(f"| {name} | {_fmt(r['offline_ndcg@10'])} | {r['sim_return']:.3f} [{r['return_ci'][0]:.3f}, "
-                     f"{r['return_ci'][1]:.3f}] | {r['ctr']:.3f} | {r['consumed_share']:.3f} |")
+        lines.append(
+            f"| {name} | {_fmt(r['offline_ndcg@10'])} | {r['sim_return']:.3f} [{r['return_ci'][0]:.3f}, "
+            f"{r['return_ci'][1]:.3f}] | {r['ctr']:.3f} | {r['consumed_share']:.3f} |"
+        )
     lines += ["", f"Kendall's tau between the two orderings: {_fmt(v['kendall_tau'], 3)} (target 1)."]
     p = v.get("paired")
     if p:
-        lines.append(f"Paired difference {p['target']} − {p['baseline']}: {p['diff']:+.3f} per session "
-                     f"[{p['ci'][0]:+.3f}, {p['ci'][1]:+.3f}] (target: above 0).")
+        lines.append(
+            f"Paired difference {p['target']} − {p['baseline']}: {p['diff']:+.3f} per session "
+            f"[{p['ci'][0]:+.3f}, {p['ci'][1]:+.3f}] (target: above 0)."
+        )
     sessions = v.get("fit", {}).get("sessions")
     if sessions:
         par, fit = sessions["parameters"], sessions["fit"]
-        lines += ["", f"Leaving model (sessions cut at {sessions['gap_seconds'] / 60:.0f} min of inactivity, "
-                  f"{sessions['num_sessions']} train sessions): a mixture of two geometric lengths, "
-                  f"w = {par['weight_short']:.3f}, p_short = {par['p_short']:.3f}, p_long = {par['p_long']:.4f}; "
-                  f"mean length observed {fit['observed_mean']:.1f}, fitted {fit['fitted_mean']:.1f}, "
-                  f"Kolmogorov distance {fit['ks_distance']:.3f}."]
+        lines += [
+            "",
+            f"Leaving model (sessions cut at {sessions['gap_seconds'] / 60:.0f} min of inactivity, "
+            f"{sessions['num_sessions']} train sessions): a mixture of two geometric lengths, "
+            f"w = {par['weight_short']:.3f}, p_short = {par['p_short']:.3f}, p_long = {par['p_long']:.4f}; "
+            f"mean length observed {fit['observed_mean']:.1f}, fitted {fit['fitted_mean']:.1f}, "
+            f"Kolmogorov distance {fit['ks_distance']:.3f}.",
+        ]
     lines += ["", "| check | met |", "|---|---|"]
     lines += [f"| {text} | {'—' if ok is None else ('yes' if ok else 'NO')} |" for text, ok in v["checks"].items()]
     return "\n".join(lines) + "\n"

@@ -3,12 +3,21 @@
 An action is the ORDERED slate the simulator executes, so a slate policy's probability is that of producing
 exactly that sequence of items. NumPy only.
 """
+
 from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["SlatePolicy", "UniformSlatePolicy", "DeterministicSlatePolicy", "EpsilonGreedySlatePolicy",
-           "MixtureSlatePolicy", "SoftmaxSlatePolicy", "as_slate_policy"]
+__all__ = [
+    "SlatePolicy",
+    "UniformSlatePolicy",
+    "DeterministicSlatePolicy",
+    "EpsilonGreedySlatePolicy",
+    "MixtureSlatePolicy",
+    "SoftmaxSlatePolicy",
+    "as_slate_policy",
+]
+
 
 def _to_numpy_slates(x) -> np.ndarray:
     if hasattr(x, "detach"):
@@ -47,8 +56,11 @@ class UniformSlatePolicy(SlatePolicy):
     def sample(self, obs, rng):
         B = len(obs["user_id"])
         keys = rng.random((B, self.num_items))
-        return np.argpartition(keys, self.k - 1, axis=1)[:, :self.k].astype(np.int64) if self.k < self.num_items \
+        return (
+            np.argpartition(keys, self.k - 1, axis=1)[:, : self.k].astype(np.int64)
+            if self.k < self.num_items
             else np.argsort(keys, axis=1).astype(np.int64)
+        )
 
     def prob(self, obs, slates):
         return np.full(len(slates), self._p)
@@ -129,7 +141,7 @@ class SoftmaxSlatePolicy(SlatePolicy):
     def sample(self, obs, rng):
         z = self._z(obs)
         keys = z + rng.gumbel(size=z.shape)  # Gumbel-top-k = sequential sampling without replacement
-        top = np.argpartition(-keys, self.k - 1, axis=1)[:, :self.k]
+        top = np.argpartition(-keys, self.k - 1, axis=1)[:, : self.k]
         order = np.argsort(-np.take_along_axis(keys, top, axis=1), axis=1)
         return np.take_along_axis(top, order, axis=1).astype(np.int64)
 
@@ -158,4 +170,3 @@ def as_slate_policy(policy) -> SlatePolicy:
     if callable(policy):
         return DeterministicSlatePolicy(policy)
     raise TypeError(f"cannot use {type(policy).__name__} as a slate policy")
-

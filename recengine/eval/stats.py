@@ -9,6 +9,7 @@ the two means is best estimated from the per-session differences, whose spread i
 agent's own. The intervals are the large-sample normal ones, mean ± z · s / sqrt(n) (s the sample standard
 deviation, ddof 1): they serve n of a hundred sessions and more, where Student's t differs by under 1%.
 """
+
 from __future__ import annotations
 
 import math
@@ -30,9 +31,9 @@ def t_value(level: float, df: int) -> float:
     intervals, where the normal quantile would be far too narrow."""
     if df < 1:
         raise ValueError(f"df must be >= 1, got {df}")
-    target = level   # P(|T| <= x) = level
+    target = level  # P(|T| <= x) = level
 
-    def central(x):   # P(|T| <= x)
+    def central(x):  # P(|T| <= x)
         theta = math.atan(x / math.sqrt(df))
         c2 = math.cos(theta) ** 2
         term, total = 1.0, 1.0
@@ -48,7 +49,7 @@ def t_value(level: float, df: int) -> float:
             total += term
         return 2 / math.pi * (theta + math.sin(theta) * math.cos(theta) * total)
 
-    z_value(level)   # validates level
+    z_value(level)  # validates level
     lo, hi = 0.0, 1e6
     for _ in range(200):
         mid = (lo + hi) / 2
@@ -77,4 +78,3 @@ def paired_diff(values, baseline, level: float = 0.95) -> dict:
     if a.shape != b.shape:
         raise ValueError(f"values and baseline must pair up session by session, got {a.size} and {b.size}")
     return mean_ci(a - b, level)
-

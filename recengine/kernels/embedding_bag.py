@@ -13,6 +13,7 @@ stays in bounds.
   (duplicates first) and writes the dense gradient row (kind 0) or updates the row and its optimizer
   state in place (1 SGD, 2 row-wise Adagrad, 3 Adam).
 """
+
 from __future__ import annotations
 
 import torch
@@ -29,8 +30,24 @@ def _blocks(dim: int) -> tuple[int, int]:
 
 
 @triton.jit
-def _forward_kernel(w_ptr, table_offsets_ptr, ids_ptr, offsets_ptr, psw_ptr, out_ptr, err_ptr, B, T, D, R, n_ids,
-                    HAS_PSW: tl.constexpr, MEAN: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr):
+def _forward_kernel(
+    w_ptr,
+    table_offsets_ptr,
+    ids_ptr,
+    offsets_ptr,
+    psw_ptr,
+    out_ptr,
+    err_ptr,
+    B,
+    T,
+    D,
+    R,
+    n_ids,
+    HAS_PSW: tl.constexpr,
+    MEAN: tl.constexpr,
+    BLOCK_N: tl.constexpr,
+    BLOCK_D: tl.constexpr,
+):
     j = tl.program_id(0).to(tl.int64)
     t = j // B
     b = j % B
@@ -41,8 +58,9 @@ def _forward_kernel(w_ptr, table_offsets_ptr, ids_ptr, offsets_ptr, psw_ptr, out
     # Whatever the inputs, nothing outside weights or ids is touched: a bag or table that breaks the layout is
     # skipped and reported (err[1] = its index, err[2] = the table), a bad id is masked out (err[0] = its
     # position); the host reads err once after the launch and raises.
-    bag_bad = (start < 0) | (end < start) | (end > n_ids) | ((j == 0) & (start != 0)) | \
-        ((j == B * T - 1) & (end != n_ids))
+    bag_bad = (
+        (start < 0) | (end < start) | (end > n_ids) | ((j == 0) & (start != 0)) | ((j == B * T - 1) & (end != n_ids))
+    )
     table_bad = (base < 0) | (top < base) | (top > R)
     if bag_bad:
         tl.atomic_min(err_ptr + 1, j)
@@ -76,8 +94,14 @@ def _forward_kernel(w_ptr, table_offsets_ptr, ids_ptr, offsets_ptr, psw_ptr, out
 NO_ERROR = 2**63 - 1
 
 
-def embedding_bag(weights: torch.Tensor, table_offsets: torch.Tensor, ids: torch.Tensor, offsets: torch.Tensor,
-            per_sample_weights: torch.Tensor | None, mean: bool) -> tuple[torch.Tensor, torch.Tensor]:
+def embedding_bag(
+    weights: torch.Tensor,
+    table_offsets: torch.Tensor,
+    ids: torch.Tensor,
+    offsets: torch.Tensor,
+    per_sample_weights: torch.Tensor | None,
+    mean: bool,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """(B, T*D) pooled rows, and the error report (3,) int64: the first bad id's position, the first bag
     whose offsets break the layout, the first table whose table_offsets do (NO_ERROR where none)."""
     num_tables = table_offsets.numel() - 1
@@ -90,14 +114,41 @@ def embedding_bag(weights: torch.Tensor, table_offsets: torch.Tensor, ids: torch
     block_n, block_d = _blocks(dim)
     psw = per_sample_weights if per_sample_weights is not None else weights
     _forward_kernel[(num_tables * batch,)](
-        weights, table_offsets, ids, offsets, psw, out, err, batch, num_tables, dim, weights.shape[0], ids.numel(),
-        HAS_PSW=per_sample_weights is not None, MEAN=mean, BLOCK_N=block_n, BLOCK_D=block_d)
+        weights,
+        table_offsets,
+        ids,
+        offsets,
+        psw,
+        out,
+        err,
+        batch,
+        num_tables,
+        dim,
+        weights.shape[0],
+        ids.numel(),
+        HAS_PSW=per_sample_weights is not None,
+        MEAN=mean,
+        BLOCK_N=block_n,
+        BLOCK_D=block_d,
+    )
     return out, err
 
 
 @triton.jit
-def _psw_kernel(go_ptr, w_ptr, table_offsets_ptr, ids_ptr, offsets_ptr, grad_psw_ptr, B, T, D,
-                MEAN: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr):
+def _psw_kernel(
+    go_ptr,
+    w_ptr,
+    table_offsets_ptr,
+    ids_ptr,
+    offsets_ptr,
+    grad_psw_ptr,
+    B,
+    T,
+    D,
+    MEAN: tl.constexpr,
+    BLOCK_N: tl.constexpr,
+    BLOCK_D: tl.constexpr,
+):
     j = tl.program_id(0).to(tl.int64)
     t = j // B
     b = j % B
@@ -122,8 +173,14 @@ def _psw_kernel(go_ptr, w_ptr, table_offsets_ptr, ids_ptr, offsets_ptr, grad_psw
         tl.store(grad_psw_ptr + k, dot, mask=kmask)
 
 
-def embedding_bag_psw_backward(grad_output: torch.Tensor, weights: torch.Tensor, table_offsets: torch.Tensor,
-                               ids: torch.Tensor, offsets: torch.Tensor, mean: bool) -> torch.Tensor:
+def embedding_bag_psw_backward(
+    grad_output: torch.Tensor,
+    weights: torch.Tensor,
+    table_offsets: torch.Tensor,
+    ids: torch.Tensor,
+    offsets: torch.Tensor,
+    mean: bool,
+) -> torch.Tensor:
     """(N,) gradient w.r.t. the per-sample weights."""
     num_tables = table_offsets.numel() - 1
     batch = (offsets.numel() - 1) // num_tables
@@ -132,16 +189,50 @@ def embedding_bag_psw_backward(grad_output: torch.Tensor, weights: torch.Tensor,
     if ids.numel() == 0 or batch == 0:
         return grad_psw
     block_n, block_d = _blocks(dim)
-    _psw_kernel[(num_tables * batch,)](grad_output, weights, table_offsets, ids, offsets, grad_psw, batch, num_tables,
-                                       dim, MEAN=mean, BLOCK_N=block_n, BLOCK_D=block_d)
+    _psw_kernel[(num_tables * batch,)](
+        grad_output,
+        weights,
+        table_offsets,
+        ids,
+        offsets,
+        grad_psw,
+        batch,
+        num_tables,
+        dim,
+        MEAN=mean,
+        BLOCK_N=block_n,
+        BLOCK_D=block_d,
+    )
     return grad_psw
 
 
 @triton.jit
-def _update_kernel(go_ptr, target_ptr, s1_ptr, s2_ptr, uniq_ptr, seg_ptr, order_ptr, bag_ptr, offsets_ptr, psw_ptr,
-                   B, T, D, lr, eps, beta1, beta2, bias_correction1, bias_correction2,
-                   KIND: tl.constexpr, HAS_PSW: tl.constexpr, MEAN: tl.constexpr,
-                   BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr):
+def _update_kernel(
+    go_ptr,
+    target_ptr,
+    s1_ptr,
+    s2_ptr,
+    uniq_ptr,
+    seg_ptr,
+    order_ptr,
+    bag_ptr,
+    offsets_ptr,
+    psw_ptr,
+    B,
+    T,
+    D,
+    lr,
+    eps,
+    beta1,
+    beta2,
+    bias_correction1,
+    bias_correction2,
+    KIND: tl.constexpr,
+    HAS_PSW: tl.constexpr,
+    MEAN: tl.constexpr,
+    BLOCK_N: tl.constexpr,
+    BLOCK_D: tl.constexpr,
+):
     u = tl.program_id(0).to(tl.int64)
     row = tl.load(uniq_ptr + u)
     start = tl.load(seg_ptr + u)
@@ -185,11 +276,24 @@ def _update_kernel(go_ptr, target_ptr, s1_ptr, s2_ptr, uniq_ptr, seg_ptr, order_
         tl.store(w_ptrs, w - lr * (m / bias_correction1) / (tl.sqrt(v / bias_correction2) + eps), mask=dmask)
 
 
-def _aggregate_update(grad_output: torch.Tensor, target: torch.Tensor, table_offsets: torch.Tensor, ids: torch.Tensor,
-                     offsets: torch.Tensor, per_sample_weights: torch.Tensor | None, mean: bool, kind: int,
-                     state1: torch.Tensor | None = None, state2: torch.Tensor | None = None, lr: float = 0.0,
-                     eps: float = 0.0, beta1: float = 0.0, beta2: float = 0.0, bias_correction1: float = 1.0,
-                     bias_correction2: float = 1.0) -> None:
+def _aggregate_update(
+    grad_output: torch.Tensor,
+    target: torch.Tensor,
+    table_offsets: torch.Tensor,
+    ids: torch.Tensor,
+    offsets: torch.Tensor,
+    per_sample_weights: torch.Tensor | None,
+    mean: bool,
+    kind: int,
+    state1: torch.Tensor | None = None,
+    state2: torch.Tensor | None = None,
+    lr: float = 0.0,
+    eps: float = 0.0,
+    beta1: float = 0.0,
+    beta2: float = 0.0,
+    bias_correction1: float = 1.0,
+    bias_correction2: float = 1.0,
+) -> None:
     """Per unique row: the summed gradient written to `target` (kind 0, a zero-filled (R, D)) or the fused
     optimizer update of the rows of `target` (the weights) and `state1`/`state2`, in place.
 
@@ -219,28 +323,82 @@ def _aggregate_update(grad_output: torch.Tensor, target: torch.Tensor, table_off
     block_n, block_d = _blocks(dim)
     dummy = target
     _update_kernel[(num_unique,)](
-        grad_output, target, state1 if state1 is not None else dummy, state2 if state2 is not None else dummy,
-        uniq, seg, order, bag, offsets, per_sample_weights if per_sample_weights is not None else dummy,
-        batch, num_tables, dim, float(lr), float(eps), float(beta1), float(beta2), float(bias_correction1),
-        float(bias_correction2), KIND=kind, HAS_PSW=per_sample_weights is not None, MEAN=mean,
-        BLOCK_N=block_n, BLOCK_D=block_d)
+        grad_output,
+        target,
+        state1 if state1 is not None else dummy,
+        state2 if state2 is not None else dummy,
+        uniq,
+        seg,
+        order,
+        bag,
+        offsets,
+        per_sample_weights if per_sample_weights is not None else dummy,
+        batch,
+        num_tables,
+        dim,
+        float(lr),
+        float(eps),
+        float(beta1),
+        float(beta2),
+        float(bias_correction1),
+        float(bias_correction2),
+        KIND=kind,
+        HAS_PSW=per_sample_weights is not None,
+        MEAN=mean,
+        BLOCK_N=block_n,
+        BLOCK_D=block_d,
+    )
 
 
-def embedding_bag_backward(grad_output: torch.Tensor, weights: torch.Tensor, table_offsets: torch.Tensor,
-                           ids: torch.Tensor, offsets: torch.Tensor, per_sample_weights: torch.Tensor | None,
-                           mean: bool) -> torch.Tensor:
+def embedding_bag_backward(
+    grad_output: torch.Tensor,
+    weights: torch.Tensor,
+    table_offsets: torch.Tensor,
+    ids: torch.Tensor,
+    offsets: torch.Tensor,
+    per_sample_weights: torch.Tensor | None,
+    mean: bool,
+) -> torch.Tensor:
     """The dense (R, D) gradient of the weights, each referenced row's gradient summed over the batch."""
     grad_weights = torch.zeros_like(weights, memory_format=torch.contiguous_format)
     _aggregate_update(grad_output, grad_weights, table_offsets, ids, offsets, per_sample_weights, mean, DENSE_GRAD)
     return grad_weights
 
 
-def embedding_bag_fused_update(grad_output: torch.Tensor, weights: torch.Tensor, table_offsets: torch.Tensor,
-                               ids: torch.Tensor, offsets: torch.Tensor, per_sample_weights: torch.Tensor | None,
-                               mean: bool, optimizer_code: int, state1: torch.Tensor | None,
-                               state2: torch.Tensor | None, lr: float,
-                               eps: float, beta1: float, beta2: float, bias_correction1: float,
-                               bias_correction2: float) -> None:
+def embedding_bag_fused_update(
+    grad_output: torch.Tensor,
+    weights: torch.Tensor,
+    table_offsets: torch.Tensor,
+    ids: torch.Tensor,
+    offsets: torch.Tensor,
+    per_sample_weights: torch.Tensor | None,
+    mean: bool,
+    optimizer_code: int,
+    state1: torch.Tensor | None,
+    state2: torch.Tensor | None,
+    lr: float,
+    eps: float,
+    beta1: float,
+    beta2: float,
+    bias_correction1: float,
+    bias_correction2: float,
+) -> None:
     """The backward fused with the optimizer of code `optimizer_code`, in place on weights, state1, state2."""
-    _aggregate_update(grad_output, weights, table_offsets, ids, offsets, per_sample_weights, mean, optimizer_code,
-                      state1, state2, lr, eps, beta1, beta2, bias_correction1, bias_correction2)
+    _aggregate_update(
+        grad_output,
+        weights,
+        table_offsets,
+        ids,
+        offsets,
+        per_sample_weights,
+        mean,
+        optimizer_code,
+        state1,
+        state2,
+        lr,
+        eps,
+        beta1,
+        beta2,
+        bias_correction1,
+        bias_correction2,
+    )

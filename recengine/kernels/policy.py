@@ -11,6 +11,7 @@ per item block for dE and dbias, so there are no atomics and the result is deter
 
 The launchers take already-validated tensors (recengine/ops/policy.py validates).
 """
+
 from __future__ import annotations
 
 import torch
@@ -36,8 +37,24 @@ def _mix32(x):
 
 
 @triton.jit
-def _logits_tile(Q, E, bias, ex_off, ex_ids, rows, cols, row_ok, inv_temp, N, D, max_cnt,
-                 HAS_BIAS: tl.constexpr, HAS_EX: tl.constexpr, BLOCK_D: tl.constexpr, PREC: tl.constexpr):
+def _logits_tile(
+    Q,
+    E,
+    bias,
+    ex_off,
+    ex_ids,
+    rows,
+    cols,
+    row_ok,
+    inv_temp,
+    N,
+    D,
+    max_cnt,
+    HAS_BIAS: tl.constexpr,
+    HAS_EX: tl.constexpr,
+    BLOCK_D: tl.constexpr,
+    PREC: tl.constexpr,
+):
     """(BLOCK_B, BLOCK_N) logits of rows x cols; out-of-range and excluded entries are -inf."""
     dims = tl.arange(0, BLOCK_D)
     col_ok = cols < N
@@ -100,11 +117,36 @@ def _topk_merge(vals, ids, aux, cand, cand_ids, cand_aux, k, K: tl.constexpr):
 
 
 @triton.jit
-def _scan_kernel(Q, E, bias, ex_off, ex_ids, out_v, out_i, out_a, out_m, out_s,
-                 B, N, D, k, inv_temp, skey_ptr, max_cnt, items_per_split,
-                 HAS_BIAS: tl.constexpr, HAS_EX: tl.constexpr, TOPK: tl.constexpr, SAMPLE: tl.constexpr,
-                 LSE: tl.constexpr, K: tl.constexpr, BLOCK_B: tl.constexpr, BLOCK_N: tl.constexpr,
-                 BLOCK_D: tl.constexpr, PREC: tl.constexpr):
+def _scan_kernel(
+    Q,
+    E,
+    bias,
+    ex_off,
+    ex_ids,
+    out_v,
+    out_i,
+    out_a,
+    out_m,
+    out_s,
+    B,
+    N,
+    D,
+    k,
+    inv_temp,
+    skey_ptr,
+    max_cnt,
+    items_per_split,
+    HAS_BIAS: tl.constexpr,
+    HAS_EX: tl.constexpr,
+    TOPK: tl.constexpr,
+    SAMPLE: tl.constexpr,
+    LSE: tl.constexpr,
+    K: tl.constexpr,
+    BLOCK_B: tl.constexpr,
+    BLOCK_N: tl.constexpr,
+    BLOCK_D: tl.constexpr,
+    PREC: tl.constexpr,
+):
     """One (row block, catalog split): running top-k of the logits (TOPK), of logits + Gumbel noise
     with the logits carried along (SAMPLE), and/or the online logsumexp (LSE). Partial results go to
     out_*[split, row, ...]."""
@@ -122,8 +164,9 @@ def _scan_kernel(Q, E, bias, ex_off, ex_ids, out_v, out_i, out_a, out_m, out_s,
     kcol = tl.arange(0, K)[None, :]
     for j0 in range(lo, hi, BLOCK_N):
         cols = j0 + tl.arange(0, BLOCK_N)
-        x, valid = _logits_tile(Q, E, bias, ex_off, ex_ids, rows, cols, row_ok, inv_temp, hi, D,
-                                max_cnt, HAS_BIAS, HAS_EX, BLOCK_D, PREC)
+        x, valid = _logits_tile(
+            Q, E, bias, ex_off, ex_ids, rows, cols, row_ok, inv_temp, hi, D, max_cnt, HAS_BIAS, HAS_EX, BLOCK_D, PREC
+        )
         if LSE:
             m, s = _lse_update(x, m, s)
         if TOPK or SAMPLE:
@@ -147,12 +190,33 @@ def _scan_kernel(Q, E, bias, ex_off, ex_ids, out_v, out_i, out_a, out_m, out_s,
 
 
 @triton.jit
-def _grad_tile(Q, E, bias, ex_off, ex_ids, target, lse, p_scale, t_scale, rows, cols, row_ok, inv_temp,
-               B, N, D, max_cnt, HAS_BIAS: tl.constexpr, HAS_EX: tl.constexpr, BLOCK_D: tl.constexpr,
-               PREC: tl.constexpr):
+def _grad_tile(
+    Q,
+    E,
+    bias,
+    ex_off,
+    ex_ids,
+    target,
+    lse,
+    p_scale,
+    t_scale,
+    rows,
+    cols,
+    row_ok,
+    inv_temp,
+    B,
+    N,
+    D,
+    max_cnt,
+    HAS_BIAS: tl.constexpr,
+    HAS_EX: tl.constexpr,
+    BLOCK_D: tl.constexpr,
+    PREC: tl.constexpr,
+):
     """d loss / d raw scores on a tile: softmax * p_scale - onehot(target) * t_scale (0 where excluded)."""
-    x, valid = _logits_tile(Q, E, bias, ex_off, ex_ids, rows, cols, row_ok, inv_temp, N, D, max_cnt,
-                            HAS_BIAS, HAS_EX, BLOCK_D, PREC)
+    x, valid = _logits_tile(
+        Q, E, bias, ex_off, ex_ids, rows, cols, row_ok, inv_temp, N, D, max_cnt, HAS_BIAS, HAS_EX, BLOCK_D, PREC
+    )
     row_lse = tl.load(lse + rows, mask=row_ok, other=0.0)
     ps = tl.load(p_scale + rows, mask=row_ok, other=0.0)
     ts = tl.load(t_scale + rows, mask=row_ok, other=0.0)
@@ -163,9 +227,30 @@ def _grad_tile(Q, E, bias, ex_off, ex_ids, target, lse, p_scale, t_scale, rows, 
 
 
 @triton.jit
-def _ce_dq_kernel(Q, E, bias, ex_off, ex_ids, target, lse, p_scale, t_scale, dQ, B, N, D, inv_temp, max_cnt,
-                  items_per_split, HAS_BIAS: tl.constexpr, HAS_EX: tl.constexpr, BLOCK_B: tl.constexpr,
-                  BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr, PREC: tl.constexpr):
+def _ce_dq_kernel(
+    Q,
+    E,
+    bias,
+    ex_off,
+    ex_ids,
+    target,
+    lse,
+    p_scale,
+    t_scale,
+    dQ,
+    B,
+    N,
+    D,
+    inv_temp,
+    max_cnt,
+    items_per_split,
+    HAS_BIAS: tl.constexpr,
+    HAS_EX: tl.constexpr,
+    BLOCK_B: tl.constexpr,
+    BLOCK_N: tl.constexpr,
+    BLOCK_D: tl.constexpr,
+    PREC: tl.constexpr,
+):
     """dQ of one (row block, catalog split) into dQ[split]: the splits keep a small B from leaving SMs idle."""
     split = tl.program_id(1)
     rows = tl.program_id(0) * BLOCK_B + tl.arange(0, BLOCK_B)
@@ -175,19 +260,61 @@ def _ce_dq_kernel(Q, E, bias, ex_off, ex_ids, target, lse, p_scale, t_scale, dQ,
     lo = split * items_per_split
     for j0 in range(lo, tl.minimum(lo + items_per_split, N), BLOCK_N):
         cols = j0 + tl.arange(0, BLOCK_N)
-        g = _grad_tile(Q, E, bias, ex_off, ex_ids, target, lse, p_scale, t_scale, rows, cols, row_ok, inv_temp,
-                       B, N, D, max_cnt, HAS_BIAS, HAS_EX, BLOCK_D, PREC)
-        e = tl.load(E + cols[:, None] * D + dims[None, :], mask=(cols[:, None] < N) & (dims[None, :] < D),
-                    other=0.0)
+        g = _grad_tile(
+            Q,
+            E,
+            bias,
+            ex_off,
+            ex_ids,
+            target,
+            lse,
+            p_scale,
+            t_scale,
+            rows,
+            cols,
+            row_ok,
+            inv_temp,
+            B,
+            N,
+            D,
+            max_cnt,
+            HAS_BIAS,
+            HAS_EX,
+            BLOCK_D,
+            PREC,
+        )
+        e = tl.load(E + cols[:, None] * D + dims[None, :], mask=(cols[:, None] < N) & (dims[None, :] < D), other=0.0)
         acc += tl.dot(g, e, input_precision=PREC)
     tl.store(dQ + (split * B + rows[:, None]) * D + dims[None, :], acc, mask=row_ok[:, None] & (dims[None, :] < D))
 
 
 @triton.jit
-def _ce_de_kernel(Q, E, bias, ex_off, ex_ids, target, lse, p_scale, t_scale, dE, dbias, B, N, D, inv_temp,
-                  max_cnt, HAS_BIAS: tl.constexpr, HAS_EX: tl.constexpr, NEED_E: tl.constexpr,
-                  NEED_BIAS: tl.constexpr, BLOCK_B: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr,
-                  PREC: tl.constexpr):
+def _ce_de_kernel(
+    Q,
+    E,
+    bias,
+    ex_off,
+    ex_ids,
+    target,
+    lse,
+    p_scale,
+    t_scale,
+    dE,
+    dbias,
+    B,
+    N,
+    D,
+    inv_temp,
+    max_cnt,
+    HAS_BIAS: tl.constexpr,
+    HAS_EX: tl.constexpr,
+    NEED_E: tl.constexpr,
+    NEED_BIAS: tl.constexpr,
+    BLOCK_B: tl.constexpr,
+    BLOCK_N: tl.constexpr,
+    BLOCK_D: tl.constexpr,
+    PREC: tl.constexpr,
+):
     cols = tl.program_id(0) * BLOCK_N + tl.arange(0, BLOCK_N)
     col_ok = cols < N
     dims = tl.arange(0, BLOCK_D)
@@ -196,11 +323,31 @@ def _ce_de_kernel(Q, E, bias, ex_off, ex_ids, target, lse, p_scale, t_scale, dE,
     for r0 in range(0, B, BLOCK_B):
         rows = r0 + tl.arange(0, BLOCK_B)
         row_ok = rows < B
-        g = _grad_tile(Q, E, bias, ex_off, ex_ids, target, lse, p_scale, t_scale, rows, cols, row_ok, inv_temp,
-                       B, N, D, max_cnt, HAS_BIAS, HAS_EX, BLOCK_D, PREC)
+        g = _grad_tile(
+            Q,
+            E,
+            bias,
+            ex_off,
+            ex_ids,
+            target,
+            lse,
+            p_scale,
+            t_scale,
+            rows,
+            cols,
+            row_ok,
+            inv_temp,
+            B,
+            N,
+            D,
+            max_cnt,
+            HAS_BIAS,
+            HAS_EX,
+            BLOCK_D,
+            PREC,
+        )
         if NEED_E:
-            q = tl.load(Q + rows[:, None] * D + dims[None, :], mask=row_ok[:, None] & (dims[None, :] < D),
-                        other=0.0)
+            q = tl.load(Q + rows[:, None] * D + dims[None, :], mask=row_ok[:, None] & (dims[None, :] < D), other=0.0)
             acc += tl.dot(tl.trans(g), q, input_precision=PREC)
         if NEED_BIAS:
             acc_b += tl.sum(g, axis=0)
@@ -248,12 +395,37 @@ def _scan(Q, E, k, bias, inv_temp, exclude_offsets, exclude_ids, *, topk, sample
     ex_off, ex_ids, max_cnt, has_ex = _exclusion_args(exclude_offsets, exclude_ids, dev)
     b = bias if bias is not None else out_m
     grid = (triton.cdiv(B, block_b), splits)
-    _scan_kernel[grid](Q, E, b, ex_off, ex_ids, out_v, out_i, out_a, out_m, out_s,
-                       B, N, D, k, float(inv_temp), torch.tensor([int(skey)], dtype=torch.int64, device=dev),
-                       max_cnt, items,
-                       HAS_BIAS=bias is not None, HAS_EX=has_ex, TOPK=topk, SAMPLE=sample, LSE=lse, K=K,
-                       BLOCK_B=block_b, BLOCK_N=block_n, BLOCK_D=_block_d(D), PREC=CONFIG["precision"],
-                       num_warps=warps)
+    _scan_kernel[grid](
+        Q,
+        E,
+        b,
+        ex_off,
+        ex_ids,
+        out_v,
+        out_i,
+        out_a,
+        out_m,
+        out_s,
+        B,
+        N,
+        D,
+        k,
+        float(inv_temp),
+        torch.tensor([int(skey)], dtype=torch.int64, device=dev),
+        max_cnt,
+        items,
+        HAS_BIAS=bias is not None,
+        HAS_EX=has_ex,
+        TOPK=topk,
+        SAMPLE=sample,
+        LSE=lse,
+        K=K,
+        BLOCK_B=block_b,
+        BLOCK_N=block_n,
+        BLOCK_D=_block_d(D),
+        PREC=CONFIG["precision"],
+        num_warps=warps,
+    )
     return out_v, out_i, out_a, out_m, out_s
 
 
@@ -278,29 +450,33 @@ def _merge_topk(out_v, out_i, out_a, k):
 
 def catalog_topk(Q, E, k, bias, inv_temp, exclude_offsets, exclude_ids):
     """(scores (B, k), ids (B, k) int64); see recengine.ops.catalog_topk."""
-    out_v, out_i, out_a, _, _ = _scan(Q, E, k, bias, inv_temp, exclude_offsets, exclude_ids,
-                                      topk=True, sample=False, lse=False)
+    out_v, out_i, out_a, _, _ = _scan(
+        Q, E, k, bias, inv_temp, exclude_offsets, exclude_ids, topk=True, sample=False, lse=False
+    )
     v, i, _ = _merge_topk(out_v, out_i, out_a, k)
     return v, i
 
 
 def catalog_sample(Q, E, k, skey, bias, inv_temp, exclude_offsets, exclude_ids):
     """(ids (B, k) int64, log_probs (B, k)) by Gumbel-top-k with the hashed noise of seed key `skey`."""
-    out_v, out_i, out_a, out_m, out_s = _scan(Q, E, k, bias, inv_temp, exclude_offsets, exclude_ids,
-                                              topk=False, sample=True, lse=True, skey=skey)
+    out_v, out_i, out_a, out_m, out_s = _scan(
+        Q, E, k, bias, inv_temp, exclude_offsets, exclude_ids, topk=False, sample=True, lse=True, skey=skey
+    )
     _, i, x = _merge_topk(out_v, out_i, out_a, k)
     return i, x - _merge_lse(out_m, out_s).unsqueeze(1)
 
 
 def catalog_logsumexp(Q, E, bias, inv_temp, exclude_offsets, exclude_ids):
     """(B,) logsumexp of the logits over the non-excluded items."""
-    _, _, _, out_m, out_s = _scan(Q, E, 1, bias, inv_temp, exclude_offsets, exclude_ids,
-                                  topk=False, sample=False, lse=True)
+    _, _, _, out_m, out_s = _scan(
+        Q, E, 1, bias, inv_temp, exclude_offsets, exclude_ids, topk=False, sample=False, lse=True
+    )
     return _merge_lse(out_m, out_s)
 
 
-def catalog_cross_entropy_backward(Q, E, target, bias, lse, p_scale, t_scale, inv_temp, exclude_offsets,
-                                   exclude_ids, need_q, need_e, need_bias):
+def catalog_cross_entropy_backward(
+    Q, E, target, bias, lse, p_scale, t_scale, inv_temp, exclude_offsets, exclude_ids, need_q, need_e, need_bias
+):
     """(dQ, dE, dbias) of sum_b p_scale[b]*T*lse[b] - t_scale[b]*T*logit[b, target[b]] (empty if not needed)."""
     B, D = Q.shape
     N = E.shape[0]
@@ -318,16 +494,43 @@ def catalog_cross_entropy_backward(Q, E, target, bias, lse, p_scale, t_scale, in
         items = triton.cdiv(triton.cdiv(N, splits), block_n) * block_n
         splits = triton.cdiv(N, items)
         parts = torch.empty((splits, B, D), device=dev)
-        _ce_dq_kernel[(triton.cdiv(B, block_b), splits)](*args, parts, B, N, D, float(inv_temp), max_cnt, items,
-                                                         HAS_BIAS=bias is not None, HAS_EX=has_ex, BLOCK_B=block_b,
-                                                         BLOCK_N=block_n, BLOCK_D=_block_d(D), PREC=prec,
-                                                         num_warps=warps)
+        _ce_dq_kernel[(triton.cdiv(B, block_b), splits)](
+            *args,
+            parts,
+            B,
+            N,
+            D,
+            float(inv_temp),
+            max_cnt,
+            items,
+            HAS_BIAS=bias is not None,
+            HAS_EX=has_ex,
+            BLOCK_B=block_b,
+            BLOCK_N=block_n,
+            BLOCK_D=_block_d(D),
+            PREC=prec,
+            num_warps=warps,
+        )
         dQ = parts.sum(0)  # a fixed order: deterministic
     if need_e or need_bias:
         block_b, block_n, warps = CONFIG["de"]
-        _ce_de_kernel[(triton.cdiv(N, block_n),)](*args, dE if need_e else lse, dbias if need_bias else lse,
-                                                 B, N, D, float(inv_temp), max_cnt,
-                                                 HAS_BIAS=bias is not None, HAS_EX=has_ex, NEED_E=need_e,
-                                                 NEED_BIAS=need_bias, BLOCK_B=block_b, BLOCK_N=block_n,
-                                                 BLOCK_D=_block_d(D), PREC=prec, num_warps=warps)
+        _ce_de_kernel[(triton.cdiv(N, block_n),)](
+            *args,
+            dE if need_e else lse,
+            dbias if need_bias else lse,
+            B,
+            N,
+            D,
+            float(inv_temp),
+            max_cnt,
+            HAS_BIAS=bias is not None,
+            HAS_EX=has_ex,
+            NEED_E=need_e,
+            NEED_BIAS=need_bias,
+            BLOCK_B=block_b,
+            BLOCK_N=block_n,
+            BLOCK_D=_block_d(D),
+            PREC=prec,
+            num_warps=warps,
+        )
     return dQ, dE, dbias

@@ -8,6 +8,7 @@ reused). The pooled lookup gathers and dequantizes rows per bag.
 
 The launchers take already-validated tensors (recengine/ops/quantized_tables.py validates).
 """
+
 from __future__ import annotations
 
 import torch
@@ -18,10 +19,31 @@ from recengine.kernels.policy import CONFIG, _block_d, _exclusion_args, _merge_t
 
 
 @triton.jit
-def _qscan_kernel(Q, rows, scale_bias, bias, ex_off, ex_ids, out_v, out_i, out_a, B, N, D, k, max_cnt,
-                  items_per_split, INT8: tl.constexpr, HAS_BIAS: tl.constexpr, HAS_EX: tl.constexpr,
-                  K: tl.constexpr, BLOCK_B: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr,
-                  PREC: tl.constexpr):
+def _qscan_kernel(
+    Q,
+    rows,
+    scale_bias,
+    bias,
+    ex_off,
+    ex_ids,
+    out_v,
+    out_i,
+    out_a,
+    B,
+    N,
+    D,
+    k,
+    max_cnt,
+    items_per_split,
+    INT8: tl.constexpr,
+    HAS_BIAS: tl.constexpr,
+    HAS_EX: tl.constexpr,
+    K: tl.constexpr,
+    BLOCK_B: tl.constexpr,
+    BLOCK_N: tl.constexpr,
+    BLOCK_D: tl.constexpr,
+    PREC: tl.constexpr,
+):
     """One (row block, catalog split): running top-k of Q . dequant(rows) + bias into out_*[split, row]."""
     pid_b = tl.program_id(0)
     split = tl.program_id(1)
@@ -66,8 +88,20 @@ def _qscan_kernel(Q, rows, scale_bias, bias, ex_off, ex_ids, out_v, out_i, out_a
 
 
 @triton.jit
-def _qbag_kernel(rows, scale_bias, table_offsets, ids, offsets, out, B, D, T, INT8: tl.constexpr,
-                 MEAN: tl.constexpr, BLOCK_D: tl.constexpr):
+def _qbag_kernel(
+    rows,
+    scale_bias,
+    table_offsets,
+    ids,
+    offsets,
+    out,
+    B,
+    D,
+    T,
+    INT8: tl.constexpr,
+    MEAN: tl.constexpr,
+    BLOCK_D: tl.constexpr,
+):
     """One bag j = t*B + b: the (mean or sum) of its dequantized rows into out[b, t*D:(t+1)*D]."""
     j = tl.program_id(0)
     t = j // B
@@ -107,9 +141,32 @@ def catalog_topk(Q, rows, scale_bias, k, bias, exclude_offsets, exclude_ids):
     sb = scale_bias if int8 else out_a
     b = bias if bias is not None else out_a
     grid = (triton.cdiv(B, block_b), splits)
-    _qscan_kernel[grid](Q, rows, sb, b, ex_off, ex_ids, out_v, out_i, out_a, B, N, D, k, max_cnt, items,
-                        INT8=int8, HAS_BIAS=bias is not None, HAS_EX=has_ex, K=K, BLOCK_B=block_b,
-                        BLOCK_N=block_n, BLOCK_D=_block_d(D), PREC=CONFIG["precision"], num_warps=warps)
+    _qscan_kernel[grid](
+        Q,
+        rows,
+        sb,
+        b,
+        ex_off,
+        ex_ids,
+        out_v,
+        out_i,
+        out_a,
+        B,
+        N,
+        D,
+        k,
+        max_cnt,
+        items,
+        INT8=int8,
+        HAS_BIAS=bias is not None,
+        HAS_EX=has_ex,
+        K=K,
+        BLOCK_B=block_b,
+        BLOCK_N=block_n,
+        BLOCK_D=_block_d(D),
+        PREC=CONFIG["precision"],
+        num_warps=warps,
+    )
     v, i, _ = _merge_topk(out_v, out_i, out_a, k)
     return v, i
 
@@ -124,6 +181,7 @@ def embedding_bag(rows, scale_bias, table_offsets, ids, offsets, mean):
         return out
     int8 = rows.dtype == torch.int8
     sb = scale_bias if int8 else out
-    _qbag_kernel[(T * B,)](rows, sb, table_offsets, ids.to(torch.int64), offsets, out, B, D, T, INT8=int8,
-                           MEAN=mean, BLOCK_D=_block_d(D))
+    _qbag_kernel[(T * B,)](
+        rows, sb, table_offsets, ids.to(torch.int64), offsets, out, B, D, T, INT8=int8, MEAN=mean, BLOCK_D=_block_d(D)
+    )
     return out

@@ -4,6 +4,7 @@ Each launcher is named after the torch.library op it implements on CUDA (`torch.
 Each program handles BLOCK samples; the forward writes one partial loss sum per program, summed
 afterwards (deterministic, no atomics). Runs on CUDA, and on CPU tensors under TRITON_INTERPRET=1.
 """
+
 from __future__ import annotations
 
 import torch
@@ -14,8 +15,22 @@ BLOCK = 1024
 
 
 @triton.jit
-def _td_loss_fwd_kernel(q_ptr, nq_ptr, r_ptr, d_ptr, g_ptr, w_ptr, td_ptr, prio_ptr, partial_ptr, batch,
-                        huber_delta, alpha, eps, BLOCK: tl.constexpr):
+def _td_loss_fwd_kernel(
+    q_ptr,
+    nq_ptr,
+    r_ptr,
+    d_ptr,
+    g_ptr,
+    w_ptr,
+    td_ptr,
+    prio_ptr,
+    partial_ptr,
+    batch,
+    huber_delta,
+    alpha,
+    eps,
+    BLOCK: tl.constexpr,
+):
     pid = tl.program_id(0)
     offs = pid * BLOCK + tl.arange(0, BLOCK)
     mask = offs < batch
@@ -42,8 +57,9 @@ def _td_loss_fwd_kernel(q_ptr, nq_ptr, r_ptr, d_ptr, g_ptr, w_ptr, td_ptr, prio_
 
 
 @triton.jit
-def _td_loss_bwd_kernel(gl_ptr, gtd_ptr, td_ptr, w_ptr, g_ptr, d_ptr, gq_ptr, gnq_ptr, batch, huber_delta,
-                        BLOCK: tl.constexpr):
+def _td_loss_bwd_kernel(
+    gl_ptr, gtd_ptr, td_ptr, w_ptr, g_ptr, d_ptr, gq_ptr, gnq_ptr, batch, huber_delta, BLOCK: tl.constexpr
+):
     pid = tl.program_id(0)
     offs = pid * BLOCK + tl.arange(0, BLOCK)
     mask = offs < batch
@@ -66,8 +82,22 @@ def td_loss(q_sa, next_q, reward, done, discount, weight, huber_delta: float, al
     prio = torch.empty_like(q_sa)
     grid = (triton.cdiv(batch, BLOCK),)
     partial = torch.empty(grid[0], dtype=torch.float32, device=q_sa.device)
-    _td_loss_fwd_kernel[grid](q_sa, next_q, reward, done, discount, weight, td, prio, partial, batch,
-                              float(huber_delta), float(alpha), float(eps), BLOCK=BLOCK)
+    _td_loss_fwd_kernel[grid](
+        q_sa,
+        next_q,
+        reward,
+        done,
+        discount,
+        weight,
+        td,
+        prio,
+        partial,
+        batch,
+        float(huber_delta),
+        float(alpha),
+        float(eps),
+        BLOCK=BLOCK,
+    )
     loss = partial.sum() / batch
     return loss, td, prio
 
@@ -78,6 +108,17 @@ def td_loss_backward(grad_loss, grad_td, td, weight, discount, done, huber_delta
     grad_q = torch.empty_like(td)
     grad_nq = torch.empty_like(td)
     grid = (triton.cdiv(batch, BLOCK),)
-    _td_loss_bwd_kernel[grid](grad_loss.reshape(1), grad_td, td, weight, discount, done, grad_q, grad_nq, batch,
-                              float(huber_delta), BLOCK=BLOCK)
+    _td_loss_bwd_kernel[grid](
+        grad_loss.reshape(1),
+        grad_td,
+        td,
+        weight,
+        discount,
+        done,
+        grad_q,
+        grad_nq,
+        batch,
+        float(huber_delta),
+        BLOCK=BLOCK,
+    )
     return grad_q, grad_nq

@@ -1,4 +1,5 @@
 """nn.Modules built on the ops."""
+
 # One import line per module (add yours):
 from .catalog_head import CatalogHead  # noqa: F401,E402
 from .embedding_tables import EmbeddingTables, TableSpec  # noqa: F401,E402

@@ -6,6 +6,7 @@ over ALL items a = 0..num_items-1, never materialising the (B, N) logits on the 
 `recengine.ops.catalog_cross_entropy` (full softmax, no sampling), inference is `recengine.ops.catalog_topk`
 (seen items excluded through a per-user CSR list), exploration is `recengine.ops.catalog_sample`.
 """
+
 from __future__ import annotations
 
 import torch
@@ -31,13 +32,14 @@ class CatalogHead(nn.Module):
     ``exclude_ids`` int32/int64), e.g. the user's already-seen items.
     """
 
-    def __init__(self, num_items: int, dim: int, *, bias: bool = True, own_table: bool = False,
-                 temperature: float = 1.0):
+    def __init__(
+        self, num_items: int, dim: int, *, bias: bool = True, own_table: bool = False, temperature: float = 1.0
+    ):
         super().__init__()
         if num_items < 1 or dim < 1:
             raise ValueError(f"num_items and dim must be >= 1, got {num_items}, {dim}")
         self.num_items, self.dim, self.temperature = num_items, dim, float(temperature)
-        self.weight = nn.Parameter(torch.randn(num_items, dim) * dim ** -0.5) if own_table else None
+        self.weight = nn.Parameter(torch.randn(num_items, dim) * dim**-0.5) if own_table else None
         self.bias = nn.Parameter(torch.zeros(num_items)) if bias else None
 
     def table(self, item_table: torch.Tensor | None = None) -> torch.Tensor:
@@ -47,37 +49,71 @@ class CatalogHead(nn.Module):
                 raise ValueError("item_table: this head is tied (own_table=False); pass the encoder's item table")
             return self.weight
         if item_table.shape != (self.num_items, self.dim):
-            raise ValueError(f"item_table: expected shape ({self.num_items}, {self.dim}), "
-                             f"got {tuple(item_table.shape)}")
+            raise ValueError(
+                f"item_table: expected shape ({self.num_items}, {self.dim}), got {tuple(item_table.shape)}"
+            )
         return item_table
 
     def _kw(self, exclude_offsets, exclude_ids) -> dict:
-        return dict(bias=self.bias, temperature=self.temperature, exclude_offsets=exclude_offsets,
-                    exclude_ids=exclude_ids)
+        return dict(
+            bias=self.bias, temperature=self.temperature, exclude_offsets=exclude_offsets, exclude_ids=exclude_ids
+        )
 
-    def loss(self, states: torch.Tensor, targets: torch.Tensor, item_table: torch.Tensor | None = None, *,
-             exclude_offsets=None, exclude_ids=None, reduction: str = "mean") -> torch.Tensor:
+    def loss(
+        self,
+        states: torch.Tensor,
+        targets: torch.Tensor,
+        item_table: torch.Tensor | None = None,
+        *,
+        exclude_offsets=None,
+        exclude_ids=None,
+        reduction: str = "mean",
+    ) -> torch.Tensor:
         """Full-catalog softmax cross-entropy of the target items (M,) int64 given states (M, D)."""
-        return ops.catalog_cross_entropy(states.contiguous(), self.table(item_table).contiguous(), targets,
-                                            reduction=reduction, **self._kw(exclude_offsets, exclude_ids))
+        return ops.catalog_cross_entropy(
+            states.contiguous(),
+            self.table(item_table).contiguous(),
+            targets,
+            reduction=reduction,
+            **self._kw(exclude_offsets, exclude_ids),
+        )
 
-    def topk(self, states: torch.Tensor, k: int, item_table: torch.Tensor | None = None, *,
-             exclude_offsets=None, exclude_ids=None) -> tuple[torch.Tensor, torch.Tensor]:
+    def topk(
+        self,
+        states: torch.Tensor,
+        k: int,
+        item_table: torch.Tensor | None = None,
+        *,
+        exclude_offsets=None,
+        exclude_ids=None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """(scores (B, k), ids (B, k) int64): the k best items per state, descending, ties by lower id."""
-        return ops.catalog_topk(states.contiguous(), self.table(item_table).contiguous(), k,
-                                   **self._kw(exclude_offsets, exclude_ids))
+        return ops.catalog_topk(
+            states.contiguous(), self.table(item_table).contiguous(), k, **self._kw(exclude_offsets, exclude_ids)
+        )
 
-    def sample(self, states: torch.Tensor, k: int, seed: int, item_table: torch.Tensor | None = None, *,
-               exclude_offsets=None, exclude_ids=None) -> tuple[torch.Tensor, torch.Tensor]:
+    def sample(
+        self,
+        states: torch.Tensor,
+        k: int,
+        seed: int,
+        item_table: torch.Tensor | None = None,
+        *,
+        exclude_offsets=None,
+        exclude_ids=None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """(ids (B, k), log_probs (B, k)): k distinct items drawn from softmax(theta) (counter-based, `seed`)."""
-        return ops.catalog_sample(states.contiguous(), self.table(item_table).contiguous(), k, seed,
-                                     **self._kw(exclude_offsets, exclude_ids))
+        return ops.catalog_sample(
+            states.contiguous(), self.table(item_table).contiguous(), k, seed, **self._kw(exclude_offsets, exclude_ids)
+        )
 
-    def logsumexp(self, states: torch.Tensor, item_table: torch.Tensor | None = None, *,
-                  exclude_offsets=None, exclude_ids=None) -> torch.Tensor:
+    def logsumexp(
+        self, states: torch.Tensor, item_table: torch.Tensor | None = None, *, exclude_offsets=None, exclude_ids=None
+    ) -> torch.Tensor:
         """(B,): log sum_a exp(theta(a, s)), the softmax policy's normaliser."""
-        return ops.catalog_logsumexp(states.contiguous(), self.table(item_table).contiguous(),
-                                        **self._kw(exclude_offsets, exclude_ids))
+        return ops.catalog_logsumexp(
+            states.contiguous(), self.table(item_table).contiguous(), **self._kw(exclude_offsets, exclude_ids)
+        )
 
     def forward(self, states: torch.Tensor, item_table: torch.Tensor | None = None) -> torch.Tensor:
         """The full (B, N) logits (materialised: for small batches, inspection and tests)."""

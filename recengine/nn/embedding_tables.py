@@ -25,6 +25,7 @@ the optimizer state are buffers; the backward sums each touched row's gradient o
 updates the row and its state in place (TBE-style), returning no gradient for the weights. The
 update happens when backward reaches this module (once per backward of each forward call).
 """
+
 from __future__ import annotations
 
 import math
@@ -71,8 +72,9 @@ class _FusedLookup(torch.autograd.Function):
     def forward(ctx, anchor, per_sample_weights, tables, ids, offsets):
         ctx.tables = tables
         ctx.save_for_backward(ids, offsets, per_sample_weights)
-        return torch.ops.recengine.embedding_bag(tables.weights, tables.table_offsets, ids, offsets,
-                                                 per_sample_weights, tables.pooling)
+        return torch.ops.recengine.embedding_bag(
+            tables.weights, tables.table_offsets, ids, offsets, per_sample_weights, tables.pooling
+        )
 
     @staticmethod
     def backward(ctx, grad_output):
@@ -83,7 +85,8 @@ class _FusedLookup(torch.autograd.Function):
         if per_sample_weights is not None and ctx.needs_input_grad[1]:
             # from the rows as they were in the forward, so before the update
             grad_psw = torch.ops.recengine.embedding_bag_psw_backward(
-                grad_output, tables.weights, tables.table_offsets, ids, offsets, tables.pooling)
+                grad_output, tables.weights, tables.table_offsets, ids, offsets, tables.pooling
+            )
         tables._fused_step(grad_output, ids, offsets, per_sample_weights)
         return None, grad_psw, None, None, None
 
@@ -106,9 +109,15 @@ class EmbeddingTables(nn.Module):
     group under "groups.<g>.", and `weights` / `dim` do not exist (use `table(name)` and `dims`).
     """
 
-    def __init__(self, specs: Sequence[TableSpec], pooling: str = "sum",
-                 optimizer: SGD | RowwiseAdagrad | Adam | None = None, *,
-                 device: torch.device | str | None = None, seed: int | None = None):
+    def __init__(
+        self,
+        specs: Sequence[TableSpec],
+        pooling: str = "sum",
+        optimizer: SGD | RowwiseAdagrad | Adam | None = None,
+        *,
+        device: torch.device | str | None = None,
+        seed: int | None = None,
+    ):
         super().__init__()
         specs = list(specs)
         if not specs:
@@ -122,8 +131,9 @@ class EmbeddingTables(nn.Module):
         if pooling not in POOLINGS:
             raise ValueError(f"pooling: expected one of {POOLINGS}, got {pooling!r}")
         if optimizer is not None and not isinstance(optimizer, (SGD, RowwiseAdagrad, Adam)):
-            raise TypeError(f"optimizer: expected None or recengine.optim.SGD/RowwiseAdagrad/Adam, "
-                            f"got {type(optimizer).__name__}")
+            raise TypeError(
+                f"optimizer: expected None or recengine.optim.SGD/RowwiseAdagrad/Adam, got {type(optimizer).__name__}"
+            )
         self.specs = tuple(specs)
         self.pooling = pooling
         self.optimizer = optimizer
@@ -140,9 +150,11 @@ class EmbeddingTables(nn.Module):
             return
         self._group_tables = tuple(tuple(t for t, d in enumerate(self.dims) if d == dim) for dim in distinct)
         self.groups = nn.ModuleList(
-            EmbeddingTables([specs[t] for t in tables], pooling, optimizer, device=device,
-                            seed=None if seed is None else seed + g)
-            for g, tables in enumerate(self._group_tables))
+            EmbeddingTables(
+                [specs[t] for t in tables], pooling, optimizer, device=device, seed=None if seed is None else seed + g
+            )
+            for g, tables in enumerate(self._group_tables)
+        )
         # the groups' outputs side by side hold the tables in group order; this gathers them back to spec order
         starts, col = {}, 0
         for tables in self._group_tables:
@@ -157,8 +169,7 @@ class EmbeddingTables(nn.Module):
         for s in self.specs:
             bounds.append(bounds[-1] + s.num_rows)
         num_rows = bounds[-1]
-        self.register_buffer("table_offsets", torch.tensor(bounds, dtype=torch.int64, device=device),
-                             persistent=False)
+        self.register_buffer("table_offsets", torch.tensor(bounds, dtype=torch.int64, device=device), persistent=False)
         gen = None
         if seed is not None:
             gen = torch.Generator(device=device or "cpu").manual_seed(seed)
@@ -191,7 +202,7 @@ class EmbeddingTables(nn.Module):
             dim = self.dims[self._index[name]]
             return next(g for g in self.groups if g.dim == dim).table(name)
         t = self._index[name]
-        start, end = sum(s.num_rows for s in self.specs[:t]), sum(s.num_rows for s in self.specs[:t + 1])
+        start, end = sum(s.num_rows for s in self.specs[:t]), sum(s.num_rows for s in self.specs[: t + 1])
         return self.weights[start:end]
 
     def extra_repr(self) -> str:
@@ -199,8 +210,9 @@ class EmbeddingTables(nn.Module):
         return f"pooling={self.pooling!r}, optimizer={self.optimizer}, tables=({tables})"
 
     # --------------------------------------------------------------------------------- forward
-    def forward(self, ids: Tensor | object, offsets: Tensor | None = None,
-                per_sample_weights: Tensor | None = None) -> Tensor:
+    def forward(
+        self, ids: Tensor | object, offsets: Tensor | None = None, per_sample_weights: Tensor | None = None
+    ) -> Tensor:
         """Pooled (B, sum of dims), table t's vector after those of tables 0..t-1.
 
         Either `ids` (local to their table) with `offsets` (T*B+1,) int64, table-major, and optional
@@ -216,8 +228,15 @@ class EmbeddingTables(nn.Module):
         if hasattr(self, "groups"):
             return self._forward_groups(ids, offsets, per_sample_weights)
         weights, table_offsets, ids, offsets, psw = check_embedding_bag_inputs(
-            self.weights, self.table_offsets, ids, offsets, per_sample_weights, pooling=self.pooling,
-            table_names=self._names, for_forward=True)
+            self.weights,
+            self.table_offsets,
+            ids,
+            offsets,
+            per_sample_weights,
+            pooling=self.pooling,
+            table_names=self._names,
+            for_forward=True,
+        )
         if self.optimizer is None or not torch.is_grad_enabled():
             return torch.ops.recengine.embedding_bag(weights, table_offsets, ids, offsets, psw, self.pooling)
         return _FusedLookup.apply(self._anchor, psw, self, ids, offsets)
@@ -246,6 +265,20 @@ class EmbeddingTables(nn.Module):
         state1 = getattr(self, "momentum1", empty)
         state2 = getattr(self, "momentum2", empty)
         psw = None if per_sample_weights is None else per_sample_weights.detach()
-        torch.ops.recengine.embedding_bag_fused_update(grad_output, self.weights, self.table_offsets, ids, offsets,
-                                                       psw, self.pooling, opt.kind, state1, state2, float(opt.lr),
-                                                       float(eps), float(beta1), float(beta2), step)
+        torch.ops.recengine.embedding_bag_fused_update(
+            grad_output,
+            self.weights,
+            self.table_offsets,
+            ids,
+            offsets,
+            psw,
+            self.pooling,
+            opt.kind,
+            state1,
+            state2,
+            float(opt.lr),
+            float(eps),
+            float(beta1),
+            float(beta2),
+            step,
+        )

@@ -9,6 +9,7 @@ typing): torchrec is never imported, so any object with the same interface works
 Keys may come in any order and may include keys no table uses (they are ignored, as TorchRec's
 EmbeddingBagCollection ignores features it has no table for); a table without its key is an error.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -23,9 +24,12 @@ __all__ = ["is_keyed_jagged", "from_keyed_jagged"]
 
 def is_keyed_jagged(obj: object) -> bool:
     """True for an object with the KJT interface: callable keys() and values(), and offsets() or lengths()."""
-    return (not isinstance(obj, Tensor) and callable(getattr(obj, "keys", None))
-            and callable(getattr(obj, "values", None))
-            and (callable(getattr(obj, "offsets", None)) or callable(getattr(obj, "lengths", None))))
+    return (
+        not isinstance(obj, Tensor)
+        and callable(getattr(obj, "keys", None))
+        and callable(getattr(obj, "values", None))
+        and (callable(getattr(obj, "offsets", None)) or callable(getattr(obj, "lengths", None)))
+    )
 
 
 def _kjt_offsets(kjt: object) -> Tensor:
@@ -59,8 +63,10 @@ def from_keyed_jagged(features: object, table_names: Sequence[str]) -> tuple[Ten
     """(ids, offsets (T*B+1,) int64, per_sample_weights or None) for the tables `table_names`, in that order,
     from a KJT-like `features`. Raises ValueError naming the missing table when a key is absent."""
     if not is_keyed_jagged(features):
-        raise TypeError(f"features: expected a KeyedJaggedTensor-like object (keys(), values(), offsets() or "
-                        f"lengths()), got {type(features).__name__}")
+        raise TypeError(
+            f"features: expected a KeyedJaggedTensor-like object (keys(), values(), offsets() or "
+            f"lengths()), got {type(features).__name__}"
+        )
     keys = list(features.keys())
     position = {k: i for i, k in enumerate(keys)}
     if len(position) != len(keys):
@@ -74,5 +80,4 @@ def from_keyed_jagged(features: object, table_names: Sequence[str]) -> tuple[Ten
     offsets = _kjt_offsets(features)
     if keys and (offsets.shape[0] - 1) % len(keys) != 0:
         raise ValueError(f"features: {offsets.shape[0] - 1} bags do not split evenly over {len(keys)} keys")
-    return select_tables(values, offsets, [position[n] for n in table_names], max(len(keys), 1),
-                         _kjt_weights(features))
+    return select_tables(values, offsets, [position[n] for n in table_names], max(len(keys), 1), _kjt_weights(features))

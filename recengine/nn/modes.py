@@ -3,6 +3,7 @@
 Acting, scoring and evaluating must not see dropout noise, yet the module may be in the middle of training;
 `eval_mode` puts it in evaluation mode and restores whatever mode it was in, even on an exception.
 """
+
 from __future__ import annotations
 
 import contextlib

@@ -25,6 +25,7 @@ is recomputed from the parameters on every call (it carries gradients), so use i
 A row with no item at all gets the learned ``empty_state`` (supervised next-item training never reaches it: it
 starts at zero, plus the user's feature vector when users are given; RL fine-tuning can train it).
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -54,19 +55,30 @@ class SequenceEncoder(nn.Module):
         feature_dim: width of each side-feature table (projected to dim).
     """
 
-    def __init__(self, num_items: int, dim: int = 64, max_len: int = 50, *, num_layers: int = 2,
-                 num_heads: int = 2, dropout: float = 0.2,
-                 item_feature_tables: Sequence[tuple[str, int]] = (), item_feature_ids=None,
-                 item_feature_offsets=None, user_feature_tables: Sequence[tuple[str, int]] = (),
-                 user_feature_ids=None, feature_dim: int = 16):
+    def __init__(
+        self,
+        num_items: int,
+        dim: int = 64,
+        max_len: int = 50,
+        *,
+        num_layers: int = 2,
+        num_heads: int = 2,
+        dropout: float = 0.2,
+        item_feature_tables: Sequence[tuple[str, int]] = (),
+        item_feature_ids=None,
+        item_feature_offsets=None,
+        user_feature_tables: Sequence[tuple[str, int]] = (),
+        user_feature_ids=None,
+        feature_dim: int = 16,
+    ):
         super().__init__()
         if num_items < 1 or dim < 1 or max_len < 1:
             raise ValueError(f"num_items, dim, max_len must be >= 1, got {num_items}, {dim}, {max_len}")
         if dim % num_heads:
             raise ValueError(f"dim ({dim}) must be divisible by num_heads ({num_heads})")
         self.num_items, self.dim, self.max_len = num_items, dim, max_len
-        self.item_embedding = nn.Parameter(torch.randn(num_items, dim) * dim ** -0.5)
-        self.position_embedding = nn.Parameter(torch.randn(max_len, dim) * dim ** -0.5)
+        self.item_embedding = nn.Parameter(torch.randn(num_items, dim) * dim**-0.5)
+        self.position_embedding = nn.Parameter(torch.randn(max_len, dim) * dim**-0.5)
         #: the state of a user with no history (used by last_state for empty rows)
         self.empty_state = nn.Parameter(torch.zeros(dim))
 
@@ -77,10 +89,12 @@ class SequenceEncoder(nn.Module):
             t = len(item_feature_tables)
             offsets = torch.as_tensor(item_feature_offsets, dtype=torch.int64)
             if offsets.shape != (t * num_items + 1,):
-                raise ValueError(f"item_feature_offsets: expected shape ({t * num_items + 1},), "
-                                 f"got {tuple(offsets.shape)}")
-            self.item_tables = EmbeddingTables([TableSpec(n, int(r), feature_dim) for n, r in item_feature_tables],
-                                               pooling="mean")
+                raise ValueError(
+                    f"item_feature_offsets: expected shape ({t * num_items + 1},), got {tuple(offsets.shape)}"
+                )
+            self.item_tables = EmbeddingTables(
+                [TableSpec(n, int(r), feature_dim) for n, r in item_feature_tables], pooling="mean"
+            )
             self.item_projection = nn.Linear(t * feature_dim, dim, bias=False)
             self.register_buffer("item_feature_ids", torch.as_tensor(item_feature_ids, dtype=torch.int64).clone())
             self.register_buffer("item_feature_offsets", offsets.clone())
@@ -91,16 +105,24 @@ class SequenceEncoder(nn.Module):
                 raise ValueError("user_feature_tables given without user_feature_ids")
             ids = torch.as_tensor(user_feature_ids, dtype=torch.int64)
             if ids.dim() != 2 or ids.shape[1] != len(user_feature_tables):
-                raise ValueError(f"user_feature_ids: expected shape (num_users, {len(user_feature_tables)}), "
-                                 f"got {tuple(ids.shape)}")
+                raise ValueError(
+                    f"user_feature_ids: expected shape (num_users, {len(user_feature_tables)}), got {tuple(ids.shape)}"
+                )
             self.user_tables = EmbeddingTables([TableSpec(n, int(r), feature_dim) for n, r in user_feature_tables])
             self.user_projection = nn.Linear(len(user_feature_tables) * feature_dim, dim, bias=False)
             self.register_buffer("user_feature_ids", ids.clone())
 
         self.input_norm = nn.LayerNorm(dim)
         self.dropout = nn.Dropout(dropout)
-        layer = nn.TransformerEncoderLayer(dim, num_heads, dim_feedforward=2 * dim, dropout=dropout,
-                                           activation="gelu", batch_first=True, norm_first=True)
+        layer = nn.TransformerEncoderLayer(
+            dim,
+            num_heads,
+            dim_feedforward=2 * dim,
+            dropout=dropout,
+            activation="gelu",
+            batch_first=True,
+            norm_first=True,
+        )
         # no dropout on the attention weights: it would force the slow unfused attention path (dropout still
         # applies to the attention output, the feed-forward block and the input)
         layer.self_attn.dropout = 0.0
@@ -134,8 +156,10 @@ class SequenceEncoder(nn.Module):
             raise TypeError(f"items: expected a (B, L) int32/int64 tensor, got {items.dtype} {tuple(items.shape)}")
         items = items.to(torch.int64)
         if items.numel() and (items.min() < PAD_ID or items.max() >= self.num_items):
-            raise IndexError(f"items: ids must lie in [0, {self.num_items}) or be PAD_ID=-1, got range "
-                             f"[{int(items.min())}, {int(items.max())}]")
+            raise IndexError(
+                f"items: ids must lie in [0, {self.num_items}) or be PAD_ID=-1, got range "
+                f"[{int(items.min())}, {int(items.max())}]"
+            )
         return items
 
     def forward(self, items: torch.Tensor, users: torch.Tensor | None = None) -> torch.Tensor:
@@ -179,8 +203,11 @@ class SequenceEncoder(nn.Module):
         start = (lengths - width).clamp(min=0)
         cols = (start.unsqueeze(1) + torch.arange(width, device=items.device)).clamp(max=max(length - 1, 0))
         window = torch.gather(packed, 1, cols) if length else torch.full((b, 1), PAD_ID, device=items.device)
-        window = torch.where(torch.arange(width, device=items.device) < lengths.clamp(max=width).unsqueeze(1),
-                             window, torch.full_like(window, PAD_ID))
+        window = torch.where(
+            torch.arange(width, device=items.device) < lengths.clamp(max=width).unsqueeze(1),
+            window,
+            torch.full_like(window, PAD_ID),
+        )
         states = self.forward(window, users)
         last = (lengths.clamp(max=width) - 1).clamp(min=0)
         out = states[torch.arange(b, device=items.device), last]

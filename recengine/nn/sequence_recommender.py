@@ -5,6 +5,7 @@ item through the policy op (its item table is the encoder's own `item_embeddings
 item vectors are the same parameters). How it is built from a dataset and trained lives in
 `recengine.train.sasrec`; how it is saved, in `recengine.checkpoint`.
 """
+
 from __future__ import annotations
 
 import torch

@@ -3,6 +3,7 @@
 Every op here validates its inputs once, then dispatches by device. The plain-PyTorch truth for
 each lives in recengine.reference.
 """
+
 # One import line per operator family (add yours):
 from recengine.ops.embedding_bag import embedding_bag, embedding_bag_fused_update  # noqa: F401
 from recengine.ops.policy import catalog_cross_entropy, catalog_logsumexp, catalog_sample, catalog_topk  # noqa: F401

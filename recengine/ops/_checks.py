@@ -3,6 +3,7 @@
 Tensors: `check_tensor`, `check_same_device`. Options: `check_number`, `check_int`, `check_positive`,
 `check_choice`. Wrong types raise TypeError, wrong values ValueError.
 """
+
 from __future__ import annotations
 
 import math

@@ -4,6 +4,7 @@ Triton is an optional dependency (the `gpu` extra): a CPU install never imports 
 CUDA tensor (or a test under TRITON_INTERPRET=1) loads a kernel module, and a missing triton is then a clear
 ImportError instead of a failure at `import recengine`.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -19,6 +20,7 @@ def triton_kernels(family: str) -> ModuleType:
     except ModuleNotFoundError as exc:
         if exc.name is None or exc.name.split(".")[0] != "triton":
             raise
-        raise ImportError(f"recengine: the {family} op got a CUDA tensor, and its GPU kernels need triton, which is "
-                          "not installed; install it with `pip install 'recengine[gpu]'` (or `pip install triton`)"
-                          ) from exc
+        raise ImportError(
+            f"recengine: the {family} op got a CUDA tensor, and its GPU kernels need triton, which is "
+            "not installed; install it with `pip install 'recengine[gpu]'` (or `pip install triton`)"
+        ) from exc

@@ -10,6 +10,7 @@ per-sample weights with it.
 Registered op (namespace "recengine"; plain torch code serves every device; a fake gives the dynamic size):
   jagged_select_tables(offsets, tables, num_tables) -> (index, offsets of the selection)
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -47,8 +48,9 @@ def _select_tables_fake(offsets, tables, num_tables):
     return offsets.new_empty(total), offsets.new_empty(len(tables) * batch + 1)
 
 
-def select_tables(ids: Tensor, offsets: Tensor, tables: Sequence[int], num_tables: int,
-                  per_sample_weights: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor | None]:
+def select_tables(
+    ids: Tensor, offsets: Tensor, tables: Sequence[int], num_tables: int, per_sample_weights: Tensor | None = None
+) -> tuple[Tensor, Tensor, Tensor | None]:
     """The bags of `tables` (indices into the T = `num_tables` tables, in the order given, repeats allowed)
     as a table-major batch of their own: (ids, offsets (len(tables)*B+1,) int64, per_sample_weights or None).
 

@@ -18,6 +18,7 @@ instruction) with a proven error bound per score, and rescores in float32 only t
 cannot rule out: the result is still the float32 top-k (csrc/policy/topk_bf16.cpp).
 The plain-PyTorch truth is recengine.reference.policy.
 """
+
 from __future__ import annotations
 
 import torch
@@ -54,9 +55,14 @@ def _check_finite(**tensors: Tensor | None) -> None:
             raise ValueError(f"{name}: holds NaN or infinite values")
 
 
-def _validate(Q: Tensor, E: Tensor, bias: Tensor | None, temperature: float, exclude_offsets: Tensor | None,
-              exclude_ids: Tensor | None
-              ) -> tuple[Tensor, Tensor, Tensor | None, Tensor | None, Tensor | None]:
+def _validate(
+    Q: Tensor,
+    E: Tensor,
+    bias: Tensor | None,
+    temperature: float,
+    exclude_offsets: Tensor | None,
+    exclude_ids: Tensor | None,
+) -> tuple[Tensor, Tensor, Tensor | None, Tensor | None, Tensor | None]:
     """Check what the shapes, dtypes and devices say (no data is read, so this traces under torch.compile);
     returns (Q, E, bias, exclude_offsets, exclude_ids int64), contiguous. The checks that read the values
     run inside the ops (`_check_values`)."""
@@ -84,8 +90,9 @@ def _validate(Q: Tensor, E: Tensor, bias: Tensor | None, temperature: float, exc
     return Q, E, bias, exclude_offsets, exclude_ids
 
 
-def _check_values(Q: Tensor, E: Tensor, bias: Tensor | None, exclude_offsets: Tensor | None,
-                  exclude_ids: Tensor | None) -> None:
+def _check_values(
+    Q: Tensor, E: Tensor, bias: Tensor | None, exclude_offsets: Tensor | None, exclude_ids: Tensor | None
+) -> None:
     """The checks that read the data, run by every op before its kernel (so also in a compiled or exported
     graph): finite Q, E and bias, a well-formed exclusion list with every id inside the catalog."""
     _check_finite(Q=Q, E=E, bias=bias)
@@ -95,14 +102,16 @@ def _check_values(Q: Tensor, E: Tensor, bias: Tensor | None, exclude_offsets: Te
     if int(exclude_offsets[0]) != 0 or bool((exclude_offsets[1:] < exclude_offsets[:-1]).any()):
         raise ValueError("exclude_offsets: must start at 0 and never decrease")
     if int(exclude_offsets[-1]) != exclude_ids.numel():
-        raise ValueError(f"exclude_offsets: last entry {int(exclude_offsets[-1])} != "
-                         f"len(exclude_ids) {exclude_ids.numel()}")
+        raise ValueError(
+            f"exclude_offsets: last entry {int(exclude_offsets[-1])} != len(exclude_ids) {exclude_ids.numel()}"
+        )
     if exclude_ids.numel():
         bad = (exclude_ids < 0) | (exclude_ids >= N)
         if bool(bad.any()):
             i = int(bad.nonzero()[0])
-            raise IndexError(f"exclude_ids: id {int(exclude_ids[i])} at position {i} is out of range "
-                             f"for a catalog of {N} items")
+            raise IndexError(
+                f"exclude_ids: id {int(exclude_ids[i])} at position {i} is out of range for a catalog of {N} items"
+            )
 
 
 def _excluded_rows(B: int, exclude_offsets: Tensor, exclude_ids: Tensor) -> Tensor:
@@ -128,8 +137,7 @@ def _check_k_per_row(k: int, N: int, B: int, exclude_offsets: Tensor | None, exc
             raise ValueError(f"k: {k} exceeds the {int(allowed[b])} non-excluded items of row {b}")
 
 
-def _check_target_values(target: Tensor, N: int, exclude_offsets: Tensor | None, exclude_ids: Tensor | None
-                         ) -> None:
+def _check_target_values(target: Tensor, N: int, exclude_offsets: Tensor | None, exclude_ids: Tensor | None) -> None:
     """Inside the ops: every target inside the catalog and not excluded from its row."""
     bad = (target < 0) | (target >= N)
     if bool(bad.any()):
@@ -206,17 +214,30 @@ def _cpu_sample(Q, E, k, skey, bias, inv_temp, exclude_offsets, exclude_ids):
     return ids, xs - lse.unsqueeze(1), lse, count
 
 
-def _cpu_ce_backward(Q, E, target, bias, lse, p_scale, t_scale, inv_temp, exclude_offsets, exclude_ids,
-                     need_q, need_e, need_bias):
+def _cpu_ce_backward(
+    Q, E, target, bias, lse, p_scale, t_scale, inv_temp, exclude_offsets, exclude_ids, need_q, need_e, need_bias
+):
     _C = cpu_ops()
     N = E.shape[0]
     dQ = torch.zeros_like(Q) if need_q else Q.new_empty(0)
     dE = torch.zeros_like(E) if need_e else E.new_empty(0)
     dbias = torch.zeros(N) if need_bias else Q.new_empty(0)
     a_off, a_ex = _arr(exclude_offsets), _arr(exclude_ids)
-    _C.policy_ce_backward(_arr(Q), _arr(E), _arr(bias), inv_temp, a_off, a_ex, _arr(lse), _arr(target),
-                          _arr(p_scale), _arr(t_scale), _arr(dQ) if need_q else None, _arr(dE) if need_e else None,
-                          _arr(dbias) if need_bias else None)
+    _C.policy_ce_backward(
+        _arr(Q),
+        _arr(E),
+        _arr(bias),
+        inv_temp,
+        a_off,
+        a_ex,
+        _arr(lse),
+        _arr(target),
+        _arr(p_scale),
+        _arr(t_scale),
+        _arr(dQ) if need_q else None,
+        _arr(dE) if need_e else None,
+        _arr(dbias) if need_bias else None,
+    )
     return dQ, dE, dbias
 
 
@@ -224,9 +245,15 @@ def _cpu_ce_backward(Q, E, target, bias, lse, p_scale, t_scale, inv_temp, exclud
 # Each op checks the values of its inputs (and the finiteness of its result) itself, on every backend, so the
 # checks hold in a compiled or exported graph too; the public functions check only what shapes and dtypes say.
 @torch.library.custom_op("recengine::catalog_topk", mutates_args=(), device_types="cpu")
-def _topk_op(Q: torch.Tensor, E: torch.Tensor, k: int, bias: torch.Tensor | None, temperature: float,
-             exclude_offsets: torch.Tensor | None, exclude_ids: torch.Tensor | None
-             ) -> tuple[torch.Tensor, torch.Tensor]:
+def _topk_op(
+    Q: torch.Tensor,
+    E: torch.Tensor,
+    k: int,
+    bias: torch.Tensor | None,
+    temperature: float,
+    exclude_offsets: torch.Tensor | None,
+    exclude_ids: torch.Tensor | None,
+) -> tuple[torch.Tensor, torch.Tensor]:
     _check_values(Q, E, bias, exclude_offsets, exclude_ids)
     _check_k_per_row(k, E.shape[0], Q.shape[0], exclude_offsets, exclude_ids)
     vals, ids, count = _cpu_topk(Q, E, k, bias, 1.0 / temperature, exclude_offsets, exclude_ids)
@@ -252,14 +279,20 @@ def _topk_fake(Q, E, k, bias, temperature, exclude_offsets, exclude_ids):
 
 
 @torch.library.custom_op("recengine::catalog_sample", mutates_args=(), device_types="cpu")
-def _sample_op(Q: torch.Tensor, E: torch.Tensor, k: int, seed_key: int, bias: torch.Tensor | None,
-               temperature: float, exclude_offsets: torch.Tensor | None, exclude_ids: torch.Tensor | None
-               ) -> tuple[torch.Tensor, torch.Tensor]:
+def _sample_op(
+    Q: torch.Tensor,
+    E: torch.Tensor,
+    k: int,
+    seed_key: int,
+    bias: torch.Tensor | None,
+    temperature: float,
+    exclude_offsets: torch.Tensor | None,
+    exclude_ids: torch.Tensor | None,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """seed_key: the 32-bit key recengine.reference.policy.seed_key(seed) of the caller's seed."""
     _check_values(Q, E, bias, exclude_offsets, exclude_ids)
     _check_k_per_row(k, E.shape[0], Q.shape[0], exclude_offsets, exclude_ids)
-    ids, log_probs, lse, count = _cpu_sample(Q, E, k, seed_key, bias, 1.0 / temperature, exclude_offsets,
-                                             exclude_ids)
+    ids, log_probs, lse, count = _cpu_sample(Q, E, k, seed_key, bias, 1.0 / temperature, exclude_offsets, exclude_ids)
     if bool((count < k).any()):
         raise ValueError("catalog_sample: the logits overflowed (non-finite logsumexp)")
     _check_finite_output("catalog_sample", "log-probabilities", log_probs)
@@ -271,8 +304,7 @@ def _sample_cuda(Q, E, k, seed_key, bias, temperature, exclude_offsets, exclude_
     kernels = triton_kernels("policy")
     _check_values(Q, E, bias, exclude_offsets, exclude_ids)
     _check_k_per_row(k, E.shape[0], Q.shape[0], exclude_offsets, exclude_ids)
-    ids, log_probs = kernels.catalog_sample(Q, E, k, seed_key, bias, 1.0 / temperature, exclude_offsets,
-                                            exclude_ids)
+    ids, log_probs = kernels.catalog_sample(Q, E, k, seed_key, bias, 1.0 / temperature, exclude_offsets, exclude_ids)
     _check_finite_output("catalog_sample", "log-probabilities", log_probs)
     return ids, log_probs
 
@@ -283,8 +315,14 @@ def _sample_fake(Q, E, k, seed_key, bias, temperature, exclude_offsets, exclude_
 
 
 @torch.library.custom_op("recengine::catalog_logsumexp", mutates_args=(), device_types="cpu")
-def _lse_op(Q: torch.Tensor, E: torch.Tensor, bias: torch.Tensor | None, temperature: float,
-            exclude_offsets: torch.Tensor | None, exclude_ids: torch.Tensor | None) -> torch.Tensor:
+def _lse_op(
+    Q: torch.Tensor,
+    E: torch.Tensor,
+    bias: torch.Tensor | None,
+    temperature: float,
+    exclude_offsets: torch.Tensor | None,
+    exclude_ids: torch.Tensor | None,
+) -> torch.Tensor:
     _check_values(Q, E, bias, exclude_offsets, exclude_ids)
     lse = _cpu_lse(Q, E, bias, 1.0 / temperature, exclude_offsets, exclude_ids)[0]
     _check_finite_output("catalog_logsumexp", "logsumexp", lse, allow_neg_inf=True)
@@ -306,9 +344,15 @@ def _lse_fake(Q, E, bias, temperature, exclude_offsets, exclude_ids):
 
 
 @torch.library.custom_op("recengine::catalog_cross_entropy_rows", mutates_args=(), device_types="cpu")
-def _ce_rows_op(Q: torch.Tensor, E: torch.Tensor, target: torch.Tensor, bias: torch.Tensor | None,
-                temperature: float, exclude_offsets: torch.Tensor | None, exclude_ids: torch.Tensor | None
-                ) -> tuple[torch.Tensor, torch.Tensor]:
+def _ce_rows_op(
+    Q: torch.Tensor,
+    E: torch.Tensor,
+    target: torch.Tensor,
+    bias: torch.Tensor | None,
+    temperature: float,
+    exclude_offsets: torch.Tensor | None,
+    exclude_ids: torch.Tensor | None,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """(loss per row = lse - logit[target], lse per row); target int64."""
     _check_values(Q, E, bias, exclude_offsets, exclude_ids)
     _check_target_values(target, E.shape[0], exclude_offsets, exclude_ids)
@@ -336,29 +380,71 @@ def _ce_rows_fake(Q, E, target, bias, temperature, exclude_offsets, exclude_ids)
 
 
 @torch.library.custom_op("recengine::catalog_cross_entropy_backward", mutates_args=(), device_types="cpu")
-def _ce_bwd_op(Q: torch.Tensor, E: torch.Tensor, target: torch.Tensor, bias: torch.Tensor | None,
-               lse: torch.Tensor, p_scale: torch.Tensor, t_scale: torch.Tensor, temperature: float,
-               exclude_offsets: torch.Tensor | None, exclude_ids: torch.Tensor | None,
-               need_q: bool, need_e: bool, need_bias: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def _ce_bwd_op(
+    Q: torch.Tensor,
+    E: torch.Tensor,
+    target: torch.Tensor,
+    bias: torch.Tensor | None,
+    lse: torch.Tensor,
+    p_scale: torch.Tensor,
+    t_scale: torch.Tensor,
+    temperature: float,
+    exclude_offsets: torch.Tensor | None,
+    exclude_ids: torch.Tensor | None,
+    need_q: bool,
+    need_e: bool,
+    need_bias: bool,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Gradients w.r.t. (Q, E, bias) of sum_b p_scale[b] * T * lse[b] - t_scale[b] * T * logit[b, target[b]]
     (scales already divided by T); a gradient not asked for comes back empty."""
-    return _cpu_ce_backward(Q, E, target, bias, lse, p_scale, t_scale, 1.0 / temperature, exclude_offsets,
-                            exclude_ids, need_q, need_e, need_bias)
+    return _cpu_ce_backward(
+        Q,
+        E,
+        target,
+        bias,
+        lse,
+        p_scale,
+        t_scale,
+        1.0 / temperature,
+        exclude_offsets,
+        exclude_ids,
+        need_q,
+        need_e,
+        need_bias,
+    )
 
 
 @_ce_bwd_op.register_kernel("cuda")
-def _ce_bwd_cuda(Q, E, target, bias, lse, p_scale, t_scale, temperature, exclude_offsets, exclude_ids,
-                 need_q, need_e, need_bias):
+def _ce_bwd_cuda(
+    Q, E, target, bias, lse, p_scale, t_scale, temperature, exclude_offsets, exclude_ids, need_q, need_e, need_bias
+):
     kernels = triton_kernels("policy")
-    return kernels.catalog_cross_entropy_backward(Q, E, target, bias, lse, p_scale, t_scale, 1.0 / temperature,
-                                                  exclude_offsets, exclude_ids, need_q, need_e, need_bias)
+    return kernels.catalog_cross_entropy_backward(
+        Q,
+        E,
+        target,
+        bias,
+        lse,
+        p_scale,
+        t_scale,
+        1.0 / temperature,
+        exclude_offsets,
+        exclude_ids,
+        need_q,
+        need_e,
+        need_bias,
+    )
 
 
 @_ce_bwd_op.register_fake
-def _ce_bwd_fake(Q, E, target, bias, lse, p_scale, t_scale, temperature, exclude_offsets, exclude_ids,
-                 need_q, need_e, need_bias):
-    return (Q.new_empty(Q.shape if need_q else (0,)), E.new_empty(E.shape if need_e else (0,)),
-            Q.new_empty((E.shape[0],) if need_bias else (0,)))
+def _ce_bwd_fake(
+    Q, E, target, bias, lse, p_scale, t_scale, temperature, exclude_offsets, exclude_ids, need_q, need_e, need_bias
+):
+    return (
+        Q.new_empty(Q.shape if need_q else (0,)),
+        E.new_empty(E.shape if need_e else (0,)),
+        Q.new_empty((E.shape[0],) if need_bias else (0,)),
+    )
 
 
 def _ce_setup_context(ctx, inputs, output):
@@ -380,19 +466,37 @@ def _ce_backward(ctx, grad_loss, grad_lse):
     p_scale = ((g_loss + g_lse) * inv_t).contiguous()
     t_scale = (g_loss * inv_t).contiguous()
     dQ, dE, dbias = torch.ops.recengine.catalog_cross_entropy_backward(
-        Q, E, target, bias, lse, p_scale, t_scale, ctx.temperature, exclude_offsets, exclude_ids,
-        need_q, need_e, need_bias)
-    return (dQ if need_q else None, dE if need_e else None, None, dbias if need_bias else None,
-            None, None, None)
+        Q,
+        E,
+        target,
+        bias,
+        lse,
+        p_scale,
+        t_scale,
+        ctx.temperature,
+        exclude_offsets,
+        exclude_ids,
+        need_q,
+        need_e,
+        need_bias,
+    )
+    return (dQ if need_q else None, dE if need_e else None, None, dbias if need_bias else None, None, None, None)
 
 
-torch.library.register_autograd("recengine::catalog_cross_entropy_rows", _ce_backward,
-                                setup_context=_ce_setup_context)
+torch.library.register_autograd("recengine::catalog_cross_entropy_rows", _ce_backward, setup_context=_ce_setup_context)
 
 
 # ------------------------------------------------------------------------------------ public API
-def catalog_topk(Q: Tensor, E: Tensor, k: int, *, bias: Tensor | None = None, temperature: float = 1.0,
-                 exclude_offsets: Tensor | None = None, exclude_ids: Tensor | None = None) -> tuple[Tensor, Tensor]:
+def catalog_topk(
+    Q: Tensor,
+    E: Tensor,
+    k: int,
+    *,
+    bias: Tensor | None = None,
+    temperature: float = 1.0,
+    exclude_offsets: Tensor | None = None,
+    exclude_ids: Tensor | None = None,
+) -> tuple[Tensor, Tensor]:
     """The k best items per user: (scores (B, k) float32, ids (B, k) int64).
 
     scores are the logits (Q @ E.T + bias) / temperature, sorted descending; equal scores are ordered
@@ -404,9 +508,17 @@ def catalog_topk(Q: Tensor, E: Tensor, k: int, *, bias: Tensor | None = None, te
     return torch.ops.recengine.catalog_topk(Q, E, k, bias, float(temperature), exclude_offsets, exclude_ids)
 
 
-def catalog_sample(Q: Tensor, E: Tensor, k: int, seed: int, *, bias: Tensor | None = None, temperature: float = 1.0,
-                   exclude_offsets: Tensor | None = None, exclude_ids: Tensor | None = None
-                   ) -> tuple[Tensor, Tensor]:
+def catalog_sample(
+    Q: Tensor,
+    E: Tensor,
+    k: int,
+    seed: int,
+    *,
+    bias: Tensor | None = None,
+    temperature: float = 1.0,
+    exclude_offsets: Tensor | None = None,
+    exclude_ids: Tensor | None = None,
+) -> tuple[Tensor, Tensor]:
     """k distinct items per user drawn from the softmax policy without replacement (Gumbel-top-k):
     (ids (B, k) int64, log_probs (B, k) float32), where log_probs[b, i] = log pi(ids[b, i] | s_b) under
     the full softmax over the non-excluded catalog. Items come in the order of their perturbed keys
@@ -418,21 +530,37 @@ def catalog_sample(Q: Tensor, E: Tensor, k: int, seed: int, *, bias: Tensor | No
     Q, E, bias, exclude_offsets, exclude_ids = _validate(Q, E, bias, temperature, exclude_offsets, exclude_ids)
     _check_k(k, E.shape[0])
     check_int("seed", seed)
-    return torch.ops.recengine.catalog_sample(Q, E, k, seed_key(seed), bias, float(temperature), exclude_offsets,
-                                              exclude_ids)
+    return torch.ops.recengine.catalog_sample(
+        Q, E, k, seed_key(seed), bias, float(temperature), exclude_offsets, exclude_ids
+    )
 
 
-def catalog_logsumexp(Q: Tensor, E: Tensor, *, bias: Tensor | None = None, temperature: float = 1.0,
-                      exclude_offsets: Tensor | None = None, exclude_ids: Tensor | None = None) -> Tensor:
+def catalog_logsumexp(
+    Q: Tensor,
+    E: Tensor,
+    *,
+    bias: Tensor | None = None,
+    temperature: float = 1.0,
+    exclude_offsets: Tensor | None = None,
+    exclude_ids: Tensor | None = None,
+) -> Tensor:
     """log sum_a exp(logits[b, a]) over the non-excluded items, (B,) float32 (-inf for a row that
     excludes every item). Not differentiable (use catalog_cross_entropy for training)."""
     Q, E, bias, exclude_offsets, exclude_ids = _validate(Q, E, bias, temperature, exclude_offsets, exclude_ids)
     return torch.ops.recengine.catalog_logsumexp(Q, E, bias, float(temperature), exclude_offsets, exclude_ids)
 
 
-def catalog_cross_entropy(Q: Tensor, E: Tensor, target: Tensor, *, bias: Tensor | None = None,
-                          temperature: float = 1.0, exclude_offsets: Tensor | None = None,
-                          exclude_ids: Tensor | None = None, reduction: str = "mean") -> Tensor:
+def catalog_cross_entropy(
+    Q: Tensor,
+    E: Tensor,
+    target: Tensor,
+    *,
+    bias: Tensor | None = None,
+    temperature: float = 1.0,
+    exclude_offsets: Tensor | None = None,
+    exclude_ids: Tensor | None = None,
+    reduction: str = "mean",
+) -> Tensor:
     """-log pi(target | s) over the full (non-excluded) catalog, reduced by "mean" | "sum" | "none".
 
     Differentiable w.r.t. Q, E and bias; the backward walks the catalog again block by block (never the
@@ -446,8 +574,9 @@ def catalog_cross_entropy(Q: Tensor, E: Tensor, target: Tensor, *, bias: Tensor 
     target = target.contiguous().to(torch.int64)
     if Q.shape[0] == 0 and reduction == "mean":
         raise ValueError("Q: the mean cross-entropy of an empty batch is undefined")
-    loss, lse = torch.ops.recengine.catalog_cross_entropy_rows(Q, E, target, bias, float(temperature),
-                                                               exclude_offsets, exclude_ids)
+    loss, lse = torch.ops.recengine.catalog_cross_entropy_rows(
+        Q, E, target, bias, float(temperature), exclude_offsets, exclude_ids
+    )
     if reduction == "mean":
         return loss.mean()
     if reduction == "sum":

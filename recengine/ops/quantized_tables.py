@@ -14,6 +14,7 @@ Q . E[a] + bias[a] per row, descending, ties by the lower id, each row's exclude
 the dequantized stacked tables, forward only (inference tables are not trained). CPU -> recengine._C, CUDA ->
 Triton (recengine.kernels.quantized_tables). Inputs are validated here, once.
 """
+
 from __future__ import annotations
 
 import torch
@@ -40,8 +41,9 @@ def _check_rows(rows: Tensor, scale_bias: Tensor | None) -> tuple[Tensor, Tensor
     return rows.contiguous(), scale_bias
 
 
-def _check_exclusion(B: int, N: int, k: int, exclude_offsets: Tensor | None, exclude_ids: Tensor | None
-                     ) -> tuple[Tensor | None, Tensor | None]:
+def _check_exclusion(
+    B: int, N: int, k: int, exclude_offsets: Tensor | None, exclude_ids: Tensor | None
+) -> tuple[Tensor | None, Tensor | None]:
     if (exclude_offsets is None) != (exclude_ids is None):
         raise ValueError("exclude_offsets and exclude_ids: give both or neither")
     if exclude_offsets is None:
@@ -55,14 +57,16 @@ def _check_exclusion(B: int, N: int, k: int, exclude_offsets: Tensor | None, exc
     if int(exclude_offsets[0]) != 0 or bool((exclude_offsets[1:] < exclude_offsets[:-1]).any()):
         raise ValueError("exclude_offsets: must start at 0 and never decrease")
     if int(exclude_offsets[-1]) != exclude_ids.numel():
-        raise ValueError(f"exclude_offsets: last entry {int(exclude_offsets[-1])} != len(exclude_ids) "
-                         f"{exclude_ids.numel()}")
+        raise ValueError(
+            f"exclude_offsets: last entry {int(exclude_offsets[-1])} != len(exclude_ids) {exclude_ids.numel()}"
+        )
     if exclude_ids.numel():
         bad = (exclude_ids < 0) | (exclude_ids >= N)
         if bool(bad.any()):
             i = int(bad.nonzero()[0])
-            raise IndexError(f"exclude_ids: id {int(exclude_ids[i])} at position {i} is out of range for a "
-                             f"catalog of {N} items")
+            raise IndexError(
+                f"exclude_ids: id {int(exclude_ids[i])} at position {i} is out of range for a catalog of {N} items"
+            )
         counts = exclude_offsets[1:] - exclude_offsets[:-1]
         row = torch.repeat_interleave(torch.arange(B, device=exclude_ids.device), counts)
         distinct = torch.unique(row * N + exclude_ids) // N
@@ -85,17 +89,37 @@ def _format(rows: Tensor) -> str:
 
 # ------------------------------------------------------------------------------------------- top-k
 @torch.library.custom_op("recengine::quantized_catalog_topk", mutates_args=(), device_types="cpu")
-def _qtopk_op(Q: Tensor, rows: Tensor, scale_bias: Tensor | None, k: int, bias: Tensor | None,
-              exclude_offsets: Tensor | None, exclude_ids: Tensor | None) -> tuple[Tensor, Tensor]:
+def _qtopk_op(
+    Q: Tensor,
+    rows: Tensor,
+    scale_bias: Tensor | None,
+    k: int,
+    bias: Tensor | None,
+    exclude_offsets: Tensor | None,
+    exclude_ids: Tensor | None,
+) -> tuple[Tensor, Tensor]:
     B = Q.shape[0]
     vals = torch.full((B, k), float("-inf"))
     ids = torch.full((B, k), -1, dtype=torch.int64)
     count = torch.zeros(B, dtype=torch.int64)
-    opt = [None if t is None else as_array(t, name) for name, t in
-           (("scale_bias", scale_bias), ("bias", bias), ("exclude_offsets", exclude_offsets),
-            ("exclude_ids", exclude_ids))]
-    cpu_ops().qtable_topk(_format(rows), as_array(Q, "Q"), _row_array(rows), *opt, as_array(vals, "vals"),
-                          as_array(ids, "ids"), as_array(count, "count"))
+    opt = [
+        None if t is None else as_array(t, name)
+        for name, t in (
+            ("scale_bias", scale_bias),
+            ("bias", bias),
+            ("exclude_offsets", exclude_offsets),
+            ("exclude_ids", exclude_ids),
+        )
+    ]
+    cpu_ops().qtable_topk(
+        _format(rows),
+        as_array(Q, "Q"),
+        _row_array(rows),
+        *opt,
+        as_array(vals, "vals"),
+        as_array(ids, "ids"),
+        as_array(count, "count"),
+    )
     if bool((count < k).any()):
         raise ValueError("quantized_catalog_topk: fewer than k items scored")
     return vals, ids
@@ -113,9 +137,16 @@ def _qtopk_fake(Q, rows, scale_bias, k, bias, exclude_offsets, exclude_ids):
     return Q.new_empty(Q.shape[0], k), Q.new_empty(Q.shape[0], k, dtype=torch.int64)
 
 
-def quantized_catalog_topk(Q: Tensor, rows: Tensor, scale_bias: Tensor | None, k: int, *, bias: Tensor | None = None,
-                           exclude_offsets: Tensor | None = None, exclude_ids: Tensor | None = None
-                           ) -> tuple[Tensor, Tensor]:
+def quantized_catalog_topk(
+    Q: Tensor,
+    rows: Tensor,
+    scale_bias: Tensor | None,
+    k: int,
+    *,
+    bias: Tensor | None = None,
+    exclude_offsets: Tensor | None = None,
+    exclude_ids: Tensor | None = None,
+) -> tuple[Tensor, Tensor]:
     """(scores (B, k) float32, ids (B, k) int64): the k best items of each state Q (B, D) float32 over the
     inference table (`rows`, `scale_bias`), descending, ties by the lower id, excluded items never returned.
 
@@ -135,26 +166,35 @@ def quantized_catalog_topk(Q: Tensor, rows: Tensor, scale_bias: Tensor | None, k
         check_tensor("bias", bias, dtypes=(torch.float32,), shape=(N,))
         bias = bias.contiguous()
     exclude_offsets, exclude_ids = _check_exclusion(B, N, k, exclude_offsets, exclude_ids)
-    check_same_device(Q=Q, rows=rows, scale_bias=scale_bias, bias=bias, exclude_offsets=exclude_offsets,
-                      exclude_ids=exclude_ids)
+    check_same_device(
+        Q=Q, rows=rows, scale_bias=scale_bias, bias=bias, exclude_offsets=exclude_offsets, exclude_ids=exclude_ids
+    )
     if not torch.compiler.is_compiling() and Q.numel() and not bool(torch.isfinite(Q).all()):
         raise ValueError("Q: holds NaN or infinite values")
-    return torch.ops.recengine.quantized_catalog_topk(Q.contiguous(), rows, scale_bias, k, bias, exclude_offsets,
-                                                      exclude_ids)
+    return torch.ops.recengine.quantized_catalog_topk(
+        Q.contiguous(), rows, scale_bias, k, bias, exclude_offsets, exclude_ids
+    )
 
 
 # ----------------------------------------------------------------------------------- pooled lookup
 @torch.library.custom_op("recengine::quantized_embedding_bag", mutates_args=(), device_types="cpu")
-def _qbag_op(rows: Tensor, scale_bias: Tensor | None, table_offsets: Tensor, ids: Tensor, offsets: Tensor,
-             pooling: str) -> Tensor:
+def _qbag_op(
+    rows: Tensor, scale_bias: Tensor | None, table_offsets: Tensor, ids: Tensor, offsets: Tensor, pooling: str
+) -> Tensor:
     T = table_offsets.numel() - 1
     B = (offsets.numel() - 1) // T
     out = torch.empty(B, T * rows.shape[1])
     ids64 = ids.to(torch.int64).contiguous()
-    cpu_ops().qtable_embedding_bag(_format(rows), _row_array(rows),
-                                   None if scale_bias is None else as_array(scale_bias, "scale_bias"),
-                                   as_array(table_offsets, "table_offsets"), as_array(ids64, "ids"),
-                                   as_array(offsets, "offsets"), pooling == "mean", as_array(out, "out"))
+    cpu_ops().qtable_embedding_bag(
+        _format(rows),
+        _row_array(rows),
+        None if scale_bias is None else as_array(scale_bias, "scale_bias"),
+        as_array(table_offsets, "table_offsets"),
+        as_array(ids64, "ids"),
+        as_array(offsets, "offsets"),
+        pooling == "mean",
+        as_array(out, "out"),
+    )
     return out
 
 
@@ -171,8 +211,9 @@ def _qbag_fake(rows, scale_bias, table_offsets, ids, offsets, pooling):
     return rows.new_empty((offsets.shape[0] - 1) // T, T * rows.shape[1], dtype=torch.float32)
 
 
-def quantized_embedding_bag(rows: Tensor, scale_bias: Tensor | None, table_offsets: Tensor, ids: Tensor,
-                            offsets: Tensor, pooling: str = "sum") -> Tensor:
+def quantized_embedding_bag(
+    rows: Tensor, scale_bias: Tensor | None, table_offsets: Tensor, ids: Tensor, offsets: Tensor, pooling: str = "sum"
+) -> Tensor:
     """Pooled (B, T*D) float32 over the stacked inference tables (`rows`, `scale_bias`): table t owns rows
     table_offsets[t]..table_offsets[t+1]-1; the bag of sample b in table t is ids[offsets[t*B+b]:
     offsets[t*B+b+1]] (ids local to the table); an empty bag pools to zeros. An id outside its table raises
@@ -184,8 +225,12 @@ def quantized_embedding_bag(rows: Tensor, scale_bias: Tensor | None, table_offse
     check_tensor("offsets", offsets, dtypes=(torch.int64,), ndim=1)
     check_same_device(rows=rows, scale_bias=scale_bias, table_offsets=table_offsets, ids=ids, offsets=offsets)
     T = table_offsets.numel() - 1
-    if T < 1 or int(table_offsets[0]) != 0 or int(table_offsets[-1]) != rows.shape[0] or bool(
-            (table_offsets[1:] < table_offsets[:-1]).any()):
+    if (
+        T < 1
+        or int(table_offsets[0]) != 0
+        or int(table_offsets[-1]) != rows.shape[0]
+        or bool((table_offsets[1:] < table_offsets[:-1]).any())
+    ):
         raise ValueError(f"table_offsets: expected T+1 non-decreasing entries from 0 to {rows.shape[0]}")
     if (offsets.numel() - 1) % T or offsets.numel() < 1:
         raise ValueError(f"offsets: expected T*B + 1 entries for T = {T} tables, got {offsets.numel()}")
@@ -199,7 +244,10 @@ def quantized_embedding_bag(rows: Tensor, scale_bias: Tensor | None, table_offse
         bad = (ids < 0) | (ids >= size)
         if bool(bad.any()):
             i = int(bad.nonzero()[0])
-            raise IndexError(f"ids: id {int(ids[i])} at position {i} is out of range for table {int(table[i])} "
-                             f"of {int(size[i])} rows")
-    return torch.ops.recengine.quantized_embedding_bag(rows, scale_bias, table_offsets.contiguous(),
-                                                       ids.contiguous(), offsets.contiguous(), pooling)
+            raise IndexError(
+                f"ids: id {int(ids[i])} at position {i} is out of range for table {int(table[i])} "
+                f"of {int(size[i])} rows"
+            )
+    return torch.ops.recengine.quantized_embedding_bag(
+        rows, scale_bias, table_offsets.contiguous(), ids.contiguous(), offsets.contiguous(), pooling
+    )

@@ -3,6 +3,7 @@
 CPU -> recengine._C (C++), CUDA -> Triton (recengine.kernels.replay); reference:
 recengine.reference.replay.td_loss_reference.
 """
+
 from __future__ import annotations
 
 import torch
@@ -17,15 +18,32 @@ _DONE_DTYPES = (torch.float32, torch.bool, torch.uint8)
 
 # ------------------------------------------------------------------------------ forward op
 @torch.library.custom_op("recengine::td_loss", mutates_args=(), device_types="cpu")
-def _td_loss(q_sa: torch.Tensor, next_q: torch.Tensor, reward: torch.Tensor, done: torch.Tensor,
-             discount: torch.Tensor, weight: torch.Tensor, huber_delta: float, alpha: float,
-             eps: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def _td_loss(
+    q_sa: torch.Tensor,
+    next_q: torch.Tensor,
+    reward: torch.Tensor,
+    done: torch.Tensor,
+    discount: torch.Tensor,
+    weight: torch.Tensor,
+    huber_delta: float,
+    alpha: float,
+    eps: float,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     td = torch.empty_like(q_sa)
     prio = torch.empty_like(q_sa)
-    loss = _C.td_loss_forward(as_array(q_sa, "q_sa"), as_array(next_q, "next_q"), as_array(reward, "reward"),
-                              as_array(done, "done"), as_array(discount, "discount"),
-                              as_array(weight, "weight"), huber_delta, alpha, eps, as_array(td, "td"),
-                              as_array(prio, "new_priority"))
+    loss = _C.td_loss_forward(
+        as_array(q_sa, "q_sa"),
+        as_array(next_q, "next_q"),
+        as_array(reward, "reward"),
+        as_array(done, "done"),
+        as_array(discount, "discount"),
+        as_array(weight, "weight"),
+        huber_delta,
+        alpha,
+        eps,
+        as_array(td, "td"),
+        as_array(prio, "new_priority"),
+    )
     return torch.tensor(loss, dtype=q_sa.dtype), td, prio
 
 
@@ -42,14 +60,28 @@ def _td_loss_fake(q_sa, next_q, reward, done, discount, weight, huber_delta, alp
 
 # ----------------------------------------------------------------------------- backward op
 @torch.library.custom_op("recengine::td_loss_backward", mutates_args=(), device_types="cpu")
-def _td_loss_backward(grad_loss: torch.Tensor, grad_td: torch.Tensor, td: torch.Tensor, weight: torch.Tensor,
-                      discount: torch.Tensor, done: torch.Tensor,
-                      huber_delta: float) -> tuple[torch.Tensor, torch.Tensor]:
+def _td_loss_backward(
+    grad_loss: torch.Tensor,
+    grad_td: torch.Tensor,
+    td: torch.Tensor,
+    weight: torch.Tensor,
+    discount: torch.Tensor,
+    done: torch.Tensor,
+    huber_delta: float,
+) -> tuple[torch.Tensor, torch.Tensor]:
     grad_q = torch.empty_like(td)
     grad_nq = torch.empty_like(td)
-    _C.td_loss_backward(float(grad_loss), as_array(grad_td, "grad_td"), as_array(td, "td"),
-                        as_array(weight, "weight"), as_array(discount, "discount"), as_array(done, "done"),
-                        huber_delta, as_array(grad_q, "grad_q_sa"), as_array(grad_nq, "grad_next_q"))
+    _C.td_loss_backward(
+        float(grad_loss),
+        as_array(grad_td, "grad_td"),
+        as_array(td, "td"),
+        as_array(weight, "weight"),
+        as_array(discount, "discount"),
+        as_array(done, "done"),
+        huber_delta,
+        as_array(grad_q, "grad_q_sa"),
+        as_array(grad_nq, "grad_next_q"),
+    )
     return grad_q, grad_nq
 
 
@@ -78,19 +110,36 @@ def _backward(ctx, grad_loss, grad_td, grad_prio):
     if grad_loss is None:
         grad_loss = torch.zeros((), dtype=td.dtype, device=td.device)
     grad_td = torch.zeros_like(td) if grad_td is None else grad_td.contiguous()
-    grad_q, grad_nq = _td_loss_backward(grad_loss.contiguous(), grad_td, td, weight, discount, done,
-                                        ctx.huber_delta)
-    return (grad_q if ctx.needs_input_grad[0] else None, grad_nq if ctx.needs_input_grad[1] else None,
-            None, None, None, None, None, None, None)
+    grad_q, grad_nq = _td_loss_backward(grad_loss.contiguous(), grad_td, td, weight, discount, done, ctx.huber_delta)
+    return (
+        grad_q if ctx.needs_input_grad[0] else None,
+        grad_nq if ctx.needs_input_grad[1] else None,
+        None,
+        None,
+        None,
+        None,
+        None,
+        None,
+        None,
+    )
 
 
 torch.library.register_autograd("recengine::td_loss", _backward, setup_context=_setup_context)
 
 
 # ------------------------------------------------------------------------------ public API
-def td_loss(q_sa: torch.Tensor, next_q: torch.Tensor, reward: torch.Tensor, done: torch.Tensor,
-            discount: torch.Tensor, weight: torch.Tensor, *, huber_delta: float = 1.0, alpha: float = 0.6,
-            eps: float = 1e-6) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def td_loss(
+    q_sa: torch.Tensor,
+    next_q: torch.Tensor,
+    reward: torch.Tensor,
+    done: torch.Tensor,
+    discount: torch.Tensor,
+    weight: torch.Tensor,
+    *,
+    huber_delta: float = 1.0,
+    alpha: float = 0.6,
+    eps: float = 1e-6,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Importance-weighted Huber TD loss of a (double) DQN step, with the new replay priorities, fused.
 
     Each tensor holds one value per transition of a batch and is named after that value, singular, like the
@@ -115,15 +164,13 @@ def td_loss(q_sa: torch.Tensor, next_q: torch.Tensor, reward: torch.Tensor, done
     priorities as raw and raises them to its alpha. The loss is accumulated in float64 on the CPU and
     from float32 per-block partial sums on the GPU.
     """
-    for name, t in (("q_sa", q_sa), ("next_q", next_q), ("reward", reward), ("discount", discount),
-                    ("weight", weight)):
+    for name, t in (("q_sa", q_sa), ("next_q", next_q), ("reward", reward), ("discount", discount), ("weight", weight)):
         check_tensor(name, t, dtypes=_FLOAT, ndim=1)
     check_tensor("done", done, dtypes=_DONE_DTYPES, ndim=1)
     batch = q_sa.shape[0]
     if batch < 1:
         raise ValueError("q_sa: the batch must hold at least one sample")
-    for name, t in (("next_q", next_q), ("reward", reward), ("done", done), ("discount", discount),
-                    ("weight", weight)):
+    for name, t in (("next_q", next_q), ("reward", reward), ("done", done), ("discount", discount), ("weight", weight)):
         if t.shape[0] != batch:
             raise ValueError(f"{name}: expected shape ({batch},) like q_sa, got {tuple(t.shape)}")
     check_same_device(q_sa=q_sa, next_q=next_q, reward=reward, done=done, discount=discount, weight=weight)
@@ -132,6 +179,14 @@ def td_loss(q_sa: torch.Tensor, next_q: torch.Tensor, reward: torch.Tensor, done
     eps = check_number("eps", eps, minimum=0.0)
     if q_sa.device.type not in ("cpu", "cuda"):
         raise ValueError(f"q_sa: expected a CPU or CUDA tensor, got device {q_sa.device}")
-    return _td_loss(q_sa.contiguous(), next_q.contiguous(), reward.contiguous(),
-                    done.to(torch.float32).contiguous(), discount.contiguous(), weight.contiguous(),
-                    huber_delta, alpha, eps)
+    return _td_loss(
+        q_sa.contiguous(),
+        next_q.contiguous(),
+        reward.contiguous(),
+        done.to(torch.float32).contiguous(),
+        discount.contiguous(),
+        weight.contiguous(),
+        huber_delta,
+        alpha,
+        eps,
+    )

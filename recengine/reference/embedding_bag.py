@@ -12,6 +12,7 @@ Besides the forward this module holds:
   `EmbeddingBagLoop` (one nn.EmbeddingBag per table) and `sparse_rowwise_adagrad_` (coalesce the
   sparse gradient, then the row-wise Adagrad update).
 """
+
 from __future__ import annotations
 
 import torch
@@ -22,8 +23,7 @@ from torch import nn
 def bag_of_each_id(offsets: torch.Tensor, num_ids: int) -> torch.Tensor:
     """(N,) int64: the bag index j (= t*B + b) each id belongs to."""
     lengths = offsets[1:] - offsets[:-1]
-    return torch.repeat_interleave(torch.arange(lengths.numel(), device=offsets.device), lengths,
-                                   output_size=num_ids)
+    return torch.repeat_interleave(torch.arange(lengths.numel(), device=offsets.device), lengths, output_size=num_ids)
 
 
 def global_rows(table_offsets: torch.Tensor, ids: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:
@@ -34,9 +34,14 @@ def global_rows(table_offsets: torch.Tensor, ids: torch.Tensor, offsets: torch.T
     return table_offsets[bag // batch] + ids.long()
 
 
-def embedding_bag_reference(weights: torch.Tensor, table_offsets: torch.Tensor, ids: torch.Tensor,
-                            offsets: torch.Tensor, per_sample_weights: torch.Tensor | None = None,
-                            pooling: str = "sum") -> torch.Tensor:
+def embedding_bag_reference(
+    weights: torch.Tensor,
+    table_offsets: torch.Tensor,
+    ids: torch.Tensor,
+    offsets: torch.Tensor,
+    per_sample_weights: torch.Tensor | None = None,
+    pooling: str = "sum",
+) -> torch.Tensor:
     """Pooled lookup (B, T*D); differentiable w.r.t. weights and per_sample_weights."""
     num_tables = table_offsets.numel() - 1
     batch = (offsets.numel() - 1) // num_tables
@@ -53,12 +58,22 @@ def embedding_bag_reference(weights: torch.Tensor, table_offsets: torch.Tensor, 
     return pooled.view(num_tables, batch, dim).transpose(0, 1).reshape(batch, num_tables * dim)
 
 
-def fused_update_reference(weights: torch.Tensor, table_offsets: torch.Tensor, ids: torch.Tensor,
-                           offsets: torch.Tensor, grad_output: torch.Tensor,
-                           per_sample_weights: torch.Tensor | None = None, pooling: str = "sum", *,
-                           optimizer: str, lr: float, eps: float = 1e-8, betas: tuple[float, float] = (0.9, 0.999),
-                           state: dict[str, torch.Tensor] | None = None, step: int = 1
-                           ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+def fused_update_reference(
+    weights: torch.Tensor,
+    table_offsets: torch.Tensor,
+    ids: torch.Tensor,
+    offsets: torch.Tensor,
+    grad_output: torch.Tensor,
+    per_sample_weights: torch.Tensor | None = None,
+    pooling: str = "sum",
+    *,
+    optimizer: str,
+    lr: float,
+    eps: float = 1e-8,
+    betas: tuple[float, float] = (0.9, 0.999),
+    state: dict[str, torch.Tensor] | None = None,
+    step: int = 1,
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """One optimizer step of the rows the batch touches, done densely; returns (new weights, new state).
 
     The gradient of the table is the full dense gradient of `embedding_bag_reference` (so duplicates are
@@ -102,7 +117,7 @@ def split_tables(ids: torch.Tensor, offsets: torch.Tensor, num_tables: int) -> l
     out = []
     for t in range(num_tables):
         start, end = int(offsets[t * batch]), int(offsets[(t + 1) * batch])
-        out.append((ids[start:end].long(), offsets[t * batch:(t + 1) * batch + 1] - start))
+        out.append((ids[start:end].long(), offsets[t * batch : (t + 1) * batch + 1] - start))
     return out
 
 
@@ -117,12 +132,20 @@ class EmbeddingBagLoop(nn.Module):
         super().__init__()
         self.bags = nn.ModuleList()
         for table in tables:
-            bag = nn.EmbeddingBag(table.shape[0], table.shape[1], mode=pooling, sparse=sparse,
-                                  include_last_offset=True, _weight=table, device=table.device)
+            bag = nn.EmbeddingBag(
+                table.shape[0],
+                table.shape[1],
+                mode=pooling,
+                sparse=sparse,
+                include_last_offset=True,
+                _weight=table,
+                device=table.device,
+            )
             self.bags.append(bag)
 
-    def forward(self, per_table: list[tuple[torch.Tensor, torch.Tensor]],
-                per_sample_weights: list[torch.Tensor] | None = None) -> torch.Tensor:
+    def forward(
+        self, per_table: list[tuple[torch.Tensor, torch.Tensor]], per_sample_weights: list[torch.Tensor] | None = None
+    ) -> torch.Tensor:
         outs = []
         for t, (bag, (ids, offsets)) in enumerate(zip(self.bags, per_table)):
             psw = None if per_sample_weights is None else per_sample_weights[t]
@@ -130,8 +153,9 @@ class EmbeddingBagLoop(nn.Module):
         return torch.cat(outs, dim=1)
 
 
-def concatenated_forward(weights: torch.Tensor, rows: torch.Tensor, bag_offsets: torch.Tensor,
-                         num_tables: int, pooling: str = "sum") -> torch.Tensor:
+def concatenated_forward(
+    weights: torch.Tensor, rows: torch.Tensor, bag_offsets: torch.Tensor, num_tables: int, pooling: str = "sum"
+) -> torch.Tensor:
     """One F.embedding_bag over the stacked table, given precomputed global `rows` and offsets (T*B+1)."""
     batch = (bag_offsets.numel() - 1) // num_tables
     pooled = F.embedding_bag(rows, weights, bag_offsets, mode=pooling, include_last_offset=True)
@@ -139,8 +163,9 @@ def concatenated_forward(weights: torch.Tensor, rows: torch.Tensor, bag_offsets:
 
 
 @torch.no_grad()
-def sparse_rowwise_adagrad_(weight: torch.Tensor, state_sum: torch.Tensor, grad: torch.Tensor, lr: float,
-                            eps: float = 1e-8) -> None:
+def sparse_rowwise_adagrad_(
+    weight: torch.Tensor, state_sum: torch.Tensor, grad: torch.Tensor, lr: float, eps: float = 1e-8
+) -> None:
     """Row-wise Adagrad from a sparse gradient, in plain PyTorch: coalesce (sums duplicates), then
     state[r] += mean(g_r^2); w[r] -= lr * g_r / (sqrt(state[r]) + eps)."""
     g = grad.coalesce()

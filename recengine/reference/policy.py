@@ -13,6 +13,7 @@ Sampling uses counter-based randomness: the uniform for (seed, row, item) is a h
 the same draw on every backend. Gumbel-top-k over `logits + gumbel` draws k distinct items without
 replacement from the softmax policy.
 """
+
 from __future__ import annotations
 
 import math
@@ -27,7 +28,7 @@ MIX_MUL2 = 0x846CA68B
 UNIFORM_BITS = 23
 #: the largest Gumbel value the hash can produce: -log(-log(1 - 2^-24)) = 16.64 (kernels skip the noise
 #: of items whose logit + this bound cannot reach the current k-th key)
-GUMBEL_MAX = -math.log(-math.log1p(-(2.0 ** -24)))
+GUMBEL_MAX = -math.log(-math.log1p(-(2.0**-24)))
 
 
 # ------------------------------------------------------------------------------- counter-based noise
@@ -67,15 +68,15 @@ def mix32(x: torch.Tensor) -> torch.Tensor:
 def hash_uniform(seed: int, rows: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
     """Uniform in (0, 1), float32, for each (row, item) pair (broadcast), a pure function of (seed, row, item).
 
-        sk = seed_key(seed); rk = mix32(sk ^ mix32(row)); h = mix32(mix32(item ^ sk) ^ rk)
-        u  = ((h >> 9) + 0.5) / 2^23
+    sk = seed_key(seed); rk = mix32(sk ^ mix32(row)); h = mix32(mix32(item ^ sk) ^ rk)
+    u  = ((h >> 9) + 0.5) / 2^23
     """
     sk = seed_key(seed)
     rows = rows.to(torch.int64) & MASK32
     items = items.to(torch.int64) & MASK32
     rk = mix32(mix32(rows) ^ sk)
     h = mix32(mix32(items ^ sk) ^ rk)
-    return (((h >> (32 - UNIFORM_BITS)).to(torch.float64) + 0.5) * 2.0 ** -UNIFORM_BITS).to(torch.float32)
+    return (((h >> (32 - UNIFORM_BITS)).to(torch.float64) + 0.5) * 2.0**-UNIFORM_BITS).to(torch.float32)
 
 
 def gumbel_noise(seed: int, num_rows: int, num_items: int, device=None) -> torch.Tensor:
@@ -87,7 +88,7 @@ def gumbel_noise(seed: int, num_rows: int, num_items: int, device=None) -> torch
     for r0 in range(0, num_rows, step):
         rows = torch.arange(r0, min(r0 + step, num_rows), device=device).unsqueeze(1)
         u = hash_uniform(seed, rows, items)
-        out[r0:r0 + rows.shape[0]] = -torch.log(-torch.log(u))
+        out[r0 : r0 + rows.shape[0]] = -torch.log(-torch.log(u))
     return out
 
 
@@ -138,18 +139,19 @@ def topk_lower_id(values: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Ten
 # ------------------------------------------------------------------------------------- the four ops
 def catalog_topk_reference(Q, E, k, *, bias=None, temperature=1.0, exclude_offsets=None, exclude_ids=None):
     """(scores (B, k), ids (B, k) int64): the k largest logits per row, descending, ties by lower id."""
-    logits = catalog_logits(Q, E, bias=bias, temperature=temperature,
-                            exclude_offsets=exclude_offsets, exclude_ids=exclude_ids)
+    logits = catalog_logits(
+        Q, E, bias=bias, temperature=temperature, exclude_offsets=exclude_offsets, exclude_ids=exclude_ids
+    )
     return topk_lower_id(logits, k)
 
 
-def catalog_sample_reference(Q, E, k, seed, *, bias=None, temperature=1.0, exclude_offsets=None,
-                             exclude_ids=None):
+def catalog_sample_reference(Q, E, k, seed, *, bias=None, temperature=1.0, exclude_offsets=None, exclude_ids=None):
     """(ids (B, k) int64, log_probs (B, k)): k distinct items per row drawn from softmax(logits) without
     replacement by Gumbel-top-k with the hashed noise, in decreasing order of their perturbed key, and
     each drawn item's log pi(a|s) under the full softmax."""
-    logits = catalog_logits(Q, E, bias=bias, temperature=temperature,
-                            exclude_offsets=exclude_offsets, exclude_ids=exclude_ids)
+    logits = catalog_logits(
+        Q, E, bias=bias, temperature=temperature, exclude_offsets=exclude_offsets, exclude_ids=exclude_ids
+    )
     keys = logits + gumbel_noise(seed, logits.shape[0], logits.shape[1], device=logits.device)
     _, ids = topk_lower_id(keys, k)
     log_probs = torch.log_softmax(logits, dim=1).gather(1, ids)
@@ -158,27 +160,32 @@ def catalog_sample_reference(Q, E, k, seed, *, bias=None, temperature=1.0, exclu
 
 def catalog_logsumexp_reference(Q, E, *, bias=None, temperature=1.0, exclude_offsets=None, exclude_ids=None):
     """(B,): log sum_a exp(logits[b, a]) over the non-excluded items."""
-    logits = catalog_logits(Q, E, bias=bias, temperature=temperature,
-                            exclude_offsets=exclude_offsets, exclude_ids=exclude_ids)
+    logits = catalog_logits(
+        Q, E, bias=bias, temperature=temperature, exclude_offsets=exclude_offsets, exclude_ids=exclude_ids
+    )
     return torch.logsumexp(logits, dim=1)
 
 
-def catalog_cross_entropy_reference(Q, E, target, *, bias=None, temperature=1.0, exclude_offsets=None,
-                                    exclude_ids=None, reduction="mean"):
+def catalog_cross_entropy_reference(
+    Q, E, target, *, bias=None, temperature=1.0, exclude_offsets=None, exclude_ids=None, reduction="mean"
+):
     """-log pi(target | s) per row, reduced by "mean" | "sum" | "none"; differentiable by autograd."""
-    logits = catalog_logits(Q, E, bias=bias, temperature=temperature,
-                            exclude_offsets=exclude_offsets, exclude_ids=exclude_ids)
+    logits = catalog_logits(
+        Q, E, bias=bias, temperature=temperature, exclude_offsets=exclude_offsets, exclude_ids=exclude_ids
+    )
     return torch.nn.functional.cross_entropy(logits, target.to(torch.int64), reduction=reduction)
 
 
 # --------------------------------------------------- samplers with torch's RNG (benchmark baselines)
-def catalog_sample_torch_rng_reference(Q, E, k, *, bias=None, temperature=1.0, exclude_offsets=None,
-                                       exclude_ids=None, method="gumbel", generator=None):
+def catalog_sample_torch_rng_reference(
+    Q, E, k, *, bias=None, temperature=1.0, exclude_offsets=None, exclude_ids=None, method="gumbel", generator=None
+):
     """The usual ways to draw k items without replacement from the full logits with torch's RNG (same
     distribution as catalog_sample, different random stream): "gumbel" (logits + Gumbel noise, top-k)
     or "multinomial" (log_softmax, then torch.multinomial). Returns (ids, log_probs)."""
-    logits = catalog_logits(Q, E, bias=bias, temperature=temperature,
-                            exclude_offsets=exclude_offsets, exclude_ids=exclude_ids)
+    logits = catalog_logits(
+        Q, E, bias=bias, temperature=temperature, exclude_offsets=exclude_offsets, exclude_ids=exclude_ids
+    )
     log_p = torch.log_softmax(logits, dim=1)
     if method == "gumbel":
         noise = torch.empty_like(logits).exponential_(generator=generator).log_().neg_()

@@ -12,6 +12,7 @@ The ops over them (recengine.ops.quantized_tables) compute in float32 from the d
 top-k scores ``Q . dequant(E[a]) + bias[a]`` exactly as float32 over the dequantized table would, so the only
 difference from the float32 model is the table's rounding.
 """
+
 from __future__ import annotations
 
 import torch
@@ -59,8 +60,9 @@ def table_bytes(rows: torch.Tensor, scale_bias: torch.Tensor | None) -> int:
 def quantized_catalog_topk_reference(Q, rows, scale_bias, k, *, bias=None, exclude_offsets=None, exclude_ids=None):
     """(scores (B, k), ids (B, k) int64) of the k best items over the dequantized table, descending, ties by
     lower id, excluded items never returned (the float32 catalog top-k over ``dequantize_rows``)."""
-    return catalog_topk_reference(Q, dequantize_rows(rows, scale_bias), k, bias=bias,
-                                  exclude_offsets=exclude_offsets, exclude_ids=exclude_ids)
+    return catalog_topk_reference(
+        Q, dequantize_rows(rows, scale_bias), k, bias=bias, exclude_offsets=exclude_offsets, exclude_ids=exclude_ids
+    )
 
 
 def quantized_embedding_bag_reference(rows, scale_bias, table_offsets, ids, offsets, pooling="sum"):

@@ -6,6 +6,7 @@
   sum-tree, what one writes without a compiled extension; the benchmark's baseline.
 - `td_loss_reference`: the DQN TD loss in plain PyTorch, differentiable through autograd.
 """
+
 from __future__ import annotations
 
 import math
@@ -49,8 +50,9 @@ def importance_weights_reference(leaf_priorities: torch.Tensor, indices: torch.T
     return (raw / max_w).float()
 
 
-def n_step_reference(rewards, dones, indices, *, position: int, size: int, capacity: int, n_step: int,
-                     gamma: float, num_envs: int = 1):
+def n_step_reference(
+    rewards, dones, indices, *, position: int, size: int, capacity: int, n_step: int, gamma: float, num_envs: int = 1
+):
     """n-step returns from a ring buffer, one sample at a time (the slow, obvious loop).
 
     rewards/dones are the stored columns (capacity,); the transition after slot i in the same
@@ -72,9 +74,13 @@ def n_step_reference(rewards, dones, indices, *, position: int, size: int, capac
         done = bool(dones[j])
         out.append((total, gamma**k * (0.0 if done else 1.0), j, done, k))
     n_reward, n_discount, last, n_done, n_steps = zip(*out) if out else ((),) * 5
-    return (torch.tensor(n_reward, dtype=torch.float32), torch.tensor(n_discount, dtype=torch.float32),
-            torch.tensor(last, dtype=torch.int64), torch.tensor(n_done, dtype=torch.bool),
-            torch.tensor(n_steps, dtype=torch.int64))
+    return (
+        torch.tensor(n_reward, dtype=torch.float32),
+        torch.tensor(n_discount, dtype=torch.float32),
+        torch.tensor(last, dtype=torch.int64),
+        torch.tensor(n_done, dtype=torch.bool),
+        torch.tensor(n_steps, dtype=torch.int64),
+    )
 
 
 # ------------------------------------------------------------------ the NumPy prioritized replay
@@ -160,8 +166,9 @@ class PrioritizedReplayReference:
 
 
 # ------------------------------------------------------------------------------------ TD loss
-def td_loss_reference(q_sa, next_q, reward, done, discount, weight, *, huber_delta: float = 1.0,
-                      alpha: float = 0.6, eps: float = 1e-6):
+def td_loss_reference(
+    q_sa, next_q, reward, done, discount, weight, *, huber_delta: float = 1.0, alpha: float = 0.6, eps: float = 1e-6
+):
     """target = reward + discount * (1 - done) * next_q; td = target - q_sa;
     loss = mean(weight * huber_delta(td)); new_priority = (|td| + eps)^alpha (no gradient).
 

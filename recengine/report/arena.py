@@ -4,6 +4,7 @@ agent in them (build, train in the feedback loop when it learns, evaluate greedi
 The evaluation environment may be another simulator than the training one: agents trained in a simulator fitted
 on one half of the users are judged in one fitted on the other half (recengine.report.robustness).
 """
+
 from __future__ import annotations
 
 import time
@@ -37,8 +38,12 @@ class Arena:
 
         sim, cfg = setup.simulator, setup.settings
         judge = evaluation_simulator if evaluation_simulator is not None else sim
-        return cls(vector_env(sim, cfg.num_envs), vector_env(sim, cfg.curve_sessions),
-                   vector_env(judge, eval_sessions or cfg.eval_sessions), item_vectors(sim))
+        return cls(
+            vector_env(sim, cfg.num_envs),
+            vector_env(sim, cfg.curve_sessions),
+            vector_env(judge, eval_sessions or cfg.eval_sessions),
+            item_vectors(sim),
+        )
 
 
 def item_vectors(sim) -> torch.Tensor:
@@ -49,8 +54,9 @@ def item_vectors(sim) -> torch.Tensor:
     return torch.as_tensor(sim.item_factors, dtype=torch.float32)
 
 
-def run_agent(entry: AgentEntry, setup: CompareSetup, arena: Arena, seed_index: int, log: Log,
-              offline: bool = True) -> tuple[dict, object]:
+def run_agent(
+    entry: AgentEntry, setup: CompareSetup, arena: Arena, seed_index: int, log: Log, offline: bool = True
+) -> tuple[dict, object]:
     """Build, train (when it learns) and evaluate one agent for training seed `seed_index`; (its row, its policy).
     `offline`: also score its model on the leave-one-out test split (when it has one).
 
@@ -61,23 +67,50 @@ def run_agent(entry: AgentEntry, setup: CompareSetup, arena: Arena, seed_index: 
     seed = cfg.seed + seed_index
     t = time.perf_counter()
     built = entry.build(setup, seed)
-    row = {"updates_per_s": None, "updates": 0, "train_seconds": None, "hr@10": None, "ndcg@10": None,
-           "curve": [], "curve_gain": None}
+    row = {
+        "updates_per_s": None,
+        "updates": 0,
+        "train_seconds": None,
+        "hr@10": None,
+        "ndcg@10": None,
+        "curve": [],
+        "curve_gain": None,
+    }
     if getattr(built.policy, "learns", False):
-        loop_cfg = LoopConfig(num_envs=cfg.num_envs, total_steps=cfg.rl_steps.get(entry.name, 0),
-                              slate_size=cfg.slate_size, eval_every=cfg.eval_every, eval_sessions=cfg.curve_sessions,
-                              seed=seed, progress=cfg.progress)
-        run = train(built.policy, arena.train, loop_cfg, eval_env=arena.curve, item_vectors=arena.item_vectors,
-                    desc=f"{entry.name} (seed {seed})", eval_seed=12345 + 1000 * seed_index)
+        loop_cfg = LoopConfig(
+            num_envs=cfg.num_envs,
+            total_steps=cfg.rl_steps.get(entry.name, 0),
+            slate_size=cfg.slate_size,
+            eval_every=cfg.eval_every,
+            eval_sessions=cfg.curve_sessions,
+            seed=seed,
+            progress=cfg.progress,
+        )
+        run = train(
+            built.policy,
+            arena.train,
+            loop_cfg,
+            eval_env=arena.curve,
+            item_vectors=arena.item_vectors,
+            desc=f"{entry.name} (seed {seed})",
+            eval_seed=12345 + 1000 * seed_index,
+        )
         row.update({key: run[key] for key in ("updates_per_s", "updates", "train_seconds", "curve", "curve_gain")})
-    metrics = evaluate(built.policy, arena.evaluation, seed=cfg.seed + 999 + 1000 * seed_index,
-                       item_vectors=arena.item_vectors)
-    row.update({key: metrics[key] for key in ("avg_return", "ctr", "coverage", "diversity", "avg_session_length",
-                                              "session_returns")})
+    metrics = evaluate(
+        built.policy, arena.evaluation, seed=cfg.seed + 999 + 1000 * seed_index, item_vectors=arena.item_vectors
+    )
+    row.update(
+        {
+            key: metrics[key]
+            for key in ("avg_return", "ctr", "coverage", "diversity", "avg_session_length", "session_returns")
+        }
+    )
     if offline and built.offline is not None:
         row.update(built.offline())
     row["wall_seconds"] = time.perf_counter() - t
     ci = mean_ci(row["session_returns"], cfg.ci_level)
-    log(f"{entry.name:18s} seed {seed}: return/session {ci['mean']:.3f} ± {ci['ci_high'] - ci['mean']:.3f}  "
-        f"ctr {row['ctr']:.3f}  coverage {row['coverage']:.3f}  ({row['wall_seconds']:.0f}s)")
+    log(
+        f"{entry.name:18s} seed {seed}: return/session {ci['mean']:.3f} ± {ci['ci_high'] - ci['mean']:.3f}  "
+        f"ctr {row['ctr']:.3f}  coverage {row['coverage']:.3f}  ({row['wall_seconds']:.0f}s)"
+    )
     return row, built.policy

@@ -17,6 +17,7 @@ the verdict "a hybrid beats the large model" is re-checked in other simulators (
 results.json, report.md, learning_curves.png and the fitted simulator (simulator.safetensors, reloaded by
 recengine.env.load_simulator) into the output directory.
 """
+
 from __future__ import annotations
 
 import json
@@ -56,7 +57,7 @@ def run_compare(cfg: CompareConfig, log: Log = print) -> dict:
     pretrain_info = pretrain(setup, log) if any(e.needs_pretrained for e in entries) else {}
 
     per_seed: dict[str, list[dict]] = {entry.name: [] for entry in entries}
-    policies: dict[str, object] = {}          # seed 0's, for the off-policy evaluation
+    policies: dict[str, object] = {}  # seed 0's, for the off-policy evaluation
     for seed_index in range(cfg.seeds):
         for entry in entries:
             row, policy = run_agent(entry, setup, arena, seed_index, log)
@@ -70,10 +71,19 @@ def run_compare(cfg: CompareConfig, log: Log = print) -> dict:
     validation = validate_simulator(setup, policies, agents, pretrain_info.get("test"), log)
     robust = robustness_checks(setup, policies, log) if cfg.robustness else {}
     save_simulator(setup.simulator, os.path.join(cfg.out, SIMULATOR_FILE))
-    results = {"meta": run_meta(setup, fallback, start), "pretrain": pretrain_info, "agents": agents, "ope": ope,
-               "targets": targets, "target_evidence": evidence, "simulator_validation": validation,
-               "robustness": robust, "rl_vs_large_model": verdict(agents, robust),
-               "simulator_file": SIMULATOR_FILE, "plots": []}
+    results = {
+        "meta": run_meta(setup, fallback, start),
+        "pretrain": pretrain_info,
+        "agents": agents,
+        "ope": ope,
+        "targets": targets,
+        "target_evidence": evidence,
+        "simulator_validation": validation,
+        "robustness": robust,
+        "rl_vs_large_model": verdict(agents, robust),
+        "simulator_file": SIMULATOR_FILE,
+        "plots": [],
+    }
     write_report(cfg.out, results, start, log)
     return results
 
@@ -91,9 +101,11 @@ def load_data(cfg: CompareConfig, log: Log = print):
     try:
         return load_movielens(cfg.dataset, root=cfg.data_root), None
     except Exception as exc:  # no network, no cache, a malformed file: say so and carry on
-        msg = (f"could not load {cfg.dataset} ({type(exc).__name__}: {exc}); FALLING BACK to the synthetic "
-               f"dataset ({cfg.synthetic_users} users, {cfg.synthetic_items} items) — the figures below are "
-               "NOT ml-100k figures")
+        msg = (
+            f"could not load {cfg.dataset} ({type(exc).__name__}: {exc}); FALLING BACK to the synthetic "
+            f"dataset ({cfg.synthetic_users} users, {cfg.synthetic_items} items) — the figures below are "
+            "NOT ml-100k figures"
+        )
         log(f"warning: {msg}")
         return synthetic(), msg
 
@@ -117,9 +129,15 @@ def prepare(cfg: CompareConfig, log: Log) -> tuple[CompareSetup, str | None]:
     t = time.perf_counter()
     simulator = build_simulator(data, split, cfg)
     log(f"simulator fitted to {data.name} in {time.perf_counter() - t:.0f}s")
-    sasrec = SASRecConfig(dim=cfg.pretrain_dim, max_len=cfg.pretrain_max_len, num_layers=cfg.pretrain_layers,
-                          max_seconds=cfg.pretrain_seconds,
-                          max_epochs=200, patience=5, seed=cfg.seed)
+    sasrec = SASRecConfig(
+        dim=cfg.pretrain_dim,
+        max_len=cfg.pretrain_max_len,
+        num_layers=cfg.pretrain_layers,
+        max_seconds=cfg.pretrain_seconds,
+        max_epochs=200,
+        patience=5,
+        seed=cfg.seed,
+    )
     return CompareSetup(data, split, simulator, cfg, None, sasrec), fallback
 
 
@@ -128,21 +146,30 @@ def pretrain(setup: CompareSetup, log: Log) -> dict:
     from recengine.agents.hybrid import pretrain as train_large_model
 
     t = time.perf_counter()
-    result = train_large_model(setup.data, setup.sasrec, split=setup.split, progress=setup.settings.progress,
-                               log=lambda *a: None)
+    result = train_large_model(
+        setup.data, setup.sasrec, split=setup.split, progress=setup.settings.progress, log=lambda *a: None
+    )
     setup.pretrained = result.model
-    info = {"epochs": len(result.history), "seconds": round(time.perf_counter() - t, 1), "test": result.test,
-            "stopped": result.stopped}
-    log(f"large model pre-trained: {len(result.history)} epochs in {info['seconds']}s, "
-        f"test ndcg@10 {result.test['ndcg@10']:.4f}")
+    info = {
+        "epochs": len(result.history),
+        "seconds": round(time.perf_counter() - t, 1),
+        "test": result.test,
+        "stopped": result.stopped,
+    }
+    log(
+        f"large model pre-trained: {len(result.history)} epochs in {info['seconds']}s, "
+        f"test ndcg@10 {result.test['ndcg@10']:.4f}"
+    )
     return info
 
 
 def log_summary(agents: dict, log: Log) -> None:
     """One line per agent: return per session, its paired differences and learning-curve gain, with intervals."""
     for name, entry in agents.items():
-        line = f"{name:18s} return/session {entry['avg_return']:.3f} [{entry['return_ci95'][0]:.3f}, " \
-               f"{entry['return_ci95'][1]:.3f}]"
+        line = (
+            f"{name:18s} return/session {entry['avg_return']:.3f} [{entry['return_ci95'][0]:.3f}, "
+            f"{entry['return_ci95'][1]:.3f}]"
+        )
         for base, d in entry["paired"].items():
             line += f"  vs {base} {d['diff']:+.3f} [{d['ci95'][0]:+.3f}, {d['ci95'][1]:+.3f}]"
             if "seed_ci95" in d:
@@ -158,23 +185,38 @@ def off_policy_evaluation(setup: CompareSetup, policies: dict, log: Log) -> dict
     from recengine.eval.simulated_ope import ope_check
 
     cfg = setup.settings
-    ope = {"logging_policy": f"epsilon-greedy around the target, epsilon={cfg.ope_epsilon}",
-           "sessions": cfg.ope_sessions, "targets": {}}
+    ope = {
+        "logging_policy": f"epsilon-greedy around the target, epsilon={cfg.ope_epsilon}",
+        "sessions": cfg.ope_sessions,
+        "targets": {},
+    }
     for name in cfg.ope_targets:
         if name not in policies:
             continue
         t = time.perf_counter()
-        res = ope_check(setup.simulator, policies[name], epsilon=cfg.ope_epsilon, num_sessions=cfg.ope_sessions,
-                        seed=cfg.seed + 31, num_envs=256)
+        res = ope_check(
+            setup.simulator,
+            policies[name],
+            epsilon=cfg.ope_epsilon,
+            num_sessions=cfg.ope_sessions,
+            seed=cfg.seed + 31,
+            num_envs=256,
+        )
         estimates = {e: res[e] for e in ("ips", "snips", "dr")}
-        ope["targets"][name] = {"true_value": res["true_return"], "true_stderr": res["true_stderr"],
-                                "estimates": estimates,
-                                "relative_error": {e: res[f"rel_err_{e}"] for e in estimates},
-                                "num_sessions": cfg.ope_sessions, "logged_steps": res["num_steps"],
-                                "ess": res["ess"]}
-        log(f"OPE {name}: true {res['true_return']:.3f}  " + "  ".join(
-            f"{e} {v:.3f} ({res[f'rel_err_{e}']:.1%})" for e, v in estimates.items()) +
-            f"  ({time.perf_counter() - t:.0f}s)")
+        ope["targets"][name] = {
+            "true_value": res["true_return"],
+            "true_stderr": res["true_stderr"],
+            "estimates": estimates,
+            "relative_error": {e: res[f"rel_err_{e}"] for e in estimates},
+            "num_sessions": cfg.ope_sessions,
+            "logged_steps": res["num_steps"],
+            "ess": res["ess"],
+        }
+        log(
+            f"OPE {name}: true {res['true_return']:.3f}  "
+            + "  ".join(f"{e} {v:.3f} ({res[f'rel_err_{e}']:.1%})" for e, v in estimates.items())
+            + f"  ({time.perf_counter() - t:.0f}s)"
+        )
     return ope
 
 
@@ -183,6 +225,7 @@ def check_targets(agents: dict, ope: dict) -> tuple[dict, dict]:
 
     A comparison is met when the lower bound of one of its paired differences' intervals is above 0 (both the
     sessions' and, with several seeds, the seeds' interval)."""
+
     def paired(a: str, b: str) -> dict | None:
         return agents[a]["paired"].get(b) if a in agents and b in agents else None
 
@@ -192,33 +235,49 @@ def check_targets(agents: dict, ope: dict) -> tuple[dict, dict]:
     evidence = {
         "DQN beats popularity (return/session)": [paired("dqn", "popularity")],
         "REINFORCE beats popularity (return/session)": [paired("reinforce", "popularity")],
-        "a hybrid beats the large model alone (return/session)":
-            [paired("hybrid-dqn", "large-model"), paired("hybrid-reinforce", "large-model")],
-        "DQN learns (last learning-curve point above the first)":
-            [agents["dqn"]["curve_gain"] if "dqn" in agents else None],
+        "a hybrid beats the large model alone (return/session)": [
+            paired("hybrid-dqn", "large-model"),
+            paired("hybrid-reinforce", "large-model"),
+        ],
+        "DQN learns (last learning-curve point above the first)": [
+            agents["dqn"]["curve_gain"] if "dqn" in agents else None
+        ],
     }
     evidence = {text: [d for d in diffs if d is not None] for text, diffs in evidence.items()}
     targets = {text: met(diffs) for text, diffs in evidence.items()}
     best_ope = [min(row["relative_error"].values()) for row in ope["targets"].values()]
-    targets["OPE within 10% of the on-policy value (best estimator, every target)"] = \
+    targets["OPE within 10% of the on-policy value (best estimator, every target)"] = (
         all(e <= 0.10 for e in best_ope) if best_ope else None
+    )
     return targets, evidence
 
 
 def run_meta(setup: CompareSetup, fallback: str | None, start: float) -> dict:
     """results.json's "meta": what was run, on what, with which settings."""
     cfg, data = setup.settings, setup.data
-    return {"dataset": data.name, "requested_dataset": cfg.dataset, "fallback": fallback, "quick": cfg.quick,
-            "seed": cfg.seed, "num_users": data.num_users, "num_items": setup.num_items, "slate_size": cfg.slate_size,
-            "history_len": cfg.history_len, "eval_sessions": cfg.eval_sessions,
-            "seeds": cfg.seeds, "ci_level": cfg.ci_level, "statistics": STATISTICS_NOTE,
-            "rl_steps": cfg.rl_steps, "num_envs": cfg.num_envs,
-            "simulator": f"sequence-aware simulator fitted to the train split of {data.name} (response model, "
-                         "slate choice with no-click, fitted session lengths, genre fatigue)",
-            "machine": f"{platform.machine()} {os.cpu_count()} cores, torch {torch.__version__}, "
-                       f"{torch.get_num_threads()} threads",
-            "wall_seconds": time.perf_counter() - start,
-            "config": json.loads(json.dumps(asdict(cfg), default=str))}
+    return {
+        "dataset": data.name,
+        "requested_dataset": cfg.dataset,
+        "fallback": fallback,
+        "quick": cfg.quick,
+        "seed": cfg.seed,
+        "num_users": data.num_users,
+        "num_items": setup.num_items,
+        "slate_size": cfg.slate_size,
+        "history_len": cfg.history_len,
+        "eval_sessions": cfg.eval_sessions,
+        "seeds": cfg.seeds,
+        "ci_level": cfg.ci_level,
+        "statistics": STATISTICS_NOTE,
+        "rl_steps": cfg.rl_steps,
+        "num_envs": cfg.num_envs,
+        "simulator": f"sequence-aware simulator fitted to the train split of {data.name} (response model, "
+        "slate choice with no-click, fitted session lengths, genre fatigue)",
+        "machine": f"{platform.machine()} {os.cpu_count()} cores, torch {torch.__version__}, "
+        f"{torch.get_num_threads()} threads",
+        "wall_seconds": time.perf_counter() - start,
+        "config": json.loads(json.dumps(asdict(cfg), default=str)),
+    }
 
 
 def write_report(out: str, results: dict, start: float, log: Log) -> None:

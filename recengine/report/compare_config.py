@@ -1,4 +1,5 @@
 """CompareConfig: the settings of one `recengine compare` run (what runs, how long, how it is measured)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -37,8 +38,9 @@ class CompareConfig:
     """a simulated session is cut after this many recommendations"""
     num_envs: int = 128
     """simulated users per training step"""
-    rl_steps: dict = field(default_factory=lambda: {"dqn": 300, "reinforce": 400, "hybrid-dqn": 100,
-                                                     "hybrid-reinforce": 150})
+    rl_steps: dict = field(
+        default_factory=lambda: {"dqn": 300, "reinforce": 400, "hybrid-dqn": 100, "hybrid-reinforce": 150}
+    )
     """vectorised training steps per learning agent (num_envs recommendations each); from scratch needs more
     steps than fine-tuning the pre-trained model"""
     eval_every: int = 25
@@ -68,19 +70,30 @@ class CompareConfig:
     """users of the synthetic dataset"""
     synthetic_items: int = 400
     """items of the synthetic dataset"""
-    agents: tuple = ("random", "popularity", "large-model", "dqn", "reinforce", "hybrid-dqn", "hybrid-reinforce",
-                     "mf-bpr")
+    agents: tuple = (
+        "random",
+        "popularity",
+        "large-model",
+        "dqn",
+        "reinforce",
+        "hybrid-dqn",
+        "hybrid-reinforce",
+        "mf-bpr",
+    )
     """what to run, by registry name (recengine.agents.registry), in report order"""
-    dqn: DQNConfig = field(default_factory=lambda: DQNConfig(lr=5e-4, gamma=0.5, n_step=1, batch_size=512,
-                                                             learning_starts=1024, updates_per_step=4,
-                                                             q_scale_init=0.05))
+    dqn: DQNConfig = field(
+        default_factory=lambda: DQNConfig(
+            lr=5e-4, gamma=0.5, n_step=1, batch_size=512, learning_starts=1024, updates_per_step=4, q_scale_init=0.05
+        )
+    )
     """DQN from scratch. q_scale_init c: Q = V + c · logit, and Adam moves a logit by about lr per step, so Q
     moves by about c · lr; too small a c leaves the TD updates unable to move the ranking away from the
     popularity prior"""
     reinforce: ReinforceConfig = field(default_factory=lambda: ReinforceConfig(lr=1e-2, min_batch=512))
     """REINFORCE from scratch"""
-    dqn_encoder: EncoderConfig = field(default_factory=lambda: EncoderConfig(dim=32, max_len=20, num_layers=1,
-                                                                             num_heads=2))
+    dqn_encoder: EncoderConfig = field(
+        default_factory=lambda: EncoderConfig(dim=32, max_len=20, num_layers=1, num_heads=2)
+    )
     """DQN from scratch: a smaller SequenceEncoder (it takes many more gradient steps than REINFORCE)"""
     dqn_item_table: str = "tied"
     """DQN from scratch scores items against: "tied", the encoder's own item vectors (id embedding + projected
@@ -96,9 +109,18 @@ class CompareConfig:
     log(1 + n_b)), n_a its count in the interactions: a fresh DQN's logits are this prior plus the random
     tied-table term, its exploration draws items about ∝ (1 + n_a)^(s / temperature), and the TD updates learn
     the personalisation on top (0 = every item alike)"""
-    hybrid_dqn: DQNConfig = field(default_factory=lambda: DQNConfig(lr=3e-4, gamma=0.5, n_step=1, batch_size=256,
-                                                                    learning_starts=1024, updates_per_step=2,
-                                                                    temperature_start=0.5, temperature_end=0.05))
+    hybrid_dqn: DQNConfig = field(
+        default_factory=lambda: DQNConfig(
+            lr=3e-4,
+            gamma=0.5,
+            n_step=1,
+            batch_size=256,
+            learning_starts=1024,
+            updates_per_step=2,
+            temperature_start=0.5,
+            temperature_end=0.05,
+        )
+    )
     """DQN fine-tuning the pre-trained encoder"""
     hybrid_reinforce: ReinforceConfig = field(default_factory=lambda: ReinforceConfig(lr=1e-3, min_batch=512))
     """REINFORCE fine-tuning the pre-trained encoder"""
@@ -118,8 +140,7 @@ class CompareConfig:
         see, the session cap."""
         from recengine.env import SeqSimConfig
 
-        return SeqSimConfig(slate_size=self.slate_size, history_len=self.history_len,
-                            max_steps=self.max_session_steps)
+        return SeqSimConfig(slate_size=self.slate_size, history_len=self.history_len, max_steps=self.max_session_steps)
 
     def quick_settings(self) -> CompareConfig:
         """Shrink every budget to a smoke run of about a minute (not the real figures); returns self."""

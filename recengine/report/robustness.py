@@ -15,6 +15,7 @@ for the large model and the hybrids (training seed 0):
 In each, every policy plays the same sessions (common random numbers) and hybrid − large model is reported with
 its paired interval; ``verdict`` says in plain words where a hybrid beats the large model and where not.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -67,7 +68,7 @@ def summarize(returns: dict, level: float, description: str) -> dict:
 def disjoint_halves(num_users: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Two disjoint random halves of the users (sorted ids), drawn from their own generator."""
     perm = np.random.default_rng(seed).permutation(num_users)
-    return np.sort(perm[: num_users // 2]), np.sort(perm[num_users // 2:])
+    return np.sort(perm[: num_users // 2]), np.sort(perm[num_users // 2 :])
 
 
 def robustness_checks(setup: CompareSetup, policies: dict, log: Log = print) -> dict:
@@ -86,30 +87,50 @@ def robustness_checks(setup: CompareSetup, policies: dict, log: Log = print) -> 
 
     halved = setup.simulator.with_popularity_weight(0.5)
     out["variants"]["popularity weight halved"] = summarize(
-        judge(chosen, halved, n_sessions, seed), level,
-        "the main simulator with half the popularity share of utility; agents trained in the main simulator")
+        judge(chosen, halved, n_sessions, seed),
+        level,
+        "the main simulator with half the popularity share of utility; agents trained in the main simulator",
+    )
     log("robustness: popularity weight halved done")
 
     fit = dict(config=cfg.simulator_config(), quick=cfg.quick)
     second_seed = cfg.simulator_seed + 1
-    second = fit_simulator(setup.data, setup.split, seed=second_seed,
-                           response_config=variant_response_config(setup, second_seed), **fit)
+    second = fit_simulator(
+        setup.data, setup.split, seed=second_seed, response_config=variant_response_config(setup, second_seed), **fit
+    )
     out["variants"]["second simulator"] = summarize(
-        judge(chosen, second, n_sessions, seed), level,
-        f"fitted with seed {second_seed} and a smaller response model; agents trained in the main simulator")
+        judge(chosen, second, n_sessions, seed),
+        level,
+        f"fitted with seed {second_seed} and a smaller response model; agents trained in the main simulator",
+    )
     log("robustness: second simulator done")
 
     half_a, half_b = disjoint_halves(setup.data.num_users, cfg.simulator_seed + 2)
-    sim_a = fit_simulator(setup.data, setup.split, seed=cfg.simulator_seed + 3, users=half_a,
-                          response_config=variant_response_config(setup, cfg.simulator_seed + 3), **fit)
-    sim_b = fit_simulator(setup.data, setup.split, seed=cfg.simulator_seed + 4, users=half_b,
-                          response_config=variant_response_config(setup, cfg.simulator_seed + 4), **fit)
+    sim_a = fit_simulator(
+        setup.data,
+        setup.split,
+        seed=cfg.simulator_seed + 3,
+        users=half_a,
+        response_config=variant_response_config(setup, cfg.simulator_seed + 3),
+        **fit,
+    )
+    sim_b = fit_simulator(
+        setup.data,
+        setup.split,
+        seed=cfg.simulator_seed + 4,
+        users=half_b,
+        response_config=variant_response_config(setup, cfg.simulator_seed + 4),
+        **fit,
+    )
     setup_a = dataclasses.replace(setup, simulator=sim_a)
     arena = Arena.of(setup_a, evaluation_simulator=sim_b, eval_sessions=n_sessions)
     returns = {n: run_agent(lookup(n), setup_a, arena, 0, log, offline=False)[0]["session_returns"] for n in names}
     out["variants"]["disjoint halves"] = summarize(
-        returns, level, f"hybrids fine-tuned in a simulator fitted on {half_a.size} users, judged with the large "
-        f"model in one fitted on the other {half_b.size} users, on those users")
+        returns,
+        level,
+        f"hybrids fine-tuned in a simulator fitted on {half_a.size} users, judged with the large "
+        f"model in one fitted on the other {half_b.size} users, on those users",
+    )
     log("robustness: disjoint halves done")
     return out
 
@@ -135,8 +156,10 @@ def overall(verdicts: dict) -> str:
         return "RL on top of the large model beats the large model alone in every check."
     if not any(o == "beats" for o in outcomes):
         return "RL on top of the large model does not beat the large model alone in any check."
-    return (f"RL on top of the large model beats the large model alone in {outcomes.count('beats')} of "
-            f"{len(outcomes)} hybrid-check pairs only: the conclusion is not robust.")
+    return (
+        f"RL on top of the large model beats the large model alone in {outcomes.count('beats')} of "
+        f"{len(outcomes)} hybrid-check pairs only: the conclusion is not robust."
+    )
 
 
 def verdict(agents: dict, robustness: dict) -> dict:
@@ -153,14 +176,21 @@ def verdict(agents: dict, robustness: dict) -> dict:
         if "seed_ci95" in main:
             seeds = _sign({"ci95": main["seed_ci95"]})
             outcome = outcome if seeds == outcome else "does not separate from"
-        checks["main simulator"] = {"diff": main["diff"], "ci95": main["ci95"], "seed_ci95": main.get("seed_ci95"),
-                                    "outcome": outcome}
+        checks["main simulator"] = {
+            "diff": main["diff"],
+            "ci95": main["ci95"],
+            "seed_ci95": main.get("seed_ci95"),
+            "outcome": outcome,
+        }
         for name, v in robustness.get("variants", {}).items():
             if hybrid in v["paired"]:
                 d = v["paired"][hybrid]
                 checks[name] = {"diff": d["diff"], "ci95": d["ci95"], "outcome": _sign(d)}
         beats = [c for c, r in checks.items() if r["outcome"] == "beats"]
-        sentence = f"{hybrid} beats the large model in {len(beats)} of {len(checks)} checks: " + "; ".join(
-            f"{c}: {r['outcome']} it, {_interval(r)} clicks per session" for c, r in checks.items()) + "."
+        sentence = (
+            f"{hybrid} beats the large model in {len(beats)} of {len(checks)} checks: "
+            + "; ".join(f"{c}: {r['outcome']} it, {_interval(r)} clicks per session" for c, r in checks.items())
+            + "."
+        )
         out[hybrid] = {"checks": checks, "beats_in": beats, "summary": sentence}
     return out

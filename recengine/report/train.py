@@ -3,6 +3,7 @@
 The run directory holds checkpoint.safetensors (resumable), model.safetensors (best weights), metrics.json and
 curve.png.
 """
+
 from __future__ import annotations
 
 import json
@@ -17,9 +18,19 @@ from recengine.train.config import SASRecConfig
 from recengine.train.sasrec import CHECKPOINT, MODEL, train_sasrec
 
 
-def train_command(dataset: str, out_dir: str, cfg: SASRecConfig, *, data_root: str | None = None,
-                  baselines: bool = True, bpr_epochs: int = 40, resume: bool = False, progress: bool = True,
-                  synthetic_kwargs: dict | None = None, log: Callable[..., None] = print) -> dict:
+def train_command(
+    dataset: str,
+    out_dir: str,
+    cfg: SASRecConfig,
+    *,
+    data_root: str | None = None,
+    baselines: bool = True,
+    bpr_epochs: int = 40,
+    resume: bool = False,
+    progress: bool = True,
+    synthetic_kwargs: dict | None = None,
+    log: Callable[..., None] = print,
+) -> dict:
     """Load `dataset`, train, evaluate against Pop and BPR, write checkpoint.safetensors, model.safetensors,
     metrics.json and curve.png into `out_dir`. Returns the metrics."""
     from recengine.agents.mf import BPRConfig, evaluate_bpr, train_bpr
@@ -32,29 +43,43 @@ def train_command(dataset: str, out_dir: str, cfg: SASRecConfig, *, data_root: s
     else:
         data = load_movielens(dataset, root=data_root)
     split = leave_one_out(histories_of(data))
-    log(f"{data.name}: {data.num_users} users, {data.num_items} items, {data.num_interactions} interactions; "
-        f"{len(split.eval_users)} users evaluated (leave-one-out, full ranking, seen items excluded)")
+    log(
+        f"{data.name}: {data.num_users} users, {data.num_items} items, {data.num_interactions} interactions; "
+        f"{len(split.eval_users)} users evaluated (leave-one-out, full ranking, seen items excluded)"
+    )
     result = train_sasrec(data, cfg, out_dir=out_dir, resume=resume, split=split, progress=progress, log=log)
     metrics = {
-        "dataset": data.name, "model": "sasrec", **result.test,
-        "epochs": len(result.history), "best_epoch": result.best_epoch,
+        "dataset": data.name,
+        "model": "sasrec",
+        **result.test,
+        "epochs": len(result.history),
+        "best_epoch": result.best_epoch,
         "train_seconds": round(result.train_seconds, 2),
         "train_cpu_seconds": round(sum(h.get("cpu_seconds", 0.0) for h in result.history), 2),
-        "torch_threads": torch.get_num_threads(), "stopped": result.stopped,
-        "best_valid": result.best_valid, "config": asdict(cfg), "baselines": {},
+        "torch_threads": torch.get_num_threads(),
+        "stopped": result.stopped,
+        "best_valid": result.best_valid,
+        "config": asdict(cfg),
+        "baselines": {},
     }
     log("test  " + "  ".join(f"{k} {v:.4f}" for k, v in result.test.items()))
     if baselines:
         pop = evaluate_pop(split, "test")
         bpr_model, info = train_bpr(split, BPRConfig(epochs=bpr_epochs, seed=cfg.seed), progress=progress)
-        metrics["baselines"] = {"pop": pop, "bpr": {**evaluate_bpr(bpr_model, split, "test"),
-                                                    "train_seconds": round(info["train_seconds"], 2),
-                                                    "best_epoch": info["best_epoch"]}}
+        metrics["baselines"] = {
+            "pop": pop,
+            "bpr": {
+                **evaluate_bpr(bpr_model, split, "test"),
+                "train_seconds": round(info["train_seconds"], 2),
+                "best_epoch": info["best_epoch"],
+            },
+        }
         for name, m in metrics["baselines"].items():
             log(f"{name:5s} " + "  ".join(f"{k} {m[k]:.4f}" for k in ("hr@10", "ndcg@10", "mrr@10")))
     metrics["history"] = result.history
     write_text(os.path.join(out_dir, "metrics.json"), json.dumps(metrics, indent=2))
-    plot_curve(result.history, os.path.join(out_dir, "curve.png"), dict(metrics["baselines"]),
-               title=f"SASRec on {data.name}")
+    plot_curve(
+        result.history, os.path.join(out_dir, "curve.png"), dict(metrics["baselines"]), title=f"SASRec on {data.name}"
+    )
     log(f"wrote {out_dir}/metrics.json, curve.png, {MODEL}, {CHECKPOINT}")
     return metrics

@@ -1,4 +1,5 @@
 """The large model's learning curve: training loss and validation NDCG@10 / HR@10 per epoch, one PNG."""
+
 from __future__ import annotations
 
 import os

@@ -5,6 +5,7 @@ model's held-out accuracy beside the large model's, and the simulated return of 
 large model beside their real offline NDCG@10 (Kendall's tau, the paired interval large model − popularity, the
 already-consumed share of each policy's slates).
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -28,8 +29,9 @@ def offline_ndcg(setup: CompareSetup, name: str, agents: dict) -> float | None:
     return agents.get(name, {}).get("ndcg@10")
 
 
-def validate_simulator(setup: CompareSetup, policies: dict, agents: dict, large_model: dict | None,
-                       log: Callable[..., None] = print) -> dict | None:
+def validate_simulator(
+    setup: CompareSetup, policies: dict, agents: dict, large_model: dict | None, log: Callable[..., None] = print
+) -> dict | None:
     """The ``simulator_validation`` result for the run's policies (training seed 0's), or None when fewer than
     two of VALIDATION_POLICIES ran."""
     from recengine.eval.simulator_validation import simulator_validation
@@ -40,11 +42,20 @@ def validate_simulator(setup: CompareSetup, policies: dict, agents: dict, large_
     names = [n for n in names if offline[n] is not None]
     if len(names) < 2:
         return None
-    v = simulator_validation(setup.simulator, setup.split, policies={n: policies[n] for n in names},
-                             offline_ndcg={n: offline[n] for n in names}, large_model=large_model,
-                             num_sessions=cfg.validation_sessions, seed=cfg.seed + 2024, level=cfg.ci_level)
+    v = simulator_validation(
+        setup.simulator,
+        setup.split,
+        policies={n: policies[n] for n in names},
+        offline_ndcg={n: offline[n] for n in names},
+        large_model=large_model,
+        num_sessions=cfg.validation_sessions,
+        seed=cfg.seed + 2024,
+        level=cfg.ci_level,
+    )
     um = v["user_model"]["test"]
-    log(f"simulator validation: user model test ndcg@10 {um['ndcg@10']:.4f} hr@10 {um['hr@10']:.4f}, "
+    log(
+        f"simulator validation: user model test ndcg@10 {um['ndcg@10']:.4f} hr@10 {um['hr@10']:.4f}, "
         f"Kendall tau {v['kendall_tau']:.2f}, checks met {sum(bool(x) for x in v['checks'].values())}"
-        f"/{len(v['checks'])}")
+        f"/{len(v['checks'])}"
+    )
     return v

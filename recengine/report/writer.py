@@ -1,4 +1,5 @@
 """Writes what `recengine compare` measured: results.json, report.md and the PNG learning curves."""
+
 from __future__ import annotations
 
 import json
@@ -59,7 +60,7 @@ def markdown(results: dict) -> str:
     ]
     for name, entry in results["agents"].items():
         cells = [_fmt(entry.get(key), pattern) for key, _, pattern in COLUMNS]
-        if entry.get("return_ci95"):   # the interval's half-width beside the mean
+        if entry.get("return_ci95"):  # the interval's half-width beside the mean
             cells[0] += f" ± {_fmt(entry['return_ci95'][1] - entry['avg_return'], '{:.3f}')}"
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     lines += [
@@ -76,19 +77,24 @@ def markdown(results: dict) -> str:
     lines += _paired_section(results, level)
     ope = results.get("ope")
     if ope:
-        lines += ["## Off-policy evaluation", "",
-                  f"For each target policy, {ope.get('sessions', '?')} sessions are logged by the logging policy "
-                  f"({ope['logging_policy']}) and the target's return per session is estimated from those logs "
-                  "(per-decision importance ratios over the ordered slates; DR with a click model fitted on the "
-                  "logs), then compared with its true value from as many on-policy sessions in the same "
-                  "simulator.", "",
-                  "| target policy | true value | estimator | estimate | relative error |",
-                  "|---|---:|---|---:|---:|"]
+        lines += [
+            "## Off-policy evaluation",
+            "",
+            f"For each target policy, {ope.get('sessions', '?')} sessions are logged by the logging policy "
+            f"({ope['logging_policy']}) and the target's return per session is estimated from those logs "
+            "(per-decision importance ratios over the ordered slates; DR with a click model fitted on the "
+            "logs), then compared with its true value from as many on-policy sessions in the same "
+            "simulator.",
+            "",
+            "| target policy | true value | estimator | estimate | relative error |",
+            "|---|---:|---|---:|---:|",
+        ]
         for target, row in ope["targets"].items():
             for est, value in row["estimates"].items():
                 rel = row["relative_error"][est]
-                lines.append(f"| {target} | {row['true_value']:.4f} | {est} | {_fmt(value, '{:.4f}')} | "
-                             f"{_fmt(rel, '{:.1%}')} |")
+                lines.append(
+                    f"| {target} | {row['true_value']:.4f} | {est} | {_fmt(value, '{:.4f}')} | {_fmt(rel, '{:.1%}')} |"
+                )
         lines.append("")
     if results.get("simulator_validation"):
         from recengine.eval.simulator_validation import validation_markdown
@@ -96,9 +102,12 @@ def markdown(results: dict) -> str:
         lines += [validation_markdown(results["simulator_validation"]).rstrip(), ""]
     lines += _rl_section(results)
     if results.get("simulator_file"):
-        lines += [f"The fitted simulator is saved as `{results['simulator_file']}` beside this report: "
-                  "`recengine.env.load_simulator(path)` reloads it, and `sim.response.score_histories(histories)` "
-                  "or `sim.response.evaluate(split)` scores its user model on other data.", ""]
+        lines += [
+            f"The fitted simulator is saved as `{results['simulator_file']}` beside this report: "
+            "`recengine.env.load_simulator(path)` reloads it, and `sim.response.score_histories(histories)` "
+            "or `sim.response.evaluate(split)` scores its user model on other data.",
+            "",
+        ]
     checks = results.get("targets")
     if checks:
         lines += ["## Targets", ""]
@@ -108,8 +117,10 @@ def markdown(results: dict) -> str:
             why = "; ".join(_diff(d) for d in evidence.get(text, []))
             lines.append(f"- {text}: **{mark}**" + (f" (paired difference {why})" if why else ""))
         if evidence:
-            lines.append(f"\nA comparison counts as met only when the lower bound of the {level:.0%} interval of "
-                         "its paired difference is above 0 (with several seeds, the seeds' interval's too).")
+            lines.append(
+                f"\nA comparison counts as met only when the lower bound of the {level:.0%} interval of "
+                "its paired difference is above 0 (with several seeds, the seeds' interval's too)."
+            )
         lines.append("")
     if results.get("plots"):
         lines += ["## Learning curves", ""] + [f"![{p}]({p})" for p in results["plots"]] + [""]
@@ -117,14 +128,19 @@ def markdown(results: dict) -> str:
 
 
 def _rl_section(results: dict) -> list[str]:
-    """"Does RL beat the large model?": every check of each hybrid against the large model, and the verdict."""
+    """ "Does RL beat the large model?": every check of each hybrid against the large model, and the verdict."""
     verdicts = results.get("rl_vs_large_model") or {}
     if not verdicts:
         return []
-    lines = ["## Does RL beat the large model?", "",
-             "Return per session of each hybrid minus the large model's, paired over the same sessions, in the main "
-             "simulator and in the robustness checks (training seed 0's agents outside the main simulator):", "",
-             "| hybrid | check | difference [95% CI] | outcome |", "|---|---|---:|---|"]
+    lines = [
+        "## Does RL beat the large model?",
+        "",
+        "Return per session of each hybrid minus the large model's, paired over the same sessions, in the main "
+        "simulator and in the robustness checks (training seed 0's agents outside the main simulator):",
+        "",
+        "| hybrid | check | difference [95% CI] | outcome |",
+        "|---|---|---:|---|",
+    ]
     for hybrid, v in verdicts.items():
         for check, r in v["checks"].items():
             cell = f"{r['diff']:+.3f} [{r['ci95'][0]:+.3f}, {r['ci95'][1]:+.3f}]"
@@ -145,7 +161,7 @@ def _diff(d: dict | None) -> str:
     if not d:
         return "–"
     text = f"{d['diff']:+.3f} [{d['ci95'][0]:+.3f}, {d['ci95'][1]:+.3f}]"
-    if d.get("seed_ci95"):   # several training seeds: the interval of the per-seed differences
+    if d.get("seed_ci95"):  # several training seeds: the interval of the per-seed differences
         text += f" (seeds [{d['seed_ci95'][0]:+.3f}, {d['seed_ci95'][1]:+.3f}])"
     return text
 
@@ -156,14 +172,18 @@ def _paired_section(results: dict, level: float) -> list[str]:
     bases = [b for b in ("popularity", "large-model") if b in agents]
     if not bases or not any(e.get("paired") for e in agents.values()):
         return []
-    lines = ["## Paired differences", "",
-             f"Return per session of each agent minus a baseline's, session by session on the same simulated "
-             f"sessions (same users, same random draws), with the {level:.0%} interval; the learning-curve gain is "
-             "the last curve point minus the first, paired the same way. With several training seeds, \"seeds\" "
-             "gives the Student-t interval of the per-seed differences (the spread over training runs, which the "
-             "sessions' interval does not cover).", "",
-             "| agent | " + " | ".join(f"vs {b}" for b in bases) + " | learning-curve gain | per-seed return |",
-             "|---|" + "---:|" * (len(bases) + 2)]
+    lines = [
+        "## Paired differences",
+        "",
+        f"Return per session of each agent minus a baseline's, session by session on the same simulated "
+        f"sessions (same users, same random draws), with the {level:.0%} interval; the learning-curve gain is "
+        'the last curve point minus the first, paired the same way. With several training seeds, "seeds" '
+        "gives the Student-t interval of the per-seed differences (the spread over training runs, which the "
+        "sessions' interval does not cover).",
+        "",
+        "| agent | " + " | ".join(f"vs {b}" for b in bases) + " | learning-curve gain | per-seed return |",
+        "|---|" + "---:|" * (len(bases) + 2),
+    ]
     for name, entry in agents.items():
         cells = [_diff(entry.get("paired", {}).get(b)) if b != name else "–" for b in bases]
         cells.append(_diff(entry.get("curve_gain")))
@@ -190,15 +210,27 @@ def plot_curves(path: str, results: dict) -> bool:
     fig, ax = plt.subplots(figsize=(7, 4.2))
     for name, curve in curves.items():
         x = [p["recommendations"] for p in curve]
-        line, = ax.plot(x, [p["avg_return"] for p in curve], marker="o", ms=3, label=name)
-        if all(p.get("return_ci95") for p in curve):   # each point's 95% interval as a band
-            ax.fill_between(x, [p["return_ci95"][0] for p in curve], [p["return_ci95"][1] for p in curve],
-                            color=line.get_color(), alpha=0.12, lw=0)
+        (line,) = ax.plot(x, [p["avg_return"] for p in curve], marker="o", ms=3, label=name)
+        if all(p.get("return_ci95") for p in curve):  # each point's 95% interval as a band
+            ax.fill_between(
+                x,
+                [p["return_ci95"][0] for p in curve],
+                [p["return_ci95"][1] for p in curve],
+                color=line.get_color(),
+                alpha=0.12,
+                lw=0,
+            )
     for name, entry in results["agents"].items():
         if not entry.get("curve") and entry.get("avg_return") is not None:
             ax.axhline(entry["avg_return"], ls="--", lw=1, color="grey")
-            ax.annotate(name, (0, entry["avg_return"]), xycoords=("axes fraction", "data"), fontsize=7,
-                        color="grey", va="bottom")
+            ax.annotate(
+                name,
+                (0, entry["avg_return"]),
+                xycoords=("axes fraction", "data"),
+                fontsize=7,
+                color="grey",
+                va="bottom",
+            )
     ax.set_xlabel("recommendations served while training")
     ax.set_ylabel("greedy return per session")
     ax.set_title("Learning curves in the simulator")

@@ -6,6 +6,7 @@
 The names load lazily (PEP 562): `recengine.serving.threads` must be importable before torch is (the OpenMP
 wait policy is read when torch starts).
 """
+
 from __future__ import annotations
 
 import importlib

@@ -11,6 +11,7 @@ atomic), kind "scorer":
 
 Dropout is off in a loaded scorer (it is for inference).
 """
+
 from __future__ import annotations
 
 import json
@@ -29,10 +30,14 @@ def scorer_metadata(encoder: SequenceEncoder, head: CatalogHead, agent_name: str
     """What rebuilds the encoder and head besides their weights."""
     layer = encoder.transformer.layers[0]
     spec = {
-        "num_items": encoder.num_items, "dim": encoder.dim, "max_len": encoder.max_len,
-        "num_layers": len(encoder.transformer.layers), "num_heads": layer.self_attn.num_heads,
-        "feature_dim": encoder.item_tables.dim if encoder.item_tables else
-        (encoder.user_tables.dim if encoder.user_tables else 16),
+        "num_items": encoder.num_items,
+        "dim": encoder.dim,
+        "max_len": encoder.max_len,
+        "num_layers": len(encoder.transformer.layers),
+        "num_heads": layer.self_attn.num_heads,
+        "feature_dim": encoder.item_tables.dim
+        if encoder.item_tables
+        else (encoder.user_tables.dim if encoder.user_tables else 16),
         "item_feature_tables": [[s.name, s.num_rows] for s in encoder.item_tables.specs] if encoder.item_tables else [],
         "user_feature_tables": [[s.name, s.num_rows] for s in encoder.user_tables.specs] if encoder.user_tables else [],
     }
@@ -44,8 +49,10 @@ def save_scorer(path: str, scorer: nn.Module, *, agent_name: str = "", data_name
     """Write `scorer` (any module with `.encoder` a SequenceEncoder and `.head` a CatalogHead) to `path`."""
     encoder, head = getattr(scorer, "encoder", None), getattr(scorer, "head", None)
     if not isinstance(encoder, SequenceEncoder) or not isinstance(head, CatalogHead):
-        raise TypeError(f"scorer: expected .encoder a SequenceEncoder and .head a CatalogHead, got "
-                        f"{type(encoder).__name__} and {type(head).__name__}")
+        raise TypeError(
+            f"scorer: expected .encoder a SequenceEncoder and .head a CatalogHead, got "
+            f"{type(encoder).__name__} and {type(head).__name__}"
+        )
     tensors = {f"encoder.{k}": v for k, v in encoder.state_dict().items()}
     tensors.update({f"head.{k}": v for k, v in head.state_dict().items()})
     write(path, tensors, SCORER_KIND, scorer_metadata(encoder, head, agent_name, data_name))
@@ -57,21 +64,38 @@ def load_scorer(path: str) -> tuple[SequenceEncoder, CatalogHead, dict[str, str]
     if meta.get("kind") != SCORER_KIND or "encoder" not in meta or "head" not in meta:
         raise CheckpointError(f"{path}: not a scorer checkpoint (kind {meta.get('kind')!r})")
     spec, head_spec = json.loads(meta["encoder"]), json.loads(meta["head"])
-    enc_state = {k[len("encoder."):]: v for k, v in tensors.items() if k.startswith("encoder.")}
-    head_state = {k[len("head."):]: v for k, v in tensors.items() if k.startswith("head.")}
+    enc_state = {k[len("encoder.") :]: v for k, v in tensors.items() if k.startswith("encoder.")}
+    head_state = {k[len("head.") :]: v for k, v in tensors.items() if k.startswith("head.")}
     kw = {}
     try:
         if spec["item_feature_tables"]:
-            kw.update(item_feature_tables=[tuple(t) for t in spec["item_feature_tables"]],
-                      item_feature_ids=enc_state["item_feature_ids"],
-                      item_feature_offsets=enc_state["item_feature_offsets"])
+            kw.update(
+                item_feature_tables=[tuple(t) for t in spec["item_feature_tables"]],
+                item_feature_ids=enc_state["item_feature_ids"],
+                item_feature_offsets=enc_state["item_feature_offsets"],
+            )
         if spec["user_feature_tables"]:
-            kw.update(user_feature_tables=[tuple(t) for t in spec["user_feature_tables"]],
-                      user_feature_ids=enc_state["user_feature_ids"])
-        encoder = SequenceEncoder(spec["num_items"], spec["dim"], spec["max_len"], num_layers=spec["num_layers"],
-                                  num_heads=spec["num_heads"], dropout=0.0, feature_dim=spec["feature_dim"], **kw)
-        head = CatalogHead(spec["num_items"], spec["dim"], bias=head_spec["bias"], own_table=head_spec["own_table"],
-                           temperature=head_spec["temperature"])
+            kw.update(
+                user_feature_tables=[tuple(t) for t in spec["user_feature_tables"]],
+                user_feature_ids=enc_state["user_feature_ids"],
+            )
+        encoder = SequenceEncoder(
+            spec["num_items"],
+            spec["dim"],
+            spec["max_len"],
+            num_layers=spec["num_layers"],
+            num_heads=spec["num_heads"],
+            dropout=0.0,
+            feature_dim=spec["feature_dim"],
+            **kw,
+        )
+        head = CatalogHead(
+            spec["num_items"],
+            spec["dim"],
+            bias=head_spec["bias"],
+            own_table=head_spec["own_table"],
+            temperature=head_spec["temperature"],
+        )
         encoder.load_state_dict(enc_state)
         head.load_state_dict(head_state)
     except (KeyError, RuntimeError) as exc:

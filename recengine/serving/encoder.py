@@ -8,6 +8,7 @@ the causal Transformer, LayerNorm, read at each row's most recent item; a row wi
 empty state. Only that one state per row is read, so the last Transformer layer runs for that slot alone.
 Every step is a tensor op (no Python loop over rows), so the module traces under torch.export.
 """
+
 from __future__ import annotations
 
 import torch

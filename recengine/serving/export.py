@@ -10,6 +10,7 @@ The batch (1..MAX_BATCH) and window length (1..max_len) are dynamic. The program
 Recommender builds (`recengine.serving.histories.context_windows`); the catalog top-k stays a separate call
 (its k and exclusion lists vary per request).
 """
+
 from __future__ import annotations
 
 import torch

@@ -4,6 +4,7 @@ A batch is either a list of id lists (one per user, oldest first) or ``(values, 
 lookup takes them (user b's history is ``values[offsets[b]:offsets[b+1]]``). Checking happens here, once,
 with errors that name the argument; after it, the rest of serving works on tensors only.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -41,8 +42,9 @@ def parse_histories(histories, num_items: int) -> JaggedHistories:
     if isinstance(histories, tuple) and len(histories) == 2 and all(isinstance(t, Tensor) for t in histories):
         values, offsets = histories
         if values.dtype not in (torch.int32, torch.int64) or values.dim() != 1:
-            raise TypeError(f"histories: values must be a 1-d int32/int64 tensor, got {values.dtype} "
-                            f"{tuple(values.shape)}")
+            raise TypeError(
+                f"histories: values must be a 1-d int32/int64 tensor, got {values.dtype} {tuple(values.shape)}"
+            )
         if offsets.dtype != torch.int64 or offsets.dim() != 1 or offsets.numel() < 1:
             raise TypeError("histories: offsets must be a non-empty 1-d int64 tensor")
         values, offsets = values.to(torch.int64).cpu().contiguous(), offsets.cpu().contiguous()
@@ -59,8 +61,9 @@ def parse_histories(histories, num_items: int) -> JaggedHistories:
         values = torch.from_numpy(flat.astype(np.int64, copy=False)) if flat.size else torch.empty(0, dtype=torch.int64)
         offsets = torch.from_numpy(np.concatenate(([0], np.cumsum(lengths))).astype(np.int64))
     else:
-        raise TypeError(f"histories: expected a list of id lists or (values, offsets) tensors, "
-                        f"got {type(histories).__name__}")
+        raise TypeError(
+            f"histories: expected a list of id lists or (values, offsets) tensors, got {type(histories).__name__}"
+        )
     batch = offsets.numel() - 1
     if not 1 <= batch <= MAX_BATCH:
         raise ValueError(f"histories: a batch of {batch} users; expected 1..{MAX_BATCH}")
@@ -69,8 +72,10 @@ def parse_histories(histories, num_items: int) -> JaggedHistories:
         if bool(bad.any()):
             pos = int(bad.nonzero()[0])
             row = int(torch.searchsorted(offsets, pos, right=True)) - 1
-            raise IndexError(f"histories[{row}]: item id {int(values[pos])} is not in the catalog of {num_items} "
-                             f"items (ids 0..{num_items - 1})")
+            raise IndexError(
+                f"histories[{row}]: item id {int(values[pos])} is not in the catalog of {num_items} "
+                f"items (ids 0..{num_items - 1})"
+            )
     return JaggedHistories(values, offsets)
 
 

@@ -16,6 +16,7 @@ at startup, for this process only; the model runs on one worker thread (the micr
 OpenMP team never competes with a second team of its own. The OpenMP wait policy is read when the runtime
 starts, before any of this code runs: see recengine.serving.threads for the choice and how to set it.
 """
+
 # no `from __future__ import annotations`: FastAPI reads the request models of the endpoints defined inside
 # create_app from their annotations at runtime, which a string annotation of a local class would hide
 import asyncio
@@ -30,8 +31,14 @@ from recengine.serving.recommender import Recommender
 MAX_HISTORY = 10_000
 
 
-def create_app(checkpoint: str | os.PathLike | None = None, *, recommender: Recommender | None = None,
-               dtype: str = "float32", max_batch: int = 256, max_wait_ms: float = 2.0):
+def create_app(
+    checkpoint: str | os.PathLike | None = None,
+    *,
+    recommender: Recommender | None = None,
+    dtype: str = "float32",
+    max_batch: int = 256,
+    max_wait_ms: float = 2.0,
+):
     """The FastAPI app serving `recommender`, or the model at `checkpoint` loaded (in `dtype`) at startup."""
     from fastapi import FastAPI, Request
     from fastapi.exceptions import RequestValidationError
@@ -93,8 +100,7 @@ def create_app(checkpoint: str | os.PathLike | None = None, *, recommender: Reco
         n = model.num_items
         for i, item in enumerate(history):
             if not 0 <= item < n:
-                raise FieldError(f"{field}.{i}", f"{field}[{i}]: item id {item} is not in the catalog "
-                                                 f"(ids 0..{n - 1})")
+                raise FieldError(f"{field}.{i}", f"{field}[{i}]: item id {item} is not in the catalog (ids 0..{n - 1})")
         if not 1 <= k <= n:
             raise FieldError("k", f"k: expected 1..{n} (the catalog size), got {k}")
 
@@ -122,16 +128,25 @@ def create_app(checkpoint: str | os.PathLike | None = None, *, recommender: Reco
             if len(h) > MAX_HISTORY:
                 raise FieldError(f"histories.{b}", f"histories[{b}]: {len(h)} items > {MAX_HISTORY}")
             check(h, req.k, f"histories.{b}")
-        answers = await asyncio.gather(*(answer(h, req.k, req.exclude_seen, f"histories.{b}")
-                                         for b, h in enumerate(req.histories)))
-        return BatchRecommendation(results=[Recommendation(items=a.items, scores=a.scores, truncated=a.truncated)
-                                            for a in answers])
+        answers = await asyncio.gather(
+            *(answer(h, req.k, req.exclude_seen, f"histories.{b}") for b, h in enumerate(req.histories))
+        )
+        return BatchRecommendation(
+            results=[Recommendation(items=a.items, scores=a.scores, truncated=a.truncated) for a in answers]
+        )
 
     return app
 
 
-def serve(checkpoint: str | os.PathLike, host: str = "127.0.0.1", port: int = 8000, dtype: str = "float32",
-          max_batch: int = 256, max_wait_ms: float = 2.0, threads: int | None = None) -> None:
+def serve(
+    checkpoint: str | os.PathLike,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    dtype: str = "float32",
+    max_batch: int = 256,
+    max_wait_ms: float = 2.0,
+    threads: int | None = None,
+) -> None:
     """Run the endpoint with uvicorn until interrupted. `threads` sets this process's torch intra-op threads
     once, before the model loads (None leaves torch's default)."""
     import uvicorn

@@ -4,6 +4,7 @@ The same table serves both ends of the model: the encoder's input lookup (one ro
 the pooled-lookup op with bags of one id) and the catalog top-k (through the policy op for float32, or the
 inference-table op that dequantizes rows on the fly for bfloat16 / int8). Quantizing happens once, at load.
 """
+
 from __future__ import annotations
 
 import torch
@@ -50,26 +51,45 @@ class InferenceTable(nn.Module):
             return self.rows[items]
         offsets = torch.arange(items.numel() + 1, dtype=torch.int64, device=items.device)
         if checked:
-            return torch.ops.recengine.quantized_embedding_bag(self.rows, self._scale_bias(), self.table_offsets,
-                                                               items, offsets, "sum")
+            return torch.ops.recengine.quantized_embedding_bag(
+                self.rows, self._scale_bias(), self.table_offsets, items, offsets, "sum"
+            )
         return quantized_embedding_bag(self.rows, self._scale_bias(), self.table_offsets, items, offsets, "sum")
 
-    def topk(self, states: Tensor, k: int, exclude_offsets: Tensor | None, exclude_ids: Tensor | None, *,
-             checked: bool = False) -> tuple[Tensor, Tensor]:
+    def topk(
+        self,
+        states: Tensor,
+        k: int,
+        exclude_offsets: Tensor | None,
+        exclude_ids: Tensor | None,
+        *,
+        checked: bool = False,
+    ) -> tuple[Tensor, Tensor]:
         """(scores (B, k), ids (B, k)): the best items for `states` (B, D), excluded ones never returned.
 
         `checked=True` says the caller has validated the exclusion CSR (ids in the catalog, offsets from 0 to
         its length) and made `states` itself: when no row excludes more than N - k items, the op then runs
         without its public checks (the k check would otherwise need a distinct count per row)."""
-        if checked and (exclude_offsets is None or
-                        int((exclude_offsets[1:] - exclude_offsets[:-1]).max()) <= self.num_items - k):
+        if checked and (
+            exclude_offsets is None or int((exclude_offsets[1:] - exclude_offsets[:-1]).max()) <= self.num_items - k
+        ):
             if self.rows.dtype == torch.float32:
-                return torch.ops.recengine.catalog_topk(states, self.rows, k, self.bias, 1.0, exclude_offsets,
-                                                        exclude_ids)
-            return torch.ops.recengine.quantized_catalog_topk(states, self.rows, self._scale_bias(), k, self.bias,
-                                                              exclude_offsets, exclude_ids)
+                return torch.ops.recengine.catalog_topk(
+                    states, self.rows, k, self.bias, 1.0, exclude_offsets, exclude_ids
+                )
+            return torch.ops.recengine.quantized_catalog_topk(
+                states, self.rows, self._scale_bias(), k, self.bias, exclude_offsets, exclude_ids
+            )
         if self.rows.dtype == torch.float32:
-            return catalog_topk(states, self.rows, k, bias=self.bias, exclude_offsets=exclude_offsets,
-                                exclude_ids=exclude_ids)
-        return quantized_catalog_topk(states, self.rows, self._scale_bias(), k, bias=self.bias,
-                                      exclude_offsets=exclude_offsets, exclude_ids=exclude_ids)
+            return catalog_topk(
+                states, self.rows, k, bias=self.bias, exclude_offsets=exclude_offsets, exclude_ids=exclude_ids
+            )
+        return quantized_catalog_topk(
+            states,
+            self.rows,
+            self._scale_bias(),
+            k,
+            bias=self.bias,
+            exclude_offsets=exclude_offsets,
+            exclude_ids=exclude_ids,
+        )

@@ -3,6 +3,7 @@
 For tests and benchmarks that need the real server (sockets, HTTP parsing, the lifespan) without a second
 process: ``with local_server(app) as base_url: ...`` starts it, waits until it accepts, and stops it on exit.
 """
+
 from __future__ import annotations
 
 import socket
@@ -20,8 +21,7 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 
 @contextmanager
-def local_server(app, host: str = "127.0.0.1", port: int | None = None, startup_timeout: float = 60.0
-                 ) -> Iterator[str]:
+def local_server(app, host: str = "127.0.0.1", port: int | None = None, startup_timeout: float = 60.0) -> Iterator[str]:
     """Serve `app` on host:port (a free port by default) while the block runs; yields the base URL."""
     import uvicorn
 

@@ -7,6 +7,7 @@ bad request never fails the others; requests with different k run with the large
 prefix (the lists are sorted best first, ties by the lower id, so a shorter list is the prefix of a longer).
 If a shared call still fails (a row with too few unseen items for the larger k), each request runs alone.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -108,7 +109,7 @@ class MicroBatcher:
                 return [self._alone(part[0])]
             return [self._alone(p) for p in part]
         items, scores, truncated = rec.items.tolist(), rec.scores.tolist(), rec.truncated.tolist()
-        return [Answer(items[i][:p.k], scores[i][:p.k], truncated[i]) for i, p in enumerate(part)]
+        return [Answer(items[i][: p.k], scores[i][: p.k], truncated[i]) for i, p in enumerate(part)]
 
     def _alone(self, pending: _Pending) -> Answer | Exception:
         try:

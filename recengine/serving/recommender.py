@@ -13,6 +13,7 @@ off through torch.inference_mode, which is per thread), so many Python threads m
 release the GIL. It never changes process-wide settings (thread counts, wait policies): those belong to the
 process that serves, see recengine.serving.threads.
 """
+
 from __future__ import annotations
 
 import os
@@ -85,8 +86,15 @@ class Recommender:
 
     # ------------------------------------------------------------------------------------ construction
     @classmethod
-    def from_modules(cls, encoder: SequenceEncoder, head: CatalogHead, *, use_users: bool = False,
-                     dtype: str = "float32", device: str | torch.device = "cpu") -> Recommender:
+    def from_modules(
+        cls,
+        encoder: SequenceEncoder,
+        head: CatalogHead,
+        *,
+        use_users: bool = False,
+        dtype: str = "float32",
+        device: str | torch.device = "cpu",
+    ) -> Recommender:
         """Serve `encoder` with `head` (its own item table, or the encoder's tied one) in `dtype`."""
         if dtype not in TABLE_DTYPES:
             raise ValueError(f"dtype: expected one of {TABLE_DTYPES}, got {dtype!r}")
@@ -100,8 +108,9 @@ class Recommender:
         return cls(inference, user_encoder, device)
 
     @classmethod
-    def load(cls, checkpoint: str | os.PathLike, *, dtype: str = "float32",
-             device: str | torch.device = "cpu") -> Recommender:
+    def load(
+        cls, checkpoint: str | os.PathLike, *, dtype: str = "float32", device: str | torch.device = "cpu"
+    ) -> Recommender:
         """A Recommender from what `recengine train` writes (its output directory, a model file or a training
         checkpoint: its best weights) or an agent's scorer checkpoint (recengine.serving.agent_checkpoint).
         `dtype` stores the item table as "float32", "bfloat16" or "int8"."""
@@ -115,8 +124,9 @@ class Recommender:
         return cls.from_modules(model.encoder, model.head, use_users=model.use_users, dtype=dtype, device=device)
 
     # ---------------------------------------------------------------------------------------- serving
-    def recommend(self, histories, k: int = 10, *, exclude_seen: bool = True,
-                  user_features: Tensor | list[int] | None = None) -> Recommendations:
+    def recommend(
+        self, histories, k: int = 10, *, exclude_seen: bool = True, user_features: Tensor | list[int] | None = None
+    ) -> Recommendations:
         """The k best items for each history (a list of id lists, oldest first, or (values, offsets)).
 
         `exclude_seen` drops every item of a user's history from their list. `user_features`: the users' ids
@@ -145,6 +155,7 @@ class Recommender:
             raise ValueError("user_features: this model was trained without user features")
         users = torch.as_tensor(user_features)
         if users.dtype not in (torch.int32, torch.int64) or users.shape != (batch_size,):
-            raise TypeError(f"user_features: expected {batch_size} int user ids, got {users.dtype} "
-                            f"{tuple(users.shape)}")
+            raise TypeError(
+                f"user_features: expected {batch_size} int user ids, got {users.dtype} {tuple(users.shape)}"
+            )
         return self._user_encoder.user_vectors(users.to(self.device))

@@ -17,6 +17,7 @@ benchmarks/RESULTS.md measures how much slower that is. The policy recengine ser
   concurrency comes from batching requests, not from more teams competing for the same cores.
 * Small calls (a single short history) run recengine's kernels on the calling thread: no team wakes up.
 """
+
 from __future__ import annotations
 
 import os
@@ -37,8 +38,10 @@ def set_wait_policy(policy: str = "passive") -> None:
     if current is not None and current.lower() == policy:
         return
     if "torch" in sys.modules:
-        raise RuntimeError(f"policy: OMP_WAIT_POLICY={policy.upper()} must be set before torch is imported "
-                           f"(it is {current!r} in this process); set it in the environment that starts it")
+        raise RuntimeError(
+            f"policy: OMP_WAIT_POLICY={policy.upper()} must be set before torch is imported "
+            f"(it is {current!r} in this process); set it in the environment that starts it"
+        )
     os.environ["OMP_WAIT_POLICY"] = policy.upper()
 
 

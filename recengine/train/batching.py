@@ -1,4 +1,5 @@
 """Batches of training windows with similar lengths, so a batch carries little padding to compute."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -13,7 +14,7 @@ def length_bucketed_batches(lengths: np.ndarray, batch_size: int, rng: np.random
     chunk = batch_size * 16
     batches = []
     for c0 in range(0, len(order), chunk):
-        part = order[c0:c0 + chunk]
+        part = order[c0 : c0 + chunk]
         part = part[np.argsort(-lengths[part], kind="stable")]
-        batches += [part[b0:b0 + batch_size] for b0 in range(0, len(part), batch_size)]
+        batches += [part[b0 : b0 + batch_size] for b0 in range(0, len(part), batch_size)]
     return [batches[i] for i in rng.permutation(len(batches))]

@@ -1,4 +1,5 @@
 """SASRecConfig: the large model's sizes and its supervised training settings, in one dataclass."""
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
@@ -62,8 +63,11 @@ class SASRecConfig:
         check_number("lr", self.lr, minimum=0.0, exclusive=True)
         check_number("weight_decay", self.weight_decay, minimum=0.0)
         check_number("clip", self.clip, minimum=0.0)
-        if isinstance(self.max_seconds, bool) or not isinstance(self.max_seconds, (int, float)) or not (
-                self.max_seconds > 0):
+        if (
+            isinstance(self.max_seconds, bool)
+            or not isinstance(self.max_seconds, (int, float))
+            or not (self.max_seconds > 0)
+        ):
             raise ValueError(f"max_seconds: must be a number > 0 (inf: no budget), got {self.max_seconds!r}")
         for name in ("item_features", "user_features"):
             if not isinstance(getattr(self, name), bool):

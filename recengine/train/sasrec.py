@@ -10,6 +10,7 @@ every epoch (recengine.checkpoint) from which training resumes exactly.
     result.test                                       # {"hr@10": ..., "ndcg@10": ..., "mrr@10": ...}
     model, cfg = recengine.checkpoint.load_model("runs/sasrec/model.safetensors")
 """
+
 from __future__ import annotations
 
 import os
@@ -51,14 +52,25 @@ def model_from_data(data, cfg: SASRecConfig) -> SequenceRecommender:
     kw = {}
     if cfg.item_features and data.item_features:
         tables, ids, offsets = item_feature_bags(data)
-        kw.update(item_feature_tables=tables, item_feature_ids=torch.from_numpy(ids),
-                  item_feature_offsets=torch.from_numpy(offsets))
+        kw.update(
+            item_feature_tables=tables,
+            item_feature_ids=torch.from_numpy(ids),
+            item_feature_offsets=torch.from_numpy(offsets),
+        )
     if cfg.user_features and data.user_features:
         tables = user_feature_tables(data)
         ids = np.stack([data.user_features[name] for name, _ in tables], axis=1)
         kw.update(user_feature_tables=tables, user_feature_ids=torch.from_numpy(ids))
-    encoder = SequenceEncoder(data.num_items, cfg.dim, cfg.max_len, num_layers=cfg.num_layers,
-                              num_heads=cfg.num_heads, dropout=cfg.dropout, feature_dim=cfg.feature_dim, **kw)
+    encoder = SequenceEncoder(
+        data.num_items,
+        cfg.dim,
+        cfg.max_len,
+        num_layers=cfg.num_layers,
+        num_heads=cfg.num_heads,
+        dropout=cfg.dropout,
+        feature_dim=cfg.feature_dim,
+        **kw,
+    )
     return SequenceRecommender(encoder, CatalogHead(data.num_items, cfg.dim), use_users="user_feature_tables" in kw)
 
 
@@ -80,21 +92,34 @@ class TrainResult:
 
 def _optimizer(model: SequenceRecommender, cfg: SASRecConfig) -> torch.optim.AdamW:
     """AdamW with weight decay on the weight matrices only (not on embeddings, feature tables, biases, norms)."""
+
     def decayed(name: str, p: torch.Tensor) -> bool:
         return p.dim() >= 2 and "embedding" not in name and "tables" not in name
 
     params = list(model.named_parameters())
-    return torch.optim.AdamW([{"params": [p for n, p in params if decayed(n, p)], "weight_decay": cfg.weight_decay},
-                              {"params": [p for n, p in params if not decayed(n, p)], "weight_decay": 0.0}], lr=cfg.lr)
+    return torch.optim.AdamW(
+        [
+            {"params": [p for n, p in params if decayed(n, p)], "weight_decay": cfg.weight_decay},
+            {"params": [p for n, p in params if not decayed(n, p)], "weight_decay": 0.0},
+        ],
+        lr=cfg.lr,
+    )
 
 
 def _early_stop_message(cfg: SASRecConfig) -> str:
     return f"early stop: no better validation NDCG@10 for {cfg.patience} epochs"
 
 
-def train_sasrec(data, cfg: SASRecConfig | None = None, *, out_dir: str | None = None, resume: bool = False,
-                 split: LeaveOneOut | None = None, progress: bool = True,
-                 log: Callable[..., None] = print) -> TrainResult:
+def train_sasrec(
+    data,
+    cfg: SASRecConfig | None = None,
+    *,
+    out_dir: str | None = None,
+    resume: bool = False,
+    split: LeaveOneOut | None = None,
+    progress: bool = True,
+    log: Callable[..., None] = print,
+) -> TrainResult:
     """Train on the leave-one-out training prefixes of `data`; returns the best model and its test metrics.
 
     With `out_dir`, writes ``checkpoint.safetensors`` after every epoch (model, best weights, AdamW state,
@@ -119,8 +144,10 @@ def train_sasrec(data, cfg: SASRecConfig | None = None, *, out_dir: str | None =
     if resume and ckpt and os.path.exists(ckpt):
         state = checkpoint.load_training_state(ckpt)
         if state.config.trajectory_fields() != cfg.trajectory_fields():
-            raise ValueError(f"{ckpt}: was written with different settings {state.config.trajectory_fields()}; "
-                             "resume with the same ones (only max_epochs, max_seconds, patience may change)")
+            raise ValueError(
+                f"{ckpt}: was written with different settings {state.config.trajectory_fields()}; "
+                "resume with the same ones (only max_epochs, max_seconds, patience may change)"
+            )
         expected = model.state_dict()
         checkpoint.check_tensors_match(ckpt, state.model, expected, "weights")
         checkpoint.check_tensors_match(ckpt, state.best, expected, "best weights")
@@ -131,8 +158,9 @@ def train_sasrec(data, cfg: SASRecConfig | None = None, *, out_dir: str | None =
             opt.load_state_dict(state.optimizer)
             torch.set_rng_state(state.rng)
         except (KeyError, TypeError, ValueError, RuntimeError) as exc:
-            raise checkpoint.CheckpointError(f"{ckpt}: the optimizer or RNG state does not fit this model ({exc})"
-                                             ) from None
+            raise checkpoint.CheckpointError(
+                f"{ckpt}: the optimizer or RNG state does not fit this model ({exc})"
+            ) from None
         model.load_state_dict(state.model)
         best_state = state.best
         trainer = state.trainer
@@ -170,16 +198,25 @@ def train_sasrec(data, cfg: SASRecConfig | None = None, *, out_dir: str | None =
         valid = evaluate_model(model, split, "valid")
         seconds = time.perf_counter() - t0
         result.train_seconds += seconds
-        result.history.append({"epoch": epoch, "loss": total / max(count, 1), "valid": valid, "seconds": seconds,
-                               "cpu_seconds": time.process_time() - cpu0})
+        result.history.append(
+            {
+                "epoch": epoch,
+                "loss": total / max(count, 1),
+                "valid": valid,
+                "seconds": seconds,
+                "cpu_seconds": time.process_time() - cpu0,
+            }
+        )
         improved = valid["ndcg@10"] > best_ndcg
         if improved:
             best_ndcg, since_best, result.best_epoch, result.best_valid = valid["ndcg@10"], 0, epoch, valid
             best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
         else:
             since_best += 1
-        log(f"epoch {epoch:3d}  loss {total / max(count, 1):.4f}  valid hr@10 {valid['hr@10']:.4f} "
-            f"ndcg@10 {valid['ndcg@10']:.4f} mrr@10 {valid['mrr@10']:.4f}  {seconds:.1f}s{'  *' if improved else ''}")
+        log(
+            f"epoch {epoch:3d}  loss {total / max(count, 1):.4f}  valid hr@10 {valid['hr@10']:.4f} "
+            f"ndcg@10 {valid['ndcg@10']:.4f} mrr@10 {valid['mrr@10']:.4f}  {seconds:.1f}s{'  *' if improved else ''}"
+        )
         bar.update(1)
         bar.set_postfix(loss=f"{total / max(count, 1):.3f}", val_ndcg=f"{valid['ndcg@10']:.4f}")
         if since_best >= cfg.patience:
@@ -189,10 +226,24 @@ def train_sasrec(data, cfg: SASRecConfig | None = None, *, out_dir: str | None =
         elif epoch == cfg.max_epochs:
             result.stopped = f"max_epochs={cfg.max_epochs} reached"
         if ckpt:
-            checkpoint.save_training_state(ckpt, model, cfg, data_name, best=best_state, optimizer=opt, trainer={
-                "epoch": epoch, "history": result.history, "best_epoch": result.best_epoch,
-                "best_valid": result.best_valid, "best_ndcg": best_ndcg, "since_best": since_best,
-                "train_seconds": result.train_seconds, "stopped": result.stopped})
+            checkpoint.save_training_state(
+                ckpt,
+                model,
+                cfg,
+                data_name,
+                best=best_state,
+                optimizer=opt,
+                trainer={
+                    "epoch": epoch,
+                    "history": result.history,
+                    "best_epoch": result.best_epoch,
+                    "best_valid": result.best_valid,
+                    "best_ndcg": best_ndcg,
+                    "since_best": since_best,
+                    "train_seconds": result.train_seconds,
+                    "stopped": result.stopped,
+                },
+            )
         epoch += 1
     bar.close()
     if result.stopped:

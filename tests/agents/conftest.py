@@ -1,4 +1,5 @@
 """The tiny simulator the agents' learning tests share, and the random policy's value on it."""
+
 import pytest
 
 from recengine.agents.baselines import RandomPolicy

@@ -1,4 +1,5 @@
 """The baselines: random and popularity never show a seen item; MF ranks by its fitted factors."""
+
 import numpy as np
 import pytest
 import torch
@@ -15,7 +16,7 @@ def test_random_slates_are_distinct_and_unseen():
 
 
 def test_popularity_ranks_by_count_without_seen_items():
-    pop = PopularityPolicy(np.arange(10)[::-1].copy(), 3).act(HIST)   # item 0 most popular
+    pop = PopularityPolicy(np.arange(10)[::-1].copy(), 3).act(HIST)  # item 0 most popular
     assert pop.tolist() == [[4, 5, 6], [0, 1, 2]]
 
 
@@ -24,13 +25,16 @@ def test_mf_ranks_each_user_by_its_own_factors():
     items = torch.tensor([[3.0, 0.0], [2.0, 0.0], [0.0, 3.0], [0.0, 2.0], [1.0, 1.0]])
     policy = MatrixFactorizationPolicy(users, items, torch.zeros(5), 2)
     obs = {"history": np.array([[0, -1], [-1, -1]]), "user_id": np.array([0, 1])}
-    assert policy.act(obs).tolist() == [[1, 4], [2, 3]]     # user 0 has seen item 0
+    assert policy.act(obs).tolist() == [[1, 4], [2, 3]]  # user 0 has seen item 0
 
 
-@pytest.mark.parametrize("obs, error", [
-    (np.array([[0, 1]]), ValueError),                                  # no user ids at all
-    ({"history": np.array([[0, 1]]), "user_id": np.array([2])}, IndexError),   # a user the model never saw
-])
+@pytest.mark.parametrize(
+    "obs, error",
+    [
+        (np.array([[0, 1]]), ValueError),  # no user ids at all
+        ({"history": np.array([[0, 1]]), "user_id": np.array([2])}, IndexError),  # a user the model never saw
+    ],
+)
 def test_mf_bad_observations(obs, error):
     policy = MatrixFactorizationPolicy(torch.ones(2, 1), torch.ones(3, 1), torch.zeros(3), 1)
     with pytest.raises(error, match="obs"):

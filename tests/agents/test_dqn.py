@@ -1,4 +1,5 @@
 """DQN learns on a tiny simulator, its target network copies, its greedy slate is the scorer's top-k."""
+
 import torch
 
 from recengine.agents.config import DQNConfig
@@ -23,7 +24,7 @@ def test_dqn_n_step_and_hard_target_copy(sim):
     for _ in range(5 - agent.updates % 5):
         agent._update_once()
     for pt, po in zip(agent.target.parameters(), agent.online.parameters()):
-        assert torch.equal(pt, po)          # tau = 1 every 5 updates: an exact copy
+        assert torch.equal(pt, po)  # tau = 1 every 5 updates: an exact copy
     batch, _, _ = agent.replay.sample(64, 0.5)
     assert (batch["n_steps"] <= 3).all() and (batch["n_steps"] >= 1).all()
 
@@ -38,7 +39,7 @@ def test_dqn_greedy_slate_is_topk_of_the_scorer_and_untied_head_starts_flat(sim)
     scorer = tiny_scorer(sim, seed=4)
     agent = DQNAgent(scorer, sim.num_items, K, L, DQNConfig(), total_steps=1)
     with torch.no_grad():
-        agent.online.value.weight.normal_()           # a non-trivial V(s) and scale
+        agent.online.value.weight.normal_()  # a non-trivial V(s) and scale
         agent.online.log_scale.fill_(1.3)
     obs = reset_env(VecRecSim(sim, 16), 9)
     hist = histories(obs)

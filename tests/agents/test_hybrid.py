@@ -1,4 +1,5 @@
 """The hybrid starts as the large model alone and fine-tunes a copy, never the large model itself."""
+
 import copy
 
 import torch

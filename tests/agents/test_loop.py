@@ -1,4 +1,5 @@
 """The feedback loop: session bookkeeping, slate diversity, deterministic evaluation, the per-step hook."""
+
 import pytest
 import torch
 
@@ -18,11 +19,16 @@ def test_session_tracker_reports_finished_sessions_only():
     t.add(torch.tensor([1.0, 0.0, 2.0]), torch.tensor([False, True, False]))
     t.add(torch.tensor([1.0, 1.0, 0.0]), torch.tensor([True, False, True]))
     assert t.pop_mean() == pytest.approx((0.0 + 2.0 + 2.0) / 3)
-    assert t.pop_mean() != t.pop_mean()          # nothing finished since: nan
+    assert t.pop_mean() != t.pop_mean()  # nothing finished since: nan
 
 
-@pytest.mark.parametrize("slate, want", [([[0, 1]], 1.0),   # orthogonal items: 1 - cos = 1
-                                         ([[0, 2]], 0.0)])  # identical item vectors
+@pytest.mark.parametrize(
+    "slate, want",
+    [
+        ([[0, 1]], 1.0),  # orthogonal items: 1 - cos = 1
+        ([[0, 2]], 0.0),
+    ],
+)  # identical item vectors
 def test_slate_diversity(slate, want):
     vecs = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 0.0]])
     assert slate_diversity(torch.tensor(slate), vecs) == pytest.approx(want)
@@ -31,7 +37,7 @@ def test_slate_diversity(slate, want):
 def test_evaluate_is_deterministic():
     sim = tiny_sim()
     env = VecRecSim(sim, 32)
-    vecs = torch.as_tensor(sim.item_factors, dtype=torch.float32)   # without them diversity is nan (never equal)
+    vecs = torch.as_tensor(sim.item_factors, dtype=torch.float32)  # without them diversity is nan (never equal)
     a = evaluate(RandomPolicy(sim.num_items, 4, seed=1), env, seed=5, item_vectors=vecs)
     b = evaluate(RandomPolicy(sim.num_items, 4, seed=1), env, seed=5, item_vectors=vecs)
     assert a == b
@@ -53,7 +59,7 @@ def test_on_step_sees_every_evaluation_step():
     steps = []
     plain = evaluate(RandomPolicy(sim.num_items, 4, seed=1), VecRecSim(sim, 16), seed=5)
     hooked = evaluate(RandomPolicy(sim.num_items, 4, seed=1), VecRecSim(sim, 16), seed=5, on_step=steps.append)
-    assert hooked["session_returns"] == plain["session_returns"]      # the hook only watches
+    assert hooked["session_returns"] == plain["session_returns"]  # the hook only watches
     assert len(steps) >= 1 and all(s.slates.shape == (16, 4) for s in steps)
     # clicks seen by the hook in the slots' first sessions add up to the returns
     alive = torch.ones(16, dtype=torch.bool)

@@ -1,4 +1,5 @@
 """BPR matrix factorisation: it learns what popularity cannot."""
+
 from __future__ import annotations
 
 from recengine.agents.mf import BPRConfig, evaluate_bpr, train_bpr

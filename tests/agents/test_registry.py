@@ -1,4 +1,5 @@
 """The agent registry: a new agent is one entry, and the comparison runs it like the built-in ones."""
+
 import json
 
 import numpy as np
@@ -46,13 +47,22 @@ def toy_entry():
 
 
 def test_builtin_agents_in_report_order():
-    assert list(registered())[:8] == ["random", "popularity", "large-model", "dqn", "reinforce", "hybrid-dqn",
-                                      "hybrid-reinforce", "mf-bpr"]
+    assert list(registered())[:8] == [
+        "random",
+        "popularity",
+        "large-model",
+        "dqn",
+        "reinforce",
+        "hybrid-dqn",
+        "hybrid-reinforce",
+        "mf-bpr",
+    ]
 
 
 def test_a_registered_agent_runs_through_compare(toy_entry, tmp_path):
-    cfg = CompareConfig(out=str(tmp_path), dataset="synthetic", agents=("popularity", "toy"), ope_targets=(),
-                        progress=False).quick_settings()
+    cfg = CompareConfig(
+        out=str(tmp_path), dataset="synthetic", agents=("popularity", "toy"), ope_targets=(), progress=False
+    ).quick_settings()
     cfg.rl_steps["toy"] = 4
     results = run_compare(cfg, log=lambda *a: None)
     toy = results["agents"]["toy"]

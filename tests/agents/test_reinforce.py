@@ -1,4 +1,5 @@
 """REINFORCE: per-item returns by hand; it learns on-policy and from logged data on a tiny simulator."""
+
 import torch
 
 from recengine.agents.baselines import RandomPolicy
@@ -23,7 +24,7 @@ def test_session_returns_hand_computed():
     # user 1: no click at t=0, ends at t=1 after a click (pos 2); new session at t=2 (click pos 3), still open
     sr.add(make_step(2, 4, [1, -1], [1.0, 0.0], [False, False]))
     sr.add(make_step(2, 4, [-1, 2], [0.0, 1.0], [False, True]))
-    assert sr.count == 2                          # user 1's two steps
+    assert sr.count == 2  # user 1's two steps
     sr.add(make_step(2, 4, [0, 3], [1.0, 1.0], [True, False]))
     hist, slate, item_return = sr.pop()
     assert sr.count == 0 and hist.shape == (5, 3)
@@ -67,6 +68,6 @@ def test_reinforce_learns_from_logged_data(sim, random_value):
     torch.set_num_threads(1)
     stats = agent.learn_from_logs(hist, slate, item_return, epochs=3)
     assert all(s["mean_weight"] <= 10.0 for s in stats)
-    assert stats[-1]["beta_nll"] < stats[0]["beta_nll"]          # the behaviour head learns the logger
+    assert stats[-1]["beta_nll"] < stats[0]["beta_nll"]  # the behaviour head learns the logger
     value = evaluate(agent, VecRecSim(sim, 256), seed=77)["avg_return"]
     assert value > 1.3 * random_value, f"off-policy REINFORCE {value:.3f} vs random {random_value:.3f}"

@@ -1,4 +1,5 @@
 """The top-K off-policy correction (Chen et al. 2019) against hand-computed values."""
+
 import math
 
 import pytest
@@ -31,8 +32,8 @@ def test_lambda_is_derivative_of_slate_inclusion_probability():
 def test_lambda_stable_at_extremes():
     lam = topk_multiplier(torch.tensor([0.0, -1e-12, -80.0]), 10)
     assert torch.isfinite(lam).all()
-    assert lam[0].item() == 0.0                       # π = 1: already in every slate
-    assert lam[2].item() == pytest.approx(10.0)       # π ≈ 0: full K
+    assert lam[0].item() == 0.0  # π = 1: already in every slate
+    assert lam[2].item() == pytest.approx(10.0)  # π ≈ 0: full K
     with pytest.raises(ValueError, match="k"):
         topk_multiplier(torch.zeros(1), 0)
 
@@ -53,7 +54,7 @@ def test_corrected_loss_gradient_matches_hand_formula():
     log_pi = pi.log().requires_grad_(True)
     loss, stats = corrected_pg_loss(log_pi, returns, 4, log_beta=beta.log(), clip=1.5)
     (grad,) = torch.autograd.grad(loss, log_pi)
-    w = torch.tensor([1.5, 0.1, 1.0], dtype=torch.float64)          # min(2, 1.5), 0.1, 1
+    w = torch.tensor([1.5, 0.1, 1.0], dtype=torch.float64)  # min(2, 1.5), 0.1, 1
     lam = 4 * (1 - pi) ** 3
     assert_close(grad, -w * lam * returns / 3, rtol=1e-10, atol=1e-12, name="grad")
     assert stats["mean_weight"] == pytest.approx(float(w.mean()))

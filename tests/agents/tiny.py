@@ -1,4 +1,5 @@
 """Sizes and helpers of the agents' learning tests: a tiny scorer, a short training run."""
+
 import torch
 
 from recengine.agents.config import EncoderConfig, LoopConfig

@@ -1,4 +1,5 @@
 """The benchmark harness: timing, ratios, bounds, table, JSON, plot — on tiny synthetic cases."""
+
 import json
 
 import torch

@@ -1,4 +1,5 @@
 """`recengine bench --quick`: every family's workloads run through the CLI, with a table, JSON and a plot."""
+
 import json
 
 from recengine.cli import BENCH_FAMILIES, main

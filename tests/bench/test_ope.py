@@ -1,4 +1,5 @@
 """The W5 off-policy evaluation workload: both providers compute the same seven estimates."""
+
 from __future__ import annotations
 
 import pytest

@@ -1,4 +1,5 @@
 """recengine.bench.replay: the W4 workload's fused DQN step agrees with its plain-PyTorch twin."""
+
 import torch
 
 from tests.helpers import assert_close

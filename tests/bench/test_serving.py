@@ -1,5 +1,6 @@
 """recengine.bench.serving: the eager reference answers what the Recommender answers; the latency section reports
 every case (a tiny run on the test model). The HTTP endpoint itself is tested in tests/serving/test_http.py."""
+
 import torch
 
 from recengine.bench import serving as bench_serving
@@ -22,8 +23,8 @@ def test_eager_reference_recommends_what_the_recommender_does(model_dir):  # noq
 def test_latency_reports_p50_p99_for_every_provider_and_batch(model_dir):  # noqa: F811
     model, _ = load_model(str(model_dir / "model.safetensors"))
     recs = {d: Recommender.load(model_dir, dtype=d) for d in ("float32", "int8")}
-    out = bench_serving.latency(recs, bench_serving.EagerReference(model), HISTORIES, batches=(1, 16),
-                                calls={1: 3, 16: 2})
+    out = bench_serving.latency(
+        recs, bench_serving.EagerReference(model), HISTORIES, batches=(1, 16), calls={1: 3, 16: 2}
+    )
     assert set(out) == {f"{p} b{b}" for p in ("float32", "int8", bench_serving.EAGER) for b in (1, 16)}
     assert all(0 < r["p50_ms"] <= r["p99_ms"] and r["calls"] in (2, 3) for r in out.values())
-

@@ -1,4 +1,5 @@
 """recengine.buffers.PrioritizedReplay: sampling law, weights, ring buffer, n-step, threads, save/load, bad input."""
+
 import math
 import os
 import threading
@@ -25,8 +26,13 @@ FIELDS = {
 def _rows(start, n, done_every=0):
     ids = torch.arange(start, start + n)
     done = (ids % done_every == done_every - 1) if done_every else torch.zeros(n, dtype=torch.bool)
-    return dict(state=torch.stack([ids, ids + 1, ids + 2], 1), action=ids, reward=ids.float() / 10,
-                next_state=torch.stack([ids + 1, ids + 2, ids + 3], 1), done=done)
+    return dict(
+        state=torch.stack([ids, ids + 1, ids + 2], 1),
+        action=ids,
+        reward=ids.float() / 10,
+        next_state=torch.stack([ids + 1, ids + 2, ids + 3], 1),
+        done=done,
+    )
 
 
 def _tree_is_exact(r: PrioritizedReplay):
@@ -150,8 +156,17 @@ def test_n_step_returns_match_reference(num_envs, wrap):
     r.add(**{k: v[:15] for k, v in rows.items()})
     r.add(**{k: v[15:] for k, v in rows.items()})
     batch, idx, _ = r.sample(200, 0.4, torch.Generator().manual_seed(5))
-    ref = n_step_reference(r._storage["reward"], r._storage["done"], idx, position=r.position, size=len(r),
-                           capacity=cap, n_step=n_step, gamma=gamma, num_envs=num_envs)
+    ref = n_step_reference(
+        r._storage["reward"],
+        r._storage["done"],
+        idx,
+        position=r.position,
+        size=len(r),
+        capacity=cap,
+        n_step=n_step,
+        gamma=gamma,
+        num_envs=num_envs,
+    )
     n_reward, n_discount, last, n_done, n_steps = ref
     assert_close(batch["n_reward"], n_reward, rtol=1e-5, atol=1e-6, name="n_reward")
     assert_close(batch["n_discount"], n_discount, rtol=1e-6, name="n_discount")
@@ -195,8 +210,12 @@ def test_n_step_other_column_dtypes(reward_dtype, done_dtype):
 
 # ---------------------------------------------------------------------------------- concurrency
 def test_concurrent_add_sample_update_keeps_tree_and_rows_consistent():
-    fields = {"payload": ((64,), torch.int64), "checksum": ((), torch.int64), "reward": ((), torch.float32),
-              "done": ((), torch.bool)}
+    fields = {
+        "payload": ((64,), torch.int64),
+        "checksum": ((), torch.int64),
+        "reward": ((), torch.float32),
+        "done": ((), torch.bool),
+    }
     r = PrioritizedReplay(4096, fields, alpha=0.6, n_step=3)
     errors, counts = [], {"add": 0, "sample": 0}
     stop = time.monotonic() + 2.0
@@ -206,8 +225,12 @@ def test_concurrent_add_sample_update_keeps_tree_and_rows_consistent():
         try:
             while time.monotonic() < stop:
                 payload = torch.randint(0, 1 << 40, (256, 64), generator=g)
-                r.add(payload=payload, checksum=payload.sum(1), reward=torch.rand(256, generator=g),
-                      done=torch.rand(256, generator=g) < 0.1)
+                r.add(
+                    payload=payload,
+                    checksum=payload.sum(1),
+                    reward=torch.rand(256, generator=g),
+                    done=torch.rand(256, generator=g) < 0.1,
+                )
                 counts["add"] += 1
         except Exception as exc:  # pragma: no cover - reported below
             errors.append(exc)
@@ -307,24 +330,39 @@ def test_load_rejects_other_files(tmp_path):
 
 # ----------------------------------------------------------------------------------- bad input
 def _snapshot(r):
-    return (r._sum_tree.clone(), r._min_tree.clone(), {k: v.clone() for k, v in r._storage.items()},
-            len(r), r.position, r.max_leaf_priority)
+    return (
+        r._sum_tree.clone(),
+        r._min_tree.clone(),
+        {k: v.clone() for k, v in r._storage.items()},
+        len(r),
+        r.position,
+        r.max_leaf_priority,
+    )
 
 
 def _unchanged(r, snap):
     s, m, st, n, pos, mx = snap
-    return (torch.equal(s, r._sum_tree) and torch.equal(m, r._min_tree) and len(r) == n and r.position == pos
-            and r.max_leaf_priority == mx and all(torch.equal(st[k], r._storage[k]) for k in st))
+    return (
+        torch.equal(s, r._sum_tree)
+        and torch.equal(m, r._min_tree)
+        and len(r) == n
+        and r.position == pos
+        and r.max_leaf_priority == mx
+        and all(torch.equal(st[k], r._storage[k]) for k in st)
+    )
 
 
-@pytest.mark.parametrize("mutate,exc,match", [
-    (lambda b: b.pop("done"), ValueError, "missing"),
-    (lambda b: b.update(extra=torch.zeros(4)), ValueError, "unknown"),
-    (lambda b: b.update(action=b["action"].int()), TypeError, "action"),
-    (lambda b: b.update(state=b["state"][:, :2]), ValueError, "state"),
-    (lambda b: b.update(reward=b["reward"][:3]), ValueError, "reward"),
-    (lambda b: b.update(done=[False] * 4), TypeError, "done"),
-])
+@pytest.mark.parametrize(
+    "mutate,exc,match",
+    [
+        (lambda b: b.pop("done"), ValueError, "missing"),
+        (lambda b: b.update(extra=torch.zeros(4)), ValueError, "unknown"),
+        (lambda b: b.update(action=b["action"].int()), TypeError, "action"),
+        (lambda b: b.update(state=b["state"][:, :2]), ValueError, "state"),
+        (lambda b: b.update(reward=b["reward"][:3]), ValueError, "reward"),
+        (lambda b: b.update(done=[False] * 4), TypeError, "done"),
+    ],
+)
 def test_add_bad_input_changes_nothing(mutate, exc, match):
     r = PrioritizedReplay(8, FIELDS)
     r.add(**_rows(0, 3))
@@ -336,15 +374,18 @@ def test_add_bad_input_changes_nothing(mutate, exc, match):
     assert _unchanged(r, snap)
 
 
-@pytest.mark.parametrize("idx,prio,exc,match", [
-    (torch.tensor([0, 1]), torch.tensor([1.0, float("nan")]), ValueError, "finite"),
-    (torch.tensor([0, 1]), torch.tensor([1.0, float("inf")]), ValueError, "finite"),
-    (torch.tensor([0, 1]), torch.tensor([1.0, -2.0]), ValueError, ">= 0"),
-    (torch.tensor([0, 5]), torch.tensor([1.0, 2.0]), IndexError, "indices"),  # slot 5 never written
-    (torch.tensor([0.0, 1.0]), torch.tensor([1.0, 2.0]), TypeError, "indices"),
-    (torch.tensor([0, 1]), torch.tensor([1, 2]), TypeError, "priorities"),
-    (torch.tensor([0, 1]), torch.tensor([1.0]), ValueError, "priorities"),
-])
+@pytest.mark.parametrize(
+    "idx,prio,exc,match",
+    [
+        (torch.tensor([0, 1]), torch.tensor([1.0, float("nan")]), ValueError, "finite"),
+        (torch.tensor([0, 1]), torch.tensor([1.0, float("inf")]), ValueError, "finite"),
+        (torch.tensor([0, 1]), torch.tensor([1.0, -2.0]), ValueError, ">= 0"),
+        (torch.tensor([0, 5]), torch.tensor([1.0, 2.0]), IndexError, "indices"),  # slot 5 never written
+        (torch.tensor([0.0, 1.0]), torch.tensor([1.0, 2.0]), TypeError, "indices"),
+        (torch.tensor([0, 1]), torch.tensor([1, 2]), TypeError, "priorities"),
+        (torch.tensor([0, 1]), torch.tensor([1.0]), ValueError, "priorities"),
+    ],
+)
 def test_update_priorities_bad_input_changes_nothing(idx, prio, exc, match):
     r = PrioritizedReplay(8, FIELDS)
     r.add(**_rows(0, 3))
@@ -354,14 +395,17 @@ def test_update_priorities_bad_input_changes_nothing(idx, prio, exc, match):
     assert _unchanged(r, snap)
 
 
-@pytest.mark.parametrize("capacity,fields,kwargs,exc,match", [
-    (4, {"reward": ((), torch.float32)}, {}, ValueError, "done"),
-    (0, FIELDS, {}, ValueError, "capacity"),
-    (10, FIELDS, {"num_envs": 3}, ValueError, "multiple"),
-    (10, FIELDS, {"next_fields": ["nope"]}, ValueError, "next_fields"),
-    (4, dict(FIELDS, n_reward=((), torch.float32)), {}, ValueError, "reserved"),
-    (4, dict(FIELDS, emb=((2,), torch.bfloat16)), {}, TypeError, "NumPy"),
-])
+@pytest.mark.parametrize(
+    "capacity,fields,kwargs,exc,match",
+    [
+        (4, {"reward": ((), torch.float32)}, {}, ValueError, "done"),
+        (0, FIELDS, {}, ValueError, "capacity"),
+        (10, FIELDS, {"num_envs": 3}, ValueError, "multiple"),
+        (10, FIELDS, {"next_fields": ["nope"]}, ValueError, "next_fields"),
+        (4, dict(FIELDS, n_reward=((), torch.float32)), {}, ValueError, "reserved"),
+        (4, dict(FIELDS, emb=((2,), torch.bfloat16)), {}, TypeError, "NumPy"),
+    ],
+)
 def test_constructor_arguments_are_checked(capacity, fields, kwargs, exc, match):
     with pytest.raises(exc, match=match):
         PrioritizedReplay(capacity, fields, **kwargs)
@@ -373,11 +417,14 @@ def test_add_needs_a_multiple_of_num_envs_rows():
         r.add(**_rows(0, 3))
 
 
-@pytest.mark.parametrize("args,kwargs,exc,match", [
-    ((0, 0.4), {}, ValueError, "batch_size"),
-    ((2, float("nan")), {}, ValueError, "beta"),
-    ((2, 0.4), {"generator": 3}, TypeError, "generator"),
-])
+@pytest.mark.parametrize(
+    "args,kwargs,exc,match",
+    [
+        ((0, 0.4), {}, ValueError, "batch_size"),
+        ((2, float("nan")), {}, ValueError, "beta"),
+        ((2, 0.4), {"generator": 3}, TypeError, "generator"),
+    ],
+)
 def test_sample_arguments_are_checked(args, kwargs, exc, match):
     r = PrioritizedReplay(6, FIELDS, n_step=2, num_envs=2)
     r.add(**_rows(0, 2))
@@ -412,9 +459,11 @@ def test_torch_set_num_threads_reaches_the_cpp_loops(monkeypatch, method):
     recorder = _RecordingModule(_C)
     monkeypatch.setattr(_native, "_C", recorder)
     monkeypatch.setattr(_native, "_team_size", [0])  # forget the last team size: the next call must set it
-    calls = {"add": lambda: r.add(**_rows(16, 4)),
-             "sample": lambda: r.sample(8, 0.4, generator=torch.Generator().manual_seed(0)),
-             "update_priorities": lambda: r.update_priorities(torch.tensor([0, 1]), torch.tensor([0.5, 2.0]))}
+    calls = {
+        "add": lambda: r.add(**_rows(16, 4)),
+        "sample": lambda: r.sample(8, 0.4, generator=torch.Generator().manual_seed(0)),
+        "update_priorities": lambda: r.update_priorities(torch.tensor([0, 1]), torch.tensor([0.5, 2.0])),
+    }
     calls[method]()
     assert recorder.team_sizes == [torch.get_num_threads()]
 
@@ -450,12 +499,18 @@ def test_sample_as_tensordict_holds_the_batch_indices_and_weights():
         assert torch.equal(got[key], value), key
 
 
-@pytest.mark.parametrize("call, exc, match", [
-    (lambda r, td: r.add(td.TensorDict(_rows(0, 2), batch_size=[2]), **_rows(0, 2)), ValueError, "not both"),
-    (lambda r, td: r.add(torch.zeros(2)), TypeError, "data: expected a TensorDict"),
-    (lambda r, td: r.add(td.TensorDict({k: v for k, v in _rows(0, 2).items() if k != "done"}, batch_size=[2])),
-     ValueError, r"missing field\(s\) \['done'\]"),
-])
+@pytest.mark.parametrize(
+    "call, exc, match",
+    [
+        (lambda r, td: r.add(td.TensorDict(_rows(0, 2), batch_size=[2]), **_rows(0, 2)), ValueError, "not both"),
+        (lambda r, td: r.add(torch.zeros(2)), TypeError, "data: expected a TensorDict"),
+        (
+            lambda r, td: r.add(td.TensorDict({k: v for k, v in _rows(0, 2).items() if k != "done"}, batch_size=[2])),
+            ValueError,
+            r"missing field\(s\) \['done'\]",
+        ),
+    ],
+)
 def test_bad_tensordict_input_raises_naming_the_argument(call, exc, match):
     td = _tensordict_module()
     with pytest.raises(exc, match=match):

@@ -1,5 +1,6 @@
 """csrc/replay: the sum-tree, gather and sampling kernels the prioritized replay buffer runs on, called through
 recengine._native.cpu_ops() against recengine.reference.replay (cumulative sums, the NumPy sum-tree)."""
+
 import math
 
 import numpy as np
@@ -34,7 +35,7 @@ def test_tree_sample_matches_cumsum_reference(n):
     prio = rng.random(n) * (rng.random(n) > 0.2)  # some zeros, never drawn
     prio[0] = 0.5  # never all zero
     s, m, leaves = _tree(prio, alpha=0.6)
-    leaf = torch.from_numpy(s[leaves:leaves + n].copy())
+    leaf = torch.from_numpy(s[leaves : leaves + n].copy())
     assert_close(leaf, torch.from_numpy(prio) ** 0.6, rtol=1e-12, atol=0, name="leaves")
     u = torch.from_numpy(rng.random(97))
     idx, w = np.empty(97, dtype=np.int64), np.empty(97, dtype=np.float32)
@@ -117,8 +118,14 @@ def test_sample_rows_equals_tree_sample_then_gather_rows():
     prio = rng.random(n) * (rng.random(n) > 0.3)
     prio[5] = 1.0
     s, m, leaves = _tree(prio, alpha=0.6)
-    srcs = [rng.integers(0, 1 << 40, (n, 3)), rng.random(n).astype(np.float32), rng.random(n) < 0.5,
-            rng.integers(0, 255, n).astype(np.uint8), rng.integers(-9, 9, (n, 2, 5)).astype(np.int16), rng.random(n)]
+    srcs = [
+        rng.integers(0, 1 << 40, (n, 3)),
+        rng.random(n).astype(np.float32),
+        rng.random(n) < 0.5,
+        rng.integers(0, 255, n).astype(np.uint8),
+        rng.integers(-9, 9, (n, 2, 5)).astype(np.int16),
+        rng.random(n),
+    ]
     u = rng.random(64)
     idx, w, rows = _C.replay_sample_rows(s, m, u, 0.4, srcs)
     ref_idx, ref_w = np.empty(64, dtype=np.int64), np.empty(64, dtype=np.float32)

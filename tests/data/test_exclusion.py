@@ -1,4 +1,5 @@
 """The exclusion CSR the catalog ops take, from a padded history matrix and from a NumPy CSR."""
+
 import numpy as np
 import torch
 

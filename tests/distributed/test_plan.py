@@ -1,4 +1,5 @@
 """ShardingPlan and the shard layout it derives."""
+
 from __future__ import annotations
 
 import pytest

@@ -1,5 +1,6 @@
 """ShardedEmbeddingTables against the single-process EmbeddingTables: in one process (a world of one) and on
 2 and 3 real gloo ranks (the session's spawned worlds, see conftest.py)."""
+
 from __future__ import annotations
 
 import pytest

@@ -5,6 +5,7 @@ A world runs a list of tasks in order and returns {task name: result}; one spawn
 which keeps the suite fast on a 2-core CI machine. A task that raises returns the error's type and text
 instead, so failure behaviour is asserted by the parent.
 """
+
 from __future__ import annotations
 
 import os
@@ -40,8 +41,11 @@ class Scenario:
     name: str = field(default="", compare=False)
 
     def label(self) -> str:
-        return self.name or f"{self.optimizer}-{self.plan}-{self.pooling}{'-weighted' if self.weighted else ''}" \
-                            f"{'-skewed' if self.skewed else ''}"
+        return (
+            self.name
+            or f"{self.optimizer}-{self.plan}-{self.pooling}{'-weighted' if self.weighted else ''}"
+            f"{'-skewed' if self.skewed else ''}"
+        )
 
 
 def make_plan(kind: str, world_size: int, skewed: bool) -> ShardingPlan:
@@ -61,8 +65,12 @@ def global_bags(scenario: Scenario, step: int, world_size: int) -> list[list[tor
     for spec in SPECS:
         # skewed row-wise: only the rows of rank 0 (the first num_rows // world_size)
         high = max(1, spec.num_rows // world_size) if scenario.skewed and scenario.plan == "row_wise" else spec.num_rows
-        bags.append([torch.randint(0, high, (int(torch.randint(0, 4, (1,), generator=g)),), generator=g)
-                     for _ in range(GLOBAL_BATCH)])
+        bags.append(
+            [
+                torch.randint(0, high, (int(torch.randint(0, 4, (1,), generator=g)),), generator=g)
+                for _ in range(GLOBAL_BATCH)
+            ]
+        )
     return bags
 
 
@@ -107,8 +115,12 @@ def train_reference(scenario: Scenario, world_size: int):
 def train_sharded(rank: int, world_size: int, scenario: Scenario):
     """This rank's part of the scenario: its slice of every global batch; returns the gathered full state
     (rank 0 only) and the psw gradients of every step for this rank's slice."""
-    tables = ShardedEmbeddingTables(SPECS, pooling=scenario.pooling, optimizer=make_optimizer(scenario.optimizer),
-                                    plan=make_plan(scenario.plan, world_size, scenario.skewed))
+    tables = ShardedEmbeddingTables(
+        SPECS,
+        pooling=scenario.pooling,
+        optimizer=make_optimizer(scenario.optimizer),
+        plan=make_plan(scenario.plan, world_size, scenario.skewed),
+    )
     tables.load_full_state_dict(reference_init(scenario.optimizer))
     per_rank = GLOBAL_BATCH // world_size
     lo, hi = rank * per_rank, (rank + 1) * per_rank
@@ -168,13 +180,18 @@ def still_works_after_errors(rank: int, world_size: int):
 
 def save_trained(rank: int, world_size: int, directory: str, scenario: Scenario):
     """Train the scenario, save a sharded checkpoint to `directory`, return the gathered state (rank 0)."""
-    tables = ShardedEmbeddingTables(SPECS, pooling=scenario.pooling, optimizer=make_optimizer(scenario.optimizer),
-                                    plan=make_plan(scenario.plan, world_size, False))
+    tables = ShardedEmbeddingTables(
+        SPECS,
+        pooling=scenario.pooling,
+        optimizer=make_optimizer(scenario.optimizer),
+        plan=make_plan(scenario.plan, world_size, False),
+    )
     tables.load_full_state_dict(reference_init(scenario.optimizer))
     per_rank = GLOBAL_BATCH // world_size
     for step in range(STEPS):
-        ids, offsets, psw = batch_of(global_bags(scenario, step, world_size), rank * per_rank,
-                                     (rank + 1) * per_rank, False)
+        ids, offsets, psw = batch_of(
+            global_bags(scenario, step, world_size), rank * per_rank, (rank + 1) * per_rank, False
+        )
         loss_of(tables(ids, offsets, psw), rank * per_rank).backward()
     sharded_checkpoint.save(tables, directory)
     full = tables.full_state_dict()
@@ -183,8 +200,13 @@ def save_trained(rank: int, world_size: int, directory: str, scenario: Scenario)
 
 def load_and_resave(rank: int, world_size: int, source: str, target: str, scenario: Scenario):
     """Load a checkpoint written by another number of ranks, return the gathered state, save it again."""
-    tables = ShardedEmbeddingTables(SPECS, pooling=scenario.pooling, optimizer=make_optimizer(scenario.optimizer),
-                                    plan=make_plan(scenario.plan, world_size, False), seed=99)
+    tables = ShardedEmbeddingTables(
+        SPECS,
+        pooling=scenario.pooling,
+        optimizer=make_optimizer(scenario.optimizer),
+        plan=make_plan(scenario.plan, world_size, False),
+        seed=99,
+    )
     sharded_checkpoint.load(tables, source)
     full = tables.full_state_dict()
     sharded_checkpoint.save(tables, target)
@@ -199,6 +221,7 @@ def die_during_second_save(rank: int, world_size: int, directory: str):
     ids, offsets, _ = batch_of(global_bags(Scenario("rowwise_adagrad", "row_wise"), 0, world_size), 0, 2, False)
     tables(ids, offsets).sum().backward()
     if rank == world_size - 1:
+
         def half_written(tensors, filename, metadata=None):
             with open(filename, "wb") as f:
                 f.write(b"\x00" * 16)
@@ -212,9 +235,20 @@ def die_during_second_save(rank: int, world_size: int, directory: str):
     return {"first": first if rank == 0 else None, "error": None}
 
 
-TASKS = {f.__name__: f for f in (train_sharded, bad_id_on_last_rank, mismatched_plan, plan_for_other_world,
-                                  still_works_after_errors, save_trained, traffic, load_and_resave,
-                                  die_during_second_save)}
+TASKS = {
+    f.__name__: f
+    for f in (
+        train_sharded,
+        bad_id_on_last_rank,
+        mismatched_plan,
+        plan_for_other_world,
+        still_works_after_errors,
+        save_trained,
+        traffic,
+        load_and_resave,
+        die_during_second_save,
+    )
+}
 
 
 def run_tasks(rank: int, world_size: int, tasks: list[tuple[str, str, tuple]], out_dir: str) -> tuple[int, int]:

@@ -1,4 +1,5 @@
 """Fitting the sequence-aware simulator: no leakage, the calibration, the fit report."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -18,7 +19,7 @@ TINY = SASRecConfig(dim=16, num_layers=1, num_heads=1, max_len=10, max_epochs=2,
 
 def held_out_positions(data) -> np.ndarray:
     """Indices (into data.item) of every user's validation and test events (the last two by time)."""
-    order = np.lexsort((data.timestamp, data.user))          # as build_histories orders them
+    order = np.lexsort((data.timestamp, data.user))  # as build_histories orders them
     users = data.user[order]
     last = np.flatnonzero(np.append(users[1:] != users[:-1], True))
     counts = np.bincount(data.user, minlength=data.num_users)
@@ -39,7 +40,7 @@ def fitted(data):
 def test_no_valid_or_test_item_reaches_the_fit(data, fitted):
     pos = held_out_positions(data)
     other = data.item.copy()
-    other[pos] = (other[pos] + 7) % data.num_items            # every held-out item replaced by another id
+    other[pos] = (other[pos] + 7) % data.num_items  # every held-out item replaced by another id
     changed = dataclasses.replace(data, item=other)
     refit = fit_simulator(changed, response_config=TINY)
     a, b = fitted.response.encoder.state_dict(), refit.response.encoder.state_dict()
@@ -59,7 +60,7 @@ def test_consumed_items_and_start_histories_are_the_train_prefixes(data, fitted)
     consumed = fitted.consumed_matrix()
     starts = fitted.start_histories(50)
     for u in range(data.num_users):
-        train = h.items[h.offsets[u]:split.train_end[u]]
+        train = h.items[h.offsets[u] : split.train_end[u]]
         assert set(np.flatnonzero(consumed[u].numpy()).tolist()) == set(train.tolist())
         assert starts[u][starts[u] >= 0].tolist() == train[-50:].tolist()
         for target in (split.valid_target[u], split.test_target[u]):
@@ -115,7 +116,7 @@ def test_a_fit_on_half_the_users_reads_only_their_events(data):
     half = np.arange(0, data.num_users, 2)
     fitted_half = fit_simulator(data, response_config=TINY, users=half)
     other = data.item.copy()
-    rows = np.flatnonzero(data.user % 2 == 1)                   # every event of the other half, train ones too
+    rows = np.flatnonzero(data.user % 2 == 1)  # every event of the other half, train ones too
     other[rows] = (other[rows] + 11) % data.num_items
     refit = fit_simulator(dataclasses.replace(data, item=other), response_config=TINY, users=half)
     a, b = fitted_half.response.encoder.state_dict(), refit.response.encoder.state_dict()
@@ -135,10 +136,17 @@ def test_a_fit_on_half_the_users_simulates_those_users(data):
     assert np.isin(SequentialVecSim(sim.with_popularity_weight(0.5), 64).reset(seed=0)[0]["user_id"], half).all()
 
 
-@pytest.mark.parametrize("users, error", [
-    (np.array([], np.int64), ValueError), (np.array([0.5]), ValueError), (np.array([[1, 2]]), ValueError),
-    (np.array([-1, 2]), IndexError), (np.array([3, 40]), IndexError), (np.array([2, 2]), ValueError),
-])
+@pytest.mark.parametrize(
+    "users, error",
+    [
+        (np.array([], np.int64), ValueError),
+        (np.array([0.5]), ValueError),
+        (np.array([[1, 2]]), ValueError),
+        (np.array([-1, 2]), IndexError),
+        (np.array([3, 40]), IndexError),
+        (np.array([2, 2]), ValueError),
+    ],
+)
 def test_split_for_users_rejects_bad_users(data, users, error):
     with pytest.raises(error, match="users"):
         split_for_users(leave_one_out(histories_of(data)), users)

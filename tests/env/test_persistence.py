@@ -1,4 +1,5 @@
 """save_simulator / load_simulator: round trip, and clear errors for missing, truncated and foreign files."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -41,8 +42,7 @@ def test_the_response_model_scores_after_reload(tmp_path):
     path = str(tmp_path / "sim.safetensors")
     save_simulator(sim, path)
     hist = np.array([[1, 2, 3], [-1, -1, 4]])
-    torch.testing.assert_close(load_simulator(path).response.score_histories(hist),
-                               sim.response.score_histories(hist))
+    torch.testing.assert_close(load_simulator(path).response.score_histories(hist), sim.response.score_histories(hist))
 
 
 def test_a_missing_file_is_named(tmp_path):
@@ -55,13 +55,12 @@ def test_a_truncated_file_is_named(tmp_path):
     path = tmp_path / "sim.safetensors"
     save_simulator(make_tiny_sim(), str(path))
     data = path.read_bytes()
-    path.write_bytes(data[:len(data) // 2])
+    path.write_bytes(data[: len(data) // 2])
     with pytest.raises(ValueError, match="sim.safetensors"):
         load_simulator(str(path))
 
 
-@pytest.mark.parametrize("metadata", [None, {"recengine": "{\"format\": \"something else\"}"},
-                                      {"recengine": "not json"}])
+@pytest.mark.parametrize("metadata", [None, {"recengine": '{"format": "something else"}'}, {"recengine": "not json"}])
 def test_a_foreign_file_is_named(tmp_path, metadata):
     path = str(tmp_path / "other.safetensors")
     save_file({"x": torch.zeros(2)}, path, metadata=metadata)
@@ -71,8 +70,11 @@ def test_a_foreign_file_is_named(tmp_path, metadata):
 
 def test_a_newer_format_version_is_refused(tmp_path):
     path = str(tmp_path / "sim.safetensors")
-    save_file({"x": torch.zeros(2)}, path,
-              metadata={"recengine": "{\"format\": \"recengine.sequential_simulator\", \"version\": 99}"})
+    save_file(
+        {"x": torch.zeros(2)},
+        path,
+        metadata={"recengine": '{"format": "recengine.sequential_simulator", "version": 99}'},
+    )
     with pytest.raises(ValueError, match="version 99"):
         load_simulator(path)
 

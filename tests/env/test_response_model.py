@@ -1,4 +1,5 @@
 """The response model: its scores, its held-out metrics and log-likelihood, the train-only split it is fitted on."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -26,9 +27,9 @@ def test_train_only_split_never_holds_valid_or_test_items():
     fit = train_only_split(split)
     h = split.histories
     for u in range(h.num_users):
-        train = h.items[h.offsets[u]:split.train_end[u]].tolist()
+        train = h.items[h.offsets[u] : split.train_end[u]].tolist()
         assert fit.histories.of(u).tolist() == train
-        if len(train) >= 3:   # the last train item is the early-stopping target, the rest is trained on
+        if len(train) >= 3:  # the last train item is the early-stopping target, the rest is trained on
             assert fit.valid_target[u] == train[-1] == fit.test_target[u]
             assert fit.train_end[u] == fit.histories.offsets[u] + len(train) - 1
         else:
@@ -40,8 +41,9 @@ def test_train_histories_keep_the_timestamps():
     th = train_histories(split)
     h = split.histories
     for u in range(h.num_users):
-        np.testing.assert_array_equal(th.timestamps[th.offsets[u]:th.offsets[u + 1]],
-                                      h.timestamps[h.offsets[u]:split.train_end[u]])
+        np.testing.assert_array_equal(
+            th.timestamps[th.offsets[u] : th.offsets[u + 1]], h.timestamps[h.offsets[u] : split.train_end[u]]
+        )
 
 
 def test_popularity_log_likelihood_matches_the_plain_formula():
@@ -49,11 +51,11 @@ def test_popularity_log_likelihood_matches_the_plain_formula():
     h = split.histories
     counts = np.ones(h.num_items)
     for u in range(h.num_users):
-        for it in h.items[h.offsets[u]:split.train_end[u]]:
+        for it in h.items[h.offsets[u] : split.train_end[u]]:
             counts[it] += 1
     values = []
     for u in split.eval_users:
-        seen = set(h.items[h.offsets[u]:split.prefix_end("test")[u]].tolist())
+        seen = set(h.items[h.offsets[u] : split.prefix_end("test")[u]].tolist())
         mass = sum(counts[j] for j in range(h.num_items) if j not in seen)
         values.append(np.log(counts[split.test_target[u]] / mass))
     assert popularity_log_likelihood(split, "test") == pytest.approx(np.mean(values))
@@ -77,22 +79,26 @@ def test_evaluate_uses_the_project_metric_and_the_choice_log_likelihood(tiny_sim
     users = split.eval_users
     rows, lls = [], []
     for u in users:
-        prefix = h.items[h.offsets[u]:split.prefix_end("test")[u]].tolist()
+        prefix = h.items[h.offsets[u] : split.prefix_end("test")[u]].tolist()
         rows.append(prefix)
         logp = r.score_histories(np.array([prefix]))[0]
         lls.append(float(logp[split.test_target[u]]))
     Q = torch.cat([r.states(np.array([p], dtype=np.int64)) for p in rows])
     seen_offsets = np.concatenate([[0], np.cumsum([len(p) for p in rows])])
-    expected = evaluate_ranking(Q, r.item_table(), torch.from_numpy(split.test_target[users]),
-                                bias=r.effective_bias(), exclude_offsets=torch.from_numpy(seen_offsets),
-                                exclude_ids=torch.tensor(sum(rows, []), dtype=torch.int64))
+    expected = evaluate_ranking(
+        Q,
+        r.item_table(),
+        torch.from_numpy(split.test_target[users]),
+        bias=r.effective_bias(),
+        exclude_offsets=torch.from_numpy(seen_offsets),
+        exclude_ids=torch.tensor(sum(rows, []), dtype=torch.int64),
+    )
     for key in ("hr@10", "ndcg@10", "mrr@10"):
         assert got[key] == pytest.approx(expected[key])
     assert got["log_likelihood"] == pytest.approx(np.mean(lls), rel=1e-6)
 
 
-@pytest.mark.parametrize("kwargs, match", [({"beta": 0.0}, "beta"), ({"popularity_weight": -1.0},
-                                                                      "popularity_weight")])
+@pytest.mark.parametrize("kwargs, match", [({"beta": 0.0}, "beta"), ({"popularity_weight": -1.0}, "popularity_weight")])
 def test_bad_parameters_raise(tiny_sim, kwargs, match):
     with pytest.raises(ValueError, match=match):
         ResponseModel(tiny_sim.response.encoder, tiny_sim.response.item_bias, **kwargs)

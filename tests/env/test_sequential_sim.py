@@ -1,4 +1,5 @@
 """The sequence-aware simulator: choice probabilities, consumption, fatigue, leaving, the gymnasium contract."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -17,12 +18,12 @@ from tests.env.conftest import make_tiny_sim
 def plain_probabilities(sim, user: int, history: list[int], slate: list[int], fatigue=None) -> np.ndarray:
     """The module docstring's formula, written out for one user without the simulator's code paths."""
     r = sim.response
-    window = torch.tensor([history[-r.max_len:]], dtype=torch.int64)
+    window = torch.tensor([history[-r.max_len :]], dtype=torch.int64)
     with torch.no_grad():
         q = r.encoder.last_state(window)[0].double()
         e = r.encoder.item_embeddings().double()
     u = r.beta * (e @ q + r.popularity_weight * r.item_bias.double())
-    consumed = set(sim.train_items[sim.train_offsets[user]:sim.train_offsets[user + 1]].tolist()) | set(history)
+    consumed = set(sim.train_items[sim.train_offsets[user] : sim.train_offsets[user + 1]].tolist()) | set(history)
     free = [j for j in range(sim.num_items) if j not in consumed]
     pi = torch.exp(u[free] - torch.logsumexp(u[free], 0))
     prior = dict(zip(free, pi.tolist()))
@@ -33,7 +34,7 @@ def plain_probabilities(sim, user: int, history: list[int], slate: list[int], fa
 
 
 def start_history(sim, user: int) -> list[int]:
-    return sim.train_items[sim.train_offsets[user]:sim.train_offsets[user + 1]].tolist()
+    return sim.train_items[sim.train_offsets[user] : sim.train_offsets[user + 1]].tolist()
 
 
 @pytest.mark.parametrize("user", [0, 3, 5])
@@ -43,8 +44,9 @@ def test_choice_probabilities_match_the_plain_formula_at_a_session_start(tiny_si
     slate = [1, 4, 9]
     expected = plain_probabilities(tiny_sim, user, start_history(tiny_sim, user), slate)
     np.testing.assert_allclose(env.choice_probabilities(slate), expected, rtol=1e-5, atol=1e-9)
-    np.testing.assert_allclose(tiny_sim.choice_probabilities(np.array([user]), np.array([slate]))[0], expected,
-                               rtol=1e-5, atol=1e-9)
+    np.testing.assert_allclose(
+        tiny_sim.choice_probabilities(np.array([user]), np.array([slate]))[0], expected, rtol=1e-5, atol=1e-9
+    )
 
 
 def test_choice_probabilities_sum_to_one(tiny_sim):
@@ -61,8 +63,11 @@ def test_choice_probabilities_sum_to_one(tiny_sim):
 
 def test_probabilities_follow_the_history_and_fatigue_after_clicks():
     never_leaves = SessionModel(1.0, 1e-9, 1e-9)
-    sim = make_tiny_sim(no_click_offset=-30.0, session_model=never_leaves,
-                        config=SeqSimConfig(slate_size=3, history_len=8, max_steps=40, no_click_quit=0.0))
+    sim = make_tiny_sim(
+        no_click_offset=-30.0,
+        session_model=never_leaves,
+        config=SeqSimConfig(slate_size=3, history_len=8, max_steps=40, no_click_quit=0.0),
+    )
     env = SequentialSimEnv(sim)
     user = 2
     env.reset(seed=5, options={"user_id": user})
@@ -72,12 +77,16 @@ def test_probabilities_follow_the_history_and_fatigue_after_clicks():
     for _ in range(4):
         free = [j for j in range(sim.num_items) if j not in set(history) | set(start_history(sim, user))]
         slate = rng.choice(free, 3, replace=False).tolist()
-        np.testing.assert_allclose(env.choice_probabilities(slate), plain_probabilities(sim, user, history, slate,
-                                                                                       fatigue), rtol=1e-5)
+        np.testing.assert_allclose(
+            env.choice_probabilities(slate), plain_probabilities(sim, user, history, slate, fatigue), rtol=1e-5
+        )
         obs, reward, *_, info = env.step(slate)
-        assert reward == 1.0   # c = -30: a slate of unconsumed items is always clicked
-        fatigue = c.fatigue_decay * fatigue + c.fatigue_shown * sim.item_genres[slate].mean(0) \
+        assert reward == 1.0  # c = -30: a slate of unconsumed items is always clicked
+        fatigue = (
+            c.fatigue_decay * fatigue
+            + c.fatigue_shown * sim.item_genres[slate].mean(0)
             + c.fatigue_click * sim.item_genres[info["clicked_item"]]
+        )
         history.append(info["clicked_item"])
         assert obs["history"][-1] == info["clicked_item"]
 
@@ -113,7 +122,7 @@ def test_the_observation_starts_from_the_real_train_history(tiny_sim):
     env = SequentialSimEnv(tiny_sim)
     for user in range(tiny_sim.num_users):
         obs, _ = env.reset(seed=0, options={"user_id": user})
-        h = start_history(tiny_sim, user)[-tiny_sim.config.history_len:]
+        h = start_history(tiny_sim, user)[-tiny_sim.config.history_len :]
         expected = [-1] * (tiny_sim.config.history_len - len(h)) + h
         assert obs["history"].tolist() == expected
         np.testing.assert_allclose(obs["user_features"], tiny_sim.user_features[user])
@@ -136,7 +145,7 @@ def test_the_state_is_recomputed_only_for_sessions_whose_history_changed(monkeyp
 @pytest.mark.parametrize("no_click_quit", [0.2, 0.35])
 def test_sessions_without_clicks_end_with_the_streak_hazard(no_click_quit):
     cfg = SeqSimConfig(slate_size=3, history_len=8, max_steps=10, no_click_quit=no_click_quit)
-    sim = make_tiny_sim(no_click_offset=40.0, config=cfg)     # never clicks
+    sim = make_tiny_sim(no_click_offset=40.0, config=cfg)  # never clicks
     n = 8000
     vec = SequentialVecSim(sim, n)
     vec.reset(seed=4)
@@ -228,12 +237,15 @@ def test_check_env(tiny_sim):
     assert "user" in env.render()
 
 
-@pytest.mark.parametrize("slates, error, match", [
-    (np.array([[0, 1, 2]] * 3), ValueError, "shape"),
-    (np.array([[0, 1, 1]] * 4), ValueError, "more than once"),
-    (np.array([[0, 1, 99]] * 4), IndexError, "99"),
-    (np.array([[0.0, 1.0, 2.0]] * 4), ValueError, "integer"),
-])
+@pytest.mark.parametrize(
+    "slates, error, match",
+    [
+        (np.array([[0, 1, 2]] * 3), ValueError, "shape"),
+        (np.array([[0, 1, 1]] * 4), ValueError, "more than once"),
+        (np.array([[0, 1, 99]] * 4), IndexError, "99"),
+        (np.array([[0.0, 1.0, 2.0]] * 4), ValueError, "integer"),
+    ],
+)
 def test_bad_slates_raise(tiny_sim, slates, error, match):
     vec = SequentialVecSim(tiny_sim, 4)
     vec.reset(seed=0)
@@ -248,8 +260,10 @@ def test_step_before_reset_raises(tiny_sim):
         SequentialSimEnv(tiny_sim).step([0, 1, 2])
 
 
-@pytest.mark.parametrize("field, value", [("slate_size", 0), ("history_len", 0), ("max_steps", 0),
-                                          ("no_click_quit", 1.5), ("fatigue_decay", -0.1)])
+@pytest.mark.parametrize(
+    "field, value",
+    [("slate_size", 0), ("history_len", 0), ("max_steps", 0), ("no_click_quit", 1.5), ("fatigue_decay", -0.1)],
+)
 def test_bad_config_raises(field, value):
     with pytest.raises(ValueError, match=field):
         SeqSimConfig(**{field: value})
@@ -263,10 +277,15 @@ def test_user_pool_restricts_the_users(tiny_sim):
         SequentialVecSim(tiny_sim, 3, user_pool=np.array([99]))
 
 
-@pytest.mark.parametrize("population, error", [
-    (np.array([], np.int64), ValueError), (np.array([1.0]), ValueError), (np.array([-1]), IndexError),
-    (np.array([0, 9]), IndexError),
-])
+@pytest.mark.parametrize(
+    "population, error",
+    [
+        (np.array([], np.int64), ValueError),
+        (np.array([1.0]), ValueError),
+        (np.array([-1]), IndexError),
+        (np.array([0, 9]), IndexError),
+    ],
+)
 def test_a_bad_population_is_refused(population, error):
     sim = make_tiny_sim()
     with pytest.raises(error, match="population"):

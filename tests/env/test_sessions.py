@@ -1,4 +1,5 @@
 """Sessions by inactivity gap, the leaving model's fit, and the returning model."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -24,11 +25,14 @@ def test_split_sessions_uses_every_event_by_default():
     assert lengths.tolist() == [2, 1]
 
 
-@pytest.mark.parametrize("offsets, ts, ends, gap, match", [
-    (np.array([0, 2]), np.array([5, 1]), None, 60, "time order"),
-    (np.array([0, 2]), np.array([1, 5]), np.array([3]), 60, "ends"),
-    (np.array([0, 2]), np.array([1, 5]), None, 0, "gap_seconds"),
-])
+@pytest.mark.parametrize(
+    "offsets, ts, ends, gap, match",
+    [
+        (np.array([0, 2]), np.array([5, 1]), None, 60, "time order"),
+        (np.array([0, 2]), np.array([1, 5]), np.array([3]), 60, "ends"),
+        (np.array([0, 2]), np.array([1, 5]), None, 0, "gap_seconds"),
+    ],
+)
 def test_split_sessions_rejects_bad_input(offsets, ts, ends, gap, match):
     with pytest.raises(ValueError, match=match):
         split_sessions(offsets, ts, ends, gap_seconds=gap)
@@ -55,7 +59,7 @@ def test_fit_recovers_known_parameters_from_synthetic_timestamps():
     truth = SessionModel(0.4, 0.5, 0.03)
     offsets, ts, drawn = synthetic_timestamps(truth, 400, 20, seed=0)
     lengths, *_ = split_sessions(offsets, ts, gap_seconds=1800)
-    np.testing.assert_array_equal(lengths, drawn)   # the gap recovers the sessions exactly
+    np.testing.assert_array_equal(lengths, drawn)  # the gap recovers the sessions exactly
     fit = fit_session_model(lengths)
     assert fit.weight_short == pytest.approx(0.4, abs=0.03)
     assert fit.p_short == pytest.approx(0.5, abs=0.04)
@@ -80,7 +84,7 @@ def test_hazard_is_the_pmf_over_the_survival():
 def test_a_single_geometric_is_fitted_as_one():
     rng = np.random.default_rng(1)
     fit = fit_session_model(rng.geometric(0.2, 20000))
-    assert fit.survival(np.array([5.0])) == pytest.approx(0.8 ** 4, abs=0.01)
+    assert fit.survival(np.array([5.0])) == pytest.approx(0.8**4, abs=0.01)
 
 
 @pytest.mark.parametrize("lengths", [[], [0, 1], [1.5, 2]])

@@ -1,4 +1,5 @@
 """The user simulator: dynamics against the formulas, determinism, gymnasium API, bad actions, vectorised == single."""
+
 from __future__ import annotations
 
 import warnings
@@ -15,8 +16,15 @@ from recengine.env.simulator import validate_slates
 
 @pytest.fixture(scope="module")
 def model():
-    return synthetic_user_model(num_users=60, num_items=40, num_genres=5, dim=6, history_len=6, seed=3,
-                                config=SimConfig(slate_size=4, history_len=8, max_steps=30))
+    return synthetic_user_model(
+        num_users=60,
+        num_items=40,
+        num_genres=5,
+        dim=6,
+        history_len=6,
+        seed=3,
+        config=SimConfig(slate_size=4, history_len=8, max_steps=30),
+    )
 
 
 def tiny_model(config: SimConfig, item_bias: float = 0.0) -> UserModel:
@@ -24,11 +32,18 @@ def tiny_model(config: SimConfig, item_bias: float = 0.0) -> UserModel:
     rng = np.random.default_rng(0)
     genres = np.zeros((12, 3))
     genres[np.arange(12), np.arange(12) // 4] = 1.0
-    return UserModel(rng.normal(size=(3, 4)), rng.normal(size=(12, 4)), np.full(12, item_bias), genres,
-                     user_bias=rng.normal(size=3) * 0.1, config=config)
+    return UserModel(
+        rng.normal(size=(3, 4)),
+        rng.normal(size=(12, 4)),
+        np.full(12, item_bias),
+        genres,
+        user_bias=rng.normal(size=3) * 0.1,
+        config=config,
+    )
 
 
 # ------------------------------------------------------------------ a plain-Python copy of the dynamics
+
 
 class ReferenceUser:
     """The module docstring's formulas, written out with no tricks."""
@@ -56,18 +71,27 @@ class ReferenceUser:
         self.fatigue = c.fatigue_decay * self.fatigue + c.fatigue_shown * m.item_genres[list(slate)].mean(axis=0)
         if clicked >= 0:
             self.fatigue += c.fatigue_click * m.item_genres[clicked]
-            self.history = (self.history + [clicked])[-c.history_len:]
+            self.history = (self.history + [clicked])[-c.history_len :]
 
 
 def test_choice_probabilities_follow_the_formula_along_a_session(model):
-    cfg = SimConfig(slate_size=4, history_len=8, max_steps=200, quit_base=0.0, quit_growth=0.0,
-                    fatigue_weight=1.3, repeat_penalty=1.7, no_click_utility=-0.4, affinity_scale=1.2)
+    cfg = SimConfig(
+        slate_size=4,
+        history_len=8,
+        max_steps=200,
+        quit_base=0.0,
+        quit_growth=0.0,
+        fatigue_weight=1.3,
+        repeat_penalty=1.7,
+        no_click_utility=-0.4,
+        affinity_scale=1.2,
+    )
     env = RecSimEnv(model, cfg)
     obs, info = env.reset(seed=5, options={"user_id": 7})
     assert obs["user_id"] == 7 and info["user_id"] == 7
     h0 = model.initial_histories[7][model.initial_histories[7] >= 0]
-    np.testing.assert_array_equal(obs["history"][-len(h0):], h0)
-    assert (obs["history"][:-len(h0)] == -1).all()
+    np.testing.assert_array_equal(obs["history"][-len(h0) :], h0)
+    assert (obs["history"][: -len(h0)] == -1).all()
     ref = ReferenceUser(model, cfg, 7, h0)
     rng = np.random.default_rng(0)
     clicks = 0
@@ -85,7 +109,7 @@ def test_choice_probabilities_follow_the_formula_along_a_session(model):
         ref.update(slate, info["clicked_item"])
         clicks += pos >= 0
         hist = obs["history"][obs["history"] >= 0]
-        np.testing.assert_array_equal(hist, ref.history[-cfg.history_len:])
+        np.testing.assert_array_equal(hist, ref.history[-cfg.history_len :])
         assert not term and not trunc
     assert 0 < clicks < 60  # both branches of the update were exercised
 
@@ -105,8 +129,18 @@ def test_choice_frequencies_match_probabilities():
 
 
 def test_fatigue_lowers_the_shown_genre_only():
-    cfg = SimConfig(slate_size=3, history_len=4, quit_base=0.0, quit_growth=0.0, repeat_penalty=0.0,
-                    fatigue_weight=1.0, fatigue_decay=0.5, fatigue_shown=0.4, fatigue_click=0.0, max_steps=100)
+    cfg = SimConfig(
+        slate_size=3,
+        history_len=4,
+        quit_base=0.0,
+        quit_growth=0.0,
+        repeat_penalty=0.0,
+        fatigue_weight=1.0,
+        fatigue_decay=0.5,
+        fatigue_shown=0.4,
+        fatigue_click=0.0,
+        max_steps=100,
+    )
     env = RecSimEnv(tiny_model(cfg), cfg)
     env.reset(seed=0, options={"user_id": 1})
     probe = np.array([3, 4, 8])  # one item of each genre
@@ -115,7 +149,7 @@ def test_fatigue_lowers_the_shown_genre_only():
         env.step([0, 1, 2])  # genre 0 only
     after = env.choice_probabilities(probe)
     # fatigue on genre 0 = 0.4 * (1 + 0.5 + ... + 0.5^5); the genre-0 item lost exactly that much utility
-    f0 = 0.4 * sum(0.5 ** i for i in range(6))
+    f0 = 0.4 * sum(0.5**i for i in range(6))
     odds_before = before[0] / before[1]
     odds_after = after[0] / after[1]
     assert odds_after == pytest.approx(odds_before * np.exp(-f0), rel=1e-9)
@@ -129,13 +163,23 @@ def test_fatigue_lowers_the_shown_genre_only():
 
 
 def test_clicks_add_fatigue_and_enter_history():
-    cfg = SimConfig(slate_size=2, history_len=3, quit_base=0.0, quit_growth=0.0, repeat_penalty=5.0,
-                    fatigue_weight=1.0, fatigue_decay=1.0, fatigue_shown=0.0, fatigue_click=0.7, max_steps=100)
+    cfg = SimConfig(
+        slate_size=2,
+        history_len=3,
+        quit_base=0.0,
+        quit_growth=0.0,
+        repeat_penalty=5.0,
+        fatigue_weight=1.0,
+        fatigue_decay=1.0,
+        fatigue_shown=0.0,
+        fatigue_click=0.7,
+        max_steps=100,
+    )
     m = tiny_model(cfg, item_bias=30.0)  # every slate is clicked
     env = RecSimEnv(m, cfg)
     env.reset(seed=0, options={"user_id": 2})
     p0 = env.choice_probabilities([0, 4])
-    obs, r, *_ , info = env.step([0, 4])
+    obs, r, *_, info = env.step([0, 4])
     assert r == 1.0
     clicked = info["clicked_item"]
     assert obs["history"][-1] == clicked
@@ -177,20 +221,27 @@ def test_termination_hazard_follows_the_formula(always_click):
 
 def test_streak_resets_on_click():
     # after a click the end probability drops back to quit_base; check against frequencies over many users
-    cfg = SimConfig(slate_size=1, history_len=4, quit_base=0.0, quit_growth=0.3, max_steps=50,
-                    repeat_penalty=0.0, fatigue_weight=0.0)
+    cfg = SimConfig(
+        slate_size=1,
+        history_len=4,
+        quit_base=0.0,
+        quit_growth=0.3,
+        max_steps=50,
+        repeat_penalty=0.0,
+        fatigue_weight=0.0,
+    )
     genres = np.eye(2)
     m = UserModel(np.zeros((1, 1)), np.zeros((2, 1)), np.array([40.0, -40.0]), genres, config=cfg)
     n = 20000
     vec = VecRecSim(m, n)
     vec.reset(seed=2)
     no_click, click = np.array([[1]] * n), np.array([[0]] * n)
-    _, _, term, _, _ = vec.step(no_click)   # streak 1 -> 0.3
+    _, _, term, _, _ = vec.step(no_click)  # streak 1 -> 0.3
     assert term.mean() == pytest.approx(0.3, abs=0.02)
     alive = ~term
-    _, r, term, _, _ = vec.step(click)      # a click: streak 0 -> 0.0
+    _, r, term, _, _ = vec.step(click)  # a click: streak 0 -> 0.0
     assert (r[alive] == 1).all() and not term[alive].any()
-    _, _, term, _, _ = vec.step(no_click)   # streak 1 again -> 0.3
+    _, _, term, _, _ = vec.step(no_click)  # streak 1 again -> 0.3
     assert term[alive].mean() == pytest.approx(0.3, abs=0.02)
 
 
@@ -234,16 +285,19 @@ def test_slate_space(model):
         SlateSpace(3, 4)
 
 
-@pytest.mark.parametrize("action, error, match", [
-    ([1, 2, 3], ValueError, "shape"),
-    ([1, 2, 3, 4, 5], ValueError, "shape"),
-    ([1, 2, 2, 3], ValueError, "more than once"),
-    ([1, 2, 3, -1], IndexError, "out of range"),
-    ([1, 2, 3, 40], IndexError, "out of range"),
-    (np.array([1.0, 2.0, 3.0, 4.0]), ValueError, "integer"),
-    (np.array([True, False, True, False]), ValueError, "integer"),
-    (np.array([[1, 2, 3, 4]]), ValueError, "1-D"),
-])
+@pytest.mark.parametrize(
+    "action, error, match",
+    [
+        ([1, 2, 3], ValueError, "shape"),
+        ([1, 2, 3, 4, 5], ValueError, "shape"),
+        ([1, 2, 2, 3], ValueError, "more than once"),
+        ([1, 2, 3, -1], IndexError, "out of range"),
+        ([1, 2, 3, 40], IndexError, "out of range"),
+        (np.array([1.0, 2.0, 3.0, 4.0]), ValueError, "integer"),
+        (np.array([True, False, True, False]), ValueError, "integer"),
+        (np.array([[1, 2, 3, 4]]), ValueError, "1-D"),
+    ],
+)
 def test_bad_actions_raise_and_change_nothing(model, action, error, match):
     env, clean = RecSimEnv(model), RecSimEnv(model)
     env.reset(seed=4)
@@ -306,8 +360,9 @@ def test_vectorised_equals_single_envs(model):
     ends = 0
     for _ in range(150):
         slates = np.stack([rng.choice(model.num_items, 4, replace=False) for _ in range(B)])
-        np.testing.assert_array_equal(vec.choice_probabilities(slates),
-                                      np.stack([e.choice_probabilities(s) for e, s in zip(envs, slates)]))
+        np.testing.assert_array_equal(
+            vec.choice_probabilities(slates), np.stack([e.choice_probabilities(s) for e, s in zip(envs, slates)])
+        )
         obs, rewards, term, trunc, info = vec.step(slates)
         for b, e in enumerate(envs):
             o, r, t, u, inf = e.step(slates[b])
@@ -333,6 +388,7 @@ def test_reset_draws_users_from_the_pool(model):
 
 
 # ------------------------------------------------------------------ calibration
+
 
 def test_last_items():
     users = np.array([0, 1, 0, 0, 2, 0])
@@ -364,8 +420,20 @@ def test_fit_user_model_hits_the_requested_click_rate():
     items = (users * 7 + rng.integers(0, 12, 800)) % N  # users overlap in blocks of items
     genres = np.eye(G)[np.arange(N) % G]
     cfg = SimConfig(slate_size=3, history_len=5)
-    m = fit_user_model(users, items, U, N, genres, ratings=rng.integers(1, 6, 800), timestamps=np.arange(800),
-                       config=cfg, dim=8, epochs=60, random_ctr=0.25, affinity_std=1.2)
+    m = fit_user_model(
+        users,
+        items,
+        U,
+        N,
+        genres,
+        ratings=rng.integers(1, 6, 800),
+        timestamps=np.arange(800),
+        config=cfg,
+        dim=8,
+        epochs=60,
+        random_ctr=0.25,
+        affinity_std=1.2,
+    )
     assert m.affinity().std() == pytest.approx(1.2, rel=1e-6)
     np.testing.assert_array_equal(m.initial_histories, last_items(users, items, np.arange(800), U, 5))
     vec = VecRecSim(m, 4000)
@@ -381,13 +449,17 @@ def test_fit_user_model_hits_the_requested_click_rate():
 def test_from_movielens_adapter():
     # the attributes recengine.data.MovieLens exposes (CSR genres, categorical user features)
     ds = SimpleNamespace(
-        user=np.array([0, 0, 1, 2, 2, 2]), item=np.array([0, 1, 1, 2, 3, 0]),
-        rating=np.array([5, 3, 4, 1, 2, 5], np.float32), timestamp=np.array([3, 1, 2, 9, 8, 7]),
-        num_users=3, num_items=4,
+        user=np.array([0, 0, 1, 2, 2, 2]),
+        item=np.array([0, 1, 1, 2, 3, 0]),
+        rating=np.array([5, 3, 4, 1, 2, 5], np.float32),
+        timestamp=np.array([3, 1, 2, 9, 8, 7]),
+        num_users=3,
+        num_items=4,
         user_features={"gender": np.array([0, 1, 1]), "age": np.array([2, 0, 1])},
         user_feature_sizes={"gender": 2, "age": 3},
         item_features={"genre_offsets": np.array([0, 1, 3, 3, 4]), "genre_ids": np.array([2, 0, 1, 1])},
-        item_feature_sizes={"genre": 3, "year": 5})
+        item_feature_sizes={"genre": 3, "year": 5},
+    )
     m = from_movielens(ds, config=SimConfig(slate_size=2, history_len=3), dim=2, epochs=20)
     np.testing.assert_array_equal(m.item_genres, [[0, 0, 1], [0.5, 0.5, 0], [0, 0, 0], [0, 1, 0]])
     np.testing.assert_array_equal(m.user_features, [[1, 0, 0, 0, 1], [0, 1, 1, 0, 0], [0, 1, 0, 1, 0]])
@@ -413,8 +485,13 @@ def test_user_model_rejects_bad_arrays():
     with pytest.raises(ValueError, match="item_genres"):
         UserModel(np.zeros((2, 3)), np.zeros((4, 3)), np.zeros(4), -np.ones((4, 1)))
     with pytest.raises(IndexError, match="initial_histories"):
-        UserModel(np.zeros((2, 3)), np.zeros((4, 3)), np.zeros(4), np.ones((4, 1)),
-                  initial_histories=np.array([[0, 4], [1, 2]]))
+        UserModel(
+            np.zeros((2, 3)),
+            np.zeros((4, 3)),
+            np.zeros(4),
+            np.ones((4, 1)),
+            initial_histories=np.array([[0, 4], [1, 2]]),
+        )
     with pytest.raises(ValueError, match="slate_size"):
         RecSimEnv(UserModel(np.zeros((2, 3)), np.zeros((4, 3)), np.zeros(4), np.ones((4, 1))), SimConfig(slate_size=5))
 
@@ -427,14 +504,16 @@ def test_user_model_choice_probabilities_match_the_env(model):
         env.reset(seed=1, options={"user_id": u})
         slate = rng.choice(model.num_items, cfg.slate_size, replace=False)
         # at a session start: the user's starting history, no fatigue
-        np.testing.assert_array_equal(model.choice_probabilities(np.array([u]), slate[None])[0],
-                                      env.choice_probabilities(slate))
+        np.testing.assert_array_equal(
+            model.choice_probabilities(np.array([u]), slate[None])[0], env.choice_probabilities(slate)
+        )
         for _ in range(3):
             env.step(rng.choice(model.num_items, cfg.slate_size, replace=False))
         s = env._slots  # the env's hidden state, handed over explicitly
         np.testing.assert_array_equal(
             model.choice_probabilities(np.array([u]), slate[None], s.history, s.fatigue, config=cfg)[0],
-            env.choice_probabilities(slate))
+            env.choice_probabilities(slate),
+        )
     with pytest.raises(ValueError, match="shape"):
         model.choice_probabilities(np.array([0]), np.arange(4))
     with pytest.raises(IndexError):

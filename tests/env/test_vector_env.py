@@ -1,4 +1,5 @@
 """vector_env: the right vectorised simulator for each kind of user model."""
+
 from __future__ import annotations
 
 import numpy as np

@@ -1,5 +1,6 @@
 """BTS's action distribution by Monte Carlo: the same counts as obp's one-simulation-at-a-time loop, exact where
 the answer is known, a distribution per position, reproducible by seed; the uniform policy's is exact."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -51,13 +52,16 @@ def test_uniform_policy_is_exact():
     np.testing.assert_array_equal(dist, 1 / 80)
 
 
-@pytest.mark.parametrize("alpha,beta,len_list,kwargs,message", [
-    ([1.0, 2.0], [1.0], 1, {}, "same length"),
-    ([1.0, 0.0], [1.0, 1.0], 1, {}, "> 0"),
-    ([1.0, np.nan], [1.0, 1.0], 1, {}, "finite"),
-    ([1.0, 2.0], [1.0, 1.0], 3, {}, "len_list"),
-    ([1.0, 2.0], [1.0, 1.0], 1, {"n_sim": 0}, "n_sim"),
-])
+@pytest.mark.parametrize(
+    "alpha,beta,len_list,kwargs,message",
+    [
+        ([1.0, 2.0], [1.0], 1, {}, "same length"),
+        ([1.0, 0.0], [1.0, 1.0], 1, {}, "> 0"),
+        ([1.0, np.nan], [1.0, 1.0], 1, {}, "finite"),
+        ([1.0, 2.0], [1.0, 1.0], 3, {}, "len_list"),
+        ([1.0, 2.0], [1.0, 1.0], 1, {"n_sim": 0}, "n_sim"),
+    ],
+)
 def test_bad_priors_are_rejected(alpha, beta, len_list, kwargs, message):
     with pytest.raises(ValueError, match=message):
         bernoulli_ts_action_dist(alpha, beta, len_list, **kwargs)

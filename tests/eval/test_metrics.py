@@ -1,4 +1,5 @@
 """HR/NDCG/MRR@K against hand-computed rankings."""
+
 from __future__ import annotations
 
 import math
@@ -39,8 +40,9 @@ def test_hand_computed_rankings():
 
 def test_excluded_target_is_a_miss_and_bias_counts():
     Q = torch.ones(1, 1)
-    m = evaluate_ranking(Q, SCORES, torch.tensor([0]), ks=(5,), exclude_offsets=torch.tensor([0, 1]),
-                         exclude_ids=torch.tensor([0]))
+    m = evaluate_ranking(
+        Q, SCORES, torch.tensor([0]), ks=(5,), exclude_offsets=torch.tensor([0, 1]), exclude_ids=torch.tensor([0])
+    )
     assert m["hr@5"] == 0.0
     bias = torch.tensor([0.0, 0, 0, 0, 0, 10.0])  # lifts item 5 to the top
     assert rank_targets(Q, SCORES, torch.tensor([5]), k=3, bias=bias).tolist() == [0]
@@ -59,7 +61,7 @@ def test_batches_give_the_same_result():
     # and against a brute-force ranking
     logits = Q @ E.T
     for r in range(37):
-        logits[r, ids[offsets[r]:offsets[r + 1]]] = -math.inf
+        logits[r, ids[offsets[r] : offsets[r + 1]]] = -math.inf
     for r in range(37):
         row = logits[r]
         rank = int((row > row[t[r]]).sum() + ((row == row[t[r]]) & (torch.arange(50) < t[r])).sum())
@@ -75,11 +77,14 @@ def test_metrics_from_ranks():
     assert m["mrr@10"] == pytest.approx((1 + 1 / 10 + 1 / 4) / 4)
 
 
-@pytest.mark.parametrize("batch, targets, error", [
-    (1, [6], IndexError),      # a target outside the catalog
-    (1, [-1], IndexError),     # a negative target
-    (2, [1], ValueError),      # one target for two users
-])
+@pytest.mark.parametrize(
+    "batch, targets, error",
+    [
+        (1, [6], IndexError),  # a target outside the catalog
+        (1, [-1], IndexError),  # a negative target
+        (2, [1], ValueError),  # one target for two users
+    ],
+)
 def test_bad_targets(batch, targets, error):
     with pytest.raises(error, match="targets"):
         rank_targets(torch.ones(batch, 1), SCORES, torch.tensor(targets), k=3)

@@ -1,4 +1,5 @@
 """Offline leave-one-out evaluation: its inputs, most-popular by hand, the large model's evaluation mode."""
+
 from __future__ import annotations
 
 import numpy as np

@@ -1,5 +1,6 @@
 """Off-policy estimators: hand-computed values, the obp-style classes against the plain reference,
 unbiasedness over many seeds, bootstrap intervals, effective sample sizes and the light import."""
+
 from __future__ import annotations
 
 import subprocess
@@ -76,14 +77,33 @@ def _logs(n: int, n_actions: int = 6, len_list: int = 3, seed: int = 0) -> dict:
     position = rng.integers(0, len_list, n)
     logits = rng.normal(size=(n, n_actions, len_list)) * 1.5
     action_dist = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
-    return dict(reward=(rng.random(n) < 0.3).astype(np.float64), action=action, position=position,
-                pscore=np.full(n, 1.0 / n_actions), action_dist=action_dist,
-                estimated_rewards_by_reg_model=rng.random((n, n_actions, len_list)) * 0.6)
+    return dict(
+        reward=(rng.random(n) < 0.3).astype(np.float64),
+        action=action,
+        position=position,
+        pscore=np.full(n, 1.0 / n_actions),
+        action_dist=action_dist,
+        estimated_rewards_by_reg_model=rng.random((n, n_actions, len_list)) * 0.6,
+    )
 
 
-CONFIGS = [("dm", None), ("ips", None), ("ips", 2.0), ("snips", None), ("snips", 2.0), ("dr", None), ("dr", 2.0),
-           ("sndr", None), ("sndr", 2.0), ("switch-dr", 3.0), ("switch-dr", 0.0), ("switch-dr", None),
-           ("dros", 1.0), ("dros", 0.0), ("dros", None)]
+CONFIGS = [
+    ("dm", None),
+    ("ips", None),
+    ("ips", 2.0),
+    ("snips", None),
+    ("snips", 2.0),
+    ("dr", None),
+    ("dr", 2.0),
+    ("sndr", None),
+    ("sndr", 2.0),
+    ("switch-dr", 3.0),
+    ("switch-dr", 0.0),
+    ("switch-dr", None),
+    ("dros", 1.0),
+    ("dros", 0.0),
+    ("dros", None),
+]
 
 
 def _make(name: str, lambda_):
@@ -99,8 +119,16 @@ def _make(name: str, lambda_):
 def test_estimator_matches_the_plain_reference(name, lambda_):
     logs = _logs(500)
     ours = _make(name, lambda_).estimate_policy_value(**logs)
-    ref = reference_estimate(name, logs["reward"], logs["action"], logs["position"], logs["pscore"],
-                             logs["action_dist"], logs["estimated_rewards_by_reg_model"], lambda_)
+    ref = reference_estimate(
+        name,
+        logs["reward"],
+        logs["action"],
+        logs["position"],
+        logs["pscore"],
+        logs["action_dist"],
+        logs["estimated_rewards_by_reg_model"],
+        lambda_,
+    )
     assert ours == pytest.approx(ref, rel=1e-12, abs=1e-15)
 
 
@@ -109,11 +137,18 @@ def test_obp_calls_run_unchanged():
     pi, q = logs["action_dist"], logs["estimated_rewards_by_reg_model"]
     bandit = {k: logs[k] for k in ("reward", "action", "pscore", "position")}
     # each with the keyword arguments obp's estimator of the same name takes
-    dm = DirectMethod().estimate_policy_value(action_dist=pi, estimated_rewards_by_reg_model=q,
-                                              position=logs["position"])
+    dm = DirectMethod().estimate_policy_value(
+        action_dist=pi, estimated_rewards_by_reg_model=q, position=logs["position"]
+    )
     ipw = InverseProbabilityWeighting().estimate_policy_value(**bandit, action_dist=pi)
-    dr = DoublyRobust().estimate_interval(**bandit, action_dist=pi, estimated_rewards_by_reg_model=q, alpha=0.1,
-                                          n_bootstrap_samples=100, random_state=12345)
+    dr = DoublyRobust().estimate_interval(
+        **bandit,
+        action_dist=pi,
+        estimated_rewards_by_reg_model=q,
+        alpha=0.1,
+        n_bootstrap_samples=100,
+        random_state=12345,
+    )
     args = (logs["reward"], logs["action"], logs["position"], logs["pscore"], pi, q)
     assert dm == pytest.approx(reference_estimate("dm", *args))
     assert ipw == pytest.approx(reference_estimate("ips", *args))
@@ -145,14 +180,17 @@ def test_classes_on_per_decision_arrays_match_the_functions():
         assert InverseProbabilityWeighting().estimate_policy_value(**kw) == pytest.approx(expected_ips)
         assert SelfNormalizedIPW().estimate_policy_value(**kw) == pytest.approx(expected_snips)
         assert DoublyRobust().estimate_policy_value(**kw, q_logged=Q, v_target=V) == pytest.approx(
-            doubly_robust(R, PI, MU, Q, V, sessions=sessions))
-    assert InverseProbabilityWeighting(clip=1.0).estimate_policy_value(reward=R, pscore=MU, target_probs=PI) == \
-        pytest.approx(ips(R, PI, MU, clip=1.0))
+            doubly_robust(R, PI, MU, Q, V, sessions=sessions)
+        )
+    assert InverseProbabilityWeighting(clip=1.0).estimate_policy_value(
+        reward=R, pscore=MU, target_probs=PI
+    ) == pytest.approx(ips(R, PI, MU, clip=1.0))
 
 
 def test_direct_method_with_sessions_averages_first_steps():
-    dm = DirectMethod().estimate_policy_value(reward=R, pscore=MU, target_probs=PI, q_logged=Q,
-                                              v_target=np.array([0.3, 0.9, 0.5]), sessions=SESSIONS)
+    dm = DirectMethod().estimate_policy_value(
+        reward=R, pscore=MU, target_probs=PI, q_logged=Q, v_target=np.array([0.3, 0.9, 0.5]), sessions=SESSIONS
+    )
     assert dm == pytest.approx((0.3 + 0.5) / 2)
 
 
@@ -170,15 +208,21 @@ def test_model_based_estimators_need_a_reward_model(cls):
         cls().estimate_policy_value(**logs)
 
 
-@pytest.mark.parametrize("make,message", [(lambda: InverseProbabilityWeighting(clip=0.0), "clip"),
-                                          (lambda: SwitchDR(-1.0), "lambda_"),
-                                          (lambda: DoublyRobustWithShrinkage(float("nan")), "lambda_")])
+@pytest.mark.parametrize(
+    "make,message",
+    [
+        (lambda: InverseProbabilityWeighting(clip=0.0), "clip"),
+        (lambda: SwitchDR(-1.0), "lambda_"),
+        (lambda: DoublyRobustWithShrinkage(float("nan")), "lambda_"),
+    ],
+)
 def test_bad_hyperparameters_are_rejected(make, message):
     with pytest.raises(ValueError, match=message):
         make()
 
 
 # ------------------------------------------------------------------ unbiasedness on logs with a known value
+
 
 def _known_value_logs(n: int, rng: np.random.Generator):
     """Context-free logs: reward means per (action, position), a uniform behavior policy, a fixed target."""
@@ -190,9 +234,14 @@ def _known_value_logs(n: int, rng: np.random.Generator):
     reward = (rng.random(n) < means[action, position]).astype(np.float64)
     truth = float(np.mean([(target[:, p] * means[:, p]).sum() for p in range(len_list)]))
     model = np.broadcast_to(means * 0.5 + 0.1, (n, n_actions, len_list))  # a poor reward model
-    return dict(reward=reward, action=action, position=position, pscore=np.full(n, 1.0 / n_actions),
-                action_dist=np.broadcast_to(target, (n, n_actions, len_list)),
-                estimated_rewards_by_reg_model=model), truth
+    return dict(
+        reward=reward,
+        action=action,
+        position=position,
+        pscore=np.full(n, 1.0 / n_actions),
+        action_dist=np.broadcast_to(target, (n, n_actions, len_list)),
+        estimated_rewards_by_reg_model=model,
+    ), truth
 
 
 @pytest.mark.parametrize("cls", [InverseProbabilityWeighting, DoublyRobust])
@@ -200,9 +249,19 @@ def test_unbiased_estimators_average_to_the_true_value(cls):
     replications, n = 300, 400
     logs, truth = _known_value_logs(replications * n, np.random.default_rng(11))
     rounds = prepare_rounds(**logs)  # one pass over every replication's rounds, then one estimate per replication
-    estimates = np.array([cls().estimate_policy_value(rounds=LoggedRounds(
-        *(getattr(rounds, f)[k * n:(k + 1) * n] for f in ("reward", "pscore", "target_prob", "q_logged", "v_target"))))
-        for k in range(replications)])
+    estimates = np.array(
+        [
+            cls().estimate_policy_value(
+                rounds=LoggedRounds(
+                    *(
+                        getattr(rounds, f)[k * n : (k + 1) * n]
+                        for f in ("reward", "pscore", "target_prob", "q_logged", "v_target")
+                    )
+                )
+            )
+            for k in range(replications)
+        ]
+    )
     stderr = estimates.std(ddof=1) / np.sqrt(len(estimates))
     assert abs(estimates.mean() - truth) < 3 * stderr
 
@@ -213,6 +272,7 @@ def test_direct_method_with_a_poor_model_is_biased():
 
 
 # ------------------------------------------------------------------ intervals and effective sample size
+
 
 def test_interval_is_seeded_and_brackets_the_estimate():
     logs = _logs(400)
@@ -231,17 +291,26 @@ def test_interval_matches_a_loop_of_reference_estimates_on_resamples(name):
     reps = []
     for _ in range(50):
         i = rng.integers(0, 60, size=60)
-        reps.append(reference_estimate(name, logs["reward"][i], logs["action"][i], logs["position"][i],
-                                       logs["pscore"][i], logs["action_dist"][i],
-                                       logs["estimated_rewards_by_reg_model"][i]))
+        reps.append(
+            reference_estimate(
+                name,
+                logs["reward"][i],
+                logs["action"][i],
+                logs["position"][i],
+                logs["pscore"][i],
+                logs["action_dist"][i],
+                logs["estimated_rewards_by_reg_model"][i],
+            )
+        )
     lower, upper = np.quantile(reps, [0.05, 0.95])
     assert (est.lower, est.upper) == pytest.approx((lower, upper), rel=1e-10)
     assert est.bootstrap_mean == pytest.approx(np.mean(reps), rel=1e-10)
 
 
 def test_session_interval_resamples_whole_sessions():
-    est = SelfNormalizedIPW().estimate_interval(reward=R, pscore=MU, target_probs=PI, sessions=SESSIONS,
-                                                n_bootstrap_samples=400, random_state=0)
+    est = SelfNormalizedIPW().estimate_interval(
+        reward=R, pscore=MU, target_probs=PI, sessions=SESSIONS, n_bootstrap_samples=400, random_state=0
+    )
     # two sessions: a resample holds session 7 twice (1.0 at step 0, 0 at step 1), session 3 twice (1.0), or both
     assert est.lower == pytest.approx(1.0) and est.upper == pytest.approx(1.0)
 
@@ -261,8 +330,8 @@ def test_effective_sample_size():
     assert effective_sample_size(np.ones(7)) == pytest.approx(7.0)
     assert effective_sample_size([2.0, 0.0, 0.0, 0.0]) == pytest.approx(1.0)
     kw = dict(reward=R, pscore=MU, target_probs=PI, q_logged=Q, v_target=V)
-    assert InverseProbabilityWeighting().effective_sample_size(**kw) == pytest.approx(4.5 ** 2 / (4 + 4 + 0.25))
-    assert InverseProbabilityWeighting(clip=1.0).effective_sample_size(**kw) == pytest.approx(2.5 ** 2 / 2.25)
+    assert InverseProbabilityWeighting().effective_sample_size(**kw) == pytest.approx(4.5**2 / (4 + 4 + 0.25))
+    assert InverseProbabilityWeighting(clip=1.0).effective_sample_size(**kw) == pytest.approx(2.5**2 / 2.25)
     assert DirectMethod().effective_sample_size(**kw) == pytest.approx(3.0)
 
 

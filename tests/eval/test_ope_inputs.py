@@ -1,4 +1,5 @@
 """Logged feedback is checked once: a bad field raises a ValueError that names it."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -9,10 +10,14 @@ from recengine.eval.ope_inputs import prepare_rounds
 
 def _logs(n: int = 8, n_actions: int = 4, len_list: int = 2) -> dict:
     rng = np.random.default_rng(0)
-    return dict(reward=rng.integers(0, 2, n).astype(np.float64), action=rng.integers(0, n_actions, n),
-                position=rng.integers(0, len_list, n), pscore=np.full(n, 1.0 / n_actions),
-                action_dist=np.full((n, n_actions, len_list), 1.0 / n_actions),
-                estimated_rewards_by_reg_model=np.full((n, n_actions, len_list), 0.1))
+    return dict(
+        reward=rng.integers(0, 2, n).astype(np.float64),
+        action=rng.integers(0, n_actions, n),
+        position=rng.integers(0, len_list, n),
+        pscore=np.full(n, 1.0 / n_actions),
+        action_dist=np.full((n, n_actions, len_list), 1.0 / n_actions),
+        estimated_rewards_by_reg_model=np.full((n, n_actions, len_list), 0.1),
+    )
 
 
 def _with(field: str, value) -> dict:
@@ -26,6 +31,7 @@ def _set(index, value):
         a = np.array(a, dtype=np.float64 if not np.issubdtype(np.asarray(a).dtype, np.integer) else a.dtype)
         a[index] = value
         return a
+
     return change
 
 
@@ -63,23 +69,29 @@ def test_negative_probability_in_action_dist_is_rejected():
         prepare_rounds(**logs)
 
 
-@pytest.mark.parametrize("extra,message", [
-    (dict(target_probs=np.full(8, 0.5)), "not both"),
-    (dict(q_logged=np.zeros(8)), "not both"),
-])
+@pytest.mark.parametrize(
+    "extra,message",
+    [
+        (dict(target_probs=np.full(8, 0.5)), "not both"),
+        (dict(q_logged=np.zeros(8)), "not both"),
+    ],
+)
 def test_both_forms_at_once_are_rejected(extra, message):
     with pytest.raises(ValueError, match=message):
         prepare_rounds(**_logs(), **extra)
 
 
-@pytest.mark.parametrize("kwargs,message", [
-    (dict(reward=[1.0, 0.0], pscore=[0.5, 0.5]), "target_probs"),
-    (dict(reward=[1.0, 0.0], pscore=[0.5, 0.5], target_probs=[0.5, 1.5]), "target_probs must be probabilities"),
-    (dict(reward=[1.0, 0.0], pscore=[0.5, 0.5], target_probs=[0.5, 0.5], q_logged=[0.0, 0.0]), "together"),
-    (dict(reward=[], pscore=[]), "empty"),
-    (dict(reward=[1.0], pscore=[0.5], target_probs=[0.5], sessions=[1, 2]), "sessions"),
-    (dict(reward=[1.0], target_probs=[0.5]), "pscore is required"),
-])
+@pytest.mark.parametrize(
+    "kwargs,message",
+    [
+        (dict(reward=[1.0, 0.0], pscore=[0.5, 0.5]), "target_probs"),
+        (dict(reward=[1.0, 0.0], pscore=[0.5, 0.5], target_probs=[0.5, 1.5]), "target_probs must be probabilities"),
+        (dict(reward=[1.0, 0.0], pscore=[0.5, 0.5], target_probs=[0.5, 0.5], q_logged=[0.0, 0.0]), "together"),
+        (dict(reward=[], pscore=[]), "empty"),
+        (dict(reward=[1.0], pscore=[0.5], target_probs=[0.5], sessions=[1, 2]), "sessions"),
+        (dict(reward=[1.0], target_probs=[0.5]), "pscore is required"),
+    ],
+)
 def test_per_decision_form_checks(kwargs, message):
     with pytest.raises(ValueError, match=message):
         prepare_rounds(**kwargs)

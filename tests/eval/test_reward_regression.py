@@ -1,5 +1,6 @@
 """The reward model for external logs: it recovers a known click model, and cross-fitting keeps each round out
 of the model that predicts it."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -55,23 +56,29 @@ def test_action_context_replaces_the_one_hot_actions():
     np.testing.assert_allclose(same, one_hot)
 
 
-@pytest.mark.parametrize("kwargs,message", [
-    (dict(kind="tree"), "kind"),
-    (dict(l2=-1.0), "l2"),
-    (dict(action_context=np.ones((3, 2))), "action_context"),
-])
+@pytest.mark.parametrize(
+    "kwargs,message",
+    [
+        (dict(kind="tree"), "kind"),
+        (dict(l2=-1.0), "l2"),
+        (dict(action_context=np.ones((3, 2))), "action_context"),
+    ],
+)
 def test_bad_settings_are_rejected(kwargs, message):
     with pytest.raises(ValueError, match=message):
         RewardRegression(4, 2, **kwargs)
 
 
-@pytest.mark.parametrize("field,value,message", [
-    ("context", np.ones(10), "context must be 2-D"),
-    ("action", np.full(10, 4), "action must hold integers in \\[0, 4\\)"),
-    ("position", np.zeros(9, np.int64), "position must have shape"),
-    ("reward", np.full(10, np.nan), "reward holds NaN"),
-    ("reward", np.full(10, 2.0), "reward must be in \\[0, 1\\]"),
-])
+@pytest.mark.parametrize(
+    "field,value,message",
+    [
+        ("context", np.ones(10), "context must be 2-D"),
+        ("action", np.full(10, 4), "action must hold integers in \\[0, 4\\)"),
+        ("position", np.zeros(9, np.int64), "position must have shape"),
+        ("reward", np.full(10, np.nan), "reward holds NaN"),
+        ("reward", np.full(10, 2.0), "reward must be in \\[0, 1\\]"),
+    ],
+)
 def test_bad_logs_are_rejected(field, value, message):
     X, a, p, r, _ = _clicks(10)
     args = dict(context=X, action=a, position=p, reward=r)

@@ -1,5 +1,6 @@
 """OPE in the simulator: unbiasedness on a bandit with a known answer, and the sequential check against the
 on-policy value."""
+
 from __future__ import annotations
 
 import itertools
@@ -32,13 +33,19 @@ def _obs(users):
 
 # ------------------------------------------------------------------ a bandit with a known answer
 
+
 @pytest.fixture(scope="module")
 def bandit():
     """One-step sessions (max_steps=1) over 4 users and 6 items: the exact value is a finite sum."""
     cfg = SimConfig(slate_size=2, history_len=3, max_steps=1)
     rng = np.random.default_rng(5)
-    model = UserModel(rng.normal(size=(4, 3)), rng.normal(size=(6, 3)), rng.normal(size=6) - 1.0,
-                      np.eye(3)[np.arange(6) % 3], config=cfg)
+    model = UserModel(
+        rng.normal(size=(4, 3)),
+        rng.normal(size=(6, 3)),
+        rng.normal(size=6) - 1.0,
+        np.eye(3)[np.arange(6) % 3],
+        config=cfg,
+    )
     logging_scores = rng.normal(size=(4, 6))
     logging = SoftmaxSlatePolicy(lambda o: logging_scores[o["user_id"]], 2)
     target_scores = rng.normal(size=(4, 6)) * 2
@@ -96,10 +103,17 @@ def _no_click_prob(model, obs, slates):
 
 # ------------------------------------------------------------------ sessions: OPE vs running the policy
 
+
 @pytest.fixture(scope="module")
 def sim():
-    return synthetic_user_model(num_users=150, num_items=60, num_genres=6, dim=6, seed=2,
-                                config=SimConfig(slate_size=4, history_len=10, max_steps=30))
+    return synthetic_user_model(
+        num_users=150,
+        num_items=60,
+        num_genres=6,
+        dim=6,
+        seed=2,
+        config=SimConfig(slate_size=4, history_len=10, max_steps=30),
+    )
 
 
 def _greedy(model):
@@ -107,7 +121,8 @@ def _greedy(model):
         a = model.affinity(obs["user_id"])
         h = obs["history"]
         a[np.arange(len(h))[:, None], np.where(h >= 0, h, 0)] -= 100.0 * (h >= 0)
-        return np.argsort(-a, axis=1, kind="stable")[:, :model.config.slate_size]
+        return np.argsort(-a, axis=1, kind="stable")[:, : model.config.slate_size]
+
     return slates
 
 
@@ -131,13 +146,17 @@ def test_ope_matches_the_on_policy_value_in_the_simulator(sim):
     for name in ("ips", "snips", "dr"):
         assert out[f"rel_err_{name}"] < 0.10, (name, out)
     # and it tells a better policy from a worse one: uniform slates are estimated far below the target
-    low = evaluate_offline(collect_logs(sim, EpsilonGreedySlatePolicy(DeterministicSlatePolicy(_greedy(sim)), 0.5,
-                                                                      60, 4), 3000, seed=1),
-                           UniformSlatePolicy(60, 4), num_users=150, num_items=60)
+    low = evaluate_offline(
+        collect_logs(sim, EpsilonGreedySlatePolicy(DeterministicSlatePolicy(_greedy(sim)), 0.5, 60, 4), 3000, seed=1),
+        UniformSlatePolicy(60, 4),
+        num_users=150,
+        num_items=60,
+    )
     assert low["snips_per_step"] < 0.6 * out["true_ctr"]
 
 
 # ------------------------------------------------------------------ the same checks on the sequence-aware simulator
+
 
 @pytest.fixture(scope="module")
 def seq_sim():
@@ -146,11 +165,13 @@ def seq_sim():
 
 def _seq_greedy(model):
     """The response model's own top-k unconsumed items (the history in the observation excluded)."""
+
     def slates(obs):
         u = model.response.utilities(model.response.states(obs["history"])).numpy().astype(np.float64)
         h = obs["history"]
         u[np.arange(len(h))[:, None], np.where(h >= 0, h, 0)] -= 100.0 * (h >= 0)
-        return np.argsort(-u, axis=1, kind="stable")[:, :model.config.slate_size]
+        return np.argsort(-u, axis=1, kind="stable")[:, : model.config.slate_size]
+
     return slates
 
 
@@ -162,8 +183,9 @@ def test_collect_logs_runs_the_sequential_simulator(seq_sim):
 
 
 def test_ope_matches_the_on_policy_value_in_the_sequential_simulator(seq_sim):
-    out = ope_check(seq_sim, _seq_greedy(seq_sim), epsilon=0.1, num_sessions=3000, num_eval_sessions=6000, seed=0,
-                    num_envs=256)
+    out = ope_check(
+        seq_sim, _seq_greedy(seq_sim), epsilon=0.1, num_sessions=3000, num_eval_sessions=6000, seed=0, num_envs=256
+    )
     assert out["true_return"] > out["logging_return"]
     for name in ("ips", "snips", "dr"):
         assert out[f"rel_err_{name}"] < 0.10, (name, out)

@@ -1,4 +1,5 @@
 """Slate policies know their probabilities: they sum to one over every ordered slate and match sampling."""
+
 from __future__ import annotations
 
 import itertools

@@ -1,4 +1,5 @@
 """Confidence intervals of per-session returns and paired differences against hand-computed values."""
+
 import math
 
 import numpy as np
@@ -16,8 +17,7 @@ def test_z_value():
 
 
 def test_t_value_against_tables():
-    for df, expected in ((1, 12.706205), (2, 4.302653), (3, 3.182446), (4, 2.776445), (10, 2.228139),
-                         (30, 2.042272)):
+    for df, expected in ((1, 12.706205), (2, 4.302653), (3, 3.182446), (4, 2.776445), (10, 2.228139), (30, 2.042272)):
         assert t_value(0.95, df) == pytest.approx(expected, abs=1e-6), df
     assert t_value(0.90, 5) == pytest.approx(2.015048, abs=1e-6)
     assert z_value(0.95) < t_value(0.95, 1000) < t_value(0.95, 100)
@@ -58,7 +58,7 @@ def test_paired_diff_hand_values():
 def test_pairing_removes_the_shared_session_noise():
     """Two policies on the same sessions: each mean is noisy, their paired difference is not."""
     rng = np.random.default_rng(0)
-    session = rng.normal(3.0, 2.0, 2000)            # what the user brings, shared by both policies
+    session = rng.normal(3.0, 2.0, 2000)  # what the user brings, shared by both policies
     a = session + 0.1 + rng.normal(0, 0.2, 2000)
     b = session + rng.normal(0, 0.2, 2000)
     d, alone = paired_diff(a, b), mean_ci(a)

@@ -1,5 +1,6 @@
 """recengine.kernels.embedding_bag: the Triton launchers (CUDA, or the interpreter on the CPU) against the
 reference, including their own value checks and in-bounds masking."""
+
 from __future__ import annotations
 
 import importlib
@@ -97,16 +98,33 @@ def test_fused_update_triton_matches_dense_math(optimizer, pooling):
     hp = OPTIMIZER_SETTINGS[optimizer]
     state = initial_optimizer_state(optimizer, w.shape[0], dim)
     grad = torch.randn(batch, len(rows) * dim, generator=torch.Generator().manual_seed(3))
-    w_ref, state_ref = fused_update_reference(w, to, ids, offs, grad, p, pooling, optimizer=optimizer, state=state,
-                                              step=3, **hp)
+    w_ref, state_ref = fused_update_reference(
+        w, to, ids, offs, grad, p, pooling, optimizer=optimizer, state=state, step=3, **hp
+    )
     dw = w.to(TRITON_DEVICE).clone()
     kst = {k: v.to(TRITON_DEVICE).clone() for k, v in state.items()}
     s1, s2 = kernel_state_tensors(optimizer, kst)
     b1, b2 = hp.get("betas", (0.9, 0.999))
     dev = to_device(TRITON_DEVICE, grad, to, ids, offs, p)
     code = {"sgd": kernels.SGD, "rowwise_adagrad": kernels.ROWWISE_ADAGRAD, "adam": kernels.ADAM}[optimizer]
-    kernels.embedding_bag_fused_update(dev[0], dw, dev[1], dev[2], dev[3], dev[4], pooling == "mean", code,
-                                       s1, s2, hp["lr"], hp.get("eps", 0.0), b1, b2, 1 - b1**3, 1 - b2**3)
+    kernels.embedding_bag_fused_update(
+        dev[0],
+        dw,
+        dev[1],
+        dev[2],
+        dev[3],
+        dev[4],
+        pooling == "mean",
+        code,
+        s1,
+        s2,
+        hp["lr"],
+        hp.get("eps", 0.0),
+        b1,
+        b2,
+        1 - b1**3,
+        1 - b2**3,
+    )
     assert_close(dw, w_ref, rtol=1e-5, atol=1e-5, name=f"triton {optimizer} weights")
     for k in state_ref:
         assert_close(kst[k], state_ref[k], rtol=1e-5, atol=1e-6, name=f"triton {optimizer} state {k}")
@@ -122,7 +140,6 @@ def test_triton_drops_out_of_range_ids_in_bounds():
     expected = embedding_bag_reference(w, to, ids.clamp(0, 3), offs, p_masked)
     out, _ = kernels.embedding_bag(*to_device(TRITON_DEVICE, w, to, ids, offs, p), False)
     assert_close(out, expected)
-
 
 
 def test_forward_empty_bags_and_edges():

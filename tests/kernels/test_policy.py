@@ -1,5 +1,6 @@
 """recengine.kernels.policy: the Triton launchers (CUDA, or the interpreter on the CPU) against the plain-PyTorch
 references, with the CPU op for the same-draw check."""
+
 import pytest
 import torch
 
@@ -58,15 +59,28 @@ def test_triton_cross_entropy_backward(B, N):
     target = valid_catalog_targets(B, N, kw)
     leaves = [Q.double().requires_grad_(), E.double().requires_grad_(), kw["bias"].double().requires_grad_()]
     excl = {n: v for n, v in kw.items() if n != "bias"}
-    rows = ref.catalog_cross_entropy_reference(*leaves[:2], target, bias=leaves[2], temperature=T, reduction="none",
-                                               **excl)
+    rows = ref.catalog_cross_entropy_reference(
+        *leaves[:2], target, bias=leaves[2], temperature=T, reduction="none", **excl
+    )
     w = torch.linspace(0.5, 1.5, B, dtype=torch.float64)
     (rows * w).sum().backward()
     lse = ref.catalog_logsumexp_reference(Q, E, bias=kw["bias"], temperature=T, **excl)
     d = TRITON_DEVICE
     scale = (w.float() / T).to(d)
     dQ, dE, db = triton_policy.catalog_cross_entropy_backward(
-        Q.to(d), E.to(d), target.to(d), kw["bias"].to(d), lse.to(d), scale, scale, 1 / T,
-        excl["exclude_offsets"].to(d), excl["exclude_ids"].to(d), True, True, True)
+        Q.to(d),
+        E.to(d),
+        target.to(d),
+        kw["bias"].to(d),
+        lse.to(d),
+        scale,
+        scale,
+        1 / T,
+        excl["exclude_offsets"].to(d),
+        excl["exclude_ids"].to(d),
+        True,
+        True,
+        True,
+    )
     for got, leaf, name in zip((dQ, dE, db), leaves, ("dQ", "dE", "dbias")):
         assert_close(got.cpu(), leaf.grad, rtol=1e-4, atol=2e-5, name=name)

@@ -1,5 +1,6 @@
 """recengine.kernels.quantized_tables: the Triton launchers (CUDA, or the interpreter on the CPU) against the
 plain-PyTorch references over the dequantized tables."""
+
 import pytest
 
 from recengine.kernels import quantized_tables as triton_qt
@@ -15,8 +16,15 @@ def test_triton_topk_matches_reference(fmt, excl):
     rows, sb = ref.quantize_rows(E, fmt)
     d = TRITON_DEVICE
     off, ids = kw.get("exclude_offsets"), kw.get("exclude_ids")
-    s, i = triton_qt.catalog_topk(Q.to(d), rows.to(d), None if sb is None else sb.to(d), 7, kw["bias"].to(d),
-                                  None if off is None else off.to(d), None if ids is None else ids.to(d))
+    s, i = triton_qt.catalog_topk(
+        Q.to(d),
+        rows.to(d),
+        None if sb is None else sb.to(d),
+        7,
+        kw["bias"].to(d),
+        None if off is None else off.to(d),
+        None if ids is None else ids.to(d),
+    )
     r_s, r_i = ref.quantized_catalog_topk_reference(Q, rows, sb, 7, **kw)
     assert_close(s.cpu(), r_s, rtol=1e-4, atol=1e-4, name="scores")
     logits = policy_ref.catalog_logits(Q, ref.dequantize_rows(rows, sb), **kw)
@@ -30,8 +38,8 @@ def test_triton_embedding_bag_matches_reference(fmt, mean):
     weights, table_offsets, ids, offsets, _ = make_bag_inputs(2, [20, 1, 13], batch=5, dim=12)
     rows, sb = ref.quantize_rows(weights, fmt)
     d = TRITON_DEVICE
-    out = triton_qt.embedding_bag(rows.to(d), None if sb is None else sb.to(d), table_offsets.to(d), ids.to(d),
-                                  offsets.to(d), mean)
-    expected = ref.quantized_embedding_bag_reference(rows, sb, table_offsets, ids, offsets,
-                                                     "mean" if mean else "sum")
+    out = triton_qt.embedding_bag(
+        rows.to(d), None if sb is None else sb.to(d), table_offsets.to(d), ids.to(d), offsets.to(d), mean
+    )
+    expected = ref.quantized_embedding_bag_reference(rows, sb, table_offsets, ids, offsets, "mean" if mean else "sum")
     assert_close(out.cpu(), expected, rtol=1e-5, atol=1e-5)

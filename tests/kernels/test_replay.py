@@ -1,5 +1,6 @@
 """recengine.kernels.replay: the Triton td_loss launchers (CUDA, or the interpreter on the CPU) against the
 plain-PyTorch reference."""
+
 import pytest
 import torch
 
@@ -22,8 +23,9 @@ def test_td_loss_triton_matches_reference(batch):
     assert_close(prio.cpu(), rprio, rtol=1e-5, atol=1e-6, name="new_priorities")
     g_loss = torch.tensor(1.5)
     g_td = torch.randn(batch, generator=torch.Generator().manual_seed(3))
-    gq, gnq = triton_replay.td_loss_backward(g_loss.to(TRITON_DEVICE), g_td.to(TRITON_DEVICE), td, weights,
-                                             discounts, dones, 0.7)
+    gq, gnq = triton_replay.td_loss_backward(
+        g_loss.to(TRITON_DEVICE), g_td.to(TRITON_DEVICE), td, weights, discounts, dones, 0.7
+    )
     rq, rnq = torch.autograd.grad((rloss, rtd), (q_ref, nq_ref), (g_loss, g_td))
     assert_close(gq.cpu(), rq, rtol=1e-5, atol=1e-7, name="grad q_sa")
     assert_close(gnq.cpu(), rnq, rtol=1e-5, atol=1e-7, name="grad next_q")

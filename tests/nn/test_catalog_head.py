@@ -1,4 +1,5 @@
 """CatalogHead: its loss and top-k equal the plain-PyTorch reference."""
+
 from __future__ import annotations
 
 import pytest
@@ -29,8 +30,12 @@ def test_loss_equals_reference_cross_entropy(temperature):
     bias2 = head.bias.detach().clone().requires_grad_()
     want = F.cross_entropy((Q2 @ E2.T + bias2) / temperature, t)
     assert_close(loss, want, rtol=1e-5, atol=1e-5)
-    assert_close(loss, catalog_cross_entropy_reference(Q, E, t, bias=head.bias.detach(), temperature=temperature),
-                 rtol=1e-5, atol=1e-5)
+    assert_close(
+        loss,
+        catalog_cross_entropy_reference(Q, E, t, bias=head.bias.detach(), temperature=temperature),
+        rtol=1e-5,
+        atol=1e-5,
+    )
     loss.backward()
     want.backward()
     assert_close(Q1.grad, Q2.grad, atol=1e-5, name="dQ")
@@ -53,12 +58,13 @@ def test_topk_matches_reference_with_exclusion():
     offsets = torch.tensor([0, 3, 3, 5, 6, 10, 12])
     ids = torch.tensor([0, 1, 2, 7, 8, 9, 3, 4, 5, 6, 10, 11])
     scores, top = head.topk(Q, 5, E, exclude_offsets=offsets, exclude_ids=ids)
-    ref_scores, ref_top = catalog_topk_reference(Q, E, 5, bias=head.bias.detach(), exclude_offsets=offsets,
-                                                 exclude_ids=ids)
+    ref_scores, ref_top = catalog_topk_reference(
+        Q, E, 5, bias=head.bias.detach(), exclude_offsets=offsets, exclude_ids=ids
+    )
     assert torch.equal(top, ref_top)
     assert_close(scores, ref_scores, atol=1e-5)
     for r in range(6):
-        assert not set(top[r].tolist()) & set(ids[offsets[r]:offsets[r + 1]].tolist())
+        assert not set(top[r].tolist()) & set(ids[offsets[r] : offsets[r + 1]].tolist())
 
 
 def test_untied_head_and_full_logits():

@@ -1,5 +1,6 @@
 """recengine.nn.CatalogHead under torch.compile and torch.export: no graph breaks, the same results as eager
 (beside tests/nn/test_catalog_head.py on main, which checks the head against the reference)."""
+
 from __future__ import annotations
 
 import pytest

@@ -1,4 +1,5 @@
 """recengine.nn.EmbeddingTables: forward, dense-gradient mode, fused optimizers, state_dict."""
+
 from __future__ import annotations
 
 import io
@@ -21,8 +22,12 @@ def make_batch(seed: int, specs=SPECS, batch=BATCH, max_len=4, id_dtype=torch.in
     lengths = torch.randint(0, max_len + 1, (len(specs) * batch,), generator=g)
     offsets = torch.zeros(len(specs) * batch + 1, dtype=torch.int64)
     offsets[1:] = lengths.cumsum(0)
-    ids = torch.cat([torch.randint(0, min(specs[j // batch].num_rows, 4), (int(lengths[j]),), generator=g)
-                     for j in range(len(specs) * batch)]).to(id_dtype)
+    ids = torch.cat(
+        [
+            torch.randint(0, min(specs[j // batch].num_rows, 4), (int(lengths[j]),), generator=g)
+            for j in range(len(specs) * batch)
+        ]
+    ).to(id_dtype)
     return ids, offsets
 
 
@@ -56,12 +61,19 @@ def test_dense_mode_gradient_and_torch_optimizer():
     assert_close(tables.weights.detach(), before - 0.5 * w.grad)
 
 
-@pytest.mark.parametrize("optimizer, name, hp, state_keys", [
-    (SGD(lr=0.2), "sgd", dict(lr=0.2), {}),
-    (RowwiseAdagrad(lr=0.2, eps=1e-4), "rowwise_adagrad", dict(lr=0.2, eps=1e-4), {"sum": "momentum1"}),
-    (Adam(lr=0.05, betas=(0.8, 0.9), eps=1e-5), "adam", dict(lr=0.05, betas=(0.8, 0.9), eps=1e-5),
-     {"m": "momentum1", "v": "momentum2"}),
-])
+@pytest.mark.parametrize(
+    "optimizer, name, hp, state_keys",
+    [
+        (SGD(lr=0.2), "sgd", dict(lr=0.2), {}),
+        (RowwiseAdagrad(lr=0.2, eps=1e-4), "rowwise_adagrad", dict(lr=0.2, eps=1e-4), {"sum": "momentum1"}),
+        (
+            Adam(lr=0.05, betas=(0.8, 0.9), eps=1e-5),
+            "adam",
+            dict(lr=0.05, betas=(0.8, 0.9), eps=1e-5),
+            {"m": "momentum1", "v": "momentum2"},
+        ),
+    ],
+)
 @pytest.mark.parametrize("pooling", ["sum", "mean"])
 def test_fused_training_matches_dense_math(optimizer, name, hp, state_keys, pooling):
     tables = EmbeddingTables(SPECS, pooling=pooling, optimizer=optimizer, seed=5)
@@ -75,8 +87,9 @@ def test_fused_training_matches_dense_math(optimizer, name, hp, state_keys, pool
         out = tables(ids, offsets, psw)
         assert_close(out, embedding_bag_reference(w_ref, tables.table_offsets, ids, offsets, psw, pooling))
         out.backward(grad)
-        w_ref, state = fused_update_reference(w_ref, tables.table_offsets, ids, offsets, grad, psw, pooling,
-                                              optimizer=name, state=state, step=step, **hp)
+        w_ref, state = fused_update_reference(
+            w_ref, tables.table_offsets, ids, offsets, grad, psw, pooling, optimizer=name, state=state, step=step, **hp
+        )
         assert tables.weights.grad is None
         assert_close(tables.weights, w_ref, rtol=1e-5, atol=1e-6, name=f"weights after step {step}")
         for k, buf in state_keys.items():
@@ -142,16 +155,19 @@ def test_state_dict_round_trip(optimizer):
         assert torch.equal(other.weights, tables.weights)
 
 
-@pytest.mark.parametrize("build, exc, match", [
-    (lambda: EmbeddingTables([TableSpec("a", 3, 4), TableSpec("a", 3, 4)]), ValueError, "unique"),
-    (lambda: EmbeddingTables([]), ValueError, "at least one"),
-    (lambda: TableSpec("a", 0, 4), ValueError, "num_rows"),
-    (lambda: TableSpec("a", 3, 4.0), TypeError, "dim"),
-    (lambda: EmbeddingTables(SPECS, optimizer=torch.optim.SGD), TypeError, "optimizer"),
-    (lambda: EmbeddingTables(SPECS, pooling="max"), ValueError, "pooling"),
-    (lambda: RowwiseAdagrad(lr=-1.0), ValueError, "lr"),
-    (lambda: Adam(lr=0.1, betas=(0.9, 1.0)), ValueError, "betas"),
-])
+@pytest.mark.parametrize(
+    "build, exc, match",
+    [
+        (lambda: EmbeddingTables([TableSpec("a", 3, 4), TableSpec("a", 3, 4)]), ValueError, "unique"),
+        (lambda: EmbeddingTables([]), ValueError, "at least one"),
+        (lambda: TableSpec("a", 0, 4), ValueError, "num_rows"),
+        (lambda: TableSpec("a", 3, 4.0), TypeError, "dim"),
+        (lambda: EmbeddingTables(SPECS, optimizer=torch.optim.SGD), TypeError, "optimizer"),
+        (lambda: EmbeddingTables(SPECS, pooling="max"), ValueError, "pooling"),
+        (lambda: RowwiseAdagrad(lr=-1.0), ValueError, "lr"),
+        (lambda: Adam(lr=0.1, betas=(0.9, 1.0)), ValueError, "betas"),
+    ],
+)
 def test_bad_specs_raise_naming_the_argument(build, exc, match):
     with pytest.raises(exc, match=match):
         build()
@@ -172,8 +188,12 @@ MIXED_SPECS = [TableSpec("user", 9, 8), TableSpec("item", 30, 16), TableSpec("ge
 OPTIMIZERS = [
     (SGD(lr=0.2), "sgd", dict(lr=0.2), {}),
     (RowwiseAdagrad(lr=0.2, eps=1e-4), "rowwise_adagrad", dict(lr=0.2, eps=1e-4), {"sum": "momentum1"}),
-    (Adam(lr=0.05, betas=(0.8, 0.9), eps=1e-5), "adam", dict(lr=0.05, betas=(0.8, 0.9), eps=1e-5),
-     {"m": "momentum1", "v": "momentum2"}),
+    (
+        Adam(lr=0.05, betas=(0.8, 0.9), eps=1e-5),
+        "adam",
+        dict(lr=0.05, betas=(0.8, 0.9), eps=1e-5),
+        {"m": "momentum1", "v": "momentum2"},
+    ),
 ]
 
 
@@ -208,8 +228,7 @@ def test_mixed_dims_forward_is_the_per_table_concatenation(pooling):
     psw = torch.rand(ids.numel(), generator=torch.Generator().manual_seed(6))
     out = tables(ids, offsets, psw)
     assert out.shape == (BATCH, tables.output_dim) == (BATCH, 8 + 16 + 8 + 4)
-    expected = per_table_bag_reference([tables.table(s.name).detach() for s in MIXED_SPECS], ids, offsets, psw,
-                                       pooling)
+    expected = per_table_bag_reference([tables.table(s.name).detach() for s in MIXED_SPECS], ids, offsets, psw, pooling)
     assert_close(out, expected)
 
 
@@ -234,8 +253,10 @@ def test_mixed_dims_fused_training_matches_per_table_reference(optimizer, name, 
     tables = EmbeddingTables(MIXED_SPECS, pooling=pooling, optimizer=optimizer, seed=5)
     assert not any(True for _ in tables.parameters())
     ref_w = {s.name: tables.table(s.name).clone() for s in MIXED_SPECS}
-    ref_state = {s.name: {k: torch.zeros_like(group_state(tables, s.name, v)) for k, v in state_keys.items()}
-                 for s in MIXED_SPECS}
+    ref_state = {
+        s.name: {k: torch.zeros_like(group_state(tables, s.name, v)) for k, v in state_keys.items()}
+        for s in MIXED_SPECS
+    }
     for step in (1, 2):
         ids, offsets = make_batch(30 + step, specs=MIXED_SPECS)
         psw = torch.rand(ids.numel(), generator=torch.Generator().manual_seed(step))
@@ -248,23 +269,45 @@ def test_mixed_dims_fused_training_matches_per_table_reference(optimizer, name, 
         for t, spec in enumerate(MIXED_SPECS):
             start = int(offsets[t * BATCH])
             t_ids, t_offsets = batch_of[t]
-            t_psw = psw[start:start + t_ids.numel()]
+            t_psw = psw[start : start + t_ids.numel()]
             one_table = torch.tensor([0, spec.num_rows])
             ref_w[spec.name], ref_state[spec.name] = fused_update_reference(
-                ref_w[spec.name], one_table, t_ids, t_offsets, grad[:, col:col + spec.dim], t_psw, pooling,
-                optimizer=name, state=ref_state[spec.name], step=step, **hp)
+                ref_w[spec.name],
+                one_table,
+                t_ids,
+                t_offsets,
+                grad[:, col : col + spec.dim],
+                t_psw,
+                pooling,
+                optimizer=name,
+                state=ref_state[spec.name],
+                step=step,
+                **hp,
+            )
             col += spec.dim
-            assert_close(tables.table(spec.name), ref_w[spec.name], rtol=1e-5, atol=1e-6,
-                         name=f"{spec.name} after step {step}")
+            assert_close(
+                tables.table(spec.name), ref_w[spec.name], rtol=1e-5, atol=1e-6, name=f"{spec.name} after step {step}"
+            )
             for k, buf in state_keys.items():
-                assert_close(group_state(tables, spec.name, buf), ref_state[spec.name][k], rtol=1e-5,
-                             atol=1e-6, name=f"{spec.name} {buf}")
+                assert_close(
+                    group_state(tables, spec.name, buf),
+                    ref_state[spec.name][k],
+                    rtol=1e-5,
+                    atol=1e-6,
+                    name=f"{spec.name} {buf}",
+                )
 
 
 def test_mixed_dims_state_dict_names_the_groups():
     tables = EmbeddingTables(MIXED_SPECS, optimizer=RowwiseAdagrad(lr=0.1), seed=0)
-    assert set(tables.state_dict()) == {"groups.0.weights", "groups.0.momentum1", "groups.1.weights",
-                                        "groups.1.momentum1", "groups.2.weights", "groups.2.momentum1"}
+    assert set(tables.state_dict()) == {
+        "groups.0.weights",
+        "groups.0.momentum1",
+        "groups.1.weights",
+        "groups.1.momentum1",
+        "groups.2.weights",
+        "groups.2.momentum1",
+    }
     assert tables.dims == (8, 16, 8, 4)
 
 
@@ -286,8 +329,11 @@ def dynamic_output_shapes(specs):
     return torch._dynamo.config.patch(capture_dynamic_output_shape_ops=len({s.dim for s in specs}) > 1)
 
 
-@pytest.mark.parametrize("optimizer", [None, SGD(lr=0.1), RowwiseAdagrad(lr=0.1), Adam(lr=0.1)],
-                         ids=["dense", "sgd", "rowwise_adagrad", "adam"])
+@pytest.mark.parametrize(
+    "optimizer",
+    [None, SGD(lr=0.1), RowwiseAdagrad(lr=0.1), Adam(lr=0.1)],
+    ids=["dense", "sgd", "rowwise_adagrad", "adam"],
+)
 @pytest.mark.parametrize("specs", [SPECS, MIXED_SPECS], ids=["one_dim", "mixed_dims"])
 def test_compiles_without_graph_breaks(optimizer, specs):
     tables = EmbeddingTables(specs, optimizer=optimizer, seed=0)
@@ -298,8 +344,9 @@ def test_compiles_without_graph_breaks(optimizer, specs):
     assert explanation.graph_break_count == 0, explanation.break_reasons
 
 
-@pytest.mark.parametrize("optimizer", [SGD(lr=0.1), RowwiseAdagrad(lr=0.1), Adam(lr=0.1)],
-                         ids=["sgd", "rowwise_adagrad", "adam"])
+@pytest.mark.parametrize(
+    "optimizer", [SGD(lr=0.1), RowwiseAdagrad(lr=0.1), Adam(lr=0.1)], ids=["sgd", "rowwise_adagrad", "adam"]
+)
 def test_compiled_fused_training_matches_eager(optimizer):
     eager = EmbeddingTables(MIXED_SPECS, optimizer=optimizer, seed=2)
     compiled_tables = EmbeddingTables(MIXED_SPECS, optimizer=optimizer, seed=2)

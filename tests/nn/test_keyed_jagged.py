@@ -1,4 +1,5 @@
 """recengine.nn.keyed_jagged: EmbeddingTables fed a KeyedJaggedTensor-like object, torchrec not needed."""
+
 from __future__ import annotations
 
 import pytest
@@ -86,7 +87,7 @@ def test_kjt_weights_are_the_per_sample_weights():
     ids, offsets, psw = from_keyed_jagged(kjt, tables.names)
     assert_close(tables(kjt), tables(ids, offsets, psw))
     start = int(per_key["item"][1].sum()) + int(per_key["genre"][1].sum())  # "user" comes last in the KJT
-    assert torch.equal(psw[:int(per_key["user"][1].sum())], kjt._weights[start:])
+    assert torch.equal(psw[: int(per_key["user"][1].sum())], kjt._weights[start:])
 
 
 def test_missing_key_raises_naming_the_table():
@@ -96,11 +97,14 @@ def test_missing_key_raises_naming_the_table():
         tables(_kjt(per_key, ["user", "item"]))
 
 
-@pytest.mark.parametrize("call, exc, match", [
-    (lambda t: from_keyed_jagged(object(), t.names), TypeError, "features: expected a KeyedJaggedTensor"),
-    (lambda t: t(torch.zeros(3, dtype=torch.int64)), TypeError, "offsets: required"),
-    (lambda t: t(_kjt(_per_key(6, t.names), t.names), None, torch.ones(1)), ValueError, "per_sample_weights"),
-])
+@pytest.mark.parametrize(
+    "call, exc, match",
+    [
+        (lambda t: from_keyed_jagged(object(), t.names), TypeError, "features: expected a KeyedJaggedTensor"),
+        (lambda t: t(torch.zeros(3, dtype=torch.int64)), TypeError, "offsets: required"),
+        (lambda t: t(_kjt(_per_key(6, t.names), t.names), None, torch.ones(1)), ValueError, "per_sample_weights"),
+    ],
+)
 def test_bad_input_raises_naming_the_argument(call, exc, match):
     with pytest.raises(exc, match=match):
         call(EmbeddingTables(SPECS, seed=0))
@@ -112,13 +116,14 @@ def test_a_tensor_is_not_a_kjt():
 
 
 def test_torchrec_keyed_jagged_tensor():
-    jagged = pytest.importorskip("torchrec.sparse.jagged_tensor",
-                                 reason="torchrec (and its fbgemm_gpu) is not installed here")
+    jagged = pytest.importorskip(
+        "torchrec.sparse.jagged_tensor", reason="torchrec (and its fbgemm_gpu) is not installed here"
+    )
     tables = EmbeddingTables(SPECS, seed=0)
     keys = ["item", "user", "genre"]
     per_key = _per_key(8, keys)
     kjt = jagged.KeyedJaggedTensor.from_lengths_sync(
-        keys=keys, values=torch.cat([per_key[k][0] for k in keys]),
-        lengths=torch.cat([per_key[k][1] for k in keys]))
+        keys=keys, values=torch.cat([per_key[k][0] for k in keys]), lengths=torch.cat([per_key[k][1] for k in keys])
+    )
     ids, offsets = _table_major(per_key)
     assert_close(tables(kjt), tables(ids, offsets))

@@ -1,4 +1,5 @@
 """eval_mode restores the module's mode; disable_dropout silences every dropout."""
+
 import pytest
 import torch
 from torch import nn

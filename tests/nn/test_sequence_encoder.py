@@ -1,4 +1,5 @@
 """SequenceEncoder: causality, PAD_ID handling, side features, errors."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -20,9 +21,13 @@ def encoder(features: bool = True, max_len: int = 8, seed: int = 0) -> SequenceE
         d = make_synthetic(12, N, seed=1)
         tables, ids, offsets = item_feature_bags(d)
         utables = user_feature_tables(d)
-        kw = dict(item_feature_tables=tables, item_feature_ids=torch.from_numpy(ids),
-                  item_feature_offsets=torch.from_numpy(offsets), user_feature_tables=utables,
-                  user_feature_ids=torch.from_numpy(np.stack([d.user_features[n] for n, _ in utables], 1)))
+        kw = dict(
+            item_feature_tables=tables,
+            item_feature_ids=torch.from_numpy(ids),
+            item_feature_offsets=torch.from_numpy(offsets),
+            user_feature_tables=utables,
+            user_feature_ids=torch.from_numpy(np.stack([d.user_features[n] for n, _ in utables], 1)),
+        )
     return SequenceEncoder(N, dim=16, max_len=max_len, num_layers=2, num_heads=2, dropout=0.1, **kw).eval()
 
 
@@ -36,7 +41,7 @@ def test_future_items_never_change_earlier_states(features):
     for p in range(8):
         changed = items.clone()
         changed[:, p] = (changed[:, p] + 1 + torch.randint(0, N - 1, (5,), generator=g)) % N
-        changed[:, p + 1:] = torch.randint(0, N, changed[:, p + 1:].shape, generator=g)
+        changed[:, p + 1 :] = torch.randint(0, N, changed[:, p + 1 :].shape, generator=g)
         out = enc(changed, users)
         assert_close(out[:, :p], base[:, :p], atol=1e-5, name=f"states before slot {p}")
         assert (out[:, p] - base[:, p]).abs().max() > 1e-4  # the changed slot itself does change
@@ -79,9 +84,9 @@ def test_user_features_change_states():
 
 
 BAD_INPUTS = [
-    (lambda enc: enc(torch.tensor([[1, N]])), IndexError, "items"),                 # an id past the catalog
-    (lambda enc: enc(torch.tensor([[-2, 1]])), IndexError, "items"),                # a negative id other than PAD_ID
-    (lambda enc: enc(torch.tensor([[1.0, 2.0]])), TypeError, "items"),              # float ids
+    (lambda enc: enc(torch.tensor([[1, N]])), IndexError, "items"),  # an id past the catalog
+    (lambda enc: enc(torch.tensor([[-2, 1]])), IndexError, "items"),  # a negative id other than PAD_ID
+    (lambda enc: enc(torch.tensor([[1.0, 2.0]])), TypeError, "items"),  # float ids
     (lambda enc: enc(torch.zeros(1, 9, dtype=torch.int64)), ValueError, "max_len"),  # a window past max_len
     (lambda enc: enc(torch.tensor([[1, 2]]), torch.tensor([12])), IndexError, "users"),  # an unknown user
 ]

@@ -1,5 +1,6 @@
 """recengine.ops.embedding_bag: the public ops (on the CPU: the C++ kernels, on each instruction-set path) against the
 reference. The Triton launchers are tested in tests/kernels/test_embedding_bag.py."""
+
 from __future__ import annotations
 
 import importlib
@@ -95,11 +96,13 @@ def test_fused_update_cpu_matches_dense_math(optimizer, pooling, psw, shape):
     w_ref = w.clone()
     for step in (1, 2):  # two steps: the weights and the state carry over
         grad = torch.randn(batch, len(rows) * dim, generator=torch.Generator().manual_seed(step))
-        w_ref, state = fused_update_reference(w_ref, to, ids, offs, grad, p, pooling,
-                                              optimizer=optimizer, state=state, step=step, **hp)
+        w_ref, state = fused_update_reference(
+            w_ref, to, ids, offs, grad, p, pooling, optimizer=optimizer, state=state, step=step, **hp
+        )
         s1, s2 = kernel_state_tensors(optimizer, kstate)
-        embedding_bag_fused_update(grad, weights, to, ids, offs, p, pooling=pooling, optimizer=optimizer, state1=s1,
-                                   state2=s2, step=step, **hp)
+        embedding_bag_fused_update(
+            grad, weights, to, ids, offs, p, pooling=pooling, optimizer=optimizer, state1=s1, state2=s2, step=step, **hp
+        )
         assert_close(weights, w_ref, rtol=1e-5, atol=1e-5, name=f"{optimizer} weights, step {step}")
         for k in state:
             assert_close(kstate[k], state[k], rtol=1e-5, atol=1e-6, name=f"{optimizer} state {k}")
@@ -115,15 +118,20 @@ def test_cpu_kernels_multithreaded_size(psw):
     rows, batch, dim = [3000, 500, 40], 700, 64
     w, to, ids, offs, p = make_bag_inputs(41, rows, batch, dim, max_len=80, psw=psw, empty_frac=0.05)
     assert ids.numel() > 70000
-    assert_close(embedding_bag(w, to, ids, offs, p, pooling="mean"),
-                 embedding_bag_reference(w, to, ids, offs, p, "mean"), name="forward")
+    assert_close(
+        embedding_bag(w, to, ids, offs, p, pooling="mean"),
+        embedding_bag_reference(w, to, ids, offs, p, "mean"),
+        name="forward",
+    )
     grad = torch.randn(batch, len(rows) * dim, generator=torch.Generator().manual_seed(5))
     state = {"sum": torch.rand(w.shape[0], generator=torch.Generator().manual_seed(6))}
-    w_ref, s_ref = fused_update_reference(w, to, ids, offs, grad, p, "mean", optimizer="rowwise_adagrad", lr=0.1,
-                                          eps=1e-3, state=state)
+    w_ref, s_ref = fused_update_reference(
+        w, to, ids, offs, grad, p, "mean", optimizer="rowwise_adagrad", lr=0.1, eps=1e-3, state=state
+    )
     weights, s1 = w.clone(), state["sum"].clone()
-    embedding_bag_fused_update(grad, weights, to, ids, offs, p, pooling="mean", optimizer="rowwise_adagrad", lr=0.1,
-                               eps=1e-3, state1=s1)
+    embedding_bag_fused_update(
+        grad, weights, to, ids, offs, p, pooling="mean", optimizer="rowwise_adagrad", lr=0.1, eps=1e-3, state1=s1
+    )
     assert_close(weights, w_ref, rtol=1e-5, atol=1e-5, name="weights")
     assert_close(s1, s_ref["sum"], rtol=1e-5, atol=1e-6, name="state")
 
@@ -146,32 +154,36 @@ def test_fused_update_duplicates_summed_before_adagrad():
 # ---------------------------------------------------------------------------------- bad inputs
 
 
-@pytest.mark.parametrize("mutate, exc, match", [
-    (lambda a: a.update(ids=a["ids"].float()), TypeError, "ids"),
-    (lambda a: a.update(offsets=a["offsets"].int()), TypeError, "offsets"),
-    (lambda a: a.update(weights=a["weights"].double()), TypeError, "weights"),
-    (lambda a: a.update(table_offsets=a["table_offsets"].int()), TypeError, "table_offsets"),
-    (lambda a: a.update(per_sample_weights=a["per_sample_weights"][:-1]), ValueError, "per_sample_weights"),
-    (lambda a: a.update(pooling="max"), ValueError, "pooling"),
-    (lambda a: a.update(pooling=None), TypeError, "pooling"),
-    (lambda a: a.update(ids=a["ids"][:, None]), ValueError, "ids"),
-    (lambda a: a.update(offsets=a["offsets"][:-1]), ValueError, "offsets"),
-    (lambda a: a.update(offsets=a["offsets"].flip(0)), ValueError, "offsets"),
-    (lambda a: a.update(offsets=a["offsets"] + 1), ValueError, "offsets"),
-    (lambda a: a.update(ids=a["ids"][:-1], per_sample_weights=a["per_sample_weights"][:-1]), ValueError, "offsets"),
-    (lambda a: a.update(table_offsets=torch.tensor([0, 6, 99])), ValueError, "table_offsets"),
-    (lambda a: a.update(table_offsets=torch.tensor([0])), ValueError, "table_offsets"),
-    (lambda a: a.update(ids=a["ids"].to("meta")), ValueError, "device"),
-    (lambda a: a.update(weights="not a tensor"), TypeError, "weights"),
-])
+@pytest.mark.parametrize(
+    "mutate, exc, match",
+    [
+        (lambda a: a.update(ids=a["ids"].float()), TypeError, "ids"),
+        (lambda a: a.update(offsets=a["offsets"].int()), TypeError, "offsets"),
+        (lambda a: a.update(weights=a["weights"].double()), TypeError, "weights"),
+        (lambda a: a.update(table_offsets=a["table_offsets"].int()), TypeError, "table_offsets"),
+        (lambda a: a.update(per_sample_weights=a["per_sample_weights"][:-1]), ValueError, "per_sample_weights"),
+        (lambda a: a.update(pooling="max"), ValueError, "pooling"),
+        (lambda a: a.update(pooling=None), TypeError, "pooling"),
+        (lambda a: a.update(ids=a["ids"][:, None]), ValueError, "ids"),
+        (lambda a: a.update(offsets=a["offsets"][:-1]), ValueError, "offsets"),
+        (lambda a: a.update(offsets=a["offsets"].flip(0)), ValueError, "offsets"),
+        (lambda a: a.update(offsets=a["offsets"] + 1), ValueError, "offsets"),
+        (lambda a: a.update(ids=a["ids"][:-1], per_sample_weights=a["per_sample_weights"][:-1]), ValueError, "offsets"),
+        (lambda a: a.update(table_offsets=torch.tensor([0, 6, 99])), ValueError, "table_offsets"),
+        (lambda a: a.update(table_offsets=torch.tensor([0])), ValueError, "table_offsets"),
+        (lambda a: a.update(ids=a["ids"].to("meta")), ValueError, "device"),
+        (lambda a: a.update(weights="not a tensor"), TypeError, "weights"),
+    ],
+)
 @pytest.mark.parametrize("checker", ["native", "torch"])
 def test_bad_inputs_raise(mutate, exc, match, checker, monkeypatch):
     """Every bad input raises before a kernel runs, with the CPU (C++) value checks and the torch ones used
     for CUDA tensors."""
     ops_module = importlib.import_module("recengine.ops.embedding_bag")  # the module (its name is also the op's)
     if checker == "torch":
-        monkeypatch.setattr(ops_module, "_check_values", lambda r, to, i, o, names: ops_module._check_values_torch(
-            r, to, i, o, names))
+        monkeypatch.setattr(
+            ops_module, "_check_values", lambda r, to, i, o, names: ops_module._check_values_torch(r, to, i, o, names)
+        )
     w, to, ids, offs, p = small_bag_inputs()
     args = dict(weights=w, table_offsets=to, ids=ids, offsets=offs, per_sample_weights=p, pooling="sum")
     mutate(args)
@@ -199,25 +211,30 @@ def test_out_of_range_id_raises_index_error_and_changes_nothing(bad_id, table, i
             s1, s2 = torch.zeros(10, 8), torch.zeros(10, 8)
         grad = torch.ones(3, 16)
         with pytest.raises(IndexError, match=f"table {table}"):
-            embedding_bag_fused_update(grad, weights, to, ids, offs, p, optimizer=optimizer, lr=1.0, state1=s1,
-                                       state2=s2)
+            embedding_bag_fused_update(
+                grad, weights, to, ids, offs, p, optimizer=optimizer, lr=1.0, state1=s1, state2=s2
+            )
         # the C++ kernel checks too, before writing anything
         with pytest.raises(IndexError, match=f"outside table {table}"):
-            embedding_bag_fused_update(grad, weights, to, ids, offs, p, optimizer=optimizer, lr=1.0, state1=s1,
-                                       state2=s2, check_values=False)
+            embedding_bag_fused_update(
+                grad, weights, to, ids, offs, p, optimizer=optimizer, lr=1.0, state1=s1, state2=s2, check_values=False
+            )
         assert torch.equal(weights, w) and not s1.any()
     # the raw op (no Python validation) raises from the C++ kernel instead of reading out of bounds
     with pytest.raises(IndexError, match=f"outside table {table}"):
         torch.ops.recengine.embedding_bag(w, to, ids, offs, p, pooling="sum")
 
 
-@pytest.mark.parametrize("kwargs, exc, match", [
-    (dict(optimizer="lamb", lr=1.0), ValueError, "optimizer"),
-    (dict(grad_output=torch.ones(3, 8), optimizer="sgd", lr=1.0), ValueError, "grad_output"),
-    (dict(optimizer="rowwise_adagrad", lr=1.0), TypeError, "state1"),
-    (dict(optimizer="rowwise_adagrad", lr=1.0, state1=torch.zeros(3)), ValueError, "state1"),
-    (dict(weights=torch.zeros(8, 10).t(), optimizer="sgd", lr=1.0), ValueError, "contiguous"),
-])
+@pytest.mark.parametrize(
+    "kwargs, exc, match",
+    [
+        (dict(optimizer="lamb", lr=1.0), ValueError, "optimizer"),
+        (dict(grad_output=torch.ones(3, 8), optimizer="sgd", lr=1.0), ValueError, "grad_output"),
+        (dict(optimizer="rowwise_adagrad", lr=1.0), TypeError, "state1"),
+        (dict(optimizer="rowwise_adagrad", lr=1.0, state1=torch.zeros(3)), ValueError, "state1"),
+        (dict(weights=torch.zeros(8, 10).t(), optimizer="sgd", lr=1.0), ValueError, "contiguous"),
+    ],
+)
 def test_fused_update_argument_checks(kwargs, exc, match):
     w, to, ids, offs, _ = small_bag_inputs()
     args = dict(grad_output=torch.ones(3, 16), weights=w)
@@ -231,15 +248,34 @@ def test_fused_update_argument_checks(kwargs, exc, match):
 def test_opcheck():
     w, to, ids, offs, p = make_bag_inputs(31, [5, 9], 3, 8, psw=True, hot=True)
     for pooling in ("sum", "mean"):
-        torch.library.opcheck(torch.ops.recengine.embedding_bag.default,
-                              (w.clone().requires_grad_(), to, ids, offs, p.clone().requires_grad_(), pooling))
+        torch.library.opcheck(
+            torch.ops.recengine.embedding_bag.default,
+            (w.clone().requires_grad_(), to, ids, offs, p.clone().requires_grad_(), pooling),
+        )
         torch.library.opcheck(torch.ops.recengine.embedding_bag.default, (w, to, ids.int(), offs, None, pooling))
     grad = torch.randn(3, 16)
     torch.library.opcheck(torch.ops.recengine.embedding_bag_backward.default, (grad, w, to, ids, offs, p, "mean"))
     torch.library.opcheck(torch.ops.recengine.embedding_bag_psw_backward.default, (grad, w, to, ids, offs, "sum"))
-    torch.library.opcheck(torch.ops.recengine.embedding_bag_fused_update.default,
-                          (grad, w.clone(), to, ids, offs, p, "sum", "rowwise_adagrad", torch.zeros(w.shape[0]),
-                           torch.zeros(0), 0.1, 1e-8, 0.9, 0.999, torch.tensor(1)))
+    torch.library.opcheck(
+        torch.ops.recengine.embedding_bag_fused_update.default,
+        (
+            grad,
+            w.clone(),
+            to,
+            ids,
+            offs,
+            p,
+            "sum",
+            "rowwise_adagrad",
+            torch.zeros(w.shape[0]),
+            torch.zeros(0),
+            0.1,
+            1e-8,
+            0.9,
+            0.999,
+            torch.tensor(1),
+        ),
+    )
 
 
 def test_torch_compile_fullgraph():
@@ -259,8 +295,11 @@ def test_torch_compile_fullgraph():
     assert_close(w1.grad, w2.grad)
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="the public op's CUDA dispatch needs a GPU (CPU CI "
-                    "covers the same Triton kernels under TRITON_INTERPRET=1 above)")
+@pytest.mark.skipif(
+    not torch.cuda.is_available(),
+    reason="the public op's CUDA dispatch needs a GPU (CPU CI "
+    "covers the same Triton kernels under TRITON_INTERPRET=1 above)",
+)
 @pytest.mark.parametrize("pooling", ["sum", "mean"])
 def test_public_op_on_cuda(pooling):
     w, to, ids, offs, p = make_bag_inputs(43, [20, 1, 13], 6, 64, psw=True, hot=True, id_dtype=torch.int32)
@@ -275,11 +314,22 @@ def test_public_op_on_cuda(pooling):
     assert_close(w1.grad, w2.grad, rtol=1e-5, atol=1e-5)
     assert_close(p1.grad, p2.grad, rtol=1e-4, atol=1e-4)
     state = {"sum": torch.zeros(w.shape[0])}
-    w_ref, s_ref = fused_update_reference(w, to, ids, offs, grad, p, pooling, optimizer="rowwise_adagrad", lr=0.1,
-                                          state=state)
+    w_ref, s_ref = fused_update_reference(
+        w, to, ids, offs, grad, p, pooling, optimizer="rowwise_adagrad", lr=0.1, state=state
+    )
     weights, s1 = w.cuda(), torch.zeros(w.shape[0], device="cuda")
-    embedding_bag_fused_update(grad.cuda(), weights, to.cuda(), ids.cuda(), offs.cuda(), p.cuda(), pooling=pooling,
-                               optimizer="rowwise_adagrad", lr=0.1, state1=s1)
+    embedding_bag_fused_update(
+        grad.cuda(),
+        weights,
+        to.cuda(),
+        ids.cuda(),
+        offs.cuda(),
+        p.cuda(),
+        pooling=pooling,
+        optimizer="rowwise_adagrad",
+        lr=0.1,
+        state1=s1,
+    )
     assert_close(weights, w_ref, rtol=1e-5, atol=1e-5)
     assert_close(s1, s_ref["sum"], rtol=1e-5, atol=1e-6)
     bad = ids.cuda().clone()
@@ -304,17 +354,33 @@ def test_cpu_instruction_set_variants(isa):
             rows, batch = [40, 7, 25], 6
             w, to, ids, offs, p = make_bag_inputs(47 + dim, rows, batch, dim, psw=True, hot=True)
             for pooling in ("sum", "mean"):
-                assert_close(embedding_bag(w, to, ids, offs, p, pooling=pooling),
-                             embedding_bag_reference(w, to, ids, offs, p, pooling), name=f"forward D={dim}")
+                assert_close(
+                    embedding_bag(w, to, ids, offs, p, pooling=pooling),
+                    embedding_bag_reference(w, to, ids, offs, p, pooling),
+                    name=f"forward D={dim}",
+                )
             grad = torch.randn(batch, len(rows) * dim, generator=torch.Generator().manual_seed(dim))
             for optimizer, hp in OPTIMIZER_SETTINGS.items():
                 state = initial_optimizer_state(optimizer, w.shape[0], dim)
-                w_ref, s_ref = fused_update_reference(w, to, ids, offs, grad, p, "mean", optimizer=optimizer,
-                                                      state=state, step=2, **hp)
+                w_ref, s_ref = fused_update_reference(
+                    w, to, ids, offs, grad, p, "mean", optimizer=optimizer, state=state, step=2, **hp
+                )
                 weights, kst = w.clone(), {k: v.clone() for k, v in state.items()}
                 s1, s2 = kernel_state_tensors(optimizer, kst)
-                embedding_bag_fused_update(grad, weights, to, ids, offs, p, pooling="mean", optimizer=optimizer,
-                                           state1=s1, state2=s2, step=2, **hp)
+                embedding_bag_fused_update(
+                    grad,
+                    weights,
+                    to,
+                    ids,
+                    offs,
+                    p,
+                    pooling="mean",
+                    optimizer=optimizer,
+                    state1=s1,
+                    state2=s2,
+                    step=2,
+                    **hp,
+                )
                 assert_close(weights, w_ref, rtol=1e-5, atol=1e-5, name=f"{optimizer} D={dim}")
                 for k in s_ref:
                     assert_close(kst[k], s_ref[k], rtol=1e-5, atol=1e-6, name=f"{optimizer} {k} D={dim}")

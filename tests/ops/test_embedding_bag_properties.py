@@ -1,5 +1,6 @@
 """Property tests: embedding_bag and its fused update against recengine.reference over random tables, jagged
 bags (empty bags, duplicate ids), both poolings, per-sample weights, every optimizer and extreme values."""
+
 from __future__ import annotations
 
 import torch
@@ -40,15 +41,21 @@ def bags(draw):
 def test_forward_matches_the_reference(case):
     weights, table_offsets, ids, offsets, psw, pooling = case
     out = embedding_bag(weights, table_offsets, ids, offsets, psw, pooling=pooling)
-    ref = embedding_bag_reference(weights.double(), table_offsets, ids, offsets,
-                                  None if psw is None else psw.double(), pooling)
+    ref = embedding_bag_reference(
+        weights.double(), table_offsets, ids, offsets, None if psw is None else psw.double(), pooling
+    )
     assert out.dtype == torch.float32 and out.shape == ref.shape
     torch.testing.assert_close(out.double(), ref, rtol=1e-5, atol=1e-6 * float(weights.abs().max().clamp(min=1e-30)))
 
 
 @SETTINGS
-@given(bags(), st.sampled_from(["sgd", "rowwise_adagrad", "adam"]), st.floats(0.0, 1.0),
-       st.integers(1, 5), st.sampled_from([(0.9, 0.999), (0.0, 0.0), (0.5, 0.99)]))
+@given(
+    bags(),
+    st.sampled_from(["sgd", "rowwise_adagrad", "adam"]),
+    st.floats(0.0, 1.0),
+    st.integers(1, 5),
+    st.sampled_from([(0.9, 0.999), (0.0, 0.0), (0.5, 0.99)]),
+)
 def test_fused_update_matches_the_reference(case, optimizer, lr, step, betas):
     weights, table_offsets, ids, offsets, psw, pooling = case
     weights = weights.clamp(-1e3, 1e3)  # the update's own arithmetic, not the overflow of g*g, is under test
@@ -63,11 +70,24 @@ def test_fused_update_matches_the_reference(case, optimizer, lr, step, betas):
     elif optimizer == "adam":
         state = {"m": torch.randn_like(weights), "v": torch.rand_like(weights)}
         kw = {"state1": state["m"].clone(), "state2": state["v"].clone(), "step": step, "betas": betas}
-    new_w, new_state = fused_update_reference(weights, table_offsets, ids, offsets, grad, psw, pooling,
-                                              optimizer=optimizer, lr=lr, state=state, step=step, betas=betas)
+    new_w, new_state = fused_update_reference(
+        weights,
+        table_offsets,
+        ids,
+        offsets,
+        grad,
+        psw,
+        pooling,
+        optimizer=optimizer,
+        lr=lr,
+        state=state,
+        step=step,
+        betas=betas,
+    )
     w = weights.clone()
-    embedding_bag_fused_update(grad, w, table_offsets, ids, offsets, psw, pooling=pooling, optimizer=optimizer,
-                               lr=lr, **kw)
+    embedding_bag_fused_update(
+        grad, w, table_offsets, ids, offsets, psw, pooling=pooling, optimizer=optimizer, lr=lr, **kw
+    )
     torch.testing.assert_close(w, new_w, rtol=1e-4, atol=1e-4)
     for got, name in ((kw.get("state1"), "sum" if optimizer == "rowwise_adagrad" else "m"), (kw.get("state2"), "v")):
         if got is not None:

@@ -1,4 +1,5 @@
 """recengine.ops.jagged.select_tables: picking tables out of a table-major jagged batch."""
+
 from __future__ import annotations
 
 import pytest
@@ -54,7 +55,7 @@ def test_per_sample_weight_gather_is_differentiable():
     picked.sum().backward()
     batch = 4
     expected = torch.zeros_like(psw)
-    expected[int(offsets[2 * batch]):] = 1.0
+    expected[int(offsets[2 * batch]) :] = 1.0
     assert torch.equal(psw.grad, expected)
 
 
@@ -70,13 +71,16 @@ def test_exports_with_a_data_dependent_size():
         assert torch.equal(g, w)
 
 
-@pytest.mark.parametrize("tables, num_tables, offsets, exc, match", [
-    ([0], 2, torch.zeros(4, dtype=torch.int64), ValueError, "offsets: expected length T\\*B\\+1"),
-    ([2], 2, torch.zeros(5, dtype=torch.int64), ValueError, "tables: indices must be < num_tables"),
-    ([-1], 2, torch.zeros(5, dtype=torch.int64), ValueError, "tables: must be >= 0"),
-    ([0], 0, torch.zeros(5, dtype=torch.int64), ValueError, "num_tables"),
-    ([0], 2, torch.zeros(5, dtype=torch.int32), TypeError, "offsets: expected dtype int64"),
-])
+@pytest.mark.parametrize(
+    "tables, num_tables, offsets, exc, match",
+    [
+        ([0], 2, torch.zeros(4, dtype=torch.int64), ValueError, "offsets: expected length T\\*B\\+1"),
+        ([2], 2, torch.zeros(5, dtype=torch.int64), ValueError, "tables: indices must be < num_tables"),
+        ([-1], 2, torch.zeros(5, dtype=torch.int64), ValueError, "tables: must be >= 0"),
+        ([0], 0, torch.zeros(5, dtype=torch.int64), ValueError, "num_tables"),
+        ([0], 2, torch.zeros(5, dtype=torch.int32), TypeError, "offsets: expected dtype int64"),
+    ],
+)
 def test_bad_arguments_raise_naming_them(tables, num_tables, offsets, exc, match):
     with pytest.raises(exc, match=match):
         select_tables(torch.zeros(0, dtype=torch.int64), offsets, tables, num_tables)

@@ -1,5 +1,6 @@
 """recengine.ops policy family: the public catalog ops (on the CPU: the C++ sweeps, on each of their paths)
 against the plain-PyTorch references. The Triton launchers are tested in tests/kernels/test_policy.py."""
+
 import math
 
 import pytest
@@ -47,8 +48,9 @@ def test_topk_matches_reference(small_blocks, cfg, k):
 
 def test_topk_k_near_catalog_size(small_blocks):
     Q, E, kw = make_catalog_case(B=6, N=60, D=8, excl=True)
-    allowed = 60 - max(len(set(kw["exclude_ids"][kw["exclude_offsets"][b]:kw["exclude_offsets"][b + 1]].tolist()))
-                       for b in range(6))
+    allowed = 60 - max(
+        len(set(kw["exclude_ids"][kw["exclude_offsets"][b] : kw["exclude_offsets"][b + 1]].tolist())) for b in range(6)
+    )
     for k in (allowed, allowed - 1):
         scores, ids = catalog_topk(Q, E, k, **kw)
         r_scores, r_ids = ref.catalog_topk_reference(Q, E, k, **kw)
@@ -90,7 +92,7 @@ def test_topk_excluded_items_never_returned(small_blocks):
     _, ids = catalog_topk(Q, E, 30, **kw)
     off, ex = kw["exclude_offsets"], kw["exclude_ids"]
     for b in range(12):
-        assert not set(ids[b].tolist()) & set(ex[off[b]:off[b + 1]].tolist())
+        assert not set(ids[b].tolist()) & set(ex[off[b] : off[b + 1]].tolist())
 
 
 def test_default_blocking():
@@ -107,8 +109,12 @@ def test_logsumexp_matches_reference(small_blocks, cfg):
     cfg = dict(cfg)
     T = cfg.pop("temperature")
     Q, E, kw = make_catalog_case(**cfg)
-    assert_close(catalog_logsumexp(Q, E, temperature=T, **kw),
-                 ref.catalog_logsumexp_reference(Q, E, temperature=T, **kw), rtol=1e-5, atol=1e-5)
+    assert_close(
+        catalog_logsumexp(Q, E, temperature=T, **kw),
+        ref.catalog_logsumexp_reference(Q, E, temperature=T, **kw),
+        rtol=1e-5,
+        atol=1e-5,
+    )
 
 
 def test_logsumexp_wide_logits_and_fully_excluded_row(small_blocks):
@@ -134,10 +140,12 @@ def test_cross_entropy_and_grads_match_reference(small_blocks, cfg, reduction):
         leaves["bias"] = kw["bias"].clone().requires_grad_()
         r_leaves["bias"] = kw["bias"].double().requires_grad_()
     excl = {n: v for n, v in kw.items() if n != "bias"}
-    loss = catalog_cross_entropy(leaves["Q"], leaves["E"], target, bias=leaves.get("bias"), temperature=T,
-                                 reduction=reduction, **excl)
-    r_loss = ref.catalog_cross_entropy_reference(r_leaves["Q"], r_leaves["E"], target, bias=r_leaves.get("bias"),
-                                                 temperature=T, reduction=reduction, **excl)
+    loss = catalog_cross_entropy(
+        leaves["Q"], leaves["E"], target, bias=leaves.get("bias"), temperature=T, reduction=reduction, **excl
+    )
+    r_loss = ref.catalog_cross_entropy_reference(
+        r_leaves["Q"], r_leaves["E"], target, bias=r_leaves.get("bias"), temperature=T, reduction=reduction, **excl
+    )
     assert_close(loss, r_loss, rtol=1e-5, atol=1e-5, name="loss")
     w = torch.linspace(0.5, 1.5, loss.numel()).reshape(loss.shape)  # a non-uniform upstream gradient
     (loss * w).sum().backward()
@@ -163,8 +171,15 @@ def test_reference_cross_entropy_gradcheck():
     target = valid_catalog_targets(4, 9, kw)
     args = (Q.double().requires_grad_(), E.double().requires_grad_(), kw["bias"].double().requires_grad_())
     fn = lambda q, e, b: ref.catalog_cross_entropy_reference(  # noqa: E731
-        q, e, target, bias=b, temperature=0.8, exclude_offsets=kw["exclude_offsets"], exclude_ids=kw["exclude_ids"],
-        reduction="none")
+        q,
+        e,
+        target,
+        bias=b,
+        temperature=0.8,
+        exclude_offsets=kw["exclude_offsets"],
+        exclude_ids=kw["exclude_ids"],
+        reduction="none",
+    )
     assert torch.autograd.gradcheck(fn, args)
 
 
@@ -179,8 +194,10 @@ def test_cross_entropy_op_finite_differences(small_blocks):
         plus, minus = Q.clone(), Q.clone()
         plus[idx] += eps
         minus[idx] -= eps
-        fd = (catalog_cross_entropy(plus, E, target, reduction="sum", **kw).double()
-              - catalog_cross_entropy(minus, E, target, reduction="sum", **kw).double()) / (2 * eps)
+        fd = (
+            catalog_cross_entropy(plus, E, target, reduction="sum", **kw).double()
+            - catalog_cross_entropy(minus, E, target, reduction="sum", **kw).double()
+        ) / (2 * eps)
         assert abs(float(fd) - float(Qg.grad[idx])) < 2e-3 * max(1.0, abs(float(fd)))
 
 
@@ -219,7 +236,7 @@ def test_sample_same_seed_same_draw_different_seeds_differ(small_blocks):
     for b_ in range(30):
         row = a[0][b_].tolist()
         assert len(set(row)) == 5
-        assert not set(row) & set(ex[off[b_]:off[b_ + 1]].tolist())
+        assert not set(row) & set(ex[off[b_] : off[b_ + 1]].tolist())
 
 
 def test_sample_excluded_never_drawn_when_almost_everything_excluded(small_blocks):
@@ -277,41 +294,70 @@ def _inf_at(t, index):
     return bad
 
 
-@pytest.mark.parametrize("call, exc, match", [
-    (lambda Q, E, kw, t: catalog_topk(Q.double(), E, 2), TypeError, "Q"),
-    (lambda Q, E, kw, t: catalog_topk(Q, E[:, :2], 2), ValueError, "dims"),
-    (lambda Q, E, kw, t: catalog_topk(Q, E, 11), ValueError, "k"),
-    (lambda Q, E, kw, t: catalog_topk(Q, E, 0), ValueError, "k"),
-    (lambda Q, E, kw, t: catalog_topk(Q, E, 2.0), TypeError, "k"),
-    (lambda Q, E, kw, t: catalog_topk(Q, E, 3, exclude_offsets=_FULL_ROW0, exclude_ids=torch.arange(8)),
-     ValueError, "row 0"),
-    (lambda Q, E, kw, t: catalog_sample(Q, E, 3, 0, exclude_offsets=_FULL_ROW0, exclude_ids=torch.arange(8)),
-     ValueError, "row 0"),
-    (lambda Q, E, kw, t: catalog_logsumexp(Q, E, temperature=0.0), ValueError, "temperature"),
-    (lambda Q, E, kw, t: catalog_logsumexp(Q, E, temperature=-1.0), ValueError, "temperature"),
-    (lambda Q, E, kw, t: catalog_logsumexp(Q, E, temperature=float("nan")), ValueError, "temperature"),
-    (lambda Q, E, kw, t: catalog_logsumexp(Q, E, temperature=float("inf")), ValueError, "temperature"),
-    (lambda Q, E, kw, t: catalog_topk(Q, E, 2, exclude_offsets=torch.tensor([0, 1, 1, 1, 1]),
-                                      exclude_ids=torch.tensor([10])), IndexError, "exclude_ids"),
-    (lambda Q, E, kw, t: catalog_topk(Q, E, 2, exclude_offsets=torch.tensor([0, 1, 1, 1, 1]),
-                                      exclude_ids=torch.tensor([-1])), IndexError, "exclude_ids"),
-    (lambda Q, E, kw, t: catalog_topk(Q, E, 2, exclude_offsets=torch.tensor([0, 2, 1, 1, 2]),
-                                      exclude_ids=torch.tensor([1, 2])), ValueError, "exclude_offsets"),
-    (lambda Q, E, kw, t: catalog_topk(Q, E, 2, exclude_offsets=torch.tensor([0, 1, 1, 1, 3]),
-                                      exclude_ids=torch.tensor([1, 2])), ValueError, "exclude_offsets"),
-    (lambda Q, E, kw, t: catalog_topk(Q, E, 2, exclude_offsets=torch.tensor([0, 0, 0, 0, 0])), ValueError, "both"),
-    (lambda Q, E, kw, t: catalog_topk(Q, E, 2, bias=torch.zeros(9)), ValueError, "bias"),
-    (lambda Q, E, kw, t: catalog_cross_entropy(Q, E, torch.tensor([0, 1, 10, 2])), IndexError, "target"),
-    (lambda Q, E, kw, t: catalog_cross_entropy(Q, E, torch.tensor([0, -1, 1, 2])), IndexError, "target"),
-    (lambda Q, E, kw, t: catalog_cross_entropy(Q, E, torch.tensor([0.0, 1.0, 1.0, 2.0])), TypeError, "target"),
-    (lambda Q, E, kw, t: catalog_cross_entropy(Q, E, t, reduction="max"), ValueError, "reduction"),
-    (lambda Q, E, kw, t: catalog_topk(_nan_at(Q, (1, 1)), E, 2), ValueError, "Q"),
-    (lambda Q, E, kw, t: catalog_sample(Q, _inf_at(E, (3, 0)), 2, 0), ValueError, "E"),
-    (lambda Q, E, kw, t: catalog_topk(Q, E, 2, bias=torch.full((E.shape[0],), float("nan"))), ValueError, "bias"),
-    (lambda Q, E, kw, t: catalog_logsumexp(Q * 1e30, E * 1e30), ValueError, "overflow"),  # finite inputs,
-    (lambda Q, E, kw, t: catalog_topk(Q * 1e30, E * 1e30, 2), ValueError, "overflow"),  # logits that are not
-    (lambda Q, E, kw, t: catalog_sample(Q, E, 2, 1.5), TypeError, "seed"),
-])
+@pytest.mark.parametrize(
+    "call, exc, match",
+    [
+        (lambda Q, E, kw, t: catalog_topk(Q.double(), E, 2), TypeError, "Q"),
+        (lambda Q, E, kw, t: catalog_topk(Q, E[:, :2], 2), ValueError, "dims"),
+        (lambda Q, E, kw, t: catalog_topk(Q, E, 11), ValueError, "k"),
+        (lambda Q, E, kw, t: catalog_topk(Q, E, 0), ValueError, "k"),
+        (lambda Q, E, kw, t: catalog_topk(Q, E, 2.0), TypeError, "k"),
+        (
+            lambda Q, E, kw, t: catalog_topk(Q, E, 3, exclude_offsets=_FULL_ROW0, exclude_ids=torch.arange(8)),
+            ValueError,
+            "row 0",
+        ),
+        (
+            lambda Q, E, kw, t: catalog_sample(Q, E, 3, 0, exclude_offsets=_FULL_ROW0, exclude_ids=torch.arange(8)),
+            ValueError,
+            "row 0",
+        ),
+        (lambda Q, E, kw, t: catalog_logsumexp(Q, E, temperature=0.0), ValueError, "temperature"),
+        (lambda Q, E, kw, t: catalog_logsumexp(Q, E, temperature=-1.0), ValueError, "temperature"),
+        (lambda Q, E, kw, t: catalog_logsumexp(Q, E, temperature=float("nan")), ValueError, "temperature"),
+        (lambda Q, E, kw, t: catalog_logsumexp(Q, E, temperature=float("inf")), ValueError, "temperature"),
+        (
+            lambda Q, E, kw, t: catalog_topk(
+                Q, E, 2, exclude_offsets=torch.tensor([0, 1, 1, 1, 1]), exclude_ids=torch.tensor([10])
+            ),
+            IndexError,
+            "exclude_ids",
+        ),
+        (
+            lambda Q, E, kw, t: catalog_topk(
+                Q, E, 2, exclude_offsets=torch.tensor([0, 1, 1, 1, 1]), exclude_ids=torch.tensor([-1])
+            ),
+            IndexError,
+            "exclude_ids",
+        ),
+        (
+            lambda Q, E, kw, t: catalog_topk(
+                Q, E, 2, exclude_offsets=torch.tensor([0, 2, 1, 1, 2]), exclude_ids=torch.tensor([1, 2])
+            ),
+            ValueError,
+            "exclude_offsets",
+        ),
+        (
+            lambda Q, E, kw, t: catalog_topk(
+                Q, E, 2, exclude_offsets=torch.tensor([0, 1, 1, 1, 3]), exclude_ids=torch.tensor([1, 2])
+            ),
+            ValueError,
+            "exclude_offsets",
+        ),
+        (lambda Q, E, kw, t: catalog_topk(Q, E, 2, exclude_offsets=torch.tensor([0, 0, 0, 0, 0])), ValueError, "both"),
+        (lambda Q, E, kw, t: catalog_topk(Q, E, 2, bias=torch.zeros(9)), ValueError, "bias"),
+        (lambda Q, E, kw, t: catalog_cross_entropy(Q, E, torch.tensor([0, 1, 10, 2])), IndexError, "target"),
+        (lambda Q, E, kw, t: catalog_cross_entropy(Q, E, torch.tensor([0, -1, 1, 2])), IndexError, "target"),
+        (lambda Q, E, kw, t: catalog_cross_entropy(Q, E, torch.tensor([0.0, 1.0, 1.0, 2.0])), TypeError, "target"),
+        (lambda Q, E, kw, t: catalog_cross_entropy(Q, E, t, reduction="max"), ValueError, "reduction"),
+        (lambda Q, E, kw, t: catalog_topk(_nan_at(Q, (1, 1)), E, 2), ValueError, "Q"),
+        (lambda Q, E, kw, t: catalog_sample(Q, _inf_at(E, (3, 0)), 2, 0), ValueError, "E"),
+        (lambda Q, E, kw, t: catalog_topk(Q, E, 2, bias=torch.full((E.shape[0],), float("nan"))), ValueError, "bias"),
+        (lambda Q, E, kw, t: catalog_logsumexp(Q * 1e30, E * 1e30), ValueError, "overflow"),  # finite inputs,
+        (lambda Q, E, kw, t: catalog_topk(Q * 1e30, E * 1e30, 2), ValueError, "overflow"),  # logits that are not
+        (lambda Q, E, kw, t: catalog_sample(Q, E, 2, 1.5), TypeError, "seed"),
+    ],
+)
 def test_bad_input_raises_naming_the_argument(call, exc, match):
     Q, E, kw, target = _validation_case()
     with pytest.raises(exc, match=match):
@@ -320,7 +366,7 @@ def test_bad_input_raises_naming_the_argument(call, exc, match):
 
 def test_excluded_target_is_rejected():
     Q, E, kw, target = _validation_case()
-    excl_target = kw["exclude_ids"][kw["exclude_offsets"][1]:kw["exclude_offsets"][2]][:1]
+    excl_target = kw["exclude_ids"][kw["exclude_offsets"][1] : kw["exclude_offsets"][2]][:1]
     assert excl_target.numel(), "the case must exclude an item in row 1"
     target[1] = excl_target[0]
     with pytest.raises(ValueError, match="exclusion"):
@@ -354,14 +400,39 @@ def test_opcheck():
     torch.library.opcheck(torch.ops.recengine.catalog_topk.default, (Q, E, 3) + ex)
     torch.library.opcheck(torch.ops.recengine.catalog_sample.default, (Q, E, 3, ref.seed_key(5)) + ex)
     torch.library.opcheck(torch.ops.recengine.catalog_logsumexp.default, (Q, E) + ex)
-    torch.library.opcheck(torch.ops.recengine.catalog_cross_entropy_rows.default,
-                          (Q.clone().requires_grad_(), E.clone().requires_grad_(), target,
-                           kw["bias"].clone().requires_grad_(), 0.9, kw["exclude_offsets"], kw["exclude_ids"]))
-    lse = ref.catalog_logsumexp_reference(Q, E, bias=kw["bias"], temperature=0.9,
-                                          exclude_offsets=kw["exclude_offsets"], exclude_ids=kw["exclude_ids"])
-    torch.library.opcheck(torch.ops.recengine.catalog_cross_entropy_backward.default,
-                          (Q, E, target, kw["bias"], lse, torch.ones(5), torch.ones(5), 0.9,
-                           kw["exclude_offsets"], kw["exclude_ids"], True, True, True))
+    torch.library.opcheck(
+        torch.ops.recengine.catalog_cross_entropy_rows.default,
+        (
+            Q.clone().requires_grad_(),
+            E.clone().requires_grad_(),
+            target,
+            kw["bias"].clone().requires_grad_(),
+            0.9,
+            kw["exclude_offsets"],
+            kw["exclude_ids"],
+        ),
+    )
+    lse = ref.catalog_logsumexp_reference(
+        Q, E, bias=kw["bias"], temperature=0.9, exclude_offsets=kw["exclude_offsets"], exclude_ids=kw["exclude_ids"]
+    )
+    torch.library.opcheck(
+        torch.ops.recengine.catalog_cross_entropy_backward.default,
+        (
+            Q,
+            E,
+            target,
+            kw["bias"],
+            lse,
+            torch.ones(5),
+            torch.ones(5),
+            0.9,
+            kw["exclude_offsets"],
+            kw["exclude_ids"],
+            True,
+            True,
+            True,
+        ),
+    )
 
 
 def test_hash_is_the_documented_function():
@@ -370,7 +441,7 @@ def test_hash_is_the_documented_function():
     assert ref.seed_key(123) == 3336997240
     u = ref.hash_uniform(9, torch.tensor([[0], [5]]), torch.tensor([[0, 1, 2**31 - 1]]))
     assert bool(((u > 0) & (u < 1)).all()) and u.dtype == torch.float32
-    assert ref.GUMBEL_MAX == pytest.approx(-math.log(-math.log1p(-(2.0 ** -24))))
+    assert ref.GUMBEL_MAX == pytest.approx(-math.log(-math.log1p(-(2.0**-24))))
 
 
 # ------------------------------------------------------------------------------------------ Triton
@@ -395,8 +466,12 @@ def test_sweeps_on_both_gemm_paths(small_blocks, gemm_path):
     r_s, r_i = ref.catalog_topk_reference(Q, E, 9, temperature=T, **kw)
     assert torch.equal(i, r_i)
     assert_close(s, r_s, rtol=1e-5, atol=1e-5)
-    assert_close(catalog_logsumexp(Q, E, temperature=T, **kw),
-                 ref.catalog_logsumexp_reference(Q, E, temperature=T, **kw), rtol=1e-5, atol=1e-5)
+    assert_close(
+        catalog_logsumexp(Q, E, temperature=T, **kw),
+        ref.catalog_logsumexp_reference(Q, E, temperature=T, **kw),
+        rtol=1e-5,
+        atol=1e-5,
+    )
     ids, lp = catalog_sample(Q, E, 6, 99, temperature=T, **kw)
     r_ids, r_lp = ref.catalog_sample_reference(Q, E, 6, 99, temperature=T, **kw)
     assert torch.equal(ids, r_ids)
@@ -462,7 +537,7 @@ def test_topk_bf16_prefilter_resolves_what_bf16_cannot(topk_path):
         assert int(clear.sum()) > B // 4
         assert torch.equal(ids[clear], top.indices[clear, :k])
         # elsewhere float32 rounding may order near-ties either way, but never lose a true top-k item
-        assert bool((truth.gather(1, ids) >= top.values[:, k - 1:k] - 1e-5).all())
+        assert bool((truth.gather(1, ids) >= top.values[:, k - 1 : k] - 1e-5).all())
         assert_close(scores, r_scores, rtol=1e-5, atol=1e-5, name="scores")
 
 
@@ -517,8 +592,7 @@ def _catalog_calls():
         "topk": lambda Q, E, off, ex: catalog_topk(Q, E, 4, exclude_offsets=off, exclude_ids=ex),
         "sample": lambda Q, E, off, ex: catalog_sample(Q, E, 3, 11, exclude_offsets=off, exclude_ids=ex),
         "logsumexp": lambda Q, E, off, ex: catalog_logsumexp(Q, E, exclude_offsets=off, exclude_ids=ex),
-        "cross_entropy": lambda Q, E, off, ex: catalog_cross_entropy(Q, E, target, exclude_offsets=off,
-                                                                     exclude_ids=ex),
+        "cross_entropy": lambda Q, E, off, ex: catalog_cross_entropy(Q, E, target, exclude_offsets=off, exclude_ids=ex),
     }
 
 
@@ -533,8 +607,12 @@ class _CatalogCall(torch.nn.Module):
 
 def _catalog_args(seed: int = 0):
     g = torch.Generator().manual_seed(seed)
-    return (torch.randn(3, 8, generator=g), torch.randn(40, 8, generator=g), torch.tensor([0, 2, 2, 3]),
-            torch.tensor([5, 7, 9]))
+    return (
+        torch.randn(3, 8, generator=g),
+        torch.randn(40, 8, generator=g),
+        torch.tensor([0, 2, 2, 3]),
+        torch.tensor([5, 7, 9]),
+    )
 
 
 @pytest.mark.parametrize("name", list(_catalog_calls()))
@@ -589,6 +667,7 @@ def test_bad_target_raises_in_graph(mode):
     if mode == "compiled":
         run = torch.compile(fn, fullgraph=True, backend="aot_eager")
     else:
+
         class Loss(torch.nn.Module):
             def forward(self, Q, E, target):
                 return fn(Q, E, target)

@@ -1,6 +1,7 @@
 """recengine.ops quantized_tables family: the inference-table ops on the CPU (C++ kernels) against the plain-PyTorch
 reference over the dequantized tables; quantization itself; bad input; opcheck. The Triton launchers are tested in
 tests/kernels/test_quantized_tables.py."""
+
 import pytest
 import torch
 
@@ -26,9 +27,14 @@ def assert_same_topk(Q, rows, scale_bias, k, kw, scores, ids):
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
-@pytest.mark.parametrize("cfg", [dict(B=19, N=301, D=24, bias=True, excl=True),
-                                 dict(B=1, N=3000, D=64, bias=True, excl=True),
-                                 dict(B=8, N=50, D=3, bias=False, excl=False)])
+@pytest.mark.parametrize(
+    "cfg",
+    [
+        dict(B=19, N=301, D=24, bias=True, excl=True),
+        dict(B=1, N=3000, D=64, bias=True, excl=True),
+        dict(B=8, N=50, D=3, bias=False, excl=False),
+    ],
+)
 @pytest.mark.parametrize("k", [1, 10, 40])
 def test_topk_matches_reference(fmt, cfg, k):
     Q, E, kw = make_catalog_case(**cfg)
@@ -103,31 +109,67 @@ def _int8_case():
     return Q, rows, sb
 
 
-@pytest.mark.parametrize("call,exc,match", [
-    (lambda Q, r, sb: quantized_catalog_topk(Q, r, None, 3), ValueError, "scale_bias"),
-    (lambda Q, r, sb: quantized_catalog_topk(Q, r.float(), sb, 3), TypeError, "rows"),
-    (lambda Q, r, sb: quantized_catalog_topk(Q.double(), r, sb, 3), TypeError, "Q"),
-    (lambda Q, r, sb: quantized_catalog_topk(Q[:, :3], r, sb, 3), ValueError, "dims differ"),
-    (lambda Q, r, sb: quantized_catalog_topk(Q, r, sb, 0), ValueError, "k"),
-    (lambda Q, r, sb: quantized_catalog_topk(Q, r, sb, 31), ValueError, "k"),
-    (lambda Q, r, sb: quantized_catalog_topk(Q, r, sb[:5], 3), ValueError, "scale_bias"),
-    (lambda Q, r, sb: quantized_catalog_topk(Q, r, sb, 3, bias=torch.zeros(29)), ValueError, "bias"),
-    (lambda Q, r, sb: quantized_catalog_topk(Q, r, sb, 3, exclude_offsets=torch.tensor([0, 1, 2]),
-                                             exclude_ids=torch.tensor([0, 30])), IndexError, "exclude_ids"),
-    (lambda Q, r, sb: quantized_catalog_topk(Q, r, sb, 3, exclude_offsets=torch.tensor([0, 1, 2])),
-     ValueError, "give both"),
-    (lambda Q, r, sb: quantized_catalog_topk(Q, r, sb, 30, exclude_offsets=torch.tensor([0, 1, 1]),
-                                             exclude_ids=torch.tensor([4])), ValueError, "k: 30 exceeds"),
-    (lambda Q, r, sb: quantized_catalog_topk(Q * float("nan"), r, sb, 3), ValueError, "Q"),
-    (lambda Q, r, sb: quantized_embedding_bag(r, sb, torch.tensor([0, 30]), torch.tensor([30]),
-                                              torch.tensor([0, 1])), IndexError, "id 30"),
-    (lambda Q, r, sb: quantized_embedding_bag(r, sb, torch.tensor([0, 29]), torch.tensor([3]),
-                                              torch.tensor([0, 1])), ValueError, "table_offsets"),
-    (lambda Q, r, sb: quantized_embedding_bag(r, sb, torch.tensor([0, 30]), torch.tensor([3]),
-                                              torch.tensor([0, 2])), ValueError, "offsets"),
-    (lambda Q, r, sb: quantized_embedding_bag(r, sb, torch.tensor([0, 30]), torch.tensor([3]),
-                                              torch.tensor([0, 1]), pooling="max"), ValueError, "pooling"),
-])
+@pytest.mark.parametrize(
+    "call,exc,match",
+    [
+        (lambda Q, r, sb: quantized_catalog_topk(Q, r, None, 3), ValueError, "scale_bias"),
+        (lambda Q, r, sb: quantized_catalog_topk(Q, r.float(), sb, 3), TypeError, "rows"),
+        (lambda Q, r, sb: quantized_catalog_topk(Q.double(), r, sb, 3), TypeError, "Q"),
+        (lambda Q, r, sb: quantized_catalog_topk(Q[:, :3], r, sb, 3), ValueError, "dims differ"),
+        (lambda Q, r, sb: quantized_catalog_topk(Q, r, sb, 0), ValueError, "k"),
+        (lambda Q, r, sb: quantized_catalog_topk(Q, r, sb, 31), ValueError, "k"),
+        (lambda Q, r, sb: quantized_catalog_topk(Q, r, sb[:5], 3), ValueError, "scale_bias"),
+        (lambda Q, r, sb: quantized_catalog_topk(Q, r, sb, 3, bias=torch.zeros(29)), ValueError, "bias"),
+        (
+            lambda Q, r, sb: quantized_catalog_topk(
+                Q, r, sb, 3, exclude_offsets=torch.tensor([0, 1, 2]), exclude_ids=torch.tensor([0, 30])
+            ),
+            IndexError,
+            "exclude_ids",
+        ),
+        (
+            lambda Q, r, sb: quantized_catalog_topk(Q, r, sb, 3, exclude_offsets=torch.tensor([0, 1, 2])),
+            ValueError,
+            "give both",
+        ),
+        (
+            lambda Q, r, sb: quantized_catalog_topk(
+                Q, r, sb, 30, exclude_offsets=torch.tensor([0, 1, 1]), exclude_ids=torch.tensor([4])
+            ),
+            ValueError,
+            "k: 30 exceeds",
+        ),
+        (lambda Q, r, sb: quantized_catalog_topk(Q * float("nan"), r, sb, 3), ValueError, "Q"),
+        (
+            lambda Q, r, sb: quantized_embedding_bag(
+                r, sb, torch.tensor([0, 30]), torch.tensor([30]), torch.tensor([0, 1])
+            ),
+            IndexError,
+            "id 30",
+        ),
+        (
+            lambda Q, r, sb: quantized_embedding_bag(
+                r, sb, torch.tensor([0, 29]), torch.tensor([3]), torch.tensor([0, 1])
+            ),
+            ValueError,
+            "table_offsets",
+        ),
+        (
+            lambda Q, r, sb: quantized_embedding_bag(
+                r, sb, torch.tensor([0, 30]), torch.tensor([3]), torch.tensor([0, 2])
+            ),
+            ValueError,
+            "offsets",
+        ),
+        (
+            lambda Q, r, sb: quantized_embedding_bag(
+                r, sb, torch.tensor([0, 30]), torch.tensor([3]), torch.tensor([0, 1]), pooling="max"
+            ),
+            ValueError,
+            "pooling",
+        ),
+    ],
+)
 def test_bad_input_raises_naming_the_argument(call, exc, match):
     Q, rows, sb = _int8_case()
     with pytest.raises(exc, match=match):
@@ -143,9 +185,13 @@ def test_quantize_rejects_unknown_dtype():
 def test_opcheck(fmt):
     Q, E, kw = make_catalog_case(B=5, N=80, D=8)
     rows, sb = ref.quantize_rows(E, fmt)
-    torch.library.opcheck(torch.ops.recengine.quantized_catalog_topk.default,
-                          (Q, rows, sb, 4, kw["bias"], kw["exclude_offsets"], kw["exclude_ids"]))
+    torch.library.opcheck(
+        torch.ops.recengine.quantized_catalog_topk.default,
+        (Q, rows, sb, 4, kw["bias"], kw["exclude_offsets"], kw["exclude_ids"]),
+    )
     weights, table_offsets, ids, offsets, _ = make_bag_inputs(1, [20, 9], batch=3, dim=8)
     rows, sb = ref.quantize_rows(weights, fmt)
-    torch.library.opcheck(torch.ops.recengine.quantized_embedding_bag.default,
-                          (rows, sb, table_offsets, ids.to(torch.int64), offsets, "mean"))
+    torch.library.opcheck(
+        torch.ops.recengine.quantized_embedding_bag.default,
+        (rows, sb, table_offsets, ids.to(torch.int64), offsets, "mean"),
+    )

@@ -1,6 +1,7 @@
 """recengine.ops replay family: the public td_loss op (on the CPU: the C++ kernel) against
 recengine.reference.replay, forward and backward, with opcheck and its bad inputs. The Triton launchers are tested in
 tests/kernels/test_replay.py, the sum-tree kernels under the buffer in tests/csrc/test_replay.py."""
+
 import math
 
 import pytest
@@ -67,24 +68,30 @@ def test_td_loss_huber_regions():
 
 def test_td_loss_opcheck():
     q_sa, next_q, rewards, dones, discounts, weights = make_td_batch(9, seed=5, done_dtype=torch.float32)
-    torch.library.opcheck(torch.ops.recengine.td_loss.default,
-                          (q_sa.requires_grad_(), next_q.requires_grad_(), rewards, dones, discounts, weights,
-                           1.0, 0.6, 1e-6))
+    torch.library.opcheck(
+        torch.ops.recengine.td_loss.default,
+        (q_sa.requires_grad_(), next_q.requires_grad_(), rewards, dones, discounts, weights, 1.0, 0.6, 1e-6),
+    )
     td = torch.randn(9)
-    torch.library.opcheck(torch.ops.recengine.td_loss_backward.default,
-                          (torch.tensor(1.0), torch.randn(9), td, weights, discounts, dones, 1.0))
+    torch.library.opcheck(
+        torch.ops.recengine.td_loss_backward.default,
+        (torch.tensor(1.0), torch.randn(9), td, weights, discounts, dones, 1.0),
+    )
 
 
-@pytest.mark.parametrize("bad,exc,match", [
-    (dict(q_sa=torch.zeros(4, dtype=torch.float64)), TypeError, "q_sa"),
-    (dict(weight=torch.zeros(3)), ValueError, "weight"),
-    (dict(done=torch.zeros(4, dtype=torch.int64)), TypeError, "done"),
-    (dict(reward=torch.zeros(4, 1)), ValueError, "reward"),
-    (dict(huber_delta=0.0), ValueError, "huber_delta"),
-    (dict(alpha=-1.0), ValueError, "alpha"),
-    (dict(eps=float("nan")), ValueError, "eps"),
-    (dict(next_q=[0.0] * 4), TypeError, "next_q"),
-])
+@pytest.mark.parametrize(
+    "bad,exc,match",
+    [
+        (dict(q_sa=torch.zeros(4, dtype=torch.float64)), TypeError, "q_sa"),
+        (dict(weight=torch.zeros(3)), ValueError, "weight"),
+        (dict(done=torch.zeros(4, dtype=torch.int64)), TypeError, "done"),
+        (dict(reward=torch.zeros(4, 1)), ValueError, "reward"),
+        (dict(huber_delta=0.0), ValueError, "huber_delta"),
+        (dict(alpha=-1.0), ValueError, "alpha"),
+        (dict(eps=float("nan")), ValueError, "eps"),
+        (dict(next_q=[0.0] * 4), TypeError, "next_q"),
+    ],
+)
 def test_td_loss_bad_input(bad, exc, match):
     names = ["q_sa", "next_q", "reward", "done", "discount", "weight"]
     kwargs = dict(zip(names, [torch.zeros(4)] * 3 + [torch.zeros(4, dtype=torch.bool)] + [torch.ones(4)] * 2))

@@ -4,6 +4,7 @@ kernel module asked for (a CUDA tensor's path) fails, with an ImportError that s
 Each test runs in a fresh interpreter where a meta-path finder refuses to import triton, so the test means the
 same whether or not triton is installed here.
 """
+
 from __future__ import annotations
 
 import os
@@ -30,8 +31,14 @@ BLOCK_TRITON = textwrap.dedent("""
 def _run_without_triton(code: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     env.pop("TRITON_INTERPRET", None)
-    return subprocess.run([sys.executable, "-c", BLOCK_TRITON + textwrap.dedent(code)], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-c", BLOCK_TRITON + textwrap.dedent(code)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def test_cpu_ops_and_modules_work_without_triton():

@@ -1,4 +1,5 @@
 """Shared pieces of the bad-input suite: a case table row and snapshots of stored state."""
+
 from __future__ import annotations
 
 import hashlib

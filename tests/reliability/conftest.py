@@ -1,10 +1,12 @@
 """The soak test is opt-in: it is deselected unless the run selects markers itself (``-m soak``)."""
+
 from __future__ import annotations
 
 
 def pytest_configure(config):
-    config.addinivalue_line("markers", "soak: a long run (minutes) of interleaved work with memory sampled; "
-                                       "run with -m soak")
+    config.addinivalue_line(
+        "markers", "soak: a long run (minutes) of interleaved work with memory sampled; run with -m soak"
+    )
 
 
 def pytest_collection_modifyitems(config, items):

@@ -1,4 +1,5 @@
 """Tampered, truncated and foreign checkpoint files: one CheckpointError naming the file, the files untouched."""
+
 from __future__ import annotations
 
 import json
@@ -31,10 +32,24 @@ def saved(model, tmp_path_factory) -> dict[str, tuple[dict, dict]]:
     opt = torch.optim.AdamW(model.parameters())
     model.loss(torch.tensor([[1, 2, 3, -1]]), torch.tensor([[2, 3, 4, -1]]), torch.tensor([0])).backward()
     opt.step()
-    checkpoint.save_training_state(str(d / "t"), model, CFG, "synthetic",
-                                   best={k: v.clone() for k, v in model.state_dict().items()}, optimizer=opt,
-                                   trainer={"epoch": 1, "history": [], "best_epoch": 1, "best_valid": {},
-                                            "best_ndcg": 0.1, "since_best": 0, "train_seconds": 1.0, "stopped": ""})
+    checkpoint.save_training_state(
+        str(d / "t"),
+        model,
+        CFG,
+        "synthetic",
+        best={k: v.clone() for k, v in model.state_dict().items()},
+        optimizer=opt,
+        trainer={
+            "epoch": 1,
+            "history": [],
+            "best_epoch": 1,
+            "best_valid": {},
+            "best_ndcg": 0.1,
+            "since_best": 0,
+            "train_seconds": 1.0,
+            "stopped": "",
+        },
+    )
     return {"model": checkpoint.read(str(d / "m")), "training": checkpoint.read(str(d / "t"))}
 
 
@@ -55,18 +70,29 @@ def _tensor(key, value):
 
 
 MODEL_TAMPERING = [
-    ("config-not-json", _meta("config", "{dim: 8")), ("config-list", _meta("config", "[8]")),
-    ("config-missing", _meta("config", None)), ("config-dim-zero", _config(dim=0)),
-    ("config-dim-str", _config(dim="8")), ("config-heads", _config(num_heads=3)),
-    ("config-dropout", _config(dropout=2.0)), ("config-other-dim", _config(dim=16)),
-    ("config-max-len", _config(max_len=5)), ("config-layers", _config(num_layers=2)),
-    ("model-not-json", _meta("model", "{")), ("model-missing", _meta("model", None)),
-    ("model-list", _meta("model", "[]")), ("num-items-zero", _spec(num_items=0)),
-    ("num-items-str", _spec(num_items="12")), ("num-items-huge", _spec(num_items=2**40)),
-    ("num-items-other", _spec(num_items=13)), ("item-tables-str", _spec(item_feature_tables="genre")),
+    ("config-not-json", _meta("config", "{dim: 8")),
+    ("config-list", _meta("config", "[8]")),
+    ("config-missing", _meta("config", None)),
+    ("config-dim-zero", _config(dim=0)),
+    ("config-dim-str", _config(dim="8")),
+    ("config-heads", _config(num_heads=3)),
+    ("config-dropout", _config(dropout=2.0)),
+    ("config-other-dim", _config(dim=16)),
+    ("config-max-len", _config(max_len=5)),
+    ("config-layers", _config(num_layers=2)),
+    ("model-not-json", _meta("model", "{")),
+    ("model-missing", _meta("model", None)),
+    ("model-list", _meta("model", "[]")),
+    ("num-items-zero", _spec(num_items=0)),
+    ("num-items-str", _spec(num_items="12")),
+    ("num-items-huge", _spec(num_items=2**40)),
+    ("num-items-other", _spec(num_items=13)),
+    ("item-tables-str", _spec(item_feature_tables="genre")),
     ("item-tables-rows-zero", _spec(item_feature_tables=[["genre", 0]])),
-    ("item-tables-dropped", _spec(item_feature_tables=[])), ("user-tables-dropped", _spec(user_feature_tables=[])),
-    ("kind-unknown", _meta("kind", "optimizer")), ("version-newer", _meta("format_version", "99")),
+    ("item-tables-dropped", _spec(item_feature_tables=[])),
+    ("user-tables-dropped", _spec(user_feature_tables=[])),
+    ("kind-unknown", _meta("kind", "optimizer")),
+    ("version-newer", _meta("format_version", "99")),
     ("version-not-number", _meta("format_version", "one")),
     ("tensor-extra", _tensor("encoder.extra", torch.zeros(2))),
     ("tensor-missing", _tensor("encoder.item_embedding", None)),
@@ -76,14 +102,19 @@ MODEL_TAMPERING = [
     ("tensor-head-bias-shape", _tensor("head.bias", torch.zeros(13))),
 ]
 TRAINING_TAMPERING = [
-    ("rng-missing", _tensor("rng.torch", None)), ("rng-float", _tensor("rng.torch", torch.zeros(8))),
+    ("rng-missing", _tensor("rng.torch", None)),
+    ("rng-float", _tensor("rng.torch", torch.zeros(8))),
     ("optim-key", _tensor("optim.x.exp_avg", torch.zeros(2))),
-    ("optim-groups-not-json", _meta("optim_groups", "[{")), ("optim-groups-dict", _meta("optim_groups", "{}")),
-    ("optim-groups-no-params", _meta("optim_groups", "[{\"lr\": 1}]")),
-    ("optim-groups-missing", _meta("optim_groups", None)), ("trainer-not-json", _meta("trainer", "epoch")),
-    ("trainer-list", _meta("trainer", "[]")), ("trainer-epoch-str", _meta("trainer", "{\"epoch\": \"1\"}")),
-    ("trainer-history-dict", _meta("trainer", "{\"history\": {}}")),
-    ("trainer-missing", _meta("trainer", None)), ("config-lr-nan", _config(lr=float("nan"))),
+    ("optim-groups-not-json", _meta("optim_groups", "[{")),
+    ("optim-groups-dict", _meta("optim_groups", "{}")),
+    ("optim-groups-no-params", _meta("optim_groups", '[{"lr": 1}]')),
+    ("optim-groups-missing", _meta("optim_groups", None)),
+    ("trainer-not-json", _meta("trainer", "epoch")),
+    ("trainer-list", _meta("trainer", "[]")),
+    ("trainer-epoch-str", _meta("trainer", '{"epoch": "1"}')),
+    ("trainer-history-dict", _meta("trainer", '{"history": {}}')),
+    ("trainer-missing", _meta("trainer", None)),
+    ("config-lr-nan", _config(lr=float("nan"))),
 ]
 
 
@@ -120,6 +151,7 @@ def _raw(data: bytes):
     def make(path: str, good: bytes) -> None:
         with open(path, "wb") as f:
             f.write(data)
+
     return make
 
 
@@ -127,18 +159,28 @@ def _cut(n: int):
     def make(path: str, good: bytes) -> None:
         with open(path, "wb") as f:
             f.write(good[:n])
+
     return make
 
 
-BROKEN = [("missing", lambda path, good: None), ("directory", lambda path, good: os.mkdir(path)),
-          ("empty", _raw(b"")), ("text", _raw(b"hello, world")), ("zeros", _raw(bytes(200))),
-          ("pickle", _raw(b"\x80\x04\x95\x00")), ("truncated-8", _cut(8)), ("truncated-40", _cut(40)),
-          ("truncated-half", _cut(-2000)), ("truncated-1", _cut(-1)),
-          ("foreign", lambda path, good: save_file({"x": torch.zeros(3)}, path))]
+BROKEN = [
+    ("missing", lambda path, good: None),
+    ("directory", lambda path, good: os.mkdir(path)),
+    ("empty", _raw(b"")),
+    ("text", _raw(b"hello, world")),
+    ("zeros", _raw(bytes(200))),
+    ("pickle", _raw(b"\x80\x04\x95\x00")),
+    ("truncated-8", _cut(8)),
+    ("truncated-40", _cut(40)),
+    ("truncated-half", _cut(-2000)),
+    ("truncated-1", _cut(-1)),
+    ("foreign", lambda path, good: save_file({"x": torch.zeros(3)}, path)),
+]
 
 
-@pytest.mark.parametrize("load", [checkpoint.load_model, checkpoint.load_training_state],
-                         ids=["load_model", "load_training_state"])
+@pytest.mark.parametrize(
+    "load", [checkpoint.load_model, checkpoint.load_training_state], ids=["load_model", "load_training_state"]
+)
 @pytest.mark.parametrize("make", [pytest.param(m, id=i) for i, m in BROKEN])
 def test_a_broken_file_is_refused_naming_it(saved, tmp_path, model, load, make):
     good_path = str(tmp_path / "good")

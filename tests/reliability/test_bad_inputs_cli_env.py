@@ -1,5 +1,6 @@
 """Bad command lines (exit code 2, one line on stderr naming the option, no traceback, nothing written) and bad
 simulator arguments."""
+
 from __future__ import annotations
 
 import os
@@ -60,10 +61,16 @@ CLI = [
     ("train-seconds-nan", ["train", "sasrec", "--out", "{tmp}/o", "--max-seconds", "nan"], "--max-seconds"),
     ("train-seed-negative", ["train", "sasrec", "--out", "{tmp}/o", "--seed", "-1"], "--seed"),
     ("train-bpr-epochs-zero", ["train", "sasrec", "--out", "{tmp}/o", "--bpr-epochs", "0"], "--bpr-epochs"),
-    ("train-synthetic-users-one", ["train", "sasrec", "--out", "{tmp}/o", "--synthetic-users", "1"],
-     "--synthetic-users"),
-    ("train-synthetic-items-zero", ["train", "sasrec", "--out", "{tmp}/o", "--synthetic-items", "0"],
-     "--synthetic-items"),
+    (
+        "train-synthetic-users-one",
+        ["train", "sasrec", "--out", "{tmp}/o", "--synthetic-users", "1"],
+        "--synthetic-users",
+    ),
+    (
+        "train-synthetic-items-zero",
+        ["train", "sasrec", "--out", "{tmp}/o", "--synthetic-items", "0"],
+        "--synthetic-items",
+    ),
     ("train-threads-negative", ["train", "sasrec", "--out", "{tmp}/o", "--threads", "-1"], "--threads"),
     ("compare-seeds-zero", ["compare", "--out", "{tmp}/o", "--seeds", "0"], "--seeds"),
     ("compare-seeds-negative", ["compare", "--out", "{tmp}/o", "--seeds", "-3"], "--seeds"),
@@ -105,12 +112,21 @@ def test_a_bad_command_line_is_one_line_and_exit_2(tmp_path, capsys, argv, words
 
 @pytest.fixture(scope="module")
 def user_model():
-    return synthetic_user_model(num_users=10, num_items=12, num_genres=3, dim=4, history_len=4, seed=0,
-                                config=SimConfig(slate_size=3, history_len=4, max_steps=5))
+    return synthetic_user_model(
+        num_users=10,
+        num_items=12,
+        num_genres=3,
+        dim=4,
+        history_len=4,
+        seed=0,
+        config=SimConfig(slate_size=3, history_len=4, max_steps=5),
+    )
 
 
-@pytest.mark.parametrize("num_envs, error", [(2.5, TypeError), ("2", TypeError), (True, TypeError),
-                                             (None, TypeError), (0, ValueError), (-1, ValueError)])
+@pytest.mark.parametrize(
+    "num_envs, error",
+    [(2.5, TypeError), ("2", TypeError), (True, TypeError), (None, TypeError), (0, ValueError), (-1, ValueError)],
+)
 def test_vec_simulator_refuses_a_bad_number_of_environments(user_model, num_envs, error):
     with pytest.raises(error, match="num_envs"):
         VecRecSim(user_model, num_envs)

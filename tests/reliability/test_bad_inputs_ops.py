@@ -1,5 +1,6 @@
 """Bad inputs to the ops, the modules and the optimizer/config classes: each raises the stated exception, names
 the argument, and leaves every stored tensor (the weights, the optimizer state) as it was."""
+
 from __future__ import annotations
 
 import math
@@ -36,22 +37,41 @@ G = torch.ones(2, 8)
 
 
 def _bag(**kw):
-    args = {"weights": W, "table_offsets": TO, "ids": IDS, "offsets": OFF, "per_sample_weights": None,
-            "pooling": "sum"}
+    args = {"weights": W, "table_offsets": TO, "ids": IDS, "offsets": OFF, "per_sample_weights": None, "pooling": "sum"}
     args.update(kw)
-    return lambda: embedding_bag(args.pop("weights"), args.pop("table_offsets"), args.pop("ids"),
-                                 args.pop("offsets"), args.pop("per_sample_weights"), **args)
+    return lambda: embedding_bag(
+        args.pop("weights"),
+        args.pop("table_offsets"),
+        args.pop("ids"),
+        args.pop("offsets"),
+        args.pop("per_sample_weights"),
+        **args,
+    )
 
 
 def _update(**kw):
-    base = {"grad_output": G, "weights": W, "table_offsets": TO, "ids": IDS, "offsets": OFF, "optimizer": "sgd",
-            "lr": 0.1}
+    base = {
+        "grad_output": G,
+        "weights": W,
+        "table_offsets": TO,
+        "ids": IDS,
+        "offsets": OFF,
+        "optimizer": "sgd",
+        "lr": 0.1,
+    }
     base.update(kw)
 
     def call():
         args = dict(base)
-        return embedding_bag_fused_update(args.pop("grad_output"), args.pop("weights"), args.pop("table_offsets"),
-                                          args.pop("ids"), args.pop("offsets"), **args)
+        return embedding_bag_fused_update(
+            args.pop("grad_output"),
+            args.pop("weights"),
+            args.pop("table_offsets"),
+            args.pop("ids"),
+            args.pop("offsets"),
+            **args,
+        )
+
     return call
 
 
@@ -102,12 +122,21 @@ UPDATE = [case(f"fused_update-{i}", _update(**kw), e, n) for i, kw, e, n in STRU
     case("fused_update-eps-nan", _update(optimizer="rowwise_adagrad", state1=S1, eps=NAN), ValueError, "eps"),
     case("fused_update-adagrad-lr-nan", _update(optimizer="rowwise_adagrad", state1=S1, lr=NAN), ValueError, "lr"),
     case("fused_update-adagrad-state1-missing", _update(optimizer="rowwise_adagrad"), TypeError, "state1"),
-    case("fused_update-adagrad-state1-shape", _update(optimizer="rowwise_adagrad", state1=torch.zeros(9)),
-         ValueError, "state1"),
-    case("fused_update-adagrad-state1-f64", _update(optimizer="rowwise_adagrad", state1=S1.double()), TypeError,
-         "state1"),
-    case("fused_update-adagrad-state1-noncontiguous", _update(optimizer="rowwise_adagrad",
-                                                               state1=torch.zeros(20)[::2]), ValueError, "state1"),
+    case(
+        "fused_update-adagrad-state1-shape",
+        _update(optimizer="rowwise_adagrad", state1=torch.zeros(9)),
+        ValueError,
+        "state1",
+    ),
+    case(
+        "fused_update-adagrad-state1-f64", _update(optimizer="rowwise_adagrad", state1=S1.double()), TypeError, "state1"
+    ),
+    case(
+        "fused_update-adagrad-state1-noncontiguous",
+        _update(optimizer="rowwise_adagrad", state1=torch.zeros(20)[::2]),
+        ValueError,
+        "state1",
+    ),
     case("fused_update-adam-betas-one", _adam(betas=(1.0, 1.0)), ValueError, "betas"),
     case("fused_update-adam-beta2-one", _adam(betas=(0.9, 1.0)), ValueError, "betas"),
     case("fused_update-adam-beta-negative", _adam(betas=(-0.1, 0.9)), ValueError, "betas"),
@@ -163,14 +192,30 @@ POLICY_COMMON = [  # (id, overrides, error, name) for every catalog op
     ("temperature-inf", {"temperature": INF}, ValueError, "temperature"),
     ("temperature-str", {"temperature": "1"}, TypeError, "temperature"),
     ("exclude-ids-without-offsets", {"exclude_ids": EX_IDS}, ValueError, "exclude"),
-    ("exclude-offsets-length", {"exclude_offsets": torch.tensor([0, 1, 2]), "exclude_ids": EX_IDS}, ValueError,
-     "exclude_offsets"),
-    ("exclude-ids-out-of-range", {"exclude_offsets": EX_OFF, "exclude_ids": torch.tensor([3, 6])}, IndexError,
-     "exclude_ids"),
-    ("exclude-ids-negative", {"exclude_offsets": EX_OFF, "exclude_ids": torch.tensor([-1, 4])}, IndexError,
-     "exclude_ids"),
-    ("exclude-offsets-decreasing", {"exclude_offsets": torch.tensor([0, 2, 1, 2]), "exclude_ids": EX_IDS},
-     ValueError, "exclude_offsets"),
+    (
+        "exclude-offsets-length",
+        {"exclude_offsets": torch.tensor([0, 1, 2]), "exclude_ids": EX_IDS},
+        ValueError,
+        "exclude_offsets",
+    ),
+    (
+        "exclude-ids-out-of-range",
+        {"exclude_offsets": EX_OFF, "exclude_ids": torch.tensor([3, 6])},
+        IndexError,
+        "exclude_ids",
+    ),
+    (
+        "exclude-ids-negative",
+        {"exclude_offsets": EX_OFF, "exclude_ids": torch.tensor([-1, 4])},
+        IndexError,
+        "exclude_ids",
+    ),
+    (
+        "exclude-offsets-decreasing",
+        {"exclude_offsets": torch.tensor([0, 2, 1, 2]), "exclude_ids": EX_IDS},
+        ValueError,
+        "exclude_offsets",
+    ),
 ]
 
 
@@ -187,34 +232,72 @@ def _policy(op, **kw):
         if op is catalog_cross_entropy:
             return op(a.pop("Q"), a.pop("E"), a.pop("target", TARGET), **a)
         return op(a.pop("Q"), a.pop("E"), **a)
+
     return call
 
 
-POLICY = [case(f"{op.__name__}-{i}", _policy(op, **kw), e, n) for op in (catalog_topk, catalog_sample,
-                                                                       catalog_logsumexp, catalog_cross_entropy)
-          for i, kw, e, n in POLICY_COMMON] + [
-    case(f"{op.__name__}-{i}", _policy(op, k=k), e, "k") for op in (catalog_topk, catalog_sample)
-    for i, k, e in (("k-zero", 0, ValueError), ("k-negative", -1, ValueError), ("k-above-catalog", 7, ValueError),
-                    ("k-float", 2.0, TypeError), ("k-above-remaining", 6, ValueError))
-    if not (i == "k-above-remaining")] + [
-    case("catalog_topk-k-above-non-excluded", _policy(catalog_topk, k=6, exclude_offsets=EX_OFF, exclude_ids=EX_IDS),
-         ValueError, "k"),
-    case("catalog_sample-seed-float", _policy(catalog_sample, seed=1.5), TypeError, "seed"),
-    case("catalog_sample-seed-str", _policy(catalog_sample, seed="1"), TypeError, "seed"),
-    case("catalog_cross_entropy-target-range", _policy(catalog_cross_entropy, target=torch.tensor([0, 6, 2])),
-         IndexError, "target"),
-    case("catalog_cross_entropy-target-negative", _policy(catalog_cross_entropy, target=torch.tensor([0, -1, 2])),
-         IndexError, "target"),
-    case("catalog_cross_entropy-target-float", _policy(catalog_cross_entropy, target=TARGET.float()), TypeError,
-         "target"),
-    case("catalog_cross_entropy-target-shape", _policy(catalog_cross_entropy, target=TARGET[:2]), ValueError,
-         "target"),
-    case("catalog_cross_entropy-target-excluded", _policy(catalog_cross_entropy, target=torch.tensor([3, 5, 2]),
-                                                          exclude_offsets=EX_OFF, exclude_ids=EX_IDS),
-         ValueError, "target"),
-    case("catalog_cross_entropy-reduction", _policy(catalog_cross_entropy, reduction="avg"), ValueError,
-         "reduction"),
-]
+POLICY = (
+    [
+        case(f"{op.__name__}-{i}", _policy(op, **kw), e, n)
+        for op in (catalog_topk, catalog_sample, catalog_logsumexp, catalog_cross_entropy)
+        for i, kw, e, n in POLICY_COMMON
+    ]
+    + [
+        case(f"{op.__name__}-{i}", _policy(op, k=k), e, "k")
+        for op in (catalog_topk, catalog_sample)
+        for i, k, e in (
+            ("k-zero", 0, ValueError),
+            ("k-negative", -1, ValueError),
+            ("k-above-catalog", 7, ValueError),
+            ("k-float", 2.0, TypeError),
+            ("k-above-remaining", 6, ValueError),
+        )
+        if not (i == "k-above-remaining")
+    ]
+    + [
+        case(
+            "catalog_topk-k-above-non-excluded",
+            _policy(catalog_topk, k=6, exclude_offsets=EX_OFF, exclude_ids=EX_IDS),
+            ValueError,
+            "k",
+        ),
+        case("catalog_sample-seed-float", _policy(catalog_sample, seed=1.5), TypeError, "seed"),
+        case("catalog_sample-seed-str", _policy(catalog_sample, seed="1"), TypeError, "seed"),
+        case(
+            "catalog_cross_entropy-target-range",
+            _policy(catalog_cross_entropy, target=torch.tensor([0, 6, 2])),
+            IndexError,
+            "target",
+        ),
+        case(
+            "catalog_cross_entropy-target-negative",
+            _policy(catalog_cross_entropy, target=torch.tensor([0, -1, 2])),
+            IndexError,
+            "target",
+        ),
+        case(
+            "catalog_cross_entropy-target-float",
+            _policy(catalog_cross_entropy, target=TARGET.float()),
+            TypeError,
+            "target",
+        ),
+        case(
+            "catalog_cross_entropy-target-shape",
+            _policy(catalog_cross_entropy, target=TARGET[:2]),
+            ValueError,
+            "target",
+        ),
+        case(
+            "catalog_cross_entropy-target-excluded",
+            _policy(catalog_cross_entropy, target=torch.tensor([3, 5, 2]), exclude_offsets=EX_OFF, exclude_ids=EX_IDS),
+            ValueError,
+            "target",
+        ),
+        case(
+            "catalog_cross_entropy-reduction", _policy(catalog_cross_entropy, reduction="avg"), ValueError, "reduction"
+        ),
+    ]
+)
 
 
 @pytest.mark.parametrize("bad", POLICY)
@@ -231,17 +314,29 @@ B4 = torch.ones(4)
 
 
 def _td(**kw):
-    args = {"q_sa": B4, "next_q": B4, "reward": B4, "done": torch.zeros(4, dtype=torch.bool), "discount": B4 * 0.9,
-            "weight": B4}
+    args = {
+        "q_sa": B4,
+        "next_q": B4,
+        "reward": B4,
+        "done": torch.zeros(4, dtype=torch.bool),
+        "discount": B4 * 0.9,
+        "weight": B4,
+    }
     args.update(kw)
     names = ("q_sa", "next_q", "reward", "done", "discount", "weight")
     return lambda: td_loss(*(args[n] for n in names), **{k: v for k, v in args.items() if k not in names})
 
 
-TD = [case(f"td_loss-{n}-{what}", _td(**{n: t}), e, n)
-      for n in ("q_sa", "next_q", "reward", "discount", "weight")
-      for what, t, e in (("f64", B4.double(), TypeError), ("shape", torch.ones(3), ValueError),
-                         ("2d", torch.ones(4, 1), ValueError), ("list", [1.0] * 4, TypeError))] + [
+TD = [
+    case(f"td_loss-{n}-{what}", _td(**{n: t}), e, n)
+    for n in ("q_sa", "next_q", "reward", "discount", "weight")
+    for what, t, e in (
+        ("f64", B4.double(), TypeError),
+        ("shape", torch.ones(3), ValueError),
+        ("2d", torch.ones(4, 1), ValueError),
+        ("list", [1.0] * 4, TypeError),
+    )
+] + [
     case("td_loss-done-f64", _td(done=torch.zeros(4, dtype=torch.float64)), TypeError, "done"),
     case("td_loss-done-shape", _td(done=torch.zeros(3, dtype=torch.bool)), ValueError, "done"),
     case("td_loss-huber-zero", _td(huber_delta=0.0), ValueError, "huber_delta"),
@@ -251,8 +346,15 @@ TD = [case(f"td_loss-{n}-{what}", _td(**{n: t}), e, n)
     case("td_loss-alpha-nan", _td(alpha=NAN), ValueError, "alpha"),
     case("td_loss-eps-negative", _td(eps=-1.0), ValueError, "eps"),
     case("td_loss-eps-nan", _td(eps=NAN), ValueError, "eps"),
-    case("td_loss-empty", _td(**{n: torch.ones(0) for n in ("q_sa", "next_q", "reward", "discount", "weight")},
-                              done=torch.zeros(0, dtype=torch.bool)), ValueError, "q_sa"),
+    case(
+        "td_loss-empty",
+        _td(
+            **{n: torch.ones(0) for n in ("q_sa", "next_q", "reward", "discount", "weight")},
+            done=torch.zeros(0, dtype=torch.bool),
+        ),
+        ValueError,
+        "q_sa",
+    ),
 ]
 
 
@@ -272,16 +374,25 @@ MODULES = [
     case("TableSpec-dim-negative", lambda: TableSpec("t", 5, -4), ValueError, "dim"),
     case("TableSpec-dim-bool", lambda: TableSpec("t", 5, True), TypeError, "dim"),
     case("EmbeddingTables-no-specs", lambda: EmbeddingTables([]), ValueError, "specs"),
-    case("EmbeddingTables-duplicate-names", lambda: EmbeddingTables([TableSpec("a", 2, 4), TableSpec("a", 3, 4)]),
-         ValueError, "a"),
-    case("EmbeddingTables-pooling", lambda: EmbeddingTables([TableSpec("a", 2, 4)], pooling="max"), ValueError,
-         "pooling"),
+    case(
+        "EmbeddingTables-duplicate-names",
+        lambda: EmbeddingTables([TableSpec("a", 2, 4), TableSpec("a", 3, 4)]),
+        ValueError,
+        "a",
+    ),
+    case(
+        "EmbeddingTables-pooling", lambda: EmbeddingTables([TableSpec("a", 2, 4)], pooling="max"), ValueError, "pooling"
+    ),
     case("CatalogHead-items-zero", lambda: CatalogHead(0, 4), ValueError, "num_items"),
     case("CatalogHead-dim-zero", lambda: CatalogHead(5, 0), ValueError, "dim"),
     case("SequenceEncoder-heads", lambda: SequenceEncoder(5, 6, 4, num_heads=4), ValueError, "num_heads"),
     case("SequenceEncoder-items-zero", lambda: SequenceEncoder(0, 8, 4), ValueError, "num_items"),
-    case("SequenceEncoder-features-without-ids", lambda: SequenceEncoder(5, 8, 4, item_feature_tables=[("g", 3)]),
-         ValueError, "item_feature_ids"),
+    case(
+        "SequenceEncoder-features-without-ids",
+        lambda: SequenceEncoder(5, 8, 4, item_feature_tables=[("g", 3)]),
+        ValueError,
+        "item_feature_ids",
+    ),
     case("SGD-lr-nan", lambda: SGD(NAN), ValueError, "lr"),
     case("SGD-lr-inf", lambda: SGD(INF), ValueError, "lr"),
     case("SGD-lr-negative", lambda: SGD(-0.1), ValueError, "lr"),
@@ -293,16 +404,38 @@ MODULES = [
     case("Adam-betas-short", lambda: Adam(0.1, betas=(0.9,)), ValueError, "betas"),
     case("Adam-betas-str", lambda: Adam(0.1, betas=("a", "b")), ValueError, "betas"),
     case("Adam-lr-nan", lambda: Adam(NAN), ValueError, "lr"),
-] + [case(f"SASRecConfig-{field}-{value!r}", (lambda f=field, v=value: SASRecConfig(**{f: v})), error, field)
-     for field, value, error in (
-         ("dim", 0, ValueError), ("dim", 2.5, TypeError), ("max_len", -1, ValueError), ("num_layers", 0, ValueError),
-         ("num_heads", 0, ValueError), ("num_heads", 3, ValueError), ("feature_dim", 0, ValueError),
-         ("batch_size", 0, ValueError), ("batch_size", "32", TypeError), ("max_epochs", 0, ValueError),
-         ("patience", 0, ValueError), ("stride", 0, ValueError), ("seed", -1, ValueError), ("seed", 1.5, TypeError),
-         ("dropout", 1.0, ValueError), ("dropout", -0.1, ValueError), ("dropout", NAN, ValueError),
-         ("lr", 0.0, ValueError), ("lr", NAN, ValueError), ("lr", INF, ValueError), ("weight_decay", -1.0, ValueError),
-         ("clip", -1.0, ValueError), ("clip", NAN, ValueError), ("max_seconds", 0.0, ValueError),
-         ("max_seconds", NAN, ValueError), ("item_features", "yes", TypeError), ("user_features", 1, TypeError))]
+] + [
+    case(f"SASRecConfig-{field}-{value!r}", (lambda f=field, v=value: SASRecConfig(**{f: v})), error, field)
+    for field, value, error in (
+        ("dim", 0, ValueError),
+        ("dim", 2.5, TypeError),
+        ("max_len", -1, ValueError),
+        ("num_layers", 0, ValueError),
+        ("num_heads", 0, ValueError),
+        ("num_heads", 3, ValueError),
+        ("feature_dim", 0, ValueError),
+        ("batch_size", 0, ValueError),
+        ("batch_size", "32", TypeError),
+        ("max_epochs", 0, ValueError),
+        ("patience", 0, ValueError),
+        ("stride", 0, ValueError),
+        ("seed", -1, ValueError),
+        ("seed", 1.5, TypeError),
+        ("dropout", 1.0, ValueError),
+        ("dropout", -0.1, ValueError),
+        ("dropout", NAN, ValueError),
+        ("lr", 0.0, ValueError),
+        ("lr", NAN, ValueError),
+        ("lr", INF, ValueError),
+        ("weight_decay", -1.0, ValueError),
+        ("clip", -1.0, ValueError),
+        ("clip", NAN, ValueError),
+        ("max_seconds", 0.0, ValueError),
+        ("max_seconds", NAN, ValueError),
+        ("item_features", "yes", TypeError),
+        ("user_features", 1, TypeError),
+    )
+]
 
 
 @pytest.mark.parametrize("bad", MODULES)

@@ -1,5 +1,6 @@
 """Bad inputs to PrioritizedReplay and tampered replay files: the stated exception naming the argument (or the
 file), and the stored transitions, priorities and files on disk unchanged."""
+
 from __future__ import annotations
 
 import json
@@ -39,8 +40,7 @@ CONSTRUCTOR = [
     case("fields-bad-spec", _ctor(fields={**FIELDS, "x": "float"}), TypeError, "x"),
     case("fields-bad-dtype", _ctor(fields={**FIELDS, "x": ((), "float32")}), TypeError, "x"),
     case("fields-negative-shape", _ctor(fields={**FIELDS, "x": ((-1,), torch.float32)}), TypeError, "x"),
-    case("fields-reserved-discount", _ctor(fields={**FIELDS, "discount": ((), torch.float32)}), ValueError,
-         "discount"),
+    case("fields-reserved-discount", _ctor(fields={**FIELDS, "discount": ((), torch.float32)}), ValueError, "discount"),
     case("fields-reserved-n", _ctor(fields={**FIELDS, "n_x": ((), torch.float32)}), ValueError, "n_x"),
     case("fields-name-int", _ctor(fields={**FIELDS, 3: ((), torch.float32)}), TypeError, "fields"),
     case("alpha-negative", _ctor(alpha=-0.1), ValueError, "alpha"),
@@ -73,8 +73,13 @@ def replay() -> PrioritizedReplay:
 
 
 def _state(r: PrioritizedReplay) -> tuple:
-    return (len(r), r.position, r.max_leaf_priority, r.total_priority(),
-            tensors_digest(r.leaf_priorities(), *(r._storage[n] for n in r.fields)))
+    return (
+        len(r),
+        r.position,
+        r.max_leaf_priority,
+        r.total_priority(),
+        tensors_digest(r.leaf_priorities(), *(r._storage[n] for n in r.fields)),
+    )
 
 
 ROW = {"state": torch.zeros(2, 3), "reward": torch.zeros(2), "done": torch.zeros(2, dtype=torch.bool)}
@@ -82,8 +87,12 @@ ROW = {"state": torch.zeros(2, 3), "reward": torch.zeros(2), "done": torch.zeros
 METHODS = [
     case("add-missing-field", lambda r: r.add(state=ROW["state"], reward=ROW["reward"]), ValueError, "done"),
     case("add-unknown-field", lambda r: r.add(**ROW, extra=torch.zeros(2)), ValueError, "extra"),
-    case("add-wrong-dtype", lambda r: r.add(**{**ROW, "reward": torch.zeros(2, dtype=torch.float64)}), TypeError,
-         "reward"),
+    case(
+        "add-wrong-dtype",
+        lambda r: r.add(**{**ROW, "reward": torch.zeros(2, dtype=torch.float64)}),
+        TypeError,
+        "reward",
+    ),
     case("add-wrong-shape", lambda r: r.add(**{**ROW, "state": torch.zeros(2, 4)}), ValueError, "state"),
     case("add-no-batch-dim", lambda r: r.add(**{**ROW, "reward": torch.tensor(0.0)}), ValueError, "reward"),
     case("add-row-mismatch", lambda r: r.add(**{**ROW, "reward": torch.zeros(3)}), ValueError, "reward"),
@@ -98,29 +107,55 @@ METHODS = [
     case("sample-generator-int", lambda r: r.sample(2, 0.4, generator=3), TypeError, "generator"),
     case("update-indices-list", lambda r: r.update_priorities([0], torch.ones(1)), TypeError, "indices"),
     case("update-priorities-list", lambda r: r.update_priorities(torch.tensor([0]), [1.0]), TypeError, "priorities"),
-    case("update-indices-float", lambda r: r.update_priorities(torch.tensor([0.0]), torch.ones(1)), TypeError,
-         "indices"),
-    case("update-priorities-int", lambda r: r.update_priorities(torch.tensor([0]), torch.tensor([1])), TypeError,
-         "priorities"),
-    case("update-shape-mismatch", lambda r: r.update_priorities(torch.tensor([0, 1]), torch.ones(3)), ValueError,
-         "priorities"),
+    case(
+        "update-indices-float", lambda r: r.update_priorities(torch.tensor([0.0]), torch.ones(1)), TypeError, "indices"
+    ),
+    case(
+        "update-priorities-int",
+        lambda r: r.update_priorities(torch.tensor([0]), torch.tensor([1])),
+        TypeError,
+        "priorities",
+    ),
+    case(
+        "update-shape-mismatch",
+        lambda r: r.update_priorities(torch.tensor([0, 1]), torch.ones(3)),
+        ValueError,
+        "priorities",
+    ),
     case("update-2d", lambda r: r.update_priorities(torch.tensor([[0]]), torch.ones(1, 1)), ValueError, "indices"),
-    case("update-nan", lambda r: r.update_priorities(torch.tensor([0, 1]), torch.tensor([1.0, NAN])), ValueError,
-         "priorities"),
-    case("update-inf", lambda r: r.update_priorities(torch.tensor([0]), torch.tensor([INF])), ValueError,
-         "priorities"),
-    case("update-negative", lambda r: r.update_priorities(torch.tensor([1, 0]), torch.tensor([1.0, -1.0])),
-         ValueError, "priorities"),
-    case("update-unwritten-slot", lambda r: r.update_priorities(torch.tensor([5]), torch.ones(1)), IndexError,
-         "indices"),
-    case("update-negative-slot", lambda r: r.update_priorities(torch.tensor([-1]), torch.ones(1)), IndexError,
-         "indices"),
-    case("update-sum-overflow", lambda r: r.update_priorities(torch.tensor([0, 1]),
-                                                              torch.tensor([1e308, 1e308], dtype=torch.float64)),
-         ValueError, "priorities"),
-    case("update-sum-overflow-exponent-applied", lambda r: r.update_priorities(
-        torch.tensor([0]), torch.tensor([1e308], dtype=torch.float64), exponent_applied=True), ValueError,
-         "priorities"),
+    case(
+        "update-nan",
+        lambda r: r.update_priorities(torch.tensor([0, 1]), torch.tensor([1.0, NAN])),
+        ValueError,
+        "priorities",
+    ),
+    case("update-inf", lambda r: r.update_priorities(torch.tensor([0]), torch.tensor([INF])), ValueError, "priorities"),
+    case(
+        "update-negative",
+        lambda r: r.update_priorities(torch.tensor([1, 0]), torch.tensor([1.0, -1.0])),
+        ValueError,
+        "priorities",
+    ),
+    case(
+        "update-unwritten-slot", lambda r: r.update_priorities(torch.tensor([5]), torch.ones(1)), IndexError, "indices"
+    ),
+    case(
+        "update-negative-slot", lambda r: r.update_priorities(torch.tensor([-1]), torch.ones(1)), IndexError, "indices"
+    ),
+    case(
+        "update-sum-overflow",
+        lambda r: r.update_priorities(torch.tensor([0, 1]), torch.tensor([1e308, 1e308], dtype=torch.float64)),
+        ValueError,
+        "priorities",
+    ),
+    case(
+        "update-sum-overflow-exponent-applied",
+        lambda r: r.update_priorities(
+            torch.tensor([0]), torch.tensor([1e308], dtype=torch.float64), exponent_applied=True
+        ),
+        ValueError,
+        "priorities",
+    ),
 ]
 
 
@@ -155,23 +190,39 @@ def _del(key):
 
 
 META_TAMPERING = [
-    ("version-2", _set("version", 2)), ("version-missing", _del("version")), ("capacity-zero", _set("capacity", 0)),
-    ("capacity-str", _set("capacity", "8")), ("capacity-huge", _set("capacity", 2**40)),
-    ("capacity-float", _set("capacity", 8.5)), ("capacity-missing", _del("capacity")),
-    ("alpha-negative", _set("alpha", -1)), ("alpha-nan", _set("alpha", NAN)), ("alpha-str", _set("alpha", "x")),
-    ("gamma-above-one", _set("gamma", 2.0)), ("gamma-null", _set("gamma", None)), ("n_step-zero", _set("n_step", 0)),
-    ("num_envs-three", _set("num_envs", 3)), ("num_envs-zero", _set("num_envs", 0)),
-    ("size-above-capacity", _set("size", 9)), ("size-negative", _set("size", -1)),
-    ("size-other-than-tensors", _set("size", 3)), ("position-at-capacity", _set("position", 8)),
-    ("position-not-size", _set("position", 2)), ("position-str", _set("position", "4")),
-    ("max_leaf-nan", _set("max_leaf", NAN)), ("max_leaf-inf", _set("max_leaf", INF)),
-    ("max_leaf-below-one", _set("max_leaf", 0.5)), ("max_leaf-below-leaves", _set("max_leaf", 1.5)),
-    ("max_leaf-overflowing", _set("max_leaf", 1e308)), ("fields-list", _set("fields", [])),
+    ("version-2", _set("version", 2)),
+    ("version-missing", _del("version")),
+    ("capacity-zero", _set("capacity", 0)),
+    ("capacity-str", _set("capacity", "8")),
+    ("capacity-huge", _set("capacity", 2**40)),
+    ("capacity-float", _set("capacity", 8.5)),
+    ("capacity-missing", _del("capacity")),
+    ("alpha-negative", _set("alpha", -1)),
+    ("alpha-nan", _set("alpha", NAN)),
+    ("alpha-str", _set("alpha", "x")),
+    ("gamma-above-one", _set("gamma", 2.0)),
+    ("gamma-null", _set("gamma", None)),
+    ("n_step-zero", _set("n_step", 0)),
+    ("num_envs-three", _set("num_envs", 3)),
+    ("num_envs-zero", _set("num_envs", 0)),
+    ("size-above-capacity", _set("size", 9)),
+    ("size-negative", _set("size", -1)),
+    ("size-other-than-tensors", _set("size", 3)),
+    ("position-at-capacity", _set("position", 8)),
+    ("position-not-size", _set("position", 2)),
+    ("position-str", _set("position", "4")),
+    ("max_leaf-nan", _set("max_leaf", NAN)),
+    ("max_leaf-inf", _set("max_leaf", INF)),
+    ("max_leaf-below-one", _set("max_leaf", 0.5)),
+    ("max_leaf-below-leaves", _set("max_leaf", 1.5)),
+    ("max_leaf-overflowing", _set("max_leaf", 1e308)),
+    ("fields-list", _set("fields", [])),
     ("fields-bad-dtype", lambda m: m["fields"].__setitem__("reward", [[], "float99"])),
     ("fields-bad-shape", lambda m: m["fields"].__setitem__("state", [[4], "float32"])),
     ("fields-shape-str", lambda m: m["fields"].__setitem__("state", [["3"], "float32"])),
     ("fields-dropped", lambda m: m["fields"].pop("state")),
-    ("next_fields-unknown", _set("next_fields", ["next_state"])), ("next_fields-str", _set("next_fields", "state")),
+    ("next_fields-unknown", _set("next_fields", ["next_state"])),
+    ("next_fields-str", _set("next_fields", "state")),
 ]
 TENSOR_TAMPERING = [
     ("leaves-negative", lambda t: t["leaf_priorities"].__setitem__(0, -1.0)),
@@ -189,6 +240,7 @@ def _write_raw(text: bytes):
     def make(src: str, dst: str) -> None:
         with open(dst, "wb") as f:
             f.write(text)
+
     return make
 
 
@@ -198,21 +250,29 @@ def _truncate(n: int):
             data = f.read()
         with open(dst, "wb") as f:
             f.write(data[:n])
+
     return make
 
 
-FILES = ([pytest.param((lambda src, dst, c=c: _rewrite(src, dst, meta_change=c)), id=f"meta-{i}")
-          for i, c in META_TAMPERING]
-         + [pytest.param((lambda src, dst, c=c: _rewrite(src, dst, tensor_change=c)), id=f"tensor-{i}")
-            for i, c in TENSOR_TAMPERING]
-         + [pytest.param((lambda src, dst: _rewrite(src, dst, raw_meta="{not json")), id="meta-not-json"),
-            pytest.param((lambda src, dst: _rewrite(src, dst, raw_meta="[1, 2]")), id="meta-not-object"),
-            pytest.param((lambda src, dst: save_file({"x": torch.zeros(2)}, dst)), id="foreign-safetensors"),
-            pytest.param(_write_raw(b""), id="empty-file"), pytest.param(_write_raw(b"\x00" * 64), id="zeros"),
-            pytest.param(_write_raw(b"PK\x03\x04 not a replay"), id="zip-header"),
-            pytest.param(_truncate(60), id="truncated-header"), pytest.param(_truncate(-1), id="truncated-data"),
-            pytest.param((lambda src, dst: os.mkdir(dst)), id="directory"),
-            pytest.param((lambda src, dst: None), id="missing")])
+FILES = (
+    [pytest.param((lambda src, dst, c=c: _rewrite(src, dst, meta_change=c)), id=f"meta-{i}") for i, c in META_TAMPERING]
+    + [
+        pytest.param((lambda src, dst, c=c: _rewrite(src, dst, tensor_change=c)), id=f"tensor-{i}")
+        for i, c in TENSOR_TAMPERING
+    ]
+    + [
+        pytest.param((lambda src, dst: _rewrite(src, dst, raw_meta="{not json")), id="meta-not-json"),
+        pytest.param((lambda src, dst: _rewrite(src, dst, raw_meta="[1, 2]")), id="meta-not-object"),
+        pytest.param((lambda src, dst: save_file({"x": torch.zeros(2)}, dst)), id="foreign-safetensors"),
+        pytest.param(_write_raw(b""), id="empty-file"),
+        pytest.param(_write_raw(b"\x00" * 64), id="zeros"),
+        pytest.param(_write_raw(b"PK\x03\x04 not a replay"), id="zip-header"),
+        pytest.param(_truncate(60), id="truncated-header"),
+        pytest.param(_truncate(-1), id="truncated-data"),
+        pytest.param((lambda src, dst: os.mkdir(dst)), id="directory"),
+        pytest.param((lambda src, dst: None), id="missing"),
+    ]
+)
 
 
 def test_truncated_data_case_is_shorter_than_the_file(replay, tmp_path):

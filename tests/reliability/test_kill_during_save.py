@@ -1,5 +1,6 @@
 """A saving process killed (SIGKILL) at random moments: the previous file still loads, and the next save
 leaves no orphaned temporary file."""
+
 from __future__ import annotations
 
 import os

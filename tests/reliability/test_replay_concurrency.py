@@ -1,5 +1,6 @@
 """Threads adding, sampling, updating priorities and saving one replay at once: no error, every saved file
 loads as a consistent replay, the trees stay exact. (The sanitizer job runs this under ThreadSanitizer.)"""
+
 from __future__ import annotations
 
 import os
@@ -14,8 +15,17 @@ SECONDS = float(os.environ.get("RECENGINE_CONCURRENCY_SECONDS", "2"))
 
 
 def test_add_sample_update_save_from_threads(tmp_path):
-    replay = PrioritizedReplay(256, {"payload": ((4,), torch.float32), "checksum": ((), torch.float32),
-                                     "reward": ((), torch.float32), "done": ((), torch.bool)}, alpha=0.7, n_step=3)
+    replay = PrioritizedReplay(
+        256,
+        {
+            "payload": ((4,), torch.float32),
+            "checksum": ((), torch.float32),
+            "reward": ((), torch.float32),
+            "done": ((), torch.bool),
+        },
+        alpha=0.7,
+        n_step=3,
+    )
     errors: list[BaseException] = []
     stop = time.monotonic() + SECONDS
     path = str(tmp_path / "replay.safetensors")
@@ -27,6 +37,7 @@ def test_add_sample_update_save_from_threads(tmp_path):
                     body()
             except BaseException as exc:  # collected and asserted on below
                 errors.append(exc)
+
         return threading.Thread(target=loop)
 
     g_add = torch.Generator().manual_seed(0)

@@ -2,6 +2,7 @@
 priority updates, checkpoint and replay saves and reloads, for RECENGINE_SOAK_SECONDS (default 600), with the
 resident memory sampled. After a warm-up (the first tenth of the run) the resident memory may not grow by more
 than SOAK_GROWTH_BOUND bytes, and no step may fail. Run with ``python -m pytest -m soak tests/reliability``."""
+
 from __future__ import annotations
 
 import os
@@ -36,10 +37,19 @@ def test_soak_interleaved_work_holds_memory_and_never_fails(tmp_path):
     torch.manual_seed(0)
     model = model_from_data(data, cfg)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
-    tables = EmbeddingTables([TableSpec("user", 5000, 16), TableSpec("item", 20000, 16)],
-                             optimizer=RowwiseAdagrad(0.05), seed=0)
-    replay = PrioritizedReplay(4096, {"state": ((16,), torch.float32), "action": ((), torch.int64),
-                                      "reward": ((), torch.float32), "done": ((), torch.bool)}, n_step=3)
+    tables = EmbeddingTables(
+        [TableSpec("user", 5000, 16), TableSpec("item", 20000, 16)], optimizer=RowwiseAdagrad(0.05), seed=0
+    )
+    replay = PrioritizedReplay(
+        4096,
+        {
+            "state": ((16,), torch.float32),
+            "action": ((), torch.int64),
+            "reward": ((), torch.float32),
+            "done": ((), torch.bool),
+        },
+        n_step=3,
+    )
     model_path, replay_path = str(tmp_path / "model.safetensors"), str(tmp_path / "replay.safetensors")
 
     start = time.monotonic()
@@ -58,8 +68,12 @@ def test_soak_interleaved_work_holds_memory_and_never_fails(tmp_path):
         out = tables(torch.cat([ids, ids % 20000]), torch.arange(0, 129, dtype=torch.int64))
         out.pow(2).mean().backward()
 
-        replay.add(state=torch.randn(32, 16, generator=gen), action=torch.randint(0, 300, (32,), generator=gen),
-                   reward=torch.rand(32, generator=gen), done=torch.rand(32, generator=gen) < 0.1)
+        replay.add(
+            state=torch.randn(32, 16, generator=gen),
+            action=torch.randint(0, 300, (32,), generator=gen),
+            reward=torch.rand(32, generator=gen),
+            done=torch.rand(32, generator=gen) < 0.1,
+        )
         batch, idx, _ = replay.sample(64, 0.4, gen)
         replay.update_priorities(idx, batch["n_reward"].abs() + 0.01)
 
@@ -79,7 +93,9 @@ def test_soak_interleaved_work_holds_memory_and_never_fails(tmp_path):
     assert baseline is not None and saves >= 1, f"only {step} steps in {SOAK_SECONDS}s"
     peak_after = max(rss for t, rss in samples if t >= warm_until - start)
     growth = peak_after - baseline
-    print(f"soak: {step} steps, {saves} save/reload cycles in {SOAK_SECONDS:.0f}s, "
-          f"resident {baseline / 2**20:.0f} MiB after warm-up, "
-          f"growth {growth / 2**20:.1f} MiB (bound {SOAK_GROWTH_BOUND / 2**20:.0f} MiB)")
+    print(
+        f"soak: {step} steps, {saves} save/reload cycles in {SOAK_SECONDS:.0f}s, "
+        f"resident {baseline / 2**20:.0f} MiB after warm-up, "
+        f"growth {growth / 2**20:.1f} MiB (bound {SOAK_GROWTH_BOUND / 2**20:.0f} MiB)"
+    )
     assert growth <= SOAK_GROWTH_BOUND

@@ -1,4 +1,5 @@
 """Smoke run of `recengine compare --quick` on synthetic data: the files it writes and what they hold."""
+
 import json
 import math
 
@@ -14,8 +15,9 @@ LEARNERS = ["dqn", "reinforce", "hybrid-dqn", "hybrid-reinforce"]
 @pytest.fixture(scope="module")
 def quick_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("compare")
-    assert main(["compare", "--quick", "--dataset", "synthetic", "--out", str(out), "--threads", "1",
-                 "--seeds", "2"]) == 0
+    assert (
+        main(["compare", "--quick", "--dataset", "synthetic", "--out", str(out), "--threads", "1", "--seeds", "2"]) == 0
+    )
     return out
 
 
@@ -53,7 +55,8 @@ def test_results_json_has_every_agent_and_figure(quick_run):
         for est in ("ips", "snips", "dr"):
             assert math.isfinite(row["estimates"][est])
             assert row["relative_error"][est] == pytest.approx(
-                abs(row["estimates"][est] - row["true_value"]) / row["true_value"], rel=1e-6)
+                abs(row["estimates"][est] - row["true_value"]) / row["true_value"], rel=1e-6
+            )
     assert set(results["targets"]) and all(v in (True, False, None) for v in results["targets"].values())
 
 
@@ -88,12 +91,12 @@ def test_results_json_intervals(quick_run):
         else:
             assert entry["curve_gain"] is None
     assert agents["popularity"]["paired"]["large-model"]["diff"] == pytest.approx(
-        -agents["large-model"]["paired"]["popularity"]["diff"])
+        -agents["large-model"]["paired"]["popularity"]["diff"]
+    )
     evidence = results["target_evidence"]
     for text, diffs in evidence.items():
         assert diffs, text
-        assert results["targets"][text] == any(
-            d["ci95"][0] > 0 and d.get("seed_ci95", [1])[0] > 0 for d in diffs), text
+        assert results["targets"][text] == any(d["ci95"][0] > 0 and d.get("seed_ci95", [1])[0] > 0 for d in diffs), text
     assert evidence["DQN beats popularity (return/session)"] == [agents["dqn"]["paired"]["popularity"]]
 
 
@@ -132,8 +135,9 @@ def test_fallback_message(monkeypatch, tmp_path):
 def test_dqn_item_table_must_be_known(tmp_path):
     from recengine.report import compare
 
-    cfg = compare.CompareConfig(out=str(tmp_path), dataset="synthetic", agents=("dqn",), progress=False,
-                                dqn_item_table="shared").quick_settings()
+    cfg = compare.CompareConfig(
+        out=str(tmp_path), dataset="synthetic", agents=("dqn",), progress=False, dqn_item_table="shared"
+    ).quick_settings()
     with pytest.raises(ValueError, match="dqn_item_table"):
         compare.run_compare(cfg, log=lambda *a: None)
 
@@ -186,8 +190,9 @@ def test_robustness_checks_and_the_verdict(quick_run):
     for v in robust["variants"].values():
         assert set(v["returns"]) == {"large-model", "hybrid-dqn", "hybrid-reinforce"}
         for hybrid, d in v["paired"].items():
-            assert d["diff"] == pytest.approx(v["returns"][hybrid]["mean"] - v["returns"]["large-model"]["mean"],
-                                              abs=1e-9)
+            assert d["diff"] == pytest.approx(
+                v["returns"][hybrid]["mean"] - v["returns"]["large-model"]["mean"], abs=1e-9
+            )
     verdict = results["rl_vs_large_model"]
     assert set(verdict) == {"hybrid-dqn", "hybrid-reinforce"}
     for v in verdict.values():

@@ -1,5 +1,6 @@
 """`recengine ope` through its own parser: estimates against the other policy's logs on a tiny fixture in obp's
 layout, the files it writes, and clear errors."""
+
 from __future__ import annotations
 
 import argparse
@@ -24,8 +25,28 @@ def tiny_root(tmp_path_factory):
 
 
 def _run(tiny_root: str, out: str, *extra: str) -> int:
-    args = _parse(["ope", "--dataset", "obd", "--behavior", "random", "--evaluate", "bts", "--data-dir", tiny_root,
-                   "--out", out, "--n-sim", "2000", "--bootstrap", "50", "--folds", "2", *extra])
+    args = _parse(
+        [
+            "ope",
+            "--dataset",
+            "obd",
+            "--behavior",
+            "random",
+            "--evaluate",
+            "bts",
+            "--data-dir",
+            tiny_root,
+            "--out",
+            out,
+            "--n-sim",
+            "2000",
+            "--bootstrap",
+            "50",
+            "--folds",
+            "2",
+            *extra,
+        ]
+    )
     assert args.func is main_from_args
     return args.func(args)
 
@@ -49,16 +70,32 @@ def test_ope_writes_every_estimate_with_interval_and_relative_error(tiny_root, t
 
 
 def test_ope_the_other_way_uses_the_uniform_distribution(tiny_root, tmp_path):
-    args = _parse(["ope", "--behavior", "bts", "--evaluate", "random", "--data-dir", tiny_root,
-                   "--out", str(tmp_path), "--bootstrap", "20", "--folds", "2"])
+    args = _parse(
+        [
+            "ope",
+            "--behavior",
+            "bts",
+            "--evaluate",
+            "random",
+            "--data-dir",
+            tiny_root,
+            "--out",
+            str(tmp_path),
+            "--bootstrap",
+            "20",
+            "--folds",
+            "2",
+        ]
+    )
     assert main_from_args(args) == 0
     result = json.loads((tmp_path / "ope.json").read_text())
     assert "1 / n_actions" in result["action_dist"]
 
 
 def test_same_policy_twice_is_an_error(tiny_root, tmp_path, capsys):
-    args = _parse(["ope", "--behavior", "random", "--evaluate", "random", "--data-dir", tiny_root,
-                   "--out", str(tmp_path)])
+    args = _parse(
+        ["ope", "--behavior", "random", "--evaluate", "random", "--data-dir", tiny_root, "--out", str(tmp_path)]
+    )
     assert main_from_args(args) == 2
     assert "--evaluate must differ from --behavior" in capsys.readouterr().err
     assert not os.path.exists(tmp_path / "ope.json")

@@ -1,4 +1,5 @@
 """Pooling per-seed rows: the figures over seeds, paired differences and curve gains, against hand values."""
+
 import math
 
 import pytest
@@ -8,13 +9,29 @@ from recengine.report.pooling import add_paired_differences, combine_seeds
 
 def test_combine_seeds_and_paired_differences_hand_values():
     def row(returns, gain=None):
-        return {"session_returns": returns, "ctr": 0.5, "coverage": 0.1, "diversity": 0.7,
-                "avg_session_length": 4.0, "updates_per_s": None, "train_seconds": None, "hr@10": None,
-                "ndcg@10": None, "updates": 0, "curve": [], "curve_gain": gain, "wall_seconds": 1.0}
+        return {
+            "session_returns": returns,
+            "ctr": 0.5,
+            "coverage": 0.1,
+            "diversity": 0.7,
+            "avg_session_length": 4.0,
+            "updates_per_s": None,
+            "train_seconds": None,
+            "hr@10": None,
+            "ndcg@10": None,
+            "updates": 0,
+            "curve": [],
+            "curve_gain": gain,
+            "wall_seconds": 1.0,
+        }
 
-    per_seed = {"popularity": [row([1.0, 2.0]), row([3.0, 4.0])],
-                "agent": [row([3.0, 5.0], {"mean": 1.0, "stderr": 0.5, "n": 100}),
-                          row([4.0, 6.0], {"mean": 3.0, "stderr": 0.5, "n": 100})]}
+    per_seed = {
+        "popularity": [row([1.0, 2.0]), row([3.0, 4.0])],
+        "agent": [
+            row([3.0, 5.0], {"mean": 1.0, "stderr": 0.5, "n": 100}),
+            row([4.0, 6.0], {"mean": 3.0, "stderr": 0.5, "n": 100}),
+        ],
+    }
     entries = {name: combine_seeds(rows) for name, rows in per_seed.items()}
     add_paired_differences(entries, per_seed)
     agent = entries["agent"]
@@ -32,5 +49,5 @@ def test_combine_seeds_and_paired_differences_hand_values():
     # two seeds' gains of 100 sessions each: mean 2, stderr sqrt(50² + 50²) / 200
     g = agent["curve_gain"]
     assert g["diff"] == pytest.approx(2.0) and g["n"] == 200
-    assert g["stderr"] == pytest.approx(math.sqrt(2 * 50.0 ** 2) / 200)
+    assert g["stderr"] == pytest.approx(math.sqrt(2 * 50.0**2) / 200)
     assert entries["popularity"]["curve_gain"] is None

@@ -1,4 +1,5 @@
 """The robustness checks' pure parts: the halves, the paired summary of a variant and the verdict."""
+
 import numpy as np
 import pytest
 
@@ -26,12 +27,15 @@ def _paired(diff, lo, hi, seeds=None):
     return d
 
 
-@pytest.mark.parametrize("main, outcome", [
-    (_paired(0.5, 0.2, 0.8), "beats"),
-    (_paired(-0.5, -0.8, -0.2), "loses to"),
-    (_paired(0.1, -0.1, 0.3), "does not separate from"),
-    (_paired(0.5, 0.2, 0.8, seeds=[-0.3, 1.2]), "does not separate from"),   # the seeds' interval disagrees
-])
+@pytest.mark.parametrize(
+    "main, outcome",
+    [
+        (_paired(0.5, 0.2, 0.8), "beats"),
+        (_paired(-0.5, -0.8, -0.2), "loses to"),
+        (_paired(0.1, -0.1, 0.3), "does not separate from"),
+        (_paired(0.5, 0.2, 0.8, seeds=[-0.3, 1.2]), "does not separate from"),  # the seeds' interval disagrees
+    ],
+)
 def test_the_main_check_outcome(main, outcome):
     agents = {"hybrid-dqn": {"paired": {"large-model": main}}}
     assert verdict(agents, {})["hybrid-dqn"]["checks"]["main simulator"]["outcome"] == outcome
@@ -45,10 +49,14 @@ def test_the_verdict_names_the_checks_a_hybrid_fails():
     assert "1 of 2 checks" in v["summary"] and "second simulator: loses to it" in v["summary"]
 
 
-@pytest.mark.parametrize("outcomes, words", [
-    (["beats", "beats"], "in every check"), (["loses to", "does not separate from"], "does not beat"),
-    (["beats", "loses to"], "not robust"),
-])
+@pytest.mark.parametrize(
+    "outcomes, words",
+    [
+        (["beats", "beats"], "in every check"),
+        (["loses to", "does not separate from"], "does not beat"),
+        (["beats", "loses to"], "not robust"),
+    ],
+)
 def test_overall_says_plainly_whether_rl_beats_the_large_model(outcomes, words):
     verdicts = {"hybrid-dqn": {"checks": {f"c{i}": {"outcome": o} for i, o in enumerate(outcomes)}}}
     assert words in overall(verdicts)

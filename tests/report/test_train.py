@@ -1,4 +1,5 @@
 """`recengine train sasrec`: the run directory it writes, and a clear error when the data is missing."""
+
 from __future__ import annotations
 
 import json
@@ -9,9 +10,30 @@ from recengine.train.sasrec import CHECKPOINT, MODEL
 
 def test_cli_train_writes_outputs(tmp_path, capsys):
     out = tmp_path / "run"
-    rc = main(["train", "sasrec", "--dataset", "synthetic", "--out", str(out), "--synthetic-users", "80",
-               "--synthetic-items", "60", "--max-epochs", "2", "--dim", "16", "--max-len", "10",
-               "--num-layers", "1", "--bpr-epochs", "1"])
+    rc = main(
+        [
+            "train",
+            "sasrec",
+            "--dataset",
+            "synthetic",
+            "--out",
+            str(out),
+            "--synthetic-users",
+            "80",
+            "--synthetic-items",
+            "60",
+            "--max-epochs",
+            "2",
+            "--dim",
+            "16",
+            "--max-len",
+            "10",
+            "--num-layers",
+            "1",
+            "--bpr-epochs",
+            "1",
+        ]
+    )
     assert rc == 0
     metrics = json.loads((out / "metrics.json").read_text())
     for key in ("hr@10", "ndcg@10", "mrr@10", "epochs", "train_seconds"):
@@ -27,8 +49,9 @@ def test_cli_train_writes_outputs(tmp_path, capsys):
 def test_cli_reports_missing_data(tmp_path, monkeypatch, capsys):
     monkeypatch.delenv("RECENGINE_DATA", raising=False)
     monkeypatch.setenv("RECENGINE_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setattr("recengine.data.movielens.fetch_recbole_wheel",
-                        lambda *a, **k: (_ for _ in ()).throw(RuntimeError("offline")))
+    monkeypatch.setattr(
+        "recengine.data.movielens.fetch_recbole_wheel", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("offline"))
+    )
     rc = main(["train", "sasrec", "--dataset", "ml-100k", "--data-root", str(tmp_path), "--out", str(tmp_path / "o")])
     assert rc == 2
     assert "not found" in capsys.readouterr().err

@@ -1,4 +1,5 @@
 """A small trained-shape large model saved as `recengine train` saves it, shared by the serving tests."""
+
 from __future__ import annotations
 
 import pytest

@@ -1,4 +1,5 @@
 """recengine.serving.agent_checkpoint: an agent's scorer round-trips and serves like the modules it was saved from."""
+
 import pytest
 import torch
 

@@ -1,4 +1,5 @@
 """recengine.serving.export: the exported encoder (custom ops included) gives the recommendations eager gives."""
+
 import pytest
 import torch
 

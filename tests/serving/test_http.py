@@ -1,5 +1,6 @@
 """recengine.serving.http: the real server (uvicorn on 127.0.0.1, a free port) answers what the Python API answers,
 under concurrent requests too; bad requests get a 4xx JSON naming the field and never disturb other answers."""
+
 from __future__ import annotations
 
 import http.client
@@ -64,8 +65,10 @@ def test_batch_form_and_truncation(server, rec):
 
 def test_concurrent_requests_each_get_their_own_answer(server, rec):
     gen = torch.Generator().manual_seed(2)
-    requests = [{"history": torch.randint(0, NUM_ITEMS, (int(n),), generator=gen).tolist(), "k": int(k)}
-                for n, k in zip(torch.randint(0, 12, (96,), generator=gen), torch.randint(1, 20, (96,), generator=gen))]
+    requests = [
+        {"history": torch.randint(0, NUM_ITEMS, (int(n),), generator=gen).tolist(), "k": int(k)}
+        for n, k in zip(torch.randint(0, 12, (96,), generator=gen), torch.randint(1, 20, (96,), generator=gen))
+    ]
     requests[7] = {"history": [NUM_ITEMS + 5], "k": 3}  # a bad one in the middle of the traffic
     with ThreadPoolExecutor(max_workers=16) as pool:
         replies = list(pool.map(lambda r: call(server, "POST", "/recommend", r), requests))
@@ -77,20 +80,23 @@ def test_concurrent_requests_each_get_their_own_answer(server, rec):
         assert status == 200 and body["items"] == items[0].tolist()
 
 
-@pytest.mark.parametrize("body,raw,field", [
-    ({"history": [1, -2], "k": 3}, None, "history.1"),
-    ({"history": [1, NUM_ITEMS], "k": 3}, None, "history.1"),
-    ({"history": [1], "k": 0}, None, "k"),
-    ({"history": [1], "k": NUM_ITEMS + 1}, None, "k"),
-    ({"history": [1], "k": NUM_ITEMS}, None, "k"),  # more than the unseen items
-    ({"history": [1], "k": "10"}, None, "k"),
-    ({"history": [1.5], "k": 3}, None, "history.0"),
-    ({"history": "1,2", "k": 3}, None, "history"),
-    ({"k": 3}, None, "history"),
-    ({"history": [1], "k": 3, "exclude_seen": "yes"}, None, "exclude_seen"),
-    (None, b"{not json", "body"),
-    ({"histories": [], "k": 3}, None, "histories"),
-])
+@pytest.mark.parametrize(
+    "body,raw,field",
+    [
+        ({"history": [1, -2], "k": 3}, None, "history.1"),
+        ({"history": [1, NUM_ITEMS], "k": 3}, None, "history.1"),
+        ({"history": [1], "k": 0}, None, "k"),
+        ({"history": [1], "k": NUM_ITEMS + 1}, None, "k"),
+        ({"history": [1], "k": NUM_ITEMS}, None, "k"),  # more than the unseen items
+        ({"history": [1], "k": "10"}, None, "k"),
+        ({"history": [1.5], "k": 3}, None, "history.0"),
+        ({"history": "1,2", "k": 3}, None, "history"),
+        ({"k": 3}, None, "history"),
+        ({"history": [1], "k": 3, "exclude_seen": "yes"}, None, "exclude_seen"),
+        (None, b"{not json", "body"),
+        ({"histories": [], "k": 3}, None, "histories"),
+    ],
+)
 def test_bad_requests_get_a_4xx_naming_the_field(server, body, raw, field):
     path = "/recommend/batch" if body is not None and "histories" in body else "/recommend"
     status, reply = call(server, "POST", path, body, raw)

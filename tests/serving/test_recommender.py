@@ -1,5 +1,6 @@
 """recengine.serving.recommender: answers equal the trained model's own scoring, in every input form, from many
 threads at once; truncation is reported; bad input is refused naming the argument."""
+
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
@@ -27,7 +28,7 @@ def _model_topk(model_dir, histories, k, users=None):
     width = max(len(h) for h in histories)
     window = torch.full((len(histories), width), PAD_ID)
     for b, h in enumerate(histories):
-        window[b, :len(h)] = torch.tensor(h, dtype=torch.int64)
+        window[b, : len(h)] = torch.tensor(h, dtype=torch.int64)
     states = model.user_states(window, users)
     lengths = torch.tensor([len(h) for h in histories])
     offsets = torch.cat([torch.zeros(1, dtype=torch.int64), lengths.cumsum(0)])
@@ -76,9 +77,13 @@ def test_long_history_cut_to_the_most_recent_items_and_reported(rec):
 
 def test_threads_share_one_recommender(rec):
     gen = torch.Generator().manual_seed(5)
-    batches = [[torch.randint(0, NUM_ITEMS, (int(n),), generator=gen).tolist()
-                for n in torch.randint(0, 15, (int(b),), generator=gen)]
-               for b in torch.randint(1, 20, (24,), generator=gen)]
+    batches = [
+        [
+            torch.randint(0, NUM_ITEMS, (int(n),), generator=gen).tolist()
+            for n in torch.randint(0, 15, (int(b),), generator=gen)
+        ]
+        for b in torch.randint(1, 20, (24,), generator=gen)
+    ]
     sequential = [rec.recommend(b, k=10) for b in batches]
     with ThreadPoolExecutor(max_workers=8) as pool:
         concurrent = list(pool.map(lambda b: rec.recommend(b, k=10), batches))
@@ -106,21 +111,24 @@ def test_missing_checkpoint_names_the_path(tmp_path):
         Recommender.load(tmp_path)
 
 
-@pytest.mark.parametrize("histories,k,kw,exc,match", [
-    ([[1, NUM_ITEMS]], 10, {}, IndexError, r"histories\[0\].*300"),
-    ([[3], [-1]], 10, {}, IndexError, r"histories\[1\].*-1"),
-    ([[1.5]], 10, {}, TypeError, "histories"),
-    ([[True]], 10, {}, TypeError, "histories"),
-    ([5], 10, {}, TypeError, r"histories\[0\]"),
-    ("abc", 10, {}, TypeError, "histories"),
-    ([], 10, {}, ValueError, "histories"),
-    ([[1]] * 4097, 10, {}, ValueError, "histories"),
-    ([[1]], 0, {}, ValueError, "k"),
-    ([[1]], NUM_ITEMS + 1, {}, ValueError, "k"),
-    ([[1]], 2.0, {}, TypeError, "k"),
-    ([[1]], NUM_ITEMS, {}, ValueError, "k"),
-    ([[1]], 3, {"user_features": [0, 1]}, TypeError, "user_features"),
-])
+@pytest.mark.parametrize(
+    "histories,k,kw,exc,match",
+    [
+        ([[1, NUM_ITEMS]], 10, {}, IndexError, r"histories\[0\].*300"),
+        ([[3], [-1]], 10, {}, IndexError, r"histories\[1\].*-1"),
+        ([[1.5]], 10, {}, TypeError, "histories"),
+        ([[True]], 10, {}, TypeError, "histories"),
+        ([5], 10, {}, TypeError, r"histories\[0\]"),
+        ("abc", 10, {}, TypeError, "histories"),
+        ([], 10, {}, ValueError, "histories"),
+        ([[1]] * 4097, 10, {}, ValueError, "histories"),
+        ([[1]], 0, {}, ValueError, "k"),
+        ([[1]], NUM_ITEMS + 1, {}, ValueError, "k"),
+        ([[1]], 2.0, {}, TypeError, "k"),
+        ([[1]], NUM_ITEMS, {}, ValueError, "k"),
+        ([[1]], 3, {"user_features": [0, 1]}, TypeError, "user_features"),
+    ],
+)
 def test_bad_input_raises_naming_the_argument(rec, histories, k, kw, exc, match):
     with pytest.raises(exc, match=match):
         rec.recommend(histories, k, **kw)
@@ -129,4 +137,3 @@ def test_bad_input_raises_naming_the_argument(rec, histories, k, kw, exc, match)
 def test_unknown_dtype_is_refused(model_dir):
     with pytest.raises(ValueError, match="dtype"):
         Recommender.load(model_dir, dtype="int4")
-

@@ -1,4 +1,5 @@
 """recengine.serving.threads: the wait policy is set explicitly, and never silently where it cannot apply."""
+
 import pytest
 
 from recengine.serving.threads import serving_environment, set_wait_policy

@@ -1,4 +1,5 @@
 """Length-bucketed batches: every window once, similar lengths together, reproducible from the generator."""
+
 import numpy as np
 import pytest
 

@@ -1,4 +1,5 @@
 """Supervised training of the large model: beats Pop on synthetic data, is deterministic, resumes exactly."""
+
 from __future__ import annotations
 
 import os
@@ -53,8 +54,13 @@ def test_same_seed_same_run(data):
 def test_checkpoint_resume_equals_uninterrupted_run(data, tmp_path):
     cfg = SASRecConfig(**TINY, max_epochs=2, seed=2)
     full = train_sasrec(data, cfg, progress=False, log=lambda s: None)
-    first = train_sasrec(data, SASRecConfig(**{**TINY, "max_epochs": 1, "seed": 2}), out_dir=str(tmp_path),
-                         progress=False, log=lambda s: None)
+    first = train_sasrec(
+        data,
+        SASRecConfig(**{**TINY, "max_epochs": 1, "seed": 2}),
+        out_dir=str(tmp_path),
+        progress=False,
+        log=lambda s: None,
+    )
     assert len(first.history) == 1 and os.path.exists(tmp_path / CHECKPOINT)
     resumed = train_sasrec(data, cfg, out_dir=str(tmp_path), resume=True, progress=False, log=lambda s: None)
     assert [h["loss"] for h in resumed.history] == [h["loss"] for h in full.history]
@@ -64,14 +70,22 @@ def test_checkpoint_resume_equals_uninterrupted_run(data, tmp_path):
 
 
 def test_run_directory_holds_the_two_files_only(data, tmp_path):
-    train_sasrec(data, SASRecConfig(**{**TINY, "max_epochs": 1}), out_dir=str(tmp_path), progress=False,
-                 log=lambda s: None)
-    assert sorted(os.listdir(tmp_path)) == sorted([CHECKPOINT, MODEL])   # no temporary file left behind
+    train_sasrec(
+        data, SASRecConfig(**{**TINY, "max_epochs": 1}), out_dir=str(tmp_path), progress=False, log=lambda s: None
+    )
+    assert sorted(os.listdir(tmp_path)) == sorted([CHECKPOINT, MODEL])  # no temporary file left behind
 
 
 def test_resume_refuses_other_settings(data, tmp_path):
-    train_sasrec(data, SASRecConfig(**{**TINY, "max_epochs": 1}), out_dir=str(tmp_path), progress=False,
-                 log=lambda s: None)
+    train_sasrec(
+        data, SASRecConfig(**{**TINY, "max_epochs": 1}), out_dir=str(tmp_path), progress=False, log=lambda s: None
+    )
     with pytest.raises(ValueError, match="different settings"):
-        train_sasrec(data, SASRecConfig(**{**TINY, "max_epochs": 1, "dim": 16}), out_dir=str(tmp_path),
-                     resume=True, progress=False, log=lambda s: None)
+        train_sasrec(
+            data,
+            SASRecConfig(**{**TINY, "max_epochs": 1, "dim": 16}),
+            out_dir=str(tmp_path),
+            resume=True,
+            progress=False,
+            log=lambda s: None,
+        )

@@ -1,13 +1,14 @@
 """The built-in agents of the comparison, one module each, in the order the report lists them."""
+
 from recengine.agents.entries import (
-                                      dqn,
-                                      hybrid_dqn,
-                                      hybrid_reinforce,
-                                      large_model,
-                                      mf_bpr,
-                                      popularity,
-                                      random_slates,
-                                      reinforce,
+    dqn,
+    hybrid_dqn,
+    hybrid_reinforce,
+    large_model,
+    mf_bpr,
+    popularity,
+    random_slates,
+    reinforce,
 )
 
 ENTRIES = (

@@ -3,6 +3,7 @@
 The item table is the encoder's own ("tied", the default) or a separate zero table ("own"): see
 CompareConfig.dqn_item_table.
 """
+
 import numpy as np
 import torch
 
@@ -29,8 +30,9 @@ def build(setup: CompareSetup, seed: int) -> BuiltAgent:
     else:
         with torch.no_grad():
             scorer.head.bias.copy_(prior)
-    agent = DQNAgent(scorer, setup.num_items, setup.slate_size, s.history_len, s.dqn, s.rl_steps.get("dqn", 0),
-                     seed=seed)
+    agent = DQNAgent(
+        scorer, setup.num_items, setup.slate_size, s.history_len, s.dqn, s.rl_steps.get("dqn", 0), seed=seed
+    )
     return BuiltAgent(agent, lambda: leave_one_out_metrics(scorer, setup.split))
 
 

@@ -1,4 +1,5 @@
 """hybrid-reinforce: the pre-trained large model fine-tuned by REINFORCE in the simulator."""
+
 from recengine.agents.hybrid import make_hybrid
 from recengine.agents.registry import AgentEntry, BuiltAgent, CompareSetup
 from recengine.agents.scorer import leave_one_out_metrics
@@ -6,9 +7,16 @@ from recengine.agents.scorer import leave_one_out_metrics
 
 def build(setup: CompareSetup, seed: int) -> BuiltAgent:
     s = setup.settings
-    agent = make_hybrid(setup.pretrained, "reinforce", num_items=setup.num_items, slate_size=setup.slate_size,
-                        history_len=s.history_len, reinforce=s.hybrid_reinforce,
-                        total_steps=s.rl_steps.get("hybrid-reinforce", 0), seed=seed)
+    agent = make_hybrid(
+        setup.pretrained,
+        "reinforce",
+        num_items=setup.num_items,
+        slate_size=setup.slate_size,
+        history_len=s.history_len,
+        reinforce=s.hybrid_reinforce,
+        total_steps=s.rl_steps.get("hybrid-reinforce", 0),
+        seed=seed,
+    )
     return BuiltAgent(agent, lambda: leave_one_out_metrics(agent.policy, setup.split))
 
 

@@ -1,4 +1,5 @@
 """large-model: the supervised next-item model alone (no RL), its top-k with the history excluded."""
+
 from recengine.agents.baselines import SupervisedPolicy
 from recengine.agents.hybrid import scorer_from_model
 from recengine.agents.registry import AgentEntry, BuiltAgent, CompareSetup

@@ -3,6 +3,7 @@
 It fits its own model from its own generators (no draw from torch's global one), so adding it changes no
 other agent's figures.
 """
+
 from recengine.agents.baselines import MatrixFactorizationPolicy
 from recengine.agents.mf import BPRConfig, evaluate_bpr, train_bpr
 from recengine.agents.registry import AgentEntry, BuiltAgent, CompareSetup

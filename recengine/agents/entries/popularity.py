@@ -1,4 +1,5 @@
 """popularity: the k most-interacted-with unseen items, the same for every user."""
+
 from recengine.agents.baselines import PopularityPolicy
 from recengine.agents.registry import AgentEntry, BuiltAgent, CompareSetup
 

@@ -1,4 +1,5 @@
 """random: k distinct unseen items uniformly at random, the floor every agent must clear."""
+
 from recengine.agents.baselines import RandomPolicy
 from recengine.agents.registry import AgentEntry, BuiltAgent, CompareSetup
 
