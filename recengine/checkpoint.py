@@ -29,8 +29,9 @@ FORMAT_VERSION = 1
 """the layout this module writes; it reads this one and every earlier one"""
 
 
-KINDS = ("model", "training")
-"""what a checkpoint file holds: the large model's weights, or a resumable training state"""
+KINDS = ("model", "training", "scorer")
+"""what a checkpoint file holds: the large model's weights, a resumable training state, or an agent's scorer
+(recengine.serving.agent_checkpoint)"""
 
 
 class CheckpointError(ValueError):
