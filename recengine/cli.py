@@ -134,6 +134,15 @@ def _check_train(args: argparse.Namespace) -> None:
 def _check_compare(args: argparse.Namespace) -> None:
     check_readable_dir("--data-root", args.data_root)
     check_writable_dir("--out", args.out)
+    if args.agents is not None:
+        from recengine.agents.registry import registered
+
+        known = registered()
+        unknown = [name for name in args.agents if name not in known]
+        if unknown or not args.agents:
+            raise UsageError(
+                f"--agents: unknown agent(s) {', '.join(unknown) or '(none given)'}; known: {', '.join(known)}"
+            )
 
 
 _OPE_TYPES = {
@@ -296,6 +305,19 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="training seeds per learning agent, intervals pooled over them and an interval over seeds "
         "(default 1 for time; use 5 before drawing a conclusion)",
+    )
+    c.add_argument(
+        "--agents",
+        type=lambda text: [name.strip() for name in text.split(",") if name.strip()],
+        default=None,
+        metavar="A,B,...",
+        help="registered agents to run, in report order (default: all of them)",
+    )
+    c.add_argument(
+        "--no-robustness",
+        action="store_true",
+        help="skip the re-checks of hybrid - large model in other simulators (the verdict then rests on the main "
+        "simulator alone)",
     )
     c.add_argument("--threads", type=non_negative_int, default=0, help="torch threads (default: torch's choice)")
     c.set_defaults(func=_compare, check=_check_compare)

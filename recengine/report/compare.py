@@ -20,6 +20,7 @@ recengine.env.load_simulator) into the output directory.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import platform
@@ -33,6 +34,7 @@ from recengine.agents.registry import CompareSetup, lookup
 from recengine.env import save_simulator
 from recengine.report.arena import Arena, run_agent
 from recengine.report.compare_config import CompareConfig
+from recengine.report.phases import PhaseClock
 from recengine.report.pooling import STATISTICS_NOTE, add_paired_differences, combine_seeds
 from recengine.report.robustness import robustness_checks, verdict
 from recengine.report.validation import validate_simulator
@@ -45,34 +47,49 @@ SIMULATOR_FILE = "simulator.safetensors"
 
 def run_compare(cfg: CompareConfig, log: Log = print) -> dict:
     """Run every agent of `cfg.agents` for `cfg.seeds` training seeds, write the report; returns results.json's
-    content."""
+    content. The caller's global torch RNG state is left as it was (the run draws from its own, seeded copy)."""
     if cfg.seeds < 1:
         raise ValueError(f"seeds: need at least one training seed, got {cfg.seeds}")
     entries = [lookup(name) for name in cfg.agents]
     os.makedirs(cfg.out, exist_ok=True)
-    start = time.perf_counter()
-    torch.manual_seed(cfg.seed)
-    setup, fallback = prepare(cfg, log)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(cfg.seed)  # modules built from the global generator (encoders, tables) start alike
+        return _run(cfg, entries, log)
+
+
+def _run(cfg: CompareConfig, entries: list, log: Log) -> dict:
+    clock = PhaseClock()
+    with clock("data and simulator fit"):
+        setup, fallback = prepare(cfg, log)
     arena = Arena.of(setup)
-    pretrain_info = pretrain(setup, log) if any(e.needs_pretrained for e in entries) else {}
+    pretrain_info = {}
+    if any(e.needs_pretrained for e in entries):
+        with clock("large model training"):
+            pretrain_info = pretrain(setup, log)
 
     per_seed: dict[str, list[dict]] = {entry.name: [] for entry in entries}
     policies: dict[str, object] = {}  # seed 0's, for the off-policy evaluation
     for seed_index in range(cfg.seeds):
         for entry in entries:
-            row, policy = run_agent(entry, setup, arena, seed_index, log)
+            with clock(f"agent {entry.name}"):
+                row, policy = run_agent(entry, setup, arena, seed_index, log)
             per_seed[entry.name].append(row)
             policies.setdefault(entry.name, policy)
     agents = {name: combine_seeds(rows, cfg.ci_level) for name, rows in per_seed.items()}
     add_paired_differences(agents, per_seed, cfg.ci_level)
     log_summary(agents, log)
-    ope = off_policy_evaluation(setup, policies, log)
+    with clock("off-policy evaluation"):
+        ope = off_policy_evaluation(setup, policies, log)
     targets, evidence = check_targets(agents, ope)
-    validation = validate_simulator(setup, policies, agents, pretrain_info.get("test"), log)
-    robust = robustness_checks(setup, policies, log) if cfg.robustness else {}
+    with clock("simulator validation"):
+        validation = validate_simulator(setup, policies, agents, pretrain_info.get("test"), log)
+    robust = {}
+    if cfg.robustness:
+        with clock("robustness checks"):
+            robust = robustness_checks(setup, policies, log)
     save_simulator(setup.simulator, os.path.join(cfg.out, SIMULATOR_FILE))
     results = {
-        "meta": run_meta(setup, fallback, start),
+        "meta": run_meta(setup, fallback, clock),
         "pretrain": pretrain_info,
         "agents": agents,
         "ope": ope,
@@ -84,7 +101,7 @@ def run_compare(cfg: CompareConfig, log: Log = print) -> dict:
         "simulator_file": SIMULATOR_FILE,
         "plots": [],
     }
-    write_report(cfg.out, results, start, log)
+    write_report(cfg.out, results, clock, log)
     return results
 
 
@@ -114,8 +131,12 @@ def build_simulator(data, split, cfg: CompareConfig):
     """The sequence-aware simulator fitted to the TRAIN part of `split` (a small response model in quick mode),
     with its own seed (cfg.simulator_seed), apart from the agents'."""
     from recengine.env import fit_simulator
+    from recengine.env.response_model import response_model_config
 
-    return fit_simulator(data, split, config=cfg.simulator_config(), quick=cfg.quick, seed=cfg.simulator_seed)
+    response = dataclasses.replace(
+        response_model_config(cfg.quick, cfg.simulator_seed), max_epochs=cfg.simulator_epochs
+    )
+    return fit_simulator(data, split, config=cfg.simulator_config(), seed=cfg.simulator_seed, response_config=response)
 
 
 def prepare(cfg: CompareConfig, log: Log) -> tuple[CompareSetup, str | None]:
@@ -133,8 +154,8 @@ def prepare(cfg: CompareConfig, log: Log) -> tuple[CompareSetup, str | None]:
         dim=cfg.pretrain_dim,
         max_len=cfg.pretrain_max_len,
         num_layers=cfg.pretrain_layers,
-        max_seconds=cfg.pretrain_seconds,
-        max_epochs=200,
+        max_seconds=float("inf"),
+        max_epochs=cfg.pretrain_epochs,
         patience=5,
         seed=cfg.seed,
     )
@@ -252,7 +273,7 @@ def check_targets(agents: dict, ope: dict) -> tuple[dict, dict]:
     return targets, evidence
 
 
-def run_meta(setup: CompareSetup, fallback: str | None, start: float) -> dict:
+def run_meta(setup: CompareSetup, fallback: str | None, clock: PhaseClock) -> dict:
     """results.json's "meta": what was run, on what, with which settings."""
     cfg, data = setup.settings, setup.data
     return {
@@ -275,18 +296,20 @@ def run_meta(setup: CompareSetup, fallback: str | None, start: float) -> dict:
         "slate choice with no-click, fitted session lengths, genre fatigue)",
         "machine": f"{platform.machine()} {os.cpu_count()} cores, torch {torch.__version__}, "
         f"{torch.get_num_threads()} threads",
-        "wall_seconds": time.perf_counter() - start,
+        "wall_seconds": clock.elapsed(),
+        "phases": clock.table(),
         "config": json.loads(json.dumps(asdict(cfg), default=str)),
     }
 
 
-def write_report(out: str, results: dict, start: float, log: Log) -> None:
+def write_report(out: str, results: dict, clock: PhaseClock, log: Log) -> None:
     """learning_curves.png, results.json and report.md into `out`."""
     from recengine.report import writer
 
     if writer.plot_curves(os.path.join(out, "learning_curves.png"), results):
         results["plots"].append("learning_curves.png")
-    results["meta"]["wall_seconds"] = time.perf_counter() - start
+    results["meta"]["wall_seconds"] = clock.elapsed()
+    results["meta"]["phases"] = clock.table()
     writer.write_json(os.path.join(out, "results.json"), results)
     writer.write_markdown(os.path.join(out, "report.md"), results)
     log(f"wrote {out}/report.md, results.json, learning_curves.png in {results['meta']['wall_seconds']:.0f}s")
@@ -299,6 +322,10 @@ def main_from_args(args) -> int:
         cfg.quick_settings()
     if getattr(args, "seeds", None) is not None:
         cfg.seeds = args.seeds
+    if getattr(args, "agents", None):
+        cfg.agents = tuple(args.agents)
+    if getattr(args, "no_robustness", False):
+        cfg.robustness = False
     if args.threads:
         torch.set_num_threads(args.threads)
     run_compare(cfg, log=lambda *a: print(*a, flush=True))

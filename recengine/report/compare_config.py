@@ -39,19 +39,22 @@ class CompareConfig:
     num_envs: int = 128
     """simulated users per training step"""
     rl_steps: dict = field(
-        default_factory=lambda: {"dqn": 300, "reinforce": 400, "hybrid-dqn": 100, "hybrid-reinforce": 150}
+        default_factory=lambda: {"dqn": 200, "reinforce": 300, "hybrid-dqn": 100, "hybrid-reinforce": 150}
     )
     """vectorised training steps per learning agent (num_envs recommendations each); from scratch needs more
     steps than fine-tuning the pre-trained model"""
     eval_every: int = 25
     """training steps between greedy evaluations (the learning curves)"""
-    eval_sessions: int = 2048
+    eval_sessions: int = 1024
     """sessions per greedy evaluation (the same sessions for every agent: the paired differences' intervals
     shrink as 1 / sqrt(eval_sessions))"""
-    curve_sessions: int = 256
+    curve_sessions: int = 128
     """sessions per learning-curve point"""
-    pretrain_seconds: float = 100.0
-    """time budget of the large model's supervised training"""
+    pretrain_epochs: int = 15
+    """epochs of the large model's supervised training (the best epoch on the validation items is kept); a budget
+    in epochs, not seconds, so the run's figures do not depend on the machine's load"""
+    simulator_epochs: int = 8
+    """epochs of the simulator's response model (its own training run, on the train split only)"""
     pretrain_max_len: int = 50
     """the large model's window"""
     pretrain_dim: int = 64
@@ -60,7 +63,7 @@ class CompareConfig:
     """the large model's Transformer layers"""
     bpr_epochs: int = 40
     """training epochs of the MF (BPR) agent's offline model"""
-    ope_sessions: int = 2000
+    ope_sessions: int = 1000
     """logged sessions per off-policy estimate (and as many on-policy ones for the true value)"""
     ope_epsilon: float = 0.1
     """the logging policy: the target's slate with probability 1 - epsilon, a uniform random slate otherwise"""
@@ -124,14 +127,14 @@ class CompareConfig:
     """DQN fine-tuning the pre-trained encoder"""
     hybrid_reinforce: ReinforceConfig = field(default_factory=lambda: ReinforceConfig(lr=1e-3, min_batch=512))
     """REINFORCE fine-tuning the pre-trained encoder"""
-    validation_sessions: int = 2048
+    validation_sessions: int = 1024
     """sessions per policy of the simulator validation (random, popularity, MF/BPR, the large model)"""
     robustness: bool = True
     """re-check hybrid − large model in other simulators (recengine.report.robustness)"""
-    robust_sessions: int = 2048
+    robust_sessions: int = 1024
     """sessions per policy in each robustness check"""
-    robust_fit_seconds: float = 40.0
-    """time budget of each extra simulator's (smaller) response model"""
+    robust_fit_epochs: int = 4
+    """epochs of each extra simulator's (smaller) response model"""
     progress: bool = True
     """tqdm bars"""
 
@@ -149,7 +152,8 @@ class CompareConfig:
         self.eval_every, self.num_envs = 6, 64
         self.eval_sessions, self.curve_sessions = 128, 64
         self.validation_sessions, self.robust_sessions = 128, 128
-        self.pretrain_seconds, self.ope_sessions = 8.0, 300
+        self.pretrain_epochs, self.simulator_epochs, self.robust_fit_epochs = 1, 2, 1
+        self.ope_sessions = 300
         self.pretrain_dim, self.pretrain_layers = 32, 1
         self.synthetic_users, self.synthetic_items = 200, 120
         self.max_session_steps = 15

@@ -6,11 +6,11 @@ for the large model and the hybrids (training seed 0):
 
 * ``popularity weight halved``: the main simulator with half the popularity share of utility (the no-click offset
   recalibrated to the same best-slate click rate); the agents trained in the main simulator are judged there;
-* ``second simulator``: a simulator fitted with another seed and a smaller response model; the agents trained in
-  the main simulator are judged there;
-* ``disjoint halves``: two simulators fitted on disjoint random halves of the users; the hybrids are fine-tuned
-  afresh (from the same pre-trained large model) in the first and judged, with the large model, in the second, on
-  the second half's users (RL4RS style: evaluated in a simulator built from data the RL never met).
+* ``second simulator``: a simulator fitted with another seed and a smaller response model on a random half of the
+  users; the agents trained in the main simulator are judged there, on those users;
+* ``disjoint halves``: a third simulator fitted on the other half of the users; the hybrids are fine-tuned afresh
+  (from the same pre-trained large model) in it and judged, with the large model, in the second simulator (RL4RS
+  style: evaluated in a simulator built from data the RL never met).
 
 In each, every policy plays the same sessions (common random numbers) and hybrid − large model is reported with
 its paired interval; ``verdict`` says in plain words where a hybrid beats the large model and where not.
@@ -33,14 +33,17 @@ Log = Callable[..., None]
 
 
 def variant_response_config(setup: CompareSetup, seed: int):
-    """The response model of the extra simulators: smaller than the main one (another size) with its own seed;
-    one short epoch in quick mode."""
+    """The response model of the extra simulators: smaller than the main one (another size) with its own seed,
+    trained for ``robust_fit_epochs`` epochs (a budget in epochs: the figures do not depend on the machine's load)."""
     from recengine.train import SASRecConfig
 
     cfg = setup.settings
+    inf = float("inf")
     if cfg.quick:
-        return SASRecConfig(dim=16, num_layers=1, num_heads=1, max_epochs=1, max_seconds=4.0, seed=seed)
-    return SASRecConfig(dim=32, num_layers=1, max_seconds=cfg.robust_fit_seconds, patience=3, seed=seed)
+        return SASRecConfig(
+            dim=16, num_layers=1, num_heads=1, max_epochs=cfg.robust_fit_epochs, max_seconds=inf, seed=seed
+        )
+    return SASRecConfig(dim=32, num_layers=1, max_epochs=cfg.robust_fit_epochs, max_seconds=inf, patience=3, seed=seed)
 
 
 def judge(policies: dict, simulator, num_sessions: int, seed: int) -> dict:
@@ -73,7 +76,11 @@ def disjoint_halves(num_users: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
 
 def robustness_checks(setup: CompareSetup, policies: dict, log: Log = print) -> dict:
     """The three checks of the module docstring for the ROBUST_AGENTS present in ``policies`` (seed 0's trained
-    policies); {} when the large model or every hybrid is missing."""
+    policies); {} when the large model or every hybrid is missing.
+
+    The second simulator is the disjoint halves' judge: fitted with another seed and a smaller response model on
+    the other half of the users, it serves both checks (the large model's returns there are shared by them: the
+    same policy on the same sessions)."""
     from recengine.env import fit_simulator
     from recengine.report.arena import Arena, run_agent
 
@@ -93,43 +100,35 @@ def robustness_checks(setup: CompareSetup, policies: dict, log: Log = print) -> 
     )
     log("robustness: popularity weight halved done")
 
-    fit = dict(config=cfg.simulator_config(), quick=cfg.quick)
-    second_seed = cfg.simulator_seed + 1
-    second = fit_simulator(
-        setup.data, setup.split, seed=second_seed, response_config=variant_response_config(setup, second_seed), **fit
+    fit = dict(config=cfg.simulator_config())
+    half_a, half_b = disjoint_halves(setup.data.num_users, cfg.simulator_seed + 2)
+    seed_a, seed_b = cfg.simulator_seed + 3, cfg.simulator_seed + 4
+    sim_a, sim_b = (
+        fit_simulator(
+            setup.data, setup.split, seed=s, users=half, response_config=variant_response_config(setup, s), **fit
+        )
+        for s, half in ((seed_a, half_a), (seed_b, half_b))
     )
+    in_b = judge(chosen, sim_b, n_sessions, seed)
     out["variants"]["second simulator"] = summarize(
-        judge(chosen, second, n_sessions, seed),
+        in_b,
         level,
-        f"fitted with seed {second_seed} and a smaller response model; agents trained in the main simulator",
+        f"fitted with seed {seed_b} and a smaller response model on {half_b.size} of the users; agents trained "
+        "in the main simulator, judged on those users",
     )
     log("robustness: second simulator done")
 
-    half_a, half_b = disjoint_halves(setup.data.num_users, cfg.simulator_seed + 2)
-    sim_a = fit_simulator(
-        setup.data,
-        setup.split,
-        seed=cfg.simulator_seed + 3,
-        users=half_a,
-        response_config=variant_response_config(setup, cfg.simulator_seed + 3),
-        **fit,
-    )
-    sim_b = fit_simulator(
-        setup.data,
-        setup.split,
-        seed=cfg.simulator_seed + 4,
-        users=half_b,
-        response_config=variant_response_config(setup, cfg.simulator_seed + 4),
-        **fit,
-    )
     setup_a = dataclasses.replace(setup, simulator=sim_a)
     arena = Arena.of(setup_a, evaluation_simulator=sim_b, eval_sessions=n_sessions)
-    returns = {n: run_agent(lookup(n), setup_a, arena, 0, log, offline=False)[0]["session_returns"] for n in names}
+    returns = {"large-model": in_b["large-model"]}  # not trained in the simulator: the same as judged above
+    for n in names:
+        if n != "large-model":
+            returns[n] = run_agent(lookup(n), setup_a, arena, 0, log, offline=False)[0]["session_returns"]
     out["variants"]["disjoint halves"] = summarize(
         returns,
         level,
-        f"hybrids fine-tuned in a simulator fitted on {half_a.size} users, judged with the large "
-        f"model in one fitted on the other {half_b.size} users, on those users",
+        f"hybrids fine-tuned afresh in a simulator fitted on {half_a.size} users, judged with the large "
+        f"model in the second simulator, fitted on the other {half_b.size} users, on those users",
     )
     log("robustness: disjoint halves done")
     return out

@@ -124,7 +124,19 @@ def markdown(results: dict) -> str:
         lines.append("")
     if results.get("plots"):
         lines += ["## Learning curves", ""] + [f"![{p}]({p})" for p in results["plots"]] + [""]
+    lines += _time_section(meta)
     return "\n".join(lines)
+
+
+def _time_section(meta: dict) -> list[str]:
+    """Where the time went: each phase's wall-clock and CPU seconds (CPU well below wall x threads: the machine
+    was shared)."""
+    phases = meta.get("phases")
+    if not phases:
+        return []
+    lines = ["## Where the time went", "", "| phase | wall s | CPU s |", "|---|---:|---:|"]
+    lines += [f"| {name} | {p['wall_s']:.0f} | {p['cpu_s']:.0f} |" for name, p in phases.items()]
+    return lines + ["", f"Whole run: {meta['wall_seconds']:.0f} s wall on {meta['machine']}.", ""]
 
 
 def _rl_section(results: dict) -> list[str]:

@@ -198,3 +198,47 @@ def test_robustness_checks_and_the_verdict(quick_run):
     for v in verdict.values():
         assert list(v["checks"]) == ["main simulator", *robust["variants"]]
         assert v["summary"] in (quick_run / "report.md").read_text()
+
+
+def test_phases_timed_in_results_and_report(quick_run):
+    results = json.loads((quick_run / "results.json").read_text())
+    phases = results["meta"]["phases"]
+    assert "data and simulator fit" in phases and "large model training" in phases
+    assert all(f"agent {name}" in phases for name in AGENTS)
+    assert {"off-policy evaluation", "simulator validation", "robustness checks"} <= set(phases)
+    for p in phases.values():
+        assert p["wall_s"] >= 0.0 and p["cpu_s"] >= 0.0
+    assert sum(p["wall_s"] for p in phases.values()) <= results["meta"]["wall_seconds"] + 1.0
+    assert "## Where the time went" in (quick_run / "report.md").read_text()
+
+
+@pytest.mark.parametrize("agents", ["popularity,oracle", ","])
+def test_agents_option_names_unknown_agents(tmp_path, capsys, agents):
+    code = main(["compare", "--quick", "--dataset", "synthetic", "--out", str(tmp_path), "--agents", agents])
+    err = capsys.readouterr().err
+    assert code == 2 and "--agents" in err and len(err.strip().splitlines()) == 1
+
+
+def _small_run(out):
+    from recengine.report import compare
+
+    cfg = compare.CompareConfig(
+        out=str(out), dataset="synthetic", agents=("random", "popularity", "large-model"), robustness=False
+    ).quick_settings()
+    cfg.progress = False
+    return compare.run_compare(cfg, log=lambda *a: None)
+
+
+def test_same_seed_same_numbers_and_the_callers_rng_untouched(tmp_path):
+    import torch
+
+    torch.manual_seed(123)
+    expected_next = torch.rand(3)
+    torch.manual_seed(123)
+    first = _small_run(tmp_path / "a")
+    assert torch.equal(torch.rand(3), expected_next)  # the run drew from its own copy of the global generator
+    second = _small_run(tmp_path / "b")
+    for name in ("random", "popularity", "large-model"):
+        assert first["agents"][name]["avg_return"] == second["agents"][name]["avg_return"], name
+    assert first["pretrain"]["test"] == second["pretrain"]["test"]
+    assert set(first["agents"]) == {"random", "popularity", "large-model"} and first["robustness"] == {}
