@@ -49,7 +49,8 @@ NUM_RESAMPLES = 1000
 """bootstrap resamples of the coverage intervals"""
 
 DEFINITIONS = (
-    "coverage: share of the catalog recommended at least once (bootstrap interval over users / sessions); "
+    "coverage: share of the catalog recommended at least once (interval: ± z · its bootstrap standard error, "
+    "resampling users / sessions); "
     "diversity (genre): 1 − mean pairwise cosine similarity of the items' multi-hot genre vectors within a list "
     "(an item without genre counts as unlike every other); diversity (embedding): the same with the simulator's "
     "item vectors; novelty: mean self-information −log2 p(i) in bits of the recommended items, p from the TRAIN "
@@ -222,7 +223,7 @@ def row_fields(raw: dict) -> dict:
 def pool(raws: list[dict], level: float = 0.95) -> dict:
     """The JSON object of one agent over its training seeds' raw measurements: for "offline" and "simulator",
     every metric as {"value", "ci95"} with "stderr" and "n" (units) for the normal intervals, "resamples" for
-    coverage's bootstrap one; "unit", "k", "lists"."""
+    coverage's bootstrap one (with its "stderr"); "unit", "k", "lists"."""
     out = {}
     for where, unit in (("offline", "test user"), ("simulator", "session")):
         sets = [r[where] for r in raws if where in r]
@@ -232,7 +233,8 @@ def pool(raws: list[dict], level: float = 0.95) -> dict:
         resamples = np.mean([s["coverage_resamples"] for s in sets], axis=0)
         ci = coverage_interval(value, resamples, level)
         block = {"unit": unit, "k": sets[0]["k"], "lists": int(sum(s["lists"] for s in sets))}
-        block["coverage"] = {"value": value, "ci95": [ci["ci_low"], ci["ci_high"]], "resamples": ci["n"]}
+        block["coverage"] = {"value": value, "ci95": [ci["ci_low"], ci["ci_high"]], "stderr": ci["stderr"],
+                             "resamples": ci["n"]}
         for key in sets[0]["per_unit"]:
             s = summarize(np.concatenate([x["per_unit"][key] for x in sets]), level)
             ci95 = [s["ci_low"], s["ci_high"]]
@@ -265,20 +267,21 @@ def section(results: dict) -> list[str]:
     if not agents:
         return []
     level = results.get("meta", {}).get("ci_level", 0.95)
+    seeds = results.get("meta", {}).get("seeds", 1)
     lines = ["## Beyond accuracy", ""]
     for where, title in (
-        ("offline", "Offline: each agent's top-{k} list for every test user of the leave-one-out split"),
+        ("offline", "Offline: each agent's top-{k} list for each of the {n} test users of the leave-one-out split"),
         ("simulator", "In the simulator: the slates of the greedy evaluation sessions"),
     ):
         rows = {n: a[where] for n, a in agents.items() if where in a}
         if not rows:
             continue
-        k = next(iter(rows.values()))["k"]
+        k, lists = next(iter(rows.values()))["k"], next(iter(rows.values()))["lists"]
         keys = ["coverage"] + [m for m in LIST_METRICS if any(m in r for r in rows.values())]
         accuracy = [f"hr@{k}", f"ndcg@{k}"] if where == "offline" else []
         heads = [TITLES[m] for m in keys] + [a.upper() for a in accuracy]
         lines += [
-            title.format(k=k) + f" (value [{level:.0%} interval]):",
+            title.format(k=k, n=lists // max(seeds, 1)) + f" (value [{level:.0%} interval]):",
             "",
             "| agent | " + " | ".join(heads) + " |",
             "|---|" + "---:|" * len(heads),
@@ -320,7 +323,7 @@ def write_plot(out: str, results: dict) -> bool:
     for ax, (where, ylabel, entries) in zip(axes[0], panels):
         k = next(iter(entries.values()))["beyond_accuracy"][where]["k"]
         xkey = _diversity_key(next(iter(entries.values()))["beyond_accuracy"][where])
-        for name, e in entries.items():
+        for i, (name, e) in enumerate(entries.items()):
             block = e["beyond_accuracy"][where]
             x = block.get(xkey) or {}
             if where == "simulator":
@@ -341,7 +344,7 @@ def write_plot(out: str, results: dict) -> bool:
                 ms=5,
                 capsize=3,
             )
-            ax.annotate(name, (x["value"], y), textcoords="offset points", xytext=(5, 4), fontsize=8)
+            ax.annotate(name, (x["value"], y), textcoords="offset points", xytext=(5, 4 - 15 * (i % 2)), fontsize=8)
         ax.set_xlabel(f"intra-list diversity ({'genre' if xkey == 'diversity_genre' else 'embedding'})")
         ax.set_ylabel(ylabel.format(k=k))
         ax.grid(alpha=0.3)

@@ -52,9 +52,16 @@ def test_coverage_resamples_draw_whole_groups():
     assert np.allclose(r, 0.5)
 
 
-def test_coverage_interval_is_the_percentile_interval():
-    ci = coverage_interval(0.5, np.arange(101) / 100, level=0.9)
-    assert ci == {"mean": 0.5, "ci_low": pytest.approx(0.05), "ci_high": pytest.approx(0.95), "n": 101}
+def test_coverage_interval_uses_the_bootstrap_standard_error():
+    # resamples 0.2, 0.4, 0.6: sd 0.2, half-width 1.959964 * 0.2 = 0.391993 around the estimate, not the resamples
+    ci = coverage_interval(0.7, [0.2, 0.4, 0.6])
+    assert ci["mean"] == 0.7 and ci["stderr"] == pytest.approx(0.2) and ci["n"] == 3
+    assert ci["ci_low"] == pytest.approx(0.7 - 0.391993, abs=1e-6) and ci["ci_high"] == 1.0  # clipped
+
+
+def test_coverage_interval_of_identical_resamples_is_a_point():
+    ci = coverage_interval(1.0, [1.0] * 10)
+    assert ci["ci_low"] == ci["ci_high"] == 1.0
 
 
 def test_diversity_by_genre_hand_values():
