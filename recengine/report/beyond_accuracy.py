@@ -26,6 +26,7 @@ import os
 import numpy as np
 import torch
 
+from recengine._atomic import atomic_path
 from recengine.eval.beyond_accuracy import (
     catalog_coverage,
     coverage_interval,
@@ -350,7 +351,8 @@ def write_plot(out: str, results: dict) -> bool:
         ax.grid(alpha=0.3)
     fig.suptitle(f"Accuracy against diversity ({results.get('meta', {}).get('ci_level', 0.95):.0%} intervals)")
     fig.tight_layout()
-    fig.savefig(os.path.join(out, PLOT_FILE), dpi=110)
+    with atomic_path(os.path.join(out, PLOT_FILE)) as tmp:
+        fig.savefig(tmp, format="png", dpi=110)
     plt.close(fig)
     results.setdefault("beyond_accuracy", {})["plot"] = PLOT_FILE
     return True
