@@ -16,6 +16,7 @@ import torch
 from recengine.agents.config import LoopConfig
 from recengine.agents.registry import AgentEntry, CompareSetup
 from recengine.eval.stats import mean_ci
+from recengine.report import beyond_accuracy
 
 Log = Callable[..., None]
 
@@ -96,8 +97,13 @@ def run_agent(
             eval_seed=12345 + 1000 * seed_index,
         )
         row.update({key: run[key] for key in ("updates_per_s", "updates", "train_seconds", "curve", "curve_gain")})
+    slates = beyond_accuracy.GreedySlates(arena.evaluation.num_envs)  # beyond-accuracy: the evaluation's slates
     metrics = evaluate(
-        built.policy, arena.evaluation, seed=cfg.seed + 999 + 1000 * seed_index, item_vectors=arena.item_vectors
+        built.policy,
+        arena.evaluation,
+        seed=cfg.seed + 999 + 1000 * seed_index,
+        item_vectors=arena.item_vectors,
+        on_step=slates,
     )
     row.update(
         {
@@ -105,6 +111,11 @@ def run_agent(
             for key in ("avg_return", "ctr", "coverage", "diversity", "avg_session_length", "session_returns")
         }
     )
+    # beyond-accuracy metrics (coverage and diversity of the row come from there: one definition of each)
+    measured = beyond_accuracy.measure_agent(
+        built.policy, setup, arena.item_vectors, slates, offline=offline, seed=cfg.seed + seed_index
+    )
+    row.update(beyond_accuracy.row_fields(measured))
     if offline and built.offline is not None:
         row.update(built.offline())
     row["wall_seconds"] = time.perf_counter() - t

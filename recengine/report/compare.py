@@ -32,6 +32,7 @@ import torch
 
 from recengine.agents.registry import CompareSetup, lookup
 from recengine.env import save_simulator
+from recengine.report import beyond_accuracy
 from recengine.report.arena import Arena, run_agent
 from recengine.report.compare_config import CompareConfig
 from recengine.report.phases import PhaseClock
@@ -76,6 +77,7 @@ def _run(cfg: CompareConfig, entries: list, log: Log) -> dict:
             per_seed[entry.name].append(row)
             policies.setdefault(entry.name, policy)
     agents = {name: combine_seeds(rows, cfg.ci_level) for name, rows in per_seed.items()}
+    beyond_accuracy.add_beyond_accuracy(agents, per_seed, cfg.ci_level)
     add_paired_differences(agents, per_seed, cfg.ci_level)
     log_summary(agents, log)
     with clock("off-policy evaluation"):
@@ -100,6 +102,7 @@ def _run(cfg: CompareConfig, entries: list, log: Log) -> dict:
         "rl_vs_large_model": verdict(agents, robust),
         "simulator_file": SIMULATOR_FILE,
         "plots": [],
+        "beyond_accuracy": beyond_accuracy.summary(),
     }
     write_report(cfg.out, results, clock, log)
     return results
@@ -308,6 +311,7 @@ def write_report(out: str, results: dict, clock: PhaseClock, log: Log) -> None:
 
     if writer.plot_curves(os.path.join(out, "learning_curves.png"), results):
         results["plots"].append("learning_curves.png")
+    beyond_accuracy.write_plot(out, results)  # accuracy_vs_diversity.png, named in results["beyond_accuracy"]
     results["meta"]["wall_seconds"] = clock.elapsed()
     results["meta"]["phases"] = clock.table()
     writer.write_json(os.path.join(out, "results.json"), results)

@@ -6,6 +6,7 @@ import json
 import math
 
 from recengine._atomic import write_text
+from recengine.report import beyond_accuracy
 
 COLUMNS = [
     ("avg_return", "return / session", "{:.3f}"),
@@ -69,12 +70,14 @@ def markdown(results: dict) -> str:
         f"({meta.get('seeds', 1)} training seed(s) × {meta['eval_sessions']} sessions); "
         "return / session: mean clicks per simulated session under the greedy policy; CTR: clicks per slate shown; "
         "coverage: share of the catalogue recommended at least once; diversity: mean pairwise (1 − cosine) of the "
-        "simulator's item vectors within a slate; updates/s: gradient steps per second of training (loop "
+        "simulator's item vectors within a slate, averaged per session (see Beyond accuracy); updates/s: gradient "
+        "steps per second of training (loop "
         "included); HR@10 / NDCG@10: leave-one-out, full ranking, seen items masked, for agents with a model "
         "fitted to the data.",
         "",
     ]
     lines += _paired_section(results, level)
+    lines += beyond_accuracy.section(results)
     ope = results.get("ope")
     if ope:
         lines += [

@@ -242,3 +242,23 @@ def test_same_seed_same_numbers_and_the_callers_rng_untouched(tmp_path):
         assert first["agents"][name]["avg_return"] == second["agents"][name]["avg_return"], name
     assert first["pretrain"]["test"] == second["pretrain"]["test"]
     assert set(first["agents"]) == {"random", "popularity", "large-model"} and first["robustness"] == {}
+
+
+def test_beyond_accuracy_in_json_report_and_plot(quick_run):
+    """Every agent: the offline and simulator metrics with intervals; the row's coverage is the simulator's; the
+    report's section and the plot of accuracy against diversity."""
+    results = json.loads((quick_run / "results.json").read_text())
+    for name, entry in results["agents"].items():
+        ba = entry["beyond_accuracy"]
+        assert set(ba) == {"offline", "simulator"}, name
+        assert entry["coverage"] == pytest.approx(ba["simulator"]["coverage"]["value"])
+        for block in ba.values():
+            for key in ("coverage", "diversity_genre", "diversity_embedding", "novelty", "popularity_bias"):
+                lo, hi = block[key]["ci95"]
+                assert lo <= block[key]["value"] <= hi, (name, key)
+        assert ba["simulator"]["novelty"]["n"] == 2 * results["meta"]["eval_sessions"]  # both seeds' sessions
+        if name in OFFLINE_AGENTS:  # the lists' own NDCG@10 is the row's
+            assert ba["offline"]["ndcg@10"]["value"] == pytest.approx(entry["ndcg@10"], abs=1e-9), name
+    assert (quick_run / results["beyond_accuracy"]["plot"]).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    text = (quick_run / "report.md").read_text()
+    assert "## Beyond accuracy" in text and "![accuracy_vs_diversity.png](accuracy_vs_diversity.png)" in text
