@@ -37,7 +37,7 @@ def test_slate_policy_probabilities_sum_to_one_and_match_sampling():
     rng = np.random.default_rng(1)
     n = 40000
     for pol in (soft, eps):
-        drawn = pol.sample(_obs(np.ones(n, np.int64)), rng)
+        drawn = pol.act(_obs(np.ones(n, np.int64)), rng=rng)
         assert (drawn[:, 0] != drawn[:, 1]).all()
         codes = drawn[:, 0] * N + drawn[:, 1]
         freq = np.bincount(codes, minlength=N * N)[slates[:, 0] * N + slates[:, 1]] / n
