@@ -149,7 +149,16 @@ def train(
         return _train(agent, env, cfg, eval_env, item_vectors, desc, eval_seed, on_step)
 
 
-def _train(agent, env, cfg, eval_env, item_vectors, desc, eval_seed, on_step) -> dict:
+def _train(
+    agent: Policy,
+    env,
+    cfg: LoopConfig,
+    eval_env,
+    item_vectors: torch.Tensor | None,
+    desc: str | None,
+    eval_seed: int,
+    on_step: StepHook | None,
+) -> dict:
     """train's body, run with the global RNG forked and seeded."""
     tracker = SessionTracker(env.num_envs)
     curve: list[dict] = []
