@@ -1,20 +1,16 @@
-"""The feedback loop: recommend -> simulated response -> store -> update, over many simulated users at once.
+"""Training and greedy evaluation of a policy in the simulator, over many simulated users at once.
 
     result = train(agent, env, LoopConfig(...), eval_env=...)      # learning curve, updates/s
     metrics = evaluate(policy, eval_env, seed=...)                 # return/session, CTR, coverage, diversity
 
-`env` is a vectorised simulator (recengine.env.VecRecSim): `reset(seed=...) -> (obs, info)` and
-`step(slates) -> (obs, rewards, terminated, truncated, info)` with every finished user's session restarted
-in place (obs holds the new session's first observation, info["final_obs"] the one reached at the end,
-info["click_position"] the clicked slate position or -1). `reset_env` / `step_env` below are the one place that
-reads the simulator's return values.
+Both step the simulator through the one rollout loop (recengine.agents.rollout: recommend -> simulated response
+-> store -> update); what differs is their hooks and when they stop. `Step`, `StepHook`, `reset_env` and
+`step_env` are re-exported from there.
 """
 
 from __future__ import annotations
 
 import sys
-import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -23,50 +19,19 @@ from tqdm import tqdm
 
 from recengine.agents.config import LoopConfig
 from recengine.agents.policy_base import Policy
+from recengine.agents.rollout import Step, StepHook, reset_env, rollout, step_env
 from recengine.eval.stats import mean_ci, paired_diff
 
-
-@dataclass
-class Step:
-    """One vectorised step, in the form the policies store."""
-
-    obs: object
-    slates: torch.Tensor  # (B, k) int64
-    clicks: torch.Tensor  # (B,) int64 position in the slate that was clicked, -1 = no click
-    rewards: torch.Tensor  # (B,) float32
-    next_obs: object  # observation after the step (the session's last one when done)
-    done: torch.Tensor  # (B,) bool: the session ended (terminated or truncated)
-    terminated: torch.Tensor  # (B,) bool: ended by the user (no bootstrapping past it)
-    reset_obs: object  # the observation the loop continues from (new sessions where done)
-
-
-def reset_env(env, seed: int):
-    """The first observation of a vectorised simulator (VecRecSim.reset returns (obs, info))."""
-    out = env.reset(seed=seed)
-    return out[0] if isinstance(out, tuple) else out
-
-
-def step_env(env, obs, slates: torch.Tensor) -> Step:
-    """Step the simulator with (B, k) slates and normalise what comes back."""
-    next_obs, rewards, terminated, truncated, info = env.step(slates.cpu().numpy())
-    terminated = torch.as_tensor(np.asarray(terminated), dtype=torch.bool)
-    truncated = torch.as_tensor(np.asarray(truncated), dtype=torch.bool)
-    rewards = torch.as_tensor(np.asarray(rewards), dtype=torch.float32)
-    if "click_position" in info:
-        clicks = torch.as_tensor(np.asarray(info["click_position"]), dtype=torch.int64)
-    else:
-        clicks = torch.where(rewards > 0, 0, -1)
-    final_obs = info.get("final_obs")
-    return Step(
-        obs,
-        slates,
-        clicks,
-        rewards,
-        final_obs if final_obs is not None else next_obs,
-        terminated | truncated,
-        terminated,
-        next_obs,
-    )
+__all__ = [
+    "SessionTracker",
+    "Step",
+    "StepHook",
+    "evaluate",
+    "reset_env",
+    "slate_diversity",
+    "step_env",
+    "train",
+]
 
 
 @dataclass
@@ -103,11 +68,6 @@ def slate_diversity(slates: torch.Tensor, item_vectors: torch.Tensor | None) -> 
     return float((1.0 - off_diag).mean())
 
 
-StepHook = Callable[[Step], None]
-"""called with every vectorised step the loop takes (e.g. to log (observation, slate, click) records for
-off-policy evaluation); it must not change the step"""
-
-
 @torch.no_grad()
 def evaluate(
     policy: Policy,
@@ -126,38 +86,36 @@ def evaluate(
     evaluated from the same seed, so two policies' returns pair up session by session (recengine.eval.stats).
     `on_step` sees every step, including those of slots whose first session has already ended.
     """
-    obs = reset_env(env, seed)
     num_envs = env.num_envs
     alive = torch.ones(num_envs, dtype=torch.bool)
     returns = torch.zeros(num_envs)
     shown = torch.zeros(env.num_items, dtype=torch.bool)
-    slates_shown, clicks, div_sum, div_n = 0, 0.0, 0.0, 0
-    for _ in range(max_steps):
-        slates = policy.act(obs, explore=False)
-        step = step_env(env, obs, slates)
-        if on_step is not None:
-            on_step(step)
-        live = slates[alive]
+    totals = {"slates": 0, "clicks": 0.0, "div_sum": 0.0, "div_n": 0}
+
+    def score(step: Step) -> None:
+        nonlocal alive
+        live = step.slates[alive]
         shown[live.reshape(-1)] = True
         rewards = step.rewards * alive
-        returns += rewards
-        clicks += float(rewards.sum())
-        slates_shown += int(alive.sum())
+        returns.add_(rewards)
+        totals["clicks"] += float(rewards.sum())
+        totals["slates"] += int(alive.sum())
         d = slate_diversity(live, item_vectors)
         if d == d:
-            div_sum += d * live.shape[0]
-            div_n += live.shape[0]
+            totals["div_sum"] += d * live.shape[0]
+            totals["div_n"] += live.shape[0]
         alive &= ~step.done
-        obs = step.reset_obs
-        if not alive.any():
-            break
+
+    hooks = [on_step, score] if on_step is not None else [score]
+    rollout(policy, env, seed=seed, explore=False, max_steps=max_steps, until=lambda: not alive.any(), hooks=hooks)
+    div_n = totals["div_n"]
     return {
         "avg_return": float(returns.mean()),
-        "ctr": clicks / max(slates_shown, 1),
+        "ctr": totals["clicks"] / max(totals["slates"], 1),
         "coverage": float(shown.float().mean()),
-        "diversity": div_sum / div_n if div_n else float("nan"),
+        "diversity": totals["div_sum"] / div_n if div_n else float("nan"),
         "sessions": num_envs,
-        "avg_session_length": slates_shown / num_envs,
+        "avg_session_length": totals["slates"] / num_envs,
         "session_returns": returns.double().tolist(),
     }
 
@@ -182,13 +140,38 @@ def train(
     finished since the previous point, and curve_gain is the last point's return minus the first's, paired
     over the same evaluation sessions (recengine.eval.stats.paired_diff; None with fewer than two points).
     Evaluation time is not training time. `on_step` sees every exploring step (not the evaluations' steps).
+
+    The global torch RNG (dropout in the agent's updates draws from it) is seeded with cfg.seed inside a fork,
+    so the run is reproducible and the caller's RNG state is the same afterwards.
     """
-    torch.manual_seed(cfg.seed)
-    obs = reset_env(env, cfg.seed)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(cfg.seed)
+        return _train(agent, env, cfg, eval_env, item_vectors, desc, eval_seed, on_step)
+
+
+def _train(
+    agent: Policy,
+    env,
+    cfg: LoopConfig,
+    eval_env,
+    item_vectors: torch.Tensor | None,
+    desc: str | None,
+    eval_seed: int,
+    on_step: StepHook | None,
+) -> dict:
+    """train's body, run with the global RNG forked and seeded."""
     tracker = SessionTracker(env.num_envs)
     curve: list[dict] = []
-    train_seconds, last_stats = 0.0, {}
+    last_stats: dict = {}
     first_returns, last_returns = [], []  # per-session returns of the first and the latest curve point
+    bar = tqdm(
+        total=cfg.total_steps,
+        desc=desc or getattr(agent, "name", "agent"),
+        unit="step",
+        disable=not cfg.progress,
+        file=sys.stderr,
+        leave=False,
+    )
 
     def record(step_index: int) -> None:
         if eval_env is None:
@@ -210,32 +193,25 @@ def train(
             first_returns.append(m["session_returns"])
         last_returns[:] = [m["session_returns"]]
 
-    record(0)
-    bar = tqdm(
-        range(1, cfg.total_steps + 1),
-        desc=desc or getattr(agent, "name", "agent"),
-        unit="step",
-        disable=not cfg.progress,
-        file=sys.stderr,
-        leave=False,
-    )
-    for t in bar:
-        start = time.perf_counter()
-        slates = agent.act(obs, explore=True)
-        step = step_env(env, obs, slates)
-        agent.observe(step)
-        stats = agent.update()
-        train_seconds += time.perf_counter() - start
-        if on_step is not None:  # outside the timed part: a hook's cost is not training time
-            on_step(step)
-        if stats:
-            last_stats = stats
+    t = 0
+
+    def bookkeeping(step: Step) -> None:
+        nonlocal t, last_stats
+        t += 1
+        if step.update_stats:
+            last_stats = step.update_stats
         tracker.add(step.rewards, step.done)
-        obs = step.reset_obs
+        bar.update(1)
         if cfg.eval_every and (t % cfg.eval_every == 0 or t == cfg.total_steps):
             record(t)
             bar.set_postfix(ret=f"{curve[-1]['avg_return']:.2f}")
+
+    record(0)
+    hooks = [on_step, bookkeeping] if on_step is not None else [bookkeeping]
+    run = rollout(agent, env, seed=cfg.seed, explore=True, learn=True, max_steps=cfg.total_steps, hooks=hooks)
+    bar.close()
     updates = agent.num_updates()
+    train_seconds = run.policy_seconds
     # the last curve point minus the first, paired over the curve's sessions: did the greedy policy improve?
     gain = paired_diff(last_returns[0], first_returns[0]) if len(curve) >= 2 else None
     return {

@@ -60,7 +60,7 @@ def train_bpr(split: LeaveOneOut, config: BPRConfig | None = None, progress: boo
     if h.num_users * h.num_items <= 50_000_000:  # re-draw negatives the user has seen (dense bitmap when small)
         seen = np.zeros((h.num_users, h.num_items), dtype=bool)
         seen[pos_users, pos_items] = True
-    with torch.random.fork_rng():
+    with torch.random.fork_rng(devices=[]):  # the initial embeddings from cfg.seed; the caller's RNG untouched
         torch.manual_seed(cfg.seed)
         model = BPR(h.num_users, h.num_items, cfg.dim)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)

@@ -1,11 +1,16 @@
-"""What every recommendation policy in the feedback loop has in common.
+"""The one policy interface: every recommendation policy, learning agent or logging policy, has this shape.
 
 A policy sees a batch of observations (one per simulated user), returns a slate of k item ids per user, may
-store what happened and may learn from it:
+know the probability of a slate, may store what happened and may learn from it:
 
-    slates = policy.act(obs, explore=True)                         # (B, k) int64
-    policy.observe(step)                                           # store a loop.Step (learning agents only)
+    slates = policy.act(obs, explore=True)                         # (B, k) int64, torch or NumPy
+    probs = policy.prob(obs, slates)                               # (B,) float64 (stochastic policies for OPE)
+    policy.observe(step)                                           # store a rollout.Step (learning agents only)
     stats = policy.update()                                        # 0..n gradient steps; {} when nothing learnt
+
+The rollout loop (recengine.agents.rollout) is the one caller of act/observe/update. Policies that sample with
+NumPy (recengine.eval.slate_policies) also take `act(obs, explore, rng=generator)`: the loop hands them the
+generator it was given.
 
 `obs` is the simulator's observation; `histories(obs)` turns it into the (B, L) item-id matrix (most recent
 last, recengine.padding.PAD_ID = empty slot) that every policy here reads.
@@ -38,13 +43,25 @@ def histories(obs) -> torch.Tensor:
 
 
 class Policy:
-    """Base class: a non-learning policy (observe / update do nothing)."""
+    """Base class of every policy: a non-learning one by default (observe / update do nothing).
+
+    Subclasses implement `act`; stochastic policies used by off-policy evaluation also implement `prob`, and
+    learners `observe`, `update` and `num_updates` (with `learns = True`). `deterministic` says that `act` gives
+    the same slate for the same observation, so an estimator samples it once.
+    """
 
     name: str = "policy"
     learns: bool = False
+    deterministic: bool = False
 
     def act(self, obs, explore: bool = False) -> torch.Tensor:
+        """(B, k) int64 slates for the batch of observations `obs`; `explore` asks a learner for its exploring
+        behaviour (a fixed stochastic policy samples from its distribution either way)."""
         raise NotImplementedError
+
+    def prob(self, obs, slates) -> np.ndarray:
+        """(B,) float64 probability that `act` returns exactly these ordered slates (policies that know it)."""
+        raise NotImplementedError(f"{type(self).__name__} does not know the probabilities of its slates")
 
     def observe(self, step) -> None:
         return None

@@ -1,10 +1,10 @@
 """Off-policy evaluation inside the simulator, where the truth is known.
 
 ``collect_logs`` runs a logging slate policy and records every step with its propensity, ``on_policy_value``
-runs a target policy for its true value, ``evaluate_offline`` estimates the target's return per session from
-the logs (IPS, SNIPS and DR with a fitted click model and a fitted value model), and ``ope_check`` puts
-estimate and truth side by side. The estimators themselves are NumPy and live in ``recengine.eval.ope``.
-"""
+runs a target policy for its true value (both through the one rollout loop, ``recengine.agents.rollout``),
+``evaluate_offline`` estimates the target's return per session from the logs (IPS, SNIPS and DR with a fitted
+click model and a fitted value model), and ``ope_check`` puts estimate and truth side by side. The estimators
+themselves are NumPy and live in ``recengine.eval.ope``."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from recengine.agents.rollout import Step, rollout
 from recengine.eval.ope import doubly_robust, importance_weights, ips, snips
 from recengine.eval.slate_policies import EpsilonGreedySlatePolicy, SlatePolicy, as_slate_policy
 
@@ -56,7 +57,77 @@ class LoggedSteps:
         return np.bincount(inv, weights=self.rewards, minlength=self.num_sessions)
 
 
-def _run_sessions(
+class _SessionQuota:
+    """Counts whole sessions per slot of a vectorised simulator until every slot has run its quota, so
+    num_sessions sessions are run with no bias towards short ones; optionally logs every step of them."""
+
+    def __init__(self, policy: SlatePolicy, num_sessions: int, num_slots: int, *, record: bool, progress: bool):
+        self.policy, self.record, self.num_sessions = policy, record, num_sessions
+        self.quota = np.full(num_slots, num_sessions // num_slots)
+        self.quota[: num_sessions % num_slots] += 1
+        self.first_id = np.concatenate([[0], np.cumsum(self.quota)[:-1]])
+        self.done_sessions = np.zeros(num_slots, np.int64)
+        self.t = np.zeros(num_slots, np.int64)
+        self.returns = np.zeros(num_sessions)
+        self.lengths = np.zeros(num_sessions, np.int64)
+        self.rows: list[tuple] = []
+        self.bar = None
+        if progress:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=num_sessions, desc="sessions", unit="session", leave=False)
+
+    def finished(self) -> bool:
+        return not (self.done_sessions < self.quota).any()
+
+    def __call__(self, step: Step) -> None:
+        """The rollout hook: add the step's rewards to the sessions still within their slot's quota."""
+        obs, slates = step.obs, step.slates.numpy()
+        rewards, ended = step.rewards.numpy(), step.done.numpy()
+        active = self.done_sessions < self.quota
+        sid = self.first_id + np.minimum(self.done_sessions, self.quota - 1)
+        if self.record:
+            probs = self.policy.prob(obs, slates)
+            a = np.flatnonzero(active)
+            self.rows.append(
+                (
+                    {k: v[a] for k, v in obs.items()},
+                    slates[a],
+                    rewards[a].astype(np.float64),
+                    step.clicks.numpy()[a],
+                    probs[a],
+                    sid[a],
+                    self.t[a],
+                )
+            )
+        np.add.at(self.returns, sid[active], rewards[active])
+        self.lengths[sid[active]] += 1
+        self.t = np.where(ended, 0, self.t + 1)
+        finished = ended & active
+        self.done_sessions += finished
+        if self.bar is not None and finished.any():
+            self.bar.update(int(finished.sum()))
+
+    def logs(self) -> LoggedSteps:
+        """The recorded steps, sorted by session then time."""
+        rows = self.rows
+        cat = lambda j: np.concatenate([r[j] for r in rows])  # noqa: E731
+        sessions, steps = cat(5), cat(6)
+        order = np.lexsort((steps, sessions))
+        obs_all = {k: np.concatenate([r[0][k] for r in rows])[order] for k in rows[0][0]}
+        return LoggedSteps(
+            obs_all,
+            cat(1)[order],
+            cat(2)[order],
+            cat(3)[order],
+            cat(4)[order],
+            sessions[order],
+            steps[order],
+            self.num_sessions,
+        )
+
+
+def _run_whole_sessions(
     model,
     policy: SlatePolicy,
     num_sessions: int,
@@ -67,80 +138,20 @@ def _run_sessions(
     user_pool,
     record: bool,
     progress: bool = False,
-):
-    """Run num_sessions complete sessions (quota per slot, so no bias towards short sessions)."""
+) -> _SessionQuota:
+    """Run num_sessions complete sessions of `model` with `policy` through the one rollout loop."""
     from recengine.env.vector_env import vector_env
 
     if num_sessions < 1:
         raise ValueError(f"num_sessions must be >= 1, got {num_sessions}")
-    B = min(num_envs, num_sessions)
-    quota = np.full(B, num_sessions // B)
-    quota[: num_sessions % B] += 1
-    first_id = np.concatenate([[0], np.cumsum(quota)[:-1]])
-    env = vector_env(model, B, config=config, user_pool=user_pool)
-    obs, _ = env.reset(seed=seed)
+    num_slots = min(num_envs, num_sessions)
+    env = vector_env(model, num_slots, config=config, user_pool=user_pool)
+    quota = _SessionQuota(policy, num_sessions, num_slots, record=record, progress=progress)
     rng = np.random.default_rng(np.random.SeedSequence([seed, 0x5EED]))
-    done_sessions = np.zeros(B, np.int64)
-    t = np.zeros(B, np.int64)
-    returns = np.zeros(num_sessions)
-    lengths = np.zeros(num_sessions, np.int64)
-    rows = []
-    bar = None
-    if progress:
-        from tqdm import tqdm
-
-        bar = tqdm(total=num_sessions, desc="sessions", unit="session", leave=False)
-    while (done_sessions < quota).any():
-        active = done_sessions < quota
-        slates = policy.sample(obs, rng)
-        sid = first_id + np.minimum(done_sessions, quota - 1)
-        if record:
-            probs = policy.prob(obs, slates)
-        next_obs, rewards, term, trunc, info = env.step(slates)
-        ended = term | trunc
-        if record:
-            a = np.flatnonzero(active)
-            rows.append(
-                (
-                    {k: v[a] for k, v in obs.items()},
-                    slates[a],
-                    rewards[a].astype(np.float64),
-                    info["click_position"][a],
-                    probs[a],
-                    sid[a],
-                    t[a],
-                )
-            )
-        np.add.at(returns, sid[active], rewards[active])
-        lengths[sid[active]] += 1
-        t = np.where(ended, 0, t + 1)
-        finished = ended & active
-        done_sessions += finished
-        if bar is not None and finished.any():
-            bar.update(int(finished.sum()))
-        obs = next_obs
-    if bar is not None:
-        bar.close()
-    if not record:
-        return returns, lengths
-    cat = lambda j: np.concatenate([r[j] for r in rows])  # noqa: E731
-    sessions, steps = cat(5), cat(6)
-    order = np.lexsort((steps, sessions))
-    obs_all = {k: np.concatenate([r[0][k] for r in rows])[order] for k in rows[0][0]}
-    return (
-        LoggedSteps(
-            obs_all,
-            cat(1)[order],
-            cat(2)[order],
-            cat(3)[order],
-            cat(4)[order],
-            sessions[order],
-            steps[order],
-            num_sessions,
-        ),
-        returns,
-        lengths,
-    )
+    rollout(policy, env, seed=seed, rng=rng, until=quota.finished, hooks=[quota])
+    if quota.bar is not None:
+        quota.bar.close()
+    return quota
 
 
 def collect_logs(
@@ -158,7 +169,7 @@ def collect_logs(
     sessions of ``model`` (a ``SequentialUserModel`` or a ``UserModel``, stepped by ``recengine.env.vector_env``)
     and log every step with its propensity."""
     policy = as_slate_policy(logging_policy)
-    logs, _, _ = _run_sessions(
+    logs = _run_whole_sessions(
         model,
         policy,
         num_sessions,
@@ -168,7 +179,7 @@ def collect_logs(
         user_pool=user_pool,
         record=True,
         progress=progress,
-    )
+    ).logs()
     if (logs.logging_probs <= 0).any():
         raise ValueError("the logging policy gave probability 0 to a slate it chose; check its prob()")
     return logs
@@ -188,7 +199,7 @@ def on_policy_value(
     """The true value of ``policy`` by running it: mean return per session (clicks), its standard
     error, CTR (clicks per slate) and mean session length."""
     pol = as_slate_policy(policy)
-    returns, lengths = _run_sessions(
+    run = _run_whole_sessions(
         model,
         pol,
         num_sessions,
@@ -199,6 +210,7 @@ def on_policy_value(
         record=False,
         progress=progress,
     )
+    returns, lengths = run.returns, run.lengths
     return {
         "mean_return": float(returns.mean()),
         "stderr": float(returns.std(ddof=1) / np.sqrt(len(returns))) if len(returns) > 1 else float("nan"),
@@ -351,8 +363,8 @@ class _Chunked(SlatePolicy):
         for a in range(0, n, self.chunk):
             yield slice(a, a + self.chunk), {k: v[a : a + self.chunk] for k, v in obs.items()}
 
-    def sample(self, obs, rng):
-        return np.concatenate([self.policy.sample(o, rng) for _, o in self._parts(obs)])
+    def act(self, obs, explore=False, rng=None):
+        return np.concatenate([self.policy.act(o, explore, rng=rng) for _, o in self._parts(obs)])
 
     def prob(self, obs, slates):
         return np.concatenate([self.policy.prob(o, slates[sl]) for sl, o in self._parts(obs)])
@@ -393,7 +405,7 @@ def evaluate_offline(
     target_probs = pol.prob(logs.obs, logs.slates)
     rng = np.random.default_rng(seed)
     draws = 1 if pol.deterministic else max(1, dm_samples)
-    v = np.mean([reward_model.click_prob(logs.obs, pol.sample(logs.obs, rng)) for _ in range(draws)], axis=0)
+    v = np.mean([reward_model.click_prob(logs.obs, pol.act(logs.obs, rng=rng)) for _ in range(draws)], axis=0)
     q = reward_model.click_prob(logs.obs, logs.slates)
     r, mu, s = logs.rewards, logs.logging_probs, logs.sessions
     w = importance_weights(target_probs, mu, clip)

@@ -1,12 +1,15 @@
 """Slate policies that know their probabilities: what off-policy evaluation in the simulator logs and targets.
 
 An action is the ORDERED slate the simulator executes, so a slate policy's probability is that of producing
-exactly that sequence of items. NumPy only.
+exactly that sequence of items. They are policies of the one interface (recengine.agents.policy_base.Policy):
+`act(obs, explore, rng=...)` draws slates with the NumPy generator given, `prob(obs, slates)` is their probability.
 """
 
 from __future__ import annotations
 
 import numpy as np
+
+from recengine.agents.policy_base import Policy
 
 __all__ = [
     "SlatePolicy",
@@ -29,21 +32,31 @@ def _log_uniform_slate(num_items: int, k: int) -> float:
     return -float(np.sum(np.log(num_items - np.arange(k, dtype=np.float64))))
 
 
-class SlatePolicy:
+class SlatePolicy(Policy):
     """A (possibly stochastic) slate policy that knows its probabilities.
 
-    ``sample(obs, rng) -> (B, k) int64`` draws ordered slates for a batch of observations;
-    ``prob(obs, slates) -> (B,) float64`` is the probability it would produce exactly those slates.
-    ``obs`` is the simulator's batched observation dict (history, user_id, user_features).
+    ``act(obs, explore=False, rng=generator) -> (B, k) int64`` draws ordered slates for a batch of observations
+    (a fixed distribution: ``explore`` changes nothing); ``prob(obs, slates) -> (B,) float64`` is the probability
+    it would produce exactly those slates. ``obs`` is the simulator's batched observation dict (history, user_id,
+    user_features).
     """
 
-    deterministic = False
+    name = "slate policy"
 
-    def sample(self, obs: dict, rng: np.random.Generator) -> np.ndarray:
+    def act(self, obs: dict, explore: bool = False, rng: np.random.Generator | None = None) -> np.ndarray:
         raise NotImplementedError
 
     def prob(self, obs: dict, slates: np.ndarray) -> np.ndarray:
         raise NotImplementedError
+
+
+def _generator(rng: np.random.Generator | None, policy: SlatePolicy) -> np.random.Generator:
+    """`rng`, checked: a stochastic slate policy draws only from the generator its caller gives it."""
+    if not isinstance(rng, np.random.Generator):
+        raise TypeError(
+            f"rng must be a numpy.random.Generator for {type(policy).__name__}.act, got {type(rng).__name__}"
+        )
+    return rng
 
 
 class UniformSlatePolicy(SlatePolicy):
@@ -53,9 +66,9 @@ class UniformSlatePolicy(SlatePolicy):
         self.num_items, self.k = int(num_items), int(k)
         self._p = float(np.exp(_log_uniform_slate(self.num_items, self.k)))
 
-    def sample(self, obs, rng):
+    def act(self, obs, explore=False, rng=None):
         B = len(obs["user_id"])
-        keys = rng.random((B, self.num_items))
+        keys = _generator(rng, self).random((B, self.num_items))
         return (
             np.argpartition(keys, self.k - 1, axis=1)[:, : self.k].astype(np.int64)
             if self.k < self.num_items
@@ -76,12 +89,12 @@ class DeterministicSlatePolicy(SlatePolicy):
         self._memo = (None, None)
 
     def slates(self, obs) -> np.ndarray:
-        # sample() then prob() on the same observation dict (the logging loop) computes the slates once
+        # act() then prob() on the same observation dict (the logging loop) computes the slates once
         if self._memo[0] is not obs:
             self._memo = (obs, _to_numpy_slates(self.slate_fn(obs)))
         return self._memo[1]
 
-    def sample(self, obs, rng):
+    def act(self, obs, explore=False, rng=None):
         return self.slates(obs)
 
     def prob(self, obs, slates):
@@ -97,12 +110,13 @@ class MixtureSlatePolicy(SlatePolicy):
             raise ValueError("weights must be non-negative, sum to 1, one per policy")
         self.policies, self.weights = list(policies), w
 
-    def sample(self, obs, rng):
+    def act(self, obs, explore=False, rng=None):
         B = len(obs["user_id"])
+        rng = _generator(rng, self)
         which = rng.choice(len(self.policies), size=B, p=self.weights)
         out = None
         for m, pol in enumerate(self.policies):  # a few policies, each over the whole batch
-            s = pol.sample(obs, rng)
+            s = pol.act(obs, explore, rng=rng)
             out = s.copy() if out is None else out
             out[which == m] = s[which == m]
         return out
@@ -138,9 +152,9 @@ class SoftmaxSlatePolicy(SlatePolicy):
             s = s.detach().cpu().numpy()
         return np.asarray(s, dtype=np.float64) / self.temperature
 
-    def sample(self, obs, rng):
+    def act(self, obs, explore=False, rng=None):
         z = self._z(obs)
-        keys = z + rng.gumbel(size=z.shape)  # Gumbel-top-k = sequential sampling without replacement
+        keys = z + _generator(rng, self).gumbel(size=z.shape)  # Gumbel-top-k = sequential sampling without replacement
         top = np.argpartition(-keys, self.k - 1, axis=1)[:, : self.k]
         order = np.argsort(-np.take_along_axis(keys, top, axis=1), axis=1)
         return np.take_along_axis(top, order, axis=1).astype(np.int64)
@@ -161,8 +175,8 @@ class SoftmaxSlatePolicy(SlatePolicy):
 
 
 def as_slate_policy(policy) -> SlatePolicy:
-    """A SlatePolicy as is; an object with ``act(obs, explore=False)`` (the agents' Policy) or a plain
-    callable ``obs -> slates`` as a DeterministicSlatePolicy."""
+    """A SlatePolicy as is; any other policy with ``act(obs, explore=False)`` (an agent: its greedy slate) or a
+    plain callable ``obs -> slates`` as a DeterministicSlatePolicy (the adapter that gives it ``prob``)."""
     if isinstance(policy, SlatePolicy):
         return policy
     if hasattr(policy, "act"):

@@ -76,3 +76,18 @@ def test_on_step_sees_every_training_step():
     cfg = LoopConfig(num_envs=8, total_steps=5, slate_size=4, eval_every=0, progress=False)
     train(RandomPolicy(sim.num_items, 4, seed=1), VecRecSim(sim, 8), cfg, on_step=steps.append)
     assert len(steps) == 5 and all(s.slates.shape == (8, 4) for s in steps)
+
+
+def test_train_leaves_the_global_rng_state_as_it_was():
+    sim = tiny_sim()
+    before = torch.random.get_rng_state()
+    cfg = LoopConfig(num_envs=8, total_steps=3, slate_size=4, eval_every=2, seed=4, progress=False)
+    train(RandomPolicy(sim.num_items, 4, seed=1), VecRecSim(sim, 8), cfg, eval_env=VecRecSim(sim, 8))
+    assert torch.equal(torch.random.get_rng_state(), before)
+
+
+def test_evaluate_leaves_the_global_rng_state_as_it_was():
+    sim = tiny_sim()
+    before = torch.random.get_rng_state()
+    evaluate(RandomPolicy(sim.num_items, 4, seed=1), VecRecSim(sim, 8), seed=5)
+    assert torch.equal(torch.random.get_rng_state(), before)

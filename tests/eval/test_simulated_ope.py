@@ -82,7 +82,7 @@ def test_estimators_are_unbiased_on_the_bandit(bandit):
     rng = np.random.default_rng(0)
     truth_model = lambda obs, slates: 1.0 - _no_click_prob(model, obs, slates)  # noqa: E731
     q_true = truth_model(logs.obs, logs.slates)
-    v_true = np.mean([truth_model(logs.obs, target.sample(logs.obs, rng)) for _ in range(8)], axis=0)
+    v_true = np.mean([truth_model(logs.obs, target.act(logs.obs, rng=rng)) for _ in range(8)], axis=0)
     const = np.full(len(r), 0.5)
     for q, v in ((const, const), (q_true, v_true)):
         assert doubly_robust(r, pi, mu, q, v) == pytest.approx(value, abs=4 * se)
