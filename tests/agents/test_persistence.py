@@ -14,6 +14,7 @@ from recengine.agents.hybrid import make_hybrid
 from recengine.agents.loop import train
 from recengine.agents.persistence import load_agent, save_agent
 from recengine.agents.policy_base import Policy
+from recengine.agents.registry import registered
 from recengine.agents.reinforce import ReinforceAgent, SessionReturns
 from recengine.checkpoint import CheckpointError, read, write
 from recengine.env import VecRecSim
@@ -106,6 +107,32 @@ def test_loaded_agent_continues_training_identically(name, sim, tmp_path):
     assert want.keys() == got.keys()
     for key, value in want.items():
         assert torch.equal(got[key], value), key
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    """A small comparison setup (synthetic data, its simulator, an untrained large model)."""
+    from recengine.report.compare import CompareConfig, prepare
+    from recengine.train.sasrec import model_from_data
+
+    cfg = CompareConfig(out=str(tmp_path_factory.mktemp("compare")), dataset="synthetic", progress=False)
+    cfg.quick_settings()
+    cfg.synthetic_users = 80
+    setup, _ = prepare(cfg, log=lambda *a: None)
+    setup.pretrained = model_from_data(setup.data, setup.sasrec)
+    return setup
+
+
+@pytest.mark.parametrize("name", AGENTS)
+def test_every_registered_agent_round_trips(name, setup, tmp_path):
+    agent = registered()[name].build(setup, 0).policy
+    save_agent(agent, tmp_path / "agent.safetensors")
+    loaded = load_agent(tmp_path / "agent.safetensors")
+    from recengine.env.sequential_sim import SequentialVecSim
+
+    obs = SequentialVecSim(setup.simulator, 8).reset(seed=3)[0]
+    assert loaded.name == name
+    assert torch.equal(loaded.act(obs), agent.act(obs))
 
 
 def test_reinforce_keeps_unfinished_sessions_and_behaviour_head(sim, tmp_path):
