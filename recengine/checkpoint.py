@@ -2,7 +2,8 @@
 
 A file holds named tensors and string metadata; the metadata always carries ``format_version`` (files written
 before the version existed read as version 0, the same layout) and ``kind`` ("model": the large model's
-weights; "training": a resumable training state). Writes go to a temporary file that is renamed, so a crash
+weights; "training": a resumable training state; "scorer": an agent's encoder and head; "agent": a whole agent,
+recengine.agents.persistence). Writes go to a temporary file that is renamed, so a crash
 never leaves half a file. Every error names the file.
 
     save_model("runs/sasrec/model.safetensors", model, cfg, data_name="ml-100k")
@@ -29,9 +30,14 @@ FORMAT_VERSION = 1
 """the layout this module writes; it reads this one and every earlier one"""
 
 
-KINDS = ("model", "training", "scorer")
-"""what a checkpoint file holds: the large model's weights, a resumable training state, or an agent's scorer
-(recengine.serving.agent_checkpoint)"""
+KINDS = ("model", "training", "scorer", "agent")
+"""what a checkpoint file holds: the large model's weights, a resumable training state, an agent's scorer
+(recengine.serving.agent_checkpoint) or a whole agent that can act and continue training
+(recengine.agents.persistence)"""
+
+
+AGENT_KIND = "agent"
+"""the kind of a whole agent's file (recengine.agents.persistence)"""
 
 
 class CheckpointError(ValueError):
@@ -73,13 +79,14 @@ def read(path: str) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     return tensors, meta
 
 
-def _require(path: str, meta: dict[str, str], keys: tuple[str, ...]) -> None:
+def require_metadata(path: str, meta: dict[str, str], keys: tuple[str, ...]) -> None:
+    """CheckpointError naming the file unless metadata `meta` has every field in `keys`."""
     missing = [k for k in keys if k not in meta]
     if missing:
         raise CheckpointError(f"{path}: not a recengine model checkpoint (metadata lacks {', '.join(missing)})")
 
 
-def _json_field(path: str, meta: dict[str, str], key: str, kind: type) -> object:
+def json_field(path: str, meta: dict[str, str], key: str, kind: type) -> object:
     """Metadata field `key` parsed as JSON and of type `kind`; CheckpointError naming the file and field."""
     try:
         value = json.loads(meta[key])
@@ -94,7 +101,7 @@ def _json_field(path: str, meta: dict[str, str], key: str, kind: type) -> object
 
 def _config(path: str, meta: dict[str, str]) -> SASRecConfig:
     try:
-        return SASRecConfig.from_dict(_json_field(path, meta, "config", dict))
+        return SASRecConfig.from_dict(json_field(path, meta, "config", dict))
     except (TypeError, ValueError) as exc:
         if isinstance(exc, CheckpointError):
             raise
@@ -163,7 +170,7 @@ def save_model(path: str, model: SequenceRecommender, cfg: SASRecConfig, data_na
 def _build_model(
     path: str, meta: dict[str, str], cfg: SASRecConfig, tensors: dict[str, torch.Tensor], device: torch.device | str
 ) -> SequenceRecommender:
-    spec = _json_field(path, meta, "model", dict)
+    spec = json_field(path, meta, "model", dict)
     num_items = spec.get("num_items")
     if isinstance(num_items, bool) or not isinstance(num_items, int) or num_items < 1:
         raise CheckpointError(f"{path}: metadata field 'model': 'num_items' must be an int >= 1, got {num_items!r}")
@@ -206,7 +213,7 @@ def load_model(path: str) -> tuple[SequenceRecommender, SASRecConfig]:
     compared with the model it describes (built on the meta device, allocating nothing) before the real
     model is built; every error is a CheckpointError naming the file."""
     tensors, meta = read(path)
-    _require(path, meta, ("config", "model"))
+    require_metadata(path, meta, ("config", "model"))
     if any(k.startswith("best.") for k in tensors):  # a training checkpoint: take its best weights
         tensors = {k[len("best.") :]: v for k, v in tensors.items() if k.startswith("best.")}
     cfg = _config(path, meta)
@@ -246,13 +253,11 @@ def save_training_state(
     and the trainer's progress (`trainer`, JSON-ready)."""
     tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
     tensors.update({f"best.{k}": v for k, v in best.items()})
-    opt_state = optimizer.state_dict()
-    for idx, state in opt_state["state"].items():
-        for key, value in state.items():
-            tensors[f"optim.{idx}.{key}"] = torch.as_tensor(value)
+    opt_tensors, groups = optimizer_tensors(optimizer)
+    tensors.update(opt_tensors)
     tensors["rng.torch"] = torch.get_rng_state()
     meta = model_metadata(model, cfg, data_name)
-    meta["optim_groups"] = json.dumps(opt_state["param_groups"])
+    meta["optim_groups"] = groups
     meta["trainer"] = json.dumps(trainer)
     write(path, tensors, "training", meta)
 
@@ -271,7 +276,7 @@ TRAINER_FIELDS = {
 
 
 def _trainer(path: str, meta: dict[str, str]) -> dict:
-    trainer = _json_field(path, meta, "trainer", dict)
+    trainer = json_field(path, meta, "trainer", dict)
     for key, kind in TRAINER_FIELDS.items():
         if key in trainer and (isinstance(trainer[key], bool) or not isinstance(trainer[key], kind)):
             raise CheckpointError(
@@ -284,27 +289,126 @@ def load_training_state(path: str) -> TrainingState:
     """The training state `save_training_state` wrote (any format version up to the current one); the
     metadata and tensor names are checked, each error a CheckpointError naming the file and the field."""
     tensors, meta = read(path)
-    _require(path, meta, ("config", "optim_groups", "trainer"))
-    state: dict[int, dict] = {}
-    for name, value in tensors.items():
-        if name.startswith("optim."):
-            parts = name.split(".", 2)
-            if len(parts) != 3 or not parts[1].isdigit():
-                raise CheckpointError(f"{path}: tensor {name!r} is not of the form optim.<param index>.<state name>")
-            state.setdefault(int(parts[1]), {})[parts[2]] = value
+    require_metadata(path, meta, ("config", "optim_groups", "trainer"))
+    optimizer = optimizer_state(path, tensors, meta)
     rng = tensors.get("rng.torch")
     if rng is None:
         raise CheckpointError(f"{path}: a training checkpoint without its RNG state (rng.torch)")
     if rng.dtype != torch.uint8 or rng.dim() != 1:
         raise CheckpointError(f"{path}: tensor 'rng.torch' must be 1-D uint8, got {rng.dtype} {tuple(rng.shape)}")
-    groups = _json_field(path, meta, "optim_groups", list)
-    if not all(isinstance(g, dict) and isinstance(g.get("params"), list) for g in groups):
-        raise CheckpointError(f"{path}: metadata field 'optim_groups' must be a list of parameter groups")
     return TrainingState(
         config=_config(path, meta),
         model={k[len("model.") :]: v for k, v in tensors.items() if k.startswith("model.")},
         best={k[len("best.") :]: v for k, v in tensors.items() if k.startswith("best.")},
-        optimizer={"state": state, "param_groups": groups},
+        optimizer=optimizer,
         rng=rng,
         trainer=_trainer(path, meta),
     )
+
+
+# ----------------------------------------------------------------------------------- optimizer state
+def optimizer_tensors(optimizer: torch.optim.Optimizer, prefix: str = "optim") -> tuple[dict[str, torch.Tensor], str]:
+    """(tensors, param_groups JSON) of `optimizer`'s state: tensor ``<prefix>.<param index>.<state name>`` per
+    state entry (scalars such as Adam's step become 0-d tensors); read back with `optimizer_state`."""
+    opt_state = optimizer.state_dict()
+    tensors = {
+        f"{prefix}.{idx}.{key}": torch.as_tensor(value)
+        for idx, state in opt_state["state"].items()
+        for key, value in state.items()
+    }
+    return tensors, json.dumps(opt_state["param_groups"])
+
+
+def optimizer_state(path: str, tensors: dict[str, torch.Tensor], meta: dict[str, str], prefix: str = "optim") -> dict:
+    """The optimizer state dict `optimizer_tensors` wrote (its groups in metadata field ``<prefix>_groups``);
+    CheckpointError naming the file and the tensor or field that is malformed."""
+    state: dict[int, dict] = {}
+    for name, value in tensors.items():
+        if name.startswith(prefix + "."):
+            parts = name.split(".", 2)
+            if len(parts) != 3 or not parts[1].isdigit():
+                raise CheckpointError(
+                    f"{path}: tensor {name!r} is not of the form {prefix}.<param index>.<state name>"
+                )
+            state.setdefault(int(parts[1]), {})[parts[2]] = value
+    require_metadata(path, meta, (f"{prefix}_groups",))
+    groups = json_field(path, meta, f"{prefix}_groups", list)
+    if not all(isinstance(g, dict) and isinstance(g.get("params"), list) for g in groups):
+        raise CheckpointError(f"{path}: metadata field '{prefix}_groups' must be a list of parameter groups")
+    return {"state": state, "param_groups": groups}
+
+
+# ----------------------------------------------------------------------- an agent's scorer (encoder + head)
+def scorer_metadata(encoder: SequenceEncoder, head: CatalogHead) -> dict[str, str]:
+    """What rebuilds an encoder and its catalog head besides their weights (metadata fields "encoder", "head")."""
+    layer = encoder.transformer.layers[0]
+    spec = {
+        "num_items": encoder.num_items,
+        "dim": encoder.dim,
+        "max_len": encoder.max_len,
+        "num_layers": len(encoder.transformer.layers),
+        "num_heads": layer.self_attn.num_heads,
+        "dropout": encoder.dropout.p,
+        "feature_dim": encoder.item_tables.dim
+        if encoder.item_tables
+        else (encoder.user_tables.dim if encoder.user_tables else 16),
+        "item_feature_tables": [[s.name, s.num_rows] for s in encoder.item_tables.specs] if encoder.item_tables else [],
+        "user_feature_tables": [[s.name, s.num_rows] for s in encoder.user_tables.specs] if encoder.user_tables else [],
+    }
+    head_spec = {"own_table": head.weight is not None, "bias": head.bias is not None, "temperature": head.temperature}
+    return {"encoder": json.dumps(spec), "head": json.dumps(head_spec)}
+
+
+def scorer_tensors(encoder: SequenceEncoder, head: CatalogHead) -> dict[str, torch.Tensor]:
+    """The encoder's and head's weights, named ``encoder.*`` and ``head.*``."""
+    tensors = {f"encoder.{k}": v for k, v in encoder.state_dict().items()}
+    tensors.update({f"head.{k}": v for k, v in head.state_dict().items()})
+    return tensors
+
+
+def build_scorer(
+    path: str, tensors: dict[str, torch.Tensor], meta: dict[str, str], *, dropout: float | None = None
+) -> tuple[SequenceEncoder, CatalogHead]:
+    """The encoder and head `scorer_metadata` / `scorer_tensors` wrote, weights loaded (dropout: the saved one,
+    or `dropout` when given); CheckpointError naming the file when the metadata or the weights do not fit."""
+    require_metadata(path, meta, ("encoder", "head"))
+    spec, head_spec = json_field(path, meta, "encoder", dict), json_field(path, meta, "head", dict)
+    enc_state = {k[len("encoder.") :]: v for k, v in tensors.items() if k.startswith("encoder.")}
+    head_state = {k[len("head.") :]: v for k, v in tensors.items() if k.startswith("head.")}
+    kw = {}
+    try:
+        if spec["item_feature_tables"]:
+            kw.update(
+                item_feature_tables=_tables(path, spec, "item_feature_tables"),
+                item_feature_ids=enc_state["item_feature_ids"],
+                item_feature_offsets=enc_state["item_feature_offsets"],
+            )
+        if spec["user_feature_tables"]:
+            kw.update(
+                user_feature_tables=_tables(path, spec, "user_feature_tables"),
+                user_feature_ids=enc_state["user_feature_ids"],
+            )
+        encoder = SequenceEncoder(
+            spec["num_items"],
+            spec["dim"],
+            spec["max_len"],
+            num_layers=spec["num_layers"],
+            num_heads=spec["num_heads"],
+            dropout=spec.get("dropout", 0.0) if dropout is None else dropout,
+            feature_dim=spec["feature_dim"],
+            **kw,
+        )
+        head = CatalogHead(
+            spec["num_items"],
+            spec["dim"],
+            bias=head_spec["bias"],
+            own_table=head_spec["own_table"],
+            temperature=head_spec["temperature"],
+        )
+        encoder.load_state_dict(enc_state)
+        head.load_state_dict(head_state)
+    except (KeyError, RuntimeError, TypeError, ValueError) as exc:
+        if isinstance(exc, CheckpointError):
+            raise
+        raise CheckpointError(f"{path}: the weights do not match the scorer the metadata describes ({exc})") from exc
+    return encoder, head

@@ -37,6 +37,20 @@ class Scorer(nn.Module):
     def forward(self, hist: torch.Tensor):
         return self.encoder.last_state(hist), self.item_table(), self.head.bias
 
+    def topk(self, hist: torch.Tensor, k: int, *, exclude_seen: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+        """(scores (B, k), item ids (B, k)) of the k best items for each history `hist` (B, L) (PAD_ID anywhere),
+        the items of the history excluded when `exclude_seen`: the greedy slate every encoder-based agent shows.
+
+        It compiles whole and exports: the exclusion list has a size that depends on the data, which
+        torch.export traces as is and torch.compile(fullgraph=True) traces with
+        ``torch._dynamo.config.capture_dynamic_output_shape_ops = True``."""
+        from recengine.data.exclusion import exclusion_csr
+        from recengine.ops import catalog_topk
+
+        Q, E, bias = self(hist)
+        offsets, ids = exclusion_csr(hist) if exclude_seen else (None, None)
+        return catalog_topk(Q, E, k, bias=bias, exclude_offsets=offsets, exclude_ids=ids)
+
     @property
     def dim(self) -> int:
         return self.encoder.dim
@@ -70,8 +84,9 @@ def fresh_scorer(data, sasrec: SASRecConfig, encoder: EncoderConfig | None = Non
     """A randomly initialised encoder + tied head for `data` (RL from scratch): the large model's architecture
     `sasrec`, or the sizes in `encoder` (same item side features), dropout off.
 
-    It seeds torch's global generator with seed + 17 (the comparison's figures were produced that way and stay
-    reproducible for a seed)."""
+    The weights are those of torch's global generator seeded with seed + 17 (the comparison's figures were
+    produced that way and stay reproducible for a seed), drawn inside ``torch.random.fork_rng``: the caller's
+    global RNG state is left as it was."""
     from dataclasses import replace
 
     from recengine.nn.modes import disable_dropout
@@ -81,8 +96,9 @@ def fresh_scorer(data, sasrec: SASRecConfig, encoder: EncoderConfig | None = Non
         sasrec = replace(
             sasrec, dim=encoder.dim, num_layers=encoder.num_layers, num_heads=encoder.num_heads, max_len=encoder.max_len
         )
-    torch.manual_seed(seed + 17)
-    model = model_from_data(data, sasrec)
+    with torch.random.fork_rng(devices=[]):
+        torch.default_generator.manual_seed(seed + 17)  # the CPU generator fork_rng restores
+        model = model_from_data(data, sasrec)
     return Scorer(disable_dropout(model.encoder), model.head)
 
 
@@ -97,17 +113,20 @@ def leave_one_out_metrics(scorer: Scorer, split: LeaveOneOut) -> dict[str, float
 
 
 def new_scorer(num_items: int, cfg: EncoderConfig, seed: int = 0, **encoder_kwargs) -> Scorer:
-    """A freshly initialised SequenceEncoder + tied CatalogHead (`encoder_kwargs`: side-feature tables)."""
+    """A freshly initialised SequenceEncoder + tied CatalogHead (`encoder_kwargs`: side-feature tables): the
+    weights torch's global generator seeded with `seed` draws, inside ``torch.random.fork_rng`` (the caller's
+    global RNG state is left as it was)."""
     from recengine.nn import CatalogHead, SequenceEncoder
 
-    torch.manual_seed(seed)
-    encoder = SequenceEncoder(
-        num_items,
-        cfg.dim,
-        cfg.max_len,
-        num_layers=cfg.num_layers,
-        num_heads=cfg.num_heads,
-        dropout=cfg.dropout,
-        **encoder_kwargs,
-    )
-    return Scorer(encoder, CatalogHead(num_items, cfg.dim))
+    with torch.random.fork_rng(devices=[]):
+        torch.default_generator.manual_seed(seed)  # the CPU generator fork_rng restores
+        encoder = SequenceEncoder(
+            num_items,
+            cfg.dim,
+            cfg.max_len,
+            num_layers=cfg.num_layers,
+            num_heads=cfg.num_heads,
+            dropout=cfg.dropout,
+            **encoder_kwargs,
+        )
+        return Scorer(encoder, CatalogHead(num_items, cfg.dim))

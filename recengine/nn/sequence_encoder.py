@@ -34,7 +34,7 @@ import torch
 from torch import nn
 
 from recengine.nn.embedding_tables import EmbeddingTables, TableSpec
-from recengine.padding import PAD_ID
+from recengine.ops.checked_ids import checked_ids
 
 
 class SequenceEncoder(nn.Module):
@@ -141,76 +141,84 @@ class SequenceEncoder(nn.Module):
         """(B, D): the projected feature vector of each user id in `users` (B,)."""
         if self.user_tables is None:
             raise ValueError("users: this encoder was built without user features")
-        users = torch.as_tensor(users, dtype=torch.int64, device=self.user_feature_ids.device)
-        if users.numel() and (users.min() < 0 or users.max() >= self.user_feature_ids.shape[0]):
-            raise IndexError(f"users: ids must lie in [0, {self.user_feature_ids.shape[0]})")
-        ids = self.user_feature_ids[users].T.contiguous().view(-1)  # table-major, one id per bag
+        users = torch.as_tensor(users, device=self.user_feature_ids.device)
+        rows = checked_ids(users, self.user_feature_ids.shape[0], name="users")
+        ids = self.user_feature_ids[rows].T.contiguous().view(-1)  # table-major, one id per bag
         offsets = torch.arange(ids.numel() + 1, dtype=torch.int64, device=ids.device)
         return self.user_projection(self.user_tables(ids, offsets))
 
     # ----------------------------------------------------------------------------------- forward
-    def _check_items(self, items: torch.Tensor) -> torch.Tensor:
+    def _check_items(self, items: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(ids, valid) of a (B, L) history: the row of each slot in the item table (0 at PAD_ID slots) and
+        whether the slot holds an item. The range check runs inside an op, so it holds when compiled or exported."""
         if not isinstance(items, torch.Tensor):
             items = torch.as_tensor(items)
         if items.dtype not in (torch.int32, torch.int64) or items.dim() != 2:
             raise TypeError(f"items: expected a (B, L) int32/int64 tensor, got {items.dtype} {tuple(items.shape)}")
-        items = items.to(torch.int64)
-        if items.numel() and (items.min() < PAD_ID or items.max() >= self.num_items):
-            raise IndexError(
-                f"items: ids must lie in [0, {self.num_items}) or be PAD_ID=-1, got range "
-                f"[{int(items.min())}, {int(items.max())}]"
-            )
-        return items
+        return checked_ids(items, self.num_items, name="items", allow_pad=True), items >= 0
 
-    def forward(self, items: torch.Tensor, users: torch.Tensor | None = None) -> torch.Tensor:
-        """States (B, L, D) for item histories `items` (B, L), L <= max_len: state [b, j] summarises the real
-        items of row b up to and including slot j (causal). States at PAD_ID slots are meaningless.
-        `users` (B,) int64 adds the users' feature vectors (encoder built with user features)."""
-        items = self._check_items(items)
-        b, length = items.shape
-        if length > self.max_len:
-            raise ValueError(f"items: {length} slots > max_len {self.max_len}; use last_state for long histories")
-        valid = items >= 0
-        left_aligned = bool((valid[:, 1:] <= valid[:, :-1]).all()) if length > 1 else True
-        if not left_aligned:  # move each row's real items to the front (stable), run, move the states back
-            slot = torch.arange(length, device=items.device).expand(b, length)
-            order = torch.argsort(torch.where(valid, slot, slot + length), dim=1)
-            states = self.forward(torch.gather(items, 1, order), users)
-            return torch.empty_like(states).scatter_(1, order.unsqueeze(-1).expand_as(states), states)
+    @staticmethod
+    def _left_aligned_order(valid: torch.Tensor) -> torch.Tensor:
+        """(B, L) slot permutation that moves each row's real items to the front, in slot order (stable)."""
+        b, length = valid.shape
+        slot = torch.arange(length, device=valid.device).expand(b, length)
+        return torch.argsort(torch.where(valid, slot, slot + length), dim=1)
+
+    def _encode(self, ids: torch.Tensor, valid: torch.Tensor, users: torch.Tensor | None) -> torch.Tensor:
+        """States (B, L, D) of LEFT-aligned checked ids (`valid` marks the real slots)."""
+        length = ids.shape[1]
         table = self.item_embeddings()
-        x = table[items.clamp(min=0)] * valid.unsqueeze(-1)
+        x = table[ids] * valid.unsqueeze(-1)
         x = x + self.position_embedding[:length]
         if users is not None:
             x = x + self.user_vectors(users).unsqueeze(1)
         x = self.dropout(self.input_norm(x))
-        mask = nn.Transformer.generate_square_subsequent_mask(length, device=items.device)
+        mask = nn.Transformer.generate_square_subsequent_mask(length, device=ids.device)
         x = self.transformer(x, mask=mask, is_causal=True)
         return self.output_norm(x)
+
+    def forward(self, items: torch.Tensor, users: torch.Tensor | None = None) -> torch.Tensor:
+        """States (B, L, D) for item histories `items` (B, L), L <= max_len: state [b, j] summarises the real
+        items of row b up to and including slot j (causal). States at PAD_ID slots are meaningless.
+        `users` (B,) int64 adds the users' feature vectors (encoder built with user features).
+
+        Each row's real items are moved to the front (a no-op permutation for left-aligned rows), encoded, and
+        the states moved back to their slots: no branch depends on the data, so the method compiles whole."""
+        ids, valid = self._check_items(items)
+        b, length = ids.shape
+        if length > self.max_len:
+            raise ValueError(f"items: {length} slots > max_len {self.max_len}; use last_state for long histories")
+        order = self._left_aligned_order(valid)
+        states = self._encode(torch.gather(ids, 1, order), torch.gather(valid, 1, order), users)
+        return torch.empty_like(states).scatter_(1, order.unsqueeze(-1).expand_as(states), states)
+
+    def _window_width(self, lengths: torch.Tensor, slots: int) -> int:
+        """How many slots last_state encodes: under torch.compile / torch.export a width that depends only on
+        the shapes (min(slots, max_len)); in eager mode the longest row's length (capped at max_len), which
+        gives the same states (trailing PAD_ID slots never reach a real item's state: the attention is causal)
+        at a fraction of the cost when histories are short."""
+        if torch.compiler.is_compiling():
+            return max(1, min(slots, self.max_len))
+        return max(1, min(int(lengths.max()) if lengths.numel() else 1, self.max_len))
 
     def last_state(self, items: torch.Tensor, users: torch.Tensor | None = None) -> torch.Tensor:
         """(B, D): each row's state after its most recent real item (the user state q_s for scoring).
 
         Any history length and PAD_ID placement: the most recent max_len real items are used. Rows without
         items get ``empty_state`` (plus the user's feature vector when `users` is given)."""
-        items = self._check_items(items)
-        b, length = items.shape
-        valid = items >= 0
-        slot = torch.arange(length, device=items.device).expand(b, length)
-        order = torch.argsort(torch.where(valid, slot, slot + length), dim=1)
-        packed = torch.gather(items, 1, order)  # left-aligned
+        ids, valid = self._check_items(items)
+        b, length = ids.shape
+        order = self._left_aligned_order(valid)
+        packed = torch.gather(ids, 1, order)  # left-aligned
         lengths = valid.sum(1)
-        width = max(1, min(int(lengths.max()) if b else 1, self.max_len))
+        width = self._window_width(lengths, length)
         start = (lengths - width).clamp(min=0)
-        cols = (start.unsqueeze(1) + torch.arange(width, device=items.device)).clamp(max=max(length - 1, 0))
-        window = torch.gather(packed, 1, cols) if length else torch.full((b, 1), PAD_ID, device=items.device)
-        window = torch.where(
-            torch.arange(width, device=items.device) < lengths.clamp(max=width).unsqueeze(1),
-            window,
-            torch.full_like(window, PAD_ID),
-        )
-        states = self.forward(window, users)
+        cols = (start.unsqueeze(1) + torch.arange(width, device=ids.device)).clamp(max=max(length - 1, 0))
+        window = torch.gather(packed, 1, cols) if length else ids.new_zeros(b, 1)
+        in_window = torch.arange(width, device=ids.device) < lengths.clamp(max=width).unsqueeze(1)
+        states = self._encode(torch.where(in_window, window, torch.zeros_like(window)), in_window, users)
         last = (lengths.clamp(max=width) - 1).clamp(min=0)
-        out = states[torch.arange(b, device=items.device), last]
+        out = states[torch.arange(b, device=ids.device), last]
         empty = self.empty_state.expand(b, self.dim)
         if users is not None:
             empty = empty + self.user_vectors(users)

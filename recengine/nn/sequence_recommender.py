@@ -24,10 +24,17 @@ class SequenceRecommender(nn.Module):
         self.encoder, self.head, self.use_users = encoder, head, use_users
 
     def loss(self, inputs: torch.Tensor, targets: torch.Tensor, users: torch.Tensor | None = None) -> torch.Tensor:
-        """Mean next-item cross-entropy over the full catalog at every target of the windows that is not PAD_ID."""
+        """Mean next-item cross-entropy over the full catalog at every target of the windows that is not PAD_ID.
+
+        ValueError when every target is PAD_ID. Under torch.compile(fullgraph=True) the targets kept are a batch
+        whose size depends on the data: set ``torch._dynamo.config.capture_dynamic_output_shape_ops = True``
+        (torch.export needs nothing)."""
         states = self.encoder(inputs, users if self.use_users else None)
         keep = targets != PAD_ID
-        return self.head.loss(states[keep], targets[keep], self.encoder.item_embeddings())
+        kept = states[keep]
+        # a check on the data-dependent size that holds in a graph too (and lets the op's own size check trace)
+        torch._check_value(kept.shape[0] > 0, lambda: "targets: every target is PAD_ID (no loss to average)")
+        return self.head.loss(kept, targets[keep], self.encoder.item_embeddings())
 
     @torch.no_grad()
     def user_states(self, histories: torch.Tensor, users: torch.Tensor | None = None) -> torch.Tensor:

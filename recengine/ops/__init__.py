@@ -5,6 +5,7 @@ each lives in recengine.reference.
 """
 
 # One import line per operator family (add yours):
+from recengine.ops.checked_ids import checked_ids  # noqa: F401  (id range check)
 from recengine.ops.embedding_bag import embedding_bag, embedding_bag_fused_update  # noqa: F401
 from recengine.ops.policy import catalog_cross_entropy, catalog_logsumexp, catalog_sample, catalog_topk  # noqa: F401
 from recengine.ops.quantized_tables import quantized_catalog_topk, quantized_embedding_bag  # noqa: F401

@@ -14,35 +14,14 @@ Dropout is off in a loaded scorer (it is for inference).
 
 from __future__ import annotations
 
-import json
-
 from torch import nn
 
-from recengine.checkpoint import CheckpointError, read, write
+from recengine.checkpoint import AGENT_KIND, CheckpointError, build_scorer, read, scorer_metadata, scorer_tensors, write
 from recengine.nn.catalog_head import CatalogHead
 from recengine.nn.sequence_encoder import SequenceEncoder
 
 #: the checkpoint kind this module writes
 SCORER_KIND = "scorer"
-
-
-def scorer_metadata(encoder: SequenceEncoder, head: CatalogHead, agent_name: str, data_name: str) -> dict[str, str]:
-    """What rebuilds the encoder and head besides their weights."""
-    layer = encoder.transformer.layers[0]
-    spec = {
-        "num_items": encoder.num_items,
-        "dim": encoder.dim,
-        "max_len": encoder.max_len,
-        "num_layers": len(encoder.transformer.layers),
-        "num_heads": layer.self_attn.num_heads,
-        "feature_dim": encoder.item_tables.dim
-        if encoder.item_tables
-        else (encoder.user_tables.dim if encoder.user_tables else 16),
-        "item_feature_tables": [[s.name, s.num_rows] for s in encoder.item_tables.specs] if encoder.item_tables else [],
-        "user_feature_tables": [[s.name, s.num_rows] for s in encoder.user_tables.specs] if encoder.user_tables else [],
-    }
-    head_spec = {"own_table": head.weight is not None, "bias": head.bias is not None, "temperature": head.temperature}
-    return {"encoder": json.dumps(spec), "head": json.dumps(head_spec), "agent": agent_name, "dataset": data_name}
 
 
 def save_scorer(path: str, scorer: nn.Module, *, agent_name: str = "", data_name: str = "") -> None:
@@ -53,51 +32,15 @@ def save_scorer(path: str, scorer: nn.Module, *, agent_name: str = "", data_name
             f"scorer: expected .encoder a SequenceEncoder and .head a CatalogHead, got "
             f"{type(encoder).__name__} and {type(head).__name__}"
         )
-    tensors = {f"encoder.{k}": v for k, v in encoder.state_dict().items()}
-    tensors.update({f"head.{k}": v for k, v in head.state_dict().items()})
-    write(path, tensors, SCORER_KIND, scorer_metadata(encoder, head, agent_name, data_name))
+    meta = {**scorer_metadata(encoder, head), "agent": agent_name, "dataset": data_name}
+    write(path, scorer_tensors(encoder, head), SCORER_KIND, meta)
 
 
 def load_scorer(path: str) -> tuple[SequenceEncoder, CatalogHead, dict[str, str]]:
-    """(encoder, head, metadata) of a scorer checkpoint, in eval mode; CheckpointError names the file."""
+    """(encoder, head, metadata) of a scorer checkpoint, or of the scorer inside an agent checkpoint
+    (recengine.agents.persistence), in eval mode with dropout off; CheckpointError names the file."""
     tensors, meta = read(path)
-    if meta.get("kind") != SCORER_KIND or "encoder" not in meta or "head" not in meta:
+    if meta.get("kind") not in (SCORER_KIND, AGENT_KIND) or "encoder" not in meta or "head" not in meta:
         raise CheckpointError(f"{path}: not a scorer checkpoint (kind {meta.get('kind')!r})")
-    spec, head_spec = json.loads(meta["encoder"]), json.loads(meta["head"])
-    enc_state = {k[len("encoder.") :]: v for k, v in tensors.items() if k.startswith("encoder.")}
-    head_state = {k[len("head.") :]: v for k, v in tensors.items() if k.startswith("head.")}
-    kw = {}
-    try:
-        if spec["item_feature_tables"]:
-            kw.update(
-                item_feature_tables=[tuple(t) for t in spec["item_feature_tables"]],
-                item_feature_ids=enc_state["item_feature_ids"],
-                item_feature_offsets=enc_state["item_feature_offsets"],
-            )
-        if spec["user_feature_tables"]:
-            kw.update(
-                user_feature_tables=[tuple(t) for t in spec["user_feature_tables"]],
-                user_feature_ids=enc_state["user_feature_ids"],
-            )
-        encoder = SequenceEncoder(
-            spec["num_items"],
-            spec["dim"],
-            spec["max_len"],
-            num_layers=spec["num_layers"],
-            num_heads=spec["num_heads"],
-            dropout=0.0,
-            feature_dim=spec["feature_dim"],
-            **kw,
-        )
-        head = CatalogHead(
-            spec["num_items"],
-            spec["dim"],
-            bias=head_spec["bias"],
-            own_table=head_spec["own_table"],
-            temperature=head_spec["temperature"],
-        )
-        encoder.load_state_dict(enc_state)
-        head.load_state_dict(head_state)
-    except (KeyError, RuntimeError) as exc:
-        raise CheckpointError(f"{path}: the weights do not match the scorer the metadata describes ({exc})") from exc
+    encoder, head = build_scorer(path, tensors, meta, dropout=0.0)
     return encoder.eval(), head.eval(), meta

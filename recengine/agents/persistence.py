@@ -1,0 +1,345 @@
+"""Saving and loading every agent of the registry: one checkpoint file (recengine.checkpoint, kind "agent").
+
+    save_agent(agent, "runs/compare/dqn.safetensors")
+    agent = load_agent("runs/compare/dqn.safetensors")     # acts, and keeps training, as the saved one would
+
+A file holds what the agent acts with (its scorer — encoder and catalog head, in the layout of
+recengine.serving.agent_checkpoint, so `load_scorer` and serving read it too — or its item scores and factors,
+or its random generator) and, for an agent that learns, what it needs to continue training exactly: the optimizer
+state, the step counters, the target network and the replay (DQN), the unfinished sessions and the behaviour
+head (REINFORCE). Settings travel as JSON metadata. Loading draws no number from torch's global generator (the
+modules are built inside ``torch.random.fork_rng``), and every error is a CheckpointError naming the file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import asdict, is_dataclass
+
+import torch
+
+from recengine.agents.baselines import MatrixFactorizationPolicy, PopularityPolicy, RandomPolicy, SupervisedPolicy
+from recengine.agents.config import DQNConfig, EncoderConfig, ReinforceConfig
+from recengine.agents.dqn import DQNAgent
+from recengine.agents.policy_base import Policy
+from recengine.agents.reinforce import BehaviourHead, ReinforceAgent, SessionReturns
+from recengine.agents.scorer import Scorer
+from recengine.checkpoint import (
+    AGENT_KIND,
+    CheckpointError,
+    build_scorer,
+    json_field,
+    optimizer_state,
+    optimizer_tensors,
+    read,
+    require_metadata,
+    scorer_metadata,
+    scorer_tensors,
+    write,
+)
+
+__all__ = ["save_agent", "load_agent", "AGENT_TYPES"]
+
+AGENT_TYPES = ("random", "popularity", "supervised", "matrix-factorization", "dqn", "reinforce")
+"""the agent classes a file can hold (metadata field "agent_type"); hybrids are DQN / REINFORCE agents"""
+
+
+# ------------------------------------------------------------------------------------------ helpers
+def _type_of(agent: Policy) -> str:
+    for cls, name in (
+        (DQNAgent, "dqn"),
+        (ReinforceAgent, "reinforce"),
+        (SupervisedPolicy, "supervised"),
+        (MatrixFactorizationPolicy, "matrix-factorization"),
+        (PopularityPolicy, "popularity"),
+        (RandomPolicy, "random"),
+    ):
+        if isinstance(agent, cls):
+            return name
+    raise TypeError(f"agent: no save/load for {type(agent).__name__}; known agent types: {', '.join(AGENT_TYPES)}")
+
+
+def _scorer_parts(scorer: object) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    if not isinstance(scorer, Scorer):
+        raise TypeError(f"agent: its scorer must be a recengine.agents.scorer.Scorer, got {type(scorer).__name__}")
+    return scorer_tensors(scorer.encoder, scorer.head), scorer_metadata(scorer.encoder, scorer.head)
+
+
+def _load_scorer(path: str, tensors: dict[str, torch.Tensor], meta: dict[str, str]) -> Scorer:
+    encoder, head = build_scorer(path, tensors, meta)
+    return Scorer(encoder, head)
+
+
+def _prefixed(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
+    """The tensors named ``<prefix>.*``, the prefix removed."""
+    return {k[len(prefix) + 1 :]: v for k, v in tensors.items() if k.startswith(prefix + ".")}
+
+
+def _tensor(path: str, tensors: dict[str, torch.Tensor], name: str) -> torch.Tensor:
+    if name not in tensors:
+        raise CheckpointError(f"{path}: an agent checkpoint without tensor {name!r}")
+    return tensors[name]
+
+
+def _config(path: str, cls: type, values: object):
+    """A config dataclass `cls` from its JSON dict (nested EncoderConfig included)."""
+    if not isinstance(values, dict):
+        raise CheckpointError(f"{path}: metadata field 'agent': 'config' must be a JSON object")
+    try:
+        kw = dict(values)
+        if isinstance(kw.get("encoder"), dict):
+            kw["encoder"] = EncoderConfig(**kw["encoder"])
+        return cls(**kw)
+    except (TypeError, ValueError) as exc:
+        raise CheckpointError(f"{path}: metadata field 'agent': 'config' is not a {cls.__name__} ({exc})") from None
+
+
+def _load_state(path: str, what: str, load, state) -> None:
+    """`load(state)` (a load_state_dict), its errors turned into a CheckpointError naming the file and `what`."""
+    try:
+        load(state)
+    except (KeyError, RuntimeError, ValueError, TypeError, IndexError) as exc:
+        raise CheckpointError(f"{path}: the {what} do not match the agent the metadata describes ({exc})") from exc
+
+
+def _settings(agent: Policy, names: tuple[str, ...]) -> dict:
+    """The JSON-ready attributes `names` of `agent`, and its config dataclass (when it has one)."""
+    out = {n: getattr(agent, n) for n in names}
+    cfg = getattr(agent, "cfg", None)
+    if is_dataclass(cfg):
+        out["config"] = asdict(cfg)
+    return out
+
+
+def _field(path: str, settings: dict, name: str, kind: type | tuple[type, ...]):
+    value = settings.get(name)
+    if isinstance(value, bool) and kind is not bool or not isinstance(value, kind):
+        raise CheckpointError(f"{path}: metadata field 'agent': {name!r} is missing or of the wrong type")
+    return value
+
+
+# ------------------------------------------------------------------------------------ the replay
+def _replay_parts(replay) -> tuple[dict[str, torch.Tensor], str]:
+    """The DQN replay's tensors and settings, through its own writer (one format, one validation)."""
+    from safetensors import safe_open
+
+    with tempfile.TemporaryDirectory() as tmp:
+        file = os.path.join(tmp, "replay.safetensors")
+        replay.save(file)
+        with safe_open(file, framework="pt") as f:
+            return {f"replay.{k}": f.get_tensor(k) for k in f.keys()}, (f.metadata() or {})["recengine.replay"]
+
+
+def _load_replay(path: str, tensors: dict[str, torch.Tensor], settings: str):
+    """The replay `_replay_parts` stored, read back (and checked) by PrioritizedReplay.load."""
+    from safetensors.torch import save_file
+
+    from recengine.buffers import PrioritizedReplay
+
+    with tempfile.TemporaryDirectory() as tmp:
+        file = os.path.join(tmp, "replay.safetensors")
+        save_file(_prefixed(tensors, "replay"), file, metadata={"recengine.replay": settings})
+        try:
+            return PrioritizedReplay.load(file)
+        except ValueError as exc:
+            raise CheckpointError(f"{path}: the DQN replay is malformed ({str(exc).replace(file, 'replay')})") from None
+
+
+# ------------------------------------------------------------------------------ REINFORCE sessions
+def _returns_parts(returns: SessionReturns | None) -> tuple[dict[str, torch.Tensor], dict]:
+    """The unfinished sessions' steps (stacked: every step has the same users), their starts and the finished
+    samples not yet learnt from."""
+    if returns is None:
+        return {}, {"present": False}
+    tensors: dict[str, torch.Tensor] = {}
+    if returns.steps:
+        for j, name in enumerate(("hist", "slate", "item_clicked", "reward")):
+            tensors[f"returns.steps.{name}"] = torch.stack([step[j] for step in returns.steps])
+    if returns.start is not None:
+        tensors["returns.start"] = returns.start
+    if returns.ready:
+        for j, name in enumerate(("hist", "slate", "item_return")):
+            tensors[f"returns.ready.{name}"] = torch.cat([r[j] for r in returns.ready])
+    return tensors, {"present": True, "steps": len(returns.steps), "count": returns.count}
+
+
+def _load_returns(path: str, tensors: dict[str, torch.Tensor], spec: dict, gamma: float) -> SessionReturns | None:
+    if not spec.get("present"):
+        return None
+    returns = SessionReturns(gamma)
+    if spec.get("steps"):
+        parts = [_tensor(path, tensors, f"returns.steps.{n}") for n in ("hist", "slate", "item_clicked", "reward")]
+        if len({p.shape[0] for p in parts}) != 1 or parts[0].shape[0] != spec["steps"]:
+            raise CheckpointError(f"{path}: the REINFORCE session steps disagree in length")
+        returns.steps = [tuple(p[t] for p in parts) for t in range(parts[0].shape[0])]
+    returns.start = tensors.get("returns.start")
+    if "returns.ready.hist" in tensors:
+        returns.ready = [tuple(_tensor(path, tensors, f"returns.ready.{n}") for n in ("hist", "slate", "item_return"))]
+    returns.count = _field(path, spec, "count", int)
+    return returns
+
+
+# ------------------------------------------------------------------------------------------ save
+def save_agent(agent: Policy, path: str, *, data_name: str = "") -> None:
+    """Write `agent` (any agent the registry builds) to `path` atomically: what it acts with and, when it
+    learns, what continues its training. TypeError for an agent of a class this module does not know."""
+    agent_type = _type_of(agent)
+    tensors: dict[str, torch.Tensor] = {}
+    meta: dict[str, str] = {"agent_type": agent_type, "agent": "", "agent_name": agent.name, "dataset": data_name}
+    if agent_type == "random":
+        settings = _settings(agent, ("num_items", "k"))
+        tensors["generator"] = agent.generator.get_state()
+    elif agent_type == "popularity":
+        settings = _settings(agent, ("k",))
+        tensors["bias"] = agent.bias
+    elif agent_type == "matrix-factorization":
+        settings = _settings(agent, ("k",))
+        tensors.update(user_factors=agent.P, item_factors=agent.E, item_bias=agent.bias)
+    elif agent_type == "supervised":
+        settings = _settings(agent, ("k",))
+        scorer_t, scorer_m = _scorer_parts(agent.scorer)
+        tensors.update(scorer_t)
+        meta.update(scorer_m)
+    elif agent_type == "dqn":
+        settings = _settings(
+            agent,
+            ("num_items", "k", "history_len", "total_steps", "seed", "env_steps", "updates", "transitions"),
+        )
+        scorer_t, scorer_m = _scorer_parts(agent.scorer)
+        tensors.update(scorer_t)
+        meta.update(scorer_m)
+        tensors.update({f"online.{k}": v for k, v in agent.online.state_dict().items() if not k.startswith("scorer.")})
+        tensors.update({f"target.{k}": v for k, v in agent.target.state_dict().items()})
+        opt_t, meta["optim_groups"] = optimizer_tensors(agent.optimizer)
+        tensors.update(opt_t)
+        tensors["generator"] = agent.generator.get_state()
+        settings["replay"] = agent.replay is not None
+        if agent.replay is not None:
+            replay_t, meta["replay"] = _replay_parts(agent.replay)
+            tensors.update(replay_t)
+    else:  # reinforce
+        settings = _settings(agent, ("num_items", "k", "seed", "env_steps", "updates", "baseline"))
+        scorer_t, scorer_m = _scorer_parts(agent.policy)
+        tensors.update(scorer_t)
+        meta.update(scorer_m)
+        opt_t, meta["optim_groups"] = optimizer_tensors(agent.optimizer)
+        tensors.update(opt_t)
+        settings["behaviour"] = agent.behaviour is not None
+        if agent.behaviour is not None:
+            tensors.update({f"behaviour.{k}": v for k, v in agent.behaviour.state_dict().items()})
+            opt_t, meta["behaviour_optim_groups"] = optimizer_tensors(agent.behaviour_opt, "behaviour_optim")
+            tensors.update(opt_t)
+        returns_t, settings["returns"] = _returns_parts(agent._returns)
+        tensors.update(returns_t)
+    meta["agent"] = json.dumps(settings)
+    write(path, tensors, AGENT_KIND, meta)
+
+
+# ------------------------------------------------------------------------------------------ load
+def load_agent(path: str) -> Policy:
+    """The agent `save_agent` wrote to `path`, ready to act and (when it learns) to continue training.
+
+    The file is untrusted: a missing, truncated or foreign file, one of another kind, or metadata and tensors
+    that do not describe an agent raise CheckpointError naming the file. Torch's global RNG state is unchanged."""
+    path = os.fspath(path)
+    tensors, meta = read(path)
+    if meta.get("kind") != AGENT_KIND:
+        raise CheckpointError(f"{path}: not an agent checkpoint (kind {meta.get('kind')!r})")
+    require_metadata(path, meta, ("agent_type", "agent", "agent_name"))
+    agent_type = meta["agent_type"]
+    if agent_type not in AGENT_TYPES:
+        raise CheckpointError(f"{path}: metadata field 'agent_type' is {agent_type!r}, expected one of {AGENT_TYPES}")
+    settings = json_field(path, meta, "agent", dict)
+    with torch.random.fork_rng(devices=[]):
+        agent = _LOADERS[agent_type](path, tensors, meta, settings)
+    agent.name = meta["agent_name"]
+    return agent
+
+
+def _load_random(path, tensors, meta, settings) -> Policy:
+    agent = RandomPolicy(_field(path, settings, "num_items", int), _field(path, settings, "k", int))
+    _load_state(path, "generator state", agent.generator.set_state, _tensor(path, tensors, "generator"))
+    return agent
+
+
+def _load_popularity(path, tensors, meta, settings) -> Policy:
+    bias = _tensor(path, tensors, "bias")
+    if bias.dim() != 1 or bias.dtype != torch.float32:
+        raise CheckpointError(f"{path}: tensor 'bias' must be 1-D float32, got {bias.dtype} {tuple(bias.shape)}")
+    agent = PopularityPolicy(torch.zeros(bias.numel()), _field(path, settings, "k", int))
+    agent.bias = bias.contiguous()
+    return agent
+
+
+def _load_matrix_factorization(path, tensors, meta, settings) -> Policy:
+    names = ("user_factors", "item_factors", "item_bias")
+    return MatrixFactorizationPolicy(*(_tensor(path, tensors, n) for n in names), _field(path, settings, "k", int))
+
+
+def _load_supervised(path, tensors, meta, settings) -> Policy:
+    return SupervisedPolicy(_load_scorer(path, tensors, meta), _field(path, settings, "k", int))
+
+
+def _load_dqn(path, tensors, meta, settings) -> Policy:
+    cfg = _config(path, DQNConfig, settings.get("config"))
+    agent = DQNAgent(
+        _load_scorer(path, tensors, meta),
+        _field(path, settings, "num_items", int),
+        _field(path, settings, "k", int),
+        _field(path, settings, "history_len", int),
+        cfg,
+        _field(path, settings, "total_steps", int),
+        seed=_field(path, settings, "seed", int),
+    )
+    online = {f"scorer.{k}": v for k, v in agent.scorer.state_dict().items()}
+    online.update(_prefixed(tensors, "online"))
+    _load_state(path, "online network weights", agent.online.load_state_dict, online)
+    _load_state(path, "target network weights", agent.target.load_state_dict, _prefixed(tensors, "target"))
+    _load_state(path, "optimizer state", agent.optimizer.load_state_dict, optimizer_state(path, tensors, meta))
+    _load_state(path, "generator state", agent.generator.set_state, _tensor(path, tensors, "generator"))
+    for name in ("env_steps", "updates", "transitions"):
+        setattr(agent, name, _field(path, settings, name, int))
+    if settings.get("replay"):
+        require_metadata(path, meta, ("replay",))
+        agent.replay = _load_replay(path, tensors, meta["replay"])
+    return agent
+
+
+def _load_reinforce(path, tensors, meta, settings) -> Policy:
+    cfg = _config(path, ReinforceConfig, settings.get("config"))
+    agent = ReinforceAgent(
+        _load_scorer(path, tensors, meta),
+        _field(path, settings, "num_items", int),
+        _field(path, settings, "k", int),
+        cfg,
+        seed=_field(path, settings, "seed", int),
+    )
+    _load_state(path, "optimizer state", agent.optimizer.load_state_dict, optimizer_state(path, tensors, meta))
+    agent.env_steps, agent.updates = _field(path, settings, "env_steps", int), _field(path, settings, "updates", int)
+    agent.baseline = float(_field(path, settings, "baseline", (int, float)))
+    if settings.get("behaviour"):
+        state = _prefixed(tensors, "behaviour")
+        table = _tensor(path, tensors, "behaviour.table")
+        agent.behaviour = BehaviourHead(table.shape[0], table.shape[1])
+        _load_state(path, "behaviour head weights", agent.behaviour.load_state_dict, state)
+        agent.behaviour_opt = torch.optim.Adam(agent.behaviour.parameters(), lr=cfg.lr * 3)
+        opt = optimizer_state(path, tensors, meta, "behaviour_optim")
+        _load_state(path, "behaviour optimizer state", agent.behaviour_opt.load_state_dict, opt)
+    returns = settings.get("returns") or {}
+    if not isinstance(returns, dict):
+        raise CheckpointError(f"{path}: metadata field 'agent': 'returns' must be a JSON object")
+    agent._returns = _load_returns(path, tensors, returns, cfg.gamma)
+    return agent
+
+
+_LOADERS = {
+    "random": _load_random,
+    "popularity": _load_popularity,
+    "matrix-factorization": _load_matrix_factorization,
+    "supervised": _load_supervised,
+    "dqn": _load_dqn,
+    "reinforce": _load_reinforce,
+}
+"""agent type -> (path, tensors, metadata, settings) -> the agent"""
