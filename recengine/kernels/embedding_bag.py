@@ -12,6 +12,8 @@ stays in bounds.
   (stable) and finds the unique ones; then one program per unique row sums its occurrences' gradients
   (duplicates first) and writes the dense gradient row (kind 0) or updates the row and its optimizer
   state in place (1 SGD, 2 row-wise Adagrad, 3 Adam).
+- `embedding_bag_fused_update_static`: the same update with a grid fixed by the batch's shape and the Adam
+  bias corrections read on the device: no host sync, so a training step can be captured in a CUDA graph.
 """
 
 from __future__ import annotations
@@ -227,18 +229,33 @@ def _update_kernel(
     beta2,
     bias_correction1,
     bias_correction2,
+    first_ptr,
+    bc_ptr,
     KIND: tl.constexpr,
     HAS_PSW: tl.constexpr,
     MEAN: tl.constexpr,
+    STATIC: tl.constexpr,
     BLOCK_N: tl.constexpr,
     BLOCK_D: tl.constexpr,
 ):
     u = tl.program_id(0).to(tl.int64)
-    row = tl.load(uniq_ptr + u)
-    start = tl.load(seg_ptr + u)
-    end = tl.load(seg_ptr + u + 1)
     d = tl.arange(0, BLOCK_D)
-    dmask = d < D
+    if STATIC:
+        # one program per sorted position (a grid fixed by the batch's shape): only the first position of
+        # each row's run (first_ptr) works, over [u, seg_ptr[u]); the bias corrections come from bc_ptr
+        live = tl.load(first_ptr + u) != 0
+        row = tl.where(live, tl.load(uniq_ptr + u), 0)
+        start = u
+        end = tl.where(live, tl.load(seg_ptr + u), u)
+        dmask = (d < D) & live
+        bias_correction1 = tl.load(bc_ptr)
+        bias_correction2 = tl.load(bc_ptr + 1)
+    else:
+        live = u >= 0
+        row = tl.load(uniq_ptr + u)
+        start = tl.load(seg_ptr + u)
+        end = tl.load(seg_ptr + u + 1)
+        dmask = d < D
     g = tl.zeros([BLOCK_D], dtype=tl.float32)
     for i0 in range(start, end, BLOCK_N):
         i = i0 + tl.arange(0, BLOCK_N)
@@ -262,7 +279,7 @@ def _update_kernel(
         tl.store(w_ptrs, w - lr * g, mask=dmask)
     elif KIND == 2:
         s = tl.load(s1_ptr + row) + tl.sum(g * g, axis=0) / D
-        tl.store(s1_ptr + row, s)
+        tl.store(s1_ptr + row, s, mask=live)
         w = tl.load(w_ptrs, mask=dmask, other=0.0)
         tl.store(w_ptrs, w - (lr / (tl.sqrt(s) + eps)) * g, mask=dmask)
     else:
@@ -342,9 +359,12 @@ def _aggregate_update(
         float(beta2),
         float(bias_correction1),
         float(bias_correction2),
+        uniq,
+        uniq,
         KIND=kind,
         HAS_PSW=per_sample_weights is not None,
         MEAN=mean,
+        STATIC=False,
         BLOCK_N=block_n,
         BLOCK_D=block_d,
     )

@@ -411,7 +411,7 @@ def _scan(Q, E, k, bias, inv_temp, exclude_offsets, exclude_ids, *, topk, sample
         D,
         k,
         float(inv_temp),
-        torch.tensor([int(skey)], dtype=torch.int64, device=dev),
+        torch.full((1,), int(skey), dtype=torch.int64, device=dev),  # a fill, not a host copy: capturable
         max_cnt,
         items,
         HAS_BIAS=bias is not None,

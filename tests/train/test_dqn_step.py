@@ -1,0 +1,80 @@
+import pytest
+import torch
+
+from recengine import optim
+from recengine.bench.replay import _copy_module, _mlp, _w4_batch, _w4_recengine_step
+from recengine.nn import EmbeddingTables, TableSpec
+from recengine.train.dqn_step import DQNStep
+from tests.train.sync_counting import OpCounter
+
+NUM_ITEMS, DIM, HISTORY, BATCH, HIDDEN, LR = 96, 8, 5, 6, 16, 1e-2
+#: ATen ops one step may dispatch (forward, backward and both optimizers), with room for torch's own changes
+MAX_OPS_PER_STEP = 400
+
+
+def _batch(seed=5):
+    return _w4_batch(NUM_ITEMS, HISTORY, BATCH, 0.99, "cpu", torch.Generator().manual_seed(seed))
+
+
+def _dqn_step(data):
+    """A DQNStep starting from the same weights as the bench's W4 recengine step."""
+    init = torch.randn(NUM_ITEMS, DIM, generator=torch.Generator().manual_seed(4)) * 0.1
+    specs = [TableSpec("item", NUM_ITEMS, DIM)]
+    tables = EmbeddingTables(specs, pooling="mean", optimizer=optim.Adam(LR))
+    target_tables = EmbeddingTables(specs, pooling="mean").requires_grad_(False)
+    with torch.no_grad():
+        tables.weights.copy_(init)
+        target_tables.weights.copy_(init)
+    mlp = _mlp(DIM, HIDDEN)
+    return DQNStep(tables, mlp, target_tables, _copy_module(mlp), lr=LR), mlp, tables
+
+
+def test_dqn_step_matches_the_bench_step_over_two_updates():
+    data = _batch()
+    reference, ref_mlp, ref_weights = _w4_recengine_step(NUM_ITEMS, DIM, HIDDEN, data, "cpu", LR)
+    step, mlp, tables = _dqn_step(data)
+    for _ in range(2):
+        ref_loss, ref_best = reference()
+        loss, best, priority = step(data)
+        torch.testing.assert_close(loss, ref_loss, rtol=1e-5, atol=1e-6)
+        assert torch.equal(best, ref_best)
+        assert priority.shape == (BATCH,) and bool((priority > 0).all())
+    torch.testing.assert_close(tables.weights, ref_weights, rtol=1e-5, atol=1e-6)
+    for p, q in zip(mlp.parameters(), ref_mlp.parameters()):
+        torch.testing.assert_close(p, q, rtol=1e-5, atol=1e-6)
+
+
+def test_dqn_step_reads_nothing_back_and_dispatches_a_bounded_number_of_ops():
+    step, _, _ = _dqn_step(_batch())
+    step(_batch(6))  # a first step: lazily created optimizer state is not part of the steady state
+    step.load(_batch(7))
+    with OpCounter() as counter:
+        step.run()
+    assert counter.host_reads() == {}
+    assert 0 < sum(counter.ops.values()) <= MAX_OPS_PER_STEP
+
+
+@pytest.mark.parametrize(
+    "field, value, error",
+    [
+        ("action", NUM_ITEMS, IndexError),
+        ("hist", -1, IndexError),
+        ("reward", float("nan"), ValueError),
+        ("discount", 1.5, ValueError),
+        ("weights", 0.0, ValueError),
+    ],
+)
+def test_dqn_step_checks_the_batch_where_it_enters(field, value, error):
+    step, _, _ = _dqn_step(_batch())
+    data = _batch()
+    data[field].view(-1)[0] = value
+    with pytest.raises(error, match=field if field != "action" else "hist/next_hist/action"):
+        step(data)
+
+
+def test_dqn_step_names_a_missing_field():
+    step, _, _ = _dqn_step(_batch())
+    data = _batch()
+    del data["discount"]
+    with pytest.raises(KeyError, match="discount"):
+        step(data)
