@@ -69,3 +69,17 @@ def test_embedding_step_reports_no_error_after_good_batches():
 def test_embedding_step_needs_a_fused_optimizer():
     with pytest.raises(ValueError, match="tables"):
         EmbeddingTrainStep(_tables(None))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA-graph capture needs a CUDA device")
+def test_captured_embedding_step_equals_the_module_step_on_cuda():
+    ours, reference = _tables(optim.Adam(0.05)).cuda(), _tables(optim.Adam(0.05)).cuda()
+    step = EmbeddingTrainStep(ours, capture=True)
+    ids, offsets, grad = _batch(0)
+    for _ in range(4):  # eager warm-up, capture, then replays (one batch shape)
+        expected = reference(ids.cuda(), offsets.cuda())
+        expected.backward(grad.cuda())
+        torch.testing.assert_close(step(ids, offsets, grad), expected.detach())
+    assert step._graph_step.graph is not None
+    step.raise_reported_error()
+    torch.testing.assert_close(ours.state_dict(), reference.state_dict())
