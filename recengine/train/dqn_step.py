@@ -15,7 +15,8 @@ catalog, finite rewards, discounts in [0, 1], positive weights) on the tensors a
 tensors: no device involved), copies it into fixed device tensors, then runs the step, which reads nothing
 back: no `.item()`, `nonzero`, data-dependent shape or branch on a tensor's value. With capture=True on CUDA
 the step is replayed from a CUDA graph from the second call on (recengine.train.graph_step). The lookups'
-in-kernel reports land in `error`; `raise_reported_error` reads it (the batch check already rules bad ids out).
+in-kernel reports land in `error` (recengine.ops.sync_free.NO_ERROR in every slot unless a bad id got past the
+batch check, which rules them out; the kernels skip such an id, so the tables stay in bounds).
 """
 
 from __future__ import annotations

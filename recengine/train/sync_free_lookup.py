@@ -14,7 +14,7 @@ import torch
 from torch import Tensor
 
 from recengine.nn import EmbeddingTables
-from recengine.ops.embedding_bag import check_embedding_bag_inputs
+from recengine.ops.embedding_bag import check_embedding_bag_inputs, check_embedding_bag_values
 from recengine.ops.sync_free import NO_ERROR, embedding_bag_fused_update_static, embedding_bag_reported
 from recengine.optim import Adam, RowwiseAdagrad
 
@@ -31,8 +31,8 @@ def raise_reported_error(error: Tensor, tables: EmbeddingTables, ids: Tensor, of
     for this batch (IndexError naming the table and the id, ValueError for a broken layout)."""
     if int(error.min()) != NO_ERROR:
         # the host check of the same batch names the first culprit
-        check_embedding_bag_inputs(
-            tables.weights.cpu(), tables.table_offsets.cpu(), ids.cpu(), offsets.cpu(), table_names=tables.names
+        check_embedding_bag_values(
+            tables.weights.shape[0], tables.table_offsets.cpu(), ids.cpu(), offsets.cpu(), tables.names
         )
         raise ValueError("ids/offsets: the lookup kernel reported a bad value")
 

@@ -83,3 +83,13 @@ def test_captured_embedding_step_equals_the_module_step_on_cuda():
     assert step._graph_step.graph is not None
     step.raise_reported_error()
     torch.testing.assert_close(ours.state_dict(), reference.state_dict())
+
+
+def test_embedding_step_raises_the_reported_error_naming_the_table_then_clears_it():
+    step = EmbeddingTrainStep(_tables(optim.SGD(0.1)))
+    step(*_batch(0))
+    step.inputs["ids"][-1] = SPECS[1].num_rows  # as if a device batch held a bad id the kernel reported
+    step.error[0] = step.inputs["ids"].shape[0] - 1
+    with pytest.raises(IndexError, match="item"):
+        step.raise_reported_error()
+    assert int(step.error.min()) == torch.iinfo(torch.int64).max
