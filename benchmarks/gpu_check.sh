@@ -21,11 +21,15 @@ RECENGINE_BUILD_JOBS=$(nproc) $PY setup.py -q build_ext --inplace >"$OUT/build.l
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 echo "build: $((SECONDS - t0)) s"
 
-# The op tests (public ops, on CUDA through Triton) and the Triton launcher tests; with CUDA present conftest
-# leaves TRITON_INTERPRET unset.
+# The op tests (public ops, on CUDA through Triton), the Triton launcher tests, and the sync-free steps (their
+# CUDA-graph captures against the eager steps); with CUDA present conftest leaves TRITON_INTERPRET unset.
+# The bench then times W1 forward/train (train: the captured step beside the eager module step), W2 top-k,
+# GEMM bound and cross-entropy fwd+bwd with its extra memory, and W4 (the captured DQNStep beside the eager
+# op-by-op step and the plain-PyTorch reference), each against its same-run references.
 t0=$SECONDS
 TIMEOUT_OPT=$($PY -c "import pytest_timeout" 2>/dev/null && echo "--timeout 90")
 timeout "${TEST_LIMIT:-200}" $PY -m pytest -q -p no:cacheprovider $TIMEOUT_OPT tests/ops tests/kernels \
+  tests/train/test_dqn_step.py tests/train/test_embedding_step.py \
   >"$OUT/tests.log" 2>&1
 echo "tests: rc $? in $((SECONDS - t0)) s"; tail -25 "$OUT/tests.log"
 

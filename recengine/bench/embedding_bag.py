@@ -148,8 +148,14 @@ def _forward_workload(cfg: dict, dist: str, device: str) -> Workload:
     )
 
 
+#: on CUDA the recengine W1 train step is the captured, sync-free step; the module's eager step is then this one
+REF_EAGER_STEP = "reference: recengine EmbeddingTables step, eager"
+
+
 def _train_workload(cfg: dict, dist: str, device: str) -> Workload:
     providers = (RECENGINE, REF_STEP, REF_TORCH_ADAGRAD, PEER_FBGEMM)
+    if device.startswith("cuda"):
+        providers = (RECENGINE, REF_EAGER_STEP, REF_STEP, REF_TORCH_ADAGRAD, PEER_FBGEMM)
 
     def build():
         from recengine.nn.embedding_tables import EmbeddingTables, TableSpec
@@ -191,6 +197,13 @@ def _train_workload(cfg: dict, dist: str, device: str) -> Workload:
             RECENGINE: Case(fn=ours, bytes=nbytes, items=cfg["batch"]),
             REF_STEP: Case(fn=reference_step, bytes=nbytes, items=cfg["batch"]),
         }
+        if device.startswith("cuda"):  # one CUDA graph replay per step, no host sync (the batch is loaded once)
+            from recengine.train.embedding_step import EmbeddingTrainStep
+
+            captured = EmbeddingTrainStep(tables, capture=True)
+            captured.load(ids, offsets, grad)
+            cases[REF_EAGER_STEP] = cases[RECENGINE]
+            cases[RECENGINE] = Case(fn=captured.run, bytes=nbytes, items=cfg["batch"], warmup=3)
         try:  # element-wise state: one more (R, D) buffer
             torch_adagrad = torch.optim.Adagrad(loop.parameters(), lr=LR, eps=EPS)
 

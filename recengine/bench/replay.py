@@ -11,6 +11,8 @@ from recengine.bench import RECENGINE, Case, Workload
 
 W3_REFERENCE = "reference: NumPy sum-tree"
 W4_REFERENCE = "reference: plain PyTorch (full logits)"
+#: on CUDA the recengine W4 step is the captured, sync-free DQNStep; the eager op-by-op step is then this one
+W4_EAGER = "reference: recengine ops, eager step"
 
 
 def _w3_fields(history: int) -> dict:
@@ -214,6 +216,26 @@ def _w4_recengine_step(num_items, dim, hidden, data, device, lr):
     return step, mlp, tables.weights
 
 
+def _w4_captured_step(num_items, dim, hidden, data, device, lr):
+    """recengine.train.DQNStep from the same weights as `_w4_recengine_step`, captured in a CUDA graph on
+    CUDA (eager elsewhere), with the batch loaded once: each call is one replay."""
+    from recengine import optim
+    from recengine.nn import EmbeddingTables, TableSpec
+    from recengine.train.dqn_step import DQNStep
+
+    init = torch.randn(num_items, dim, generator=torch.Generator().manual_seed(4)) * 0.1
+    specs = [TableSpec("item", num_items, dim)]
+    tables = EmbeddingTables(specs, pooling="mean", optimizer=optim.Adam(lr)).to(device)
+    target_tables = EmbeddingTables(specs, pooling="mean").to(device).requires_grad_(False)
+    with torch.no_grad():
+        tables.weights.copy_(init)
+        target_tables.weights.copy_(init)
+    mlp = _mlp(dim, hidden).to(device)
+    step = DQNStep(tables, mlp, target_tables, _copy_module(mlp), lr=lr, capture=True)
+    step.load({k: v.cpu() for k, v in data.items()})
+    return step.run
+
+
 def _w4_dqn_step(device: str, quick: bool) -> Workload:
     num_items, dim, history, batch, hidden = (4096, 64, 50, 64, 256) if quick else (65536, 64, 50, 256, 256)
     lr = 1e-4
@@ -228,12 +250,18 @@ def _w4_dqn_step(device: str, quick: bool) -> Workload:
         ours, _, _ = _w4_recengine_step(num_items, dim, hidden, data, device, lr)
         ref, _, _ = _w4_reference_step(num_items, dim, hidden, data, device, lr)
         flops = 2.0 * batch * num_items * dim
-        return {
+        cases = {
             RECENGINE: Case(fn=ours, flops=flops, items=batch),
             W4_REFERENCE: Case(fn=ref, flops=flops, items=batch),
         }
+        if device.startswith("cuda"):
+            cases[W4_EAGER] = cases[RECENGINE]
+            captured = _w4_captured_step(num_items, dim, hidden, data, device, lr)
+            cases[RECENGINE] = Case(fn=captured, flops=flops, items=batch, warmup=3)
+        return cases
 
-    return Workload(f"W4 DQN step B={batch} N={num_items} D={dim}", (RECENGINE, W4_REFERENCE), build, note=note)
+    providers = (RECENGINE, W4_EAGER, W4_REFERENCE) if device.startswith("cuda") else (RECENGINE, W4_REFERENCE)
+    return Workload(f"W4 DQN step B={batch} N={num_items} D={dim}", providers, build, note=note)
 
 
 def workloads(device: str, quick: bool = False) -> list[Workload]:

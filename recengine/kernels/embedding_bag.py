@@ -12,6 +12,8 @@ stays in bounds.
   (stable) and finds the unique ones; then one program per unique row sums its occurrences' gradients
   (duplicates first) and writes the dense gradient row (kind 0) or updates the row and its optimizer
   state in place (1 SGD, 2 row-wise Adagrad, 3 Adam).
+- `embedding_bag_fused_update_static`: the same update with a grid fixed by the batch's shape and the Adam
+  bias corrections read on the device: no host sync, so a training step can be captured in a CUDA graph.
 """
 
 from __future__ import annotations
@@ -227,18 +229,35 @@ def _update_kernel(
     beta2,
     bias_correction1,
     bias_correction2,
+    first_ptr,
+    bc_ptr,
     KIND: tl.constexpr,
     HAS_PSW: tl.constexpr,
     MEAN: tl.constexpr,
+    STATIC: tl.constexpr,
     BLOCK_N: tl.constexpr,
     BLOCK_D: tl.constexpr,
 ):
     u = tl.program_id(0).to(tl.int64)
-    row = tl.load(uniq_ptr + u)
-    start = tl.load(seg_ptr + u)
-    end = tl.load(seg_ptr + u + 1)
     d = tl.arange(0, BLOCK_D)
-    dmask = d < D
+    if STATIC:
+        # one program per sorted position (a grid fixed by the batch's shape): only the first position of
+        # each row's run (first_ptr) works, over [u, seg_ptr[u]); the bias corrections come from bc_ptr
+        live = tl.load(first_ptr + u) != 0
+        row = tl.where(live, tl.load(uniq_ptr + u), 0)
+        start = u
+        end = tl.where(live, tl.load(seg_ptr + u), u)
+        dmask = d < D
+        smask = dmask & ((tl.zeros([BLOCK_D], dtype=tl.int32) + live.to(tl.int32)) != 0)
+        bias_correction1 = tl.load(bc_ptr)
+        bias_correction2 = tl.load(bc_ptr + 1)
+    else:
+        live = u >= 0
+        row = tl.load(uniq_ptr + u)
+        start = tl.load(seg_ptr + u)
+        end = tl.load(seg_ptr + u + 1)
+        dmask = d < D
+        smask = dmask
     g = tl.zeros([BLOCK_D], dtype=tl.float32)
     for i0 in range(start, end, BLOCK_N):
         i = i0 + tl.arange(0, BLOCK_N)
@@ -256,24 +275,24 @@ def _update_kernel(
         g += tl.sum(go * scale[:, None], axis=0)
     w_ptrs = target_ptr + row * D + d
     if KIND == 0:
-        tl.store(w_ptrs, g, mask=dmask)
+        tl.store(w_ptrs, g, mask=smask)
     elif KIND == 1:
         w = tl.load(w_ptrs, mask=dmask, other=0.0)
-        tl.store(w_ptrs, w - lr * g, mask=dmask)
+        tl.store(w_ptrs, w - lr * g, mask=smask)
     elif KIND == 2:
         s = tl.load(s1_ptr + row) + tl.sum(g * g, axis=0) / D
-        tl.store(s1_ptr + row, s)
+        tl.store(s1_ptr + row, s, mask=live)
         w = tl.load(w_ptrs, mask=dmask, other=0.0)
-        tl.store(w_ptrs, w - (lr / (tl.sqrt(s) + eps)) * g, mask=dmask)
+        tl.store(w_ptrs, w - (lr / (tl.sqrt(s) + eps)) * g, mask=smask)
     else:
         m = tl.load(s1_ptr + row * D + d, mask=dmask, other=0.0)
         v = tl.load(s2_ptr + row * D + d, mask=dmask, other=0.0)
         m = beta1 * m + (1.0 - beta1) * g
         v = beta2 * v + (1.0 - beta2) * g * g
-        tl.store(s1_ptr + row * D + d, m, mask=dmask)
-        tl.store(s2_ptr + row * D + d, v, mask=dmask)
+        tl.store(s1_ptr + row * D + d, m, mask=smask)
+        tl.store(s2_ptr + row * D + d, v, mask=smask)
         w = tl.load(w_ptrs, mask=dmask, other=0.0)
-        tl.store(w_ptrs, w - lr * (m / bias_correction1) / (tl.sqrt(v / bias_correction2) + eps), mask=dmask)
+        tl.store(w_ptrs, w - lr * (m / bias_correction1) / (tl.sqrt(v / bias_correction2) + eps), mask=smask)
 
 
 def _aggregate_update(
@@ -342,11 +361,128 @@ def _aggregate_update(
         float(beta2),
         float(bias_correction1),
         float(bias_correction2),
+        uniq,
+        uniq,
         KIND=kind,
         HAS_PSW=per_sample_weights is not None,
         MEAN=mean,
+        STATIC=False,
         BLOCK_N=block_n,
         BLOCK_D=block_d,
+    )
+
+
+def _update_static(
+    grad_output: torch.Tensor,
+    weights: torch.Tensor,
+    table_offsets: torch.Tensor,
+    ids: torch.Tensor,
+    offsets: torch.Tensor,
+    per_sample_weights: torch.Tensor | None,
+    mean: bool,
+    kind: int,
+    state1: torch.Tensor | None,
+    state2: torch.Tensor | None,
+    lr: float,
+    eps: float,
+    beta1: float,
+    beta2: float,
+    bias_corrections: torch.Tensor,
+) -> None:
+    """`_aggregate_update` with shapes fixed by the batch alone: no host readback, no data-dependent grid,
+    so it can be captured in a CUDA graph. One program per id position (only the first of each row's run
+    works); the bias corrections (2,) float32 are read on the device."""
+    num_tables = table_offsets.numel() - 1
+    batch = (offsets.numel() - 1) // num_tables
+    dim = weights.shape[1]
+    n = ids.numel()
+    if n == 0 or batch == 0:
+        return
+    lengths = offsets[1:] - offsets[:-1]
+    bag = torch.repeat_interleave(torch.arange(num_tables * batch, device=ids.device), lengths, output_size=n)
+    table = bag // batch
+    base = table_offsets[table]
+    local = ids.long()
+    num_rows = weights.shape[0]
+    valid = (local >= 0) & (local < table_offsets[table + 1] - base)
+    rows = torch.where(valid, base + local, torch.full_like(local, num_rows))
+    sorted_rows, order = torch.sort(rows, stable=True)
+    position = torch.arange(n, device=ids.device)
+    starts_run = torch.ones(n, dtype=torch.bool, device=ids.device)
+    starts_run[1:] = sorted_rows[1:] != sorted_rows[:-1]
+    # the end of the run starting at u is the next run's start (n after the last run)
+    next_start = torch.where(starts_run, position, torch.full_like(position, n))
+    next_start = torch.cat([next_start[1:], next_start.new_full((1,), n)])
+    ends = torch.flip(torch.cummin(torch.flip(next_start, (0,)), 0).values, (0,))
+    first = (starts_run & (sorted_rows < num_rows)).to(torch.int8)
+    block_n, block_d = _blocks(dim)
+    dummy = weights
+    _update_kernel[(n,)](
+        grad_output,
+        weights,
+        state1 if state1 is not None else dummy,
+        state2 if state2 is not None else dummy,
+        sorted_rows,
+        ends,
+        order,
+        bag,
+        offsets,
+        per_sample_weights if per_sample_weights is not None else dummy,
+        batch,
+        num_tables,
+        dim,
+        float(lr),
+        float(eps),
+        float(beta1),
+        float(beta2),
+        1.0,
+        1.0,
+        first,
+        bias_corrections,
+        KIND=kind,
+        HAS_PSW=per_sample_weights is not None,
+        MEAN=mean,
+        STATIC=True,
+        BLOCK_N=block_n,
+        BLOCK_D=block_d,
+    )
+
+
+def embedding_bag_fused_update_static(
+    grad_output: torch.Tensor,
+    weights: torch.Tensor,
+    table_offsets: torch.Tensor,
+    ids: torch.Tensor,
+    offsets: torch.Tensor,
+    per_sample_weights: torch.Tensor | None,
+    mean: bool,
+    optimizer_code: int,
+    state1: torch.Tensor | None,
+    state2: torch.Tensor | None,
+    lr: float,
+    eps: float,
+    beta1: float,
+    beta2: float,
+    bias_corrections: torch.Tensor,
+) -> None:
+    """`embedding_bag_fused_update` with no host sync (capturable): the Adam bias corrections (2,) float32
+    on the device."""
+    _update_static(
+        grad_output,
+        weights,
+        table_offsets,
+        ids,
+        offsets,
+        per_sample_weights,
+        mean,
+        optimizer_code,
+        state1,
+        state2,
+        lr,
+        eps,
+        beta1,
+        beta2,
+        bias_corrections,
     )
 
 

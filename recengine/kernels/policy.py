@@ -6,8 +6,12 @@ rows' excluded items, and folds the tile into per-row state held in registers: a
 and/or a running top-k (k rounds of "take the best, ties to the lower id" over the tile and the kept
 entries, done only when some tile entry beats a row's k-th). Splitting the catalog over the second
 grid axis keeps the GPU busy for small B; the host merges the splits' partial results (a few KiB).
-The backward of the cross-entropy recomputes the tiles twice: once per row block for dQ and once
-per item block for dE and dbias, so there are no atomics and the result is deterministic.
+The backward of the cross-entropy recomputes each logits tile once, from the forward's saved logsumexp
+(`_ce_bwd_kernel`): a program owns one split of the catalog and walks every row block over it, so the
+tile's gradient feeds dQ (summed per split in registers, the splits' partials added on the host in a fixed
+order) and dE / dbias (the split's own rows, read-modify-written by that program alone) in the same pass:
+no atomics, deterministic, and no B x N matrix. When only dQ or only dE / dbias is asked for, the
+single-output kernels `_ce_dq_kernel` / `_ce_de_kernel` do less work.
 
 The launchers take already-validated tensors (recengine/ops/policy.py validates).
 """
@@ -22,7 +26,11 @@ import triton.language as tl
 #: and the precision of tl.dot: "tf32x3" splits each float32 operand into three TF32 products on the tensor
 #: cores, for about float32's accuracy at a multiple of the speed of "ieee" (plain float32 FMAs). Chosen by
 #: benchmarks/gpu_tune.py on an H200; its accuracy and speed are in benchmarks/RESULTS.md.
-CONFIG = {"scan": (64, 64, 4), "dq": (64, 64, 4), "de": (64, 64, 4), "precision": "tf32x3"}
+CONFIG = {"scan": (64, 64, 4), "dq": (64, 64, 4), "de": (64, 64, 4), "ce_bwd": (64, 64, 4), "precision": "tf32x3"}
+
+#: the one-pass backward's dQ partial sums (one (B, D) float32 slab per catalog split) may take at most this much
+#: extra memory; fewer splits when B * D is large
+CE_BWD_PARTIALS_BYTES = 48 << 20
 
 
 @triton.jit
@@ -357,6 +365,89 @@ def _ce_de_kernel(
         tl.store(dbias + cols, acc_b, mask=col_ok)
 
 
+@triton.jit
+def _ce_bwd_kernel(
+    Q,
+    E,
+    bias,
+    ex_off,
+    ex_ids,
+    target,
+    lse,
+    p_scale,
+    t_scale,
+    dQ,
+    dE,
+    dbias,
+    B,
+    N,
+    D,
+    inv_temp,
+    max_cnt,
+    items_per_split,
+    HAS_BIAS: tl.constexpr,
+    HAS_EX: tl.constexpr,
+    NEED_E: tl.constexpr,
+    NEED_BIAS: tl.constexpr,
+    BLOCK_B: tl.constexpr,
+    BLOCK_N: tl.constexpr,
+    BLOCK_D: tl.constexpr,
+    PREC: tl.constexpr,
+):
+    """One catalog split, every row block: each logits tile is computed once and gives both its dQ part
+    (into dQ[split], summed in registers over the split) and its dE / dbias part (dE and dbias zero-filled
+    by the host; only this program touches the split's rows)."""
+    split = tl.program_id(0)
+    lo = split * items_per_split
+    hi = tl.minimum(lo + items_per_split, N)
+    dims = tl.arange(0, BLOCK_D)
+    dim_ok = dims[None, :] < D
+    for r0 in range(0, B, BLOCK_B):
+        rows = r0 + tl.arange(0, BLOCK_B)
+        row_ok = rows < B
+        q = tl.load(Q + rows[:, None] * D + dims[None, :], mask=row_ok[:, None] & dim_ok, other=0.0)
+        acc_q = tl.zeros((BLOCK_B, BLOCK_D), tl.float32)
+        for j0 in range(lo, hi, BLOCK_N):
+            cols = j0 + tl.arange(0, BLOCK_N)
+            col_ok = cols < hi
+            g = _grad_tile(
+                Q,
+                E,
+                bias,
+                ex_off,
+                ex_ids,
+                target,
+                lse,
+                p_scale,
+                t_scale,
+                rows,
+                cols,
+                row_ok,
+                inv_temp,
+                B,
+                hi,
+                D,
+                max_cnt,
+                HAS_BIAS,
+                HAS_EX,
+                BLOCK_D,
+                PREC,
+            )
+            e_ptrs = cols[:, None] * D + dims[None, :]
+            e_mask = col_ok[:, None] & dim_ok
+            e = tl.load(E + e_ptrs, mask=e_mask, other=0.0)
+            acc_q += tl.dot(g, e, input_precision=PREC)
+            if NEED_E:
+                de = tl.load(dE + e_ptrs, mask=e_mask, other=0.0)
+                tl.store(dE + e_ptrs, de + tl.dot(tl.trans(g), q, input_precision=PREC), mask=e_mask)
+            if NEED_BIAS:
+                db = tl.load(dbias + cols, mask=col_ok, other=0.0)
+                tl.store(dbias + cols, db + tl.sum(g, axis=0), mask=col_ok)
+            # the next row block reads these rows back, possibly in other threads: make the writes visible
+            tl.debug_barrier()
+        tl.store(dQ + (split * B + rows[:, None]) * D + dims[None, :], acc_q, mask=row_ok[:, None] & dim_ok)
+
+
 # ------------------------------------------------------------------------------------------ launchers
 def _block_d(D: int) -> int:
     return max(16, triton.next_power_of_2(D))
@@ -411,7 +502,7 @@ def _scan(Q, E, k, bias, inv_temp, exclude_offsets, exclude_ids, *, topk, sample
         D,
         k,
         float(inv_temp),
-        torch.tensor([int(skey)], dtype=torch.int64, device=dev),
+        torch.full((1,), int(skey), dtype=torch.int64, device=dev),  # a fill, not a host copy: capturable
         max_cnt,
         items,
         HAS_BIAS=bias is not None,
@@ -488,6 +579,8 @@ def catalog_cross_entropy_backward(
     dbias = torch.empty(N, device=dev) if need_bias else Q.new_empty(0)
     args = (Q, E, b, ex_off, ex_ids, target, lse, p_scale, t_scale)
     prec = CONFIG["precision"]
+    if need_q and (need_e or need_bias):
+        return _ce_backward_one_pass(args, B, N, D, inv_temp, max_cnt, bias is not None, has_ex, need_e, need_bias)
     if need_q:
         block_b, block_n, warps = CONFIG["dq"]
         splits = _num_splits(B, N, block_b, block_n)
@@ -534,3 +627,40 @@ def catalog_cross_entropy_backward(
             num_warps=warps,
         )
     return dQ, dE, dbias
+
+
+def _ce_backward_one_pass(args, B, N, D, inv_temp, max_cnt, has_bias, has_ex, need_e, need_bias):
+    """(dQ, dE, dbias) in one recomputation of the logits tiles (`_ce_bwd_kernel`)."""
+    Q, E = args[0], args[1]
+    dev = Q.device
+    block_b, block_n, warps = CONFIG["ce_bwd"]
+    # splits of at least two tiles each (fewer partial slabs), within the partials' memory budget
+    by_memory = max(1, CE_BWD_PARTIALS_BYTES // max(1, B * D * 4))
+    splits = int(max(1, min(triton.cdiv(N, 2 * block_n), by_memory)))
+    items = triton.cdiv(triton.cdiv(N, splits), block_n) * block_n
+    splits = triton.cdiv(N, items)
+    parts = torch.empty((splits, B, D), device=dev)
+    dE = torch.zeros_like(E) if need_e else E.new_empty(0)
+    dbias = torch.zeros(N, device=dev) if need_bias else Q.new_empty(0)
+    _ce_bwd_kernel[(splits,)](
+        *args,
+        parts,
+        dE if need_e else parts,
+        dbias if need_bias else parts,
+        B,
+        N,
+        D,
+        float(inv_temp),
+        max_cnt,
+        items,
+        HAS_BIAS=has_bias,
+        HAS_EX=has_ex,
+        NEED_E=need_e,
+        NEED_BIAS=need_bias,
+        BLOCK_B=block_b,
+        BLOCK_N=block_n,
+        BLOCK_D=_block_d(D),
+        PREC=CONFIG["precision"],
+        num_warps=warps,
+    )
+    return parts.sum(0), dE, dbias

@@ -53,7 +53,14 @@ POOLINGS = ("sum", "mean")
 #: optimizer name -> kernel code (0 is the dense gradient)
 OPTIMIZERS = {"sgd": 1, "rowwise_adagrad": 2, "adam": 3}
 
-__all__ = ["embedding_bag", "embedding_bag_fused_update", "check_embedding_bag_inputs", "POOLINGS", "OPTIMIZERS"]
+__all__ = [
+    "embedding_bag",
+    "embedding_bag_fused_update",
+    "check_embedding_bag_inputs",
+    "check_embedding_bag_values",
+    "POOLINGS",
+    "OPTIMIZERS",
+]
 
 
 # ------------------------------------------------------------------------------------ validation
@@ -177,6 +184,14 @@ def _first_bad_value(
             part = ids[seg[t] : seg[t + 1]]
             k = int(((part < 0) | (part >= rows_t)).nonzero()[0, 0])
             _raise_bad_id(seg[t] + k, table_offsets, ids, offsets, table_names)
+
+
+def check_embedding_bag_values(
+    num_rows: int, table_offsets: Tensor, ids: Tensor, offsets: Tensor, table_names: Sequence[str] | None = None
+) -> None:
+    """The value checks alone (layout and ids against `num_rows` rows), on the device the tensors are on:
+    a caller holding a batch on the host checks it there, with no device sync, before copying it over."""
+    _check_values(num_rows, table_offsets, ids, offsets, table_names)
 
 
 def check_embedding_bag_inputs(

@@ -130,6 +130,36 @@ def test_fused_update_triton_matches_dense_math(optimizer, pooling):
         assert_close(kst[k], state_ref[k], rtol=1e-5, atol=1e-6, name=f"triton {optimizer} state {k}")
 
 
+@pytest.mark.parametrize("optimizer", list(OPTIMIZER_SETTINGS))
+def test_static_fused_update_triton_matches_dense_math(optimizer):
+    rows, batch, dim = [20, 1, 13], 4, 8
+    w, to, ids, offs, p = make_bag_inputs(23, rows, batch, dim, psw=True, hot=True)
+    ids[0] = 1000  # out of its table: skipped, as by the data-dependent launcher
+    keep = torch.ones(ids.shape[0], dtype=torch.bool)
+    keep[0] = False
+    hp = OPTIMIZER_SETTINGS[optimizer]
+    state = initial_optimizer_state(optimizer, w.shape[0], dim)
+    grad = torch.randn(batch, len(rows) * dim, generator=torch.Generator().manual_seed(3))
+    p_ref = torch.where(keep, p, torch.zeros_like(p))  # the skipped id contributes nothing
+    w_ref, state_ref = fused_update_reference(
+        w, to, torch.where(keep, ids, torch.zeros_like(ids)), offs, grad, p_ref, "sum", optimizer=optimizer,
+        state=state, step=3, **hp
+    )
+    dw = w.to(TRITON_DEVICE).clone()
+    kst = {k: v.to(TRITON_DEVICE).clone() for k, v in state.items()}
+    s1, s2 = kernel_state_tensors(optimizer, kst)
+    b1, b2 = hp.get("betas", (0.9, 0.999))
+    dev = to_device(TRITON_DEVICE, grad, to, ids, offs, p)
+    code = {"sgd": kernels.SGD, "rowwise_adagrad": kernels.ROWWISE_ADAGRAD, "adam": kernels.ADAM}[optimizer]
+    corrections = torch.tensor([1 - b1**3, 1 - b2**3], dtype=torch.float32, device=TRITON_DEVICE)
+    kernels.embedding_bag_fused_update_static(
+        dev[0], dw, *dev[1:], False, code, s1, s2, hp["lr"], hp.get("eps", 0.0), b1, b2, corrections
+    )
+    assert_close(dw, w_ref, rtol=1e-5, atol=1e-5, name=f"triton static {optimizer} weights")
+    for k in state_ref:
+        assert_close(kst[k], state_ref[k], rtol=1e-5, atol=1e-6, name=f"triton static {optimizer} state {k}")
+
+
 def test_triton_drops_out_of_range_ids_in_bounds():
     w, to, ids, offs, p = small_bag_inputs()
     ids[1] = 1000

@@ -52,8 +52,13 @@ def test_triton_topk_ties_and_k_near_n():
         assert_close(s.cpu(), r_s, rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize("B,N", [(17, 90), (70, 700)])
-def test_triton_cross_entropy_backward(B, N):
+@pytest.mark.parametrize("B,N", [(17, 90), (70, 700)])  # one split of one tile; two row blocks, splits of 2 tiles
+@pytest.mark.parametrize(
+    "need",
+    [(True, True, True), (True, True, False), (True, False, True), (True, False, False), (False, True, True)],
+    ids=["one-pass all", "one-pass dQ dE", "one-pass dQ dbias", "dQ alone", "dE dbias alone"],
+)
+def test_triton_cross_entropy_backward(B, N, need):
     Q, E, kw = make_catalog_case(B=B, N=N, D=20)
     T = 0.9
     target = valid_catalog_targets(B, N, kw)
@@ -78,9 +83,29 @@ def test_triton_cross_entropy_backward(B, N):
         1 / T,
         excl["exclude_offsets"].to(d),
         excl["exclude_ids"].to(d),
-        True,
-        True,
-        True,
+        *need,
     )
-    for got, leaf, name in zip((dQ, dE, db), leaves, ("dQ", "dE", "dbias")):
-        assert_close(got.cpu(), leaf.grad, rtol=1e-4, atol=2e-5, name=name)
+    for got, leaf, name, wanted in zip((dQ, dE, db), leaves, ("dQ", "dE", "dbias"), need):
+        if wanted:
+            assert_close(got.cpu(), leaf.grad, rtol=1e-4, atol=2e-5, name=name)
+        else:
+            assert got.numel() == 0, f"{name} was not asked for"
+
+
+def test_triton_cross_entropy_backward_one_split_when_the_partials_budget_is_small(monkeypatch):
+    monkeypatch.setattr(triton_policy, "CE_BWD_PARTIALS_BYTES", 1)  # one split walks the whole catalog
+    B, N, T = 9, 200, 1.0
+    Q, E, kw = make_catalog_case(B=B, N=N, D=12)
+    target = valid_catalog_targets(B, N, kw)
+    leaves = [Q.double().requires_grad_(), E.double().requires_grad_()]
+    excl = {n: v for n, v in kw.items() if n != "bias"}
+    ref.catalog_cross_entropy_reference(*leaves, target, reduction="sum", **excl).backward()
+    lse = ref.catalog_logsumexp_reference(Q, E, **excl)
+    d = TRITON_DEVICE
+    ones = torch.ones(B, device=d)
+    dQ, dE, _ = triton_policy.catalog_cross_entropy_backward(
+        Q.to(d), E.to(d), target.to(d), None, lse.to(d), ones, ones, 1 / T,
+        excl["exclude_offsets"].to(d), excl["exclude_ids"].to(d), True, True, False,
+    )
+    assert_close(dQ.cpu(), leaves[0].grad, rtol=1e-4, atol=2e-5, name="dQ")
+    assert_close(dE.cpu(), leaves[1].grad, rtol=1e-4, atol=2e-5, name="dE")
