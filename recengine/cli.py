@@ -226,8 +226,21 @@ def _add_data_root(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--root", dest="data_root", default=None, help=argparse.SUPPRESS)
 
 
+def package_version() -> str:
+    """The installed distribution's version (importlib.metadata), else ``recengine.__version__`` (a source tree)."""
+    from importlib import metadata
+
+    try:
+        return metadata.version("recengine")
+    except metadata.PackageNotFoundError:
+        import recengine
+
+        return recengine.__version__
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = OneLineParser(prog="recengine", description=__doc__)
+    p.add_argument("--version", action="version", version=f"%(prog)s {package_version()}")
     sub = p.add_subparsers(dest="command", required=True)
 
     b = sub.add_parser("bench", help="time every operator against its pure-PyTorch reference")
