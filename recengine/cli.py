@@ -109,6 +109,12 @@ def _train_config(args: argparse.Namespace):
         )
         if getattr(args, k) is not None
     }
+    if getattr(args, "config", None):  # the file's values, then the flags given (their defaults are None)
+        from dataclasses import replace
+
+        from recengine.config_file import load_config
+
+        return replace(load_config(SASRecConfig(), args.config), **overrides)
     return SASRecConfig(**overrides)
 
 
@@ -132,8 +138,11 @@ def _check_train(args: argparse.Namespace) -> None:
 
 
 def _check_compare(args: argparse.Namespace) -> None:
-    check_readable_dir("--data-root", args.data_root)
-    check_writable_dir("--out", args.out)
+    from recengine.report.compare import compare_config_from_args
+
+    cfg = compare_config_from_args(args)  # a bad --config file fails before anything runs
+    check_readable_dir("--data-root", cfg.data_root)
+    check_writable_dir("--out", cfg.out)
 
 
 _OPE_TYPES = {
@@ -191,12 +200,16 @@ def _train(args: argparse.Namespace) -> int:
 
     if args.threads:
         torch.set_num_threads(args.threads)
+    from recengine.config_file import write_resolved_config
+
     synthetic = {"num_users": args.synthetic_users, "num_items": args.synthetic_items}
+    cfg = _train_config(args)
+    write_resolved_config(cfg, args.out)
     try:
         train_command(
             args.dataset,
             args.out,
-            _train_config(args),
+            cfg,
             data_root=args.data_root,
             baselines=not args.no_baselines,
             bpr_epochs=args.bpr_epochs,
@@ -236,6 +249,17 @@ def package_version() -> str:
         import recengine
 
         return recengine.__version__
+
+
+def _add_config(parser: argparse.ArgumentParser, config_class: str) -> None:
+    """--config FILE: a TOML (or JSON) file of {config_class} fields; the flags given explicitly override it."""
+    parser.add_argument(
+        "--config",
+        default=None,
+        metavar="FILE",
+        help=f"a TOML file of {config_class} fields (or a run's config.json); flags given on the command line "
+        "override its values (default: none)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -284,6 +308,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--synthetic-users", type=int_at_least(2), default=1000)
     t.add_argument("--synthetic-items", type=int_at_least(2), default=500)
     t.add_argument("--threads", type=non_negative_int, default=0, help="torch threads (default: torch's choice)")
+    _add_config(t, "SASRecConfig")
     t.set_defaults(func=_train, check=_check_train)
 
     c = sub.add_parser(
@@ -311,6 +336,7 @@ def build_parser() -> argparse.ArgumentParser:
         "(default 1 for time; use 5 before drawing a conclusion)",
     )
     c.add_argument("--threads", type=non_negative_int, default=0, help="torch threads (default: torch's choice)")
+    _add_config(c, "CompareConfig")
     c.set_defaults(func=_compare, check=_check_compare)
 
     from recengine.report import ope as ope_command
@@ -350,7 +376,12 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Parse `argv`, check the arguments and paths before any long work, run the subcommand; a user error is
     one line on stderr and exit code 2 (argparse's errors exit 2 through SystemExit)."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "config", None):  # which flags were typed, so that only those override the file
+        from recengine.config_file import given_options
+
+        args.given = given_options(parser, argv)
     try:
         args.check(args)
     except (UsageError, ValueError, FileNotFoundError) as exc:  # CheckpointError is a ValueError
