@@ -234,7 +234,8 @@ def _add_data_root(parser: argparse.ArgumentParser) -> None:
         dest="data_root",
         default=None,
         metavar="DIR",
-        help="directory with ml-100k (default: $RECENGINE_DATA, then the cached recbole wheel)",
+        help="directory with the MovieLens files (default: $RECENGINE_DATA, then GroupLens, downloaded and checked "
+        "once into the cache)",
     )
     parser.add_argument("--root", dest="data_root", default=None, help=argparse.SUPPRESS)
 
@@ -286,7 +287,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     t = sub.add_parser("train", help="train the large model (SASRec-style encoder), evaluate it against Pop and BPR")
     t.add_argument("model", choices=["sasrec"])
-    t.add_argument("--dataset", default="ml-100k", choices=["ml-100k", "synthetic"])
+    t.add_argument("--dataset", default="ml-100k", choices=["ml-100k", "ml-1m", "synthetic"])
     t.add_argument("--out", required=True, metavar="DIR", help="checkpoint, metrics.json and curve.png go here")
     _add_data_root(t)
     t.add_argument("--resume", action="store_true", help="continue from DIR/checkpoint.safetensors")
@@ -320,8 +321,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument(
         "--dataset",
         default="ml-100k",
-        choices=["ml-100k", "synthetic"],
-        help="data the simulator and the large model are fitted to (ml-100k falls back to synthetic)",
+        choices=["ml-100k", "ml-1m", "synthetic"],
+        help="data the simulator and the large model are fitted to (MovieLens falls back to synthetic)",
     )
     _add_data_root(c)
     c.add_argument(
