@@ -40,13 +40,10 @@ from numba import njit
 from recengine.env.response_model import ResponseModel
 from recengine.env.session_env import SlateSessionEnv, SlateSessionVecEnv, check_num_envs, validate_slates
 from recengine.env.sessions import SessionModel
-from recengine.env.simulator import PAD_ID, _uniform
+from recengine.env.simulator import _DRAW_USER, PAD_ID, _leave_slot, _respond_slot, _uniform
 
 __all__ = ["SeqSimConfig", "SequentialUserModel", "SequentialVecSim", "SequentialSimEnv"]
 
-_DRAW_CHOICE = 0
-_DRAW_QUIT = 1
-_DRAW_USER = 2
 
 
 @dataclass(frozen=True)
@@ -276,47 +273,33 @@ def _respond(
     truncated,
 ):
     """Draw each slot's response, then advance its fatigue, history, streak and the leaving draw."""
-    B, k = slates.shape
-    L = history.shape[1]
-    G = genres.shape[1]
-    for b in range(B):
-        r = _uniform(stream_seed[b], episode[b], t[b], _DRAW_CHOICE)
-        pos = k
-        acc = 0.0
-        for j in range(k):
-            acc += probs[b, j]
-            if r < acc:
-                pos = j
-                break
-        for g in range(G):
-            shown = 0.0
-            for j in range(k):
-                shown += genres[slates[b, j], g]
-            fatigue[b, g] = fatigue_decay * fatigue[b, g] + fatigue_shown * shown / k
+    k = slates.shape[1]
+    for b in range(slates.shape[0]):
+        pos = _respond_slot(
+            b,
+            slates,
+            probs,
+            stream_seed,
+            episode,
+            t,
+            history,
+            fatigue,
+            streak,
+            ep_return,
+            genres,
+            fatigue_decay,
+            fatigue_shown,
+            fatigue_click,
+            clicked_item,
+            click_pos,
+            rewards,
+        )
         if pos < k:
-            it = slates[b, pos]
-            for g in range(G):
-                fatigue[b, g] += fatigue_click * genres[it, g]
-            for i in range(L - 1):
-                history[b, i] = history[b, i + 1]
-            history[b, L - 1] = it
-            streak[b] = 0
             clicks[b] += 1
-            clicked_item[b] = it
-            click_pos[b] = pos
-            rewards[b] = 1.0
             p_quit = hazard[min(clicks[b], hazard.shape[0] - 1)]
         else:
-            streak[b] += 1
-            clicked_item[b] = -1
-            click_pos[b] = -1
-            rewards[b] = 0.0
             p_quit = min(1.0, no_click_quit * streak[b])
-        ep_return[b] += rewards[b]
-        q = _uniform(stream_seed[b], episode[b], t[b], _DRAW_QUIT)
-        t[b] += 1
-        terminated[b] = q < p_quit
-        truncated[b] = (not terminated[b]) and t[b] >= max_steps
+        _leave_slot(b, p_quit, stream_seed, episode, t, max_steps, terminated, truncated)
 
 
 @njit(cache=True)

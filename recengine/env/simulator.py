@@ -327,6 +327,74 @@ def _choice_probs(
             out[b, j] = v[j] / total
 
 
+@njit(cache=True, inline="always")
+def _respond_slot(
+    b,
+    slates,
+    probs,
+    stream_seed,
+    episode,
+    t,
+    history,
+    fatigue,
+    streak,
+    ep_return,
+    genres,
+    fatigue_decay,
+    fatigue_shown,
+    fatigue_click,
+    clicked_item,
+    click_pos,
+    rewards,
+):
+    """Draw slot b's response from probs (B, k+1); advance its fatigue, history, streak and return; record the
+    click. Returns the clicked position (k: no click). Both simulators respond this way."""
+    k = slates.shape[1]
+    G = genres.shape[1]
+    L = history.shape[1]
+    r = _uniform(stream_seed[b], episode[b], t[b], _DRAW_CHOICE)
+    pos = k  # no click unless r falls in a slate item's share
+    acc = 0.0
+    for j in range(k):
+        acc += probs[b, j]
+        if r < acc:
+            pos = j
+            break
+    # fatigue: decay, then the shown genres (averaged over the slate), then the clicked genres
+    for g in range(G):
+        shown = 0.0
+        for j in range(k):
+            shown += genres[slates[b, j], g]
+        fatigue[b, g] = fatigue_decay * fatigue[b, g] + fatigue_shown * shown / k
+    if pos < k:
+        it = slates[b, pos]
+        for g in range(G):
+            fatigue[b, g] += fatigue_click * genres[it, g]
+        for i in range(L - 1):
+            history[b, i] = history[b, i + 1]
+        history[b, L - 1] = it
+        streak[b] = 0
+        clicked_item[b] = it
+        click_pos[b] = pos
+        rewards[b] = 1.0
+    else:
+        streak[b] += 1
+        clicked_item[b] = -1
+        click_pos[b] = -1
+        rewards[b] = 0.0
+    ep_return[b] += rewards[b]
+    return pos
+
+
+@njit(cache=True, inline="always")
+def _leave_slot(b, p_quit, stream_seed, episode, t, max_steps, terminated, truncated):
+    """Slot b's leaving draw (ends with probability p_quit) and step count (truncated at max_steps)."""
+    q = _uniform(stream_seed[b], episode[b], t[b], _DRAW_QUIT)
+    t[b] += 1
+    terminated[b] = q < p_quit
+    truncated[b] = (not terminated[b]) and t[b] >= max_steps
+
+
 @njit(cache=True)
 def _step_slots(
     slates,
@@ -353,46 +421,28 @@ def _step_slots(
     truncated,
 ):
     """Draw each slot's response from probs (B, k+1), update its state, decide whether it ends."""
-    B, k = slates.shape
-    G = genres.shape[1]
-    L = history.shape[1]
-    for b in range(B):
-        r = _uniform(stream_seed[b], episode[b], t[b], _DRAW_CHOICE)
-        pos = k  # no click unless r falls in a slate item's share
-        acc = 0.0
-        for j in range(k):
-            acc += probs[b, j]
-            if r < acc:
-                pos = j
-                break
-        # fatigue: decay, then the shown genres (averaged over the slate), then the clicked genres
-        for g in range(G):
-            shown = 0.0
-            for j in range(k):
-                shown += genres[slates[b, j], g]
-            fatigue[b, g] = fatigue_decay * fatigue[b, g] + fatigue_shown * shown / k
-        if pos < k:
-            it = slates[b, pos]
-            for g in range(G):
-                fatigue[b, g] += fatigue_click * genres[it, g]
-            for i in range(L - 1):
-                history[b, i] = history[b, i + 1]
-            history[b, L - 1] = it
-            streak[b] = 0
-            clicked_item[b] = it
-            click_pos[b] = pos
-            rewards[b] = 1.0
-        else:
-            streak[b] += 1
-            clicked_item[b] = -1
-            click_pos[b] = -1
-            rewards[b] = 0.0
-        ep_return[b] += rewards[b]
+    for b in range(slates.shape[0]):
+        _respond_slot(
+            b,
+            slates,
+            probs,
+            stream_seed,
+            episode,
+            t,
+            history,
+            fatigue,
+            streak,
+            ep_return,
+            genres,
+            fatigue_decay,
+            fatigue_shown,
+            fatigue_click,
+            clicked_item,
+            click_pos,
+            rewards,
+        )
         p_quit = min(1.0, quit_base + quit_growth * streak[b])
-        q = _uniform(stream_seed[b], episode[b], t[b], _DRAW_QUIT)
-        t[b] += 1
-        terminated[b] = q < p_quit
-        truncated[b] = (not terminated[b]) and t[b] >= max_steps
+        _leave_slot(b, p_quit, stream_seed, episode, t, max_steps, terminated, truncated)
 
 
 # --------------------------------------------------------------------------- shared state
