@@ -109,6 +109,12 @@ def _train_config(args: argparse.Namespace):
         )
         if getattr(args, k) is not None
     }
+    if getattr(args, "config", None):  # the file's values, then the flags given (their defaults are None)
+        from dataclasses import replace
+
+        from recengine.config_file import load_config
+
+        return replace(load_config(SASRecConfig(), args.config), **overrides)
     return SASRecConfig(**overrides)
 
 
@@ -132,17 +138,23 @@ def _check_train(args: argparse.Namespace) -> None:
 
 
 def _check_compare(args: argparse.Namespace) -> None:
-    check_readable_dir("--data-root", args.data_root)
-    check_writable_dir("--out", args.out)
-    if args.agents is not None:
-        from recengine.agents.registry import registered
+    from recengine.report.compare import compare_config_from_args
 
-        known = registered()
-        unknown = [name for name in args.agents if name not in known]
-        if unknown or not args.agents:
-            raise UsageError(
-                f"--agents: unknown agent(s) {', '.join(unknown) or '(none given)'}; known: {', '.join(known)}"
-            )
+    cfg = compare_config_from_args(args)  # a bad --config file fails before anything runs
+    check_readable_dir("--data-root", cfg.data_root)
+    check_writable_dir("--out", cfg.out)
+    known = _agent_names()
+    unknown = [name for name in cfg.agents if name not in known]
+    if unknown or not cfg.agents:
+        raise UsageError(
+            f"--agents: unknown agent(s) {', '.join(unknown) or '(none given)'}; known: {', '.join(known)}"
+        )
+
+
+def _agent_names() -> list[str]:
+    from recengine.agents.registry import registered
+
+    return list(registered())
 
 
 _OPE_TYPES = {
@@ -200,12 +212,16 @@ def _train(args: argparse.Namespace) -> int:
 
     if args.threads:
         torch.set_num_threads(args.threads)
+    from recengine.config_file import write_resolved_config
+
     synthetic = {"num_users": args.synthetic_users, "num_items": args.synthetic_items}
+    cfg = _train_config(args)
+    write_resolved_config(cfg, args.out)
     try:
         train_command(
             args.dataset,
             args.out,
-            _train_config(args),
+            cfg,
             data_root=args.data_root,
             baselines=not args.no_baselines,
             bpr_epochs=args.bpr_epochs,
@@ -230,13 +246,38 @@ def _add_data_root(parser: argparse.ArgumentParser) -> None:
         dest="data_root",
         default=None,
         metavar="DIR",
-        help="directory with ml-100k (default: $RECENGINE_DATA, then the cached recbole wheel)",
+        help="directory with the MovieLens files (default: $RECENGINE_DATA, then GroupLens, downloaded and checked "
+        "once into the cache)",
     )
     parser.add_argument("--root", dest="data_root", default=None, help=argparse.SUPPRESS)
 
 
+def package_version() -> str:
+    """The installed distribution's version (importlib.metadata), else ``recengine.__version__`` (a source tree)."""
+    from importlib import metadata
+
+    try:
+        return metadata.version("recengine")
+    except metadata.PackageNotFoundError:
+        import recengine
+
+        return recengine.__version__
+
+
+def _add_config(parser: argparse.ArgumentParser, config_class: str) -> None:
+    """--config FILE: a TOML (or JSON) file of {config_class} fields; the flags given explicitly override it."""
+    parser.add_argument(
+        "--config",
+        default=None,
+        metavar="FILE",
+        help=f"a TOML file of {config_class} fields (or a run's config.json); flags given on the command line "
+        "override its values (default: none)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = OneLineParser(prog="recengine", description=__doc__)
+    p.add_argument("--version", action="version", version=f"%(prog)s {package_version()}")
     sub = p.add_subparsers(dest="command", required=True)
 
     b = sub.add_parser("bench", help="time every operator against its pure-PyTorch reference")
@@ -258,7 +299,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     t = sub.add_parser("train", help="train the large model (SASRec-style encoder), evaluate it against Pop and BPR")
     t.add_argument("model", choices=["sasrec"])
-    t.add_argument("--dataset", default="ml-100k", choices=["ml-100k", "synthetic"])
+    t.add_argument("--dataset", default="ml-100k", choices=["ml-100k", "ml-1m", "synthetic"])
     t.add_argument("--out", required=True, metavar="DIR", help="checkpoint, metrics.json and curve.png go here")
     _add_data_root(t)
     t.add_argument("--resume", action="store_true", help="continue from DIR/checkpoint.safetensors")
@@ -280,6 +321,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--synthetic-users", type=int_at_least(2), default=1000)
     t.add_argument("--synthetic-items", type=int_at_least(2), default=500)
     t.add_argument("--threads", type=non_negative_int, default=0, help="torch threads (default: torch's choice)")
+    _add_config(t, "SASRecConfig")
     t.set_defaults(func=_train, check=_check_train)
 
     c = sub.add_parser(
@@ -291,8 +333,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument(
         "--dataset",
         default="ml-100k",
-        choices=["ml-100k", "synthetic"],
-        help="data the simulator and the large model are fitted to (ml-100k falls back to synthetic)",
+        choices=["ml-100k", "ml-1m", "synthetic"],
+        help="data the simulator and the large model are fitted to (MovieLens falls back to synthetic)",
     )
     _add_data_root(c)
     c.add_argument(
@@ -320,6 +362,7 @@ def build_parser() -> argparse.ArgumentParser:
         "simulator alone)",
     )
     c.add_argument("--threads", type=non_negative_int, default=0, help="torch threads (default: torch's choice)")
+    _add_config(c, "CompareConfig")
     c.set_defaults(func=_compare, check=_check_compare)
 
     from recengine.report import ope as ope_command
@@ -359,7 +402,12 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Parse `argv`, check the arguments and paths before any long work, run the subcommand; a user error is
     one line on stderr and exit code 2 (argparse's errors exit 2 through SystemExit)."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "config", None):  # which flags were typed, so that only those override the file
+        from recengine.config_file import given_options
+
+        args.given = given_options(parser, argv)
     try:
         args.check(args)
     except (UsageError, ValueError, FileNotFoundError) as exc:  # CheckpointError is a ValueError

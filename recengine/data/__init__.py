@@ -1,5 +1,7 @@
-"""recengine.data: MovieLens loaders, the synthetic generator, histories, splits and jagged batches."""
+"""recengine.data: MovieLens and RecBole atomic-dataset loaders, the synthetic generator, histories, splits and
+jagged batches."""
 
+from .atomic import load_atomic  # noqa: F401
 from .exclusion import csr_tensors, exclusion_csr  # noqa: F401
 from .movielens import MovieLens, MovieLensFormatError, load_movielens, parse_movielens  # noqa: F401
 from .sequences import (  # noqa: F401

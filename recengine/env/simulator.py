@@ -40,9 +40,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-import gymnasium as gym
 import numpy as np
 from numba import njit
+
+from recengine.env.session_env import (
+    SlateSessionEnv,
+    SlateSessionVecEnv,
+    SlateSpace,
+    check_num_envs,
+    validate_slates,
+)
 
 __all__ = ["PAD_ID", "SimConfig", "UserModel", "SlateSpace", "RecSimEnv", "VecRecSim", "validate_slates"]
 
@@ -228,64 +235,6 @@ class UserModel:
         return out
 
 
-class SlateSpace(gym.spaces.MultiDiscrete):
-    """``slate_size`` DISTINCT item ids in [0, num_items): sample() draws without replacement."""
-
-    def __init__(self, num_items: int, slate_size: int, seed=None):
-        if slate_size > num_items:
-            raise ValueError(f"slate_size {slate_size} > num_items {num_items}")
-        super().__init__(np.full(slate_size, num_items, dtype=np.int64), dtype=np.int64, seed=seed)
-        self.num_items = int(num_items)
-        self.slate_size = int(slate_size)
-
-    def sample(self, mask=None, probability=None) -> np.ndarray:
-        if mask is not None or probability is not None:
-            raise NotImplementedError("SlateSpace.sample does not take a mask or probabilities")
-        return self.np_random.choice(self.num_items, self.slate_size, replace=False).astype(np.int64)
-
-    def contains(self, x) -> bool:
-        if not super().contains(x):
-            return False
-        x = np.asarray(x)
-        return len(np.unique(x)) == x.size
-
-    def __repr__(self) -> str:
-        return f"SlateSpace(num_items={self.num_items}, slate_size={self.slate_size})"
-
-    def __eq__(self, other) -> bool:
-        return (
-            isinstance(other, SlateSpace) and other.num_items == self.num_items and other.slate_size == self.slate_size
-        )
-
-
-def validate_slates(slates, batch: int, slate_size: int, num_items: int, name: str = "slates") -> np.ndarray:
-    """Check a (batch, slate_size) array of distinct in-range integer item ids; return it as int64.
-
-    Raises ValueError (not integers, wrong shape, an item repeated within a slate) or
-    IndexError (an id outside [0, num_items)).
-    """
-    a = np.asarray(slates)
-    if a.dtype.kind not in "iu":
-        raise ValueError(f"{name} must hold integer item ids, got dtype {a.dtype}")
-    if a.shape != (batch, slate_size):
-        raise ValueError(f"{name} must have shape ({batch}, {slate_size}), got {a.shape}")
-    if a.size:
-        lo, hi = a.min(), a.max()
-        if lo < 0 or hi >= num_items:
-            bad = lo if lo < 0 else hi
-            row = int(np.argwhere((a < 0) | (a >= num_items))[0, 0])
-            raise IndexError(f"{name}: item id {int(bad)} (row {row}) is out of range [0, {num_items})")
-    a = a.astype(np.int64, copy=False)
-    s = np.sort(a, axis=1)
-    dup = s[:, 1:] == s[:, :-1]
-    if dup.any():
-        row, col = np.argwhere(dup)[0]
-        raise ValueError(
-            f"{name}: row {int(row)} shows item {int(s[row, col])} more than once; a slate must hold distinct items"
-        )
-    return np.ascontiguousarray(a)
-
-
 # --------------------------------------------------------------------------- numba kernels
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
@@ -378,6 +327,74 @@ def _choice_probs(
             out[b, j] = v[j] / total
 
 
+@njit(cache=True, inline="always")
+def _respond_slot(
+    b,
+    slates,
+    probs,
+    stream_seed,
+    episode,
+    t,
+    history,
+    fatigue,
+    streak,
+    ep_return,
+    genres,
+    fatigue_decay,
+    fatigue_shown,
+    fatigue_click,
+    clicked_item,
+    click_pos,
+    rewards,
+):
+    """Draw slot b's response from probs (B, k+1); advance its fatigue, history, streak and return; record the
+    click. Returns the clicked position (k: no click). Both simulators respond this way."""
+    k = slates.shape[1]
+    G = genres.shape[1]
+    L = history.shape[1]
+    r = _uniform(stream_seed[b], episode[b], t[b], _DRAW_CHOICE)
+    pos = k  # no click unless r falls in a slate item's share
+    acc = 0.0
+    for j in range(k):
+        acc += probs[b, j]
+        if r < acc:
+            pos = j
+            break
+    # fatigue: decay, then the shown genres (averaged over the slate), then the clicked genres
+    for g in range(G):
+        shown = 0.0
+        for j in range(k):
+            shown += genres[slates[b, j], g]
+        fatigue[b, g] = fatigue_decay * fatigue[b, g] + fatigue_shown * shown / k
+    if pos < k:
+        it = slates[b, pos]
+        for g in range(G):
+            fatigue[b, g] += fatigue_click * genres[it, g]
+        for i in range(L - 1):
+            history[b, i] = history[b, i + 1]
+        history[b, L - 1] = it
+        streak[b] = 0
+        clicked_item[b] = it
+        click_pos[b] = pos
+        rewards[b] = 1.0
+    else:
+        streak[b] += 1
+        clicked_item[b] = -1
+        click_pos[b] = -1
+        rewards[b] = 0.0
+    ep_return[b] += rewards[b]
+    return pos
+
+
+@njit(cache=True, inline="always")
+def _leave_slot(b, p_quit, stream_seed, episode, t, max_steps, terminated, truncated):
+    """Slot b's leaving draw (ends with probability p_quit) and step count (truncated at max_steps)."""
+    q = _uniform(stream_seed[b], episode[b], t[b], _DRAW_QUIT)
+    t[b] += 1
+    terminated[b] = q < p_quit
+    truncated[b] = (not terminated[b]) and t[b] >= max_steps
+
+
 @njit(cache=True)
 def _step_slots(
     slates,
@@ -404,53 +421,31 @@ def _step_slots(
     truncated,
 ):
     """Draw each slot's response from probs (B, k+1), update its state, decide whether it ends."""
-    B, k = slates.shape
-    G = genres.shape[1]
-    L = history.shape[1]
-    for b in range(B):
-        r = _uniform(stream_seed[b], episode[b], t[b], _DRAW_CHOICE)
-        pos = k  # no click unless r falls in a slate item's share
-        acc = 0.0
-        for j in range(k):
-            acc += probs[b, j]
-            if r < acc:
-                pos = j
-                break
-        # fatigue: decay, then the shown genres (averaged over the slate), then the clicked genres
-        for g in range(G):
-            shown = 0.0
-            for j in range(k):
-                shown += genres[slates[b, j], g]
-            fatigue[b, g] = fatigue_decay * fatigue[b, g] + fatigue_shown * shown / k
-        if pos < k:
-            it = slates[b, pos]
-            for g in range(G):
-                fatigue[b, g] += fatigue_click * genres[it, g]
-            for i in range(L - 1):
-                history[b, i] = history[b, i + 1]
-            history[b, L - 1] = it
-            streak[b] = 0
-            clicked_item[b] = it
-            click_pos[b] = pos
-            rewards[b] = 1.0
-        else:
-            streak[b] += 1
-            clicked_item[b] = -1
-            click_pos[b] = -1
-            rewards[b] = 0.0
-        ep_return[b] += rewards[b]
+    for b in range(slates.shape[0]):
+        _respond_slot(
+            b,
+            slates,
+            probs,
+            stream_seed,
+            episode,
+            t,
+            history,
+            fatigue,
+            streak,
+            ep_return,
+            genres,
+            fatigue_decay,
+            fatigue_shown,
+            fatigue_click,
+            clicked_item,
+            click_pos,
+            rewards,
+        )
         p_quit = min(1.0, quit_base + quit_growth * streak[b])
-        q = _uniform(stream_seed[b], episode[b], t[b], _DRAW_QUIT)
-        t[b] += 1
-        terminated[b] = q < p_quit
-        truncated[b] = (not terminated[b]) and t[b] >= max_steps
+        _leave_slot(b, p_quit, stream_seed, episode, t, max_steps, terminated, truncated)
 
 
 # --------------------------------------------------------------------------- shared state
-
-
-def _fresh_seed() -> int:
-    return int(np.random.SeedSequence().entropy % (2**63))
 
 
 class _Slots:
@@ -557,26 +552,14 @@ class _Slots:
             term,
             trunc,
         )
-        return probs, clicked, pos, rewards, term, trunc
-
-
-def _observation_space(model: UserModel, config: SimConfig) -> gym.spaces.Dict:
-    N, U, F = model.num_items, model.num_users, model.user_features.shape[1]
-    lo, hi = float(model.user_features.min()), float(model.user_features.max())
-    return gym.spaces.Dict(
-        {
-            "history": gym.spaces.Box(PAD_ID, N - 1, shape=(config.history_len,), dtype=np.int64),
-            "user_id": gym.spaces.Discrete(U),
-            "user_features": gym.spaces.Box(lo, max(hi, lo + 1.0), shape=(F,), dtype=np.float32),
-        }
-    )
+        return probs, clicked, pos, rewards, term, trunc, {}
 
 
 # --------------------------------------------------------------------------- environments
 
 
-class RecSimEnv(gym.Env):
-    """One simulated user session at a time (gymnasium API).
+class RecSimEnv(SlateSessionEnv):
+    """One simulated user session at a time (gymnasium API; registered as ``recengine/RecSim-v0``).
 
     ``RecSimEnv(model, config=None, user_pool=None, render_mode=None)``
 
@@ -591,206 +574,32 @@ class RecSimEnv(gym.Env):
       no click), ``user_id``, ``t`` (steps taken).
     - ``choice_probabilities(slate) -> (k+1,) float64``: the exact probabilities of the next response
       in the current state (item j of the slate, then no click) — the formula in the module docstring.
-    """
 
-    metadata = {"render_modes": ["ansi"]}
+    The gymnasium plumbing lives in ``recengine.env.session_env.SlateSessionEnv``.
+    """
 
     def __init__(
         self, model: UserModel, config: SimConfig | None = None, user_pool=None, render_mode: str | None = None
     ):
-        super().__init__()
-        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise ValueError(f"render_mode must be None or one of {self.metadata['render_modes']}")
-        self.model = model
-        self.config = config if config is not None else model.config
-        self.render_mode = render_mode
-        self._slots = _Slots(model, self.config, 1, user_pool)
-        self.observation_space = _observation_space(model, self.config)
-        self.action_space = SlateSpace(model.num_items, self.config.slate_size)
-        self._started = False
-        self._done = False
-        self._last = None
-
-    @property
-    def slate_size(self) -> int:
-        return self.config.slate_size
-
-    @property
-    def num_items(self) -> int:
-        return self.model.num_items
-
-    @property
-    def user_id(self) -> int:
-        return int(self._slots.user[0])
-
-    def _obs(self) -> dict:
-        o = self._slots.obs(0)
-        o["user_id"] = np.int64(o["user_id"])
-        return o
-
-    def reset(self, *, seed: int | None = None, options: dict | None = None):
-        super().reset(seed=seed)
-        s = self._slots
-        if seed is not None:
-            s.stream_seed[0] = np.uint64(int(seed) % 2**64)
-            s.episode[0] = 0
-        elif not self._started:
-            s.stream_seed[0] = np.uint64(_fresh_seed())
-            s.episode[0] = 0
-        else:
-            s.episode[0] += 1
-        self._started = True
-        forced = np.full(1, -1, np.int64)
-        if options and options.get("user_id") is not None:
-            u = int(options["user_id"])
-            if not 0 <= u < self.model.num_users:
-                raise IndexError(f"options['user_id'] {u} is out of range [0, {self.model.num_users})")
-            forced[0] = u
-        s.reset(np.ones(1, np.bool_), forced)
-        self._done = False
-        self._last = None
-        return self._obs(), {"user_id": self.user_id, "t": 0}
-
-    def _check(self, action) -> np.ndarray:
-        a = np.asarray(action)
-        if a.ndim != 1:
-            raise ValueError(f"action must be a 1-D slate of {self.slate_size} item ids, got shape {a.shape}")
-        return validate_slates(a[None, :], 1, self.slate_size, self.num_items, name="action")
-
-    def choice_probabilities(self, slate) -> np.ndarray:
-        """(k+1,) exact P(click slate[j]) for each j, then P(no click), in the current state."""
-        if not self._started:
-            raise RuntimeError("call reset() before choice_probabilities()")
-        return self._slots.probs(self._check(slate))[0]
-
-    def step(self, action):
-        if not self._started:
-            raise RuntimeError("call reset() before step()")
-        if self._done:
-            raise RuntimeError("the session has ended; call reset()")
-        slate = self._check(action)
-        probs, clicked, pos, rewards, term, trunc = self._slots.step(slate)
-        self._done = bool(term[0] or trunc[0])
-        info = {
-            "clicked_item": int(clicked[0]),
-            "click_position": int(pos[0]),
-            "click_prob": float(1.0 - probs[0, -1]),
-            "choice_probs": probs[0].copy(),
-            "user_id": self.user_id,
-            "t": int(self._slots.t[0]),
-        }
-        self._last = (slate[0], int(pos[0]))
-        return self._obs(), float(rewards[0]), bool(term[0]), bool(trunc[0]), info
-
-    def render(self):
-        if self.render_mode != "ansi":
-            return None
-        s = self._slots
-        line = f"user {int(s.user[0])} t={int(s.t[0])} history={s.history[0][s.history[0] >= 0].tolist()}"
-        if self._last is not None:
-            slate, pos = self._last
-            line += f" last slate={slate.tolist()} clicked={'none' if pos < 0 else int(slate[pos])}"
-        return line
+        config = config if config is not None else model.config
+        super().__init__(model, config, _Slots(model, config, 1, user_pool), render_mode)
 
 
-class VecRecSim:
-    """B simulated sessions stepped together (numba kernels, no Python loop over users).
+class VecRecSim(SlateSessionVecEnv):
+    """B simulated sessions stepped together (numba kernels, no Python loop over users): a
+    ``gymnasium.vector.VectorEnv`` with same-step autoreset.
 
     ``VecRecSim(model, num_envs, config=None, user_pool=None)``
 
     Slot ``b`` reset with ``seed=s`` behaves exactly like ``RecSimEnv.reset(seed=s + b)`` followed by
-    ``reset()`` at each session end (same users, same clicks, same ends for the same slates).
-
-    - ``reset(seed=None, user_ids=None) -> (obs, info)``: obs is a dict of batched arrays
-      ``history (B, L) int64``, ``user_id (B,) int64``, ``user_features (B, F) float32``.
-      ``user_ids`` (B,) forces the first session's users (later sessions draw from ``user_pool``).
-      info: ``{"user_id": (B,)}``.
-    - ``step(slates) -> (obs, rewards, terminated, truncated, info)``: ``slates`` (B, k) distinct
-      integer ids per row. ``rewards (B,) float32``, ``terminated``/``truncated (B,) bool``. A slot
-      whose session ended is reset at once (same-step autoreset): ``obs`` holds its NEW session's
-      first observation and ``info["final_obs"]`` the observation reached at the end (for every slot;
-      equal to obs where nothing ended). info also holds (all (B,)): ``clicked_item`` (-1 none),
-      ``click_position`` (-1 none), ``click_prob`` (P(any click) of the slate), ``user_id`` (the user
-      who saw the slate), ``episode_return`` and ``episode_length`` (of the session that ended;
-      meaningful where terminated | truncated), and ``choice_probs`` (B, k+1).
-    - ``choice_probabilities(slates) -> (B, k+1) float64``: exact response probabilities in the
-      current states (item j of each slate, then no click).
-    - ``observation_space`` / ``action_space``: the spaces of ONE slot (same as RecSimEnv's).
+    ``reset()`` at each session end (same users, same clicks, same ends for the same slates). The API (reset,
+    step, info keys, ``choice_probabilities``, spaces) is ``recengine.env.session_env.SlateSessionVecEnv``'s.
     """
 
     def __init__(self, model: UserModel, num_envs: int, config: SimConfig | None = None, user_pool=None):
-        if isinstance(num_envs, bool) or not isinstance(num_envs, (int, np.integer)):
-            raise TypeError(f"num_envs: expected an int, got {type(num_envs).__name__} {num_envs!r}")
-        if num_envs < 1:
-            raise ValueError(f"num_envs must be >= 1, got {num_envs}")
-        self.model = model
-        self.config = config if config is not None else model.config
-        self.num_envs = int(num_envs)
-        self._slots = _Slots(model, self.config, self.num_envs, user_pool)
-        self.observation_space = _observation_space(model, self.config)
-        self.action_space = SlateSpace(model.num_items, self.config.slate_size)
-        self._started = False
-
-    @property
-    def slate_size(self) -> int:
-        return self.config.slate_size
-
-    @property
-    def num_items(self) -> int:
-        return self.model.num_items
-
-    def get_obs(self) -> dict:
-        """The current observations (fresh arrays)."""
-        return self._slots.obs()
-
-    def reset(self, seed: int | None = None, user_ids=None):
-        s = self._slots
-        base = _fresh_seed() if seed is None else int(seed)
-        s.stream_seed[:] = np.uint64(base % 2**64) + np.arange(self.num_envs, dtype=np.uint64)
-        s.episode[:] = 0
-        forced = None
-        if user_ids is not None:
-            forced = np.asarray(user_ids)
-            if forced.dtype.kind not in "iu" or forced.shape != (self.num_envs,):
-                raise ValueError(f"user_ids must be ({self.num_envs},) integers, got {forced.dtype} {forced.shape}")
-            if forced.min() < 0 or forced.max() >= self.model.num_users:
-                raise IndexError(f"user_ids hold ids outside [0, {self.model.num_users})")
-            forced = np.ascontiguousarray(forced, dtype=np.int64)
-        s.reset(np.ones(self.num_envs, np.bool_), forced)
-        self._started = True
-        return s.obs(), {"user_id": s.user.copy()}
-
-    def choice_probabilities(self, slates) -> np.ndarray:
-        if not self._started:
-            raise RuntimeError("call reset() before choice_probabilities()")
-        return self._slots.probs(validate_slates(slates, self.num_envs, self.slate_size, self.num_items))
-
-    def step(self, slates):
-        if not self._started:
-            raise RuntimeError("call reset() before step()")
-        s = self._slots
-        slates = validate_slates(slates, self.num_envs, self.slate_size, self.num_items)
-        users = s.user.copy()
-        probs, clicked, pos, rewards, term, trunc = s.step(slates)
-        done = term | trunc
-        final_obs = s.obs()
-        info = {
-            "clicked_item": clicked,
-            "click_position": pos,
-            "click_prob": 1.0 - probs[:, -1],
-            "choice_probs": probs,
-            "user_id": users,
-            "episode_return": s.ep_return.copy(),
-            "episode_length": s.t.copy(),
-            "final_obs": final_obs,
-        }
-        if done.any():
-            s.episode[done] += 1
-            s.reset(done)
-            obs = s.obs()
-        else:
-            obs = {k: v.copy() for k, v in final_obs.items()}
-        return obs, rewards, term, trunc, info
+        num_envs = check_num_envs(num_envs)
+        config = config if config is not None else model.config
+        super().__init__(model, config, num_envs, _Slots(model, config, num_envs, user_pool))
 
 
 def with_config(model: UserModel, **changes) -> UserModel:

@@ -319,17 +319,37 @@ def write_report(out: str, results: dict, clock: PhaseClock, log: Log) -> None:
     log(f"wrote {out}/report.md, results.json, learning_curves.png in {results['meta']['wall_seconds']:.0f}s")
 
 
-def main_from_args(args) -> int:
-    """The `recengine compare` subcommand."""
-    cfg = CompareConfig(out=args.out, dataset=args.dataset, data_root=args.data_root, seed=args.seed)
-    if args.quick:
+def compare_config_from_args(args) -> CompareConfig:
+    """The run's settings: the defaults, shrunk by ``--quick`` (or ``quick = true`` in the file), then the values of
+    the ``--config`` file, then the flags named like a CompareConfig field: every such flag without a file, only the
+    ones given explicitly (``args.given``) with one. A bad file raises ``ConfigFileError`` naming the key and file."""
+    from dataclasses import fields
+
+    from recengine.config_file import apply_values, read_config_file
+
+    config_path = getattr(args, "config", None)
+    file_values = read_config_file(config_path) if config_path else {}
+    cfg = CompareConfig()
+    if args.quick or file_values.get("quick") is True:
         cfg.quick_settings()
-    if getattr(args, "seeds", None) is not None:
-        cfg.seeds = args.seeds
-    if getattr(args, "agents", None):
-        cfg.agents = tuple(args.agents)
+    if file_values:
+        cfg = apply_values(cfg, file_values, source=config_path)
+    given = getattr(args, "given", None) if config_path else None
+    for field in fields(CompareConfig):
+        value = getattr(args, field.name, None)
+        if value is not None and value is not False and (given is None or field.name in given):
+            setattr(cfg, field.name, tuple(value) if isinstance(value, list) else value)
     if getattr(args, "no_robustness", False):
         cfg.robustness = False
+    return cfg
+
+
+def main_from_args(args) -> int:
+    """The `recengine compare` subcommand; the resolved settings go to ``config.json`` in the output directory."""
+    from recengine.config_file import write_resolved_config
+
+    cfg = compare_config_from_args(args)
+    write_resolved_config(cfg, cfg.out)
     if args.threads:
         torch.set_num_threads(args.threads)
     run_compare(cfg, log=lambda *a: print(*a, flush=True))

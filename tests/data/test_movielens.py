@@ -173,8 +173,8 @@ def test_malformed_atomic_header(tmp_path):
 
 
 def test_unknown_dataset_name():
-    with pytest.raises(ValueError, match="ml-1m"):
-        load_movielens("ml-1m")
+    with pytest.raises(ValueError, match="ml-20m"):
+        load_movielens("ml-20m")
 
 
 def test_reads_recbole_wheel_layout_from_zip(tmp_path, monkeypatch):
@@ -188,4 +188,50 @@ def test_reads_recbole_wheel_layout_from_zip(tmp_path, monkeypatch):
         for f in ("ml-100k.inter", "ml-100k.user", "ml-100k.item"):
             z.write(tmp_path / "src" / f, f"recbole/dataset_example/ml-100k/{f}")
     monkeypatch.setenv("RECENGINE_CACHE", str(cache))
-    check_expected(load_movielens(download=False))
+    with pytest.warns(UserWarning, match="last fallback"):
+        check_expected(load_movielens(download=False))
+
+
+def write_ml1m(d):
+    d.mkdir(parents=True, exist_ok=True)
+    (d / "ratings.dat").write_text("1::10::5::978300760\n1::20::3::978302109\n2::10::4::978301968\n")
+    (d / "users.dat").write_text("1::F::1::10::48067\n2::M::56::16::70072\n")
+    (d / "movies.dat").write_text(
+        "10::Toy Story (1995)::Animation|Children's|Comedy\n20::Heat (1995)::Action|Film-Noir\n"
+    )
+
+
+def test_ml1m_layout_is_read_from_root(tmp_path):
+    write_ml1m(tmp_path / "ml-1m")
+    data = load_movielens("ml-1m", root=str(tmp_path), download=False)
+    assert (data.name, data.num_users, data.num_items, data.num_interactions) == ("ml-1m", 2, 2, 3)
+    assert data.item_titles == ["Toy Story (1995)", "Heat (1995)"]
+    assert data.user_features["age"].tolist() == [age_bucket(1), age_bucket(56)]
+    offsets = data.item_features["genre_offsets"]
+    genres = data.item_features["genre_ids"][offsets[0] : offsets[1]]
+    assert [data.genre_names[g] for g in genres] == ["Animation", "Children's", "Comedy"]
+
+
+def test_no_copy_anywhere_lists_every_source_tried(tmp_path, monkeypatch):
+    from recengine.data import grouplens
+
+    monkeypatch.delenv("RECENGINE_DATA", raising=False)
+    monkeypatch.setenv("RECENGINE_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(grouplens, "GROUPLENS_URL", (tmp_path / "offline").as_uri() + "/{name}.zip")
+    with pytest.raises(FileNotFoundError) as err:
+        load_movielens("ml-1m", download=True)
+    assert "$RECENGINE_DATA" in str(err.value) and "GroupLens" in str(err.value)
+
+
+def test_no_copy_of_ml100k_names_the_wheel_as_the_last_fallback(tmp_path, monkeypatch):
+    monkeypatch.delenv("RECENGINE_DATA", raising=False)
+    monkeypatch.setenv("RECENGINE_CACHE", str(tmp_path / "cache"))
+    with pytest.raises(FileNotFoundError, match=r"recbole wheel \(last fallback\)"):
+        load_movielens("ml-100k", download=False)
+
+
+def test_a_copy_unpacked_in_the_cache_is_used(tmp_path, monkeypatch):
+    monkeypatch.delenv("RECENGINE_DATA", raising=False)
+    monkeypatch.setenv("RECENGINE_CACHE", str(tmp_path / "cache"))
+    write_ml1m(tmp_path / "cache" / "grouplens" / "ml-1m")
+    assert load_movielens("ml-1m", download=False).num_interactions == 3
