@@ -40,7 +40,7 @@ __all__ = ["ShardedSASRec", "SHARDED_PARAMETERS"]
 
 #: the plain model's state names whose tensors are sharded, and the name of each sharded table module
 SHARDED_PARAMETERS = {
-    "encoder.item_embedding": "items",
+    "encoder.item_embedding": "item_ids",
     "encoder.item_tables.weights": "item_features",
     "encoder.user_tables.weights": "user_features",
 }
