@@ -2,7 +2,7 @@
 
     group = dist.new_group(backend="gloo")                       # the tables' own group (apart from DDP's)
     sharded = ShardedSASRec(model_from_data(data, cfg), lr=cfg.lr, process_group=group)
-    ddp = DistributedDataParallel(sharded, find_unused_parameters=True)   # ShardedSASRec marks its shards ignored
+    ddp = DistributedDataParallel(sharded, find_unused_parameters=True)   # the shards are marked ignored
     ddp(inputs, targets, users).backward()      # dense grads all-reduced by DDP; table rows updated by their owners
     state = sharded.full_state_dict()           # a collective: the plain SequenceRecommender's state_dict
 

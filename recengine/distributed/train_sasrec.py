@@ -107,7 +107,8 @@ def train_rank(
         torch.manual_seed(cfg.seed * 1_000_003 + rank + 1)  # each rank its own dropout masks
         table_group = dist.new_group(backend="gloo")  # the tables' all-to-alls apart from DDP's all-reduces
         sharded = ShardedSASRec(model, lr=cfg.lr, process_group=table_group)
-        ddp = DistributedDataParallel(sharded, find_unused_parameters=True, broadcast_buffers=False)
+        # the shards are ignored by DDP (ShardedSASRec marks them); the dense buffers are constants
+        ddp = DistributedDataParallel(sharded, find_unused_parameters=True)
         opt = _optimizer(sharded.model, cfg)
         dense = [p for p in sharded.model.parameters() if p.requires_grad]
         state = {"best_ndcg": -1.0, "since_best": 0, "best_epoch": 0, "best_valid": {}, "train_seconds": 0.0}
