@@ -267,6 +267,7 @@ def train_sasrec_torchrun(
     cfg: SASRecConfig | None = None,
     *,
     out_dir: str | None = None,
+    resume: bool = False,
     split: LeaveOneOut | None = None,
     progress: bool = True,
     log: Callable[..., None] = print,
@@ -274,6 +275,8 @@ def train_sasrec_torchrun(
     """This process's rank of a torchrun world (RANK, WORLD_SIZE, MASTER_ADDR/PORT in the environment; gloo).
     Rank 0 returns the TrainResult, the other ranks None."""
     cfg = cfg or SASRecConfig()
+    if resume:
+        raise ValueError("resume: training on several processes does not resume; train from the start")
     split = split or leave_one_out(histories_of(data))
     owns_group = not dist.is_initialized()
     if owns_group:
