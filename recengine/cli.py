@@ -124,6 +124,8 @@ def _check_train(args: argparse.Namespace) -> None:
 
     cfg = _train_config(args)  # a bad combination of settings fails before anything is written
     check_readable_dir("--data-root", args.data_root)
+    if args.resume and (args.nproc > 1 or _torchrun_world() > 1):
+        raise UsageError("--resume: a data-parallel run (--nproc > 1 or torchrun) does not resume")
     if args.resume:
         path = os.path.join(args.out, CHECKPOINT)
         if not os.path.isfile(path):
@@ -205,6 +207,31 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _torchrun_world() -> int:
+    """The world size torchrun started this process in (1 outside torchrun)."""
+    return int(os.environ.get("WORLD_SIZE", "1") or 1)
+
+
+def _train_distributed(args: argparse.Namespace):
+    """The trainer for `train_command` when training is data-parallel, else None. Under torchrun, the ranks
+    other than 0 train here and return False (rank 0 alone reports)."""
+    import functools
+
+    from recengine.distributed import train_sasrec as ddp
+
+    if _torchrun_world() > 1:
+        if int(os.environ.get("RANK", "0")) != 0:
+            cfg = _train_config(args)
+            synthetic = {"num_users": args.synthetic_users, "num_items": args.synthetic_items}
+            data = ddp.load_training_data(args.dataset, cfg, data_root=args.data_root, synthetic_kwargs=synthetic)
+            ddp.train_sasrec_torchrun(data, cfg, out_dir=args.out, progress=False)
+            return False
+        return ddp.train_sasrec_torchrun
+    if args.nproc > 1:
+        return functools.partial(ddp.train_sasrec_distributed, nproc=args.nproc)
+    return None
+
+
 def _train(args: argparse.Namespace) -> int:
     import torch
 
@@ -218,6 +245,9 @@ def _train(args: argparse.Namespace) -> int:
     cfg = _train_config(args)
     write_resolved_config(cfg, args.out)
     try:
+        trainer = _train_distributed(args)
+        if trainer is False:  # a torchrun rank other than 0: it trained its share, rank 0 reports
+            return 0
         train_command(
             args.dataset,
             args.out,
@@ -227,6 +257,7 @@ def _train(args: argparse.Namespace) -> int:
             bpr_epochs=args.bpr_epochs,
             resume=args.resume,
             synthetic_kwargs=synthetic,
+            **({"trainer": trainer} if trainer else {}),
         )
     except (FileNotFoundError, ValueError) as exc:  # missing or malformed data, a bad checkpoint: a user error
         return report("recengine train", exc)
@@ -322,6 +353,14 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--synthetic-items", type=int_at_least(2), default=500)
     t.add_argument("--threads", type=non_negative_int, default=0, help="torch threads (default: torch's choice)")
     _add_config(t, "SASRecConfig")
+
+    t.add_argument(
+        "--nproc",
+        type=positive_int,
+        default=1,
+        help="data-parallel training on this many local processes (gloo; tables sharded); under torchrun the "
+        "world comes from torchrun",
+    )
     t.set_defaults(func=_train, check=_check_train)
 
     c = sub.add_parser(

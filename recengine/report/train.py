@@ -30,9 +30,11 @@ def train_command(
     progress: bool = True,
     synthetic_kwargs: dict | None = None,
     log: Callable[..., None] = print,
+    trainer: Callable = train_sasrec,
 ) -> dict:
     """Load `dataset`, train, evaluate against Pop and BPR, write checkpoint.safetensors, model.safetensors,
-    metrics.json and curve.png into `out_dir`. Returns the metrics."""
+    metrics.json and curve.png into `out_dir`. Returns the metrics. `trainer` has train_sasrec's signature
+    (recengine.distributed.train_sasrec's data-parallel trainers plug in here)."""
     from recengine.agents.mf import BPRConfig, evaluate_bpr, train_bpr
     from recengine.data import histories_of, leave_one_out, load_movielens, make_synthetic
     from recengine.eval.offline import evaluate_pop
@@ -47,7 +49,7 @@ def train_command(
         f"{data.name}: {data.num_users} users, {data.num_items} items, {data.num_interactions} interactions; "
         f"{len(split.eval_users)} users evaluated (leave-one-out, full ranking, seen items excluded)"
     )
-    result = train_sasrec(data, cfg, out_dir=out_dir, resume=resume, split=split, progress=progress, log=log)
+    result = trainer(data, cfg, out_dir=out_dir, resume=resume, split=split, progress=progress, log=log)
     metrics = {
         "dataset": data.name,
         "model": "sasrec",

@@ -23,6 +23,7 @@ from safetensors import safe_open
 from torch import Tensor
 
 from recengine.checkpoint import CheckpointError, load_model
+from recengine.distributed.model_checkpoint import is_sharded_model, load_sharded_model
 from recengine.nn.catalog_head import CatalogHead
 from recengine.nn.sequence_encoder import SequenceEncoder
 from recengine.reference.quantized_tables import TABLE_DTYPES
@@ -112,10 +113,14 @@ class Recommender:
         cls, checkpoint: str | os.PathLike, *, dtype: str = "float32", device: str | torch.device = "cpu"
     ) -> Recommender:
         """A Recommender from what `recengine train` writes (its output directory, a model file or a training
-        checkpoint: its best weights) or an agent's scorer checkpoint (recengine.serving.agent_checkpoint).
+        checkpoint: its best weights), the sharded checkpoint directory of a data-parallel run
+        (recengine.distributed.model_checkpoint) or an agent's scorer checkpoint (recengine.serving.agent_checkpoint).
         `dtype` stores the item table as "float32", "bfloat16" or "int8"."""
         if dtype not in TABLE_DTYPES:
             raise ValueError(f"dtype: expected one of {TABLE_DTYPES}, got {dtype!r}")
+        if os.path.isdir(checkpoint) and is_sharded_model(checkpoint):  # written by a data-parallel run
+            model, _ = load_sharded_model(checkpoint)
+            return cls.from_modules(model.encoder, model.head, use_users=model.use_users, dtype=dtype, device=device)
         path = checkpoint_file(checkpoint)
         if _kind(path) == SCORER_KIND:
             encoder, head, _ = load_scorer(path)

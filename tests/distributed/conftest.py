@@ -5,7 +5,11 @@ from __future__ import annotations
 
 import pytest
 
+from recengine.data import histories_of, leave_one_out, make_synthetic
 from recengine.distributed.launch import WorldFailed, run_local
+from recengine.distributed.train_sasrec import train_sasrec_distributed
+from recengine.train.config import SASRecConfig
+from recengine.train.sasrec import train_sasrec
 from tests.distributed import worlds
 
 #: the exactness scenarios every world trains (optimizer x plan, skewed ids, mean pooling with weights)
@@ -73,3 +77,20 @@ def world3(tmp_path_factory, checkpoint_dirs, world2) -> dict:
 @pytest.fixture(scope="session")
 def worlds_by_size(world2, world3) -> dict[int, list[dict]]:
     return {2: world2, 3: world3["ranks"]}
+
+
+#: the small config the data-parallel training tests run on 1 and 2 processes (same epoch budget)
+SASREC_CONFIG = SASRecConfig(dim=16, max_len=10, num_layers=1, feature_dim=8, batch_size=32, max_epochs=2, seed=0)
+
+
+@pytest.fixture(scope="session")
+def sasrec_runs(tmp_path_factory) -> dict:
+    """One 1-process and one 2-process run of SASREC_CONFIG on the same synthetic data; the 2-process run writes
+    its model file and sharded checkpoint into "out"."""
+    data = make_synthetic(num_users=150, num_items=60, seed=0)
+    split = leave_one_out(histories_of(data))
+    quiet = dict(split=split, progress=False, log=lambda *a: None)
+    one = train_sasrec(data, SASREC_CONFIG, **quiet)
+    out = str(tmp_path_factory.mktemp("ddp_run"))
+    two = train_sasrec_distributed(data, SASREC_CONFIG, nproc=2, out_dir=out, **quiet)
+    return {"one": one, "two": two, "out": out, "users": len(split.eval_users)}

@@ -92,6 +92,8 @@ CLI = [
     ("ope-out-file", ["ope", "--out", "{tmp}/file"], "--out"),
     ("ope-behavior-unknown", ["ope", "--out", "{tmp}/o", "--behavior", "greedy"], "--behavior"),
     ("command-unknown", ["serve"], "serve"),
+    ("train-nproc-zero", ["train", "sasrec", "--out", "{tmp}/o", "--nproc", "0"], "--nproc"),
+    ("train-nproc-resume", ["train", "sasrec", "--out", "{tmp}/run", "--nproc", "2", "--resume"], "does not resume"),
     ("command-missing", [], "command"),
 ]
 
