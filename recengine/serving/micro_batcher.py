@@ -76,18 +76,12 @@ class MicroBatcher:
         loop = asyncio.get_running_loop()
         while True:
             batch = [await self._queue.get()]
-            deadline = loop.time() + self.max_wait
-            while len(batch) < self.max_batch:
-                if not self._queue.empty():
-                    batch.append(self._queue.get_nowait())
-                    continue
-                remaining = deadline - loop.time()
-                if remaining <= 0:
-                    break
-                try:
-                    batch.append(await asyncio.wait_for(self._queue.get(), remaining))
-                except asyncio.TimeoutError:
-                    break
+            # one timer per batch (not one per request): what arrives within max_wait joins, up to max_batch;
+            # requests that arrived while the previous batch ran are already queued and join at once
+            if self._queue.qsize() + 1 < self.max_batch and self.max_wait > 0:
+                await asyncio.sleep(self.max_wait)
+            while len(batch) < self.max_batch and not self._queue.empty():
+                batch.append(self._queue.get_nowait())
             for group in (True, False):
                 part = [p for p in batch if p.exclude_seen is group and not p.future.done()]
                 if part:
