@@ -1,11 +1,12 @@
 """MicroBatcher: concurrent requests share one `Recommender.recommend` call.
 
-A request waits at most `max_wait_ms` for others to join it (or until `max_batch` are waiting); the batch then
-runs on one worker thread, off the event loop, so the server keeps accepting while the model works, and the
-requests that arrive meanwhile form the next batch. Requests are validated before they are queued, so one
-bad request never fails the others; requests with different k run with the largest and each keeps its
-prefix (the lists are sorted best first, ties by the lower id, so a shorter list is the prefix of a longer).
-If a shared call still fails (a row with too few unseen items for the larger k), each request runs alone.
+A request waits at most `max_wait_ms` for others to join it (not at all when `max_batch` are already waiting);
+the batch, at most `max_batch` requests, then runs on one worker thread, off the event loop, so the server
+keeps accepting while the model works, and the requests that arrive meanwhile form the next batch. Requests
+are validated before they are queued, so one bad request never fails the others; requests with different k
+run with the largest and each keeps its prefix (the lists are sorted best first, ties by the lower id, so a
+shorter list is the prefix of a longer). If a shared call still fails (a row with too few unseen items for
+the larger k), each request runs alone.
 """
 
 from __future__ import annotations
