@@ -12,9 +12,10 @@ Sections, all in one run (each prints a table; --json writes every figure):
   the float32 answers are checked against the eager reference's;
 * neighbour: the batch-1 and batch-16 latencies again in child processes beside a busy neighbour process
   (a spinning torch matmul loop), once with OpenMP's wait policy ACTIVE (spin) and once PASSIVE (sleep);
-* http: the endpoint (`recengine.serving.http.serve` in a child process, OMP_WAIT_POLICY=PASSIVE) under 32
-  concurrent loopback clients sending a bounded number of requests: requests/s, p50 / p99, every answer
-  checked against the Python API's.
+* http: the endpoint (`recengine.serving.http.serve` in a child process, OMP_WAIT_POLICY=PASSIVE, one torch
+  thread) under 32 concurrent keep-alive loopback connections from a load-generator process
+  (recengine.bench.http_load) sending a bounded number of requests: requests/s, p50 / p99, every answer
+  checked against the Python API's; float32, int8, and int8 again beside a busy neighbour process.
 """
 
 from __future__ import annotations
@@ -26,9 +27,8 @@ import os
 import platform
 import subprocess
 import sys
-import threading
+import tempfile
 import time
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import torch
@@ -204,50 +204,54 @@ def http_load(
     requests: int = 2000,
     max_batch: int = 256,
     max_wait_ms: float = 2.0,
+    server_threads: int = 1,
+    busy_neighbour: bool = False,
 ) -> dict:
-    """The endpoint in a child process under `clients` concurrent loopback clients, `requests` in all."""
+    """The endpoint in a child process (`server_threads` torch threads) under `clients` concurrent keep-alive
+    connections from a second child process (recengine.bench.http_load), `requests` in all; with
+    `busy_neighbour`, a third process keeps the cores busy throughout."""
     port = free_port()
     code = (
         f"from recengine.serving.http import serve; serve({checkpoint!r}, '127.0.0.1', {port}, {dtype!r}, "
-        f"{max_batch}, {max_wait_ms})"
+        f"{max_batch}, {max_wait_ms}, threads={server_threads})"
     )
+    rng = np.random.default_rng(7)
+    picks = [histories[i] for i in rng.integers(0, len(histories), requests)]
+    expected = torch.cat([rec.recommend(picks[i : i + 256], k=10).items for i in range(0, requests, 256)]).tolist()
     server = subprocess.Popen([sys.executable, "-c", code], env=serving_environment("passive"))
+    busy = None
     try:
         _wait_healthy(port, server)
-        rng = np.random.default_rng(7)
-        picks = [histories[i] for i in rng.integers(0, len(histories), requests)]
-        expected = torch.cat([rec.recommend(picks[i : i + 256], k=10).items for i in range(0, requests, 256)]).tolist()
-        latencies: list[float] = [0.0] * requests
-        wrong = [0]
-        lock = threading.Lock()
-
-        def client(start: int) -> None:
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-            for i in range(start, requests, clients):
-                body = json.dumps({"history": picks[i], "k": 10})
-                t0 = time.perf_counter()
-                conn.request("POST", "/recommend", body=body, headers={"Content-Type": "application/json"})
-                reply = json.loads(conn.getresponse().read())
-                latencies[i] = time.perf_counter() - t0
-                if reply.get("items") != expected[i]:
-                    with lock:
-                        wrong[0] += 1
-            conn.close()
-
-        t0 = time.perf_counter()
-        with ThreadPoolExecutor(max_workers=clients) as pool:
-            list(pool.map(client, range(clients)))
-        wall = time.perf_counter() - t0
+        with tempfile.TemporaryDirectory(prefix="recengine-http-load-") as tmp:
+            req_file, out_file = os.path.join(tmp, "requests.json"), os.path.join(tmp, "replies.json")
+            with open(req_file, "w") as f:
+                json.dump([{"history": h, "k": 10} for h in picks], f)
+            if busy_neighbour:
+                busy = _neighbour()
+                time.sleep(1.0)
+            argv = [sys.executable, "-m", "recengine.bench.http_load", "--port", str(port)]
+            argv += ["--requests", req_file, "--out", out_file, "--clients", str(clients)]
+            subprocess.run(argv, check=True, timeout=1800)
+            with open(out_file) as f:
+                load = json.load(f)
     finally:
+        if busy is not None:
+            busy.kill()
+            busy.wait()
         server.terminate()
         server.wait(timeout=30)
+    wrong = sum(
+        status != 200 or reply.get("items") != want
+        for status, reply, want in zip(load["statuses"], load["replies"], expected)
+    )
     return {
         "dtype": dtype,
         "clients": clients,
         "requests": requests,
-        "requests_per_s": requests / wall,
-        **_percentiles(latencies),
-        "answers_differing_from_python_api": wrong[0],
+        "server_threads": server_threads,
+        "requests_per_s": requests / load["wall_s"],
+        **_percentiles(load["latencies_s"]),
+        "answers_differing_from_python_api": wrong,
     }
 
 
@@ -317,6 +321,9 @@ def main(argv: list[str] | None = None) -> int:
         results["http"] = {
             d: http_load(args.checkpoint, recs[d], histories, dtype=d, requests=n) for d in ("float32", "int8")
         }
+        results["http"]["int8, busy neighbour"] = http_load(
+            args.checkpoint, recs["int8"], histories, dtype="int8", requests=n, busy_neighbour=True
+        )
         print(_table("HTTP, 32 loopback clients", results["http"]))
     if args.json:
         from recengine._atomic import atomic_path

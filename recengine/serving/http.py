@@ -20,6 +20,7 @@ starts, before any of this code runs: see recengine.serving.threads for the choi
 # no `from __future__ import annotations`: FastAPI reads the request models of the endpoints defined inside
 # create_app from their annotations at runtime, which a string annotation of a local class would hide
 import asyncio
+import json
 import os
 from contextlib import asynccontextmanager
 
@@ -29,6 +30,11 @@ from recengine.serving.recommender import Recommender
 
 #: the longest history one request may carry (only the most recent max_len items are encoded; all are excluded)
 MAX_HISTORY = 10_000
+
+
+def _answer_json(a: Answer) -> bytes:
+    """One answer as the JSON object {"items", "scores", "truncated"} (compact, UTF-8)."""
+    return json.dumps({"items": a.items, "scores": a.scores, "truncated": a.truncated}, separators=(",", ":")).encode()
 
 
 def create_app(
@@ -42,7 +48,7 @@ def create_app(
     """The FastAPI app serving `recommender`, or the model at `checkpoint` loaded (in `dtype`) at startup."""
     from fastapi import FastAPI, Request
     from fastapi.exceptions import RequestValidationError
-    from fastapi.responses import JSONResponse
+    from fastapi.responses import JSONResponse, Response
     from pydantic import BaseModel, Field, StrictBool, StrictInt
 
     if (checkpoint is None) == (recommender is None):
@@ -116,11 +122,13 @@ def create_app(
         model: Recommender = app.state.recommender
         return {"status": "ok", "dtype": model.dtype, "num_items": model.num_items, "max_len": model.max_len}
 
+    # the answers are built here from lists the model produced, so they are written straight to JSON bytes:
+    # returning a Response skips FastAPI's re-validation of the response model (the model still documents it)
     @app.post("/recommend", response_model=Recommendation)
     async def recommend(req: RecommendRequest):
         check(req.history, req.k, "history")
         a = await answer(req.history, req.k, req.exclude_seen, "history")
-        return Recommendation(items=a.items, scores=a.scores, truncated=a.truncated)
+        return Response(_answer_json(a), media_type="application/json")
 
     @app.post("/recommend/batch", response_model=BatchRecommendation)
     async def recommend_batch(req: BatchRequest):
@@ -131,9 +139,8 @@ def create_app(
         answers = await asyncio.gather(
             *(answer(h, req.k, req.exclude_seen, f"histories.{b}") for b, h in enumerate(req.histories))
         )
-        return BatchRecommendation(
-            results=[Recommendation(items=a.items, scores=a.scores, truncated=a.truncated) for a in answers]
-        )
+        body = b'{"results":[' + b",".join(_answer_json(a) for a in answers) + b"]}"
+        return Response(body, media_type="application/json")
 
     return app
 

@@ -1,8 +1,15 @@
 """InferenceTable: the item table a served model reads, stored as float32, bfloat16 or row-wise int8.
 
 The same table serves both ends of the model: the encoder's input lookup (one row per history slot, through
-the pooled-lookup op with bags of one id) and the catalog top-k (through the policy op for float32, or the
-inference-table op that dequantizes rows on the fly for bfloat16 / int8). Quantizing happens once, at load.
+the pooled-lookup op with bags of one id) and the catalog top-k (the policy op's kernel for float32, or the
+inference-table op's kernel that dequantizes rows on the fly for bfloat16 / int8). Quantizing happens once, at
+load, and so does the check that every stored value is finite.
+
+The public ops check every input's values on every call (finite tables, a well-formed exclusion list, enough
+items left per row), because they cannot know where their inputs came from. A served table can: it was
+checked at load and the Recommender validates each request's histories once, so `topk(..., checked=True)` on
+the CPU calls the same C++ kernels directly and keeps only the checks of what the call itself produced (k
+items found per row, finite scores); when one fails it reruns the public op, whose error names the cause.
 """
 
 from __future__ import annotations
@@ -10,6 +17,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from recengine._native import as_array, cpu_ops
 from recengine.ops.policy import catalog_topk
 from recengine.ops.quantized_tables import quantized_catalog_topk, quantized_embedding_bag
 from recengine.reference.quantized_tables import TABLE_DTYPES, quantize_rows, table_bytes
@@ -26,6 +34,8 @@ class InferenceTable(nn.Module):
         super().__init__()
         if dtype not in TABLE_DTYPES:
             raise ValueError(f"dtype: expected one of {TABLE_DTYPES}, got {dtype!r}")
+        if not bool(torch.isfinite(table).all()) or (bias is not None and not bool(torch.isfinite(bias).all())):
+            raise ValueError("table: the item table or its bias holds a non-finite value")
         rows, scale_bias = quantize_rows(table.detach().float().contiguous(), dtype)
         self.dtype_name = dtype
         self.num_items, self.dim = table.shape
@@ -73,6 +83,10 @@ class InferenceTable(nn.Module):
         if checked and (
             exclude_offsets is None or int((exclude_offsets[1:] - exclude_offsets[:-1]).max()) <= self.num_items - k
         ):
+            if states.device.type == "cpu":
+                found = self._kernel_topk(states, k, exclude_offsets, exclude_ids)
+                if found is not None:
+                    return found
             if self.rows.dtype == torch.float32:
                 return torch.ops.recengine.catalog_topk(
                     states, self.rows, k, self.bias, 1.0, exclude_offsets, exclude_ids
@@ -93,3 +107,33 @@ class InferenceTable(nn.Module):
             exclude_offsets=exclude_offsets,
             exclude_ids=exclude_ids,
         )
+
+    def _kernel_topk(
+        self, states: Tensor, k: int, exclude_offsets: Tensor | None, exclude_ids: Tensor | None
+    ) -> tuple[Tensor, Tensor] | None:
+        """The CPU kernel's (scores, ids) for inputs the caller has validated, or None when a row found fewer
+        than k items or a score is not finite (the caller then runs the public op, which says why)."""
+        b = states.shape[0]
+        vals = torch.full((b, k), float("-inf"))
+        ids = torch.full((b, k), -1, dtype=torch.int64)
+        count = torch.zeros(b, dtype=torch.int64)
+        q = as_array(states.contiguous(), "states")
+        off = None if exclude_offsets is None else as_array(exclude_offsets, "exclude_offsets")
+        ex = None if exclude_ids is None else as_array(exclude_ids, "exclude_ids")
+        a_vals, a_ids, a_count = as_array(vals, "vals"), as_array(ids, "ids"), as_array(count, "count")
+        kernels = cpu_ops()
+        if self.rows.dtype == torch.float32:
+            table, bias = as_array(self.rows, "rows"), as_array(self.bias, "bias")
+            kernels.policy_topk(q, table, bias, 1.0, off, ex, a_vals, a_ids, a_count)
+            kernels.policy_heaps_finish(a_vals, a_ids, None, a_count)
+        else:
+            fmt = "int8" if self.rows.dtype == torch.int8 else "bfloat16"
+            # bfloat16 has no NumPy dtype: the kernel reads the same bits as int16
+            rows = self.rows.view(torch.int16) if self.rows.dtype == torch.bfloat16 else self.rows
+            scale_bias = self._scale_bias()
+            sb = None if scale_bias is None else as_array(scale_bias, "scale_bias")
+            table, bias = as_array(rows, "rows"), as_array(self.bias, "bias")
+            kernels.qtable_topk(fmt, q, table, sb, bias, off, ex, a_vals, a_ids, a_count)
+        if bool((count < k).any()) or not bool(torch.isfinite(vals).all()):
+            return None
+        return vals, ids

@@ -1,11 +1,12 @@
 """MicroBatcher: concurrent requests share one `Recommender.recommend` call.
 
-A request waits at most `max_wait_ms` for others to join it (or until `max_batch` are waiting); the batch then
-runs on one worker thread, off the event loop, so the server keeps accepting while the model works, and the
-requests that arrive meanwhile form the next batch. Requests are validated before they are queued, so one
-bad request never fails the others; requests with different k run with the largest and each keeps its
-prefix (the lists are sorted best first, ties by the lower id, so a shorter list is the prefix of a longer).
-If a shared call still fails (a row with too few unseen items for the larger k), each request runs alone.
+A request waits at most `max_wait_ms` for others to join it (not at all when `max_batch` are already waiting);
+the batch, at most `max_batch` requests, then runs on one worker thread, off the event loop, so the server
+keeps accepting while the model works, and the requests that arrive meanwhile form the next batch. Requests
+are validated before they are queued, so one bad request never fails the others; requests with different k
+run with the largest and each keeps its prefix (the lists are sorted best first, ties by the lower id, so a
+shorter list is the prefix of a longer). If a shared call still fails (a row with too few unseen items for
+the larger k), each request runs alone.
 """
 
 from __future__ import annotations
@@ -76,18 +77,12 @@ class MicroBatcher:
         loop = asyncio.get_running_loop()
         while True:
             batch = [await self._queue.get()]
-            deadline = loop.time() + self.max_wait
-            while len(batch) < self.max_batch:
-                if not self._queue.empty():
-                    batch.append(self._queue.get_nowait())
-                    continue
-                remaining = deadline - loop.time()
-                if remaining <= 0:
-                    break
-                try:
-                    batch.append(await asyncio.wait_for(self._queue.get(), remaining))
-                except asyncio.TimeoutError:
-                    break
+            # one timer per batch (not one per request): what arrives within max_wait joins, up to max_batch;
+            # requests that arrived while the previous batch ran are already queued and join at once
+            if self._queue.qsize() + 1 < self.max_batch and self.max_wait > 0:
+                await asyncio.sleep(self.max_wait)
+            while len(batch) < self.max_batch and not self._queue.empty():
+                batch.append(self._queue.get_nowait())
             for group in (True, False):
                 part = [p for p in batch if p.exclude_seen is group and not p.future.done()]
                 if part:

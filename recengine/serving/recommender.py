@@ -22,7 +22,7 @@ import torch
 from safetensors import safe_open
 from torch import Tensor
 
-from recengine.checkpoint import CheckpointError, load_model
+from recengine.checkpoint import AGENT_KIND, CheckpointError, load_model
 from recengine.distributed.model_checkpoint import is_sharded_model, load_sharded_model
 from recengine.nn.catalog_head import CatalogHead
 from recengine.nn.sequence_encoder import SequenceEncoder
@@ -122,7 +122,7 @@ class Recommender:
             model, _ = load_sharded_model(checkpoint)
             return cls.from_modules(model.encoder, model.head, use_users=model.use_users, dtype=dtype, device=device)
         path = checkpoint_file(checkpoint)
-        if _kind(path) == SCORER_KIND:
+        if _kind(path) in (SCORER_KIND, AGENT_KIND):  # an agent file holds its scorer in the same layout
             encoder, head, _ = load_scorer(path)
             return cls.from_modules(encoder, head, dtype=dtype, device=device)
         model, _ = load_model(path)

@@ -172,6 +172,18 @@ def test_scorer_of_an_agent_file_loads_for_serving(sim, tmp_path):
     assert torch.equal(head.bias, agent.scorer.head.bias)
 
 
+def test_an_agent_file_serves_its_scorers_recommendations(sim, tmp_path):
+    from recengine.serving import Recommender
+
+    agent = _build("hybrid-dqn", sim)
+    save_agent(agent, tmp_path / "agent.safetensors")
+    served = Recommender.load(str(tmp_path / "agent.safetensors"))
+    from_scorer = Recommender.from_modules(*load_scorer(str(tmp_path / "agent.safetensors"))[:2])
+    histories = [[0, 1, 2], [3], []]
+    a, b = served.recommend(histories, k=3), from_scorer.recommend(histories, k=3)
+    assert torch.equal(a.items, b.items) and torch.allclose(a.scores, b.scores)
+
+
 def test_load_leaves_the_global_rng_state_alone(sim, tmp_path):
     save_agent(_build("dqn", sim), tmp_path / "agent.safetensors")
     torch.manual_seed(7)
