@@ -178,6 +178,15 @@ def _build_model(
             )
         if user_tables:
             kw.update(user_feature_tables=user_tables, user_feature_ids=tensors["encoder.user_feature_ids"])
+        if "encoder.item_text_ids" in tensors:  # item text as weighted bags: the vocabulary size is the table's
+            kw.update(
+                item_text_vocab_size=int(tensors["encoder.text_tables.weights"].shape[0]),
+                item_text_ids=tensors["encoder.item_text_ids"],
+                item_text_offsets=tensors["encoder.item_text_offsets"],
+                item_text_weights=tensors["encoder.item_text_weights"],
+            )
+        if "encoder.item_text_vectors" in tensors:
+            kw.update(item_text_vectors=tensors["encoder.item_text_vectors"])
     except KeyError as exc:
         raise CheckpointError(
             f"{path}: the weights do not match the model the metadata describes (missing tensor {exc.args[0]!r})"
