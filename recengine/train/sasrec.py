@@ -62,8 +62,9 @@ def item_text_features(data, cfg: SASRecConfig, text_encoder: TextEncoder | None
             item_text_weights=torch.from_numpy(bags.weights),
         )
     if cfg.item_text == "minilm":
-        encoder = text_encoder if text_encoder is not None else MiniLMEncoder()
-        vectors = cached_text_embeddings(item_texts(data), encoder, os.path.join(cache_dir(), "text"))
+        text_cache = os.path.join(cache_dir(), "text")
+        encoder = text_encoder if text_encoder is not None else MiniLMEncoder(extract_dir=text_cache)
+        vectors = cached_text_embeddings(item_texts(data), encoder, text_cache)
         return dict(item_text_vectors=vectors)
     return {}
 
