@@ -137,6 +137,7 @@ def prepare(cfg: CompareConfig, log: Log) -> tuple[CompareSetup, str | None]:
         max_epochs=200,
         patience=5,
         seed=cfg.seed,
+        item_text=cfg.item_text,
     )
     return CompareSetup(data, split, simulator, cfg, None, sasrec), fallback
 
@@ -295,6 +296,8 @@ def write_report(out: str, results: dict, start: float, log: Log) -> None:
 def main_from_args(args) -> int:
     """The `recengine compare` subcommand."""
     cfg = CompareConfig(out=args.out, dataset=args.dataset, data_root=args.data_root, seed=args.seed)
+    if getattr(args, "item_text", None):
+        cfg.item_text = args.item_text
     if args.quick:
         cfg.quick_settings()
     if getattr(args, "seeds", None) is not None:
