@@ -78,6 +78,7 @@ def run_cold_start(
         "paired": {},
     }
     results["events"]["warm"] = int(split.eval_users.size) - results["events"]["cold"]
+    os.makedirs(out_dir, exist_ok=True)
     for name in variants:
         cfg = replace(base, **VARIANTS[name])
         log(f"cold start: training variant {name!r}")
@@ -97,16 +98,22 @@ def run_cold_start(
             "epochs": len(trained.history),
             "train_seconds": trained.train_seconds,
         }
-    pairs = [(v, BASELINE) for v in variants if v != BASELINE and v != "ids"]
-    if "ids" in variants and BASELINE in variants:
+        results["paired"] = _pairs(per_user)
+        _write(out_dir, results)  # after every variant, so a long run that is stopped keeps what it finished
+    return results
+
+
+def _pairs(per_user: dict) -> dict:
+    """Paired differences of every trained variant against the baseline, and of the baseline against ids."""
+    pairs = [(v, BASELINE) for v in per_user if v not in (BASELINE, "ids")]
+    if "ids" in per_user:
         pairs.append((BASELINE, "ids"))
-    for a, b in pairs:
-        if a in per_user and b in per_user:
-            results["paired"][f"{a} - {b}"] = paired_summary(per_user[a], per_user[b], METRICS)
-    os.makedirs(out_dir, exist_ok=True)
+    return {f"{a} - {b}": paired_summary(per_user[a], per_user[b], METRICS) for a, b in pairs if b in per_user}
+
+
+def _write(out_dir: str, results: dict) -> None:
     write_json(os.path.join(out_dir, "coldstart.json"), results)
     write_text(os.path.join(out_dir, "coldstart.md"), markdown(results))
-    return results
 
 
 def _ci(d: dict | None, signed: bool = False) -> str:
