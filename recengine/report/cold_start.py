@@ -108,7 +108,11 @@ def _pairs(per_user: dict) -> dict:
     pairs = [(v, BASELINE) for v in per_user if v not in (BASELINE, "ids")]
     if "ids" in per_user:
         pairs.append((BASELINE, "ids"))
-    return {f"{a} - {b}": paired_summary(per_user[a], per_user[b], METRICS) for a, b in pairs if b in per_user}
+    return {
+        f"{a} - {b}": paired_summary(per_user[a], per_user[b], METRICS)
+        for a, b in pairs
+        if a in per_user and b in per_user
+    }
 
 
 def _write(out_dir: str, results: dict) -> None:

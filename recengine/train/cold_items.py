@@ -2,8 +2,9 @@
 
 A cold item has no interaction in training. Left in the full-catalog softmax it would still be trained, as a
 negative at every position (its id vector, its bias and its text tokens pushed down), which no real new item ever
-is. So during training its bias is set to ``MASKED_LOGIT``: its softmax probability underflows to exactly zero, so
-nothing of it receives a gradient (and AdamW, which does not decay embeddings or biases, leaves it as it is). After
+is. So during training its bias is set to ``MASKED_LOGIT``: its softmax probability underflows (to zero, or to a
+denormal where the fused softmax clamps its exponent), so what it receives as a negative is no gradient to speak of
+(and AdamW, which does not decay embeddings or biases, leaves it practically as it is). After
 training the model is told what it knows of the item: nothing from its id, so its id vector is set to zero and its
 bias to the mean bias of the items it was trained on; its side features and text still give it a vector.
 """
@@ -16,7 +17,7 @@ import torch
 from recengine.nn.sequence_recommender import SequenceRecommender
 
 MASKED_LOGIT = -1.0e4
-"""a logit whose softmax probability is exactly zero in float32"""
+"""a logit whose softmax probability underflows in float32"""
 
 
 def _index(model: SequenceRecommender, items) -> torch.Tensor:
