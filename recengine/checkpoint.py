@@ -185,6 +185,15 @@ def _build_model(
             )
         if user_tables:
             kw.update(user_feature_tables=user_tables, user_feature_ids=tensors["encoder.user_feature_ids"])
+        if "encoder.item_text_ids" in tensors:  # item text as weighted bags: the vocabulary size is the table's
+            kw.update(
+                item_text_vocab_size=int(tensors["encoder.text_tables.weights"].shape[0]),
+                item_text_ids=tensors["encoder.item_text_ids"],
+                item_text_offsets=tensors["encoder.item_text_offsets"],
+                item_text_weights=tensors["encoder.item_text_weights"],
+            )
+        if "encoder.item_text_vectors" in tensors:
+            kw.update(item_text_vectors=tensors["encoder.item_text_vectors"])
     except KeyError as exc:
         raise CheckpointError(
             f"{path}: the weights do not match the model the metadata describes (missing tensor {exc.args[0]!r})"
@@ -327,9 +336,7 @@ def optimizer_state(path: str, tensors: dict[str, torch.Tensor], meta: dict[str,
         if name.startswith(prefix + "."):
             parts = name.split(".", 2)
             if len(parts) != 3 or not parts[1].isdigit():
-                raise CheckpointError(
-                    f"{path}: tensor {name!r} is not of the form {prefix}.<param index>.<state name>"
-                )
+                raise CheckpointError(f"{path}: tensor {name!r} is not of the form {prefix}.<param index>.<state name>")
             state.setdefault(int(parts[1]), {})[parts[2]] = value
     require_metadata(path, meta, (f"{prefix}_groups",))
     groups = json_field(path, meta, f"{prefix}_groups", list)

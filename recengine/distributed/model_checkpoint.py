@@ -92,4 +92,3 @@ def load_sharded_model(directory: str | os.PathLike) -> tuple[SequenceRecommende
         consolidate(directory, path)
         model, cfg = checkpoint.load_model(path)
     return model, cfg
-

@@ -124,9 +124,7 @@ def make_seq_recsim_vec(
     seed: int = 0,
 ) -> SequentialVecSim:
     """The vector entry point of ``recengine/SeqRecSim-v0``: a ``SequentialVecSim`` of ``num_envs`` sessions."""
-    return SequentialVecSim(
-        _default_sequential_model(model, num_users, num_items, seed), num_envs, config, user_pool
-    )
+    return SequentialVecSim(_default_sequential_model(model, num_users, num_items, seed), num_envs, config, user_pool)
 
 
 def register_envs() -> None:

@@ -45,7 +45,6 @@ from recengine.env.simulator import _DRAW_USER, PAD_ID, _leave_slot, _respond_sl
 __all__ = ["SeqSimConfig", "SequentialUserModel", "SequentialVecSim", "SequentialSimEnv"]
 
 
-
 @dataclass(frozen=True)
 class SeqSimConfig:
     """Dynamics of the sequence-aware simulated users (formulas in the module docstring)."""

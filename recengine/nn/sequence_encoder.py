@@ -53,6 +53,13 @@ class SequenceEncoder(nn.Module):
         user_feature_ids: (num_users, T) int64, one id per user per table; then ``users=`` in forward adds the
             user's feature vector to every position (and to the empty-history state).
         feature_dim: width of each side-feature table (projected to dim).
+        item_text_vocab_size, item_text_ids, item_text_offsets, item_text_weights: the items' text as weighted
+            bags of words (V tokens; bag of item i is ``ids[offsets[i]:offsets[i+1]]``, offsets (N+1,), with one
+            float weight per id, e.g. TF-IDF from ``recengine.data.item_text``): learned token embeddings
+            (feature_dim wide) sum-pooled with the weights as per-sample weights, projected to dim and added
+            to the item vector.
+        item_text_vectors: (N, E) frozen text embeddings of the items (e.g. a sentence encoder's, from
+            ``recengine.nn.text_encoder``): a learned linear projection of them is added to the item vector.
     """
 
     def __init__(
@@ -70,6 +77,11 @@ class SequenceEncoder(nn.Module):
         user_feature_tables: Sequence[tuple[str, int]] = (),
         user_feature_ids=None,
         feature_dim: int = 16,
+        item_text_vocab_size: int = 0,
+        item_text_ids=None,
+        item_text_offsets=None,
+        item_text_weights=None,
+        item_text_vectors=None,
     ):
         super().__init__()
         if num_items < 1 or dim < 1 or max_len < 1:
@@ -98,6 +110,17 @@ class SequenceEncoder(nn.Module):
             self.item_projection = nn.Linear(t * feature_dim, dim, bias=False)
             self.register_buffer("item_feature_ids", torch.as_tensor(item_feature_ids, dtype=torch.int64).clone())
             self.register_buffer("item_feature_offsets", offsets.clone())
+
+        self.text_tables = self.text_projection = None
+        if item_text_vocab_size:
+            self._init_text_bags(item_text_vocab_size, item_text_ids, item_text_offsets, item_text_weights, feature_dim)
+        self.text_vector_projection = None
+        if item_text_vectors is not None:
+            vectors = torch.as_tensor(item_text_vectors, dtype=torch.float32)
+            if vectors.dim() != 2 or vectors.shape[0] != num_items:
+                raise ValueError(f"item_text_vectors: expected shape ({num_items}, E), got {tuple(vectors.shape)}")
+            self.text_vector_projection = nn.Linear(vectors.shape[1], dim, bias=False)
+            self.register_buffer("item_text_vectors", vectors.clone())
 
         self.user_tables = self.user_projection = None
         if user_feature_tables:
@@ -129,13 +152,41 @@ class SequenceEncoder(nn.Module):
         self.transformer = nn.TransformerEncoder(layer, num_layers, enable_nested_tensor=False)
         self.output_norm = nn.LayerNorm(dim)
 
+    def _init_text_bags(self, vocab_size: int, ids, offsets, weights, feature_dim: int) -> None:
+        """The weighted bag-of-words table of the items' text (see item_text_* in the class doc)."""
+        if isinstance(vocab_size, bool) or not isinstance(vocab_size, int) or vocab_size < 1:
+            raise ValueError(f"item_text_vocab_size: expected an int >= 1, got {vocab_size!r}")
+        if ids is None or offsets is None or weights is None:
+            raise ValueError("item_text_vocab_size given without item_text_ids / item_text_offsets / item_text_weights")
+        ids = torch.as_tensor(ids, dtype=torch.int64)
+        offsets = torch.as_tensor(offsets, dtype=torch.int64)
+        weights = torch.as_tensor(weights, dtype=torch.float32)
+        if offsets.shape != (self.num_items + 1,):
+            raise ValueError(f"item_text_offsets: expected shape ({self.num_items + 1},), got {tuple(offsets.shape)}")
+        if weights.shape != ids.shape or ids.dim() != 1:
+            raise ValueError(
+                f"item_text_weights: expected one weight per id, shape {tuple(ids.shape)}, got {tuple(weights.shape)}"
+            )
+        self.text_tables = EmbeddingTables([TableSpec("text", vocab_size, feature_dim)], pooling="sum")
+        self.text_projection = nn.Linear(feature_dim, self.dim, bias=False)
+        self.register_buffer("item_text_ids", ids.clone())
+        self.register_buffer("item_text_offsets", offsets.clone())
+        self.register_buffer("item_text_weights", weights.clone())
+
     # ------------------------------------------------------------------------------------ tables
     def item_embeddings(self) -> torch.Tensor:
-        """(N, D): every item's vector (id embedding + projected side features); the tied catalog table."""
-        if self.item_tables is None:
-            return self.item_embedding
-        pooled = self.item_tables(self.item_feature_ids, self.item_feature_offsets)
-        return self.item_embedding + self.item_projection(pooled)
+        """(N, D): every item's vector (id embedding + projected side features and text); the tied catalog
+        table."""
+        table = self.item_embedding
+        if self.item_tables is not None:
+            pooled = self.item_tables(self.item_feature_ids, self.item_feature_offsets)
+            table = table + self.item_projection(pooled)
+        if self.text_tables is not None:
+            pooled = self.text_tables(self.item_text_ids, self.item_text_offsets, self.item_text_weights)
+            table = table + self.text_projection(pooled)
+        if self.text_vector_projection is not None:
+            table = table + self.text_vector_projection(self.item_text_vectors)
+        return table
 
     def user_vectors(self, users: torch.Tensor) -> torch.Tensor:
         """(B, D): the projected feature vector of each user id in `users` (B,)."""

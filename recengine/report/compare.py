@@ -161,6 +161,7 @@ def prepare(cfg: CompareConfig, log: Log) -> tuple[CompareSetup, str | None]:
         max_epochs=cfg.pretrain_epochs,
         patience=5,
         seed=cfg.seed,
+        item_text=cfg.item_text,
     )
     return CompareSetup(data, split, simulator, cfg, None, sasrec), fallback
 

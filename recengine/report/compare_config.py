@@ -61,6 +61,8 @@ class CompareConfig:
     """the large model's width (fresh encoders share its architecture)"""
     pretrain_layers: int = 2
     """the large model's Transformer layers"""
+    item_text: str = "none"
+    """the large model's item text features: "none", "tfidf" or "minilm" (SASRecConfig.item_text)"""
     bpr_epochs: int = 40
     """training epochs of the MF (BPR) agent's offline model"""
     ope_sessions: int = 1000

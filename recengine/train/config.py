@@ -6,6 +6,8 @@ from dataclasses import asdict, dataclass, fields
 
 from recengine.ops._checks import check_int, check_number
 
+ITEM_TEXT_CHOICES = ("none", "tfidf", "minilm")
+"""the item text features the large model can use (SASRecConfig.item_text)"""
 _POSITIVE_INTS = ("dim", "max_len", "num_layers", "num_heads", "feature_dim", "batch_size", "max_epochs", "patience")
 
 
@@ -27,6 +29,9 @@ class SASRecConfig:
     """dropout on the inputs, the attention output and the feed-forward block"""
     item_features: bool = True
     """genres + year bucket through EmbeddingTables, added to the item-id embedding"""
+    item_text: str = "none"
+    """item text features added to the item vector: "none", "tfidf" (TF-IDF weighted bag of title words, learned
+    token embeddings) or "minilm" (frozen all-MiniLM-L6-v2 sentence embeddings, projected; the [text] extra)"""
     user_features: bool = False
     """age / gender / occupation through EmbeddingTables, added at every position"""
     feature_dim: int = 16
@@ -69,6 +74,8 @@ class SASRecConfig:
             or not (self.max_seconds > 0)
         ):
             raise ValueError(f"max_seconds: must be a number > 0 (inf: no budget), got {self.max_seconds!r}")
+        if self.item_text not in ITEM_TEXT_CHOICES:
+            raise ValueError(f"item_text: expected one of {ITEM_TEXT_CHOICES}, got {self.item_text!r}")
         for name in ("item_features", "user_features"):
             if not isinstance(getattr(self, name), bool):
                 raise TypeError(f"{name}: expected a bool, got {type(getattr(self, name)).__name__}")

@@ -59,8 +59,9 @@ def check_dqn_batch(batch: dict[str, Tensor], num_items: int) -> None:
         raise ValueError("batch: holds no transition")
     flags = torch.stack(
         [
-            torch.stack([((batch[n] < 0) | (batch[n] >= num_items)).any() for n in ("hist", "next_hist", "action")])
-            .any(),
+            torch.stack(
+                [((batch[n] < 0) | (batch[n] >= num_items)).any() for n in ("hist", "next_hist", "action")]
+            ).any(),
             ~torch.isfinite(batch["reward"]).all(),
             ((batch["discount"] < 0) | (batch["discount"] > 1) | batch["discount"].isnan()).any(),
             ~((batch["weights"] > 0) & torch.isfinite(batch["weights"])).all(),

@@ -24,6 +24,8 @@ from torch import nn
 from tqdm import tqdm
 
 from recengine import checkpoint
+from recengine.data.item_text import item_texts, item_tfidf_bags
+from recengine.data.movielens import cache_dir
 from recengine.data.sequences import (
     LeaveOneOut,
     histories_of,
@@ -36,8 +38,10 @@ from recengine.eval.offline import evaluate_model
 from recengine.nn.catalog_head import CatalogHead
 from recengine.nn.sequence_encoder import SequenceEncoder
 from recengine.nn.sequence_recommender import SequenceRecommender
+from recengine.nn.text_encoder import MiniLMEncoder, TextEncoder, cached_text_embeddings
 from recengine.padding import PAD_ID
 from recengine.train.batching import length_bucketed_batches
+from recengine.train.cold_items import forget_cold_items, mask_cold_items
 from recengine.train.config import SASRecConfig
 
 CHECKPOINT = "checkpoint.safetensors"
@@ -46,10 +50,29 @@ MODEL = "model.safetensors"
 """the best weights in a run directory"""
 
 
-def model_from_data(data, cfg: SASRecConfig) -> SequenceRecommender:
-    """A freshly initialised large model for `data` (its catalog and, as `cfg` asks, its side features),
-    drawn from torch's global generator."""
-    kw = {}
+def item_text_features(data, cfg: SASRecConfig, text_encoder: TextEncoder | None = None) -> dict:
+    """The SequenceEncoder keywords of the item text `cfg.item_text` asks for: TF-IDF bags of the titles, or their
+    frozen sentence embeddings (`text_encoder`, default MiniLM; cached under the recengine cache directory)."""
+    if cfg.item_text == "tfidf":
+        bags = item_tfidf_bags(data)
+        return dict(
+            item_text_vocab_size=max(len(bags.vocabulary), 1),
+            item_text_ids=torch.from_numpy(bags.ids),
+            item_text_offsets=torch.from_numpy(bags.offsets),
+            item_text_weights=torch.from_numpy(bags.weights),
+        )
+    if cfg.item_text == "minilm":
+        text_cache = os.path.join(cache_dir(), "text")
+        encoder = text_encoder if text_encoder is not None else MiniLMEncoder(extract_dir=text_cache)
+        vectors = cached_text_embeddings(item_texts(data), encoder, text_cache)
+        return dict(item_text_vectors=vectors)
+    return {}
+
+
+def model_from_data(data, cfg: SASRecConfig, text_encoder: TextEncoder | None = None) -> SequenceRecommender:
+    """A freshly initialised large model for `data` (its catalog and, as `cfg` asks, its side features and item
+    text; `text_encoder` replaces MiniLM for item_text="minilm"), drawn from torch's global generator."""
+    kw = item_text_features(data, cfg, text_encoder)
     if cfg.item_features and data.item_features:
         tables, ids, offsets = item_feature_bags(data)
         kw.update(
@@ -119,12 +142,16 @@ def train_sasrec(
     split: LeaveOneOut | None = None,
     progress: bool = True,
     log: Callable[..., None] = print,
+    text_encoder: TextEncoder | None = None,
+    cold_items: np.ndarray | None = None,
 ) -> TrainResult:
     """Train on the leave-one-out training prefixes of `data`; returns the best model and its test metrics.
 
     With `out_dir`, writes ``checkpoint.safetensors`` after every epoch (model, best weights, AdamW state,
     RNG state, history) and ``model.safetensors`` (best weights) at the end. `resume=True` continues from
-    an existing checkpoint with the same results as an uninterrupted run.
+    an existing checkpoint with the same results as an uninterrupted run. `text_encoder` replaces MiniLM for
+    item_text="minilm". `cold_items` (item ids with no event in `split`'s training prefixes) are kept out of the
+    training softmax and get a zero id vector in the returned model (recengine.train.cold_items).
     """
     cfg = cfg or SASRecConfig()
     split = split or leave_one_out(histories_of(data))
@@ -134,7 +161,9 @@ def train_sasrec(
     data_name = getattr(data, "name", "")
 
     torch.manual_seed(cfg.seed)
-    model = model_from_data(data, cfg)
+    model = model_from_data(data, cfg, text_encoder)
+    if cold_items is not None:
+        mask_cold_items(model, cold_items)
     opt = _optimizer(model, cfg)
     result = TrainResult(model, cfg)
     best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
@@ -249,6 +278,8 @@ def train_sasrec(
     if result.stopped:
         log(result.stopped)
     model.load_state_dict(best_state)
+    if cold_items is not None:
+        forget_cold_items(model, cold_items)
     result.test = evaluate_model(model, split, "test")
     if out_dir:
         checkpoint.save_model(os.path.join(out_dir, MODEL), model, cfg, data_name)

@@ -142,8 +142,17 @@ def test_static_fused_update_triton_matches_dense_math(optimizer):
     grad = torch.randn(batch, len(rows) * dim, generator=torch.Generator().manual_seed(3))
     p_ref = torch.where(keep, p, torch.zeros_like(p))  # the skipped id contributes nothing
     w_ref, state_ref = fused_update_reference(
-        w, to, torch.where(keep, ids, torch.zeros_like(ids)), offs, grad, p_ref, "sum", optimizer=optimizer,
-        state=state, step=3, **hp
+        w,
+        to,
+        torch.where(keep, ids, torch.zeros_like(ids)),
+        offs,
+        grad,
+        p_ref,
+        "sum",
+        optimizer=optimizer,
+        state=state,
+        step=3,
+        **hp,
     )
     dw = w.to(TRITON_DEVICE).clone()
     kst = {k: v.to(TRITON_DEVICE).clone() for k, v in state.items()}

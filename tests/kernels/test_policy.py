@@ -104,8 +104,19 @@ def test_triton_cross_entropy_backward_one_split_when_the_partials_budget_is_sma
     d = TRITON_DEVICE
     ones = torch.ones(B, device=d)
     dQ, dE, _ = triton_policy.catalog_cross_entropy_backward(
-        Q.to(d), E.to(d), target.to(d), None, lse.to(d), ones, ones, 1 / T,
-        excl["exclude_offsets"].to(d), excl["exclude_ids"].to(d), True, True, False,
+        Q.to(d),
+        E.to(d),
+        target.to(d),
+        None,
+        lse.to(d),
+        ones,
+        ones,
+        1 / T,
+        excl["exclude_offsets"].to(d),
+        excl["exclude_ids"].to(d),
+        True,
+        True,
+        False,
     )
     assert_close(dQ.cpu(), leaves[0].grad, rtol=1e-4, atol=2e-5, name="dQ")
     assert_close(dE.cpu(), leaves[1].grad, rtol=1e-4, atol=2e-5, name="dE")

@@ -130,3 +130,53 @@ def test_dropout_is_seeded():
     torch.manual_seed(5)
     b = enc(items)
     assert torch.equal(a, b)
+
+
+# ------------------------------------------------------------------------------------------ item text
+def _text_encoder(**kw) -> SequenceEncoder:
+    return SequenceEncoder(3, dim=4, max_len=4, num_layers=1, num_heads=1, feature_dim=2, **kw)
+
+
+TEXT_BAGS = dict(
+    item_text_vocab_size=3,
+    item_text_ids=torch.tensor([0, 2, 1]),
+    item_text_offsets=torch.tensor([0, 2, 2, 3]),
+    item_text_weights=torch.tensor([0.6, 0.8, 1.0]),
+)
+
+
+def test_text_bags_add_the_projected_weighted_sum_of_token_vectors():
+    enc = _text_encoder(**TEXT_BAGS)
+    tokens = enc.text_tables.table("text")
+    pooled = torch.stack([0.6 * tokens[0] + 0.8 * tokens[2], torch.zeros(2), tokens[1]])
+    expected = enc.item_embedding + pooled @ enc.text_projection.weight.T
+    assert_close(enc.item_embeddings(), expected)
+
+
+def test_text_vectors_add_their_learned_projection():
+    vectors = torch.randn(3, 5, generator=torch.Generator().manual_seed(0))
+    enc = _text_encoder(item_text_vectors=vectors)
+    assert_close(enc.item_embeddings(), enc.item_embedding + vectors @ enc.text_vector_projection.weight.T)
+    assert "item_text_vectors" in dict(enc.named_buffers())  # frozen: a buffer, not a parameter
+
+
+def test_gradients_reach_the_token_table_and_text_projections():
+    enc = _text_encoder(**TEXT_BAGS, item_text_vectors=torch.ones(3, 5))
+    enc.item_embeddings().square().sum().backward()
+    for p in (enc.text_tables.weights, enc.text_projection.weight, enc.text_vector_projection.weight):
+        assert p.grad is not None and bool(p.grad.abs().sum() > 0)
+
+
+@pytest.mark.parametrize(
+    ("kw", "match"),
+    [
+        ({**TEXT_BAGS, "item_text_offsets": torch.tensor([0, 2, 3])}, "item_text_offsets"),
+        ({**TEXT_BAGS, "item_text_weights": torch.tensor([1.0])}, "item_text_weights"),
+        ({**TEXT_BAGS, "item_text_ids": None}, "item_text_ids"),
+        ({**TEXT_BAGS, "item_text_vocab_size": -1}, "item_text_vocab_size"),
+        ({"item_text_vectors": torch.ones(2, 5)}, "item_text_vectors"),
+    ],
+)
+def test_bad_item_text_is_rejected(kw, match):
+    with pytest.raises(ValueError, match=match):
+        _text_encoder(**kw)

@@ -34,12 +34,35 @@ def test_static_fused_update_matches_the_public_update():
     ours, theirs = weights.clone(), weights.clone()
     states = [torch.zeros(30, 4) for _ in range(4)]
     embedding_bag_fused_update_static(
-        grad, ours, table_offsets, ids, offsets, None, pooling="sum", optimizer="adam", lr=0.1, eps=1e-8,
-        betas=(0.9, 0.999), state1=states[0], state2=states[1], step=torch.tensor(3),
+        grad,
+        ours,
+        table_offsets,
+        ids,
+        offsets,
+        None,
+        pooling="sum",
+        optimizer="adam",
+        lr=0.1,
+        eps=1e-8,
+        betas=(0.9, 0.999),
+        state1=states[0],
+        state2=states[1],
+        step=torch.tensor(3),
     )
     ops.embedding_bag_fused_update(
-        grad, theirs, table_offsets, ids, offsets, pooling="sum", optimizer="adam", lr=0.1, eps=1e-8,
-        betas=(0.9, 0.999), state1=states[2], state2=states[3], step=3,
+        grad,
+        theirs,
+        table_offsets,
+        ids,
+        offsets,
+        pooling="sum",
+        optimizer="adam",
+        lr=0.1,
+        eps=1e-8,
+        betas=(0.9, 0.999),
+        state1=states[2],
+        state2=states[3],
+        step=3,
     )
     torch.testing.assert_close(ours, theirs)
     torch.testing.assert_close(states[0], states[2])

@@ -91,9 +91,7 @@ def _on(device, step_and_more):
 def test_captured_dqn_step_equals_the_eager_step_on_cuda():
     eager = _on("cuda", _dqn_step(_batch()))
     captured = _on("cuda", _dqn_step(_batch()))
-    captured = DQNStep(
-        captured.tables, captured.mlp, captured.target_tables, captured.target_mlp, lr=LR, capture=True
-    )
+    captured = DQNStep(captured.tables, captured.mlp, captured.target_tables, captured.target_mlp, lr=LR, capture=True)
     eager = DQNStep(eager.tables, eager.mlp, eager.target_tables, eager.target_mlp, lr=LR)
     for seed in range(4):  # eager warm-up, capture, then replays
         loss_e, best_e, prio_e = eager(_batch(seed))

@@ -89,3 +89,37 @@ def test_resume_refuses_other_settings(data, tmp_path):
             progress=False,
             log=lambda s: None,
         )
+
+
+# ------------------------------------------------------------------------------------------ item text
+@pytest.fixture(scope="module")
+def titled():
+    d = make_synthetic(num_users=20, num_items=15, min_len=4, max_len=8, seed=5)
+    d.item_titles = [f"film part{i % 4} saga{i % 3}" for i in range(d.num_items)]
+    return d
+
+
+@pytest.mark.parametrize(("item_text", "module"), [("tfidf", "text_tables"), ("minilm", "text_vector_projection")])
+def test_model_from_data_adds_the_chosen_item_text(titled, item_text, module, monkeypatch, tmp_path):
+    from recengine.nn.text_encoder import HashingTextEncoder
+    from recengine.train.sasrec import model_from_data
+
+    monkeypatch.setenv("RECENGINE_CACHE", str(tmp_path))
+    model = model_from_data(titled, SASRecConfig(dim=8, num_heads=1, item_text=item_text), HashingTextEncoder(4))
+    assert getattr(model.encoder, module) is not None
+    assert model.encoder.item_embeddings().shape == (titled.num_items, 8)
+
+
+def test_item_text_needs_titles(titled):
+    from dataclasses import replace
+
+    from recengine.train.sasrec import model_from_data
+
+    with pytest.raises(ValueError, match="item_titles"):
+        model_from_data(replace(titled, item_titles=[]), SASRecConfig(item_text="tfidf"))
+
+
+@pytest.mark.parametrize("item_text", ["bert", "", None])
+def test_config_rejects_an_unknown_item_text(item_text):
+    with pytest.raises(ValueError, match="item_text"):
+        SASRecConfig(item_text=item_text)

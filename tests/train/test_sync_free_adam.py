@@ -17,8 +17,9 @@ def _grads(step):
 
 def test_sync_free_adam_matches_torch_adam_over_several_steps():
     ours, theirs = _params(), _params()
-    opt, ref = SyncFreeAdam(ours, lr=0.01, betas=(0.8, 0.99), eps=1e-6), torch.optim.Adam(
-        theirs, lr=0.01, betas=(0.8, 0.99), eps=1e-6
+    opt, ref = (
+        SyncFreeAdam(ours, lr=0.01, betas=(0.8, 0.99), eps=1e-6),
+        torch.optim.Adam(theirs, lr=0.01, betas=(0.8, 0.99), eps=1e-6),
     )
     for step in range(5):
         for p, q, g in zip(ours, theirs, _grads(step)):

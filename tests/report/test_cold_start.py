@@ -1,0 +1,64 @@
+"""`recengine coldstart` and its report: the files it writes, the variants it compares, its usage errors."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from recengine.cli import main
+from recengine.data.synthetic import make_synthetic
+from recengine.nn.text_encoder import HashingTextEncoder
+from recengine.report import cold_start
+from recengine.train.config import SASRecConfig
+
+
+@pytest.fixture(scope="module")
+def data():
+    d = make_synthetic(num_users=40, num_items=30, min_len=5, max_len=12, seed=4)
+    d.item_titles = [f"title word{i % 5} genre{i % 3}" for i in range(d.num_items)]
+    return d
+
+
+def test_report_holds_every_variant_and_the_pairs_against_genre(data, tmp_path):
+    base = SASRecConfig(dim=8, max_len=8, num_layers=1, num_heads=1, max_epochs=1, max_seconds=math.inf)
+    results = cold_start.run_cold_start(
+        data,
+        str(tmp_path),
+        variants=["ids", "genre", "tfidf", "minilm"],
+        base=base,
+        share=0.2,
+        text_encoder=HashingTextEncoder(8),
+        log=lambda *a: None,
+    )
+    written = json.loads((tmp_path / "coldstart.json").read_text())
+    assert list(written["variants"]) == ["ids", "genre", "tfidf", "minilm"]
+    assert set(written["paired"]) == {"tfidf - genre", "minilm - genre", "genre - ids"}
+    assert written["events"]["cold"] == results["events"]["cold"] > 0
+    assert "| tfidf - genre |" in (tmp_path / "coldstart.md").read_text()
+
+
+def test_unknown_variant_is_rejected(data, tmp_path):
+    with pytest.raises(ValueError, match="variants"):
+        cold_start.run_cold_start(data, str(tmp_path), variants=["bert"])
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["coldstart", "--out", "{tmp}", "--variants", "minilm"],
+        ["train", "sasrec", "--dataset", "synthetic", "--out", "{tmp}", "--item-text", "minilm"],
+        ["compare", "--quick", "--out", "{tmp}", "--item-text", "minilm"],
+    ],
+)
+def test_minilm_without_the_extra_is_a_usage_error(monkeypatch, tmp_path, capsys, argv):
+    monkeypatch.setattr("recengine.nn.text_encoder.minilm_available", lambda: False)
+    assert main([a.replace("{tmp}", str(tmp_path / "o")) for a in argv]) == 2
+    assert "recengine[text]" in capsys.readouterr().err
+
+
+def test_unknown_item_text_is_a_usage_error(tmp_path):
+    with pytest.raises(SystemExit) as exc:
+        main(["train", "sasrec", "--out", str(tmp_path), "--item-text", "bert"])
+    assert exc.value.code == 2
