@@ -386,12 +386,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     t = sub.add_parser("train", help="train the large model (SASRec-style encoder), evaluate it against Pop and BPR")
     t.add_argument("model", choices=["sasrec"])
-    t.add_argument("--dataset", default="ml-100k", choices=["ml-100k", "ml-1m", "synthetic"])
+    t.add_argument(
+        "--dataset", default="ml-100k", choices=["ml-100k", "ml-1m", "synthetic"], help="the interactions to train on"
+    )
     t.add_argument("--out", required=True, metavar="DIR", help="checkpoint, metrics.json and curve.png go here")
     _add_data_root(t)
     t.add_argument("--resume", action="store_true", help="continue from DIR/checkpoint.safetensors")
     t.add_argument("--no-baselines", action="store_true", help="skip the Pop and BPR figures")
-    t.add_argument("--bpr-epochs", type=positive_int, default=40)
+    t.add_argument("--bpr-epochs", type=positive_int, default=40, help="epochs of the MF/BPR baseline")
     for name, typ in (
         ("dim", positive_int),
         ("max-len", positive_int),
@@ -406,8 +408,8 @@ def build_parser() -> argparse.ArgumentParser:
     ):
         t.add_argument(f"--{name}", type=typ, default=None, help="(default: SASRecConfig)")
     _add_item_text(t)
-    t.add_argument("--synthetic-users", type=int_at_least(2), default=1000)
-    t.add_argument("--synthetic-items", type=int_at_least(2), default=500)
+    t.add_argument("--synthetic-users", type=int_at_least(2), default=1000, help="users of --dataset synthetic")
+    t.add_argument("--synthetic-items", type=int_at_least(2), default=500, help="items of --dataset synthetic")
     t.add_argument("--threads", type=non_negative_int, default=0, help="torch threads (default: torch's choice)")
     _add_config(t, "SASRecConfig")
 
@@ -436,7 +438,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument(
         "--quick", action="store_true", help="smoke run of about two minutes (tiny budgets; not the real figures)"
     )
-    c.add_argument("--seed", type=non_negative_int, default=0)
+    c.add_argument("--seed", type=non_negative_int, default=0, help="seed of the agents and their evaluation")
     c.add_argument(
         "--seeds",
         type=positive_int,
@@ -466,7 +468,7 @@ def build_parser() -> argparse.ArgumentParser:
         "coldstart",
         help="the large model on items hidden from training: ids, +genre, +TF-IDF, +MiniLM (coldstart.json/.md)",
     )
-    cs.add_argument("--dataset", default="ml-100k", choices=["ml-100k"])
+    cs.add_argument("--dataset", default="ml-100k", choices=["ml-100k"], help="the interactions and item titles")
     cs.add_argument("--out", required=True, metavar="DIR", help="coldstart.json and coldstart.md go here")
     _add_data_root(cs)
     cs.add_argument(
@@ -514,7 +516,20 @@ def build_parser() -> argparse.ArgumentParser:
         help="OpenMP idle threads sleep (passive: fair beside busy neighbours) or spin (default: %(default)s)",
     )
     s.set_defaults(func=_serve, check=_check_serve)
+    _show_defaults(p)
     return p
+
+
+def _show_defaults(parser: argparse.ArgumentParser) -> None:
+    """Every option's help ends with its real default (argparse's %(default)s), unless it already says it."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                _show_defaults(sub)
+        elif action.option_strings and action.help and action.help != argparse.SUPPRESS:
+            has_default = action.default not in (None, False, argparse.SUPPRESS)
+            if has_default and "%(default)" not in action.help and "default" not in action.help.lower():
+                action.help += " (default: %(default)s)"
 
 
 def main(argv: list[str] | None = None) -> int:

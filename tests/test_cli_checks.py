@@ -78,3 +78,26 @@ def test_one_line_parser_exits_2_with_one_line(capsys):
 def test_report_joins_a_message_of_several_lines(capsys):
     assert c.report("p", FileNotFoundError("not found; looked in:\n  a\n  b")) == 2
     assert capsys.readouterr().err == "p: error: not found; looked in:; a; b\n"
+
+
+def _options(parser, path=()):
+    import argparse
+
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield from _options(sub, (*path, name))
+        elif action.option_strings and not isinstance(action, (argparse._HelpAction, argparse._VersionAction)):
+            yield " ".join(path), action
+
+
+def test_every_option_has_help_that_shows_its_real_default():
+    from recengine.cli import build_parser
+
+    options = list(_options(build_parser()))
+    assert len(options) > 40
+    for command, action in options:
+        assert action.help, f"{command} {action.option_strings}: no help"
+        if action.default not in (None, False):
+            shown = action.help % {"default": action.default} if "%(default)" in action.help else action.help
+            assert "default" in shown.lower(), f"{command} {action.option_strings}: default not shown"

@@ -42,7 +42,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--dataset", default="obd", choices=["obd"], help="logged data (obd: Open Bandit Dataset sample)")
     p.add_argument("--behavior", default="random", choices=BEHAVIORS, help="the policy whose logs are used")
     p.add_argument("--evaluate", default="bts", choices=BEHAVIORS, help="the policy whose value is estimated")
-    p.add_argument("--campaign", default="all", choices=CAMPAIGNS)
+    p.add_argument("--campaign", default="all", choices=CAMPAIGNS, help="the Open Bandit Dataset campaign")
     p.add_argument("--out", default="runs/ope", metavar="DIR", help="where ope.json, ope.md and ope.png go")
     p.add_argument(
         "--data-dir",
@@ -58,7 +58,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--clip", type=float, default=None, help="also report IPS and DR with weights clipped here")
     p.add_argument("--switch-lambda", type=float, default=20.0, help="Switch-DR's weight threshold")
     p.add_argument("--dros-lambda", type=float, default=20.0, help="DRos's shrinkage")
-    p.add_argument("--seed", type=int, default=12345)
+    p.add_argument("--seed", type=int, default=12345, help="seed of the simulation and the bootstrap")
     p.set_defaults(func=main_from_args)
     return p
 

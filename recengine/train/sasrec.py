@@ -152,7 +152,14 @@ def train_sasrec(
     an existing checkpoint with the same results as an uninterrupted run. `text_encoder` replaces MiniLM for
     item_text="minilm". `cold_items` (item ids with no event in `split`'s training prefixes) are kept out of the
     training softmax and get a zero id vector in the returned model (recengine.train.cold_items).
+    The run draws from its own copy of the global torch generator, seeded with ``cfg.seed``: the caller's RNG
+    state is as it was afterwards.
     """
+    with torch.random.fork_rng(devices=[]):
+        return _train_sasrec(data, cfg, out_dir, resume, split, progress, log, text_encoder, cold_items)
+
+
+def _train_sasrec(data, cfg, out_dir, resume, split, progress, log, text_encoder, cold_items) -> TrainResult:
     cfg = cfg or SASRecConfig()
     split = split or leave_one_out(histories_of(data))
     h = split.histories

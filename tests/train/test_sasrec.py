@@ -51,6 +51,14 @@ def test_same_seed_same_run(data):
         assert torch.equal(p, q), name
 
 
+def test_the_callers_global_rng_state_is_untouched(data):
+    torch.manual_seed(7)
+    expected = torch.rand(4)
+    torch.manual_seed(7)
+    train_sasrec(data, SASRecConfig(**TINY, max_epochs=1, seed=1), progress=False, log=lambda s: None)
+    assert torch.equal(torch.rand(4), expected)
+
+
 def test_checkpoint_resume_equals_uninterrupted_run(data, tmp_path):
     cfg = SASRecConfig(**TINY, max_epochs=2, seed=2)
     full = train_sasrec(data, cfg, progress=False, log=lambda s: None)
