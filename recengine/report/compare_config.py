@@ -43,7 +43,7 @@ class CompareConfig:
     )
     """vectorised training steps per learning agent (num_envs recommendations each); from scratch needs more
     steps than fine-tuning the pre-trained model"""
-    eval_every: int = 25
+    eval_every: int = 40
     """training steps between greedy evaluations (the learning curves)"""
     eval_sessions: int = 1024
     """sessions per greedy evaluation (the same sessions for every agent: the paired differences' intervals
@@ -53,7 +53,7 @@ class CompareConfig:
     pretrain_epochs: int = 15
     """epochs of the large model's supervised training (the best epoch on the validation items is kept); a budget
     in epochs, not seconds, so the run's figures do not depend on the machine's load"""
-    simulator_epochs: int = 8
+    simulator_epochs: int = 14
     """epochs of the simulator's response model (its own training run, on the train split only)"""
     pretrain_max_len: int = 50
     """the large model's window"""
@@ -133,7 +133,7 @@ class CompareConfig:
     """sessions per policy of the simulator validation (random, popularity, MF/BPR, the large model)"""
     robustness: bool = True
     """re-check hybrid − large model in other simulators (recengine.report.robustness)"""
-    robust_sessions: int = 1024
+    robust_sessions: int = 512
     """sessions per policy in each robustness check"""
     robust_fit_epochs: int = 4
     """epochs of each extra simulator's (smaller) response model"""
