@@ -19,8 +19,8 @@ Checks (each reported with its target, met or not):
 from __future__ import annotations
 
 import numpy as np
-import torch
 
+from recengine.eval.slate_policies import DeterministicSlatePolicy
 from recengine.eval.stats import mean_ci, paired_diff
 
 __all__ = ["simulator_validation", "validation_markdown", "kendall_tau", "random_ranking_ndcg"]
@@ -51,16 +51,6 @@ def random_ranking_ndcg(split, k: int = 10) -> float:
     unseen = split.histories.num_items - (split.prefix_end("test")[users] - split.histories.offsets[users])
     gains = 1.0 / np.log2(np.arange(k) + 2.0)
     return float(np.mean([gains[: min(k, n)].sum() / n for n in unseen])) if users.size else float("nan")
-
-
-class _CallablePolicy:
-    """A plain ``obs -> (B, k) slates`` function as a loop policy."""
-
-    def __init__(self, fn, name: str):
-        self.fn, self.name, self.learns = fn, name, False
-
-    def act(self, obs, explore: bool = False) -> torch.Tensor:
-        return torch.as_tensor(np.asarray(self.fn(obs)), dtype=torch.int64)
 
 
 class _ConsumedCounter:
@@ -123,7 +113,7 @@ def simulator_validation(
     rows, returns = {}, {}
     for name, policy in policies.items():
         if not hasattr(policy, "act"):
-            policy = _CallablePolicy(policy, name)
+            policy = DeterministicSlatePolicy(policy)  # a plain obs -> (B, k) slates function
         m = evaluate(policy, env, seed=seed)
         returns[name] = m["session_returns"]
         ci = mean_ci(m["session_returns"], level)
