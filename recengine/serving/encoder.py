@@ -115,10 +115,15 @@ class InferenceEncoder(nn.Module):
         self.ids_checked = ids_checked
         self.eval()
 
-    def forward(self, window: Tensor, lengths: Tensor, user_vectors: Tensor | None = None) -> Tensor:
+    def forward(
+        self, window: Tensor, lengths: Tensor, user_vectors: Tensor | None = None, *, pure_lookup: bool = False
+    ) -> Tensor:
+        """`pure_lookup=True` reads the table with tensor ops only (what an ahead-of-time compiler compiles,
+        recengine.serving.compiled_encoder) instead of the pooled-lookup op."""
         b, length = window.shape
         # a padded slot reads item 0: causal attention keeps it from every real slot, so it needs no zeroing
-        x = self.table.lookup(window.clamp(min=0).reshape(-1), checked=self.ids_checked).view(b, length, self.dim)
+        items = window.clamp(min=0).reshape(-1)
+        x = self.table.lookup(items, checked=self.ids_checked, pure=pure_lookup).view(b, length, self.dim)
         x = x + self.position_embedding[:length]
         if user_vectors is not None:
             x = x + user_vectors.unsqueeze(1)

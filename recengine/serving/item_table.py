@@ -20,7 +20,7 @@ from torch import Tensor, nn
 from recengine._native import as_array, cpu_ops
 from recengine.ops.policy import catalog_topk
 from recengine.ops.quantized_tables import quantized_catalog_topk, quantized_embedding_bag
-from recengine.reference.quantized_tables import TABLE_DTYPES, quantize_rows, table_bytes
+from recengine.reference.quantized_tables import TABLE_DTYPES, dequantize_rows, quantize_rows, table_bytes
 
 
 class InferenceTable(nn.Module):
@@ -52,13 +52,16 @@ class InferenceTable(nn.Module):
         """Bytes of the stored rows (and per-row scale and bias): what the dtype saves."""
         return table_bytes(self.rows, self._scale_bias())
 
-    def lookup(self, items: Tensor, *, checked: bool = False) -> Tensor:
+    def lookup(self, items: Tensor, *, checked: bool = False, pure: bool = False) -> Tensor:
         """(M, D) float32 rows of the item ids `items` (M,) int64, all in [0, N).
 
         `checked=True` says the caller has validated the ids (the Recommender does, once per request): the
-        op is then called without its public checks, which at batch 1 cost more than the lookup."""
+        op is then called without its public checks, which at batch 1 cost more than the lookup. `pure=True`
+        gathers and dequantizes with tensor ops (for a compiler to fuse; no bounds check of its own)."""
         if self.rows.dtype == torch.float32:
             return self.rows[items]
+        if pure:
+            return dequantize_rows(self.rows[items], self.scale_bias[items] if self.rows.dtype == torch.int8 else None)
         offsets = torch.arange(items.numel() + 1, dtype=torch.int64, device=items.device)
         if checked:
             return torch.ops.recengine.quantized_embedding_bag(

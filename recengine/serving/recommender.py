@@ -17,6 +17,7 @@ process that serves, see recengine.serving.threads.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 
 import torch
 from safetensors import safe_open
@@ -77,8 +78,16 @@ class Recommender:
     agent's scorer).
     """
 
-    def __init__(self, encoder: InferenceEncoder, user_encoder: SequenceEncoder | None, device: torch.device):
+    def __init__(
+        self,
+        encoder: InferenceEncoder,
+        user_encoder: SequenceEncoder | None,
+        device: torch.device,
+        compiled: Callable[[Tensor, Tensor], Tensor] | None = None,
+    ):
         self.encoder = encoder
+        #: the encoder AOT-compiled (recengine.serving.compiled_encoder), or None: eager
+        self.compiled = compiled
         self._user_encoder = user_encoder
         self.device = device
         self.num_items = encoder.table.num_items
@@ -95,8 +104,12 @@ class Recommender:
         use_users: bool = False,
         dtype: str = "float32",
         device: str | torch.device = "cpu",
+        compile: bool = False,
+        cache_dir: str | os.PathLike | None = None,
     ) -> Recommender:
-        """Serve `encoder` with `head` (its own item table, or the encoder's tied one) in `dtype`."""
+        """Serve `encoder` with `head` (its own item table, or the encoder's tied one) in `dtype`; `compile`:
+        run the encoder AOT-compiled (`recengine.serving.compiled_encoder`, its packages cached in
+        `cache_dir`)."""
         if dtype not in TABLE_DTYPES:
             raise ValueError(f"dtype: expected one of {TABLE_DTYPES}, got {dtype!r}")
         device = torch.device(device)
@@ -106,27 +119,41 @@ class Recommender:
         # recommend validates every history before the encoder sees it
         inference = InferenceEncoder(encoder, items, ids_checked=True).to(device)
         user_encoder = encoder.eval().to(device) if use_users and encoder.user_tables is not None else None
-        return cls(inference, user_encoder, device)
+        compiled = None
+        if compile:
+            from recengine.serving.compiled_encoder import compile_encoder
+
+            compiled = compile_encoder(inference, cache_dir=cache_dir)
+        return cls(inference, user_encoder, device, compiled)
 
     @classmethod
     def load(
-        cls, checkpoint: str | os.PathLike, *, dtype: str = "float32", device: str | torch.device = "cpu"
+        cls,
+        checkpoint: str | os.PathLike,
+        *,
+        dtype: str = "float32",
+        device: str | torch.device = "cpu",
+        compile: bool = False,
+        cache_dir: str | os.PathLike | None = None,
     ) -> Recommender:
         """A Recommender from what `recengine train` writes (its output directory, a model file or a training
         checkpoint: its best weights), the sharded checkpoint directory of a data-parallel run
         (recengine.distributed.model_checkpoint) or an agent's scorer checkpoint (recengine.serving.agent_checkpoint).
-        `dtype` stores the item table as "float32", "bfloat16" or "int8"."""
+        `dtype` stores the item table as "float32", "bfloat16" or "int8". `compile=True` runs the encoder
+        AOT-compiled (the first load of a model compiles it, tens of seconds; later loads read the package
+        from `cache_dir`, default the recengine cache); CPU only."""
         if dtype not in TABLE_DTYPES:
             raise ValueError(f"dtype: expected one of {TABLE_DTYPES}, got {dtype!r}")
+        opts = {"dtype": dtype, "device": device, "compile": compile, "cache_dir": cache_dir}
         if os.path.isdir(checkpoint) and is_sharded_model(checkpoint):  # written by a data-parallel run
             model, _ = load_sharded_model(checkpoint)
-            return cls.from_modules(model.encoder, model.head, use_users=model.use_users, dtype=dtype, device=device)
+            return cls.from_modules(model.encoder, model.head, use_users=model.use_users, **opts)
         path = checkpoint_file(checkpoint)
         if _kind(path) in (SCORER_KIND, AGENT_KIND):  # an agent file holds its scorer in the same layout
             encoder, head, _ = load_scorer(path)
-            return cls.from_modules(encoder, head, dtype=dtype, device=device)
+            return cls.from_modules(encoder, head, **opts)
         model, _ = load_model(path)
-        return cls.from_modules(model.encoder, model.head, use_users=model.use_users, dtype=dtype, device=device)
+        return cls.from_modules(model.encoder, model.head, use_users=model.use_users, **opts)
 
     # ---------------------------------------------------------------------------------------- serving
     def recommend(
@@ -145,7 +172,10 @@ class Recommender:
         window, lengths, truncated = context_windows(batch, self.max_len)
         with torch.inference_mode():
             user_vectors = self._user_vectors(user_features, batch.batch_size)
-            states = self.encoder(window.to(self.device), lengths.to(self.device), user_vectors)
+            if self.compiled is not None and user_vectors is None:
+                states = self.compiled(window, lengths)
+            else:
+                states = self.encoder(window.to(self.device), lengths.to(self.device), user_vectors)
             if exclude_seen:
                 ex_off, ex_ids = batch.offsets.to(self.device), batch.values.to(self.device)
             else:
