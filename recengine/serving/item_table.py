@@ -14,6 +14,7 @@ items found per row, finite scores); when one fails it reruns the public op, who
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -21,6 +22,13 @@ from recengine._native import as_array, cpu_ops
 from recengine.ops.policy import catalog_topk
 from recengine.ops.quantized_tables import quantized_catalog_topk, quantized_embedding_bag
 from recengine.reference.quantized_tables import TABLE_DTYPES, dequantize_rows, quantize_rows, table_bytes
+
+
+def _longest_row(offsets: Tensor) -> int:
+    """The most ids any row of a CSR with these `offsets` holds."""
+    if offsets.device.type == "cpu":
+        return int(np.diff(offsets.numpy()).max())
+    return int((offsets[1:] - offsets[:-1]).max())
 
 
 class InferenceTable(nn.Module):
@@ -44,6 +52,20 @@ class InferenceTable(nn.Module):
         item_bias = torch.zeros(self.num_items) if bias is None else bias.detach().float().contiguous().clone()
         self.register_buffer("bias", item_bias)
         self.register_buffer("table_offsets", torch.tensor([0, self.num_items], dtype=torch.int64))
+
+    @property
+    def _np_rows(self) -> np.ndarray:
+        """The rows as the C++ kernels read them (bfloat16 has no NumPy dtype: the same bits as int16)."""
+        rows = self.rows.view(torch.int16) if self.rows.dtype == torch.bfloat16 else self.rows
+        return as_array(rows, "rows")
+
+    @property
+    def _np_scale_bias(self) -> np.ndarray | None:
+        return as_array(self.scale_bias, "scale_bias") if self.rows.dtype == torch.int8 else None
+
+    @property
+    def _np_bias(self) -> np.ndarray:
+        return as_array(self.bias, "bias")
 
     def _scale_bias(self) -> Tensor | None:
         return self.scale_bias if self.rows.dtype == torch.int8 else None
@@ -83,9 +105,7 @@ class InferenceTable(nn.Module):
         `checked=True` says the caller has validated the exclusion CSR (ids in the catalog, offsets from 0 to
         its length) and made `states` itself: when no row excludes more than N - k items, the op then runs
         without its public checks (the k check would otherwise need a distinct count per row)."""
-        if checked and (
-            exclude_offsets is None or int((exclude_offsets[1:] - exclude_offsets[:-1]).max()) <= self.num_items - k
-        ):
+        if checked and (exclude_offsets is None or _longest_row(exclude_offsets) <= self.num_items - k):
             if states.device.type == "cpu":
                 found = self._kernel_topk(states, k, exclude_offsets, exclude_ids)
                 if found is not None:
@@ -117,26 +137,22 @@ class InferenceTable(nn.Module):
         """The CPU kernel's (scores, ids) for inputs the caller has validated, or None when a row found fewer
         than k items or a score is not finite (the caller then runs the public op, which says why)."""
         b = states.shape[0]
-        vals = torch.full((b, k), float("-inf"))
-        ids = torch.full((b, k), -1, dtype=torch.int64)
-        count = torch.zeros(b, dtype=torch.int64)
+        # NumPy buffers: at batch 1 each torch allocation or reduction costs more than the kernel's sweep
+        a_vals = np.full((b, k), -np.inf, dtype=np.float32)
+        a_ids = np.full((b, k), -1, dtype=np.int64)
+        a_count = np.zeros(b, dtype=np.int64)
         q = as_array(states.contiguous(), "states")
         off = None if exclude_offsets is None else as_array(exclude_offsets, "exclude_offsets")
         ex = None if exclude_ids is None else as_array(exclude_ids, "exclude_ids")
-        a_vals, a_ids, a_count = as_array(vals, "vals"), as_array(ids, "ids"), as_array(count, "count")
         kernels = cpu_ops()
         if self.rows.dtype == torch.float32:
-            table, bias = as_array(self.rows, "rows"), as_array(self.bias, "bias")
-            kernels.policy_topk(q, table, bias, 1.0, off, ex, a_vals, a_ids, a_count)
+            kernels.policy_topk(q, self._np_rows, self._np_bias, 1.0, off, ex, a_vals, a_ids, a_count)
             kernels.policy_heaps_finish(a_vals, a_ids, None, a_count)
         else:
             fmt = "int8" if self.rows.dtype == torch.int8 else "bfloat16"
-            # bfloat16 has no NumPy dtype: the kernel reads the same bits as int16
-            rows = self.rows.view(torch.int16) if self.rows.dtype == torch.bfloat16 else self.rows
-            scale_bias = self._scale_bias()
-            sb = None if scale_bias is None else as_array(scale_bias, "scale_bias")
-            table, bias = as_array(rows, "rows"), as_array(self.bias, "bias")
-            kernels.qtable_topk(fmt, q, table, sb, bias, off, ex, a_vals, a_ids, a_count)
-        if bool((count < k).any()) or not bool(torch.isfinite(vals).all()):
+            kernels.qtable_topk(
+                fmt, q, self._np_rows, self._np_scale_bias, self._np_bias, off, ex, a_vals, a_ids, a_count
+            )
+        if (a_count < k).any() or not np.isfinite(a_vals).all():
             return None
-        return vals, ids
+        return torch.from_numpy(a_vals), torch.from_numpy(a_ids)

@@ -104,12 +104,13 @@ class Recommender:
         use_users: bool = False,
         dtype: str = "float32",
         device: str | torch.device = "cpu",
+        compute_dtype: str = "float32",
         compile: bool = False,
         cache_dir: str | os.PathLike | None = None,
     ) -> Recommender:
-        """Serve `encoder` with `head` (its own item table, or the encoder's tied one) in `dtype`; `compile`:
-        run the encoder AOT-compiled (`recengine.serving.compiled_encoder`, its packages cached in
-        `cache_dir`)."""
+        """Serve `encoder` with `head` (its own item table, or the encoder's tied one) in `dtype`;
+        `compute_dtype`: the Transformer's arithmetic (InferenceEncoder); `compile`: run the encoder
+        AOT-compiled (`recengine.serving.compiled_encoder`, its packages cached in `cache_dir`)."""
         if dtype not in TABLE_DTYPES:
             raise ValueError(f"dtype: expected one of {TABLE_DTYPES}, got {dtype!r}")
         device = torch.device(device)
@@ -117,7 +118,7 @@ class Recommender:
             table = head.weight if head.weight is not None else encoder.item_embeddings()
             items = InferenceTable(table, head.bias, dtype)
         # recommend validates every history before the encoder sees it
-        inference = InferenceEncoder(encoder, items, ids_checked=True).to(device)
+        inference = InferenceEncoder(encoder, items, ids_checked=True, compute_dtype=compute_dtype).to(device)
         user_encoder = encoder.eval().to(device) if use_users and encoder.user_tables is not None else None
         compiled = None
         if compile:
@@ -133,18 +134,26 @@ class Recommender:
         *,
         dtype: str = "float32",
         device: str | torch.device = "cpu",
+        compute_dtype: str = "float32",
         compile: bool = False,
         cache_dir: str | os.PathLike | None = None,
     ) -> Recommender:
         """A Recommender from what `recengine train` writes (its output directory, a model file or a training
         checkpoint: its best weights), the sharded checkpoint directory of a data-parallel run
         (recengine.distributed.model_checkpoint) or an agent's scorer checkpoint (recengine.serving.agent_checkpoint).
-        `dtype` stores the item table as "float32", "bfloat16" or "int8". `compile=True` runs the encoder
+        `dtype` stores the item table as "float32", "bfloat16" or "int8"; `compute_dtype` "bfloat16" runs the
+        Transformer's matmuls in bfloat16 (recengine.serving.encoder.InferenceEncoder). `compile=True` runs the encoder
         AOT-compiled (the first load of a model compiles it, tens of seconds; later loads read the package
         from `cache_dir`, default the recengine cache); CPU only."""
         if dtype not in TABLE_DTYPES:
             raise ValueError(f"dtype: expected one of {TABLE_DTYPES}, got {dtype!r}")
-        opts = {"dtype": dtype, "device": device, "compile": compile, "cache_dir": cache_dir}
+        opts = {
+            "dtype": dtype,
+            "device": device,
+            "compute_dtype": compute_dtype,
+            "compile": compile,
+            "cache_dir": cache_dir,
+        }
         if os.path.isdir(checkpoint) and is_sharded_model(checkpoint):  # written by a data-parallel run
             model, _ = load_sharded_model(checkpoint)
             return cls.from_modules(model.encoder, model.head, use_users=model.use_users, **opts)

@@ -41,3 +41,36 @@ def test_padded_slots_do_not_change_a_rows_state():
         a = inference(short, torch.tensor([3]))
         b = inference(padded, torch.tensor([3]))
     assert torch.allclose(a, b, atol=1e-6)
+
+
+def test_bfloat16_compute_stays_close_to_float32():
+    encoder, inference = _encoders(2)
+    table = InferenceTable(encoder.item_embeddings().detach(), None, "float32")
+    fast = InferenceEncoder(encoder, table, compute_dtype="bfloat16")
+    assert fast.layers[0].qkv_weight_t.dtype == torch.bfloat16 and fast.layers[0].norm1_weight.dtype == torch.float32
+    window = torch.randint(0, NUM_ITEMS, (8, 6))
+    lengths = torch.tensor([6, 5, 4, 3, 2, 1, 6, 6])
+    with torch.inference_mode():
+        exact, approx = inference(window, lengths), fast(window, lengths)
+    assert approx.dtype == torch.float32
+    # bfloat16 keeps 8 bits of mantissa: relative error a few 1e-3 per matmul, through two layers
+    assert torch.allclose(approx, exact, atol=0.05, rtol=0.05)
+    assert not torch.equal(approx, exact)  # the bfloat16 path really ran
+
+
+def test_unknown_compute_dtype_is_named():
+    encoder, _ = _encoders(1)
+    table = InferenceTable(encoder.item_embeddings().detach(), None, "float32")
+    with pytest.raises(ValueError, match="compute_dtype"):
+        InferenceEncoder(encoder, table, compute_dtype="float16")
+
+
+@pytest.mark.parametrize("dtype", ["bfloat16", "int8"])
+def test_pure_lookup_equals_the_lookup_op(dtype):
+    encoder, _ = _encoders(1)
+    table = InferenceTable(encoder.item_embeddings().detach(), None, dtype)
+    inference = InferenceEncoder(encoder, table)
+    window = torch.tensor([[3, 4, 5, PAD_ID, PAD_ID, PAD_ID], [1, 2, 3, 4, 5, 6]])
+    lengths = torch.tensor([3, 6])
+    with torch.inference_mode():
+        assert torch.allclose(inference(window, lengths, pure_lookup=True), inference(window, lengths), atol=1e-5)
