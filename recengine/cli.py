@@ -218,6 +218,8 @@ def _serve(args: argparse.Namespace) -> int:
         max_batch=args.max_batch,
         max_wait_ms=args.max_wait_ms,
         threads=args.threads or None,
+        compile=args.compile,
+        compute_dtype=args.compute_dtype,
     )
     return 0
 
@@ -507,6 +509,19 @@ def build_parser() -> argparse.ArgumentParser:
         type=non_negative_float,
         default=2.0,
         help="how long a request waits to share a batch (default: %(default)s)",
+    )
+    s.add_argument(
+        "--compute-dtype",
+        default="float32",
+        choices=["float32", "bfloat16"],
+        help="the Transformer's arithmetic; bfloat16 is faster where the CPU has AVX512-BF16/AMX "
+        "(default: %(default)s)",
+    )
+    s.add_argument(
+        "--compile",
+        action="store_true",
+        help="run the encoder AOT-compiled (the first start compiles it, tens of seconds; later starts read "
+        "the cached package) (default: off)",
     )
     s.add_argument("--threads", type=non_negative_int, default=0, help="torch threads (default: torch's choice)")
     s.add_argument(

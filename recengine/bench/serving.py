@@ -7,7 +7,8 @@ Sections, all in one run (each prints a table; --json writes every figure):
 * quality: on the test users of the checkpoint's dataset (ml-100k), each table dtype's bytes against float32,
   its top-10 overlap with the float32 model and its test HR@10 / NDCG@10 (full ranking, seen items excluded);
 * latency: p50 / p99 of one `recommend` call at batch 1, 16 and 256 (histories drawn from the test users) for
-  float32 / bfloat16 / int8 and for the eager reference (nn.Embedding + the same Transformer + matmul + masked
+  every VARIANT (table dtype; eager or AOT-compiled encoder; float32 or bfloat16 arithmetic) and for the eager
+  reference (nn.Embedding + the same Transformer + matmul + masked
   topk, the answer a plain-PyTorch user writes), calls interleaved so every provider sees the same machine;
   the float32 answers are checked against the eager reference's;
 * neighbour: the batch-1 and batch-16 latencies again in child processes beside a busy neighbour process
@@ -15,7 +16,8 @@ Sections, all in one run (each prints a table; --json writes every figure):
 * http: the endpoint (`recengine.serving.http.serve` in a child process, OMP_WAIT_POLICY=PASSIVE, one torch
   thread) under 32 concurrent keep-alive loopback connections from a load-generator process
   (recengine.bench.http_load) sending a bounded number of requests: requests/s, p50 / p99, every answer
-  checked against the Python API's; float32, int8, and int8 again beside a busy neighbour process.
+  checked against the Python API's; float32 eager, float32 and int8 compiled, and int8 compiled again beside a
+  busy neighbour process.
 """
 
 from __future__ import annotations
@@ -41,6 +43,15 @@ from recengine.serving.recommender import Recommender, checkpoint_file
 from recengine.serving.threads import serving_environment
 
 DTYPES = ("float32", "bfloat16", "int8")
+#: the Recommender configurations timed side by side: the table dtypes with the eager encoder, and the
+#: AOT-compiled encoder (float32 or bfloat16 arithmetic) over float32 and int8 tables
+VARIANTS: dict[str, dict] = {
+    **{d: {"dtype": d} for d in DTYPES},
+    "float32 compiled": {"dtype": "float32", "compile": True},
+    "int8 compiled": {"dtype": "int8", "compile": True},
+    "float32 compiled, bf16 compute": {"dtype": "float32", "compile": True, "compute_dtype": "bfloat16"},
+    "int8 compiled, bf16 compute": {"dtype": "int8", "compile": True, "compute_dtype": "bfloat16"},
+}
 BATCHES = (1, 16, 256)
 EAGER = "eager PyTorch"
 
@@ -114,7 +125,7 @@ def quality(recs: dict[str, Recommender], histories, targets) -> dict[str, dict]
 
     out = {}
     base_items = None
-    for dtype, rec in recs.items():
+    for dtype, rec in sorted(recs.items(), key=lambda kv: kv[0] != "float32"):  # float32 first: the base
         items = torch.cat([rec.recommend(histories[i : i + 512], k=10).items for i in range(0, len(histories), 512)])
         row = {
             "table_bytes": rec.encoder.table.nbytes(),
@@ -173,6 +184,10 @@ def _neighbour() -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
+NEIGHBOUR_VARIANTS = ("int8", "int8 compiled")
+"""the variants the neighbour section times (their packages are cached by then: the children only load them)"""
+
+
 def neighbour(checkpoint: str, quick: bool) -> dict[str, dict]:
     """Batch-1 and batch-16 latencies in child processes beside a busy neighbour, per OpenMP wait policy."""
     out = {}
@@ -199,7 +214,7 @@ def http_load(
     rec: Recommender,
     histories,
     *,
-    dtype: str,
+    variant: str,
     clients: int = 32,
     requests: int = 2000,
     max_batch: int = 256,
@@ -211,9 +226,11 @@ def http_load(
     connections from a second child process (recengine.bench.http_load), `requests` in all; with
     `busy_neighbour`, a third process keeps the cores busy throughout."""
     port = free_port()
+    opts = VARIANTS[variant]
     code = (
-        f"from recengine.serving.http import serve; serve({checkpoint!r}, '127.0.0.1', {port}, {dtype!r}, "
-        f"{max_batch}, {max_wait_ms}, threads={server_threads})"
+        f"from recengine.serving.http import serve; serve({checkpoint!r}, '127.0.0.1', {port}, {opts['dtype']!r}, "
+        f"{max_batch}, {max_wait_ms}, threads={server_threads}, compile={opts.get('compile', False)!r}, "
+        f"compute_dtype={opts.get('compute_dtype', 'float32')!r})"
     )
     rng = np.random.default_rng(7)
     picks = [histories[i] for i in rng.integers(0, len(histories), requests)]
@@ -245,7 +262,7 @@ def http_load(
         for status, reply, want in zip(load["statuses"], load["replies"], expected)
     )
     return {
-        "dtype": dtype,
+        "variant": variant,
         "clients": clients,
         "requests": requests,
         "server_threads": server_threads,
@@ -293,10 +310,14 @@ def main(argv: list[str] | None = None) -> int:
     eager = EagerReference(model)
     calls = {1: 60, 16: 30, 256: 8} if args.quick else None
     if args.child_latency:
-        rec = {"int8": Recommender.load(args.checkpoint, dtype="int8")}
+        rec = {v: Recommender.load(args.checkpoint, **VARIANTS[v]) for v in NEIGHBOUR_VARIANTS}
         print(json.dumps(latency(rec, eager, histories, batches=(1, 16), calls=calls)))
         return 0
-    recs = {d: Recommender.load(args.checkpoint, dtype=d) for d in DTYPES}
+    recs, load_seconds = {}, {}
+    for name, opts in VARIANTS.items():  # the compiled ones compile here, or read their cached package
+        start = time.perf_counter()
+        recs[name] = Recommender.load(args.checkpoint, **opts)
+        load_seconds[name] = time.perf_counter() - start
     sections = args.sections.split(",")
     results: dict = {
         "machine": {
@@ -306,6 +327,7 @@ def main(argv: list[str] | None = None) -> int:
             "torch": torch.__version__,
         },
         "checkpoint": args.checkpoint,
+        "load_seconds": load_seconds,
     }
     if "quality" in sections:
         results["quality"] = quality(recs, histories, targets)
@@ -315,14 +337,15 @@ def main(argv: list[str] | None = None) -> int:
         print(_table("recommend latency, k=10", results["latency"]))
     if "neighbour" in sections:
         results["neighbour"] = neighbour(args.checkpoint, args.quick)
-        print(_table("beside a busy neighbour process (int8 vs eager)", results["neighbour"]))
+        print(_table("beside a busy neighbour process", results["neighbour"]))
     if "http" in sections:
         n = 300 if args.quick else 2000
         results["http"] = {
-            d: http_load(args.checkpoint, recs[d], histories, dtype=d, requests=n) for d in ("float32", "int8")
+            v: http_load(args.checkpoint, recs[v], histories, variant=v, requests=n)
+            for v in ("float32", "float32 compiled", "int8 compiled")
         }
-        results["http"]["int8, busy neighbour"] = http_load(
-            args.checkpoint, recs["int8"], histories, dtype="int8", requests=n, busy_neighbour=True
+        results["http"]["int8 compiled, busy neighbour"] = http_load(
+            args.checkpoint, recs["int8 compiled"], histories, variant="int8 compiled", requests=n, busy_neighbour=True
         )
         print(_table("HTTP, 32 loopback clients", results["http"]))
     if args.json:

@@ -44,8 +44,11 @@ def create_app(
     dtype: str = "float32",
     max_batch: int = 256,
     max_wait_ms: float = 2.0,
+    compile: bool = False,
+    compute_dtype: str = "float32",
 ):
-    """The FastAPI app serving `recommender`, or the model at `checkpoint` loaded (in `dtype`) at startup."""
+    """The FastAPI app serving `recommender`, or the model at `checkpoint` loaded at startup (item tables in
+    `dtype`, the Transformer's arithmetic in `compute_dtype`, its encoder AOT-compiled with `compile`)."""
     from fastapi import FastAPI, Request
     from fastapi.exceptions import RequestValidationError
     from fastapi.responses import JSONResponse, Response
@@ -79,7 +82,10 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        model = recommender if recommender is not None else Recommender.load(checkpoint, dtype=dtype)
+        if recommender is not None:
+            model = recommender
+        else:
+            model = Recommender.load(checkpoint, dtype=dtype, compile=compile, compute_dtype=compute_dtype)
         batcher = MicroBatcher(model, max_batch=max_batch, max_wait_ms=max_wait_ms)
         await batcher.start()
         app.state.recommender, app.state.batcher = model, batcher
@@ -153,14 +159,24 @@ def serve(
     max_batch: int = 256,
     max_wait_ms: float = 2.0,
     threads: int | None = None,
+    compile: bool = False,
+    compute_dtype: str = "float32",
 ) -> None:
     """Run the endpoint with uvicorn until interrupted. `threads` sets this process's torch intra-op threads
-    once, before the model loads (None leaves torch's default)."""
+    once, before the model loads (None leaves torch's default); `compile` and `compute_dtype` as in
+    `create_app`."""
     import uvicorn
 
     if threads is not None:
         import torch
 
         torch.set_num_threads(threads)
-    app = create_app(checkpoint, dtype=dtype, max_batch=max_batch, max_wait_ms=max_wait_ms)
+    app = create_app(
+        checkpoint,
+        dtype=dtype,
+        max_batch=max_batch,
+        max_wait_ms=max_wait_ms,
+        compile=compile,
+        compute_dtype=compute_dtype,
+    )
     uvicorn.run(app, host=host, port=port, log_level="warning")

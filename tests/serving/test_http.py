@@ -108,3 +108,19 @@ def test_server_still_answers_after_bad_requests(server, rec):
     call(server, "POST", "/recommend", raw=b"\xff\xfe")
     status, body = call(server, "POST", "/recommend", {"history": [10], "k": 2})
     assert status == 200 and body["items"] == rec.recommend([[10]], k=2).items[0].tolist()
+
+
+def test_a_checkpoint_loads_with_the_chosen_tables_arithmetic_and_compilation(model_dir, monkeypatch):
+    seen = {}
+    real_load = Recommender.load
+
+    def load(checkpoint, **kwargs):
+        seen.update(kwargs)
+        return real_load(checkpoint, dtype=kwargs["dtype"])  # the options reach the loader; no compile here
+
+    monkeypatch.setattr(Recommender, "load", staticmethod(load))
+    app = create_app(model_dir, dtype="int8", compile=True, compute_dtype="bfloat16")
+    with local_server(app) as url:
+        status, body = call(urlparse(url), "GET", "/health")
+    assert status == 200 and body["dtype"] == "int8"
+    assert seen == {"dtype": "int8", "compile": True, "compute_dtype": "bfloat16"}
