@@ -31,13 +31,30 @@ inline float bf16_to_float(uint16_t h) {
   return f;
 }
 
+// Dot products run over kLanes independent partial sums (one vector register of float32 on AVX-512, two on
+// AVX2), summed at the end: a single running sum is a chain of dependent adds the compiler may not reorder
+// into vector lanes (float addition is not associative), which left one scalar add per element.
+constexpr int64_t kLanes = 16;
+
+template <typename Load>
+inline float dot_lanes(const float* q, int64_t D, Load load) {
+  float acc[kLanes] = {};
+  int64_t d = 0;
+  for (; d + kLanes <= D; d += kLanes)
+    for (int64_t l = 0; l < kLanes; ++l) acc[l] += q[d + l] * load(d + l);
+  float tail = 0.0f;
+  for (; d < D; ++d) tail += q[d] * load(d);
+  float sum = 0.0f;
+  for (int64_t l = 0; l < kLanes; ++l) sum += acc[l];
+  return sum + tail;
+}
+
 __attribute__((target_clones("avx512f", "avx2", "default"))) void score_int8(const float* q, float qsum,
                                                                              const int8_t* codes, const float* sb,
                                                                              int64_t D, int64_t n, float* out) {
   for (int64_t j = 0; j < n; ++j) {
     const int8_t* c = codes + j * D;
-    float acc = 0.0f;
-    for (int64_t d = 0; d < D; ++d) acc += q[d] * static_cast<float>(c[d]);
+    const float acc = dot_lanes(q, D, [c](int64_t d) { return static_cast<float>(c[d]); });
     out[j] = sb[2 * j] * acc + sb[2 * j + 1] * qsum;
   }
 }
@@ -46,9 +63,7 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) void score_bf16(con
                                                                              int64_t D, int64_t n, float* out) {
   for (int64_t j = 0; j < n; ++j) {
     const uint16_t* r = rows + j * D;
-    float acc = 0.0f;
-    for (int64_t d = 0; d < D; ++d) acc += q[d] * bf16_to_float(r[d]);
-    out[j] = acc;
+    out[j] = dot_lanes(q, D, [r](int64_t d) { return bf16_to_float(r[d]); });
   }
 }
 
