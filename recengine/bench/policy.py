@@ -20,6 +20,9 @@ REF_SAMPLE_GUMBEL = "reference: Gumbel-max, torch RNG"
 REF_SAMPLE_HASH = "reference: hashed Gumbel-top-k (same draws)"
 REF_LSE = "reference: matmul + logsumexp"
 REF_CE = "reference: matmul + cross_entropy, autograd"
+BF16_TABLE = "recengine, bfloat16 table"
+F32_TABLE = "recengine, float32 table (catalog_topk)"
+REF_QTOPK = "reference: dequantize + matmul + topk"
 
 
 def _shape(quick: bool):
@@ -107,6 +110,28 @@ def workloads(device: str, quick: bool = False) -> list[Workload]:
             REF_CE: Case(reference, flops=3 * flops, setup=clear, measure_memory=True),
         }
 
+    serve_b = 16 if quick else 64
+    serve_flops = 2.0 * serve_b * N * D
+
+    def table_topk():
+        """Serving-sized batches against inference tables: int8 rows (codes + per-row scale and bias) is the
+        recengine case; bfloat16 and float32 tables and the dequantize-then-matmul reference beside it."""
+        from recengine.reference import quantized_tables as qref
+
+        Q, E, bias, _ = _inputs(device, serve_b, N, D)
+        rows8, sb8 = qref.quantize_rows(E, "int8")
+        rows16, _ = qref.quantize_rows(E, "bfloat16")
+        return {
+            RECENGINE: Case(lambda: ops.quantized_catalog_topk(Q, rows8, sb8, k, bias=bias), flops=serve_flops),
+            BF16_TABLE: Case(lambda: ops.quantized_catalog_topk(Q, rows16, None, k, bias=bias), flops=serve_flops),
+            F32_TABLE: Case(lambda: ops.catalog_topk(Q, E, k, bias=bias), flops=serve_flops),
+            REF_QTOPK: Case(
+                lambda: qref.quantized_catalog_topk_reference(Q, rows8, sb8, k, bias=bias),
+                flops=serve_flops,
+                measure_memory=True,
+            ),
+        }
+
     return [
         Workload(f"{name} matmul bound", (REF_MATMUL,), matmul, note=f"{tag}: Q @ E.T, a fresh B x N output"),
         Workload(f"{name} top-k", (RECENGINE, REF_TOPK, PEER_TOPK), topk, note=f"{tag} k={k}, with bias"),
@@ -122,5 +147,11 @@ def workloads(device: str, quick: bool = False) -> list[Workload]:
             (RECENGINE, REF_CE),
             cross_entropy,
             note=f"{tag}: grads w.r.t. Q, E and bias (dE alone is N*D*4 bytes)",
+        ),
+        Workload(
+            f"{name} top-k over int8 table",
+            (RECENGINE, BF16_TABLE, F32_TABLE, REF_QTOPK),
+            table_topk,
+            note=f"B={serve_b} N={N} D={D} k={k}, with bias: the serving tables (int8: 0.28x the float32 bytes)",
         ),
     ]
