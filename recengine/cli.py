@@ -52,6 +52,7 @@ def _bench(args: argparse.Namespace) -> int:
             print("error: bench serving needs --checkpoint (a `recengine train` output dir)", file=sys.stderr)
             return 2
         argv = ["--checkpoint", args.checkpoint] + (["--quick"] if args.quick else [])
+        argv += ["--threads", str(args.threads)] if args.threads else []
         return serving.main(argv + (["--json", args.json] if args.json else []))
     if families == ["distributed"]:  # starts its own processes: not one of the in-process workload families
         from recengine.bench import distributed
@@ -523,7 +524,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="run the encoder AOT-compiled (the first start compiles it, tens of seconds; later starts read "
         "the cached package) (default: off)",
     )
-    s.add_argument("--threads", type=non_negative_int, default=0, help="torch threads (default: torch's choice)")
+    s.add_argument(
+        "--threads",
+        type=non_negative_int,
+        default=1,
+        help="torch threads running the model; 0: torch's choice. One thread per process: no sleeping OpenMP "
+        "worker to wake for each call (default: %(default)s)",
+    )
     s.add_argument(
         "--omp-wait-policy",
         default="passive",

@@ -188,12 +188,13 @@ NEIGHBOUR_VARIANTS = ("int8", "int8 compiled")
 """the variants the neighbour section times (their packages are cached by then: the children only load them)"""
 
 
-def neighbour(checkpoint: str, quick: bool) -> dict[str, dict]:
+def neighbour(checkpoint: str, quick: bool, threads: int = 1) -> dict[str, dict]:
     """Batch-1 and batch-16 latencies in child processes beside a busy neighbour, per OpenMP wait policy."""
     out = {}
     for policy in ("ACTIVE", "PASSIVE"):
         env = serving_environment(policy.lower())
         argv = [sys.executable, "-m", "recengine.bench.serving", "--checkpoint", checkpoint, "--child-latency"]
+        argv += ["--threads", str(threads)]
         busy = _neighbour()
         try:
             time.sleep(1.0)
@@ -302,9 +303,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--checkpoint", required=True, help="a `recengine train` output dir or model file")
     p.add_argument("--quick", action="store_true", help="fewer calls and requests (a smoke run)")
     p.add_argument("--sections", default="quality,latency,neighbour,http")
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch threads of the timing processes (default 1, as `recengine serve` runs the model)",
+    )
     p.add_argument("--json", default=None, help="write every figure here")
     p.add_argument("--child-latency", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
+    if args.threads < 1:
+        raise SystemExit("error: --threads must be >= 1")
+    torch.set_num_threads(args.threads)  # this benchmark process's own setting, as a server sets its own
     histories, targets = test_histories(args.checkpoint)
     model, _ = load_model(checkpoint_file(args.checkpoint))
     eager = EagerReference(model)
@@ -336,7 +346,7 @@ def main(argv: list[str] | None = None) -> int:
         results["latency"] = latency(recs, eager, histories, calls=calls)
         print(_table("recommend latency, k=10", results["latency"]))
     if "neighbour" in sections:
-        results["neighbour"] = neighbour(args.checkpoint, args.quick)
+        results["neighbour"] = neighbour(args.checkpoint, args.quick, args.threads)
         print(_table("beside a busy neighbour process", results["neighbour"]))
     if "http" in sections:
         n = 300 if args.quick else 2000

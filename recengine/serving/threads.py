@@ -12,9 +12,11 @@ benchmarks/RESULTS.md measures how much slower that is. The policy recengine ser
   sets it (``--omp-wait-policy``, default passive) before it imports torch; a program that embeds a
   Recommender sets it in its own environment (``OMP_WAIT_POLICY=PASSIVE python app.py``) or calls
   `set_wait_policy` first thing. Nothing in recengine changes it behind the caller's back.
-* One thread runs the model per process (the HTTP micro-batcher's worker) and torch's intra-op threads are
-  the cores the process may use (`recengine.serving.http.serve(threads=...)`, set once at startup):
-  concurrency comes from batching requests, not from more teams competing for the same cores.
+* One thread runs the model per process (the HTTP micro-batcher's worker), and by default it is also the only
+  intra-op thread (`recengine serve --threads 1`; `recengine.serving.http.serve(threads=...)` sets it once at
+  startup): concurrency comes from batching requests (and from more processes), not from a second OpenMP
+  worker. A PASSIVE worker sleeps between calls, and waking it for every parallel region costs more than a
+  small call's work on an otherwise idle virtual machine (benchmarks/RESULTS.md, "Serving" measures it).
 * Small calls (a single short history) run recengine's kernels on the calling thread: no team wakes up.
 """
 
