@@ -1,9 +1,10 @@
-// Inference-table kernels: catalog top-k that dequantizes rows on the fly, and the pooled lookup.
+// Inference-table kernels: catalog top-k that converts rows on the fly, and the pooled lookup.
 //
-// The top-k splits every user's catalog sweep into item ranges so that a batch of one still uses every
-// thread: task (b, s) keeps a k-best heap of user b over range s, then each user's S heaps are merged.
-// An int8 score is scale * (q . codes) + bias * sum(q) + item_bias, the same value as the dot product with
-// the dequantized row up to float rounding, without ever writing the row back in float32.
+// The top-k sweeps the catalog in tiles of kTile items for groups of up to kGroup users: task (group, range)
+// converts each tile once and scores it for every user of the group, keeping one k-best heap per user and
+// range; then each user's heaps over the ranges are merged. Ranges split the catalog so that a batch of one
+// still uses every thread. An int8 score is scale * (q . codes) + bias * sum(q) + item_bias, the value of the
+// dot product with the dequantized row up to float rounding, without ever writing the row back in float32.
 #include "quantized/quantized_tables.h"
 
 #include <omp.h>
@@ -21,7 +22,7 @@ using policy::heap_offer;
 using policy::heap_threshold;
 using policy::kNegInf;
 
-constexpr int64_t kBlock = 256;               // items scored into one stack buffer before they are offered to the heap
+constexpr int64_t kMinRange = 1024;           // fewest items one task of the top-k sweeps
 constexpr int64_t kParallelLookup = 1 << 16;  // output floats below which the lookup runs on one thread
 
 inline float bf16_to_float(uint16_t h) {
@@ -31,70 +32,105 @@ inline float bf16_to_float(uint16_t h) {
   return f;
 }
 
-// Dot products run over kLanes independent partial sums (one vector register of float32 on AVX-512, two on
-// AVX2), summed at the end: a single running sum is a chain of dependent adds the compiler may not reorder
-// into vector lanes (float addition is not associative), which left one scalar add per element.
-constexpr int64_t kLanes = 16;
+constexpr int64_t kTile = 16;  // items per tile: one AVX-512 vector of float32 scores per user
+constexpr int64_t kGroup = 8;  // users scored against each converted tile before the next one is built
 
-template <typename Load>
-inline float dot_lanes(const float* q, int64_t D, Load load) {
-  float acc[kLanes] = {};
-  int64_t d = 0;
-  for (; d + kLanes <= D; d += kLanes)
-    for (int64_t l = 0; l < kLanes; ++l) acc[l] += q[d + l] * load(d + l);
-  float tail = 0.0f;
-  for (; d < D; ++d) tail += q[d] * load(d);
-  float sum = 0.0f;
-  for (int64_t l = 0; l < kLanes; ++l) sum += acc[l];
-  return sum + tail;
-}
-
-__attribute__((target_clones("avx512f", "avx2", "default"))) void score_int8(const float* q, float qsum,
-                                                                             const int8_t* codes, const float* sb,
-                                                                             int64_t D, int64_t n, float* out) {
-  for (int64_t j = 0; j < n; ++j) {
-    const int8_t* c = codes + j * D;
-    const float acc = dot_lanes(q, D, [c](int64_t d) { return static_cast<float>(c[d]); });
-    out[j] = sb[2 * j] * acc + sb[2 * j + 1] * qsum;
-  }
-}
-
-__attribute__((target_clones("avx512f", "avx2", "default"))) void score_bf16(const float* q, const uint16_t* rows,
-                                                                             int64_t D, int64_t n, float* out) {
-  for (int64_t j = 0; j < n; ++j) {
-    const uint16_t* r = rows + j * D;
-    out[j] = dot_lanes(q, D, [r](int64_t d) { return bf16_to_float(r[d]); });
-  }
-}
-
-// Score items [lo, hi) for one user and fold them into the heap (hv, hi_, n of k).
-void sweep_range(RowFormat fmt, const float* q, const void* rows, const float* scale_bias, int64_t D, const float* bias,
-                 const int64_t* ex_b, const int64_t* ex_e, int64_t lo, int64_t hi, int64_t k, float* hv, int64_t* hid,
-                 int64_t* hn) {
-  float qsum = 0.0f;
-  for (int64_t d = 0; d < D; ++d) qsum += q[d];
-  float x[kBlock];
-  int64_t n = *hn;
-  for (int64_t j0 = lo; j0 < hi; j0 += kBlock) {
-    const int64_t nb = std::min(kBlock, hi - j0);
-    if (fmt == RowFormat::kInt8)
-      score_int8(q, qsum, static_cast<const int8_t*>(rows) + j0 * D, scale_bias + 2 * j0, D, nb, x);
-    else
-      score_bf16(q, static_cast<const uint16_t*>(rows) + j0 * D, D, nb, x);
-    if (bias)
-      for (int64_t j = 0; j < nb; ++j) x[j] += bias[j0 + j];
-    for (const int64_t* p = ex_b; p != ex_e; ++p) {
-      const int64_t j = *p - j0;
-      if (j >= 0 && j < nb) x[j] = kNegInf;
+// A tile holds the D values of kTile items column by column (tile[d * kTile + t] = item t's value d): int8 codes
+// converted to float32 exactly (the per-row scale and bias are applied to the dot product afterwards), or the
+// bfloat16 values widened. Each user's kTile scores are then D vector multiply-adds with no horizontal sum, and
+// the conversion is paid once for a group of users instead of once per user.
+void fill_tile(RowFormat fmt, const void* rows, int64_t D, int64_t j0, int64_t nt, float* tile) {
+  for (int64_t t = 0; t < kTile; ++t) {
+    if (t >= nt) {
+      for (int64_t d = 0; d < D; ++d) tile[d * kTile + t] = 0.0f;
+    } else if (fmt == RowFormat::kInt8) {
+      const int8_t* c = static_cast<const int8_t*>(rows) + (j0 + t) * D;
+      for (int64_t d = 0; d < D; ++d) tile[d * kTile + t] = static_cast<float>(c[d]);
+    } else {
+      const uint16_t* r = static_cast<const uint16_t*>(rows) + (j0 + t) * D;
+      for (int64_t d = 0; d < D; ++d) tile[d * kTile + t] = bf16_to_float(r[d]);
     }
-    float thr = heap_threshold(hv, n, k);
-    for (int64_t j = 0; j < nb; ++j)
-      if (x[j] > thr) {
-        n = heap_offer(hv, hid, nullptr, n, k, x[j], j0 + j, 0.0f);
-        thr = heap_threshold(hv, n, k);
-      }
   }
-  *hn = n;
+}
+
+// kTile float32 lanes as one value (GCC/Clang vector extension): the accumulators stay in registers (one zmm
+// on AVX-512, two ymm on AVX2, four xmm otherwise) instead of an array the compiler reloads every step.
+typedef float Lanes __attribute__((vector_size(kTile * sizeof(float))));
+
+// acc[u * kTile + t] = Q[u] . tile column t, for the G users of a group (two users at a time share each
+// column load).
+__attribute__((target_clones("avx512f", "avx2", "default"))) void tile_dots(const float* Q, int64_t G, int64_t D,
+                                                                            const float* tile, float* acc) {
+  int64_t u = 0;
+  for (; u + 2 <= G; u += 2) {
+    const float* q0 = Q + u * D;
+    const float* q1 = q0 + D;
+    Lanes a0 = {}, a1 = {};
+    for (int64_t d = 0; d < D; ++d) {
+      Lanes col;
+      std::memcpy(&col, tile + d * kTile, sizeof col);
+      a0 += q0[d] * col;
+      a1 += q1[d] * col;
+    }
+    std::memcpy(acc + u * kTile, &a0, sizeof a0);
+    std::memcpy(acc + (u + 1) * kTile, &a1, sizeof a1);
+  }
+  for (; u < G; ++u) {
+    const float* q = Q + u * D;
+    Lanes a = {};
+    for (int64_t d = 0; d < D; ++d) {
+      Lanes col;
+      std::memcpy(&col, tile + d * kTile, sizeof col);
+      a += q[d] * col;
+    }
+    std::memcpy(acc + u * kTile, &a, sizeof a);
+  }
+}
+
+// Score items [lo, hi) for the G users Q[0..G) (user u: exclusion list ex_b[u]..ex_e[u], heap hv/hid + u * k with
+// hn[u] entries) and fold them into their heaps.
+void sweep_range(RowFormat fmt, const float* Q, int64_t G, const void* rows, const float* scale_bias, int64_t D,
+                 const float* bias, const int64_t* const* ex_b, const int64_t* const* ex_e, int64_t lo, int64_t hi,
+                 int64_t k, float* hv, int64_t* hid, int64_t* hn) {
+  std::vector<float> tile(static_cast<size_t>(D * kTile));
+  float acc[kGroup * kTile];
+  float qsum[kGroup];
+  // each user's excluded ids inside [lo, hi), sorted, walked alongside the tiles
+  std::vector<std::vector<int64_t>> ex(static_cast<size_t>(G));
+  std::vector<size_t> next(static_cast<size_t>(G), 0);
+  for (int64_t u = 0; u < G; ++u) {
+    qsum[u] = 0.0f;
+    for (int64_t d = 0; d < D; ++d) qsum[u] += Q[u * D + d];
+    if (ex_b[u])
+      for (const int64_t* p = ex_b[u]; p != ex_e[u]; ++p)
+        if (*p >= lo && *p < hi) ex[u].push_back(*p);
+    std::sort(ex[u].begin(), ex[u].end());
+  }
+  for (int64_t j0 = lo; j0 < hi; j0 += kTile) {
+    const int64_t nt = std::min(kTile, hi - j0);
+    fill_tile(fmt, rows, D, j0, nt, tile.data());
+    tile_dots(Q, G, D, tile.data(), acc);
+    for (int64_t u = 0; u < G; ++u) {
+      float* x = acc + u * kTile;
+      for (int64_t t = 0; t < nt; ++t) {
+        if (fmt == RowFormat::kInt8) x[t] = scale_bias[2 * (j0 + t)] * x[t] + scale_bias[2 * (j0 + t) + 1] * qsum[u];
+        if (bias) x[t] += bias[j0 + t];
+      }
+      const std::vector<int64_t>& e = ex[u];
+      size_t& p = next[u];
+      for (; p < e.size() && e[p] < j0 + nt; ++p) x[e[p] - j0] = kNegInf;
+      float* v = hv + u * k;
+      int64_t* id = hid + u * k;
+      int64_t n = hn[u];
+      float thr = heap_threshold(v, n, k);
+      for (int64_t t = 0; t < nt; ++t)
+        if (x[t] > thr) {
+          n = heap_offer(v, id, nullptr, n, k, x[t], j0 + t, 0.0f);
+          thr = heap_threshold(v, n, k);
+        }
+      hn[u] = n;
+    }
+  }
 }
 
 }  // namespace
@@ -103,23 +139,39 @@ void catalog_topk(RowFormat fmt, const float* Q, const void* rows, const float* 
                   int64_t D, const float* bias, const int64_t* ex_off, const int64_t* ex_ids, int64_t k, float* out_val,
                   int64_t* out_id, int64_t* out_n) {
   const int64_t threads = omp_get_max_threads();
-  // enough ranges per user to occupy every thread, none shorter than a few blocks
-  const int64_t want = std::max<int64_t>(1, (threads + B - 1) / B);
-  const int64_t S = std::max<int64_t>(1, std::min(want, N / (4 * kBlock)));
+  const int64_t groups = (B + kGroup - 1) / kGroup;
+  // enough item ranges per group to occupy every thread, none shorter than a few hundred items
+  const int64_t want = std::max<int64_t>(1, (threads + groups - 1) / groups);
+  const int64_t S = std::max<int64_t>(1, std::min(want, N / kMinRange));
   const int64_t per = (N + S - 1) / S;
+  // heaps: user b, range s at (b * S + s) * k
   std::vector<float> hv(static_cast<size_t>(B * S * k), kNegInf);
   std::vector<int64_t> hid(static_cast<size_t>(B * S * k), -1);
   std::vector<int64_t> hn(static_cast<size_t>(B * S), 0);
   // a single task runs on the calling thread: waking the team for it costs more than the sweep
-#pragma omp parallel for schedule(dynamic, 1) if (B * S > 1)
-  for (int64_t task = 0; task < B * S; ++task) {
-    const int64_t b = task / S, s = task % S;
+#pragma omp parallel for schedule(dynamic, 1) if (groups * S > 1)
+  for (int64_t task = 0; task < groups * S; ++task) {
+    const int64_t g = task / S, s = task % S;
+    const int64_t b0 = g * kGroup, G = std::min(kGroup, B - b0);
     const int64_t lo = s * per, hi = std::min(N, lo + per);
-    const int64_t* ex_b = ex_off ? ex_ids + ex_off[b] : nullptr;
-    const int64_t* ex_e = ex_off ? ex_ids + ex_off[b + 1] : nullptr;
-    if (lo < hi)
-      sweep_range(fmt, Q + b * D, rows, scale_bias, D, bias, ex_b, ex_e, lo, hi, k, hv.data() + task * k,
-                  hid.data() + task * k, hn.data() + task);
+    if (lo >= hi) continue;
+    const int64_t* ex_b[kGroup];
+    const int64_t* ex_e[kGroup];
+    // this task's heaps, one per user, gathered into contiguous scratch and scattered back after the sweep
+    std::vector<float> tv(static_cast<size_t>(G * k), kNegInf);
+    std::vector<int64_t> tid(static_cast<size_t>(G * k), -1);
+    std::vector<int64_t> tn(static_cast<size_t>(G), 0);
+    for (int64_t u = 0; u < G; ++u) {
+      ex_b[u] = ex_off ? ex_ids + ex_off[b0 + u] : nullptr;
+      ex_e[u] = ex_off ? ex_ids + ex_off[b0 + u + 1] : nullptr;
+    }
+    sweep_range(fmt, Q + b0 * D, G, rows, scale_bias, D, bias, ex_b, ex_e, lo, hi, k, tv.data(), tid.data(), tn.data());
+    for (int64_t u = 0; u < G; ++u) {
+      const int64_t slot = (b0 + u) * S + s;
+      std::copy(tv.begin() + u * k, tv.begin() + (u + 1) * k, hv.begin() + slot * k);
+      std::copy(tid.begin() + u * k, tid.begin() + (u + 1) * k, hid.begin() + slot * k);
+      hn[slot] = tn[u];
+    }
   }
 #pragma omp parallel for schedule(static) if (B > 1)
   for (int64_t b = 0; b < B; ++b) {
