@@ -83,5 +83,8 @@ def train_command(
     plot_curve(
         result.history, os.path.join(out_dir, "curve.png"), dict(metrics["baselines"]), title=f"SASRec on {data.name}"
     )
-    log(f"wrote {out_dir}/metrics.json, curve.png, {MODEL}, {CHECKPOINT}")
+    from recengine.distributed.train_sasrec import SHARDED
+
+    written = [name for name in (MODEL, CHECKPOINT, SHARDED) if os.path.exists(os.path.join(out_dir, name))]
+    log(f"wrote {out_dir}/metrics.json, curve.png, " + ", ".join(written))
     return metrics

@@ -44,6 +44,8 @@ def test_cli_train_writes_outputs(tmp_path, capsys):
     assert (out / MODEL).exists() and (out / CHECKPOINT).exists()
     printed = capsys.readouterr().out
     assert "epoch   1" in printed and "ndcg@10" in printed
+    # the closing line names what the run wrote, and nothing it did not (no sharded/ from one process)
+    assert f"curve.png, {MODEL}, {CHECKPOINT}\n" in printed and "sharded" not in printed
 
 
 def test_cli_reports_missing_data(tmp_path, monkeypatch, capsys):
