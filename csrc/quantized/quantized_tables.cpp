@@ -32,24 +32,27 @@ inline float bf16_to_float(uint16_t h) {
   return f;
 }
 
-constexpr int64_t kTile = 16;  // items per tile: one AVX-512 vector of float32 scores per user
-constexpr int64_t kGroup = 8;  // users scored against each converted tile before the next one is built
+constexpr int64_t kTile = 16;   // items per tile: one AVX-512 vector of float32 scores per user
+constexpr int64_t kGroup = 32;  // users scored against each converted tile before the next one is built
 
 // A tile holds the D values of kTile items column by column (tile[d * kTile + t] = item t's value d): int8 codes
 // converted to float32 exactly (the per-row scale and bias are applied to the dot product afterwards), or the
 // bfloat16 values widened. Each user's kTile scores are then D vector multiply-adds with no horizontal sum, and
 // the conversion is paid once for a group of users instead of once per user.
-void fill_tile(RowFormat fmt, const void* rows, int64_t D, int64_t j0, int64_t nt, float* tile) {
+__attribute__((target_clones("avx512f", "avx2", "default"))) void fill_tile(RowFormat fmt, const void* rows, int64_t D,
+                                                                            int64_t j0, int64_t nt, float* row,
+                                                                            float* tile) {
   for (int64_t t = 0; t < kTile; ++t) {
     if (t >= nt) {
-      for (int64_t d = 0; d < D; ++d) tile[d * kTile + t] = 0.0f;
-    } else if (fmt == RowFormat::kInt8) {
+      for (int64_t d = 0; d < D; ++d) row[d] = 0.0f;
+    } else if (fmt == RowFormat::kInt8) {  // each row converted with contiguous (vector) loads first
       const int8_t* c = static_cast<const int8_t*>(rows) + (j0 + t) * D;
-      for (int64_t d = 0; d < D; ++d) tile[d * kTile + t] = static_cast<float>(c[d]);
+      for (int64_t d = 0; d < D; ++d) row[d] = static_cast<float>(c[d]);
     } else {
       const uint16_t* r = static_cast<const uint16_t*>(rows) + (j0 + t) * D;
-      for (int64_t d = 0; d < D; ++d) tile[d * kTile + t] = bf16_to_float(r[d]);
+      for (int64_t d = 0; d < D; ++d) row[d] = bf16_to_float(r[d]);
     }
+    for (int64_t d = 0; d < D; ++d) tile[d * kTile + t] = row[d];
   }
 }
 
@@ -57,23 +60,21 @@ void fill_tile(RowFormat fmt, const void* rows, int64_t D, int64_t j0, int64_t n
 // on AVX-512, two ymm on AVX2, four xmm otherwise) instead of an array the compiler reloads every step.
 typedef float Lanes __attribute__((vector_size(kTile * sizeof(float))));
 
-// acc[u * kTile + t] = Q[u] . tile column t, for the G users of a group (two users at a time share each
-// column load).
+// acc[u * kTile + t] = Q[u] . tile column t, for the G users of a group: eight users at a time share each column
+// load and keep eight independent accumulators in flight (a multiply-add's latency is several cycles).
 __attribute__((target_clones("avx512f", "avx2", "default"))) void tile_dots(const float* Q, int64_t G, int64_t D,
                                                                             const float* tile, float* acc) {
+  constexpr int64_t kUsers = 8;
   int64_t u = 0;
-  for (; u + 2 <= G; u += 2) {
-    const float* q0 = Q + u * D;
-    const float* q1 = q0 + D;
-    Lanes a0 = {}, a1 = {};
+  for (; u + kUsers <= G; u += kUsers) {
+    const float* q = Q + u * D;
+    Lanes a[kUsers] = {};
     for (int64_t d = 0; d < D; ++d) {
       Lanes col;
       std::memcpy(&col, tile + d * kTile, sizeof col);
-      a0 += q0[d] * col;
-      a1 += q1[d] * col;
+      for (int64_t i = 0; i < kUsers; ++i) a[i] += q[i * D + d] * col;
     }
-    std::memcpy(acc + u * kTile, &a0, sizeof a0);
-    std::memcpy(acc + (u + 1) * kTile, &a1, sizeof a1);
+    std::memcpy(acc + u * kTile, a, sizeof a);
   }
   for (; u < G; ++u) {
     const float* q = Q + u * D;
@@ -92,7 +93,7 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) void tile_dots(cons
 void sweep_range(RowFormat fmt, const float* Q, int64_t G, const void* rows, const float* scale_bias, int64_t D,
                  const float* bias, const int64_t* const* ex_b, const int64_t* const* ex_e, int64_t lo, int64_t hi,
                  int64_t k, float* hv, int64_t* hid, int64_t* hn) {
-  std::vector<float> tile(static_cast<size_t>(D * kTile));
+  std::vector<float> tile(static_cast<size_t>(D * kTile)), row(static_cast<size_t>(D));
   float acc[kGroup * kTile];
   float qsum[kGroup];
   // each user's excluded ids inside [lo, hi), sorted, walked alongside the tiles
@@ -108,7 +109,7 @@ void sweep_range(RowFormat fmt, const float* Q, int64_t G, const void* rows, con
   }
   for (int64_t j0 = lo; j0 < hi; j0 += kTile) {
     const int64_t nt = std::min(kTile, hi - j0);
-    fill_tile(fmt, rows, D, j0, nt, tile.data());
+    fill_tile(fmt, rows, D, j0, nt, row.data(), tile.data());
     tile_dots(Q, G, D, tile.data(), acc);
     for (int64_t u = 0; u < G; ++u) {
       float* x = acc + u * kTile;
