@@ -33,6 +33,8 @@ def assert_same_topk(Q, rows, scale_bias, k, kw, scores, ids):
         dict(B=19, N=301, D=24, bias=True, excl=True),
         dict(B=1, N=3000, D=64, bias=True, excl=True),
         dict(B=8, N=50, D=3, bias=False, excl=False),
+        # more users than one group of the kernel (32), eight scored at a time plus a remainder; a partial last tile
+        dict(B=70, N=1037, D=40, bias=True, excl=True),
     ],
 )
 @pytest.mark.parametrize("k", [1, 10, 40])
