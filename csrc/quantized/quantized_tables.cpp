@@ -88,11 +88,11 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) void tile_dots(cons
   }
 }
 
-// Score items [lo, hi) for the G users Q[0..G) (user u: exclusion list ex_b[u]..ex_e[u], heap hv/hid + u * k with
-// hn[u] entries) and fold them into their heaps.
+// Score items [lo, hi) for the G users Q[0..G) (user u: exclusion list ex_b[u]..ex_e[u], heap hv/hid + u * stride * k
+// with hn[u * stride] entries) and fold them into their heaps.
 void sweep_range(RowFormat fmt, const float* Q, int64_t G, const void* rows, const float* scale_bias, int64_t D,
                  const float* bias, const int64_t* const* ex_b, const int64_t* const* ex_e, int64_t lo, int64_t hi,
-                 int64_t k, float* hv, int64_t* hid, int64_t* hn) {
+                 int64_t k, float* hv, int64_t* hid, int64_t* hn, int64_t stride) {
   std::vector<float> tile(static_cast<size_t>(D * kTile)), row(static_cast<size_t>(D));
   float acc[kGroup * kTile];
   float qsum[kGroup];
@@ -120,16 +120,16 @@ void sweep_range(RowFormat fmt, const float* Q, int64_t G, const void* rows, con
       const std::vector<int64_t>& e = ex[u];
       size_t& p = next[u];
       for (; p < e.size() && e[p] < j0 + nt; ++p) x[e[p] - j0] = kNegInf;
-      float* v = hv + u * k;
-      int64_t* id = hid + u * k;
-      int64_t n = hn[u];
+      float* v = hv + u * stride * k;
+      int64_t* id = hid + u * stride * k;
+      int64_t n = hn[u * stride];
       float thr = heap_threshold(v, n, k);
       for (int64_t t = 0; t < nt; ++t)
         if (x[t] > thr) {
           n = heap_offer(v, id, nullptr, n, k, x[t], j0 + t, 0.0f);
           thr = heap_threshold(v, n, k);
         }
-      hn[u] = n;
+      hn[u * stride] = n;
     }
   }
 }
@@ -141,7 +141,7 @@ void catalog_topk(RowFormat fmt, const float* Q, const void* rows, const float* 
                   int64_t* out_id, int64_t* out_n) {
   const int64_t threads = omp_get_max_threads();
   const int64_t groups = (B + kGroup - 1) / kGroup;
-  // enough item ranges per group to occupy every thread, none shorter than a few hundred items
+  // enough item ranges per group to occupy every thread, none shorter than kMinRange items
   const int64_t want = std::max<int64_t>(1, (threads + groups - 1) / groups);
   const int64_t S = std::max<int64_t>(1, std::min(want, N / kMinRange));
   const int64_t per = (N + S - 1) / S;
@@ -158,21 +158,14 @@ void catalog_topk(RowFormat fmt, const float* Q, const void* rows, const float* 
     if (lo >= hi) continue;
     const int64_t* ex_b[kGroup];
     const int64_t* ex_e[kGroup];
-    // this task's heaps, one per user, gathered into contiguous scratch and scattered back after the sweep
-    std::vector<float> tv(static_cast<size_t>(G * k), kNegInf);
-    std::vector<int64_t> tid(static_cast<size_t>(G * k), -1);
-    std::vector<int64_t> tn(static_cast<size_t>(G), 0);
     for (int64_t u = 0; u < G; ++u) {
       ex_b[u] = ex_off ? ex_ids + ex_off[b0 + u] : nullptr;
       ex_e[u] = ex_off ? ex_ids + ex_off[b0 + u + 1] : nullptr;
     }
-    sweep_range(fmt, Q + b0 * D, G, rows, scale_bias, D, bias, ex_b, ex_e, lo, hi, k, tv.data(), tid.data(), tn.data());
-    for (int64_t u = 0; u < G; ++u) {
-      const int64_t slot = (b0 + u) * S + s;
-      std::copy(tv.begin() + u * k, tv.begin() + (u + 1) * k, hv.begin() + slot * k);
-      std::copy(tid.begin() + u * k, tid.begin() + (u + 1) * k, hid.begin() + slot * k);
-      hn[slot] = tn[u];
-    }
+    // user b0 + u's heap over range s sits at slot (b0 + u) * S + s: a stride of S slots between the group's users
+    const int64_t slot = b0 * S + s;
+    sweep_range(fmt, Q + b0 * D, G, rows, scale_bias, D, bias, ex_b, ex_e, lo, hi, k, hv.data() + slot * k,
+                hid.data() + slot * k, hn.data() + slot, S);
   }
 #pragma omp parallel for schedule(static) if (B > 1)
   for (int64_t b = 0; b < B; ++b) {

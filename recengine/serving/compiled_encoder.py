@@ -26,24 +26,12 @@ import hashlib
 import os
 
 import torch
-from torch import Tensor
 
 from recengine.serving.encoder import InferenceEncoder
-from recengine.serving.histories import MAX_BATCH
+from recengine.serving.export import export_inference_encoder
 
 #: the sub-directory of the recengine cache that holds compiled packages
 CACHE_SUBDIR = "compiled"
-
-
-class _PureLookupEncoder(torch.nn.Module):
-    """The InferenceEncoder with its table read by tensor ops only (what AOTInductor compiles)."""
-
-    def __init__(self, encoder: InferenceEncoder):
-        super().__init__()
-        self.encoder = encoder
-
-    def forward(self, window: Tensor, lengths: Tensor) -> Tensor:
-        return self.encoder(window, lengths, pure_lookup=True)
 
 
 def cache_key(encoder: InferenceEncoder) -> str:
@@ -67,13 +55,10 @@ def default_cache_dir() -> str:
     return os.path.join(cache_dir(), CACHE_SUBDIR)
 
 
-def compile_encoder(
-    encoder: InferenceEncoder, *, cache_dir: str | os.PathLike | None = None, single_threaded: bool = False
-):
+def compile_encoder(encoder: InferenceEncoder, *, cache_dir: str | os.PathLike | None = None):
     """A callable ``(window (B, L) int64, lengths (B,) int64) -> states (B, D)``: `encoder` AOT-compiled, from the
     package cache when it holds this encoder's key, else compiled now and stored there (atomically: a
-    concurrent compile of the same key never leaves a torn file). `single_threaded=True` runs the compiled
-    kernels on the calling thread only."""
+    concurrent compile of the same key never leaves a torn file)."""
     from recengine._atomic import atomic_path
 
     if encoder.position_embedding.device.type != "cpu":
@@ -82,19 +67,7 @@ def compile_encoder(
     os.makedirs(directory, exist_ok=True)
     path = os.path.join(directory, f"encoder-{cache_key(encoder)}.pt2")
     if not os.path.isfile(path):
-        program = export_pure(encoder)
+        program = export_inference_encoder(encoder, pure_lookup=True)
         with atomic_path(path) as tmp:
             torch._inductor.aoti_compile_and_package(program, package_path=tmp)
-    return torch._inductor.aoti_load_package(path, run_single_threaded=single_threaded)
-
-
-def export_pure(encoder: InferenceEncoder) -> torch.export.ExportedProgram:
-    """`encoder` with its table read by tensor ops, exported with a dynamic batch and window length."""
-    batch = torch.export.Dim("batch", min=1, max=MAX_BATCH)
-    length = torch.export.Dim("length", min=1, max=encoder.max_len)
-    window = torch.zeros(2, min(2, encoder.max_len), dtype=torch.int64)
-    lengths = torch.ones(2, dtype=torch.int64)
-    with torch.no_grad():
-        return torch.export.export(
-            _PureLookupEncoder(encoder), (window, lengths), dynamic_shapes=({0: batch, 1: length}, {0: batch})
-        )
+    return torch._inductor.aoti_load_package(path)

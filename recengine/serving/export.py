@@ -13,19 +13,43 @@ Recommender builds (`recengine.serving.histories.context_windows`); the catalog 
 
 from __future__ import annotations
 
-import torch
+from typing import TYPE_CHECKING
 
+import torch
+from torch import Tensor
+
+from recengine.serving.encoder import InferenceEncoder
 from recengine.serving.histories import MAX_BATCH
-from recengine.serving.recommender import Recommender
+
+if TYPE_CHECKING:
+    from recengine.serving.recommender import Recommender
+
+
+class _PureLookupEncoder(torch.nn.Module):
+    """An InferenceEncoder with its table read by tensor ops only (what an ahead-of-time compiler compiles)."""
+
+    def __init__(self, encoder: InferenceEncoder):
+        super().__init__()
+        self.encoder = encoder
+
+    def forward(self, window: Tensor, lengths: Tensor) -> Tensor:
+        return self.encoder(window, lengths, pure_lookup=True)
 
 
 def export_encoder(rec: Recommender) -> torch.export.ExportedProgram:
     """The Recommender's InferenceEncoder (its item table in the Recommender's dtype) as an ExportedProgram
     taking (window (B, L) int64, lengths (B,) int64)."""
-    enc = rec.encoder
+    return export_inference_encoder(rec.encoder)
+
+
+def export_inference_encoder(encoder: InferenceEncoder, *, pure_lookup: bool = False) -> torch.export.ExportedProgram:
+    """`encoder` exported with a dynamic batch and window length; `pure_lookup=True` reads its table with tensor
+    ops instead of the lookup op (recengine.serving.compiled_encoder compiles that program)."""
     batch = torch.export.Dim("batch", min=1, max=MAX_BATCH)
-    length = torch.export.Dim("length", min=1, max=enc.max_len)
-    window = torch.zeros(2, min(2, enc.max_len), dtype=torch.int64, device=rec.device)
-    lengths = torch.ones(2, dtype=torch.int64, device=rec.device)
+    length = torch.export.Dim("length", min=1, max=encoder.max_len)
+    device = encoder.position_embedding.device
+    window = torch.zeros(2, min(2, encoder.max_len), dtype=torch.int64, device=device)
+    lengths = torch.ones(2, dtype=torch.int64, device=device)
+    module = _PureLookupEncoder(encoder) if pure_lookup else encoder
     with torch.no_grad():
-        return torch.export.export(enc, (window, lengths), dynamic_shapes=({0: batch, 1: length}, {0: batch}))
+        return torch.export.export(module, (window, lengths), dynamic_shapes=({0: batch, 1: length}, {0: batch}))

@@ -61,7 +61,8 @@ class InferenceTable(nn.Module):
 
     @property
     def _np_scale_bias(self) -> np.ndarray | None:
-        return as_array(self.scale_bias, "scale_bias") if self.rows.dtype == torch.int8 else None
+        scale_bias = self._scale_bias()
+        return None if scale_bias is None else as_array(scale_bias, "scale_bias")
 
     @property
     def _np_bias(self) -> np.ndarray:
@@ -83,7 +84,8 @@ class InferenceTable(nn.Module):
         if self.rows.dtype == torch.float32:
             return self.rows[items]
         if pure:
-            return dequantize_rows(self.rows[items], self.scale_bias[items] if self.rows.dtype == torch.int8 else None)
+            scale_bias = self._scale_bias()
+            return dequantize_rows(self.rows[items], None if scale_bias is None else scale_bias[items])
         offsets = torch.arange(items.numel() + 1, dtype=torch.int64, device=items.device)
         if checked:
             return torch.ops.recengine.quantized_embedding_bag(
