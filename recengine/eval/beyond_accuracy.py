@@ -150,10 +150,16 @@ def coverage_interval(value: float, resamples, level: float = 0.95) -> dict:
 
 
 # ------------------------------------------------------------------------------------------ diversity
+GATHER_LIMIT = 1 << 22
+"""intra_list_diversity gathers at most this many vector elements (rows × k × d) at a time: wide item vectors
+(e.g. TF-IDF over a title vocabulary) are measured in smaller blocks of rows, in bounded memory"""
+
+
 def intra_list_diversity(lists, item_vectors, chunk: int = 4096) -> np.ndarray:
     """(R,) per row: 1 − the mean cosine similarity over its unordered pairs of items, the items described by
     the rows of `item_vectors` (N, d); NaN for a row with fewer than two items. An all-zero vector (e.g. an item
-    with no genre) has similarity 0 with every item."""
+    with no genre) has similarity 0 with every item. Rows are measured `chunk` at a time (fewer when the vectors
+    are wide, see GATHER_LIMIT); each row's value does not depend on the blocks."""
     vectors = np.asarray(item_vectors.detach().cpu() if hasattr(item_vectors, "detach") else item_vectors)
     if vectors.ndim != 2 or vectors.shape[0] < 1:
         raise ValueError(f"item_vectors: expected an (N, d) matrix, got shape {vectors.shape}")
@@ -163,6 +169,7 @@ def intra_list_diversity(lists, item_vectors, chunk: int = 4096) -> np.ndarray:
     norms = np.linalg.norm(vectors.astype(np.float64), axis=1, keepdims=True)
     unit = np.divide(vectors, norms, out=np.zeros(vectors.shape, dtype=np.float64), where=norms > 0)
     out = np.full(arr.shape[0], np.nan)
+    chunk = max(1, min(chunk, GATHER_LIMIT // max(arr.shape[1] * vectors.shape[1], 1)))
     for start in range(0, arr.shape[0], chunk):
         block = arr[start : start + chunk]
         valid = block != PAD_ID

@@ -81,6 +81,20 @@ def test_diversity_by_embedding_uses_cosine():
     assert d.tolist() == pytest.approx([0.0, 1.0, 2.0, 1 - 1 / 3])
 
 
+def test_wide_vectors_are_measured_in_smaller_blocks_with_the_same_values(monkeypatch):
+    from recengine.eval import beyond_accuracy
+
+    rng = np.random.default_rng(0)
+    vectors = rng.random((30, 50))
+    lists = rng.integers(0, 30, size=(37, 6))
+    lists[::5, 3:] = PAD_ID
+    whole = intra_list_diversity(lists, vectors)
+    monkeypatch.setattr(beyond_accuracy, "GATHER_LIMIT", 6 * 50 * 4)  # 4 rows per block
+    assert np.array_equal(intra_list_diversity(lists, vectors), whole)
+    monkeypatch.setattr(beyond_accuracy, "GATHER_LIMIT", 1)  # never fewer than one row
+    assert np.array_equal(intra_list_diversity(lists, vectors), whole)
+
+
 @pytest.mark.parametrize("row", [[0, PAD_ID, PAD_ID], [PAD_ID, PAD_ID, PAD_ID]])
 def test_diversity_undefined_below_two_items_is_nan(row):
     assert np.isnan(intra_list_diversity([row], GENRES)[0])
