@@ -33,6 +33,7 @@ import torch
 from recengine._atomic import atomic_path
 from recengine.data.item_text import item_tfidf_bags
 from recengine.eval.beyond_accuracy import (
+    SparseVectors,
     catalog_coverage,
     coverage_interval,
     coverage_resamples,
@@ -162,17 +163,19 @@ def offline_lists(policy, split, k: int, batch_size: int = 512) -> tuple[np.ndar
 
 
 # ------------------------------------------------------------------------------------------ measuring
-def text_vectors(data) -> np.ndarray | None:
-    """(N, V) the items' TF-IDF title vectors (``recengine.data.item_text``, the large model's "tfidf" features),
-    or None when the data has no title for every item (e.g. synthetic data)."""
+def text_vectors(data) -> SparseVectors | None:
+    """The items' TF-IDF title vectors (``recengine.data.item_text``, the large model's "tfidf" features) as
+    sparse (N, V) vectors, or None when the data has no title for every item. Sparse, because a title has a few
+    of the V words: measuring a list costs its items' words, not k · V (the dense path took seconds per agent)."""
     titles = getattr(data, "item_titles", None)
     num_items = getattr(data, "num_items", None)
     if not titles or num_items is None or len(titles) != num_items:
         return None
-    return item_tfidf_bags(data).dense()
+    bags = item_tfidf_bags(data)
+    return SparseVectors(bags.offsets, bags.ids, bags.weights, len(bags.vocabulary))
 
 
-def item_spaces(data, item_vectors) -> dict[str, np.ndarray]:
+def item_spaces(data, item_vectors) -> dict[str, np.ndarray | SparseVectors]:
     """The item descriptions diversity is measured in: "genre" (multi-hot, when the data has genres),
     "embedding" (`item_vectors`, the simulator's) and "text" (TF-IDF title vectors, when the data has titles)."""
     spaces = {}

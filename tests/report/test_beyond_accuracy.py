@@ -90,7 +90,7 @@ def test_item_spaces_have_genres_when_the_data_has_them():
     data = make_synthetic(num_users=10, num_items=12, seed=0)
     spaces = item_spaces(data, torch.ones(12, 3))
     assert set(spaces) == {"genre", "embedding", "text"}  # synthetic titles "item <id>": one shared word
-    assert spaces["genre"].shape == (12, data.item_feature_sizes["genre"])
+    assert spaces["genre"].shape == (12, data.item_feature_sizes["genre"]) and spaces["text"].num_items == 12
     assert set(item_spaces(SimpleNamespace(), np.ones((12, 3)))) == {"embedding"}
 
 
@@ -104,7 +104,7 @@ TITLED = SimpleNamespace(
 def test_text_space_is_the_tfidf_title_vectors():
     text = text_vectors(TITLED)
     s = 1 / math.sqrt(2)
-    np.testing.assert_allclose(text, [[s, s, 0], [s, 0, s], [0, s, s], [0, 0, 0]], rtol=1e-6)
+    np.testing.assert_allclose(text.dense(), [[s, s, 0], [s, 0, s], [0, s, s], [0, 0, 0]], rtol=1e-6)
     assert set(item_spaces(TITLED, np.eye(4))) == {"embedding", "text"}
     assert text_vectors(SimpleNamespace(num_items=4, item_titles=["a b"] * 3)) is None  # not one title per item
 
