@@ -166,7 +166,7 @@ def offline_lists(policy, split, k: int, batch_size: int = 512) -> tuple[np.ndar
 def text_vectors(data) -> SparseVectors | None:
     """The items' TF-IDF title vectors (``recengine.data.item_text``, the large model's "tfidf" features) as
     sparse (N, V) vectors, or None when the data has no title for every item. Sparse, because a title has a few
-    of the V words: measuring a list costs its items' words, not k · V (the dense path took seconds per agent)."""
+    of the V words: measuring a list costs its items' words, not k · V."""
     titles = getattr(data, "item_titles", None)
     num_items = getattr(data, "num_items", None)
     if not titles or num_items is None or len(titles) != num_items:
