@@ -208,6 +208,7 @@ def _build_model(
                 num_heads=cfg.num_heads,
                 dropout=cfg.dropout,
                 feature_dim=cfg.feature_dim,
+                id_dropout=cfg.id_dropout,
                 **kw,
             )
             return SequenceRecommender(encoder, CatalogHead(num_items, cfg.dim), bool(user_tables))

@@ -323,7 +323,14 @@ def _coldstart(args: argparse.Namespace) -> int:
         return report("recengine coldstart", exc)
     base = SASRecConfig(max_epochs=args.max_epochs, patience=args.patience, max_seconds=math.inf, seed=args.seed)
     results = run_cold_start(
-        data, args.out, variants=args.variants, base=base, share=args.share, seed=args.seed, log=print
+        data,
+        args.out,
+        variants=args.variants,
+        base=base,
+        share=args.share,
+        seed=args.seed,
+        log=print,
+        **({} if args.id_dropout is None else {"id_dropout": args.id_dropout}),
     )
     print(f"wrote {os.path.join(args.out, 'coldstart.json')} and coldstart.md ({len(results['variants'])} variants)")
     return 0
@@ -485,6 +492,13 @@ def build_parser() -> argparse.ArgumentParser:
     cs.add_argument("--seed", type=non_negative_int, default=0, help="seed of the cold items and of training")
     cs.add_argument("--max-epochs", type=positive_int, default=30, help="epoch budget per variant (default 30)")
     cs.add_argument("--patience", type=positive_int, default=5, help="early stop on warm validation (default 5)")
+    cs.add_argument(
+        "--id-dropout",
+        type=probability,
+        default=None,
+        help="item-id dropout of the feature variants: the share of items whose id vector each training step "
+        "zeroes, so features and text learn to rank an item alone (default 0.5; the ids variant never drops)",
+    )
     cs.add_argument("--threads", type=non_negative_int, default=0, help="torch threads (default: torch's choice)")
     cs.set_defaults(func=_coldstart, check=_check_coldstart)
 

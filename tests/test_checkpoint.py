@@ -117,3 +117,15 @@ def test_model_with_item_text_round_trip(item_text, tmp_path, monkeypatch):
     loaded, loaded_cfg = checkpoint.load_model(path)
     assert loaded_cfg.item_text == item_text
     torch.testing.assert_close(loaded.encoder.item_embeddings(), model.encoder.item_embeddings())
+
+
+def test_id_dropout_is_kept_in_the_model_file(tmp_path):
+    from dataclasses import replace
+
+    cfg = replace(CFG, id_dropout=0.4)
+    torch.manual_seed(0)
+    model = model_from_data(make_synthetic(30, 20, seed=0), cfg)
+    path = str(tmp_path / "m.safetensors")
+    checkpoint.save_model(path, model, cfg)
+    loaded, loaded_cfg = checkpoint.load_model(path)
+    assert loaded_cfg.id_dropout == 0.4 and loaded.encoder.id_dropout == 0.4

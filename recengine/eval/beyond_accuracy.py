@@ -17,8 +17,9 @@ Definitions (what each row value is):
 
 * intra-list diversity: 1 − the mean cosine similarity over the row's unordered pairs of (non-padding) items,
   the items described by any (N, d) matrix: item embeddings, or the multi-hot genre vectors of ``genre_vectors``
-  (for 0/1 vectors the cosine is |A ∩ B| / sqrt(|A| · |B|)). An item whose vector is all zeros (no genre) has
-  similarity 0 with every item. A row with fewer than two items (k = 1, or padding) has no pair: NaN.
+  (for 0/1 vectors the cosine is |A ∩ B| / sqrt(|A| · |B|)), or sparse ones (``SparseVectors``, e.g. TF-IDF
+  bags of title words). An item whose vector is all zeros (no genre) has similarity 0 with every item. A row
+  with fewer than two items (k = 1, or padding) has no pair: NaN.
 * novelty: the mean self-information −log2 p(i) of the row's items, p(i) = (c_i + α) / (Σ c + α · N) from the
   TRAIN interaction counts c with additive smoothing α (default 1), so an item never seen in training gets the
   largest finite value, −log2(α / (Σ c + α · N)), instead of infinity. An empty row: NaN.
@@ -30,6 +31,7 @@ Definitions (what each row value is):
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -150,10 +152,60 @@ def coverage_interval(value: float, resamples, level: float = 0.95) -> dict:
 
 
 # ------------------------------------------------------------------------------------------ diversity
+GATHER_LIMIT = 1 << 22
+"""intra_list_diversity gathers at most this many vector elements (rows × k × d) at a time: wide item vectors
+(e.g. TF-IDF over a title vocabulary) are measured in smaller blocks of rows, in bounded memory"""
+
+
+@dataclass(frozen=True)
+class SparseVectors:
+    """N item vectors of width `dim` stored as CSR: item i has the values ``values[offsets[i]:offsets[i+1]]`` at
+    the columns ``ids[...]`` (a column given twice adds up), e.g. TF-IDF bags of words
+    (``recengine.data.item_text.TextBags``). `intra_list_diversity` measures them without building the dense
+    (N, dim) matrix: its cost grows with the stored entries of the listed items, not with k · dim per list."""
+
+    offsets: np.ndarray
+    ids: np.ndarray
+    values: np.ndarray
+    dim: int
+
+    def __post_init__(self):
+        offsets = np.asarray(self.offsets, dtype=np.int64)
+        ids, values = np.asarray(self.ids, dtype=np.int64), np.asarray(self.values, dtype=np.float64)
+        if isinstance(self.dim, bool) or not isinstance(self.dim, (int, np.integer)) or self.dim < 0:
+            raise ValueError(f"dim: expected an int >= 0, got {self.dim!r}")
+        if offsets.ndim != 1 or offsets.size < 2 or offsets[0] != 0 or offsets[-1] != ids.size:
+            raise ValueError("offsets: expected CSR offsets (N + 1,) from 0 to len(ids), N >= 1")
+        if (np.diff(offsets) < 0).any():
+            raise ValueError("offsets: expected non-decreasing CSR offsets")
+        if ids.ndim != 1 or values.shape != ids.shape:
+            raise ValueError(f"values: expected one value per id, shape {ids.shape}, got {values.shape}")
+        if ids.size and (ids.min() < 0 or ids.max() >= self.dim):
+            raise IndexError(f"ids: column ids must lie in [0, {self.dim})")
+        if not np.isfinite(values).all():
+            raise ValueError("values: must be finite numbers")
+        object.__setattr__(self, "offsets", offsets)
+        object.__setattr__(self, "ids", ids)
+        object.__setattr__(self, "values", values)
+
+    @property
+    def num_items(self) -> int:
+        return int(self.offsets.size - 1)
+
+    def dense(self) -> np.ndarray:
+        """(N, dim) float64 matrix of the vectors (for inspection and tests)."""
+        out = np.zeros((self.num_items, self.dim))
+        np.add.at(out, (np.repeat(np.arange(self.num_items), np.diff(self.offsets)), self.ids), self.values)
+        return out
+
+
 def intra_list_diversity(lists, item_vectors, chunk: int = 4096) -> np.ndarray:
     """(R,) per row: 1 − the mean cosine similarity over its unordered pairs of items, the items described by
-    the rows of `item_vectors` (N, d); NaN for a row with fewer than two items. An all-zero vector (e.g. an item
-    with no genre) has similarity 0 with every item."""
+    the rows of `item_vectors` (N, d), or by `SparseVectors`; NaN for a row with fewer than two items. An all-zero
+    vector (e.g. an item with no genre) has similarity 0 with every item. Rows are measured `chunk` at a time
+    (fewer when dense vectors are wide, see GATHER_LIMIT); each row's value does not depend on the blocks."""
+    if isinstance(item_vectors, SparseVectors):
+        return _sparse_diversity(check_lists(lists, item_vectors.num_items), item_vectors, chunk)
     vectors = np.asarray(item_vectors.detach().cpu() if hasattr(item_vectors, "detach") else item_vectors)
     if vectors.ndim != 2 or vectors.shape[0] < 1:
         raise ValueError(f"item_vectors: expected an (N, d) matrix, got shape {vectors.shape}")
@@ -163,6 +215,7 @@ def intra_list_diversity(lists, item_vectors, chunk: int = 4096) -> np.ndarray:
     norms = np.linalg.norm(vectors.astype(np.float64), axis=1, keepdims=True)
     unit = np.divide(vectors, norms, out=np.zeros(vectors.shape, dtype=np.float64), where=norms > 0)
     out = np.full(arr.shape[0], np.nan)
+    chunk = max(1, min(chunk, GATHER_LIMIT // max(arr.shape[1] * vectors.shape[1], 1)))
     for start in range(0, arr.shape[0], chunk):
         block = arr[start : start + chunk]
         valid = block != PAD_ID
@@ -172,6 +225,44 @@ def intra_list_diversity(lists, item_vectors, chunk: int = 4096) -> np.ndarray:
         pair_sum = (v.sum(1) ** 2).sum(1) - (v**2).sum((1, 2))
         with np.errstate(invalid="ignore", divide="ignore"):
             out[start : start + chunk] = np.where(m >= 2, 1.0 - pair_sum / (m * (m - 1)), np.nan)
+    return out
+
+
+def _sums_by_key(keys: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(distinct keys sorted, the sum of the values of each)."""
+    if keys.size == 0:
+        return keys, values.astype(np.float64)
+    order = np.argsort(keys, kind="stable")
+    keys, values = keys[order], values[order]
+    starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]])
+    return keys[starts], np.add.reduceat(values, starts)
+
+
+def _sparse_diversity(arr: np.ndarray, sv: SparseVectors, chunk: int) -> np.ndarray:
+    """intra_list_diversity of checked `arr` over sparse vectors: the same sum over ordered pairs,
+    |sum_i v_i|^2 - sum_i |v_i|^2, with sum_i v_i accumulated per (row, column) over the listed items' entries."""
+    lengths = np.diff(sv.offsets)
+    entry_item = np.repeat(np.arange(sv.num_items), lengths)
+    item_key, item_sums = _sums_by_key(entry_item * max(sv.dim, 1) + sv.ids, sv.values)  # a column twice adds up
+    norms = np.sqrt(np.bincount(item_key // max(sv.dim, 1), weights=item_sums**2, minlength=sv.num_items))
+    unit = np.divide(sv.values, norms[entry_item], out=np.zeros(sv.values.size), where=norms[entry_item] > 0)
+    out = np.full(arr.shape[0], np.nan)
+    for start in range(0, arr.shape[0], max(1, chunk)):
+        block = arr[start : start + chunk]
+        valid = block != PAD_ID
+        rows, slots = np.nonzero(valid)
+        items = block[rows, slots]
+        count = lengths[items]  # the stored entries of each listed item, expanded below
+        entry_row = np.repeat(rows, count)
+        first = np.repeat(np.cumsum(count) - count, count)
+        entry = np.repeat(sv.offsets[items], count) + np.arange(entry_row.size) - first
+        key, column_sums = _sums_by_key(entry_row * max(sv.dim, 1) + sv.ids[entry], unit[entry])  # (row, column)
+        b = block.shape[0]
+        total = np.bincount(key // max(sv.dim, 1), weights=column_sums**2, minlength=b)
+        own = np.bincount(rows, weights=(norms[items] > 0).astype(np.float64), minlength=b)  # |unit v_i|^2
+        m = valid.sum(1).astype(np.float64)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out[start : start + chunk] = np.where(m >= 2, 1.0 - (total - own) / (m * (m - 1)), np.nan)
     return out
 
 

@@ -34,6 +34,7 @@ import torch
 from torch import nn
 
 from recengine.nn.embedding_tables import EmbeddingTables, TableSpec
+from recengine.ops._checks import check_number
 from recengine.ops.checked_ids import checked_ids
 
 
@@ -60,6 +61,11 @@ class SequenceEncoder(nn.Module):
             to the item vector.
         item_text_vectors: (N, E) frozen text embeddings of the items (e.g. a sentence encoder's, from
             ``recengine.nn.text_encoder``): a learned linear projection of them is added to the item vector.
+        id_dropout: item-id dropout (the DropoutNet idea), in [0, 1): in training mode every call of
+            `item_embeddings` zeroes the id-embedding row of each item with this probability (a fresh Bernoulli
+            mask over the N items per call, drawn from torch's global generator, no rescaling), so a dropped item
+            looks exactly like an item never seen in training (whose id vector is zero at serving) and its side
+            features and text must carry it alone. 0 (the default) draws nothing; eval mode never drops.
     """
 
     def __init__(
@@ -82,10 +88,15 @@ class SequenceEncoder(nn.Module):
         item_text_offsets=None,
         item_text_weights=None,
         item_text_vectors=None,
+        id_dropout: float = 0.0,
     ):
         super().__init__()
         if num_items < 1 or dim < 1 or max_len < 1:
             raise ValueError(f"num_items, dim, max_len must be >= 1, got {num_items}, {dim}, {max_len}")
+        if check_number("id_dropout", id_dropout, minimum=0.0) >= 1.0:
+            raise ValueError(f"id_dropout: must be < 1 (1 would drop every id vector), got {id_dropout}")
+        #: probability of zeroing an item's id vector in a training-mode call of item_embeddings
+        self.id_dropout = float(id_dropout)
         if dim % num_heads:
             raise ValueError(f"dim ({dim}) must be divisible by num_heads ({num_heads})")
         self.num_items, self.dim, self.max_len = num_items, dim, max_len
@@ -176,8 +187,12 @@ class SequenceEncoder(nn.Module):
     # ------------------------------------------------------------------------------------ tables
     def item_embeddings(self) -> torch.Tensor:
         """(N, D): every item's vector (id embedding + projected side features and text); the tied catalog
-        table."""
+        table. In training mode with ``id_dropout`` > 0 a random subset of the items has its id embedding zeroed
+        (see the class doc), so their vectors are what a cold item's is."""
         table = self.item_embedding
+        if self.training and self.id_dropout > 0:
+            kept = torch.rand(self.num_items, 1, device=table.device) >= self.id_dropout
+            table = table * kept
         if self.item_tables is not None:
             pooled = self.item_tables(self.item_feature_ids, self.item_feature_offsets)
             table = table + self.item_projection(pooled)

@@ -10,6 +10,10 @@ For every agent two sets of lists are measured with `recengine.eval.beyond_accur
 * simulator: the slates of its greedy evaluation sessions (each slot's first session, as the return per
   session), collected through the evaluation loop's `on_step` hook by `GreedySlates`.
 
+Intra-list diversity is measured in three descriptions of the items: their multi-hot genres, the simulator's item
+vectors, and the TF-IDF vectors of their title words (the large model's "tfidf" text features; only when the data
+has titles).
+
 Per-list values are averaged per test user (offline) or per simulated session (simulator) and get the normal
 interval over those units; catalog coverage gets a bootstrap interval over the same units (a session's slates
 are resampled together). Several training seeds pool their units; coverage is then the mean over seeds, its
@@ -27,7 +31,9 @@ import numpy as np
 import torch
 
 from recengine._atomic import atomic_path
+from recengine.data.item_text import item_tfidf_bags
 from recengine.eval.beyond_accuracy import (
+    SparseVectors,
     catalog_coverage,
     coverage_interval,
     coverage_resamples,
@@ -54,20 +60,23 @@ DEFINITIONS = (
     "resampling users / sessions); "
     "diversity (genre): 1 − mean pairwise cosine similarity of the items' multi-hot genre vectors within a list "
     "(an item without genre counts as unlike every other); diversity (embedding): the same with the simulator's "
-    "item vectors; novelty: mean self-information −log2 p(i) in bits of the recommended items, p from the TRAIN "
+    "item vectors; diversity (text): the same with the items' TF-IDF vectors of their title words (words in at "
+    "least two titles, the release year left out; an item with no such word counts as unlike every other); "
+    "novelty: mean self-information −log2 p(i) in bits of the recommended items, p from the TRAIN "
     "interaction counts with add-one smoothing (an item unseen in training gets the largest finite value); "
     f"popularity bias: share of recommended items among the top {POPULAR_SHARE:.0%} most popular items by TRAIN "
     "count. A list of one item has no pair, so its diversity is undefined and left out of the mean. Intervals: "
     "normal over per-user (offline) or per-session (simulator) means; padding slots are ignored."
 )
 
-LIST_METRICS = ("diversity_genre", "diversity_embedding", "novelty", "popularity_bias")
+LIST_METRICS = ("diversity_genre", "diversity_embedding", "diversity_text", "novelty", "popularity_bias")
 """the per-list metrics, in report order (coverage comes first, separately)"""
 
 TITLES = {
     "coverage": "coverage",
     "diversity_genre": "diversity (genre)",
     "diversity_embedding": "diversity (embedding)",
+    "diversity_text": "diversity (text)",
     "novelty": "novelty (bits)",
     "popularity_bias": f"popularity bias (top {POPULAR_SHARE:.0%})",
 }
@@ -154,9 +163,21 @@ def offline_lists(policy, split, k: int, batch_size: int = 512) -> tuple[np.ndar
 
 
 # ------------------------------------------------------------------------------------------ measuring
-def item_spaces(data, item_vectors) -> dict[str, np.ndarray]:
-    """The item descriptions diversity is measured in: "genre" (multi-hot, when the data has genres) and
-    "embedding" (`item_vectors`, the simulator's)."""
+def text_vectors(data) -> SparseVectors | None:
+    """The items' TF-IDF title vectors (``recengine.data.item_text``, the large model's "tfidf" features) as
+    sparse (N, V) vectors, or None when the data has no title for every item. Sparse, because a title has a few
+    of the V words: measuring a list costs its items' words, not k · V."""
+    titles = getattr(data, "item_titles", None)
+    num_items = getattr(data, "num_items", None)
+    if not titles or num_items is None or len(titles) != num_items:
+        return None
+    bags = item_tfidf_bags(data)
+    return SparseVectors(bags.offsets, bags.ids, bags.weights, len(bags.vocabulary))
+
+
+def item_spaces(data, item_vectors) -> dict[str, np.ndarray | SparseVectors]:
+    """The item descriptions diversity is measured in: "genre" (multi-hot, when the data has genres),
+    "embedding" (`item_vectors`, the simulator's) and "text" (TF-IDF title vectors, when the data has titles)."""
     spaces = {}
     features = getattr(data, "item_features", {}) or {}
     if "genre_offsets" in features and "genre" in (getattr(data, "item_feature_sizes", {}) or {}):
@@ -165,6 +186,9 @@ def item_spaces(data, item_vectors) -> dict[str, np.ndarray]:
         )
     vectors = item_vectors.detach().cpu().numpy() if torch.is_tensor(item_vectors) else np.asarray(item_vectors)
     spaces["embedding"] = vectors
+    text = text_vectors(data)
+    if text is not None:
+        spaces["text"] = text
     return spaces
 
 

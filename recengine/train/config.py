@@ -27,6 +27,10 @@ class SASRecConfig:
     """attention heads per block"""
     dropout: float = 0.3
     """dropout on the inputs, the attention output and the feed-forward block"""
+    id_dropout: float = 0.0
+    """item-id dropout in [0, 1): in each training step every item's id vector is zeroed with this probability
+    (SequenceEncoder's id_dropout), so side features and text learn to stand for an item alone, as they must for
+    an item never seen in training; 0 keeps training exactly as without it (no random draw)"""
     item_features: bool = True
     """genres + year bucket through EmbeddingTables, added to the item-id embedding"""
     item_text: str = "none"
@@ -65,6 +69,8 @@ class SASRecConfig:
             raise ValueError(f"num_heads: must divide dim={self.dim}, got {self.num_heads}")
         if check_number("dropout", self.dropout, minimum=0.0) >= 1.0:
             raise ValueError(f"dropout: must be < 1, got {self.dropout}")
+        if check_number("id_dropout", self.id_dropout, minimum=0.0) >= 1.0:
+            raise ValueError(f"id_dropout: must be < 1, got {self.id_dropout}")
         check_number("lr", self.lr, minimum=0.0, exclusive=True)
         check_number("weight_decay", self.weight_decay, minimum=0.0)
         check_number("clip", self.clip, minimum=0.0)

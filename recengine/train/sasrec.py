@@ -92,6 +92,7 @@ def model_from_data(data, cfg: SASRecConfig, text_encoder: TextEncoder | None = 
         num_heads=cfg.num_heads,
         dropout=cfg.dropout,
         feature_dim=cfg.feature_dim,
+        id_dropout=cfg.id_dropout,
         **kw,
     )
     return SequenceRecommender(encoder, CatalogHead(data.num_items, cfg.dim), use_users="user_feature_tables" in kw)

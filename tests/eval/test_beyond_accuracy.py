@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from recengine.eval.beyond_accuracy import (
+    SparseVectors,
     catalog_coverage,
     check_lists,
     coverage_interval,
@@ -79,6 +80,63 @@ def test_diversity_by_embedding_uses_cosine():
     vectors = np.array([[1.0, 0.0], [2.0, 0.0], [0.0, 3.0], [-1.0, 0.0]])
     d = intra_list_diversity([[0, 1, PAD_ID], [0, 2, PAD_ID], [0, 3, PAD_ID], [0, 1, 2]], vectors)
     assert d.tolist() == pytest.approx([0.0, 1.0, 2.0, 1 - 1 / 3])
+
+
+def test_wide_vectors_are_measured_in_smaller_blocks_with_the_same_values(monkeypatch):
+    from recengine.eval import beyond_accuracy
+
+    rng = np.random.default_rng(0)
+    vectors = rng.random((30, 50))
+    lists = rng.integers(0, 30, size=(37, 6))
+    lists[::5, 3:] = PAD_ID
+    whole = intra_list_diversity(lists, vectors)
+    monkeypatch.setattr(beyond_accuracy, "GATHER_LIMIT", 6 * 50 * 4)  # 4 rows per block
+    assert np.array_equal(intra_list_diversity(lists, vectors), whole)
+    monkeypatch.setattr(beyond_accuracy, "GATHER_LIMIT", 1)  # never fewer than one row
+    assert np.array_equal(intra_list_diversity(lists, vectors), whole)
+
+
+def _random_sparse(seed: int, num_items: int = 25, dim: int = 9) -> SparseVectors:
+    """Random sparse vectors: 0-4 entries per item (some items empty), a column sometimes given twice."""
+    rng = np.random.default_rng(seed)
+    lengths = rng.integers(0, 5, size=num_items)
+    offsets = np.r_[0, np.cumsum(lengths)]
+    return SparseVectors(offsets, rng.integers(0, dim, size=offsets[-1]), rng.normal(size=offsets[-1]), dim)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_sparse_vectors_give_the_values_of_their_dense_matrix(seed):
+    sv = _random_sparse(seed)
+    rng = np.random.default_rng(10 + seed)
+    lists = rng.integers(0, sv.num_items, size=(40, 5))
+    lists[rng.random(lists.shape) < 0.2] = PAD_ID
+    sparse = intra_list_diversity(lists, sv, chunk=7)  # several blocks
+    dense = intra_list_diversity(lists, sv.dense())
+    assert np.array_equal(np.isnan(sparse), np.isnan(dense))
+    np.testing.assert_allclose(sparse[~np.isnan(dense)], dense[~np.isnan(dense)], rtol=0, atol=1e-12)
+
+
+def test_sparse_diversity_hand_values():
+    # item 0 = (1, 1, 0), item 1 = (2, 0, 2) as (1, 0) + (1, 2) on column 0 twice, item 2 = (0, 0, 5), item 3 empty
+    sv = SparseVectors([0, 2, 5, 6, 6], [0, 1, 0, 2, 0, 2], [1.0, 1.0, 1.0, 2.0, 1.0, 5.0], 3)
+    # cos(0,1) = 1/2, cos(0,2) = 0, cos(1,2) = 1/sqrt2, anything with item 3: 0
+    d = intra_list_diversity([[0, 1, PAD_ID], [0, 3, PAD_ID], [0, 1, 2], [2, PAD_ID, PAD_ID]], sv)
+    assert d[:3].tolist() == pytest.approx([0.5, 1.0, 1 - (0.5 + 1 / math.sqrt(2)) / 3]) and np.isnan(d[3])
+
+
+@pytest.mark.parametrize(
+    ("args", "error", "match"),
+    [
+        (([0, 2], [0, 1], [1.0, 1.0], 1), IndexError, "ids"),
+        (([0, 3], [0, 1], [1.0, 1.0], 2), ValueError, "offsets"),
+        (([0, 2], [0, 1], [1.0], 2), ValueError, "values"),
+        (([0, 1], [0], [math.inf], 2), ValueError, "values"),
+        (([0, 1], [0], [1.0], -1), ValueError, "dim"),
+    ],
+)
+def test_bad_sparse_vectors_name_the_argument(args, error, match):
+    with pytest.raises(error, match=match):
+        SparseVectors(*args)
 
 
 @pytest.mark.parametrize("row", [[0, PAD_ID, PAD_ID], [PAD_ID, PAD_ID, PAD_ID]])

@@ -14,7 +14,7 @@ from tests.helpers import assert_close
 N = 40
 
 
-def encoder(features: bool = True, max_len: int = 8, seed: int = 0) -> SequenceEncoder:
+def encoder(features: bool = True, max_len: int = 8, seed: int = 0, id_dropout: float = 0.0) -> SequenceEncoder:
     torch.manual_seed(seed)
     kw = {}
     if features:
@@ -28,7 +28,9 @@ def encoder(features: bool = True, max_len: int = 8, seed: int = 0) -> SequenceE
             user_feature_tables=utables,
             user_feature_ids=torch.from_numpy(np.stack([d.user_features[n] for n, _ in utables], 1)),
         )
-    return SequenceEncoder(N, dim=16, max_len=max_len, num_layers=2, num_heads=2, dropout=0.1, **kw).eval()
+    return SequenceEncoder(
+        N, dim=16, max_len=max_len, num_layers=2, num_heads=2, dropout=0.1, id_dropout=id_dropout, **kw
+    ).eval()
 
 
 @pytest.mark.parametrize("features", [False, True])
@@ -180,3 +182,59 @@ def test_gradients_reach_the_token_table_and_text_projections():
 def test_bad_item_text_is_rejected(kw, match):
     with pytest.raises(ValueError, match=match):
         _text_encoder(**kw)
+
+
+# ------------------------------------------------------------------------------------ item-id dropout
+def _feature_part(enc: SequenceEncoder) -> torch.Tensor:
+    """Each item's vector without its id embedding (what an item never seen in training gets)."""
+    with torch.no_grad():
+        return enc.eval().item_embeddings() - enc.item_embedding
+
+
+def test_id_dropout_zeroes_whole_id_rows_in_training_mode_only():
+    enc = encoder(id_dropout=0.5)
+    full, features = enc.item_embeddings().detach(), _feature_part(enc)
+    torch.manual_seed(0)
+    table = enc.train().item_embeddings().detach()
+    dropped = (table - features).abs().amax(1) < 1e-6
+    kept = (table - full).abs().amax(1) < 1e-6
+    assert bool((dropped ^ kept).all()), "every row is either the full vector or its feature part alone"
+    assert 0 < int(dropped.sum()) < N  # p = 0.5 over 40 items: some of each (seeded)
+    torch.manual_seed(1)
+    assert not torch.equal(enc.item_embeddings().detach(), table)  # a fresh mask per call
+    assert torch.equal(enc.eval().item_embeddings().detach(), full)  # eval mode never drops
+
+
+def test_dropped_id_rows_get_no_gradient():
+    enc = encoder(id_dropout=0.5).train()
+    torch.manual_seed(3)
+    table = enc.item_embeddings()
+    table.sum().backward()
+    dropped = (table.detach() - _feature_part(enc)).abs().amax(1) < 1e-6
+    grad = enc.item_embedding.grad
+    assert bool((grad[dropped] == 0).all()) and bool((grad[~dropped] == 1).all())
+
+
+def test_no_id_dropout_draws_nothing_and_changes_nothing():
+    enc = encoder(id_dropout=0.0)
+    full = enc.item_embeddings().detach()
+    enc.train()
+    torch.manual_seed(11)
+    state = torch.get_rng_state()
+    assert torch.equal(enc.item_embeddings().detach(), full)
+    assert torch.equal(torch.get_rng_state(), state)  # the global stream is not touched
+
+
+def test_id_dropout_in_training_is_seeded():
+    enc = encoder(id_dropout=0.3).train()
+    items = torch.tensor([[1, 2, 3]])
+    torch.manual_seed(5)
+    a = enc(items)
+    torch.manual_seed(5)
+    assert torch.equal(a, enc(items))
+
+
+@pytest.mark.parametrize(("value", "error"), [(1.0, ValueError), (-0.1, ValueError), ("0.5", TypeError)])
+def test_bad_id_dropout_is_rejected_by_name(value, error):
+    with pytest.raises(error, match="id_dropout"):
+        SequenceEncoder(N, dim=8, num_heads=2, id_dropout=value)

@@ -76,6 +76,26 @@ def test_compiled_last_state_matches_eager_with_long_histories():
     torch._dynamo.reset()
 
 
+def test_id_dropout_compiles_and_exports_in_eval_mode():
+    module = _Call("last_state", True)
+    module.encoder = encoder(id_dropout=0.5)  # eval mode: nothing is dropped, nothing drawn
+    explanation = torch._dynamo.explain(module)(*_histories(0))
+    torch._dynamo.reset()
+    assert explanation.graph_break_count == 0, explanation.break_reasons
+    with torch.no_grad():
+        exported = torch.export.export(module, _histories(0)).module()
+        assert_close(exported(*_histories(1)), module(*_histories(1)), atol=1e-5)
+        assert_close(module(*_histories(1)), _Call("last_state", True)(*_histories(1)), atol=1e-6)
+
+
+def test_id_dropout_compiles_without_graph_breaks_in_training_mode():
+    module = _Call("forward", True)
+    module.encoder = encoder(id_dropout=0.5).train()
+    explanation = torch._dynamo.explain(module)(*_histories(0))
+    torch._dynamo.reset()
+    assert explanation.graph_break_count == 0, explanation.break_reasons
+
+
 BAD = [
     (lambda items, users: (items.masked_fill(items == items.max(), N), users), r"items: ids must lie in \[0, 40\)"),
     (lambda items, users: (items, users.masked_fill(users == users.max(), 12)), r"users: ids must lie in \[0, 12\)"),

@@ -12,6 +12,7 @@ from recengine.agents.baselines import PopularityPolicy, RandomPolicy
 from recengine.data import histories_of, leave_one_out, make_synthetic
 from recengine.padding import PAD_ID
 from recengine.report.beyond_accuracy import (
+    DEFINITIONS,
     PLOT_FILE,
     GreedySlates,
     add_beyond_accuracy,
@@ -22,6 +23,7 @@ from recengine.report.beyond_accuracy import (
     offline_lists,
     pool,
     section,
+    text_vectors,
     write_plot,
 )
 
@@ -87,8 +89,49 @@ def test_measure_groups_lists_into_units():
 def test_item_spaces_have_genres_when_the_data_has_them():
     data = make_synthetic(num_users=10, num_items=12, seed=0)
     spaces = item_spaces(data, torch.ones(12, 3))
-    assert set(spaces) == {"genre", "embedding"} and spaces["genre"].shape == (12, data.item_feature_sizes["genre"])
+    assert set(spaces) == {"genre", "embedding", "text"}  # synthetic titles "item <id>": one shared word
+    assert spaces["genre"].shape == (12, data.item_feature_sizes["genre"]) and spaces["text"].num_items == 12
     assert set(item_spaces(SimpleNamespace(), np.ones((12, 3)))) == {"embedding"}
+
+
+# 4 titled items; title words in at least two titles (the year dropped): alpha, beta, gamma, all with the same idf,
+# so the TF-IDF vectors are item 0 (1, 1, 0)/sqrt2, item 1 (1, 0, 1)/sqrt2, item 2 (0, 1, 1)/sqrt2, item 3 empty
+TITLED = SimpleNamespace(
+    num_items=4, item_titles=["Alpha Beta (1995)", "alpha gamma", "Beta, Gamma!", "Delta (1995)"], item_features={}
+)
+
+
+def test_text_space_is_the_tfidf_title_vectors():
+    text = text_vectors(TITLED)
+    s = 1 / math.sqrt(2)
+    np.testing.assert_allclose(text.dense(), [[s, s, 0], [s, 0, s], [0, s, s], [0, 0, 0]], rtol=1e-6)
+    assert set(item_spaces(TITLED, np.eye(4))) == {"embedding", "text"}
+    assert text_vectors(SimpleNamespace(num_items=4, item_titles=["a b"] * 3)) is None  # not one title per item
+
+
+def test_diversity_by_text_hand_values():
+    # every pair of items 0-2 shares one word of two: cosine 1/2; item 3 has no vocabulary word: cosine 0
+    lists = [[0, 1, PAD_ID], [0, 3, PAD_ID], [0, 1, 2], [2, 2, PAD_ID]]
+    spaces = item_spaces(TITLED, np.eye(4))
+    m = measure(lists, np.arange(4), num_items=4, train_counts=[1, 1, 1, 1], spaces=spaces)
+    assert m["per_unit"]["diversity_text"].tolist() == pytest.approx([0.5, 1.0, 0.5, 0.0])
+    assert m["per_unit"]["diversity_embedding"].tolist() == pytest.approx([1.0, 1.0, 1.0, 0.0])  # unchanged
+
+
+def test_section_has_the_text_diversity_column_and_definition():
+    raw = {
+        "simulator": measure(
+            [[0, 1], [0, 3]], np.array([0, 1]), num_items=4, train_counts=[1] * 4, spaces=item_spaces(TITLED, np.eye(4))
+        )
+    }
+    results = {"meta": {}, "agents": {"random": {"beyond_accuracy": pool([raw])}}}
+    lines = section(results)
+    header = next(line for line in lines if line.startswith("| agent |"))
+    row = next(line for line in lines if line.startswith("| random |"))
+    cells = dict(zip(header.split(" | "), row.split(" | ")))
+    assert cells["diversity (text)"].startswith("0.750 [")  # (0.5 + 1.0) / 2 over the two sessions
+    assert cells["diversity (embedding)"].startswith("1.000")
+    assert "diversity (text)" in DEFINITIONS
 
 
 def _raw(split, policy, seed=0):

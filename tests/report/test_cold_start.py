@@ -62,3 +62,53 @@ def test_unknown_item_text_is_a_usage_error(tmp_path):
     with pytest.raises(SystemExit) as exc:
         main(["train", "sasrec", "--out", str(tmp_path), "--item-text", "bert"])
     assert exc.value.code == 2
+
+
+# ------------------------------------------------------------------------------------ item-id dropout
+TINY = SASRecConfig(dim=8, max_len=8, num_layers=1, num_heads=1, max_epochs=1, max_seconds=math.inf)
+
+
+def test_feature_variants_train_with_id_dropout_and_ids_without(data, tmp_path, monkeypatch):
+    used = {}
+    real = cold_start.train_sasrec
+
+    def spy(data, cfg, **kw):
+        used[(cfg.item_features, cfg.item_text)] = cfg.id_dropout
+        return real(data, cfg, **kw)
+
+    monkeypatch.setattr(cold_start, "train_sasrec", spy)
+    results = cold_start.run_cold_start(
+        data, str(tmp_path), variants=["ids", "genre", "tfidf"], base=TINY, share=0.2, id_dropout=0.3, log=print
+    )
+    assert used == {(False, "none"): 0.0, (True, "none"): 0.3, (True, "tfidf"): 0.3}
+    assert results["id_dropout"] == 0.3
+    assert [v["id_dropout"] for v in results["variants"].values()] == [0.0, 0.3, 0.3]
+    assert "item-id dropout 0.3" in (tmp_path / "coldstart.md").read_text()
+
+
+def test_id_dropout_defaults_and_is_checked_before_training(data, tmp_path, monkeypatch):
+    assert cold_start.DEFAULT_ID_DROPOUT > 0
+    monkeypatch.setattr(cold_start, "train_sasrec", lambda *a, **k: pytest.fail("trained despite a bad setting"))
+    with pytest.raises(ValueError, match="id_dropout"):
+        cold_start.run_cold_start(data, str(tmp_path), variants=["genre"], base=TINY, id_dropout=1.0)
+
+
+@pytest.mark.parametrize(("flag", "expected"), [([], None), (["--id-dropout", "0.3"], 0.3)])
+def test_cli_passes_id_dropout_through(data, tmp_path, monkeypatch, flag, expected):
+    seen = {}
+
+    def fake_run(data, out, **kw):
+        seen.update(kw)
+        return {"variants": {}}
+
+    monkeypatch.setattr("recengine.data.movielens.load_movielens", lambda *a, **k: data)
+    monkeypatch.setattr(cold_start, "run_cold_start", fake_run)
+    assert main(["coldstart", "--out", str(tmp_path / "o"), "--variants", "genre", *flag]) == 0
+    assert seen.get("id_dropout") == expected  # absent: run_cold_start's default
+
+
+@pytest.mark.parametrize("value", ["1", "-0.2", "x"])
+def test_cli_rejects_a_bad_id_dropout(tmp_path, value):
+    with pytest.raises(SystemExit) as exc:
+        main(["coldstart", "--out", str(tmp_path), "--id-dropout", value])
+    assert exc.value.code == 2

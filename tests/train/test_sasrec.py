@@ -131,3 +131,15 @@ def test_item_text_needs_titles(titled):
 def test_config_rejects_an_unknown_item_text(item_text):
     with pytest.raises(ValueError, match="item_text"):
         SASRecConfig(item_text=item_text)
+
+
+# ------------------------------------------------------------------------------------ item-id dropout
+def test_id_dropout_reaches_the_model_and_changes_training(data):
+    from recengine.train.sasrec import model_from_data
+
+    assert model_from_data(data, SASRecConfig(**TINY, id_dropout=0.3)).encoder.id_dropout == 0.3
+    plain = train_sasrec(data, SASRecConfig(**TINY, max_epochs=1, seed=1), progress=False, log=lambda s: None)
+    dropped = train_sasrec(
+        data, SASRecConfig(**TINY, max_epochs=1, seed=1, id_dropout=0.5), progress=False, log=lambda s: None
+    )
+    assert dropped.history[0]["loss"] != plain.history[0]["loss"]

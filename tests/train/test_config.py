@@ -1,0 +1,28 @@
+"""SASRecConfig: the item-id dropout setting (its default, its range, its round trip through a dict)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+
+import pytest
+
+from recengine.train.config import SASRecConfig
+
+
+def test_id_dropout_defaults_to_off():
+    assert SASRecConfig().id_dropout == 0.0
+
+
+def test_id_dropout_round_trips_through_a_dict():
+    cfg = SASRecConfig(id_dropout=0.5)
+    assert SASRecConfig.from_dict(asdict(cfg)) == cfg
+    assert "id_dropout" in cfg.trajectory_fields()  # a resumed run must keep it
+    assert SASRecConfig.from_dict({"dim": 32}).id_dropout == 0.0  # a file written before the option
+
+
+@pytest.mark.parametrize(
+    ("value", "error"), [(1.0, ValueError), (-0.01, ValueError), (float("nan"), ValueError), ("0.5", TypeError)]
+)
+def test_bad_id_dropout_is_rejected_by_name(value, error):
+    with pytest.raises(error, match="id_dropout"):
+        SASRecConfig(id_dropout=value)
