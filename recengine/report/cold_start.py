@@ -27,6 +27,8 @@ import os
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, replace
 
+import numpy as np
+
 from recengine._atomic import write_text
 from recengine.data.cold_start import DEFAULT_COLD_SHARE, cold_start_split
 from recengine.eval.cold_start import paired_summary, per_user_metrics, summarize
@@ -87,12 +89,11 @@ def run_cold_start(
             "id_dropout": float(id_dropout),
             "config": asdict(base),
             "cold_items": int(split.cold_items.size),
-            "events": {"cold": int(split.cold_target[split.eval_users].sum()), "warm": 0},
+            "events": _event_counts(split),
             "variants": {},
             "paired": {},
         },
     )
-    results["events"]["warm"] = int(split.eval_users.size) - results["events"]["cold"]
     os.makedirs(out_dir, exist_ok=True)
     for name in variants:
         cfg = replace(base, **VARIANTS[name], id_dropout=0.0 if name == "ids" else id_dropout)
@@ -117,6 +118,13 @@ def run_cold_start(
         results["paired"] = _pairs(per_user)
         _write(out_dir, results)  # after every variant, so a long run that is stopped keeps what it finished
     return results
+
+
+def _event_counts(split) -> dict:
+    """How many cold events (and their users) and warm test events are evaluated."""
+    cold_users, _ = split.cold_events
+    warm = int(split.eval_users.size - split.cold_target[split.eval_users].sum())
+    return {"cold": int(cold_users.size), "cold_users": int(np.unique(cold_users).size), "warm": warm}
 
 
 def _pairs(per_user: dict) -> dict:
@@ -149,9 +157,11 @@ def markdown(results: dict) -> str:
         f"# Cold-start evaluation ({results['dataset']})",
         "",
         f"{results['cold_items']} cold items ({results['share']:.0%} of the items with an event, seed "
-        f"{results['seed']}) hidden from training; test events: {results['events']['cold']} with a cold target, "
-        f"{results['events']['warm']} with a warm one. The feature variants train with item-id dropout "
-        f"{results.get('id_dropout', 0.0):g}. Means with 95% intervals.",
+        f"{results['seed']}) hidden from training. Cold: every event on a cold item ({results['events']['cold']} "
+        f"events of {results['events']['cold_users']} users), averaged per user; warm: the "
+        f"{results['events']['warm']} last events whose item is warm. Each ranked over the whole catalog from the "
+        f"user's history before it. The feature variants train with item-id dropout "
+        f"{results.get('id_dropout', 0.0):g}. Means over users with 95% intervals.",
         "",
         "| variant | cold HR@10 | cold NDCG@10 | warm HR@10 | warm NDCG@10 | best epoch | epochs | train s |",
         "|---|---|---|---|---|---|---|---|",

@@ -49,3 +49,17 @@ def test_the_share_and_seed_fix_the_cold_items(data):
 def test_bad_share_or_seed_is_rejected(data, share, seed):
     with pytest.raises(ValueError, match="share|seed"):
         choose_cold_items(data.item, data.num_items, share, seed)
+
+
+def test_cold_events_are_every_cold_event_after_a_users_first(data):
+    split = cold_start_split(data, 0.2, seed=1)
+    h = split.test.histories
+    expected = [
+        (u, end)
+        for u in range(h.num_users)
+        for end in range(h.offsets[u] + 1, h.offsets[u + 1])
+        if h.items[end] in split.cold_items
+    ]
+    users, ends = split.cold_events
+    assert list(zip(users.tolist(), ends.tolist())) == expected
+    assert len(expected) > split.cold_target.sum()  # more than the cold test targets

@@ -36,6 +36,7 @@ def test_report_holds_every_variant_and_the_pairs_against_genre(data, tmp_path):
     assert list(written["variants"]) == ["ids", "genre", "tfidf", "minilm"]
     assert set(written["paired"]) == {"tfidf - genre", "minilm - genre", "genre - ids"}
     assert written["events"]["cold"] == results["events"]["cold"] > 0
+    assert 0 < written["events"]["cold_users"] <= written["events"]["cold"]
     assert "| tfidf - genre |" in (tmp_path / "coldstart.md").read_text()
 
 
