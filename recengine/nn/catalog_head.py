@@ -14,6 +14,10 @@ from torch import nn
 
 from recengine import ops
 
+MASKED_LOGIT = -1.0e4
+"""a bias that keeps an item out of the softmax (its probability underflows in float32): how items never seen in
+training are masked while it runs (``recengine.train.cold_items``)"""
+
 
 class CatalogHead(nn.Module):
     """theta(a, s) = (<q_s, e_a> + b_a) / temperature against an item table E (N, dim).
@@ -54,10 +58,22 @@ class CatalogHead(nn.Module):
             )
         return item_table
 
-    def _kw(self, exclude_offsets, exclude_ids) -> dict:
+    def _kw(self, exclude_offsets, exclude_ids, bias=None) -> dict:
         return dict(
-            bias=self.bias, temperature=self.temperature, exclude_offsets=exclude_offsets, exclude_ids=exclude_ids
+            bias=self.bias if bias is None else bias,
+            temperature=self.temperature,
+            exclude_offsets=exclude_offsets,
+            exclude_ids=exclude_ids,
         )
+
+    def unknown_bias(self) -> torch.Tensor:
+        """The bias of an item the model knows nothing of by id (a cold one): the mean bias of the items in the
+        softmax (those above ``MASKED_LOGIT / 2``, i.e. not masked out), detached; 0 without a bias or items."""
+        if self.bias is None:
+            return torch.zeros(())
+        bias = self.bias.detach()
+        known = bias > MASKED_LOGIT / 2
+        return bias[known].mean() if bool(known.any()) else torch.zeros((), device=bias.device)
 
     def loss(
         self,
@@ -68,14 +84,22 @@ class CatalogHead(nn.Module):
         exclude_offsets=None,
         exclude_ids=None,
         reduction: str = "mean",
+        unknown: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """Full-catalog softmax cross-entropy of the target items (M,) int64 given states (M, D)."""
+        """Full-catalog softmax cross-entropy of the target items (M,) int64 given states (M, D). `unknown` (N,)
+        bool marks items scored with ``unknown_bias()`` instead of their own bias (item-id dropout: an item
+        whose id is dropped loses what its id learned, its bias too, as a cold item has)."""
+        bias = self.bias
+        if unknown is not None and bias is not None:
+            if unknown.shape != (self.num_items,) or unknown.dtype != torch.bool:
+                raise ValueError(f"unknown: expected a ({self.num_items},) bool tensor, got {tuple(unknown.shape)}")
+            bias = torch.where(unknown & (bias.detach() > MASKED_LOGIT / 2), self.unknown_bias(), bias)
         return ops.catalog_cross_entropy(
             states.contiguous(),
             self.table(item_table).contiguous(),
             targets,
             reduction=reduction,
-            **self._kw(exclude_offsets, exclude_ids),
+            **self._kw(exclude_offsets, exclude_ids, bias),
         )
 
     def topk(

@@ -185,14 +185,23 @@ class SequenceEncoder(nn.Module):
         self.register_buffer("item_text_weights", weights.clone())
 
     # ------------------------------------------------------------------------------------ tables
-    def item_embeddings(self) -> torch.Tensor:
+    def draw_id_mask(self) -> torch.Tensor | None:
+        """(N,) bool, the items whose id vector a training step keeps (each dropped with probability
+        ``id_dropout``, torch's global generator); None in eval mode or without id dropout."""
+        if not (self.training and self.id_dropout > 0):
+            return None
+        return torch.rand(self.num_items, device=self.item_embedding.device) >= self.id_dropout
+
+    def item_embeddings(self, kept: torch.Tensor | None = None) -> torch.Tensor:
         """(N, D): every item's vector (id embedding + projected side features and text); the tied catalog
-        table. In training mode with ``id_dropout`` > 0 a random subset of the items has its id embedding zeroed
-        (see the class doc), so their vectors are what a cold item's is."""
+        table. `kept` (N,) bool zeroes the id embedding of the items it marks False, so their vectors are what a
+        cold item's is; by default a training-mode call with ``id_dropout`` > 0 draws it (``draw_id_mask``)."""
         table = self.item_embedding
-        if self.training and self.id_dropout > 0:
-            kept = torch.rand(self.num_items, 1, device=table.device) >= self.id_dropout
-            table = table * kept
+        kept = self.draw_id_mask() if kept is None else kept
+        if kept is not None:
+            if kept.shape != (self.num_items,) or kept.dtype != torch.bool:
+                raise ValueError(f"kept: expected a ({self.num_items},) bool tensor, got {tuple(kept.shape)}")
+            table = table * kept.unsqueeze(1)
         if self.item_tables is not None:
             pooled = self.item_tables(self.item_feature_ids, self.item_feature_offsets)
             table = table + self.item_projection(pooled)

@@ -34,7 +34,13 @@ class SequenceRecommender(nn.Module):
         kept = states[keep]
         # a check on the data-dependent size that holds in a graph too (and lets the op's own size check trace)
         torch._check_value(kept.shape[0] > 0, lambda: "targets: every target is PAD_ID (no loss to average)")
-        return self.head.loss(kept, targets[keep], self.encoder.item_embeddings())
+        ids_kept = self.encoder.draw_id_mask()  # item-id dropout: a dropped item loses its bias with its id vector
+        return self.head.loss(
+            kept,
+            targets[keep],
+            self.encoder.item_embeddings(ids_kept),
+            unknown=None if ids_kept is None else ~ids_kept,
+        )
 
     @torch.no_grad()
     def user_states(self, histories: torch.Tensor, users: torch.Tensor | None = None) -> torch.Tensor:

@@ -14,10 +14,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from recengine.nn.catalog_head import MASKED_LOGIT
 from recengine.nn.sequence_recommender import SequenceRecommender
-
-MASKED_LOGIT = -1.0e4
-"""a logit whose softmax probability underflows in float32"""
 
 
 def _index(model: SequenceRecommender, items) -> torch.Tensor:

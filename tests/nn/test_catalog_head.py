@@ -76,3 +76,30 @@ def test_untied_head_and_full_logits():
         CatalogHead(N, 8).loss(Q, t)
     with pytest.raises(ValueError, match="item_table"):
         CatalogHead(N, 8).loss(Q, t, torch.zeros(N + 1, 8))
+
+
+def test_unknown_items_score_with_the_mean_bias_of_the_items_not_masked():
+    from recengine.nn.catalog_head import MASKED_LOGIT
+
+    Q, E, t = head_inputs(seed=4)
+    head = CatalogHead(N, 8)
+    masked = torch.arange(N) >= N - 5  # kept out of the softmax (cold items while training)
+    with torch.no_grad():
+        head.bias.copy_(torch.linspace(-1, 1, N))
+        head.bias[masked] = MASKED_LOGIT
+    mean = torch.linspace(-1, 1, N)[~masked].mean()
+    assert head.unknown_bias().item() == pytest.approx(mean.item())
+    unknown = torch.arange(N) % 2 == 0  # some masked items among them: they stay masked
+    t = t.clamp(max=N - 6)
+    loss = head.loss(Q, t, E, unknown=unknown)
+    bias = torch.where(unknown & ~masked, mean, head.bias.detach())
+    assert_close(loss, F.cross_entropy(Q @ E.T + bias, t), rtol=1e-5, atol=1e-5)
+    loss.backward()
+    assert bool((head.bias.grad[unknown & ~masked] == 0).all())  # what an unknown item's own bias learned is not used
+    assert bool((head.bias.grad[~unknown & ~masked] != 0).all())
+
+
+def test_a_bad_unknown_mask_is_rejected_by_name():
+    Q, E, t = head_inputs()
+    with pytest.raises(ValueError, match="unknown"):
+        CatalogHead(N, 8).loss(Q, t, E, unknown=torch.zeros(N - 1, dtype=torch.bool))

@@ -238,3 +238,21 @@ def test_id_dropout_in_training_is_seeded():
 def test_bad_id_dropout_is_rejected_by_name(value, error):
     with pytest.raises(error, match="id_dropout"):
         SequenceEncoder(N, dim=8, num_heads=2, id_dropout=value)
+
+
+def test_an_explicit_keep_mask_zeroes_exactly_the_items_it_drops():
+    enc = encoder(id_dropout=0.5).train()
+    full, features = enc.eval().item_embeddings().detach(), _feature_part(enc)
+    kept = torch.arange(N) % 3 != 0
+    table = enc.train().item_embeddings(kept).detach()
+    assert_close(table[kept], full[kept])
+    assert_close(table[~kept], features[~kept])
+    enc.eval()
+    assert enc.draw_id_mask() is None  # eval mode draws nothing
+
+
+def test_a_bad_keep_mask_is_rejected_by_name():
+    enc = encoder(id_dropout=0.5)
+    for bad in (torch.ones(N - 1, dtype=torch.bool), torch.ones(N)):
+        with pytest.raises(ValueError, match="kept"):
+            enc.item_embeddings(bad)

@@ -6,8 +6,9 @@ import pytest
 import torch
 
 from recengine.nn import CatalogHead, SequenceEncoder
+from recengine.nn.catalog_head import MASKED_LOGIT
 from recengine.nn.sequence_recommender import SequenceRecommender
-from recengine.train.cold_items import MASKED_LOGIT, forget_cold_items, mask_cold_items
+from recengine.train.cold_items import forget_cold_items, mask_cold_items
 
 N = 6
 COLD = [1, 4]
