@@ -497,7 +497,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=probability,
         default=None,
         help="item-id dropout of the feature variants: the share of items whose id vector each training step "
-        "zeroes, so features and text learn to rank an item alone (default 0.5; the ids variant never drops)",
+        "zeroes, so features and text learn to rank an item alone (default 0.25; the ids variant never drops)",
     )
     cs.add_argument("--threads", type=non_negative_int, default=0, help="torch threads (default: torch's choice)")
     cs.set_defaults(func=_coldstart, check=_check_coldstart)

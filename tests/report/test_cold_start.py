@@ -21,7 +21,7 @@ def data():
     return d
 
 
-def test_report_holds_every_variant_and_the_pairs_against_genre(data, tmp_path):
+def test_report_holds_every_variant_and_the_pairs_against_genre_and_ids(data, tmp_path):
     base = SASRecConfig(dim=8, max_len=8, num_layers=1, num_heads=1, max_epochs=1, max_seconds=math.inf)
     results = cold_start.run_cold_start(
         data,
@@ -34,7 +34,7 @@ def test_report_holds_every_variant_and_the_pairs_against_genre(data, tmp_path):
     )
     written = json.loads((tmp_path / "coldstart.json").read_text())
     assert list(written["variants"]) == ["ids", "genre", "tfidf", "minilm"]
-    assert set(written["paired"]) == {"tfidf - genre", "minilm - genre", "genre - ids"}
+    assert set(written["paired"]) == {"tfidf - genre", "minilm - genre", "genre - ids", "tfidf - ids", "minilm - ids"}
     assert written["events"]["cold"] == results["events"]["cold"] > 0
     assert 0 < written["events"]["cold_users"] <= written["events"]["cold"]
     assert "| tfidf - genre |" in (tmp_path / "coldstart.md").read_text()
