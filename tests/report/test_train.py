@@ -52,7 +52,7 @@ def test_cli_reports_missing_data(tmp_path, monkeypatch, capsys):
     monkeypatch.delenv("RECENGINE_DATA", raising=False)
     monkeypatch.setenv("RECENGINE_CACHE", str(tmp_path / "cache"))
     monkeypatch.setattr(
-        "recengine.data.movielens.fetch_recbole_wheel", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("offline"))
+        "recengine.data.movielens.fetch_dataset_wheel", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("offline"))
     )
     rc = main(["train", "sasrec", "--dataset", "ml-100k", "--data-root", str(tmp_path), "--out", str(tmp_path / "o")])
     assert rc == 2
