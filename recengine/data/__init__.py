@@ -8,6 +8,7 @@ from .exclusion import csr_tensors, exclusion_csr  # noqa: F401
 from .filtering import drop_rare  # noqa: F401
 from .interactions import load_interactions  # noqa: F401
 from .movielens import load_movielens, parse_movielens  # noqa: F401
+from .registry import DATASETS, load_dataset  # noqa: F401
 from .sequence_file import load_sequence_file  # noqa: F401
 from .sequences import (  # noqa: F401
     Histories,

@@ -1,7 +1,9 @@
 """Offline evaluation on the leave-one-out split: a model's full-ranking HR/NDCG/MRR@K on the held-out items.
 
-Every evaluated user's seen items (the prefix before the target) are excluded from the ranking; the ranking
-itself is `recengine.eval.metrics.evaluate_ranking`. These helpers turn a split and a model into its inputs.
+Every evaluated user's seen items (the prefix before the target) are excluded from the ranking by default; with
+``exclude_seen=False`` the whole catalog is ranked, seen items included (papers differ: the SASRec / BERT4Rec
+line of work ranks every item, RecBole excludes the history). The ranking itself is
+`recengine.eval.metrics.evaluate_ranking`. These helpers turn a split and a model into its inputs.
 
     evaluate_model(model, split, "test")     # the large model (a SequenceRecommender)
     evaluate_pop(split, "test")              # most-popular, by training count
@@ -21,13 +23,17 @@ from recengine.nn.modes import eval_mode
 from recengine.nn.sequence_recommender import SequenceRecommender
 
 
-def eval_inputs(split: LeaveOneOut, which: str) -> tuple[np.ndarray, torch.Tensor, torch.Tensor, torch.Tensor]:
+def eval_inputs(
+    split: LeaveOneOut, which: str, exclude_seen: bool = True
+) -> tuple[np.ndarray, torch.Tensor, torch.Tensor, torch.Tensor]:
     """(users, targets, exclude_offsets, exclude_ids) of the evaluated users for the `which` target
-    ("valid" or "test"): the exclusion list is each user's items before that target."""
+    ("valid" or "test"): the exclusion list is each user's items before that target (empty lists when not
+    `exclude_seen`)."""
     users = split.eval_users
     h = split.histories
     ends = split.prefix_end(which)[users]
-    offsets, ids = gather_csr(h.items, h.offsets[users], ends)
+    starts = h.offsets[users] if exclude_seen else ends
+    offsets, ids = gather_csr(h.items, starts, ends)
     exclude_offsets, exclude_ids = csr_tensors(offsets, ids)
     return users, torch.from_numpy(split.target(which)[users]), exclude_offsets, exclude_ids
 
@@ -39,9 +45,11 @@ def train_item_counts(split: LeaveOneOut) -> np.ndarray:
     return np.bincount(ids, minlength=h.num_items).astype(np.int64)
 
 
-def evaluate_pop(split: LeaveOneOut, which: str = "test", ks: Sequence[int] = (10,)) -> dict[str, float]:
+def evaluate_pop(
+    split: LeaveOneOut, which: str = "test", ks: Sequence[int] = (10,), *, exclude_seen: bool = True
+) -> dict[str, float]:
     """Most-popular: every user gets the items ranked by training count (Q = 1, E = counts)."""
-    users, targets, exc_off, exc_ids = eval_inputs(split, which)
+    users, targets, exc_off, exc_ids = eval_inputs(split, which, exclude_seen)
     counts = torch.from_numpy(train_item_counts(split)).float().unsqueeze(1)
     Q = torch.ones(len(users), 1)
     return evaluate_ranking(Q, counts, targets, ks=ks, exclude_offsets=exc_off, exclude_ids=exc_ids)
@@ -53,10 +61,12 @@ def evaluate_model(
     which: str = "test",
     ks: Sequence[int] = (10,),
     batch_size: int = 512,
+    *,
+    exclude_seen: bool = True,
 ) -> dict[str, float]:
-    """Full-ranking HR/NDCG/MRR@K of the `which` target ("valid" or "test"), seen items excluded; the model is
-    read in evaluation mode and left in the mode it was in."""
-    users, targets, exc_off, exc_ids = eval_inputs(split, which)
+    """Full-ranking HR/NDCG/MRR@K of the `which` target ("valid" or "test"), seen items excluded unless not
+    `exclude_seen`; the model is read in evaluation mode and left in the mode it was in."""
+    users, targets, exc_off, exc_ids = eval_inputs(split, which, exclude_seen)
     h = split.histories
     windows, _ = last_windows(h.items, h.offsets[users], split.prefix_end(which)[users], model.encoder.max_len)
     with eval_mode(model), torch.no_grad():

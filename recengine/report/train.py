@@ -36,14 +36,14 @@ def train_command(
     metrics.json and curve.png into `out_dir`. Returns the metrics. `trainer` has train_sasrec's signature
     (recengine.distributed.train_sasrec's data-parallel trainers plug in here)."""
     from recengine.agents.mf import BPRConfig, evaluate_bpr, train_bpr
-    from recengine.data import histories_of, leave_one_out, load_movielens, make_synthetic
+    from recengine.data import histories_of, leave_one_out, load_dataset, make_synthetic
     from recengine.eval.offline import evaluate_pop
     from recengine.report.training_curve import plot_curve
 
     if dataset == "synthetic":
         data = make_synthetic(**(synthetic_kwargs or {}), seed=cfg.seed)
     else:
-        data = load_movielens(dataset, root=data_root)
+        data = load_dataset(dataset, root=data_root)
     split = leave_one_out(histories_of(data))
     log(
         f"{data.name}: {data.num_users} users, {data.num_items} items, {data.num_interactions} interactions; "
@@ -54,6 +54,7 @@ def train_command(
         "dataset": data.name,
         "model": "sasrec",
         **result.test,
+        "test_with_history": result.test_all,
         "epochs": len(result.history),
         "best_epoch": result.best_epoch,
         "train_seconds": round(result.train_seconds, 2),
@@ -64,7 +65,8 @@ def train_command(
         "config": asdict(cfg),
         "baselines": {},
     }
-    log("test  " + "  ".join(f"{k} {v:.4f}" for k, v in result.test.items()))
+    log("test  " + "  ".join(f"{k} {v:.4f}" for k, v in result.test.items()) + "  (history excluded)")
+    log("test  " + "  ".join(f"{k} {v:.4f}" for k, v in result.test_all.items()) + "  (history ranked too)")
     if baselines:
         pop = evaluate_pop(split, "test")
         bpr_model, info = train_bpr(split, BPRConfig(epochs=bpr_epochs, seed=cfg.seed), progress=progress)

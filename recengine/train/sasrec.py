@@ -109,6 +109,9 @@ class TrainResult:
     best_epoch: int = 0
     best_valid: dict = field(default_factory=dict)
     test: dict = field(default_factory=dict)
+    """test metrics, each user's history excluded from the ranking"""
+    test_all: dict = field(default_factory=dict)
+    """test metrics over the whole catalog, the history ranked too (the SASRec / BERT4Rec papers' protocol)"""
     train_seconds: float = 0.0
     stopped: str = ""
     """why training stopped (early stop, time budget, max_epochs)"""
@@ -289,6 +292,7 @@ def _train_sasrec(data, cfg, out_dir, resume, split, progress, log, text_encoder
     if cold_items is not None:
         forget_cold_items(model, cold_items)
     result.test = evaluate_model(model, split, "test")
+    result.test_all = evaluate_model(model, split, "test", exclude_seen=False)
     if out_dir:
         checkpoint.save_model(os.path.join(out_dir, MODEL), model, cfg, data_name)
     return result

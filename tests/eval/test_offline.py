@@ -43,3 +43,13 @@ def test_pop_valid_target_by_hand():
     m = evaluate_pop(small_split(), "valid", ks=(2,))
     assert m["hr@2"] == pytest.approx(2 / 3)
     assert m["mrr@2"] == pytest.approx((1 + 1 / 2) / 3)
+
+
+def test_history_ranked_too_when_not_excluded():
+    users, targets, offsets, ids = eval_inputs(small_split(), "test", exclude_seen=False)
+    assert offsets.tolist() == [0, 0, 0, 0] and ids.numel() == 0
+    # popularity order 2, 1, 0, 3, 4, 5 over the whole catalog: u0's 4 at rank 4, u1's 0 at 2, u2's 1 at 1
+    m = evaluate_pop(small_split(), "test", ks=(5,), exclude_seen=False)
+    assert m["hr@5"] == 1.0
+    assert m["mrr@5"] == pytest.approx((1 / 5 + 1 / 3 + 1 / 2) / 3)
+    assert m["ndcg@5"] == pytest.approx((1 / np.log2(6) + 1 / np.log2(4) + 1 / np.log2(3)) / 3)
