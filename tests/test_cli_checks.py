@@ -1,4 +1,4 @@
-"""recengine.cli_checks: the argparse type helpers accept their range and refuse the rest; path checks."""
+"""recengine.cli.common: the argparse type helpers accept their range and refuse the rest; path checks."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from recengine import cli_checks as c
+from recengine.cli import common as c
 
 
 @pytest.mark.parametrize(

@@ -1,5 +1,6 @@
-"""Checks of command-line arguments and paths, done before any long work: argparse `type=` helpers for numbers
-and devices, path checks for inputs and outputs, and a parser whose user errors are one line and exit code 2.
+"""The shared argument helpers of the `recengine` command line, checked before any long work: argparse `type=`
+helpers for numbers and devices, path checks for inputs and outputs, and a parser whose user errors are one line
+and exit code 2.
 
     p.add_argument("--repeat", type=positive_int)
     p.add_argument("--device", type=device_name)

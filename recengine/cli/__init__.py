@@ -7,7 +7,7 @@ import importlib
 import os
 import sys
 
-from recengine.cli_checks import (
+from recengine.cli.common import (
     OneLineParser,
     UsageError,
     check_readable_dir,
