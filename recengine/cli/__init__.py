@@ -36,9 +36,9 @@ BENCH_FAMILIES = {
 
 def _bench(args: argparse.Namespace) -> int:
     import torch
-    from tqdm import tqdm
 
     from recengine import bench
+    from recengine.progress import progress_bar
 
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         return report("recengine bench", UsageError(f"--device {args.device}: torch sees no CUDA device"))
@@ -70,7 +70,7 @@ def _bench(args: argparse.Namespace) -> int:
         module = importlib.import_module(BENCH_FAMILIES[fam])
         workloads += module.workloads(args.device, quick=args.quick)
     results = []
-    for w in tqdm(workloads, desc="bench", unit="workload", file=sys.stderr):
+    for w in progress_bar(workloads, desc="bench", unit="workload", file=sys.stderr):
         results += bench.run_workload(w, args.device, machine, repeat=args.repeat)
     print(bench.format_table(results, machine))
     json_path = _bench_json_path(args)
