@@ -15,12 +15,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from recengine.agents.config import LoopConfig
 from recengine.agents.policy_base import Policy
 from recengine.agents.rollout import Step, StepHook, reset_env, rollout, step_env
 from recengine.eval.stats import mean_ci, paired_diff
+from recengine.progress import progress_bar
 
 __all__ = [
     "SessionTracker",
@@ -164,7 +164,7 @@ def _train(
     curve: list[dict] = []
     last_stats: dict = {}
     first_returns, last_returns = [], []  # per-session returns of the first and the latest curve point
-    bar = tqdm(
+    bar = progress_bar(
         total=cfg.total_steps,
         desc=desc or getattr(agent, "name", "agent"),
         unit="step",

@@ -13,11 +13,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm import tqdm
 
 from recengine.data.sequences import LeaveOneOut, gather_csr
 from recengine.eval.metrics import evaluate_ranking
 from recengine.eval.offline import eval_inputs
+from recengine.progress import progress_bar
 
 
 @dataclass
@@ -66,7 +66,7 @@ def train_bpr(split: LeaveOneOut, config: BPRConfig | None = None, progress: boo
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     best, best_state, best_epoch = -1.0, None, 0
     t0 = time.perf_counter()
-    bar = tqdm(range(1, cfg.epochs + 1), desc="BPR", unit="epoch", disable=not progress, leave=False)
+    bar = progress_bar(range(1, cfg.epochs + 1), desc="BPR", unit="epoch", disable=not progress, leave=False)
     for epoch in bar:
         order = rng.permutation(len(pos_users))
         neg = rng.integers(0, h.num_items, size=len(pos_users))

@@ -73,9 +73,9 @@ class _SessionQuota:
         self.rows: list[tuple] = []
         self.bar = None
         if progress:
-            from tqdm import tqdm
+            from recengine.progress import progress_bar
 
-            self.bar = tqdm(total=num_sessions, desc="sessions", unit="session", leave=False)
+            self.bar = progress_bar(total=num_sessions, desc="sessions", unit="session", leave=False)
 
     def finished(self) -> bool:
         return not (self.done_sessions < self.quota).any()

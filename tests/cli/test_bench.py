@@ -2,7 +2,8 @@
 
 import json
 
-from recengine.cli import BENCH_FAMILIES, main
+from recengine.cli import main
+from recengine.cli.bench import BENCH_FAMILIES
 
 
 def test_bench_quick_all_families(tmp_path, capsys):
@@ -34,3 +35,17 @@ def test_bench_quick_all_families(tmp_path, capsys):
 def test_bench_rejects_unknown_family(capsys):
     assert main(["bench", "nope", "--quick"]) == 2
     assert "unknown benchmark family" in capsys.readouterr().err
+
+
+def test_bench_serving_needs_a_checkpoint(tmp_path, capsys):
+    assert main(["bench", "serving", "--json", str(tmp_path / "b.json")]) == 2
+    assert capsys.readouterr().err == "error: bench serving needs --checkpoint (a `recengine train` output dir)\n"
+
+
+def test_results_go_to_the_device_kinds_file_by_default():
+    import argparse
+
+    from recengine.cli.bench import json_path
+
+    assert json_path(argparse.Namespace(json=None, device="cuda:1")) == "results/bench_cuda.json"
+    assert json_path(argparse.Namespace(json="x.json", device="cpu")) == "x.json"

