@@ -286,3 +286,41 @@ def write_json(costs: list[TrainCost], machine: dict, path: str) -> None:
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     with open(path, "w") as f:
         json.dump({"machine": machine, "results": [asdict(c) for c in costs]}, f, indent=2)
+
+
+def run(
+    *,
+    quick: bool = False,
+    data_root: str | None = None,
+    json_path: str = "results/bench_train.json",
+    plot_path: str | None = None,
+    threads: int | None = None,
+    log=print,
+) -> list[TrainCost]:
+    """Every standard workload in its own process, one after the other; the table printed, the JSON (and the
+    plot) written. A dataset whose files are not found is skipped with a line saying so."""
+    import torch
+
+    from recengine.bench import measure_machine
+    from recengine.progress import progress_bar
+
+    machine = measure_machine("cpu")
+    machine_line = (
+        f"{machine.name}, {threads or torch.get_num_threads()} threads, torch {machine.torch}; "
+        f"GEMM {machine.gemm_gflops:.0f} GFLOP/s"
+    )
+    costs = []
+    for w in progress_bar(standard_workloads(quick, data_root), desc="bench train", unit="workload"):
+        try:
+            costs.append(run_in_process(w, threads))
+        except RuntimeError as exc:
+            if "FileNotFoundError" not in str(exc):
+                raise
+            log(f"skipped {w.name}: {exc}")
+    log(format_table(costs, machine_line))
+    write_json(costs, asdict(machine), json_path)
+    log(f"\nwrote {json_path}")
+    if plot_path:
+        plot(costs, plot_path)
+        log(f"wrote {plot_path}")
+    return costs

@@ -24,7 +24,8 @@ HELP = "time the operators against their PyTorch reference"
 DESCRIPTION = (
     "Time every operator family's standard workloads (embedding_bag, policy, replay, ope), recengine's kernels "
     "against their pure-PyTorch reference: a table, a JSON file and optionally a bar chart. 'bench serving' times "
-    "a trained model, 'bench distributed' the data-parallel step on 1 vs 2 processes."
+    "a trained model, 'bench distributed' the data-parallel step on 1 vs 2 processes, 'bench train' the large "
+    "model's training cost by phase on the benchmark datasets and on catalogs of 10k-1M items."
 )
 """what `recengine bench --help` says the command does"""
 
@@ -44,7 +45,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         "families",
         nargs="*",
         help=f"families to run (default: all of {list(BENCH_FAMILIES)}; "
-        "'distributed' alone runs W1 on 1 vs 2 processes, 'serving' alone "
+        "'distributed' alone runs W1 on 1 vs 2 processes, 'train' alone the large model's training cost by phase "
+        "and catalog size, 'serving' alone "
         "times a trained model given by --checkpoint)",
     )
     b.add_argument("--device", default="cpu", type=device_name, help="cpu, cuda or cuda:<index>")
@@ -54,6 +56,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     b.add_argument("--json", default=None, help="where to write the results (default results/bench_<device>.json)")
     b.add_argument("--plot", default=None, metavar="FILE", help="also write a bar chart (PNG)")
     b.add_argument("--checkpoint", default=None, metavar="PATH", help="'bench serving': the trained model to serve")
+    b.add_argument("--data-root", default=None, metavar="DIR", help="'bench train': where beauty.txt lies")
     b.set_defaults(func=run, check=check)
     return b
 
@@ -87,6 +90,12 @@ def run(args: argparse.Namespace) -> int:
         argv = ["--checkpoint", args.checkpoint] + (["--quick"] if args.quick else [])
         argv += ["--threads", str(args.threads)] if args.threads else []
         return serving.main(argv + (["--json", args.json] if args.json else []))
+    if families == ["train"]:  # whole training steps, each workload in its own process
+        from recengine.bench import train
+
+        path = args.json or "results/bench_train.json"
+        train.run(quick=args.quick, data_root=args.data_root, json_path=path, plot_path=args.plot, threads=args.threads)
+        return 0
     if families == ["distributed"]:  # starts its own processes: not one of the in-process workload families
         from recengine.bench import distributed
 

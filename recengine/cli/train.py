@@ -50,12 +50,26 @@ CONFIG_FLAGS = (
 )
 
 
+DATASET_CHOICES = ("ml-100k", "ml-1m", "ml-20m", "ml-25m", "beauty", "synthetic")
+"""--dataset's choices: recengine.data.DATASETS and "synthetic" (spelled out: the parser imports no torch)"""
+
+
 def add_parser(subparsers) -> argparse.ArgumentParser:
     """Register ``train`` on ``subparsers`` (from ``ArgumentParser.add_subparsers``)."""
     t = subparsers.add_parser("train", help=HELP, description=DESCRIPTION)
     t.add_argument("model", choices=["sasrec"])
     t.add_argument(
-        "--dataset", default="ml-100k", choices=["ml-100k", "ml-1m", "synthetic"], help="the interactions to train on"
+        "--dataset",
+        default="ml-100k",
+        choices=DATASET_CHOICES,
+        help="the interactions to train on (beauty: beauty.txt under --data-root)",
+    )
+    t.add_argument(
+        "--min-item-count",
+        type=int_at_least(0),
+        default=None,
+        help="drop items with fewer interactions before splitting (default: the dataset's benchmark protocol, "
+        "5 for ml-1m / ml-20m / ml-25m, else 0)",
     )
     t.add_argument("--out", required=True, metavar="DIR", help="checkpoint, metrics.json and curve.png go here")
     add_data_root(t)
@@ -136,7 +150,13 @@ def _distributed_trainer(args: argparse.Namespace):
         if int(os.environ.get("RANK", "0")) != 0:
             cfg = train_config(args)
             synthetic = {"num_users": args.synthetic_users, "num_items": args.synthetic_items}
-            data = ddp.load_training_data(args.dataset, cfg, data_root=args.data_root, synthetic_kwargs=synthetic)
+            data = ddp.load_training_data(
+                args.dataset,
+                cfg,
+                data_root=args.data_root,
+                synthetic_kwargs=synthetic,
+                min_item_count=args.min_item_count,
+            )
             ddp.train_sasrec_torchrun(data, cfg, out_dir=args.out, progress=False)
             return False
         return ddp.train_sasrec_torchrun
@@ -166,6 +186,7 @@ def run(args: argparse.Namespace) -> int:
             bpr_epochs=args.bpr_epochs,
             resume=args.resume,
             synthetic_kwargs=synthetic,
+            min_item_count=args.min_item_count,
             **({"trainer": trainer} if trainer else {}),
         )
     except (FileNotFoundError, ValueError) as exc:  # missing or malformed data, a bad checkpoint: a user error

@@ -195,14 +195,21 @@ def train_rank(
     return result
 
 
-def load_training_data(dataset: str, cfg: SASRecConfig, *, data_root: str | None = None, synthetic_kwargs=None):
+def load_training_data(
+    dataset: str,
+    cfg: SASRecConfig,
+    *,
+    data_root: str | None = None,
+    synthetic_kwargs=None,
+    min_item_count: int | None = None,
+):
     """The dataset `recengine train` trains on (what every torchrun rank loads for itself): "synthetic" (drawn
-    with cfg.seed) or a MovieLens name."""
-    from recengine.data import load_movielens, make_synthetic
+    with cfg.seed) or a name ``recengine.data.load_dataset`` knows, prepared by its benchmark protocol."""
+    from recengine.data import load_dataset, make_synthetic
 
     if dataset == "synthetic":
         return make_synthetic(**(synthetic_kwargs or {}), seed=cfg.seed)
-    return load_movielens(dataset, root=data_root)
+    return load_dataset(dataset, root=data_root, min_item_count=min_item_count)
 
 
 def _result(data, cfg: SASRecConfig, rank0: dict, ranks: list[dict]) -> TrainResult:

@@ -29,6 +29,7 @@ def train_command(
     resume: bool = False,
     progress: bool = True,
     synthetic_kwargs: dict | None = None,
+    min_item_count: int | None = None,
     log: Callable[..., None] = print,
     trainer: Callable = train_sasrec,
 ) -> dict:
@@ -36,14 +37,14 @@ def train_command(
     metrics.json and curve.png into `out_dir`. Returns the metrics. `trainer` has train_sasrec's signature
     (recengine.distributed.train_sasrec's data-parallel trainers plug in here)."""
     from recengine.agents.mf import BPRConfig, evaluate_bpr, train_bpr
-    from recengine.data import histories_of, leave_one_out, load_dataset, make_synthetic
+    from recengine.data import histories_of, leave_one_out
+    from recengine.distributed.train_sasrec import load_training_data
     from recengine.eval.offline import evaluate_pop
     from recengine.report.training_curve import plot_curve
 
-    if dataset == "synthetic":
-        data = make_synthetic(**(synthetic_kwargs or {}), seed=cfg.seed)
-    else:
-        data = load_dataset(dataset, root=data_root)
+    data = load_training_data(
+        dataset, cfg, data_root=data_root, synthetic_kwargs=synthetic_kwargs, min_item_count=min_item_count
+    )
     split = leave_one_out(histories_of(data))
     log(
         f"{data.name}: {data.num_users} users, {data.num_items} items, {data.num_interactions} interactions; "

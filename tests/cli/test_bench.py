@@ -49,3 +49,17 @@ def test_results_go_to_the_device_kinds_file_by_default():
 
     assert json_path(argparse.Namespace(json=None, device="cuda:1")) == "results/bench_cuda.json"
     assert json_path(argparse.Namespace(json="x.json", device="cpu")) == "x.json"
+
+
+def test_bench_train_quick_writes_its_table_and_json(tmp_path, capsys):
+    import json
+
+    from recengine.cli import main
+
+    path = tmp_path / "train.json"
+    assert main(["bench", "train", "--quick", "--json", str(path), "--plot", str(tmp_path / "t.png")]) == 0
+    out = capsys.readouterr().out
+    assert "catalog loss %" in out and "synthetic 10k items" in out
+    results = json.loads(path.read_text())["results"]
+    assert [r["name"] for r in results] == ["ml-100k", "synthetic 1k items", "synthetic 10k items"]
+    assert all(r["tokens_timed"] >= 6000 for r in results) and (tmp_path / "t.png").stat().st_size > 0

@@ -102,3 +102,17 @@ def test_resume_refuses_a_data_parallel_run(tmp_path, capsys):
     assert capsys.readouterr().err == (
         "recengine train: error: --resume: a data-parallel run (--nproc > 1 or torchrun) does not resume\n"
     )
+
+
+def test_dataset_choices_are_the_registry_s():
+    from recengine.cli.train import DATASET_CHOICES
+    from recengine.data import DATASETS
+
+    assert DATASET_CHOICES == (*DATASETS, "synthetic")
+
+
+def test_beauty_without_its_file_is_one_line_and_exit_2(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("RECENGINE_DATA", raising=False)
+    code = main(["train", "sasrec", "--dataset", "beauty", "--data-root", str(tmp_path), "--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "beauty.txt not found" in err and len(err.splitlines()) == 1
