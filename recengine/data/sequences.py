@@ -12,6 +12,7 @@ Loops over users and events that NumPy cannot vectorise are numba-compiled.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
 import numba
@@ -95,6 +96,20 @@ class LeaveOneOut:
         if which == "test":
             return np.where(self.test_target != PAD_ID, self.train_end + 1, self.train_end)
         raise ValueError(f"which must be 'valid' or 'test', got {which!r}")
+
+    def digest(self) -> str:
+        """sha256 of everything the split decides (each user's ordered items, the prefix ends, both targets): two
+        runs whose digests agree trained and were judged on the same split."""
+        h = hashlib.sha256()
+        for array in (
+            self.histories.items,
+            self.histories.offsets,
+            self.train_end,
+            self.valid_target,
+            self.test_target,
+        ):
+            h.update(np.ascontiguousarray(array, dtype=np.int64).tobytes())
+        return h.hexdigest()
 
     def target(self, which: str) -> np.ndarray:
         if which not in ("valid", "test"):

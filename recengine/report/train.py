@@ -53,6 +53,14 @@ def train_command(
     result = trainer(data, cfg, out_dir=out_dir, resume=resume, split=split, progress=progress, log=log)
     metrics = {
         "dataset": data.name,
+        "split": {
+            "protocol": "leave-one-out by timestamp (ties in file order), full-catalog ranking",
+            "users": int(data.num_users),
+            "items": int(data.num_items),
+            "interactions": int(data.num_interactions),
+            "evaluated_users": int(len(split.eval_users)),
+            "sha256": split.digest(),
+        },
         "model": "sasrec",
         **result.test,
         "test_with_history": result.test_all,

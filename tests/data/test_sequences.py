@@ -144,3 +144,13 @@ def test_synthetic_is_seeded_and_valid():
         t = h.timestamps[h.offsets[u] : h.offsets[u + 1]]
         assert (np.diff(t) > 0).all()
     assert a.user.max() < a.num_users and a.item.max() < a.num_items
+
+
+def test_split_digest_names_the_split():
+    from recengine.data import build_histories, leave_one_out
+
+    user = np.array([0, 0, 0, 1, 1, 1])
+    a = leave_one_out(build_histories(user, np.array([0, 1, 2, 2, 1, 0]), np.arange(6), 2, 3))
+    b = leave_one_out(build_histories(user, np.array([0, 1, 2, 2, 1, 0]), np.arange(6), 2, 3))
+    c = leave_one_out(build_histories(user, np.array([0, 2, 1, 2, 1, 0]), np.arange(6), 2, 3))
+    assert a.digest() == b.digest() != c.digest() and len(a.digest()) == 64
