@@ -30,7 +30,8 @@ from dataclasses import asdict
 
 import torch
 
-from recengine.agents.registry import CompareSetup, lookup
+from recengine.agents.entry import CompareSetup
+from recengine.agents.registry import lookup
 from recengine.env import save_simulator
 from recengine.report import beyond_accuracy
 from recengine.report.arena import Arena, run_agent

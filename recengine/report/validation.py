@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from recengine.agents.registry import CompareSetup
+from recengine.agents.entry import CompareSetup
 
 VALIDATION_POLICIES = ("random", "popularity", "mf-bpr", "large-model")
 """the known policies whose simulated ordering is checked against the offline one (those the run has)"""
