@@ -13,14 +13,23 @@ the vectorised ones are ``gymnasium.vector.VectorEnv``s (``gym.make_vec(..., num
 """
 
 from recengine.env.calibrate import fit_user_model, from_movielens, synthetic_user_model
-from recengine.env.fit import calibrate_no_click, fit_sessions, fit_simulator
+from recengine.env.fit import fit_sessions, fit_simulator
 from recengine.env.persistence import load_simulator, save_simulator
 from recengine.env.registration import RECSIM_ID, SEQ_RECSIM_ID, register_envs
 from recengine.env.response_model import ResponseModel, fit_response_model
-from recengine.env.sequential_sim import SeqSimConfig, SequentialSimEnv, SequentialUserModel, SequentialVecSim
+from recengine.env.sequential_sim import (
+    SeqSimConfig,
+    SequentialSimEnv,
+    SequentialUserModel,
+    SequentialVecSim,
+    calibrate_no_click,
+)
+from recengine.env.session_env import SlateSpace
 from recengine.env.sessions import SessionModel, fit_session_model, split_sessions
-from recengine.env.simulator import PAD_ID, RecSimEnv, SimConfig, SlateSpace, UserModel, VecRecSim
+from recengine.env.simulator import RecSimEnv, VecRecSim
+from recengine.env.user_model import SimConfig, UserModel
 from recengine.env.vector_env import vector_env
+from recengine.padding import PAD_ID
 
 register_envs()
 
