@@ -4,8 +4,11 @@ Two simulators share the observation/step API:
 
 * the sequence-aware one fitted to real data without leakage (``fit_simulator`` -> ``SequentialUserModel``,
   stepped by ``SequentialVecSim`` / ``SequentialSimEnv``; ``save_simulator`` / ``load_simulator``);
-* the matrix-factorisation one (``from_movielens`` / ``synthetic_user_model`` -> ``UserModel``, stepped by
-  ``VecRecSim`` / ``RecSimEnv``), kept for the synthetic fallback and what still uses it.
+* the matrix-factorisation one (``from_movielens`` / ``synthetic_user_model`` -> ``UserModel`` of
+  ``recengine.env.user_model``, stepped by ``VecRecSim`` / ``RecSimEnv`` of ``recengine.env.simulator``), kept for
+  the synthetic fallback and what still uses it.
+
+Both step their sessions with the slot kernels and counter-based random draws of ``recengine.env.slot_kernels``.
 
 ``vector_env(model, n)`` builds the vectorised environment of either. Importing this package registers both with
 gymnasium: ``gym.make("recengine/RecSim-v0")``, ``gym.make("recengine/SeqRecSim-v0")`` (``recengine.env.registration``);
