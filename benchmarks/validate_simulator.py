@@ -62,7 +62,7 @@ def main() -> None:
     from recengine.data import histories_of, leave_one_out, load_movielens, make_synthetic
     from recengine.env import fit_simulator, save_simulator
     from recengine.eval.offline import evaluate_pop, train_item_counts
-    from recengine.eval.simulator_validation import random_ranking_ndcg, simulator_validation, validation_markdown
+    from recengine.judging.simulator_validation import random_ranking_ndcg, simulator_validation, validation_markdown
     from recengine.train import SASRecConfig, train_sasrec
 
     torch.set_num_threads(args.threads)  # a script: it owns the process

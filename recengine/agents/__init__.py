@@ -1,4 +1,5 @@
-"""recengine.agents.
+"""recengine.agents: the agents, their one policy interface and rollout loop, and the registry the comparison reads
+(`registry`; the types an entry is made of in `entry`, the built-in entries in `entries/`).
 
 `save_agent` / `load_agent` (recengine.agents.persistence) load lazily (PEP 562), so importing the package stays
 cheap."""

@@ -9,7 +9,7 @@ know the probability of a slate, may store what happened and may learn from it:
     stats = policy.update()                                        # 0..n gradient steps; {} when nothing learnt
 
 The rollout loop (recengine.agents.rollout) is the one caller of act/observe/update. Policies that sample with
-NumPy (recengine.eval.slate_policies) also take `act(obs, explore, rng=generator)`: the loop hands them the
+NumPy (recengine.judging.slate_policies) also take `act(obs, explore, rng=generator)`: the loop hands them the
 generator it was given.
 
 `obs` is the simulator's observation; `histories(obs)` turns it into the (B, L) item-id matrix (most recent

@@ -3,7 +3,7 @@
     stats = rollout(policy, env, seed=0, explore=True, learn=True, max_steps=1_000, hooks=[on_step])
 
 Training (`recengine.agents.loop.train`), greedy evaluation (`recengine.agents.loop.evaluate`) and the logging and
-on-policy runs of off-policy evaluation (`recengine.eval.simulated_ope`) all go through `rollout`; they differ only
+on-policy runs of off-policy evaluation (`recengine.judging.simulated_ope`) all go through `rollout`; they differ only
 in their hooks and in when they stop.
 
 `env` is a vectorised simulator (recengine.env.VecRecSim or SequentialVecSim): `reset(seed=...) -> (obs, info)` and

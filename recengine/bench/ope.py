@@ -4,7 +4,7 @@ model's predictions given as obp-style (n, 80, 3) float64 arrays.
 
 recengine checks and reduces the two big arrays in one pass (``prepare_rounds``) and runs DM, IPS, SNIPS, DR,
 SNDR, Switch-DR and DRos on the per-round values; the reference is the plain NumPy of
-``recengine.eval.ope_reference``, one obp-style function per estimator, each slicing the big arrays itself. The
+``recengine.reference.ope``, one obp-style function per estimator, each slicing the big arrays itself. The
 useful bytes are the two arrays read once. The estimators run on the host whatever the device.
 """
 
@@ -39,8 +39,9 @@ def _inputs(n: int, n_actions: int, len_list: int) -> dict:
 
 
 def workloads(device: str, quick: bool = False) -> list[Workload]:
-    from recengine.eval.ope import ESTIMATORS, prepare_rounds
-    from recengine.eval.ope_reference import reference_estimate
+    from recengine.eval.ope_estimators import ESTIMATORS
+    from recengine.eval.ope_inputs import prepare_rounds
+    from recengine.reference.ope import reference_estimate
 
     n, n_actions, len_list = _shape(quick)
     name = "W5" if not quick else "W5-quick"

@@ -116,11 +116,12 @@ def workloads(device: str, quick: bool = False) -> list[Workload]:
     def table_topk():
         """Serving-sized batches against inference tables: int8 rows (codes + per-row scale and bias) is the
         recengine case; bfloat16 and float32 tables and the dequantize-then-matmul reference beside it."""
+        from recengine.ops.table_formats import quantize_rows
         from recengine.reference import quantized_tables as qref
 
         Q, E, bias, _ = _inputs(device, serve_b, N, D)
-        rows8, sb8 = qref.quantize_rows(E, "int8")
-        rows16, _ = qref.quantize_rows(E, "bfloat16")
+        rows8, sb8 = quantize_rows(E, "int8")
+        rows16, _ = quantize_rows(E, "bfloat16")
         return {
             RECENGINE: Case(lambda: ops.quantized_catalog_topk(Q, rows8, sb8, k, bias=bias), flops=serve_flops),
             BF16_TABLE: Case(lambda: ops.quantized_catalog_topk(Q, rows16, None, k, bias=bias), flops=serve_flops),

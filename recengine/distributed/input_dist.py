@@ -22,7 +22,7 @@ import torch
 from torch import Tensor
 
 from recengine.distributed.plan import ShardLayout
-from recengine.reference.embedding_bag import bag_of_each_id
+from recengine.ops.jagged_layout import bag_of_each_id
 
 __all__ = ["Requests", "OwnerBatch", "bucket_requests", "assemble_owner_batch"]
 

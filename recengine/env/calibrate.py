@@ -14,7 +14,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from recengine.env.simulator import PAD_ID, SimConfig, UserModel
+from recengine.env.user_model import SimConfig, UserModel
+from recengine.padding import PAD_ID
 
 __all__ = [
     "fit_mf",

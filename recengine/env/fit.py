@@ -30,7 +30,7 @@ from recengine.data import histories_of, leave_one_out
 from recengine.data.sequences import LeaveOneOut
 from recengine.env.calibrate import genre_matrix, user_feature_matrix
 from recengine.env.response_model import fit_response_model, train_histories
-from recengine.env.sequential_sim import SeqSimConfig, SequentialUserModel, slate_probabilities
+from recengine.env.sequential_sim import SeqSimConfig, SequentialUserModel, calibrate_no_click, slate_probabilities
 from recengine.env.sessions import (
     SESSION_GAP_SECONDS,
     fit_return_model,
@@ -40,27 +40,7 @@ from recengine.env.sessions import (
 )
 from recengine.padding import PAD_ID
 
-__all__ = ["fit_simulator", "calibrate_no_click", "fit_sessions", "split_for_users"]
-
-
-def calibrate_no_click(model: SequentialUserModel, top_slate_ctr: float, users=None) -> float:
-    """The no-click offset c at which the response model's top-k unconsumed slate at a session start is clicked
-    with mean probability ``top_slate_ctr`` over ``users`` (default all), fatigue 0. Closed form per user:
-    P(click) = S_u / (e^c + S_u), S_u the model's probability mass on the slate; c by bisection on the mean."""
-    if not 0.0 < top_slate_ctr < 1.0:
-        raise ValueError(f"top_slate_ctr must be in (0, 1), got {top_slate_ctr}")
-    users = np.arange(model.num_users) if users is None else np.asarray(users, dtype=np.int64)
-    q, lse = (t[torch.from_numpy(users)] for t in model.start_states())
-    consumed = model.consumed_matrix()[torch.from_numpy(users)]
-    u = model.response.utilities(q).double().masked_fill(consumed, float("-inf"))
-    k = min(model.config.slate_size, model.num_items)
-    mass = torch.exp(u.topk(k, dim=1).values - lse.unsqueeze(1)).nan_to_num(0.0).sum(1).numpy()
-    lo, hi = -50.0, 50.0
-    for _ in range(100):  # the mean click rate falls as c grows
-        mid = 0.5 * (lo + hi)
-        ctr = float(np.mean(mass / (np.exp(mid) + mass)))
-        lo, hi = (mid, hi) if ctr > top_slate_ctr else (lo, mid)
-    return 0.5 * (lo + hi)
+__all__ = ["fit_simulator", "fit_sessions", "split_for_users"]
 
 
 def split_for_users(split: LeaveOneOut, users) -> LeaveOneOut:

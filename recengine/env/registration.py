@@ -21,7 +21,8 @@ import functools
 import gymnasium as gym
 
 from recengine.env.sequential_sim import SeqSimConfig, SequentialSimEnv, SequentialUserModel, SequentialVecSim
-from recengine.env.simulator import RecSimEnv, SimConfig, UserModel, VecRecSim
+from recengine.env.simulator import RecSimEnv, VecRecSim
+from recengine.env.user_model import SimConfig, UserModel
 
 __all__ = [
     "RECSIM_ID",

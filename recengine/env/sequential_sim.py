@@ -13,7 +13,8 @@ i.e. utilities ``v_j = beta · (<q, e_j> + w_pop · b_j) - fatigue`` against a n
 ``v_0 = c + logsumexp_{unconsumed} beta · (<q, e> + w_pop · b)``: the odds of clicking a slate are ``e^-c`` times
 the probability mass the response model puts on the slate. Items the user already consumed (the WHOLE history:
 every train item and every click of the session) are never clicked, as ml-100k users do not rate a film twice.
-``c`` (``no_click_offset``) is calibrated when the simulator is fitted (``recengine.env.fit_simulator``).
+``c`` (``no_click_offset``) is calibrated when the simulator is fitted (``recengine.env.fit_simulator``, by
+``calibrate_no_click``).
 ``g_j`` is item j's genre vector (sum 1), ``f`` the session's genre fatigue::
 
     f <- fatigue_decay · f + fatigue_shown · mean_{j in slate} g_j + fatigue_click · g_clicked
@@ -24,8 +25,9 @@ Leaving: after the n-th click of a session the session ends with the fitted haza
 
 Observations: ``history`` (history_len,) the last history_len items of h (oldest first, left-padded with -1),
 ``user_id``, ``user_features``; the same API as ``recengine.env.VecRecSim`` / ``RecSimEnv`` (same-step
-autoreset, the same ``info`` keys plus ``consumed_in_slate``). Randomness is counter-based as in
-``recengine.env.simulator``: slot b of ``SequentialVecSim.reset(seed=s)`` is ``SequentialSimEnv.reset(seed=s+b)``.
+autoreset, the same ``info`` keys plus ``consumed_in_slate``). Randomness is counter-based
+(``recengine.env.slot_kernels``, as in ``recengine.env.simulator``): slot b of ``SequentialVecSim.reset(seed=s)``
+is ``SequentialSimEnv.reset(seed=s+b)``.
 The response model's state is recomputed only for the sessions whose history changed (a click or a new session).
 """
 
@@ -40,9 +42,10 @@ from numba import njit
 from recengine.env.response_model import ResponseModel
 from recengine.env.session_env import SlateSessionEnv, SlateSessionVecEnv, check_num_envs, validate_slates
 from recengine.env.sessions import SessionModel
-from recengine.env.simulator import _DRAW_USER, PAD_ID, _leave_slot, _respond_slot, _uniform
+from recengine.env.slot_kernels import draw_user, leave_slot, respond_slot
+from recengine.padding import PAD_ID
 
-__all__ = ["SeqSimConfig", "SequentialUserModel", "SequentialVecSim", "SequentialSimEnv"]
+__all__ = ["SeqSimConfig", "SequentialUserModel", "SequentialVecSim", "SequentialSimEnv", "calibrate_no_click"]
 
 
 @dataclass(frozen=True)
@@ -179,8 +182,6 @@ class SequentialUserModel:
         response = replace(self.response, popularity_weight=float(weight))
         out = replace(self, response=response, fit_report=dict(self.fit_report))
         if recalibrate:
-            from recengine.env.fit import calibrate_no_click
-
             ctr = (
                 target_ctr
                 if target_ctr is not None
@@ -215,6 +216,26 @@ class SequentialUserModel:
             lse = _log_normaliser(self.response, q, consumed)
         f = np.zeros((B, self.num_genres)) if fatigue is None else np.asarray(fatigue, np.float64).reshape(B, -1)
         return slate_probabilities(self, q, lse, consumed, torch.from_numpy(slates), torch.from_numpy(f)).numpy()
+
+
+def calibrate_no_click(model: SequentialUserModel, top_slate_ctr: float, users=None) -> float:
+    """The no-click offset c at which the response model's top-k unconsumed slate at a session start is clicked
+    with mean probability ``top_slate_ctr`` over ``users`` (default all), fatigue 0. Closed form per user:
+    P(click) = S_u / (e^c + S_u), S_u the model's probability mass on the slate; c by bisection on the mean."""
+    if not 0.0 < top_slate_ctr < 1.0:
+        raise ValueError(f"top_slate_ctr must be in (0, 1), got {top_slate_ctr}")
+    users = np.arange(model.num_users) if users is None else np.asarray(users, dtype=np.int64)
+    q, lse = (t[torch.from_numpy(users)] for t in model.start_states())
+    consumed = model.consumed_matrix()[torch.from_numpy(users)]
+    u = model.response.utilities(q).double().masked_fill(consumed, float("-inf"))
+    k = min(model.config.slate_size, model.num_items)
+    mass = torch.exp(u.topk(k, dim=1).values - lse.unsqueeze(1)).nan_to_num(0.0).sum(1).numpy()
+    lo, hi = -50.0, 50.0
+    for _ in range(100):  # the mean click rate falls as c grows
+        mid = 0.5 * (lo + hi)
+        ctr = float(np.mean(mass / (np.exp(mid) + mass)))
+        lo, hi = (mid, hi) if ctr > top_slate_ctr else (lo, mid)
+    return 0.5 * (lo + hi)
 
 
 def _log_normaliser(response: ResponseModel, q: torch.Tensor, consumed: torch.Tensor) -> torch.Tensor:
@@ -274,7 +295,7 @@ def _respond(
     """Draw each slot's response, then advance its fatigue, history, streak and the leaving draw."""
     k = slates.shape[1]
     for b in range(slates.shape[0]):
-        pos = _respond_slot(
+        pos = respond_slot(
             b,
             slates,
             probs,
@@ -298,15 +319,14 @@ def _respond(
             p_quit = hazard[min(clicks[b], hazard.shape[0] - 1)]
         else:
             p_quit = min(1.0, no_click_quit * streak[b])
-        _leave_slot(b, p_quit, stream_seed, episode, t, max_steps, terminated, truncated)
+        leave_slot(b, p_quit, stream_seed, episode, t, max_steps, terminated, truncated)
 
 
 @njit(cache=True)
 def _draw_users(mask, stream_seed, episode, user_pool, out):
     for b in range(mask.shape[0]):
         if mask[b]:
-            r = _uniform(stream_seed[b], episode[b], 0, _DRAW_USER)
-            out[b] = user_pool[min(int(r * user_pool.shape[0]), user_pool.shape[0] - 1)]
+            out[b] = draw_user(stream_seed[b], episode[b], user_pool)
 
 
 class _SeqSlots:

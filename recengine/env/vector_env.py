@@ -9,7 +9,8 @@ the two it is: both environments share the observation/step API.
 from __future__ import annotations
 
 from recengine.env.sequential_sim import SequentialUserModel, SequentialVecSim
-from recengine.env.simulator import UserModel, VecRecSim
+from recengine.env.simulator import VecRecSim
+from recengine.env.user_model import UserModel
 
 __all__ = ["vector_env"]
 

@@ -1,7 +1,9 @@
 """Public operators: torch.library ops with a CPU (C++) and a CUDA (Triton) backend each.
 
 Every op here validates its inputs once, then dispatches by device. The plain-PyTorch truth for
-each lives in recengine.reference.
+each lives in recengine.reference. What the ops and the reference share sits in pure helper modules that import
+nothing of recengine: ``table_formats`` (the inference tables' storage formats), ``counter_hash`` (the sampling
+hash's constants and seed key) and ``jagged_layout`` (the bag of each id).
 """
 
 # One import line per operator family (add yours):

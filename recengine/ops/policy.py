@@ -35,7 +35,7 @@ from recengine.ops._checks import (
     check_tensor,
 )
 from recengine.ops._triton import triton_kernels
-from recengine.reference.policy import seed_key
+from recengine.ops.counter_hash import seed_key
 
 __all__ = ["catalog_topk", "catalog_sample", "catalog_logsumexp", "catalog_cross_entropy", "REDUCTIONS"]
 
@@ -289,7 +289,7 @@ def _sample_op(
     exclude_offsets: torch.Tensor | None,
     exclude_ids: torch.Tensor | None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """seed_key: the 32-bit key recengine.reference.policy.seed_key(seed) of the caller's seed."""
+    """seed_key: the 32-bit key recengine.ops.counter_hash.seed_key(seed) of the caller's seed."""
     _check_values(Q, E, bias, exclude_offsets, exclude_ids)
     _check_k_per_row(k, E.shape[0], Q.shape[0], exclude_offsets, exclude_ids)
     ids, log_probs, lse, count = _cpu_sample(Q, E, k, seed_key, bias, 1.0 / temperature, exclude_offsets, exclude_ids)

@@ -1,7 +1,7 @@
 """Inference tables as ops: the catalog top-k and the pooled lookup over int8 / bfloat16 tables.
 
 A table is stored as ``rows`` (N, D) int8 with ``scale_bias`` (N, 2) float32 (row value = scale * code + bias),
-or ``rows`` (N, D) bfloat16 with ``scale_bias=None`` (see recengine.reference.quantized_tables, which also
+or ``rows`` (N, D) bfloat16 with ``scale_bias=None`` (see recengine.ops.table_formats, which also
 quantizes). Both ops compute in float32 from the rows dequantized on the fly, never writing a float32 table:
 
     scores, ids = quantized_catalog_topk(Q, rows, scale_bias, k, bias=b, exclude_offsets=o, exclude_ids=x)

@@ -19,11 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-
-def bag_of_each_id(offsets: torch.Tensor, num_ids: int) -> torch.Tensor:
-    """(N,) int64: the bag index j (= t*B + b) each id belongs to."""
-    lengths = offsets[1:] - offsets[:-1]
-    return torch.repeat_interleave(torch.arange(lengths.numel(), device=offsets.device), lengths, output_size=num_ids)
+from recengine.ops.jagged_layout import bag_of_each_id
 
 
 def global_rows(table_offsets: torch.Tensor, ids: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:

@@ -20,10 +20,8 @@ import math
 
 import torch
 
-MASK32 = 0xFFFFFFFF
-#: the two multipliers of the 32-bit finaliser ("lowbias32": xorshift-multiply, 2 rounds)
-MIX_MUL1 = 0x7FEB352D
-MIX_MUL2 = 0x846CA68B
+from recengine.ops.counter_hash import MASK32, MIX_MUL1, MIX_MUL2, seed_key
+
 #: uniforms are (23-bit integer + 0.5) / 2^23, so u lies in [2^-24, 1 - 2^-24] and is exact in float32
 UNIFORM_BITS = 23
 #: the largest Gumbel value the hash can produce: -log(-log(1 - 2^-24)) = 16.64 (kernels skip the noise
@@ -32,23 +30,6 @@ GUMBEL_MAX = -math.log(-math.log1p(-(2.0**-24)))
 
 
 # ------------------------------------------------------------------------------- counter-based noise
-def mix32_int(x: int) -> int:
-    """The 32-bit mixing function on a Python int (for the per-call seed key)."""
-    x &= MASK32
-    x ^= x >> 16
-    x = (x * MIX_MUL1) & MASK32
-    x ^= x >> 15
-    x = (x * MIX_MUL2) & MASK32
-    x ^= x >> 16
-    return x
-
-
-def seed_key(seed: int) -> int:
-    """Fold a (up to 64-bit) integer seed into the 32-bit key all backends start from."""
-    seed = int(seed) & 0xFFFFFFFFFFFFFFFF
-    return mix32_int((seed & MASK32) ^ mix32_int(seed >> 32))
-
-
 def _mul32(x: torch.Tensor, c: int) -> torch.Tensor:
     # (x * c) mod 2^32 on int64 holding values < 2^32, split in 16-bit halves so nothing overflows int64
     lo = x & 0xFFFF

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import torch
 
 from recengine.agents.config import LoopConfig
-from recengine.agents.registry import AgentEntry, CompareSetup
+from recengine.agents.entry import AgentEntry, CompareSetup
 from recengine.eval.stats import mean_ci
 from recengine.report import beyond_accuracy
 

@@ -12,7 +12,7 @@ the data. Every agent of a training seed is evaluated on the same simulated sess
 interval the report gives its paired difference from the popularity baseline and from the large model, session by
 session (recengine.report.pooling); a target counts as met only when that interval lies above 0. Off-policy
 estimates (IPS / SNIPS / DR from logs of an epsilon-greedy logging policy) are set against each target's true on-
-policy value. The simulator is validated against the real held-out data (recengine.eval.simulator_validation) and
+policy value. The simulator is validated against the real held-out data (recengine.judging.simulator_validation) and
 the verdict "a hybrid beats the large model" is re-checked in other simulators (recengine.report.robustness). Writes
 results.json, report.md, learning_curves.png and the fitted simulator (simulator.safetensors, reloaded by
 recengine.env.load_simulator) into the output directory.
@@ -30,7 +30,8 @@ from dataclasses import asdict
 
 import torch
 
-from recengine.agents.registry import CompareSetup, lookup
+from recengine.agents.entry import CompareSetup
+from recengine.agents.registry import lookup
 from recengine.env import save_simulator
 from recengine.report import beyond_accuracy
 from recengine.report.arena import Arena, run_agent
@@ -207,7 +208,7 @@ def log_summary(agents: dict, log: Log) -> None:
 
 def off_policy_evaluation(setup: CompareSetup, policies: dict, log: Log) -> dict:
     """IPS / SNIPS / DR estimates of each OPE target's value from epsilon-greedy logs, against its true value."""
-    from recengine.eval.simulated_ope import ope_check
+    from recengine.judging.simulated_ope import ope_check
 
     cfg = setup.settings
     ope = {

@@ -2,7 +2,7 @@
 (the command's options and their checks: recengine.cli.ope).
 
 The logs of one ZOZOTOWN policy (``--behavior``) estimate the value (click rate per impression) of the other
-(``--evaluate``) with every estimator in ``recengine.eval.ope``; the evaluated policy's own logs give its
+(``--evaluate``) with every estimator in ``recengine.eval.ope_estimators``; the evaluated policy's own logs give its
 on-policy value, the reference each estimate's relative error is measured against (obp's protocol). Bernoulli
 Thompson Sampling's action distribution comes from its published production Beta priors by Monte Carlo, as obp
 computes it; the reward model for DM and the doubly robust family is ``cross_fitted_rewards``.
@@ -34,7 +34,7 @@ _RANDOM_NOTE = "The uniform random policy's action distribution is exact: 1 / n_
 
 
 def _estimators(args) -> dict:
-    from recengine.eval.ope import (
+    from recengine.eval.ope_estimators import (
         DirectMethod,
         DoublyRobust,
         DoublyRobustWithShrinkage,
@@ -63,7 +63,7 @@ def run_ope(args) -> dict:
     """Every estimate of the ``--evaluate`` policy's value from the ``--behavior`` policy's logs, as a dict."""
     from recengine.data.open_bandit import load_bts_prior, load_open_bandit
     from recengine.eval.bernoulli_ts import bernoulli_ts_action_dist, uniform_action_dist
-    from recengine.eval.ope import prepare_rounds
+    from recengine.eval.ope_inputs import prepare_rounds
     from recengine.eval.reward_regression import cross_fitted_rewards
 
     if args.behavior == args.evaluate:

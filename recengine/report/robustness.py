@@ -23,7 +23,8 @@ from collections.abc import Callable
 
 import numpy as np
 
-from recengine.agents.registry import CompareSetup, lookup
+from recengine.agents.entry import CompareSetup
+from recengine.agents.registry import lookup
 from recengine.eval.stats import mean_ci, paired_diff
 
 ROBUST_AGENTS = ("large-model", "hybrid-dqn", "hybrid-reinforce")

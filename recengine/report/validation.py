@@ -1,6 +1,6 @@
 """The comparison's "Simulator validation": is the simulator that judges the agents fit to judge them?
 
-Runs ``recengine.eval.simulator_validation`` on the comparison's own simulator, split and policies: the user
+Runs ``recengine.judging.simulator_validation`` on the comparison's own simulator, split and policies: the user
 model's held-out accuracy beside the large model's, and the simulated return of random, popularity, MF/BPR and the
 large model beside their real offline NDCG@10 (Kendall's tau, the paired interval large model − popularity, the
 already-consumed share of each policy's slates).
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from recengine.agents.registry import CompareSetup
+from recengine.agents.entry import CompareSetup
 
 VALIDATION_POLICIES = ("random", "popularity", "mf-bpr", "large-model")
 """the known policies whose simulated ordering is checked against the offline one (those the run has)"""
@@ -20,7 +20,7 @@ def offline_ndcg(setup: CompareSetup, name: str, agents: dict) -> float | None:
     """Real held-out test NDCG@10 of policy `name`: computed for random and popularity, the agent's own
     leave-one-out figure otherwise."""
     from recengine.eval.offline import evaluate_pop
-    from recengine.eval.simulator_validation import random_ranking_ndcg
+    from recengine.judging.simulator_validation import random_ranking_ndcg
 
     if name == "random":
         return random_ranking_ndcg(setup.split)
@@ -34,7 +34,7 @@ def validate_simulator(
 ) -> dict | None:
     """The ``simulator_validation`` result for the run's policies (training seed 0's), or None when fewer than
     two of VALIDATION_POLICIES ran."""
-    from recengine.eval.simulator_validation import simulator_validation
+    from recengine.judging.simulator_validation import simulator_validation
 
     cfg = setup.settings
     names = [n for n in VALIDATION_POLICIES if n in policies]

@@ -100,7 +100,7 @@ def markdown(results: dict) -> str:
                 )
         lines.append("")
     if results.get("simulator_validation"):
-        from recengine.eval.simulator_validation import validation_markdown
+        from recengine.judging.simulator_validation import validation_markdown
 
         lines += [validation_markdown(results["simulator_validation"]).rstrip(), ""]
     lines += _rl_section(results)

@@ -21,7 +21,7 @@ from torch import Tensor, nn
 from recengine._native import as_array, cpu_ops
 from recengine.ops.policy import catalog_topk
 from recengine.ops.quantized_tables import quantized_catalog_topk, quantized_embedding_bag
-from recengine.reference.quantized_tables import TABLE_DTYPES, dequantize_rows, quantize_rows, table_bytes
+from recengine.ops.table_formats import TABLE_DTYPES, dequantize_rows, quantize_rows, table_bytes
 
 
 def _longest_row(offsets: Tensor) -> int:

@@ -27,7 +27,7 @@ from recengine.checkpoint import AGENT_KIND, CheckpointError, load_model
 from recengine.distributed.model_checkpoint import is_sharded_model, load_sharded_model
 from recengine.nn.catalog_head import CatalogHead
 from recengine.nn.sequence_encoder import SequenceEncoder
-from recengine.reference.quantized_tables import TABLE_DTYPES
+from recengine.ops.table_formats import TABLE_DTYPES
 from recengine.serving.agent_checkpoint import SCORER_KIND, load_scorer
 from recengine.serving.encoder import InferenceEncoder
 from recengine.serving.histories import context_windows, parse_histories

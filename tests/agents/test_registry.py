@@ -7,8 +7,9 @@ import pytest
 import torch
 
 from recengine.agents.baselines import PopularityPolicy
+from recengine.agents.entry import AgentEntry, BuiltAgent
 from recengine.agents.policy_base import Policy
-from recengine.agents.registry import AgentEntry, BuiltAgent, lookup, register, registered, unregister
+from recengine.agents.registry import lookup, register, registered, unregister
 from recengine.report.compare import CompareConfig, run_compare
 
 

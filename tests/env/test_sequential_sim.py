@@ -10,7 +10,7 @@ import pytest
 import torch
 from gymnasium.utils.env_checker import check_env
 
-from recengine.env.sequential_sim import SeqSimConfig, SequentialSimEnv, SequentialVecSim
+from recengine.env.sequential_sim import SeqSimConfig, SequentialSimEnv, SequentialVecSim, calibrate_no_click
 from recengine.env.sessions import SessionModel
 from tests.env.conftest import make_tiny_sim
 
@@ -290,3 +290,9 @@ def test_a_bad_population_is_refused(population, error):
     sim = make_tiny_sim()
     with pytest.raises(error, match="population"):
         dataclasses.replace(sim, population=population)
+
+
+@pytest.mark.parametrize("ctr", [0.0, 1.0, -0.1])
+def test_calibration_rejects_impossible_rates(tiny_sim, ctr):
+    with pytest.raises(ValueError, match="top_slate_ctr"):
+        calibrate_no_click(tiny_sim, ctr)

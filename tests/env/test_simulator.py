@@ -11,7 +11,7 @@ from gymnasium.utils.env_checker import check_env
 
 from recengine.env import RecSimEnv, SimConfig, SlateSpace, UserModel, VecRecSim, synthetic_user_model
 from recengine.env.calibrate import fit_mf, fit_user_model, from_movielens, last_items
-from recengine.env.simulator import validate_slates
+from recengine.env.session_env import validate_slates
 
 
 @pytest.fixture(scope="module")
@@ -479,19 +479,7 @@ def test_from_movielens_on_the_synthetic_dataset():
     check_env(env, skip_render_check=True)
 
 
-def test_user_model_rejects_bad_arrays():
-    with pytest.raises(ValueError, match="item_factors"):
-        UserModel(np.zeros((2, 3)), np.zeros((4, 2)), np.zeros(4), np.ones((4, 1)))
-    with pytest.raises(ValueError, match="item_genres"):
-        UserModel(np.zeros((2, 3)), np.zeros((4, 3)), np.zeros(4), -np.ones((4, 1)))
-    with pytest.raises(IndexError, match="initial_histories"):
-        UserModel(
-            np.zeros((2, 3)),
-            np.zeros((4, 3)),
-            np.zeros(4),
-            np.ones((4, 1)),
-            initial_histories=np.array([[0, 4], [1, 2]]),
-        )
+def test_a_slate_larger_than_the_catalog_is_refused():
     with pytest.raises(ValueError, match="slate_size"):
         RecSimEnv(UserModel(np.zeros((2, 3)), np.zeros((4, 3)), np.zeros(4), np.ones((4, 1))), SimConfig(slate_size=5))
 

@@ -8,6 +8,7 @@ pytest.importorskip("triton", reason="triton is the optional gpu extra; these te
 
 from recengine.kernels import policy as triton_policy  # noqa: E402
 from recengine.ops import catalog_sample  # noqa: E402
+from recengine.ops.counter_hash import seed_key  # noqa: E402
 from recengine.reference import policy as ref  # noqa: E402
 from tests.helpers import TRITON_DEVICE, assert_close, make_catalog_case, valid_catalog_targets  # noqa: E402
 
@@ -31,7 +32,7 @@ def test_triton_topk_sample_lse(excl, B, N):
     lse = triton_policy.catalog_logsumexp(Q.to(d), E.to(d), *args)
     assert_close(lse.cpu(), ref.catalog_logsumexp_reference(Q, E, temperature=T, **kw), rtol=1e-5, atol=1e-5)
     seed = 77
-    t_ids, t_lp = triton_policy.catalog_sample(Q.to(d), E.to(d), 4, ref.seed_key(seed), *args)
+    t_ids, t_lp = triton_policy.catalog_sample(Q.to(d), E.to(d), 4, seed_key(seed), *args)
     c_ids, c_lp = catalog_sample(Q, E, 4, seed, temperature=T, **kw)  # the C++ backend
     r_ids, r_lp = ref.catalog_sample_reference(Q, E, 4, seed, temperature=T, **kw)
     assert torch.equal(t_ids.cpu(), r_ids) and torch.equal(c_ids, r_ids)

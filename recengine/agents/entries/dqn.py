@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from recengine.agents.dqn import DQNAgent
-from recengine.agents.registry import AgentEntry, BuiltAgent, CompareSetup
+from recengine.agents.entry import AgentEntry, BuiltAgent, CompareSetup
 from recengine.agents.scorer import fresh_scorer, leave_one_out_metrics, untied_scorer
 
 

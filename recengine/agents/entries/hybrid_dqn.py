@@ -1,7 +1,7 @@
 """hybrid-dqn: the pre-trained large model fine-tuned by DQN in the simulator."""
 
+from recengine.agents.entry import AgentEntry, BuiltAgent, CompareSetup
 from recengine.agents.hybrid import make_hybrid
-from recengine.agents.registry import AgentEntry, BuiltAgent, CompareSetup
 from recengine.agents.scorer import leave_one_out_metrics
 
 

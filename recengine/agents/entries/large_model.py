@@ -1,8 +1,8 @@
 """large-model: the supervised next-item model alone (no RL), its top-k with the history excluded."""
 
 from recengine.agents.baselines import SupervisedPolicy
+from recengine.agents.entry import AgentEntry, BuiltAgent, CompareSetup
 from recengine.agents.hybrid import scorer_from_model
-from recengine.agents.registry import AgentEntry, BuiltAgent, CompareSetup
 from recengine.agents.scorer import leave_one_out_metrics
 
 

@@ -5,8 +5,8 @@ other agent's figures.
 """
 
 from recengine.agents.baselines import MatrixFactorizationPolicy
+from recengine.agents.entry import AgentEntry, BuiltAgent, CompareSetup
 from recengine.agents.mf import BPRConfig, evaluate_bpr, train_bpr
-from recengine.agents.registry import AgentEntry, BuiltAgent, CompareSetup
 
 
 def build(setup: CompareSetup, seed: int) -> BuiltAgent:

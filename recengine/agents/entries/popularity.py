@@ -1,7 +1,7 @@
 """popularity: the k most-interacted-with unseen items, the same for every user."""
 
 from recengine.agents.baselines import PopularityPolicy
-from recengine.agents.registry import AgentEntry, BuiltAgent, CompareSetup
+from recengine.agents.entry import AgentEntry, BuiltAgent, CompareSetup
 
 
 def build(setup: CompareSetup, seed: int) -> BuiltAgent:

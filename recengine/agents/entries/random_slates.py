@@ -1,7 +1,7 @@
 """random: k distinct unseen items uniformly at random, the floor every agent must clear."""
 
 from recengine.agents.baselines import RandomPolicy
-from recengine.agents.registry import AgentEntry, BuiltAgent, CompareSetup
+from recengine.agents.entry import AgentEntry, BuiltAgent, CompareSetup
 
 
 def build(setup: CompareSetup, seed: int) -> BuiltAgent:

@@ -1,6 +1,6 @@
 """reinforce: REINFORCE from scratch, a softmax policy over a fresh encoder of the large model's architecture."""
 
-from recengine.agents.registry import AgentEntry, BuiltAgent, CompareSetup
+from recengine.agents.entry import AgentEntry, BuiltAgent, CompareSetup
 from recengine.agents.reinforce import ReinforceAgent
 from recengine.agents.scorer import fresh_scorer, leave_one_out_metrics
 

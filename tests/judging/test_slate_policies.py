@@ -7,7 +7,7 @@ import itertools
 import numpy as np
 import pytest
 
-from recengine.eval.slate_policies import (
+from recengine.judging.slate_policies import (
     DeterministicSlatePolicy,
     EpsilonGreedySlatePolicy,
     MixtureSlatePolicy,

@@ -14,7 +14,7 @@ import numpy as np
 
 from recengine.agents.rollout import Step, rollout
 from recengine.eval.ope import doubly_robust, importance_weights, ips, snips
-from recengine.eval.slate_policies import EpsilonGreedySlatePolicy, SlatePolicy, as_slate_policy
+from recengine.judging.slate_policies import EpsilonGreedySlatePolicy, SlatePolicy, as_slate_policy
 
 __all__ = [
     "LoggedSteps",

@@ -20,8 +20,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from recengine.eval.slate_policies import DeterministicSlatePolicy
 from recengine.eval.stats import mean_ci, paired_diff
+from recengine.judging.slate_policies import DeterministicSlatePolicy
 
 __all__ = ["simulator_validation", "validation_markdown", "kendall_tau", "random_ranking_ndcg"]
 

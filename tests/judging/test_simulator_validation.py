@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from recengine.data import build_histories, leave_one_out
-from recengine.eval.simulator_validation import kendall_tau, simulator_validation, validation_markdown
+from recengine.judging.simulator_validation import kendall_tau, simulator_validation, validation_markdown
 from tests.env.conftest import make_tiny_sim
 
 
@@ -123,7 +123,7 @@ def test_validation_rejects_bad_arguments(setup, offline, policies_kept, match):
 
 def test_random_ranking_ndcg_is_the_expected_gain_of_a_uniform_ranking():
     from recengine.data import histories_of, leave_one_out, make_synthetic
-    from recengine.eval.simulator_validation import random_ranking_ndcg
+    from recengine.judging.simulator_validation import random_ranking_ndcg
 
     split = leave_one_out(histories_of(make_synthetic(num_users=30, num_items=80, seed=1)))
     users = split.eval_users

@@ -10,8 +10,8 @@ import pytest
 
 from recengine.env import SeqSimConfig, SimConfig, UserModel, VecRecSim, synthetic_user_model
 from recengine.eval.ope import doubly_robust, ips, snips
-from recengine.eval.simulated_ope import _no_click_streak, collect_logs, evaluate_offline, on_policy_value, ope_check
-from recengine.eval.slate_policies import (
+from recengine.judging.simulated_ope import _no_click_streak, collect_logs, evaluate_offline, on_policy_value, ope_check
+from recengine.judging.slate_policies import (
     DeterministicSlatePolicy,
     EpsilonGreedySlatePolicy,
     SoftmaxSlatePolicy,

@@ -3,7 +3,7 @@
 One function per estimator on obp-style arrays (``reward``, ``action``, ``position``, ``pscore``,
 ``action_dist`` and ``estimated_rewards_by_reg_model`` of shape (n, n_actions, len_list)), each computing its
 own fancy-indexed slices of the full arrays, no checks, no sharing between estimators: obviously correct and
-what a user of obp runs today. ``recengine.eval.ope`` must agree with these.
+what a user of obp runs today. ``recengine.eval.ope_estimators`` must agree with these.
 """
 
 from __future__ import annotations
@@ -76,7 +76,7 @@ def dros(reward, action, position, pscore, action_dist, estimated, lambda_=np.in
     return float(np.mean(_dm_part(position, action_dist, estimated) + shrunk * (reward - q)))
 
 
-#: reference function by the estimator's short name in recengine.eval.ope.ESTIMATORS
+#: reference function by the estimator's short name in recengine.eval.ope_estimators.ESTIMATORS
 REFERENCE_ESTIMATORS = {
     "dm": dm,
     "ips": ips,
