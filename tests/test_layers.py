@@ -37,6 +37,7 @@ LAYERS: tuple[tuple[tuple[str, ...], ...], ...] = (
             "recengine.padding",
             "recengine._atomic",
             "recengine.optim",
+            "recengine.progress",
         ),
     ),
     # file formats: the checkpoint format and the configuration file
