@@ -121,8 +121,8 @@ def _train_config(args: argparse.Namespace):
 
 
 def _check_train(args: argparse.Namespace) -> None:
-    from recengine import checkpoint
     from recengine.train.sasrec import CHECKPOINT
+    from recengine.train.sasrec_checkpoint import load_training_state
 
     cfg = _train_config(args)  # a bad combination of settings fails before anything is written
     _check_item_text(args)
@@ -133,7 +133,7 @@ def _check_train(args: argparse.Namespace) -> None:
         path = os.path.join(args.out, CHECKPOINT)
         if not os.path.isfile(path):
             raise UsageError(f"--resume: no checkpoint at {path}")
-        saved = checkpoint.load_training_state(path).config  # a truncated, tampered or foreign file fails now
+        saved = load_training_state(path).config  # a truncated, tampered or foreign file fails now
         if saved.trajectory_fields() != cfg.trajectory_fields():
             raise UsageError(
                 f"--resume: {path} was written with other settings {saved.trajectory_fields()}; "

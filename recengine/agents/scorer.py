@@ -116,17 +116,10 @@ def new_scorer(num_items: int, cfg: EncoderConfig, seed: int = 0, **encoder_kwar
     """A freshly initialised SequenceEncoder + tied CatalogHead (`encoder_kwargs`: side-feature tables): the
     weights torch's global generator seeded with `seed` draws, inside ``torch.random.fork_rng`` (the caller's
     global RNG state is left as it was)."""
-    from recengine.nn import CatalogHead, SequenceEncoder
+    from recengine.nn import CatalogHead
+    from recengine.nn.sequence_encoder import encoder_from_config
 
     with torch.random.fork_rng(devices=[]):
         torch.default_generator.manual_seed(seed)  # the CPU generator fork_rng restores
-        encoder = SequenceEncoder(
-            num_items,
-            cfg.dim,
-            cfg.max_len,
-            num_layers=cfg.num_layers,
-            num_heads=cfg.num_heads,
-            dropout=cfg.dropout,
-            **encoder_kwargs,
-        )
+        encoder = encoder_from_config(num_items, cfg, **encoder_kwargs)
         return Scorer(encoder, CatalogHead(num_items, cfg.dim))

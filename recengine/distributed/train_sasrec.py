@@ -30,7 +30,6 @@ import torch.distributed as dist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
-from recengine import checkpoint
 from recengine.data.sequences import LeaveOneOut, histories_of, leave_one_out, training_windows
 from recengine.distributed.launch import run_local
 from recengine.distributed.model_checkpoint import save_sharded_model
@@ -40,6 +39,7 @@ from recengine.padding import PAD_ID
 from recengine.train.batching import length_bucketed_batches
 from recengine.train.config import SASRecConfig
 from recengine.train.sasrec import MODEL, TrainResult, _early_stop_message, _optimizer, model_from_data
+from recengine.train.sasrec_checkpoint import model_metadata, save_model
 
 __all__ = ["train_sasrec_distributed", "train_sasrec_torchrun", "rank_batches", "load_training_data", "SHARDED"]
 
@@ -187,9 +187,9 @@ def train_rank(
                 state=best_full,
             )
             if out_dir:
-                checkpoint.save_model(os.path.join(out_dir, MODEL), evaluator, cfg, data_name)
+                save_model(os.path.join(out_dir, MODEL), evaluator, cfg, data_name)
         if out_dir:
-            meta = checkpoint.model_metadata(evaluator, cfg, data_name) if rank == 0 else None
+            meta = model_metadata(evaluator, cfg, data_name) if rank == 0 else None
             save_sharded_model(os.path.join(out_dir, SHARDED), sharded, best_full, meta)
         dist.barrier()
     return result

@@ -1,4 +1,5 @@
-"""The checkpoint format: the large model round-trips, older files still load, every error names the file."""
+"""recengine.train.sasrec_checkpoint: the large model round-trips, older files still load, every error names the
+file."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from safetensors.torch import save_file
 
 from recengine import checkpoint
 from recengine.data import make_synthetic
-from recengine.train import SASRecConfig, model_from_data
+from recengine.train import SASRecConfig, model_from_data, sasrec_checkpoint
 
 CFG = SASRecConfig(dim=16, max_len=8, num_layers=1, num_heads=2, user_features=True)
 
@@ -29,15 +30,15 @@ def scores(model) -> torch.Tensor:
 
 def test_model_round_trip(model, tmp_path):
     path = str(tmp_path / "m.safetensors")
-    checkpoint.save_model(path, model, CFG, "synthetic")
-    loaded, cfg = checkpoint.load_model(path)
+    sasrec_checkpoint.save_model(path, model, CFG, "synthetic")
+    loaded, cfg = sasrec_checkpoint.load_model(path)
     assert cfg == CFG
     assert torch.equal(scores(loaded.eval()), scores(model))
 
 
 def test_written_files_carry_the_format_version(model, tmp_path):
     path = str(tmp_path / "m.safetensors")
-    checkpoint.save_model(path, model, CFG)
+    sasrec_checkpoint.save_model(path, model, CFG)
     _, meta = checkpoint.read(path)
     assert meta["format_version"] == str(checkpoint.FORMAT_VERSION) and meta["kind"] == "model"
 
@@ -45,9 +46,9 @@ def test_written_files_carry_the_format_version(model, tmp_path):
 def test_a_file_of_the_first_layout_still_loads(model, tmp_path):
     """The files the earlier trainer wrote: the same tensors and metadata, without format_version / kind."""
     path = str(tmp_path / "old.safetensors")
-    meta = checkpoint.model_metadata(model, CFG, "synthetic")
+    meta = sasrec_checkpoint.model_metadata(model, CFG, "synthetic")
     save_file({k: v.contiguous() for k, v in model.state_dict().items()}, path, metadata=meta)
-    loaded, cfg = checkpoint.load_model(path)
+    loaded, cfg = sasrec_checkpoint.load_model(path)
     assert cfg == CFG and torch.equal(scores(loaded.eval()), scores(model))
 
 
@@ -55,15 +56,15 @@ def test_best_weights_of_a_training_checkpoint_load_as_a_model(model, tmp_path):
     path = str(tmp_path / "ckpt.safetensors")
     best = {k: v.clone() for k, v in model.state_dict().items()}
     opt = torch.optim.AdamW(model.parameters())
-    checkpoint.save_training_state(path, model, CFG, "synthetic", best=best, optimizer=opt, trainer={"epoch": 1})
-    state = checkpoint.load_training_state(path)
+    sasrec_checkpoint.save_training_state(path, model, CFG, "synthetic", best=best, optimizer=opt, trainer={"epoch": 1})
+    state = sasrec_checkpoint.load_training_state(path)
     assert state.config == CFG and state.trainer == {"epoch": 1}
-    loaded, _ = checkpoint.load_model(path)
+    loaded, _ = sasrec_checkpoint.load_model(path)
     assert torch.equal(scores(loaded.eval()), scores(model))
 
 
 def _newer_version(path: str, model) -> None:
-    checkpoint.save_model(path, model, CFG)
+    sasrec_checkpoint.save_model(path, model, CFG)
     tensors, meta = checkpoint.read(path)
     save_file(tensors, path, metadata={**meta, "format_version": str(checkpoint.FORMAT_VERSION + 1)})
 
@@ -73,13 +74,13 @@ def _foreign(path: str, model) -> None:
 
 
 def _truncated(path: str, model) -> None:
-    checkpoint.save_model(path, model, CFG)
+    sasrec_checkpoint.save_model(path, model, CFG)
     with open(path, "r+b") as f:
         f.truncate(40)
 
 
 def _wrong_weights(path: str, model) -> None:
-    meta = checkpoint.model_metadata(model, CFG, "")
+    meta = sasrec_checkpoint.model_metadata(model, CFG, "")
     meta["config"] = json.dumps({**asdict(CFG), "dim": 32})
     save_file({k: v.contiguous() for k, v in model.state_dict().items()}, path, metadata=meta)
 
@@ -99,7 +100,7 @@ def test_load_errors_name_the_file(model, tmp_path, make, match):
     if make is not None:
         make(path, model)
     with pytest.raises(checkpoint.CheckpointError, match=match) as info:
-        checkpoint.load_model(path)
+        sasrec_checkpoint.load_model(path)
     assert path in str(info.value)
 
 
@@ -113,8 +114,8 @@ def test_model_with_item_text_round_trip(item_text, tmp_path, monkeypatch):
     cfg = SASRecConfig(dim=8, num_heads=1, item_text=item_text)
     model = model_from_data(data, cfg, HashingTextEncoder(4))
     path = str(tmp_path / "model.safetensors")
-    checkpoint.save_model(path, model, cfg)
-    loaded, loaded_cfg = checkpoint.load_model(path)
+    sasrec_checkpoint.save_model(path, model, cfg)
+    loaded, loaded_cfg = sasrec_checkpoint.load_model(path)
     assert loaded_cfg.item_text == item_text
     torch.testing.assert_close(loaded.encoder.item_embeddings(), model.encoder.item_embeddings())
 
@@ -126,6 +127,6 @@ def test_id_dropout_is_kept_in_the_model_file(tmp_path):
     torch.manual_seed(0)
     model = model_from_data(make_synthetic(30, 20, seed=0), cfg)
     path = str(tmp_path / "m.safetensors")
-    checkpoint.save_model(path, model, cfg)
-    loaded, loaded_cfg = checkpoint.load_model(path)
+    sasrec_checkpoint.save_model(path, model, cfg)
+    loaded, loaded_cfg = sasrec_checkpoint.load_model(path)
     assert loaded_cfg.id_dropout == 0.4 and loaded.encoder.id_dropout == 0.4
