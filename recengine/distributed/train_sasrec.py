@@ -34,6 +34,7 @@ from recengine.data.sequences import LeaveOneOut, histories_of, leave_one_out, t
 from recengine.distributed.launch import run_local
 from recengine.distributed.model_checkpoint import save_sharded_model
 from recengine.distributed.sharded_sasrec import ShardedSASRec
+from recengine.eval.metrics import HR_AT_10, MRR_AT_10, NDCG_AT_10
 from recengine.eval.offline import evaluate_model
 from recengine.padding import PAD_ID
 from recengine.train.batching import length_bucketed_batches
@@ -70,9 +71,9 @@ def rank_batches(
 
 def _decide(cfg: SASRecConfig, state: dict, valid: dict, epoch: int) -> tuple[bool, str]:
     """Rank 0: (improved, why training stops or "") after `epoch`, updating `state`."""
-    improved = valid["ndcg@10"] > state["best_ndcg"]
+    improved = valid[NDCG_AT_10] > state["best_ndcg"]
     if improved:
-        state.update(best_ndcg=valid["ndcg@10"], since_best=0, best_epoch=epoch, best_valid=valid)
+        state.update(best_ndcg=valid[NDCG_AT_10], since_best=0, best_epoch=epoch, best_valid=valid)
     else:
         state["since_best"] += 1
     if state["since_best"] >= cfg.patience:
@@ -161,8 +162,8 @@ def train_rank(
                 decision = [(improved, stopped)]
                 if verbose:
                     print(
-                        f"epoch {epoch:3d}  loss {history[-1]['loss']:.4f}  valid hr@10 {valid['hr@10']:.4f} "
-                        f"ndcg@10 {valid['ndcg@10']:.4f} mrr@10 {valid['mrr@10']:.4f}  {seconds:.1f}s "
+                        f"epoch {epoch:3d}  loss {history[-1]['loss']:.4f}  valid hr@10 {valid[HR_AT_10]:.4f} "
+                        f"ndcg@10 {valid[NDCG_AT_10]:.4f} mrr@10 {valid[MRR_AT_10]:.4f}  {seconds:.1f}s "
                         f"({world_size} ranks){'  *' if improved else ''}",
                         flush=True,
                     )

@@ -32,6 +32,7 @@ import torch
 
 from recengine.agents.registry import CompareSetup, lookup
 from recengine.env import save_simulator
+from recengine.eval.metrics import NDCG_AT_10
 from recengine.report import beyond_accuracy
 from recengine.report.arena import Arena, run_agent
 from recengine.report.compare_config import CompareConfig
@@ -183,7 +184,7 @@ def pretrain(setup: CompareSetup, log: Log) -> dict:
     }
     log(
         f"large model pre-trained: {len(result.history)} epochs in {info['seconds']}s, "
-        f"test ndcg@10 {result.test['ndcg@10']:.4f}"
+        f"test ndcg@10 {result.test[NDCG_AT_10]:.4f}"
     )
     return info
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 
+from recengine.eval.metrics import HR_AT_10, NDCG_AT_10
+
 
 def plot_curve(history: list[dict], path: str, baselines: dict | None = None, title: str = "") -> None:
     """Loss and validation NDCG@10 / HR@10 per epoch of `history` (TrainResult.history), the baselines' test
@@ -18,10 +20,10 @@ def plot_curve(history: list[dict], path: str, baselines: dict | None = None, ti
     ax1.plot(epochs, [h["loss"] for h in history], marker=".")
     ax1.set_xlabel("epoch")
     ax1.set_ylabel("train loss (full-catalog cross-entropy)")
-    ax2.plot(epochs, [h["valid"]["ndcg@10"] for h in history], marker=".", label="valid NDCG@10")
-    ax2.plot(epochs, [h["valid"]["hr@10"] for h in history], marker=".", label="valid HR@10")
+    ax2.plot(epochs, [h["valid"][NDCG_AT_10] for h in history], marker=".", label="valid NDCG@10")
+    ax2.plot(epochs, [h["valid"][HR_AT_10] for h in history], marker=".", label="valid HR@10")
     for i, (name, m) in enumerate((baselines or {}).items()):
-        ax2.axhline(m["ndcg@10"], linestyle="--", color=f"C{i + 2}", label=f"{name} test NDCG@10")
+        ax2.axhline(m[NDCG_AT_10], linestyle="--", color=f"C{i + 2}", label=f"{name} test NDCG@10")
     ax2.set_xlabel("epoch")
     ax2.legend(fontsize=8)
     fig.suptitle(title or "SASRec training")
