@@ -29,6 +29,7 @@ from recengine.cli_checks import (
 BENCH_FAMILIES = {
     "embedding_bag": "recengine.bench.embedding_bag",
     "policy": "recengine.bench.policy",
+    "quantized_tables": "recengine.bench.quantized_tables",
     "replay": "recengine.bench.replay",
     "ope": "recengine.bench.ope",
 }
