@@ -23,6 +23,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+import recengine.train.sasrec_checkpoint as sasrec_checkpoint
 from recengine import checkpoint
 from recengine.data.item_text import item_texts, item_tfidf_bags
 from recengine.data.movielens import cache_dir
@@ -40,7 +41,6 @@ from recengine.nn.sequence_encoder import encoder_from_config
 from recengine.nn.sequence_recommender import SequenceRecommender
 from recengine.nn.text_encoder import MiniLMEncoder, TextEncoder, cached_text_embeddings
 from recengine.padding import PAD_ID
-from recengine.train import sasrec_checkpoint
 from recengine.train.batching import length_bucketed_batches
 from recengine.train.cold_items import forget_cold_items, mask_cold_items
 from recengine.train.config import SASRecConfig
