@@ -1,43 +1,45 @@
-"""Every checkpoint recengine writes: one safetensors file, JSON metadata, a format version, written atomically.
+"""The checkpoint file format: one safetensors file, JSON metadata, a format version, written atomically.
 
 A file holds named tensors and string metadata; the metadata always carries ``format_version`` (files written
-before the version existed read as version 0, the same layout) and ``kind`` ("model": the large model's
-weights; "training": a resumable training state; "scorer": an agent's encoder and head; "agent": a whole agent,
-recengine.agents.persistence). Writes go to a temporary file that is renamed, so a crash
-never leaves half a file. Every error names the file.
+before the version existed read as version 0, the same layout) and ``kind`` (KINDS). Writes go to a temporary
+file that is renamed, so a crash never leaves half a file. The files are untrusted: every reader checks the
+version, the kind, each metadata field it parses and the tensors' names, shapes and dtypes, and every error
+names the file.
 
-    save_model("runs/sasrec/model.safetensors", model, cfg, data_name="ml-100k")
-    model, cfg = load_model("runs/sasrec/model.safetensors")
+This module knows the format and nothing of what a file holds: each model and trainer writes and rebuilds
+itself on it (recengine.nn.persistence: the large model and an agent's scorer; recengine.train.sasrec_checkpoint:
+the large model's file and training state; recengine.agents.persistence: a whole agent), and
+recengine.serving.loading.load_any tells the kinds apart.
+
+    write(path, {"w": w}, MODEL_KIND, {"config": json.dumps(cfg)})
+    tensors, meta = read(path)
 """
 
 from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass
 
 import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
 from recengine._atomic import atomic_path, remove_orphans
-from recengine.nn.catalog_head import CatalogHead
-from recengine.nn.sequence_encoder import SequenceEncoder
-from recengine.nn.sequence_recommender import SequenceRecommender
-from recengine.train.config import SASRecConfig
 
 FORMAT_VERSION = 1
 """the layout this module writes; it reads this one and every earlier one"""
 
 
-KINDS = ("model", "training", "scorer", "agent")
-"""what a checkpoint file holds: the large model's weights, a resumable training state, an agent's scorer
-(recengine.serving.agent_checkpoint) or a whole agent that can act and continue training
-(recengine.agents.persistence)"""
-
-
+MODEL_KIND = "model"
+"""the large model's weights (recengine.train.sasrec_checkpoint.save_model)"""
+TRAINING_KIND = "training"
+"""a resumable training state of the large model (recengine.train.sasrec_checkpoint.save_training_state)"""
+SCORER_KIND = "scorer"
+"""an agent's scorer: its encoder and catalog head (recengine.serving.agent_checkpoint)"""
 AGENT_KIND = "agent"
-"""the kind of a whole agent's file (recengine.agents.persistence)"""
+"""a whole agent that can act and continue training (recengine.agents.persistence)"""
+KINDS = (MODEL_KIND, TRAINING_KIND, SCORER_KIND, AGENT_KIND)
+"""what a checkpoint file holds"""
 
 
 class CheckpointError(ValueError):
@@ -74,9 +76,15 @@ def read(path: str) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
             f"{path}: checkpoint format version {version!r}; this recengine reads versions "
             f"0..{FORMAT_VERSION} (upgrade recengine to read it)"
         )
-    if meta.get("kind", "model") not in KINDS:
+    if kind_of(meta) not in KINDS:
         raise CheckpointError(f"{path}: metadata field 'kind' is {meta['kind']!r}, expected one of {KINDS}")
     return tensors, meta
+
+
+def kind_of(meta: dict[str, str]) -> str:
+    """The kind of a file from its metadata `meta`; a file written before kinds existed holds a model (or a
+    training state, whose best weights load as one)."""
+    return meta.get("kind", MODEL_KIND)
 
 
 def require_metadata(path: str, meta: dict[str, str], keys: tuple[str, ...]) -> None:
@@ -99,16 +107,9 @@ def json_field(path: str, meta: dict[str, str], key: str, kind: type) -> object:
     return value
 
 
-def _config(path: str, meta: dict[str, str]) -> SASRecConfig:
-    try:
-        return SASRecConfig.from_dict(json_field(path, meta, "config", dict))
-    except (TypeError, ValueError) as exc:
-        if isinstance(exc, CheckpointError):
-            raise
-        raise CheckpointError(f"{path}: metadata field 'config': {exc}") from None
-
-
-def _tables(path: str, spec: dict, key: str) -> list[tuple[str, int]]:
+def table_list(path: str, spec: dict, key: str) -> list[tuple[str, int]]:
+    """The embedding tables [(name, rows)] in field `key` of the parsed model metadata `spec`: a JSON list of
+    [name, rows >= 1]; CheckpointError naming the file otherwise."""
     tables = spec.get(key, [])
     if not isinstance(tables, list) or not all(
         isinstance(t, list)
@@ -150,172 +151,6 @@ def check_tensors_match(
         )
 
 
-# --------------------------------------------------------------------------------------- the large model
-def model_metadata(model: SequenceRecommender, cfg: SASRecConfig, data_name: str) -> dict[str, str]:
-    """What is needed besides the weights to rebuild `model`: its config and its side-feature table sizes."""
-    enc = model.encoder
-    spec = {
-        "num_items": enc.num_items,
-        "item_feature_tables": [[s.name, s.num_rows] for s in enc.item_tables.specs] if enc.item_tables else [],
-        "user_feature_tables": [[s.name, s.num_rows] for s in enc.user_tables.specs] if enc.user_tables else [],
-    }
-    return {"config": json.dumps(asdict(cfg)), "model": json.dumps(spec), "dataset": data_name}
-
-
-def save_model(path: str, model: SequenceRecommender, cfg: SASRecConfig, data_name: str = "") -> None:
-    """The model's weights and what is needed to rebuild it (load with `load_model`)."""
-    write(path, dict(model.state_dict()), "model", model_metadata(model, cfg, data_name))
-
-
-def _build_model(
-    path: str, meta: dict[str, str], cfg: SASRecConfig, tensors: dict[str, torch.Tensor], device: torch.device | str
-) -> SequenceRecommender:
-    spec = json_field(path, meta, "model", dict)
-    num_items = spec.get("num_items")
-    if isinstance(num_items, bool) or not isinstance(num_items, int) or num_items < 1:
-        raise CheckpointError(f"{path}: metadata field 'model': 'num_items' must be an int >= 1, got {num_items!r}")
-    item_tables, user_tables = _tables(path, spec, "item_feature_tables"), _tables(path, spec, "user_feature_tables")
-    kw = {}
-    try:
-        if item_tables:
-            kw.update(
-                item_feature_tables=item_tables,
-                item_feature_ids=tensors["encoder.item_feature_ids"],
-                item_feature_offsets=tensors["encoder.item_feature_offsets"],
-            )
-        if user_tables:
-            kw.update(user_feature_tables=user_tables, user_feature_ids=tensors["encoder.user_feature_ids"])
-        if "encoder.item_text_ids" in tensors:  # item text as weighted bags: the vocabulary size is the table's
-            kw.update(
-                item_text_vocab_size=int(tensors["encoder.text_tables.weights"].shape[0]),
-                item_text_ids=tensors["encoder.item_text_ids"],
-                item_text_offsets=tensors["encoder.item_text_offsets"],
-                item_text_weights=tensors["encoder.item_text_weights"],
-            )
-        if "encoder.item_text_vectors" in tensors:
-            kw.update(item_text_vectors=tensors["encoder.item_text_vectors"])
-    except KeyError as exc:
-        raise CheckpointError(
-            f"{path}: the weights do not match the model the metadata describes (missing tensor {exc.args[0]!r})"
-        ) from None
-    try:
-        with torch.device(device):
-            encoder = SequenceEncoder(
-                num_items,
-                cfg.dim,
-                cfg.max_len,
-                num_layers=cfg.num_layers,
-                num_heads=cfg.num_heads,
-                dropout=cfg.dropout,
-                feature_dim=cfg.feature_dim,
-                id_dropout=cfg.id_dropout,
-                **kw,
-            )
-            return SequenceRecommender(encoder, CatalogHead(num_items, cfg.dim), bool(user_tables))
-    except (TypeError, ValueError, IndexError, RuntimeError) as exc:
-        raise CheckpointError(f"{path}: the metadata describes no buildable model ({exc})") from None
-
-
-def load_model(path: str) -> tuple[SequenceRecommender, SASRecConfig]:
-    """Rebuild a SequenceRecommender from a model file or from the best weights of a training checkpoint.
-
-    The file is untrusted: the metadata is parsed and checked, and the tensors' names, shapes and dtypes are
-    compared with the model it describes (built on the meta device, allocating nothing) before the real
-    model is built; every error is a CheckpointError naming the file."""
-    tensors, meta = read(path)
-    require_metadata(path, meta, ("config", "model"))
-    if any(k.startswith("best.") for k in tensors):  # a training checkpoint: take its best weights
-        tensors = {k[len("best.") :]: v for k, v in tensors.items() if k.startswith("best.")}
-    cfg = _config(path, meta)
-    check_tensors_match(path, tensors, _build_model(path, meta, cfg, tensors, "meta").state_dict())
-    model = _build_model(path, meta, cfg, tensors, "cpu")
-    try:
-        model.load_state_dict(tensors)
-    except (KeyError, RuntimeError) as exc:
-        raise CheckpointError(f"{path}: the weights do not match the model the metadata describes ({exc})") from exc
-    return model, cfg
-
-
-# ------------------------------------------------------------------------------------ a training state
-@dataclass
-class TrainingState:
-    """What a resumed training run restores: weights, best weights, optimizer and RNG state, progress."""
-
-    config: SASRecConfig
-    model: dict[str, torch.Tensor]
-    best: dict[str, torch.Tensor]
-    optimizer: dict
-    rng: torch.Tensor
-    trainer: dict
-
-
-def save_training_state(
-    path: str,
-    model: SequenceRecommender,
-    cfg: SASRecConfig,
-    data_name: str,
-    *,
-    best: dict[str, torch.Tensor],
-    optimizer: torch.optim.Optimizer,
-    trainer: dict,
-) -> None:
-    """One resumable training checkpoint: current and best weights, the optimizer's state, the torch RNG state
-    and the trainer's progress (`trainer`, JSON-ready)."""
-    tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
-    tensors.update({f"best.{k}": v for k, v in best.items()})
-    opt_tensors, groups = optimizer_tensors(optimizer)
-    tensors.update(opt_tensors)
-    tensors["rng.torch"] = torch.get_rng_state()
-    meta = model_metadata(model, cfg, data_name)
-    meta["optim_groups"] = groups
-    meta["trainer"] = json.dumps(trainer)
-    write(path, tensors, "training", meta)
-
-
-TRAINER_FIELDS = {
-    "epoch": int,
-    "history": list,
-    "best_epoch": int,
-    "best_valid": dict,
-    "best_ndcg": (int, float),
-    "since_best": int,
-    "train_seconds": (int, float),
-    "stopped": str,
-}
-"""what a resumed run reads from the trainer metadata, and the JSON type of each"""
-
-
-def _trainer(path: str, meta: dict[str, str]) -> dict:
-    trainer = json_field(path, meta, "trainer", dict)
-    for key, kind in TRAINER_FIELDS.items():
-        if key in trainer and (isinstance(trainer[key], bool) or not isinstance(trainer[key], kind)):
-            raise CheckpointError(
-                f"{path}: metadata field 'trainer': {key!r} has the wrong type ({type(trainer[key]).__name__})"
-            )
-    return trainer
-
-
-def load_training_state(path: str) -> TrainingState:
-    """The training state `save_training_state` wrote (any format version up to the current one); the
-    metadata and tensor names are checked, each error a CheckpointError naming the file and the field."""
-    tensors, meta = read(path)
-    require_metadata(path, meta, ("config", "optim_groups", "trainer"))
-    optimizer = optimizer_state(path, tensors, meta)
-    rng = tensors.get("rng.torch")
-    if rng is None:
-        raise CheckpointError(f"{path}: a training checkpoint without its RNG state (rng.torch)")
-    if rng.dtype != torch.uint8 or rng.dim() != 1:
-        raise CheckpointError(f"{path}: tensor 'rng.torch' must be 1-D uint8, got {rng.dtype} {tuple(rng.shape)}")
-    return TrainingState(
-        config=_config(path, meta),
-        model={k[len("model.") :]: v for k, v in tensors.items() if k.startswith("model.")},
-        best={k[len("best.") :]: v for k, v in tensors.items() if k.startswith("best.")},
-        optimizer=optimizer,
-        rng=rng,
-        trainer=_trainer(path, meta),
-    )
-
-
 # ----------------------------------------------------------------------------------- optimizer state
 def optimizer_tensors(optimizer: torch.optim.Optimizer, prefix: str = "optim") -> tuple[dict[str, torch.Tensor], str]:
     """(tensors, param_groups JSON) of `optimizer`'s state: tensor ``<prefix>.<param index>.<state name>`` per
@@ -344,79 +179,3 @@ def optimizer_state(path: str, tensors: dict[str, torch.Tensor], meta: dict[str,
     if not all(isinstance(g, dict) and isinstance(g.get("params"), list) for g in groups):
         raise CheckpointError(f"{path}: metadata field '{prefix}_groups' must be a list of parameter groups")
     return {"state": state, "param_groups": groups}
-
-
-# ----------------------------------------------------------------------- an agent's scorer (encoder + head)
-def scorer_metadata(encoder: SequenceEncoder, head: CatalogHead) -> dict[str, str]:
-    """What rebuilds an encoder and its catalog head besides their weights (metadata fields "encoder", "head")."""
-    layer = encoder.transformer.layers[0]
-    spec = {
-        "num_items": encoder.num_items,
-        "dim": encoder.dim,
-        "max_len": encoder.max_len,
-        "num_layers": len(encoder.transformer.layers),
-        "num_heads": layer.self_attn.num_heads,
-        "dropout": encoder.dropout.p,
-        "feature_dim": encoder.item_tables.dim
-        if encoder.item_tables
-        else (encoder.user_tables.dim if encoder.user_tables else 16),
-        "item_feature_tables": [[s.name, s.num_rows] for s in encoder.item_tables.specs] if encoder.item_tables else [],
-        "user_feature_tables": [[s.name, s.num_rows] for s in encoder.user_tables.specs] if encoder.user_tables else [],
-    }
-    head_spec = {"own_table": head.weight is not None, "bias": head.bias is not None, "temperature": head.temperature}
-    return {"encoder": json.dumps(spec), "head": json.dumps(head_spec)}
-
-
-def scorer_tensors(encoder: SequenceEncoder, head: CatalogHead) -> dict[str, torch.Tensor]:
-    """The encoder's and head's weights, named ``encoder.*`` and ``head.*``."""
-    tensors = {f"encoder.{k}": v for k, v in encoder.state_dict().items()}
-    tensors.update({f"head.{k}": v for k, v in head.state_dict().items()})
-    return tensors
-
-
-def build_scorer(
-    path: str, tensors: dict[str, torch.Tensor], meta: dict[str, str], *, dropout: float | None = None
-) -> tuple[SequenceEncoder, CatalogHead]:
-    """The encoder and head `scorer_metadata` / `scorer_tensors` wrote, weights loaded (dropout: the saved one,
-    or `dropout` when given); CheckpointError naming the file when the metadata or the weights do not fit."""
-    require_metadata(path, meta, ("encoder", "head"))
-    spec, head_spec = json_field(path, meta, "encoder", dict), json_field(path, meta, "head", dict)
-    enc_state = {k[len("encoder.") :]: v for k, v in tensors.items() if k.startswith("encoder.")}
-    head_state = {k[len("head.") :]: v for k, v in tensors.items() if k.startswith("head.")}
-    kw = {}
-    try:
-        if spec["item_feature_tables"]:
-            kw.update(
-                item_feature_tables=_tables(path, spec, "item_feature_tables"),
-                item_feature_ids=enc_state["item_feature_ids"],
-                item_feature_offsets=enc_state["item_feature_offsets"],
-            )
-        if spec["user_feature_tables"]:
-            kw.update(
-                user_feature_tables=_tables(path, spec, "user_feature_tables"),
-                user_feature_ids=enc_state["user_feature_ids"],
-            )
-        encoder = SequenceEncoder(
-            spec["num_items"],
-            spec["dim"],
-            spec["max_len"],
-            num_layers=spec["num_layers"],
-            num_heads=spec["num_heads"],
-            dropout=spec.get("dropout", 0.0) if dropout is None else dropout,
-            feature_dim=spec["feature_dim"],
-            **kw,
-        )
-        head = CatalogHead(
-            spec["num_items"],
-            spec["dim"],
-            bias=head_spec["bias"],
-            own_table=head_spec["own_table"],
-            temperature=head_spec["temperature"],
-        )
-        encoder.load_state_dict(enc_state)
-        head.load_state_dict(head_state)
-    except (KeyError, RuntimeError, TypeError, ValueError) as exc:
-        if isinstance(exc, CheckpointError):
-            raise
-        raise CheckpointError(f"{path}: the weights do not match the scorer the metadata describes ({exc})") from exc
-    return encoder, head

@@ -1,131 +1,80 @@
-"""The checkpoint format: the large model round-trips, older files still load, every error names the file."""
+"""recengine.checkpoint: the file format alone (tensors + versioned JSON metadata, atomic writes, untrusted-file
+checks); the models written on it are tested with their writers (tests/nn/test_persistence.py,
+tests/train/test_sasrec_checkpoint.py)."""
 
 from __future__ import annotations
-
-import json
-from dataclasses import asdict
 
 import pytest
 import torch
 from safetensors.torch import save_file
 
 from recengine import checkpoint
-from recengine.data import make_synthetic
-from recengine.train import SASRecConfig, model_from_data
-
-CFG = SASRecConfig(dim=16, max_len=8, num_layers=1, num_heads=2, user_features=True)
 
 
-@pytest.fixture(scope="module")
-def model():
-    torch.manual_seed(0)
-    return model_from_data(make_synthetic(30, 20, seed=0), CFG).eval()
-
-
-def scores(model) -> torch.Tensor:
-    hist = torch.tensor([[1, 2, 3, -1], [4, -1, -1, -1]])
-    return model.user_states(hist, torch.tensor([0, 1])) @ model.encoder.item_embeddings().T
-
-
-def test_model_round_trip(model, tmp_path):
-    path = str(tmp_path / "m.safetensors")
-    checkpoint.save_model(path, model, CFG, "synthetic")
-    loaded, cfg = checkpoint.load_model(path)
-    assert cfg == CFG
-    assert torch.equal(scores(loaded.eval()), scores(model))
-
-
-def test_written_files_carry_the_format_version(model, tmp_path):
-    path = str(tmp_path / "m.safetensors")
-    checkpoint.save_model(path, model, CFG)
-    _, meta = checkpoint.read(path)
-    assert meta["format_version"] == str(checkpoint.FORMAT_VERSION) and meta["kind"] == "model"
-
-
-def test_a_file_of_the_first_layout_still_loads(model, tmp_path):
-    """The files the earlier trainer wrote: the same tensors and metadata, without format_version / kind."""
-    path = str(tmp_path / "old.safetensors")
-    meta = checkpoint.model_metadata(model, CFG, "synthetic")
-    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, path, metadata=meta)
-    loaded, cfg = checkpoint.load_model(path)
-    assert cfg == CFG and torch.equal(scores(loaded.eval()), scores(model))
-
-
-def test_best_weights_of_a_training_checkpoint_load_as_a_model(model, tmp_path):
-    path = str(tmp_path / "ckpt.safetensors")
-    best = {k: v.clone() for k, v in model.state_dict().items()}
-    opt = torch.optim.AdamW(model.parameters())
-    checkpoint.save_training_state(path, model, CFG, "synthetic", best=best, optimizer=opt, trainer={"epoch": 1})
-    state = checkpoint.load_training_state(path)
-    assert state.config == CFG and state.trainer == {"epoch": 1}
-    loaded, _ = checkpoint.load_model(path)
-    assert torch.equal(scores(loaded.eval()), scores(model))
-
-
-def _newer_version(path: str, model) -> None:
-    checkpoint.save_model(path, model, CFG)
+def test_write_read_round_trip_tags_version_and_kind(tmp_path):
+    path = str(tmp_path / "f.safetensors")
+    w = torch.arange(6, dtype=torch.float32).reshape(2, 3).t()  # not contiguous: written as its values
+    checkpoint.write(path, {"w": w}, checkpoint.SCORER_KIND, {"note": "x"})
     tensors, meta = checkpoint.read(path)
-    save_file(tensors, path, metadata={**meta, "format_version": str(checkpoint.FORMAT_VERSION + 1)})
+    assert torch.equal(tensors["w"], w)
+    assert meta == {"note": "x", "format_version": str(checkpoint.FORMAT_VERSION), "kind": "scorer"}
+    assert checkpoint.kind_of(meta) == "scorer"
 
 
-def _foreign(path: str, model) -> None:
-    save_file({"x": torch.zeros(1)}, path)
-
-
-def _truncated(path: str, model) -> None:
-    checkpoint.save_model(path, model, CFG)
-    with open(path, "r+b") as f:
-        f.truncate(40)
-
-
-def _wrong_weights(path: str, model) -> None:
-    meta = checkpoint.model_metadata(model, CFG, "")
-    meta["config"] = json.dumps({**asdict(CFG), "dim": 32})
-    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, path, metadata=meta)
+def test_a_file_without_kind_holds_a_model(tmp_path):
+    path = str(tmp_path / "old.safetensors")
+    save_file({"w": torch.zeros(2)}, path, metadata={"config": "{}"})
+    _, meta = checkpoint.read(path)
+    assert checkpoint.kind_of(meta) == checkpoint.MODEL_KIND
 
 
 @pytest.mark.parametrize(
-    "make, match",
+    "meta, match",
     [
-        (None, "no such checkpoint"),
-        (_newer_version, "format version"),
-        (_foreign, "not a recengine model"),
-        (_truncated, "not a readable"),
-        (_wrong_weights, "do not match"),
+        ({"format_version": str(checkpoint.FORMAT_VERSION + 1)}, "format version"),
+        ({"format_version": "one"}, "format version"),
+        ({"kind": "optimizer"}, "kind"),
     ],
 )
-def test_load_errors_name_the_file(model, tmp_path, make, match):
-    path = str(tmp_path / "bad.safetensors")
-    if make is not None:
-        make(path, model)
+def test_unknown_versions_and_kinds_are_refused_naming_the_file(tmp_path, meta, match):
+    path = str(tmp_path / "f.safetensors")
+    save_file({"w": torch.zeros(2)}, path, metadata=meta)
     with pytest.raises(checkpoint.CheckpointError, match=match) as info:
-        checkpoint.load_model(path)
+        checkpoint.read(path)
     assert path in str(info.value)
 
 
-@pytest.mark.parametrize("item_text", ["tfidf", "minilm"])
-def test_model_with_item_text_round_trip(item_text, tmp_path, monkeypatch):
-    from recengine.nn.text_encoder import HashingTextEncoder
-
-    monkeypatch.setenv("RECENGINE_CACHE", str(tmp_path))
-    data = make_synthetic(num_users=10, num_items=12, seed=0)
-    data.item_titles = [f"title {i % 3} word{i % 4}" for i in range(data.num_items)]
-    cfg = SASRecConfig(dim=8, num_heads=1, item_text=item_text)
-    model = model_from_data(data, cfg, HashingTextEncoder(4))
-    path = str(tmp_path / "model.safetensors")
-    checkpoint.save_model(path, model, cfg)
-    loaded, loaded_cfg = checkpoint.load_model(path)
-    assert loaded_cfg.item_text == item_text
-    torch.testing.assert_close(loaded.encoder.item_embeddings(), model.encoder.item_embeddings())
+def test_metadata_fields_are_checked(tmp_path):
+    meta = {"a": "[1]", "b": "{", "spec": '{"tables": [["genre", 0]]}'}
+    assert checkpoint.json_field("p", meta, "a", list) == [1]
+    with pytest.raises(checkpoint.CheckpointError, match="not valid JSON"):
+        checkpoint.json_field("p", meta, "b", dict)
+    with pytest.raises(checkpoint.CheckpointError, match="JSON dict"):
+        checkpoint.json_field("p", meta, "a", dict)
+    with pytest.raises(checkpoint.CheckpointError, match="lacks c"):
+        checkpoint.require_metadata("p", meta, ("a", "c"))
+    assert checkpoint.table_list("p", {"tables": [["genre", 3]]}, "tables") == [("genre", 3)]
+    with pytest.raises(checkpoint.CheckpointError, match="rows >= 1"):
+        checkpoint.table_list("p", checkpoint.json_field("p", meta, "spec", dict), "tables")
 
 
-def test_id_dropout_is_kept_in_the_model_file(tmp_path):
-    from dataclasses import replace
+def test_tensors_are_compared_by_name_shape_and_dtype():
+    expected = {"a": torch.zeros(2, 3), "b": torch.zeros(4)}
+    checkpoint.check_tensors_match("p", {"a": torch.ones(2, 3), "b": torch.ones(4)}, expected)
+    with pytest.raises(checkpoint.CheckpointError, match=r"missing \['b'\].*unexpected \['c'\].*wrong shape"):
+        checkpoint.check_tensors_match("p", {"a": torch.zeros(3, 2), "c": torch.zeros(1)}, expected)
 
-    cfg = replace(CFG, id_dropout=0.4)
-    torch.manual_seed(0)
-    model = model_from_data(make_synthetic(30, 20, seed=0), cfg)
-    path = str(tmp_path / "m.safetensors")
-    checkpoint.save_model(path, model, cfg)
-    loaded, loaded_cfg = checkpoint.load_model(path)
-    assert loaded_cfg.id_dropout == 0.4 and loaded.encoder.id_dropout == 0.4
+
+def test_optimizer_state_round_trips(tmp_path):
+    p = torch.nn.Parameter(torch.ones(3))
+    opt = torch.optim.Adam([p], lr=0.1)
+    p.grad = torch.full((3,), 0.5)
+    opt.step()
+    tensors, groups = checkpoint.optimizer_tensors(opt)
+    path = str(tmp_path / "o.safetensors")
+    checkpoint.write(path, tensors, checkpoint.TRAINING_KIND, {"optim_groups": groups})
+    read_tensors, meta = checkpoint.read(path)
+    state = checkpoint.optimizer_state(path, read_tensors, meta)
+    again = torch.optim.Adam([torch.nn.Parameter(torch.ones(3))], lr=0.1)
+    again.load_state_dict(state)
+    assert torch.equal(again.state_dict()["state"][0]["exp_avg"], opt.state_dict()["state"][0]["exp_avg"])

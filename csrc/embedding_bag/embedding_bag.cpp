@@ -385,16 +385,58 @@ void update_segments(const float* __restrict grad_output, float* __restrict targ
 }
 
 #if defined(__x86_64__)
-// update_segments with the row gradient in AVX-512 registers (D = DC, a multiple of 16).
-template <int DC>
-__attribute__((target("avx512f"))) void update_segments_avx512(const float* __restrict grad_output,
-                                                               float* __restrict target, const Bags& bags,
-                                                               const UpdateParams& p, float* __restrict state1,
-                                                               float* __restrict state2, const uint64_t* sorted,
-                                                               const int64_t* seg_start, const int32_t* seg_table,
-                                                               int64_t U, const int32_t* bag_of) {
+// Vector traits of the fused update's SIMD body (update_segments_simd): the register type, its width in floats
+// and each operation the body uses, as the one intrinsic of that instruction set. always_inline: a traits call
+// that is not inlined into code compiled for its instruction set fails to build instead of becoming a call.
+#define RECENGINE_VEC_OP(isa) __attribute__((always_inline, target(isa))) static inline
+struct Avx512 {
+  using Reg = __m512;
+  static constexpr int kWidth = 16;
+  RECENGINE_VEC_OP("avx512f") Reg zero() { return _mm512_setzero_ps(); }
+  RECENGINE_VEC_OP("avx512f") Reg set1(float x) { return _mm512_set1_ps(x); }
+  RECENGINE_VEC_OP("avx512f") Reg load(const float* p) { return _mm512_loadu_ps(p); }
+  RECENGINE_VEC_OP("avx512f") void store(float* p, Reg a) { _mm512_storeu_ps(p, a); }
+  RECENGINE_VEC_OP("avx512f") Reg fmadd(Reg a, Reg b, Reg c) { return _mm512_fmadd_ps(a, b, c); }
+  RECENGINE_VEC_OP("avx512f") Reg add(Reg a, Reg b) { return _mm512_add_ps(a, b); }
+  RECENGINE_VEC_OP("avx512f") Reg sub(Reg a, Reg b) { return _mm512_sub_ps(a, b); }
+  RECENGINE_VEC_OP("avx512f") Reg mul(Reg a, Reg b) { return _mm512_mul_ps(a, b); }
+  RECENGINE_VEC_OP("avx512f") Reg div(Reg a, Reg b) { return _mm512_div_ps(a, b); }
+  RECENGINE_VEC_OP("avx512f") Reg sqrt(Reg a) { return _mm512_sqrt_ps(a); }
+  RECENGINE_VEC_OP("avx512f") float sum(Reg a) { return _mm512_reduce_add_ps(a); }
+};
+struct Avx2 {
+  using Reg = __m256;
+  static constexpr int kWidth = 8;
+  RECENGINE_VEC_OP("avx2,fma") Reg zero() { return _mm256_setzero_ps(); }
+  RECENGINE_VEC_OP("avx2,fma") Reg set1(float x) { return _mm256_set1_ps(x); }
+  RECENGINE_VEC_OP("avx2,fma") Reg load(const float* p) { return _mm256_loadu_ps(p); }
+  RECENGINE_VEC_OP("avx2,fma") void store(float* p, Reg a) { _mm256_storeu_ps(p, a); }
+  RECENGINE_VEC_OP("avx2,fma") Reg fmadd(Reg a, Reg b, Reg c) { return _mm256_fmadd_ps(a, b, c); }
+  RECENGINE_VEC_OP("avx2,fma") Reg add(Reg a, Reg b) { return _mm256_add_ps(a, b); }
+  RECENGINE_VEC_OP("avx2,fma") Reg sub(Reg a, Reg b) { return _mm256_sub_ps(a, b); }
+  RECENGINE_VEC_OP("avx2,fma") Reg mul(Reg a, Reg b) { return _mm256_mul_ps(a, b); }
+  RECENGINE_VEC_OP("avx2,fma") Reg div(Reg a, Reg b) { return _mm256_div_ps(a, b); }
+  RECENGINE_VEC_OP("avx2,fma") Reg sqrt(Reg a) { return _mm256_sqrt_ps(a); }
+  RECENGINE_VEC_OP("avx2,fma") float sum(Reg a) {
+    const __m128 s = _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
+    const __m128 h = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    return _mm_cvtss_f32(_mm_add_ss(h, _mm_shuffle_ps(h, h, 1)));
+  }
+};
+#undef RECENGINE_VEC_OP
+
+// update_segments with the row gradient in vector registers of Vec (D = DC, a multiple of Vec::kWidth).
+// Written once, compiled once per instruction set: each explicit instantiation below sits under the
+// `#pragma GCC target` of its Vec, which GCC applies to the instantiated function and its OpenMP region.
+template <typename Vec, int DC>
+void update_segments_simd(const float* __restrict grad_output, float* __restrict target, const Bags& bags,
+                          const UpdateParams& p, float* __restrict state1, float* __restrict state2,
+                          const uint64_t* sorted, const int64_t* seg_start, const int32_t* seg_table, int64_t U,
+                          const int32_t* bag_of) {
+  using Reg = typename Vec::Reg;
   constexpr int64_t D = DC;
-  constexpr int V = DC / 16;
+  constexpr int W = Vec::kWidth;
+  constexpr int V = DC / W;
   const int64_t B = bags.B, T = bags.T;
 #pragma omp parallel for schedule(dynamic, 256) num_threads(threads_for(bags.N))
   for (int64_t u = 0; u < U; ++u) {
@@ -415,145 +457,97 @@ __attribute__((target("avx512f"))) void update_segments_avx512(const float* __re
     }
     const int64_t t = seg_table[u];
     const int64_t row = bags.table_offsets[t] + static_cast<int64_t>(sorted[seg_start[u]] >> 32);
-    __m512 g[V];
-    for (int v = 0; v < V; ++v) g[v] = _mm512_setzero_ps();
+    Reg g[V];
+    for (int v = 0; v < V; ++v) g[v] = Vec::zero();
     for (int64_t i = seg_start[u]; i < seg_start[u + 1]; ++i) {
       const int64_t low = static_cast<int64_t>(sorted[i] & 0xffffffffu);  // position k (psw) or bag j
       const int64_t j = bag_of ? bag_of[low] : low;
       float scale = bags.psw ? bags.psw[low] : 1.f;
       if (bags.mean) scale /= static_cast<float>(bags.offsets[j + 1] - bags.offsets[j]);
       const float* go = grad_output + ((j - t * B) * T + t) * D;
-      const __m512 sc = _mm512_set1_ps(scale);
-      for (int v = 0; v < V; ++v) g[v] = _mm512_fmadd_ps(sc, _mm512_loadu_ps(go + 16 * v), g[v]);
+      const Reg sc = Vec::set1(scale);
+      for (int v = 0; v < V; ++v) g[v] = Vec::fmadd(sc, Vec::load(go + W * v), g[v]);
     }
     float* w = target + row * D;
     switch (p.kind) {
       case Update::DenseGrad:
-        for (int v = 0; v < V; ++v) _mm512_storeu_ps(w + 16 * v, g[v]);
+        for (int v = 0; v < V; ++v) Vec::store(w + W * v, g[v]);
         break;
       case Update::SGD: {
-        const __m512 nlr = _mm512_set1_ps(-p.lr);
-        for (int v = 0; v < V; ++v)
-          _mm512_storeu_ps(w + 16 * v, _mm512_fmadd_ps(nlr, g[v], _mm512_loadu_ps(w + 16 * v)));
+        const Reg nlr = Vec::set1(-p.lr);
+        for (int v = 0; v < V; ++v) Vec::store(w + W * v, Vec::fmadd(nlr, g[v], Vec::load(w + W * v)));
         break;
       }
       case Update::RowwiseAdagrad: {
-        __m512 sq = _mm512_setzero_ps();
-        for (int v = 0; v < V; ++v) sq = _mm512_fmadd_ps(g[v], g[v], sq);
-        const float s = state1[row] + _mm512_reduce_add_ps(sq) / static_cast<float>(D);
+        Reg sq = Vec::zero();
+        for (int v = 0; v < V; ++v) sq = Vec::fmadd(g[v], g[v], sq);
+        const float s = state1[row] + Vec::sum(sq) / static_cast<float>(D);
         state1[row] = s;
-        const __m512 nm = _mm512_set1_ps(-p.lr / (std::sqrt(s) + p.eps));
-        for (int v = 0; v < V; ++v)
-          _mm512_storeu_ps(w + 16 * v, _mm512_fmadd_ps(nm, g[v], _mm512_loadu_ps(w + 16 * v)));
+        const Reg nm = Vec::set1(-p.lr / (std::sqrt(s) + p.eps));
+        for (int v = 0; v < V; ++v) Vec::store(w + W * v, Vec::fmadd(nm, g[v], Vec::load(w + W * v)));
         break;
       }
       case Update::Adam: {
         float* m = state1 + row * D;
         float* vv = state2 + row * D;
-        const __m512 b1 = _mm512_set1_ps(p.beta1), c1 = _mm512_set1_ps(1.f - p.beta1);
-        const __m512 b2 = _mm512_set1_ps(p.beta2), c2 = _mm512_set1_ps(1.f - p.beta2);
-        const __m512 ib1 = _mm512_set1_ps(1.f / p.bias_correction1), ib2 = _mm512_set1_ps(1.f / p.bias_correction2);
-        const __m512 lr = _mm512_set1_ps(p.lr), eps = _mm512_set1_ps(p.eps);
+        const Reg b1 = Vec::set1(p.beta1), c1 = Vec::set1(1.f - p.beta1);
+        const Reg b2 = Vec::set1(p.beta2), c2 = Vec::set1(1.f - p.beta2);
+        const Reg ib1 = Vec::set1(1.f / p.bias_correction1), ib2 = Vec::set1(1.f / p.bias_correction2);
+        const Reg lr = Vec::set1(p.lr), eps = Vec::set1(p.eps);
         for (int v = 0; v < V; ++v) {
-          const __m512 md = _mm512_fmadd_ps(b1, _mm512_loadu_ps(m + 16 * v), _mm512_mul_ps(c1, g[v]));
-          const __m512 vd =
-              _mm512_fmadd_ps(b2, _mm512_loadu_ps(vv + 16 * v), _mm512_mul_ps(c2, _mm512_mul_ps(g[v], g[v])));
-          _mm512_storeu_ps(m + 16 * v, md);
-          _mm512_storeu_ps(vv + 16 * v, vd);
-          const __m512 den = _mm512_add_ps(_mm512_sqrt_ps(_mm512_mul_ps(vd, ib2)), eps);
-          const __m512 step = _mm512_div_ps(_mm512_mul_ps(lr, _mm512_mul_ps(md, ib1)), den);
-          _mm512_storeu_ps(w + 16 * v, _mm512_sub_ps(_mm512_loadu_ps(w + 16 * v), step));
+          const Reg md = Vec::fmadd(b1, Vec::load(m + W * v), Vec::mul(c1, g[v]));
+          const Reg vd = Vec::fmadd(b2, Vec::load(vv + W * v), Vec::mul(c2, Vec::mul(g[v], g[v])));
+          Vec::store(m + W * v, md);
+          Vec::store(vv + W * v, vd);
+          const Reg den = Vec::add(Vec::sqrt(Vec::mul(vd, ib2)), eps);
+          const Reg step = Vec::div(Vec::mul(lr, Vec::mul(md, ib1)), den);
+          Vec::store(w + W * v, Vec::sub(Vec::load(w + W * v), step));
         }
         break;
       }
     }
   }
 }
-__attribute__((target("avx2,fma"))) inline float hsum_avx2(__m256 v) {
-  const __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  const __m128 h = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  return _mm_cvtss_f32(_mm_add_ss(h, _mm_shuffle_ps(h, h, 1)));
-}
 
-template <int DC>
-__attribute__((target("avx2,fma"))) void update_segments_avx2(const float* __restrict grad_output,
-                                                              float* __restrict target, const Bags& bags,
-                                                              const UpdateParams& p, float* __restrict state1,
-                                                              float* __restrict state2, const uint64_t* sorted,
-                                                              const int64_t* seg_start, const int32_t* seg_table,
-                                                              int64_t U, const int32_t* bag_of) {
-  constexpr int64_t D = DC;
-  constexpr int V = DC / 8;
-  const int64_t B = bags.B, T = bags.T;
-#pragma omp parallel for schedule(dynamic, 256) num_threads(threads_for(bags.N))
-  for (int64_t u = 0; u < U; ++u) {
-    if (u + kPrefetchRows < U) {
-      const int64_t ua = u + kPrefetchRows;
-      const int64_t ra = bags.table_offsets[seg_table[ua]] + static_cast<int64_t>(sorted[seg_start[ua]] >> 32);
-      prefetch_row(target + ra * D, D, true);
-      if (p.kind == Update::RowwiseAdagrad) __builtin_prefetch(state1 + ra, 1, 3);
-      if (p.kind == Update::Adam) {
-        prefetch_row(state1 + ra * D, D, true);
-        prefetch_row(state2 + ra * D, D, true);
-      }
-      // and the gradient row of its first occurrence
-      const int64_t ta = seg_table[ua];
-      const int64_t low = static_cast<int64_t>(sorted[seg_start[ua]] & 0xffffffffu);
-      const int64_t ja = bag_of ? bag_of[low] : low;
-      prefetch_row(grad_output + ((ja - ta * B) * T + ta) * D, D, false);
-    }
-    const int64_t t = seg_table[u];
-    const int64_t row = bags.table_offsets[t] + static_cast<int64_t>(sorted[seg_start[u]] >> 32);
-    __m256 g[V];
-    for (int v = 0; v < V; ++v) g[v] = _mm256_setzero_ps();
-    for (int64_t i = seg_start[u]; i < seg_start[u + 1]; ++i) {
-      const int64_t low = static_cast<int64_t>(sorted[i] & 0xffffffffu);  // position k (psw) or bag j
-      const int64_t j = bag_of ? bag_of[low] : low;
-      float scale = bags.psw ? bags.psw[low] : 1.f;
-      if (bags.mean) scale /= static_cast<float>(bags.offsets[j + 1] - bags.offsets[j]);
-      const float* go = grad_output + ((j - t * B) * T + t) * D;
-      const __m256 sc = _mm256_set1_ps(scale);
-      for (int v = 0; v < V; ++v) g[v] = _mm256_fmadd_ps(sc, _mm256_loadu_ps(go + 8 * v), g[v]);
-    }
-    float* w = target + row * D;
-    switch (p.kind) {
-      case Update::DenseGrad:
-        for (int v = 0; v < V; ++v) _mm256_storeu_ps(w + 8 * v, g[v]);
-        break;
-      case Update::SGD: {
-        const __m256 nlr = _mm256_set1_ps(-p.lr);
-        for (int v = 0; v < V; ++v) _mm256_storeu_ps(w + 8 * v, _mm256_fmadd_ps(nlr, g[v], _mm256_loadu_ps(w + 8 * v)));
-        break;
-      }
-      case Update::RowwiseAdagrad: {
-        __m256 sq = _mm256_setzero_ps();
-        for (int v = 0; v < V; ++v) sq = _mm256_fmadd_ps(g[v], g[v], sq);
-        const float s = state1[row] + hsum_avx2(sq) / static_cast<float>(D);
-        state1[row] = s;
-        const __m256 nm = _mm256_set1_ps(-p.lr / (std::sqrt(s) + p.eps));
-        for (int v = 0; v < V; ++v) _mm256_storeu_ps(w + 8 * v, _mm256_fmadd_ps(nm, g[v], _mm256_loadu_ps(w + 8 * v)));
-        break;
-      }
-      case Update::Adam: {
-        float* m = state1 + row * D;
-        float* vv = state2 + row * D;
-        const __m256 b1 = _mm256_set1_ps(p.beta1), c1 = _mm256_set1_ps(1.f - p.beta1);
-        const __m256 b2 = _mm256_set1_ps(p.beta2), c2 = _mm256_set1_ps(1.f - p.beta2);
-        const __m256 ib1 = _mm256_set1_ps(1.f / p.bias_correction1), ib2 = _mm256_set1_ps(1.f / p.bias_correction2);
-        const __m256 lr = _mm256_set1_ps(p.lr), eps = _mm256_set1_ps(p.eps);
-        for (int v = 0; v < V; ++v) {
-          const __m256 md = _mm256_fmadd_ps(b1, _mm256_loadu_ps(m + 8 * v), _mm256_mul_ps(c1, g[v]));
-          const __m256 vd =
-              _mm256_fmadd_ps(b2, _mm256_loadu_ps(vv + 8 * v), _mm256_mul_ps(c2, _mm256_mul_ps(g[v], g[v])));
-          _mm256_storeu_ps(m + 8 * v, md);
-          _mm256_storeu_ps(vv + 8 * v, vd);
-          const __m256 den = _mm256_add_ps(_mm256_sqrt_ps(_mm256_mul_ps(vd, ib2)), eps);
-          const __m256 step = _mm256_div_ps(_mm256_mul_ps(lr, _mm256_mul_ps(md, ib1)), den);
-          _mm256_storeu_ps(w + 8 * v, _mm256_sub_ps(_mm256_loadu_ps(w + 8 * v), step));
-        }
-        break;
-      }
-    }
+#define RECENGINE_UPDATE_SEGMENTS_SIMD(Vec, DC)                                                        \
+  template void update_segments_simd<Vec, DC>(                                                         \
+      const float* __restrict, float* __restrict, const Bags&, const UpdateParams&, float* __restrict, \
+      float* __restrict, const uint64_t*, const int64_t*, const int32_t*, int64_t, const int32_t*)
+#pragma GCC push_options
+#pragma GCC target("avx512f")
+RECENGINE_UPDATE_SEGMENTS_SIMD(Avx512, 32);
+RECENGINE_UPDATE_SEGMENTS_SIMD(Avx512, 64);
+RECENGINE_UPDATE_SEGMENTS_SIMD(Avx512, 128);
+#pragma GCC pop_options
+#pragma GCC push_options
+#pragma GCC target("avx2,fma")
+RECENGINE_UPDATE_SEGMENTS_SIMD(Avx2, 32);
+RECENGINE_UPDATE_SEGMENTS_SIMD(Avx2, 64);
+RECENGINE_UPDATE_SEGMENTS_SIMD(Avx2, 128);
+#pragma GCC pop_options
+#undef RECENGINE_UPDATE_SEGMENTS_SIMD
+
+// The SIMD update for D = 32, 64 or 128 in Vec's registers; false (nothing done) for another D.
+template <typename Vec>
+bool dispatch_update_segments_simd(int64_t D, const float* grad_output, float* target, const Bags& bags,
+                                   const UpdateParams& p, float* state1, float* state2, const uint64_t* sorted,
+                                   const int64_t* seg_start, const int32_t* seg_table, int64_t U,
+                                   const int32_t* bag_of) {
+  switch (D) {
+    case 32:
+      update_segments_simd<Vec, 32>(grad_output, target, bags, p, state1, state2, sorted, seg_start, seg_table, U,
+                                    bag_of);
+      return true;
+    case 64:
+      update_segments_simd<Vec, 64>(grad_output, target, bags, p, state1, state2, sorted, seg_start, seg_table, U,
+                                    bag_of);
+      return true;
+    case 128:
+      update_segments_simd<Vec, 128>(grad_output, target, bags, p, state1, state2, sorted, seg_start, seg_table, U,
+                                     bag_of);
+      return true;
+    default:
+      return false;
   }
 }
 #endif
@@ -638,30 +632,12 @@ int64_t aggregate_update_typed(const float* grad_output, float* target, int64_t 
   }
   seg_start[U] = N;
 #if defined(__x86_64__)
-  if (g_isa == 2 && (D == 32 || D == 64 || D == 128)) {
-    if (D == 32)
-      update_segments_avx512<32>(grad_output, target, bags, params, state1, state2, keys, seg_start, seg_table, U,
-                                 bag_of);
-    else if (D == 64)
-      update_segments_avx512<64>(grad_output, target, bags, params, state1, state2, keys, seg_start, seg_table, U,
-                                 bag_of);
-    else
-      update_segments_avx512<128>(grad_output, target, bags, params, state1, state2, keys, seg_start, seg_table, U,
-                                  bag_of);
+  if (g_isa == 2 && dispatch_update_segments_simd<Avx512>(D, grad_output, target, bags, params, state1, state2, keys,
+                                                          seg_start, seg_table, U, bag_of))
     return -1;
-  }
-  if (g_isa == 1 && (D == 32 || D == 64 || D == 128)) {
-    if (D == 32)
-      update_segments_avx2<32>(grad_output, target, bags, params, state1, state2, keys, seg_start, seg_table, U,
-                               bag_of);
-    else if (D == 64)
-      update_segments_avx2<64>(grad_output, target, bags, params, state1, state2, keys, seg_start, seg_table, U,
-                               bag_of);
-    else
-      update_segments_avx2<128>(grad_output, target, bags, params, state1, state2, keys, seg_start, seg_table, U,
-                                bag_of);
+  if (g_isa == 1 && dispatch_update_segments_simd<Avx2>(D, grad_output, target, bags, params, state1, state2, keys,
+                                                        seg_start, seg_table, U, bag_of))
     return -1;
-  }
 #endif
   switch (D) {
     case 32:

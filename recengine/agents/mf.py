@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from recengine.data.sequences import LeaveOneOut, gather_csr
-from recengine.eval.metrics import evaluate_ranking
+from recengine.eval.metrics import NDCG_AT_10, evaluate_ranking
 from recengine.eval.offline import eval_inputs
 from recengine.progress import progress_bar
 
@@ -88,14 +88,18 @@ def train_bpr(split: LeaveOneOut, config: BPRConfig | None = None, progress: boo
             opt.step()
             total += loss.item() * len(u)
         if epoch % cfg.eval_every == 0 or epoch == cfg.epochs:
-            ndcg = evaluate_bpr(model, split, "valid")["ndcg@10"]
+            ndcg = evaluate_bpr(model, split, "valid")[NDCG_AT_10]
             bar.set_postfix(loss=f"{total / len(order):.4f}", val_ndcg=f"{ndcg:.4f}")
             if ndcg > best:
                 best, best_epoch = ndcg, epoch
                 best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
     if best_state is not None:
         model.load_state_dict(best_state)
-    return model, {"best_valid_ndcg@10": best, "best_epoch": best_epoch, "train_seconds": time.perf_counter() - t0}
+    return model, {
+        f"best_valid_{NDCG_AT_10}": best,
+        "best_epoch": best_epoch,
+        "train_seconds": time.perf_counter() - t0,
+    }
 
 
 def evaluate_bpr(model: BPR, split: LeaveOneOut, which: str = "test", ks=(10,)) -> dict[str, float]:

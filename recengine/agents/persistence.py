@@ -29,18 +29,16 @@ from recengine.agents.scorer import Scorer
 from recengine.checkpoint import (
     AGENT_KIND,
     CheckpointError,
-    build_scorer,
     json_field,
     optimizer_state,
     optimizer_tensors,
     read,
     require_metadata,
-    scorer_metadata,
-    scorer_tensors,
     write,
 )
+from recengine.nn.persistence import build_scorer, scorer_metadata, scorer_tensors
 
-__all__ = ["save_agent", "load_agent", "AGENT_TYPES"]
+__all__ = ["save_agent", "load_agent", "agent_from_checkpoint", "AGENT_TYPES"]
 
 AGENT_TYPES = ("random", "popularity", "supervised", "matrix-factorization", "dqn", "reinforce")
 """the agent classes a file can hold (metadata field "agent_type"); hybrids are DQN / REINFORCE agents"""
@@ -245,6 +243,12 @@ def load_agent(path: str) -> Policy:
     that do not describe an agent raise CheckpointError naming the file. Torch's global RNG state is unchanged."""
     path = os.fspath(path)
     tensors, meta = read(path)
+    return agent_from_checkpoint(path, tensors, meta)
+
+
+def agent_from_checkpoint(path: str, tensors: dict[str, torch.Tensor], meta: dict[str, str]) -> Policy:
+    """The agent of an agent file from what `recengine.checkpoint.read` returned for `path` (checked as
+    `load_agent` checks it; CheckpointError naming the file for a file of another kind)."""
     if meta.get("kind") != AGENT_KIND:
         raise CheckpointError(f"{path}: not an agent checkpoint (kind {meta.get('kind')!r})")
     require_metadata(path, meta, ("agent_type", "agent", "agent_name"))

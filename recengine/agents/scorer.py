@@ -105,28 +105,22 @@ def fresh_scorer(data, sasrec: SASRecConfig, encoder: EncoderConfig | None = Non
 def leave_one_out_metrics(scorer: Scorer, split: LeaveOneOut) -> dict[str, float]:
     """HR@10 / NDCG@10 of the scorer's encoder and head on the split's test targets (full ranking, seen items
     excluded): how well what an agent learnt predicts real held-out clicks."""
+    from recengine.eval.metrics import HR_AT_10, NDCG_AT_10
     from recengine.eval.offline import evaluate_model
     from recengine.nn.sequence_recommender import SequenceRecommender
 
     m = evaluate_model(SequenceRecommender(scorer.encoder, scorer.head, use_users=False), split, "test")
-    return {"hr@10": m["hr@10"], "ndcg@10": m["ndcg@10"]}
+    return {HR_AT_10: m[HR_AT_10], NDCG_AT_10: m[NDCG_AT_10]}
 
 
 def new_scorer(num_items: int, cfg: EncoderConfig, seed: int = 0, **encoder_kwargs) -> Scorer:
     """A freshly initialised SequenceEncoder + tied CatalogHead (`encoder_kwargs`: side-feature tables): the
     weights torch's global generator seeded with `seed` draws, inside ``torch.random.fork_rng`` (the caller's
     global RNG state is left as it was)."""
-    from recengine.nn import CatalogHead, SequenceEncoder
+    from recengine.nn import CatalogHead
+    from recengine.nn.sequence_encoder import encoder_from_config
 
     with torch.random.fork_rng(devices=[]):
         torch.default_generator.manual_seed(seed)  # the CPU generator fork_rng restores
-        encoder = SequenceEncoder(
-            num_items,
-            cfg.dim,
-            cfg.max_len,
-            num_layers=cfg.num_layers,
-            num_heads=cfg.num_heads,
-            dropout=cfg.dropout,
-            **encoder_kwargs,
-        )
+        encoder = encoder_from_config(num_items, cfg, **encoder_kwargs)
         return Scorer(encoder, CatalogHead(num_items, cfg.dim))

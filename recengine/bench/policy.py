@@ -11,6 +11,7 @@ from __future__ import annotations
 import torch
 
 from recengine.bench import RECENGINE, Case, Workload
+from recengine.bench.catalog import catalog_inputs, catalog_shape
 
 REF_MATMUL = "peer: torch Q @ E.T (the bound)"
 REF_TOPK = "reference: matmul + topk"
@@ -20,40 +21,23 @@ REF_SAMPLE_GUMBEL = "reference: Gumbel-max, torch RNG"
 REF_SAMPLE_HASH = "reference: hashed Gumbel-top-k (same draws)"
 REF_LSE = "reference: matmul + logsumexp"
 REF_CE = "reference: matmul + cross_entropy, autograd"
-BF16_TABLE = "recengine, bfloat16 table"
-F32_TABLE = "recengine, float32 table (catalog_topk)"
-REF_QTOPK = "reference: dequantize + matmul + topk"
-
-
-def _shape(quick: bool):
-    return (64, 8192, 32, 10) if quick else (1024, 262144, 64, 10)
-
-
-def _inputs(device: str, B: int, N: int, D: int):
-    g = torch.Generator().manual_seed(0)
-    # unit-variance logits, like a trained two-tower model's (the sampler's filters get no help from scale)
-    Q = (torch.randn(B, D, generator=g) / D**0.25).to(device)
-    E = (torch.randn(N, D, generator=g) / D**0.25).to(device)
-    bias = (0.1 * torch.randn(N, generator=g)).to(device)
-    target = torch.randint(0, N, (B,), generator=g).to(device)
-    return Q, E, bias, target
 
 
 def workloads(device: str, quick: bool = False) -> list[Workload]:
     from recengine import ops
     from recengine.reference import policy as ref
 
-    B, N, D, k = _shape(quick)
+    B, N, D, k = catalog_shape(quick)
     tag = f"B={B} N={N} D={D}"
     name = "W2" if not quick else "W2-quick"
     flops = 2.0 * B * N * D
 
     def matmul():
-        Q, E, _, _ = _inputs(device, B, N, D)
+        Q, E, _, _ = catalog_inputs(device, B, N, D)
         return {REF_MATMUL: Case(lambda: Q @ E.T, flops=flops, measure_memory=True)}
 
     def topk():
-        Q, E, bias, _ = _inputs(device, B, N, D)
+        Q, E, bias, _ = catalog_inputs(device, B, N, D)
         return {
             RECENGINE: Case(lambda: ops.catalog_topk(Q, E, k, bias=bias), flops=flops, measure_memory=True),
             REF_TOPK: Case(lambda: ref.catalog_topk_reference(Q, E, k, bias=bias), flops=flops, measure_memory=True),
@@ -62,7 +46,7 @@ def workloads(device: str, quick: bool = False) -> list[Workload]:
         }
 
     def sample():
-        Q, E, bias, _ = _inputs(device, B, N, D)
+        Q, E, bias, _ = catalog_inputs(device, B, N, D)
         gen = torch.Generator(device=device).manual_seed(0)
         cases = {
             RECENGINE: Case(lambda: ops.catalog_sample(Q, E, k, 1234, bias=bias), flops=flops, measure_memory=True),
@@ -84,14 +68,14 @@ def workloads(device: str, quick: bool = False) -> list[Workload]:
         return cases
 
     def logsumexp():
-        Q, E, bias, _ = _inputs(device, B, N, D)
+        Q, E, bias, _ = catalog_inputs(device, B, N, D)
         return {
             RECENGINE: Case(lambda: ops.catalog_logsumexp(Q, E, bias=bias), flops=flops, measure_memory=True),
             REF_LSE: Case(lambda: ref.catalog_logsumexp_reference(Q, E, bias=bias), flops=flops, measure_memory=True),
         }
 
     def cross_entropy():
-        Q, E, bias, target = _inputs(device, B, N, D)
+        Q, E, bias, target = catalog_inputs(device, B, N, D)
         leaves = [t.clone().requires_grad_() for t in (Q, E, bias)]
 
         def clear():
@@ -110,29 +94,6 @@ def workloads(device: str, quick: bool = False) -> list[Workload]:
             REF_CE: Case(reference, flops=3 * flops, setup=clear, measure_memory=True),
         }
 
-    serve_b = 16 if quick else 64
-    serve_flops = 2.0 * serve_b * N * D
-
-    def table_topk():
-        """Serving-sized batches against inference tables: int8 rows (codes + per-row scale and bias) is the
-        recengine case; bfloat16 and float32 tables and the dequantize-then-matmul reference beside it."""
-        from recengine.ops.table_formats import quantize_rows
-        from recengine.reference import quantized_tables as qref
-
-        Q, E, bias, _ = _inputs(device, serve_b, N, D)
-        rows8, sb8 = quantize_rows(E, "int8")
-        rows16, _ = quantize_rows(E, "bfloat16")
-        return {
-            RECENGINE: Case(lambda: ops.quantized_catalog_topk(Q, rows8, sb8, k, bias=bias), flops=serve_flops),
-            BF16_TABLE: Case(lambda: ops.quantized_catalog_topk(Q, rows16, None, k, bias=bias), flops=serve_flops),
-            F32_TABLE: Case(lambda: ops.catalog_topk(Q, E, k, bias=bias), flops=serve_flops),
-            REF_QTOPK: Case(
-                lambda: qref.quantized_catalog_topk_reference(Q, rows8, sb8, k, bias=bias),
-                flops=serve_flops,
-                measure_memory=True,
-            ),
-        }
-
     return [
         Workload(f"{name} matmul bound", (REF_MATMUL,), matmul, note=f"{tag}: Q @ E.T, a fresh B x N output"),
         Workload(f"{name} top-k", (RECENGINE, REF_TOPK, PEER_TOPK), topk, note=f"{tag} k={k}, with bias"),
@@ -148,11 +109,5 @@ def workloads(device: str, quick: bool = False) -> list[Workload]:
             (RECENGINE, REF_CE),
             cross_entropy,
             note=f"{tag}: grads w.r.t. Q, E and bias (dE alone is N*D*4 bytes)",
-        ),
-        Workload(
-            f"{name} top-k over int8 table",
-            (RECENGINE, BF16_TABLE, F32_TABLE, REF_QTOPK),
-            table_topk,
-            note=f"B={serve_b} N={N} D={D} k={k}, with bias: the serving tables (int8: 0.28x the float32 bytes)",
         ),
     ]

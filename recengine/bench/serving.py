@@ -36,10 +36,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from recengine.checkpoint import load_model, read
 from recengine.nn.sequence_recommender import SequenceRecommender
+from recengine.serving.loading import load_any
 from recengine.serving.local_server import free_port
-from recengine.serving.recommender import Recommender, checkpoint_file
+from recengine.serving.recommender import Recommender
 from recengine.serving.threads import serving_environment
 
 DTYPES = ("float32", "bfloat16", "int8")
@@ -91,10 +91,9 @@ class EagerReference:
 
 
 # -------------------------------------------------------------------------------------------- the inputs
-def test_histories(checkpoint: str) -> tuple[list[list[int]], np.ndarray | None]:
-    """(histories, test targets) of the checkpoint dataset's test users; random histories and no targets when
-    the dataset is not ml-100k or cannot be loaded."""
-    _, meta = read(checkpoint_file(checkpoint))
+def test_histories(meta: dict[str, str], num_items: int) -> tuple[list[list[int]], np.ndarray | None]:
+    """(histories, test targets) of the test users of the dataset a checkpoint's metadata `meta` names; random
+    histories over `num_items` items and no targets when the dataset is not ml-100k or cannot be loaded."""
     if meta.get("dataset") == "ml-100k":
         try:
             from recengine.data import histories_of, leave_one_out, load_movielens
@@ -107,10 +106,8 @@ def test_histories(checkpoint: str) -> tuple[list[list[int]], np.ndarray | None]
             return hist, split.target("test")[users]
         except (FileNotFoundError, ValueError):
             pass
-    model, _ = load_model(checkpoint_file(checkpoint))
     rng = np.random.default_rng(0)
-    n = model.encoder.num_items
-    return [rng.integers(0, n, int(rng.integers(5, 200))).tolist() for _ in range(943)], None
+    return [rng.integers(0, num_items, int(rng.integers(5, 200))).tolist() for _ in range(943)], None
 
 
 def _batches(histories: list[list[int]], size: int, count: int, seed: int) -> list[list[list[int]]]:
@@ -315,8 +312,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads < 1:
         raise SystemExit("error: --threads must be >= 1")
     torch.set_num_threads(args.threads)  # this benchmark process's own setting, as a server sets its own
-    histories, targets = test_histories(args.checkpoint)
-    model, _ = load_model(checkpoint_file(args.checkpoint))
+    loaded = load_any(args.checkpoint)
+    model, _ = loaded.model()
+    histories, targets = test_histories(loaded.metadata, model.encoder.num_items)
     eager = EagerReference(model)
     calls = {1: 60, 16: 30, 256: 8} if args.quick else None
     if args.child_latency:

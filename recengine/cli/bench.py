@@ -33,6 +33,7 @@ DESCRIPTION = (
 BENCH_FAMILIES = {
     "embedding_bag": "recengine.bench.embedding_bag",
     "policy": "recengine.bench.policy",
+    "quantized_tables": "recengine.bench.quantized_tables",
     "replay": "recengine.bench.replay",
     "ope": "recengine.bench.ope",
 }

@@ -118,8 +118,8 @@ def torchrun_world() -> int:
 
 
 def check(args: argparse.Namespace) -> None:
-    from recengine import checkpoint
     from recengine.train.sasrec import CHECKPOINT
+    from recengine.train.sasrec_checkpoint import load_training_state
 
     cfg = train_config(args)  # a bad combination of settings fails before anything is written
     check_item_text(args.item_text)
@@ -130,7 +130,7 @@ def check(args: argparse.Namespace) -> None:
         path = os.path.join(args.out, CHECKPOINT)
         if not os.path.isfile(path):
             raise UsageError(f"--resume: no checkpoint at {path}")
-        saved = checkpoint.load_training_state(path).config  # a truncated, tampered or foreign file fails now
+        saved = load_training_state(path).config  # a truncated, tampered or foreign file fails now
         if saved.trajectory_fields() != cfg.trajectory_fields():
             raise UsageError(
                 f"--resume: {path} was written with other settings {saved.trajectory_fields()}; "

@@ -6,7 +6,7 @@
     Recommender.load("runs/sasrec/sharded")                   # serving reads the directory as it is
 
 Layout of the directory:
-    dense.safetensors     the model file of recengine.checkpoint (kind "model", same metadata) without the
+    dense.safetensors     the model file (recengine.train.sasrec_checkpoint, kind "model", same metadata) without the
                           sharded tables' tensors, plus metadata "sharded_tables": {state name: sub-directory}
     <table>/              a recengine.distributed.checkpoint of that ShardedEmbeddingTables (manifest + shards)
 
@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 
 from torch import Tensor
 
@@ -28,6 +27,7 @@ from recengine.distributed import checkpoint as table_checkpoint
 from recengine.distributed.sharded_sasrec import SHARDED_PARAMETERS, ShardedSASRec
 from recengine.nn.sequence_recommender import SequenceRecommender
 from recengine.train.config import SASRecConfig
+from recengine.train.sasrec_checkpoint import model_from_checkpoint
 
 __all__ = ["save_sharded_model", "is_sharded_model", "consolidate", "load_sharded_model", "DENSE"]
 
@@ -39,7 +39,8 @@ def save_sharded_model(
     directory: str, sharded: ShardedSASRec, dense_state: dict[str, Tensor] | None, metadata: dict[str, str] | None
 ) -> None:
     """Write the sharded model: every rank its table shards, rank 0 the dense weights (`dense_state`: the plain
-    state_dict, whose sharded tensors are left out) with `metadata` (recengine.checkpoint.model_metadata)."""
+    state_dict, whose sharded tensors are left out) with `metadata`
+    (recengine.train.sasrec_checkpoint.model_metadata)."""
     for table_name, tables in sharded.tables.items():
         table_checkpoint.save(tables, os.path.join(directory, table_name))
     comm = next(iter(sharded.tables.values())).comm
@@ -49,7 +50,10 @@ def save_sharded_model(
         names = {state: table for state, table in SHARDED_PARAMETERS.items() if table in sharded.tables}
         dense = {k: v for k, v in dense_state.items() if k not in names}
         checkpoint.write(
-            os.path.join(directory, DENSE), dense, "model", {**metadata, "sharded_tables": json.dumps(names)}
+            os.path.join(directory, DENSE),
+            dense,
+            checkpoint.MODEL_KIND,
+            {**metadata, "sharded_tables": json.dumps(names)},
         )
     comm.all_gather_objects(None)  # nobody returns before the dense file exists
 
@@ -80,15 +84,12 @@ def consolidate(directory: str | os.PathLike, out: str | None = None) -> tuple[d
             raise checkpoint.CheckpointError(f"{table_dir}: table {table_name!r} unreadable ({exc})") from exc
     meta = {k: v for k, v in meta.items() if k not in ("format_version", "kind")}
     if out is not None:
-        checkpoint.write(out, tensors, "model", meta)
+        checkpoint.write(out, tensors, checkpoint.MODEL_KIND, meta)
     return tensors, meta
 
 
 def load_sharded_model(directory: str | os.PathLike) -> tuple[SequenceRecommender, SASRecConfig]:
     """The plain SequenceRecommender and its config from a sharded checkpoint (one process), checked as
-    recengine.checkpoint.load_model checks a model file."""
-    with tempfile.TemporaryDirectory() as tmp:
-        path = os.path.join(tmp, "model.safetensors")
-        consolidate(directory, path)
-        model, cfg = checkpoint.load_model(path)
-    return model, cfg
+    recengine.train.sasrec_checkpoint.load_model checks a model file (errors name the dense file)."""
+    tensors, meta = consolidate(directory)
+    return model_from_checkpoint(os.path.join(os.fspath(directory), DENSE), tensors, meta)

@@ -45,9 +45,9 @@ from recengine.distributed.input_dist import (
 )
 from recengine.distributed.output_dist import bag_scale, combine_pooled, grad_chunks, owner_chunks, owner_grad
 from recengine.distributed.plan import Shard, ShardingPlan, as_plan
-from recengine.nn.embedding_tables import TableSpec
+from recengine.nn.embedding_tables import TableSpec, check_table_args
 from recengine.ops._checks import FLOAT_DTYPES, INDEX_DTYPES, check_tensor
-from recengine.ops.embedding_bag import POOLINGS, embedding_bag, embedding_bag_fused_update
+from recengine.ops.embedding_bag import embedding_bag, embedding_bag_fused_update
 from recengine.optim import SGD, Adam, RowwiseAdagrad
 
 __all__ = ["ShardedEmbeddingTables", "InputRejected"]
@@ -119,13 +119,7 @@ class ShardedEmbeddingTables(nn.Module):
         seed: int | None = None,
     ):
         super().__init__()
-        specs = _check_specs(specs)
-        if pooling not in POOLINGS:
-            raise ValueError(f"pooling: expected one of {POOLINGS}, got {pooling!r}")
-        if optimizer is not None and not isinstance(optimizer, (SGD, RowwiseAdagrad, Adam)):
-            raise TypeError(
-                f"optimizer: expected None or recengine.optim.SGD/RowwiseAdagrad/Adam, got {type(optimizer).__name__}"
-            )
+        specs = check_table_args(specs, pooling, optimizer, one_dim=True)
         self.specs = tuple(specs)
         self.pooling = pooling
         self.optimizer = optimizer
@@ -426,18 +420,3 @@ class ShardedEmbeddingTables(nn.Module):
 def _block_seed(seed: int, table_index: int, block: int) -> int:
     """The generator seed of one initialisation block: the same on every rank and in every process."""
     return ((seed * 1_000_003 + table_index) * 1_000_003 + block) % (1 << 63)
-
-
-def _check_specs(specs: Sequence[TableSpec]) -> list[TableSpec]:
-    specs = list(specs)
-    if not specs:
-        raise ValueError("specs: need at least one TableSpec")
-    for s in specs:
-        if not isinstance(s, TableSpec):
-            raise TypeError(f"specs: expected TableSpec items, got {type(s).__name__}")
-    names = [s.name for s in specs]
-    if len(set(names)) != len(names):
-        raise ValueError(f"specs: table names must be unique, got {names}")
-    if len({s.dim for s in specs}) != 1:
-        raise ValueError(f"specs: all tables must share one dim, got {[(s.name, s.dim) for s in specs]}")
-    return specs

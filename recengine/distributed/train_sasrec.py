@@ -30,16 +30,17 @@ import torch.distributed as dist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
-from recengine import checkpoint
 from recengine.data.sequences import LeaveOneOut, histories_of, leave_one_out, training_windows
 from recengine.distributed.launch import run_local
 from recengine.distributed.model_checkpoint import save_sharded_model
 from recengine.distributed.sharded_sasrec import ShardedSASRec
+from recengine.eval.metrics import HR_AT_10, MRR_AT_10, NDCG_AT_10
 from recengine.eval.offline import evaluate_model
 from recengine.padding import PAD_ID
 from recengine.train.batching import length_bucketed_batches
 from recengine.train.config import SASRecConfig
 from recengine.train.sasrec import MODEL, TrainResult, _early_stop_message, _optimizer, model_from_data
+from recengine.train.sasrec_checkpoint import model_metadata, save_model
 
 __all__ = ["train_sasrec_distributed", "train_sasrec_torchrun", "rank_batches", "load_training_data", "SHARDED"]
 
@@ -70,9 +71,9 @@ def rank_batches(
 
 def _decide(cfg: SASRecConfig, state: dict, valid: dict, epoch: int) -> tuple[bool, str]:
     """Rank 0: (improved, why training stops or "") after `epoch`, updating `state`."""
-    improved = valid["ndcg@10"] > state["best_ndcg"]
+    improved = valid[NDCG_AT_10] > state["best_ndcg"]
     if improved:
-        state.update(best_ndcg=valid["ndcg@10"], since_best=0, best_epoch=epoch, best_valid=valid)
+        state.update(best_ndcg=valid[NDCG_AT_10], since_best=0, best_epoch=epoch, best_valid=valid)
     else:
         state["since_best"] += 1
     if state["since_best"] >= cfg.patience:
@@ -161,8 +162,8 @@ def train_rank(
                 decision = [(improved, stopped)]
                 if verbose:
                     print(
-                        f"epoch {epoch:3d}  loss {history[-1]['loss']:.4f}  valid hr@10 {valid['hr@10']:.4f} "
-                        f"ndcg@10 {valid['ndcg@10']:.4f} mrr@10 {valid['mrr@10']:.4f}  {seconds:.1f}s "
+                        f"epoch {epoch:3d}  loss {history[-1]['loss']:.4f}  valid hr@10 {valid[HR_AT_10]:.4f} "
+                        f"ndcg@10 {valid[NDCG_AT_10]:.4f} mrr@10 {valid[MRR_AT_10]:.4f}  {seconds:.1f}s "
                         f"({world_size} ranks){'  *' if improved else ''}",
                         flush=True,
                     )
@@ -187,9 +188,9 @@ def train_rank(
                 state=best_full,
             )
             if out_dir:
-                checkpoint.save_model(os.path.join(out_dir, MODEL), evaluator, cfg, data_name)
+                save_model(os.path.join(out_dir, MODEL), evaluator, cfg, data_name)
         if out_dir:
-            meta = checkpoint.model_metadata(evaluator, cfg, data_name) if rank == 0 else None
+            meta = model_metadata(evaluator, cfg, data_name) if rank == 0 else None
             save_sharded_model(os.path.join(out_dir, SHARDED), sharded, best_full, meta)
         dist.barrier()
     return result

@@ -15,7 +15,7 @@ import torch
 from recengine.data.cold_start import ColdStartSplit
 from recengine.data.exclusion import csr_tensors
 from recengine.data.sequences import gather_csr, last_windows
-from recengine.eval.metrics import rank_targets
+from recengine.eval.metrics import HR_AT_10, NDCG_AT_10, metric_key, rank_targets
 from recengine.eval.stats import mean_ci, paired_diff
 from recengine.nn.modes import eval_mode
 from recengine.nn.sequence_recommender import SequenceRecommender
@@ -54,7 +54,12 @@ def _per_user(users: np.ndarray, ranks: np.ndarray, k: int) -> dict[str, np.ndar
     ndcg = np.where(hit, 1.0 / np.log2(ranks + 2.0), 0.0)
     unique, index, events = np.unique(users, return_inverse=True, return_counts=True)
     mean = lambda x: np.bincount(index, weights=x, minlength=unique.size) / np.maximum(events, 1)  # noqa: E731
-    return {"users": unique, "events": events, f"hr@{k}": mean(hit.astype(np.float64)), f"ndcg@{k}": mean(ndcg)}
+    return {
+        "users": unique,
+        "events": events,
+        metric_key("hr", k): mean(hit.astype(np.float64)),
+        metric_key("ndcg", k): mean(ndcg),
+    }
 
 
 def per_user_metrics(
@@ -72,12 +77,12 @@ def per_user_metrics(
     }
 
 
-def summarize(values: dict, metrics: tuple[str, ...] = ("hr@10", "ndcg@10")) -> dict:
+def summarize(values: dict, metrics: tuple[str, ...] = (HR_AT_10, NDCG_AT_10)) -> dict:
     """{"cold": {metric: mean_ci}, "warm": {...}} of per_user_metrics' output (a group without users gives None)."""
     return {g: {m: mean_ci(values[g][m]) if values[g]["users"].size else None for m in metrics} for g in GROUPS}
 
 
-def paired_summary(values: dict, baseline: dict, metrics: tuple[str, ...] = ("hr@10", "ndcg@10")) -> dict:
+def paired_summary(values: dict, baseline: dict, metrics: tuple[str, ...] = (HR_AT_10, NDCG_AT_10)) -> dict:
     """{"cold": {metric: paired_diff}, "warm": {...}}: `values` minus `baseline`, user by user (same users)."""
     for g in GROUPS:
         if not np.array_equal(values[g]["users"], baseline[g]["users"]):

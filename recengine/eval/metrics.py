@@ -20,6 +20,21 @@ import torch
 
 from recengine import ops
 
+RANKING_METRICS = ("hr", "ndcg", "mrr")
+"""the ranking metrics `metrics_from_ranks` reports at each cut-off K, under the keys `metric_key(name, K)`"""
+
+
+def metric_key(name: str, k: int) -> str:
+    """The key of ranking metric `name` (one of RANKING_METRICS) at cut-off `k` in every metrics dict the project
+    builds and reads: "hr@10", "ndcg@10", "mrr@10"."""
+    return f"{name}@{k}"
+
+
+HR_AT_10 = metric_key("hr", 10)
+NDCG_AT_10 = metric_key("ndcg", 10)
+"""the metric validation selects on (early stopping, the best epoch)"""
+MRR_AT_10 = metric_key("mrr", 10)
+
 
 def target_ranks(topk_ids: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """(B,) int64: the position of each target in its row of `topk_ids` (B, k), or k where it is absent."""
@@ -41,9 +56,10 @@ def metrics_from_ranks(ranks: torch.Tensor, ks: Sequence[int] = (10,)) -> dict[s
     n = max(ranks.numel(), 1)
     for k in ks:
         hit = ranks < k
-        out[f"hr@{k}"] = float(hit.sum()) / n
-        out[f"ndcg@{k}"] = float(torch.where(hit, 1.0 / torch.log2(ranks + 2.0), torch.zeros_like(ranks)).sum()) / n
-        out[f"mrr@{k}"] = float(torch.where(hit, 1.0 / (ranks + 1.0), torch.zeros_like(ranks)).sum()) / n
+        out[metric_key("hr", k)] = float(hit.sum()) / n
+        ndcg = torch.where(hit, 1.0 / torch.log2(ranks + 2.0), torch.zeros_like(ranks))
+        out[metric_key("ndcg", k)] = float(ndcg.sum()) / n
+        out[metric_key("mrr", k)] = float(torch.where(hit, 1.0 / (ranks + 1.0), torch.zeros_like(ranks)).sum()) / n
     return out
 
 

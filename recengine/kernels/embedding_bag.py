@@ -295,6 +295,24 @@ def _update_kernel(
         tl.store(w_ptrs, w - lr * (m / bias_correction1) / (tl.sqrt(v / bias_correction2) + eps), mask=smask)
 
 
+def _sorted_rows(
+    table_offsets: torch.Tensor, ids: torch.Tensor, offsets: torch.Tensor, batch: int, num_rows: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(bag, sorted_rows, order), each (N,): the bag of every id position, the ids' global rows sorted (stable, so
+    a row's occurrences keep their order), and the position each sorted entry came from. An id outside its table
+    gets the key `num_rows`, past every row: invalid ids sort to the end, where the update leaves them out."""
+    num_tables = table_offsets.numel() - 1
+    lengths = offsets[1:] - offsets[:-1]
+    bag = torch.repeat_interleave(torch.arange(num_tables * batch, device=ids.device), lengths, output_size=ids.numel())
+    table = bag // batch
+    base = table_offsets[table]
+    local = ids.long()
+    valid = (local >= 0) & (local < table_offsets[table + 1] - base)
+    rows = torch.where(valid, base + local, torch.full_like(local, num_rows))
+    sorted_rows, order = torch.sort(rows, stable=True)
+    return bag, sorted_rows, order
+
+
 def _aggregate_update(
     grad_output: torch.Tensor,
     target: torch.Tensor,
@@ -324,15 +342,7 @@ def _aggregate_update(
     n = ids.numel()
     if n == 0 or batch == 0:
         return
-    lengths = offsets[1:] - offsets[:-1]
-    bag = torch.repeat_interleave(torch.arange(num_tables * batch, device=ids.device), lengths, output_size=n)
-    table = bag // batch
-    base = table_offsets[table]
-    local = ids.long()
-    valid = (local >= 0) & (local < table_offsets[table + 1] - base)
-    # invalid ids sort to the end under a key past every row, and are cut off below
-    rows = torch.where(valid, base + local, torch.full_like(local, target.shape[0]))
-    sorted_rows, order = torch.sort(rows, stable=True)
+    bag, sorted_rows, order = _sorted_rows(table_offsets, ids, offsets, batch, target.shape[0])
     uniq, counts = torch.unique_consecutive(sorted_rows, return_counts=True)
     seg = torch.zeros(uniq.numel() + 1, dtype=torch.int64, device=ids.device)
     torch.cumsum(counts, 0, out=seg[1:])
@@ -398,15 +408,8 @@ def _update_static(
     n = ids.numel()
     if n == 0 or batch == 0:
         return
-    lengths = offsets[1:] - offsets[:-1]
-    bag = torch.repeat_interleave(torch.arange(num_tables * batch, device=ids.device), lengths, output_size=n)
-    table = bag // batch
-    base = table_offsets[table]
-    local = ids.long()
     num_rows = weights.shape[0]
-    valid = (local >= 0) & (local < table_offsets[table + 1] - base)
-    rows = torch.where(valid, base + local, torch.full_like(local, num_rows))
-    sorted_rows, order = torch.sort(rows, stable=True)
+    bag, sorted_rows, order = _sorted_rows(table_offsets, ids, offsets, batch, num_rows)
     position = torch.arange(n, device=ids.device)
     starts_run = torch.ones(n, dtype=torch.bool, device=ids.device)
     starts_run[1:] = sorted_rows[1:] != sorted_rows[:-1]

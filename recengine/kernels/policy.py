@@ -22,6 +22,8 @@ import torch
 import triton
 import triton.language as tl
 
+from recengine.kernels.catalog_scan import block_d, exclusion_args, merge_topk, num_splits, topk_merge
+
 #: launch shapes (rows per program, items per tile, warps) of the scan and of the two backward kernels,
 #: and the precision of tl.dot: "tf32x3" splits each float32 operand into three TF32 products on the tensor
 #: cores, for about float32's accuracy at a multiple of the speed of "ieee" (plain float32 FMAs). Chosen by
@@ -100,31 +102,6 @@ def _lse_update(x, m, s):
 
 
 @triton.jit
-def _topk_merge(vals, ids, aux, cand, cand_ids, cand_aux, k, K: tl.constexpr):
-    """Best k of (kept entries, tile candidates) per row, value descending, ties by lower id."""
-    BIG: tl.constexpr = 2147483647
-    kcol = tl.arange(0, K)[None, :]
-    new_v = tl.full(vals.shape, float("-inf"), tl.float32)
-    new_i = tl.full(vals.shape, BIG, tl.int32)
-    new_a = tl.zeros(vals.shape, tl.float32)
-    for t in range(0, k):
-        best = tl.maximum(tl.max(cand, axis=1), tl.max(vals, axis=1))
-        ok = best > float("-inf")
-        i_c = tl.min(tl.where(cand == best[:, None], cand_ids, BIG), axis=1)
-        i_k = tl.min(tl.where(vals == best[:, None], ids, BIG), axis=1)
-        pick = tl.where(ok, tl.minimum(i_c, i_k), BIG)
-        hit_c = cand_ids == pick[:, None]
-        hit_k = ids == pick[:, None]
-        a = tl.sum(tl.where(hit_c, cand_aux, 0.0), axis=1) + tl.sum(tl.where(hit_k, aux, 0.0), axis=1)
-        new_v = tl.where(kcol == t, best[:, None], new_v)
-        new_i = tl.where(kcol == t, pick[:, None], new_i)
-        new_a = tl.where(kcol == t, a[:, None], new_a)
-        cand = tl.where(hit_c, float("-inf"), cand)
-        vals = tl.where(hit_k, float("-inf"), vals)
-    return new_v, new_i, new_a
-
-
-@triton.jit
 def _scan_kernel(
     Q,
     E,
@@ -186,7 +163,7 @@ def _scan_kernel(
             # later items have higher ids, so only a strictly larger value can displace the k-th
             if tl.max(tl.sum((cand > kth[:, None]).to(tl.int32), axis=1), axis=0) > 0:
                 cand_ids = tl.zeros((BLOCK_B, BLOCK_N), tl.int32) + cols[None, :]
-                vals, ids, aux = _topk_merge(vals, ids, aux, cand, cand_ids, x, k, K)
+                vals, ids, aux = topk_merge(vals, ids, aux, cand, cand_ids, x, k, K)
     base = split * B * K + rows[:, None] * K + kcol
     if TOPK or SAMPLE:
         tl.store(out_v + base, vals, mask=row_ok[:, None])
@@ -449,32 +426,12 @@ def _ce_bwd_kernel(
 
 
 # ------------------------------------------------------------------------------------------ launchers
-def _block_d(D: int) -> int:
-    return max(16, triton.next_power_of_2(D))
-
-
-def _exclusion_args(exclude_offsets, exclude_ids, device):
-    if exclude_offsets is None:
-        dummy = torch.zeros(2, dtype=torch.int64, device=device)
-        return dummy, dummy, 0, False
-    counts = exclude_offsets[1:] - exclude_offsets[:-1]
-    max_cnt = int(counts.max()) if counts.numel() else 0
-    return exclude_offsets, exclude_ids.to(torch.int64).contiguous(), max_cnt, max_cnt > 0
-
-
-def _num_splits(B: int, N: int, block_b: int, block_n: int) -> int:
-    # enough programs to fill a GPU (about 4 per SM of a large one), never less than 4 tiles per split
-    row_blocks = triton.cdiv(B, block_b)
-    want = triton.cdiv(512, row_blocks)
-    return int(max(1, min(want, triton.cdiv(N, 4 * block_n))))
-
-
 def _scan(Q, E, k, bias, inv_temp, exclude_offsets, exclude_ids, *, topk, sample, lse, skey=0):
     B, D = Q.shape
     N = E.shape[0]
     dev = Q.device
     block_b, block_n, warps = CONFIG["scan"]
-    splits = _num_splits(B, N, block_b, block_n)
+    splits = num_splits(B, N, block_b, block_n)
     items = triton.cdiv(triton.cdiv(N, splits), block_n) * block_n
     splits = triton.cdiv(N, items)
     K = max(2, triton.next_power_of_2(max(k, 1)))
@@ -483,7 +440,7 @@ def _scan(Q, E, k, bias, inv_temp, exclude_offsets, exclude_ids, *, topk, sample
     out_a = torch.zeros((splits, B, K), device=dev)
     out_m = torch.empty((splits, B), device=dev)
     out_s = torch.empty((splits, B), device=dev)
-    ex_off, ex_ids, max_cnt, has_ex = _exclusion_args(exclude_offsets, exclude_ids, dev)
+    ex_off, ex_ids, max_cnt, has_ex = exclusion_args(exclude_offsets, exclude_ids, dev)
     b = bias if bias is not None else out_m
     grid = (triton.cdiv(B, block_b), splits)
     _scan_kernel[grid](
@@ -513,7 +470,7 @@ def _scan(Q, E, k, bias, inv_temp, exclude_offsets, exclude_ids, *, topk, sample
         K=K,
         BLOCK_B=block_b,
         BLOCK_N=block_n,
-        BLOCK_D=_block_d(D),
+        BLOCK_D=block_d(D),
         PREC=CONFIG["precision"],
         num_warps=warps,
     )
@@ -527,24 +484,12 @@ def _merge_lse(out_m, out_s):
     return torch.where(M == float("-inf"), M, safe + torch.log(total))
 
 
-def _merge_topk(out_v, out_i, out_a, k):
-    """Best k over the splits' candidates: value descending, ties by the lower id."""
-    S, B, K = out_v.shape
-    v = out_v.permute(1, 0, 2).reshape(B, S * K)
-    i = out_i.permute(1, 0, 2).reshape(B, S * K).to(torch.int64)
-    a = out_a.permute(1, 0, 2).reshape(B, S * K)
-    order = torch.argsort(i, dim=1, stable=True)  # by id, then stably by value: ties keep id order
-    v, i, a = v.gather(1, order), i.gather(1, order), a.gather(1, order)
-    order = torch.argsort(v, dim=1, descending=True, stable=True)[:, :k]
-    return v.gather(1, order), i.gather(1, order), a.gather(1, order)
-
-
 def catalog_topk(Q, E, k, bias, inv_temp, exclude_offsets, exclude_ids):
     """(scores (B, k), ids (B, k) int64); see recengine.ops.catalog_topk."""
     out_v, out_i, out_a, _, _ = _scan(
         Q, E, k, bias, inv_temp, exclude_offsets, exclude_ids, topk=True, sample=False, lse=False
     )
-    v, i, _ = _merge_topk(out_v, out_i, out_a, k)
+    v, i, _ = merge_topk(out_v, out_i, out_a, k)
     return v, i
 
 
@@ -553,7 +498,7 @@ def catalog_sample(Q, E, k, skey, bias, inv_temp, exclude_offsets, exclude_ids):
     out_v, out_i, out_a, out_m, out_s = _scan(
         Q, E, k, bias, inv_temp, exclude_offsets, exclude_ids, topk=False, sample=True, lse=True, skey=skey
     )
-    _, i, x = _merge_topk(out_v, out_i, out_a, k)
+    _, i, x = merge_topk(out_v, out_i, out_a, k)
     return i, x - _merge_lse(out_m, out_s).unsqueeze(1)
 
 
@@ -572,7 +517,7 @@ def catalog_cross_entropy_backward(
     B, D = Q.shape
     N = E.shape[0]
     dev = Q.device
-    ex_off, ex_ids, max_cnt, has_ex = _exclusion_args(exclude_offsets, exclude_ids, dev)
+    ex_off, ex_ids, max_cnt, has_ex = exclusion_args(exclude_offsets, exclude_ids, dev)
     b = bias if bias is not None else lse
     dQ = Q.new_empty(0)
     dE = torch.empty_like(E) if need_e else E.new_empty(0)
@@ -583,7 +528,7 @@ def catalog_cross_entropy_backward(
         return _ce_backward_one_pass(args, B, N, D, inv_temp, max_cnt, bias is not None, has_ex, need_e, need_bias)
     if need_q:
         block_b, block_n, warps = CONFIG["dq"]
-        splits = _num_splits(B, N, block_b, block_n)
+        splits = num_splits(B, N, block_b, block_n)
         items = triton.cdiv(triton.cdiv(N, splits), block_n) * block_n
         splits = triton.cdiv(N, items)
         parts = torch.empty((splits, B, D), device=dev)
@@ -600,7 +545,7 @@ def catalog_cross_entropy_backward(
             HAS_EX=has_ex,
             BLOCK_B=block_b,
             BLOCK_N=block_n,
-            BLOCK_D=_block_d(D),
+            BLOCK_D=block_d(D),
             PREC=prec,
             num_warps=warps,
         )
@@ -622,7 +567,7 @@ def catalog_cross_entropy_backward(
             NEED_BIAS=need_bias,
             BLOCK_B=block_b,
             BLOCK_N=block_n,
-            BLOCK_D=_block_d(D),
+            BLOCK_D=block_d(D),
             PREC=prec,
             num_warps=warps,
         )
@@ -659,7 +604,7 @@ def _ce_backward_one_pass(args, B, N, D, inv_temp, max_cnt, has_bias, has_ex, ne
         NEED_BIAS=need_bias,
         BLOCK_B=block_b,
         BLOCK_N=block_n,
-        BLOCK_D=_block_d(D),
+        BLOCK_D=block_d(D),
         PREC=CONFIG["precision"],
         num_warps=warps,
     )

@@ -15,7 +15,8 @@ import torch
 import triton
 import triton.language as tl
 
-from recengine.kernels.policy import CONFIG, _block_d, _exclusion_args, _merge_topk, _num_splits, _topk_merge
+from recengine.kernels.catalog_scan import block_d, exclusion_args, merge_topk, num_splits, topk_merge
+from recengine.kernels.policy import CONFIG
 
 
 @triton.jit
@@ -80,7 +81,7 @@ def _qscan_kernel(
         kth = tl.max(tl.where(kcol == k - 1, vals, float("-inf")), axis=1)
         if tl.max(tl.sum((x > kth[:, None]).to(tl.int32), axis=1), axis=0) > 0:
             cand_ids = tl.zeros((BLOCK_B, BLOCK_N), tl.int32) + cols[None, :]
-            vals, ids, aux = _topk_merge(vals, ids, aux, x, cand_ids, x, k, K)
+            vals, ids, aux = topk_merge(vals, ids, aux, x, cand_ids, x, k, K)
     base = split * B * K + brows[:, None] * K + kcol
     tl.store(out_v + base, vals, mask=row_ok[:, None])
     tl.store(out_i + base, ids, mask=row_ok[:, None])
@@ -129,14 +130,14 @@ def catalog_topk(Q, rows, scale_bias, k, bias, exclude_offsets, exclude_ids):
     N = rows.shape[0]
     dev = Q.device
     block_b, block_n, warps = CONFIG["scan"]
-    splits = _num_splits(B, N, block_b, block_n)
+    splits = num_splits(B, N, block_b, block_n)
     items = triton.cdiv(triton.cdiv(N, splits), block_n) * block_n
     splits = triton.cdiv(N, items)
     K = max(2, triton.next_power_of_2(max(k, 1)))
     out_v = torch.full((splits, B, K), float("-inf"), device=dev)
     out_i = torch.zeros((splits, B, K), dtype=torch.int32, device=dev)
     out_a = torch.zeros((splits, B, K), device=dev)
-    ex_off, ex_ids, max_cnt, has_ex = _exclusion_args(exclude_offsets, exclude_ids, dev)
+    ex_off, ex_ids, max_cnt, has_ex = exclusion_args(exclude_offsets, exclude_ids, dev)
     int8 = rows.dtype == torch.int8
     sb = scale_bias if int8 else out_a
     b = bias if bias is not None else out_a
@@ -163,11 +164,11 @@ def catalog_topk(Q, rows, scale_bias, k, bias, exclude_offsets, exclude_ids):
         K=K,
         BLOCK_B=block_b,
         BLOCK_N=block_n,
-        BLOCK_D=_block_d(D),
+        BLOCK_D=block_d(D),
         PREC=CONFIG["precision"],
         num_warps=warps,
     )
-    v, i, _ = _merge_topk(out_v, out_i, out_a, k)
+    v, i, _ = merge_topk(out_v, out_i, out_a, k)
     return v, i
 
 
@@ -182,6 +183,6 @@ def embedding_bag(rows, scale_bias, table_offsets, ids, offsets, mean):
     int8 = rows.dtype == torch.int8
     sb = scale_bias if int8 else out
     _qbag_kernel[(T * B,)](
-        rows, sb, table_offsets, ids.to(torch.int64), offsets, out, B, D, T, INT8=int8, MEAN=mean, BLOCK_D=_block_d(D)
+        rows, sb, table_offsets, ids.to(torch.int64), offsets, out, B, D, T, INT8=int8, MEAN=mean, BLOCK_D=block_d(D)
     )
     return out

@@ -63,6 +63,33 @@ class TableSpec:
                 raise ValueError(f"TableSpec.{field_name}: must be >= 1, got {value} (table {self.name!r})")
 
 
+def check_table_args(
+    specs: Sequence[TableSpec], pooling: str, optimizer: object, *, one_dim: bool = False
+) -> list[TableSpec]:
+    """`specs` as a list, once checked with `pooling` and `optimizer`: what EmbeddingTables and
+    ShardedEmbeddingTables (recengine.distributed) accept alike. At least one TableSpec, unique names (and one
+    dim shared by every table when `one_dim`), pooling one of POOLINGS, optimizer None or one of recengine.optim's;
+    ValueError / TypeError naming the argument."""
+    specs = list(specs)
+    if not specs:
+        raise ValueError("specs: need at least one TableSpec")
+    for s in specs:
+        if not isinstance(s, TableSpec):
+            raise TypeError(f"specs: expected TableSpec items, got {type(s).__name__}")
+    names = [s.name for s in specs]
+    if len(set(names)) != len(names):
+        raise ValueError(f"specs: table names must be unique, got {names}")
+    if one_dim and len({s.dim for s in specs}) != 1:
+        raise ValueError(f"specs: all tables must share one dim, got {[(s.name, s.dim) for s in specs]}")
+    if pooling not in POOLINGS:
+        raise ValueError(f"pooling: expected one of {POOLINGS}, got {pooling!r}")
+    if optimizer is not None and not isinstance(optimizer, (SGD, RowwiseAdagrad, Adam)):
+        raise TypeError(
+            f"optimizer: expected None or recengine.optim.SGD/RowwiseAdagrad/Adam, got {type(optimizer).__name__}"
+        )
+    return specs
+
+
 class _FusedLookup(torch.autograd.Function):
     """Forward: the pooled lookup. Backward: the fused optimizer update of the tables (in place) and,
     if asked, the gradient of the per-sample weights. `anchor`, an empty tensor that requires grad, only
@@ -119,28 +146,14 @@ class EmbeddingTables(nn.Module):
         seed: int | None = None,
     ):
         super().__init__()
-        specs = list(specs)
-        if not specs:
-            raise ValueError("specs: need at least one TableSpec")
-        for s in specs:
-            if not isinstance(s, TableSpec):
-                raise TypeError(f"specs: expected TableSpec items, got {type(s).__name__}")
-        names = [s.name for s in specs]
-        if len(set(names)) != len(names):
-            raise ValueError(f"specs: table names must be unique, got {names}")
-        if pooling not in POOLINGS:
-            raise ValueError(f"pooling: expected one of {POOLINGS}, got {pooling!r}")
-        if optimizer is not None and not isinstance(optimizer, (SGD, RowwiseAdagrad, Adam)):
-            raise TypeError(
-                f"optimizer: expected None or recengine.optim.SGD/RowwiseAdagrad/Adam, got {type(optimizer).__name__}"
-            )
+        specs = check_table_args(specs, pooling, optimizer)
         self.specs = tuple(specs)
         self.pooling = pooling
         self.optimizer = optimizer
         self.dims = tuple(s.dim for s in specs)
         self.output_dim = sum(self.dims)
-        self._names = tuple(names)
-        self._index = {n: i for i, n in enumerate(names)}
+        self._names = tuple(s.name for s in specs)
+        self._index = {n: i for i, n in enumerate(self._names)}
         # not a parameter or buffer (so not in state_dict or parameters()): see _FusedLookup
         self._anchor = torch.empty(0, requires_grad=True)
         distinct = list(dict.fromkeys(self.dims))

@@ -28,7 +28,7 @@ starts at zero, plus the user's feature vector when users are given; RL fine-tun
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import torch
 from torch import nn
@@ -298,3 +298,28 @@ class SequenceEncoder(nn.Module):
         if users is not None:
             empty = empty + self.user_vectors(users)
         return torch.where((lengths > 0).unsqueeze(1), out, empty)
+
+
+ENCODER_SIZES = ("dim", "max_len", "num_layers", "num_heads", "dropout")
+"""the sizes every encoder config has: the large model's SASRecConfig, an agent's EncoderConfig and the
+"encoder" metadata of a scorer checkpoint (recengine.nn.persistence)"""
+OPTIONAL_SIZES = {"feature_dim": 16, "id_dropout": 0.0}
+"""the sizes a config may lack, and the value of each then (SequenceEncoder's own defaults)"""
+
+
+def encoder_from_config(num_items: int, cfg: object, **kwargs) -> SequenceEncoder:
+    """A SequenceEncoder over `num_items` items with the sizes of `cfg`: a config object or a dict (parsed
+    metadata) holding ENCODER_SIZES and, optionally, OPTIONAL_SIZES; `kwargs` are further SequenceEncoder
+    keywords (the side-feature tables and item text) and override a size of `cfg`. The one place a config
+    becomes an encoder, so the trainer, the agents and the checkpoint readers build the same model from the
+    same settings. A missing required size raises KeyError (dict) or AttributeError (object)."""
+    mapping = isinstance(cfg, Mapping)
+    sizes = {}
+    for name in ENCODER_SIZES:
+        if name not in kwargs:
+            sizes[name] = cfg[name] if mapping else getattr(cfg, name)
+    for name, default in OPTIONAL_SIZES.items():
+        if name not in kwargs:
+            sizes[name] = cfg.get(name, default) if mapping else getattr(cfg, name, default)
+    sizes.update(kwargs)
+    return SequenceEncoder(num_items, sizes.pop("dim"), sizes.pop("max_len"), **sizes)

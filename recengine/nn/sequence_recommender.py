@@ -3,7 +3,8 @@
 The encoder turns a window of item ids into one state per position; the head scores a state against every
 item through the policy op (its item table is the encoder's own `item_embeddings()`, so the input and output
 item vectors are the same parameters). How it is built from a dataset and trained lives in
-`recengine.train.sasrec`; how it is saved, in `recengine.checkpoint`.
+`recengine.train.sasrec`; how it is saved and rebuilt, in `recengine.nn.persistence` (on the file format of
+`recengine.checkpoint`).
 """
 
 from __future__ import annotations

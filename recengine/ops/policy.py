@@ -165,7 +165,10 @@ def _arr(t):
     return None if t is None else as_array(t, "tensor")
 
 
-def _cpu_topk(Q, E, k, bias, inv_temp, exclude_offsets, exclude_ids):
+def cpu_topk(Q, E, k, bias, inv_temp, exclude_offsets, exclude_ids):
+    """(values (B, k), ids (B, k) int64, count (B,)) of the C++ top-k sweep over validated CPU tensors, before
+    any output check: the CPU kernel behind catalog_topk and catalog_argmax (recengine.ops.sync_free).
+    `count` is how many items each row's heap took (fewer than k: the slots left are -inf with id -1)."""
     _C = cpu_ops()
     B = Q.shape[0]
     vals = torch.full((B, k), float("-inf"))
@@ -256,7 +259,7 @@ def _topk_op(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     _check_values(Q, E, bias, exclude_offsets, exclude_ids)
     _check_k_per_row(k, E.shape[0], Q.shape[0], exclude_offsets, exclude_ids)
-    vals, ids, count = _cpu_topk(Q, E, k, bias, 1.0 / temperature, exclude_offsets, exclude_ids)
+    vals, ids, count = cpu_topk(Q, E, k, bias, 1.0 / temperature, exclude_offsets, exclude_ids)
     if bool((count < k).any()):
         raise ValueError("catalog_topk: fewer than k items scored (logits overflowed to -inf?)")
     _check_finite_output("catalog_topk", "scores", vals)

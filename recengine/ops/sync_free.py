@@ -24,7 +24,7 @@ from torch import Tensor
 
 from recengine.ops._triton import triton_kernels
 from recengine.ops.embedding_bag import OPTIMIZERS
-from recengine.ops.policy import _cpu_topk
+from recengine.ops.policy import cpu_topk
 
 __all__ = ["embedding_bag_reported", "embedding_bag_fused_update_static", "catalog_argmax", "NO_ERROR"]
 
@@ -160,7 +160,7 @@ def _update_static_fake(
 
 @torch.library.custom_op("recengine::catalog_argmax", mutates_args=(), device_types="cpu")
 def _argmax_op(Q: Tensor, E: Tensor, bias: Tensor | None) -> Tensor:
-    return _cpu_topk(Q, E, 1, bias, 1.0, None, None)[1][:, 0].contiguous()
+    return cpu_topk(Q, E, 1, bias, 1.0, None, None)[1][:, 0].contiguous()
 
 
 @_argmax_op.register_kernel("cuda")

@@ -15,6 +15,7 @@ import torch
 
 from recengine.agents.config import LoopConfig
 from recengine.agents.entry import AgentEntry, CompareSetup
+from recengine.eval.metrics import HR_AT_10, NDCG_AT_10
 from recengine.eval.stats import mean_ci
 from recengine.report import beyond_accuracy
 
@@ -72,8 +73,8 @@ def run_agent(
         "updates_per_s": None,
         "updates": 0,
         "train_seconds": None,
-        "hr@10": None,
-        "ndcg@10": None,
+        HR_AT_10: None,
+        NDCG_AT_10: None,
         "curve": [],
         "curve_gain": None,
     }

@@ -44,6 +44,7 @@ from recengine.eval.beyond_accuracy import (
     popularity_bias,
     summarize,
 )
+from recengine.eval.metrics import metric_key
 from recengine.padding import PAD_ID
 
 PLOT_FILE = "accuracy_vs_diversity.png"
@@ -217,7 +218,10 @@ def _accuracy_per_user(lists: np.ndarray, targets: np.ndarray) -> dict[str, np.n
     k = lists.shape[1]
     ranks = target_ranks(torch.from_numpy(lists), torch.from_numpy(np.asarray(targets, dtype=np.int64))).numpy()
     hit = ranks < k
-    return {f"hr@{k}": hit.astype(np.float64), f"ndcg@{k}": np.where(hit, 1.0 / np.log2(ranks + 2.0), 0.0)}
+    return {
+        metric_key("hr", k): hit.astype(np.float64),
+        metric_key("ndcg", k): np.where(hit, 1.0 / np.log2(ranks + 2.0), 0.0),
+    }
 
 
 def measure_agent(policy, setup, item_vectors, slates: GreedySlates, *, offline: bool, seed: int) -> dict:
@@ -307,7 +311,7 @@ def section(results: dict) -> list[str]:
             continue
         k, lists = next(iter(rows.values()))["k"], next(iter(rows.values()))["lists"]
         keys = ["coverage"] + [m for m in LIST_METRICS if any(m in r for r in rows.values())]
-        accuracy = [f"hr@{k}", f"ndcg@{k}"] if where == "offline" else []
+        accuracy = [metric_key("hr", k), metric_key("ndcg", k)] if where == "offline" else []
         heads = [TITLES[m] for m in keys] + [a.upper() for a in accuracy]
         lines += [
             title.format(k=k, n=lists // max(seeds, 1)) + f" (value [{level:.0%} interval]):",
@@ -358,7 +362,7 @@ def write_plot(out: str, results: dict) -> bool:
             if where == "simulator":
                 y, (ylo, yhi) = e["avg_return"], e["return_ci95"]
             else:
-                yb = block.get(f"ndcg@{k}") or {}
+                yb = block.get(metric_key("ndcg", k)) or {}
                 y, (ylo, yhi) = yb.get("value"), yb.get("ci95", [None, None])
             if x.get("value") is None or y is None or not math.isfinite(x["value"]):
                 continue

@@ -33,6 +33,7 @@ import numpy as np
 from recengine._atomic import write_text
 from recengine.data.cold_start import DEFAULT_COLD_SHARE, cold_start_split
 from recengine.eval.cold_start import paired_summary, per_user_metrics, summarize
+from recengine.eval.metrics import HR_AT_10, NDCG_AT_10
 from recengine.nn.text_encoder import TextEncoder, minilm_available
 from recengine.report.writer import write_json
 from recengine.train.config import SASRecConfig
@@ -49,7 +50,7 @@ DEFAULT_ID_DROPOUT = 0.25
 """the item-id dropout of the feature variants (genre, tfidf, minilm) unless the caller gives another"""
 BASELINE = "genre"
 """the variant the text variants are compared with (every feature variant is also compared with ids)"""
-METRICS = ("hr@10", "ndcg@10")
+METRICS = (HR_AT_10, NDCG_AT_10)
 
 
 def default_variants() -> list[str]:

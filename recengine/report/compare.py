@@ -33,6 +33,7 @@ import torch
 from recengine.agents.entry import CompareSetup
 from recengine.agents.registry import lookup
 from recengine.env import save_simulator
+from recengine.eval.metrics import NDCG_AT_10
 from recengine.report import beyond_accuracy
 from recengine.report.arena import Arena, run_agent
 from recengine.report.compare_config import CompareConfig
@@ -184,7 +185,7 @@ def pretrain(setup: CompareSetup, log: Log) -> dict:
     }
     log(
         f"large model pre-trained: {len(result.history)} epochs in {info['seconds']}s, "
-        f"test ndcg@10 {result.test['ndcg@10']:.4f}"
+        f"test ndcg@10 {result.test[NDCG_AT_10]:.4f}"
     )
     return info
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from recengine.eval.metrics import HR_AT_10, NDCG_AT_10
 from recengine.eval.stats import mean_ci, paired_diff, t_value, z_value
 
 STATISTICS_NOTE = (
@@ -44,8 +45,8 @@ def combine_seeds(rows: list[dict], level: float = 0.95) -> dict:
         "avg_session_length",
         "updates_per_s",
         "train_seconds",
-        "hr@10",
-        "ndcg@10",
+        HR_AT_10,
+        NDCG_AT_10,
     ):
         values = [r[key] for r in rows if r[key] is not None]
         entry[key] = float(np.mean(values)) if values else None

@@ -14,6 +14,7 @@ from dataclasses import asdict
 import torch
 
 from recengine._atomic import write_text
+from recengine.eval.metrics import HR_AT_10, MRR_AT_10, NDCG_AT_10
 from recengine.train.config import SASRecConfig
 from recengine.train.sasrec import CHECKPOINT, MODEL, train_sasrec
 
@@ -88,7 +89,7 @@ def train_command(
             },
         }
         for name, m in metrics["baselines"].items():
-            log(f"{name:5s} " + "  ".join(f"{k} {m[k]:.4f}" for k in ("hr@10", "ndcg@10", "mrr@10")))
+            log(f"{name:5s} " + "  ".join(f"{k} {m[k]:.4f}" for k in (HR_AT_10, NDCG_AT_10, MRR_AT_10)))
     metrics["history"] = result.history
     write_text(os.path.join(out_dir, "metrics.json"), json.dumps(metrics, indent=2))
     plot_curve(

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 
+from recengine.eval.metrics import HR_AT_10, NDCG_AT_10
+
 
 def plot_curve(history: list[dict], path: str, baselines: dict | None = None, title: str = "") -> None:
     """Loss per epoch and validation NDCG@10 / HR@10 against cumulative training wall time of `history`
@@ -23,10 +25,10 @@ def plot_curve(history: list[dict], path: str, baselines: dict | None = None, ti
     for h in history:
         total += h.get("seconds", 0.0)
         wall.append(total / 60)
-    ax2.plot(wall, [h["valid"]["ndcg@10"] for h in history], marker=".", label="valid NDCG@10")
-    ax2.plot(wall, [h["valid"]["hr@10"] for h in history], marker=".", label="valid HR@10")
+    ax2.plot(wall, [h["valid"][NDCG_AT_10] for h in history], marker=".", label="valid NDCG@10")
+    ax2.plot(wall, [h["valid"][HR_AT_10] for h in history], marker=".", label="valid HR@10")
     for i, (name, m) in enumerate((baselines or {}).items()):
-        ax2.axhline(m["ndcg@10"], linestyle="--", color=f"C{i + 2}", label=f"{name} test NDCG@10")
+        ax2.axhline(m[NDCG_AT_10], linestyle="--", color=f"C{i + 2}", label=f"{name} test NDCG@10")
     ax2.set_xlabel("training wall time (minutes)")
     ax2.legend(fontsize=8)
     fig.suptitle(title or "SASRec training")

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from recengine.agents.entry import CompareSetup
+from recengine.eval.metrics import HR_AT_10, NDCG_AT_10
 
 VALIDATION_POLICIES = ("random", "popularity", "mf-bpr", "large-model")
 """the known policies whose simulated ordering is checked against the offline one (those the run has)"""
@@ -25,8 +26,8 @@ def offline_ndcg(setup: CompareSetup, name: str, agents: dict) -> float | None:
     if name == "random":
         return random_ranking_ndcg(setup.split)
     if name == "popularity":
-        return evaluate_pop(setup.split, "test")["ndcg@10"]
-    return agents.get(name, {}).get("ndcg@10")
+        return evaluate_pop(setup.split, "test")[NDCG_AT_10]
+    return agents.get(name, {}).get(NDCG_AT_10)
 
 
 def validate_simulator(
@@ -54,7 +55,7 @@ def validate_simulator(
     )
     um = v["user_model"]["test"]
     log(
-        f"simulator validation: user model test ndcg@10 {um['ndcg@10']:.4f} hr@10 {um['hr@10']:.4f}, "
+        f"simulator validation: user model test ndcg@10 {um[NDCG_AT_10]:.4f} hr@10 {um[HR_AT_10]:.4f}, "
         f"Kendall tau {v['kendall_tau']:.2f}, checks met {sum(bool(x) for x in v['checks'].values())}"
         f"/{len(v['checks'])}"
     )

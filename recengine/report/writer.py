@@ -6,6 +6,7 @@ import json
 import math
 
 from recengine._atomic import write_text
+from recengine.eval.metrics import HR_AT_10, NDCG_AT_10
 from recengine.report import beyond_accuracy
 
 COLUMNS = [
@@ -15,8 +16,8 @@ COLUMNS = [
     ("diversity", "diversity", "{:.3f}"),
     ("updates_per_s", "updates/s", "{:.1f}"),
     ("train_seconds", "train s", "{:.1f}"),
-    ("hr@10", "HR@10", "{:.4f}"),
-    ("ndcg@10", "NDCG@10", "{:.4f}"),
+    (HR_AT_10, "HR@10", "{:.4f}"),
+    (NDCG_AT_10, "NDCG@10", "{:.4f}"),
 ]
 
 

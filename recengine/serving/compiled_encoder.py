@@ -28,7 +28,7 @@ import os
 import torch
 
 from recengine.serving.encoder import InferenceEncoder
-from recengine.serving.export import export_inference_encoder
+from recengine.serving.export import export_encoder
 
 #: the sub-directory of the recengine cache that holds compiled packages
 CACHE_SUBDIR = "compiled"
@@ -67,7 +67,7 @@ def compile_encoder(encoder: InferenceEncoder, *, cache_dir: str | os.PathLike |
     os.makedirs(directory, exist_ok=True)
     path = os.path.join(directory, f"encoder-{cache_key(encoder)}.pt2")
     if not os.path.isfile(path):
-        program = export_inference_encoder(encoder, pure_lookup=True)
+        program = export_encoder(encoder, pure_lookup=True)
         with atomic_path(path) as tmp:
             torch._inductor.aoti_compile_and_package(program, package_path=tmp)
     return torch._inductor.aoti_load_package(path)

@@ -1,6 +1,6 @@
 """torch.export of a Recommender's encoder, custom ops included (their fake implementations trace).
 
-    program = export_encoder(rec)                       # a torch.export.ExportedProgram
+    program = export_encoder(rec.encoder)               # a torch.export.ExportedProgram
     torch.export.save(program, "encoder.pt2")           # ... later, elsewhere:
     encoder = torch.export.load("encoder.pt2").module()
     states = encoder(window, lengths)                   # (B, D), window (B, L) int64 left-aligned, PAD_ID after
@@ -13,16 +13,11 @@ Recommender builds (`recengine.serving.histories.context_windows`); the catalog 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import torch
 from torch import Tensor
 
 from recengine.serving.encoder import InferenceEncoder
 from recengine.serving.histories import MAX_BATCH
-
-if TYPE_CHECKING:
-    from recengine.serving.recommender import Recommender
 
 
 class _PureLookupEncoder(torch.nn.Module):
@@ -36,15 +31,11 @@ class _PureLookupEncoder(torch.nn.Module):
         return self.encoder(window, lengths, pure_lookup=True)
 
 
-def export_encoder(rec: Recommender) -> torch.export.ExportedProgram:
-    """The Recommender's InferenceEncoder (its item table in the Recommender's dtype) as an ExportedProgram
-    taking (window (B, L) int64, lengths (B,) int64)."""
-    return export_inference_encoder(rec.encoder)
-
-
-def export_inference_encoder(encoder: InferenceEncoder, *, pure_lookup: bool = False) -> torch.export.ExportedProgram:
-    """`encoder` exported with a dynamic batch and window length; `pure_lookup=True` reads its table with tensor
-    ops instead of the lookup op (recengine.serving.compiled_encoder compiles that program)."""
+def export_encoder(encoder: InferenceEncoder, *, pure_lookup: bool = False) -> torch.export.ExportedProgram:
+    """`encoder` (a Recommender's `.encoder`: its item table in the Recommender's dtype) as an ExportedProgram
+    taking (window (B, L) int64, lengths (B,) int64), with a dynamic batch and window length; `pure_lookup=True`
+    reads its table with tensor ops instead of the lookup op (recengine.serving.compiled_encoder compiles that
+    program)."""
     batch = torch.export.Dim("batch", min=1, max=MAX_BATCH)
     length = torch.export.Dim("length", min=1, max=encoder.max_len)
     device = encoder.position_embedding.device

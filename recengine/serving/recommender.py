@@ -20,21 +20,15 @@ import os
 from collections.abc import Callable
 
 import torch
-from safetensors import safe_open
 from torch import Tensor
 
-from recengine.checkpoint import AGENT_KIND, CheckpointError, load_model
-from recengine.distributed.model_checkpoint import is_sharded_model, load_sharded_model
 from recengine.nn.catalog_head import CatalogHead
 from recengine.nn.sequence_encoder import SequenceEncoder
 from recengine.ops.table_formats import TABLE_DTYPES
-from recengine.serving.agent_checkpoint import SCORER_KIND, load_scorer
 from recengine.serving.encoder import InferenceEncoder
 from recengine.serving.histories import context_windows, parse_histories
 from recengine.serving.item_table import InferenceTable
-
-#: file names looked for, in order, when `Recommender.load` is given a directory
-CHECKPOINT_FILES = ("model.safetensors", "checkpoint.safetensors")
+from recengine.serving.loading import load_any
 
 
 class Recommendations(tuple):
@@ -49,26 +43,6 @@ class Recommendations(tuple):
         self = super().__new__(cls, (items, scores))
         self.items, self.scores, self.truncated = items, scores, truncated
         return self
-
-
-def checkpoint_file(checkpoint: str | os.PathLike) -> str:
-    """The model file of `checkpoint`: the path itself, or the first of CHECKPOINT_FILES inside a directory."""
-    path = os.fspath(checkpoint)
-    if os.path.isdir(path):
-        for name in CHECKPOINT_FILES:
-            if os.path.isfile(os.path.join(path, name)):
-                return os.path.join(path, name)
-        raise CheckpointError(f"{path}: a directory without {' or '.join(CHECKPOINT_FILES)}")
-    return path
-
-
-def _kind(path: str) -> str | None:
-    """The `kind` in a checkpoint file's metadata (None when unreadable: the loader then reports why)."""
-    try:
-        with safe_open(path, framework="pt") as f:
-            return (f.metadata() or {}).get("kind")
-    except Exception:  # a missing or foreign file: load_model raises the CheckpointError that names it
-        return None
 
 
 class Recommender:
@@ -138,31 +112,27 @@ class Recommender:
         compile: bool = False,
         cache_dir: str | os.PathLike | None = None,
     ) -> Recommender:
-        """A Recommender from what `recengine train` writes (its output directory, a model file or a training
-        checkpoint: its best weights), the sharded checkpoint directory of a data-parallel run
-        (recengine.distributed.model_checkpoint) or an agent's scorer checkpoint (recengine.serving.agent_checkpoint).
+        """A Recommender from any checkpoint the project writes (recengine.serving.loading.load_any): what
+        `recengine train` writes (its output directory, a model file or a training checkpoint: its best
+        weights), the sharded checkpoint directory of a data-parallel run (recengine.distributed.model_checkpoint),
+        an agent's scorer checkpoint (recengine.serving.agent_checkpoint) or a whole agent's file (its scorer).
         `dtype` stores the item table as "float32", "bfloat16" or "int8"; `compute_dtype` "bfloat16" runs the
         Transformer's matmuls in bfloat16 (recengine.serving.encoder.InferenceEncoder). `compile=True` runs the encoder
         AOT-compiled (the first load of a model compiles it, tens of seconds; later loads read the package
         from `cache_dir`, default the recengine cache); CPU only."""
         if dtype not in TABLE_DTYPES:
             raise ValueError(f"dtype: expected one of {TABLE_DTYPES}, got {dtype!r}")
-        opts = {
-            "dtype": dtype,
-            "device": device,
-            "compute_dtype": compute_dtype,
-            "compile": compile,
-            "cache_dir": cache_dir,
-        }
-        if os.path.isdir(checkpoint) and is_sharded_model(checkpoint):  # written by a data-parallel run
-            model, _ = load_sharded_model(checkpoint)
-            return cls.from_modules(model.encoder, model.head, use_users=model.use_users, **opts)
-        path = checkpoint_file(checkpoint)
-        if _kind(path) in (SCORER_KIND, AGENT_KIND):  # an agent file holds its scorer in the same layout
-            encoder, head, _ = load_scorer(path)
-            return cls.from_modules(encoder, head, **opts)
-        model, _ = load_model(path)
-        return cls.from_modules(model.encoder, model.head, use_users=model.use_users, **opts)
+        encoder, head, use_users = load_any(checkpoint).serving_modules()
+        return cls.from_modules(
+            encoder,
+            head,
+            use_users=use_users,
+            dtype=dtype,
+            device=device,
+            compute_dtype=compute_dtype,
+            compile=compile,
+            cache_dir=cache_dir,
+        )
 
     # ---------------------------------------------------------------------------------------- serving
     def recommend(

@@ -3,12 +3,12 @@
 Every position of every training window predicts the next item with the full-catalog softmax
 (``catalog_cross_entropy``: no negative sampling); AdamW; dropout; validation NDCG@10 after each epoch with
 early stopping (the best weights are kept); a wall-clock budget; deterministic for a seed; a checkpoint after
-every epoch (recengine.checkpoint) from which training resumes exactly.
+every epoch (recengine.train.sasrec_checkpoint) from which training resumes exactly.
 
     data = load_movielens("ml-100k")                 # or make_synthetic(...)
     result = train_sasrec(data, SASRecConfig(), out_dir="runs/sasrec")
     result.test                                       # {"hr@10": ..., "ndcg@10": ..., "mrr@10": ...}
-    model, cfg = recengine.checkpoint.load_model("runs/sasrec/model.safetensors")
+    model, cfg = recengine.train.sasrec_checkpoint.load_model("runs/sasrec/model.safetensors")
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
+import recengine.train.sasrec_checkpoint as sasrec_checkpoint
 from recengine import checkpoint
 from recengine.data.item_text import item_texts, item_tfidf_bags
 from recengine.data.movielens import cache_dir
@@ -35,7 +36,7 @@ from recengine.data.sequences import (
 )
 from recengine.eval.offline import evaluate_model
 from recengine.nn.catalog_head import CatalogHead
-from recengine.nn.sequence_encoder import SequenceEncoder
+from recengine.nn.sequence_encoder import encoder_from_config
 from recengine.nn.sequence_recommender import SequenceRecommender
 from recengine.nn.text_encoder import MiniLMEncoder, TextEncoder, cached_text_embeddings
 from recengine.padding import PAD_ID
@@ -84,17 +85,7 @@ def model_from_data(data, cfg: SASRecConfig, text_encoder: TextEncoder | None = 
         tables = user_feature_tables(data)
         ids = np.stack([data.user_features[name] for name, _ in tables], axis=1)
         kw.update(user_feature_tables=tables, user_feature_ids=torch.from_numpy(ids))
-    encoder = SequenceEncoder(
-        data.num_items,
-        cfg.dim,
-        cfg.max_len,
-        num_layers=cfg.num_layers,
-        num_heads=cfg.num_heads,
-        dropout=cfg.dropout,
-        feature_dim=cfg.feature_dim,
-        id_dropout=cfg.id_dropout,
-        **kw,
-    )
+    encoder = encoder_from_config(data.num_items, cfg, **kw)
     return SequenceRecommender(encoder, CatalogHead(data.num_items, cfg.dim), use_users="user_feature_tables" in kw)
 
 
@@ -182,7 +173,7 @@ def _train_sasrec(data, cfg, out_dir, resume, split, progress, log, text_encoder
     ckpt = os.path.join(out_dir, CHECKPOINT) if out_dir else None
 
     if resume and ckpt and os.path.exists(ckpt):
-        state = checkpoint.load_training_state(ckpt)
+        state = sasrec_checkpoint.load_training_state(ckpt)
         if state.config.trajectory_fields() != cfg.trajectory_fields():
             raise ValueError(
                 f"{ckpt}: was written with different settings {state.config.trajectory_fields()}; "
@@ -191,7 +182,7 @@ def _train_sasrec(data, cfg, out_dir, resume, split, progress, log, text_encoder
         expected = model.state_dict()
         checkpoint.check_tensors_match(ckpt, state.model, expected, "weights")
         checkpoint.check_tensors_match(ckpt, state.best, expected, "best weights")
-        missing = [k for k in checkpoint.TRAINER_FIELDS if k not in state.trainer]
+        missing = [k for k in sasrec_checkpoint.TRAINER_FIELDS if k not in state.trainer]
         if missing:
             raise checkpoint.CheckpointError(f"{ckpt}: metadata field 'trainer' lacks {missing}")
         try:
@@ -266,7 +257,7 @@ def _train_sasrec(data, cfg, out_dir, resume, split, progress, log, text_encoder
         elif epoch == cfg.max_epochs:
             result.stopped = f"max_epochs={cfg.max_epochs} reached"
         if ckpt:
-            checkpoint.save_training_state(
+            sasrec_checkpoint.save_training_state(
                 ckpt,
                 model,
                 cfg,
@@ -294,5 +285,5 @@ def _train_sasrec(data, cfg, out_dir, resume, split, progress, log, text_encoder
     result.test = evaluate_model(model, split, "test")
     result.test_all = evaluate_model(model, split, "test", exclude_seen=False)
     if out_dir:
-        checkpoint.save_model(os.path.join(out_dir, MODEL), model, cfg, data_name)
+        sasrec_checkpoint.save_model(os.path.join(out_dir, MODEL), model, cfg, data_name)
     return result

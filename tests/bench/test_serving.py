@@ -4,8 +4,8 @@ every case (a tiny run on the test model). The HTTP endpoint itself is tested in
 import torch
 
 from recengine.bench import serving as bench_serving
-from recengine.checkpoint import load_model
 from recengine.serving import Recommender
+from recengine.train.sasrec_checkpoint import load_model
 from tests.serving.conftest import model_dir  # noqa: F401  (the shared fixture)
 
 HISTORIES = [[1, 2, 3, 50], [7], [], list(range(20, 40)), [299, 0, 299]]

@@ -1,5 +1,6 @@
 """`recengine bench --quick`: every family's workloads run through the CLI, with a table, JSON and a plot."""
 
+import importlib
 import json
 
 from recengine.cli import main
@@ -17,8 +18,12 @@ def test_bench_quick_all_families(tmp_path, capsys):
     by_workload: dict[str, dict] = {}
     for r in data["results"]:
         by_workload.setdefault(r["workload"], {})[r["provider"]] = r
-    prefixes = {"W1": "embedding_bag", "W2": "policy", "W3": "replay", "W4": "replay", "W5": "ope"}
-    assert {prefixes[w[:2]] for w in by_workload} == set(BENCH_FAMILIES)
+    family_of = {
+        w.name: family
+        for family, module in BENCH_FAMILIES.items()
+        for w in importlib.import_module(module).workloads("cpu", quick=True)
+    }
+    assert {family_of[w] for w in by_workload} == set(BENCH_FAMILIES)
     for name, rows in by_workload.items():
         if "recengine" not in rows:  # a bound-only row (the bare matmul) has no recengine entry
             assert all(p.startswith("peer:") for p in rows), name

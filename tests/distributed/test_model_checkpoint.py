@@ -12,8 +12,10 @@ import torch
 from recengine import checkpoint
 from recengine.distributed.model_checkpoint import DENSE, consolidate, is_sharded_model, load_sharded_model
 from recengine.distributed.train_sasrec import SHARDED
+from recengine.serving.loading import load_any
 from recengine.serving.recommender import Recommender
 from recengine.train.sasrec import MODEL
+from recengine.train.sasrec_checkpoint import load_model
 
 HISTORIES = [[1, 2, 3], [5], [7, 8, 9, 10, 11, 12], [0, 40]]
 
@@ -33,6 +35,7 @@ def test_sharded_checkpoint_loads_the_best_weights(sasrec_runs):
 
 
 def test_serving_the_sharded_checkpoint_recommends_as_the_model_file(sasrec_runs):
+    assert load_any(os.path.join(sasrec_runs["out"], SHARDED)).kind == "sharded"
     sharded = Recommender.load(os.path.join(sasrec_runs["out"], SHARDED)).recommend(HISTORIES, k=10)
     single = Recommender.load(os.path.join(sasrec_runs["out"], MODEL)).recommend(HISTORIES, k=10)
     assert torch.equal(sharded.items, single.items)
@@ -42,7 +45,7 @@ def test_serving_the_sharded_checkpoint_recommends_as_the_model_file(sasrec_runs
 def test_consolidate_writes_a_model_file(sasrec_runs, tmp_path):
     out = str(tmp_path / "model.safetensors")
     consolidate(os.path.join(sasrec_runs["out"], SHARDED), out)
-    model, _ = checkpoint.load_model(out)
+    model, _ = load_model(out)
     want = sasrec_runs["two"].model.state_dict()
     assert all(torch.equal(t, want[n]) for n, t in model.state_dict().items())
 

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from recengine import checkpoint
 from recengine.distributed.train_sasrec import SHARDED, rank_batches
+from recengine.train import sasrec_checkpoint
 from recengine.train.sasrec import MODEL
 from tests.distributed.conftest import SASREC_CONFIG
 
@@ -55,7 +55,7 @@ def test_two_process_run_trains_the_epoch_budget(sasrec_runs):
 
 
 def test_two_process_model_file_loads_with_the_returned_weights(sasrec_runs):
-    model, cfg = checkpoint.load_model(os.path.join(sasrec_runs["out"], MODEL))
+    model, cfg = sasrec_checkpoint.load_model(os.path.join(sasrec_runs["out"], MODEL))
     assert cfg == SASREC_CONFIG
     want = sasrec_runs["two"].model.state_dict()
     for name, tensor in model.state_dict().items():

@@ -88,3 +88,11 @@ def test_metrics_from_ranks():
 def test_bad_targets(batch, targets, error):
     with pytest.raises(error, match="targets"):
         rank_targets(torch.ones(batch, 1), SCORES, torch.tensor(targets), k=3)
+
+
+def test_metric_keys_are_the_ones_metrics_from_ranks_reports():
+    from recengine.eval.metrics import HR_AT_10, MRR_AT_10, NDCG_AT_10, RANKING_METRICS, metric_key
+
+    out = metrics_from_ranks(torch.tensor([0, 3, 12]), ks=(5, 10))
+    assert set(out) == {metric_key(m, k) for m in RANKING_METRICS for k in (5, 10)}
+    assert (HR_AT_10, NDCG_AT_10, MRR_AT_10) == ("hr@10", "ndcg@10", "mrr@10")

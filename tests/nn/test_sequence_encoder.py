@@ -256,3 +256,31 @@ def test_a_bad_keep_mask_is_rejected_by_name():
     for bad in (torch.ones(N - 1, dtype=torch.bool), torch.ones(N)):
         with pytest.raises(ValueError, match="kept"):
             enc.item_embeddings(bad)
+
+
+def test_encoder_from_config_builds_what_the_constructor_builds():
+    from dataclasses import asdict
+    from types import SimpleNamespace
+
+    from recengine.agents.config import EncoderConfig
+    from recengine.nn.sequence_encoder import encoder_from_config
+    from recengine.train import SASRecConfig
+
+    def built(make):
+        torch.manual_seed(5)
+        return make().state_dict()
+
+    sas = SASRecConfig(dim=16, max_len=6, num_layers=1, num_heads=2, feature_dim=8, id_dropout=0.1)
+    want = built(lambda: SequenceEncoder(N, 16, 6, num_layers=1, num_heads=2, dropout=0.3, feature_dim=8))
+    for cfg in (sas, asdict(sas)):
+        got = built(lambda cfg=cfg: encoder_from_config(N, cfg))
+        assert all(torch.equal(got[k], v) for k, v in want.items())
+    enc = encoder_from_config(N, sas)
+    assert enc.id_dropout == 0.1 and enc.dropout.p == 0.3
+    agent = encoder_from_config(N, EncoderConfig(dim=16, max_len=6, num_layers=1, num_heads=2))
+    assert agent.id_dropout == 0.0 and agent.dropout.p == 0.0  # the sizes EncoderConfig lacks: the defaults
+    assert encoder_from_config(N, sas, dropout=0.0).dropout.p == 0.0  # a keyword overrides the config
+    with pytest.raises(AttributeError):
+        encoder_from_config(N, SimpleNamespace(dim=16))
+    with pytest.raises(KeyError):
+        encoder_from_config(N, {"dim": 16})

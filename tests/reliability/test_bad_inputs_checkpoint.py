@@ -12,7 +12,7 @@ from safetensors.torch import save_file
 
 from recengine import checkpoint
 from recengine.data import make_synthetic
-from recengine.train import SASRecConfig, model_from_data
+from recengine.train import SASRecConfig, model_from_data, sasrec_checkpoint
 from tests.reliability.cases import files_digest
 
 CFG = SASRecConfig(dim=8, max_len=4, num_layers=1, num_heads=2, user_features=True, feature_dim=4)
@@ -28,11 +28,11 @@ def model():
 def saved(model, tmp_path_factory) -> dict[str, tuple[dict, dict]]:
     """{kind: (tensors, metadata)} of a model file and a training file."""
     d = tmp_path_factory.mktemp("ckpt")
-    checkpoint.save_model(str(d / "m"), model, CFG, "synthetic")
+    sasrec_checkpoint.save_model(str(d / "m"), model, CFG, "synthetic")
     opt = torch.optim.AdamW(model.parameters())
     model.loss(torch.tensor([[1, 2, 3, -1]]), torch.tensor([[2, 3, 4, -1]]), torch.tensor([0])).backward()
     opt.step()
-    checkpoint.save_training_state(
+    sasrec_checkpoint.save_training_state(
         str(d / "t"),
         model,
         CFG,
@@ -137,14 +137,14 @@ def _check_refused(load, path, directory):
 def test_a_tampered_model_file_is_refused_naming_it(saved, tmp_path, change):
     path = str(tmp_path / "m.safetensors")
     _write_tampered(saved, "model", change, path)
-    _check_refused(checkpoint.load_model, path, str(tmp_path))
+    _check_refused(sasrec_checkpoint.load_model, path, str(tmp_path))
 
 
 @pytest.mark.parametrize("change", [pytest.param(c, id=i) for i, c in TRAINING_TAMPERING])
 def test_a_tampered_training_file_is_refused_naming_it(saved, tmp_path, change):
     path = str(tmp_path / "t.safetensors")
     _write_tampered(saved, "training", change, path)
-    _check_refused(checkpoint.load_training_state, path, str(tmp_path))
+    _check_refused(sasrec_checkpoint.load_training_state, path, str(tmp_path))
 
 
 def _raw(data: bytes):
@@ -179,12 +179,14 @@ BROKEN = [
 
 
 @pytest.mark.parametrize(
-    "load", [checkpoint.load_model, checkpoint.load_training_state], ids=["load_model", "load_training_state"]
+    "load",
+    [sasrec_checkpoint.load_model, sasrec_checkpoint.load_training_state],
+    ids=["load_model", "load_training_state"],
 )
 @pytest.mark.parametrize("make", [pytest.param(m, id=i) for i, m in BROKEN])
 def test_a_broken_file_is_refused_naming_it(saved, tmp_path, model, load, make):
     good_path = str(tmp_path / "good")
-    checkpoint.save_model(good_path, model, CFG)
+    sasrec_checkpoint.save_model(good_path, model, CFG)
     with open(good_path, "rb") as f:
         good = f.read()
     os.remove(good_path)

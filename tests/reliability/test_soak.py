@@ -11,12 +11,11 @@ import time
 import pytest
 import torch
 
-from recengine import checkpoint
 from recengine.buffers import PrioritizedReplay
 from recengine.data import make_synthetic
 from recengine.nn.embedding_tables import EmbeddingTables, TableSpec
 from recengine.optim import RowwiseAdagrad
-from recengine.train import SASRecConfig, model_from_data
+from recengine.train import SASRecConfig, model_from_data, sasrec_checkpoint
 
 SOAK_SECONDS = float(os.environ.get("RECENGINE_SOAK_SECONDS", "600"))
 SOAK_GROWTH_BOUND = 64 * 2**20
@@ -79,8 +78,8 @@ def test_soak_interleaved_work_holds_memory_and_never_fails(tmp_path):
 
         if step % 20 == 0:
             saves += 1
-            checkpoint.save_model(model_path, model, cfg, data.name)
-            model, _ = checkpoint.load_model(model_path)
+            sasrec_checkpoint.save_model(model_path, model, cfg, data.name)
+            model, _ = sasrec_checkpoint.load_model(model_path)
             opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
             replay.save(replay_path)
             replay = PrioritizedReplay.load(replay_path)

@@ -5,9 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from recengine import checkpoint
 from recengine.data import make_synthetic
-from recengine.train import SASRecConfig, model_from_data
+from recengine.train import SASRecConfig, model_from_data, sasrec_checkpoint
 
 CFG = SASRecConfig(dim=16, max_len=8, num_layers=1, num_heads=2, user_features=True)
 NUM_ITEMS = 300
@@ -21,5 +20,5 @@ def model_dir(tmp_path_factory):
     with torch.no_grad():
         model.head.bias.copy_(torch.randn(NUM_ITEMS, generator=torch.Generator().manual_seed(1)) * 0.1)
     out = tmp_path_factory.mktemp("served")
-    checkpoint.save_model(str(out / "model.safetensors"), model, CFG, "synthetic")
+    sasrec_checkpoint.save_model(str(out / "model.safetensors"), model, CFG, "synthetic")
     return out

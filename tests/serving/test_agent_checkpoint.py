@@ -4,9 +4,10 @@ import pytest
 import torch
 
 from recengine.agents.scorer import Scorer, untied_scorer
-from recengine.checkpoint import CheckpointError, load_model
+from recengine.checkpoint import CheckpointError
 from recengine.serving import Recommender
 from recengine.serving.agent_checkpoint import load_scorer, save_scorer
+from recengine.train.sasrec_checkpoint import load_model
 
 HISTORIES = [[1, 2, 3, 50], [7], []]
 

@@ -15,7 +15,7 @@ HISTORIES = [[1, 2, 3], list(range(40, 70)), [5], []]
 @pytest.mark.parametrize("dtype", ["float32", "int8"])
 def test_exported_encoder_recommends_what_eager_does(model_dir, dtype):
     rec = Recommender.load(model_dir, dtype=dtype)
-    program = export_encoder(rec)
+    program = export_encoder(rec.encoder)
     batch = parse_histories(HISTORIES, rec.num_items)
     window, lengths, _ = context_windows(batch, rec.max_len)
     with torch.inference_mode():
@@ -31,7 +31,7 @@ def test_exported_encoder_recommends_what_eager_does(model_dir, dtype):
 
 def test_exported_encoder_takes_other_batch_and_window_sizes(model_dir):
     rec = Recommender.load(model_dir, dtype="int8")
-    program = export_encoder(rec).module()
+    program = export_encoder(rec.encoder).module()
     for histories in ([[7]], [list(range(i, i + 8)) for i in range(9)]):
         window, lengths, _ = context_windows(parse_histories(histories, rec.num_items), rec.max_len)
         with torch.inference_mode():

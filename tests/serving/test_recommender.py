@@ -8,9 +8,10 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import torch
 
-from recengine.checkpoint import CheckpointError, load_model
+from recengine.checkpoint import CheckpointError
 from recengine.padding import PAD_ID
 from recengine.serving import Recommender
+from recengine.train.sasrec_checkpoint import load_model
 from tests.serving.conftest import NUM_ITEMS
 
 HISTORIES = [[1, 2, 3, 50], [7], [], list(range(20, 40)), [299, 0, 299]]

@@ -4,7 +4,7 @@
 #include <string>
 
 #include "common.h"
-#include "quantized/quantized_tables.h"
+#include "quantized_tables/quantized_tables.h"
 
 namespace {
 

@@ -5,7 +5,7 @@
 // range; then each user's heaps over the ranges are merged. Ranges split the catalog so that a batch of one
 // still uses every thread. An int8 score is scale * (q . codes) + bias * sum(q) + item_bias, the value of the
 // dot product with the dequantized row up to float rounding, without ever writing the row back in float32.
-#include "quantized/quantized_tables.h"
+#include "quantized_tables/quantized_tables.h"
 
 #include <omp.h>
 
