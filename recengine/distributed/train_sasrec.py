@@ -101,6 +101,7 @@ def train_rank(
     inputs_t, targets_t, owner_t = torch.from_numpy(inputs), torch.from_numpy(targets), torch.from_numpy(owner)
     window_lengths = (inputs != PAD_ID).sum(1)
     data_name = getattr(data, "name", "")
+    item_ids = getattr(data, "raw_item_ids", None)
     with torch.random.fork_rng():  # this process's global RNG is left as it was
         torch.manual_seed(cfg.seed)  # the same initial model on every rank (and as one process draws it)
         model = model_from_data(data, cfg)
@@ -188,9 +189,9 @@ def train_rank(
                 state=best_full,
             )
             if out_dir:
-                save_model(os.path.join(out_dir, MODEL), evaluator, cfg, data_name)
+                save_model(os.path.join(out_dir, MODEL), evaluator, cfg, data_name, item_ids=item_ids)
         if out_dir:
-            meta = model_metadata(evaluator, cfg, data_name) if rank == 0 else None
+            meta = model_metadata(evaluator, cfg, data_name, item_ids) if rank == 0 else None
             save_sharded_model(os.path.join(out_dir, SHARDED), sharded, best_full, meta)
         dist.barrier()
     return result

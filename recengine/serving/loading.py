@@ -28,6 +28,8 @@ from typing import TYPE_CHECKING
 from torch import Tensor
 
 from recengine.checkpoint import AGENT_KIND, MODEL_KIND, SCORER_KIND, TRAINING_KIND, CheckpointError, kind_of, read
+from recengine.data.vocabulary import METADATA_FIELD as VOCABULARY_FIELD
+from recengine.data.vocabulary import ItemVocabulary
 from recengine.distributed.model_checkpoint import DENSE, consolidate, is_sharded_model
 from recengine.nn.catalog_head import CatalogHead
 from recengine.nn.sequence_encoder import SequenceEncoder
@@ -79,6 +81,17 @@ class LoadedCheckpoint:
         from recengine.agents.persistence import agent_from_checkpoint  # on first use: serving needs no agent code
 
         return agent_from_checkpoint(self.path, self.tensors, self.metadata)
+
+    def vocabulary(self, num_items: int) -> ItemVocabulary | None:
+        """The item vocabulary (raw ids in index order) the checkpoint carries, or None for a checkpoint written
+        without one; CheckpointError naming the file when it is malformed or does not fit the `num_items` catalog."""
+        text = self.metadata.get(VOCABULARY_FIELD)
+        if text is None:
+            return None
+        try:
+            return ItemVocabulary.from_json(text, num_items=num_items)
+        except ValueError as exc:
+            raise CheckpointError(f"{self._file()}: metadata field {VOCABULARY_FIELD!r}: {exc}") from None
 
     def serving_modules(self) -> tuple[SequenceEncoder, CatalogHead, bool]:
         """(SequenceEncoder, CatalogHead, use_users) to serve, whatever the kind: the large model (its user

@@ -3,6 +3,10 @@
     rec = Recommender.load("runs/sasrec", dtype="int8")            # a `recengine train` output dir or file
     items, scores = rec.recommend([[12, 7, 301], [5]], k=10)        # seen items excluded by default
     rec.recommend([[12, 7, 301]], k=10).truncated                   # which histories were cut to the context
+    rec.recommend([["Heat (1995)"]], k=10, ids="raw").items         # your own ids in and out (list of lists)
+
+Item ids are the model's 0-based indices by default; with ``ids="raw"`` histories and answers are in the raw ids
+of the data the model was trained on (MovieID, title, ASIN: ``rec.vocabulary``, kept in its checkpoint).
 
 One call runs the encoder over every user's most recent `max_len` items and the fused catalog top-k with each
 user's history excluded: the B x N scores are never built. The item table is stored once in the chosen dtype
@@ -22,6 +26,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
+from recengine.data.vocabulary import ItemVocabulary
 from recengine.nn.catalog_head import CatalogHead
 from recengine.nn.sequence_encoder import SequenceEncoder
 from recengine.ops.table_formats import TABLE_DTYPES
@@ -32,14 +37,15 @@ from recengine.serving.loading import load_any
 
 
 class Recommendations(tuple):
-    """(items (B, k) int64, scores (B, k) float32), best first; ``.truncated`` (B,) bool marks the histories
+    """(items (B, k) int64, scores (B, k) float32), best first (items a list of B lists of raw ids when asked
+    for raw ids); ``.truncated`` (B,) bool marks the histories
     longer than the model's context (only their most recent items were used)."""
 
-    items: Tensor
+    items: Tensor | list
     scores: Tensor
     truncated: Tensor
 
-    def __new__(cls, items: Tensor, scores: Tensor, truncated: Tensor):
+    def __new__(cls, items: Tensor | list, scores: Tensor, truncated: Tensor):
         self = super().__new__(cls, (items, scores))
         self.items, self.scores, self.truncated = items, scores, truncated
         return self
@@ -58,8 +64,11 @@ class Recommender:
         user_encoder: SequenceEncoder | None,
         device: torch.device,
         compiled: Callable[[Tensor, Tensor], Tensor] | None = None,
+        vocabulary: ItemVocabulary | None = None,
     ):
         self.encoder = encoder
+        #: the raw item ids in index order (from the checkpoint), or None: ``recommend(..., ids="raw")`` needs it
+        self.vocabulary = vocabulary
         #: the encoder AOT-compiled (recengine.serving.compiled_encoder), or None: eager
         self.compiled = compiled
         self._user_encoder = user_encoder
@@ -81,6 +90,7 @@ class Recommender:
         compute_dtype: str = "float32",
         compile: bool = False,
         cache_dir: str | os.PathLike | None = None,
+        vocabulary: ItemVocabulary | None = None,
     ) -> Recommender:
         """Serve `encoder` with `head` (its own item table, or the encoder's tied one) in `dtype`;
         `compute_dtype`: the Transformer's arithmetic (InferenceEncoder); `compile`: run the encoder
@@ -99,7 +109,9 @@ class Recommender:
             from recengine.serving.compiled_encoder import compile_encoder
 
             compiled = compile_encoder(inference, cache_dir=cache_dir)
-        return cls(inference, user_encoder, device, compiled)
+        if vocabulary is not None and len(vocabulary) != items.num_items:
+            raise ValueError(f"vocabulary: {len(vocabulary)} raw ids for a catalog of {items.num_items} items")
+        return cls(inference, user_encoder, device, compiled, vocabulary)
 
     @classmethod
     def load(
@@ -122,7 +134,8 @@ class Recommender:
         from `cache_dir`, default the recengine cache); CPU only."""
         if dtype not in TABLE_DTYPES:
             raise ValueError(f"dtype: expected one of {TABLE_DTYPES}, got {dtype!r}")
-        encoder, head, use_users = load_any(checkpoint).serving_modules()
+        loaded = load_any(checkpoint)
+        encoder, head, use_users = loaded.serving_modules()
         return cls.from_modules(
             encoder,
             head,
@@ -132,17 +145,33 @@ class Recommender:
             compute_dtype=compute_dtype,
             compile=compile,
             cache_dir=cache_dir,
+            vocabulary=loaded.vocabulary(head.num_items),
         )
 
     # ---------------------------------------------------------------------------------------- serving
     def recommend(
-        self, histories, k: int = 10, *, exclude_seen: bool = True, user_features: Tensor | list[int] | None = None
+        self,
+        histories,
+        k: int = 10,
+        *,
+        exclude_seen: bool = True,
+        user_features: Tensor | list[int] | None = None,
+        ids: str = "index",
     ) -> Recommendations:
         """The k best items for each history (a list of id lists, oldest first, or (values, offsets)).
 
         `exclude_seen` drops every item of a user's history from their list. `user_features`: the users' ids
-        (B,) into the model's user feature table, for a model trained with user features.
-        Raises TypeError / ValueError / IndexError naming the argument for bad input."""
+        (B,) into the model's user feature table, for a model trained with user features. `ids`: "index" (the
+        model's 0-based item indices, in and out) or "raw" (histories as lists of raw ids, and ``items`` of the
+        answer a list of lists of raw ids: the checkpoint's vocabulary).
+        Raises TypeError / ValueError / IndexError naming the argument for bad input (KeyError naming an unknown
+        raw id)."""
+        if ids not in ("index", "raw"):
+            raise ValueError(f"ids: expected 'index' or 'raw', got {ids!r}")
+        if ids == "raw":
+            if self.vocabulary is None:
+                raise ValueError("ids: 'raw' needs an item vocabulary, and this checkpoint was written without one")
+            histories = self._raw_to_indices(histories)
         batch = parse_histories(histories, self.num_items)
         if isinstance(k, bool) or not isinstance(k, int):
             raise TypeError(f"k: expected an int, got {type(k).__name__}")
@@ -160,7 +189,22 @@ class Recommender:
             else:
                 ex_off = ex_ids = None
             scores, items = self.encoder.table.topk(states, k, ex_off, ex_ids, checked=True)
-        return Recommendations(items.cpu(), scores.cpu(), truncated)
+        items = items.cpu()
+        if ids == "raw":
+            items = [self.vocabulary.raw(row) for row in items.tolist()]
+        return Recommendations(items, scores.cpu(), truncated)
+
+    def _raw_to_indices(self, histories) -> list[list[int]]:
+        if isinstance(histories, (str, bytes)) or not isinstance(histories, (list, tuple)):
+            raise TypeError(
+                f"histories: with ids='raw', expected a list of lists of raw ids, got {type(histories).__name__}"
+            )
+        out = []
+        for b, history in enumerate(histories):
+            if isinstance(history, (str, bytes)) or not isinstance(history, (list, tuple)):
+                raise TypeError(f"histories[{b}]: expected a list of raw ids, got {type(history).__name__}")
+            out.append(self.vocabulary.indices(history))
+        return out
 
     def _user_vectors(self, user_features, batch_size: int) -> Tensor | None:
         if user_features is None:

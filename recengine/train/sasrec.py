@@ -161,6 +161,7 @@ def _train_sasrec(data, cfg, out_dir, resume, split, progress, log, text_encoder
     inputs, targets, owner = training_windows(h.items, h.offsets[:-1], split.train_end, cfg.max_len, cfg.stride)
     inputs_t, targets_t, owner_t = torch.from_numpy(inputs), torch.from_numpy(targets), torch.from_numpy(owner)
     data_name = getattr(data, "name", "")
+    item_ids = getattr(data, "raw_item_ids", None)  # the model's item vocabulary, kept in its files
 
     torch.manual_seed(cfg.seed)
     model = model_from_data(data, cfg, text_encoder)
@@ -264,6 +265,7 @@ def _train_sasrec(data, cfg, out_dir, resume, split, progress, log, text_encoder
                 data_name,
                 best=best_state,
                 optimizer=opt,
+                item_ids=item_ids,
                 trainer={
                     "epoch": epoch,
                     "history": result.history,
@@ -285,5 +287,5 @@ def _train_sasrec(data, cfg, out_dir, resume, split, progress, log, text_encoder
     result.test = evaluate_model(model, split, "test")
     result.test_all = evaluate_model(model, split, "test", exclude_seen=False)
     if out_dir:
-        sasrec_checkpoint.save_model(os.path.join(out_dir, MODEL), model, cfg, data_name)
+        sasrec_checkpoint.save_model(os.path.join(out_dir, MODEL), model, cfg, data_name, item_ids=item_ids)
     return result

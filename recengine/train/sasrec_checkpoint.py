@@ -28,6 +28,8 @@ from recengine.checkpoint import (
     require_metadata,
     write,
 )
+from recengine.data.vocabulary import METADATA_FIELD as VOCABULARY_FIELD
+from recengine.data.vocabulary import ItemVocabulary
 from recengine.nn.persistence import build_recommender, model_spec
 from recengine.nn.sequence_recommender import SequenceRecommender
 from recengine.train.config import SASRecConfig
@@ -45,14 +47,22 @@ def config_of(path: str, meta: dict[str, str]) -> SASRecConfig:
 
 
 # --------------------------------------------------------------------------------------- the model file
-def model_metadata(model: SequenceRecommender, cfg: SASRecConfig, data_name: str) -> dict[str, str]:
-    """What is needed besides the weights to rebuild `model`: its config and its side-feature table sizes."""
-    return {"config": json.dumps(asdict(cfg)), "model": json.dumps(model_spec(model)), "dataset": data_name}
+def model_metadata(model: SequenceRecommender, cfg: SASRecConfig, data_name: str, item_ids=None) -> dict[str, str]:
+    """What is needed besides the weights to rebuild `model`: its config and its side-feature table sizes; with
+    `item_ids` (the source's raw item ids in index order), the item vocabulary a served model answers in."""
+    meta = {"config": json.dumps(asdict(cfg)), "model": json.dumps(model_spec(model)), "dataset": data_name}
+    if item_ids is not None:
+        vocabulary = ItemVocabulary(item_ids)
+        if len(vocabulary) != model.head.num_items:
+            raise ValueError(f"item_ids: {len(vocabulary)} raw ids for a catalog of {model.head.num_items} items")
+        meta[VOCABULARY_FIELD] = vocabulary.to_json()
+    return meta
 
 
-def save_model(path: str, model: SequenceRecommender, cfg: SASRecConfig, data_name: str = "") -> None:
-    """The model's weights and what is needed to rebuild it (load with `load_model`)."""
-    write(path, dict(model.state_dict()), MODEL_KIND, model_metadata(model, cfg, data_name))
+def save_model(path: str, model: SequenceRecommender, cfg: SASRecConfig, data_name: str = "", *, item_ids=None) -> None:
+    """The model's weights and what is needed to rebuild it (load with `load_model`); `item_ids`: the raw item
+    ids in index order (``MovieLens.raw_item_ids``), kept as the model's item vocabulary."""
+    write(path, dict(model.state_dict()), MODEL_KIND, model_metadata(model, cfg, data_name, item_ids))
 
 
 def model_from_checkpoint(
@@ -99,6 +109,7 @@ def save_training_state(
     best: dict[str, torch.Tensor],
     optimizer: torch.optim.Optimizer,
     trainer: dict,
+    item_ids=None,
 ) -> None:
     """One resumable training checkpoint: current and best weights, the optimizer's state, the torch RNG state
     and the trainer's progress (`trainer`, JSON-ready)."""
@@ -107,7 +118,7 @@ def save_training_state(
     opt_tensors, groups = optimizer_tensors(optimizer)
     tensors.update(opt_tensors)
     tensors["rng.torch"] = torch.get_rng_state()
-    meta = model_metadata(model, cfg, data_name)
+    meta = model_metadata(model, cfg, data_name, item_ids)
     meta["optim_groups"] = groups
     meta["trainer"] = json.dumps(trainer)
     write(path, tensors, TRAINING_KIND, meta)

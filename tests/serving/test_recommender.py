@@ -138,3 +138,49 @@ def test_bad_input_raises_naming_the_argument(rec, histories, k, kw, exc, match)
 def test_unknown_dtype_is_refused(model_dir):
     with pytest.raises(ValueError, match="dtype"):
         Recommender.load(model_dir, dtype="int4")
+
+
+@pytest.fixture(scope="module")
+def raw_dir(tmp_path_factory):
+    """The conftest model saved with an item vocabulary of string ids ("sku-<index * 3>")."""
+    from recengine.data import make_synthetic
+    from recengine.train import SASRecConfig, model_from_data, sasrec_checkpoint
+
+    cfg = SASRecConfig(dim=16, max_len=8, num_layers=1, num_heads=2)
+    torch.manual_seed(0)
+    model = model_from_data(make_synthetic(40, 300, seed=0), cfg).eval()
+    out = tmp_path_factory.mktemp("raw")
+    ids = [f"sku-{3 * i}" for i in range(300)]
+    sasrec_checkpoint.save_model(str(out / "model.safetensors"), model, cfg, "synthetic", item_ids=ids)
+    return out
+
+
+def test_raw_ids_in_and_out_match_the_indices(raw_dir):
+    rec = Recommender.load(raw_dir)
+    assert rec.vocabulary is not None and len(rec.vocabulary) == 300
+    by_index = rec.recommend([[4, 9, 1], [7]], k=5)
+    by_raw = rec.recommend([["sku-12", "sku-27", "sku-3"], ["sku-21"]], k=5, ids="raw")
+    assert by_raw.items == [[f"sku-{3 * i}" for i in row] for row in by_index.items.tolist()]
+    torch.testing.assert_close(by_raw.scores, by_index.scores)
+
+
+def test_raw_id_errors_name_the_id_or_the_missing_vocabulary(raw_dir, rec):
+    raw = Recommender.load(raw_dir)
+    with pytest.raises(KeyError, match="unknown raw item id 'sku-1'"):
+        raw.recommend([["sku-3", "sku-1"]], ids="raw")
+    with pytest.raises(TypeError, match=r"histories\[0\]"):
+        raw.recommend(["sku-3"], ids="raw")
+    with pytest.raises(ValueError, match="ids: expected 'index' or 'raw'"):
+        raw.recommend([[1]], ids="title")
+    with pytest.raises(ValueError, match="without one"):  # the conftest model has no vocabulary
+        rec.recommend([[1]], ids="raw")
+
+
+def test_a_vocabulary_that_does_not_fit_the_catalog_is_refused(raw_dir, tmp_path):
+    from recengine.checkpoint import CheckpointError, read, write
+
+    tensors, meta = read(str(raw_dir / "model.safetensors"))
+    meta = {**meta, "item_vocabulary": '["a", "b"]'}
+    write(str(tmp_path / "model.safetensors"), tensors, meta["kind"], {k: v for k, v in meta.items() if k != "kind"})
+    with pytest.raises(CheckpointError, match="item_vocabulary.*2 raw ids for a catalog of 300"):
+        Recommender.load(tmp_path)

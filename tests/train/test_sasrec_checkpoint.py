@@ -130,3 +130,33 @@ def test_id_dropout_is_kept_in_the_model_file(tmp_path):
     sasrec_checkpoint.save_model(path, model, cfg)
     loaded, loaded_cfg = sasrec_checkpoint.load_model(path)
     assert loaded_cfg.id_dropout == 0.4 and loaded.encoder.id_dropout == 0.4
+
+
+def test_training_keeps_the_raw_item_ids_as_the_model_s_vocabulary(tmp_path):
+    """A model trained on a log with string ids answers in those ids once served."""
+    import numpy as np
+
+    from recengine.data.dataset import MovieLens
+    from recengine.serving.recommender import Recommender
+    from recengine.train import SASRecConfig, train_sasrec
+
+    rng = np.random.default_rng(0)
+    user = np.repeat(np.arange(30), 6)
+    item = rng.integers(0, 20, size=user.size)
+    data = MovieLens(
+        name="shop",
+        user=user,
+        item=item,
+        rating=np.ones(user.size, np.float32),
+        timestamp=np.tile(np.arange(6), 30),
+        num_users=30,
+        num_items=20,
+        raw_item_ids=np.array([f"sku-{i}" for i in range(20)], dtype=object),
+    )
+    cfg = SASRecConfig(dim=8, max_len=4, num_layers=1, num_heads=1, max_epochs=1, item_features=False)
+    train_sasrec(data, cfg, out_dir=str(tmp_path), progress=False, log=lambda *a: None)
+    for name in ("model.safetensors", "checkpoint.safetensors"):
+        rec = Recommender.load(tmp_path / name)
+        assert rec.vocabulary.raw_ids == [f"sku-{i}" for i in range(20)]
+    answer = rec.recommend([["sku-3", "sku-5"]], k=3, ids="raw")
+    assert all(x.startswith("sku-") for x in answer.items[0]) and len(set(answer.items[0])) == 3
