@@ -233,6 +233,11 @@ def _result(data, cfg: SASRecConfig, rank0: dict, ranks: list[dict]) -> TrainRes
     return result
 
 
+def _check_schedule(cfg: SASRecConfig) -> None:
+    if cfg.lr_schedule != "constant":
+        raise ValueError(f"lr_schedule: the data-parallel trainer runs 'constant' only, got {cfg.lr_schedule!r}")
+
+
 def train_sasrec_distributed(
     data,
     cfg: SASRecConfig | None = None,
@@ -250,6 +255,7 @@ def train_sasrec_distributed(
     ``train_seconds_per_rank`` (the training part of the epoch on each rank). `progress` prints rank 0's
     epochs. `timeout_s` (default: three times the time budget plus ten minutes) bounds the whole run."""
     cfg = cfg or SASRecConfig()
+    _check_schedule(cfg)
     if resume:
         raise ValueError("resume: training on several processes does not resume; train from the start")
     if isinstance(nproc, bool) or not isinstance(nproc, int) or nproc < 1:
@@ -284,6 +290,7 @@ def train_sasrec_torchrun(
     """This process's rank of a torchrun world (RANK, WORLD_SIZE, MASTER_ADDR/PORT in the environment; gloo).
     Rank 0 returns the TrainResult, the other ranks None."""
     cfg = cfg or SASRecConfig()
+    _check_schedule(cfg)
     if resume:
         raise ValueError("resume: training on several processes does not resume; train from the start")
     split = split or leave_one_out(histories_of(data))

@@ -8,6 +8,8 @@ from recengine.ops._checks import check_int, check_number
 
 ITEM_TEXT_CHOICES = ("none", "tfidf", "minilm")
 """the item text features the large model can use (SASRecConfig.item_text)"""
+LR_SCHEDULES = ("constant", "cosine")
+"""the learning-rate schedules of SASRecConfig.lr_schedule"""
 _POSITIVE_INTS = ("dim", "max_len", "num_layers", "num_heads", "feature_dim", "batch_size", "max_epochs", "patience")
 
 
@@ -42,6 +44,9 @@ class SASRecConfig:
     """width of each side-feature table (projected to dim)"""
     lr: float = 2e-3
     """AdamW learning rate"""
+    lr_schedule: str = "constant"
+    """"constant", or "cosine": decayed from `lr` to 0 along a cosine over `max_epochs` epochs (step by step), so
+    a run's budget is its number of epochs"""
     weight_decay: float = 0.05
     """AdamW weight decay of the weight matrices (embeddings and biases are not decayed)"""
     batch_size: int = 32
@@ -80,6 +85,8 @@ class SASRecConfig:
             or not (self.max_seconds > 0)
         ):
             raise ValueError(f"max_seconds: must be a number > 0 (inf: no budget), got {self.max_seconds!r}")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ValueError(f"lr_schedule: expected one of {LR_SCHEDULES}, got {self.lr_schedule!r}")
         if self.item_text not in ITEM_TEXT_CHOICES:
             raise ValueError(f"item_text: expected one of {ITEM_TEXT_CHOICES}, got {self.item_text!r}")
         for name in ("item_features", "user_features"):
@@ -95,8 +102,11 @@ class SASRecConfig:
         return cls(**{k: v for k, v in d.items() if k in names})
 
     def trajectory_fields(self) -> dict:
-        """The settings a resumed run must share with its checkpoint (all but the stopping limits)."""
+        """The settings a resumed run must share with its checkpoint (all but the stopping limits; max_epochs too
+        under a cosine schedule, which it shapes)."""
         d = asdict(self)
-        for name in ("max_epochs", "max_seconds", "patience"):
+        for name in (
+            ("max_seconds", "patience") if self.lr_schedule == "cosine" else ("max_epochs", "max_seconds", "patience")
+        ):
             d.pop(name)
         return d

@@ -13,6 +13,7 @@ every epoch (recengine.train.sasrec_checkpoint) from which training resumes exac
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from collections.abc import Callable
@@ -124,6 +125,11 @@ def _optimizer(model: SequenceRecommender, cfg: SASRecConfig) -> torch.optim.Ada
     )
 
 
+def cosine_lr(lr: float, progress: float, epochs: int) -> float:
+    """The learning rate `progress` epochs into a cosine decay from `lr` to 0 over `epochs` epochs."""
+    return 0.5 * lr * (1.0 + math.cos(math.pi * min(progress / epochs, 1.0)))
+
+
 def _early_stop_message(cfg: SASRecConfig) -> str:
     return f"early stop: no better validation NDCG@10 for {cfg.patience} epochs"
 
@@ -213,7 +219,11 @@ def _train_sasrec(data, cfg, out_dir, resume, split, progress, log, text_encoder
         t0, cpu0 = time.perf_counter(), time.process_time()
         model.train()
         total, count = 0.0, 0
-        for idx in length_bucketed_batches(window_lengths, cfg.batch_size, np.random.default_rng([cfg.seed, epoch])):
+        batches = length_bucketed_batches(window_lengths, cfg.batch_size, np.random.default_rng([cfg.seed, epoch]))
+        for step, idx in enumerate(batches):
+            if cfg.lr_schedule == "cosine":  # a function of (epoch, step): a resumed run takes the same steps
+                for group in opt.param_groups:
+                    group["lr"] = cosine_lr(cfg.lr, epoch - 1 + step / len(batches), cfg.max_epochs)
             idx = torch.from_numpy(idx)
             x, y = inputs_t[idx], targets_t[idx]
             width = int((x != PAD_ID).sum(1).max())  # drop all-PAD_ID columns at the end of the batch

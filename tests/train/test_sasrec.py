@@ -143,3 +143,36 @@ def test_id_dropout_reaches_the_model_and_changes_training(data):
         data, SASRecConfig(**TINY, max_epochs=1, seed=1, id_dropout=0.5), progress=False, log=lambda s: None
     )
     assert dropped.history[0]["loss"] != plain.history[0]["loss"]
+
+
+def test_cosine_lr_decays_from_lr_to_zero():
+    from recengine.train.sasrec import cosine_lr
+
+    assert cosine_lr(0.01, 0.0, 10) == 0.01 and cosine_lr(0.01, 5.0, 10) == pytest.approx(0.005)
+    assert cosine_lr(0.01, 10.0, 10) == pytest.approx(0.0, abs=1e-12) and cosine_lr(0.01, 12.0, 10) == cosine_lr(
+        0.01, 10.0, 10
+    )
+
+
+def test_cosine_schedule_resumes_exactly_and_changes_the_run(data, tmp_path):
+    from dataclasses import replace
+
+    cfg = SASRecConfig(**TINY, max_epochs=2, seed=2, lr_schedule="cosine")
+    full = train_sasrec(data, cfg, progress=False, log=lambda s: None)
+    constant = train_sasrec(data, replace(cfg, lr_schedule="constant"), progress=False, log=lambda s: None)
+    assert full.history[1]["loss"] != constant.history[1]["loss"]
+    first = train_sasrec(
+        data, replace(cfg, max_seconds=1e-9), out_dir=str(tmp_path), progress=False, log=lambda s: None
+    )
+    assert len(first.history) == 1 and first.stopped.startswith("time budget")
+    resumed = train_sasrec(data, cfg, out_dir=str(tmp_path), resume=True, progress=False, log=lambda s: None)
+    assert [h["loss"] for h in resumed.history] == [h["loss"] for h in full.history]
+    for (name, p), q in zip(full.model.state_dict().items(), resumed.model.state_dict().values()):
+        assert torch.equal(p, q), name
+    with pytest.raises(ValueError, match="different settings"):  # max_epochs shapes a cosine run
+        train_sasrec(data, replace(cfg, max_epochs=3), out_dir=str(tmp_path), resume=True, progress=False, log=print)
+
+
+def test_unknown_schedule_is_named():
+    with pytest.raises(ValueError, match="lr_schedule"):
+        SASRecConfig(lr_schedule="linear")
