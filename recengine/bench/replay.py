@@ -10,6 +10,7 @@ import torch
 from recengine.bench import RECENGINE, Case, Workload
 
 W3_REFERENCE = "reference: NumPy sum-tree"
+W3_REFERENCE_FAST = "reference: NumPy sum-tree, no per-level unique"
 W4_REFERENCE = "reference: plain PyTorch (full logits)"
 #: on CUDA the recengine W4 step is the captured, sync-free DQNStep; the eager op-by-op step is then this one
 W4_EAGER = "reference: recengine ops, eager step"
@@ -46,6 +47,7 @@ def _w3_replays(capacity: int, history: int, fill: bool):
     fields = _w3_fields(history)
     ours = PrioritizedReplay(capacity, fields, alpha=0.6)
     ref = PrioritizedReplayReference(capacity, fields, alpha=0.6)
+    fast = PrioritizedReplayReference(capacity, fields, alpha=0.6, unique_levels=False)
     if fill:
         g = torch.Generator().manual_seed(0)
         chunk = 1 << 16
@@ -53,27 +55,30 @@ def _w3_replays(capacity: int, history: int, fill: bool):
             rows = _w3_rows(min(chunk, capacity - start), 65536, history, g)
             ours.add(**rows)
             ref.add(**rows)
+            fast.add(**rows)
         # spread the priorities so the trees are not uniform
         prio = torch.rand(capacity, generator=g, dtype=torch.float64) * 10 + 0.01
         everything = torch.arange(capacity)
         ours.update_priorities(everything, prio)
         ref.update_priorities(everything, prio)
-    return ours, ref
+        fast.update_priorities(everything, prio)
+    return ours, ref, fast
 
 
 def _w3_add(capacity: int, history: int, batch: int) -> Workload:
     def build():
-        ours, ref = _w3_replays(capacity, history, fill=False)
+        ours, ref, fast = _w3_replays(capacity, history, fill=False)
         rows = _w3_rows(batch, 65536, history, torch.Generator().manual_seed(1))
         nbytes = batch * _w3_row_bytes(history)  # written once
         return {
             RECENGINE: Case(fn=lambda: ours.add(**rows), bytes=2 * nbytes, items=batch),
             W3_REFERENCE: Case(fn=lambda: ref.add(**rows), bytes=2 * nbytes, items=batch),
+            W3_REFERENCE_FAST: Case(fn=lambda: fast.add(**rows), bytes=2 * nbytes, items=batch),
         }
 
     return Workload(
         f"W3 add {batch} (capacity 2^{capacity.bit_length() - 1})",
-        (RECENGINE, W3_REFERENCE),
+        (RECENGINE, W3_REFERENCE, W3_REFERENCE_FAST),
         build,
         note="items/s = transitions added per second; bytes = rows read + written",
     )
@@ -81,8 +86,8 @@ def _w3_add(capacity: int, history: int, batch: int) -> Workload:
 
 def _w3_sample_update(capacity: int, history: int, batch: int, beta: float) -> Workload:
     def build():
-        ours, ref = _w3_replays(capacity, history, fill=True)
-        g_ours, g_ref = torch.Generator().manual_seed(2), torch.Generator().manual_seed(2)
+        ours, ref, fast = _w3_replays(capacity, history, fill=True)
+        g_ours, g_ref, g_fast = (torch.Generator().manual_seed(2) for _ in range(3))
         prio = torch.rand(batch, generator=torch.Generator().manual_seed(3)) + 0.01
 
         def step(replay, g):
@@ -96,11 +101,12 @@ def _w3_sample_update(capacity: int, history: int, batch: int, beta: float) -> W
             # steady-state throughput: 300 untimed calls bring the trees back into cache after filling
             RECENGINE: Case(fn=lambda: step(ours, g_ours), bytes=nbytes, items=1, warmup=300),
             W3_REFERENCE: Case(fn=lambda: step(ref, g_ref), bytes=nbytes, items=1, warmup=300),
+            W3_REFERENCE_FAST: Case(fn=lambda: step(fast, g_fast), bytes=nbytes, items=1, warmup=300),
         }
 
     return Workload(
         f"W3 sample+update B={batch} (capacity 2^{capacity.bit_length() - 1})",
-        (RECENGINE, W3_REFERENCE),
+        (RECENGINE, W3_REFERENCE, W3_REFERENCE_FAST),
         build,
         note="items/s = sample+update_priorities calls per second",
     )

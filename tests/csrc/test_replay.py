@@ -155,3 +155,17 @@ def test_min_tree_early_stop_matches_a_rebuild_with_zeros_and_ties():
         _C.replay_tree_update(s, m, n, idx, rng.integers(0, 4, 32).astype(np.float64), 1.0)
         rs, rm = _rebuilt(s, m, leaves)
         assert np.array_equal(s, rs) and np.array_equal(m, rm)
+
+
+def test_numpy_tree_without_per_level_unique_is_the_same_tree():
+    """The faster NumPy baseline (no np.unique per level) builds and samples exactly the same trees."""
+    rng = np.random.default_rng(4)
+    a, b = NumpySumTree(1000), NumpySumTree(1000, unique=False)
+    for _ in range(20):
+        idx = rng.integers(0, 1000, size=64)  # duplicates included
+        values = rng.random(64) * 3
+        a.update(idx, values)
+        b.update(idx, values)
+    assert np.array_equal(a.sum, b.sum) and np.array_equal(a.min, b.min)
+    u = rng.random(50)
+    assert all(np.array_equal(x, y) for x, y in zip(a.sample(u), b.sample(u)))
