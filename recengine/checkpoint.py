@@ -107,6 +107,56 @@ def json_field(path: str, meta: dict[str, str], key: str, kind: type) -> object:
     return value
 
 
+SIZE_LIMITS = {
+    "num_items": 2**31 - 1,
+    "rows": 2**31 - 1,
+    "dim": 2**16,
+    "max_len": 2**20,
+    "num_layers": 1024,
+    "num_heads": 2**16,
+    "feature_dim": 2**16,
+}
+"""the largest value a checkpoint's metadata may claim for each size (a file claiming more is refused before
+anything is allocated); "rows" bounds every side-feature table"""
+
+
+def size_field(path: str, field: str, key: str, value: object, limit_key: str | None = None) -> int:
+    """`value`, the size `key` of metadata field `field`, checked to be an int in 1..SIZE_LIMITS[limit_key or
+    key]; CheckpointError naming the file, the field and the size otherwise."""
+    limit = SIZE_LIMITS[limit_key or key]
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= limit:
+        raise CheckpointError(f"{path}: metadata field {field!r}: {key!r} must be an int in 1..{limit}, got {value!r}")
+    return value
+
+
+def check_claimed_sizes(path: str, field: str, sizes: dict, tensors: dict[str, torch.Tensor]) -> None:
+    """Refuse metadata field `field` (its parsed `sizes`: num_items, max_len, dim, the feature tables) when it
+    claims sizes past SIZE_LIMITS or tables larger than the file holds: a model of `num_items` items of width
+    `dim` has a num_items x dim item table, so the file's tensors must hold at least that many elements (and
+    max_len x dim for the positions). Checked before any model is built, so a forged file never makes the
+    reader allocate what it claims; CheckpointError naming the file, the field and the size."""
+    for key in ("num_items", "dim", "max_len", "num_layers", "num_heads", "feature_dim"):
+        if key in sizes:
+            size_field(path, field, key, sizes[key])
+    for key in ("item_feature_tables", "user_feature_tables"):
+        tables = sizes.get(key) or []
+        if isinstance(tables, list):
+            for t in tables:
+                if isinstance(t, list) and len(t) == 2:
+                    size_field(path, field, f"{key}.{t[0]}", t[1], "rows")
+    held = sum(t.numel() for t in tensors.values())
+    dim = sizes.get("dim")
+    if not isinstance(dim, int) or isinstance(dim, bool):
+        return
+    for key in ("num_items", "max_len"):
+        value = sizes.get(key)
+        if isinstance(value, int) and not isinstance(value, bool) and value * dim > held:
+            raise CheckpointError(
+                f"{path}: metadata field {field!r}: {key!r} = {value} claims a table of {value} x {dim} values, "
+                f"more than the {held} the file holds"
+            )
+
+
 def table_list(path: str, spec: dict, key: str) -> list[tuple[str, int]]:
     """The embedding tables [(name, rows)] in field `key` of the parsed model metadata `spec`: a JSON list of
     [name, rows >= 1]; CheckpointError naming the file otherwise."""

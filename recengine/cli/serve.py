@@ -65,6 +65,32 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         choices=["passive", "active"],
         help="OpenMP idle threads sleep (passive: fair beside busy neighbours) or spin (default: %(default)s)",
     )
+    s.add_argument(
+        "--max-queue",
+        type=non_negative_int,
+        default=1024,
+        help="requests that may wait for the model; past it a request is answered 503 with Retry-After at once; "
+        "0: no bound (default: %(default)s)",
+    )
+    s.add_argument(
+        "--deadline-ms",
+        type=non_negative_float,
+        default=5000.0,
+        help="each request's time from arrival to answer: 503 while it still waits, 504 once the model runs it; "
+        "0: no deadline (default: %(default)s)",
+    )
+    s.add_argument(
+        "--admin-token",
+        default=None,
+        metavar="TOKEN",
+        help="POST /admin/reload takes 'Authorization: Bearer TOKEN' from any client (default: loopback clients "
+        "only, no token)",
+    )
+    s.add_argument(
+        "--access-log",
+        action="store_true",
+        help="one JSON line per request on stderr (default: off)",
+    )
     s.set_defaults(func=run, check=check)
     return s
 
@@ -72,6 +98,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 def check(args: argparse.Namespace) -> None:
     if not os.path.exists(args.checkpoint):
         raise UsageError(f"--checkpoint: {args.checkpoint} does not exist")
+    token = args.admin_token
+    if token is not None and (not token or any(c.isspace() or not c.isprintable() for c in token)):
+        raise UsageError("--admin-token: expected a non-empty token without spaces or control characters")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -90,5 +119,9 @@ def run(args: argparse.Namespace) -> int:
         threads=args.threads or None,
         compile=args.compile,
         compute_dtype=args.compute_dtype,
+        max_queue=args.max_queue or None,
+        deadline_ms=args.deadline_ms or None,
+        admin_token=args.admin_token,
+        access_log=args.access_log,
     )
     return 0

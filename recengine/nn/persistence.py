@@ -18,7 +18,14 @@ import json
 
 import torch
 
-from recengine.checkpoint import CheckpointError, check_tensors_match, json_field, require_metadata, table_list
+from recengine.checkpoint import (
+    CheckpointError,
+    check_claimed_sizes,
+    check_tensors_match,
+    json_field,
+    require_metadata,
+    table_list,
+)
 from recengine.nn.catalog_head import CatalogHead
 from recengine.nn.sequence_encoder import SequenceEncoder, encoder_from_config
 from recengine.nn.sequence_recommender import SequenceRecommender
@@ -48,6 +55,7 @@ def _recommender(
         raise CheckpointError(f"{path}: metadata field 'model': 'num_items' must be an int >= 1, got {num_items!r}")
     item_tables = table_list(path, spec, "item_feature_tables")
     user_tables = table_list(path, spec, "user_feature_tables")
+    check_claimed_sizes(path, "model", {**spec, "dim": getattr(cfg, "dim", None)}, tensors)
     kw = {}
     try:
         if item_tables:
@@ -131,6 +139,7 @@ def build_scorer(
     or `dropout` when given); CheckpointError naming the file when the metadata or the weights do not fit."""
     require_metadata(path, meta, ("encoder", "head"))
     spec, head_spec = json_field(path, meta, "encoder", dict), json_field(path, meta, "head", dict)
+    check_claimed_sizes(path, "encoder", spec, tensors)
     enc_state = {k[len("encoder.") :]: v for k, v in tensors.items() if k.startswith("encoder.")}
     head_state = {k[len("head.") :]: v for k, v in tensors.items() if k.startswith("head.")}
     kw = {}
@@ -147,14 +156,24 @@ def build_scorer(
                 user_feature_ids=enc_state["user_feature_ids"],
             )
         kw["dropout"] = spec.get("dropout", 0.0) if dropout is None else dropout
-        encoder = encoder_from_config(spec["num_items"], spec, **kw)
-        head = CatalogHead(
-            spec["num_items"],
-            spec["dim"],
-            bias=head_spec["bias"],
-            own_table=head_spec["own_table"],
-            temperature=head_spec["temperature"],
-        )
+
+        def build(device: str) -> tuple[SequenceEncoder, CatalogHead]:
+            with torch.device(device):
+                encoder = encoder_from_config(spec["num_items"], spec, **kw)
+                head = CatalogHead(
+                    spec["num_items"],
+                    spec["dim"],
+                    bias=head_spec["bias"],
+                    own_table=head_spec["own_table"],
+                    temperature=head_spec["temperature"],
+                )
+            return encoder, head
+
+        # first on the meta device (allocating nothing): the tensors must fit what the metadata describes
+        encoder, head = build("meta")
+        check_tensors_match(path, enc_state, encoder.state_dict(), "encoder weights")
+        check_tensors_match(path, head_state, head.state_dict(), "head weights")
+        encoder, head = build("cpu")
         encoder.load_state_dict(enc_state)
         head.load_state_dict(head_state)
     except (KeyError, RuntimeError, TypeError, ValueError) as exc:

@@ -4,7 +4,18 @@
                            -> {"items": [...], "scores": [...], "truncated": false}
     POST /recommend/batch  {"histories": [[ids], ...], "k": 10, "exclude_seen": true}
                            -> {"results": [{"items", "scores", "truncated"}, ...]}
-    GET  /health           -> {"status": "ok", "dtype", "num_items", "max_len"}
+    GET  /health           -> {"status": "ok", "dtype", "num_items", "max_len", "model": {"version", "checkpoint",
+                               "digest", "loaded_at"}, "last_reload"}
+    GET  /metrics          -> the Prometheus exposition format (recengine.serving.metrics)
+    POST /admin/reload     {"checkpoint": path (default: the one the server started with)}
+                           -> {"status": "swapped", "model": {...}}; 422 naming the reason, old model serving
+
+Operations: the queue in front of the model holds at most `max_queue` requests; past it a request is answered
+503 with Retry-After at once. Every request has `deadline_ms` from its arrival: still waiting for the model then,
+503; the model still working on it, 504. A new checkpoint is loaded and checked on a thread of its own and
+swapped in atomically (recengine.serving.model_slot), through POST /admin/reload (from loopback only, or from
+anywhere with ``Authorization: Bearer <admin_token>`` when a token is given) or, under `serve`, on SIGHUP;
+requests in flight finish on the model they started with; a bad checkpoint leaves the old model serving.
 
 The model is loaded once, at startup (the app's lifespan). Every request is validated at the edge: a bad
 one gets a 4xx JSON body ``{"error": ..., "field": ...}`` naming the field (unknown or negative item id, k
@@ -20,16 +31,67 @@ starts, before any of this code runs: see recengine.serving.threads for the choi
 # no `from __future__ import annotations`: FastAPI reads the request models of the endpoints defined inside
 # create_app from their annotations at runtime, which a string annotation of a local class would hide
 import asyncio
+import functools
+import hmac
 import json
+import logging
 import os
+import signal
+import sys
+import time
 from contextlib import asynccontextmanager
+from typing import TextIO
 
 from recengine.serving.histories import MAX_BATCH
-from recengine.serving.micro_batcher import Answer, MicroBatcher
+from recengine.serving.metrics import CONTENT_TYPE, ServingMetrics
+from recengine.serving.micro_batcher import Answer, DeadlineExceeded, MicroBatcher, Overloaded
+from recengine.serving.model_slot import ModelInfo, ModelSlot, ReloadError, checkpoint_digest
 from recengine.serving.recommender import Recommender
+
+log = logging.getLogger("recengine.serving")
 
 #: the longest history one request may carry (only the most recent max_len items are encoded; all are excluded)
 MAX_HISTORY = 10_000
+#: the paths counted under their own name in the metrics (any other path counts as "other")
+ENDPOINTS = ("/recommend", "/recommend/batch", "/health", "/metrics", "/admin/reload")
+#: seconds a client told the queue is full waits before trying again (the Retry-After header)
+RETRY_AFTER_S = 1
+LOOPBACK = ("127.0.0.1", "::1", "localhost")
+
+
+class _Observed:
+    """A plain ASGI layer that times every HTTP request from its arrival and counts it (and logs it, when the
+    access log is on). Handlers read the arrival time and name a cause through ``request.scope["recengine"]``."""
+
+    def __init__(self, app, metrics: ServingMetrics):
+        self.app, self.metrics = app, metrics
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        start = time.monotonic()
+        info = scope["recengine"] = {"arrival": start, "cause": None, "version": None}
+        status = [500]
+
+        async def send_status(message):
+            if message["type"] == "http.response.start":
+                status[0] = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_status)
+        finally:
+            path = scope.get("path", "")
+            client = scope.get("client")
+            self.metrics.observe_request(
+                scope.get("method", ""),
+                path if path in ENDPOINTS else "other",
+                status[0],
+                info["cause"],
+                time.monotonic() - start,
+                client[0] if client else None,
+                info["version"],
+            )
 
 
 def _answer_json(a: Answer) -> bytes:
@@ -46,16 +108,36 @@ def create_app(
     max_wait_ms: float = 2.0,
     compile: bool = False,
     compute_dtype: str = "float32",
+    max_queue: int | None = 1024,
+    deadline_ms: float | None = 5000.0,
+    admin_token: str | None = None,
+    access_log: TextIO | None = None,
+    reload_signal: bool = False,
 ):
     """The FastAPI app serving `recommender`, or the model at `checkpoint` loaded at startup (item tables in
-    `dtype`, the Transformer's arithmetic in `compute_dtype`, its encoder AOT-compiled with `compile`)."""
+    `dtype`, the Transformer's arithmetic in `compute_dtype`, its encoder AOT-compiled with `compile`).
+
+    `max_queue`: requests that may wait for the model (None: no bound); `deadline_ms`: each request's time
+    from arrival to answer (None: none); `admin_token`: the bearer token POST /admin/reload accepts from any
+    client (None: only loopback clients may reload); `access_log`: a text stream for one JSON line per request
+    (None: off); `reload_signal`: reload the checkpoint on SIGHUP (install it only in the process's main
+    program: a signal handler is process-wide; `serve` does)."""
     from fastapi import FastAPI, Request
     from fastapi.exceptions import RequestValidationError
     from fastapi.responses import JSONResponse, Response
-    from pydantic import BaseModel, Field, StrictBool, StrictInt
+    from pydantic import BaseModel, Field, StrictBool, StrictInt, StrictStr
 
     if (checkpoint is None) == (recommender is None):
         raise ValueError("checkpoint and recommender: give exactly one")
+    if max_queue is not None and (isinstance(max_queue, bool) or not isinstance(max_queue, int) or max_queue < 1):
+        raise ValueError(f"max_queue: expected an int >= 1 or None, got {max_queue!r}")
+    if deadline_ms is not None and not (isinstance(deadline_ms, (int, float)) and deadline_ms > 0):
+        raise ValueError(f"deadline_ms: expected a number > 0 or None, got {deadline_ms!r}")
+    if admin_token is not None and (not isinstance(admin_token, str) or not admin_token):
+        raise ValueError("admin_token: expected a non-empty string or None")
+    deadline_s = None if deadline_ms is None else deadline_ms / 1000.0
+    loader = functools.partial(Recommender.load, dtype=dtype, compile=compile, compute_dtype=compute_dtype)
+    metrics = ServingMetrics(access_log)
 
     class RecommendRequest(BaseModel):
         history: list[StrictInt] = Field(max_length=MAX_HISTORY)
@@ -75,24 +157,75 @@ def create_app(
     class BatchRecommendation(BaseModel):
         results: list[Recommendation]
 
+    class ReloadRequest(BaseModel):
+        checkpoint: StrictStr | None = None
+
     class FieldError(Exception):
         def __init__(self, field: str, message: str, status: int = 422):
             super().__init__(message)
             self.field, self.message, self.status = field, message, status
 
+    def on_swap(result: str, info: ModelInfo | None, error: str | None) -> None:
+        metrics.observe_swap(result, None if info is None else info.version)
+        if result == "ok":
+            log.warning("model swapped in: version %d, %s (%s)", info.version, info.checkpoint, info.digest)
+        else:
+            log.error("model reload refused, the old model keeps serving: %s", error)
+
+    async def reload(path: str | None) -> ModelInfo:
+        path = path if path is not None else checkpoint
+        if path is None:
+            raise ReloadError("checkpoint: this server started from a model in memory; name the checkpoint")
+        return await app.state.slot.reload(path)
+
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         if recommender is not None:
-            model = recommender
+            model, info = recommender, ModelInfo(1, None, None, time.time())
         else:
-            model = Recommender.load(checkpoint, dtype=dtype, compile=compile, compute_dtype=compute_dtype)
-        batcher = MicroBatcher(model, max_batch=max_batch, max_wait_ms=max_wait_ms)
+            model = loader(checkpoint)
+            info = ModelInfo(1, os.fspath(checkpoint), checkpoint_digest(checkpoint), time.time())
+        slot = ModelSlot(loader, model, info, on_swap=on_swap)
+        metrics.model_version.set(1)
+        batcher = MicroBatcher(
+            model,
+            max_batch=max_batch,
+            max_wait_ms=max_wait_ms,
+            max_queue=max_queue,
+            on_batch=metrics.batch_size.observe,
+        )
+        metrics.queue_depth.set_function(lambda: batcher.queue_depth)
         await batcher.start()
-        app.state.recommender, app.state.batcher = model, batcher
+        app.state.slot, app.state.batcher = slot, batcher
+        loop = asyncio.get_running_loop()
+        hup = []
+        if reload_signal:
+            loop.add_signal_handler(signal.SIGHUP, lambda: hup.append(loop.create_task(_reload_quietly())))
         yield
+        if reload_signal:
+            loop.remove_signal_handler(signal.SIGHUP)
         await batcher.stop()
+        slot.close()
+
+    async def _reload_quietly() -> None:
+        try:
+            await reload(None)
+        except ReloadError:  # logged and counted by on_swap (or busy: a reload is already running)
+            pass
 
     app = FastAPI(title="recengine", lifespan=lifespan)
+
+    @app.exception_handler(Overloaded)
+    async def _overloaded(request: Request, exc: Overloaded):
+        request.scope["recengine"]["cause"] = "queue_full"
+        return JSONResponse(status_code=503, content={"error": str(exc)}, headers={"Retry-After": str(RETRY_AFTER_S)})
+
+    @app.exception_handler(DeadlineExceeded)
+    async def _deadline(request: Request, exc: DeadlineExceeded):
+        request.scope["recengine"]["cause"] = "timeout" if exc.ran else "deadline"
+        status = 504 if exc.ran else 503
+        headers = {} if exc.ran else {"Retry-After": str(RETRY_AFTER_S)}
+        return JSONResponse(status_code=status, content={"error": str(exc)}, headers=headers)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError):
@@ -107,8 +240,16 @@ def create_app(
     async def _field_error(request: Request, exc: FieldError):
         return JSONResponse(status_code=exc.status, content={"error": exc.message, "field": exc.field})
 
-    def check(history: list[int], k: int, field: str) -> None:
-        model: Recommender = app.state.recommender
+    def model_for(request: Request) -> Recommender:
+        """The model this request runs on: taken once, when it arrives (a swap later does not change it)."""
+        model, info = app.state.slot.current
+        request.scope["recengine"]["version"] = info.version
+        return model
+
+    def deadline_of(request: Request) -> float | None:
+        return None if deadline_s is None else request.scope["recengine"]["arrival"] + deadline_s
+
+    def check(history: list[int], k: int, field: str, model: Recommender) -> None:
         n = model.num_items
         for i, item in enumerate(history):
             if not 0 <= item < n:
@@ -116,38 +257,69 @@ def create_app(
         if not 1 <= k <= n:
             raise FieldError("k", f"k: expected 1..{n} (the catalog size), got {k}")
 
-    async def answer(history: list[int], k: int, exclude_seen: bool, field: str) -> Answer:
+    async def answer(
+        histories: list[list[int]], k: int, exclude_seen: bool, fields: list[str], model, deadline
+    ) -> list[Answer]:
         try:
-            return await app.state.batcher.submit(history, k, exclude_seen)
+            return await app.state.batcher.submit_many(histories, k, exclude_seen, model=model, deadline=deadline)
         except (ValueError, IndexError, TypeError) as exc:  # e.g. k larger than the unseen items
-            name = "k" if str(exc).startswith("k") else field
+            name = "k" if str(exc).startswith("k") else fields[0]
             raise FieldError(name, str(exc)) from exc
 
     @app.get("/health")
     async def health() -> dict:
-        model: Recommender = app.state.recommender
-        return {"status": "ok", "dtype": model.dtype, "num_items": model.num_items, "max_len": model.max_len}
+        model, info = app.state.slot.current
+        return {
+            "status": "ok",
+            "dtype": model.dtype,
+            "num_items": model.num_items,
+            "max_len": model.max_len,
+            "model": info.as_dict(),
+            "last_reload": app.state.slot.last_reload,
+        }
+
+    @app.get("/metrics")
+    async def metrics_text():
+        return Response(metrics.render(), media_type=CONTENT_TYPE)
+
+    @app.post("/admin/reload")
+    async def admin_reload(req: ReloadRequest, request: Request):
+        if admin_token is not None:
+            given = request.headers.get("authorization", "")
+            if not hmac.compare_digest(given.encode(), f"Bearer {admin_token}".encode()):
+                return JSONResponse(status_code=401, content={"error": "a valid 'Authorization: Bearer' token"})
+        elif request.client is None or request.client.host not in LOOPBACK:
+            return JSONResponse(status_code=403, content={"error": "reloads are taken from loopback clients only"})
+        try:
+            info = await reload(req.checkpoint)
+        except ReloadError as exc:
+            request.scope["recengine"]["cause"] = "reload_busy" if exc.busy else "reload_refused"
+            return JSONResponse(status_code=409 if exc.busy else 422, content={"error": str(exc)})
+        return {"status": "swapped", "model": info.as_dict()}
 
     # the answers are built here from lists the model produced, so they are written straight to JSON bytes:
     # returning a Response skips FastAPI's re-validation of the response model (the model still documents it)
     @app.post("/recommend", response_model=Recommendation)
-    async def recommend(req: RecommendRequest):
-        check(req.history, req.k, "history")
-        a = await answer(req.history, req.k, req.exclude_seen, "history")
+    async def recommend(req: RecommendRequest, request: Request):
+        model = model_for(request)
+        check(req.history, req.k, "history", model)
+        (a,) = await answer([req.history], req.k, req.exclude_seen, ["history"], model, deadline_of(request))
         return Response(_answer_json(a), media_type="application/json")
 
     @app.post("/recommend/batch", response_model=BatchRecommendation)
-    async def recommend_batch(req: BatchRequest):
+    async def recommend_batch(req: BatchRequest, request: Request):
+        model = model_for(request)
         for b, h in enumerate(req.histories):
             if len(h) > MAX_HISTORY:
                 raise FieldError(f"histories.{b}", f"histories[{b}]: {len(h)} items > {MAX_HISTORY}")
-            check(h, req.k, f"histories.{b}")
-        answers = await asyncio.gather(
-            *(answer(h, req.k, req.exclude_seen, f"histories.{b}") for b, h in enumerate(req.histories))
-        )
+            check(h, req.k, f"histories.{b}", model)
+        fields = [f"histories.{b}" for b in range(len(req.histories))]
+        answers = await answer(req.histories, req.k, req.exclude_seen, fields, model, deadline_of(request))
         body = b'{"results":[' + b",".join(_answer_json(a) for a in answers) + b"]}"
         return Response(body, media_type="application/json")
 
+    app.state.metrics = metrics
+    app.add_middleware(_Observed, metrics=metrics)
     return app
 
 
@@ -161,10 +333,15 @@ def serve(
     threads: int | None = None,
     compile: bool = False,
     compute_dtype: str = "float32",
+    max_queue: int | None = 1024,
+    deadline_ms: float | None = 5000.0,
+    admin_token: str | None = None,
+    access_log: bool = False,
 ) -> None:
-    """Run the endpoint with uvicorn until interrupted. `threads` sets this process's torch intra-op threads
-    once, before the model loads (None leaves torch's default); `compile` and `compute_dtype` as in
-    `create_app`."""
+    """Run the endpoint with uvicorn until interrupted; SIGHUP reloads the checkpoint (the same path, e.g. a
+    file replaced by a new model) without stopping. `threads` sets this process's torch intra-op threads
+    once, before the model loads (None leaves torch's default); `access_log` writes one JSON line per request
+    to stderr; `compile`, `compute_dtype`, `max_queue`, `deadline_ms` and `admin_token` as in `create_app`."""
     import uvicorn
 
     if threads is not None:
@@ -178,5 +355,14 @@ def serve(
         max_wait_ms=max_wait_ms,
         compile=compile,
         compute_dtype=compute_dtype,
+        max_queue=max_queue,
+        deadline_ms=deadline_ms,
+        admin_token=admin_token,
+        access_log=sys.stderr if access_log else None,
+        reload_signal=True,
     )
+    if not logging.getLogger().handlers and not log.handlers:  # swaps and refused reloads reach stderr
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        log.addHandler(handler)
     uvicorn.run(app, host=host, port=port, log_level="warning")

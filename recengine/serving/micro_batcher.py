@@ -7,11 +7,21 @@ are validated before they are queued, so one bad request never fails the others;
 run with the largest and each keeps its prefix (the lists are sorted best first, ties by the lower id, so a
 shorter list is the prefix of a longer). If a shared call still fails (a row with too few unseen items for
 the larger k), each request runs alone.
+
+Overload: at most `max_queue` requests wait; past that `submit` raises Overloaded at once (the server answers
+503 with Retry-After) rather than letting the wait grow without limit. A request may carry a deadline
+(time.monotonic seconds): one still waiting when it passes is dropped before the model runs (DeadlineExceeded,
+ran=False: 503), one whose batch is running when it passes is answered DeadlineExceeded(ran=True) (504) without
+waiting for the batch. Each request carries the model it is to run on (`submit(..., model=)`; default the
+batcher's): a batch holds requests of one model, so a server that swaps models finishes every request on the
+model it took when it arrived.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -27,25 +37,59 @@ class Answer:
     truncated: bool
 
 
+class Overloaded(RuntimeError):
+    """The queue in front of the model is full: the request was not queued (answer 503, retry later)."""
+
+
+class DeadlineExceeded(TimeoutError):
+    """A request's deadline passed: before its batch ran (`ran` False: it never reached the model) or while
+    it ran (`ran` True)."""
+
+    def __init__(self, ran: bool):
+        super().__init__(
+            "the request's deadline passed while the model answered it"
+            if ran
+            else "the request's deadline passed before the model could run it"
+        )
+        self.ran = ran
+
+
 @dataclass
 class _Pending:
     history: list[int]
     k: int
     exclude_seen: bool
     future: asyncio.Future = field(repr=False)
+    model: Recommender | None = field(default=None, repr=False)
+    deadline: float | None = None
+    started: bool = False
 
 
 class MicroBatcher:
     """Queue requests from the event loop; answer them in shared `recommend` calls on one worker thread."""
 
-    def __init__(self, recommender: Recommender, *, max_batch: int = 256, max_wait_ms: float = 2.0):
+    def __init__(
+        self,
+        recommender: Recommender | None,
+        *,
+        max_batch: int = 256,
+        max_wait_ms: float = 2.0,
+        max_queue: int | None = None,
+        on_batch: Callable[[int], None] | None = None,
+    ):
+        """`recommender`: the model requests run on unless `submit` names one; `max_queue`: how many requests
+        may wait (None: no bound); `on_batch(size)` is called on the event loop for every batch run."""
         if isinstance(max_batch, bool) or not isinstance(max_batch, int) or max_batch < 1:
             raise ValueError(f"max_batch: expected an int >= 1, got {max_batch!r}")
         if not max_wait_ms >= 0:
             raise ValueError(f"max_wait_ms: expected a number >= 0, got {max_wait_ms!r}")
+        if max_queue is not None and (isinstance(max_queue, bool) or not isinstance(max_queue, int) or max_queue < 1):
+            raise ValueError(f"max_queue: expected an int >= 1 or None, got {max_queue!r}")
         self.recommender = recommender
         self.max_batch = max_batch
         self.max_wait = max_wait_ms / 1000.0
+        self.max_queue = max_queue
+        self._on_batch = on_batch
         self._queue: asyncio.Queue[_Pending] | None = None
         self._task: asyncio.Task | None = None
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="recengine-serve")
@@ -67,11 +111,48 @@ class MicroBatcher:
             self._queue.get_nowait().future.cancel()
         self._worker.shutdown(wait=True)
 
-    async def submit(self, history: list[int], k: int, exclude_seen: bool) -> Answer:
+    @property
+    def queue_depth(self) -> int:
+        """How many requests wait for the model now."""
+        return 0 if self._queue is None else self._queue.qsize()
+
+    async def submit(
+        self,
+        history: list[int],
+        k: int,
+        exclude_seen: bool,
+        *,
+        model: Recommender | None = None,
+        deadline: float | None = None,
+    ) -> Answer:
         """The answer to one validated request, computed together with whatever arrives within max_wait."""
-        future = asyncio.get_running_loop().create_future()
-        await self._queue.put(_Pending(history, k, exclude_seen, future))
-        return await future
+        return (await self.submit_many([history], k, exclude_seen, model=model, deadline=deadline))[0]
+
+    async def submit_many(
+        self,
+        histories: list[list[int]],
+        k: int,
+        exclude_seen: bool,
+        *,
+        model: Recommender | None = None,
+        deadline: float | None = None,
+    ) -> list[Answer]:
+        """The answers to validated requests that are admitted together or not at all: Overloaded when they
+        do not all fit in the queue; DeadlineExceeded when `deadline` (time.monotonic) passes first."""
+        if self.max_queue is not None and self._queue.qsize() + len(histories) > self.max_queue:
+            raise Overloaded(f"the queue is full ({self.max_queue} requests wait for the model)")
+        loop = asyncio.get_running_loop()
+        model = self.recommender if model is None else model
+        pending = [_Pending(h, k, exclude_seen, loop.create_future(), model, deadline) for h in histories]
+        for p in pending:
+            self._queue.put_nowait(p)
+        gathered = asyncio.gather(*(p.future for p in pending))
+        if deadline is None:
+            return await gathered
+        try:
+            return await asyncio.wait_for(gathered, max(0.0, deadline - time.monotonic()))
+        except (asyncio.TimeoutError, TimeoutError):
+            raise DeadlineExceeded(any(p.started for p in pending)) from None
 
     async def _loop(self) -> None:
         loop = asyncio.get_running_loop()
@@ -83,9 +164,21 @@ class MicroBatcher:
                 await asyncio.sleep(self.max_wait)
             while len(batch) < self.max_batch and not self._queue.empty():
                 batch.append(self._queue.get_nowait())
-            for group in (True, False):
-                part = [p for p in batch if p.exclude_seen is group and not p.future.done()]
+            now = time.monotonic()
+            for p in batch:  # past their deadline before the model runs: dropped (503, never ran)
+                if p.deadline is not None and p.deadline <= now and not p.future.done():
+                    p.future.set_exception(DeadlineExceeded(ran=False))
+            groups: dict[tuple[int, bool], list[_Pending]] = {}
+            for p in batch:
+                if not p.future.done():
+                    groups.setdefault((id(p.model), p.exclude_seen), []).append(p)
+            for part in groups.values():
+                part = [p for p in part if not p.future.done()]
                 if part:
+                    for p in part:
+                        p.started = True
+                    if self._on_batch is not None:
+                        self._on_batch(len(part))
                     results = await loop.run_in_executor(self._worker, self._answer, part)
                     for pending, result in zip(part, results):
                         if pending.future.done():
@@ -98,7 +191,7 @@ class MicroBatcher:
     def _answer(self, part: list[_Pending]) -> list[Answer | Exception]:
         k = max(p.k for p in part)
         try:
-            rec = self.recommender.recommend([p.history for p in part], k, exclude_seen=part[0].exclude_seen)
+            rec = part[0].model.recommend([p.history for p in part], k, exclude_seen=part[0].exclude_seen)
         except (ValueError, IndexError, TypeError):
             if len(part) == 1:
                 return [self._alone(part[0])]
@@ -108,7 +201,7 @@ class MicroBatcher:
 
     def _alone(self, pending: _Pending) -> Answer | Exception:
         try:
-            rec = self.recommender.recommend([pending.history], pending.k, exclude_seen=pending.exclude_seen)
+            rec = pending.model.recommend([pending.history], pending.k, exclude_seen=pending.exclude_seen)
         except (ValueError, IndexError, TypeError) as exc:
             return exc
         return Answer(rec.items[0].tolist(), rec.scores[0].tolist(), bool(rec.truncated[0]))

@@ -26,6 +26,7 @@ from recengine.checkpoint import (
     optimizer_tensors,
     read,
     require_metadata,
+    size_field,
     write,
 )
 from recengine.data.vocabulary import METADATA_FIELD as VOCABULARY_FIELD
@@ -38,8 +39,12 @@ from recengine.train.config import SASRecConfig
 def config_of(path: str, meta: dict[str, str]) -> SASRecConfig:
     """The SASRecConfig in metadata field "config" of the file at `path`, checked (CheckpointError naming the
     file and the field)."""
+    settings = json_field(path, meta, "config", dict)
+    for key in ("dim", "max_len", "num_layers", "num_heads", "feature_dim"):
+        if key in settings:
+            size_field(path, "config", key, settings[key])
     try:
-        return SASRecConfig.from_dict(json_field(path, meta, "config", dict))
+        return SASRecConfig.from_dict(settings)
     except (TypeError, ValueError) as exc:
         if isinstance(exc, CheckpointError):
             raise

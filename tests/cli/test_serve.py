@@ -31,5 +31,45 @@ def test_the_options_reach_the_server(tmp_path, monkeypatch):
             "threads": None,
             "compile": False,
             "compute_dtype": "float32",
+            "max_queue": 1024,
+            "deadline_ms": 5000.0,
+            "admin_token": None,
+            "access_log": False,
         },
     )
+
+
+def test_the_operations_options_reach_the_server(tmp_path, monkeypatch):
+    pytest.importorskip("fastapi")
+    calls = []
+    monkeypatch.setattr("recengine.serving.threads.set_wait_policy", lambda policy: None)
+    monkeypatch.setattr("recengine.serving.http.serve", lambda path, **kw: calls.append(kw))
+    argv = ["serve", "--checkpoint", str(tmp_path), "--max-queue", "0", "--deadline-ms", "250"]
+    assert main([*argv, "--admin-token", "s3cret", "--access-log"]) == 0
+    assert {k: calls[0][k] for k in ("max_queue", "deadline_ms", "admin_token", "access_log")} == {
+        "max_queue": None,
+        "deadline_ms": 250.0,
+        "admin_token": "s3cret",
+        "access_log": True,
+    }
+
+
+@pytest.mark.parametrize(
+    "flag, value",
+    [
+        ("--max-queue", "-1"),
+        ("--max-queue", "many"),
+        ("--deadline-ms", "-5"),
+        ("--deadline-ms", "nan"),
+        ("--admin-token", ""),
+        ("--admin-token", "a b"),
+    ],
+)
+def test_a_bad_operations_option_is_one_line_exit_2(tmp_path, capsys, flag, value):
+    try:
+        code = main(["serve", "--checkpoint", str(tmp_path), flag, value])
+    except SystemExit as exc:  # argparse's own errors exit from the parser
+        code = exc.code
+    assert code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and flag in err
