@@ -44,7 +44,7 @@ CLI = [
     ("train-data-root-file", ["train", "sasrec", "--out", "{tmp}/o", "--data-root", "{tmp}/file"], "--data-root"),
     ("train-resume-nothing", ["train", "sasrec", "--out", "{tmp}", "--resume"], "--resume"),
     ("train-resume-truncated", ["train", "sasrec", "--out", "{tmp}/run", "--resume"], "checkpoint.safetensors"),
-    ("train-dataset-unknown", ["train", "sasrec", "--out", "{tmp}/o", "--dataset", "ml-20m"], "--dataset"),
+    ("train-dataset-unknown", ["train", "sasrec", "--out", "{tmp}/o", "--dataset", "ml-10m"], "--dataset"),
     ("train-dim-zero", ["train", "sasrec", "--out", "{tmp}/o", "--dim", "0"], "--dim"),
     ("train-dim-float", ["train", "sasrec", "--out", "{tmp}/o", "--dim", "8.5"], "--dim"),
     ("train-dim-heads", ["train", "sasrec", "--out", "{tmp}/o", "--dim", "3", "--dataset", "synthetic"], "num_heads"),
