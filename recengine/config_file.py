@@ -26,7 +26,7 @@ import sys
 import types
 import typing
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from recengine._atomic import write_text
 
@@ -37,7 +37,13 @@ else:  # the same parser, as a package (a dependency on Python 3.10)
 
 __all__ = [
     "ConfigFileError",
+    "Rule",
     "apply_values",
+    "at_least",
+    "between",
+    "check_fields",
+    "one_of",
+    "positive",
     "given_options",
     "load_config",
     "read_config_file",
@@ -134,7 +140,10 @@ def apply_values(config: Any, values: Mapping[str, Any], *, source: str = "<valu
     except (ValueError, TypeError) as exc:
         if isinstance(exc, ConfigFileError):
             raise
-        raise ConfigFileError(f"{source}: {exc}") from None
+        message = str(exc)
+        if prefix and message.split(" ", 1)[0] in fields:  # a field's own check: name it by its table too
+            message = prefix + message
+        raise ConfigFileError(f"{source}: {message}") from None
 
 
 def load_config(config: Any, path: str | os.PathLike) -> Any:
@@ -152,6 +161,51 @@ def write_resolved_config(config: Any, out_dir: str | os.PathLike) -> str:
     path = os.path.join(os.fspath(out_dir), RESOLVED_CONFIG)
     write_text(path, json.dumps(to_dict(config), indent=2, sort_keys=True) + "\n")
     return path
+
+
+class Rule(NamedTuple):
+    """What a setting may hold: ``ok(value)`` says whether it does, ``says`` what it must be (for the message)."""
+
+    ok: Any
+    says: str
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def at_least(low: float) -> Rule:
+    """A number >= ``low`` (NaN never is)."""
+    return Rule(lambda v: _number(v) and v >= low, f"a number >= {low:g}")
+
+
+def between(low: float, high: float, *, open_low: bool = False, open_high: bool = False) -> Rule:
+    """A number in the interval from ``low`` to ``high``, each end closed unless said open (NaN never is)."""
+
+    def ok(v):
+        return _number(v) and (v > low if open_low else v >= low) and (v < high if open_high else v <= high)
+
+    return Rule(ok, f"in {'(' if open_low else '['}{low:g}, {high:g}{')' if open_high else ']'}")
+
+
+def positive() -> Rule:
+    """A finite number > 0."""
+    return Rule(lambda v: _number(v) and 0 < v < float("inf"), "a finite number > 0")
+
+
+def one_of(*choices: Any) -> Rule:
+    """One of ``choices``."""
+    return Rule(lambda v: v in choices, f"one of {', '.join(map(repr, choices))}")
+
+
+def check_fields(config: Any, rules: Mapping[str, Rule]) -> None:
+    """Raise ValueError naming the first field of ``config`` whose value breaks its rule: ``<field> must be ...,
+    got ...``. Dataclasses call it from ``__post_init__``, so a Python argument, a flag and a config file value
+    (``apply_values``, which adds the file and the table) meet the same check with the same words."""
+    for name, rule in rules.items():
+        value = getattr(config, name)
+        if not rule.ok(value):
+            raise ValueError(f"{name} must be {rule.says}, got {value!r}")
 
 
 _UNSET = object()

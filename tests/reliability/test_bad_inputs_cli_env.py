@@ -7,8 +7,10 @@ import os
 
 import pytest
 
+from recengine.agents.config import DQNConfig, EncoderConfig, ReinforceConfig
 from recengine.cli import main
 from recengine.env import SimConfig, VecRecSim, synthetic_user_model
+from recengine.report.compare_config import CompareConfig
 from tests.reliability.cases import files_digest
 
 
@@ -132,3 +134,47 @@ def user_model():
 def test_vec_simulator_refuses_a_bad_number_of_environments(user_model, num_envs, error):
     with pytest.raises(error, match="num_envs"):
         VecRecSim(user_model, num_envs)
+
+
+CONFIG_FILES = [
+    # (id, the file's text, words the one-line error must hold): a file meets the checks a flag or an argument does
+    ("num-envs-zero", "num_envs = 0\n", "num_envs must be"),
+    ("slate-size-zero", "slate_size = 0\n", "slate_size must be"),
+    ("ci-level-above-one", "ci_level = 1.5\n", "ci_level must be"),
+    ("ci-level-nan", "ci_level = nan\n", "ci_level must be"),
+    ("dqn-gamma-five", "[dqn]\ngamma = 5.0\n", "dqn.gamma must be"),
+    ("reinforce-lr-negative", "[reinforce]\nlr = -1.0\n", "reinforce.lr must be"),
+    ("encoder-heads-zero", "[dqn_encoder]\nnum_heads = 0\n", "dqn_encoder.num_heads must be"),
+    ("item-text-unknown", 'item_text = "bert"\n', "item_text must be one of"),
+    ("dataset-not-for-compare", 'dataset = "ml-25m"\n', "dataset must be one of"),
+    ("seeds-zero", "seeds = 0\n", "seeds must be"),
+    ("rl-steps-negative", "[rl_steps]\ndqn = -5\n", "rl_steps"),
+    ("key-unknown", "num_env = 4\n", "unknown key num_env"),
+]
+
+
+@pytest.mark.parametrize("text, words", [pytest.param(t, w, id=i) for i, t, w in CONFIG_FILES])
+def test_a_bad_compare_config_file_is_one_line_and_exit_2(tmp_path, capsys, text, words):
+    path = tmp_path / "compare.toml"
+    path.write_text(text)
+    assert _run(["compare", "--out", str(tmp_path / "o"), "--config", str(path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "Traceback" not in err, err
+    assert words in err and str(path) in err, err
+    assert not os.path.exists(tmp_path / "o")
+
+
+@pytest.mark.parametrize(
+    "make, words",
+    [
+        pytest.param(lambda: CompareConfig(num_envs=0), "num_envs must be", id="compare-num-envs"),
+        pytest.param(lambda: CompareConfig(ci_level=1.5), "ci_level must be", id="compare-ci-level"),
+        pytest.param(lambda: DQNConfig(gamma=5.0), "gamma must be", id="dqn-gamma"),
+        pytest.param(lambda: DQNConfig(batch_size=0), "batch_size must be", id="dqn-batch"),
+        pytest.param(lambda: ReinforceConfig(temperature=0.0), "temperature must be", id="reinforce-temperature"),
+        pytest.param(lambda: EncoderConfig(dim=0), "dim must be", id="encoder-dim"),
+    ],
+)
+def test_a_bad_python_setting_meets_the_same_check(make, words):
+    with pytest.raises(ValueError, match=words):
+        make()
