@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import types
 from dataclasses import asdict
 
 import pytest
@@ -213,3 +214,86 @@ def test_an_open_bandit_file_that_is_not_text_is_refused_naming_it(tmp_path):
     with pytest.raises(OpenBanditFormatError, match="not UTF-8 text") as info:
         load_bts_prior(root=str(tmp_path), download=False)
     assert "prior_bts.yaml" in str(info.value)
+
+
+# ------------------------------------------------------------------------------------------ agent files
+def _agent_files(directory) -> dict[str, tuple[dict, dict]]:
+    """{agent type: (tensors, metadata)} of a random, a popularity and an MF agent file, and a DQN's and a
+    REINFORCE agent's over a tiny scorer."""
+    from recengine.agents.baselines import MatrixFactorizationPolicy, PopularityPolicy, RandomPolicy
+    from recengine.agents.config import DQNConfig, ReinforceConfig
+    from recengine.agents.dqn import DQNAgent
+    from recengine.agents.persistence import save_agent
+    from recengine.agents.reinforce import ReinforceAgent
+    from tests.agents.tiny import K, L, tiny_scorer
+
+    n = 12
+    catalog = types.SimpleNamespace(num_items=n)
+    g = torch.Generator().manual_seed(0)
+    dqn = DQNConfig(buffer_size=64, batch_size=8, learning_starts=8)
+    agents = {
+        "random": RandomPolicy(n, 3, seed=0),
+        "popularity": PopularityPolicy(torch.arange(n) % 5, 3),
+        "matrix-factorization": MatrixFactorizationPolicy(
+            torch.randn(5, 4, generator=g), torch.randn(n, 4, generator=g), torch.randn(n, generator=g), 3
+        ),
+        "dqn": DQNAgent(tiny_scorer(catalog, seed=2), n, K, L, dqn, total_steps=10, seed=5),
+        "reinforce": ReinforceAgent(tiny_scorer(catalog, seed=2), n, K, ReinforceConfig(min_batch=8), seed=5),
+    }
+    out = {}
+    for name, agent in agents.items():
+        path = str(directory / f"{name}.safetensors")
+        save_agent(agent, path)
+        out[name] = checkpoint.read(path)
+    return out
+
+
+@pytest.fixture(scope="module")
+def agent_files(tmp_path_factory):
+    return _agent_files(tmp_path_factory.mktemp("agents"))
+
+
+def _settings(**change):
+    return lambda t, m: m.__setitem__("agent", json.dumps({**json.loads(m["agent"]), **change}))
+
+
+def _agent_config(**change):
+    def apply(t, m):
+        settings = json.loads(m["agent"])
+        settings["config"] = {**settings["config"], **change}
+        m["agent"] = json.dumps(settings)
+
+    return apply
+
+
+AGENT_TAMPERING = [
+    # (id, agent type, change, words the error must hold)
+    ("random-k-negative", "random", _settings(k=-1), "'k' must be"),
+    ("random-k-above-items", "random", _settings(k=99), "'k' must be"),
+    ("random-items-zero", "random", _settings(num_items=0), "'num_items' must be"),
+    ("popularity-bias-nan", "popularity", _tensor("bias", torch.full((12,), float("nan"))), "not finite"),
+    ("popularity-k-zero", "popularity", _settings(k=0), "'k' must be"),
+    ("mf-widths-differ", "matrix-factorization", _tensor("user_factors", torch.zeros(5, 3)), "disagree"),
+    ("mf-bias-length", "matrix-factorization", _tensor("item_bias", torch.zeros(3)), "disagree"),
+    ("mf-factors-inf", "matrix-factorization", _tensor("item_factors", torch.full((12, 4), float("inf"))), "finite"),
+    ("mf-factors-1d", "matrix-factorization", _tensor("item_factors", torch.zeros(12)), "2-D"),
+    ("dqn-history-negative", "dqn", _settings(history_len=-3), "'history_len' must be"),
+    ("dqn-steps-negative", "dqn", _settings(env_steps=-1), "'env_steps' must be"),
+    ("dqn-gamma-five", "dqn", _agent_config(gamma=5.0), "gamma must be"),
+    ("dqn-batch-zero", "dqn", _agent_config(batch_size=0), "batch_size must be"),
+    ("reinforce-baseline-nan", "reinforce", _settings(baseline=float("nan")), "'baseline' must be finite"),
+    ("reinforce-lr-zero", "reinforce", _agent_config(lr=0.0), "lr must be"),
+]
+
+
+@pytest.mark.parametrize("kind, change, words", [pytest.param(k, c, w, id=i) for i, k, c, w in AGENT_TAMPERING])
+def test_a_tampered_agent_file_is_refused_at_load_naming_it(agent_files, tmp_path, kind, change, words):
+    from recengine.agents.persistence import load_agent
+
+    path = str(tmp_path / "a.safetensors")
+    _write_tampered(agent_files, kind, change, path)
+    before = files_digest(str(tmp_path))
+    with pytest.raises(checkpoint.CheckpointError) as info:
+        load_agent(path)
+    assert path in str(info.value) and words in str(info.value), str(info.value)
+    assert files_digest(str(tmp_path)) == before
