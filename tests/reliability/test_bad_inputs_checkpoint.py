@@ -297,3 +297,89 @@ def test_a_tampered_agent_file_is_refused_at_load_naming_it(agent_files, tmp_pat
         load_agent(path)
     assert path in str(info.value) and words in str(info.value), str(info.value)
     assert files_digest(str(tmp_path)) == before
+
+
+# ------------------------------------------------------------------------------------------ sharded checkpoints
+def _sharded(directory) -> str:
+    from recengine.distributed import ShardedEmbeddingTables
+    from recengine.distributed import checkpoint as sharded
+    from recengine.nn.embedding_tables import TableSpec
+    from recengine.optim import RowwiseAdagrad
+
+    tables = ShardedEmbeddingTables(
+        [TableSpec("a", 6, 2), TableSpec("b", 3, 2)], optimizer=RowwiseAdagrad(lr=0.1), seed=1
+    )
+    path = str(directory / "ckpt")
+    sharded.save(tables, path)
+    return path
+
+
+def _manifest_change(change):
+    def apply(directory):
+        path = os.path.join(directory, "manifest.json")
+        with open(path) as f:
+            manifest = json.load(f)
+        change(manifest)
+        with open(path, "w") as f:
+            json.dump(manifest, f)
+        return "manifest.json"
+
+    return apply
+
+
+def _shard_bytes(change):
+    def apply(directory):
+        with open(os.path.join(directory, "manifest.json")) as f:
+            relative = json.load(f)["files"][0]["file"]
+        path = os.path.join(directory, relative)
+        with open(path, "rb") as f:
+            data = f.read()
+        data = change(data)
+        if data is None:
+            os.remove(path)
+        else:
+            with open(path, "wb") as f:
+                f.write(data)
+        return relative
+
+    return apply
+
+
+def _more_rows(manifest):
+    manifest["specs"][0]["num_rows"] += 4
+
+
+def _shard_claims_more(manifest):
+    manifest["specs"][0]["num_rows"] += 4
+    manifest["files"][0]["shards"][0]["row_end"] += 4
+
+
+SHARDED_BAD = [
+    # (id, change, words the error must hold besides the file it names)
+    ("manifest-more-rows-than-shards", _manifest_change(_more_rows), "no shard holds row 6"),
+    ("shard-claims-rows-its-file-lacks", _manifest_change(_shard_claims_more), "has 9 rows"),
+    ("shard-outside-its-table", _manifest_change(lambda m: m["files"][0]["shards"][0].update(row_end=99)), "shard"),
+    ("shard-unknown-table", _manifest_change(lambda m: m["files"][0]["shards"][0].update(table="zz")), "shard"),
+    ("shard-file-escapes", _manifest_change(lambda m: m["files"][0].update(file="../../etc/x")), "inside"),
+    ("specs-rows-negative", _manifest_change(lambda m: m["specs"][0].update(num_rows=-1)), "specs[0]"),
+    ("specs-not-list", _manifest_change(lambda m: m.update(specs={"a": 1})), "'specs'"),
+    ("files-empty", _manifest_change(lambda m: m.update(files=[])), "'files'"),
+    ("shard-truncated", _shard_bytes(lambda b: b[: len(b) // 2]), "safetensors"),
+    ("shard-not-safetensors", _shard_bytes(lambda b: b"not a safetensors file at all"), "safetensors"),
+    ("shard-missing", _shard_bytes(lambda b: None), "missing"),
+]
+
+
+@pytest.mark.parametrize("change, words", [pytest.param(c, w, id=i) for i, c, w in SHARDED_BAD])
+def test_a_bad_sharded_checkpoint_is_refused_naming_the_file(tmp_path, change, words):
+    """Never rows that no file filled: every row of every table is accounted for, and the error names the real
+    file (the manifest, or the shard at fault)."""
+    from recengine.distributed import checkpoint as sharded
+
+    directory = _sharded(tmp_path)
+    change(directory)
+    with pytest.raises((ValueError, FileNotFoundError)) as info:
+        sharded.read_full_state(directory)
+    message = str(info.value)
+    assert message.startswith(directory) and (".safetensors" in message or "manifest.json" in message), message
+    assert words in message, message
