@@ -25,6 +25,7 @@ from torch import Tensor
 from recengine.nn.catalog_head import CatalogHead
 from recengine.nn.sequence_encoder import SequenceEncoder
 from recengine.ops.table_formats import TABLE_DTYPES
+from recengine.serving.device import checked_device
 from recengine.serving.encoder import InferenceEncoder
 from recengine.serving.histories import context_windows, parse_histories
 from recengine.serving.item_table import InferenceTable
@@ -87,7 +88,7 @@ class Recommender:
         AOT-compiled (`recengine.serving.compiled_encoder`, its packages cached in `cache_dir`)."""
         if dtype not in TABLE_DTYPES:
             raise ValueError(f"dtype: expected one of {TABLE_DTYPES}, got {dtype!r}")
-        device = torch.device(device)
+        device = checked_device(device)
         with torch.no_grad():
             table = head.weight if head.weight is not None else encoder.item_embeddings()
             items = InferenceTable(table, head.bias, dtype)
@@ -122,6 +123,7 @@ class Recommender:
         from `cache_dir`, default the recengine cache); CPU only."""
         if dtype not in TABLE_DTYPES:
             raise ValueError(f"dtype: expected one of {TABLE_DTYPES}, got {dtype!r}")
+        checked_device(device)  # before the file is read
         encoder, head, use_users = load_any(checkpoint).serving_modules()
         return cls.from_modules(
             encoder,
