@@ -6,6 +6,8 @@ from __future__ import annotations
 import os
 
 import pytest
+import torch
+from safetensors.torch import save_file
 
 from recengine.agents.config import DQNConfig, EncoderConfig, ReinforceConfig
 from recengine.cli import main
@@ -97,6 +99,16 @@ CLI = [
     ("train-nproc-zero", ["train", "sasrec", "--out", "{tmp}/o", "--nproc", "0"], "--nproc"),
     ("train-nproc-resume", ["train", "sasrec", "--out", "{tmp}/run", "--nproc", "2", "--resume"], "does not resume"),
     ("command-missing", [], "command"),
+    ("bench-serving-checkpoint-missing", ["bench", "serving", "--checkpoint", "{tmp}/none"], "--checkpoint"),
+    ("bench-serving-no-checkpoint", ["bench", "serving", "--json", "{tmp}/b.json"], "--checkpoint"),
+    ("bench-serving-checkpoint-text", ["bench", "serving", "--checkpoint", "{tmp}/file"], "--checkpoint"),
+    ("serve-checkpoint-missing", ["serve", "--checkpoint", "{tmp}/none"], "--checkpoint"),
+    ("serve-checkpoint-empty-dir", ["serve", "--checkpoint", "{tmp}/empty"], "--checkpoint"),
+    ("serve-checkpoint-text", ["serve", "--checkpoint", "{tmp}/file"], "--checkpoint"),
+    ("serve-checkpoint-truncated", ["serve", "--checkpoint", "{tmp}/run"], "checkpoint.safetensors"),
+    ("serve-checkpoint-not-a-model", ["serve", "--checkpoint", "{tmp}/other.safetensors"], "no model"),
+    ("serve-port-too-large", ["serve", "--checkpoint", "{tmp}/run", "--port", "70000"], "--port"),
+    ("serve-port-zero", ["serve", "--checkpoint", "{tmp}/run", "--port", "0"], "--port"),
 ]
 
 
@@ -105,6 +117,8 @@ def test_a_bad_command_line_is_one_line_and_exit_2(tmp_path, capsys, argv, words
     (tmp_path / "file").write_text("a file, not a directory")
     (tmp_path / "run").mkdir()
     (tmp_path / "run" / "checkpoint.safetensors").write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{")
+    (tmp_path / "empty").mkdir()
+    save_file({"x": torch.zeros(2)}, str(tmp_path / "other.safetensors"), metadata={"note": "not recengine's"})
     before = files_digest(str(tmp_path))
     assert _run(_argv(argv, str(tmp_path))) == 2
     err = capsys.readouterr().err.strip()
