@@ -56,7 +56,37 @@ RESOLVED_CONFIG = "config.json"
 
 
 class ConfigFileError(ValueError):
-    """A config file that cannot be read, or that names an unknown key or holds a value of the wrong type."""
+    """A config file that cannot be read, or that names an unknown key or holds a value of the wrong type.
+
+    ``key`` is the dotted key at fault (``"dqn.gamma"``) when there is one."""
+
+    def __init__(self, message: str, key: str | None = None):
+        super().__init__(message)
+        self.key = key
+
+
+def _line_of(path: str, key: str) -> int | None:
+    """The line (1-based) where the dotted ``key`` is set in the TOML or JSON file at ``path``, when a plain scan
+    finds it (a key inside its ``[table]``, or a JSON ``"name":``); None otherwise."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            lines = f.read().splitlines()
+    except (OSError, UnicodeDecodeError):
+        return None
+    *tables, name = key.split(".")
+    if path.endswith(".json"):
+        needle = f'"{name}"'
+        return next((n for n, line in enumerate(lines, 1) if needle in line), None)
+    table = ""
+    for n, line in enumerate(lines, 1):
+        text = line.strip()
+        if text.startswith("[") and text.endswith("]"):
+            table = text.strip("[] ")
+            if table == ".".join([*tables, name]):
+                return n
+        elif table == ".".join(tables) and text.split("=", 1)[0].strip().strip('"') == name and "=" in text:
+            return n
+    return None
 
 
 def read_config_file(path: str | os.PathLike) -> dict[str, Any]:
@@ -94,10 +124,10 @@ def _convert(value: Any, hint: Any, key: str, source: str, current: Any) -> Any:
                 return _convert(value, option, key, source, current)
             except ConfigFileError:
                 continue
-        raise ConfigFileError(f"{source}: {key} must be {' or '.join(map(_type_name, options))}, got {value!r}")
+        raise ConfigFileError(f"{source}: {key} must be {' or '.join(map(_type_name, options))}, got {value!r}", key)
     if dataclasses.is_dataclass(hint):
         if not isinstance(value, Mapping):
-            raise ConfigFileError(f"{source}: {key} must be a table of {hint.__name__} fields, got {value!r}")
+            raise ConfigFileError(f"{source}: {key} must be a table of {hint.__name__} fields, got {value!r}", key)
         base = current if isinstance(current, hint) else hint()
         return apply_values(base, value, source=source, prefix=f"{key}.")
     base_type = origin or hint
@@ -119,20 +149,32 @@ def _convert(value: Any, hint: Any, key: str, source: str, current: Any) -> Any:
     else:  # a type this loader does not know: accept what the file holds
         ok = True
     if not ok:
-        raise ConfigFileError(f"{source}: {key} must be {_type_name(base_type)}, got {value!r}")
+        raise ConfigFileError(f"{source}: {key} must be {_type_name(base_type)}, got {value!r}", key)
     return value
 
 
 def apply_values(config: Any, values: Mapping[str, Any], *, source: str = "<values>", prefix: str = "") -> Any:
     """A copy of the dataclass ``config`` with ``values`` set (checked against its fields' types); the dataclass's
-    own checks (``__post_init__``) run on the result and their ValueError is reported against ``source``."""
+    own checks (``__post_init__``) run on the result and their ValueError is reported against ``source`` (with the
+    key's line when ``source`` is the file the values came from)."""
+    try:
+        return _apply(config, values, source, prefix)
+    except ConfigFileError as exc:
+        line = _line_of(source, exc.key) if not prefix and exc.key and os.path.isfile(source) else None
+        if line is None:
+            raise
+        raise ConfigFileError(str(exc).replace(f"{source}: ", f"{source}:{line}: ", 1), exc.key) from None
+
+
+def _apply(config: Any, values: Mapping[str, Any], source: str, prefix: str) -> Any:
     hints = typing.get_type_hints(type(config))
     fields = {f.name for f in dataclasses.fields(config) if f.init}
     changes = {}
     for key, value in values.items():
         if key not in fields:
             raise ConfigFileError(
-                f"{source}: unknown key {prefix}{key} (a {type(config).__name__} has {', '.join(sorted(fields))})"
+                f"{source}: unknown key {prefix}{key} (a {type(config).__name__} has {', '.join(sorted(fields))})",
+                f"{prefix}{key}",
             )
         changes[key] = _convert(value, hints[key], f"{prefix}{key}", source, getattr(config, key))
     try:
@@ -141,9 +183,11 @@ def apply_values(config: Any, values: Mapping[str, Any], *, source: str = "<valu
         if isinstance(exc, ConfigFileError):
             raise
         message = str(exc)
-        if prefix and message.split(" ", 1)[0] in fields:  # a field's own check: name it by its table too
+        first = message.split(" ", 1)[0]
+        key = f"{prefix}{first}" if first in fields else None
+        if prefix and key:  # a field's own check: name it by its table too
             message = prefix + message
-        raise ConfigFileError(f"{source}: {message}") from None
+        raise ConfigFileError(f"{source}: {message}", key) from None
 
 
 def load_config(config: Any, path: str | os.PathLike) -> Any:

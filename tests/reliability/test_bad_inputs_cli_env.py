@@ -192,3 +192,18 @@ def test_a_bad_compare_config_file_is_one_line_and_exit_2(tmp_path, capsys, text
 def test_a_bad_python_setting_meets_the_same_check(make, words):
     with pytest.raises(ValueError, match=words):
         make()
+
+
+@pytest.mark.parametrize(
+    "name, text, where",
+    [
+        pytest.param("c.toml", "seeds = 2\n# note\n[dqn]\nlr = 0.001\ngamma = 5.0\n", ":5: dqn.gamma", id="toml-table"),
+        pytest.param("c.toml", "seeds = 2\nci_level = 1.5\n", ":2: ci_level", id="toml-top"),
+        pytest.param("c.json", '{\n "seeds": 2,\n "slate_size": 0\n}\n', ":3: slate_size", id="json"),
+    ],
+)
+def test_a_config_file_error_names_the_line(tmp_path, capsys, name, text, where):
+    path = tmp_path / name
+    path.write_text(text)
+    assert _run(["compare", "--out", str(tmp_path / "o"), "--config", str(path)]) == 2
+    assert f"{path}{where}" in capsys.readouterr().err
