@@ -70,7 +70,7 @@ def test_a_nested_table_changes_only_its_keys_from_the_field_default(tmp_path):
 )
 def test_a_bad_key_or_value_names_the_key_and_the_file(tmp_path, text, key):
     path = _write(tmp_path, text)
-    with pytest.raises(ConfigFileError, match=rf"{path}: .*{key}") as err:
+    with pytest.raises(ConfigFileError, match=rf"{path}:\d+: .*{key}") as err:
         load_config(Outer(), path)
     assert "\n" not in str(err.value)
 

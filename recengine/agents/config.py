@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
+from recengine.config_file import at_least, between, check_fields, positive
+
 
 @dataclass
 class EncoderConfig:
@@ -23,6 +25,18 @@ class EncoderConfig:
     """attention heads per block"""
     dropout: float = 0.0
     """dropout inside the encoder while the RL agent trains (RL targets are noisy enough already)"""
+
+    def __post_init__(self):
+        check_fields(
+            self,
+            {
+                "dim": at_least(1),
+                "max_len": at_least(1),
+                "num_layers": at_least(1),
+                "num_heads": at_least(1),
+                "dropout": between(0, 1, open_high=True),
+            },
+        )
 
 
 @dataclass
@@ -74,6 +88,32 @@ class DQNConfig:
     exclude_seen: bool = True
     """never recommend an item in the user's visible history"""
 
+    def __post_init__(self):
+        check_fields(
+            self,
+            {
+                "lr": positive(),
+                "q_scale_init": between(0, float("inf"), open_high=True),
+                "gamma": between(0, 1),
+                "n_step": at_least(1),
+                "buffer_size": at_least(1),
+                "batch_size": at_least(1),
+                "learning_starts": at_least(0),
+                "updates_per_step": at_least(0),
+                "per_alpha": between(0, float("inf"), open_high=True),
+                "per_beta_start": between(0, 1),
+                "priority_eps": positive(),
+                "huber_delta": positive(),
+                "tau": between(0, 1, open_low=True),
+                "target_every": at_least(1),
+                "temperature_start": positive(),
+                "temperature_end": positive(),
+                "epsilon": between(0, 1),
+                "explore_fraction": between(0, 1),
+                "grad_clip": positive(),
+            },
+        )
+
 
 @dataclass
 class ReinforceConfig:
@@ -101,6 +141,20 @@ class ReinforceConfig:
     """max gradient norm"""
     exclude_seen: bool = True
     """never recommend an item in the user's visible history"""
+
+    def __post_init__(self):
+        check_fields(
+            self,
+            {
+                "lr": positive(),
+                "gamma": between(0, 1),
+                "temperature": positive(),
+                "weight_clip": positive(),
+                "min_batch": at_least(1),
+                "batch_size": at_least(1),
+                "grad_clip": positive(),
+            },
+        )
 
 
 @dataclass

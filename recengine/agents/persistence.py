@@ -14,6 +14,7 @@ modules are built inside ``torch.random.fork_rng``), and every error is a Checkp
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
 from dataclasses import asdict, is_dataclass
@@ -116,6 +117,32 @@ def _field(path: str, settings: dict, name: str, kind: type | tuple[type, ...]):
     if isinstance(value, bool) and kind is not bool or not isinstance(value, kind):
         raise CheckpointError(f"{path}: metadata field 'agent': {name!r} is missing or of the wrong type")
     return value
+
+
+def _count(path: str, settings: dict, name: str, low: int = 0, high: int | None = None) -> int:
+    """Integer setting `name`, in [low, high]: a tampered value is refused here, not when the agent first acts."""
+    value = _field(path, settings, name, int)
+    if value < low or (high is not None and value > high):
+        allowed = f">= {low}" if high is None else f"in [{low}, {high}]"
+        raise CheckpointError(f"{path}: metadata field 'agent': {name!r} must be {allowed}, got {value}")
+    return value
+
+
+def _finite(path: str, settings: dict, name: str) -> float:
+    value = float(_field(path, settings, name, (int, float)))
+    if not math.isfinite(value):
+        raise CheckpointError(f"{path}: metadata field 'agent': {name!r} must be finite, got {value}")
+    return value
+
+
+def _float_tensor(path: str, tensors: dict[str, torch.Tensor], name: str, dim: int) -> torch.Tensor:
+    """Tensor `name`: `dim`-D float32, every value finite."""
+    t = _tensor(path, tensors, name)
+    if t.dim() != dim or t.dtype != torch.float32:
+        raise CheckpointError(f"{path}: tensor {name!r} must be {dim}-D float32, got {t.dtype} {tuple(t.shape)}")
+    if not torch.isfinite(t).all():
+        raise CheckpointError(f"{path}: tensor {name!r} holds values that are not finite")
+    return t
 
 
 # ------------------------------------------------------------------------------------ the replay
@@ -263,39 +290,45 @@ def agent_from_checkpoint(path: str, tensors: dict[str, torch.Tensor], meta: dic
 
 
 def _load_random(path, tensors, meta, settings) -> Policy:
-    agent = RandomPolicy(_field(path, settings, "num_items", int), _field(path, settings, "k", int))
+    num_items = _count(path, settings, "num_items", 1)
+    agent = RandomPolicy(num_items, _count(path, settings, "k", 1, num_items))
     _load_state(path, "generator state", agent.generator.set_state, _tensor(path, tensors, "generator"))
     return agent
 
 
 def _load_popularity(path, tensors, meta, settings) -> Policy:
-    bias = _tensor(path, tensors, "bias")
-    if bias.dim() != 1 or bias.dtype != torch.float32:
-        raise CheckpointError(f"{path}: tensor 'bias' must be 1-D float32, got {bias.dtype} {tuple(bias.shape)}")
-    agent = PopularityPolicy(torch.zeros(bias.numel()), _field(path, settings, "k", int))
+    bias = _float_tensor(path, tensors, "bias", 1)
+    agent = PopularityPolicy(torch.zeros(bias.numel()), _count(path, settings, "k", 1, bias.numel()))
     agent.bias = bias.contiguous()
     return agent
 
 
 def _load_matrix_factorization(path, tensors, meta, settings) -> Policy:
-    names = ("user_factors", "item_factors", "item_bias")
-    return MatrixFactorizationPolicy(*(_tensor(path, tensors, n) for n in names), _field(path, settings, "k", int))
+    users, items = _float_tensor(path, tensors, "user_factors", 2), _float_tensor(path, tensors, "item_factors", 2)
+    bias = _float_tensor(path, tensors, "item_bias", 1)
+    if users.shape[1] != items.shape[1] or bias.shape[0] != items.shape[0]:
+        raise CheckpointError(
+            f"{path}: user_factors {tuple(users.shape)}, item_factors {tuple(items.shape)} and item_bias "
+            f"{tuple(bias.shape)} disagree (factor widths equal, one bias per item)"
+        )
+    return MatrixFactorizationPolicy(users, items, bias, _count(path, settings, "k", 1, items.shape[0]))
 
 
 def _load_supervised(path, tensors, meta, settings) -> Policy:
-    return SupervisedPolicy(_load_scorer(path, tensors, meta), _field(path, settings, "k", int))
+    return SupervisedPolicy(_load_scorer(path, tensors, meta), _count(path, settings, "k", 1))
 
 
 def _load_dqn(path, tensors, meta, settings) -> Policy:
     cfg = _config(path, DQNConfig, settings.get("config"))
+    num_items = _count(path, settings, "num_items", 1)
     agent = DQNAgent(
         _load_scorer(path, tensors, meta),
-        _field(path, settings, "num_items", int),
-        _field(path, settings, "k", int),
-        _field(path, settings, "history_len", int),
+        num_items,
+        _count(path, settings, "k", 1, num_items),
+        _count(path, settings, "history_len", 1),
         cfg,
-        _field(path, settings, "total_steps", int),
-        seed=_field(path, settings, "seed", int),
+        _count(path, settings, "total_steps", 0),
+        seed=_count(path, settings, "seed", 0),
     )
     online = {f"scorer.{k}": v for k, v in agent.scorer.state_dict().items()}
     online.update(_prefixed(tensors, "online"))
@@ -304,7 +337,7 @@ def _load_dqn(path, tensors, meta, settings) -> Policy:
     _load_state(path, "optimizer state", agent.optimizer.load_state_dict, optimizer_state(path, tensors, meta))
     _load_state(path, "generator state", agent.generator.set_state, _tensor(path, tensors, "generator"))
     for name in ("env_steps", "updates", "transitions"):
-        setattr(agent, name, _field(path, settings, name, int))
+        setattr(agent, name, _count(path, settings, name, 0))
     if settings.get("replay"):
         require_metadata(path, meta, ("replay",))
         agent.replay = _load_replay(path, tensors, meta["replay"])
@@ -313,16 +346,17 @@ def _load_dqn(path, tensors, meta, settings) -> Policy:
 
 def _load_reinforce(path, tensors, meta, settings) -> Policy:
     cfg = _config(path, ReinforceConfig, settings.get("config"))
+    num_items = _count(path, settings, "num_items", 1)
     agent = ReinforceAgent(
         _load_scorer(path, tensors, meta),
-        _field(path, settings, "num_items", int),
-        _field(path, settings, "k", int),
+        num_items,
+        _count(path, settings, "k", 1, num_items),
         cfg,
-        seed=_field(path, settings, "seed", int),
+        seed=_count(path, settings, "seed", 0),
     )
     _load_state(path, "optimizer state", agent.optimizer.load_state_dict, optimizer_state(path, tensors, meta))
-    agent.env_steps, agent.updates = _field(path, settings, "env_steps", int), _field(path, settings, "updates", int)
-    agent.baseline = float(_field(path, settings, "baseline", (int, float)))
+    agent.env_steps, agent.updates = _count(path, settings, "env_steps", 0), _count(path, settings, "updates", 0)
+    agent.baseline = _finite(path, settings, "baseline")
     if settings.get("behaviour"):
         state = _prefixed(tensors, "behaviour")
         table = _tensor(path, tensors, "behaviour.table")

@@ -70,6 +70,22 @@ def json_path(args: argparse.Namespace) -> str:
 def check(args: argparse.Namespace) -> None:
     check_writable_file("--json", json_path(args))
     check_writable_file("--plot", args.plot)
+    if args.checkpoint is not None or (args.families or []) == ["serving"]:
+        _check_checkpoint(args.checkpoint)
+
+
+def _check_checkpoint(path: str | None) -> None:
+    """'bench serving' times a trained model: --checkpoint must name one (checked from its header, before any
+    work)."""
+    if not path:
+        raise UsageError("--checkpoint: 'bench serving' needs a trained model (a `recengine train` output dir)")
+    from recengine.checkpoint import CheckpointError
+    from recengine.serving.loading import check_servable
+
+    try:
+        check_servable(path)
+    except CheckpointError as exc:
+        raise UsageError(f"--checkpoint: {exc}") from None
 
 
 def run(args: argparse.Namespace) -> int:

@@ -86,8 +86,8 @@ def agent_names() -> list[str]:
 def check(args: argparse.Namespace) -> None:
     from recengine.report.compare import compare_config_from_args
 
-    check_item_text(args.item_text)
     cfg = compare_config_from_args(args)  # a bad --config file fails before anything runs
+    check_item_text(cfg.item_text)
     check_readable_dir("--data-root", cfg.data_root)
     check_writable_dir("--out", cfg.out)
     known = agent_names()

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import os
 
-from recengine.cli.common import UsageError, non_negative_float, non_negative_int, positive_int
+from recengine.cli.common import UsageError, non_negative_float, non_negative_int, port_number, positive_int, report
 
 HELP = "serve a trained model over HTTP (the [serve] extra)"
 """the one line `recengine --help` shows for the command"""
@@ -23,7 +23,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     s = subparsers.add_parser("serve", help=HELP, description=DESCRIPTION)
     s.add_argument("--checkpoint", required=True, metavar="PATH", help="a `recengine train` output dir or model file")
     s.add_argument("--host", default="127.0.0.1", help="address to bind (default: %(default)s)")
-    s.add_argument("--port", type=positive_int, default=8000, help="port (default: %(default)s)")
+    s.add_argument("--port", type=port_number, default=8000, help="port (default: %(default)s)")
     s.add_argument(
         "--dtype",
         default="float32",
@@ -101,14 +101,30 @@ def check(args: argparse.Namespace) -> None:
     token = args.admin_token
     if token is not None and (not token or any(c.isspace() or not c.isprintable() for c in token)):
         raise UsageError("--admin-token: expected a non-empty token without spaces or control characters")
+    from recengine.checkpoint import CheckpointError
+    from recengine.serving.loading import check_servable
+
+    try:
+        check_servable(args.checkpoint)
+    except CheckpointError as exc:
+        raise UsageError(f"--checkpoint: {exc}") from None
 
 
 def run(args: argparse.Namespace) -> int:
     from recengine.serving.threads import set_wait_policy
 
     set_wait_policy(args.omp_wait_policy)  # before torch starts its OpenMP threads
+    from recengine.checkpoint import CheckpointError
     from recengine.serving.http import serve
 
+    try:
+        _serve(serve, args)
+    except CheckpointError as exc:  # the whole file is checked as it loads, after the quick check of its header
+        return report("recengine serve", UsageError(f"--checkpoint: {exc}"))
+    return 0
+
+
+def _serve(serve, args: argparse.Namespace) -> None:
     serve(
         args.checkpoint,
         host=args.host,
@@ -124,4 +140,3 @@ def run(args: argparse.Namespace) -> int:
         admin_token=args.admin_token,
         access_log=args.access_log,
     )
-    return 0

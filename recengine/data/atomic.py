@@ -75,18 +75,51 @@ def _column(header: dict[str, str], rows, name: str) -> list[str]:
     return [fields[i].strip() for _, fields in rows]
 
 
-def _numbers(values: list[str], path: str, rows, what: str, limit: float = 2.0**62) -> np.ndarray:
+def _where(path: str, lineno: int, header: dict[str, str], name: str) -> str:
+    """``path: line N, column C (name)``: where one field of an atomic file is, for errors."""
+    return f"{path}: line {lineno}, column {list(header).index(name) + 1} ({name})"
+
+
+def _numbers(
+    header: dict[str, str],
+    rows,
+    name: str,
+    path: str,
+    what: str,
+    limit: float = 2.0**62,
+    *,
+    integer: bool = False,
+) -> np.ndarray:
+    """Column `name` as finite floats of magnitude <= `limit` (whole numbers if `integer`); the first bad field is
+    an error naming the file, line and column."""
+    values = _column(header, rows, name)
     out = np.empty(len(values), np.float64)
     for k, value in enumerate(values):
         try:
             out[k] = float(value)
         except ValueError:
-            raise MovieLensFormatError(f"{path}: line {rows[k][0]}: {what} is not a number: {value!r}") from None
+            raise MovieLensFormatError(
+                f"{_where(path, rows[k][0], header, name)}: {what} is not a number: {value!r}"
+            ) from None
         if not np.isfinite(out[k]) or abs(out[k]) > limit:
             raise MovieLensFormatError(
-                f"{path}: line {rows[k][0]}: {what} must be a finite number of magnitude <= {limit:g}, got {value!r}"
+                f"{_where(path, rows[k][0], header, name)}: {what} must be a finite number of magnitude "
+                f"<= {limit:g}, got {value!r}"
+            )
+        if integer and out[k] != np.floor(out[k]):
+            raise MovieLensFormatError(
+                f"{_where(path, rows[k][0], header, name)}: {what} must be a whole number, got {value!r}"
             )
     return out
+
+
+def _ids(header: dict[str, str], rows, name: str, path: str, what: str) -> list[str]:
+    """Column `name` of ids; an empty id is an error naming the file, line and column."""
+    values = _column(header, rows, name)
+    empty = next((k for k, v in enumerate(values) if not v), None)
+    if empty is not None:
+        raise MovieLensFormatError(f"{_where(path, rows[empty][0], header, name)}: empty {what}")
+    return values
 
 
 def _ordered_ids(*id_lists: list[str]) -> list[str]:
@@ -156,18 +189,11 @@ def parse_atomic(
             raise MovieLensFormatError(f"{inter_path}: the header has no {required} field ({list(header)})")
     if not rows:
         raise MovieLensFormatError(f"{inter_path}: no data rows")
-    inter_users, inter_items = _column(header, rows, "user_id"), _column(header, rows, "item_id")
-    for what, values in (("user id", inter_users), ("item id", inter_items)):
-        empty = next((k for k, v in enumerate(values) if not v), None)
-        if empty is not None:
-            raise MovieLensFormatError(f"{inter_path}: line {rows[empty][0]}: empty {what}")
-    rating = (
-        _numbers(_column(header, rows, "rating"), inter_path, rows, "rating")
-        if "rating" in header
-        else np.ones(len(rows))
-    )
+    inter_users = _ids(header, rows, "user_id", inter_path, "user id")
+    inter_items = _ids(header, rows, "item_id", inter_path, "item id")
+    rating = _numbers(header, rows, "rating", inter_path, "rating") if "rating" in header else np.ones(len(rows))
     timestamp = (
-        _numbers(_column(header, rows, "timestamp"), inter_path, rows, "timestamp")
+        _numbers(header, rows, "timestamp", inter_path, "timestamp", integer=True)
         if "timestamp" in header
         else np.arange(len(rows), dtype=np.float64)
     )
@@ -178,8 +204,8 @@ def parse_atomic(
         if table is not None and field not in table[0]:
             raise MovieLensFormatError(f"{path}: the header has no {field} field ({list(table[0])})")
 
-    file_items = _column(*item_table, "item_id") if item_table else []
-    file_users = _column(*user_table, "user_id") if user_table else []
+    file_items = _ids(*item_table, "item_id", item_path, "item id") if item_table else []
+    file_users = _ids(*user_table, "user_id", user_path, "user id") if user_table else []
     items = _ordered_ids(inter_items, file_items)
     users = _ordered_ids(inter_users, file_users)
     item_index = {raw: i for i, raw in enumerate(items)}
@@ -205,7 +231,9 @@ def parse_atomic(
         year = next((c for c in ih if "year" in c.lower() and ih[c] in ("token", "float")), None)
         if year is not None:
             for k, value in zip(rows_of, _column(ih, irows, year)):
-                years[k] = year_bucket(int(float(value))) if value.replace(".", "", 1).isdigit() else 0
+                years[k] = (
+                    year_bucket(int(float(value))) if value.replace(".", "", 1).isdigit() and len(value) < 12 else 0
+                )
 
     user_features: dict[str, np.ndarray] = {}
     user_feature_sizes: dict[str, int] = {}
@@ -220,7 +248,7 @@ def parse_atomic(
             values = _column(uh, urows, column)
             feature = np.zeros(len(users), np.int64)  # 0: users the .user file does not describe
             if column == "age":
-                ages = _numbers(values, user_path, urows, "age")
+                ages = _numbers(uh, urows, column, user_path, "age", limit=1000.0)
                 feature[rows_of] = [age_bucket(int(a)) for a in ages]
                 size = len(AGE_EDGES) + 1
             else:

@@ -84,18 +84,35 @@ def _rows(text: str, where: str, sep: str, ncols: int, *, header: bool = False, 
     return rows
 
 
-def _int(value: str, where: str, lineno: int, what: str) -> int:
-    try:
-        return int(value)
-    except ValueError:
-        raise MovieLensFormatError(f"{where}: line {lineno}: {what} is not an integer: {value!r}") from None
+_INT64_LIMIT = 2**63
 
 
-def _float(value: str, where: str, lineno: int, what: str) -> float:
+def _int(value: str, where: str, lineno: int, what: str, column: int) -> int:
+    """Field `column` (1-based) of a line as an int64; `what` names it in errors."""
     try:
-        return float(value)
+        number = int(value)
     except ValueError:
-        raise MovieLensFormatError(f"{where}: line {lineno}: {what} is not a number: {value!r}") from None
+        raise MovieLensFormatError(
+            f"{where}: line {lineno}, column {column}: {what} is not an integer: {value!r}"
+        ) from None
+    if not -_INT64_LIMIT <= number < _INT64_LIMIT:
+        raise MovieLensFormatError(
+            f"{where}: line {lineno}, column {column}: {what} {value!r} does not fit a 64-bit integer"
+        )
+    return number
+
+
+def _float(value: str, where: str, lineno: int, what: str, column: int) -> float:
+    """Field `column` (1-based) of a line as a finite float; `what` names it in errors."""
+    try:
+        number = float(value)
+    except ValueError:
+        raise MovieLensFormatError(
+            f"{where}: line {lineno}, column {column}: {what} is not a number: {value!r}"
+        ) from None
+    if not np.isfinite(number):
+        raise MovieLensFormatError(f"{where}: line {lineno}, column {column}: {what} is not finite: {value!r}")
+    return number
 
 
 def _parse_original(texts: dict[str, str], where: dict[str, str]):
@@ -103,34 +120,34 @@ def _parse_original(texts: dict[str, str], where: dict[str, str]):
     users = _rows(texts["u.user"], where["u.user"], "|", 5)
     items = _rows(texts["u.item"], where["u.item"], "|", 5 + len(ML100K_GENRES))
     w = where["u.data"]
-    raw_u = [_int(f[0], w, ln, "user id") for ln, f in inter]
-    raw_i = [_int(f[1], w, ln, "item id") for ln, f in inter]
-    rating = [_float(f[2], w, ln, "rating") for ln, f in inter]
-    ts = [_int(f[3], w, ln, "timestamp") for ln, f in inter]
+    raw_u = [_int(f[0], w, ln, "user id", 1) for ln, f in inter]
+    raw_i = [_int(f[1], w, ln, "item id", 2) for ln, f in inter]
+    rating = [_float(f[2], w, ln, "rating", 3) for ln, f in inter]
+    ts = [_int(f[3], w, ln, "timestamp", 4) for ln, f in inter]
     w = where["u.user"]
     user_rows = [
-        (_int(f[0], w, ln, "user id"), _int(f[1], w, ln, "age"), f[2].strip(), f[3].strip()) for ln, f in users
+        (_int(f[0], w, ln, "user id", 1), _int(f[1], w, ln, "age", 2), f[2].strip(), f[3].strip()) for ln, f in users
     ]
     w = where["u.item"]
     item_rows = []
     for ln, f in items:
-        flags = [_int(x, w, ln, "genre flag") for x in f[5:]]
+        flags = [_int(x, w, ln, "genre flag", c) for c, x in enumerate(f[5:], start=6)]
         genres = [g for g, on in enumerate(flags) if on]
         m = _YEAR_IN_DATE.search(f[2]) or _YEAR_IN_TITLE.search(f[1])
-        item_rows.append((_int(f[0], w, ln, "item id"), f[1], int(m.group(1)) if m else None, genres))
+        item_rows.append((_int(f[0], w, ln, "item id", 1), f[1], int(m.group(1)) if m else None, genres))
     return (raw_u, raw_i, rating, ts), user_rows, item_rows, list(ML100K_GENRES)
 
 
 def _parse_ml1m(texts: dict[str, str], where: dict[str, str]):
     w = where["ratings.dat"]
     inter = _rows(texts["ratings.dat"], w, "::", 4)
-    raw_u = [_int(f[0], w, ln, "user id") for ln, f in inter]
-    raw_i = [_int(f[1], w, ln, "item id") for ln, f in inter]
-    rating = [_float(f[2], w, ln, "rating") for ln, f in inter]
-    ts = [_int(f[3], w, ln, "timestamp") for ln, f in inter]
+    raw_u = [_int(f[0], w, ln, "user id", 1) for ln, f in inter]
+    raw_i = [_int(f[1], w, ln, "item id", 2) for ln, f in inter]
+    rating = [_float(f[2], w, ln, "rating", 3) for ln, f in inter]
+    ts = [_int(f[3], w, ln, "timestamp", 4) for ln, f in inter]
     w = where["users.dat"]
     user_rows = [  # UserID::Gender::Age::Occupation::Zip-code (age is already the bucket's lower bound)
-        (_int(f[0], w, ln, "user id"), _int(f[2], w, ln, "age"), f[1].strip(), f[3].strip())
+        (_int(f[0], w, ln, "user id", 1), _int(f[2], w, ln, "age", 3), f[1].strip(), f[3].strip())
         for ln, f in _rows(texts["users.dat"], w, "::", 5)
     ]
     w = where["movies.dat"]
@@ -141,7 +158,7 @@ def _parse_ml1m(texts: dict[str, str], where: dict[str, str]):
         genres = [index.setdefault(g, len(index)) for g in f[2].strip().split("|") if g]
         vocab += [g for g in index if g not in vocab]
         m = _YEAR_IN_TITLE.search(f[1])
-        item_rows.append((_int(f[0], w, ln, "item id"), f[1], int(m.group(1)) if m else None, genres))
+        item_rows.append((_int(f[0], w, ln, "item id", 1), f[1], int(m.group(1)) if m else None, genres))
     return (raw_u, raw_i, rating, ts), user_rows, item_rows, vocab
 
 

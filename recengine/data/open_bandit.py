@@ -134,7 +134,15 @@ def _numbers(values: list[str], name: str, where: str, dtype) -> np.ndarray:
     if bad is not None:
         raise OpenBanditFormatError(f"{where}:{bad + 2}: column {name!r} holds {values[bad]!r}, not a number")
     numbers = np.array(values, dtype=np.float64)
+    infinite = ~np.isfinite(numbers)
+    if infinite.any():
+        row = int(np.flatnonzero(infinite)[0])
+        raise OpenBanditFormatError(f"{where}:{row + 2}: column {name!r} holds {values[row]!r}, not a finite number")
     if dtype is np.int64:
+        huge = np.abs(numbers) >= 2.0**53
+        if huge.any():
+            row = int(np.flatnonzero(huge)[0])
+            raise OpenBanditFormatError(f"{where}:{row + 2}: column {name!r} holds {values[row]!r}, too large")
         fractional = numbers != np.round(numbers)
         if fractional.any():
             row = int(np.flatnonzero(fractional)[0])
@@ -198,6 +206,9 @@ def parse_open_bandit(
     if not body:
         raise OpenBanditFormatError(f"{where}: no logged rows")
     cols = {name: _column(header, body, name, where) for name in _LOG_COLUMNS}
+    empty = next((i for i, v in enumerate(cols["timestamp"]) if not v.strip()), None)
+    if empty is not None:
+        raise OpenBanditFormatError(f"{where}:{empty + 2}: column 'timestamp' is empty")
     order = np.argsort(np.array(cols["timestamp"]), kind="stable")
     action = _numbers(cols["item_id"], "item_id", where, np.int64)
     raw_position = _numbers(cols["position"], "position", where, np.int64)

@@ -61,7 +61,104 @@ def read_manifest(directory: str) -> dict:
         raise ValueError(f"{path}: format {manifest.get('format')!r} is not {FORMAT!r}")
     if manifest.get("version") != VERSION:
         raise ValueError(f"{path}: version {manifest.get('version')!r}; this recengine reads version {VERSION}")
+    _check_manifest(manifest, path)
     return manifest
+
+
+def _is_count(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _check_manifest(manifest: dict, path: str) -> None:
+    """The manifest's fields have the types and ranges ``save`` writes: tables with row counts and widths,
+    files inside the checkpoint directory, each shard a row range inside a known table."""
+    specs, files, state = manifest.get("specs"), manifest.get("files"), manifest.get("state")
+    if not isinstance(specs, list) or not specs:
+        raise ValueError(f"{path}: 'specs' must be a non-empty list of tables")
+    rows = {}
+    for k, s in enumerate(specs):
+        if not (
+            isinstance(s, dict)
+            and isinstance(s.get("name"), str)
+            and _is_count(s.get("num_rows"))
+            and _is_count(s.get("dim"))
+            and s["dim"] > 0
+        ):
+            raise ValueError(f"{path}: specs[{k}] must be {{name, num_rows >= 0, dim >= 1}}, got {s!r}")
+        rows[s["name"]] = s["num_rows"]
+    if not isinstance(state, list) or not all(isinstance(n, str) for n in state):
+        raise ValueError(f"{path}: 'state' must be a list of tensor names")
+    if not isinstance(files, list) or not files:
+        raise ValueError(f"{path}: 'files' must be a non-empty list of shard files")
+    for k, entry in enumerate(files):
+        file = entry.get("file") if isinstance(entry, dict) else None
+        if not isinstance(file, str) or os.path.isabs(file) or ".." in file.replace("\\", "/").split("/"):
+            raise ValueError(f"{path}: files[{k}]['file'] must be a path inside the checkpoint, got {file!r}")
+        shards = entry.get("shards")
+        if not isinstance(shards, list):
+            raise ValueError(f"{path}: files[{k}]['shards'] must be a list")
+        for shard in shards:
+            ok = (
+                isinstance(shard, dict)
+                and shard.get("table") in rows
+                and _is_count(shard.get("row_start"))
+                and _is_count(shard.get("row_end"))
+                and shard["row_start"] <= shard["row_end"] <= rows[shard["table"]]
+            )
+            if not ok:
+                raise ValueError(
+                    f"{path}: files[{k}] ({file}) holds shard {shard!r}: not a row range of a table in 'specs'"
+                )
+
+
+class _Shard:
+    """One shard file opened for reading: a missing, truncated or foreign file, or a tensor shorter than the
+    manifest says, is a ValueError naming the file (never rows nobody wrote)."""
+
+    def __init__(self, path: str):
+        self.path = path
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"{path}: a shard file the checkpoint manifest names is missing")
+        try:
+            self._file = safe_open(path, framework="pt")
+        except Exception as exc:  # safetensors raises its own error types for truncated or foreign bytes
+            raise ValueError(f"{path}: not a readable safetensors shard file ({exc})") from None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        del self._file
+        return False
+
+    def rows(self, name: str, first: int, last: int) -> Tensor:
+        """Rows [first, last) of tensor `name`."""
+        try:
+            view = self._file.get_slice(name)
+            shape = view.get_shape()
+        except Exception as exc:
+            raise ValueError(f"{self.path}: no readable tensor {name!r} ({exc})") from None
+        if not shape or shape[0] < last:
+            raise ValueError(
+                f"{self.path}: tensor {name!r} has {shape[0] if shape else 0} rows, the manifest places rows up "
+                f"to {last} in it"
+            )
+        try:
+            return view[first:last]
+        except Exception as exc:
+            raise ValueError(f"{self.path}: tensor {name!r} cannot be read ({exc})") from None
+
+    def tensor(self, name: str) -> Tensor:
+        try:
+            return self._file.get_tensor(name)
+        except Exception as exc:
+            raise ValueError(f"{self.path}: no readable tensor {name!r} ({exc})") from None
+
+    def shape(self, name: str) -> list[int]:
+        try:
+            return self._file.get_slice(name).get_shape()
+        except Exception as exc:
+            raise ValueError(f"{self.path}: no readable tensor {name!r} ({exc})") from None
 
 
 def save(tables: ShardedEmbeddingTables, directory: str) -> None:
@@ -116,24 +213,32 @@ def _check_state(manifest: dict, names: list[str], directory: str) -> None:
 
 def _copy_rows(manifest: dict, directory: str, name: str, table: str, start: int, end: int, out: Tensor) -> None:
     """Fill out[0:end-start] with rows [start, end) of `table`'s state `name`, from every saved shard that
-    overlaps them (only those rows are read)."""
+    overlaps them (only those rows are read). Rows that no shard holds are a ValueError: nothing is returned
+    that no file filled."""
+    filled = torch.zeros(end - start, dtype=torch.bool)
     for entry in manifest["files"]:
         path = os.path.join(directory, entry["file"])
         at = 0
-        with safe_open(path, framework="pt") as f:
+        with _Shard(path) as f:
             for shard in entry["shards"]:
                 size = shard["row_end"] - shard["row_start"]
                 lo, hi = max(start, shard["row_start"]), min(end, shard["row_end"])
                 if shard["table"] == table and hi > lo:
                     first = at + lo - shard["row_start"]
-                    rows = f.get_slice(name)[first : first + hi - lo]
-                    out[lo - start : hi - start] = rows.to(out.device)
+                    out[lo - start : hi - start] = f.rows(name, first, first + hi - lo).to(out.device)
+                    filled[lo - start : hi - start] = True
                 at += size
+    if not filled.all():
+        missing = int(torch.nonzero(~filled)[0]) + start
+        raise ValueError(
+            f"{os.path.join(directory, MANIFEST)}: no shard holds row {missing} of table {table!r} "
+            f"({int((~filled).sum())} of rows [{start}, {end}) missing)"
+        )
 
 
 def _read_step(manifest: dict, directory: str) -> Tensor:
-    with safe_open(os.path.join(directory, manifest["files"][0]["file"]), framework="pt") as f:
-        return f.get_tensor("step")
+    with _Shard(os.path.join(directory, manifest["files"][0]["file"])) as f:
+        return f.tensor("step")
 
 
 @torch.no_grad()
@@ -165,8 +270,8 @@ def read_full_state(directory: str) -> dict[str, Tensor]:
         if name == "step":
             full[name] = _read_step(manifest, directory)
             continue
-        with safe_open(os.path.join(directory, manifest["files"][0]["file"]), framework="pt") as f:
-            trailing = f.get_slice(name).get_shape()[1:]
+        with _Shard(os.path.join(directory, manifest["files"][0]["file"])) as f:
+            trailing = f.shape(name)[1:]
         out = torch.empty((total, *trailing), dtype=torch.float32)
         start = 0
         for s in specs:

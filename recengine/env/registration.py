@@ -17,6 +17,7 @@ environments' own arguments.
 from __future__ import annotations
 
 import functools
+import numbers
 
 import gymnasium as gym
 
@@ -38,6 +39,18 @@ RECSIM_ID = "recengine/RecSim-v0"
 """the matrix-factorisation simulator (``RecSimEnv`` / ``VecRecSim``)"""
 SEQ_RECSIM_ID = "recengine/SeqRecSim-v0"
 """the sequence-aware simulator (``SequentialSimEnv`` / ``SequentialVecSim``)"""
+
+
+def _check_arguments(env_id: str, config, config_type: type, num_users, num_items, seed) -> None:
+    """The entry points' own arguments, checked before anything is built: counts are ints >= 1, the seed an
+    int >= 0, ``config`` this simulator's config class (or None)."""
+    for name, value, low in (("num_users", num_users, 1), ("num_items", num_items, 1), ("seed", seed, 0)):
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+            raise TypeError(f"{env_id}: {name} must be an int >= {low}, got {type(value).__name__} {value!r}")
+        if value < low:
+            raise ValueError(f"{env_id}: {name} must be an int >= {low}, got {value}")
+    if config is not None and not isinstance(config, config_type):
+        raise TypeError(f"{env_id}: config must be a {config_type.__name__} or None, got {type(config).__name__}")
 
 
 def _default_user_model(model: UserModel | None, num_users: int, num_items: int, seed: int) -> UserModel:
@@ -80,6 +93,7 @@ def make_recsim(
     seed: int = 0,
 ) -> RecSimEnv:
     """The entry point of ``recengine/RecSim-v0``: a ``RecSimEnv`` of ``model`` (default: a synthetic one)."""
+    _check_arguments(RECSIM_ID, config, SimConfig, num_users, num_items, seed)
     return RecSimEnv(_default_user_model(model, num_users, num_items, seed), config, user_pool, render_mode)
 
 
@@ -94,6 +108,7 @@ def make_recsim_vec(
     seed: int = 0,
 ) -> VecRecSim:
     """The vector entry point of ``recengine/RecSim-v0``: a ``VecRecSim`` of ``num_envs`` sessions."""
+    _check_arguments(RECSIM_ID, config, SimConfig, num_users, num_items, seed)
     return VecRecSim(_default_user_model(model, num_users, num_items, seed), num_envs, config, user_pool)
 
 
@@ -109,6 +124,7 @@ def make_seq_recsim(
 ) -> SequentialSimEnv:
     """The entry point of ``recengine/SeqRecSim-v0``: a ``SequentialSimEnv`` of ``model`` (default: fitted to a
     synthetic dataset)."""
+    _check_arguments(SEQ_RECSIM_ID, config, SeqSimConfig, num_users, num_items, seed)
     return SequentialSimEnv(
         _default_sequential_model(model, num_users, num_items, seed), config, user_pool, render_mode
     )
@@ -125,6 +141,7 @@ def make_seq_recsim_vec(
     seed: int = 0,
 ) -> SequentialVecSim:
     """The vector entry point of ``recengine/SeqRecSim-v0``: a ``SequentialVecSim`` of ``num_envs`` sessions."""
+    _check_arguments(SEQ_RECSIM_ID, config, SeqSimConfig, num_users, num_items, seed)
     return SequentialVecSim(_default_sequential_model(model, num_users, num_items, seed), num_envs, config, user_pool)
 
 

@@ -27,6 +27,7 @@ same estimators on per-decision arrays.
 
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass
 
 import numpy as np
@@ -216,10 +217,19 @@ class OffPolicyEstimator:
     ) -> Interval:
         """A (1 - alpha) percentile-bootstrap interval: the logged units (rounds, or whole sessions) resampled
         with replacement ``n_bootstrap_samples`` times from ``np.random.default_rng(random_state)``."""
-        if not 0.0 < alpha < 1.0:
-            raise ValueError(f"alpha must be in (0, 1), got {alpha}")
+        if isinstance(alpha, bool) or not isinstance(alpha, numbers.Real) or not 0.0 < alpha < 1.0:
+            raise ValueError(f"alpha must be a number in (0, 1), got {alpha!r}")
+        if isinstance(n_bootstrap_samples, bool) or not isinstance(n_bootstrap_samples, numbers.Integral):
+            raise TypeError(
+                f"n_bootstrap_samples must be an int >= 2, got {type(n_bootstrap_samples).__name__} "
+                f"{n_bootstrap_samples!r}"
+            )
         if n_bootstrap_samples < 2:
-            raise ValueError(f"n_bootstrap_samples must be >= 2, got {n_bootstrap_samples}")
+            raise ValueError(f"n_bootstrap_samples must be an int >= 2, got {n_bootstrap_samples}")
+        if random_state is not None and (
+            isinstance(random_state, bool) or not isinstance(random_state, numbers.Integral) or random_state < 0
+        ):
+            raise ValueError(f"random_state must be None or an int >= 0, got {random_state!r}")
         arrays = dict(
             reward=reward,
             action=action,

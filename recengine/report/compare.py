@@ -344,6 +344,7 @@ def compare_config_from_args(args) -> CompareConfig:
             setattr(cfg, field.name, tuple(value) if isinstance(value, list) else value)
     if getattr(args, "no_robustness", False):
         cfg.robustness = False
+    cfg.check()
     return cfg
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from recengine.agents.config import DQNConfig, EncoderConfig, ReinforceConfig
+from recengine.config_file import at_least, between, check_fields, one_of
 
 
 @dataclass
@@ -139,6 +140,50 @@ class CompareConfig:
     """epochs of each extra simulator's (smaller) response model"""
     progress: bool = True
     """tqdm bars"""
+
+    def __post_init__(self):
+        self.check()
+
+    def check(self) -> None:
+        """Raise ValueError naming the first setting outside what a run can use (the same words whether it came
+        from Python, a flag or a config file)."""
+        check_fields(
+            self,
+            {
+                "dataset": one_of("ml-100k", "ml-1m", "synthetic"),
+                "item_text": one_of("none", "tfidf", "minilm"),
+                "dqn_item_table": one_of("tied", "own"),
+                "seed": at_least(0),
+                "simulator_seed": at_least(0),
+                "seeds": at_least(1),
+                "ci_level": between(0, 1, open_low=True, open_high=True),
+                "slate_size": at_least(1),
+                "history_len": at_least(1),
+                "max_session_steps": at_least(1),
+                "num_envs": at_least(1),
+                "eval_every": at_least(1),
+                "eval_sessions": at_least(1),
+                "curve_sessions": at_least(1),
+                "pretrain_epochs": at_least(1),
+                "simulator_epochs": at_least(1),
+                "pretrain_max_len": at_least(1),
+                "pretrain_dim": at_least(1),
+                "pretrain_layers": at_least(1),
+                "bpr_epochs": at_least(1),
+                "ope_sessions": at_least(1),
+                "ope_epsilon": between(0, 1),
+                "synthetic_users": at_least(1),
+                "synthetic_items": at_least(1),
+                "validation_sessions": at_least(1),
+                "robust_sessions": at_least(1),
+                "robust_fit_epochs": at_least(1),
+            },
+        )
+        bad = next(
+            (k for k, v in self.rl_steps.items() if isinstance(v, bool) or not isinstance(v, int) or v < 0), None
+        )
+        if bad is not None:
+            raise ValueError(f"rl_steps must map agents to step counts >= 0, got {bad}: {self.rl_steps[bad]!r}")
 
     def simulator_config(self):
         """The simulated sessions' settings (recengine.env.SeqSimConfig): slate size, the history the agents

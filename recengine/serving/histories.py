@@ -53,6 +53,18 @@ def _check_ids(values: np.ndarray, offsets: np.ndarray, num_items: int) -> None:
         )
 
 
+def _refuse_nested(histories) -> None:
+    """TypeError naming the first history holding something other than a plain item id (a list, an array)."""
+    for b, h in enumerate(histories):
+        for x in h:
+            if not np.isscalar(x):
+                raise TypeError(
+                    f"histories[{b}]: item ids must be ints, got a nested {type(x).__name__} (histories is a list "
+                    "of id lists: two levels, not three)"
+                )
+    raise TypeError("histories: item ids must be ints")
+
+
 def parse_histories(histories, num_items: int) -> JaggedHistories:
     """Validate `histories` (a list of id lists, or (values, offsets) tensors) against a catalog of
     `num_items`. Raises TypeError / ValueError / IndexError naming `histories` (and the row for a bad id)."""
@@ -72,7 +84,12 @@ def parse_histories(histories, num_items: int) -> JaggedHistories:
             if not isinstance(h, (list, tuple)):
                 raise TypeError(f"histories[{b}]: expected a list of item ids, got {type(h).__name__}")
         lengths = np.fromiter(map(len, histories), dtype=np.int64, count=len(histories))
-        flat = np.array(list(chain.from_iterable(histories)))
+        try:
+            flat = np.array(list(chain.from_iterable(histories)))
+        except (ValueError, TypeError):  # ragged lists inside a history
+            flat = None
+        if flat is None or flat.ndim != 1:
+            _refuse_nested(histories)
         if flat.size and (flat.dtype.kind not in "iu" or flat.dtype == np.bool_):
             raise TypeError(f"histories: item ids must be ints, got values of type {flat.dtype}")
         offsets_np = np.zeros(lengths.size + 1, dtype=np.int64)

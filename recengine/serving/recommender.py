@@ -30,6 +30,7 @@ from recengine.data.vocabulary import ItemVocabulary
 from recengine.nn.catalog_head import CatalogHead
 from recengine.nn.sequence_encoder import SequenceEncoder
 from recengine.ops.table_formats import TABLE_DTYPES
+from recengine.serving.device import checked_device
 from recengine.serving.encoder import InferenceEncoder
 from recengine.serving.histories import context_windows, parse_histories
 from recengine.serving.item_table import InferenceTable
@@ -97,7 +98,7 @@ class Recommender:
         AOT-compiled (`recengine.serving.compiled_encoder`, its packages cached in `cache_dir`)."""
         if dtype not in TABLE_DTYPES:
             raise ValueError(f"dtype: expected one of {TABLE_DTYPES}, got {dtype!r}")
-        device = torch.device(device)
+        device = checked_device(device)
         with torch.no_grad():
             table = head.weight if head.weight is not None else encoder.item_embeddings()
             items = InferenceTable(table, head.bias, dtype)
@@ -134,6 +135,7 @@ class Recommender:
         from `cache_dir`, default the recengine cache); CPU only."""
         if dtype not in TABLE_DTYPES:
             raise ValueError(f"dtype: expected one of {TABLE_DTYPES}, got {dtype!r}")
+        checked_device(device)  # before the file is read
         loaded = load_any(checkpoint)
         encoder, head, use_users = loaded.serving_modules()
         return cls.from_modules(

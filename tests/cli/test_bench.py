@@ -44,7 +44,9 @@ def test_bench_rejects_unknown_family(capsys):
 
 def test_bench_serving_needs_a_checkpoint(tmp_path, capsys):
     assert main(["bench", "serving", "--json", str(tmp_path / "b.json")]) == 2
-    assert capsys.readouterr().err == "error: bench serving needs --checkpoint (a `recengine train` output dir)\n"
+    assert capsys.readouterr().err == (
+        "recengine bench: error: --checkpoint: 'bench serving' needs a trained model (a `recengine train` output dir)\n"
+    )
 
 
 def test_results_go_to_the_device_kinds_file_by_default():

@@ -2,6 +2,7 @@
 server as given, the OpenMP wait policy set first."""
 
 import pytest
+import torch
 
 from recengine.cli import main
 
@@ -16,6 +17,10 @@ def test_the_options_reach_the_server(tmp_path, monkeypatch):
     calls = []
     monkeypatch.setattr("recengine.serving.threads.set_wait_policy", lambda policy: calls.append(("wait", policy)))
     monkeypatch.setattr("recengine.serving.http.serve", lambda path, **kw: calls.append(("serve", path, kw)))
+    from safetensors.torch import save_file
+
+    # a header the quick check accepts (the server itself is replaced: nothing is loaded)
+    save_file({"x": torch.zeros(1)}, str(tmp_path / "model.safetensors"), metadata={"kind": "model"})
     argv = ["serve", "--checkpoint", str(tmp_path), "--port", "9000", "--dtype", "int8", "--threads", "0"]
     assert main([*argv, "--omp-wait-policy", "active"]) == 0
     assert calls[0] == ("wait", "active")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import types
 from dataclasses import asdict
 
 import pytest
@@ -213,3 +214,172 @@ def test_an_open_bandit_file_that_is_not_text_is_refused_naming_it(tmp_path):
     with pytest.raises(OpenBanditFormatError, match="not UTF-8 text") as info:
         load_bts_prior(root=str(tmp_path), download=False)
     assert "prior_bts.yaml" in str(info.value)
+
+
+# ------------------------------------------------------------------------------------------ agent files
+def _agent_files(directory) -> dict[str, tuple[dict, dict]]:
+    """{agent type: (tensors, metadata)} of a random, a popularity and an MF agent file, and a DQN's and a
+    REINFORCE agent's over a tiny scorer."""
+    from recengine.agents.baselines import MatrixFactorizationPolicy, PopularityPolicy, RandomPolicy
+    from recengine.agents.config import DQNConfig, ReinforceConfig
+    from recengine.agents.dqn import DQNAgent
+    from recengine.agents.persistence import save_agent
+    from recengine.agents.reinforce import ReinforceAgent
+    from tests.agents.tiny import K, L, tiny_scorer
+
+    n = 12
+    catalog = types.SimpleNamespace(num_items=n)
+    g = torch.Generator().manual_seed(0)
+    dqn = DQNConfig(buffer_size=64, batch_size=8, learning_starts=8)
+    agents = {
+        "random": RandomPolicy(n, 3, seed=0),
+        "popularity": PopularityPolicy(torch.arange(n) % 5, 3),
+        "matrix-factorization": MatrixFactorizationPolicy(
+            torch.randn(5, 4, generator=g), torch.randn(n, 4, generator=g), torch.randn(n, generator=g), 3
+        ),
+        "dqn": DQNAgent(tiny_scorer(catalog, seed=2), n, K, L, dqn, total_steps=10, seed=5),
+        "reinforce": ReinforceAgent(tiny_scorer(catalog, seed=2), n, K, ReinforceConfig(min_batch=8), seed=5),
+    }
+    out = {}
+    for name, agent in agents.items():
+        path = str(directory / f"{name}.safetensors")
+        save_agent(agent, path)
+        out[name] = checkpoint.read(path)
+    return out
+
+
+@pytest.fixture(scope="module")
+def agent_files(tmp_path_factory):
+    return _agent_files(tmp_path_factory.mktemp("agents"))
+
+
+def _settings(**change):
+    return lambda t, m: m.__setitem__("agent", json.dumps({**json.loads(m["agent"]), **change}))
+
+
+def _agent_config(**change):
+    def apply(t, m):
+        settings = json.loads(m["agent"])
+        settings["config"] = {**settings["config"], **change}
+        m["agent"] = json.dumps(settings)
+
+    return apply
+
+
+AGENT_TAMPERING = [
+    # (id, agent type, change, words the error must hold)
+    ("random-k-negative", "random", _settings(k=-1), "'k' must be"),
+    ("random-k-above-items", "random", _settings(k=99), "'k' must be"),
+    ("random-items-zero", "random", _settings(num_items=0), "'num_items' must be"),
+    ("popularity-bias-nan", "popularity", _tensor("bias", torch.full((12,), float("nan"))), "not finite"),
+    ("popularity-k-zero", "popularity", _settings(k=0), "'k' must be"),
+    ("mf-widths-differ", "matrix-factorization", _tensor("user_factors", torch.zeros(5, 3)), "disagree"),
+    ("mf-bias-length", "matrix-factorization", _tensor("item_bias", torch.zeros(3)), "disagree"),
+    ("mf-factors-inf", "matrix-factorization", _tensor("item_factors", torch.full((12, 4), float("inf"))), "finite"),
+    ("mf-factors-1d", "matrix-factorization", _tensor("item_factors", torch.zeros(12)), "2-D"),
+    ("dqn-history-negative", "dqn", _settings(history_len=-3), "'history_len' must be"),
+    ("dqn-steps-negative", "dqn", _settings(env_steps=-1), "'env_steps' must be"),
+    ("dqn-gamma-five", "dqn", _agent_config(gamma=5.0), "gamma must be"),
+    ("dqn-batch-zero", "dqn", _agent_config(batch_size=0), "batch_size must be"),
+    ("reinforce-baseline-nan", "reinforce", _settings(baseline=float("nan")), "'baseline' must be finite"),
+    ("reinforce-lr-zero", "reinforce", _agent_config(lr=0.0), "lr must be"),
+]
+
+
+@pytest.mark.parametrize("kind, change, words", [pytest.param(k, c, w, id=i) for i, k, c, w in AGENT_TAMPERING])
+def test_a_tampered_agent_file_is_refused_at_load_naming_it(agent_files, tmp_path, kind, change, words):
+    from recengine.agents.persistence import load_agent
+
+    path = str(tmp_path / "a.safetensors")
+    _write_tampered(agent_files, kind, change, path)
+    before = files_digest(str(tmp_path))
+    with pytest.raises(checkpoint.CheckpointError) as info:
+        load_agent(path)
+    assert path in str(info.value) and words in str(info.value), str(info.value)
+    assert files_digest(str(tmp_path)) == before
+
+
+# ------------------------------------------------------------------------------------------ sharded checkpoints
+def _sharded(directory) -> str:
+    from recengine.distributed import ShardedEmbeddingTables
+    from recengine.distributed import checkpoint as sharded
+    from recengine.nn.embedding_tables import TableSpec
+    from recengine.optim import RowwiseAdagrad
+
+    tables = ShardedEmbeddingTables(
+        [TableSpec("a", 6, 2), TableSpec("b", 3, 2)], optimizer=RowwiseAdagrad(lr=0.1), seed=1
+    )
+    path = str(directory / "ckpt")
+    sharded.save(tables, path)
+    return path
+
+
+def _manifest_change(change):
+    def apply(directory):
+        path = os.path.join(directory, "manifest.json")
+        with open(path) as f:
+            manifest = json.load(f)
+        change(manifest)
+        with open(path, "w") as f:
+            json.dump(manifest, f)
+        return "manifest.json"
+
+    return apply
+
+
+def _shard_bytes(change):
+    def apply(directory):
+        with open(os.path.join(directory, "manifest.json")) as f:
+            relative = json.load(f)["files"][0]["file"]
+        path = os.path.join(directory, relative)
+        with open(path, "rb") as f:
+            data = f.read()
+        data = change(data)
+        if data is None:
+            os.remove(path)
+        else:
+            with open(path, "wb") as f:
+                f.write(data)
+        return relative
+
+    return apply
+
+
+def _more_rows(manifest):
+    manifest["specs"][0]["num_rows"] += 4
+
+
+def _shard_claims_more(manifest):
+    manifest["specs"][0]["num_rows"] += 4
+    manifest["files"][0]["shards"][0]["row_end"] += 4
+
+
+SHARDED_BAD = [
+    # (id, change, words the error must hold besides the file it names)
+    ("manifest-more-rows-than-shards", _manifest_change(_more_rows), "no shard holds row 6"),
+    ("shard-claims-rows-its-file-lacks", _manifest_change(_shard_claims_more), "has 9 rows"),
+    ("shard-outside-its-table", _manifest_change(lambda m: m["files"][0]["shards"][0].update(row_end=99)), "shard"),
+    ("shard-unknown-table", _manifest_change(lambda m: m["files"][0]["shards"][0].update(table="zz")), "shard"),
+    ("shard-file-escapes", _manifest_change(lambda m: m["files"][0].update(file="../../etc/x")), "inside"),
+    ("specs-rows-negative", _manifest_change(lambda m: m["specs"][0].update(num_rows=-1)), "specs[0]"),
+    ("specs-not-list", _manifest_change(lambda m: m.update(specs={"a": 1})), "'specs'"),
+    ("files-empty", _manifest_change(lambda m: m.update(files=[])), "'files'"),
+    ("shard-truncated", _shard_bytes(lambda b: b[: len(b) // 2]), "safetensors"),
+    ("shard-not-safetensors", _shard_bytes(lambda b: b"not a safetensors file at all"), "safetensors"),
+    ("shard-missing", _shard_bytes(lambda b: None), "missing"),
+]
+
+
+@pytest.mark.parametrize("change, words", [pytest.param(c, w, id=i) for i, c, w in SHARDED_BAD])
+def test_a_bad_sharded_checkpoint_is_refused_naming_the_file(tmp_path, change, words):
+    """Never rows that no file filled: every row of every table is accounted for, and the error names the real
+    file (the manifest, or the shard at fault)."""
+    from recengine.distributed import checkpoint as sharded
+
+    directory = _sharded(tmp_path)
+    change(directory)
+    with pytest.raises((ValueError, FileNotFoundError)) as info:
+        sharded.read_full_state(directory)
+    message = str(info.value)
+    assert message.startswith(directory) and (".safetensors" in message or "manifest.json" in message), message
+    assert words in message, message

@@ -6,9 +6,13 @@ from __future__ import annotations
 import os
 
 import pytest
+import torch
+from safetensors.torch import save_file
 
+from recengine.agents.config import DQNConfig, EncoderConfig, ReinforceConfig
 from recengine.cli import main
 from recengine.env import SimConfig, VecRecSim, synthetic_user_model
+from recengine.report.compare_config import CompareConfig
 from tests.reliability.cases import files_digest
 
 
@@ -95,6 +99,16 @@ CLI = [
     ("train-nproc-zero", ["train", "sasrec", "--out", "{tmp}/o", "--nproc", "0"], "--nproc"),
     ("train-nproc-resume", ["train", "sasrec", "--out", "{tmp}/run", "--nproc", "2", "--resume"], "does not resume"),
     ("command-missing", [], "command"),
+    ("bench-serving-checkpoint-missing", ["bench", "serving", "--checkpoint", "{tmp}/none"], "--checkpoint"),
+    ("bench-serving-no-checkpoint", ["bench", "serving", "--json", "{tmp}/b.json"], "--checkpoint"),
+    ("bench-serving-checkpoint-text", ["bench", "serving", "--checkpoint", "{tmp}/file"], "--checkpoint"),
+    ("serve-checkpoint-missing", ["serve", "--checkpoint", "{tmp}/none"], "--checkpoint"),
+    ("serve-checkpoint-empty-dir", ["serve", "--checkpoint", "{tmp}/empty"], "--checkpoint"),
+    ("serve-checkpoint-text", ["serve", "--checkpoint", "{tmp}/file"], "--checkpoint"),
+    ("serve-checkpoint-truncated", ["serve", "--checkpoint", "{tmp}/run"], "checkpoint.safetensors"),
+    ("serve-checkpoint-not-a-model", ["serve", "--checkpoint", "{tmp}/other.safetensors"], "no model"),
+    ("serve-port-too-large", ["serve", "--checkpoint", "{tmp}/run", "--port", "70000"], "--port"),
+    ("serve-port-zero", ["serve", "--checkpoint", "{tmp}/run", "--port", "0"], "--port"),
 ]
 
 
@@ -103,6 +117,8 @@ def test_a_bad_command_line_is_one_line_and_exit_2(tmp_path, capsys, argv, words
     (tmp_path / "file").write_text("a file, not a directory")
     (tmp_path / "run").mkdir()
     (tmp_path / "run" / "checkpoint.safetensors").write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{")
+    (tmp_path / "empty").mkdir()
+    save_file({"x": torch.zeros(2)}, str(tmp_path / "other.safetensors"), metadata={"note": "not recengine's"})
     before = files_digest(str(tmp_path))
     assert _run(_argv(argv, str(tmp_path))) == 2
     err = capsys.readouterr().err.strip()
@@ -132,3 +148,62 @@ def user_model():
 def test_vec_simulator_refuses_a_bad_number_of_environments(user_model, num_envs, error):
     with pytest.raises(error, match="num_envs"):
         VecRecSim(user_model, num_envs)
+
+
+CONFIG_FILES = [
+    # (id, the file's text, words the one-line error must hold): a file meets the checks a flag or an argument does
+    ("num-envs-zero", "num_envs = 0\n", "num_envs must be"),
+    ("slate-size-zero", "slate_size = 0\n", "slate_size must be"),
+    ("ci-level-above-one", "ci_level = 1.5\n", "ci_level must be"),
+    ("ci-level-nan", "ci_level = nan\n", "ci_level must be"),
+    ("dqn-gamma-five", "[dqn]\ngamma = 5.0\n", "dqn.gamma must be"),
+    ("reinforce-lr-negative", "[reinforce]\nlr = -1.0\n", "reinforce.lr must be"),
+    ("encoder-heads-zero", "[dqn_encoder]\nnum_heads = 0\n", "dqn_encoder.num_heads must be"),
+    ("item-text-unknown", 'item_text = "bert"\n', "item_text must be one of"),
+    ("dataset-not-for-compare", 'dataset = "ml-25m"\n', "dataset must be one of"),
+    ("seeds-zero", "seeds = 0\n", "seeds must be"),
+    ("rl-steps-negative", "[rl_steps]\ndqn = -5\n", "rl_steps"),
+    ("key-unknown", "num_env = 4\n", "unknown key num_env"),
+]
+
+
+@pytest.mark.parametrize("text, words", [pytest.param(t, w, id=i) for i, t, w in CONFIG_FILES])
+def test_a_bad_compare_config_file_is_one_line_and_exit_2(tmp_path, capsys, text, words):
+    path = tmp_path / "compare.toml"
+    path.write_text(text)
+    assert _run(["compare", "--out", str(tmp_path / "o"), "--config", str(path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "Traceback" not in err, err
+    assert words in err and str(path) in err, err
+    assert not os.path.exists(tmp_path / "o")
+
+
+@pytest.mark.parametrize(
+    "make, words",
+    [
+        pytest.param(lambda: CompareConfig(num_envs=0), "num_envs must be", id="compare-num-envs"),
+        pytest.param(lambda: CompareConfig(ci_level=1.5), "ci_level must be", id="compare-ci-level"),
+        pytest.param(lambda: DQNConfig(gamma=5.0), "gamma must be", id="dqn-gamma"),
+        pytest.param(lambda: DQNConfig(batch_size=0), "batch_size must be", id="dqn-batch"),
+        pytest.param(lambda: ReinforceConfig(temperature=0.0), "temperature must be", id="reinforce-temperature"),
+        pytest.param(lambda: EncoderConfig(dim=0), "dim must be", id="encoder-dim"),
+    ],
+)
+def test_a_bad_python_setting_meets_the_same_check(make, words):
+    with pytest.raises(ValueError, match=words):
+        make()
+
+
+@pytest.mark.parametrize(
+    "name, text, where",
+    [
+        pytest.param("c.toml", "seeds = 2\n# note\n[dqn]\nlr = 0.001\ngamma = 5.0\n", ":5: dqn.gamma", id="toml-table"),
+        pytest.param("c.toml", "seeds = 2\nci_level = 1.5\n", ":2: ci_level", id="toml-top"),
+        pytest.param("c.json", '{\n "seeds": 2,\n "slate_size": 0\n}\n', ":3: slate_size", id="json"),
+    ],
+)
+def test_a_config_file_error_names_the_line(tmp_path, capsys, name, text, where):
+    path = tmp_path / name
+    path.write_text(text)
+    assert _run(["compare", "--out", str(tmp_path / "o"), "--config", str(path)]) == 2
+    assert f"{path}{where}" in capsys.readouterr().err

@@ -135,11 +135,10 @@ def test_fallback_message(monkeypatch, tmp_path):
 def test_dqn_item_table_must_be_known(tmp_path):
     from recengine.report import compare
 
-    cfg = compare.CompareConfig(
-        out=str(tmp_path), dataset="synthetic", agents=("dqn",), progress=False, dqn_item_table="shared"
-    ).quick_settings()
-    with pytest.raises(ValueError, match="dqn_item_table"):
-        compare.run_compare(cfg, log=lambda *a: None)
+    with pytest.raises(ValueError, match="dqn_item_table"):  # refused where the setting is made, before any run
+        compare.CompareConfig(
+            out=str(tmp_path), dataset="synthetic", agents=("dqn",), progress=False, dqn_item_table="shared"
+        )
 
 
 def test_unknown_agent_is_named(tmp_path):
