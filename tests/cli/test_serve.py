@@ -49,6 +49,9 @@ def test_the_operations_options_reach_the_server(tmp_path, monkeypatch):
     calls = []
     monkeypatch.setattr("recengine.serving.threads.set_wait_policy", lambda policy: None)
     monkeypatch.setattr("recengine.serving.http.serve", lambda path, **kw: calls.append(kw))
+    from safetensors.torch import save_file
+
+    save_file({"x": torch.zeros(1)}, str(tmp_path / "model.safetensors"), metadata={"kind": "model"})
     argv = ["serve", "--checkpoint", str(tmp_path), "--max-queue", "0", "--deadline-ms", "250"]
     assert main([*argv, "--admin-token", "s3cret", "--access-log"]) == 0
     assert {k: calls[0][k] for k in ("max_queue", "deadline_ms", "admin_token", "access_log")} == {
