@@ -79,12 +79,11 @@ def _check_checkpoint(path: str | None) -> None:
     work)."""
     if not path:
         raise UsageError("--checkpoint: 'bench serving' needs a trained model (a `recengine train` output dir)")
-    from recengine.checkpoint import CheckpointError
-    from recengine.serving.loading import check_servable
+    from recengine.serving.preflight import PreflightError, check_servable
 
     try:
         check_servable(path)
-    except CheckpointError as exc:
+    except PreflightError as exc:
         raise UsageError(f"--checkpoint: {exc}") from None
 
 

@@ -101,12 +101,11 @@ def check(args: argparse.Namespace) -> None:
     token = args.admin_token
     if token is not None and (not token or any(c.isspace() or not c.isprintable() for c in token)):
         raise UsageError("--admin-token: expected a non-empty token without spaces or control characters")
-    from recengine.checkpoint import CheckpointError
-    from recengine.serving.loading import check_servable
+    from recengine.serving.preflight import PreflightError, check_servable  # no torch: the wait policy is not set yet
 
     try:
-        check_servable(args.checkpoint)
-    except CheckpointError as exc:
+        check_servable(args.checkpoint)  # the header alone, before any long work
+    except PreflightError as exc:
         raise UsageError(f"--checkpoint: {exc}") from None
 
 

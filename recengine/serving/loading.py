@@ -25,7 +25,6 @@ import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from safetensors import safe_open
 from torch import Tensor
 
 from recengine.checkpoint import AGENT_KIND, MODEL_KIND, SCORER_KIND, TRAINING_KIND, CheckpointError, kind_of, read
@@ -36,14 +35,13 @@ from recengine.nn.catalog_head import CatalogHead
 from recengine.nn.sequence_encoder import SequenceEncoder
 from recengine.nn.sequence_recommender import SequenceRecommender
 from recengine.serving.agent_checkpoint import scorer_from_checkpoint
+from recengine.serving.preflight import PreflightError, checkpoint_file
 from recengine.train.config import SASRecConfig
 from recengine.train.sasrec_checkpoint import model_from_checkpoint
 
 if TYPE_CHECKING:
     from recengine.agents.policy_base import Policy
 
-CHECKPOINT_FILES = ("model.safetensors", "checkpoint.safetensors")
-"""file names looked for, in order, when `load_any` is given a run directory"""
 SHARDED_KIND = "sharded"
 """the kind of a sharded model directory (a directory, not a file: recengine.distributed.model_checkpoint)"""
 
@@ -105,37 +103,11 @@ class LoadedCheckpoint:
 
 
 def _checkpoint_file(path: str) -> str:
-    """`path` itself, or the first of CHECKPOINT_FILES inside the directory `path`."""
-    if os.path.isdir(path):
-        for name in CHECKPOINT_FILES:
-            if os.path.isfile(os.path.join(path, name)):
-                return os.path.join(path, name)
-        raise CheckpointError(f"{path}: a directory without {' or '.join(CHECKPOINT_FILES)}")
-    return path
-
-
-def check_servable(path: str | os.PathLike) -> str:
-    """The kind of the checkpoint at `path`, told from its header alone (no tensor is read): a quick check before
-    a server or a benchmark starts. CheckpointError naming the file for a missing path, a directory without a
-    checkpoint, a file that is not safetensors (truncated, foreign) or one that holds neither a model nor an
-    agent; `load_any` still checks the whole file when it is loaded."""
-    path = os.fspath(path)
-    if not os.path.exists(path):
-        raise CheckpointError(f"{path}: does not exist")
-    if os.path.isdir(path) and is_sharded_model(path):
-        return SHARDED_KIND
-    file = _checkpoint_file(path)
+    """`path` itself, or the first of CHECKPOINT_FILES inside the directory `path` (CheckpointError if none)."""
     try:
-        with safe_open(file, framework="pt") as f:
-            meta = dict(f.metadata() or {})
-    except Exception as exc:  # safetensors raises its own error types for a truncated or foreign file
-        raise CheckpointError(f"{file}: not a readable safetensors checkpoint ({type(exc).__name__}: {exc})") from None
-    kind = kind_of(meta)
-    if kind not in (MODEL_KIND, TRAINING_KIND, SCORER_KIND, AGENT_KIND) or (
-        "kind" not in meta and "config" not in meta
-    ):
-        raise CheckpointError(f"{file}: holds no model and no agent (metadata kind {meta.get('kind')!r})")
-    return kind
+        return checkpoint_file(path)
+    except PreflightError as exc:
+        raise CheckpointError(str(exc)) from None
 
 
 def load_any(path: str | os.PathLike) -> LoadedCheckpoint:

@@ -28,7 +28,7 @@ from dataclasses import asdict, dataclass
 
 from recengine.checkpoint import CheckpointError
 from recengine.distributed.model_checkpoint import is_sharded_model
-from recengine.serving.loading import CHECKPOINT_FILES
+from recengine.serving.preflight import CHECKPOINT_FILES
 from recengine.serving.recommender import Recommender
 
 
