@@ -151,7 +151,7 @@ def _sign(d: dict) -> str:
 #: the library versions, by about as much as the paired intervals are wide
 ONE_SEED = (
     "one training seed on one machine: the learning agents' figures differ on another CPU model, thread count or "
-    "library versions, so this is not a robust conclusion (run --seeds 5 for one)"
+    "library versions, so this is not a robust conclusion; --seeds 5 gives one"
 )
 
 
