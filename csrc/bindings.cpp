@@ -10,6 +10,7 @@
 #endif
 
 #include "common.h"
+#include "portable.h"
 
 namespace {
 
@@ -44,6 +45,12 @@ PYBIND11_MODULE(_C, m) {
       py::arg("n"), "Set the OpenMP threads the kernels use.");
   m.def("advise_huge_pages", &advise_huge_pages, py::arg("array"),
         "Hint transparent huge pages for a large, untouched array's memory (Linux); True if applied.");
+  m.def(
+      "portable_forced", []() { return recengine::portable_forced(); },
+      "Whether RECENGINE_PORTABLE (read once, at load) sends every kernel down its portable path.");
+  m.def(
+      "vector_isa", []() { return recengine::vector_level(); },
+      "The build of the vector loops in use: 2 AVX-512, 1 AVX2, 0 baseline (the CPU's, unless RECENGINE_PORTABLE).");
   // Each family registers its kernels; add the line when csrc/<family>/bindings.cpp exists.
   bind_embedding_bag(m);
   bind_policy(m);

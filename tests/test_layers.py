@@ -38,6 +38,7 @@ LAYERS: tuple[tuple[tuple[str, ...], ...], ...] = (
             "recengine._atomic",
             "recengine.optim",
             "recengine.progress",
+            "recengine.machine",
         ),
     ),
     # file formats: the checkpoint format and the configuration file

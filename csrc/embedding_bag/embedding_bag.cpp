@@ -15,6 +15,8 @@
 #include <memory>
 #include <vector>
 
+#include "portable.h"
+
 // GCC 12's avx512fintrin.h trips -Wmaybe-uninitialized inside its own helpers (a false positive).
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 
@@ -177,8 +179,9 @@ __attribute__((target("avx2,fma"))) void forward_bags_avx2(const float* __restri
   }
 }
 // Instruction set of the hot loops: 2 AVX-512, 1 AVX2+FMA, 0 portable C++ (what the CPU supports, unless
-// lowered with set_isa, which the tests use to run every variant).
-int g_isa = __builtin_cpu_supports("avx512f")                                   ? 2
+// lowered with set_isa, which the tests use to run every variant); RECENGINE_PORTABLE pins it to 0.
+int g_isa = recengine::portable_forced()                                        ? 0
+            : __builtin_cpu_supports("avx512f")                                 ? 2
             : (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) ? 1
                                                                                 : 0;
 const int kMaxIsa = g_isa;

@@ -23,6 +23,7 @@ void ce_backward_sweep(const float* Q, const float* E, int64_t B, int64_t N, int
                        const int64_t* target, const float* p_scale, const float* t_scale, float* dQ, float* dE,
                        float* dbias);
 void force_portable_gemm(bool on);
+bool portable_gemm_forced();
 void set_sweep_shape(int64_t rows, int64_t items);
 }  // namespace recengine::policy
 
@@ -220,6 +221,9 @@ void bind_policy(py::module_& m) {
   m.def(
       "policy_topk_bf16", []() { return pk::topk_bf16_available(); },
       "Whether catalog top-k of 48+ rows prefilters with bf16 scores (AVX512-BF16 CPUs; exact either way).");
+  m.def(
+      "policy_portable_gemm", []() { return pk::portable_gemm_forced() || pk::blas_found() == 0; },
+      "Whether the tile GEMM runs the portable loop now (no BLAS found, forced by a test or RECENGINE_PORTABLE).");
   m.def(
       "policy_set_topk_bf16", [](bool on) { pk::set_topk_bf16(on); },
       "Allow (default) or forbid the bf16 prefilter of top-k (tests cover both paths).");

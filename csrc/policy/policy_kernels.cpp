@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "policy/heap.h"
+#include "portable.h"
 
 namespace recengine::policy {
 
@@ -129,11 +130,9 @@ RE_INLINE float logit_at(const float* x, const float* b, float inv_temp, int64_t
   return (b ? x[j] + b[j] : x[j]) * inv_temp;
 }
 
-__attribute__((target_clones("avx512f", "avx2", "default"))) void topk_row(float* x, int64_t nb, int64_t item0,
-                                                                           const float* bias, float inv_temp,
-                                                                           const int64_t* ex_b, const int64_t* ex_e,
-                                                                           int64_t k, float* hv, int64_t* hi,
-                                                                           int64_t* hn) {
+__attribute__((always_inline)) inline void topk_row_body(float* x, int64_t nb, int64_t item0, const float* bias,
+                                                         float inv_temp, const int64_t* ex_b, const int64_t* ex_e,
+                                                         int64_t k, float* hv, int64_t* hi, int64_t* hn) {
   constexpr int64_t kChunk = 16 * kLanes;
   make_logits(x, nb, item0, nullptr, 1.0f, ex_b, ex_e);  // only the exclusions
   const float* b = bias ? bias + item0 : nullptr;
@@ -172,6 +171,7 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) void topk_row(float
   }
   *hn = n;
 }
+RECENGINE_VECTOR_CLONES(topk_row)
 
 // Online logsumexp of one row of logits: (m, s) with lse = m + log(s). The max and the sum run in
 // kLanes independent lanes so they vectorise without reassociating float additions.
@@ -197,15 +197,14 @@ RE_INLINE void lse_update(const float* x, int64_t nb, float* m_io, float* s_io) 
   *m_io = m_new;
 }
 
-__attribute__((target_clones("avx512f", "avx2", "default"))) void lse_row(float* x, int64_t nb, int64_t item0,
-                                                                          const float* bias, float inv_temp,
-                                                                          const int64_t* ex_b, const int64_t* ex_e,
-                                                                          float* m, float* s, int64_t target,
-                                                                          float* x_target) {
+__attribute__((always_inline)) inline void lse_row_body(float* x, int64_t nb, int64_t item0, const float* bias,
+                                                        float inv_temp, const int64_t* ex_b, const int64_t* ex_e,
+                                                        float* m, float* s, int64_t target, float* x_target) {
   make_logits(x, nb, item0, bias, inv_temp, ex_b, ex_e);
   lse_update(x, nb, m, s);
   if (x_target && target >= item0 && target < item0 + nb) *x_target = x[target - item0];
 }
+RECENGINE_VECTOR_CLONES(lse_row)
 
 // Gumbel-top-k with the online logsumexp. The key of item j is x_j + g_j, g_j = -log(e_j), e_j = -log(u_j).
 // Most items cannot enter the heap, and two cheap exact filters say so before any log:
@@ -214,9 +213,10 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) void lse_row(float*
 //  2. p_j <= (1 - u_j) * c with p_j = exp(x_j - m), c = exp(thr - m): since e_j >= 1 - u_j, this implies
 //     x_j + g_j <= thr. After the heap fills, about k items per row pass it in all.
 // The survivors get the exact key and the exact comparison, so the result is that of the plain loop.
-__attribute__((target_clones("avx512f", "avx2", "default"))) void sample_row(
-    float* x, int64_t nb, int64_t item0, const float* bias, float inv_temp, const int64_t* ex_b, const int64_t* ex_e,
-    uint32_t skey, uint32_t rkey, int64_t k, float* hkey, int64_t* hi, float* hx, int64_t* hn, float* m, float* s) {
+__attribute__((always_inline)) inline void sample_row_body(float* x, int64_t nb, int64_t item0, const float* bias,
+                                                           float inv_temp, const int64_t* ex_b, const int64_t* ex_e,
+                                                           uint32_t skey, uint32_t rkey, int64_t k, float* hkey,
+                                                           int64_t* hi, float* hx, int64_t* hn, float* m, float* s) {
   make_logits(x, nb, item0, bias, inv_temp, ex_b, ex_e);
   lse_update(x, nb, m, s);
   const float m_row = *m;  // the running max, including this block
@@ -261,14 +261,13 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) void sample_row(
   }
   *hn = n;
 }
+RECENGINE_VECTOR_CLONES(sample_row)
 
 // Tile -> the gradient w.r.t. the raw scores: g = softmax * p_scale - onehot(target) * t_scale, where the
 // caller folds d loss_row (both scales), d lse_row (p_scale only) and 1 / temperature into the scales.
-__attribute__((target_clones("avx512f", "avx2", "default"))) void ce_grad_row(float* x, int64_t nb, int64_t item0,
-                                                                              const float* bias, float inv_temp,
-                                                                              const int64_t* ex_b, const int64_t* ex_e,
-                                                                              float lse, int64_t target, float p_scale,
-                                                                              float t_scale) {
+__attribute__((always_inline)) inline void ce_grad_row_body(float* x, int64_t nb, int64_t item0, const float* bias,
+                                                            float inv_temp, const int64_t* ex_b, const int64_t* ex_e,
+                                                            float lse, int64_t target, float p_scale, float t_scale) {
   make_logits(x, nb, item0, bias, inv_temp, ex_b, ex_e);
   for (int64_t j = 0; j < nb; ++j) x[j] = fast_exp(x[j] - lse) * p_scale;
   for (const int64_t* p = ex_b; p != ex_e; ++p) {  // exactly zero, not exp(-87)
@@ -277,6 +276,7 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) void ce_grad_row(fl
   }
   if (target >= item0 && target < item0 + nb) x[target - item0] -= t_scale;
 }
+RECENGINE_VECTOR_CLONES(ce_grad_row)
 
 // Sort a heap's entries best first: value descending, id ascending.
 void heap_sort_out(float* v, int64_t* id, float* aux, int64_t n) {
@@ -332,13 +332,12 @@ const Blas& blas() {
 }
 
 // Tests set this to run the portable GEMM on a machine that has the BLAS.
-std::atomic<bool> g_force_portable{false};
+std::atomic<bool> g_force_portable{recengine::portable_forced()};  // RECENGINE_PORTABLE: no BLAS
 
 // tile (R x nb, row-major) = Q[0:R] @ E[0:nb].T, with Q (R x D) and E (nb x D) row-major.
-__attribute__((target_clones("avx512f", "avx2", "default"))) void tile_gemm_portable(const float* Q, const float* E,
-                                                                                     int64_t R, int64_t nb, int64_t D,
-                                                                                     float* tile,
-                                                                                     std::vector<float>& packed) {
+__attribute__((always_inline)) inline void tile_gemm_portable_body(const float* Q, const float* E, int64_t R,
+                                                                   int64_t nb, int64_t D, float* tile,
+                                                                   std::vector<float>& packed) {
   packed.resize(static_cast<size_t>(D * nb));
   float* et = packed.data();  // E block transposed (D x nb): the inner loop runs over contiguous items
   for (int64_t j = 0; j < nb; ++j)
@@ -353,6 +352,7 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) void tile_gemm_port
     }
   }
 }
+RECENGINE_VECTOR_CLONES(tile_gemm_portable)
 
 void tile_gemm(const float* Q, const float* E, int64_t R, int64_t nb, int64_t D, float* tile,
                std::vector<float>& packed) {
@@ -546,6 +546,7 @@ void ce_backward_sweep(const float* Q, const float* E, int64_t B, int64_t N, int
 // 1 when the tile GEMM uses the process's BLAS (sgemm_), 0 when the portable loop.
 int blas_found() { return blas().sgemm != nullptr; }
 void force_portable_gemm(bool on) { g_force_portable.store(on); }
+bool portable_gemm_forced() { return g_force_portable.load(); }
 void set_sweep_shape(int64_t rows, int64_t items) {
   g_rows_override.store(rows > 0 ? rows : 0);
   g_items_override.store(items > 0 ? items : 0);

@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "policy/heap.h"
+#include "portable.h"
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
@@ -31,8 +32,9 @@ namespace recengine::policy {
 
 namespace {
 
-// Whether the bf16 sweep may run where the CPU has AVX512-BF16; tests switch it off to cover both paths.
-std::atomic<bool> g_bf16_allowed{true};
+// Whether the bf16 sweep may run where the CPU has AVX512-BF16; tests switch it off to cover both paths, and
+// RECENGINE_PORTABLE starts it off.
+std::atomic<bool> g_bf16_allowed{!recengine::portable_forced()};
 
 bool cpu_has_bf16() {
 #ifdef RE_BF16_BUILD

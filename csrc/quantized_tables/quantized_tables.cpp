@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "policy/heap.h"
+#include "portable.h"
 
 namespace recengine::quantized {
 namespace {
@@ -39,9 +40,8 @@ constexpr int64_t kGroup = 32;  // users scored against each converted tile befo
 // converted to float32 exactly (the per-row scale and bias are applied to the dot product afterwards), or the
 // bfloat16 values widened. Each user's kTile scores are then D vector multiply-adds with no horizontal sum, and
 // the conversion is paid once for a group of users instead of once per user.
-__attribute__((target_clones("avx512f", "avx2", "default"))) void fill_tile(RowFormat fmt, const void* rows, int64_t D,
-                                                                            int64_t j0, int64_t nt, float* row,
-                                                                            float* tile) {
+__attribute__((always_inline)) inline void fill_tile_body(RowFormat fmt, const void* rows, int64_t D, int64_t j0,
+                                                          int64_t nt, float* row, float* tile) {
   for (int64_t t = 0; t < kTile; ++t) {
     if (t >= nt) {
       for (int64_t d = 0; d < D; ++d) row[d] = 0.0f;
@@ -55,6 +55,7 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) void fill_tile(RowF
     for (int64_t d = 0; d < D; ++d) tile[d * kTile + t] = row[d];
   }
 }
+RECENGINE_VECTOR_CLONES(fill_tile)
 
 // kTile float32 lanes as one value (GCC/Clang vector extension): the accumulators stay in registers (one zmm
 // on AVX-512, two ymm on AVX2, four xmm otherwise) instead of an array the compiler reloads every step.
@@ -62,8 +63,8 @@ typedef float Lanes __attribute__((vector_size(kTile * sizeof(float))));
 
 // acc[u * kTile + t] = Q[u] . tile column t, for the G users of a group: eight users at a time share each column
 // load and keep eight independent accumulators in flight (a multiply-add's latency is several cycles).
-__attribute__((target_clones("avx512f", "avx2", "default"))) void tile_dots(const float* Q, int64_t G, int64_t D,
-                                                                            const float* tile, float* acc) {
+__attribute__((always_inline)) inline void tile_dots_body(const float* Q, int64_t G, int64_t D, const float* tile,
+                                                          float* acc) {
   constexpr int64_t kUsers = 8;
   int64_t u = 0;
   for (; u + kUsers <= G; u += kUsers) {
@@ -87,6 +88,7 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) void tile_dots(cons
     std::memcpy(acc + u * kTile, &a, sizeof a);
   }
 }
+RECENGINE_VECTOR_CLONES(tile_dots)
 
 // Score items [lo, hi) for the G users Q[0..G) (user u: exclusion list ex_b[u]..ex_e[u], heap hv/hid + u * stride * k
 // with hn[u * stride] entries) and fold them into their heaps.

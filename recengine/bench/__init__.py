@@ -23,6 +23,8 @@ from dataclasses import asdict, dataclass, field
 
 import torch
 
+from recengine.machine import describe_machine
+
 RECENGINE = "recengine"
 
 
@@ -83,6 +85,8 @@ class Machine:
     copy_gbps: float
     gemm_gflops: float
     extra: dict = field(default_factory=dict)
+    #: CPU model, kernel ISA paths, threads, versions (recengine.machine.describe_machine)
+    system: dict = field(default_factory=describe_machine)
 
 
 # ----------------------------------------------------------------------------------------- timing

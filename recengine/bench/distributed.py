@@ -30,6 +30,7 @@ import time
 import torch
 
 from recengine.bench.embedding_bag import EPS, FULL, LR, QUICK, make_batch
+from recengine.machine import describe_machine
 
 __all__ = ["run", "format_table", "bytes_per_rank", "projection_table", "main"]
 
@@ -186,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     from recengine._atomic import write_text
 
-    write_text(args.json, json.dumps(rows, indent=1))
+    write_text(args.json, json.dumps({"machine": describe_machine(), "results": rows}, indent=1))
     print(f"wrote {args.json}", file=sys.stderr)
     return 0
 

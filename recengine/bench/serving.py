@@ -26,7 +26,6 @@ import argparse
 import http.client
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -36,6 +35,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from recengine.machine import describe_machine
 from recengine.nn.sequence_recommender import SequenceRecommender
 from recengine.serving.loading import load_any
 from recengine.serving.local_server import free_port
@@ -328,12 +328,7 @@ def main(argv: list[str] | None = None) -> int:
         load_seconds[name] = time.perf_counter() - start
     sections = args.sections.split(",")
     results: dict = {
-        "machine": {
-            "cpu": platform.processor() or platform.machine(),
-            "cores": os.cpu_count(),
-            "torch_threads": torch.get_num_threads(),
-            "torch": torch.__version__,
-        },
+        "machine": describe_machine(),
         "checkpoint": args.checkpoint,
         "load_seconds": load_seconds,
     }

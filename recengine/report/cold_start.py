@@ -34,6 +34,7 @@ from recengine._atomic import write_text
 from recengine.data.cold_start import DEFAULT_COLD_SHARE, cold_start_split
 from recengine.eval.cold_start import paired_summary, per_user_metrics, summarize
 from recengine.eval.metrics import HR_AT_10, NDCG_AT_10
+from recengine.machine import describe_machine
 from recengine.nn.text_encoder import TextEncoder, minilm_available
 from recengine.report.writer import write_json
 from recengine.train.config import SASRecConfig
@@ -143,6 +144,7 @@ def _pairs(per_user: dict) -> dict:
 
 
 def _write(out_dir: str, results: dict) -> None:
+    results["machine"] = describe_machine()
     write_json(os.path.join(out_dir, "coldstart.json"), results)
     write_text(os.path.join(out_dir, "coldstart.md"), markdown(results))
 

@@ -23,7 +23,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import platform
 import time
 from collections.abc import Callable
 from dataclasses import asdict
@@ -34,6 +33,7 @@ from recengine.agents.entry import CompareSetup
 from recengine.agents.registry import lookup
 from recengine.env import save_simulator
 from recengine.eval.metrics import NDCG_AT_10
+from recengine.machine import describe_machine
 from recengine.report import beyond_accuracy
 from recengine.report.arena import Arena, run_agent
 from recengine.report.compare_config import CompareConfig
@@ -300,8 +300,7 @@ def run_meta(setup: CompareSetup, fallback: str | None, clock: PhaseClock) -> di
         "num_envs": cfg.num_envs,
         "simulator": f"sequence-aware simulator fitted to the train split of {data.name} (response model, "
         "slate choice with no-click, fitted session lengths, genre fatigue)",
-        "machine": f"{platform.machine()} {os.cpu_count()} cores, torch {torch.__version__}, "
-        f"{torch.get_num_threads()} threads",
+        "machine": describe_machine(),
         "wall_seconds": clock.elapsed(),
         "phases": clock.table(),
         "config": json.loads(json.dumps(asdict(cfg), default=str)),

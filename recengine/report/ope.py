@@ -22,6 +22,7 @@ import time
 import numpy as np
 
 from recengine._atomic import atomic_path, write_text
+from recengine.machine import describe_machine
 
 __all__ = ["main_from_args", "run_ope", "markdown"]
 
@@ -201,6 +202,7 @@ def main_from_args(args: argparse.Namespace) -> int:
     os.makedirs(args.out, exist_ok=True)
     text = markdown(result)
     print(text)
+    result["machine"] = describe_machine()
     write_json(os.path.join(args.out, "ope.json"), result)
     write_text(os.path.join(args.out, "ope.md"), text)
     plot(os.path.join(args.out, "ope.png"), result)

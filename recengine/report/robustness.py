@@ -147,18 +147,31 @@ def _sign(d: dict) -> str:
     return "does not separate from"
 
 
+#: what a verdict from one training seed is: the learning agents' figures move with the CPU, the thread count and
+#: the library versions, by about as much as the paired intervals are wide
+ONE_SEED = (
+    "one training seed on one machine: the learning agents' figures differ on another CPU model, thread count or "
+    "library versions, so this is not a robust conclusion; --seeds 5 gives one"
+)
+
+
 def overall(verdicts: dict) -> str:
-    """One plain sentence over every hybrid and check: does RL on top of the large model beat it?"""
+    """One plain sentence over every hybrid and check: does RL on top of the large model beat it? Only a
+    multi-seed run's verdict is called robust; a single seed's says it is one seed on one machine."""
     outcomes = [r["outcome"] for v in verdicts.values() for r in v["checks"].values()]
     if not outcomes:
         return "No hybrid was run, so this comparison says nothing about RL on top of the large model."
+    one_seed = any(v.get("seeds", 1) < 2 for v in verdicts.values())
     if all(o == "beats" for o in outcomes):
-        return "RL on top of the large model beats the large model alone in every check."
+        sentence = "RL on top of the large model beats the large model alone in every check"
+        return sentence + (f", from {ONE_SEED}." if one_seed else ", over several training seeds: robust.")
     if not any(o == "beats" for o in outcomes):
-        return "RL on top of the large model does not beat the large model alone in any check."
+        sentence = "RL on top of the large model does not beat the large model alone in any check"
+        return sentence + (f", from {ONE_SEED}." if one_seed else ", over several training seeds.")
     return (
         f"RL on top of the large model beats the large model alone in {outcomes.count('beats')} of "
-        f"{len(outcomes)} hybrid-check pairs only: the conclusion is not robust."
+        f"{len(outcomes)} hybrid-check pairs only: the conclusion is not robust"
+        + (f" ({ONE_SEED})." if one_seed else ".")
     )
 
 
@@ -187,10 +200,11 @@ def verdict(agents: dict, robustness: dict) -> dict:
                 d = v["paired"][hybrid]
                 checks[name] = {"diff": d["diff"], "ci95": d["ci95"], "outcome": _sign(d)}
         beats = [c for c, r in checks.items() if r["outcome"] == "beats"]
+        n_seeds = len(main.get("seed_diffs", [])) or 1  # one difference per training seed when there are several
         sentence = (
             f"{hybrid} beats the large model in {len(beats)} of {len(checks)} checks: "
             + "; ".join(f"{c}: {r['outcome']} it, {_interval(r)} clicks per session" for c, r in checks.items())
-            + "."
+            + (f" ({ONE_SEED})." if n_seeds < 2 else f" (over {n_seeds} training seeds).")
         )
-        out[hybrid] = {"checks": checks, "beats_in": beats, "summary": sentence}
+        out[hybrid] = {"checks": checks, "beats_in": beats, "seeds": n_seeds, "summary": sentence}
     return out

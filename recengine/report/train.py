@@ -15,6 +15,7 @@ import torch
 
 from recengine._atomic import write_text
 from recengine.eval.metrics import HR_AT_10, MRR_AT_10, NDCG_AT_10
+from recengine.machine import describe_machine
 from recengine.train.config import SASRecConfig
 from recengine.train.sasrec import CHECKPOINT, MODEL, train_sasrec
 
@@ -91,6 +92,7 @@ def train_command(
         for name, m in metrics["baselines"].items():
             log(f"{name:5s} " + "  ".join(f"{k} {m[k]:.4f}" for k in (HR_AT_10, NDCG_AT_10, MRR_AT_10)))
     metrics["history"] = result.history
+    metrics["machine"] = describe_machine()
     write_text(os.path.join(out_dir, "metrics.json"), json.dumps(metrics, indent=2))
     plot_curve(
         result.history, os.path.join(out_dir, "curve.png"), dict(metrics["baselines"]), title=f"SASRec on {data.name}"

@@ -7,6 +7,7 @@ import math
 
 from recengine._atomic import write_text
 from recengine.eval.metrics import HR_AT_10, NDCG_AT_10
+from recengine.machine import REPRODUCIBILITY, machine_summary
 from recengine.report import beyond_accuracy
 
 COLUMNS = [
@@ -55,7 +56,7 @@ def markdown(results: dict) -> str:
         f"Simulator: {meta['simulator']}; {meta['num_items']} items, slates of {meta['slate_size']}, "
         f"{meta['eval_sessions']} greedy evaluation sessions per agent, seed {meta['seed']}"
         f"{' (quick smoke settings)' if meta.get('quick') else ''}. Wall time {meta['wall_seconds']:.0f} s "
-        f"on {meta['machine']}.",
+        f"on {machine_summary(meta['machine'])}. {REPRODUCIBILITY}.",
         "",
         "| agent | " + " | ".join(title for _, title, _ in COLUMNS) + " |",
         "|---|" + "---:|" * len(COLUMNS),
@@ -124,6 +125,12 @@ def markdown(results: dict) -> str:
             lines.append(
                 f"\nA comparison counts as met only when the lower bound of the {level:.0%} interval of "
                 "its paired difference is above 0 (with several seeds, the seeds' interval's too)."
+                + (
+                    " These verdicts come from one training seed on one machine: not robust until they hold "
+                    "over several seeds (--seeds 5)."
+                    if (meta.get("seeds") or 1) < 2
+                    else ""
+                )
             )
         lines.append("")
     if results.get("plots"):
@@ -140,7 +147,7 @@ def _time_section(meta: dict) -> list[str]:
         return []
     lines = ["## Where the time went", "", "| phase | wall s | CPU s |", "|---|---:|---:|"]
     lines += [f"| {name} | {p['wall_s']:.0f} | {p['cpu_s']:.0f} |" for name, p in phases.items()]
-    return lines + ["", f"Whole run: {meta['wall_seconds']:.0f} s wall on {meta['machine']}.", ""]
+    return lines + ["", f"Whole run: {meta['wall_seconds']:.0f} s wall on {machine_summary(meta['machine'])}.", ""]
 
 
 def _rl_section(results: dict) -> list[str]:
