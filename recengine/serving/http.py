@@ -1,11 +1,14 @@
 """The HTTP endpoint: a FastAPI app over one Recommender, with concurrent requests micro-batched.
 
-    POST /recommend        {"history": [ids], "k": 10, "exclude_seen": true}
+    POST /recommend        {"history": [ids], "k": 10, "exclude_seen": true, "ids": "index"}
                            -> {"items": [...], "scores": [...], "truncated": false}
     POST /recommend/batch  {"histories": [[ids], ...], "k": 10, "exclude_seen": true}
                            -> {"results": [{"items", "scores", "truncated"}, ...]}
     GET  /health           -> {"status": "ok", "dtype", "num_items", "max_len", "model": {"version", "checkpoint",
-                               "digest", "loaded_at"}, "last_reload"}
+                               "digest", "loaded_at"}, "last_reload", "vocabulary": true/false}
+
+Item ids are the model's 0-based indices by default; ``"ids": "raw"`` sends and receives the raw ids of the data the
+model was trained on (MovieID, title, ASIN: the checkpoint's item vocabulary); an unknown raw id is a 422 naming it.
     GET  /metrics          -> the Prometheus exposition format (recengine.serving.metrics)
     POST /admin/reload     {"checkpoint": path (default: the one the server started with)}
                            -> {"status": "swapped", "model": {...}}; 422 naming the reason, old model serving
@@ -40,7 +43,7 @@ import signal
 import sys
 import time
 from contextlib import asynccontextmanager
-from typing import TextIO
+from typing import Literal, TextIO
 
 from recengine.serving.histories import MAX_BATCH
 from recengine.serving.metrics import CONTENT_TYPE, ServingMetrics
@@ -140,17 +143,19 @@ def create_app(
     metrics = ServingMetrics(access_log)
 
     class RecommendRequest(BaseModel):
-        history: list[StrictInt] = Field(max_length=MAX_HISTORY)
+        history: list[StrictInt | StrictStr] = Field(max_length=MAX_HISTORY)
         k: StrictInt = 10
         exclude_seen: StrictBool = True
+        ids: Literal["index", "raw"] = "index"
 
     class BatchRequest(BaseModel):
-        histories: list[list[StrictInt]] = Field(min_length=1, max_length=MAX_BATCH)
+        histories: list[list[StrictInt | StrictStr]] = Field(min_length=1, max_length=MAX_BATCH)
         k: StrictInt = 10
         exclude_seen: StrictBool = True
+        ids: Literal["index", "raw"] = "index"
 
     class Recommendation(BaseModel):
-        items: list[int]
+        items: list[int | str]
         scores: list[float]
         truncated: bool
 
@@ -230,7 +235,8 @@ def create_app(
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError):
         first = exc.errors()[0] if exc.errors() else {"loc": ("body",), "msg": "invalid request"}
-        loc = [str(p) for p in first.get("loc", ()) if p != "body"]
+        # a union's branch names ("int", "str") are pydantic's, not the request's: the field is the item's position
+        loc = [str(p) for p in first.get("loc", ()) if p not in ("body", "int", "str")]
         field = ".".join(loc) if loc else "body"
         if first.get("type") == "json_invalid":
             field = "body"
@@ -248,6 +254,23 @@ def create_app(
 
     def deadline_of(request: Request) -> float | None:
         return None if deadline_s is None else request.scope["recengine"]["arrival"] + deadline_s
+
+    def indices(history: list, ids: str, field: str, model: Recommender) -> list[int]:
+        """The history as item indices: raw ids through the model's vocabulary, or the indices as given."""
+        if ids == "raw":
+            if model.vocabulary is None:
+                raise FieldError("ids", "ids: 'raw' needs an item vocabulary, and this model's checkpoint has none")
+            try:
+                return model.vocabulary.indices(history)
+            except KeyError as exc:
+                raise FieldError(field, f"{field}: {exc}") from None
+        for i, item in enumerate(history):
+            if not isinstance(item, int):
+                raise FieldError(f"{field}.{i}", f'{field}[{i}]: {item!r} is not an item index (send "ids": "raw")')
+        return history
+
+    def in_ids(a: Answer, ids: str, model: Recommender) -> Answer:
+        return Answer(model.vocabulary.raw(a.items), a.scores, a.truncated) if ids == "raw" else a
 
     def check(history: list[int], k: int, field: str, model: Recommender) -> None:
         n = model.num_items
@@ -276,6 +299,7 @@ def create_app(
             "max_len": model.max_len,
             "model": info.as_dict(),
             "last_reload": app.state.slot.last_reload,
+            "vocabulary": model.vocabulary is not None,
         }
 
     @app.get("/metrics")
@@ -302,20 +326,23 @@ def create_app(
     @app.post("/recommend", response_model=Recommendation)
     async def recommend(req: RecommendRequest, request: Request):
         model = model_for(request)
-        check(req.history, req.k, "history", model)
-        (a,) = await answer([req.history], req.k, req.exclude_seen, ["history"], model, deadline_of(request))
-        return Response(_answer_json(a), media_type="application/json")
+        history = indices(req.history, req.ids, "history", model)
+        check(history, req.k, "history", model)
+        (a,) = await answer([history], req.k, req.exclude_seen, ["history"], model, deadline_of(request))
+        return Response(_answer_json(in_ids(a, req.ids, model)), media_type="application/json")
 
     @app.post("/recommend/batch", response_model=BatchRecommendation)
     async def recommend_batch(req: BatchRequest, request: Request):
         model = model_for(request)
+        histories = []
         for b, h in enumerate(req.histories):
             if len(h) > MAX_HISTORY:
                 raise FieldError(f"histories.{b}", f"histories[{b}]: {len(h)} items > {MAX_HISTORY}")
-            check(h, req.k, f"histories.{b}", model)
+            histories.append(indices(h, req.ids, f"histories.{b}", model))
+            check(histories[-1], req.k, f"histories.{b}", model)
         fields = [f"histories.{b}" for b in range(len(req.histories))]
-        answers = await answer(req.histories, req.k, req.exclude_seen, fields, model, deadline_of(request))
-        body = b'{"results":[' + b",".join(_answer_json(a) for a in answers) + b"]}"
+        answers = await answer(histories, req.k, req.exclude_seen, fields, model, deadline_of(request))
+        body = b'{"results":[' + b",".join(_answer_json(in_ids(a, req.ids, model)) for a in answers) + b"]}"
         return Response(body, media_type="application/json")
 
     app.state.metrics = metrics

@@ -124,3 +124,48 @@ def test_a_checkpoint_loads_with_the_chosen_tables_arithmetic_and_compilation(mo
         status, body = call(urlparse(url), "GET", "/health")
     assert status == 200 and body["dtype"] == "int8"
     assert seen == {"dtype": "int8", "compile": True, "compute_dtype": "bfloat16"}
+
+
+@pytest.fixture(scope="module")
+def raw_server(tmp_path_factory):
+    """A model whose checkpoint carries string item ids ("sku-<index>")."""
+    from recengine.data import make_synthetic
+    from recengine.train import SASRecConfig, model_from_data, sasrec_checkpoint
+
+    cfg = SASRecConfig(dim=16, max_len=8, num_layers=1, num_heads=2)
+    torch.manual_seed(0)
+    model = model_from_data(make_synthetic(30, 50, seed=0), cfg).eval()
+    out = tmp_path_factory.mktemp("raw_http")
+    ids = [f"sku-{i}" for i in range(50)]
+    sasrec_checkpoint.save_model(str(out / "model.safetensors"), model, cfg, "synthetic", item_ids=ids)
+    rec = Recommender.load(out)
+    with local_server(create_app(recommender=rec, max_batch=16, max_wait_ms=1.0)) as url:
+        yield urlparse(url), rec
+
+
+def test_raw_ids_in_and_out(raw_server):
+    server, rec = raw_server
+    status, body = call(server, "POST", "/recommend", {"history": ["sku-3", "sku-9"], "k": 4, "ids": "raw"})
+    expected = rec.recommend([[3, 9]], k=4)
+    assert status == 200 and body["items"] == [f"sku-{i}" for i in expected.items[0].tolist()]
+    status, body = call(server, "POST", "/recommend/batch", {"histories": [["sku-1"], []], "k": 2, "ids": "raw"})
+    assert status == 200 and all(x.startswith("sku-") for r in body["results"] for x in r["items"])
+    assert call(server, "GET", "/health")[1]["vocabulary"] is True
+
+
+@pytest.mark.parametrize(
+    "body, field, words",
+    [
+        ({"history": ["sku-3", "nope"], "ids": "raw"}, "history", "unknown raw item id 'nope'"),
+        ({"history": ["sku-3"]}, "history.0", "is not an item index"),
+        ({"history": [1], "ids": "title"}, "ids", ""),
+    ],
+)
+def test_bad_raw_requests_name_the_field(raw_server, body, field, words):
+    status, answer = call(raw_server[0], "POST", "/recommend", body)
+    assert status == 422 and answer["field"] == field and words in answer["error"]
+
+
+def test_raw_ids_need_a_vocabulary(server):
+    status, body = call(server, "POST", "/recommend", {"history": [1], "ids": "raw"})
+    assert status == 422 and body["field"] == "ids" and "vocabulary" in body["error"]
