@@ -85,7 +85,7 @@ def standard_workloads(quick: bool = False, data_root: str | None = None) -> lis
         TrainWorkload("beauty", "beauty", max_len=50, batch_size=128, tokens=100_000, data_root=data_root),
     ]
     sweep = [
-        TrainWorkload(f"synthetic {n // 1000}k items", "synthetic", num_items=n, tokens=100_000)
+        TrainWorkload(f"synthetic {n // 1000}k items", "synthetic", num_items=n, tokens=25_000, batch_size=64)
         for n in (10_000, 100_000, 1_000_000)
     ]
     return real + sweep
