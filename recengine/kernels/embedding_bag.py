@@ -1,5 +1,8 @@
 """Triton kernels of the table-batched embedding bag (CUDA; CPU tensors under TRITON_INTERPRET=1).
 
+One job, the family's Triton kernels (forward, backward, the fused optimizer updates): long because each
+kernel and its launcher sit together.
+
 Each launcher is named after the torch.library op it implements on CUDA (`torch.ops.recengine.<name>`)
 and takes tensors already validated by recengine.ops.embedding_bag (contiguous, right dtypes, one
 device). Ids outside their table are masked out (never read or written), so even an unvalidated call

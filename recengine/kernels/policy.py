@@ -1,5 +1,8 @@
 """Triton kernels of the catalog softmax-policy ops (CUDA; on the CPU under TRITON_INTERPRET=1).
 
+One job, the family's Triton kernels (the catalog sweep in its top-k, sample, logsumexp and cross-entropy
+forms): long because each kernel and its launcher sit together.
+
 Each program takes BLOCK_B rows of Q and walks one split of the catalog BLOCK_N items at a time:
 it computes the logits tile (tl.dot at about float32 accuracy, see CONFIG), masks the
 rows' excluded items, and folds the tile into per-row state held in registers: an online logsumexp

@@ -1,5 +1,8 @@
 """recengine.ops.embedding_bag: pooled lookup over many tables in one call (the table-batched layout).
 
+One job, the family's public ops (lookup, backward, fused update): long because each op carries its
+registration, fake implementation, autograd and the one validation helper they share.
+
 Input contract (the same everywhere in recengine):
   weights        (R, D) float32: every table's rows stacked; table t owns rows
                  [table_offsets[t], table_offsets[t+1])

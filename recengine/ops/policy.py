@@ -1,5 +1,8 @@
 """Catalog softmax-policy scoring: top-k, Gumbel-top-k sampling, logsumexp and cross-entropy in one pass.
 
+One job, the family's public ops (top-k, sample, logsumexp, cross-entropy): long because each op carries its
+registration, fake implementation, autograd and the one validation helper they share.
+
 For user states Q (B, D) and item embeddings E (N, D), float32, the logits are
 
     logits[b, a] = (Q[b] . E[a] + bias[a]) / temperature
