@@ -117,7 +117,8 @@ def time_call(case: Case, device: str, repeat: int = 5, max_seconds: float = 20.
     return times
 
 
-def _rss_kib(field_name: str) -> int:
+def rss_kib(field_name: str) -> int:
+    """A memory field of /proc/self/status in KiB ("VmRSS": resident now, "VmHWM": the resident peak)."""
     with open("/proc/self/status") as f:
         for line in f:
             if line.startswith(field_name + ":"):
@@ -142,9 +143,9 @@ def peak_extra_bytes(fn: Callable[[], object], device: str) -> float | None:
     try:
         with open("/proc/self/clear_refs", "w") as f:
             f.write("5")
-        base = _rss_kib("VmRSS")
+        base = rss_kib("VmRSS")
         fn()
-        return float(max(_rss_kib("VmHWM") - base, 0) * 1024)
+        return float(max(rss_kib("VmHWM") - base, 0) * 1024)
     except (OSError, RuntimeError):
         return None
 

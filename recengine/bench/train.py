@@ -108,14 +108,6 @@ def _windows(w: TrainWorkload):
     return inputs, targets, int((targets != PAD_ID).sum()), data.num_items
 
 
-def _rss_mib(field_name: str) -> float:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(field_name + ":"):
-                return int(line.split()[1]) / 1024
-    return 0.0
-
-
 def backward_by_phase(model, x, y) -> tuple[float, float, object]:
     """One forward and backward of `model.loss(x, y)` (no user features), the gradients accumulated into the
     parameters exactly as ``loss.backward()`` would, timed apart: (encoder seconds, catalog-loss seconds, the
@@ -144,6 +136,7 @@ def measure(w: TrainWorkload) -> TrainCost:
     import torch
     from torch import nn
 
+    from recengine.bench import rss_kib
     from recengine.nn.catalog_head import CatalogHead
     from recengine.nn.sequence_encoder import SequenceEncoder
     from recengine.nn.sequence_recommender import SequenceRecommender
@@ -155,7 +148,7 @@ def measure(w: TrainWorkload) -> TrainCost:
     inputs, targets, tokens_per_epoch, num_items = _windows(w)
     inputs_t, targets_t = torch.from_numpy(inputs), torch.from_numpy(targets)
     cfg = SASRecConfig(dim=w.dim, max_len=w.max_len, num_layers=w.num_layers, num_heads=1, dropout=0.2)
-    base_rss = _rss_mib("VmRSS")
+    base_rss = rss_kib("VmRSS") / 1024
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
         encoder = SequenceEncoder(num_items, w.dim, w.max_len, num_layers=w.num_layers, num_heads=1, dropout=0.2)
@@ -203,7 +196,7 @@ def measure(w: TrainWorkload) -> TrainCost:
         tokens_per_s=timed_tokens / seconds,
         epoch_seconds=tokens_per_epoch * seconds / timed_tokens,
         phase_seconds=phase,
-        peak_rss_mib=_rss_mib("VmHWM"),
+        peak_rss_mib=rss_kib("VmHWM") / 1024,
         base_rss_mib=base_rss,
         item_state_mib=item_state,
     )

@@ -7,6 +7,7 @@ are kept in ``raw_user_ids`` / ``raw_item_ids`` so results map back to them.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -15,6 +16,7 @@ __all__ = [
     "AGE_EDGES",
     "ML100K_GENRES",
     "NUM_YEAR_BUCKETS",
+    "YEAR_IN_TITLE",
     "YEAR_EDGES",
     "MovieLens",
     "MovieLensFormatError",
@@ -49,6 +51,8 @@ AGE_EDGES = (18, 25, 35, 45, 50, 56)
 #: release-year buckets; bucket 0 means "year unknown", bucket i (i >= 1) is [YEAR_EDGES[i-2], YEAR_EDGES[i-1])
 YEAR_EDGES = (1950, 1960, 1970, 1980, 1990, 1993, 1995, 1996, 1997, 1998)
 NUM_YEAR_BUCKETS = len(YEAR_EDGES) + 2
+YEAR_IN_TITLE = re.compile(r"\((\d{4})\)\s*$")
+"""a MovieLens title's release year, "Heat (1995)" -> 1995"""
 
 
 @dataclass

@@ -37,6 +37,7 @@ from recengine.data.dataset import (
     AGE_EDGES,
     ML100K_GENRES,
     NUM_YEAR_BUCKETS,
+    YEAR_IN_TITLE,
     MovieLens,
     MovieLensFormatError,
     age_bucket,
@@ -58,7 +59,6 @@ LAYOUTS = {
 }
 
 
-_YEAR_IN_TITLE = re.compile(r"\((\d{4})\)\s*$")
 _YEAR_IN_DATE = re.compile(r"(\d{4})\s*$")
 
 
@@ -133,7 +133,7 @@ def _parse_original(texts: dict[str, str], where: dict[str, str]):
     for ln, f in items:
         flags = [_int(x, w, ln, "genre flag", c) for c, x in enumerate(f[5:], start=6)]
         genres = [g for g, on in enumerate(flags) if on]
-        m = _YEAR_IN_DATE.search(f[2]) or _YEAR_IN_TITLE.search(f[1])
+        m = _YEAR_IN_DATE.search(f[2]) or YEAR_IN_TITLE.search(f[1])
         item_rows.append((_int(f[0], w, ln, "item id", 1), f[1], int(m.group(1)) if m else None, genres))
     return (raw_u, raw_i, rating, ts), user_rows, item_rows, list(ML100K_GENRES)
 
@@ -157,7 +157,7 @@ def _parse_ml1m(texts: dict[str, str], where: dict[str, str]):
     for ln, f in _rows(texts["movies.dat"], w, "::", 3):  # MovieID::Title::Genre|Genre
         genres = [index.setdefault(g, len(index)) for g in f[2].strip().split("|") if g]
         vocab += [g for g in index if g not in vocab]
-        m = _YEAR_IN_TITLE.search(f[1])
+        m = YEAR_IN_TITLE.search(f[1])
         item_rows.append((_int(f[0], w, ln, "item id", 1), f[1], int(m.group(1)) if m else None, genres))
     return (raw_u, raw_i, rating, ts), user_rows, item_rows, vocab
 

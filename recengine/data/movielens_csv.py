@@ -9,18 +9,16 @@ from __future__ import annotations
 
 import csv
 import os
-import re
 
 import numpy as np
 
-from recengine.data.dataset import NUM_YEAR_BUCKETS, MovieLens, MovieLensFormatError, year_bucket
+from recengine.data.dataset import NUM_YEAR_BUCKETS, YEAR_IN_TITLE, MovieLens, MovieLensFormatError, year_bucket
 
 __all__ = ["CSV_FILES", "parse_movielens_csv"]
 
 CSV_FILES = ("ratings.csv", "movies.csv")
 """the files of the CSV layout"""
 _RATING_COLUMNS = ["userId", "movieId", "rating", "timestamp"]
-_YEAR_IN_TITLE = re.compile(r"\((\d{4})\)\s*$")
 _NO_GENRES = "(no genres listed)"
 
 
@@ -45,7 +43,7 @@ def parse_movielens_csv(directory: str, name: str, genre_vocabulary: tuple[str, 
     titles = [titles[i] for i in order]
     genre_lists = [genre_lists[i] for i in order]
     counts = np.array([len(g) for g in genre_lists], dtype=np.int64)
-    years = [_YEAR_IN_TITLE.search(t) for t in titles]
+    years = [YEAR_IN_TITLE.search(t) for t in titles]
     return MovieLens(
         name=name,
         user=user_index.astype(np.int64),
