@@ -26,7 +26,15 @@ import os
 
 import numpy as np
 
-from recengine.data.dataset import AGE_EDGES, NUM_YEAR_BUCKETS, MovieLens, MovieLensFormatError, age_bucket, year_bucket
+from recengine.data.dataset import (
+    AGE_EDGES,
+    NUM_YEAR_BUCKETS,
+    YEAR_IN_TITLE,
+    MovieLens,
+    MovieLensFormatError,
+    age_bucket,
+    year_bucket,
+)
 
 __all__ = ["load_atomic", "parse_atomic", "parse_atomic_text", "read_atomic_file"]
 
@@ -231,9 +239,11 @@ def parse_atomic(
         year = next((c for c in ih if "year" in c.lower() and ih[c] in ("token", "float")), None)
         if year is not None:
             for k, value in zip(rows_of, _column(ih, irows, year)):
-                years[k] = (
-                    year_bucket(int(float(value))) if value.replace(".", "", 1).isdigit() and len(value) < 12 else 0
-                )
+                if value.replace(".", "", 1).isdigit() and len(value) < 12:
+                    years[k] = year_bucket(int(float(value)))
+                else:  # not a year (ml-100k's copy has "V" once): the "(1995)" a MovieLens title ends with, if any
+                    found = YEAR_IN_TITLE.search(titles[k])
+                    years[k] = year_bucket(int(found.group(1))) if found else 0
 
     user_features: dict[str, np.ndarray] = {}
     user_feature_sizes: dict[str, int] = {}

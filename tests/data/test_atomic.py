@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from recengine.data import histories_of, leave_one_out, load_atomic
+from recengine.data.dataset import year_bucket
 from recengine.data.movielens import MovieLensFormatError
 
 INTER = "user_id:token\titem_id:token\trating:float\ttimestamp:float\n" + "".join(
@@ -86,3 +87,17 @@ def test_a_directory_needs_exactly_one_inter_file(tmp_path, files):
 def test_a_missing_directory_is_named(tmp_path):
     with pytest.raises(FileNotFoundError, match="nowhere"):
         load_atomic(tmp_path / "nowhere")
+
+
+def test_a_year_that_is_not_a_number_falls_back_to_the_year_in_the_title(tmp_path):
+    # ml-100k's atomic copy has release_year "V" for one item whose title ends "(1995)"
+    item = (
+        "item_id:token\tmovie_title:token_seq\trelease_year:token\tclass:token_seq\n"
+        "10\tToy Story\t1995\tAnimation\n"
+        "20\tLand Before Time III (1995)\tV\tAnimation\n"
+        "30\tCasino\t?\tDrama\n"
+    )
+    data = load_atomic(_write(tmp_path / "d", **{"toy.inter": INTER, "toy.item": item}))
+    years = data.item_features["year"]
+    assert years[1] == years[0] == year_bucket(1995)
+    assert years[2] == 0  # neither the column nor the title holds a year: unknown
