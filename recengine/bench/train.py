@@ -12,7 +12,8 @@ The backward is split exactly, not estimated: the loss is taken on detached copi
 table, and their gradients are then pushed through the encoder (the same gradients as one ``loss.backward()``).
 Each workload runs in a fresh process, so its peak resident memory (VmHWM) is its own; the table states what
 the item table and its AdamW state alone take (parameter, gradient, two moments), so the growth of peak memory
-with the catalog can be set against it.
+with the catalog can be set against it, and which memory path trained it (SASRecConfig.memory: lean, the
+default from 100k items on, adds nothing else the size of the table).
 
 Workloads: the real datasets the project benchmarks on (ml-100k, ML-1M by the SASRec protocol, Amazon Beauty when
 its file is found), at their training settings, and synthetic windows at a fixed number of tokens with catalogs
@@ -49,6 +50,8 @@ class TrainWorkload:
     num_items: int = 0
     """synthetic only: the catalog size"""
     data_root: str | None = None
+    memory: str = "auto"
+    """SASRecConfig.memory: "auto" (lean from 100k items on), "lean" or "standard" """
 
 
 @dataclass
@@ -68,6 +71,8 @@ class TrainCost:
     base_rss_mib: float = 0.0
     item_state_mib: float = 0.0
     """item table + its gradient + AdamW's two moments (+ the item bias's four), MiB"""
+    lean: bool = False
+    """trained on the lean memory path (SASRecConfig.memory)"""
 
 
 def standard_workloads(quick: bool = False, data_root: str | None = None) -> list[TrainWorkload]:
@@ -126,7 +131,13 @@ def backward_by_phase(model, x, y) -> tuple[float, float, object]:
     kept_leaf, table_leaf = kept.detach().requires_grad_(), table.detach().requires_grad_()
     model.head.loss(kept_leaf, y[keep], table_leaf).backward()
     t2 = time.perf_counter()
-    torch.autograd.backward([kept, table], [kept_leaf.grad, table_leaf.grad])
+    if table.is_leaf and table.grad is None:
+        # the table is the parameter itself: its gradient becomes the parameter's, as loss.backward() would
+        # make it (no copy), and the encoder's lookup gradient is added to it in place
+        table.grad, table_leaf.grad = table_leaf.grad, None
+        torch.autograd.backward([kept], [kept_leaf.grad])
+    else:
+        torch.autograd.backward([kept, table], [kept_leaf.grad, table_leaf.grad])
     t3 = time.perf_counter()
     return (t1 - t0) + (t3 - t2), t2 - t1, keep
 
@@ -143,17 +154,17 @@ def measure(w: TrainWorkload) -> TrainCost:
     from recengine.padding import PAD_ID
     from recengine.train.batching import length_bucketed_batches
     from recengine.train.config import SASRecConfig
-    from recengine.train.sasrec import _optimizer
+    from recengine.train.sasrec import training_optimizer
 
     inputs, targets, tokens_per_epoch, num_items = _windows(w)
     inputs_t, targets_t = torch.from_numpy(inputs), torch.from_numpy(targets)
-    cfg = SASRecConfig(dim=w.dim, max_len=w.max_len, num_layers=w.num_layers, num_heads=1, dropout=0.2)
+    cfg = SASRecConfig(dim=w.dim, max_len=w.max_len, num_layers=w.num_layers, num_heads=1, dropout=0.2, memory=w.memory)
     base_rss = rss_kib("VmRSS") / 1024
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
         encoder = SequenceEncoder(num_items, w.dim, w.max_len, num_layers=w.num_layers, num_heads=1, dropout=0.2)
         model = SequenceRecommender(encoder, CatalogHead(num_items, w.dim), use_users=False)
-        opt = _optimizer(model, cfg)
+        opt = training_optimizer(model, cfg)
         model.train()
         phase = dict.fromkeys(PHASES, 0.0)
         lengths = (inputs != PAD_ID).sum(1)
@@ -199,6 +210,7 @@ def measure(w: TrainWorkload) -> TrainCost:
         peak_rss_mib=rss_kib("VmHWM") / 1024,
         base_rss_mib=base_rss,
         item_state_mib=item_state,
+        lean=cfg.lean_memory(num_items),
     )
 
 
@@ -231,15 +243,15 @@ def format_table(costs: list[TrainCost], machine: str) -> str:
     head = (
         "| workload | items | tokens/epoch | epoch s | tokens/s | "
         + " | ".join(f"{p} %" for p in PHASES)
-        + " | peak RSS MiB | item table + AdamW MiB |"
+        + " | peak RSS MiB | item table + AdamW MiB | memory path |"
     )
-    out = [f"machine: {machine}", "", head, "|" + "---|" * (9 + len(PHASES) - 2)]
+    out = [f"machine: {machine}", "", head, "|" + "---|" * (10 + len(PHASES) - 2)]
     for c in costs:
         split = [100 * c.phase_seconds[p] / c.seconds for p in PHASES]
         out.append(
             f"| {c.name} | {c.num_items} | {c.tokens_per_epoch} | {c.epoch_seconds:.1f} | {c.tokens_per_s:.0f} | "
             + " | ".join(f"{s:.0f}" for s in split)
-            + f" | {c.peak_rss_mib:.0f} | {c.item_state_mib:.0f} |"
+            + f" | {c.peak_rss_mib:.0f} | {c.item_state_mib:.0f} | {'lean' if c.lean else 'standard'} |"
         )
     return "\n".join(out)
 

@@ -100,6 +100,11 @@ class SequenceEncoder(nn.Module):
         if dim % num_heads:
             raise ValueError(f"dim ({dim}) must be divisible by num_heads ({num_heads})")
         self.num_items, self.dim, self.max_len = num_items, dim, max_len
+        self.sparse_input_grad = False
+        """True: the history lookup of the item-id table gives a sparse gradient (a trainer sets it when a dense
+        gradient of the whole table arrives anyway, from the tied catalog loss, to add it to that one in place
+        instead of allocating a second N x D); used only when the table is the parameter itself (no side
+        features, no id dropout)"""
         self.item_embedding = nn.Parameter(torch.randn(num_items, dim) * dim**-0.5)
         self.position_embedding = nn.Parameter(torch.randn(max_len, dim) * dim**-0.5)
         #: the state of a user with no history (used by last_state for empty rows)
@@ -243,7 +248,10 @@ class SequenceEncoder(nn.Module):
         """States (B, L, D) of LEFT-aligned checked ids (`valid` marks the real slots)."""
         length = ids.shape[1]
         table = self.item_embeddings()
-        x = table[ids] * valid.unsqueeze(-1)
+        if self.sparse_input_grad and table is self.item_embedding and torch.is_grad_enabled():
+            x = nn.functional.embedding(ids, table, sparse=True) * valid.unsqueeze(-1)
+        else:
+            x = table[ids] * valid.unsqueeze(-1)
         x = x + self.position_embedding[:length]
         if users is not None:
             x = x + self.user_vectors(users).unsqueeze(1)

@@ -109,8 +109,9 @@ class TrainResult:
     """why training stopped (early stop, time budget, max_epochs)"""
 
 
-def _optimizer(model: SequenceRecommender, cfg: SASRecConfig) -> torch.optim.AdamW:
-    """AdamW with weight decay on the weight matrices only (not on embeddings, feature tables, biases, norms)."""
+def _optimizer(model: SequenceRecommender, cfg: SASRecConfig, *, fused: bool = False) -> torch.optim.AdamW:
+    """AdamW with weight decay on the weight matrices only (not on embeddings, feature tables, biases, norms);
+    `fused`: the single-kernel step, which needs no temporary the size of a parameter."""
 
     def decayed(name: str, p: torch.Tensor) -> bool:
         return p.dim() >= 2 and "embedding" not in name and "tables" not in name
@@ -122,7 +123,16 @@ def _optimizer(model: SequenceRecommender, cfg: SASRecConfig) -> torch.optim.Ada
             {"params": [p for n, p in params if not decayed(n, p)], "weight_decay": 0.0},
         ],
         lr=cfg.lr,
+        **({"fused": True} if fused else {}),
     )
+
+
+def training_optimizer(model: SequenceRecommender, cfg: SASRecConfig) -> torch.optim.AdamW:
+    """The optimizer of a training run, with the model set up for ``cfg.memory``: on the lean path the history
+    lookup of the item table gives a sparse gradient and AdamW is fused (SASRecConfig.memory)."""
+    lean = cfg.lean_memory(model.encoder.num_items)
+    model.encoder.sparse_input_grad = lean
+    return _optimizer(model, cfg, fused=lean)
 
 
 def cosine_lr(lr: float, progress: float, epochs: int) -> float:
@@ -173,7 +183,7 @@ def _train_sasrec(data, cfg, out_dir, resume, split, progress, log, text_encoder
     model = model_from_data(data, cfg, text_encoder)
     if cold_items is not None:
         mask_cold_items(model, cold_items)
-    opt = _optimizer(model, cfg)
+    opt = training_optimizer(model, cfg)
     result = TrainResult(model, cfg)
     best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
     best_ndcg, since_best, start_epoch = -1.0, 0, 1

@@ -284,3 +284,20 @@ def test_encoder_from_config_builds_what_the_constructor_builds():
         encoder_from_config(N, SimpleNamespace(dim=16))
     with pytest.raises(KeyError):
         encoder_from_config(N, {"dim": 16})
+
+
+def test_sparse_input_grad_gives_the_lookup_a_sparse_gradient_of_the_same_values():
+    x = torch.tensor([[3, 1, 3, PAD_ID], [0, 5, PAD_ID, PAD_ID]])
+    grads = []
+    for sparse in (False, True):
+        enc = encoder(features=False)
+        enc.sparse_input_grad = sparse
+        enc(x).sum().backward()
+        grad = enc.item_embedding.grad
+        assert grad.is_sparse == sparse
+        grads.append(grad.to_dense() if sparse else grad)
+    torch.testing.assert_close(grads[1], grads[0])
+    with_features = encoder(features=True)  # the table is computed, not the parameter: the dense path stays
+    with_features.sparse_input_grad = True
+    with_features(x).sum().backward()
+    assert not with_features.item_embedding.grad.is_sparse
