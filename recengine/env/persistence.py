@@ -134,15 +134,9 @@ def load_simulator(path: str) -> SequentialUserModel:
     num_items = skeleton.num_items
     arrays = _arrays(path, tensors, num_items)
 
-    beta = _field(path, "beta", lambda: check_number("beta", document.get("beta"), minimum=0.0, exclusive=True))
-    popularity_weight = _field(
-        path,
-        "popularity_weight",
-        lambda: check_number("popularity_weight", document.get("popularity_weight"), minimum=0.0),
-    )
-    no_click_offset = _field(
-        path, "no_click_offset", lambda: check_number("no_click_offset", document.get("no_click_offset"))
-    )
+    beta = _field(path, "beta", lambda: _number("beta", document))
+    popularity_weight = _field(path, "popularity_weight", lambda: _number("popularity_weight", document))
+    no_click_offset = _field(path, "no_click_offset", lambda: _number("no_click_offset", document))
     config = _field(path, "config", lambda: SeqSimConfig(**_object(document.get("config"), SeqSimConfig)))
     history_limit = SIZE_LIMITS["max_len"]
     if config.history_len > history_limit or config.max_steps > SIZE_LIMITS["rows"]:
@@ -189,17 +183,26 @@ def _field(path: str, field: str, make: Callable):
     except CheckpointError:
         raise
     except (TypeError, ValueError, IndexError, RuntimeError, KeyError) as exc:
-        where = f"metadata field {field!r}" if field != "the simulator" else "the simulator it holds"
+        where = f"metadata field {field!r}" if field != "the simulator" else "the simulator it describes is invalid"
         raise CheckpointError(f"{path}: {where}: {exc}") from None
+
+
+def _number(key: str, document: dict) -> float:
+    """Field `key` of the document: a number (the range is the constructor's, checked when it is built)."""
+    return check_number(key, document.get(key))
 
 
 def _object(value: object, cls: type) -> dict:
     """`value` as the keyword arguments of dataclass `cls`: a JSON object of its fields only."""
     if not isinstance(value, dict):
         raise TypeError(f"must be a JSON object of {cls.__name__} fields, got {type(value).__name__}")
-    unknown = sorted(set(value) - {f.name for f in fields(cls)})
-    if unknown:
-        raise TypeError(f"{cls.__name__} has no field(s) {unknown}")
+    names = {f.name for f in fields(cls)}
+    unknown, missing = sorted(set(value) - names), sorted(names - set(value))
+    if unknown or missing:
+        raise TypeError(
+            f"must hold exactly the fields of {cls.__name__}: "
+            + ", ".join(([f"unknown {unknown}"] if unknown else []) + ([f"missing {missing}"] if missing else []))
+        )
     return value
 
 

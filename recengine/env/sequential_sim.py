@@ -130,7 +130,8 @@ class SequentialUserModel:
             raise ValueError(f"user_features must be ({U}, F), got {self.user_features.shape}")
         if not np.isfinite(self.user_features).all():
             raise ValueError("user_features: holds values that are not finite")
-        self.no_click_offset = check_number("no_click_offset", self.no_click_offset)
+        # exp(c) must fit a float64 (and exp(-c) stay above 0): |c| <= 700
+        self.no_click_offset = check_number("no_click_offset", self.no_click_offset, minimum=-700.0, maximum=700.0)
         if self.population is not None:
             pop = np.asarray(self.population)
             if pop.dtype.kind not in "iu" or pop.ndim != 1 or pop.size == 0:
