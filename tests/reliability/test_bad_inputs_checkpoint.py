@@ -70,6 +70,14 @@ def _tensor(key, value):
     return lambda t, m: t.__setitem__(key, value) if value is not None else t.pop(key)
 
 
+def _edit(key, index, value):
+    def apply(t, m):
+        t[key] = t[key].clone()
+        t[key][index] = value
+
+    return apply
+
+
 MODEL_TAMPERING = [
     ("config-not-json", _meta("config", "{dim: 8")),
     ("config-list", _meta("config", "[8]")),
@@ -101,6 +109,11 @@ MODEL_TAMPERING = [
     ("tensor-wrong-shape", _tensor("encoder.item_embedding", torch.zeros(12, 9))),
     ("tensor-wrong-dtype", _tensor("encoder.item_embedding", torch.zeros(12, 8, dtype=torch.float64))),
     ("tensor-head-bias-shape", _tensor("head.bias", torch.zeros(13))),
+    ("feature-id-outside-its-table", _edit("encoder.item_feature_ids", 0, 10**6)),
+    ("feature-id-negative", _edit("encoder.item_feature_ids", 0, -1)),
+    ("feature-offsets-fall", _edit("encoder.item_feature_offsets", 3, 0)),
+    ("feature-offsets-short-of-the-ids", _edit("encoder.item_feature_offsets", -1, 1)),
+    ("user-feature-id-outside-its-table", _edit("encoder.user_feature_ids", (0, 0), 10**6)),
 ]
 TRAINING_TAMPERING = [
     ("rng-missing", _tensor("rng.torch", None)),
