@@ -463,6 +463,24 @@ def _shard_bytes(change):
     return apply
 
 
+def _shard_tensor(change):
+    """Rewrite the first shard file with tensor 'weights' replaced by change(weights)."""
+
+    def apply(directory):
+        from safetensors import safe_open
+
+        with open(os.path.join(directory, "manifest.json")) as f:
+            relative = json.load(f)["files"][0]["file"]
+        path = os.path.join(directory, relative)
+        with safe_open(path, framework="pt") as f:
+            tensors, meta = {k: f.get_tensor(k) for k in f.keys()}, f.metadata()
+        tensors["weights"] = change(tensors["weights"])
+        save_file(tensors, path, metadata=meta)
+        return relative
+
+    return apply
+
+
 def _more_rows(manifest):
     manifest["specs"][0]["num_rows"] += 4
 
@@ -485,6 +503,9 @@ SHARDED_BAD = [
     ("shard-truncated", _shard_bytes(lambda b: b[: len(b) // 2]), "safetensors"),
     ("shard-not-safetensors", _shard_bytes(lambda b: b"not a safetensors file at all"), "safetensors"),
     ("shard-missing", _shard_bytes(lambda b: None), "missing"),
+    ("shard-rows-wider", _shard_tensor(lambda w: torch.zeros(w.shape[0], w.shape[1] + 1)), "rows of shape"),
+    ("shard-float64", _shard_tensor(lambda w: w.double()), "F64"),
+    ("shard-nan", _shard_tensor(lambda w: torch.full_like(w, float("nan"))), "not finite"),
 ]
 
 
