@@ -157,9 +157,9 @@ def check_claimed_sizes(path: str, field: str, sizes: dict, tensors: dict[str, t
             )
 
 
-def table_list(path: str, spec: dict, key: str) -> list[tuple[str, int]]:
-    """The embedding tables [(name, rows)] in field `key` of the parsed model metadata `spec`: a JSON list of
-    [name, rows >= 1]; CheckpointError naming the file otherwise."""
+def table_list(path: str, spec: dict, key: str, field: str = "model") -> list[tuple[str, int]]:
+    """The embedding tables [(name, rows)] in field `key` of the parsed metadata field `field` (`spec`): a JSON
+    list of [name, rows >= 1]; CheckpointError naming the file and the field otherwise."""
     tables = spec.get(key, [])
     if not isinstance(tables, list) or not all(
         isinstance(t, list)
@@ -171,7 +171,7 @@ def table_list(path: str, spec: dict, key: str) -> list[tuple[str, int]]:
         for t in tables
     ):
         raise CheckpointError(
-            f"{path}: metadata field 'model': {key!r} must be a list of [name, rows >= 1], got {tables!r}"
+            f"{path}: metadata field {field!r}: {key!r} must be a list of [name, rows >= 1], got {tables!r}"
         )
     return [(name, rows) for name, rows in tables]
 

@@ -183,7 +183,7 @@ def _apply(config: Any, values: Mapping[str, Any], source: str, prefix: str) -> 
         if isinstance(exc, ConfigFileError):
             raise
         message = str(exc)
-        first = message.split(" ", 1)[0]
+        first = message.split(" ", 1)[0].rstrip(":")  # "dim must be ..." or "dim: must be ..."
         key = f"{prefix}{first}" if first in fields else None
         if prefix and key:  # a field's own check: name it by its table too
             message = prefix + message

@@ -77,7 +77,7 @@ def test_a_bad_key_or_value_names_the_key_and_the_file(tmp_path, text, key):
 
 def test_the_dataclass_own_checks_run_and_name_the_file(tmp_path):
     path = _write(tmp_path, "dim = 30\nnum_heads = 4\n")
-    with pytest.raises(ConfigFileError, match=rf"{path}: num_heads"):
+    with pytest.raises(ConfigFileError, match=rf"{path}:2: num_heads"):  # the file, the key's line
         load_config(SASRecConfig(), path)
 
 

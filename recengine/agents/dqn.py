@@ -82,11 +82,10 @@ class DQNAgent(Policy):
         self.replay = None  # built at the first step, when the number of simulated users is known
 
     # ------------------------------------------------------------------------------------------ replay
-    def _make_replay(self, num_envs: int):
-        from recengine.buffers import PrioritizedReplay
-
+    def replay_fields(self) -> dict[str, tuple[tuple[int, ...], torch.dtype]]:
+        """The columns of this agent's replay: {name: (shape, dtype)} of one transition."""
         L, k = self.history_len, self.k
-        fields = {
+        return {
             "hist": ((L,), torch.int64),
             "slate": ((k,), torch.int64),
             "item_click": ((k,), torch.float32),  # each slate item's own reward (the clicked one's)
@@ -94,9 +93,18 @@ class DQNAgent(Policy):
             "done": ((), torch.bool),  # the session ended at this step
             "next_hist": ((L,), torch.int64),  # the history after the step (before any reset)
         }
+
+    def _make_replay(self, num_envs: int):
+        from recengine.buffers import PrioritizedReplay
+
         capacity = -(-self.cfg.buffer_size // num_envs) * num_envs
         return PrioritizedReplay(
-            capacity, fields, alpha=self.cfg.per_alpha, n_step=self.cfg.n_step, gamma=self.cfg.gamma, num_envs=num_envs
+            capacity,
+            self.replay_fields(),
+            alpha=self.cfg.per_alpha,
+            n_step=self.cfg.n_step,
+            gamma=self.cfg.gamma,
+            num_envs=num_envs,
         )
 
     # --------------------------------------------------------------------------------------------- act

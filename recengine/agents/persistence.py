@@ -190,20 +190,76 @@ def _returns_parts(returns: SessionReturns | None) -> tuple[dict[str, torch.Tens
     return tensors, {"present": True, "steps": len(returns.steps), "count": returns.count}
 
 
-def _load_returns(path: str, tensors: dict[str, torch.Tensor], spec: dict, gamma: float) -> SessionReturns | None:
-    if not spec.get("present"):
+def _load_returns(
+    path: str, tensors: dict[str, torch.Tensor], spec: dict, gamma: float, num_items: int, k: int
+) -> SessionReturns | None:
+    """The unfinished sessions `_returns_parts` stored, checked against each other and the agent: every step of
+    the same users, slates of k catalog items, histories of catalog items (or -1), finite rewards, session starts
+    within the steps kept, finished samples of one length whose count is the metadata's."""
+    present = spec.get("present", False)
+    if not isinstance(present, bool):
+        raise CheckpointError(f"{path}: metadata field 'agent': 'returns.present' must be true or false")
+    if not present:
         return None
     returns = SessionReturns(gamma)
-    if spec.get("steps"):
-        parts = [_tensor(path, tensors, f"returns.steps.{n}") for n in ("hist", "slate", "item_clicked", "reward")]
-        if len({p.shape[0] for p in parts}) != 1 or parts[0].shape[0] != spec["steps"]:
+    steps, count = _count(path, spec, "steps", 0), _count(path, spec, "count", 0)
+    users = None
+    if steps:
+        names = ("hist", "slate", "item_clicked", "reward")
+        parts = [_tensor(path, tensors, f"returns.steps.{n}") for n in names]
+        _returns_tensors(path, "returns.steps", dict(zip(names, parts)), (3, 3, 3, 2), k, num_items)
+        if len({p.shape[0] for p in parts}) != 1 or parts[0].shape[0] != steps:
             raise CheckpointError(f"{path}: the REINFORCE session steps disagree in length")
-        returns.steps = [tuple(p[t] for p in parts) for t in range(parts[0].shape[0])]
-    returns.start = tensors.get("returns.start")
-    if "returns.ready.hist" in tensors:
-        returns.ready = [tuple(_tensor(path, tensors, f"returns.ready.{n}") for n in ("hist", "slate", "item_return"))]
-    returns.count = _field(path, spec, "count", int)
+        if len({p.shape[1] for p in parts}) != 1:
+            raise CheckpointError(f"{path}: the REINFORCE session steps disagree in the number of users")
+        users = parts[0].shape[1]
+        returns.steps = [tuple(p[t] for p in parts) for t in range(steps)]
+    start = tensors.get("returns.start")
+    if start is None and steps:
+        raise CheckpointError(f"{path}: an agent checkpoint without tensor 'returns.start' (its open sessions)")
+    if start is not None:
+        if start.dtype != torch.int64 or start.dim() != 1 or (users is not None and start.shape[0] != users):
+            raise CheckpointError(
+                f"{path}: tensor 'returns.start' must be ({users if users is not None else 'B'},) int64, "
+                f"got {start.dtype} {tuple(start.shape)}"
+            )
+        if start.numel() and (int(start.min()) < 0 or int(start.max()) > steps):
+            raise CheckpointError(f"{path}: tensor 'returns.start' holds session starts outside 0..{steps}")
+    returns.start = start
+    rows = 0
+    if any(name.startswith("returns.ready.") for name in tensors):
+        names = ("hist", "slate", "item_return")
+        parts = [_tensor(path, tensors, f"returns.ready.{n}") for n in names]
+        _returns_tensors(path, "returns.ready", dict(zip(names, parts)), (2, 2, 2), k, num_items)
+        if len({p.shape[0] for p in parts}) != 1:
+            raise CheckpointError(f"{path}: the REINFORCE finished samples disagree in length")
+        rows = parts[0].shape[0]
+        returns.ready = [tuple(parts)]
+    if count != rows:
+        raise CheckpointError(
+            f"{path}: metadata field 'agent': 'returns.count' is {count}, the file holds {rows} finished samples"
+        )
+    returns.count = count
     return returns
+
+
+def _returns_tensors(
+    path: str, prefix: str, parts: dict[str, torch.Tensor], dims: tuple[int, ...], k: int, num_items: int
+) -> None:
+    """Dtypes, dimensions, slate width, item ids and finite values of the REINFORCE session tensors `parts`."""
+    for (name, t), d in zip(parts.items(), dims):
+        want = torch.int64 if name in ("hist", "slate") else torch.float32
+        if t.dtype != want or t.dim() != d:
+            raise CheckpointError(
+                f"{path}: tensor '{prefix}.{name}' must be {d}-D {str(want).replace('torch.', '')}, "
+                f"got {t.dtype} {tuple(t.shape)}"
+            )
+        if name in ("slate", "item_clicked", "item_return") and t.shape[-1] != k:
+            raise CheckpointError(f"{path}: tensor '{prefix}.{name}' must hold slates of k={k}, got {tuple(t.shape)}")
+        if name in ("hist", "slate"):
+            _ids_in_catalog(path, f"{prefix}.{name}", t, -1 if name == "hist" else 0, num_items)
+        elif not bool(torch.isfinite(t).all()):
+            raise CheckpointError(f"{path}: tensor '{prefix}.{name}' holds values that are not finite")
 
 
 # ------------------------------------------------------------------------------------------ save
@@ -341,7 +397,35 @@ def _load_dqn(path, tensors, meta, settings) -> Policy:
     if settings.get("replay"):
         require_metadata(path, meta, ("replay",))
         agent.replay = _load_replay(path, tensors, meta["replay"])
+        _check_replay_fits(path, agent, tensors)
     return agent
+
+
+def _check_replay_fits(path: str, agent: DQNAgent, tensors: dict[str, torch.Tensor]) -> None:
+    """The loaded replay must be the one this agent would build (its columns, n-step, gamma, alpha) and hold
+    only item ids of its catalog (histories padded with -1): a tampered replay is refused at load, not when
+    the agent first learns from it."""
+    replay, cfg = agent.replay, agent.cfg
+    settings = (replay.fields, replay.n_step, replay.gamma, replay.alpha)
+    if settings != (agent.replay_fields(), cfg.n_step, cfg.gamma, cfg.per_alpha):
+        raise CheckpointError(
+            f"{path}: the DQN replay's columns or settings (fields, n_step, gamma, alpha) {settings} are not the "
+            f"agent's {(agent.replay_fields(), cfg.n_step, cfg.gamma, cfg.per_alpha)}"
+        )
+    for name, low in (("slate", 0), ("hist", -1), ("next_hist", -1)):
+        ids = tensors[f"replay.field.{name}"]
+        _ids_in_catalog(path, f"replay.field.{name}", ids, low, agent.num_items)
+    click = tensors["replay.field.item_click"]
+    if not bool(torch.isfinite(click).all()) or not bool(torch.isfinite(tensors["replay.field.reward"]).all()):
+        raise CheckpointError(f"{path}: the DQN replay's rewards hold values that are not finite")
+
+
+def _ids_in_catalog(path: str, name: str, ids: torch.Tensor, low: int, num_items: int) -> None:
+    """Tensor `name` must hold item ids in [low, num_items) (low -1: the padding of a history)."""
+    if ids.numel() and (int(ids.min()) < low or int(ids.max()) >= num_items):
+        raise CheckpointError(
+            f"{path}: tensor {name!r} holds item ids outside [{low}, {num_items}): {int(ids.min())}..{int(ids.max())}"
+        )
 
 
 def _load_reinforce(path, tensors, meta, settings) -> Policy:
@@ -368,7 +452,7 @@ def _load_reinforce(path, tensors, meta, settings) -> Policy:
     returns = settings.get("returns") or {}
     if not isinstance(returns, dict):
         raise CheckpointError(f"{path}: metadata field 'agent': 'returns' must be a JSON object")
-    agent._returns = _load_returns(path, tensors, returns, cfg.gamma)
+    agent._returns = _load_returns(path, tensors, returns, cfg.gamma, num_items, agent.k)
     return agent
 
 

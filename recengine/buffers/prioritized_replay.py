@@ -435,35 +435,30 @@ class PrioritizedReplay:
     @classmethod
     def load(cls, path: str) -> PrioritizedReplay:
         """Restore a replay written by `save`; the file is checked first (replay_file.ReplayFileError naming it)."""
-        from recengine.buffers.replay_file import open_replay_file
+        from recengine.buffers.replay_file import ReplayFileError, open_replay_file
 
         with open_replay_file(path) as (f, meta):
             fields = {name: (tuple(shape), _dtype_from_name(dt)) for name, (shape, dt) in meta["fields"].items()}
-            replay = cls(
-                meta["capacity"],
-                fields,
-                alpha=meta["alpha"],
-                n_step=meta["n_step"],
-                gamma=meta["gamma"],
-                next_fields=meta["next_fields"],
-                num_envs=meta["num_envs"],
-            )
+            try:  # the constructor's own checks (reward and done present, reserved names, n-step dtypes)
+                replay = cls(
+                    meta["capacity"],
+                    fields,
+                    alpha=meta["alpha"],
+                    n_step=meta["n_step"],
+                    gamma=meta["gamma"],
+                    next_fields=meta["next_fields"],
+                    num_envs=meta["num_envs"],
+                )
+            except (TypeError, ValueError) as exc:
+                raise ReplayFileError(f"{path}: the metadata describes no replay this code builds ({exc})") from None
             size, position = int(meta["size"]), int(meta["position"])
-            if not (0 <= size <= replay.capacity and 0 <= position < replay.capacity):
-                raise ValueError(f"{path}: corrupt size/position")
             for name, (shape, dtype) in fields.items():
                 col = f.get_tensor(f"field.{name}")
-                if col.dtype != dtype or tuple(col.shape) != (size, *shape):
-                    raise ValueError(f"{path}: field {name!r} has {col.dtype} {tuple(col.shape)}")
+                if col.dtype != dtype or tuple(col.shape) != (size, *shape):  # checked from the header already
+                    raise ReplayFileError(f"{path}: field {name!r} has {col.dtype} {tuple(col.shape)}")
                 replay._storage[name][:size].copy_(col)
             replay._discount[:size] = replay.gamma * (1.0 - replay._storage["done"][:size].float())
-            leaves = f.get_tensor("leaf_priorities")
-        if (
-            leaves.dtype != torch.float64
-            or tuple(leaves.shape) != (size,)
-            or not (torch.isfinite(leaves).all() and (leaves >= 0).all())
-        ):
-            raise ValueError(f"{path}: corrupt priorities")
+            leaves = f.get_tensor("leaf_priorities")  # finite float64 in [0, max_leaf], checked on opening
         replay._sum_tree[replay._leaves : replay._leaves + size] = leaves
         replay._min_tree[replay._leaves : replay._leaves + size] = torch.where(
             leaves > 0, leaves, torch.full_like(leaves, math.inf)

@@ -28,10 +28,17 @@ _SAFETENSORS_DTYPES = {
     torch.int32: "I32",
     torch.int16: "I16",
     torch.int8: "I8",
+    torch.uint64: "U64",
+    torch.uint32: "U32",
+    torch.uint16: "U16",
     torch.uint8: "U8",
     torch.bool: "BOOL",
+    torch.complex64: "C64",
 }
-"""the dtype codes of safetensors headers"""
+"""the dtype codes of safetensors headers, for every dtype a replay column may have (one NumPy knows)"""
+
+INT_LIMIT = 2**62
+"""the largest count a replay file's metadata may hold (the C++ kernels take int64)"""
 
 
 class ReplayFileError(ValueError):
@@ -40,8 +47,8 @@ class ReplayFileError(ValueError):
 
 def _int(path: str, meta: dict, key: str, minimum: int) -> int:
     value = meta.get(key)
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ReplayFileError(f"{path}: metadata field {key!r} must be an int >= {minimum}, got {value!r}")
+    if isinstance(value, bool) or not isinstance(value, int) or not minimum <= value <= INT_LIMIT:
+        raise ReplayFileError(f"{path}: metadata field {key!r} must be an int in {minimum}..{INT_LIMIT}, got {value!r}")
     return value
 
 
@@ -61,8 +68,11 @@ def _float(path: str, meta: dict, key: str, low: float, high: float = math.inf) 
 
 def _dtype(path: str, field: str, name: object) -> torch.dtype:
     dtype = getattr(torch, name, None) if isinstance(name, str) else None
-    if not isinstance(dtype, torch.dtype):
-        raise ReplayFileError(f"{path}: field {field!r} has an unknown dtype {name!r}")
+    if not isinstance(dtype, torch.dtype) or dtype not in _SAFETENSORS_DTYPES:
+        raise ReplayFileError(
+            f"{path}: field {field!r} has dtype {name!r}, not one a replay stores "
+            f"({', '.join(str(d).replace('torch.', '') for d in _SAFETENSORS_DTYPES)})"
+        )
     return dtype
 
 
@@ -80,7 +90,7 @@ def check_metadata(
     safetensors dtype codes, from the header); else ReplayFileError naming `path` and the field."""
     if not isinstance(meta, dict):
         raise ReplayFileError(f"{path}: the replay metadata is not a JSON object")
-    if meta.get("version") != FORMAT_VERSION:
+    if isinstance(meta.get("version"), bool) or meta.get("version") != FORMAT_VERSION:
         raise ReplayFileError(
             f"{path}: unsupported replay format version {meta.get('version')!r} (this recengine reads {FORMAT_VERSION})"
         )
@@ -124,10 +134,10 @@ def check_metadata(
                 f"the metadata says {(size, *shape)}"
             )
         code = (tensor_dtypes or {}).get(f"field.{name}")
-        if code is not None and dtype in _SAFETENSORS_DTYPES and code != _SAFETENSORS_DTYPES[dtype]:
+        if code is not None and code != _SAFETENSORS_DTYPES[dtype]:
             raise ReplayFileError(f"{path}: tensor 'field.{name}' has dtype {code}, the metadata says {spec[1]}")
     next_fields = meta.get("next_fields")
-    if not isinstance(next_fields, list) or any(f not in fields for f in next_fields):
+    if not isinstance(next_fields, list) or any(not isinstance(f, str) or f not in fields for f in next_fields):
         raise ReplayFileError(f"{path}: metadata field 'next_fields' must list fields, got {next_fields!r}")
     if tensor_shapes.get("leaf_priorities") != (size,):
         raise ReplayFileError(

@@ -11,6 +11,7 @@ import sys
 from recengine.cli.common import (
     UsageError,
     add_torch_threads,
+    check_readable_dir,
     check_writable_file,
     device_name,
     positive_int,
@@ -70,6 +71,7 @@ def json_path(args: argparse.Namespace) -> str:
 def check(args: argparse.Namespace) -> None:
     check_writable_file("--json", json_path(args))
     check_writable_file("--plot", args.plot)
+    check_readable_dir("--data-root", args.data_root)
     if args.checkpoint is not None or (args.families or []) == ["serving"]:
         _check_checkpoint(args.checkpoint)
 

@@ -89,13 +89,13 @@ def check(args: argparse.Namespace) -> None:
     cfg = compare_config_from_args(args)  # a bad --config file fails before anything runs
     check_item_text(cfg.item_text)
     check_readable_dir("--data-root", cfg.data_root)
-    check_writable_dir("--out", cfg.out)
     known = agent_names()
     unknown = [name for name in cfg.agents if name not in known]
     if unknown or not cfg.agents:
         raise UsageError(
             f"--agents: unknown agent(s) {', '.join(unknown) or '(none given)'}; known: {', '.join(known)}"
         )
+    check_writable_dir("--out", cfg.out)  # last: it creates the directory
 
 
 def run(args: argparse.Namespace) -> int:

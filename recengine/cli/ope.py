@@ -34,7 +34,7 @@ CAMPAIGNS = ("all", "men", "women")
 NUMBER_RANGES = {
     "n_sim": positive_int,
     "folds": int_at_least(2),
-    "bootstrap": positive_int,
+    "bootstrap": int_at_least(2),
     "alpha": open_probability,
     "clip": positive_float,
     "switch_lambda": non_negative_float,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import os
+import re
 
 import numpy as np
 
@@ -73,25 +74,70 @@ def _read_ratings(path: str):
         raise ImportError(f"{path}: reading the CSV layout needs pyarrow: pip install 'recengine[data]'") from None
     types = {"userId": pa.int64(), "movieId": pa.int64(), "rating": pa.float64(), "timestamp": pa.int64()}
     try:
-        table = pcsv.read_csv(path, convert_options=pcsv.ConvertOptions(column_types=types))
+        table = pcsv.read_csv(path, convert_options=pcsv.ConvertOptions(column_types=types, null_values=[""]))
     except (pa.ArrowInvalid, OSError) as exc:
-        raise MovieLensFormatError(f"{path}: not a ratings file of {_RATING_COLUMNS} ({exc})") from None
+        raise MovieLensFormatError(_arrow_error(path, str(exc))) from None
     if table.column_names != _RATING_COLUMNS:
         raise MovieLensFormatError(f"{path}: header {table.column_names} is not {_RATING_COLUMNS}")
     if table.num_rows == 0:
         raise MovieLensFormatError(f"{path}: no data rows")
-    for column in _RATING_COLUMNS:
-        if table.column(column).null_count:
-            raise MovieLensFormatError(f"{path}: column {column} has empty values")
+    for number, column in enumerate(_RATING_COLUMNS, start=1):
+        values = table.column(column)
+        if values.null_count:
+            row = int(np.flatnonzero(values.is_null().to_numpy(zero_copy_only=False))[0])
+            raise MovieLensFormatError(f"{path}: line {_line_of_row(path, row)}, column {number}: {column} is empty")
     rating = table.column("rating").to_numpy()
     if not np.isfinite(rating).all():
-        raise MovieLensFormatError(f"{path}: column rating holds a value that is not a finite number")
+        row = int(np.flatnonzero(~np.isfinite(rating))[0])
+        raise MovieLensFormatError(
+            f"{path}: line {_line_of_row(path, row)}, column 3: rating {rating[row]} is not a finite number"
+        )
     return (
         table.column("userId").to_numpy(),
         table.column("movieId").to_numpy(),
         rating,
         table.column("timestamp").to_numpy(),
     )
+
+
+_CONVERSION = re.compile(r"In CSV column #(\d+): CSV conversion error to (\w+): invalid value '(.*)'")
+_FIELD_COUNT = re.compile(r"CSV parse error: Expected (\d+) columns, got (\d+): (.*)")
+
+
+def _arrow_error(path: str, message: str) -> str:
+    """The message of Arrow's error `message` reading the ratings at `path`, with the file's line and column
+    found again for a value that does not convert or a row of the wrong width (Arrow names neither line)."""
+    found = _CONVERSION.search(message)
+    if found:
+        index, kind, value = int(found[1]), found[2], found[3]
+        for lineno, fields in _data_lines(path):
+            if len(fields) > index and fields[index] == value:
+                what = "an integer that fits int64" if kind.startswith("int") else "a number"
+                return f"{path}: line {lineno}, column {index + 1}: {_RATING_COLUMNS[index]} is not {what}: {value!r}"
+    found = _FIELD_COUNT.search(message)
+    if found:
+        for lineno, fields in _data_lines(path):
+            if len(fields) != int(found[1]) and ",".join(fields) == found[3]:
+                return f"{path}: line {lineno}: expected {found[1]} fields, got {len(fields)}"
+    return f"{path}: not a ratings file of {_RATING_COLUMNS} ({message})"
+
+
+def _data_lines(path: str):
+    """(line number, fields) of each line after the header of the CSV file at `path` that is not empty."""
+    with open(path, encoding="utf-8", errors="replace", newline="") as f:
+        for lineno, line in enumerate(f, start=1):
+            text = line.rstrip("\r\n")
+            if lineno > 1 and text:
+                yield lineno, text.split(",")
+
+
+def _line_of_row(path: str, row: int) -> int:
+    """The line (1-based) of data row `row` (0-based) of the CSV file at `path`: after the header, counting the
+    lines that are not empty, as Arrow's reader does. Read again only when an error is reported."""
+    for seen, (lineno, _) in enumerate(_data_lines(path)):
+        if seen == row:
+            return lineno
+    return row + 2
 
 
 def _read_movies(path: str, genre_vocabulary: tuple[str, ...]):

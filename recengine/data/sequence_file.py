@@ -83,10 +83,22 @@ def parse_sequence_text(text: str, where: str, *, name: str) -> MovieLens:
     )
 
 
+_INT64 = (-(2**63), 2**63 - 1)
+
+
+def _is_int64(text: str) -> bool:
+    """Whether `text` is a decimal integer in ASCII digits that fits int64 (so it converts exactly, and back)."""
+    digits = text[1:] if text.startswith("-") else text
+    return digits.isascii() and digits.isdigit() and _INT64[0] <= int(text) <= _INT64[1]
+
+
 def _numbered(ids: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    """(the distinct raw ids in order, each entry's 0-based index); integers when every id is one."""
+    """(the distinct raw ids in order, each entry's 0-based index); integers when every id is an ASCII decimal
+    integer that fits int64 and is written as Python writes it (no leading zeros or "-0", so two different
+    tokens never become one id), else the tokens as strings."""
     values = np.array(ids)
-    if all(v.lstrip("-").isdigit() for v in set(ids)):
+    distinct = set(ids)
+    if all(_is_int64(v) and str(int(v)) == v for v in distinct):
         values = values.astype(np.int64)
     raw, index = np.unique(values, return_inverse=True)
     return (raw if raw.dtype == np.int64 else raw.astype(object)), index.astype(np.int64)

@@ -131,11 +131,12 @@ class _Shard:
         del self._file
         return False
 
-    def rows(self, name: str, first: int, last: int) -> Tensor:
-        """Rows [first, last) of tensor `name`."""
+    def rows(self, name: str, first: int, last: int, trailing: tuple[int, ...]) -> Tensor:
+        """Rows [first, last) of tensor `name`: float32, each row of shape `trailing`, every value finite."""
         try:
             view = self._file.get_slice(name)
             shape = view.get_shape()
+            dtype = view.get_dtype()
         except Exception as exc:
             raise ValueError(f"{self.path}: no readable tensor {name!r} ({exc})") from None
         if not shape or shape[0] < last:
@@ -143,10 +144,18 @@ class _Shard:
                 f"{self.path}: tensor {name!r} has {shape[0] if shape else 0} rows, the manifest places rows up "
                 f"to {last} in it"
             )
+        if tuple(shape[1:]) != tuple(trailing) or dtype != "F32":
+            raise ValueError(
+                f"{self.path}: tensor {name!r} is {dtype} with rows of shape {tuple(shape[1:])}, expected F32 rows "
+                f"of shape {tuple(trailing)} (as the other shards and the table)"
+            )
         try:
-            return view[first:last]
+            rows = view[first:last]
         except Exception as exc:
             raise ValueError(f"{self.path}: tensor {name!r} cannot be read ({exc})") from None
+        if not bool(torch.isfinite(rows).all()):
+            raise ValueError(f"{self.path}: tensor {name!r} holds values that are not finite")
+        return rows
 
     def tensor(self, name: str) -> Tensor:
         try:
@@ -225,7 +234,8 @@ def _copy_rows(manifest: dict, directory: str, name: str, table: str, start: int
                 lo, hi = max(start, shard["row_start"]), min(end, shard["row_end"])
                 if shard["table"] == table and hi > lo:
                     first = at + lo - shard["row_start"]
-                    out[lo - start : hi - start] = f.rows(name, first, first + hi - lo).to(out.device)
+                    rows = f.rows(name, first, first + hi - lo, tuple(out.shape[1:]))
+                    out[lo - start : hi - start] = rows.to(out.device)
                     filled[lo - start : hi - start] = True
                 at += size
     if not filled.all():
@@ -270,8 +280,14 @@ def read_full_state(directory: str) -> dict[str, Tensor]:
         if name == "step":
             full[name] = _read_step(manifest, directory)
             continue
-        with _Shard(os.path.join(directory, manifest["files"][0]["file"])) as f:
+        first = os.path.join(directory, manifest["files"][0]["file"])
+        with _Shard(first) as f:
             trailing = f.shape(name)[1:]
+        dims = {s["dim"] for s in specs}
+        if name == "weights" and len(dims) == 1 and tuple(trailing) != (*dims,):
+            raise ValueError(
+                f"{first}: tensor 'weights' has rows of shape {tuple(trailing)}, the tables' dim is {dims}"
+            )
         out = torch.empty((total, *trailing), dtype=torch.float32)
         start = 0
         for s in specs:

@@ -26,6 +26,7 @@ from recengine.data import histories_of
 from recengine.data.sequences import Histories, LeaveOneOut, gather_csr, last_windows
 from recengine.eval.metrics import evaluate_ranking
 from recengine.nn import SequenceEncoder
+from recengine.ops._checks import check_number
 from recengine.padding import PAD_ID
 
 __all__ = [
@@ -38,10 +39,14 @@ __all__ = [
 ]
 
 
+MAX_WEIGHT = 1000.0
+"""the largest beta and popularity_weight: beyond it the float32 utilities of ordinary weights overflow"""
+
+
 @dataclass
 class ResponseModel:
-    """A user response model: encoder (with its item table) and item bias; ``beta`` / ``popularity_weight`` as in
-    the module docstring."""
+    """A user response model: encoder (with its item table) and item bias; ``beta`` in (0, MAX_WEIGHT] and
+    ``popularity_weight`` in [0, MAX_WEIGHT] as in the module docstring."""
 
     encoder: SequenceEncoder
     item_bias: torch.Tensor
@@ -53,12 +58,14 @@ class ResponseModel:
         self.item_bias = torch.as_tensor(self.item_bias, dtype=torch.float32).detach().reshape(-1).contiguous()
         if self.item_bias.shape != (self.encoder.num_items,):
             raise ValueError(f"item_bias must be ({self.encoder.num_items},), got {tuple(self.item_bias.shape)}")
-        if not self.beta > 0:
-            raise ValueError(f"beta must be > 0, got {self.beta}")
-        if self.popularity_weight < 0:
-            raise ValueError(f"popularity_weight must be >= 0, got {self.popularity_weight}")
+        check_number("beta", self.beta, minimum=0.0, exclusive=True, maximum=MAX_WEIGHT)
+        check_number("popularity_weight", self.popularity_weight, minimum=0.0, maximum=MAX_WEIGHT)
+        if not bool(torch.isfinite(self.item_bias).all()):
+            raise ValueError("item_bias: holds values that are not finite")
         with torch.no_grad():
             self._items = self.encoder.item_embeddings().detach().contiguous()
+        if not bool(torch.isfinite(self._items).all()):
+            raise ValueError("encoder: its item vectors are not finite")
 
     @property
     def num_items(self) -> int:

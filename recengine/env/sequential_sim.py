@@ -43,6 +43,7 @@ from recengine.env.response_model import ResponseModel
 from recengine.env.session_env import SlateSessionEnv, SlateSessionVecEnv, check_num_envs, validate_slates
 from recengine.env.sessions import SessionModel
 from recengine.env.slot_kernels import draw_user, leave_slot, respond_slot
+from recengine.ops._checks import check_int, check_number
 from recengine.padding import PAD_ID
 
 __all__ = ["SeqSimConfig", "SequentialUserModel", "SequentialVecSim", "SequentialSimEnv", "calibrate_no_click"]
@@ -72,11 +73,11 @@ class SeqSimConfig:
 
     def __post_init__(self):
         for name in ("slate_size", "history_len", "max_steps"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+            check_int(name, getattr(self, name), minimum=1)
         for name in ("no_click_quit", "fatigue_decay"):
-            if not 0.0 <= getattr(self, name) <= 1.0:
-                raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
+            check_number(name, getattr(self, name), minimum=0.0, maximum=1.0)
+        for name in ("fatigue_weight", "fatigue_shown", "fatigue_click"):
+            check_number(name, getattr(self, name), minimum=0.0)
 
 
 @dataclass
@@ -116,8 +117,8 @@ class SequentialUserModel:
         if self.train_items.size and (self.train_items.min() < 0 or self.train_items.max() >= N):
             raise IndexError(f"train_items hold ids outside [0, {N})")
         g = np.asarray(self.item_genres, dtype=np.float64)
-        if g.ndim != 2 or g.shape[0] != N or (g < 0).any():
-            raise ValueError(f"item_genres must be a non-negative ({N}, G) matrix, got shape {g.shape}")
+        if g.ndim != 2 or g.shape[0] != N or not np.isfinite(g).all() or (g < 0).any():
+            raise ValueError(f"item_genres must be a finite non-negative ({N}, G) matrix, got shape {g.shape}")
         total = g.sum(1, keepdims=True)
         self.item_genres = np.ascontiguousarray(np.divide(g, total, out=np.zeros_like(g), where=total > 0))
         self.user_features = (
@@ -125,8 +126,12 @@ class SequentialUserModel:
             if self.user_features is None
             else np.ascontiguousarray(self.user_features, dtype=np.float32)
         )
-        if self.user_features.shape[0] != U or self.user_features.ndim != 2:
+        if self.user_features.ndim != 2 or self.user_features.shape[0] != U:
             raise ValueError(f"user_features must be ({U}, F), got {self.user_features.shape}")
+        if not np.isfinite(self.user_features).all():
+            raise ValueError("user_features: holds values that are not finite")
+        # exp(c) must fit a float64 (and exp(-c) stay above 0): |c| <= 700
+        self.no_click_offset = check_number("no_click_offset", self.no_click_offset, minimum=-700.0, maximum=700.0)
         if self.population is not None:
             pop = np.asarray(self.population)
             if pop.dtype.kind not in "iu" or pop.ndim != 1 or pop.size == 0:

@@ -23,6 +23,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from recengine.ops._checks import check_int, check_number
+
 __all__ = [
     "SESSION_GAP_SECONDS",
     "SessionModel",
@@ -79,6 +81,13 @@ class SessionModel:
     #: sessions and events it was fitted to, and the inactivity gap that defined them
     num_sessions: int = 0
     gap_seconds: float = SESSION_GAP_SECONDS
+
+    def __post_init__(self):
+        check_number("weight_short", self.weight_short, minimum=0.0, maximum=1.0)
+        for name in ("p_short", "p_long"):
+            check_number(name, getattr(self, name), minimum=0.0, exclusive=True, maximum=1.0)
+        check_int("num_sessions", self.num_sessions, minimum=0)
+        check_number("gap_seconds", self.gap_seconds, minimum=0.0, exclusive=True)
 
     def pmf(self, n) -> np.ndarray:
         """P(L = n) for lengths n >= 1."""

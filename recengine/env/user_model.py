@@ -25,6 +25,7 @@ import numpy as np
 from numba import njit
 
 from recengine.env.session_env import validate_slates
+from recengine.ops._checks import check_int, check_number
 from recengine.padding import PAD_ID
 
 __all__ = ["SimConfig", "UserModel", "choice_probs", "with_config"]
@@ -60,16 +61,14 @@ class SimConfig:
     """added end probability per consecutive step without a click."""
 
     def __post_init__(self):
-        if self.slate_size < 1:
-            raise ValueError(f"slate_size must be >= 1, got {self.slate_size}")
-        if self.history_len < 1:
-            raise ValueError(f"history_len must be >= 1, got {self.history_len}")
-        if self.max_steps < 1:
-            raise ValueError(f"max_steps must be >= 1, got {self.max_steps}")
+        for name in ("slate_size", "history_len", "max_steps"):
+            check_int(name, getattr(self, name), minimum=1)
         for name in ("quit_base", "quit_growth", "fatigue_decay"):
-            v = getattr(self, name)
-            if not 0.0 <= v <= 1.0:
-                raise ValueError(f"{name} must be in [0, 1], got {v}")
+            check_number(name, getattr(self, name), minimum=0.0, maximum=1.0)
+        for name in ("fatigue_weight", "fatigue_shown", "fatigue_click", "repeat_penalty"):
+            check_number(name, getattr(self, name), minimum=0.0)
+        for name in ("affinity_scale", "no_click_utility"):
+            check_number(name, getattr(self, name))
 
 
 @dataclass

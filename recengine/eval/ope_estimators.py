@@ -124,9 +124,22 @@ def _bootstrap(terms: _Terms, n_bootstrap_samples: int, rng: np.random.Generator
 
 
 def _check_clip(clip: float | None) -> float | None:
-    if clip is not None and not clip > 0:
+    if clip is None:
+        return None
+    if isinstance(clip, bool) or not isinstance(clip, numbers.Real):
+        raise TypeError(f"clip must be a number > 0 (or None for no clipping), got {type(clip).__name__} {clip!r}")
+    if not clip > 0:
         raise ValueError(f"clip must be > 0 (or None for no clipping), got {clip}")
     return clip
+
+
+def _check_lambda(value: object) -> float:
+    """An estimator's lambda_: a number >= 0 (inf allowed: no threshold or shrinkage); TypeError / ValueError."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"lambda_ must be a number >= 0, got {type(value).__name__} {value!r}")
+    if not value >= 0:
+        raise ValueError(f"lambda_ must be >= 0, got {value}")
+    return float(value)
 
 
 class OffPolicyEstimator:
@@ -399,9 +412,7 @@ class SwitchDR(OffPolicyEstimator):
     needs_reward_model = True
 
     def __init__(self, lambda_: float = float("inf")):
-        if not lambda_ >= 0:
-            raise ValueError(f"lambda_ must be >= 0, got {lambda_}")
-        self.lambda_ = float(lambda_)
+        self.lambda_ = _check_lambda(lambda_)
 
     def _weights(self, rounds):
         w = rounds.weights()
@@ -419,9 +430,7 @@ class DoublyRobustWithShrinkage(OffPolicyEstimator):
     needs_reward_model = True
 
     def __init__(self, lambda_: float = float("inf")):
-        if not lambda_ >= 0:
-            raise ValueError(f"lambda_ must be >= 0, got {lambda_}")
-        self.lambda_ = float(lambda_)
+        self.lambda_ = _check_lambda(lambda_)
 
     def _weights(self, rounds):
         w = rounds.weights()

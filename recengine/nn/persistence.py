@@ -39,6 +39,65 @@ def _table_sizes(encoder: SequenceEncoder) -> dict[str, list]:
     }
 
 
+def check_csr_offsets(path: str, name: str, offsets: torch.Tensor, bags: int, values: int) -> None:
+    """Tensor `name` of the file at `path` must be the (bags + 1,) int64 offsets of a CSR layout over `values`
+    values: from 0 to `values`, never falling, so every value belongs to exactly one bag; CheckpointError naming
+    the file and the tensor otherwise."""
+    if offsets.dtype != torch.int64 or tuple(offsets.shape) != (bags + 1,):
+        raise CheckpointError(
+            f"{path}: tensor {name!r} must be ({bags + 1},) int64, got {offsets.dtype} {tuple(offsets.shape)}"
+        )
+    falls = bool((offsets[1:] < offsets[:-1]).any())
+    if int(offsets[0]) != 0 or int(offsets[-1]) != values or falls:
+        raise CheckpointError(
+            f"{path}: tensor {name!r} must rise (never fall) from 0 to {values}, the number of ids; it runs "
+            f"{int(offsets[0])}..{int(offsets[-1])}" + (" and falls" if falls else "")
+        )
+
+
+def _ids_in(path: str, name: str, ids: torch.Tensor, rows: int, table: str) -> None:
+    if ids.numel() and (int(ids.min()) < 0 or int(ids.max()) >= rows):
+        raise CheckpointError(
+            f"{path}: tensor {name!r} holds ids outside table {table!r} (rows 0..{rows - 1}): "
+            f"{int(ids.min())}..{int(ids.max())}"
+        )
+
+
+def check_side_inputs(
+    path: str, state: dict[str, torch.Tensor], encoder: SequenceEncoder, prefix: str = "encoder."
+) -> None:
+    """The side inputs in `state` (the state dict of `encoder`, which may be built on the meta device; tensor
+    names are reported with `prefix`) checked against the tables they index: the item features' offsets a CSR
+    layout over their ids (one bag per table per item), every id inside its table, every user feature id
+    inside its table, the item text's offsets, ids inside the vocabulary and finite weights. A tampered file is
+    refused here, at load, not by the first lookup; CheckpointError naming the file and the tensor."""
+    num_items = encoder.num_items
+    item_tables = [(t.name, t.num_rows) for t in encoder.item_tables.specs] if encoder.item_tables else []
+    user_tables = [(t.name, t.num_rows) for t in encoder.user_tables.specs] if encoder.user_tables else []
+    ints = {k: v for k, v in state.items() if k.endswith("_ids") or k.endswith("_offsets")}
+    for name, t in ints.items():
+        if t.dtype != torch.int64:
+            raise CheckpointError(f"{path}: tensor {prefix + name!r} must be int64, got {t.dtype}")
+    if item_tables:
+        ids, offsets = state["item_feature_ids"], state["item_feature_offsets"]
+        if ids.dim() != 1:
+            raise CheckpointError(f"{path}: tensor {prefix}item_feature_ids must be 1-D, got {tuple(ids.shape)}")
+        check_csr_offsets(path, prefix + "item_feature_offsets", offsets, len(item_tables) * num_items, ids.numel())
+        for t, (table, rows) in enumerate(item_tables):
+            lo, hi = int(offsets[t * num_items]), int(offsets[(t + 1) * num_items])
+            _ids_in(path, prefix + "item_feature_ids", ids[lo:hi], rows, table)
+    if user_tables:
+        ids = state["user_feature_ids"]
+        for t, (table, rows) in enumerate(user_tables):
+            _ids_in(path, prefix + "user_feature_ids", ids[:, t], rows, table)
+    if "item_text_ids" in state:
+        ids, weights = state["item_text_ids"], state["item_text_weights"]
+        check_csr_offsets(path, prefix + "item_text_offsets", state["item_text_offsets"], num_items, ids.numel())
+        _ids_in(path, prefix + "item_text_ids", ids, int(state["text_tables.weights"].shape[0]), "text")
+        if not bool(torch.isfinite(weights).all()):
+            raise CheckpointError(f"{path}: tensor {prefix}item_text_weights holds values that are not finite")
+
+
 # --------------------------------------------------------------------------------------- the large model
 def model_spec(model: SequenceRecommender) -> dict:
     """What rebuilds `model` besides its weights and its config's sizes (metadata field "model", as JSON): the
@@ -96,7 +155,10 @@ def build_recommender(
 
     The model is first built on the meta device (allocating nothing) and the tensors' names, shapes and dtypes
     compared with it; every error is a CheckpointError naming the file."""
-    check_tensors_match(path, tensors, _recommender(path, meta, cfg, tensors, "meta").state_dict())
+    skeleton = _recommender(path, meta, cfg, tensors, "meta")
+    check_tensors_match(path, tensors, skeleton.state_dict())
+    encoder_state = {k[len("encoder.") :]: v for k, v in tensors.items() if k.startswith("encoder.")}
+    check_side_inputs(path, encoder_state, skeleton.encoder)
     model = _recommender(path, meta, cfg, tensors, "cpu")
     try:
         model.load_state_dict(tensors)
@@ -173,6 +235,7 @@ def build_scorer(
         encoder, head = build("meta")
         check_tensors_match(path, enc_state, encoder.state_dict(), "encoder weights")
         check_tensors_match(path, head_state, head.state_dict(), "head weights")
+        check_side_inputs(path, enc_state, encoder)
         encoder, head = build("cpu")
         encoder.load_state_dict(enc_state)
         head.load_state_dict(head_state)

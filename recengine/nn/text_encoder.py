@@ -206,10 +206,16 @@ def cached_text_embeddings(texts: Sequence[str], encoder: TextEncoder, cache_dir
                 meta = f.metadata() or {}
             if meta.get("model_id") == model_id and meta.get("texts_sha256") == text_hash:
                 vectors = load_file(path)["embeddings"]
-                if vectors.shape[0] == len(texts):
+                if (
+                    vectors.dim() == 2
+                    and vectors.shape[0] == len(texts)
+                    and vectors.dtype == torch.float32
+                    and bool(torch.isfinite(vectors).all())
+                ):
                     return vectors
         except (SafetensorError, OSError, KeyError):
             pass  # an unreadable or foreign file: recompute and overwrite it
+        # (so is one whose vectors are not (N, d) finite float32: a damaged cache is never used)
     vectors = encoder(texts)
     if not isinstance(vectors, torch.Tensor) or vectors.dim() != 2 or vectors.shape[0] != len(texts):
         raise ValueError(f"encoder: expected an ({len(texts)}, d) tensor from {model_id!r}, got {type(vectors)}")

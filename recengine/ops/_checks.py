@@ -65,8 +65,11 @@ def check_positive(name: str, value: object, *, integer: bool = False) -> None:
         raise ValueError(f"{name}: must be > 0, got {value}")
 
 
-def check_number(name: str, value: object, *, minimum: float | None = None, exclusive: bool = False) -> float:
-    """A finite real number (not a bool), at least `minimum` (above it when `exclusive`); returns it as float.
+def check_number(
+    name: str, value: object, *, minimum: float | None = None, exclusive: bool = False, maximum: float | None = None
+) -> float:
+    """A finite real number (not a bool), at least `minimum` (above it when `exclusive`) and at most `maximum`;
+    returns it as float.
 
     TypeError for anything that is not an int or a float, ValueError for NaN, an infinity or a value
     out of range, each naming `name`.
@@ -77,6 +80,8 @@ def check_number(name: str, value: object, *, minimum: float | None = None, excl
         raise ValueError(f"{name}: expected a finite number, got {value!r}")
     if minimum is not None and (value < minimum or (exclusive and value == minimum)):
         raise ValueError(f"{name}: must be {'>' if exclusive else '>='} {minimum}, got {value}")
+    if maximum is not None and value > maximum:
+        raise ValueError(f"{name}: must be <= {maximum}, got {value}")
     return float(value)
 
 

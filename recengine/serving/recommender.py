@@ -98,6 +98,8 @@ class Recommender:
         AOT-compiled (`recengine.serving.compiled_encoder`, its packages cached in `cache_dir`)."""
         if dtype not in TABLE_DTYPES:
             raise ValueError(f"dtype: expected one of {TABLE_DTYPES}, got {dtype!r}")
+        if not isinstance(compile, bool):
+            raise TypeError(f"compile: expected a bool, got {type(compile).__name__}")
         device = checked_device(device)
         with torch.no_grad():
             table = head.weight if head.weight is not None else encoder.item_embeddings()
@@ -133,8 +135,12 @@ class Recommender:
         Transformer's matmuls in bfloat16 (recengine.serving.encoder.InferenceEncoder). `compile=True` runs the encoder
         AOT-compiled (the first load of a model compiles it, tens of seconds; later loads read the package
         from `cache_dir`, default the recengine cache); CPU only."""
+        if not isinstance(checkpoint, (str, os.PathLike)):
+            raise TypeError(f"checkpoint: expected a path (str or os.PathLike), got {type(checkpoint).__name__}")
         if dtype not in TABLE_DTYPES:
             raise ValueError(f"dtype: expected one of {TABLE_DTYPES}, got {dtype!r}")
+        if not isinstance(compile, bool):
+            raise TypeError(f"compile: expected a bool, got {type(compile).__name__}")
         checked_device(device)  # before the file is read
         loaded = load_any(checkpoint)
         encoder, head, use_users = loaded.serving_modules()
@@ -170,6 +176,8 @@ class Recommender:
         raw id)."""
         if ids not in ("index", "raw"):
             raise ValueError(f"ids: expected 'index' or 'raw', got {ids!r}")
+        if not isinstance(exclude_seen, bool):
+            raise TypeError(f"exclude_seen: expected a bool, got {type(exclude_seen).__name__}")
         if ids == "raw":
             if self.vocabulary is None:
                 raise ValueError("ids: 'raw' needs an item vocabulary, and this checkpoint was written without one")

@@ -51,7 +51,8 @@ def test_csv_layout(tmp_path, name):
     [
         ("userId,movieId,rating\n1,2,3\n", MOVIES, "ratings.csv"),
         ("userId,movieId,rating,timestamp\n1,2,x,5\n", MOVIES, "ratings.csv"),
-        ("userId,movieId,rating,timestamp\n1,2,nan,5\n", MOVIES, "empty values"),
+        ("userId,movieId,rating,timestamp\n1,2,nan,5\n", MOVIES, "line 2, column 3: rating nan is not a finite"),
+        ("userId,movieId,rating,timestamp\n1,2,,5\n", MOVIES, "line 2, column 3: rating is empty"),
         ("userId,movieId,rating,timestamp\n1,2,inf,5\n", MOVIES, "finite"),
         ("userId,movieId,rating,timestamp\n", MOVIES, "no data rows"),
         ("userId,movieId,rating,timestamp\n1,99,3,5\n", MOVIES, "movieId missing"),

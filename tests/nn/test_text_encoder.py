@@ -77,6 +77,27 @@ def test_a_cache_file_with_other_metadata_is_recomputed(tmp_path):
     assert enc.calls == 1
 
 
+@pytest.mark.parametrize(
+    "vectors",
+    [
+        torch.zeros(1),  # one row, but not (N, d)
+        torch.zeros(1, 4, dtype=torch.float64),
+        torch.full((1, 4), float("nan")),
+        torch.zeros(2, 4),
+    ],
+    ids=["1-d", "float64", "nan", "other-rows"],
+)
+def test_a_damaged_cache_file_is_recomputed(tmp_path, vectors):
+    from safetensors.torch import save_file
+
+    texts = ["a b"]
+    path = cache_path(str(tmp_path), "counting-4", texts_hash(texts))
+    save_file({"embeddings": vectors}, path, metadata={"model_id": "counting-4", "texts_sha256": texts_hash(texts)})
+    enc = CountingEncoder()
+    assert torch.equal(cached_text_embeddings(texts, enc, str(tmp_path)), HashingTextEncoder(4)(texts))
+    assert enc.calls == 1
+
+
 def test_texts_hash_tells_apart_lists_with_the_same_concatenation():
     assert texts_hash(["ab", "c"]) != texts_hash(["a", "bc"])
 

@@ -70,6 +70,14 @@ def _tensor(key, value):
     return lambda t, m: t.__setitem__(key, value) if value is not None else t.pop(key)
 
 
+def _edit(key, index, value):
+    def apply(t, m):
+        t[key] = t[key].clone()
+        t[key][index] = value
+
+    return apply
+
+
 MODEL_TAMPERING = [
     ("config-not-json", _meta("config", "{dim: 8")),
     ("config-list", _meta("config", "[8]")),
@@ -101,6 +109,11 @@ MODEL_TAMPERING = [
     ("tensor-wrong-shape", _tensor("encoder.item_embedding", torch.zeros(12, 9))),
     ("tensor-wrong-dtype", _tensor("encoder.item_embedding", torch.zeros(12, 8, dtype=torch.float64))),
     ("tensor-head-bias-shape", _tensor("head.bias", torch.zeros(13))),
+    ("feature-id-outside-its-table", _edit("encoder.item_feature_ids", 0, 10**6)),
+    ("feature-id-negative", _edit("encoder.item_feature_ids", 0, -1)),
+    ("feature-offsets-fall", _edit("encoder.item_feature_offsets", 3, 0)),
+    ("feature-offsets-short-of-the-ids", _edit("encoder.item_feature_offsets", -1, 1)),
+    ("user-feature-id-outside-its-table", _edit("encoder.user_feature_ids", (0, 0), 10**6)),
 ]
 TRAINING_TAMPERING = [
     ("rng-missing", _tensor("rng.torch", None)),
@@ -240,6 +253,25 @@ def _agent_files(directory) -> dict[str, tuple[dict, dict]]:
         "dqn": DQNAgent(tiny_scorer(catalog, seed=2), n, K, L, dqn, total_steps=10, seed=5),
         "reinforce": ReinforceAgent(tiny_scorer(catalog, seed=2), n, K, ReinforceConfig(min_batch=8), seed=5),
     }
+    # and a DQN and a REINFORCE agent that have stepped: a replay, open sessions and finished samples to tamper
+    from recengine.agents.config import LoopConfig
+    from recengine.agents.loop import train
+    from recengine.env import SimConfig, VecRecSim, synthetic_user_model
+
+    config = SimConfig(slate_size=K, history_len=L, max_steps=3)
+    sim = synthetic_user_model(num_users=30, num_items=n, num_genres=3, dim=4, history_len=L, config=config, seed=0)
+    stepped = {
+        "dqn-stepped": DQNAgent(
+            tiny_scorer(catalog, seed=2), n, K, L, DQNConfig(buffer_size=64, batch_size=8, n_step=2), 10, seed=5
+        ),
+        "reinforce-stepped": ReinforceAgent(
+            tiny_scorer(catalog, seed=2), n, K, ReinforceConfig(min_batch=64, batch_size=64), seed=5
+        ),
+    }
+    for agent in stepped.values():
+        loop = LoopConfig(num_envs=4, total_steps=5, slate_size=K, eval_every=0, seed=1, progress=False)
+        train(agent, VecRecSim(sim, 4), loop)
+    agents.update(stepped)
     out = {}
     for name, agent in agents.items():
         path = str(directory / f"{name}.safetensors")
@@ -266,6 +298,28 @@ def _agent_config(**change):
     return apply
 
 
+def _replay_meta(change):
+    def apply(t, m):
+        replay = json.loads(m["replay"])
+        change(replay)
+        m["replay"] = json.dumps(replay)
+
+    return apply
+
+
+def _returns(**change):
+    def apply(t, m):
+        settings = json.loads(m["agent"])
+        settings["returns"] = {**settings["returns"], **change}
+        m["agent"] = json.dumps(settings)
+
+    return apply
+
+
+def _tensor_from(key, make):
+    return lambda t, m: t.__setitem__(key, make(t[key])) if make is not None else t.pop(key)
+
+
 AGENT_TAMPERING = [
     # (id, agent type, change, words the error must hold)
     ("random-k-negative", "random", _settings(k=-1), "'k' must be"),
@@ -283,6 +337,70 @@ AGENT_TAMPERING = [
     ("dqn-batch-zero", "dqn", _agent_config(batch_size=0), "batch_size must be"),
     ("reinforce-baseline-nan", "reinforce", _settings(baseline=float("nan")), "'baseline' must be finite"),
     ("reinforce-lr-zero", "reinforce", _agent_config(lr=0.0), "lr must be"),
+    # the DQN's replay, inside the agent file
+    ("dqn-replay-capacity-zero", "dqn-stepped", _replay_meta(lambda r: r.update(capacity=0)), "'capacity'"),
+    ("dqn-replay-next-unhashable", "dqn-stepped", _replay_meta(lambda r: r.update(next_fields=[["x"]])), "next_fields"),
+    ("dqn-replay-reward-f64", "dqn-stepped", _tensor_from("replay.field.reward", lambda x: x.double()), "dtype"),
+    ("dqn-replay-gamma-other", "dqn-stepped", _replay_meta(lambda r: r.update(gamma=0.5)), "not the agent's"),
+    (
+        "dqn-replay-slate-width",
+        "dqn-stepped",
+        _replay_meta(lambda r: r["fields"]["slate"][0].__setitem__(0, 99)),
+        "replay",
+    ),
+    ("dqn-replay-slate-outside", "dqn-stepped", _tensor_from("replay.field.slate", lambda x: x + 100), "outside"),
+    ("dqn-replay-hist-below-pad", "dqn-stepped", _tensor_from("replay.field.hist", lambda x: x - 100), "outside"),
+    (
+        "dqn-replay-click-nan",
+        "dqn-stepped",
+        _tensor_from("replay.field.item_click", lambda x: torch.full_like(x, float("nan"))),
+        "not finite",
+    ),
+    ("dqn-replay-metadata-missing", "dqn-stepped", _meta("replay", None), "replay"),
+    # REINFORCE's unfinished sessions and finished samples
+    ("reinforce-count-negative", "reinforce-stepped", _returns(count=-1), "'count' must be"),
+    ("reinforce-count-other", "reinforce-stepped", _returns(count=10**6), "finished samples"),
+    ("reinforce-steps-more", "reinforce-stepped", _returns(steps=99), "disagree in length"),
+    ("reinforce-steps-str", "reinforce-stepped", _returns(steps="2"), "'steps'"),
+    ("reinforce-present-str", "reinforce-stepped", _returns(present="yes"), "present"),
+    (
+        "reinforce-hist-float",
+        "reinforce-stepped",
+        _tensor_from("returns.steps.hist", lambda x: x.float()),
+        "returns.steps.hist",
+    ),
+    (
+        "reinforce-slate-fewer-users",
+        "reinforce-stepped",
+        _tensor_from("returns.steps.slate", lambda x: x[:, :2].contiguous()),
+        "number of users",
+    ),
+    (
+        "reinforce-slate-outside",
+        "reinforce-stepped",
+        _tensor_from("returns.steps.slate", lambda x: x + 100),
+        "outside",
+    ),
+    (
+        "reinforce-reward-nan",
+        "reinforce-stepped",
+        _tensor_from("returns.steps.reward", lambda x: torch.full_like(x, float("nan"))),
+        "not finite",
+    ),
+    ("reinforce-start-missing", "reinforce-stepped", _tensor_from("returns.start", None), "returns.start"),
+    ("reinforce-start-beyond", "reinforce-stepped", _tensor_from("returns.start", lambda x: x + 99), "returns.start"),
+    (
+        "reinforce-ready-short",
+        "reinforce-stepped",
+        _tensor_from("returns.ready.slate", lambda x: x[:-1].contiguous()),
+        "disagree in length",
+    ),
+    (
+        "reinforce-ready-return-inf",
+        "reinforce-stepped",
+        _tensor_from("returns.ready.item_return", lambda x: torch.full_like(x, float("inf"))),
+        "not finite",
+    ),
 ]
 
 
@@ -345,6 +463,24 @@ def _shard_bytes(change):
     return apply
 
 
+def _shard_tensor(change):
+    """Rewrite the first shard file with tensor 'weights' replaced by change(weights)."""
+
+    def apply(directory):
+        from safetensors import safe_open
+
+        with open(os.path.join(directory, "manifest.json")) as f:
+            relative = json.load(f)["files"][0]["file"]
+        path = os.path.join(directory, relative)
+        with safe_open(path, framework="pt") as f:
+            tensors, meta = {k: f.get_tensor(k) for k in f.keys()}, f.metadata()
+        tensors["weights"] = change(tensors["weights"])
+        save_file(tensors, path, metadata=meta)
+        return relative
+
+    return apply
+
+
 def _more_rows(manifest):
     manifest["specs"][0]["num_rows"] += 4
 
@@ -367,6 +503,9 @@ SHARDED_BAD = [
     ("shard-truncated", _shard_bytes(lambda b: b[: len(b) // 2]), "safetensors"),
     ("shard-not-safetensors", _shard_bytes(lambda b: b"not a safetensors file at all"), "safetensors"),
     ("shard-missing", _shard_bytes(lambda b: None), "missing"),
+    ("shard-rows-wider", _shard_tensor(lambda w: torch.zeros(w.shape[0], w.shape[1] + 1)), "rows of shape"),
+    ("shard-float64", _shard_tensor(lambda w: w.double()), "F64"),
+    ("shard-nan", _shard_tensor(lambda w: torch.full_like(w, float("nan"))), "not finite"),
 ]
 
 

@@ -10,9 +10,11 @@ import torch
 from safetensors.torch import save_file
 
 from recengine.agents.config import DQNConfig, EncoderConfig, ReinforceConfig
+from recengine.buffers import PrioritizedReplay
 from recengine.cli import main
-from recengine.env import SimConfig, VecRecSim, synthetic_user_model
+from recengine.env import SimConfig, VecRecSim, save_simulator, synthetic_user_model
 from recengine.report.compare_config import CompareConfig
+from tests.env.conftest import make_tiny_sim
 from tests.reliability.cases import files_digest
 
 
@@ -109,6 +111,43 @@ CLI = [
     ("serve-checkpoint-not-a-model", ["serve", "--checkpoint", "{tmp}/other.safetensors"], "no model"),
     ("serve-port-too-large", ["serve", "--checkpoint", "{tmp}/run", "--port", "70000"], "--port"),
     ("serve-port-zero", ["serve", "--checkpoint", "{tmp}/run", "--port", "0"], "--port"),
+    ("serve-port-word", ["serve", "--checkpoint", "{tmp}/run", "--port", "http"], "--port"),
+    ("serve-checkpoint-a-simulator", ["serve", "--checkpoint", "{tmp}/sim.safetensors"], "no model and no agent"),
+    ("serve-checkpoint-a-replay", ["serve", "--checkpoint", "{tmp}/replay.safetensors"], "no model and no agent"),
+    ("serve-max-batch-zero", ["serve", "--checkpoint", "{tmp}/run", "--max-batch", "0"], "--max-batch"),
+    ("serve-max-wait-negative", ["serve", "--checkpoint", "{tmp}/run", "--max-wait-ms", "-1"], "--max-wait-ms"),
+    ("serve-deadline-inf", ["serve", "--checkpoint", "{tmp}/run", "--deadline-ms", "inf"], "--deadline-ms"),
+    ("serve-max-queue-negative", ["serve", "--checkpoint", "{tmp}/run", "--max-queue", "-1"], "--max-queue"),
+    ("serve-dtype-unknown", ["serve", "--checkpoint", "{tmp}/run", "--dtype", "fp16"], "--dtype"),
+    ("serve-threads-negative", ["serve", "--checkpoint", "{tmp}/run", "--threads", "-1"], "--threads"),
+    ("serve-wait-policy-unknown", ["serve", "--checkpoint", "{tmp}/run", "--omp-wait-policy", "x"], "--omp-wait"),
+    ("serve-admin-token-spaces", ["serve", "--checkpoint", "{tmp}/run", "--admin-token", "a b"], "--admin-token"),
+    (
+        "bench-serving-checkpoint-a-simulator",
+        ["bench", "serving", "--checkpoint", "{tmp}/sim.safetensors", "--json", "{tmp}/b.json"],
+        "no model and no agent",
+    ),
+    ("bench-train-data-root-missing", ["bench", "train", "--data-root", "{tmp}/none"], "--data-root"),
+    ("bench-threads-float", ["bench", "--threads", "1.5"], "--threads"),
+    ("compare-agents-unknown", ["compare", "--out", "{tmp}/o", "--agents", "gpt"], "--agents"),
+    ("compare-config-missing", ["compare", "--out", "{tmp}/o", "--config", "{tmp}/none.toml"], "none.toml"),
+    ("train-config-missing", ["train", "sasrec", "--out", "{tmp}/o", "--config", "{tmp}/none.toml"], "none.toml"),
+    ("ope-bootstrap-one", ["ope", "--out", "{tmp}/o", "--bootstrap", "1"], "--bootstrap"),
+    ("ope-dros-negative", ["ope", "--out", "{tmp}/o", "--dros-lambda", "-1"], "--dros-lambda"),
+    ("ope-switch-nan", ["ope", "--out", "{tmp}/o", "--switch-lambda", "nan"], "--switch-lambda"),
+    ("ope-n-sim-float", ["ope", "--out", "{tmp}/o", "--n-sim", "2.5"], "--n-sim"),
+    ("ope-campaign-unknown", ["ope", "--out", "{tmp}/o", "--campaign", "kids"], "--campaign"),
+    ("coldstart-out-missing", ["coldstart"], "--out"),
+    ("coldstart-out-file", ["coldstart", "--out", "{tmp}/file"], "--out"),
+    ("coldstart-data-root-missing", ["coldstart", "--out", "{tmp}/o", "--data-root", "{tmp}/none"], "--data-root"),
+    ("coldstart-share-zero", ["coldstart", "--out", "{tmp}/o", "--share", "0"], "--share"),
+    ("coldstart-share-one", ["coldstart", "--out", "{tmp}/o", "--share", "1"], "--share"),
+    ("coldstart-seed-negative", ["coldstart", "--out", "{tmp}/o", "--seed", "-1"], "--seed"),
+    ("coldstart-epochs-zero", ["coldstart", "--out", "{tmp}/o", "--max-epochs", "0"], "--max-epochs"),
+    ("coldstart-patience-zero", ["coldstart", "--out", "{tmp}/o", "--patience", "0"], "--patience"),
+    ("coldstart-id-dropout-one", ["coldstart", "--out", "{tmp}/o", "--id-dropout", "1"], "--id-dropout"),
+    ("coldstart-variant-unknown", ["coldstart", "--out", "{tmp}/o", "--variants", "bert"], "--variants"),
+    ("coldstart-threads-negative", ["coldstart", "--out", "{tmp}/o", "--threads", "-1"], "--threads"),
 ]
 
 
@@ -119,6 +158,11 @@ def test_a_bad_command_line_is_one_line_and_exit_2(tmp_path, capsys, argv, words
     (tmp_path / "run" / "checkpoint.safetensors").write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{")
     (tmp_path / "empty").mkdir()
     save_file({"x": torch.zeros(2)}, str(tmp_path / "other.safetensors"), metadata={"note": "not recengine's"})
+    if any("sim.safetensors" in a for a in argv):
+        save_simulator(make_tiny_sim(), str(tmp_path / "sim.safetensors"))
+    if any("replay.safetensors" in a for a in argv):
+        fields = {"reward": ((), torch.float32), "done": ((), torch.bool)}
+        PrioritizedReplay(4, fields).save(str(tmp_path / "replay.safetensors"))
     before = files_digest(str(tmp_path))
     assert _run(_argv(argv, str(tmp_path))) == 2
     err = capsys.readouterr().err.strip()
@@ -175,6 +219,30 @@ def test_a_bad_compare_config_file_is_one_line_and_exit_2(tmp_path, capsys, text
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "Traceback" not in err, err
     assert words in err and str(path) in err, err
+    assert not os.path.exists(tmp_path / "o")
+
+
+TRAIN_CONFIG_FILES = [
+    # (id, the file's text, what the one-line error must hold: the file, the line and the key)
+    ("dim-zero", "dim = 0\n", ":1: dim"),
+    ("lr-nan", "max_epochs = 2\nlr = nan\n", ":2: lr"),
+    ("heads-not-dividing", "dim = 6\nnum_heads = 4\n", ":2: num_heads"),
+    ("dropout-one", "dropout = 1.0\n", ":1: dropout"),
+    ("dim-str", 'dim = "8"\n', ":1: dim"),
+    ("key-unknown", "dimm = 8\n", ":1: unknown key dimm"),
+    ("not-toml", "dim = \n", "not a valid config file"),
+]
+
+
+@pytest.mark.parametrize("text, words", [pytest.param(t, w, id=i) for i, t, w in TRAIN_CONFIG_FILES])
+def test_a_bad_train_config_file_is_one_line_and_exit_2(tmp_path, capsys, text, words):
+    """`train --config` meets the checks its flags and SASRecConfig do, naming the file and the key's line."""
+    path = tmp_path / "sasrec.toml"
+    path.write_text(text)
+    assert _run(["train", "sasrec", "--out", str(tmp_path / "o"), "--config", str(path), "--dataset", "synthetic"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "Traceback" not in err, err
+    assert f"{path}{words}" in err or (words.startswith("not") and words in err and str(path) in err), err
     assert not os.path.exists(tmp_path / "o")
 
 

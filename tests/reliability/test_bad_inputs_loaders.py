@@ -6,6 +6,9 @@ field of one row with a bad value, and expect the error to point at exactly that
 
 from __future__ import annotations
 
+import os
+import tempfile
+
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -13,7 +16,9 @@ from hypothesis import strategies as st
 from recengine.data.atomic import parse_atomic, parse_atomic_text
 from recengine.data.dataset import MovieLensFormatError
 from recengine.data.movielens import ML100K_GENRES, parse_movielens
+from recengine.data.movielens_csv import parse_movielens_csv
 from recengine.data.open_bandit import OpenBanditFormatError, parse_open_bandit
+from recengine.data.sequence_file import parse_sequence_text
 from tests.data.obd_fixture import item_context_csv, random_log_csv
 
 # ------------------------------------------------------------------------------------------ valid files
@@ -62,6 +67,23 @@ def _atomic(inter: str):
     return parse_atomic({"inter": (parse_atomic_text(inter, "/d/x.inter"), "/d/x.inter")}, "x")
 
 
+def _sequence(text: str):
+    return parse_sequence_text(text, "/d/beauty.txt", name="beauty")
+
+
+MOVIES_CSV = "movieId,title,genres\n" + "".join(f"{i},Movie {i} (1995),Comedy|Drama\n" for i in ITEMS)
+
+
+def _ratings_csv(text: str):
+    """The CSV layout (ml-20m, ml-25m) with ratings.csv holding `text` (after the header)."""
+    with tempfile.TemporaryDirectory() as directory:
+        with open(os.path.join(directory, "ratings.csv"), "w") as f:
+            f.write("userId,movieId,rating,timestamp\n" + text)
+        with open(os.path.join(directory, "movies.csv"), "w") as f:
+            f.write(MOVIES_CSV)
+        return parse_movielens_csv(directory, "ml-20m")
+
+
 # ------------------------------------------------------------------------------------------ the table
 CASES = [
     # (id, parse, text, the words the error must hold)
@@ -78,6 +100,16 @@ CASES = [
     ("ml100k-user-empty", _ml100k, "\t2\t3\t5\n", "/d/u.data: line 1, column 1: user id"),
     ("ml1m-rating-inf", _ml1m, "1::2::inf::5\n", "/d/ratings.dat: line 1, column 3: rating is not finite"),
     ("ml1m-item-empty", _ml1m, "1::::3::5\n", "/d/ratings.dat: line 1, column 2: item id"),
+    ("sequence-one-field", _sequence, "1 2\n3\n", "/d/beauty.txt: line 2: expected 2"),
+    ("sequence-three-fields", _sequence, "1 2 3\n", "/d/beauty.txt: line 1: expected 2"),
+    ("sequence-no-lines", _sequence, "\n  \n", "/d/beauty.txt: no data lines"),
+    ("csv-rating-word", _ratings_csv, "1,2,3,5\n1,3,x,6\n", "ratings.csv: line 3, column 3: rating is not a number"),
+    ("csv-rating-nan", _ratings_csv, "1,2,nan,5\n", "ratings.csv: line 2, column 3: rating nan is not a finite"),
+    ("csv-rating-empty", _ratings_csv, "1,2,3,5\n\n1,3,,6\n", "ratings.csv: line 4, column 3: rating is empty"),
+    ("csv-timestamp-fraction", _ratings_csv, "1,2,3,5.5\n", "ratings.csv: line 2, column 4: timestamp is not an int"),
+    ("csv-timestamp-huge", _ratings_csv, "1,2,3,99999999999999999999\n", "line 2, column 4: timestamp"),
+    ("csv-user-empty", _ratings_csv, ",2,3,5\n", "ratings.csv: line 2, column 1: userId is empty"),
+    ("csv-fields-missing", _ratings_csv, "1,2,3,5\n1,2,3\n", "ratings.csv: line 3: expected 4 fields, got 3"),
 ]
 
 
@@ -172,3 +204,48 @@ def test_open_bandit_any_spoiled_field_is_named(data):
         parse_open_bandit(spoiled, item_context_csv(), behavior="random", campaign="all", where="/d/all.csv")
     message = str(info.value)
     assert message.startswith(f"/d/all.csv:{lineno}:") and name in message
+
+
+BAD_CSV = {1: BAD_INT, 2: BAD_INT, 3: BAD_FLOAT, 4: BAD_INT}
+
+
+@PROPERTY
+@given(rows=ROWS, data=st.data())
+def test_ratings_csv_any_spoiled_field_is_named(rows, data):
+    """ml-20m / ml-25m's ratings.csv: Arrow reads it, and the error still names the line and the column."""
+    row = data.draw(st.integers(1, len(rows)), label="row")
+    column = data.draw(st.integers(1, 4), label="column")
+    value = data.draw(st.sampled_from([v for v in BAD_CSV[column] if v.strip() == v or not v]), label="value")
+    text = _spoil(_inter_lines(rows, ","), row, column, value, ",")
+    with pytest.raises(MovieLensFormatError) as info:
+        _ratings_csv(text)
+    assert f"ratings.csv: line {row + 1}, column {column}:" in str(info.value), str(info.value)
+
+
+TOKEN = st.one_of(
+    st.integers(-(2**64), 2**64).map(str),
+    st.sampled_from(["0", "00", "-0", "7", "007", "²", "١٢", "--5", "9223372036854775808", "-9223372036854775809"]),
+    st.text(st.characters(blacklist_categories=("Z", "C")), min_size=1, max_size=6),
+)
+
+
+@PROPERTY
+@given(lines=st.lists(st.tuples(TOKEN, TOKEN), min_size=1, max_size=8))
+def test_a_sequence_file_keeps_every_id_as_written(lines):
+    """Any token is an id, kept exactly (integers only where every id converts and back without change): no
+    token is lost, merged with another or refused by a conversion."""
+    data = _sequence("".join(f"{u} {i}\n" for u, i in lines))
+    assert [str(data.raw_user_ids[u]) for u in data.user] == [u for u, _ in lines]
+    assert [str(data.raw_item_ids[i]) for i in data.item] == [i for _, i in lines]
+
+
+@PROPERTY
+@given(lines=st.lists(st.tuples(TOKEN, TOKEN), min_size=1, max_size=8), data=st.data())
+def test_a_sequence_line_of_the_wrong_width_is_named(lines, data):
+    lineno = data.draw(st.integers(1, len(lines)), label="line")
+    extra = data.draw(st.sampled_from(["", " 7"]), label="change")
+    text = [f"{u} {i}" for u, i in lines]
+    text[lineno - 1] = text[lineno - 1].split()[0] + extra + (" 8" if extra else "")
+    with pytest.raises(MovieLensFormatError) as info:
+        _sequence("\n".join(text) + "\n")
+    assert f"/d/beauty.txt: line {lineno}: expected 2" in str(info.value), str(info.value)

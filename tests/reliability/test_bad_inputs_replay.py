@@ -9,6 +9,8 @@ import os
 
 import pytest
 import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from safetensors import safe_open
 from safetensors.torch import save_file
 
@@ -223,6 +225,21 @@ META_TAMPERING = [
     ("fields-dropped", lambda m: m["fields"].pop("state")),
     ("next_fields-unknown", _set("next_fields", ["next_state"])),
     ("next_fields-str", _set("next_fields", "state")),
+    ("next_fields-unhashable", _set("next_fields", [["state"]])),
+    ("next_fields-int", _set("next_fields", [3])),
+    ("version-true", _set("version", True)),
+    ("n_step-huge", _set("n_step", 2**70)),
+    ("n_step-float", _set("n_step", 2.0)),
+    ("size-huge", _set("size", 2**70)),
+    ("fields-no-done", lambda m: m["fields"].pop("done")),
+    ("fields-reward-shape", lambda m: m["fields"].__setitem__("reward", [[2], "float32"])),
+    ("fields-reserved-discount", lambda m: m["fields"].__setitem__("discount", m["fields"].pop("state"))),
+    ("fields-reserved-n", lambda m: m["fields"].__setitem__("n_state", m["fields"].pop("state"))),
+    ("fields-dtype-not-stored", lambda m: m["fields"].__setitem__("reward", [[], "float8_e4m3fn"])),
+    ("fields-dtype-not-a-dtype", lambda m: m["fields"].__setitem__("reward", [[], "Tensor"])),
+    ("fields-dtype-other-code", lambda m: m["fields"].__setitem__("reward", [[], "uint32"])),
+    ("fields-spec-dict", lambda m: m["fields"].__setitem__("state", {"shape": [3], "dtype": "float32"})),
+    ("fields-shape-bool", lambda m: m["fields"].__setitem__("state", [[True], "float32"])),
 ]
 TENSOR_TAMPERING = [
     ("leaves-negative", lambda t: t["leaf_priorities"].__setitem__(0, -1.0)),
@@ -233,6 +250,10 @@ TENSOR_TAMPERING = [
     ("field-missing", lambda t: t.pop("field.state")),
     ("field-extra", lambda t: t.__setitem__("field.extra", torch.zeros(4))),
     ("field-wrong-dtype", lambda t: t.__setitem__("field.reward", t["field.reward"].double())),
+    ("field-uint16-for-float32", lambda t: t.__setitem__("field.reward", torch.zeros(4, dtype=torch.uint16))),
+    ("field-more-rows", lambda t: t.__setitem__("field.state", torch.zeros(5, 3))),
+    ("leaves-more-rows", lambda t: t.__setitem__("leaf_priorities", torch.ones(5, dtype=torch.float64))),
+    ("leaves-inf", lambda t: t["leaf_priorities"].__setitem__(1, INF)),
 ]
 
 
@@ -294,3 +315,60 @@ def test_a_tampered_replay_file_is_refused_naming_it(replay, tmp_path, make):
     assert bad in str(info.value)
     assert files_digest(str(tmp_path)) == before
     assert len(PrioritizedReplay.load(src)) == len(replay)
+
+
+def test_an_n_step_replay_with_an_integer_reward_is_refused_naming_the_file(tmp_path):
+    """The constructor's own rule (n-step returns need a float reward) applies to a file too, named with it."""
+    src = str(tmp_path / "ok.safetensors")
+    r = PrioritizedReplay(4, FIELDS, n_step=3)
+    r.add(state=torch.zeros(2, 3), reward=torch.ones(2), done=torch.zeros(2, dtype=torch.bool))
+    r.save(src)
+    bad = str(tmp_path / "bad.safetensors")
+    _rewrite(
+        src,
+        bad,
+        meta_change=lambda m: m["fields"].__setitem__("reward", [[], "int64"]),
+        tensor_change=lambda t: t.__setitem__("field.reward", t["field.reward"].long()),
+    )
+    with pytest.raises(ReplayFileError, match="n-step") as info:
+        PrioritizedReplay.load(bad)
+    assert bad in str(info.value)
+
+
+# ------------------------------------------------------------------------------------------ any value
+SETTINGS = ["capacity", "alpha", "n_step", "gamma", "num_envs", "size", "position", "max_leaf"]
+VALUES = st.one_of(
+    st.integers(-(2**70), 2**70),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.sampled_from([0, 1, 2, 4, 8, 16, -1, 0.5, 1.0, 4.0, 1e308, "1", "", None, [], {}, True, False]),
+)
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(key=st.sampled_from(SETTINGS), value=VALUES)
+def test_any_value_in_any_setting_is_kept_exactly_or_refused_naming_the_file(replay, tmp_path, key, value):
+    """No silent coercion, no late failure: a setting either loads as written (and the replay samples) or is
+    refused with a ReplayFileError naming the file."""
+    src = str(tmp_path / "ok.safetensors")
+    replay.save(src)
+    bad = str(tmp_path / "bad.safetensors")
+    _rewrite(src, bad, meta_change=_set(key, value))
+    try:
+        back = PrioritizedReplay.load(bad)
+    except ReplayFileError as exc:
+        assert str(exc).startswith(bad), str(exc)
+        return
+    loaded = {
+        "capacity": back.capacity,
+        "alpha": back.alpha,
+        "n_step": back.n_step,
+        "gamma": back.gamma,
+        "num_envs": back.num_envs,
+        "size": len(back),
+        "position": back.position,
+        "max_leaf": back.max_leaf_priority,
+    }[key]
+    assert loaded == value and not isinstance(value, bool), (key, loaded, value)
+    torch.testing.assert_close(back.leaf_priorities(), replay.leaf_priorities())
+    batch, _, weights = back.sample(4, 0.4)
+    assert torch.isfinite(weights).all() and batch["state"].shape == (4, 3)
