@@ -145,6 +145,7 @@ def _pairs(per_user: dict) -> dict:
 
 def _write(out_dir: str, results: dict) -> None:
     results["machine"] = describe_machine()
+    results["files"] = ["coldstart.json", "coldstart.md"]
     write_json(os.path.join(out_dir, "coldstart.json"), results)
     write_text(os.path.join(out_dir, "coldstart.md"), markdown(results))
 
