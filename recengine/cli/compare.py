@@ -114,6 +114,13 @@ def check(args: argparse.Namespace) -> None:
             args.given.add("out")  # the resolved default counts as given: a --config file's out yields to it
     cfg = compare_config_from_args(args)  # a bad --config file fails before anything runs
     check_dataset(cfg.dataset, DATASET_NAMES)
+    if cfg.dataset not in DATASET_NAMES:  # your own file: read it now, so a malformed one stops the run here
+        from recengine.data import load_local
+
+        try:
+            load_local(cfg.dataset)
+        except (ValueError, FileNotFoundError) as exc:
+            raise UsageError(f"--dataset: {exc}") from None
     check_item_text(cfg.item_text)
     check_readable_dir("--data-root", cfg.data_root)
     known = agent_names()

@@ -173,3 +173,11 @@ def test_the_help_shows_sasrecs_real_defaults(capsys):
     for name, _ in CONFIG_FLAGS:
         field = name.replace("-", "_")
         assert f"SASRecConfig.{field} (default: {getattr(defaults, field)})" in text, name
+
+
+def test_a_malformed_file_of_yours_is_one_line_exit_2(tmp_path, capsys):
+    path = tmp_path / "log.txt"
+    path.write_text("u1 i1\nu1\n")
+    assert main(["train", "sasrec", "--dataset", str(path), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("recengine train: error: ") and str(path) in err and err.count("\n") == 1

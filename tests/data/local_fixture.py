@@ -1,12 +1,12 @@
 """One small interaction log written in every format `--dataset PATH` reads (shared by the loader's tests and the
-command line's): 30 users walking through 20 items in order, so a model has something to learn."""
+command line's): 40 users walking through 60 items in order, so a model has something to learn."""
 
 from __future__ import annotations
 
 import pathlib
 
 FORMATS = ("atomic", "sequence", "parquet", "csv", "tsv")
-USERS, ITEMS = 30, 20
+USERS, ITEMS = 40, 60
 
 
 def rows() -> list[tuple[str, str, int]]:
@@ -14,7 +14,7 @@ def rows() -> list[tuple[str, str, int]]:
     out = []
     for u in range(USERS):
         for step in range(6 + u % 5):
-            out.append((f"u{u}", f"i{(u + step) % ITEMS}", 1000 * u + step))
+            out.append((f"u{u}", f"i{(3 * u + step) % ITEMS}", 1000 * u + step))
     return out
 
 
