@@ -64,19 +64,26 @@ value is a path to your own data"""
 
 
 @functools.lru_cache(maxsize=1)
-def config_defaults() -> dict[str, object]:
-    """SASRecConfig's field defaults, read from its source (recengine/train/config.py) without importing it:
-    importing it loads torch, and building the parser, `--help` and a usage error must stay instant."""
+def config_fields() -> dict[str, tuple[object, str]]:
+    """SASRecConfig's fields: name -> (default, its docstring's first line), read from its source
+    (recengine/train/config.py) without importing it: importing it loads torch, and building the parser, `--help`
+    and a usage error must stay instant."""
     package = importlib.util.find_spec("recengine")  # not recengine.train's spec: that would import the package
     source = os.path.join(os.path.dirname(package.origin), "train", "config.py")
     with open(source, encoding="utf-8") as f:
         tree = ast.parse(f.read())
     cls = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == "SASRecConfig")
-    return {
-        n.target.id: ast.literal_eval(n.value)
-        for n in cls.body
-        if isinstance(n, ast.AnnAssign) and isinstance(n.target, ast.Name) and n.value is not None
-    }
+    out = {}
+    for node, after in zip(cls.body, [*cls.body[1:], None]):
+        if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and node.value is not None:
+            doc = after.value.value if isinstance(after, ast.Expr) and isinstance(after.value, ast.Constant) else ""
+            out[node.target.id] = (ast.literal_eval(node.value), " ".join(str(doc).split()))
+    return out
+
+
+def config_defaults() -> dict[str, object]:
+    """SASRecConfig's field defaults (``config_fields``)."""
+    return {name: default for name, (default, _) in config_fields().items()}
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -100,10 +107,10 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     )
     t.add_argument("--no-baselines", action="store_true", help="skip the Pop and BPR figures")
     t.add_argument("--bpr-epochs", type=positive_int, default=40, help="epochs of the MF/BPR baseline")
-    defaults = config_defaults()
+    fields = config_fields()
     for name, typ in CONFIG_FLAGS:
-        field = name.replace("-", "_")
-        t.add_argument(f"--{name}", type=typ, default=None, help=f"SASRecConfig.{field} (default: {defaults[field]})")
+        default, doc = fields[name.replace("-", "_")]
+        t.add_argument(f"--{name}", type=typ, default=None, help=f"{doc or name} (default: {default})")
     add_item_text(t)
     t.add_argument("--synthetic-users", type=int_at_least(2), default=1000, help="users of --dataset synthetic")
     t.add_argument("--synthetic-items", type=int_at_least(2), default=500, help="items of --dataset synthetic")

@@ -11,8 +11,6 @@ that would judge (the targets, "does RL beat the large model?") show their numbe
 
 from __future__ import annotations
 
-from recengine.machine import machine_summary
-
 __all__ = ["SMOKE_BANNER", "is_smoke", "opening", "summary_lines"]
 
 SMOKE_BANNER = (
@@ -42,8 +40,8 @@ def summary_lines(results: dict) -> list[str]:
     run = (
         f"- **Run:** {len(agents)} agents on {meta['dataset']} ({meta.get('num_users', '?')} users, "
         f"{meta['num_items']} items) in a simulator fitted to its train split; {meta.get('seeds', 1)} training "
-        f"seed(s), {meta['eval_sessions']} evaluation sessions per agent; {meta['wall_seconds']:.0f} s on "
-        f"{machine_summary(meta['machine'])}{' (smoke settings)' if smoke else ''}."
+        f"seed(s), {meta['eval_sessions']} evaluation sessions per agent; {meta['wall_seconds']:.0f} s wall"
+        f"{' (smoke settings)' if smoke else ''}."
     )
     scored = {n: e for n, e in agents.items() if e.get("avg_return") is not None}
     if scored:

@@ -161,7 +161,7 @@ def test_resume_needs_the_run_named(capsys):
 
 
 def test_the_help_shows_sasrecs_real_defaults(capsys):
-    from recengine.cli.train import CONFIG_FLAGS, config_defaults
+    from recengine.cli.train import CONFIG_FLAGS, config_defaults, config_fields
     from recengine.train import SASRecConfig
 
     defaults = SASRecConfig()
@@ -170,9 +170,10 @@ def test_the_help_shows_sasrecs_real_defaults(capsys):
         main(["train", "--help"])
     text = " ".join(capsys.readouterr().out.split())
     assert "(default: SASRecConfig)" not in text
+    assert config_fields()["dim"][1] == "state / item-vector width"
     for name, _ in CONFIG_FLAGS:
         field = name.replace("-", "_")
-        assert f"SASRecConfig.{field} (default: {getattr(defaults, field)})" in text, name
+        assert f"{config_fields()[field][1]} (default: {getattr(defaults, field)})" in text, name
 
 
 def test_a_malformed_file_of_yours_is_one_line_exit_2(tmp_path, capsys):
