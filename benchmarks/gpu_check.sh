@@ -2,7 +2,7 @@
 # One short run on a machine with a CUDA GPU (about 5 minutes): build, run the operator tests on the GPU
 # (Triton compiled for real, not interpreted), then the standard benchmarks on CUDA.
 # Works offline: nothing is fetched (the ops and benchmarks need torch, triton, numpy, tqdm, matplotlib).
-# Results land in $OUT (default ./results): gpu.txt, build.log, tests.log, bench_cuda.json, bench_cuda.png,
+# Results land in $OUT (default ./results): gpu.txt, build.log, tests.log, bench_cuda/bench.json, bench_cuda/bench.png,
 # bench.log. Each stage has its own time limit and a failed stage does not stop the next one.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -35,5 +35,5 @@ echo "tests: rc $? in $((SECONDS - t0)) s"; tail -25 "$OUT/tests.log"
 
 t0=$SECONDS
 timeout "${BENCH_LIMIT:-200}" $PY -m recengine.cli bench --device cuda --repeat "${REPEAT:-10}" \
-  --json "$OUT/bench_cuda.json" --plot "$OUT/bench_cuda.png" >"$OUT/bench.log" 2>&1
+  --out "$OUT/bench_cuda" --overwrite --plot >"$OUT/bench.log" 2>&1
 echo "bench: rc $? in $((SECONDS - t0)) s"; cat "$OUT/bench.log"

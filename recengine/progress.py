@@ -1,26 +1,26 @@
-"""Progress bars that suit where they are written: a live tqdm bar on a terminal, and in a log file (stderr
-redirected) at most one status every ``NON_TTY_INTERVAL_S`` seconds, nothing at all for work shorter than that.
+"""Progress bars only where a person watches them: a live tqdm bar on a terminal, nothing in a log file or a pipe
+(stderr redirected), and nothing at all inside ``silenced(True)`` (the command line's --quiet).
 
     for epoch in progress_bar(range(epochs), desc="train", unit="epoch", disable=not progress):
         ...
 
 Every progress bar of recengine goes through ``progress_bar``, so ``recengine compare > log 2>&1`` does not fill
-the log with thousands of carriage-return refreshes per agent. tqdm does the throttling itself (``mininterval``,
-``maxinterval`` and ``delay``); this module only picks the values.
+the log with carriage-return refreshes; what a run did is in its step-by-step lines and its report.
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import IO, Any
 
 from tqdm import tqdm
 
-__all__ = ["NON_TTY_INTERVAL_S", "is_terminal", "progress_bar"]
+__all__ = ["is_terminal", "progress_bar", "silenced"]
 
-NON_TTY_INTERVAL_S = 10.0
-"""seconds between two statuses written to a stream that is not a terminal (and before the first one)"""
+_SILENCED: contextvars.ContextVar[bool] = contextvars.ContextVar("recengine_progress_silenced", default=False)
 
 
 def is_terminal(stream: IO[str] | None) -> bool:
@@ -31,35 +31,23 @@ def is_terminal(stream: IO[str] | None) -> bool:
         return False
 
 
-class _LogBar(tqdm):
-    """tqdm for a stream that is not a terminal: a new postfix or description waits for the next refresh that
-    ``mininterval`` allows instead of forcing one (tqdm's ``refresh=False``), so a caller setting the postfix
-    every step still writes one status per interval."""
-
-    def set_postfix(self, ordered_dict=None, refresh=True, **kwargs):
-        super().set_postfix(ordered_dict, refresh=False, **kwargs)
-
-    def set_postfix_str(self, s="", refresh=True):
-        super().set_postfix_str(s, refresh=False)
-
-    def set_description(self, desc=None, refresh=True):
-        super().set_description(desc, refresh=False)
-
-    def set_description_str(self, desc=None, refresh=True):
-        super().set_description_str(desc, refresh=False)
+@contextlib.contextmanager
+def silenced(quiet: bool = True) -> Iterator[None]:
+    """Inside the block, every ``progress_bar`` is off when `quiet` (the command line's --quiet); the previous
+    setting comes back after it. A context variable: other threads and tasks keep their own."""
+    token = _SILENCED.set(bool(quiet) or _SILENCED.get())
+    try:
+        yield
+    finally:
+        _SILENCED.reset(token)
 
 
 def progress_bar(
     iterable: Iterable | None = None, *, disable: bool = False, file: IO[str] | None = None, **kwargs: Any
 ) -> tqdm:
-    """A tqdm bar (same arguments) written to `file` (default: stderr, read when called). On a terminal it is
-    tqdm's own; anywhere else its refreshes (new postfixes included) are at least ``NON_TTY_INTERVAL_S`` apart
-    and it writes nothing before that much time has passed. ``disable=True`` turns it off wherever it goes."""
+    """A tqdm bar (same arguments) written to `file` (default: stderr, read when called), live on a terminal and
+    off (a tqdm that writes nothing and passes the iterable through) anywhere else, inside ``silenced(True)``, or
+    with ``disable=True``."""
     stream = sys.stderr if file is None else file
-    if disable or is_terminal(stream):
-        return tqdm(iterable, disable=disable, file=stream, **kwargs)
-    interval = max(float(kwargs.get("mininterval", 0.0)), NON_TTY_INTERVAL_S)
-    kwargs["mininterval"] = interval
-    kwargs["maxinterval"] = max(float(kwargs.get("maxinterval", 0.0)), interval)
-    kwargs.setdefault("delay", interval)
-    return _LogBar(iterable, file=stream, **kwargs)
+    off = disable or _SILENCED.get() or not is_terminal(stream)
+    return tqdm(iterable, disable=off, file=stream, **kwargs)

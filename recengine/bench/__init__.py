@@ -278,10 +278,15 @@ def format_table(results: list[Result], machine: Machine) -> str:
     return "\n".join(out)
 
 
-def write_json(path: str, results: list[Result], machine: Machine) -> None:
+def write_json(path: str, results: list[Result], machine: Machine, *, files: list[str] | None = None) -> None:
+    """The machine and every result as JSON at `path`; `files`, when given, names the files the run wrote beside
+    it (the command line's record of its output directory)."""
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    record = {"machine": asdict(machine), "results": [asdict(r) for r in results]}
+    if files is not None:
+        record["files"] = files
     with open(path, "w") as f:
-        json.dump({"machine": asdict(machine), "results": [asdict(r) for r in results]}, f, indent=2)
+        json.dump(record, f, indent=2)
 
 
 def plot(path: str, results: list[Result]) -> None:

@@ -3,11 +3,17 @@ argument checks and its run), and `main`, which checks every argument before any
 
     recengine train sasrec --dataset ml-100k --out runs/sasrec
     python -m recengine compare --quick
+
+One grammar for every command: --out DIR (default a new ``runs/<command>-<timestamp>``; a directory holding a run
+is refused unless --overwrite), --data-root DIR, --quiet; every option's help shows its default; a user error is one
+line ``recengine <command>: error: ...`` on stderr and exit code 2, before any work; warnings are one line each.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import warnings
 
 from recengine.cli import bench, coldstart, compare, ope, serve, train
 from recengine.cli.common import OneLineParser, UsageError, report
@@ -20,8 +26,9 @@ DESCRIPTION = (
     "reinforcement-learning agents, on fused operators in C++ (CPU) and Triton (GPU). This command line benchmarks "
     "the operators, trains the large model, compares agents in a simulator fitted to real data, evaluates policies "
     "off-line on logged data and serves a trained model; `recengine <command> --help` describes a command and its "
-    "options. A user error (a bad option, a missing or unwritable path) is one line on stderr and exit code 2, "
-    "before any long work starts."
+    "options. Every command that writes files takes --out DIR (default: a new runs/<command>-<timestamp>; a "
+    "directory that already holds a run is refused unless --overwrite is given) and --quiet. A user error (a bad "
+    "option, a missing or unwritable path) is one line on stderr and exit code 2, before any long work starts."
 )
 
 
@@ -60,6 +67,28 @@ def _show_defaults(parser: argparse.ArgumentParser) -> None:
                 action.help += " (default: %(default)s)"
 
 
+def one_line_warning(message, category, filename, lineno, line=None) -> str:
+    """A warning as the command line prints it: ``warning: <message> (<Category>)``, one line, no source line."""
+    text = "; ".join(part.strip() for part in str(message).splitlines() if part.strip())
+    return f"warning: {text} ({category.__name__})\n"
+
+
+@contextlib.contextmanager
+def command_line_output(quiet: bool):
+    """What the command line sets for the length of one command, and puts back after it: warnings printed on
+    one line (`one_line_warning`), and progress bars off with --quiet (recengine.progress.silenced). Library
+    code never changes these; only `main` does."""
+    from recengine.progress import silenced
+
+    saved = warnings.formatwarning
+    warnings.formatwarning = one_line_warning
+    try:
+        with silenced(quiet):
+            yield
+    finally:
+        warnings.formatwarning = saved
+
+
 def main(argv: list[str] | None = None) -> int:
     """Parse `argv`, check the arguments and paths before any long work, run the command; a user error is
     one line on stderr and exit code 2 (argparse's errors exit 2 through SystemExit)."""
@@ -69,8 +98,9 @@ def main(argv: list[str] | None = None) -> int:
         from recengine.config_file import given_options
 
         args.given = given_options(parser, argv)
-    try:
-        args.check(args)
-    except (UsageError, ValueError, FileNotFoundError) as exc:  # CheckpointError is a ValueError
-        return report(f"recengine {args.command}", exc)
-    return args.func(args)
+    with command_line_output(getattr(args, "quiet", False)):
+        try:
+            args.check(args)
+        except (UsageError, ValueError, FileNotFoundError) as exc:  # CheckpointError is a ValueError
+            return report(f"recengine {args.command}", exc)
+        return args.func(args)

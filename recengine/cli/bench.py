@@ -10,12 +10,15 @@ import sys
 
 from recengine.cli.common import (
     UsageError,
+    add_data_root,
+    add_out,
+    add_quiet,
     add_torch_threads,
     check_readable_dir,
-    check_writable_file,
+    default_out,
     device_name,
+    did_you_mean,
     positive_int,
-    report,
     set_torch_threads,
 )
 
@@ -23,10 +26,11 @@ HELP = "time the operators against their PyTorch reference"
 """the one line `recengine --help` shows for the command"""
 
 DESCRIPTION = (
-    "Time every operator family's standard workloads (embedding_bag, policy, replay, ope), recengine's kernels "
-    "against their pure-PyTorch reference: a table, a JSON file and optionally a bar chart. 'bench serving' times "
-    "a trained model, 'bench distributed' the data-parallel step on 1 vs 2 processes, 'bench train' the large "
-    "model's training cost by phase on the benchmark datasets and on catalogs of 10k-1M items."
+    "Time every operator family's standard workloads (embedding_bag, policy, quantized_tables, replay, ope), "
+    "recengine's kernels against their pure-PyTorch reference in the same run: a table on stdout, bench.json (and "
+    "bench.png with --plot) in --out. 'bench serving' times a trained model, 'bench distributed' the data-parallel "
+    "step on 1 vs 2 processes, 'bench train' the large model's training cost by phase on the benchmark datasets and "
+    "on catalogs of 10k-1M items."
 )
 """what `recengine bench --help` says the command does"""
 
@@ -43,6 +47,7 @@ BENCH_FAMILIES = {
 def add_parser(subparsers) -> argparse.ArgumentParser:
     """Register ``bench`` on ``subparsers`` (from ``ArgumentParser.add_subparsers``)."""
     b = subparsers.add_parser("bench", help=HELP, description=DESCRIPTION)
+    add_out(b, "bench", "bench.json (and bench.png)")
     b.add_argument(
         "families",
         nargs="*",
@@ -55,25 +60,65 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     b.add_argument("--quick", action="store_true", help="small workloads (a smoke run, not the standard figures)")
     b.add_argument("--repeat", type=positive_int, default=5, help="timed calls per case (median reported)")
     add_torch_threads(b)
-    b.add_argument("--json", default=None, help="where to write the results (default results/bench_<device>.json)")
-    b.add_argument("--plot", default=None, metavar="FILE", help="also write a bar chart (PNG)")
+    b.add_argument("--plot", action="store_true", help="also write a bar chart, bench.png in --out")
     b.add_argument("--checkpoint", default=None, metavar="PATH", help="'bench serving': the trained model to serve")
-    b.add_argument("--data-root", default=None, metavar="DIR", help="'bench train': where beauty.txt lies")
+    add_data_root(
+        b, help="'bench train': where beauty.txt lies (default: $RECENGINE_DATA; the dataset is skipped when absent)"
+    )
+    add_quiet(b)
     b.set_defaults(func=run, check=check)
     return b
 
 
+JSON_FILE = "bench.json"
+"""the results, in --out"""
+PLOT_FILE = "bench.png"
+"""the bar chart (--plot), in --out"""
+
+HARNESSES = ("serving", "train", "distributed")
+"""the families that run alone, each in its own harness"""
+
+
 def json_path(args: argparse.Namespace) -> str:
-    """Where the results go: --json, else results/bench_<device kind>.json."""
-    return args.json or f"results/bench_{args.device.split(':')[0]}.json"
+    """Where the results go: bench.json in --out."""
+    import os
+
+    return os.path.join(args.out, JSON_FILE)
+
+
+def plot_path(args: argparse.Namespace) -> str | None:
+    """Where the bar chart goes (bench.png in --out), None without --plot."""
+    import os
+
+    return os.path.join(args.out, PLOT_FILE) if args.plot else None
 
 
 def check(args: argparse.Namespace) -> None:
-    check_writable_file("--json", json_path(args))
-    check_writable_file("--plot", args.plot)
+    from recengine.cli.run_dir import overwrite_note, prepare_out
+
     check_readable_dir("--data-root", args.data_root)
-    if args.checkpoint is not None or (args.families or []) == ["serving"]:
+    families = args.families or []
+    unknown = [f for f in families if f not in BENCH_FAMILIES and f not in HARNESSES]
+    if unknown:
+        raise UsageError(
+            f"unknown benchmark family {unknown[0]!r}{did_you_mean(unknown[0], [*BENCH_FAMILIES, *HARNESSES])}; "
+            f"choose from {', '.join([*BENCH_FAMILIES, *HARNESSES])}"
+        )
+    alone = [f for f in families if f in HARNESSES]
+    if alone and len(families) > 1:
+        raise UsageError(f"'{alone[0]}' runs alone: give it without other families")
+    if args.checkpoint is not None or families == ["serving"]:
         _check_checkpoint(args.checkpoint)
+    if args.device.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise UsageError(f"--device {args.device}: torch sees no CUDA device")
+    args.out = args.out or default_out("bench")
+    removed, kept = prepare_out("--out", args.out, overwrite=args.overwrite)
+    note = overwrite_note(args.out, removed, kept)
+    if note:
+        print(note, file=sys.stderr)
 
 
 def _check_checkpoint(path: str | None) -> None:
@@ -90,40 +135,34 @@ def _check_checkpoint(path: str | None) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import torch
 
     from recengine import bench
     from recengine.progress import progress_bar
 
-    if args.device.startswith("cuda") and not torch.cuda.is_available():
-        return report("recengine bench", UsageError(f"--device {args.device}: torch sees no CUDA device"))
     set_torch_threads(args.threads)
     families = args.families or list(BENCH_FAMILIES)
     if families == ["serving"]:  # needs a trained model: not one of the synthetic workload families
         from recengine.bench import serving
 
-        if not args.checkpoint:
-            print("error: bench serving needs --checkpoint (a `recengine train` output dir)", file=sys.stderr)
-            return 2
         argv = ["--checkpoint", args.checkpoint] + (["--quick"] if args.quick else [])
         argv += ["--threads", str(args.threads)] if args.threads else []
-        return serving.main(argv + (["--json", args.json] if args.json else []))
+        return serving.main(argv + ["--json", json_path(args)])
     if families == ["train"]:  # whole training steps, each workload in its own process
         from recengine.bench import train
 
-        path = args.json or "results/bench_train.json"
-        train.run(quick=args.quick, data_root=args.data_root, json_path=path, plot_path=args.plot, threads=args.threads)
+        train.run(
+            quick=args.quick,
+            data_root=args.data_root,
+            json_path=json_path(args),
+            plot_path=plot_path(args),
+            threads=args.threads,
+        )
         return 0
     if families == ["distributed"]:  # starts its own processes: not one of the in-process workload families
         from recengine.bench import distributed
 
         argv = (["--quick"] if args.quick else []) + ["--steps", str(args.repeat)]
-        return distributed.main(argv + (["--json", args.json] if args.json else []))
-    unknown = [f for f in families if f not in BENCH_FAMILIES]
-    if unknown:
-        return report(
-            "recengine bench", UsageError(f"unknown benchmark family {unknown}; choose from {list(BENCH_FAMILIES)}")
-        )
+        return distributed.main(argv + ["--json", json_path(args)])
     machine = bench.measure_machine(args.device)
     workloads = []
     for fam in families:
@@ -133,10 +172,9 @@ def run(args: argparse.Namespace) -> int:
     for w in progress_bar(workloads, desc="bench", unit="workload", file=sys.stderr):
         results += bench.run_workload(w, args.device, machine, repeat=args.repeat)
     print(bench.format_table(results, machine))
-    path = json_path(args)
-    bench.write_json(path, results, machine)
-    print(f"\nwrote {path}")
+    files = [JSON_FILE] + ([PLOT_FILE] if args.plot else [])
+    bench.write_json(json_path(args), results, machine, files=files)
     if args.plot:
-        bench.plot(args.plot, results)
-        print(f"wrote {args.plot}")
+        bench.plot(plot_path(args), results)
+    print(f"\nwrote {args.out}: {', '.join(files)}")
     return 0

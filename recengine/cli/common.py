@@ -1,6 +1,7 @@
 """The shared argument helpers of the `recengine` command line, checked before any long work: argparse `type=`
-helpers for numbers and devices, path checks for inputs and outputs, and a parser whose user errors are one line
-and exit code 2.
+helpers for numbers and devices, path checks for inputs and outputs, the options every command spells alike
+(--out, --overwrite, --data-root, --quiet), and a parser whose user errors are one line, exit code 2, named after
+the command and with a "did you mean" for a mistyped option or choice.
 
     p.add_argument("--repeat", type=positive_int)
     p.add_argument("--device", type=device_name)
@@ -10,11 +11,14 @@ and exit code 2.
 from __future__ import annotations
 
 import argparse
+import difflib
 import math
 import os
 import re
 import sys
 import tempfile
+import time
+from collections.abc import Iterable
 from typing import NoReturn
 
 _DEVICE = re.compile(r"^(cpu|cuda(:\d+)?)$")
@@ -24,12 +28,54 @@ class UsageError(Exception):
     """A user error found after parsing (a path, a combination of options): printed as one line, exit code 2."""
 
 
+def did_you_mean(word: str, candidates: Iterable[str]) -> str:
+    """ " (did you mean 'x'?)" for the candidate closest to `word` (difflib's ratio >= 0.6), else "": the one
+    suggestion helper of the command line (Python 3.11's argparse has no suggest_on_error)."""
+    close = difflib.get_close_matches(word, [str(c) for c in candidates], n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
 class OneLineParser(argparse.ArgumentParser):
     """An ArgumentParser whose errors (and its subparsers', which argparse makes of the same class) are one
-    line, ``<prog>: error: <message>``, and exit code 2, without the usage block."""
+    line, ``<prog>: error: <message>``, and exit code 2, without the usage block. An unrecognized option is
+    reported by the command it was given to (``recengine train: error: ...``, not the top-level parser), and a
+    mistyped option, choice or command gets the closest valid one as a suggestion."""
 
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+    def parse_args(self, args=None, namespace=None):  # noqa: D102 - argparse's, with the errors routed
+        parsed, extras = self.parse_known_args(args, namespace)
+        if extras:
+            parser = self._command_parser(parsed)
+            parser.error(f"unrecognized arguments: {' '.join(extras)}{parser._suggest_option(extras)}")
+        return parsed
+
+    def _command_parser(self, parsed: argparse.Namespace) -> OneLineParser:
+        """The (sub)parser of the command `parsed` holds, descending through nested subcommands."""
+        for action in self._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                chosen = action.choices.get(getattr(parsed, action.dest, None) or "")
+                if isinstance(chosen, OneLineParser):
+                    return chosen._command_parser(parsed)
+        return self
+
+    def _suggest_option(self, extras: list[str]) -> str:
+        """The suggestion for the first unrecognized option among `extras` (its ``=value`` dropped)."""
+        options = [s for action in self._actions for s in action.option_strings if s.startswith("--")]
+        for word in extras:
+            if word.startswith("-"):
+                return did_you_mean(word.split("=", 1)[0], options)
+        return ""
+
+    def _check_value(self, action: argparse.Action, value) -> None:
+        """argparse's check of `choices`, with the closest choice suggested (a command name included)."""
+        if action.choices is not None and value not in action.choices:
+            choices = ", ".join(map(repr, action.choices))
+            hint = did_you_mean(str(value), action.choices)
+            if isinstance(action, argparse._SubParsersAction):
+                raise argparse.ArgumentError(None, f"unknown command {value!r}{hint} (choose from {choices})")
+            raise argparse.ArgumentError(action, f"invalid choice: {value!r}{hint} (choose from {choices})")
 
 
 def _number(text: str, kind: type) -> int | float:
@@ -130,6 +176,18 @@ def device_name(text: str) -> str:
     return text
 
 
+def default_out(command: str, now: float | None = None) -> str:
+    """The output directory a command writes to when --out is not given: ``runs/<command>-<YYYYmmdd-HHMMSS>``
+    (local time), so that two runs never share a directory; ``-2``, ``-3``, ... when that one exists."""
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(now))
+    base = os.path.join("runs", f"{command}-{stamp}")
+    path, n = base, 1
+    while os.path.exists(path):
+        n += 1
+        path = f"{base}-{n}"
+    return path
+
+
 def check_readable_dir(option: str, path: str | None) -> None:
     """UsageError naming `option` unless `path` (when given) is a directory this process can list and read."""
     if path is None:
@@ -175,14 +233,44 @@ def report(prog: str, exc: Exception) -> int:
 # -- options several commands share ------------------------------------------------------------------------------
 
 
-def add_data_root(parser: argparse.ArgumentParser) -> None:
-    """--data-root (with --root, its older spelling, as a hidden alias): where the MovieLens files lie."""
+def add_out(parser: argparse.ArgumentParser, command: str, what: str) -> None:
+    """--out DIR (default: a fresh ``runs/<command>-<timestamp>``, see `default_out`) and --overwrite; `what`
+    names the files the command writes there."""
+    parser.add_argument(
+        "--out",
+        default=None,
+        metavar="DIR",
+        help=f"where {what} go; a directory that already holds a run is refused unless --overwrite is given "
+        f"(default: runs/{command}-<YYYYmmdd-HHMMSS>, a new directory per run)",
+    )
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="reuse an --out directory that holds a run: the files recengine wrote there are removed first, "
+        "any other file is kept (default: refuse)",
+    )
+
+
+def add_quiet(parser: argparse.ArgumentParser) -> None:
+    """--quiet: no progress bars and no step-by-step lines; errors, warnings and the closing line stay."""
+    parser.add_argument(
+        "--quiet",
+        action="store_true",
+        help="no progress bars or step-by-step lines, only errors, warnings and the closing line saying what was "
+        "written (default: progress on a terminal)",
+    )
+
+
+def add_data_root(parser: argparse.ArgumentParser, help: str | None = None) -> None:
+    """--data-root DIR (with --root, its older spelling, as a hidden alias): the directory a command reads its
+    data from, the same option on every command; `help` says what the command looks for there."""
     parser.add_argument(
         "--data-root",
         dest="data_root",
         default=None,
         metavar="DIR",
-        help="directory with the MovieLens files (default: $RECENGINE_DATA, then GroupLens, downloaded and checked "
+        help=help
+        or "directory with the MovieLens files (default: $RECENGINE_DATA, then GroupLens, downloaded and checked "
         "once into the cache)",
     )
     parser.add_argument("--root", dest="data_root", default=None, help=argparse.SUPPRESS)

@@ -12,8 +12,11 @@ HELP = "serve a trained model over HTTP (the [serve] extra)"
 """the one line `recengine --help` shows for the command"""
 
 DESCRIPTION = (
-    "Serve a trained model over HTTP: POST /recommend with users' histories, requests merged into micro-batches "
-    "(needs the [serve] extra)."
+    "Serve a trained model (a `recengine train` output directory or a model file) over HTTP: POST /recommend "
+    "with a user's history answers the top-k items, requests arriving together are merged into one micro-batch, "
+    "GET /health and GET /metrics (Prometheus) report on the server, POST /admin/reload or SIGHUP swaps in a new "
+    "model without stopping. The checkpoint is loaded and checked before the server starts; once it listens it "
+    "prints one line, `serving <checkpoint> on http://host:port`. Needs the [serve] extra."
 )
 """what `recengine serve --help` says the command does"""
 
@@ -22,7 +25,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     """Register ``serve`` on ``subparsers`` (from ``ArgumentParser.add_subparsers``)."""
     s = subparsers.add_parser("serve", help=HELP, description=DESCRIPTION)
     s.add_argument("--checkpoint", required=True, metavar="PATH", help="a `recengine train` output dir or model file")
-    s.add_argument("--host", default="127.0.0.1", help="address to bind (default: %(default)s)")
+    s.add_argument("--host", default="127.0.0.1", help="address to bind (default: %(default)s, this machine only)")
     s.add_argument("--port", type=port_number, default=8000, help="port (default: %(default)s)")
     s.add_argument(
         "--dtype",
@@ -98,6 +101,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 def check(args: argparse.Namespace) -> None:
     if not os.path.exists(args.checkpoint):
         raise UsageError(f"--checkpoint: {args.checkpoint} does not exist")
+    _check_port(args.host, args.port)
     token = args.admin_token
     if token is not None and (not token or any(c.isspace() or not c.isprintable() for c in token)):
         raise UsageError("--admin-token: expected a non-empty token without spaces or control characters")
@@ -107,6 +111,23 @@ def check(args: argparse.Namespace) -> None:
         check_servable(args.checkpoint)  # the header alone, before any long work
     except PreflightError as exc:
         raise UsageError(f"--checkpoint: {exc}") from None
+
+
+def _check_port(host: str, port: int) -> None:
+    """UsageError unless a server can bind (host, port) now: the address is this machine's and the port free."""
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        raise UsageError(f"--host: cannot resolve {host!r} ({exc.strerror or exc})") from None
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds: TIME_WAIT is no conflict
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            raise UsageError(f"--port: cannot listen on {host}:{port} ({exc.strerror or exc})") from None
 
 
 def run(args: argparse.Namespace) -> int:
@@ -120,6 +141,8 @@ def run(args: argparse.Namespace) -> int:
         _serve(serve, args)
     except CheckpointError as exc:  # the whole file is checked as it loads, after the quick check of its header
         return report("recengine serve", UsageError(f"--checkpoint: {exc}"))
+    except (ValueError, KeyError, RuntimeError) as exc:  # a file that passed the checks but does not build a model
+        return report("recengine serve", UsageError(f"--checkpoint: {args.checkpoint}: cannot load a model ({exc})"))
     return 0
 
 
@@ -138,4 +161,5 @@ def _serve(serve, args: argparse.Namespace) -> None:
         deadline_ms=args.deadline_ms or None,
         admin_token=args.admin_token,
         access_log=args.access_log,
+        on_listening=lambda url: print(f"serving {args.checkpoint} on {url}", flush=True),
     )

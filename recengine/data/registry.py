@@ -2,6 +2,7 @@
 
     data = load_dataset("ml-1m")                       # 6,040 users, 3,416 items, 999,611 interactions
     data = load_dataset("beauty", root="datasets/")    # beauty.txt, the BERT4Rec preprocessing of Amazon Beauty
+    data = load_dataset("my_logs/events.csv")          # your own data, by path (recengine.data.local)
 
 | name | source | protocol applied here |
 |---|---|---|
@@ -20,6 +21,7 @@ import os
 
 from recengine.data.dataset import MovieLens
 from recengine.data.filtering import drop_rare
+from recengine.data.local import load_local
 from recengine.data.movielens import LAYOUTS, load_movielens
 from recengine.data.sequence_file import load_sequence_file
 
@@ -37,9 +39,14 @@ DATASETS = (*LAYOUTS, "beauty")
 def load_dataset(name: str, root: str | None = None, *, min_item_count: int | None = None) -> MovieLens:
     """Dataset `name` (``DATASETS``) from `root` (or where its loader looks), prepared by its benchmark protocol:
     items with fewer than `min_item_count` interactions dropped (default ``PROTOCOL_MIN_ITEM_COUNT``, 0 for the
-    rest). ValueError naming the choices for an unknown name; FileNotFoundError naming where it looked."""
+    rest). A `name` that is not one of ``DATASETS`` but an existing path is your own data
+    (``recengine.data.local.load_local``; `root` unused). ValueError naming the choices for an unknown name;
+    FileNotFoundError naming where it looked."""
     if name not in DATASETS:
-        raise ValueError(f"name: unknown dataset {name!r} (choose from {list(DATASETS)})")
+        if os.path.exists(name):
+            data = load_local(name)
+            return drop_rare(data, min_item_count=min_item_count) if min_item_count else data
+        raise ValueError(f"name: unknown dataset {name!r} (choose from {list(DATASETS)}, or give a path)")
     if name == "beauty":
         data = load_sequence_file(_find_beauty(root), name="beauty", sha256=BEAUTY_SHA256)
     else:

@@ -48,19 +48,21 @@ SIMULATOR_FILE = "simulator.safetensors"
 """the fitted simulator, saved in the output directory (recengine.env.load_simulator reads it back)"""
 
 
-def run_compare(cfg: CompareConfig, log: Log = print) -> dict:
+def run_compare(cfg: CompareConfig, log: Log = print, *, written_before: tuple[str, ...] = ()) -> dict:
     """Run every agent of `cfg.agents` for `cfg.seeds` training seeds, write the report; returns results.json's
-    content. The caller's global torch RNG state is left as it was (the run draws from its own, seeded copy)."""
+    content. The caller's global torch RNG state is left as it was (the run draws from its own, seeded copy).
+    `written_before` names files the caller already wrote into `cfg.out` for this run (the command line's
+    config.json); results.json's "files" lists them and every file the run writes, nothing else."""
     if cfg.seeds < 1:
         raise ValueError(f"seeds: need at least one training seed, got {cfg.seeds}")
     entries = [lookup(name) for name in cfg.agents]
     os.makedirs(cfg.out, exist_ok=True)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(cfg.seed)  # modules built from the global generator (encoders, tables) start alike
-        return _run(cfg, entries, log)
+        return _run(cfg, entries, log, written_before)
 
 
-def _run(cfg: CompareConfig, entries: list, log: Log) -> dict:
+def _run(cfg: CompareConfig, entries: list, log: Log, written_before: tuple[str, ...] = ()) -> dict:
     clock = PhaseClock()
     with clock("data and simulator fit"):
         setup, fallback = prepare(cfg, log)
@@ -105,6 +107,7 @@ def _run(cfg: CompareConfig, entries: list, log: Log) -> dict:
         "simulator_file": SIMULATOR_FILE,
         "plots": [],
         "beyond_accuracy": beyond_accuracy.summary(),
+        "files": [*written_before, SIMULATOR_FILE],
     }
     write_report(cfg.out, results, clock, log)
     return results
@@ -112,14 +115,17 @@ def _run(cfg: CompareConfig, entries: list, log: Log) -> dict:
 
 # ------------------------------------------------------------------------------------------- the steps
 def load_data(cfg: CompareConfig, log: Log = print):
-    """(dataset, fallback message or None)."""
-    from recengine.data import load_movielens, make_synthetic
+    """(dataset, fallback message or None); a path is your own data (recengine.data.local), never replaced."""
+    from recengine.data import load_local, load_movielens, make_synthetic
+    from recengine.report.compare_config import DATASET_NAMES
 
     def synthetic():
         return make_synthetic(num_users=cfg.synthetic_users, num_items=cfg.synthetic_items, seed=cfg.seed)
 
     if cfg.dataset == "synthetic":
         return synthetic(), None
+    if cfg.dataset not in DATASET_NAMES:
+        return load_local(cfg.dataset), None
     try:
         return load_movielens(cfg.dataset, root=cfg.data_root), None
     except Exception as exc:  # no network, no cache, a malformed file: say so and carry on
@@ -308,17 +314,21 @@ def run_meta(setup: CompareSetup, fallback: str | None, clock: PhaseClock) -> di
 
 
 def write_report(out: str, results: dict, clock: PhaseClock, log: Log) -> None:
-    """learning_curves.png, results.json and report.md into `out`."""
+    """learning_curves.png, accuracy_vs_diversity.png, results.json and report.md into `out`; results["files"]
+    gains each file written."""
     from recengine.report import writer
 
     if writer.plot_curves(os.path.join(out, "learning_curves.png"), results):
         results["plots"].append("learning_curves.png")
     beyond_accuracy.write_plot(out, results)  # accuracy_vs_diversity.png, named in results["beyond_accuracy"]
+    plot = (results.get("beyond_accuracy") or {}).get("plot")
+    results.setdefault("files", [])
+    results["files"] += [*results["plots"], *([plot] if plot else []), "results.json", "report.md"]
     results["meta"]["wall_seconds"] = clock.elapsed()
     results["meta"]["phases"] = clock.table()
     writer.write_json(os.path.join(out, "results.json"), results)
     writer.write_markdown(os.path.join(out, "report.md"), results)
-    log(f"wrote {out}/report.md, results.json, learning_curves.png in {results['meta']['wall_seconds']:.0f}s")
+    log(f"wrote {out}: {', '.join(results['files'])} in {results['meta']['wall_seconds']:.0f}s")
 
 
 def compare_config_from_args(args) -> CompareConfig:
@@ -349,11 +359,15 @@ def compare_config_from_args(args) -> CompareConfig:
 
 def main_from_args(args) -> int:
     """The `recengine compare` subcommand; the resolved settings go to ``config.json`` in the output directory."""
-    from recengine.config_file import write_resolved_config
+    from recengine.config_file import RESOLVED_CONFIG, write_resolved_config
 
     cfg = compare_config_from_args(args)
     write_resolved_config(cfg, cfg.out)
     if args.threads:
         torch.set_num_threads(args.threads)
-    run_compare(cfg, log=lambda *a: print(*a, flush=True))
+    quiet = getattr(args, "quiet", False)
+    log = (lambda *a: None) if quiet else (lambda *a: print(*a, flush=True))
+    results = run_compare(cfg, log=log, written_before=(RESOLVED_CONFIG,))
+    if quiet:  # the closing line (the log says it otherwise)
+        print(f"wrote {cfg.out}: {', '.join(results['files'])}")
     return 0

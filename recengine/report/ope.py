@@ -7,8 +7,9 @@ on-policy value, the reference each estimate's relative error is measured agains
 Thompson Sampling's action distribution comes from its published production Beta priors by Monte Carlo, as obp
 computes it; the reward model for DM and the doubly robust family is ``cross_fitted_rewards``.
 
-Writes ``ope.json`` (every estimate, interval, relative error and effective sample size, with the settings),
-``ope.md`` (the same as a table) and ``ope.png`` (estimates with their intervals against the on-policy value).
+Writes ``ope.json`` (every estimate, interval, relative error and effective sample size, with the settings, and
+under "files" the files written), ``ope.md`` (a five-line summary, then the same as a table) and ``ope.png``
+(estimates with their intervals against the on-policy value).
 """
 
 from __future__ import annotations
@@ -73,10 +74,10 @@ def run_ope(args) -> dict:
             f"logs are the reference"
         )
     start = time.perf_counter()
-    logs = load_open_bandit(args.behavior, args.campaign, root=args.data_dir)
-    reference = load_open_bandit(args.evaluate, args.campaign, root=args.data_dir)
+    logs = load_open_bandit(args.behavior, args.campaign, root=args.data_root)
+    reference = load_open_bandit(args.evaluate, args.campaign, root=args.data_root)
     if args.evaluate == "bts":
-        alpha, beta = load_bts_prior(args.campaign, root=args.data_dir)
+        alpha, beta = load_bts_prior(args.campaign, root=args.data_root)
         if alpha.shape[0] != logs.n_actions:
             raise ValueError(f"the BTS priors cover {alpha.shape[0]} items, the logs {logs.n_actions}")
         action_dist = bernoulli_ts_action_dist(
@@ -137,10 +138,34 @@ def _f(value: float, pattern: str) -> str:
     return "–" if value is None or not math.isfinite(value) else pattern.format(value)
 
 
+def summary(result: dict) -> list[str]:
+    """The five lines ope.md opens with: what was estimated from what, the reference value, the closest estimator,
+    how many intervals cover the reference, and the data."""
+    rows = {n: r for n, r in result["estimates"].items() if math.isfinite(r["relative_error"])}
+    best = min(rows, key=lambda n: rows[n]["relative_error"]) if rows else None
+    covering = [n for n, r in result["estimates"].items() if r["lower"] <= result["on_policy_value"] <= r["upper"]]
+    closest = (
+        f"Closest estimate: {best}, {rows[best]['estimate']:.5f} ({rows[best]['relative_error']:.1%} off)."
+        if best
+        else "No estimator gave a finite estimate."
+    )
+    return [
+        f"- Estimated: the click rate of {result['evaluate']} from {result['n_rounds']} logged rounds of "
+        f"{result['behavior']}, with {len(result['estimates'])} estimators.",
+        f"- Reference: {result['evaluate']}'s own logged click rate, {result['on_policy_value']:.5f} "
+        f"({result['on_policy_rounds']} rounds).",
+        f"- {closest}",
+        f"- {len(covering)} of {len(result['estimates'])} intervals contain the reference.",
+        f"- Data: {result['dataset']}, campaign {result['campaign']}; {result['interval']}.",
+    ]
+
+
 def markdown(result: dict) -> str:
-    """ope.md: the settings, then one row per estimator."""
+    """ope.md: a five-line summary, the settings, then one row per estimator."""
     lines = [
         f"# Off-policy evaluation: {result['evaluate']} from {result['behavior']} logs",
+        "",
+        *summary(result),
         "",
         f"{result['dataset']}, campaign `{result['campaign']}`: {result['n_rounds']} logged rounds of the "
         f"{result['behavior']} policy ({result['n_actions']} items, {result['len_list']} positions). "
@@ -191,20 +216,24 @@ def plot(path: str, result: dict) -> None:
 
 
 def main_from_args(args: argparse.Namespace) -> int:
-    """Run the evaluation, print the table, write ope.json, ope.md and ope.png under ``args.out``."""
+    """Run the evaluation, print the table (unless ``args.quiet``), write ope.json, ope.md and ope.png under
+    ``args.out``; a missing or malformed dataset is one line on stderr and exit code 2."""
     from recengine.report.writer import write_json
 
     try:
         result = run_ope(args)
     except (ValueError, FileNotFoundError, RuntimeError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        message = "; ".join(line.strip() for line in str(exc).splitlines() if line.strip())
+        print(f"recengine ope: error: {message}", file=sys.stderr)
         return 2
     os.makedirs(args.out, exist_ok=True)
     text = markdown(result)
-    print(text)
+    if not getattr(args, "quiet", False):
+        print(text)
     result["machine"] = describe_machine()
+    result["files"] = ["ope.json", "ope.md", "ope.png"]
     write_json(os.path.join(args.out, "ope.json"), result)
     write_text(os.path.join(args.out, "ope.md"), text)
     plot(os.path.join(args.out, "ope.png"), result)
-    print(f"wrote {args.out}/ope.json, ope.md, ope.png")
+    print(f"wrote {args.out}: {', '.join(result['files'])}")
     return 0

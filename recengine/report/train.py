@@ -1,7 +1,7 @@
 """`recengine train sasrec`: train the large model, set it against Pop and BPR, write the run directory.
 
 The run directory holds checkpoint.safetensors (resumable), model.safetensors (best weights), metrics.json and
-curve.png.
+curve.png; metrics.json lists under "files" exactly the files the run wrote.
 """
 
 from __future__ import annotations
@@ -34,10 +34,14 @@ def train_command(
     min_item_count: int | None = None,
     log: Callable[..., None] = print,
     trainer: Callable = train_sasrec,
+    written_before: tuple[str, ...] = (),
 ) -> dict:
-    """Load `dataset`, train, evaluate against Pop and BPR, write checkpoint.safetensors, model.safetensors,
-    metrics.json and curve.png into `out_dir`. Returns the metrics. `trainer` has train_sasrec's signature
-    (recengine.distributed.train_sasrec's data-parallel trainers plug in here)."""
+    """Load `dataset` (a name ``recengine.data.load_dataset`` knows, "synthetic", or the path of your own data),
+    train, evaluate against Pop and BPR, write checkpoint.safetensors, model.safetensors, metrics.json and
+    curve.png into `out_dir`. Returns the metrics. `trainer` has train_sasrec's signature
+    (recengine.distributed.train_sasrec's data-parallel trainers plug in here); `written_before` names the files
+    the caller already wrote into `out_dir` for this run (the command line's config.json), listed with the rest
+    under metrics.json's "files"."""
     from recengine.agents.mf import BPRConfig, evaluate_bpr, train_bpr
     from recengine.data import histories_of, leave_one_out
     from recengine.distributed.train_sasrec import load_training_data
@@ -91,14 +95,15 @@ def train_command(
         }
         for name, m in metrics["baselines"].items():
             log(f"{name:5s} " + "  ".join(f"{k} {m[k]:.4f}" for k in (HR_AT_10, NDCG_AT_10, MRR_AT_10)))
+    from recengine.distributed.train_sasrec import SHARDED
+
+    written = [name for name in (MODEL, CHECKPOINT, SHARDED) if os.path.exists(os.path.join(out_dir, name))]
     metrics["history"] = result.history
     metrics["machine"] = describe_machine()
+    metrics["files"] = [*written_before, "metrics.json", "curve.png", *written]
     write_text(os.path.join(out_dir, "metrics.json"), json.dumps(metrics, indent=2))
     plot_curve(
         result.history, os.path.join(out_dir, "curve.png"), dict(metrics["baselines"]), title=f"SASRec on {data.name}"
     )
-    from recengine.distributed.train_sasrec import SHARDED
-
-    written = [name for name in (MODEL, CHECKPOINT, SHARDED) if os.path.exists(os.path.join(out_dir, name))]
     log(f"wrote {out_dir}/metrics.json, curve.png, " + ", ".join(written))
     return metrics

@@ -9,6 +9,7 @@ from recengine._atomic import write_text
 from recengine.eval.metrics import HR_AT_10, NDCG_AT_10
 from recengine.machine import REPRODUCIBILITY, machine_summary
 from recengine.report import beyond_accuracy
+from recengine.report.summary import is_smoke, opening
 
 COLUMNS = [
     ("avg_return", "return / session", "{:.3f}"),
@@ -46,10 +47,11 @@ def write_json(path: str, results: dict) -> None:
 
 
 def markdown(results: dict) -> str:
-    """report.md: the settings, the agent table, the off-policy estimates and the targets."""
+    """report.md: the smoke banner (smoke runs), the five-line summary, the settings, the agent table, the
+    off-policy estimates and the targets (a smoke run's without verdicts)."""
     meta = results["meta"]
     level = meta.get("ci_level", 0.95)
-    lines = ["# recengine compare", ""]
+    lines = ["# recengine compare", "", *opening(results)]
     if meta.get("fallback"):
         lines += [f"> **Note:** {meta['fallback']}", ""]
     lines += [
@@ -113,7 +115,7 @@ def markdown(results: dict) -> str:
             "or `sim.response.evaluate(split)` scores its user model on other data.",
             "",
         ]
-    checks = results.get("targets")
+    checks = None if is_smoke(results) else results.get("targets")  # a smoke run judges nothing
     if checks:
         lines += ["## Targets", ""]
         evidence = results.get("target_evidence", {})
@@ -134,7 +136,8 @@ def markdown(results: dict) -> str:
             )
         lines.append("")
     if results.get("plots"):
-        lines += ["## Learning curves", ""] + [f"![{p}]({p})" for p in results["plots"]] + [""]
+        lines += ["## Learning curves", "", curve_caption(results), ""]
+        lines += [f"![{p}]({p})" for p in results["plots"]] + [""]
     lines += _time_section(meta)
     return "\n".join(lines)
 
@@ -150,11 +153,39 @@ def _time_section(meta: dict) -> list[str]:
     return lines + ["", f"Whole run: {meta['wall_seconds']:.0f} s wall on {machine_summary(meta['machine'])}.", ""]
 
 
+def curve_caption(results: dict) -> str:
+    """What each learning-curve point is measured on, and how that differs from the table's figures."""
+    meta = results["meta"]
+    per_point = (meta.get("config") or {}).get("curve_sessions")
+    if per_point is None:
+        return "Greedy return per session against the recommendations served while training."
+    return (
+        f"Greedy return per session against the recommendations served while training; each point is measured "
+        f"on {per_point} sessions, the table above on {meta['eval_sessions']} per agent, so the last point and the "
+        "table's figure differ by that sampling (the band is each point's 95% interval)."
+    )
+
+
 def _rl_section(results: dict) -> list[str]:
-    """ "Does RL beat the large model?": every check of each hybrid against the large model, and the verdict."""
+    """ "Does RL beat the large model?": every check of each hybrid against the large model, and the verdict (in a
+    smoke run, the differences alone)."""
     verdicts = results.get("rl_vs_large_model") or {}
     if not verdicts:
         return []
+    if is_smoke(results):
+        lines = [
+            "## RL on top of the large model",
+            "",
+            "Return per session of each hybrid minus the large model's, paired over the same sessions (smoke "
+            "settings: no outcome is read from them):",
+            "",
+            "| hybrid | check | difference [95% CI] |",
+            "|---|---|---:|",
+        ]
+        for hybrid, v in verdicts.items():
+            for check, r in v["checks"].items():
+                lines.append(f"| {hybrid} | {check} | {_diff(r)} |")
+        return lines + [""]
     lines = [
         "## Does RL beat the large model?",
         "",
@@ -256,7 +287,12 @@ def plot_curves(path: str, results: dict) -> bool:
             )
     ax.set_xlabel("recommendations served while training")
     ax.set_ylabel("greedy return per session")
-    ax.set_title("Learning curves in the simulator")
+    meta = results.get("meta", {})
+    per_point = (meta.get("config") or {}).get("curve_sessions")
+    title = "Learning curves in the simulator" + (" (smoke run)" if meta.get("quick") else "")
+    if per_point is not None:
+        title += f"\neach point: {per_point} sessions; the report's table: {meta.get('eval_sessions', '?')} per agent"
+    ax.set_title(title, fontsize=10)
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
     fig.tight_layout()

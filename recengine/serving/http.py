@@ -42,6 +42,7 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Callable
 from contextlib import asynccontextmanager
 from typing import Literal, TextIO
 
@@ -116,9 +117,12 @@ def create_app(
     admin_token: str | None = None,
     access_log: TextIO | None = None,
     reload_signal: bool = False,
+    loaded: Recommender | None = None,
 ):
     """The FastAPI app serving `recommender`, or the model at `checkpoint` loaded at startup (item tables in
-    `dtype`, the Transformer's arithmetic in `compute_dtype`, its encoder AOT-compiled with `compile`).
+    `dtype`, the Transformer's arithmetic in `compute_dtype`, its encoder AOT-compiled with `compile`); `loaded`
+    is that model when the caller has already loaded it from `checkpoint` (`serve` does, so that a bad file is an
+    error before the server starts), reloads still read `checkpoint`.
 
     `max_queue`: requests that may wait for the model (None: no bound); `deadline_ms`: each request's time
     from arrival to answer (None: none); `admin_token`: the bearer token POST /admin/reload accepts from any
@@ -188,7 +192,7 @@ def create_app(
         if recommender is not None:
             model, info = recommender, ModelInfo(1, None, None, time.time())
         else:
-            model = loader(checkpoint)
+            model = loaded if loaded is not None else loader(checkpoint)
             info = ModelInfo(1, os.fspath(checkpoint), checkpoint_digest(checkpoint), time.time())
         slot = ModelSlot(loader, model, info, on_swap=on_swap)
         metrics.model_version.set(1)
@@ -364,19 +368,25 @@ def serve(
     deadline_ms: float | None = 5000.0,
     admin_token: str | None = None,
     access_log: bool = False,
+    on_listening: Callable[[str], None] | None = None,
 ) -> None:
     """Run the endpoint with uvicorn until interrupted; SIGHUP reloads the checkpoint (the same path, e.g. a
     file replaced by a new model) without stopping. `threads` sets this process's torch intra-op threads
     once, before the model loads (None leaves torch's default); `access_log` writes one JSON line per request
-    to stderr; `compile`, `compute_dtype`, `max_queue`, `deadline_ms` and `admin_token` as in `create_app`."""
+    to stderr; `compile`, `compute_dtype`, `max_queue`, `deadline_ms` and `admin_token` as in `create_app`.
+    The model is loaded before the server starts, so a checkpoint that does not load raises (CheckpointError)
+    here rather than inside uvicorn's startup; `on_listening` is called with the server's URL
+    (``http://host:port``) once it accepts connections."""
     import uvicorn
 
     if threads is not None:
         import torch
 
         torch.set_num_threads(threads)
+    model = Recommender.load(checkpoint, dtype=dtype, compile=compile, compute_dtype=compute_dtype)
     app = create_app(
         checkpoint,
+        loaded=model,
         dtype=dtype,
         max_batch=max_batch,
         max_wait_ms=max_wait_ms,
@@ -392,4 +402,13 @@ def serve(
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
         log.addHandler(handler)
-    uvicorn.run(app, host=host, port=port, log_level="warning")
+
+    class Server(uvicorn.Server):
+        """uvicorn's server, saying where it listens once the socket is bound and the app started."""
+
+        async def startup(self, sockets=None) -> None:
+            await super().startup(sockets=sockets)
+            if self.started and on_listening is not None:
+                on_listening(f"http://{'[' + host + ']' if ':' in host else host}:{port}")
+
+    Server(uvicorn.Config(app, host=host, port=port, log_level="warning")).run()

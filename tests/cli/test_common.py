@@ -81,7 +81,7 @@ def test_report_joins_a_message_of_several_lines(capsys):
     assert capsys.readouterr().err == "p: error: not found; looked in:; a; b\n"
 
 
-@pytest.mark.parametrize("command", [["train", "sasrec", "--out", "o"], ["compare"], ["coldstart", "--out", "o"]])
+@pytest.mark.parametrize("command", [["train", "sasrec"], ["compare"], ["coldstart"], ["bench"], ["ope"]])
 def test_root_is_an_alias_of_data_root(command):
     from recengine.cli import build_parser
 
@@ -111,3 +111,47 @@ def test_unknown_item_text_is_a_usage_error(tmp_path):
     with pytest.raises(SystemExit) as exc:
         main(["train", "sasrec", "--out", str(tmp_path), "--item-text", "bert"])
     assert exc.value.code == 2
+
+
+def test_did_you_mean_names_the_closest_or_nothing():
+    assert c.did_you_mean("--epochs", ["--max-epochs", "--dim"]) == " (did you mean '--max-epochs'?)"
+    assert c.did_you_mean("--zzz", ["--max-epochs", "--dim"]) == ""
+
+
+def _two_level_parser():
+    parser = c.OneLineParser(prog="tool")
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run")
+    run.add_argument("--max-epochs", type=int)
+    run.add_argument("--mode", choices=["fast", "slow"])
+    return parser
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (
+            ["run", "--epochs", "2"],
+            "tool run: error: unrecognized arguments: --epochs 2 (did you mean '--max-epochs'?)",
+        ),
+        (["run", "--epochs=2"], "tool run: error: unrecognized arguments: --epochs=2 (did you mean '--max-epochs'?)"),
+        (["run", "--mode", "fats"], "tool run: error: argument --mode: invalid choice: 'fats' (did you mean 'fast'?)"),
+        (["rnu"], "tool: error: unknown command 'rnu' (did you mean 'run'?) (choose from 'run')"),
+        (["run", "extra"], "tool run: error: unrecognized arguments: extra (see --help)"),
+    ],
+)
+def test_errors_are_named_after_the_command_with_a_suggestion(capsys, argv, message):
+    with pytest.raises(SystemExit) as info:
+        _two_level_parser().parse_args(argv)
+    err = capsys.readouterr().err
+    assert info.value.code == 2 and err.startswith(message) and err.count("\n") == 1
+
+
+def test_default_out_is_new_for_every_run(tmp_path, monkeypatch):
+    import time
+
+    monkeypatch.chdir(tmp_path)
+    first = c.default_out("train", now=0)
+    assert first == os.path.join("runs", "train-" + time.strftime("%Y%m%d-%H%M%S", time.localtime(0)))
+    os.makedirs(first)
+    assert c.default_out("train", now=0) == first + "-2"

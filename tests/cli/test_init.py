@@ -60,7 +60,8 @@ def test_each_command_has_a_description_in_its_help(capsys):
         name = command.__name__.rsplit(".", 1)[1]
         with pytest.raises(SystemExit):
             cli.main([name, "--help"])
-        assert command.DESCRIPTION.split()[0] in capsys.readouterr().out, name
+        out = " ".join(capsys.readouterr().out.split())
+        assert " ".join(command.DESCRIPTION.split()[:12]) in out, name
 
 
 def _options(parser, path=()):
@@ -99,3 +100,44 @@ def test_python_dash_m_runs_the_command_line(module):
     assert done.returncode == 0 and done.stdout.strip() == f"recengine {cli.package_version()}"
     done = subprocess.run([sys.executable, "-m", module, "nope"], capture_output=True, text=True, timeout=120)
     assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1 and "nope" in done.stderr
+
+
+def test_warnings_are_one_line_inside_a_command_and_restored_after():
+    import warnings
+
+    from recengine.progress import _SILENCED
+
+    saved = warnings.formatwarning
+    with cli.command_line_output(quiet=True):
+        text = warnings.formatwarning(UserWarning("a message\n  spread over lines"), UserWarning, "/x/r.py", 122)
+        assert _SILENCED.get() is True
+    assert text == "warning: a message; spread over lines (UserWarning)\n"
+    assert warnings.formatwarning is saved and _SILENCED.get() is False
+
+
+def test_a_warning_from_the_command_line_has_no_source_line(tmp_path):
+    code = (
+        "import warnings, recengine.cli as c\n"
+        "c.bench.check = lambda args: warnings.warn('careful: something odd')\n"
+        "c.bench.run = lambda args: 0\n"
+        "raise SystemExit(c.main(['bench', '--out', 'o']))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert done.returncode == 0 and done.stderr == "warning: careful: something odd (UserWarning)\n"
+
+
+WRITERS = ["bench", "train", "compare", "coldstart", "ope"]
+
+
+@pytest.mark.parametrize("name", WRITERS)
+def test_every_command_that_writes_has_out_overwrite_quiet_and_data_root(name):
+    sub = next(a for a in cli.build_parser()._actions if isinstance(a, argparse._SubParsersAction)).choices[name]
+    options = {s: a for a in sub._actions for s in a.option_strings}
+    assert {"--out", "--overwrite", "--quiet", "--data-root"} <= set(options), name
+    assert options["--out"].default is None and "runs/" + name + "-<YYYYmmdd-HHMMSS>" in options["--out"].help
+
+
+@pytest.mark.parametrize("name", ["bench", "train", "compare", "coldstart", "ope", "serve"])
+def test_every_command_describes_itself_in_a_paragraph(name):
+    module = getattr(cli, name)
+    assert len(module.DESCRIPTION.split()) >= 30, name

@@ -6,10 +6,11 @@ import argparse
 import pytest
 
 from recengine.cli import main, ope
+from recengine.cli.common import OneLineParser
 
 
 def _parse(argv: list[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="recengine")
+    parser = OneLineParser(prog="recengine")
     ope.add_parser(parser.add_subparsers(dest="command", required=True))
     return parser.parse_args(argv)
 
@@ -32,7 +33,7 @@ def test_defaults():
         "random",
         "bts",
         "all",
-        "runs/ope",
+        None,  # resolved by check: a new runs/ope-<timestamp>
         100_000,
         12345,
     )
@@ -56,5 +57,23 @@ def test_a_number_out_of_range_is_one_line_before_any_work(tmp_path, capsys, fla
 def test_run_hands_the_arguments_to_the_report(monkeypatch, tmp_path):
     seen = []
     monkeypatch.setattr("recengine.report.ope.main_from_args", lambda args: seen.append(args) or 0)
-    assert main(["ope", "--out", str(tmp_path), "--data-dir", str(tmp_path)]) == 0
-    assert seen[0].out == str(tmp_path) and seen[0].data_dir == str(tmp_path)
+    assert main(["ope", "--out", str(tmp_path), "--data-root", str(tmp_path)]) == 0
+    assert seen[0].out == str(tmp_path) and seen[0].data_root == str(tmp_path)
+
+
+def test_the_default_out_is_a_new_timestamped_directory(monkeypatch, tmp_path):
+    seen = []
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr("recengine.report.ope.main_from_args", lambda args: seen.append(args.out) or 0)
+    assert main(["ope"]) == 0 and main(["ope"]) == 0
+    assert seen[0].startswith("runs/ope-") and seen[1].startswith("runs/ope-") and seen[0] != seen[1]
+    assert (tmp_path / seen[0]).is_dir()
+
+
+def test_the_old_data_dir_spelling_suggests_the_new_one(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["ope", "--data-dir", "x"])
+    assert exc.value.code == 2
+    assert capsys.readouterr().err == (
+        "recengine ope: error: unrecognized arguments: --data-dir x (did you mean '--data-root'?) (see --help)\n"
+    )

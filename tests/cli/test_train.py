@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from recengine.cli import build_parser, main
 from recengine.cli.train import train_config
 from recengine.train.sasrec import CHECKPOINT, MODEL
+from tests.data.local_fixture import FORMATS, USERS, write_log
 
 
 def test_cli_train_writes_outputs(tmp_path, capsys):
@@ -116,3 +119,66 @@ def test_beauty_without_its_file_is_one_line_and_exit_2(tmp_path, capsys, monkey
     code = main(["train", "sasrec", "--dataset", "beauty", "--data-root", str(tmp_path), "--out", str(tmp_path / "o")])
     err = capsys.readouterr().err.strip()
     assert code == 2 and "beauty.txt not found" in err and len(err.splitlines()) == 1
+
+
+TINY = ["--max-epochs", "1", "--dim", "8", "--max-len", "6", "--num-layers", "1", "--no-baselines", "--quiet"]
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_train_on_your_own_data_in_every_format(tmp_path, capsys, fmt):
+    path = write_log(tmp_path, fmt)
+    out = tmp_path / "run"
+    assert main(["train", "sasrec", "--dataset", str(path), "--out", str(out), *TINY]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["dataset"] == "mylog" and metrics["split"]["users"] == USERS and metrics["epochs"] == 1
+    assert sorted(metrics["files"]) == sorted(p.name for p in out.iterdir())
+    assert capsys.readouterr().out == f"wrote {out}: {', '.join(metrics['files'])}\n"  # --quiet: the closing line
+
+
+def test_an_out_directory_holding_a_run_is_refused_unless_overwrite(tmp_path, capsys):
+    out = tmp_path / "run"
+    argv = ["train", "sasrec", "--dataset", "synthetic", "--synthetic-users", "20", "--synthetic-items", "12"]
+    argv += ["--out", str(out), *TINY]
+    assert main(argv) == 0
+    (out / "notes.txt").write_text("mine")
+    first = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
+    capsys.readouterr()
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"recengine train: error: --out: {out} already holds a run") and err.count("\n") == 1
+    assert {p.name: p.stat().st_mtime_ns for p in out.iterdir()} == first
+    assert main([*argv, "--overwrite"]) == 0
+    err = capsys.readouterr().err
+    assert "--overwrite: removed the previous run's 5 file(s)" in err and "kept 1 file(s)" in err
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert (out / "notes.txt").read_text() == "mine"
+    assert sorted(metrics["files"]) == sorted(p.name for p in out.iterdir() if p.name != "notes.txt")
+
+
+def test_resume_needs_the_run_named(capsys):
+    assert main(["train", "sasrec", "--resume"]) == 2
+    assert capsys.readouterr().err == "recengine train: error: --resume: name the run to continue with --out DIR\n"
+
+
+def test_the_help_shows_sasrecs_real_defaults(capsys):
+    from recengine.cli.train import CONFIG_FLAGS, config_defaults, config_fields
+    from recengine.train import SASRecConfig
+
+    defaults = SASRecConfig()
+    assert {k: getattr(defaults, k) for k in config_defaults()} == config_defaults()
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "(default: SASRecConfig)" not in text
+    assert config_fields()["dim"][1] == "state / item-vector width"
+    for name, _ in CONFIG_FLAGS:
+        field = name.replace("-", "_")
+        assert f"{config_fields()[field][1]} (default: {getattr(defaults, field)})" in text, name
+
+
+def test_a_malformed_file_of_yours_is_one_line_exit_2(tmp_path, capsys):
+    path = tmp_path / "log.txt"
+    path.write_text("u1 i1\nu1\n")
+    assert main(["train", "sasrec", "--dataset", str(path), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("recengine train: error: ") and str(path) in err and err.count("\n") == 1

@@ -36,7 +36,14 @@ def test_report_holds_every_variant_and_the_pairs_against_genre_and_ids(data, tm
     assert set(written["paired"]) == {"tfidf - genre", "minilm - genre", "genre - ids", "tfidf - ids", "minilm - ids"}
     assert written["events"]["cold"] == results["events"]["cold"] > 0
     assert 0 < written["events"]["cold_users"] <= written["events"]["cold"]
-    assert "| tfidf - genre |" in (tmp_path / "coldstart.md").read_text()
+    text = (tmp_path / "coldstart.md").read_text()
+    assert "| tfidf - genre |" in text
+    lines = text.splitlines()
+    summary = lines[2:7]
+    assert lines[1] == lines[7] == "" and all(line.startswith("- ") for line in summary)
+    assert summary[1] == "- Trained: ids, genre, tfidf, minilm (the same model, seed and epoch budget)."
+    assert "genre - ids" in summary[4] and "minilm - ids" in summary[4]
+    assert written["files"] == ["coldstart.json", "coldstart.md"]
 
 
 def test_unknown_variant_is_rejected(data, tmp_path):

@@ -188,9 +188,42 @@ def test_robustness_checks_and_the_verdict(quick_run):
             )
     verdict = results["rl_vs_large_model"]
     assert set(verdict) == {"hybrid-dqn", "hybrid-reinforce"}
-    for v in verdict.values():
+    text = (quick_run / "report.md").read_text()
+    for hybrid, v in verdict.items():
         assert list(v["checks"]) == ["main simulator", *robust["variants"]]
-        assert v["summary"] in (quick_run / "report.md").read_text()
+        assert v["summary"] not in text  # a smoke run shows the differences, states no outcome
+        for check, r in v["checks"].items():
+            assert f"| {hybrid} | {check} | {r['diff']:+.3f} [{r['ci95'][0]:+.3f}, {r['ci95'][1]:+.3f}]" in text
+
+
+def test_a_smoke_report_opens_with_its_banner_and_summary_and_states_no_verdict(quick_run):
+    from recengine.report.summary import SMOKE_BANNER
+
+    text = (quick_run / "report.md").read_text()
+    lines = text.splitlines()
+    assert lines[:3] == ["# recengine compare", "", SMOKE_BANNER]
+    start = lines.index("## Summary") + 2
+    summary = lines[start : lines.index("", start)]
+    assert len(summary) == 5 and all(line.startswith("- **") for line in summary)
+    assert "not judged in a smoke run" in summary[2] and "not judged in a smoke run" in summary[4]
+    for verdict in ("does not beat", "not met", "beats the large model", "loses to", ": **met**", "## Targets"):
+        assert verdict not in text, verdict
+
+
+def test_the_learning_curves_say_how_many_sessions_each_point_holds(quick_run):
+    results = json.loads((quick_run / "results.json").read_text())
+    per_point, table = results["meta"]["config"]["curve_sessions"], results["meta"]["eval_sessions"]
+    assert per_point != table  # the smoke settings do differ, which is why the report must say so
+    text = (quick_run / "report.md").read_text()
+    assert f"each point is measured on {per_point} sessions, the table above on {table} per agent" in text
+
+
+def test_results_json_lists_exactly_the_files_written(quick_run):
+    results = json.loads((quick_run / "results.json").read_text())
+    assert sorted(results["files"]) == sorted(p.name for p in quick_run.iterdir())
+    assert {"config.json", "results.json", "report.md", "learning_curves.png", "simulator.safetensors"} <= set(
+        results["files"]
+    )
 
 
 def test_phases_timed_in_results_and_report(quick_run):

@@ -35,7 +35,7 @@ def _run(tiny_root: str, out: str, *extra: str) -> int:
             "random",
             "--evaluate",
             "bts",
-            "--data-dir",
+            "--data-root",
             tiny_root,
             "--out",
             out,
@@ -67,6 +67,19 @@ def test_ope_writes_every_estimate_with_interval_and_relative_error(tiny_root, t
     assert "| IPS |" in printed and "Monte Carlo" in printed
     assert (tmp_path / "run" / "ope.md").read_text().count("\n| ") == len(names) + 1  # header + one row each
     assert os.path.getsize(tmp_path / "run" / "ope.png") > 0
+    assert sorted(result["files"]) == sorted(os.listdir(tmp_path / "run"))
+
+
+def test_ope_md_opens_with_a_five_line_summary(tiny_root, tmp_path):
+    assert _run(tiny_root, str(tmp_path)) == 0
+    lines = (tmp_path / "ope.md").read_text().splitlines()
+    assert lines[0].startswith("# Off-policy evaluation") and lines[1] == "" and lines[7] == ""
+    summary = lines[2:7]
+    assert all(line.startswith("- ") for line in summary)
+    result = json.loads((tmp_path / "ope.json").read_text())
+    assert f"{result['on_policy_value']:.5f}" in summary[1]
+    covering = sum(r["lower"] <= result["on_policy_value"] <= r["upper"] for r in result["estimates"].values())
+    assert summary[3] == f"- {covering} of {len(result['estimates'])} intervals contain the reference."
 
 
 def test_ope_the_other_way_uses_the_uniform_distribution(tiny_root, tmp_path):
@@ -77,7 +90,7 @@ def test_ope_the_other_way_uses_the_uniform_distribution(tiny_root, tmp_path):
             "bts",
             "--evaluate",
             "random",
-            "--data-dir",
+            "--data-root",
             tiny_root,
             "--out",
             str(tmp_path),
@@ -94,13 +107,14 @@ def test_ope_the_other_way_uses_the_uniform_distribution(tiny_root, tmp_path):
 
 def test_same_policy_twice_is_an_error(tiny_root, tmp_path, capsys):
     args = _parse(
-        ["ope", "--behavior", "random", "--evaluate", "random", "--data-dir", tiny_root, "--out", str(tmp_path)]
+        ["ope", "--behavior", "random", "--evaluate", "random", "--data-root", tiny_root, "--out", str(tmp_path)]
     )
     assert main_from_args(args) == 2
     assert "--evaluate must differ from --behavior" in capsys.readouterr().err
     assert not os.path.exists(tmp_path / "ope.json")
 
 
-def test_missing_data_dir_is_reported(tmp_path, capsys):
+def test_missing_data_root_is_reported(tmp_path, capsys):
     assert _run(str(tmp_path / "nowhere"), str(tmp_path / "out")) == 2
-    assert "all.csv" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "all.csv" in err and err.startswith("recengine ope: error: ") and err.count("\n") == 1
