@@ -29,3 +29,25 @@ def test_unknown_attribute_is_an_attribute_error():
 
     with pytest.raises(AttributeError, match="no attribute 'nope'"):
         recengine.nope  # noqa: B018
+
+
+def test_the_names_a_user_needs_first_import_from_the_top():
+    code = (
+        "from recengine import EmbeddingTables, Recommender, SASRecConfig, load_dataset, train_sasrec\n"
+        "from recengine.serving.recommender import Recommender as R\n"
+        "from recengine.train import SASRecConfig as C, train_sasrec as t\n"
+        "from recengine.data import load_dataset as d\n"
+        "from recengine.nn import EmbeddingTables as E\n"
+        "print(Recommender is R and SASRecConfig is C and train_sasrec is t and load_dataset is d"
+        " and E is EmbeddingTables)"
+    )
+    assert _run(code) == "True"
+
+
+def test_every_public_name_resolves_and_is_listed():
+    import recengine
+
+    missing = [name for name in recengine.__all__ if getattr(recengine, name, None) is None]
+    assert not missing
+    assert set(recengine.__all__) <= set(dir(recengine))
+    assert recengine.__version__ == recengine._version.__version__

@@ -39,14 +39,13 @@ LAYERS: tuple[tuple[tuple[str, ...], ...], ...] = (
             "recengine.optim",
             "recengine.progress",
             "recengine.machine",
+            "recengine._version",
         ),
     ),
     # file formats: the checkpoint format and the configuration file
     (("recengine.checkpoint", "recengine.config_file"),),
     # modules
     (("recengine.nn",), ("recengine.buffers",)),
-    # the package root: a lazy facade over optim, ops and nn (``recengine.TableSpec``, ``__version__``)
-    (("recengine",),),
     # the system layer, in the partial order its packages obey: data, then eval (metrics and estimators, over
     # the data's histories and splits), then training, then the simulator, the agents and the sharded
     # training (peers), then serving (which loads sharded models)
@@ -59,6 +58,9 @@ LAYERS: tuple[tuple[tuple[str, ...], ...], ...] = (
     (("recengine.judging",),),
     # what a person runs
     (("recengine.report",), ("recengine.bench",)),
+    # the package root: a lazy facade over the names a user needs first (Recommender, load_dataset, SASRecConfig,
+    # train_sasrec, EmbeddingTables, ...), so it sits above every package it re-exports; only the CLI imports it
+    (("recengine",),),
     (("recengine.cli", "recengine.__main__"),),
 )
 

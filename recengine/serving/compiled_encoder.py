@@ -37,7 +37,7 @@ CACHE_SUBDIR = "compiled"
 def cache_key(encoder: InferenceEncoder) -> str:
     """A hex digest of what determines the compiled package: every buffer's name, dtype, shape and bytes, the
     table dtype, torch's and recengine's versions."""
-    from recengine import __version__
+    from recengine._version import __version__
 
     h = hashlib.sha256()
     h.update(f"torch {torch.__version__} recengine {__version__} {encoder.table.dtype_name}".encode())
