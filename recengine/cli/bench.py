@@ -58,6 +58,14 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     b.add_argument("--plot", default=None, metavar="FILE", help="also write a bar chart (PNG)")
     b.add_argument("--checkpoint", default=None, metavar="PATH", help="'bench serving': the trained model to serve")
     b.add_argument("--data-root", default=None, metavar="DIR", help="'bench train': where beauty.txt lies")
+    b.add_argument(
+        "--soak",
+        type=positive_int,
+        default=None,
+        metavar="SECONDS",
+        help="'bench serving': instead of the timings, a fault soak of the HTTP endpoint for SECONDS (mixed and "
+        "malformed traffic from 32 clients, a model swap every minute, one bad checkpoint)",
+    )
     b.set_defaults(func=run, check=check)
     return b
 
@@ -70,6 +78,8 @@ def json_path(args: argparse.Namespace) -> str:
 def check(args: argparse.Namespace) -> None:
     check_writable_file("--json", json_path(args))
     check_writable_file("--plot", args.plot)
+    if args.soak is not None and (args.families or []) != ["serving"]:
+        raise UsageError("--soak: a fault soak of the HTTP endpoint, only with 'bench serving'")
     if args.checkpoint is not None or (args.families or []) == ["serving"]:
         _check_checkpoint(args.checkpoint)
 
@@ -103,6 +113,13 @@ def run(args: argparse.Namespace) -> int:
         if not args.checkpoint:
             print("error: bench serving needs --checkpoint (a `recengine train` output dir)", file=sys.stderr)
             return 2
+        if args.soak is not None:
+            from recengine.bench import soak
+
+            return soak.main(
+                ["--checkpoint", args.checkpoint, "--seconds", str(args.soak)]
+                + (["--json", args.json] if args.json else [])
+            )
         argv = ["--checkpoint", args.checkpoint] + (["--quick"] if args.quick else [])
         argv += ["--threads", str(args.threads)] if args.threads else []
         return serving.main(argv + (["--json", args.json] if args.json else []))

@@ -7,7 +7,8 @@
     GET  /health           -> {"status": "ok", "dtype", "num_items", "max_len", "model": {"version", "checkpoint",
                                "digest", "loaded_at"}, "last_reload", "vocabulary": true/false}
 
-Item ids are the model's 0-based indices by default; ``"ids": "raw"`` sends and receives the raw ids of the data the
+Every answer computed by a model names its version in the ``X-Model-Version`` header. Item ids are the model's 0-based
+indices by default; ``"ids": "raw"`` sends and receives the raw ids of the data the
 model was trained on (MovieID, title, ASIN: the checkpoint's item vocabulary); an unknown raw id is a 422 naming it.
     GET  /metrics          -> the Prometheus exposition format (recengine.serving.metrics)
     POST /admin/reload     {"checkpoint": path (default: the one the server started with)}
@@ -79,6 +80,9 @@ class _Observed:
         async def send_status(message):
             if message["type"] == "http.response.start":
                 status[0] = message["status"]
+                if info["version"] is not None:  # which model answered (the version /health names)
+                    headers = [*message.get("headers", []), (b"x-model-version", str(info["version"]).encode())]
+                    message = {**message, "headers": headers}
             await send(message)
 
         try:
