@@ -43,6 +43,7 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Callable
 from contextlib import asynccontextmanager
 from typing import Literal, TextIO
 
@@ -120,6 +121,8 @@ def create_app(
     admin_token: str | None = None,
     access_log: TextIO | None = None,
     reload_signal: bool = False,
+    model_info: ModelInfo | None = None,
+    delegate_reload: Callable[[str | None], None] | None = None,
 ):
     """The FastAPI app serving `recommender`, or the model at `checkpoint` loaded at startup (item tables in
     `dtype`, the Transformer's arithmetic in `compute_dtype`, its encoder AOT-compiled with `compile`).
@@ -128,7 +131,10 @@ def create_app(
     from arrival to answer (None: none); `admin_token`: the bearer token POST /admin/reload accepts from any
     client (None: only loopback clients may reload); `access_log`: a text stream for one JSON line per request
     (None: off); `reload_signal`: reload the checkpoint on SIGHUP (install it only in the process's main
-    program: a signal handler is process-wide; `serve` does)."""
+    program: a signal handler is process-wide; `serve` does). `model_info`: what /health says about a given
+    `recommender` (its version, checkpoint and digest); `delegate_reload(path)`: POST /admin/reload hands the
+    reload to it and answers 202 instead of reloading here (a worker process asks its master,
+    recengine.serving.workers)."""
     from fastapi import FastAPI, Request
     from fastapi.exceptions import RequestValidationError
     from fastapi.responses import JSONResponse, Response
@@ -190,12 +196,12 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         if recommender is not None:
-            model, info = recommender, ModelInfo(1, None, None, time.time())
+            model, info = recommender, model_info or ModelInfo(1, None, None, time.time())
         else:
             model = loader(checkpoint)
             info = ModelInfo(1, os.fspath(checkpoint), checkpoint_digest(checkpoint), time.time())
         slot = ModelSlot(loader, model, info, on_swap=on_swap)
-        metrics.model_version.set(1)
+        metrics.model_version.set(info.version)
         batcher = MicroBatcher(
             model,
             max_batch=max_batch,
@@ -318,6 +324,9 @@ def create_app(
                 return JSONResponse(status_code=401, content={"error": "a valid 'Authorization: Bearer' token"})
         elif request.client is None or request.client.host not in LOOPBACK:
             return JSONResponse(status_code=403, content={"error": "reloads are taken from loopback clients only"})
+        if delegate_reload is not None:
+            delegate_reload(req.checkpoint)
+            return JSONResponse(status_code=202, content={"status": "requested"})
         try:
             info = await reload(req.checkpoint)
         except ReloadError as exc:
