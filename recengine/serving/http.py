@@ -232,7 +232,7 @@ def create_app(
 
     @app.exception_handler(Overloaded)
     async def _overloaded(request: Request, exc: Overloaded):
-        request.scope["recengine"]["cause"] = "queue_full"
+        request.scope["recengine"]["cause"] = exc.cause
         return JSONResponse(status_code=503, content={"error": str(exc)}, headers={"Retry-After": str(RETRY_AFTER_S)})
 
     @app.exception_handler(DeadlineExceeded)

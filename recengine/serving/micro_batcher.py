@@ -9,7 +9,14 @@ shorter list is the prefix of a longer). If a shared call still fails (a row wit
 the larger k), each request runs alone.
 
 Overload: at most `max_queue` requests wait; past that `submit` raises Overloaded at once (the server answers
-503 with Retry-After) rather than letting the wait grow without limit. A request may carry a deadline
+503 with Retry-After) rather than letting the wait grow without limit. A request with a deadline is also refused
+at once when the wait ahead of it would not let it finish in time: the batcher keeps a running average of the
+model's time per request (over the batches it ran: under load the batches are large, so the average is the cost
+of a request in a full batch) and estimates the wait as what is left of the running batch plus the queued
+requests times that cost. So under overload the model only works on requests it can still answer by their
+deadline, and the admitted ones keep their latency, instead of every request waiting in a long queue and many
+timing out after the model spent time on them. With nothing queued or running a request is always admitted (so
+the average keeps being measured). A request may carry a deadline
 (time.monotonic seconds): one still waiting when it passes is dropped before the model runs (DeadlineExceeded,
 ran=False: 503), one whose batch is running when it passes is answered DeadlineExceeded(ran=True) (504) without
 waiting for the batch. Each request carries the model it is to run on (`submit(..., model=)`; default the
@@ -38,7 +45,12 @@ class Answer:
 
 
 class Overloaded(RuntimeError):
-    """The queue in front of the model is full: the request was not queued (answer 503, retry later)."""
+    """The request was not queued (answer 503, retry later): the queue in front of the model is full (`cause`
+    "queue_full"), or the wait ahead of it would pass its deadline ("shed")."""
+
+    def __init__(self, message: str, cause: str = "queue_full"):
+        super().__init__(message)
+        self.cause = cause
 
 
 class DeadlineExceeded(TimeoutError):
@@ -93,6 +105,9 @@ class MicroBatcher:
         self._queue: asyncio.Queue[_Pending] | None = None
         self._task: asyncio.Task | None = None
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="recengine-serve")
+        #: running average of the model's seconds per request (None until a batch has run)
+        self.cost_s: float | None = None
+        self._running: tuple[float, int] | None = None  # (start, requests) of the batch the model runs now
 
     async def start(self) -> None:
         """Start the batching loop (call from the running event loop, e.g. in the app's lifespan)."""
@@ -115,6 +130,17 @@ class MicroBatcher:
     def queue_depth(self) -> int:
         """How many requests wait for the model now."""
         return 0 if self._queue is None else self._queue.qsize()
+
+    def estimated_wait(self) -> float:
+        """Seconds a request queued now would wait before its batch starts: what is left of the running batch
+        plus the queued requests, at the average cost per request (0 before any batch has run)."""
+        if self.cost_s is None:
+            return 0.0
+        left = 0.0
+        if self._running is not None:
+            start, size = self._running
+            left = max(0.0, size * self.cost_s - (time.monotonic() - start))
+        return left + self.queue_depth * self.cost_s
 
     async def submit(
         self,
@@ -141,6 +167,14 @@ class MicroBatcher:
         do not all fit in the queue; DeadlineExceeded when `deadline` (time.monotonic) passes first."""
         if self.max_queue is not None and self._queue.qsize() + len(histories) > self.max_queue:
             raise Overloaded(f"the queue is full ({self.max_queue} requests wait for the model)")
+        if deadline is not None and self.cost_s is not None and (self._running is not None or self.queue_depth):
+            wait = self.estimated_wait()
+            if time.monotonic() + wait + len(histories) * self.cost_s > deadline:
+                raise Overloaded(
+                    f"the model is busy: about {wait * 1e3:.0f} ms of work is ahead of the request, more than its "
+                    "deadline leaves",
+                    cause="shed",
+                )
         loop = asyncio.get_running_loop()
         model = self.recommender if model is None else model
         pending = [_Pending(h, k, exclude_seen, loop.create_future(), model, deadline) for h in histories]
@@ -179,7 +213,14 @@ class MicroBatcher:
                         p.started = True
                     if self._on_batch is not None:
                         self._on_batch(len(part))
-                    results = await loop.run_in_executor(self._worker, self._answer, part)
+                    start = time.monotonic()
+                    self._running = (start, len(part))
+                    try:
+                        results = await loop.run_in_executor(self._worker, self._answer, part)
+                    finally:
+                        self._running = None
+                    per = (time.monotonic() - start) / len(part)
+                    self.cost_s = per if self.cost_s is None else 0.8 * self.cost_s + 0.2 * per
                     for pending, result in zip(part, results):
                         if pending.future.done():
                             continue

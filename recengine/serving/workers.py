@@ -152,6 +152,10 @@ class Master:
         import torch
 
         torch.set_num_threads(1)  # no OpenMP team in the master: the forks stay safe
+        import uvicorn  # noqa: F401  imported once here, so the workers share these modules' memory too
+
+        import recengine.serving.http  # noqa: F401
+
         self.load(self.checkpoint)
         wake_r, wake_w = socket.socketpair()
         wake_w.setblocking(False)
