@@ -279,7 +279,7 @@ def _metrics_by_cause(port: int) -> dict[str, int]:
     return out
 
 
-def _wait_healthy(port: int, server: subprocess.Popen, timeout: float = 180.0) -> None:
+def wait_healthy(port: int, server: subprocess.Popen, timeout: float = 180.0) -> None:
     import http.client
 
     deadline = time.monotonic() + timeout
@@ -398,7 +398,7 @@ def run(
         )
         server = subprocess.Popen([sys.executable, "-c", code], env=serving_environment("passive"))
         try:
-            _wait_healthy(port, server)
+            wait_healthy(port, server)
             soak = Soak(
                 port, server.pid, paths, expected, histories, seconds=seconds, clients=clients, swap_every=swap_every
             )

@@ -15,8 +15,10 @@ model was trained on (MovieID, title, ASIN: the checkpoint's item vocabulary); a
                            -> {"status": "swapped", "model": {...}}; 422 naming the reason, old model serving
 
 Operations: the queue in front of the model holds at most `max_queue` requests; past it a request is answered
-503 with Retry-After at once. Every request has `deadline_ms` from its arrival: still waiting for the model then,
-503; the model still working on it, 504. A new checkpoint is loaded and checked on a thread of its own and
+503 with Retry-After at once, and so is one whose deadline the work already queued would pass (estimated from the
+model's measured cost per request: under overload the model only works on requests it can answer in time).
+Every request has `deadline_ms` from its arrival: still waiting for the model then, 503; the model still working
+on it, 504. A new checkpoint is loaded and checked on a thread of its own and
 swapped in atomically (recengine.serving.model_slot), through POST /admin/reload (from loopback only, or from
 anywhere with ``Authorization: Bearer <admin_token>`` when a token is given) or, under `serve`, on SIGHUP;
 requests in flight finish on the model they started with; a bad checkpoint leaves the old model serving.
@@ -123,6 +125,7 @@ def create_app(
     reload_signal: bool = False,
     model_info: ModelInfo | None = None,
     delegate_reload: Callable[[str | None], None] | None = None,
+    shed: bool = True,
 ):
     """The FastAPI app serving `recommender`, or the model at `checkpoint` loaded at startup (item tables in
     `dtype`, the Transformer's arithmetic in `compute_dtype`, its encoder AOT-compiled with `compile`).
@@ -134,7 +137,8 @@ def create_app(
     program: a signal handler is process-wide; `serve` does). `model_info`: what /health says about a given
     `recommender` (its version, checkpoint and digest); `delegate_reload(path)`: POST /admin/reload hands the
     reload to it and answers 202 instead of reloading here (a worker process asks its master,
-    recengine.serving.workers)."""
+    recengine.serving.workers). `shed`: refuse at once (503) a request whose deadline the work queued ahead of it
+    would pass, from the model's measured cost per request (False: the queue admits by count only)."""
     from fastapi import FastAPI, Request
     from fastapi.exceptions import RequestValidationError
     from fastapi.responses import JSONResponse, Response
@@ -208,6 +212,7 @@ def create_app(
             max_wait_ms=max_wait_ms,
             max_queue=max_queue,
             on_batch=metrics.batch_size.observe,
+            shed=shed,
         )
         metrics.queue_depth.set_function(lambda: batcher.queue_depth)
         await batcher.start()
@@ -377,11 +382,12 @@ def serve(
     deadline_ms: float | None = 5000.0,
     admin_token: str | None = None,
     access_log: bool = False,
+    shed: bool = True,
 ) -> None:
     """Run the endpoint with uvicorn until interrupted; SIGHUP reloads the checkpoint (the same path, e.g. a
     file replaced by a new model) without stopping. `threads` sets this process's torch intra-op threads
     once, before the model loads (None leaves torch's default); `access_log` writes one JSON line per request
-    to stderr; `compile`, `compute_dtype`, `max_queue`, `deadline_ms` and `admin_token` as in `create_app`."""
+    to stderr; `compile`, `compute_dtype`, `max_queue`, `deadline_ms`, `admin_token` and `shed` as in `create_app`."""
     import uvicorn
 
     if threads is not None:
@@ -400,6 +406,7 @@ def serve(
         admin_token=admin_token,
         access_log=sys.stderr if access_log else None,
         reload_signal=True,
+        shed=shed,
     )
     if not logging.getLogger().handlers and not log.handlers:  # swaps and refused reloads reach stderr
         handler = logging.StreamHandler(sys.stderr)

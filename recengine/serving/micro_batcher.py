@@ -88,9 +88,11 @@ class MicroBatcher:
         max_wait_ms: float = 2.0,
         max_queue: int | None = None,
         on_batch: Callable[[int], None] | None = None,
+        shed: bool = True,
     ):
         """`recommender`: the model requests run on unless `submit` names one; `max_queue`: how many requests
-        may wait (None: no bound); `on_batch(size)` is called on the event loop for every batch run."""
+        may wait (None: no bound); `on_batch(size)` is called on the event loop for every batch run; `shed`:
+        refuse at once a request whose deadline the work ahead of it would pass (False: admit by count only)."""
         if isinstance(max_batch, bool) or not isinstance(max_batch, int) or max_batch < 1:
             raise ValueError(f"max_batch: expected an int >= 1, got {max_batch!r}")
         if not max_wait_ms >= 0:
@@ -101,6 +103,7 @@ class MicroBatcher:
         self.max_batch = max_batch
         self.max_wait = max_wait_ms / 1000.0
         self.max_queue = max_queue
+        self.shed = shed
         self._on_batch = on_batch
         self._queue: asyncio.Queue[_Pending] | None = None
         self._task: asyncio.Task | None = None
@@ -167,7 +170,8 @@ class MicroBatcher:
         do not all fit in the queue; DeadlineExceeded when `deadline` (time.monotonic) passes first."""
         if self.max_queue is not None and self._queue.qsize() + len(histories) > self.max_queue:
             raise Overloaded(f"the queue is full ({self.max_queue} requests wait for the model)")
-        if deadline is not None and self.cost_s is not None and (self._running is not None or self.queue_depth):
+        busy = self._running is not None or self.queue_depth > 0
+        if self.shed and deadline is not None and self.cost_s is not None and busy:
             wait = self.estimated_wait()
             if time.monotonic() + wait + len(histories) * self.cost_s > deadline:
                 raise Overloaded(
