@@ -1,7 +1,7 @@
 """Catalog top-k at every batch size: the served item table's top-k against plain matmul + topk.
 
     OMP_WAIT_POLICY=PASSIVE python benchmarks/catalog_batches.py [--items 54000,262144,1048576]
-        [--batches 1,4,16,64,256,1024] [--quick]
+        [--batches 1,4,16,64,256,1024] [--threads N] [--quick]
 
 (PASSIVE as in serving: the process holds two OpenMP runtimes, torch's and recengine._C's, and the spinning
 threads of one would otherwise take the cores the other needs next.)
@@ -55,8 +55,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--items", default="54000,262144,1048576")
     parser.add_argument("--batches", default="1,4,16,64,256,1024")
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default; serving runs 1)")
     parser.add_argument("--quick", action="store_true", help="small catalogs and few rounds (a smoke run)")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     items = [int(x) for x in args.items.split(",")]
     batches = [int(x) for x in args.batches.split(",")]
     if args.quick:

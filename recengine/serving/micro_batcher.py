@@ -10,10 +10,10 @@ the larger k), each request runs alone.
 
 Overload: at most `max_queue` requests wait; past that `submit` raises Overloaded at once (the server answers
 503 with Retry-After) rather than letting the wait grow without limit. A request with a deadline is also refused
-at once when the wait ahead of it would not let it finish in time: the batcher keeps a running average of the
-model's time per request (over the batches it ran: under load the batches are large, so the average is the cost
-of a request in a full batch) and estimates the wait as what is left of the running batch plus the queued
-requests times that cost. So under overload the model only works on requests it can still answer by their
+at once when the work ahead of it would not let it finish in time: the batcher fits the model's time per batch
+as a + b * size over the batches it ran (least squares, recent batches weighing most) and estimates when a new
+request would be answered: what is left of the running batch, the full batches queued ahead, then the batch it
+joins. So under overload the model only works on requests it can still answer by their
 deadline, and the admitted ones keep their latency, instead of every request waiting in a long queue and many
 timing out after the model spent time on them. With nothing queued or running a request is always admitted (so
 the average keeps being measured). A request may carry a deadline
@@ -108,8 +108,8 @@ class MicroBatcher:
         self._queue: asyncio.Queue[_Pending] | None = None
         self._task: asyncio.Task | None = None
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="recengine-serve")
-        #: running average of the model's seconds per request (None until a batch has run)
-        self.cost_s: float | None = None
+        # decayed sums over the batches run (weight, size, seconds, size^2, size * seconds): the fit of batch_time
+        self._fit = (0.0, 0.0, 0.0, 0.0, 0.0)
         self._running: tuple[float, int] | None = None  # (start, requests) of the batch the model runs now
 
     async def start(self) -> None:
@@ -134,16 +134,32 @@ class MicroBatcher:
         """How many requests wait for the model now."""
         return 0 if self._queue is None else self._queue.qsize()
 
-    def estimated_wait(self) -> float:
-        """Seconds a request queued now would wait before its batch starts: what is left of the running batch
-        plus the queued requests, at the average cost per request (0 before any batch has run)."""
-        if self.cost_s is None:
+    def _observe(self, size: int, seconds: float) -> None:
+        w, sn, st, snn, snt = (0.9 * x for x in self._fit)  # a batch's weight halves after about 7 more
+        self._fit = (w + 1.0, sn + size, st + seconds, snn + size * size, snt + size * seconds)
+
+    def batch_time(self, size: int) -> float | None:
+        """The model's expected seconds for a batch of `size` requests, a + b * size fitted over the batches it
+        ran (None before any). With batches all of one size the fit is the mean time, whatever the size."""
+        w, sn, st, snn, snt = self._fit
+        if w == 0.0:
+            return None
+        mean_n, mean_t = sn / w, st / w
+        var = snn / w - mean_n * mean_n
+        b = max(0.0, (snt / w - mean_n * mean_t) / var) if var > 1e-6 * max(1.0, mean_n * mean_n) else 0.0
+        return max(0.0, mean_t - b * mean_n) + b * size
+
+    def estimated_finish(self, requests: int = 1) -> float:
+        """Seconds from now until `requests` queued now would be answered: what is left of the running batch,
+        the full batches queued ahead, then the batch they join (0 before any batch has run)."""
+        if self.batch_time(1) is None:
             return 0.0
         left = 0.0
         if self._running is not None:
             start, size = self._running
-            left = max(0.0, size * self.cost_s - (time.monotonic() - start))
-        return left + self.queue_depth * self.cost_s
+            left = max(0.0, self.batch_time(size) - (time.monotonic() - start))
+        full, rest = divmod(self.queue_depth, self.max_batch)
+        return left + full * self.batch_time(self.max_batch) + self.batch_time(rest + requests)
 
     async def submit(
         self,
@@ -171,12 +187,11 @@ class MicroBatcher:
         if self.max_queue is not None and self._queue.qsize() + len(histories) > self.max_queue:
             raise Overloaded(f"the queue is full ({self.max_queue} requests wait for the model)")
         busy = self._running is not None or self.queue_depth > 0
-        if self.shed and deadline is not None and self.cost_s is not None and busy:
-            wait = self.estimated_wait()
-            if time.monotonic() + wait + len(histories) * self.cost_s > deadline:
+        if self.shed and deadline is not None and busy:
+            finish = self.estimated_finish(len(histories))
+            if time.monotonic() + finish > deadline:
                 raise Overloaded(
-                    f"the model is busy: about {wait * 1e3:.0f} ms of work is ahead of the request, more than its "
-                    "deadline leaves",
+                    f"the model is busy: it would answer in about {finish * 1e3:.0f} ms, after the request's deadline",
                     cause="shed",
                 )
         loop = asyncio.get_running_loop()
@@ -223,8 +238,7 @@ class MicroBatcher:
                         results = await loop.run_in_executor(self._worker, self._answer, part)
                     finally:
                         self._running = None
-                    per = (time.monotonic() - start) / len(part)
-                    self.cost_s = per if self.cost_s is None else 0.8 * self.cost_s + 0.2 * per
+                    self._observe(len(part), time.monotonic() - start)
                     for pending, result in zip(part, results):
                         if pending.future.done():
                             continue

@@ -3,6 +3,7 @@ model: every valid answer is its model version's, each fault gets its answer, th
 
 import os
 
+import pytest
 import torch
 
 from recengine.bench import soak
@@ -23,6 +24,7 @@ def test_soak_models_share_the_catalog_and_answer_differently(model_dir, tmp_pat
     assert all(torch.equal(t, read(str(model_dir / "model.safetensors"))[0][n]) for n, t in tensors.items())
 
 
+@pytest.mark.slow
 def test_short_soak_answers_every_valid_request_with_its_version_model(model_dir):  # noqa: F811
     result = soak.run(str(model_dir), 8.0, clients=6, swap_every=1.5, window_s=4.0, pool=64)
     verdicts = result["valid_by_verdict"]

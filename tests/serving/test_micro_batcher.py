@@ -1,5 +1,6 @@
-"""recengine.serving.micro_batcher: admission by the estimated wait. A request whose deadline the work ahead of it
-would pass is refused at once (Overloaded, cause "shed"); the others are answered; an idle batcher admits all."""
+"""recengine.serving.micro_batcher: admission by the estimated finish. A request whose deadline the work ahead of it
+would pass is refused at once (Overloaded, cause "shed"); the others are answered; an idle batcher admits all; the
+batch time is fitted as a fixed cost plus a cost per request."""
 
 import asyncio
 import time
@@ -27,23 +28,32 @@ def test_requests_the_work_ahead_would_make_late_are_shed_at_once():
         batcher = MicroBatcher(SlowModel(), max_batch=1, max_wait_ms=0.0)
         await batcher.start()
         try:
-            assert batcher.estimated_wait() == 0.0
-            await batcher.submit([0], 1, True)  # measures the cost of a request
-            assert batcher.cost_s == pytest.approx(CALL_S, rel=0.8)
-            deadline = time.monotonic() + 2.2 * batcher.cost_s
+            assert batcher.estimated_finish() == 0.0 and batcher.batch_time(1) is None
+            await batcher.submit([0], 1, True)  # measures the time of a batch
+            cost = batcher.batch_time(1)
+            assert cost == pytest.approx(CALL_S, rel=0.8)
+            deadline = time.monotonic() + 2.5 * cost
             tasks = [asyncio.create_task(batcher.submit([i], 1, True, deadline=deadline)) for i in range(1, 5)]
             t0 = time.monotonic()
             done = await asyncio.gather(*tasks, return_exceptions=True)
-            return done, time.monotonic() - t0, batcher.cost_s
+            return done, time.monotonic() - t0
         finally:
             await batcher.stop()
 
-    done, _, _ = asyncio.run(run())
+    done, _ = asyncio.run(run())
     # nothing ahead, then one request ahead: admitted (answered, or late on a very busy machine, but not shed)
     assert not any(isinstance(e, Overloaded) for e in done[:2]), done[:2]
     shed = done[2:]
     assert all(isinstance(e, Overloaded) and e.cause == "shed" for e in shed), shed
     assert "deadline" in str(shed[0])
+
+
+def test_batch_time_fits_a_fixed_cost_plus_a_cost_per_request():
+    batcher = MicroBatcher(SlowModel(), max_batch=64)
+    for size in (1, 8, 32, 64, 16, 4):
+        batcher._observe(size, 0.010 + 0.001 * size)
+    assert batcher.batch_time(1) == pytest.approx(0.011, rel=1e-6)
+    assert batcher.batch_time(64) == pytest.approx(0.074, rel=1e-6)
 
 
 def test_without_a_deadline_or_a_measured_cost_nothing_is_shed():

@@ -10,6 +10,8 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from recengine.serving import Recommender
 from recengine.serving.local_server import free_port
 from recengine.serving.threads import serving_environment
@@ -36,6 +38,7 @@ def _children(pid):
         return [int(p) for p in f.read().split()]
 
 
+@pytest.mark.slow
 def test_workers_share_answer_swap_and_stop(model_dir, tmp_path):  # noqa: F811
     ckpt = tmp_path / "model.safetensors"
     shutil.copyfile(model_dir / "model.safetensors", ckpt)
