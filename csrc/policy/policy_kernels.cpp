@@ -613,10 +613,10 @@ void topk_sweep_blocks(const CatalogRows& cat, const float* Q, int64_t B, int64_
 #pragma omp for schedule(dynamic, 1)
     for (int64_t blk = 0; blk < blocks; ++blk) {
       const int64_t j0 = blk * nb, n = std::min(nb, N - j0);
-      const char* src = static_cast<const char*>(cat.rows) + j0 * D * elem;
-      const float* e = reinterpret_cast<const float*>(src);
+      // the block's rows as float32 for the GEMM: in place, or widened (the direct dot products widen in registers)
+      const float* e = widen ? nullptr : static_cast<const float*>(cat.rows) + j0 * D;
       if (widen && !direct) {
-        widen_rows(cat.storage, src, n * D, wide.data());
+        widen_rows(cat.storage, static_cast<const char*>(cat.rows) + j0 * D * elem, n * D, wide.data());
         e = wide.data();
       }
       for (int64_t r0 = 0; r0 < B; r0 += R) {
