@@ -82,6 +82,8 @@ def kernel_paths() -> dict:
         "embedding_bag": _EMBEDDING_ISA.get(int(_C.embedding_bag_isa()), "portable"),
         "catalog_topk_prefilter": "avx512_bf16" if _C.policy_topk_bf16() else "none",
         "catalog_gemm": "portable" if _C.policy_portable_gemm() else "blas",
+        # catalog top-k of a few rows: AVX-512 dot products straight from the table, or the tile GEMM
+        "catalog_small_batch": "avx512_direct" if _C.policy_topk_direct() else "gemm",
         # the catalog sweeps' and quantized tables' loops, built for AVX-512 (which contracts into FMA), AVX2 or
         # the baseline
         "vector_loops": _VECTOR_ISA.get(int(_C.vector_isa()), "baseline"),

@@ -16,6 +16,7 @@ void sample_sweep(const float* Q, const float* E, int64_t B, int64_t N, int64_t 
                   const int64_t* ex_off, const int64_t* ex_ids, uint32_t seed_key, int64_t k, float* heap_key,
                   int64_t* heap_id, float* heap_x, int64_t* heap_n, float* m, float* s);
 int blas_found();
+bool topk_direct_available();
 bool topk_bf16_available();
 void set_topk_bf16(bool on);
 void ce_backward_sweep(const float* Q, const float* E, int64_t B, int64_t N, int64_t D, const float* bias,
@@ -221,6 +222,9 @@ void bind_policy(py::module_& m) {
   m.def(
       "policy_topk_bf16", []() { return pk::topk_bf16_available(); },
       "Whether catalog top-k of 48+ rows prefilters with bf16 scores (AVX512-BF16 CPUs; exact either way).");
+  m.def(
+      "policy_topk_direct", []() { return pk::topk_direct_available(); },
+      "Whether catalog top-k of a few rows reads the table with direct AVX-512 dot products (else the tile GEMM).");
   m.def(
       "policy_portable_gemm", []() { return pk::portable_gemm_forced() || pk::blas_found() == 0; },
       "Whether the tile GEMM runs the portable loop now (no BLAS found, forced by a test or RECENGINE_PORTABLE).");

@@ -18,6 +18,12 @@
 #include <limits>
 #include <vector>
 
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#define RE_AVX512_BUILD 1
+#endif
+
+#include "policy/catalog_blocks.h"
 #include "policy/heap.h"
 #include "portable.h"
 
@@ -417,7 +423,229 @@ RE_INLINE const int64_t* ex_end(const int64_t* off, const int64_t* ids, int64_t 
   return off ? ids + off[b + 1] : nullptr;
 }
 
+// ---------------------------------------------------------------------- block-major top-k (catalog_blocks.h)
+// int8 codes or bfloat16 bits -> float32, `count` values in a row: a contiguous loop the compiler vectorises.
+__attribute__((always_inline)) inline void widen_rows_body(RowStorage storage, const void* src, int64_t count,
+                                                           float* out) {
+  if (storage == RowStorage::kInt8) {
+    const int8_t* c = static_cast<const int8_t*>(src);
+    for (int64_t i = 0; i < count; ++i) out[i] = static_cast<float>(c[i]);
+  } else {
+    const uint16_t* h = static_cast<const uint16_t*>(src);
+    for (int64_t i = 0; i < count; ++i) out[i] = bits_to_float(static_cast<uint32_t>(h[i]) << 16);
+  }
+}
+RECENGINE_VECTOR_CLONES(widen_rows)
+
+// int8 rows: the code dot products -> scores, scale * (q . codes) + shift * sum(q), in place.
+__attribute__((always_inline)) inline void int8_scores_body(float* x, int64_t nb, const float* scale_shift,
+                                                            float qsum) {
+  for (int64_t j = 0; j < nb; ++j) x[j] = scale_shift[2 * j] * x[j] + scale_shift[2 * j + 1] * qsum;
+}
+RECENGINE_VECTOR_CLONES(int8_scores)
+
+// At a few rows a BLAS GEMM runs far below the memory bound (it packs the block it then reads once); these
+// rows' dot products are computed directly: 16 items at a time, each item's 16-lane partial sums reduced
+// with a transpose tree, so the table streams through at close to the memory's speed.
+constexpr int64_t kDirectRows = 8;
+
+#ifdef RE_AVX512_BUILD
+// GCC 12 builds the plain forms of these from an "undefined" vector and warns -Wmaybe-uninitialized about it; the
+// zero-masked forms with every lane kept are the same instructions without the warning.
+constexpr __mmask16 kAll16 = 0xffff;
+__attribute__((target("avx512f"))) inline __m512 unpacklo(__m512 a, __m512 b) {
+  return _mm512_maskz_unpacklo_ps(kAll16, a, b);
+}
+__attribute__((target("avx512f"))) inline __m512 unpackhi(__m512 a, __m512 b) {
+  return _mm512_maskz_unpackhi_ps(kAll16, a, b);
+}
+template <int kImm>
+__attribute__((target("avx512f"))) inline __m512 shuffle_ps(__m512 a, __m512 b) {
+  return _mm512_maskz_shuffle_ps(kAll16, a, b, kImm);
+}
+template <int kImm>
+__attribute__((target("avx512f"))) inline __m512 shuffle_f32x4(__m512 a, __m512 b) {
+  return _mm512_maskz_shuffle_f32x4(kAll16, a, b, kImm);
+}
+
+// 16 vectors -> one: lane t = the sum of the lanes of a[t].
+__attribute__((target("avx512f"))) inline __m512 sum_lanes16(const __m512* a) {
+  __m512 x[8], z[4];
+  for (int i = 0; i < 8; ++i)  // per 128-bit lane: [a0 + a2, b0 + b2, a1 + a3, b1 + b3]
+    x[i] = _mm512_add_ps(unpacklo(a[2 * i], a[2 * i + 1]), unpackhi(a[2 * i], a[2 * i + 1]));
+  for (int i = 0; i < 4; ++i)  // per 128-bit lane: one partial sum of each of four inputs
+    z[i] = _mm512_add_ps(shuffle_ps<_MM_SHUFFLE(1, 0, 1, 0)>(x[2 * i], x[2 * i + 1]),
+                         shuffle_ps<_MM_SHUFFLE(3, 2, 3, 2)>(x[2 * i], x[2 * i + 1]));
+  const __m512 s01 = _mm512_add_ps(shuffle_f32x4<_MM_SHUFFLE(2, 0, 2, 0)>(z[0], z[1]),
+                                   shuffle_f32x4<_MM_SHUFFLE(3, 1, 3, 1)>(z[0], z[1]));
+  const __m512 s23 = _mm512_add_ps(shuffle_f32x4<_MM_SHUFFLE(2, 0, 2, 0)>(z[2], z[3]),
+                                   shuffle_f32x4<_MM_SHUFFLE(3, 1, 3, 1)>(z[2], z[3]));
+  return _mm512_add_ps(shuffle_f32x4<_MM_SHUFFLE(2, 0, 2, 0)>(s01, s23),
+                       shuffle_f32x4<_MM_SHUFFLE(3, 1, 3, 1)>(s01, s23));
+}
+
+// 16 values of a stored row from element `at` on, as float32 (int8 codes and bfloat16 bits widen exactly); the
+// lanes outside m read as 0 and touch no memory.
+template <RowStorage S>
+__attribute__((target("avx512f,avx512bw,avx512vl"))) inline __m512 load16(const void* rows, int64_t at, __mmask16 m) {
+  if constexpr (S == RowStorage::kFloat32) {
+    return _mm512_maskz_loadu_ps(m, static_cast<const float*>(rows) + at);
+  } else if constexpr (S == RowStorage::kInt8) {
+    return _mm512_maskz_cvtepi32_ps(
+        kAll16, _mm512_maskz_cvtepi8_epi32(kAll16, _mm_maskz_loadu_epi8(m, static_cast<const int8_t*>(rows) + at)));
+  } else {
+    const __m512i h =
+        _mm512_maskz_cvtepu16_epi32(kAll16, _mm256_maskz_loadu_epi16(m, static_cast<const uint16_t*>(rows) + at));
+    return _mm512_castsi512_ps(_mm512_maskz_slli_epi32(kAll16, h, 16));
+  }
+}
+
+template <RowStorage S>
+inline float value_at(const void* rows, int64_t at) {
+  if constexpr (S == RowStorage::kFloat32) {
+    return static_cast<const float*>(rows)[at];
+  } else if constexpr (S == RowStorage::kInt8) {
+    return static_cast<float>(static_cast<const int8_t*>(rows)[at]);
+  } else {
+    return bits_to_float(static_cast<uint32_t>(static_cast<const uint16_t*>(rows)[at]) << 16);
+  }
+}
+
+// out[0:16] = q . row t for the 16 stored rows from `first` on (D values apart). The accumulators are indexed by
+// constants only, so they live in registers.
+template <RowStorage S>
+__attribute__((target("avx512f,avx512bw,avx512vl"))) inline void dots16(const float* q, const void* rows, int64_t first,
+                                                                        int64_t D, float* out) {
+  __m512 acc[16];
+#pragma GCC unroll 16
+  for (int t = 0; t < 16; ++t) acc[t] = _mm512_setzero_ps();
+  // item by item, so the table is read in address order (what the hardware prefetcher follows)
+#pragma GCC unroll 16
+  for (int t = 0; t < 16; ++t)
+    for (int64_t d = 0; d < D; d += 16) {
+      const __mmask16 m = D - d >= 16 ? kAll16 : static_cast<__mmask16>((1u << (D - d)) - 1);
+      acc[t] = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, q + d), load16<S>(rows, (first + t) * D + d, m), acc[t]);
+    }
+  _mm512_storeu_ps(out, sum_lanes16(acc));
+}
+
+// tile (R x nb, row-major) = Q[0:R] . stored rows [j0, j0 + nb) for a few rows R, read straight from the table (no
+// widened copy): 16 items at a time, the last few of a block with plain dot products.
+template <RowStorage S>
+__attribute__((target("avx512f,avx512bw,avx512vl"))) void direct_dots(const float* Q, const void* rows, int64_t j0,
+                                                                      int64_t R, int64_t nb, int64_t D, float* tile) {
+  const int64_t full = nb / 16 * 16;
+  for (int64_t j = 0; j < full; j += 16)
+    for (int64_t r = 0; r < R; ++r) dots16<S>(Q + r * D, rows, j0 + j, D, tile + r * nb + j);
+  for (int64_t r = 0; r < R; ++r)
+    for (int64_t j = full; j < nb; ++j) {
+      float acc = 0.0f;
+      for (int64_t d = 0; d < D; ++d) acc += Q[r * D + d] * value_at<S>(rows, (j0 + j) * D + d);
+      tile[r * nb + j] = acc;
+    }
+}
+
+bool cpu_has_avx512bw_vl() {
+  static const bool has =
+      __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl");
+  return has;
+}
+#endif
+
+// Whether the block sweep scores R rows with direct_dots (a few rows, on a CPU with AVX-512 BW/VL, not portable).
+bool direct_rows(int64_t R) {
+#ifdef RE_AVX512_BUILD
+  return R <= kDirectRows && recengine::vector_level() == 2 && cpu_has_avx512bw_vl();
+#else
+  return false;
+#endif
+}
+
+// direct_dots for the table's storage.
+void direct_block(RowStorage storage, const float* Q, const void* rows, int64_t j0, int64_t R, int64_t nb, int64_t D,
+                  float* tile) {
+#ifdef RE_AVX512_BUILD
+  if (storage == RowStorage::kFloat32) return direct_dots<RowStorage::kFloat32>(Q, rows, j0, R, nb, D, tile);
+  if (storage == RowStorage::kInt8) return direct_dots<RowStorage::kInt8>(Q, rows, j0, R, nb, D, tile);
+  return direct_dots<RowStorage::kBf16>(Q, rows, j0, R, nb, D, tile);
+#endif
+}
+
 }  // namespace
+
+void topk_sweep_blocks(const CatalogRows& cat, const float* Q, int64_t B, int64_t N, int64_t D, const float* bias,
+                       float inv_temp, const int64_t* ex_off, const int64_t* ex_ids, int64_t k, float* heap_val,
+                       int64_t* heap_id, int64_t* heap_n) {
+  if (B == 0 || N == 0) return;
+  const bool widen = cat.storage != RowStorage::kFloat32;
+  const int64_t elem = cat.storage == RowStorage::kFloat32 ? 4 : cat.storage == RowStorage::kInt8 ? 1 : 2;
+  // rows per GEMM: all of a small batch; items per block: a tile of <= 512 KiB and a widened block of <= 256 KiB
+  // (both stay in L2 while the block is scored), and blocks small enough to spread over the threads
+  const int64_t fixed_rows = g_rows_override.load(), fixed_items = g_items_override.load();
+  const int64_t R = fixed_rows > 0 ? std::min(fixed_rows, B) : std::min<int64_t>(B, 256);
+  int64_t nb = std::min<int64_t>(4096, (int64_t{1} << 17) / R);
+  if (widen) nb = std::min(nb, (int64_t{1} << 16) / std::max<int64_t>(1, D));
+  nb = fixed_items > 0 ? fixed_items : std::max<int64_t>(64, nb);
+  const int64_t blocks = (N + nb - 1) / nb;
+  const bool direct = direct_rows(R);
+  // a thread per block at most, and per 2^19 multiply-adds at least (a small call stays on the calling thread:
+  // waking a team costs more than its work)
+  const int64_t work_threads = std::max<int64_t>(1, (N * D * B) >> 19);
+  const int threads = static_cast<int>(
+      std::max<int64_t>(1, std::min({static_cast<int64_t>(omp_get_max_threads()), blocks, work_threads})));
+  std::vector<float> qsum(cat.storage == RowStorage::kInt8 ? static_cast<size_t>(B) : 0, 0.0f);
+  for (size_t b = 0; b < qsum.size(); ++b)
+    for (int64_t d = 0; d < D; ++d) qsum[b] += Q[static_cast<int64_t>(b) * D + d];
+  // thread 0 folds into the caller's heaps, the others into heaps of their own, merged at the end
+  const size_t more = static_cast<size_t>(threads - 1);
+  std::vector<float> more_val(more * static_cast<size_t>(B * k), kNegInf);
+  std::vector<int64_t> more_id(more * static_cast<size_t>(B * k), -1);
+  std::vector<int64_t> more_n(more * static_cast<size_t>(B), 0);
+#pragma omp parallel num_threads(threads)
+  {
+    const int64_t t = omp_get_thread_num();
+    float* hv = t == 0 ? heap_val : more_val.data() + (t - 1) * B * k;
+    int64_t* hi = t == 0 ? heap_id : more_id.data() + (t - 1) * B * k;
+    int64_t* hn = t == 0 ? heap_n : more_n.data() + (t - 1) * B;
+    std::vector<float> tile(static_cast<size_t>(R * nb)), wide(widen && !direct ? static_cast<size_t>(nb * D) : 0);
+    std::vector<float> packed;
+    // dynamic: on a busy machine the thread that gets the cores takes more of the blocks
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t blk = 0; blk < blocks; ++blk) {
+      const int64_t j0 = blk * nb, n = std::min(nb, N - j0);
+      // the block's rows as float32 for the GEMM: in place, or widened (the direct dot products widen in registers)
+      const float* e = widen ? nullptr : static_cast<const float*>(cat.rows) + j0 * D;
+      if (widen && !direct) {
+        widen_rows(cat.storage, static_cast<const char*>(cat.rows) + j0 * D * elem, n * D, wide.data());
+        e = wide.data();
+      }
+      for (int64_t r0 = 0; r0 < B; r0 += R) {
+        const int64_t rows = std::min(R, B - r0);
+        if (direct)
+          direct_block(cat.storage, Q + r0 * D, cat.rows, j0, rows, n, D, tile.data());
+        else
+          tile_gemm(Q + r0 * D, e, rows, n, D, tile.data(), packed);
+        for (int64_t r = 0; r < rows; ++r) {
+          const int64_t b = r0 + r;
+          float* x = tile.data() + r * n;
+          if (cat.storage == RowStorage::kInt8) int8_scores(x, n, cat.scale_shift + 2 * j0, qsum[b]);
+          topk_row(x, n, j0, bias, inv_temp, ex_begin(ex_off, ex_ids, b), ex_end(ex_off, ex_ids, b), k, hv + b * k,
+                   hi + b * k, hn + b);
+        }
+      }
+    }
+    // the other threads' entries into the caller's heaps (heap_offer's order is total: the same set whichever
+    // thread scored which block)
+#pragma omp for schedule(static)
+    for (int64_t row = 0; row < B; ++row)
+      for (size_t s = 0; s < more; ++s) {
+        const size_t base = s * static_cast<size_t>(B * k) + static_cast<size_t>(row * k);
+        for (int64_t i = 0; i < more_n[s * static_cast<size_t>(B) + static_cast<size_t>(row)]; ++i)
+          heap_n[row] = heap_offer(heap_val + row * k, heap_id + row * k, nullptr, heap_n[row], k, more_val[base + i],
+                                   more_id[base + i], 0.0f);
+      }
+  }
+}
 
 bool topk_bf16_available();
 void topk_sweep_bf16(const float* Q, const float* E, int64_t B, int64_t N, int64_t D, const float* bias, float inv_temp,
@@ -432,6 +660,9 @@ void topk_sweep(const float* Q, const float* E, int64_t B, int64_t N, int64_t D,
                 int64_t* heap_n) {
   if (B >= kBf16MinRows && topk_bf16_available())  // the exact bf16-prefiltered sweep (topk_bf16.cpp)
     return topk_sweep_bf16(Q, E, B, N, D, bias, inv_temp, ex_off, ex_ids, k, heap_val, heap_id, heap_n);
+  if (B < kBf16MinRows)  // too few rows to give every thread a chunk: the threads split the catalog instead
+    return topk_sweep_blocks({RowStorage::kFloat32, E, nullptr}, Q, B, N, D, bias, inv_temp, ex_off, ex_ids, k,
+                             heap_val, heap_id, heap_n);
   sweep(Q, E, B, N, D, [&](float* tile, int64_t R, int64_t nb, int64_t r0, int64_t item0) {
     for (int64_t r = 0; r < R; ++r) {
       const int64_t b = r0 + r;
@@ -542,6 +773,9 @@ void ce_backward_sweep(const float* Q, const float* E, int64_t B, int64_t N, int
     }
   }
 }
+
+// Whether the block sweep scores a few rows with the direct AVX-512 dot products (else with the tile GEMM).
+bool topk_direct_available() { return direct_rows(1); }
 
 // 1 when the tile GEMM uses the process's BLAS (sgemm_), 0 when the portable loop.
 int blas_found() { return blas().sgemm != nullptr; }

@@ -6,6 +6,11 @@
 after another on its own connection (a closed loop: 32 clients keep at most 32 requests in flight). The
 replies (parsed JSON, in request order), each request's latency in seconds and the wall time go to `--out`.
 
+With ``--rate R`` the load is an open loop instead: request i is due at the i-th arrival of a Poisson process of
+R requests/s and goes out then on an idle keep-alive connection (a new one when none is idle, at most
+`--clients` of them), whatever the server's pace; its latency counts from when it was due, so time spent waiting
+for a connection is part of it (an overloaded server cannot hide its queue by slowing the clients down).
+
 Why a separate process with hand-written HTTP/1.1: the load generator shares the machine with the server it
 measures. Client threads with http.client spend more CPU per request than a small server does, and in the
 server's process they would also hold its GIL; one event loop writing pre-encoded requests and reading
@@ -74,19 +79,71 @@ async def run_load(host: str, port: int, bodies: list[bytes], clients: int) -> d
     }
 
 
+async def run_open_loop(host: str, port: int, bodies: list[bytes], rate: float, connections: int, seed: int = 0):
+    """Send body i at the i-th arrival of a Poisson process of `rate` per second over at most `connections`
+    keep-alive connections; {replies, statuses, latencies_s (from when each was due), wall_s}."""
+    import random
+
+    count = len(bodies)
+    requests = [_request_bytes(host, b) for b in bodies]
+    rng = random.Random(seed)
+    due, t = [], 0.0
+    for _ in range(count):
+        t += rng.expovariate(rate)
+        due.append(t)
+    replies: list[bytes] = [b"{}"] * count
+    statuses = [0] * count
+    latencies = [0.0] * count
+    idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
+    slots = asyncio.Semaphore(connections)
+    t0 = time.perf_counter()
+
+    async def one(i: int) -> None:
+        await asyncio.sleep(max(0.0, t0 + due[i] - time.perf_counter()))
+        async with slots:
+            conn = idle.pop() if idle else await asyncio.open_connection(host, port)
+            reader, writer = conn
+            try:
+                writer.write(requests[i])
+                statuses[i], replies[i] = await _read_reply(reader)
+            except (OSError, asyncio.IncompleteReadError):
+                writer.close()
+                statuses[i] = -1
+            else:
+                idle.append(conn)
+            latencies[i] = time.perf_counter() - (t0 + due[i])
+
+    await asyncio.gather(*(one(i) for i in range(count)))
+    wall = time.perf_counter() - t0
+    for _, writer in idle:
+        writer.close()
+    return {
+        "replies": [json.loads(r) if r else {} for r in replies],
+        "statuses": statuses,
+        "latencies_s": latencies,
+        "wall_s": wall,
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m recengine.bench.http_load", description=__doc__.split("\n")[0])
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, required=True)
     p.add_argument("--requests", required=True, help="a JSON file: a list of request bodies")
     p.add_argument("--out", required=True, help="where to write replies, latencies and wall time (JSON)")
-    p.add_argument("--clients", type=int, default=32)
+    p.add_argument("--clients", type=int, default=32, help="connections (with --rate: at most this many)")
+    p.add_argument("--rate", type=float, default=None, help="an open loop: requests per second (Poisson arrivals)")
     args = p.parse_args(argv)
     if args.clients < 1:
         p.error(f"--clients: expected >= 1, got {args.clients}")
+    if args.rate is not None and not args.rate > 0:
+        p.error(f"--rate: expected > 0, got {args.rate}")
     with open(args.requests) as f:
         bodies = [json.dumps(b, separators=(",", ":")).encode() for b in json.load(f)]
-    result = asyncio.run(run_load(args.host, args.port, bodies, args.clients))
+    if args.rate is None:
+        result = asyncio.run(run_load(args.host, args.port, bodies, args.clients))
+    else:
+        result = asyncio.run(run_open_loop(args.host, args.port, bodies, args.rate, args.clients))
     with atomic_path(args.out) as tmp, open(tmp, "w") as f:
         json.dump(result, f)
     return 0

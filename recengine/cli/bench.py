@@ -66,6 +66,14 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         b, help="'bench train': where beauty.txt lies (default: $RECENGINE_DATA; the dataset is skipped when absent)"
     )
     add_quiet(b)
+    b.add_argument(
+        "--soak",
+        type=positive_int,
+        default=None,
+        metavar="SECONDS",
+        help="'bench serving': instead of the timings, a fault soak of the HTTP endpoint for SECONDS (mixed and "
+        "malformed traffic from 32 clients, a model swap every minute, one bad checkpoint)",
+    )
     b.set_defaults(func=run, check=check)
     return b
 
@@ -107,6 +115,8 @@ def check(args: argparse.Namespace) -> None:
     alone = [f for f in families if f in HARNESSES]
     if alone and len(families) > 1:
         raise UsageError(f"'{alone[0]}' runs alone: give it without other families")
+    if args.soak is not None and families != ["serving"]:
+        raise UsageError("--soak: a fault soak of the HTTP endpoint, only with 'bench serving'")
     if args.checkpoint is not None or families == ["serving"]:
         _check_checkpoint(args.checkpoint)
     if args.device.startswith("cuda"):
@@ -144,6 +154,10 @@ def run(args: argparse.Namespace) -> int:
     if families == ["serving"]:  # needs a trained model: not one of the synthetic workload families
         from recengine.bench import serving
 
+        if args.soak is not None:
+            from recengine.bench import soak
+
+            return soak.main(["--checkpoint", args.checkpoint, "--seconds", str(args.soak), "--json", json_path(args)])
         argv = ["--checkpoint", args.checkpoint] + (["--quick"] if args.quick else [])
         argv += ["--threads", str(args.threads)] if args.threads else []
         return serving.main(argv + ["--json", json_path(args)])

@@ -4,6 +4,7 @@ extra), with micro-batching, inference tables in float32, bfloat16 or int8, and 
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 
 from recengine.cli.common import UsageError, non_negative_float, non_negative_int, port_number, positive_int, report
@@ -90,6 +91,13 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         "only, no token)",
     )
     s.add_argument(
+        "--workers",
+        type=positive_int,
+        default=1,
+        help="worker processes answering on the port, sharing one copy of the model in memory (forked from a "
+        "master that loads it; SIGHUP to the master swaps the model in every worker) (default: %(default)s)",
+    )
+    s.add_argument(
         "--access-log",
         action="store_true",
         help="one JSON line per request on stderr (default: off)",
@@ -147,6 +155,10 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _serve(serve, args: argparse.Namespace) -> None:
+    if args.workers > 1:
+        from recengine.serving.workers import serve_workers
+
+        serve = functools.partial(serve_workers, workers=args.workers)
     serve(
         args.checkpoint,
         host=args.host,

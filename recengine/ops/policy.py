@@ -18,7 +18,10 @@ CUDA: Triton). Peak extra memory is O(B*k + threads * tile), plus dE itself for 
 backends take Q and bias as given and inv_temp = 1 / temperature, applied per logit in the kernel.
 On CPUs with AVX512-BF16, catalog_topk of 48+ rows first scores in bfloat16 (twice the multiply-adds per
 instruction) with a proven error bound per score, and rescores in float32 only the items that bound
-cannot rule out: the result is still the float32 top-k (csrc/policy/topk_bf16.cpp).
+cannot rule out: the result is still the float32 top-k (csrc/policy/topk_bf16.cpp). Below 48 rows the threads
+split the catalog instead of the batch (a batch of one still uses every thread and reads the table once), and up
+to 8 rows take AVX-512 dot products straight from the table, where a BLAS GEMM would run far below the memory
+bound (csrc/policy/catalog_blocks.h; the inference tables' top-k runs the same sweep).
 The plain-PyTorch truth is recengine.reference.policy.
 """
 

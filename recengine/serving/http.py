@@ -7,15 +7,18 @@
     GET  /health           -> {"status": "ok", "dtype", "num_items", "max_len", "model": {"version", "checkpoint",
                                "digest", "loaded_at"}, "last_reload", "vocabulary": true/false}
 
-Item ids are the model's 0-based indices by default; ``"ids": "raw"`` sends and receives the raw ids of the data the
+Every answer computed by a model names its version in the ``X-Model-Version`` header. Item ids are the model's 0-based
+indices by default; ``"ids": "raw"`` sends and receives the raw ids of the data the
 model was trained on (MovieID, title, ASIN: the checkpoint's item vocabulary); an unknown raw id is a 422 naming it.
     GET  /metrics          -> the Prometheus exposition format (recengine.serving.metrics)
     POST /admin/reload     {"checkpoint": path (default: the one the server started with)}
                            -> {"status": "swapped", "model": {...}}; 422 naming the reason, old model serving
 
 Operations: the queue in front of the model holds at most `max_queue` requests; past it a request is answered
-503 with Retry-After at once. Every request has `deadline_ms` from its arrival: still waiting for the model then,
-503; the model still working on it, 504. A new checkpoint is loaded and checked on a thread of its own and
+503 with Retry-After at once, and so is one whose deadline the work already queued would pass (estimated from the
+model's measured cost per request: under overload the model only works on requests it can answer in time).
+Every request has `deadline_ms` from its arrival: still waiting for the model then, 503; the model still working
+on it, 504. A new checkpoint is loaded and checked on a thread of its own and
 swapped in atomically (recengine.serving.model_slot), through POST /admin/reload (from loopback only, or from
 anywhere with ``Authorization: Bearer <admin_token>`` when a token is given) or, under `serve`, on SIGHUP;
 requests in flight finish on the model they started with; a bad checkpoint leaves the old model serving.
@@ -80,6 +83,9 @@ class _Observed:
         async def send_status(message):
             if message["type"] == "http.response.start":
                 status[0] = message["status"]
+                if info["version"] is not None:  # which model answered (the version /health names)
+                    headers = [*message.get("headers", []), (b"x-model-version", str(info["version"]).encode())]
+                    message = {**message, "headers": headers}
             await send(message)
 
         try:
@@ -118,6 +124,9 @@ def create_app(
     access_log: TextIO | None = None,
     reload_signal: bool = False,
     loaded: Recommender | None = None,
+    model_info: ModelInfo | None = None,
+    delegate_reload: Callable[[str | None], None] | None = None,
+    shed: bool = True,
 ):
     """The FastAPI app serving `recommender`, or the model at `checkpoint` loaded at startup (item tables in
     `dtype`, the Transformer's arithmetic in `compute_dtype`, its encoder AOT-compiled with `compile`); `loaded`
@@ -128,7 +137,11 @@ def create_app(
     from arrival to answer (None: none); `admin_token`: the bearer token POST /admin/reload accepts from any
     client (None: only loopback clients may reload); `access_log`: a text stream for one JSON line per request
     (None: off); `reload_signal`: reload the checkpoint on SIGHUP (install it only in the process's main
-    program: a signal handler is process-wide; `serve` does)."""
+    program: a signal handler is process-wide; `serve` does). `model_info`: what /health says about a given
+    `recommender` (its version, checkpoint and digest); `delegate_reload(path)`: POST /admin/reload hands the
+    reload to it and answers 202 instead of reloading here (a worker process asks its master,
+    recengine.serving.workers). `shed`: refuse at once (503) a request whose deadline the work queued ahead of it
+    would pass, from the model's measured cost per request (False: the queue admits by count only)."""
     from fastapi import FastAPI, Request
     from fastapi.exceptions import RequestValidationError
     from fastapi.responses import JSONResponse, Response
@@ -190,18 +203,19 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         if recommender is not None:
-            model, info = recommender, ModelInfo(1, None, None, time.time())
+            model, info = recommender, model_info or ModelInfo(1, None, None, time.time())
         else:
             model = loaded if loaded is not None else loader(checkpoint)
             info = ModelInfo(1, os.fspath(checkpoint), checkpoint_digest(checkpoint), time.time())
         slot = ModelSlot(loader, model, info, on_swap=on_swap)
-        metrics.model_version.set(1)
+        metrics.model_version.set(info.version)
         batcher = MicroBatcher(
             model,
             max_batch=max_batch,
             max_wait_ms=max_wait_ms,
             max_queue=max_queue,
             on_batch=metrics.batch_size.observe,
+            shed=shed,
         )
         metrics.queue_depth.set_function(lambda: batcher.queue_depth)
         await batcher.start()
@@ -226,7 +240,7 @@ def create_app(
 
     @app.exception_handler(Overloaded)
     async def _overloaded(request: Request, exc: Overloaded):
-        request.scope["recengine"]["cause"] = "queue_full"
+        request.scope["recengine"]["cause"] = exc.cause
         return JSONResponse(status_code=503, content={"error": str(exc)}, headers={"Retry-After": str(RETRY_AFTER_S)})
 
     @app.exception_handler(DeadlineExceeded)
@@ -318,6 +332,9 @@ def create_app(
                 return JSONResponse(status_code=401, content={"error": "a valid 'Authorization: Bearer' token"})
         elif request.client is None or request.client.host not in LOOPBACK:
             return JSONResponse(status_code=403, content={"error": "reloads are taken from loopback clients only"})
+        if delegate_reload is not None:
+            delegate_reload(req.checkpoint)
+            return JSONResponse(status_code=202, content={"status": "requested"})
         try:
             info = await reload(req.checkpoint)
         except ReloadError as exc:
@@ -369,11 +386,12 @@ def serve(
     admin_token: str | None = None,
     access_log: bool = False,
     on_listening: Callable[[str], None] | None = None,
+    shed: bool = True,
 ) -> None:
     """Run the endpoint with uvicorn until interrupted; SIGHUP reloads the checkpoint (the same path, e.g. a
     file replaced by a new model) without stopping. `threads` sets this process's torch intra-op threads
     once, before the model loads (None leaves torch's default); `access_log` writes one JSON line per request
-    to stderr; `compile`, `compute_dtype`, `max_queue`, `deadline_ms` and `admin_token` as in `create_app`.
+    to stderr; `compile`, `compute_dtype`, `max_queue`, `deadline_ms`, `admin_token` and `shed` as in `create_app`.
     The model is loaded before the server starts, so a checkpoint that does not load raises (CheckpointError)
     here rather than inside uvicorn's startup; `on_listening` is called with the server's URL
     (``http://host:port``) once it accepts connections."""
@@ -397,6 +415,7 @@ def serve(
         admin_token=admin_token,
         access_log=sys.stderr if access_log else None,
         reload_signal=True,
+        shed=shed,
     )
     if not logging.getLogger().handlers and not log.handlers:  # swaps and refused reloads reach stderr
         handler = logging.StreamHandler(sys.stderr)

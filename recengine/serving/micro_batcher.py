@@ -9,7 +9,14 @@ shorter list is the prefix of a longer). If a shared call still fails (a row wit
 the larger k), each request runs alone.
 
 Overload: at most `max_queue` requests wait; past that `submit` raises Overloaded at once (the server answers
-503 with Retry-After) rather than letting the wait grow without limit. A request may carry a deadline
+503 with Retry-After) rather than letting the wait grow without limit. A request with a deadline is also refused
+at once when the work ahead of it would not let it finish in time: the batcher fits the model's time per batch
+as a + b * size over the batches it ran (least squares, recent batches weighing most) and estimates when a new
+request would be answered: what is left of the running batch, the full batches queued ahead, then the batch it
+joins. So under overload the model only works on requests it can still answer by their
+deadline, and the admitted ones keep their latency, instead of every request waiting in a long queue and many
+timing out after the model spent time on them. With nothing queued or running a request is always admitted (so
+the average keeps being measured). A request may carry a deadline
 (time.monotonic seconds): one still waiting when it passes is dropped before the model runs (DeadlineExceeded,
 ran=False: 503), one whose batch is running when it passes is answered DeadlineExceeded(ran=True) (504) without
 waiting for the batch. Each request carries the model it is to run on (`submit(..., model=)`; default the
@@ -38,7 +45,12 @@ class Answer:
 
 
 class Overloaded(RuntimeError):
-    """The queue in front of the model is full: the request was not queued (answer 503, retry later)."""
+    """The request was not queued (answer 503, retry later): the queue in front of the model is full (`cause`
+    "queue_full"), or the wait ahead of it would pass its deadline ("shed")."""
+
+    def __init__(self, message: str, cause: str = "queue_full"):
+        super().__init__(message)
+        self.cause = cause
 
 
 class DeadlineExceeded(TimeoutError):
@@ -76,9 +88,11 @@ class MicroBatcher:
         max_wait_ms: float = 2.0,
         max_queue: int | None = None,
         on_batch: Callable[[int], None] | None = None,
+        shed: bool = True,
     ):
         """`recommender`: the model requests run on unless `submit` names one; `max_queue`: how many requests
-        may wait (None: no bound); `on_batch(size)` is called on the event loop for every batch run."""
+        may wait (None: no bound); `on_batch(size)` is called on the event loop for every batch run; `shed`:
+        refuse at once a request whose deadline the work ahead of it would pass (False: admit by count only)."""
         if isinstance(max_batch, bool) or not isinstance(max_batch, int) or max_batch < 1:
             raise ValueError(f"max_batch: expected an int >= 1, got {max_batch!r}")
         if not max_wait_ms >= 0:
@@ -89,10 +103,14 @@ class MicroBatcher:
         self.max_batch = max_batch
         self.max_wait = max_wait_ms / 1000.0
         self.max_queue = max_queue
+        self.shed = shed
         self._on_batch = on_batch
         self._queue: asyncio.Queue[_Pending] | None = None
         self._task: asyncio.Task | None = None
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="recengine-serve")
+        # decayed sums over the batches run (weight, size, seconds, size^2, size * seconds): the fit of batch_time
+        self._fit = (0.0, 0.0, 0.0, 0.0, 0.0)
+        self._running: tuple[float, int] | None = None  # (start, requests) of the batch the model runs now
 
     async def start(self) -> None:
         """Start the batching loop (call from the running event loop, e.g. in the app's lifespan)."""
@@ -115,6 +133,33 @@ class MicroBatcher:
     def queue_depth(self) -> int:
         """How many requests wait for the model now."""
         return 0 if self._queue is None else self._queue.qsize()
+
+    def _observe(self, size: int, seconds: float) -> None:
+        w, sn, st, snn, snt = (0.9 * x for x in self._fit)  # a batch's weight halves after about 7 more
+        self._fit = (w + 1.0, sn + size, st + seconds, snn + size * size, snt + size * seconds)
+
+    def batch_time(self, size: int) -> float | None:
+        """The model's expected seconds for a batch of `size` requests, a + b * size fitted over the batches it
+        ran (None before any). With batches all of one size the fit is the mean time, whatever the size."""
+        w, sn, st, snn, snt = self._fit
+        if w == 0.0:
+            return None
+        mean_n, mean_t = sn / w, st / w
+        var = snn / w - mean_n * mean_n
+        b = max(0.0, (snt / w - mean_n * mean_t) / var) if var > 1e-6 * max(1.0, mean_n * mean_n) else 0.0
+        return max(0.0, mean_t - b * mean_n) + b * size
+
+    def estimated_finish(self, requests: int = 1) -> float:
+        """Seconds from now until `requests` queued now would be answered: what is left of the running batch,
+        the full batches queued ahead, then the batch they join (0 before any batch has run)."""
+        if self.batch_time(1) is None:
+            return 0.0
+        left = 0.0
+        if self._running is not None:
+            start, size = self._running
+            left = max(0.0, self.batch_time(size) - (time.monotonic() - start))
+        full, rest = divmod(self.queue_depth, self.max_batch)
+        return left + full * self.batch_time(self.max_batch) + self.batch_time(rest + requests)
 
     async def submit(
         self,
@@ -141,6 +186,14 @@ class MicroBatcher:
         do not all fit in the queue; DeadlineExceeded when `deadline` (time.monotonic) passes first."""
         if self.max_queue is not None and self._queue.qsize() + len(histories) > self.max_queue:
             raise Overloaded(f"the queue is full ({self.max_queue} requests wait for the model)")
+        busy = self._running is not None or self.queue_depth > 0
+        if self.shed and deadline is not None and busy:
+            finish = self.estimated_finish(len(histories))
+            if time.monotonic() + finish > deadline:
+                raise Overloaded(
+                    f"the model is busy: it would answer in about {finish * 1e3:.0f} ms, after the request's deadline",
+                    cause="shed",
+                )
         loop = asyncio.get_running_loop()
         model = self.recommender if model is None else model
         pending = [_Pending(h, k, exclude_seen, loop.create_future(), model, deadline) for h in histories]
@@ -179,7 +232,13 @@ class MicroBatcher:
                         p.started = True
                     if self._on_batch is not None:
                         self._on_batch(len(part))
-                    results = await loop.run_in_executor(self._worker, self._answer, part)
+                    start = time.monotonic()
+                    self._running = (start, len(part))
+                    try:
+                        results = await loop.run_in_executor(self._worker, self._answer, part)
+                    finally:
+                        self._running = None
+                    self._observe(len(part), time.monotonic() - start)
                     for pending, result in zip(part, results):
                         if pending.future.done():
                             continue

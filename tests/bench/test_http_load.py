@@ -35,3 +35,14 @@ def test_bad_request_status_is_reported_not_raised(model_dir):  # noqa: F811
         address = urlparse(url)
         out = asyncio.run(http_load.run_load(address.hostname, address.port, bodies, clients=1))
     assert out["statuses"] == [422] and out["replies"][0]["field"].startswith("history")
+
+
+def test_open_loop_sends_every_request_and_times_it_from_when_it_was_due(model_dir):  # noqa: F811
+    rec = Recommender.load(model_dir)
+    bodies = [json.dumps({"history": h, "k": 5}).encode() for h in HISTORIES * 4]
+    with local_server(create_app(recommender=rec)) as url:
+        address = urlparse(url)
+        out = asyncio.run(http_load.run_open_loop(address.hostname, address.port, bodies, rate=200.0, connections=4))
+    assert out["statuses"] == [200] * len(bodies)
+    assert [r["items"] for r in out["replies"]] == rec.recommend(HISTORIES * 4, k=5).items.tolist()
+    assert all(t > 0 for t in out["latencies_s"])

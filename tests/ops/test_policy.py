@@ -96,6 +96,27 @@ def test_topk_excluded_items_never_returned(small_blocks):
         assert not set(ids[b].tolist()) & set(ex[off[b] : off[b + 1]].tolist())
 
 
+@pytest.mark.parametrize("B", [1, 3, 8, 9, 16, 47])
+@pytest.mark.parametrize("D", [20, 64])
+def test_topk_small_batches_split_the_catalog(B, D):
+    """Below 48 rows the threads split the catalog (automatic blocks of up to 4096 items, so two here, merged at
+    the end); up to 8 rows read the table with the direct dot products, 16 items at a time plus a tail."""
+    Q, E, kw = make_catalog_case(B=B, N=9001, D=D, seed=B + D)
+    for k in (1, 10):
+        scores, ids = catalog_topk(Q, E, k, **kw)
+        r_scores, r_ids = ref.catalog_topk_reference(Q, E, k, **kw)
+        assert torch.equal(ids, r_ids)
+        assert_close(scores, r_scores, rtol=1e-5, atol=1e-5)
+
+
+def test_topk_small_batch_ties_across_blocks_go_to_lower_id():
+    E = torch.ones(9000, 16)  # every item ties, in three blocks that different threads may score
+    Q = torch.ones(2, 16)
+    scores, ids = catalog_topk(Q, E, 20, bias=torch.zeros(9000))
+    assert torch.equal(ids, torch.arange(20).expand(2, 20))
+    assert bool(scores.eq(16.0).all())
+
+
 def test_default_blocking():
     Q, E, kw = make_catalog_case(B=33, N=9000, D=16)  # the automatic tiles: 3 row chunks, 2 item blocks
     s, i = catalog_topk(Q, E, 10, **kw)

@@ -25,6 +25,8 @@ CHILD = textwrap.dedent(
     from recengine.machine import kernel_paths
     from recengine.ops.embedding_bag import embedding_bag, embedding_bag_fused_update
     from recengine.ops.policy import catalog_topk
+    from recengine.ops.quantized_tables import quantized_catalog_topk
+    from recengine.ops.table_formats import quantize_rows
     from tests.helpers import (
         OPTIMIZER_SETTINGS, initial_optimizer_state, kernel_state_tensors, make_bag_inputs, make_catalog_case,
     )
@@ -35,6 +37,13 @@ CHILD = textwrap.dedent(
             Q, E, kw = make_catalog_case(B=B, N=N, D=D, bias=bias, excl=excl, seed=B + N + D)
             scores, ids = catalog_topk(Q, E, k, temperature=T, **kw)
             out[f"topk {B}x{N}x{D} k={k} bias={bias}"] = (scores, ids)
+    # small batches: the block sweep (direct AVX-512 dot products, or the tile GEMM), float32 and inference tables
+    for B, N, D, k, excl in ((1, 1000, 64, 10, True), (5, 777, 33, 7, True), (12, 300, 16, 30, False)):
+        Q, E, kw = make_catalog_case(B=B, N=N, D=D, bias=True, excl=excl, seed=B + N + D)
+        out[f"small-batch top-k float32 {B}x{N}x{D}"] = catalog_topk(Q, E, k, **kw)
+        for fmt in ("int8", "bfloat16"):
+            rows, scale_bias = quantize_rows(E, fmt)
+            out[f"small-batch top-k {fmt} {B}x{N}x{D}"] = quantized_catalog_topk(Q, rows, scale_bias, k, **kw)
     for dim in (32, 64, 128, 24):
         rows, batch = [40, 7, 25], 6
         w, to, ids, offs, p = make_bag_inputs(47 + dim, rows, batch, dim, psw=True, hot=True)
@@ -93,6 +102,7 @@ def test_the_switch_reaches_every_kernel_family(both_paths):
     assert portable["embedding_bag"] == "portable"
     assert portable["catalog_topk_prefilter"] == "none"
     assert portable["catalog_gemm"] == "portable"
+    assert portable["catalog_small_batch"] == "gemm"
     assert portable["vector_loops"] == "baseline"
 
 

@@ -47,6 +47,27 @@ def test_topk_matches_reference(fmt, cfg, k):
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
+@pytest.mark.parametrize("B", [1, 5, 8, 9, 16])
+@pytest.mark.parametrize("D", [7, 16, 64])
+def test_topk_small_batches_match_reference(fmt, B, D):
+    """Small batches split the catalog over the threads in blocks (three here, the last one partial); up to 8 rows
+    read the stored rows directly (16 items at a time, masked to D, plus a tail), more through a widened block."""
+    Q, E, kw = make_catalog_case(B=B, N=2500, D=D, seed=B * D)
+    rows, scale_bias = quantize_rows(E, fmt)
+    for k in (1, 10):
+        scores, ids = quantized_catalog_topk(Q, rows, scale_bias, k, **kw)
+        assert_same_topk(Q, rows, scale_bias, k, kw, scores, ids)
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_topk_whole_tiny_catalog(fmt):
+    Q, E, _ = make_catalog_case(B=2, N=3, D=5, bias=False, excl=False)
+    rows, scale_bias = quantize_rows(E, fmt)
+    scores, ids = quantized_catalog_topk(Q, rows, scale_bias, 3)
+    assert_same_topk(Q, rows, scale_bias, 3, {}, scores, ids)
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
 def test_topk_ties_go_to_lower_id(fmt):
     E = torch.zeros(70, 4)
     E[:, 0] = torch.tensor([float(i % 5) for i in range(70)])  # exact in both formats; every value 14 times
