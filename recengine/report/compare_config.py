@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from recengine.agents.config import DQNConfig, EncoderConfig, ReinforceConfig
 from recengine.config_file import at_least, between, check_fields, one_of
+from recengine.judging.oracle_lookahead import LookaheadBudget
 
 
 @dataclass
@@ -138,6 +139,20 @@ class CompareConfig:
     """sessions per policy in each robustness check"""
     robust_fit_epochs: int = 4
     """epochs of each extra simulator's (smaller) response model"""
+    oracles: bool = True
+    """play the myopic and the lookahead oracle (planners that read the simulator's own model: yardsticks, not
+    agents) on every seed's evaluation sessions, and report the headroom over the large model
+    (recengine.report.headroom); in the robustness checks too"""
+    lookahead: LookaheadBudget = field(default_factory=lambda: LookaheadBudget(candidates=4, rollouts=2, horizon=3))
+    """the lookahead oracle's planning budget, in slates, simulated steps and seeds (never seconds); its cost per
+    planned step is about candidates x rollouts x horizon simulator steps (benchmarks/RESULTS.md, "headroom")"""
+    headroom_sessions: int = 256
+    """sessions of the main simulator with each mechanism switched off (the large model and both oracles)"""
+    headroom_mechanisms: bool = True
+    """measure the headroom with each mechanism of the simulator switched off, and check each mechanism against
+    the real train sessions (needs oracles)"""
+    mechanism_check_items: int = 2000
+    """real next items the evolving-state check scores"""
     progress: bool = True
     """tqdm bars"""
 
@@ -177,6 +192,8 @@ class CompareConfig:
                 "validation_sessions": at_least(1),
                 "robust_sessions": at_least(1),
                 "robust_fit_epochs": at_least(1),
+                "headroom_sessions": at_least(1),
+                "mechanism_check_items": at_least(1),
             },
         )
         bad = next(
@@ -204,6 +221,8 @@ class CompareConfig:
         self.pretrain_dim, self.pretrain_layers = 32, 1
         self.synthetic_users, self.synthetic_items = 200, 120
         self.max_session_steps = 15
+        self.lookahead = LookaheadBudget(candidates=2, rollouts=1, horizon=2)
+        self.headroom_sessions, self.mechanism_check_items = 64, 200
         self.bpr_epochs = 5
         for c in (self.dqn, self.hybrid_dqn):
             c.learning_starts, c.batch_size, c.updates_per_step = 128, 64, 1
