@@ -13,9 +13,11 @@ interval the report gives its paired difference from the popularity baseline and
 session (recengine.report.pooling); a target counts as met only when that interval lies above 0. Off-policy
 estimates (IPS / SNIPS / DR from logs of an epsilon-greedy logging policy) are set against each target's true on-
 policy value. The simulator is validated against the real held-out data (recengine.judging.simulator_validation) and
-the verdict "a hybrid beats the large model" is re-checked in other simulators (recengine.report.robustness). Writes
-results.json, report.md, learning_curves.png and the fitted simulator (simulator.safetensors, reloaded by
-recengine.env.load_simulator) into the output directory.
+the verdict "a hybrid beats the large model" is re-checked in other simulators (recengine.report.robustness). Two
+oracles that read the simulator's model play every seed's evaluation sessions beside the agents, giving the headroom
+over the large model, each hybrid's closed share and the headroom with each mechanism off (recengine.report.headroom).
+Writes results.json, report.md, learning_curves.png, headroom.png and the fitted simulator (simulator.safetensors,
+reloaded by recengine.env.load_simulator) into the output directory.
 """
 
 from __future__ import annotations
@@ -87,7 +89,8 @@ def _run(cfg: CompareConfig, entries: list, log: Log) -> dict:
         with clock("oracles"):
             oracle_rows = run_oracles(setup, arena, log)
         oracles = {name: combine_seeds(rows, cfg.ci_level) for name, rows in oracle_rows.items()}
-        add_paired_differences(oracles, {**per_seed, **oracle_rows}, cfg.ci_level)
+        shared = headroom.first_sessions(per_seed, headroom.oracle_sessions(cfg))  # the sessions both played
+        add_paired_differences(oracles, {**shared, **oracle_rows}, cfg.ci_level)
         log_summary(oracles, log)
     with clock("off-policy evaluation"):
         ope = off_policy_evaluation(setup, policies, log)

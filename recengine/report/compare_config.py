@@ -146,6 +146,10 @@ class CompareConfig:
     lookahead: LookaheadBudget = field(default_factory=lambda: LookaheadBudget(candidates=4, rollouts=2, horizon=3))
     """the lookahead oracle's planning budget, in slates, simulated steps and seeds (never seconds); its cost per
     planned step is about candidates x rollouts x horizon simulator steps (benchmarks/RESULTS.md, "headroom")"""
+    oracle_sessions: int = 512
+    """sessions the oracles play: the first oracle_sessions of the agents' evaluation sessions (slot b of a smaller
+    environment from the same seed is the same session: same user, same draws), so their differences from the
+    agents pair up; fewer than eval_sessions to bound the lookahead's cost (at most eval_sessions are used)"""
     headroom_sessions: int = 256
     """sessions of the main simulator with each mechanism switched off (the large model and both oracles)"""
     headroom_mechanisms: bool = True
@@ -193,6 +197,7 @@ class CompareConfig:
                 "robust_sessions": at_least(1),
                 "robust_fit_epochs": at_least(1),
                 "headroom_sessions": at_least(1),
+                "oracle_sessions": at_least(1),
                 "mechanism_check_items": at_least(1),
             },
         )

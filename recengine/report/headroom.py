@@ -63,11 +63,12 @@ def run_oracle(name: str, factory: Callable, setup: CompareSetup, arena, seed_in
     """One oracle on training seed ``seed_index``'s evaluation sessions (the agents' sessions): a row shaped like
     an agent's (recengine.report.arena.run_agent) with nothing trained and no offline metrics."""
     from recengine.agents.loop import evaluate
+    from recengine.env import vector_env
     from recengine.eval.metrics import HR_AT_10, NDCG_AT_10
 
     cfg = setup.settings
     t = time.perf_counter()
-    env = arena.evaluation
+    env = vector_env(arena.evaluation.model, oracle_sessions(cfg), config=arena.evaluation.config)
     policy = factory(env)
     metrics = evaluate(policy, env, seed=cfg.seed + 999 + 1000 * seed_index, item_vectors=arena.item_vectors)
     row = {
@@ -96,9 +97,25 @@ def run_oracle(name: str, factory: Callable, setup: CompareSetup, arena, seed_in
     return row
 
 
-def _returns(per_seed: dict, name: str) -> np.ndarray | None:
+def oracle_sessions(cfg) -> int:
+    """How many of the agents' evaluation sessions the oracles play (the first ones)."""
+    return min(cfg.oracle_sessions, cfg.eval_sessions)
+
+
+def first_sessions(per_seed: dict, n: int) -> dict:
+    """The per-seed rows with each seed's session returns cut to its first ``n`` sessions (those the oracles
+    play too), for paired differences with the oracles."""
+    return {
+        name: [{**r, "session_returns": list(r["session_returns"][:n])} for r in rows]
+        for name, rows in per_seed.items()
+    }
+
+
+def _returns(per_seed: dict, name: str, n: int | None = None) -> np.ndarray | None:
     rows = per_seed.get(name)
-    return None if not rows else np.concatenate([np.asarray(r["session_returns"], np.float64) for r in rows])
+    if not rows:
+        return None
+    return np.concatenate([np.asarray(r["session_returns"][:n], np.float64) for r in rows])
 
 
 def _diff(d: dict) -> dict:
@@ -141,11 +158,16 @@ def headroom(returns: dict[str, np.ndarray], level: float = 0.95) -> dict:
 
 
 def main_headroom(per_seed: dict, level: float = 0.95) -> dict:
-    """``headroom`` over every training seed's sessions pooled (seed i's agents against seed i's oracles, on seed
-    i's sessions)."""
+    """``headroom`` over every training seed's sessions pooled (seed i's agents against seed i's oracles, on the
+    sessions of seed i the oracles played: the first ones)."""
+    played = [len(r["session_returns"]) for n in ORACLES for r in per_seed.get(n, [])]
+    n = min(played) if played else None
     names = ["large-model", *ORACLES, *(n for n in per_seed if n.startswith(HYBRID_PREFIX))]
-    returns = {n: _returns(per_seed, n) for n in names}
-    return headroom({n: r for n, r in returns.items() if r is not None}, level)
+    returns = {name: _returns(per_seed, name, n) for name in names}
+    out = headroom({name: r for name, r in returns.items() if r is not None}, level)
+    if out:
+        out["sessions_per_seed"] = n
+    return out
 
 
 def judge_on(simulator, policies: dict, factories: dict, num_sessions: int, seed: int, hooks: dict | None = None):

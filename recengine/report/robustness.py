@@ -47,16 +47,20 @@ def variant_response_config(setup: CompareSetup, seed: int):
     return SASRecConfig(dim=32, num_layers=1, max_epochs=cfg.robust_fit_epochs, max_seconds=inf, patience=3, seed=seed)
 
 
-def judge(policies: dict, simulator, num_sessions: int, seed: int, oracles: dict | None = None) -> dict:
+def judge(
+    policies: dict, simulator, num_sessions: int, seed: int, oracles: dict | None = None, oracle_sessions: int = 0
+) -> dict:
     """name -> each session's greedy return, every policy on the same ``num_sessions`` sessions of ``simulator``;
-    ``oracles`` (name -> env -> policy) are built on the environment and play the same sessions."""
+    ``oracles`` (name -> env -> policy) are built on an environment of the first ``oracle_sessions`` of them (all
+    when 0) and play those."""
     from recengine.agents.loop import evaluate
     from recengine.env import vector_env
 
     env = vector_env(simulator, num_sessions)
     out = {name: evaluate(policy, env, seed=seed)["session_returns"] for name, policy in policies.items()}
     for name, make in (oracles or {}).items():
-        out[name] = evaluate(make(env), env, seed=seed)["session_returns"]
+        small = vector_env(simulator, min(oracle_sessions or num_sessions, num_sessions))
+        out[name] = evaluate(make(small), small, seed=seed)["session_returns"]
     return out
 
 
@@ -66,7 +70,8 @@ def summarize(returns: dict, level: float, description: str) -> dict:
     from recengine.report.headroom import headroom
 
     out = {"description": description, "returns": {}, "paired": {}}
-    gap = headroom({name: np.asarray(r, np.float64) for name, r in returns.items()}, level)
+    shared = min(len(r) for r in returns.values())  # the oracles may play the first sessions only
+    gap = headroom({name: np.asarray(r[:shared], np.float64) for name, r in returns.items()}, level)
     if gap:
         out["headroom"] = gap
     for name, r in returns.items():
@@ -74,7 +79,8 @@ def summarize(returns: dict, level: float, description: str) -> dict:
         out["returns"][name] = {"mean": ci["mean"], "ci95": [ci["ci_low"], ci["ci_high"]], "n": ci["n"]}
     for name, r in returns.items():
         if name != "large-model" and "large-model" in returns:
-            d = paired_diff(np.asarray(r), np.asarray(returns["large-model"]), level)
+            m = min(len(r), len(returns["large-model"]))
+            d = paired_diff(np.asarray(r[:m]), np.asarray(returns["large-model"][:m]), level)
             out["paired"][name] = {"diff": d["mean"], "ci95": [d["ci_low"], d["ci_high"]], "n": d["n"]}
     return out
 
@@ -106,7 +112,7 @@ def robustness_checks(setup: CompareSetup, policies: dict, log: Log = print, ora
 
     halved = setup.simulator.with_popularity_weight(0.5)
     out["variants"]["popularity weight halved"] = summarize(
-        judge(chosen, halved, n_sessions, seed, oracles),
+        judge(chosen, halved, n_sessions, seed, oracles, cfg.oracle_sessions),
         level,
         "the main simulator with half the popularity share of utility; agents trained in the main simulator",
     )
@@ -121,7 +127,7 @@ def robustness_checks(setup: CompareSetup, policies: dict, log: Log = print, ora
         )
         for s, half in ((seed_a, half_a), (seed_b, half_b))
     )
-    in_b = judge(chosen, sim_b, n_sessions, seed, oracles)
+    in_b = judge(chosen, sim_b, n_sessions, seed, oracles, cfg.oracle_sessions)
     out["variants"]["second simulator"] = summarize(
         in_b,
         level,

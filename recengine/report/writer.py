@@ -82,7 +82,9 @@ def markdown(results: dict) -> str:
         "fitted to the data."
         + (
             " The oracle rows are planners that read the simulator's own model (the users' true state): "
-            "yardsticks of what is there to win, on the same sessions, never agents one could deploy."
+            "yardsticks of what is there to win, never agents one could deploy; they play the first "
+            f"{results.get('headroom', {}).get('sessions_per_seed', '?')} of each seed's sessions (the same "
+            "users and draws as the agents')."
             if results.get("oracles")
             else ""
         ),
