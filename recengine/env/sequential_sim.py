@@ -464,14 +464,29 @@ class _SeqSlots:
         if changed.size:  # only the sessions whose history changed get a new state
             rows = torch.from_numpy(changed)
             self.consumed[rows, torch.from_numpy(clicked[changed])] = True
-            r = self.model.response
-            if c.evolving_state:
-                q = r.states(self.history[changed, self.width - r.max_len :])
-                self.q[rows] = q
-            else:  # the state stays the session's first; the click only leaves the choice set
-                q = self.q[rows]
-            self.lse[rows] = _log_normaliser(r, q, self.consumed[rows])
+            if self.refresh_states:
+                self._refresh(changed, rows)
         return probs, clicked, pos, rewards, term, trunc, {"consumed_in_slate": consumed_in_slate}
+
+    refresh_states = True
+    """recompute the response-model state after a click (a planner's fork skips it after its last step)"""
+    share_states = False
+    """compute the state once per distinct history among the changed sessions (forks: many copies of a session
+    click the same item)"""
+
+    def _refresh(self, changed: np.ndarray, rows: torch.Tensor) -> None:
+        r = self.model.response
+        if self.config.evolving_state:
+            windows = self.history[changed, self.width - r.max_len :]
+            if self.share_states:
+                distinct, inverse = np.unique(windows, axis=0, return_inverse=True)
+                q = r.states(distinct)[torch.from_numpy(inverse.reshape(-1))]
+            else:
+                q = r.states(windows)
+            self.q[rows] = q
+        else:  # the state stays the session's first; the click only leaves the choice set
+            q = self.q[rows]
+        self.lse[rows] = _log_normaliser(r, q, self.consumed[rows])
 
     def weights(self) -> np.ndarray:
         """(B, N) float64 each item's odds against no click in the current states: P(click j | slate) =
@@ -490,6 +505,7 @@ class _SeqSlots:
         for name in ("user", "history", "fatigue", "streak", "clicks", "t", "ep_return"):
             setattr(out, name, getattr(self, name)[rows].copy())
         out.consumed, out.q, out.lse = self.consumed[rows_t].clone(), self.q[rows_t].clone(), self.lse[rows_t].clone()
+        out.share_states = True
         return out
 
 

@@ -37,6 +37,7 @@ class SessionFork:
         self.done = np.zeros(self.num_sessions, np.bool_)
         self.returns = np.zeros(self.num_sessions, np.float64)
         self._live = np.arange(self.num_sessions)  # the copies the slots hold, in the slots' row order
+        self._closed = False
 
     @property
     def live(self) -> np.ndarray:
@@ -46,17 +47,26 @@ class SessionFork:
     def choice_weights(self) -> np.ndarray:
         """(R, N) float64 for the live copies (rows in ``live`` order): each item's odds of a click against no
         click, so that P(click j | slate) = w_j / (1 + sum of the slate's w)."""
+        if self._closed:
+            raise RuntimeError("the fork took its last step")
         return self._slots.weights()
 
-    def step(self, slates) -> np.ndarray:
+    def step(self, slates, *, last: bool = False) -> np.ndarray:
         """Show ``slates`` (R, k) to the live copies (rows in ``live`` order); returns (S,) this step's rewards
-        (0 for the copies that had ended). Copies whose session ends here are dropped from ``live``."""
+        (0 for the copies that had ended). Copies whose session ends here are dropped from ``live``. ``last``: the
+        caller's last step, so the states after it are not computed (the fork can neither step nor give its
+        weights again)."""
+        if self._closed:
+            raise RuntimeError("the fork took its last step")
         slates = np.ascontiguousarray(slates, dtype=np.int64)
         if slates.shape != (self._live.size, self.slate_size):
             raise ValueError(f"slates must have shape ({self._live.size}, {self.slate_size}), got {slates.shape}")
         rewards = np.zeros(self.num_sessions, np.float64)
+        self._closed = last
         if self._live.size == 0:
             return rewards
+        if last:
+            self._slots.refresh_states = False
         _, _, _, r, term, trunc, _ = self._slots.step(slates)
         rewards[self._live] = r
         self.returns += rewards

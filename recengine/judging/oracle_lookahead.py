@@ -167,14 +167,14 @@ class LookaheadOracle(Policy):
         total = odds.reshape(len(rows), C, k).sum(2)
         first = total / (1.0 + total)  # the exact click probability of each candidate on this step
         fork = self.env.fork(rows, C * R, self._stream_seeds(rows))
-        fork.step(np.repeat(cands.reshape(-1, k), R, axis=0))
+        fork.step(np.repeat(cands.reshape(-1, k), R, axis=0), last=b.horizon == 1)
         after_first = fork.returns.copy()
         self.simulated_steps += fork.num_sessions
-        for _ in range(b.horizon - 1):
+        for depth in range(1, b.horizon):
             live = fork.live
             if live.size == 0:
                 break
-            fork.step(top_slates(fork.choice_weights(), k))
+            fork.step(top_slates(fork.choice_weights(), k), last=depth == b.horizon - 1)
             self.simulated_steps += live.size
         future = (fork.returns - after_first).reshape(len(rows), C, R).mean(2)
         value = first + future

@@ -143,10 +143,10 @@ class CompareConfig:
     """play the myopic and the lookahead oracle (planners that read the simulator's own model: yardsticks, not
     agents) on every seed's evaluation sessions, and report the headroom over the large model
     (recengine.report.headroom); in the robustness checks too"""
-    lookahead: LookaheadBudget = field(default_factory=lambda: LookaheadBudget(candidates=4, rollouts=2, horizon=3))
+    lookahead: LookaheadBudget = field(default_factory=lambda: LookaheadBudget(candidates=4, rollouts=2, horizon=2))
     """the lookahead oracle's planning budget, in slates, simulated steps and seeds (never seconds); its cost per
     planned step is about candidates x rollouts x horizon simulator steps (benchmarks/RESULTS.md, "headroom")"""
-    oracle_sessions: int = 512
+    oracle_sessions: int = 256
     """sessions the oracles play: the first oracle_sessions of the agents' evaluation sessions (slot b of a smaller
     environment from the same seed is the same session: same user, same draws), so their differences from the
     agents pair up; fewer than eval_sessions to bound the lookahead's cost (at most eval_sessions are used)"""

@@ -113,3 +113,31 @@ def test_a_bad_fork_request_is_refused():
     fork = env.fork(np.array([0]))
     with pytest.raises(ValueError, match="slates"):
         fork.step(np.zeros((2, env.slate_size), np.int64))
+
+
+def test_after_its_last_step_a_fork_is_closed():
+    env = _seq_env()
+    env.reset(seed=1)
+    fork = env.fork(np.arange(env.num_envs), copies=2)
+    rewards = fork.step(_tile_best(fork), last=True)
+    assert rewards.shape == (2 * env.num_envs,)
+    with pytest.raises(RuntimeError, match="last step"):
+        fork.choice_weights()
+    with pytest.raises(RuntimeError, match="last step"):
+        fork.step(np.zeros((fork.live.size, env.slate_size), np.int64))
+
+
+def test_copies_that_click_alike_share_one_state_computation_and_match_a_single_copy():
+    env = _seq_env(4)
+    env.reset(seed=6)
+    seeds = np.arange(4, dtype=np.uint64) + 50
+    one = env.fork(np.arange(4), copies=1, stream_seeds=seeds)
+    three = env.fork(np.arange(4), copies=3, stream_seeds=np.repeat(seeds, 3))
+    for _ in range(3):
+        if one.live.size == 0:
+            break
+        slates = _tile_best(one)
+        np.testing.assert_allclose(three.choice_weights(), np.repeat(one.choice_weights(), 3, axis=0), rtol=1e-5)
+        one.step(slates)
+        three.step(np.repeat(slates, 3, axis=0))
+        np.testing.assert_array_equal(three.returns, np.repeat(one.returns, 3))
