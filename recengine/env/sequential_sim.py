@@ -20,8 +20,10 @@ every train item and every click of the session) are never clicked, as ml-100k u
     f <- fatigue_decay · f + fatigue_shown · mean_{j in slate} g_j + fatigue_click · g_clicked
 
 Leaving: after the n-th click of a session the session ends with the fitted hazard ``h(n)``
-(``recengine.env.sessions``); after ``m`` consecutive slates without a click it ends with probability
-``min(1, no_click_quit · m)``; it is truncated at ``max_steps`` slates. reward = 1.0 per click.
+(``recengine.env.sessions``; times ``hazard_scale``, 1 by default); after ``m`` consecutive slates without a
+click it ends with probability ``min(1, no_click_quit · m)``; it is truncated at ``max_steps`` slates.
+reward = 1.0 per click. ``evolving_state=False`` keeps q at the session's start (only to measure what the
+evolving state is worth).
 
 Observations: ``history`` (history_len,) the last history_len items of h (oldest first, left-padded with -1),
 ``user_id``, ``user_features``; the same API as ``recengine.env.VecRecSim`` / ``RecSimEnv`` (same-step
@@ -33,6 +35,7 @@ The response model's state is recomputed only for the sessions whose history cha
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -46,7 +49,14 @@ from recengine.env.slot_kernels import draw_user, leave_slot, respond_slot
 from recengine.ops._checks import check_int, check_number
 from recengine.padding import PAD_ID
 
-__all__ = ["SeqSimConfig", "SequentialUserModel", "SequentialVecSim", "SequentialSimEnv", "calibrate_no_click"]
+__all__ = [
+    "SeqSimConfig",
+    "SequentialUserModel",
+    "SequentialVecSim",
+    "SequentialSimEnv",
+    "calibrate_no_click",
+    "item_odds",
+]
 
 
 @dataclass(frozen=True)
@@ -70,10 +80,18 @@ class SeqSimConfig:
     """fatigue added per slate on the genres shown (averaged over the slate)."""
     fatigue_click: float = 0.5
     """fatigue added on the genres of the clicked item."""
+    hazard_scale: float = 1.0
+    """multiplies the fitted leave hazard h(n) (capped at 1): 1 is the fit, 0 switches leaving after a click off
+    (what the headroom analysis varies; the fit is the default)."""
+    evolving_state: bool = True
+    """the response model's state q(h) follows the session's clicks; False keeps every session at its starting
+    state q (clicked items still count as consumed). Switched off only to measure what the evolving state is
+    worth."""
 
     def __post_init__(self):
         for name in ("slate_size", "history_len", "max_steps"):
             check_int(name, getattr(self, name), minimum=1)
+        check_number("hazard_scale", self.hazard_scale, minimum=0.0)
         for name in ("no_click_quit", "fatigue_decay"):
             check_number(name, getattr(self, name), minimum=0.0, maximum=1.0)
         for name in ("fatigue_weight", "fatigue_shown", "fatigue_click"):
@@ -272,6 +290,20 @@ def slate_probabilities(
         return torch.cat([w, torch.full_like(denom, np.exp(model.no_click_offset))], 1) / denom
 
 
+def item_odds(
+    model: SequentialUserModel, q: torch.Tensor, lse: torch.Tensor, consumed: torch.Tensor, fatigue: torch.Tensor
+) -> torch.Tensor:
+    """(B, N) float64 every item's weight w_j over exp(c), the odds of a click on j against no click, from states
+    q (B, D), log-normalisers lse (B,), consumed (B, N) bool and fatigue (B, G) (``slate_probabilities``' weights,
+    for the whole catalog): a slate's click probabilities are w_j / (1 + sum of the slate's w)."""
+    r = model.response
+    with torch.no_grad():
+        u = r.utilities(q).double()
+        tired = model.config.fatigue_weight * (fatigue @ torch.from_numpy(model.item_genres).T)
+        w = torch.exp(u - lse.unsqueeze(1) - tired - model.no_click_offset)
+        return w.masked_fill(consumed, 0.0)
+
+
 @njit(cache=True)
 def _respond(
     slates,
@@ -353,7 +385,7 @@ class _SeqSlots:
         self.B = B
         self.width = max(config.history_len, model.response.max_len)  # what the state and the obs need
         self.start_hist = model.start_histories(self.width)
-        self.hazard = model.session_model.hazard(config.max_steps)
+        self.hazard = np.minimum(config.hazard_scale * model.session_model.hazard(config.max_steps), 1.0)
         self.stream_seed = np.zeros(B, np.uint64)
         self.episode = np.zeros(B, np.int64)
         self.user = np.zeros(B, np.int64)
@@ -436,11 +468,49 @@ class _SeqSlots:
         if changed.size:  # only the sessions whose history changed get a new state
             rows = torch.from_numpy(changed)
             self.consumed[rows, torch.from_numpy(clicked[changed])] = True
-            r = self.model.response
-            q = r.states(self.history[changed, self.width - r.max_len :])
-            self.q[rows] = q
-            self.lse[rows] = _log_normaliser(r, q, self.consumed[rows])
+            if self.refresh_states:
+                self._refresh(changed, rows)
         return probs, clicked, pos, rewards, term, trunc, {"consumed_in_slate": consumed_in_slate}
+
+    refresh_states = True
+    """recompute the response-model state after a click (a planner's fork skips it after its last step)"""
+    share_states = False
+    """compute the state once per distinct history among the changed sessions (forks: many copies of a session
+    click the same item)"""
+
+    def _refresh(self, changed: np.ndarray, rows: torch.Tensor) -> None:
+        r = self.model.response
+        if self.config.evolving_state:
+            windows = self.history[changed, self.width - r.max_len :]
+            if self.share_states:
+                distinct, inverse = np.unique(windows, axis=0, return_inverse=True)
+                q = r.states(distinct)[torch.from_numpy(inverse.reshape(-1))]
+            else:
+                q = r.states(windows)
+            self.q[rows] = q
+        else:  # the state stays the session's first; the click only leaves the choice set
+            q = self.q[rows]
+        self.lse[rows] = _log_normaliser(r, q, self.consumed[rows])
+
+    def weights(self) -> np.ndarray:
+        """(B, N) float64 each item's odds against no click in the current states: P(click j | slate) =
+        w_j / (1 + sum of the slate's w); 0 for a consumed item."""
+        return item_odds(self.model, self.q, self.lse, self.consumed, torch.from_numpy(self.fatigue)).numpy()
+
+    def subset(self, rows: np.ndarray, stream_seed: np.ndarray, episode) -> _SeqSlots:
+        """Independent copies of the sessions in ``rows`` (repeats allowed), drawing from the given stream seeds
+        and episode index (an int or one per row) from now on; nothing is shared with self but the model."""
+        out = copy.copy(self)
+        rows = np.asarray(rows, dtype=np.int64)
+        rows_t = torch.from_numpy(rows)
+        out.B = rows.size
+        out.stream_seed = np.ascontiguousarray(stream_seed, dtype=np.uint64).copy()
+        out.episode = np.array(np.broadcast_to(episode, rows.shape), dtype=np.int64)
+        for name in ("user", "history", "fatigue", "streak", "clicks", "t", "ep_return"):
+            setattr(out, name, getattr(self, name)[rows].copy())
+        out.consumed, out.q, out.lse = self.consumed[rows_t].clone(), self.q[rows_t].clone(), self.lse[rows_t].clone()
+        out.share_states = True
+        return out
 
 
 class SequentialVecSim(SlateSessionVecEnv):

@@ -8,6 +8,8 @@ A simulator supplies its *slots*: the state of B sessions and the kernels that a
     slots.obs(rows) -> dict                    fresh arrays: history (., L), user_id (.,), user_features (., F)
     slots.probs(slates) -> (B, k+1)            exact response probabilities (slate items, then no click)
     slots.step(slates) -> (probs, clicked, pos, rewards, terminated, truncated, extra_info)
+    slots.weights() -> (B, N)                  every item's odds of a click against no click (planners read them)
+    slots.subset(rows, stream_seed, episode)   independent copies of some sessions (``SlateSessionVecEnv.fork``)
 
 ``SlateSessionEnv`` (a ``gymnasium.Env``, one session at a time) and ``SlateSessionVecEnv`` (a
 ``gymnasium.vector.VectorEnv`` with same-step autoreset) hold everything else: seeding, argument checks, info
@@ -23,6 +25,7 @@ import numpy as np
 from gymnasium.vector import AutoresetMode
 from gymnasium.vector.utils import batch_space
 
+from recengine.env.session_fork import PLANNING_EPISODE, SessionFork
 from recengine.padding import PAD_ID
 
 __all__ = [
@@ -350,6 +353,44 @@ class SlateSessionVecEnv(gym.vector.VectorEnv):
         if not self._started:
             raise RuntimeError("call reset() before choice_probabilities()")
         return self._slots.probs(validate_slates(slates, self.num_envs, self.slate_size, self.num_items))
+
+    def choice_weights(self) -> np.ndarray:
+        """(B, N) float64 every item's odds of a click against no click in the current states: P(click j | slate)
+        = w_j / (1 + sum of the slate's w) (0 for an item the user cannot click). What planners that may read the
+        simulator's own model use (recengine.judging's oracles); an agent sees only the observations."""
+        if not self._started:
+            raise RuntimeError("call reset() before choice_weights()")
+        return self._slots.weights()
+
+    @property
+    def session_index(self) -> np.ndarray:
+        """(B,) int64 how many sessions each slot has finished since the last reset (0 during its first)."""
+        return self._slots.episode.copy()
+
+    @property
+    def current_users(self) -> np.ndarray:
+        """(B,) int64 the user of each slot's current session."""
+        return self._slots.user.copy()
+
+    def fork(self, rows, copies: int = 1, stream_seeds=None) -> SessionFork:
+        """A ``recengine.env.session_fork.SessionFork`` of ``copies`` independent copies of each session in
+        ``rows`` (copy i of row r at index r_index * copies + i), drawing from ``stream_seeds`` (one per copy; by
+        default the slots' own seeds; the draws never coincide with a real session's since a fork's episode index
+        starts at ``PLANNING_EPISODE``). Stepping the fork leaves this environment exactly as it was."""
+        if not self._started:
+            raise RuntimeError("call reset() before fork()")
+        rows = np.asarray(rows)
+        if rows.dtype.kind not in "iu" or rows.ndim != 1:
+            raise ValueError(f"rows must be a 1-D integer array, got {rows.dtype} {rows.shape}")
+        if rows.size and (rows.min() < 0 or rows.max() >= self.num_envs):
+            raise IndexError(f"rows hold slots outside [0, {self.num_envs})")
+        copies = check_num_envs(copies)
+        idx = np.repeat(rows.astype(np.int64), copies)
+        s = self._slots
+        seeds = s.stream_seed[idx] if stream_seeds is None else np.asarray(stream_seeds, dtype=np.uint64)
+        if seeds.shape != idx.shape:
+            raise ValueError(f"stream_seeds must hold one seed per copy ({idx.size}), got shape {seeds.shape}")
+        return SessionFork(s.subset(idx, seeds, PLANNING_EPISODE), self.slate_size, self.num_items)
 
     def step(self, slates) -> tuple[dict, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
         if not self._started:

@@ -27,6 +27,8 @@ of the slate does not change the choice probabilities.
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 from numba import njit
 
@@ -181,6 +183,28 @@ class _Slots:
             c.repeat_penalty,
             out,
         )
+        return out
+
+    def weights(self) -> np.ndarray:
+        """(B, N) float64 each item's odds against no click in the current states, exp(v_j - v_0): P(click j |
+        slate) = w_j / (1 + sum of the slate's w)."""
+        m, c = self.model, self.config
+        v = c.affinity_scale * m.affinity(self.user) - c.fatigue_weight * (self.fatigue @ m.item_genres.T)
+        seen = np.zeros((self.B, m.num_items), np.bool_)
+        rows, cols = np.nonzero(self.history >= 0)
+        seen[rows, self.history[rows, cols]] = True
+        return np.exp(v - c.repeat_penalty * seen - c.no_click_utility)
+
+    def subset(self, rows: np.ndarray, stream_seed: np.ndarray, episode) -> _Slots:
+        """Independent copies of the sessions in ``rows`` (repeats allowed), drawing from the given stream seeds
+        and episode index (an int or one per row) from now on; nothing is shared with self but the model."""
+        out = copy.copy(self)
+        rows = np.asarray(rows, dtype=np.int64)
+        out.B = rows.size
+        out.stream_seed = np.ascontiguousarray(stream_seed, dtype=np.uint64).copy()
+        out.episode = np.array(np.broadcast_to(episode, rows.shape), dtype=np.int64)
+        for name in ("user", "history", "fatigue", "streak", "t", "ep_return"):
+            setattr(out, name, getattr(self, name)[rows].copy())
         return out
 
     def step(self, slates):

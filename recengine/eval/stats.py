@@ -78,3 +78,40 @@ def paired_diff(values, baseline, level: float = 0.95) -> dict:
     if a.shape != b.shape:
         raise ValueError(f"values and baseline must pair up session by session, got {a.size} and {b.size}")
     return mean_ci(a - b, level)
+
+
+def paired_ratio(numerator, denominator, level: float = 0.95) -> dict:
+    """The ratio of two per-session means, mean(numerator) / mean(denominator), where numerator[i] and
+    denominator[i] come from the same session (e.g. agent − large model over oracle − large model: the share of
+    the oracle's lead that the agent closes), with its delta-method interval:
+    stderr = s(numerator − ratio · denominator) / (sqrt(n) · |mean(denominator)|).
+
+    {"ratio", "stderr", "ci_low", "ci_high", "n", "denominator_separated"}: the last is False when the
+    denominator's own interval holds 0, and the ratio is then not identified (ratio and interval NaN)."""
+    x = np.asarray(numerator, dtype=np.float64).reshape(-1)
+    y = np.asarray(denominator, dtype=np.float64).reshape(-1)
+    if x.shape != y.shape:
+        raise ValueError(f"numerator and denominator must pair up session by session, got {x.size} and {y.size}")
+    den = mean_ci(y, level)
+    separated = bool(den["ci_low"] > 0 or den["ci_high"] < 0)
+    nan = float("nan")
+    if not separated or x.size < 2:
+        return {
+            "ratio": nan,
+            "stderr": nan,
+            "ci_low": nan,
+            "ci_high": nan,
+            "n": int(x.size),
+            "denominator_separated": separated,
+        }
+    ratio = float(x.mean() / y.mean())
+    stderr = float((x - ratio * y).std(ddof=1) / (math.sqrt(x.size) * abs(y.mean())))
+    half = z_value(level) * stderr
+    return {
+        "ratio": ratio,
+        "stderr": stderr,
+        "ci_low": ratio - half,
+        "ci_high": ratio + half,
+        "n": int(x.size),
+        "denominator_separated": True,
+    }

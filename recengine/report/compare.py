@@ -13,9 +13,11 @@ interval the report gives its paired difference from the popularity baseline and
 session (recengine.report.pooling); a target counts as met only when that interval lies above 0. Off-policy
 estimates (IPS / SNIPS / DR from logs of an epsilon-greedy logging policy) are set against each target's true on-
 policy value. The simulator is validated against the real held-out data (recengine.judging.simulator_validation) and
-the verdict "a hybrid beats the large model" is re-checked in other simulators (recengine.report.robustness). Writes
-results.json, report.md, learning_curves.png and the fitted simulator (simulator.safetensors, reloaded by
-recengine.env.load_simulator) into the output directory.
+the verdict "a hybrid beats the large model" is re-checked in other simulators (recengine.report.robustness). Two
+oracles that read the simulator's model play every seed's evaluation sessions beside the agents, giving the headroom
+over the large model, each hybrid's closed share and the headroom with each mechanism off (recengine.report.headroom).
+Writes results.json, report.md, learning_curves.png, headroom.png and the fitted simulator (simulator.safetensors,
+reloaded by recengine.env.load_simulator) into the output directory.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ from recengine.agents.registry import lookup
 from recengine.env import save_simulator
 from recengine.eval.metrics import NDCG_AT_10
 from recengine.machine import describe_machine
-from recengine.report import beyond_accuracy
+from recengine.report import beyond_accuracy, headroom
 from recengine.report.arena import Arena, run_agent
 from recengine.report.compare_config import CompareConfig
 from recengine.report.phases import PhaseClock
@@ -84,20 +86,37 @@ def _run(cfg: CompareConfig, entries: list, log: Log, written_before: tuple[str,
     beyond_accuracy.add_beyond_accuracy(agents, per_seed, cfg.ci_level)
     add_paired_differences(agents, per_seed, cfg.ci_level)
     log_summary(agents, log)
+    oracles, oracle_rows = {}, {}
+    if cfg.oracles:
+        with clock("oracles"):
+            oracle_rows = run_oracles(setup, arena, log)
+        oracles = {name: combine_seeds(rows, cfg.ci_level) for name, rows in oracle_rows.items()}
+        shared = headroom.first_sessions(per_seed, headroom.oracle_sessions(cfg))  # the sessions both played
+        add_paired_differences(oracles, {**shared, **oracle_rows}, cfg.ci_level)
+        log_summary(oracles, log)
     with clock("off-policy evaluation"):
         ope = off_policy_evaluation(setup, policies, log)
     targets, evidence = check_targets(agents, ope)
     with clock("simulator validation"):
         validation = validate_simulator(setup, policies, agents, pretrain_info.get("test"), log)
+    gap = {}
+    if cfg.oracles:
+        gap = headroom.main_headroom({**per_seed, **oracle_rows}, cfg.ci_level)
+        if cfg.headroom_mechanisms:
+            with clock("headroom by mechanism"):
+                gap.update(headroom.mechanisms_and_checks(setup, policies, log))
     robust = {}
     if cfg.robustness:
         with clock("robustness checks"):
-            robust = robustness_checks(setup, policies, log)
+            factories = headroom.oracle_factories(setup) if cfg.oracles else None
+            robust = robustness_checks(setup, policies, log, oracles=factories)
     save_simulator(setup.simulator, os.path.join(cfg.out, SIMULATOR_FILE))
     results = {
         "meta": run_meta(setup, fallback, clock),
         "pretrain": pretrain_info,
         "agents": agents,
+        "oracles": oracles,
+        "headroom": gap,
         "ope": ope,
         "targets": targets,
         "target_evidence": evidence,
@@ -194,6 +213,15 @@ def pretrain(setup: CompareSetup, log: Log) -> dict:
         f"test ndcg@10 {result.test[NDCG_AT_10]:.4f}"
     )
     return info
+
+
+def run_oracles(setup: CompareSetup, arena: Arena, log: Log) -> dict[str, list[dict]]:
+    """Both oracles on every training seed's evaluation sessions (those the agents play): name -> per-seed rows."""
+    rows: dict[str, list[dict]] = {name: [] for name in headroom.ORACLES}
+    for seed_index in range(setup.settings.seeds):
+        for name, factory in headroom.oracle_factories(setup).items():
+            rows[name].append(headroom.run_oracle(name, factory, setup, arena, seed_index, log))
+    return rows
 
 
 def log_summary(agents: dict, log: Log) -> None:
@@ -314,16 +342,25 @@ def run_meta(setup: CompareSetup, fallback: str | None, clock: PhaseClock) -> di
 
 
 def write_report(out: str, results: dict, clock: PhaseClock, log: Log) -> None:
-    """learning_curves.png, accuracy_vs_diversity.png, results.json and report.md into `out`; results["files"]
-    gains each file written."""
+    """learning_curves.png, headroom.png, accuracy_vs_diversity.png, results.json and report.md into `out`;
+    results["files"] gains each file written."""
     from recengine.report import writer
 
     if writer.plot_curves(os.path.join(out, "learning_curves.png"), results):
         results["plots"].append("learning_curves.png")
+    if headroom.plot_returns(os.path.join(out, headroom.PLOT_FILE), results):
+        results["headroom"]["plot"] = headroom.PLOT_FILE
     beyond_accuracy.write_plot(out, results)  # accuracy_vs_diversity.png, named in results["beyond_accuracy"]
     plot = (results.get("beyond_accuracy") or {}).get("plot")
     results.setdefault("files", [])
-    results["files"] += [*results["plots"], *([plot] if plot else []), "results.json", "report.md"]
+    headroom_plot = (results.get("headroom") or {}).get("plot")
+    results["files"] += [
+        *results["plots"],
+        *([headroom_plot] if headroom_plot else []),
+        *([plot] if plot else []),
+        "results.json",
+        "report.md",
+    ]
     results["meta"]["wall_seconds"] = clock.elapsed()
     results["meta"]["phases"] = clock.table()
     writer.write_json(os.path.join(out, "results.json"), results)

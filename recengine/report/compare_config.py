@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from recengine.agents.config import DQNConfig, EncoderConfig, ReinforceConfig
 from recengine.config_file import Rule, at_least, between, check_fields, one_of
+from recengine.judging.oracle_lookahead import LookaheadBudget
 
 DATASET_NAMES = ("ml-100k", "ml-1m", "synthetic")
 """the datasets a comparison knows by name (any other value is the path of your own data)"""
@@ -144,6 +145,25 @@ class CompareConfig:
     """sessions per policy in each robustness check"""
     robust_fit_epochs: int = 4
     """epochs of each extra simulator's (smaller) response model"""
+    oracles: bool = True
+    """play the myopic and the lookahead oracle (planners that read the simulator's own model: yardsticks, not
+    agents) on every seed's evaluation sessions, and report the headroom over the large model
+    (recengine.report.headroom); in the robustness checks too"""
+    lookahead: LookaheadBudget = field(default_factory=lambda: LookaheadBudget(candidates=4, rollouts=2, horizon=2))
+    """the lookahead oracle's planning budget, in slates, simulated steps and seeds (never seconds); its cost per
+    planned step is about candidates x rollouts x horizon simulator steps (benchmarks/RESULTS.md, "headroom")"""
+    oracle_sessions: int = 256
+    """sessions the oracles play: the first oracle_sessions of the agents' evaluation sessions (slot b of a smaller
+    environment from the same seed is the same session: same user, same draws), so their differences from the
+    agents pair up; fewer than eval_sessions to bound the lookahead's cost (at most eval_sessions are used)"""
+    headroom_sessions: int = 256
+    """sessions of the main simulator with each mechanism switched off (the large model and both oracles)"""
+    headroom_mechanisms: bool = False
+    """measure the headroom with each mechanism of the simulator switched off, and check each mechanism against
+    the real train sessions (needs oracles); off by default, where it would take the single-seed run past 15
+    minutes on 2 cores (``headroom_mechanisms = true`` in a --config file turns it on)"""
+    mechanism_check_items: int = 2000
+    """real next items the evolving-state check scores"""
     progress: bool = True
     """tqdm bars"""
 
@@ -186,6 +206,9 @@ class CompareConfig:
                 "validation_sessions": at_least(1),
                 "robust_sessions": at_least(1),
                 "robust_fit_epochs": at_least(1),
+                "headroom_sessions": at_least(1),
+                "oracle_sessions": at_least(1),
+                "mechanism_check_items": at_least(1),
             },
         )
         bad = next(
@@ -213,6 +236,8 @@ class CompareConfig:
         self.pretrain_dim, self.pretrain_layers = 32, 1
         self.synthetic_users, self.synthetic_items = 200, 120
         self.max_session_steps = 15
+        self.lookahead = LookaheadBudget(candidates=2, rollouts=1, horizon=2)
+        self.headroom_sessions, self.mechanism_check_items = 64, 200
         self.bpr_epochs = 5
         for c in (self.dqn, self.hybrid_dqn):
             c.learning_starts, c.batch_size, c.updates_per_step = 128, 64, 1

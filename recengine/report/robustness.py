@@ -47,24 +47,40 @@ def variant_response_config(setup: CompareSetup, seed: int):
     return SASRecConfig(dim=32, num_layers=1, max_epochs=cfg.robust_fit_epochs, max_seconds=inf, patience=3, seed=seed)
 
 
-def judge(policies: dict, simulator, num_sessions: int, seed: int) -> dict:
-    """name -> each session's greedy return, every policy on the same ``num_sessions`` sessions of ``simulator``."""
+def judge(
+    policies: dict, simulator, num_sessions: int, seed: int, oracles: dict | None = None, oracle_sessions: int = 0
+) -> dict:
+    """name -> each session's greedy return, every policy on the same ``num_sessions`` sessions of ``simulator``;
+    ``oracles`` (name -> env -> policy) are built on an environment of the first ``oracle_sessions`` of them (all
+    when 0) and play those."""
     from recengine.agents.loop import evaluate
     from recengine.env import vector_env
 
     env = vector_env(simulator, num_sessions)
-    return {name: evaluate(policy, env, seed=seed)["session_returns"] for name, policy in policies.items()}
+    out = {name: evaluate(policy, env, seed=seed)["session_returns"] for name, policy in policies.items()}
+    for name, make in (oracles or {}).items():
+        small = vector_env(simulator, min(oracle_sessions or num_sessions, num_sessions))
+        out[name] = evaluate(make(small), small, seed=seed)["session_returns"]
+    return out
 
 
 def summarize(returns: dict, level: float, description: str) -> dict:
-    """A variant's entry: each policy's mean return with its interval, and every hybrid − large model paired."""
+    """A variant's entry: each policy's mean return with its interval, every other policy − large model paired,
+    and (with the oracles) the headroom and each hybrid's closed share of it (recengine.report.headroom)."""
+    from recengine.report.headroom import headroom
+
     out = {"description": description, "returns": {}, "paired": {}}
+    shared = min(len(r) for r in returns.values())  # the oracles may play the first sessions only
+    gap = headroom({name: np.asarray(r[:shared], np.float64) for name, r in returns.items()}, level)
+    if gap:
+        out["headroom"] = gap
     for name, r in returns.items():
         ci = mean_ci(r, level)
         out["returns"][name] = {"mean": ci["mean"], "ci95": [ci["ci_low"], ci["ci_high"]], "n": ci["n"]}
     for name, r in returns.items():
         if name != "large-model" and "large-model" in returns:
-            d = paired_diff(np.asarray(r), np.asarray(returns["large-model"]), level)
+            m = min(len(r), len(returns["large-model"]))
+            d = paired_diff(np.asarray(r[:m]), np.asarray(returns["large-model"][:m]), level)
             out["paired"][name] = {"diff": d["mean"], "ci95": [d["ci_low"], d["ci_high"]], "n": d["n"]}
     return out
 
@@ -75,9 +91,10 @@ def disjoint_halves(num_users: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     return np.sort(perm[: num_users // 2]), np.sort(perm[num_users // 2 :])
 
 
-def robustness_checks(setup: CompareSetup, policies: dict, log: Log = print) -> dict:
+def robustness_checks(setup: CompareSetup, policies: dict, log: Log = print, oracles: dict | None = None) -> dict:
     """The three checks of the module docstring for the ROBUST_AGENTS present in ``policies`` (seed 0's trained
-    policies); {} when the large model or every hybrid is missing.
+    policies); {} when the large model or every hybrid is missing. ``oracles`` (name -> env -> policy, e.g.
+    recengine.report.headroom.oracle_factories) play every variant's sessions beside them.
 
     The second simulator is the disjoint halves' judge: fitted with another seed and a smaller response model on
     the other half of the users, it serves both checks (the large model's returns there are shared by them: the
@@ -95,7 +112,7 @@ def robustness_checks(setup: CompareSetup, policies: dict, log: Log = print) -> 
 
     halved = setup.simulator.with_popularity_weight(0.5)
     out["variants"]["popularity weight halved"] = summarize(
-        judge(chosen, halved, n_sessions, seed),
+        judge(chosen, halved, n_sessions, seed, oracles, cfg.oracle_sessions),
         level,
         "the main simulator with half the popularity share of utility; agents trained in the main simulator",
     )
@@ -110,7 +127,7 @@ def robustness_checks(setup: CompareSetup, policies: dict, log: Log = print) -> 
         )
         for s, half in ((seed_a, half_a), (seed_b, half_b))
     )
-    in_b = judge(chosen, sim_b, n_sessions, seed)
+    in_b = judge(chosen, sim_b, n_sessions, seed, oracles, cfg.oracle_sessions)
     out["variants"]["second simulator"] = summarize(
         in_b,
         level,
@@ -121,7 +138,8 @@ def robustness_checks(setup: CompareSetup, policies: dict, log: Log = print) -> 
 
     setup_a = dataclasses.replace(setup, simulator=sim_a)
     arena = Arena.of(setup_a, evaluation_simulator=sim_b, eval_sessions=n_sessions)
-    returns = {"large-model": in_b["large-model"]}  # not trained in the simulator: the same as judged above
+    # not trained in the simulator: the large model and the oracles play the same as judged above
+    returns = {name: r for name, r in in_b.items() if name not in names or name == "large-model"}
     for n in names:
         if n != "large-model":
             returns[n] = run_agent(lookup(n), setup_a, arena, 0, log, offline=False)[0]["session_returns"]

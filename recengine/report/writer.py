@@ -8,7 +8,7 @@ import math
 from recengine._atomic import write_text
 from recengine.eval.metrics import HR_AT_10, NDCG_AT_10
 from recengine.machine import REPRODUCIBILITY, machine_summary
-from recengine.report import beyond_accuracy
+from recengine.report import beyond_accuracy, headroom
 from recengine.report.summary import is_smoke, opening
 
 COLUMNS = [
@@ -68,6 +68,10 @@ def markdown(results: dict) -> str:
         if entry.get("return_ci95"):  # the interval's half-width beside the mean
             cells[0] += f" ± {_fmt(entry['return_ci95'][1] - entry['avg_return'], '{:.3f}')}"
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    for name, entry in (results.get("oracles") or {}).items():
+        cells = [_fmt(entry.get(key), pattern) for key, _, pattern in COLUMNS]
+        cells[0] += f" ± {_fmt(entry['return_ci95'][1] - entry['avg_return'], '{:.3f}')}"
+        lines.append(f"| {headroom.label(name)} | " + " | ".join(cells) + " |")
     lines += [
         "",
         f"return / session ± the half-width of its {level:.0%} confidence interval "
@@ -77,7 +81,15 @@ def markdown(results: dict) -> str:
         "simulator's item vectors within a slate, averaged per session (see Beyond accuracy); updates/s: gradient "
         "steps per second of training (loop "
         "included); HR@10 / NDCG@10: leave-one-out, full ranking, seen items masked, for agents with a model "
-        "fitted to the data.",
+        "fitted to the data."
+        + (
+            " The oracle rows are planners that read the simulator's own model (the users' true state): "
+            "yardsticks of what is there to win, never agents one could deploy; they play the first "
+            f"{results.get('headroom', {}).get('sessions_per_seed', '?')} of each seed's sessions (the same "
+            "users and draws as the agents')."
+            if results.get("oracles")
+            else ""
+        ),
         "",
     ]
     lines += _paired_section(results, level)
@@ -108,6 +120,7 @@ def markdown(results: dict) -> str:
 
         lines += [validation_markdown(results["simulator_validation"]).rstrip(), ""]
     lines += _rl_section(results)
+    lines += headroom.mechanism_section(results)
     if results.get("simulator_file"):
         lines += [
             f"The fitted simulator is saved as `{results['simulator_file']}` beside this report: "
@@ -170,8 +183,9 @@ def _rl_section(results: dict) -> list[str]:
     """ "Does RL beat the large model?": every check of each hybrid against the large model, and the verdict (in a
     smoke run, the differences alone)."""
     verdicts = results.get("rl_vs_large_model") or {}
+    gap = headroom.answer_lines(results)
     if not verdicts:
-        return []
+        return ["## Does RL beat the large model?", "", *gap] if gap else []
     if is_smoke(results):
         lines = [
             "## RL on top of the large model",
@@ -185,10 +199,11 @@ def _rl_section(results: dict) -> list[str]:
         for hybrid, v in verdicts.items():
             for check, r in v["checks"].items():
                 lines.append(f"| {hybrid} | {check} | {_diff(r)} |")
-        return lines + [""]
+        return lines + ["", *gap]
     lines = [
         "## Does RL beat the large model?",
         "",
+        *gap,
         "Return per session of each hybrid minus the large model's, paired over the same sessions, in the main "
         "simulator and in the robustness checks (training seed 0's agents outside the main simulator):",
         "",

@@ -262,7 +262,14 @@ def test_step_before_reset_raises(tiny_sim):
 
 @pytest.mark.parametrize(
     "field, value",
-    [("slate_size", 0), ("history_len", 0), ("max_steps", 0), ("no_click_quit", 1.5), ("fatigue_decay", -0.1)],
+    [
+        ("slate_size", 0),
+        ("history_len", 0),
+        ("max_steps", 0),
+        ("no_click_quit", 1.5),
+        ("fatigue_decay", -0.1),
+        ("hazard_scale", -0.5),
+    ],
 )
 def test_bad_config_raises(field, value):
     with pytest.raises(ValueError, match=field):
@@ -296,3 +303,46 @@ def test_a_bad_population_is_refused(population, error):
 def test_calibration_rejects_impossible_rates(tiny_sim, ctr):
     with pytest.raises(ValueError, match="top_slate_ctr"):
         calibrate_no_click(tiny_sim, ctr)
+
+
+@pytest.mark.parametrize("scale", [0.0, 0.5])
+def test_the_hazard_scale_multiplies_the_fitted_hazard(scale):
+    session = SessionModel(0.5, 0.6, 0.15)
+    cfg = SeqSimConfig(slate_size=3, history_len=8, max_steps=4, no_click_quit=0.0, hazard_scale=scale)
+    sim = make_tiny_sim(num_items=400, no_click_offset=-40.0, config=cfg, session_model=session)
+    n = 6000
+    vec = SequentialVecSim(sim, n)
+    vec.reset(seed=9)
+    slates = np.argsort(np.random.default_rng(3).random((n, 400)), 1)[:, :3]
+    _, rewards, term, _, _ = vec.step(slates)
+    p = scale * session.hazard(cfg.max_steps)[1]
+    assert (rewards == 1).all()
+    assert term.mean() == pytest.approx(p, abs=4 * np.sqrt(max(p * (1 - p), 1e-4) / n))
+
+
+def test_a_frozen_state_keeps_the_start_state_and_still_consumes_the_click():
+    cfg = SeqSimConfig(
+        slate_size=3, history_len=8, max_steps=10, evolving_state=False, fatigue_weight=0.0, hazard_scale=0.0
+    )  # no session ends after this one step
+    sim = make_tiny_sim(num_items=30, no_click_offset=-40.0, config=cfg)  # always clicks
+    vec = SequentialVecSim(sim, 4)
+    vec.reset(seed=2, user_ids=np.array([0, 1, 2, 3]))
+    before = vec.choice_weights()
+    slates = np.argsort(-before, 1)[:, :3]
+    vec.step(slates)
+    after = vec.choice_weights()
+    clicked = vec.get_obs()["history"][:, -1]
+    for b in range(4):
+        assert after[b, clicked[b]] == 0.0  # consumed
+        free = before[b] > 0
+        free[clicked[b]] = False
+        # the same state q: the remaining items keep their relative odds, renormalised without the clicked one
+        ratio = after[b, free] / before[b, free]
+        np.testing.assert_allclose(ratio, ratio[0], rtol=1e-9)
+    live = dataclasses.replace(cfg, evolving_state=True)
+    vec = SequentialVecSim(make_tiny_sim(num_items=30, no_click_offset=-40.0, config=live), 4)
+    vec.reset(seed=2, user_ids=np.array([0, 1, 2, 3]))
+    vec.step(slates)
+    free = vec.choice_weights()[0] > 0
+    ratio = vec.choice_weights()[0, free] / before[0, free]
+    assert np.ptp(ratio) > 1e-3  # the state moved with the click

@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from recengine.eval.stats import mean_ci, paired_diff, t_value, z_value
+from recengine.eval.stats import mean_ci, paired_diff, paired_ratio, t_value, z_value
 
 
 def test_z_value():
@@ -66,3 +66,31 @@ def test_pairing_removes_the_shared_session_noise():
     # unpaired, the same 0.1 difference would be lost in the noise of the two means
     unpaired_half = 1.96 * math.hypot(mean_ci(a)["stderr"], mean_ci(b)["stderr"])
     assert unpaired_half > 0.1
+
+
+def test_paired_ratio_is_the_ratio_of_means_with_a_delta_method_interval():
+    rng = np.random.default_rng(0)
+    den = 1.0 + rng.normal(size=4000)
+    num = 0.4 * den + 0.3 * rng.normal(size=4000)
+    r = paired_ratio(num, den)
+    assert r["ratio"] == pytest.approx(num.mean() / den.mean(), rel=1e-12)
+    assert r["denominator_separated"] and r["ci_low"] < 0.4 < r["ci_high"]
+    # by hand: the stderr of mean(num - ratio * den), over |mean(den)|
+    resid = num - r["ratio"] * den
+    assert r["stderr"] == pytest.approx(resid.std(ddof=1) / math.sqrt(4000) / abs(den.mean()), rel=1e-12)
+    # over many draws the interval covers the true ratio about 95% of the time
+    cover = 0
+    for seed in range(200):
+        g = np.random.default_rng(seed + 1)
+        d = 1.0 + g.normal(size=300)
+        c = paired_ratio(0.4 * d + 0.3 * g.normal(size=300), d)
+        cover += c["ci_low"] <= 0.4 <= c["ci_high"]
+    assert 0.9 <= cover / 200 <= 0.99
+
+
+def test_paired_ratio_is_not_identified_when_the_denominator_may_be_zero():
+    rng = np.random.default_rng(1)
+    r = paired_ratio(rng.normal(size=50), rng.normal(size=50))
+    assert not r["denominator_separated"] and math.isnan(r["ratio"]) and math.isnan(r["ci_low"])
+    with pytest.raises(ValueError, match="pair up"):
+        paired_ratio([1.0, 2.0], [1.0])

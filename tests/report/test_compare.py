@@ -10,14 +10,23 @@ from recengine.cli import main
 AGENTS = ["random", "popularity", "large-model", "dqn", "reinforce", "hybrid-dqn", "hybrid-reinforce", "mf-bpr"]
 OFFLINE_AGENTS = ["large-model", "dqn", "reinforce", "hybrid-dqn", "hybrid-reinforce", "mf-bpr"]
 LEARNERS = ["dqn", "reinforce", "hybrid-dqn", "hybrid-reinforce"]
+ORACLES = ["oracle-myopic", "oracle-lookahead"]
+MECHANISMS = [
+    "none",
+    "genre fatigue",
+    "leave hazard after clicks",
+    "quit after slates without a click",
+    "evolving state",
+]
 
 
 @pytest.fixture(scope="module")
 def quick_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("compare")
-    assert (
-        main(["compare", "--quick", "--dataset", "synthetic", "--out", str(out), "--threads", "1", "--seeds", "2"]) == 0
-    )
+    config = tmp_path_factory.mktemp("config") / "compare.toml"
+    config.write_text("headroom_mechanisms = true\n")  # off by default for time; the report's table is tested here
+    argv = ["compare", "--quick", "--dataset", "synthetic", "--out", str(out), "--threads", "1", "--seeds", "2"]
+    assert main([*argv, "--config", str(config)]) == 0
     return out
 
 
@@ -181,7 +190,8 @@ def test_robustness_checks_and_the_verdict(quick_run):
     robust = results["robustness"]
     assert set(robust["variants"]) == {"popularity weight halved", "second simulator", "disjoint halves"}
     for v in robust["variants"].values():
-        assert set(v["returns"]) == {"large-model", "hybrid-dqn", "hybrid-reinforce"}
+        assert set(v["returns"]) == {"large-model", "hybrid-dqn", "hybrid-reinforce", *ORACLES}
+        assert set(v["headroom"]["closed_share"]) == {"hybrid-dqn", "hybrid-reinforce"}
         for hybrid, d in v["paired"].items():
             assert d["diff"] == pytest.approx(
                 v["returns"][hybrid]["mean"] - v["returns"]["large-model"]["mean"], abs=1e-9
@@ -259,6 +269,8 @@ def test_same_seed_same_numbers_and_the_callers_rng_untouched(tmp_path):
     second = _small_run(tmp_path / "b")
     for name in ("random", "popularity", "large-model"):
         assert first["agents"][name]["avg_return"] == second["agents"][name]["avg_return"], name
+    for name in ORACLES:  # the lookahead's planning draws from its own seeds
+        assert first["oracles"][name]["avg_return"] == second["oracles"][name]["avg_return"], name
     assert first["pretrain"]["test"] == second["pretrain"]["test"]
     assert set(first["agents"]) == {"random", "popularity", "large-model"} and first["robustness"] == {}
 
@@ -281,3 +293,40 @@ def test_beyond_accuracy_in_json_report_and_plot(quick_run):
     assert (quick_run / results["beyond_accuracy"]["plot"]).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     text = (quick_run / "report.md").read_text()
     assert "## Beyond accuracy" in text and "![accuracy_vs_diversity.png](accuracy_vs_diversity.png)" in text
+
+
+def test_the_oracles_play_the_agents_sessions_and_give_the_headroom(quick_run):
+    """Both oracles beside the agents (not among them), on every seed's sessions, paired with the large model; the
+    headroom, each hybrid's closed share, the table by mechanism and the checks against the real sessions in the
+    report; the plot."""
+    results = json.loads((quick_run / "results.json").read_text())
+    agents, oracles, gap = results["agents"], results["oracles"], results["headroom"]
+    assert list(oracles) == ORACLES and not set(ORACLES) & set(agents)
+    for entry in oracles.values():  # quick: the oracles play every one of the 128 sessions of each seed
+        assert entry["sessions"] == agents["large-model"]["sessions"] == 2 * results["meta"]["eval_sessions"]
+        d = entry["paired"]["large-model"]
+        assert d["diff"] == pytest.approx(entry["avg_return"] - agents["large-model"]["avg_return"], abs=1e-9)
+    assert gap["headroom"]["diff"] == pytest.approx(
+        oracles["oracle-lookahead"]["avg_return"] - agents["large-model"]["avg_return"], abs=1e-9
+    )
+    assert gap["value_of_planning"]["diff"] == pytest.approx(
+        oracles["oracle-lookahead"]["avg_return"] - oracles["oracle-myopic"]["avg_return"], abs=1e-9
+    )
+    assert set(gap["closed_share"]) == {"hybrid-dqn", "hybrid-reinforce"}
+    assert list(gap["mechanisms"]["rows"]) == MECHANISMS
+    checks = gap["mechanism_checks"]
+    assert checks["real"]["sessions"] > 0 and 0 <= checks["real"]["consecutive_same_genre"] <= 1
+    assert set(checks["simulated_large_model"]) == set(MECHANISMS)
+    assert checks["evolving_state"]["items"] > 0
+    report = (quick_run / "report.md").read_text()
+    for text in (
+        "| oracle-myopic (oracle: reads the simulator) |",
+        "| oracle-lookahead (oracle: reads the simulator) |",
+        "**Headroom**",
+        "## Where the headroom comes from",
+        "| genre fatigue |",
+        "consecutive items sharing a genre",
+        "![headroom.png](headroom.png)",
+    ):
+        assert text in report, text
+    assert (quick_run / "headroom.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
