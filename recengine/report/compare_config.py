@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from recengine.agents.config import DQNConfig, EncoderConfig, ReinforceConfig
+from recengine.agents.config import DQNConfig, EncoderConfig, ReinforceConfig, SlateQConfig
 from recengine.config_file import at_least, between, check_fields, one_of
 
 
@@ -130,6 +130,9 @@ class CompareConfig:
     """DQN fine-tuning the pre-trained encoder"""
     hybrid_reinforce: ReinforceConfig = field(default_factory=lambda: ReinforceConfig(lr=1e-3, min_batch=512))
     """REINFORCE fine-tuning the pre-trained encoder"""
+    hybrid_slateq: SlateQConfig = field(default_factory=SlateQConfig)
+    """SlateQ fine-tuning the pre-trained encoder (a choice model learnt from the clicks, a KL penalty to the
+    large model)"""
     validation_sessions: int = 1024
     """sessions per policy of the simulator validation (random, popularity, MF/BPR, the large model)"""
     robustness: bool = True
