@@ -133,6 +133,8 @@ class ReinforceConfig:
     """subtract a running-mean baseline from the per-item return (see agents.reinforce: off by default)"""
     weight_clip: float = 10.0
     """cap c of the importance weight min(π/β, c) when learning from logged data"""
+    kl_weight: float = 0.0
+    """weight of KL(π_start || π), π_start the scorer as the agent received it (0 = unconstrained)"""
     min_batch: int = 512
     """on-policy: update once this many (state, clicked item) samples have finished sessions"""
     batch_size: int = 512
@@ -150,6 +152,7 @@ class ReinforceConfig:
                 "gamma": between(0, 1),
                 "temperature": positive(),
                 "weight_clip": positive(),
+                "kl_weight": at_least(0),
                 "min_batch": at_least(1),
                 "batch_size": at_least(1),
                 "grad_clip": positive(),

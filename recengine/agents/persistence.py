@@ -330,6 +330,8 @@ def save_agent(agent: Policy, path: str, *, data_name: str = "") -> None:
             tensors.update(opt_t)
         returns_t, settings["returns"] = _returns_parts(agent._returns)
         tensors.update(returns_t)
+        if agent.reference is not None:  # the KL anchor: the scorer as the agent received it
+            tensors.update({f"reference.{k}": v for k, v in _scorer_parts(agent.reference)[0].items()})
     meta["agent"] = json.dumps(settings)
     write(path, tensors, AGENT_KIND, meta)
 
@@ -427,6 +429,9 @@ def _load_reinforce(path, tensors, meta, settings) -> Policy:
         seed=_count(path, settings, "seed", 0),
     )
     _load_state(path, "optimizer state", agent.optimizer.load_state_dict, optimizer_state(path, tensors, meta))
+    if agent.reference is not None:
+        reference = _prefixed(tensors, "reference")
+        _load_state(path, "reference policy weights", agent.reference.load_state_dict, reference)
     agent.env_steps, agent.updates = _count(path, settings, "env_steps", 0), _count(path, settings, "updates", 0)
     agent.baseline = _finite(path, settings, "baseline")
     if settings.get("behaviour"):

@@ -263,3 +263,18 @@ def test_bad_file_raises_naming_it(corrupt, match, sim, tmp_path):
     with pytest.raises(CheckpointError, match=match) as info:
         load_agent(path)
     assert str(path) in str(info.value)
+
+
+def test_reinforce_with_a_kl_anchor_keeps_its_reference(sim, tmp_path):
+    from dataclasses import replace
+
+    agent = ReinforceAgent(tiny_scorer(sim, seed=2), sim.num_items, K, replace(REINFORCE, kl_weight=0.5), seed=5)
+    _train(agent, sim, 8, seed=1)
+    save_agent(agent, tmp_path / "agent.safetensors")
+    loaded = load_agent(tmp_path / "agent.safetensors")
+    for (name, want), got in zip(agent.reference.state_dict().items(), loaded.reference.state_dict().values()):
+        assert torch.equal(got, want), name
+    _train(agent, sim, 5, seed=2)
+    _train(loaded, sim, 5, seed=2)
+    for key, value in _state(agent).items():
+        assert torch.equal(_state(loaded)[key], value), key
