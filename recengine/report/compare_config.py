@@ -40,7 +40,13 @@ class CompareConfig:
     num_envs: int = 128
     """simulated users per training step"""
     rl_steps: dict = field(
-        default_factory=lambda: {"dqn": 200, "reinforce": 300, "hybrid-dqn": 100, "hybrid-reinforce": 150}
+        default_factory=lambda: {
+            "dqn": 200,
+            "reinforce": 300,
+            "hybrid-dqn": 100,
+            "hybrid-reinforce": 150,
+            "hybrid-slateq": 150,
+        }
     )
     """vectorised training steps per learning agent (num_envs recommendations each); from scratch needs more
     steps than fine-tuning the pre-trained model"""
