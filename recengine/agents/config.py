@@ -133,6 +133,8 @@ class ReinforceConfig:
     """subtract a running-mean baseline from the per-item return (see agents.reinforce: off by default)"""
     weight_clip: float = 10.0
     """cap c of the importance weight min(π/β, c) when learning from logged data"""
+    kl_weight: float = 0.0
+    """weight of KL(π_start || π), π_start the scorer as the agent received it (0 = unconstrained)"""
     min_batch: int = 512
     """on-policy: update once this many (state, clicked item) samples have finished sessions"""
     batch_size: int = 512
@@ -150,8 +152,81 @@ class ReinforceConfig:
                 "gamma": between(0, 1),
                 "temperature": positive(),
                 "weight_clip": positive(),
+                "kl_weight": at_least(0),
                 "min_batch": at_least(1),
                 "batch_size": at_least(1),
+                "grad_clip": positive(),
+            },
+        )
+
+
+@dataclass
+class SlateQConfig:
+    """SlateQ on top of the large model (Ie et al. 2019): a slate choice model learnt from the observed clicks,
+    each item's long-term value learnt by TD, the slate's value decomposed through the choice model, and a KL
+    penalty that keeps the fine-tuned scorer near the large model (recengine.agents.slateq)."""
+
+    lr: float = 3e-4
+    """Adam learning rate of the scorer (the choice model's utilities) and of the item-value head"""
+    no_click_lr: float = 1e-2
+    """Adam learning rate of the no-click logit c (one scalar: it may move faster than the network)"""
+    no_click_init: float = 0.0
+    """the no-click logit c at the start"""
+    kl_weight: float = 1.0
+    """weight of KL(π_large model || π) in the loss (0 = unconstrained fine-tuning)"""
+    gamma: float = 0.5
+    """discount of the item values Q(s, j) = r + γ V(s'); 0 = myopic (the slate that maximises the click
+    probability under the learnt choice model)"""
+    value_weight: float = 1.0
+    """weight of the item values' TD loss (ignored when gamma is 0)"""
+    candidates: int = 50
+    """slates are chosen among the choice model's top `candidates` items, re-ranked by SlateQ's v(s, j) · (Q(s, j)
+    − Q(s, none)) (the paper's top-k slate optimisation)"""
+    batch_size: int = 256
+    """logged transitions per gradient step"""
+    buffer_size: int = 50_000
+    """replay capacity (transitions)"""
+    learning_starts: int = 512
+    """transitions collected before the first update"""
+    updates_per_step: int = 2
+    """gradient steps per vectorised environment step"""
+    tau: float = 0.05
+    """Polyak factor of the item values' target network"""
+    temperature_start: float = 0.5
+    """softmax exploration temperature over the choice logits at the start (slates drawn by catalog_sample)"""
+    temperature_end: float = 0.05
+    """... annealed linearly to this by `explore_fraction` of the run"""
+    explore_fraction: float = 0.5
+    """fraction of the environment steps over which the temperature anneals"""
+    huber_delta: float = 1.0
+    """Huber threshold of the TD error"""
+    grad_clip: float = 10.0
+    """max gradient norm"""
+    exclude_seen: bool = True
+    """never recommend an item in the user's visible history"""
+    exclude_logged: bool = True
+    """nor one of the user's items in the logged training data (recengine.agents.logged_items)"""
+
+    def __post_init__(self):
+        check_fields(
+            self,
+            {
+                "lr": positive(),
+                "no_click_lr": positive(),
+                "no_click_init": between(-50, 50),
+                "kl_weight": at_least(0),
+                "gamma": between(0, 1, open_high=True),
+                "value_weight": at_least(0),
+                "candidates": at_least(1),
+                "batch_size": at_least(1),
+                "buffer_size": at_least(1),
+                "learning_starts": at_least(0),
+                "updates_per_step": at_least(0),
+                "tau": between(0, 1, open_low=True),
+                "temperature_start": positive(),
+                "temperature_end": positive(),
+                "explore_fraction": between(0, 1),
+                "huber_delta": positive(),
                 "grad_clip": positive(),
             },
         )

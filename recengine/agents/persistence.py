@@ -22,11 +22,13 @@ from dataclasses import asdict, is_dataclass
 import torch
 
 from recengine.agents.baselines import MatrixFactorizationPolicy, PopularityPolicy, RandomPolicy, SupervisedPolicy
-from recengine.agents.config import DQNConfig, EncoderConfig, ReinforceConfig
+from recengine.agents.config import DQNConfig, EncoderConfig, ReinforceConfig, SlateQConfig
 from recengine.agents.dqn import DQNAgent
+from recengine.agents.logged_items import LoggedItems
 from recengine.agents.policy_base import Policy
 from recengine.agents.reinforce import BehaviourHead, ReinforceAgent, SessionReturns
 from recengine.agents.scorer import Scorer
+from recengine.agents.slateq import SlateQAgent
 from recengine.checkpoint import (
     AGENT_KIND,
     CheckpointError,
@@ -41,8 +43,8 @@ from recengine.nn.persistence import build_scorer, scorer_metadata, scorer_tenso
 
 __all__ = ["save_agent", "load_agent", "agent_from_checkpoint", "AGENT_TYPES"]
 
-AGENT_TYPES = ("random", "popularity", "supervised", "matrix-factorization", "dqn", "reinforce")
-"""the agent classes a file can hold (metadata field "agent_type"); hybrids are DQN / REINFORCE agents"""
+AGENT_TYPES = ("random", "popularity", "supervised", "matrix-factorization", "dqn", "reinforce", "slateq")
+"""the agent classes a file can hold (metadata field "agent_type"); hybrids are DQN / REINFORCE / SlateQ agents"""
 
 
 # ------------------------------------------------------------------------------------------ helpers
@@ -50,6 +52,7 @@ def _type_of(agent: Policy) -> str:
     for cls, name in (
         (DQNAgent, "dqn"),
         (ReinforceAgent, "reinforce"),
+        (SlateQAgent, "slateq"),
         (SupervisedPolicy, "supervised"),
         (MatrixFactorizationPolicy, "matrix-factorization"),
         (PopularityPolicy, "popularity"),
@@ -262,6 +265,73 @@ def _returns_tensors(
             raise CheckpointError(f"{path}: tensor '{prefix}.{name}' holds values that are not finite")
 
 
+# ----------------------------------------------------------------------------------------- SlateQ
+def _slateq_parts(agent: SlateQAgent, tensors: dict[str, torch.Tensor], meta: dict[str, str]) -> dict:
+    """SlateQ's tensors into `tensors` and metadata into `meta`; returns its settings."""
+    settings = _settings(
+        agent, ("num_items", "k", "history_len", "total_steps", "seed", "env_steps", "updates", "transitions")
+    )
+    scorer_t, scorer_m = _scorer_parts(agent.scorer)
+    tensors.update(scorer_t)
+    meta.update(scorer_m)
+    reference_t, _ = _scorer_parts(agent.reference)  # a copy of the scorer as it started: the same architecture
+    tensors.update({f"reference.{k}": v for k, v in reference_t.items()})
+    tensors.update({f"values.{k}": v for k, v in agent.values.state_dict().items()})
+    tensors.update({f"target_values.{k}": v for k, v in agent.target_values.state_dict().items()})
+    tensors["no_click"] = agent.no_click.detach().clone()
+    opt_t, meta["optim_groups"] = optimizer_tensors(agent.optimizer)
+    tensors.update(opt_t)
+    tensors["generator"] = agent.generator.get_state()
+    settings["logged"] = agent.logged is not None
+    if agent.logged is not None:
+        tensors.update({"logged.offsets": agent.logged.offsets, "logged.items": agent.logged.items})
+    settings["replay"] = agent.replay is not None
+    if agent.replay is not None:
+        replay_t, meta["replay"] = _replay_parts(agent.replay)
+        tensors.update(replay_t)
+    return settings
+
+
+def _load_slateq(path, tensors, meta, settings) -> Policy:
+    cfg = _config(path, SlateQConfig, settings.get("config"))
+    num_items = _count(path, settings, "num_items", 1)
+    logged = None
+    if settings.get("logged"):
+        try:
+            logged = LoggedItems(_tensor(path, tensors, "logged.offsets"), _tensor(path, tensors, "logged.items"))
+        except ValueError as exc:
+            raise CheckpointError(f"{path}: the logged items are malformed ({exc})") from None
+        if logged.items.numel() and (int(logged.items.min()) < 0 or int(logged.items.max()) >= num_items):
+            raise CheckpointError(f"{path}: the logged items hold ids outside [0, {num_items})")
+    agent = SlateQAgent(
+        _load_scorer(path, tensors, meta),
+        num_items,
+        _count(path, settings, "k", 1, num_items),
+        _count(path, settings, "history_len", 1),
+        cfg,
+        _count(path, settings, "total_steps", 0),
+        logged=logged,
+        seed=_count(path, settings, "seed", 0),
+    )
+    # scorer_tensors names a Scorer's weights as its state dict does (encoder.*, head.*)
+    _load_state(path, "reference policy weights", agent.reference.load_state_dict, _prefixed(tensors, "reference"))
+    _load_state(path, "item value weights", agent.values.load_state_dict, _prefixed(tensors, "values"))
+    _load_state(
+        path, "target item value weights", agent.target_values.load_state_dict, _prefixed(tensors, "target_values")
+    )
+    no_click = _float_tensor(path, tensors, "no_click", 0)
+    with torch.no_grad():
+        agent.no_click.copy_(no_click)
+    _load_state(path, "optimizer state", agent.optimizer.load_state_dict, optimizer_state(path, tensors, meta))
+    _load_state(path, "generator state", agent.generator.set_state, _tensor(path, tensors, "generator"))
+    for name in ("env_steps", "updates", "transitions"):
+        setattr(agent, name, _count(path, settings, name, 0))
+    if settings.get("replay"):
+        require_metadata(path, meta, ("replay",))
+        agent.replay = _load_replay(path, tensors, meta["replay"])
+    return agent
+
+
 # ------------------------------------------------------------------------------------------ save
 def save_agent(agent: Policy, path: str, *, data_name: str = "") -> None:
     """Write `agent` (any agent the registry builds) to `path` atomically: what it acts with and, when it
@@ -300,6 +370,8 @@ def save_agent(agent: Policy, path: str, *, data_name: str = "") -> None:
         if agent.replay is not None:
             replay_t, meta["replay"] = _replay_parts(agent.replay)
             tensors.update(replay_t)
+    elif agent_type == "slateq":
+        settings = _slateq_parts(agent, tensors, meta)
     else:  # reinforce
         settings = _settings(agent, ("num_items", "k", "seed", "env_steps", "updates", "baseline"))
         scorer_t, scorer_m = _scorer_parts(agent.policy)
@@ -314,6 +386,8 @@ def save_agent(agent: Policy, path: str, *, data_name: str = "") -> None:
             tensors.update(opt_t)
         returns_t, settings["returns"] = _returns_parts(agent._returns)
         tensors.update(returns_t)
+        if agent.reference is not None:  # the KL anchor: the scorer as the agent received it
+            tensors.update({f"reference.{k}": v for k, v in _scorer_parts(agent.reference)[0].items()})
     meta["agent"] = json.dumps(settings)
     write(path, tensors, AGENT_KIND, meta)
 
@@ -439,6 +513,9 @@ def _load_reinforce(path, tensors, meta, settings) -> Policy:
         seed=_count(path, settings, "seed", 0),
     )
     _load_state(path, "optimizer state", agent.optimizer.load_state_dict, optimizer_state(path, tensors, meta))
+    if agent.reference is not None:
+        reference = _prefixed(tensors, "reference")
+        _load_state(path, "reference policy weights", agent.reference.load_state_dict, reference)
     agent.env_steps, agent.updates = _count(path, settings, "env_steps", 0), _count(path, settings, "updates", 0)
     agent.baseline = _finite(path, settings, "baseline")
     if settings.get("behaviour"):
@@ -463,5 +540,6 @@ _LOADERS = {
     "supervised": _load_supervised,
     "dqn": _load_dqn,
     "reinforce": _load_reinforce,
+    "slateq": _load_slateq,
 }
 """agent type -> (path, tensors, metadata, settings) -> the agent"""

@@ -14,7 +14,9 @@
   table, on the detached state) is fitted by cross-entropy on the logged items, and each term is weighted by
   min(π/β, c) · λ_K;
 - the differentiable log π(a|s) = logit(a) − logsumexp: one catalog_cross_entropy pass per state gives the
-  logsumexp, the slate items' logits are dot products.
+  logsumexp, the slate items' logits are dot products;
+- conservative (`kl_weight` > 0): each step also adds kl_weight · KL(π_start || π) on the batch's states, π_start
+  a frozen copy of the scorer as the agent received it (the large model, for the hybrid: recengine.agents.anchor).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from recengine.agents.anchor import frozen_copy, policy_kl
 from recengine.agents.config import ReinforceConfig
 from recengine.agents.policy_base import Policy, histories, op
 from recengine.agents.topk_correction import corrected_pg_loss
@@ -113,6 +116,7 @@ class ReinforceAgent(Policy):
     def __init__(self, scorer: nn.Module, num_items: int, slate_size: int, cfg: ReinforceConfig, seed: int = 0):
         self.cfg, self.k, self.num_items, self.seed = cfg, slate_size, num_items, seed
         self.policy = scorer
+        self.reference = frozen_copy(scorer) if cfg.kl_weight > 0 else None
         self.optimizer = torch.optim.Adam(self.policy.parameters(), lr=cfg.lr)
         self.behaviour: BehaviourHead | None = None
         self.env_steps, self.updates = 0, 0
@@ -188,6 +192,10 @@ class ReinforceAgent(Policy):
             clip=cfg.weight_clip,
             topk=cfg.topk_correction,
         )
+        if self.reference is not None:
+            kl = policy_kl(self.policy, self.reference, hist, offsets, ids)
+            loss = loss + cfg.kl_weight * kl
+            stats["kl"] = float(kl.detach())
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         nn.utils.clip_grad_norm_(self.policy.parameters(), cfg.grad_clip)

@@ -299,6 +299,7 @@ def check_targets(agents: dict, ope: dict) -> tuple[dict, dict]:
         "a hybrid beats the large model alone (return/session)": [
             paired("hybrid-dqn", "large-model"),
             paired("hybrid-reinforce", "large-model"),
+            paired("hybrid-slateq", "large-model"),
         ],
         "DQN learns (last learning-curve point above the first)": [
             agents["dqn"]["curve_gain"] if "dqn" in agents else None

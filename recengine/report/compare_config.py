@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
-from recengine.agents.config import DQNConfig, EncoderConfig, ReinforceConfig
+from recengine.agents.config import DQNConfig, EncoderConfig, ReinforceConfig, SlateQConfig
 from recengine.config_file import Rule, at_least, between, check_fields, one_of
 from recengine.judging.oracle_lookahead import LookaheadBudget
 
@@ -47,7 +47,13 @@ class CompareConfig:
     num_envs: int = 128
     """simulated users per training step"""
     rl_steps: dict = field(
-        default_factory=lambda: {"dqn": 200, "reinforce": 300, "hybrid-dqn": 100, "hybrid-reinforce": 150}
+        default_factory=lambda: {
+            "dqn": 200,
+            "reinforce": 300,
+            "hybrid-dqn": 100,
+            "hybrid-reinforce": 150,
+            "hybrid-slateq": 150,
+        }
     )
     """vectorised training steps per learning agent (num_envs recommendations each); from scratch needs more
     steps than fine-tuning the pre-trained model"""
@@ -137,6 +143,9 @@ class CompareConfig:
     """DQN fine-tuning the pre-trained encoder"""
     hybrid_reinforce: ReinforceConfig = field(default_factory=lambda: ReinforceConfig(lr=1e-3, min_batch=512))
     """REINFORCE fine-tuning the pre-trained encoder"""
+    hybrid_slateq: SlateQConfig = field(default_factory=SlateQConfig)
+    """SlateQ fine-tuning the pre-trained encoder (a choice model learnt from the clicks, a KL penalty to the
+    large model)"""
     validation_sessions: int = 1024
     """sessions per policy of the simulator validation (random, popularity, MF/BPR, the large model)"""
     robustness: bool = True

@@ -27,7 +27,7 @@ from recengine.agents.entry import CompareSetup
 from recengine.agents.registry import lookup
 from recengine.eval.stats import mean_ci, paired_diff
 
-ROBUST_AGENTS = ("large-model", "hybrid-dqn", "hybrid-reinforce")
+ROBUST_AGENTS = ("large-model", "hybrid-dqn", "hybrid-reinforce", "hybrid-slateq")
 """the policies the robustness checks judge: the large model and the hybrids built on it"""
 
 Log = Callable[..., None]
@@ -198,7 +198,7 @@ def verdict(agents: dict, robustness: dict) -> dict:
     "does not separate from"), and one sentence. The main check uses the sessions' interval and, with several
     seeds, also the seeds' (both must agree for "beats" / "loses to")."""
     out = {}
-    for hybrid in ("hybrid-dqn", "hybrid-reinforce"):
+    for hybrid in (name for name in ROBUST_AGENTS if name != "large-model"):
         main = agents.get(hybrid, {}).get("paired", {}).get("large-model")
         if main is None:
             continue

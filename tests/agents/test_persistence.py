@@ -8,14 +8,16 @@ import pytest
 import torch
 
 from recengine.agents.baselines import MatrixFactorizationPolicy, PopularityPolicy, RandomPolicy, SupervisedPolicy
-from recengine.agents.config import DQNConfig, LoopConfig, ReinforceConfig
+from recengine.agents.config import DQNConfig, LoopConfig, ReinforceConfig, SlateQConfig
 from recengine.agents.dqn import DQNAgent
 from recengine.agents.hybrid import make_hybrid
+from recengine.agents.logged_items import LoggedItems
 from recengine.agents.loop import train
 from recengine.agents.persistence import load_agent, save_agent
 from recengine.agents.policy_base import Policy
 from recengine.agents.registry import registered
 from recengine.agents.reinforce import ReinforceAgent, SessionReturns
+from recengine.agents.slateq import SlateQAgent
 from recengine.checkpoint import CheckpointError, read, write
 from recengine.env import VecRecSim
 from recengine.nn.sequence_recommender import SequenceRecommender
@@ -25,6 +27,7 @@ from tests.agents.tiny import K, L, tiny_scorer
 ENVS = 16
 DQN = DQNConfig(buffer_size=512, batch_size=32, learning_starts=32, epsilon=0.2, n_step=2)
 REINFORCE = ReinforceConfig(min_batch=16, batch_size=16)
+SLATEQ = SlateQConfig(buffer_size=512, batch_size=32, learning_starts=32, lr=1e-2)
 
 
 def _build(name: str, sim) -> Policy:
@@ -43,6 +46,9 @@ def _build(name: str, sim) -> Policy:
         return DQNAgent(tiny_scorer(sim, seed=2), n, K, L, DQN, total_steps=40, seed=5)
     if name == "reinforce":
         return ReinforceAgent(tiny_scorer(sim, seed=2), n, K, REINFORCE, seed=5)
+    if name == "hybrid-slateq":
+        logged = LoggedItems(np.arange(sim.num_users + 1) * 2, np.arange(2 * sim.num_users) % n)
+        return SlateQAgent(tiny_scorer(sim, seed=4), n, K, L, SLATEQ, 40, logged=logged, seed=6)
     pretrained = tiny_scorer(sim, seed=4)
     model = SequenceRecommender(pretrained.encoder, pretrained.head, use_users=False)
     kind = name.removeprefix("hybrid-")
@@ -51,8 +57,18 @@ def _build(name: str, sim) -> Policy:
     )
 
 
-AGENTS = ["random", "popularity", "large-model", "mf-bpr", "dqn", "reinforce", "hybrid-dqn", "hybrid-reinforce"]
-LEARNERS = ["dqn", "reinforce", "hybrid-dqn", "hybrid-reinforce"]
+AGENTS = [
+    "random",
+    "popularity",
+    "large-model",
+    "mf-bpr",
+    "dqn",
+    "reinforce",
+    "hybrid-dqn",
+    "hybrid-reinforce",
+    "hybrid-slateq",
+]
+LEARNERS = ["dqn", "reinforce", "hybrid-dqn", "hybrid-reinforce", "hybrid-slateq"]
 
 
 def _train(agent: Policy, sim, steps: int, seed: int) -> None:
@@ -68,10 +84,12 @@ def _observations(sim, seed: int):
 def _state(agent: Policy) -> dict[str, torch.Tensor]:
     """Every learnt tensor of an agent (parameters of its networks and optimizer moments)."""
     out = {}
-    for attr in ("online", "target", "policy", "behaviour"):
+    for attr in ("online", "target", "policy", "behaviour", "scorer", "reference", "values", "target_values"):
         module = getattr(agent, attr, None)
         if isinstance(module, torch.nn.Module):
             out.update({f"{attr}.{k}": v for k, v in module.state_dict().items()})
+    if isinstance(getattr(agent, "no_click", None), torch.Tensor):
+        out["no_click"] = agent.no_click.detach()
     opt = getattr(agent, "optimizer", None)
     if opt is not None:
         for idx, st in opt.state_dict()["state"].items():
@@ -245,3 +263,18 @@ def test_bad_file_raises_naming_it(corrupt, match, sim, tmp_path):
     with pytest.raises(CheckpointError, match=match) as info:
         load_agent(path)
     assert str(path) in str(info.value)
+
+
+def test_reinforce_with_a_kl_anchor_keeps_its_reference(sim, tmp_path):
+    from dataclasses import replace
+
+    agent = ReinforceAgent(tiny_scorer(sim, seed=2), sim.num_items, K, replace(REINFORCE, kl_weight=0.5), seed=5)
+    _train(agent, sim, 8, seed=1)
+    save_agent(agent, tmp_path / "agent.safetensors")
+    loaded = load_agent(tmp_path / "agent.safetensors")
+    for (name, want), got in zip(agent.reference.state_dict().items(), loaded.reference.state_dict().values()):
+        assert torch.equal(got, want), name
+    _train(agent, sim, 5, seed=2)
+    _train(loaded, sim, 5, seed=2)
+    for key, value in _state(agent).items():
+        assert torch.equal(_state(loaded)[key], value), key

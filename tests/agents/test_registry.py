@@ -48,7 +48,7 @@ def toy_entry():
 
 
 def test_builtin_agents_in_report_order():
-    assert list(registered())[:8] == [
+    assert list(registered())[:9] == [
         "random",
         "popularity",
         "large-model",
@@ -56,6 +56,7 @@ def test_builtin_agents_in_report_order():
         "reinforce",
         "hybrid-dqn",
         "hybrid-reinforce",
+        "hybrid-slateq",
         "mf-bpr",
     ]
 

@@ -1,5 +1,6 @@
 """REINFORCE: per-item returns by hand; it learns on-policy and from logged data on a tiny simulator."""
 
+import pytest
 import torch
 
 from recengine.agents.baselines import RandomPolicy
@@ -71,3 +72,30 @@ def test_reinforce_learns_from_logged_data(sim, random_value):
     assert stats[-1]["beta_nll"] < stats[0]["beta_nll"]  # the behaviour head learns the logger
     value = evaluate(agent, VecRecSim(sim, 256), seed=77)["avg_return"]
     assert value > 1.3 * random_value, f"off-policy REINFORCE {value:.3f} vs random {random_value:.3f}"
+
+
+def test_the_kl_anchor_keeps_the_policy_near_where_it_started(sim):
+    """With a large KL weight the fine-tuned policy stays close to the scorer it received; without, it drifts."""
+    from recengine.agents.anchor import policy_kl
+
+    def drift(kl_weight):
+        agent = ReinforceAgent(
+            tiny_scorer(sim, seed=2),
+            sim.num_items,
+            K,
+            ReinforceConfig(lr=3e-2, min_batch=64, kl_weight=kl_weight),
+            seed=0,
+        )
+        run(agent, sim, 20)
+        start = tiny_scorer(sim, seed=2)
+        hist = reset_env(VecRecSim(sim, 64), 3)["history"]
+        with torch.no_grad():
+            return float(policy_kl(agent.policy, start, torch.as_tensor(hist)))
+
+    free, anchored = drift(0.0), drift(20.0)
+    assert anchored < 0.5 * free, (anchored, free)
+
+
+def test_a_negative_kl_weight_is_refused():
+    with pytest.raises(ValueError, match="kl_weight"):
+        ReinforceConfig(kl_weight=-0.1)

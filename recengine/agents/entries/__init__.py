@@ -4,6 +4,7 @@ from recengine.agents.entries import (
     dqn,
     hybrid_dqn,
     hybrid_reinforce,
+    hybrid_slateq,
     large_model,
     mf_bpr,
     popularity,
@@ -19,6 +20,7 @@ ENTRIES = (
     reinforce.ENTRY,
     hybrid_dqn.ENTRY,
     hybrid_reinforce.ENTRY,
+    hybrid_slateq.ENTRY,
     mf_bpr.ENTRY,
 )
 """every built-in agent; a new one is a new module here and one line above"""
