@@ -217,6 +217,15 @@ class SequenceEncoder(nn.Module):
             table = table + self.text_vector_projection(self.item_text_vectors)
         return table
 
+    def plain_item_table(self) -> torch.Tensor | None:
+        """The item-id parameter when it is the whole item table (no side features, no text, no id dropout in
+        training), else None."""
+        if self.item_tables is not None or self.text_tables is not None or self.text_vector_projection is not None:
+            return None
+        if self.training and self.id_dropout > 0:
+            return None
+        return self.item_embedding
+
     def user_vectors(self, users: torch.Tensor) -> torch.Tensor:
         """(B, D): the projected feature vector of each user id in `users` (B,)."""
         if self.user_tables is None:
@@ -248,7 +257,7 @@ class SequenceEncoder(nn.Module):
         """States (B, L, D) of LEFT-aligned checked ids (`valid` marks the real slots)."""
         length = ids.shape[1]
         table = self.item_embeddings()
-        if self.sparse_input_grad and table is self.item_embedding and torch.is_grad_enabled():
+        if self.sparse_input_grad and table is self.plain_item_table() and torch.is_grad_enabled():
             x = nn.functional.embedding(ids, table, sparse=True) * valid.unsqueeze(-1)
         else:
             x = table[ids] * valid.unsqueeze(-1)

@@ -17,6 +17,18 @@ from recengine.nn.sequence_encoder import SequenceEncoder
 from recengine.padding import PAD_ID
 
 
+class _GradientLast(torch.autograd.Function):
+    """The identity; its gradient goes on unchanged (used for the order in which gradients reach a leaf)."""
+
+    @staticmethod
+    def forward(ctx, table: torch.Tensor) -> torch.Tensor:
+        return table.view_as(table)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        return grad
+
+
 class SequenceRecommender(nn.Module):
     """The encoder and its tied catalog head; `use_users` adds the user's feature vector at every position."""
 
@@ -30,6 +42,11 @@ class SequenceRecommender(nn.Module):
         ValueError when every target is PAD_ID. Under torch.compile(fullgraph=True) the targets kept are a batch
         whose size depends on the data: set ``torch._dynamo.config.capture_dynamic_output_shape_ops = True``
         (torch.export needs nothing)."""
+        plain = self.encoder.plain_item_table() if self.encoder.sparse_input_grad else None
+        # the catalog loss's dense gradient of the table must reach the parameter after the history lookup's sparse
+        # one, to be added to in place (autograd adds a sparse gradient that comes second out of place): a node
+        # made before the encoder runs its backward after the encoder's
+        late_table = _GradientLast.apply(plain) if plain is not None and torch.is_grad_enabled() else None
         states = self.encoder(inputs, users if self.use_users else None)
         keep = targets != PAD_ID
         kept = states[keep]
@@ -39,7 +56,7 @@ class SequenceRecommender(nn.Module):
         return self.head.loss(
             kept,
             targets[keep],
-            self.encoder.item_embeddings(ids_kept),
+            late_table if late_table is not None else self.encoder.item_embeddings(ids_kept),
             unknown=None if ids_kept is None else ~ids_kept,
         )
 
