@@ -155,7 +155,6 @@ CLI = [
     ("ope-switch-nan", ["ope", "--out", "{tmp}/o", "--switch-lambda", "nan"], "--switch-lambda"),
     ("ope-n-sim-float", ["ope", "--out", "{tmp}/o", "--n-sim", "2.5"], "--n-sim"),
     ("ope-campaign-unknown", ["ope", "--out", "{tmp}/o", "--campaign", "kids"], "--campaign"),
-    ("coldstart-out-missing", ["coldstart"], "--out"),
     ("coldstart-out-file", ["coldstart", "--out", "{tmp}/file"], "--out"),
     ("coldstart-data-root-missing", ["coldstart", "--out", "{tmp}/o", "--data-root", "{tmp}/none"], "--data-root"),
     ("coldstart-share-zero", ["coldstart", "--out", "{tmp}/o", "--share", "0"], "--share"),
