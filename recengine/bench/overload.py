@@ -24,9 +24,9 @@ import time
 
 import numpy as np
 
-from recengine.bench.soak import soak_histories, wait_healthy
+from recengine.bench.soak import soak_histories
 from recengine.machine import machine_summary
-from recengine.serving.local_server import free_port
+from recengine.serving.local_server import free_port, wait_healthy
 from recengine.serving.preflight import check_servable
 from recengine.serving.threads import serving_environment
 

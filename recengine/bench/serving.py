@@ -23,7 +23,6 @@ Sections, all in one run (each prints a table; --json writes every figure):
 from __future__ import annotations
 
 import argparse
-import http.client
 import json
 import os
 import subprocess
@@ -38,7 +37,7 @@ from torch import nn
 from recengine.machine import describe_machine
 from recengine.nn.sequence_recommender import SequenceRecommender
 from recengine.serving.loading import load_any
-from recengine.serving.local_server import free_port
+from recengine.serving.local_server import free_port, wait_healthy
 from recengine.serving.recommender import Recommender
 from recengine.serving.threads import serving_environment
 
@@ -236,7 +235,7 @@ def http_load(
     server = subprocess.Popen([sys.executable, "-c", code], env=serving_environment("passive"))
     busy = None
     try:
-        _wait_healthy(port, server)
+        wait_healthy(port, server, timeout=120.0)
         with tempfile.TemporaryDirectory(prefix="recengine-http-load-") as tmp:
             req_file, out_file = os.path.join(tmp, "requests.json"), os.path.join(tmp, "replies.json")
             with open(req_file, "w") as f:
@@ -268,21 +267,6 @@ def http_load(
         **_percentiles(load["latencies_s"]),
         "answers_differing_from_python_api": wrong,
     }
-
-
-def _wait_healthy(port: int, server: subprocess.Popen, timeout: float = 120.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise RuntimeError("the server process exited during startup")
-        try:
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-            conn.request("GET", "/health")
-            if conn.getresponse().status == 200:
-                return
-        except OSError:
-            time.sleep(0.2)
-    raise TimeoutError(f"the server on port {port} did not become healthy within {timeout} s")
 
 
 # --------------------------------------------------------------------------------------------------- main

@@ -44,8 +44,8 @@ import torch
 from recengine.checkpoint import read, write
 from recengine.machine import describe_machine
 from recengine.serving.http import MAX_HISTORY
-from recengine.serving.local_server import free_port
-from recengine.serving.preflight import CHECKPOINT_FILES
+from recengine.serving.local_server import free_port, wait_healthy
+from recengine.serving.preflight import checkpoint_file
 from recengine.serving.recommender import Recommender
 from recengine.serving.threads import serving_environment
 
@@ -55,20 +55,11 @@ FAULTS = {"malformed": 422, "wrong_types": 422, "oversized": 422, "slow": 200, "
 
 
 # ----------------------------------------------------------------------------------------------- models
-def _model_file(checkpoint: str) -> str:
-    if os.path.isdir(checkpoint):
-        for name in CHECKPOINT_FILES:
-            if os.path.isfile(os.path.join(checkpoint, name)):
-                return os.path.join(checkpoint, name)
-        raise FileNotFoundError(f"checkpoint: {checkpoint} holds none of {CHECKPOINT_FILES}")
-    return checkpoint
-
-
 def make_models(checkpoint: str, out_dir: str) -> dict[str, str]:
     """The soak's three checkpoints under `out_dir`: "a" (the given one, copied), "b" (A with its item bias, or
     else every float tensor, perturbed: mostly different answers over the same catalog) and "bad" (the first half
     of A's file: a truncated upload)."""
-    src = _model_file(checkpoint)
+    src = checkpoint_file(checkpoint)
     tensors, meta = read(src)
     kind = meta.pop("kind")
     meta.pop("format_version", None)
@@ -277,23 +268,6 @@ def _metrics_by_cause(port: int) -> dict[str, int]:
         key = f"{labels.get('endpoint')} {labels.get('status')} {labels.get('cause')}"
         out[key] = out.get(key, 0) + int(float(m.group(2)))
     return out
-
-
-def wait_healthy(port: int, server: subprocess.Popen, timeout: float = 180.0) -> None:
-    import http.client
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise RuntimeError("the server process exited during startup")
-        try:
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-            conn.request("GET", "/health")
-            if conn.getresponse().status == 200:
-                return
-        except OSError:
-            time.sleep(0.2)
-    raise TimeoutError(f"the server on port {port} did not become healthy within {timeout} s")
 
 
 # ------------------------------------------------------------------------------------------------ report

@@ -2,11 +2,13 @@
 
 For tests and benchmarks that need the real server (sockets, HTTP parsing, the lifespan) without a second
 process: ``with local_server(app) as base_url: ...`` starts it, waits until it accepts, and stops it on exit.
+A server started as a second process (``recengine serve``) is waited for with ``wait_healthy``.
 """
 
 from __future__ import annotations
 
 import socket
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -18,6 +20,25 @@ def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind((host, 0))
         return s.getsockname()[1]
+
+
+def wait_healthy(port: int, server: subprocess.Popen, timeout: float = 180.0) -> None:
+    """Wait until the server process `server` answers GET /health on loopback `port` with 200; RuntimeError if it
+    exits first, TimeoutError after `timeout` seconds."""
+    import http.client
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise RuntimeError("the server process exited during startup")
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            conn.request("GET", "/health")
+            if conn.getresponse().status == 200:
+                return
+        except OSError:
+            time.sleep(0.2)
+    raise TimeoutError(f"the server on port {port} did not become healthy within {timeout} s")
 
 
 @contextmanager

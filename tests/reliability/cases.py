@@ -1,4 +1,4 @@
-"""Shared pieces of the bad-input suite: a case table row and snapshots of stored state."""
+"""Shared pieces of the bad-input suite: a case table row, snapshots of stored state, and broken files."""
 
 from __future__ import annotations
 
@@ -44,3 +44,23 @@ def files_digest(directory: str) -> dict[str, str]:
             with open(path, "rb") as f:
                 out[os.path.relpath(path, directory)] = hashlib.sha256(f.read()).hexdigest()
     return out
+
+
+def raw_file(data: bytes) -> Callable[[str, bytes], None]:
+    """A broken-file maker: writes `data` at the path, whatever the good file held."""
+
+    def make(path: str, good: bytes) -> None:
+        with open(path, "wb") as f:
+            f.write(data)
+
+    return make
+
+
+def cut_file(n: int) -> Callable[[str, bytes], None]:
+    """A broken-file maker: writes the good file's first `n` bytes (a truncated file)."""
+
+    def make(path: str, good: bytes) -> None:
+        with open(path, "wb") as f:
+            f.write(good[:n])
+
+    return make

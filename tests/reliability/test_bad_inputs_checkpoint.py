@@ -14,7 +14,7 @@ from safetensors.torch import save_file
 from recengine import checkpoint
 from recengine.data import make_synthetic
 from recengine.train import SASRecConfig, model_from_data, sasrec_checkpoint
-from tests.reliability.cases import files_digest
+from tests.reliability.cases import cut_file, files_digest, raw_file
 
 CFG = SASRecConfig(dim=8, max_len=4, num_layers=1, num_heads=2, user_features=True, feature_dim=4)
 
@@ -161,33 +161,17 @@ def test_a_tampered_training_file_is_refused_naming_it(saved, tmp_path, change):
     _check_refused(sasrec_checkpoint.load_training_state, path, str(tmp_path))
 
 
-def _raw(data: bytes):
-    def make(path: str, good: bytes) -> None:
-        with open(path, "wb") as f:
-            f.write(data)
-
-    return make
-
-
-def _cut(n: int):
-    def make(path: str, good: bytes) -> None:
-        with open(path, "wb") as f:
-            f.write(good[:n])
-
-    return make
-
-
 BROKEN = [
     ("missing", lambda path, good: None),
     ("directory", lambda path, good: os.mkdir(path)),
-    ("empty", _raw(b"")),
-    ("text", _raw(b"hello, world")),
-    ("zeros", _raw(bytes(200))),
-    ("pickle", _raw(b"\x80\x04\x95\x00")),
-    ("truncated-8", _cut(8)),
-    ("truncated-40", _cut(40)),
-    ("truncated-half", _cut(-2000)),
-    ("truncated-1", _cut(-1)),
+    ("empty", raw_file(b"")),
+    ("text", raw_file(b"hello, world")),
+    ("zeros", raw_file(bytes(200))),
+    ("pickle", raw_file(b"\x80\x04\x95\x00")),
+    ("truncated-8", cut_file(8)),
+    ("truncated-40", cut_file(40)),
+    ("truncated-half", cut_file(-2000)),
+    ("truncated-1", cut_file(-1)),
     ("foreign", lambda path, good: save_file({"x": torch.zeros(3)}, path)),
 ]
 

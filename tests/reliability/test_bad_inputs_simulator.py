@@ -25,7 +25,7 @@ from recengine.env.response_model import ResponseModel
 from recengine.env.sequential_sim import SeqSimConfig, SequentialUserModel
 from recengine.env.sessions import SessionModel
 from recengine.nn import SequenceEncoder
-from tests.reliability.cases import files_digest
+from tests.reliability.cases import cut_file, files_digest, raw_file
 
 NAN, INF = math.nan, math.inf
 USERS, ITEMS, GENRES, AGES = 5, 10, 3, 4
@@ -278,22 +278,6 @@ def test_loading_leaves_the_global_random_state_alone(saved, tmp_path):
     assert torch.equal(torch.random.get_rng_state(), before)
 
 
-def _raw(data: bytes):
-    def make(path: str, good: bytes) -> None:
-        with open(path, "wb") as f:
-            f.write(data)
-
-    return make
-
-
-def _cut(n: int):
-    def make(path: str, good: bytes) -> None:
-        with open(path, "wb") as f:
-            f.write(good[:n])
-
-    return make
-
-
 def _header_claims_more(path: str, good: bytes) -> None:
     """A header whose last tensor claims more bytes than the file holds: nothing may be read past the end."""
     n = int.from_bytes(good[:8], "little")
@@ -309,12 +293,12 @@ def _header_claims_more(path: str, good: bytes) -> None:
 
 BROKEN = [
     ("directory", lambda path, good: os.mkdir(path), "directory"),
-    ("empty", _raw(b""), "safetensors"),
-    ("text", _raw(b"hello, world"), "safetensors"),
-    ("zeros", _raw(bytes(200)), "safetensors"),
-    ("truncated-header", _cut(40), "safetensors"),
-    ("truncated-data", _cut(-1), "safetensors"),
-    ("truncated-half", _cut(-2000), "safetensors"),
+    ("empty", raw_file(b""), "safetensors"),
+    ("text", raw_file(b"hello, world"), "safetensors"),
+    ("zeros", raw_file(bytes(200)), "safetensors"),
+    ("truncated-header", cut_file(40), "safetensors"),
+    ("truncated-data", cut_file(-1), "safetensors"),
+    ("truncated-half", cut_file(-2000), "safetensors"),
     ("header-claims-more-than-the-file", _header_claims_more, "safetensors"),
     ("foreign-no-metadata", lambda path, good: save_file({"x": torch.zeros(3)}, path), "not a recengine simulator"),
     (
