@@ -13,6 +13,8 @@ import torch
 from torch import nn
 
 from recengine import ops
+from recengine.ops._checks import check_choice, check_number
+from recengine.ops.policy import REDUCTIONS
 
 MASKED_LOGIT = -1.0e4
 """a bias that keeps an item out of the softmax (its probability underflows in float32): how items never seen in
@@ -85,22 +87,53 @@ class CatalogHead(nn.Module):
         exclude_ids=None,
         reduction: str = "mean",
         unknown: torch.Tensor | None = None,
+        label_smoothing: float = 0.0,
     ) -> torch.Tensor:
         """Full-catalog softmax cross-entropy of the target items (M,) int64 given states (M, D). `unknown` (N,)
         bool marks items scored with ``unknown_bias()`` instead of their own bias (item-id dropout: an item
-        whose id is dropped loses what its id learned, its bias too, as a cold item has)."""
+        whose id is dropped loses what its id learned, its bias too, as a cold item has).
+
+        ``label_smoothing`` ε in [0, 1): the target distribution is (1 - ε) on the target plus ε spread evenly
+        over the catalog's items that are not masked out (bias above ``MASKED_LOGIT / 2``), as
+        ``torch.nn.functional.cross_entropy(label_smoothing=ε)`` over those items. It costs no second pass over
+        the catalog: the smoothed loss is CE + ε (s_target - mean_i s_i), and the mean score is the state
+        against the items' mean vector. Not combined with exclusions (ValueError)."""
+        check_choice("reduction", reduction, REDUCTIONS)
+        eps = check_number("label_smoothing", label_smoothing, minimum=0.0)
+        if eps >= 1.0:
+            raise ValueError(f"label_smoothing: must be < 1, got {label_smoothing}")
+        if eps and (exclude_offsets is not None or exclude_ids is not None):
+            raise ValueError("label_smoothing: not supported with exclude_offsets / exclude_ids")
         bias = self.bias
         if unknown is not None and bias is not None:
             if unknown.shape != (self.num_items,) or unknown.dtype != torch.bool:
                 raise ValueError(f"unknown: expected a ({self.num_items},) bool tensor, got {tuple(unknown.shape)}")
             bias = torch.where(unknown & (bias.detach() > MASKED_LOGIT / 2), self.unknown_bias(), bias)
-        return ops.catalog_cross_entropy(
+        table = self.table(item_table).contiguous()
+        loss = ops.catalog_cross_entropy(
             states.contiguous(),
-            self.table(item_table).contiguous(),
+            table,
             targets,
-            reduction=reduction,
+            reduction="none" if eps else reduction,
             **self._kw(exclude_offsets, exclude_ids, bias),
         )
+        if not eps:
+            return loss
+        loss = loss + eps * self._target_minus_mean_score(states, targets, table, bias)
+        return loss.mean() if reduction == "mean" else loss.sum() if reduction == "sum" else loss
+
+    def _target_minus_mean_score(self, states, targets, table, bias) -> torch.Tensor:
+        """(M,) s_target - mean_i s_i over the items not masked out (the label-smoothing term), s = (q·e + b) / T."""
+        if bias is None:
+            weights = torch.full((self.num_items,), 1.0 / self.num_items, device=table.device, dtype=table.dtype)
+            target_score = (states * table[targets]).sum(-1)
+            mean_score = states @ (weights @ table)
+        else:
+            known = (bias.detach() > MASKED_LOGIT / 2).to(table.dtype)
+            weights = known / known.sum().clamp_min(1.0)
+            target_score = (states * table[targets]).sum(-1) + bias[targets]
+            mean_score = states @ (weights @ table) + weights @ bias
+        return (target_score - mean_score) / self.temperature
 
     def topk(
         self,

@@ -36,8 +36,16 @@ class SequenceRecommender(nn.Module):
         super().__init__()
         self.encoder, self.head, self.use_users = encoder, head, use_users
 
-    def loss(self, inputs: torch.Tensor, targets: torch.Tensor, users: torch.Tensor | None = None) -> torch.Tensor:
-        """Mean next-item cross-entropy over the full catalog at every target of the windows that is not PAD_ID.
+    def loss(
+        self,
+        inputs: torch.Tensor,
+        targets: torch.Tensor,
+        users: torch.Tensor | None = None,
+        *,
+        label_smoothing: float = 0.0,
+    ) -> torch.Tensor:
+        """Mean next-item cross-entropy over the full catalog at every target of the windows that is not PAD_ID
+        (``label_smoothing`` as in CatalogHead.loss).
 
         ValueError when every target is PAD_ID. Under torch.compile(fullgraph=True) the targets kept are a batch
         whose size depends on the data: set ``torch._dynamo.config.capture_dynamic_output_shape_ops = True``
@@ -58,6 +66,7 @@ class SequenceRecommender(nn.Module):
             targets[keep],
             late_table if late_table is not None else self.encoder.item_embeddings(ids_kept),
             unknown=None if ids_kept is None else ~ids_kept,
+            label_smoothing=label_smoothing,
         )
 
     @torch.no_grad()

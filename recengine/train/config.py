@@ -51,6 +51,9 @@ class SASRecConfig:
     lr_schedule: str = "constant"
     """"constant", or "cosine": decayed from `lr` to 0 along a cosine over `max_epochs` epochs (step by step), so
     a run's budget is its number of epochs"""
+    label_smoothing: float = 0.0
+    """ε in [0, 1) of the catalog cross-entropy: (1 - ε) on the next item, ε spread over the whole catalog
+    (CatalogHead.loss); 0 is the plain cross-entropy"""
     weight_decay: float = 0.05
     """AdamW weight decay of the weight matrices (embeddings and biases are not decayed)"""
     batch_size: int = 32
@@ -88,6 +91,8 @@ class SASRecConfig:
         if check_number("id_dropout", self.id_dropout, minimum=0.0) >= 1.0:
             raise ValueError(f"id_dropout: must be < 1, got {self.id_dropout}")
         check_number("lr", self.lr, minimum=0.0, exclusive=True)
+        if check_number("label_smoothing", self.label_smoothing, minimum=0.0) >= 1.0:
+            raise ValueError(f"label_smoothing: must be < 1, got {self.label_smoothing}")
         check_number("weight_decay", self.weight_decay, minimum=0.0)
         check_number("clip", self.clip, minimum=0.0)
         if (

@@ -238,7 +238,7 @@ def _train_sasrec(data, cfg, out_dir, resume, split, progress, log, text_encoder
             x, y = inputs_t[idx], targets_t[idx]
             width = int((x != PAD_ID).sum(1).max())  # drop all-PAD_ID columns at the end of the batch
             x, y = x[:, :width], y[:, :width]
-            loss = model.loss(x, y, owner_t[idx])
+            loss = model.loss(x, y, owner_t[idx], label_smoothing=cfg.label_smoothing)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             if cfg.clip:

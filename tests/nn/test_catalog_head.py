@@ -103,3 +103,50 @@ def test_a_bad_unknown_mask_is_rejected_by_name():
     Q, E, t = head_inputs()
     with pytest.raises(ValueError, match="unknown"):
         CatalogHead(N, 8).loss(Q, t, E, unknown=torch.zeros(N - 1, dtype=torch.bool))
+
+
+@pytest.mark.parametrize("temperature", [1.0, 0.5])
+@pytest.mark.parametrize("with_bias", [True, False])
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_label_smoothing_equals_torch_cross_entropy_over_the_items_not_masked(temperature, with_bias, reduction):
+    from recengine.nn.catalog_head import MASKED_LOGIT
+
+    Q, E, t = head_inputs(2)
+    head = CatalogHead(N, 8, temperature=temperature, bias=with_bias)
+    live = torch.ones(N, dtype=torch.bool)
+    if with_bias:  # items 0 and 7 masked out (as PAD and a never-seen item are), the targets avoid them
+        live[[0, 7]] = False
+        with torch.no_grad():
+            head.bias.copy_(torch.where(live, torch.linspace(-1, 1, N), torch.tensor(MASKED_LOGIT)))
+        t = torch.where(live[t], t, torch.full_like(t, 3))
+    Q1, E1 = Q.clone().requires_grad_(), E.clone().requires_grad_()
+    loss = head.loss(Q1, t, E1, label_smoothing=0.2, reduction=reduction)
+    Q2, E2 = Q.clone().requires_grad_(), E.clone().requires_grad_()
+    logits = Q2 @ E2.T
+    if with_bias:
+        bias2 = head.bias.detach().clone().requires_grad_()
+        logits = logits + bias2
+    # the independent form: torch's own smoothed cross-entropy over the live items' columns only
+    remap = torch.cumsum(live.long(), 0) - 1
+    want = F.cross_entropy(logits[:, live] / temperature, remap[t], label_smoothing=0.2, reduction=reduction)
+    assert_close(loss, want, rtol=1e-5, atol=1e-5)
+    loss.sum().backward()
+    want.sum().backward()
+    assert_close(Q1.grad, Q2.grad, atol=1e-5, name="dQ")
+    assert_close(E1.grad, E2.grad, atol=1e-5, name="dE")
+    if with_bias:
+        assert_close(head.bias.grad[live], bias2.grad[live], atol=1e-5, name="dbias")
+
+
+def test_label_smoothing_zero_is_the_plain_loss_and_bad_values_are_named():
+    Q, E, t = head_inputs(3)
+    head = CatalogHead(N, 8)
+    assert torch.equal(head.loss(Q, t, E, label_smoothing=0.0), head.loss(Q, t, E))
+    for bad in (-0.1, 1.0, float("nan")):
+        with pytest.raises(ValueError, match="label_smoothing"):
+            head.loss(Q, t, E, label_smoothing=bad)
+    offsets, ids = torch.tensor([0, 1, 1, 1, 1, 1, 1]), torch.tensor([5])
+    with pytest.raises(ValueError, match="label_smoothing"):
+        head.loss(Q, t, E, label_smoothing=0.1, exclude_offsets=offsets, exclude_ids=ids)
+    with pytest.raises(ValueError, match="reduction"):
+        head.loss(Q, t, E, reduction="avg")

@@ -1,4 +1,4 @@
-"""SASRecConfig: the item-id dropout setting (its default, its range, its round trip through a dict)."""
+"""SASRecConfig: the item-id dropout and label-smoothing settings (defaults, ranges, round trip through a dict)."""
 
 from __future__ import annotations
 
@@ -26,3 +26,18 @@ def test_id_dropout_round_trips_through_a_dict():
 def test_bad_id_dropout_is_rejected_by_name(value, error):
     with pytest.raises(error, match="id_dropout"):
         SASRecConfig(id_dropout=value)
+
+
+def test_label_smoothing_defaults_to_off_and_is_part_of_the_trajectory():
+    assert SASRecConfig().label_smoothing == 0.0
+    cfg = SASRecConfig(label_smoothing=0.1)
+    assert SASRecConfig.from_dict(asdict(cfg)) == cfg
+    assert cfg.trajectory_fields()["label_smoothing"] == 0.1
+
+
+@pytest.mark.parametrize(
+    ("value", "error"), [(1.0, ValueError), (-0.01, ValueError), (float("nan"), ValueError), ("0.1", TypeError)]
+)
+def test_bad_label_smoothing_is_rejected_by_name(value, error):
+    with pytest.raises(error, match="label_smoothing"):
+        SASRecConfig(label_smoothing=value)
