@@ -53,8 +53,25 @@ def _check_arguments(env_id: str, config, config_type: type, num_users, num_item
         raise TypeError(f"{env_id}: config must be a {config_type.__name__} or None, got {type(config).__name__}")
 
 
+SYNTHETIC_MAX_SIZE = 1_000_000
+"""the largest num_users / num_items of the synthetic default models: they are built in memory at once (a fitted
+model of any size can be passed as ``model``)"""
+
+
+def _check_synthetic_sizes(env_id: str, num_users: int, num_items: int) -> None:
+    """ValueError naming the argument when the synthetic default model would be too large to build, before any
+    array is allocated."""
+    for name, value in (("num_users", num_users), ("num_items", num_items)):
+        if value > SYNTHETIC_MAX_SIZE:
+            raise ValueError(
+                f"{env_id}: {name} must be <= {SYNTHETIC_MAX_SIZE:,} for the synthetic default model, got {value:,}"
+                " (pass a fitted model as `model` for a larger simulator)"
+            )
+
+
 def _default_user_model(model: UserModel | None, num_users: int, num_items: int, seed: int) -> UserModel:
     if model is None:
+        _check_synthetic_sizes(RECSIM_ID, num_users, num_items)
         from recengine.env.calibrate import synthetic_user_model
 
         return synthetic_user_model(num_users, num_items, seed=seed)
@@ -76,6 +93,7 @@ def _default_sequential_model(
     model: SequentialUserModel | None, num_users: int, num_items: int, seed: int
 ) -> SequentialUserModel:
     if model is None:
+        _check_synthetic_sizes(SEQ_RECSIM_ID, num_users, num_items)
         return _synthetic_sequential_model(int(num_users), int(num_items), int(seed))
     if not isinstance(model, SequentialUserModel):
         raise TypeError(f"model: expected a SequentialUserModel for {SEQ_RECSIM_ID}, got {type(model).__name__}")

@@ -69,3 +69,13 @@ def test_registering_twice_keeps_the_registry():
     before = gym.spec(RECSIM_ID)
     register_envs()
     assert gym.spec(RECSIM_ID) is before
+
+
+@pytest.mark.parametrize("env_id", [RECSIM_ID, SEQ_RECSIM_ID])
+@pytest.mark.parametrize("name", ["num_users", "num_items"])
+def test_an_absurd_synthetic_size_is_refused_by_name_before_anything_is_built(env_id, name):
+    sizes = {"num_users": 20, "num_items": 15, name: 2**40}
+    with pytest.raises(ValueError, match=name):
+        gym.make(env_id, **sizes)
+    with pytest.raises(ValueError, match=name):
+        gym.make_vec(env_id, num_envs=2, vectorization_mode="vector_entry_point", **sizes)
