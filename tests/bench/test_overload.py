@@ -24,3 +24,13 @@ def test_summary_counts_each_kind_of_refusal():
     assert 10.0 <= s["p50_ms"] <= 30.0 and s["p50_ms"] <= s["p99_ms"] <= 30.0
     assert (s["shed_503"], s["queue_full_503"], s["late_503"], s["late_504"], s["other"]) == (1, 1, 1, 1, 1)
     assert "| run |" in overload.markdown({"deadline_ms": 50, "neighbours": 2, "runs": {"x": s}})
+
+
+def test_the_objective_needs_99_percent_answered_and_p99_under_the_deadline():
+    def run(ok, requests, p99):
+        return {"ok": ok, "requests": requests, "p99_ms": p99}
+
+    assert overload.meets_objective(run(99, 100, 49.0), 50.0)
+    assert not overload.meets_objective(run(98, 100, 10.0), 50.0)  # too many refused
+    assert not overload.meets_objective(run(100, 100, 50.0), 50.0)  # p99 at the deadline
+    assert not overload.meets_objective(run(1, 1, float("nan")), 50.0)  # NaN never meets it
