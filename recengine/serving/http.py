@@ -49,6 +49,7 @@ from collections.abc import Callable
 from contextlib import asynccontextmanager
 from typing import Literal, TextIO
 
+from recengine.serving.early_shed import EarlyShed
 from recengine.serving.histories import MAX_BATCH
 from recengine.serving.metrics import CONTENT_TYPE, ServingMetrics
 from recengine.serving.micro_batcher import Answer, DeadlineExceeded, MicroBatcher, Overloaded
@@ -367,6 +368,13 @@ def create_app(
         return Response(body, media_type="application/json")
 
     app.state.metrics = metrics
+    if shed and deadline_s is not None:  # inside _Observed: an early refusal is timed and counted like any other
+        app.add_middleware(
+            EarlyShed,
+            batcher=lambda: getattr(app.state, "batcher", None),
+            deadline_s=deadline_s,
+            retry_after_s=RETRY_AFTER_S,
+        )
     app.add_middleware(_Observed, metrics=metrics)
     return app
 

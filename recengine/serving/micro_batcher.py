@@ -161,6 +161,18 @@ class MicroBatcher:
         full, rest = divmod(self.queue_depth, self.max_batch)
         return left + full * self.batch_time(self.max_batch) + self.batch_time(rest + requests)
 
+    def check_admission(self, requests: int, seconds_left: float) -> None:
+        """Overloaded (cause "shed") when shedding is on, the model is busy and `requests` queued now would be
+        answered after `seconds_left` more seconds: a cheap test that also runs before a request is parsed."""
+        busy = self._running is not None or self.queue_depth > 0
+        if self.shed and busy:
+            finish = self.estimated_finish(requests)
+            if finish > seconds_left:
+                raise Overloaded(
+                    f"the model is busy: it would answer in about {finish * 1e3:.0f} ms, after the request's deadline",
+                    cause="shed",
+                )
+
     async def submit(
         self,
         history: list[int],
@@ -186,14 +198,8 @@ class MicroBatcher:
         do not all fit in the queue; DeadlineExceeded when `deadline` (time.monotonic) passes first."""
         if self.max_queue is not None and self._queue.qsize() + len(histories) > self.max_queue:
             raise Overloaded(f"the queue is full ({self.max_queue} requests wait for the model)")
-        busy = self._running is not None or self.queue_depth > 0
-        if self.shed and deadline is not None and busy:
-            finish = self.estimated_finish(len(histories))
-            if time.monotonic() + finish > deadline:
-                raise Overloaded(
-                    f"the model is busy: it would answer in about {finish * 1e3:.0f} ms, after the request's deadline",
-                    cause="shed",
-                )
+        if deadline is not None:
+            self.check_admission(len(histories), deadline - time.monotonic())
         loop = asyncio.get_running_loop()
         model = self.recommender if model is None else model
         pending = [_Pending(h, k, exclude_seen, loop.create_future(), model, deadline) for h in histories]
