@@ -122,3 +122,13 @@ def test_the_example_config_files_load(name, config):
 
     path = pathlib.Path(__file__).resolve().parent.parent / "examples" / name
     assert isinstance(load_config(config, path), type(config))
+
+
+@pytest.mark.parametrize("name", ["ml-1m.toml", "ml-1m-fast.toml", "beauty.toml"])
+def test_the_benchmark_config_files_load_and_say_what_they_set(name):
+    import pathlib
+
+    path = pathlib.Path(__file__).resolve().parent.parent / "benchmarks" / "configs" / name
+    cfg = load_config(SASRecConfig(), path)
+    assert set(read_config_file(path)) <= set(to_dict(cfg))  # every key is a setting (a typo would raise first)
+    assert cfg.lr_schedule == "cosine" and cfg.max_epochs == cfg.patience  # a cosine budget is its epochs

@@ -9,7 +9,8 @@ replies (parsed JSON, in request order), each request's latency in seconds and t
 With ``--rate R`` the load is an open loop instead: request i is due at the i-th arrival of a Poisson process of
 R requests/s and goes out then on an idle keep-alive connection (a new one when none is idle, at most
 `--clients` of them), whatever the server's pace; its latency counts from when it was due, so time spent waiting
-for a connection is part of it (an overloaded server cannot hide its queue by slowing the clients down).
+for a connection is part of it (an overloaded server cannot hide its queue by slowing the clients down). A request
+sent on a kept-alive connection that the server had closed meanwhile (its idle timeout) goes again on a new one.
 
 Why a separate process with hand-written HTTP/1.1: the load generator shares the machine with the server it
 measures. Client threads with http.client spend more CPU per request than a small server does, and in the
@@ -101,16 +102,25 @@ async def run_open_loop(host: str, port: int, bodies: list[bytes], rate: float, 
     async def one(i: int) -> None:
         await asyncio.sleep(max(0.0, t0 + due[i] - time.perf_counter()))
         async with slots:
-            conn = idle.pop() if idle else await asyncio.open_connection(host, port)
-            reader, writer = conn
-            try:
-                writer.write(requests[i])
-                statuses[i], replies[i] = await _read_reply(reader)
-            except (OSError, asyncio.IncompleteReadError):
-                writer.close()
-                statuses[i] = -1
-            else:
-                idle.append(conn)
+            # a kept-alive connection the server has since closed (its idle timeout) fails before any reply byte:
+            # the request goes again on a new connection, once, as HTTP clients do; a new one's failure counts (-1)
+            reused = bool(idle)
+            while True:
+                conn = idle.pop() if reused else await asyncio.open_connection(host, port)
+                reader, writer = conn
+                try:
+                    writer.write(requests[i])
+                    statuses[i], replies[i] = await _read_reply(reader)
+                except (OSError, asyncio.IncompleteReadError) as exc:
+                    writer.close()
+                    stale = isinstance(exc, asyncio.IncompleteReadError) and not exc.partial
+                    if reused and (stale or isinstance(exc, ConnectionError)):
+                        reused = False
+                        continue
+                    statuses[i] = -1
+                else:
+                    idle.append(conn)
+                break
             latencies[i] = time.perf_counter() - (t0 + due[i])
 
     await asyncio.gather(*(one(i) for i in range(count)))

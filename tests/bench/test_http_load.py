@@ -46,3 +46,29 @@ def test_open_loop_sends_every_request_and_times_it_from_when_it_was_due(model_d
     assert out["statuses"] == [200] * len(bodies)
     assert [r["items"] for r in out["replies"]] == rec.recommend(HISTORIES * 4, k=5).items.tolist()
     assert all(t > 0 for t in out["latencies_s"])
+
+
+def test_a_kept_alive_connection_the_server_closed_is_retried_once_on_a_new_one():
+    """A server that answers one request per connection and then closes it without saying so (as an idle
+    keep-alive timeout does): every request still gets its answer, through a new connection."""
+    served = []
+
+    async def handle(reader, writer):
+        head = await reader.readuntil(b"\r\n\r\n")
+        length = int(next(x for x in head.split(b"\r\n") if x.lower().startswith(b"content-length")).split(b":")[1])
+        served.append(await reader.readexactly(length))
+        body = b'{"items": [1]}'
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+        await writer.drain()
+        writer.close()
+
+    async def main():
+        server = await asyncio.start_server(handle, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        async with server:
+            bodies = [json.dumps({"history": [i], "k": 1}).encode() for i in range(6)]
+            return await http_load.run_open_loop("127.0.0.1", port, bodies, rate=50.0, connections=1)
+
+    out = asyncio.run(main())
+    assert out["statuses"] == [200] * 6
+    assert sorted(json.loads(b)["history"][0] for b in served) == list(range(6))  # each sent and answered once
