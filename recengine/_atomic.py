@@ -115,3 +115,11 @@ def write_text(path: str, text: str) -> None:
     with atomic_path(path) as tmp:
         with open(tmp, "w") as f:
             f.write(text)
+
+
+def write_json(path: str, obj) -> None:
+    """Write `obj` as indented JSON to `path` atomically, creating the folders above it."""
+    import json
+
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    write_text(path, json.dumps(obj, indent=2) + "\n")

@@ -27,6 +27,7 @@ import time
 
 import numpy as np
 
+from recengine._atomic import write_json
 from recengine.bench.soak import soak_histories
 from recengine.machine import machine_summary
 from recengine.serving.local_server import free_port, wait_healthy
@@ -46,6 +47,11 @@ def _load(port: int, histories, count: int, *, rate: float | None, clients: int)
         subprocess.run(argv, check=True, timeout=3600)
         with open(out) as f:
             return json.load(f)
+
+
+def _open_loop(port: int, histories, rate: float, seconds: float) -> dict:
+    """The summary of `seconds` of Poisson arrivals at `rate` requests/s (at most 256 connections)."""
+    return summarize(_load(port, histories, max(1, int(rate * seconds)), rate=rate, clients=256), rate)
 
 
 def summarize(load: dict, offered: float | None) -> dict:
@@ -120,9 +126,9 @@ def run(
                     sustainable = _sustainable_rate(port, histories, closed["goodput_per_s"], seconds / 2, out)
                     out["sustainable_per_s"] = sustainable
                 for factor in (1.0, 2.0):
-                    rate = factor * sustainable
-                    load = _load(port, histories, max(1, int(rate * seconds)), rate=rate, clients=256)
-                    out["runs"][f"{factor:.0f}x open loop ({rule})"] = summarize(load, rate)
+                    out["runs"][f"{factor:.0f}x open loop ({rule})"] = _open_loop(
+                        port, histories, factor * sustainable, seconds
+                    )
             finally:
                 server.terminate()
                 server.wait(timeout=30)
@@ -138,7 +144,7 @@ def _sustainable_rate(port: int, histories, capacity: float, seconds: float, out
     none does (said in the row's name). Each probe's summary goes into out["runs"]."""
     for fraction in PROBE_FRACTIONS:
         rate = fraction * capacity
-        probe = summarize(_load(port, histories, max(1, int(rate * seconds)), rate=rate, clients=256), rate)
+        probe = _open_loop(port, histories, rate, seconds)
         kept = meets_objective(probe, out["deadline_ms"])
         out["runs"][f"probe {fraction:.2f} x capacity ({'meets' if kept else 'misses'} the objective)"] = probe
         if kept:
@@ -186,8 +192,7 @@ def main(argv: list[str] | None = None) -> int:
     print(markdown(result))
     print(f"\n({time.perf_counter() - start:.0f} s)")
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump(result, f, indent=2)
+        write_json(args.json, result)
     return 0
 
 

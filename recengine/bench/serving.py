@@ -34,6 +34,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from recengine._atomic import write_json
 from recengine.machine import describe_machine
 from recengine.nn.sequence_recommender import SequenceRecommender
 from recengine.serving.loading import load_any
@@ -336,11 +337,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         print(_table("HTTP, 32 loopback clients", results["http"]))
     if args.json:
-        from recengine._atomic import atomic_path
-
-        os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
-        with atomic_path(args.json) as tmp, open(tmp, "w") as f:
-            json.dump(results, f, indent=2)
+        write_json(args.json, results)
         print(f"\nwrote {args.json}")
     return 0
 

@@ -41,6 +41,7 @@ import time
 import numpy as np
 import torch
 
+from recengine._atomic import write_json
 from recengine.checkpoint import read, write
 from recengine.machine import describe_machine
 from recengine.serving.http import MAX_HISTORY
@@ -401,11 +402,7 @@ def main(argv: list[str] | None = None) -> int:
     result = run(args.checkpoint, args.seconds, clients=args.clients, swap_every=args.swap_every, window_s=args.window)
     print(markdown(result))
     if args.json:
-        from recengine._atomic import atomic_path
-
-        os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
-        with atomic_path(args.json) as tmp, open(tmp, "w") as f:
-            json.dump(result, f, indent=2)
+        write_json(args.json, result)
         print(f"\nwrote {args.json}")
     return 0
 

@@ -18,6 +18,7 @@ import subprocess
 import sys
 import time
 
+from recengine._atomic import write_json
 from recengine.machine import machine_summary
 from recengine.serving.local_server import free_port
 from recengine.serving.threads import serving_environment
@@ -115,8 +116,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"| {r['workers']} | {tot['rss']:.0f} | {tot['pss']:.0f} | {tot['uss']:.0f} | {sep:.0f} |")
     rows = [single, *rows]
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump({"rows": rows, "machine": machine_summary()}, f, indent=2)
+        write_json(args.json, {"rows": rows, "machine": machine_summary()})
     return 0
 
 

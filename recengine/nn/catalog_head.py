@@ -124,15 +124,15 @@ class CatalogHead(nn.Module):
 
     def _target_minus_mean_score(self, states, targets, table, bias) -> torch.Tensor:
         """(M,) s_target - mean_i s_i over the items not masked out (the label-smoothing term), s = (q·e + b) / T."""
-        if bias is None:
-            weights = torch.full((self.num_items,), 1.0 / self.num_items, device=table.device, dtype=table.dtype)
-            target_score = (states * table[targets]).sum(-1)
-            mean_score = states @ (weights @ table)
-        else:
+        known = torch.ones(self.num_items, device=table.device, dtype=table.dtype)
+        if bias is not None:
             known = (bias.detach() > MASKED_LOGIT / 2).to(table.dtype)
-            weights = known / known.sum().clamp_min(1.0)
-            target_score = (states * table[targets]).sum(-1) + bias[targets]
-            mean_score = states @ (weights @ table) + weights @ bias
+        weights = known / known.sum().clamp_min(1.0)
+        target_score = (states * table[targets]).sum(-1)
+        mean_score = states @ (weights @ table)
+        if bias is not None:
+            target_score = target_score + bias[targets]
+            mean_score = mean_score + weights @ bias
         return (target_score - mean_score) / self.temperature
 
     def topk(
