@@ -54,20 +54,21 @@ class SupervisedPolicy(Policy):
     """The large model alone: the supervised next-item encoder's top-k, the user's history excluded.
 
     `scorer` maps a (B, L) history matrix to (Q (B, D), E (N, D), bias (N,) or None): see
-    `recengine.agents.scorer.Scorer`.
+    `recengine.agents.scorer.Scorer`. `logged` (recengine.agents.logged_items.LoggedItems): also exclude each
+    user's items in the logged training data, beyond the visible history (None: the visible history only).
     """
 
     name = "large-model"
 
-    def __init__(self, scorer, k: int):
-        self.scorer, self.k = scorer, k
+    def __init__(self, scorer, k: int, *, logged=None):
+        self.scorer, self.k, self.logged = scorer, k, logged
 
     @torch.no_grad()
     def act(self, obs, explore: bool = False) -> torch.Tensor:
         hist = histories(obs)
         with eval_mode(self.scorer):
             Q, E, bias = self.scorer(hist)
-        offsets, ids = exclusion_csr(hist)
+        offsets, ids = exclusion_csr(hist) if self.logged is None else self.logged.exclusion(obs, hist)
         _, slate = op("catalog_topk")(
             Q.contiguous(), E.contiguous(), self.k, bias=bias, exclude_offsets=offsets, exclude_ids=ids
         )

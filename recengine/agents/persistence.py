@@ -282,9 +282,7 @@ def _slateq_parts(agent: SlateQAgent, tensors: dict[str, torch.Tensor], meta: di
     opt_t, meta["optim_groups"] = optimizer_tensors(agent.optimizer)
     tensors.update(opt_t)
     tensors["generator"] = agent.generator.get_state()
-    settings["logged"] = agent.logged is not None
-    if agent.logged is not None:
-        tensors.update({"logged.offsets": agent.logged.offsets, "logged.items": agent.logged.items})
+    _logged_parts(agent.logged, tensors, settings)
     settings["replay"] = agent.replay is not None
     if agent.replay is not None:
         replay_t, meta["replay"] = _replay_parts(agent.replay)
@@ -295,14 +293,7 @@ def _slateq_parts(agent: SlateQAgent, tensors: dict[str, torch.Tensor], meta: di
 def _load_slateq(path, tensors, meta, settings) -> Policy:
     cfg = _config(path, SlateQConfig, settings.get("config"))
     num_items = _count(path, settings, "num_items", 1)
-    logged = None
-    if settings.get("logged"):
-        try:
-            logged = LoggedItems(_tensor(path, tensors, "logged.offsets"), _tensor(path, tensors, "logged.items"))
-        except ValueError as exc:
-            raise CheckpointError(f"{path}: the logged items are malformed ({exc})") from None
-        if logged.items.numel() and (int(logged.items.min()) < 0 or int(logged.items.max()) >= num_items):
-            raise CheckpointError(f"{path}: the logged items hold ids outside [0, {num_items})")
+    logged = _load_logged(path, tensors, settings, num_items)
     agent = SlateQAgent(
         _load_scorer(path, tensors, meta),
         num_items,
@@ -353,6 +344,7 @@ def save_agent(agent: Policy, path: str, *, data_name: str = "") -> None:
         scorer_t, scorer_m = _scorer_parts(agent.scorer)
         tensors.update(scorer_t)
         meta.update(scorer_m)
+        _logged_parts(agent.logged, tensors, settings)
     elif agent_type == "dqn":
         settings = _settings(
             agent,
@@ -445,7 +437,29 @@ def _load_matrix_factorization(path, tensors, meta, settings) -> Policy:
 
 
 def _load_supervised(path, tensors, meta, settings) -> Policy:
-    return SupervisedPolicy(_load_scorer(path, tensors, meta), _count(path, settings, "k", 1))
+    scorer = _load_scorer(path, tensors, meta)
+    logged = _load_logged(path, tensors, settings, scorer.head.num_items)
+    return SupervisedPolicy(scorer, _count(path, settings, "k", 1), logged=logged)
+
+
+def _logged_parts(logged: LoggedItems | None, tensors: dict, settings: dict) -> None:
+    """Each user's logged items (an agent's exclusion list) into the file's tensors and settings."""
+    settings["logged"] = logged is not None
+    if logged is not None:
+        tensors.update({"logged.offsets": logged.offsets, "logged.items": logged.items})
+
+
+def _load_logged(path, tensors, settings, num_items: int) -> LoggedItems | None:
+    """The logged items _logged_parts wrote (None when the agent had none); CheckpointError when malformed."""
+    if not settings.get("logged"):
+        return None
+    try:
+        logged = LoggedItems(_tensor(path, tensors, "logged.offsets"), _tensor(path, tensors, "logged.items"))
+    except ValueError as exc:
+        raise CheckpointError(f"{path}: the logged items are malformed ({exc})") from None
+    if logged.items.numel() and (int(logged.items.min()) < 0 or int(logged.items.max()) >= num_items):
+        raise CheckpointError(f"{path}: the logged items hold ids outside [0, {num_items})")
+    return logged
 
 
 def _load_dqn(path, tensors, meta, settings) -> Policy:

@@ -35,6 +35,16 @@ ORACLES = (MYOPIC, LOOKAHEAD)
 HYBRID_PREFIX = "hybrid"
 """agents whose name starts so are RL on top of the large model: their closed share is reported"""
 
+NO_RL_SHARE = ("large-model-logged",)
+"""baselines without RL whose closed share is reported beside the hybrids': what a hybrid gains by a choice that
+needs no learning (excluding each user's logged items)"""
+
+
+def shares_of(names) -> list[str]:
+    """The agents among `names` whose closed share of the headroom is reported, in order."""
+    return [n for n in names if n.startswith(HYBRID_PREFIX) or n in NO_RL_SHARE]
+
+
 NO_MECHANISM_OFF = "none"
 """the label of the main simulator's row (every mechanism on) in the mechanism table"""
 
@@ -152,7 +162,7 @@ def headroom(returns: dict[str, np.ndarray], level: float = 0.95) -> dict:
         out["value_of_planning"] = _diff(paired_diff(look, myopic, level))
         out["myopic_over_large"] = _diff(paired_diff(myopic, large, level))
     for name, r in returns.items():
-        if name.startswith(HYBRID_PREFIX):
+        if name in shares_of([name]):
             out["closed_share"][name] = _share(paired_ratio(r - large, look - large, level))
     return out
 
@@ -162,7 +172,7 @@ def main_headroom(per_seed: dict, level: float = 0.95) -> dict:
     sessions of seed i the oracles played: the first ones)."""
     played = [len(r["session_returns"]) for n in ORACLES for r in per_seed.get(n, [])]
     n = min(played) if played else None
-    names = ["large-model", *ORACLES, *(n for n in per_seed if n.startswith(HYBRID_PREFIX))]
+    names = ["large-model", *ORACLES, *shares_of(per_seed)]
     returns = {name: _returns(per_seed, name, n) for name in names}
     out = headroom({name: r for name, r in returns.items() if r is not None}, level)
     if out:
@@ -263,7 +273,7 @@ def plot_returns(path: str, results: dict) -> bool:
     import matplotlib.pyplot as plt
 
     agents = results["agents"]
-    names = [n for n in PLOT_AGENTS if n in agents] + [n for n in agents if n.startswith(HYBRID_PREFIX)]
+    names = [n for n in PLOT_AGENTS if n in agents] + shares_of(agents)
     rows = [(n, agents[n], "tab:blue") for n in names] + [
         (n, oracles[n], "tab:orange") for n in ORACLES if n in oracles
     ]
@@ -351,7 +361,13 @@ def answer_lines(results: dict) -> list[str]:
         lines += [
             "",
             "Closed share of the headroom (95% interval), per check; in the robustness checks the oracles play the "
-            "variant simulator's sessions beside the agents.",
+            "variant simulator's sessions beside the agents."
+            + (
+                " large-model-logged is no RL: the large model with each user's logged items excluded, the part of "
+                "a hybrid's share that needs no learning (hybrid-slateq excludes them too)."
+                if any(n in NO_RL_SHARE for n in shares)
+                else ""
+            ),
         ]
         heads = [f"{c}: {_ci(robust[c]['headroom'].get('headroom'))}" for c in checks[1:]]
         if heads:

@@ -38,6 +38,9 @@ def _build(name: str, sim) -> Policy:
         return PopularityPolicy(np.arange(n) % 7, K)
     if name == "large-model":
         return SupervisedPolicy(tiny_scorer(sim, seed=1), K)
+    if name == "large-model-logged":
+        logged = LoggedItems(np.arange(sim.num_users + 1) * 3, np.arange(3 * sim.num_users) % n)
+        return SupervisedPolicy(tiny_scorer(sim, seed=1), K, logged=logged)
     if name == "mf-bpr":
         g = torch.Generator().manual_seed(0)
         factors = torch.randn(400 + n, 4, generator=g)
@@ -61,6 +64,7 @@ AGENTS = [
     "random",
     "popularity",
     "large-model",
+    "large-model-logged",
     "mf-bpr",
     "dqn",
     "reinforce",

@@ -48,10 +48,11 @@ def toy_entry():
 
 
 def test_builtin_agents_in_report_order():
-    assert list(registered())[:9] == [
+    assert list(registered())[:10] == [
         "random",
         "popularity",
         "large-model",
+        "large-model-logged",
         "dqn",
         "reinforce",
         "hybrid-dqn",

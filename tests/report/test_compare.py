@@ -7,9 +7,11 @@ import pytest
 
 from recengine.cli import main
 
-AGENTS = ["random", "popularity", "large-model", "dqn", "reinforce", "hybrid-dqn", "hybrid-reinforce", "mf-bpr"]
-OFFLINE_AGENTS = ["large-model", "dqn", "reinforce", "hybrid-dqn", "hybrid-reinforce", "mf-bpr"]
-LEARNERS = ["dqn", "reinforce", "hybrid-dqn", "hybrid-reinforce"]
+HYBRIDS = ["hybrid-dqn", "hybrid-reinforce", "hybrid-slateq"]
+AGENTS = ["random", "popularity", "large-model", "large-model-logged", "dqn", "reinforce", *HYBRIDS, "mf-bpr"]
+OFFLINE_AGENTS = ["large-model", "large-model-logged", "dqn", "reinforce", *HYBRIDS, "mf-bpr"]
+LEARNERS = ["dqn", "reinforce", *HYBRIDS]
+SHARES = {"large-model-logged", *HYBRIDS}  # closed shares of the headroom: the hybrids and the no-RL exclusion
 ORACLES = ["oracle-myopic", "oracle-lookahead"]
 MECHANISMS = [
     "none",
@@ -26,7 +28,8 @@ def quick_run(tmp_path_factory):
     config = tmp_path_factory.mktemp("config") / "compare.toml"
     config.write_text("headroom_mechanisms = true\n")  # off by default for time; the report's table is tested here
     argv = ["compare", "--quick", "--dataset", "synthetic", "--out", str(out), "--threads", "1", "--seeds", "2"]
-    assert main([*argv, "--config", str(config)]) == 0
+    # every hybrid, not only the default ones: the verdict, the shares and the robustness checks handle several
+    assert main([*argv, "--config", str(config), "--agents", ",".join(AGENTS)]) == 0
     return out
 
 
@@ -58,7 +61,7 @@ def test_results_json_has_every_agent_and_figure(quick_run):
             assert entry["updates_per_s"] is None and entry["curve"] == []
     assert results["agents"]["random"]["coverage"] > results["agents"]["popularity"]["coverage"]
     ope = results["ope"]["targets"]
-    assert set(ope) == {"large-model", "reinforce", "hybrid-reinforce"}
+    assert set(ope) == {"large-model", "reinforce", "hybrid-slateq"}
     for row in ope.values():
         assert row["true_value"] > 0
         for est in ("ips", "snips", "dr"):
@@ -190,14 +193,14 @@ def test_robustness_checks_and_the_verdict(quick_run):
     robust = results["robustness"]
     assert set(robust["variants"]) == {"popularity weight halved", "second simulator", "disjoint halves"}
     for v in robust["variants"].values():
-        assert set(v["returns"]) == {"large-model", "hybrid-dqn", "hybrid-reinforce", *ORACLES}
-        assert set(v["headroom"]["closed_share"]) == {"hybrid-dqn", "hybrid-reinforce"}
+        assert set(v["returns"]) == {"large-model", *SHARES, *ORACLES}
+        assert set(v["headroom"]["closed_share"]) == SHARES
         for hybrid, d in v["paired"].items():
             assert d["diff"] == pytest.approx(
                 v["returns"][hybrid]["mean"] - v["returns"]["large-model"]["mean"], abs=1e-9
             )
     verdict = results["rl_vs_large_model"]
-    assert set(verdict) == {"hybrid-dqn", "hybrid-reinforce"}
+    assert set(verdict) == set(HYBRIDS)  # the no-RL baseline is no subject of "does RL beat the large model?"
     text = (quick_run / "report.md").read_text()
     for hybrid, v in verdict.items():
         assert list(v["checks"]) == ["main simulator", *robust["variants"]]
@@ -312,7 +315,7 @@ def test_the_oracles_play_the_agents_sessions_and_give_the_headroom(quick_run):
     assert gap["value_of_planning"]["diff"] == pytest.approx(
         oracles["oracle-lookahead"]["avg_return"] - oracles["oracle-myopic"]["avg_return"], abs=1e-9
     )
-    assert set(gap["closed_share"]) == {"hybrid-dqn", "hybrid-reinforce"}
+    assert set(gap["closed_share"]) == SHARES
     assert list(gap["mechanisms"]["rows"]) == MECHANISMS
     checks = gap["mechanism_checks"]
     assert checks["real"]["sessions"] > 0 and 0 <= checks["real"]["consecutive_same_genre"] <= 1

@@ -20,6 +20,10 @@ def _returns(n: int = 2000, seed: int = 0) -> dict:
     }
 
 
+def rng_binomial(r: dict) -> np.ndarray:
+    return np.random.default_rng(5).binomial(1, 0.2, len(r["large-model"]))
+
+
 def test_headroom_value_of_planning_and_closed_share_from_paired_sessions():
     r = _returns()
     out = hr.headroom(r)
@@ -33,6 +37,10 @@ def test_headroom_value_of_planning_and_closed_share_from_paired_sessions():
     assert share["share"] == pytest.approx((r["hybrid-x"] - large).mean() / (look - large).mean())
     assert share["ci95"][0] < share["share"] < share["ci95"][1]
     assert set(out["closed_share"]) == {"hybrid-x"}  # only RL on top of the large model
+    r["large-model-logged"] = large + rng_binomial(r)
+    out = hr.headroom(r)
+    assert set(out["closed_share"]) == {"hybrid-x", "large-model-logged"}  # and the no-RL exclusion beside it
+    assert hr.shares_of(["popularity", "large-model-logged", "hybrid-y"]) == ["large-model-logged", "hybrid-y"]
     assert hr.headroom({"large-model": large}) == {}
 
 
