@@ -323,6 +323,17 @@ def _share_text(d: dict | None) -> str:
     return f"{d['share']:.0%} [{d['ci95'][0]:.0%}, {d['ci95'][1]:.0%}]"
 
 
+def _beyond_no_rl(agents: dict, shares: dict) -> list[str]:
+    """ "name +d [lo, hi]" for each hybrid of `shares` with a paired difference from the no-RL baseline."""
+    out = []
+    for name in shares:
+        for base in NO_RL_SHARE:
+            d = (agents.get(name) or {}).get("paired", {}).get(base)
+            if name not in NO_RL_SHARE and d:
+                out.append(f"{name} {_ci(d)}")
+    return out
+
+
 def answer_lines(results: dict) -> list[str]:
     """The headroom part of "Does RL beat the large model?": the headroom, the value of planning, each hybrid's
     closed share in the main simulator and in every robustness check, and the plot."""
@@ -372,6 +383,12 @@ def answer_lines(results: dict) -> list[str]:
         heads = [f"{c}: {_ci(robust[c]['headroom'].get('headroom'))}" for c in checks[1:]]
         if heads:
             lines.append("Headroom in the robustness checks: " + "; ".join(heads) + ".")
+        beyond = _beyond_no_rl(results.get("agents") or {}, shares)
+        if beyond:
+            lines.append(
+                "What RL adds beyond the no-RL exclusion (hybrid − large-model-logged, paired over every evaluation "
+                "session of the main simulator): " + "; ".join(beyond) + "."
+            )
     if gap.get("plot"):
         lines += ["", f"![{gap['plot']}]({gap['plot']})"]
     return lines + [""]

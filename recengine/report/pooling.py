@@ -18,7 +18,7 @@ STATISTICS_NOTE = (
     "per-seed differences (the spread over training runs) and a target then needs both lower bounds above 0."
 )
 
-PAIRED_BASELINES = ("popularity", "large-model")
+PAIRED_BASELINES = ("popularity", "large-model", "large-model-logged")
 """the baselines every agent's return is compared with, session by session"""
 
 

@@ -9,6 +9,7 @@ from recengine._atomic import write_text
 from recengine.eval.metrics import HR_AT_10, NDCG_AT_10
 from recengine.machine import REPRODUCIBILITY, machine_summary
 from recengine.report import beyond_accuracy, headroom
+from recengine.report.pooling import PAIRED_BASELINES
 from recengine.report.summary import is_smoke, opening
 
 COLUMNS = [
@@ -238,7 +239,7 @@ def _diff(d: dict | None) -> str:
 def _paired_section(results: dict, level: float) -> list[str]:
     """The paired differences against the baselines and the learning-curve gains, with their intervals."""
     agents = results["agents"]
-    bases = [b for b in ("popularity", "large-model") if b in agents]
+    bases = [b for b in PAIRED_BASELINES if b in agents]
     if not bases or not any(e.get("paired") for e in agents.values()):
         return []
     lines = [
@@ -248,7 +249,8 @@ def _paired_section(results: dict, level: float) -> list[str]:
         f"sessions (same users, same random draws), with the {level:.0%} interval; the learning-curve gain is "
         'the last curve point minus the first, paired the same way. With several training seeds, "seeds" '
         "gives the Student-t interval of the per-seed differences (the spread over training runs, which the "
-        "sessions' interval does not cover).",
+        "sessions' interval does not cover). Against large-model-logged (the large model with each user's logged "
+        "items excluded, no RL): what a hybrid gains beyond that exclusion.",
         "",
         "| agent | " + " | ".join(f"vs {b}" for b in bases) + " | learning-curve gain | per-seed return |",
         "|---|" + "---:|" * (len(bases) + 2),

@@ -85,7 +85,7 @@ def test_results_json_intervals(quick_run):
         assert hi - entry["avg_return"] == pytest.approx(1.959964 * entry["return_stderr"], rel=1e-5)
         assert len(entry["seed_returns"]) == 2
         assert entry["avg_return"] == pytest.approx(sum(entry["seed_returns"]) / 2, rel=1e-9)
-        assert set(entry["paired"]) == {"popularity", "large-model"} - {name}, name
+        assert set(entry["paired"]) == {"popularity", "large-model", "large-model-logged"} - {name}, name
         for base, d in entry["paired"].items():
             # the mean of the per-session differences is the difference of the means
             assert d["diff"] == pytest.approx(entry["avg_return"] - agents[base]["avg_return"], abs=1e-9)

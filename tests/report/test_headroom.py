@@ -111,6 +111,14 @@ def test_the_report_sections_name_the_oracles_and_the_headroom():
     assert hr.label(hr.LOOKAHEAD).startswith("oracle-lookahead (oracle")
 
 
+def test_the_answer_gives_what_rl_adds_beyond_the_no_rl_exclusion():
+    results = _results()
+    assert "beyond the no-RL exclusion" not in "\n".join(hr.answer_lines(results))  # no such baseline run
+    results["agents"]["hybrid-x"]["paired"] = {"large-model-logged": {"diff": 0.162, "ci95": [0.072, 0.252]}}
+    answer = "\n".join(hr.answer_lines(results))
+    assert "(hybrid − large-model-logged, paired" in answer and "hybrid-x +0.162 [+0.072, +0.252]" in answer
+
+
 def test_the_plot_shows_the_agents_and_the_oracles(tmp_path):
     path = tmp_path / "headroom.png"
     assert hr.plot_returns(str(path), _results())
