@@ -299,9 +299,9 @@ def plot_returns(path: str, results: dict) -> bool:
             lw=0,
             label="headroom (lookahead oracle − large model)",
         )
-        ax.legend(fontsize=8, loc="lower right")
+        ax.legend(fontsize=8, loc="center left")
     ax.set_xlabel("clicks per simulated session (95% interval)")
-    ax.set_title("Return per session; the oracles read the simulator's own model (yardsticks, not agents)", fontsize=9)
+    ax.set_title("Return per session (the oracles read the simulator: yardsticks, not agents)", fontsize=9)
     ax.grid(axis="x", alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
