@@ -701,7 +701,10 @@ void sample_sweep(const float* Q, const float* E, int64_t B, int64_t N, int64_t 
 // writer) and walk every row chunk, recomputing the logits tile and turning it into
 // G = softmax * p_scale - onehot(target) * t_scale (see ce_grad_row); then dE_blk += G^T Q_chunk,
 // dbias_blk += column sums of G, and dQ_chunk += G E_blk into the thread's own dQ copy (B x D: small),
-// summed at the end. The logits are (Q E^T + bias) * inv_temp, as in every sweep; the scales carry inv_temp.
+// summed at the end in thread order. The blocks are dealt out statically, not dynamically: a thread's dQ copy
+// sums the terms of its blocks, so which thread takes which block must not depend on timing, or dQ's rounding
+// would change from call to call (and so every training run at a fixed seed and thread count).
+// The logits are (Q E^T + bias) * inv_temp, as in every sweep; the scales carry inv_temp.
 void ce_backward_sweep(const float* Q, const float* E, int64_t B, int64_t N, int64_t D, const float* bias,
                        float inv_temp, const int64_t* ex_off, const int64_t* ex_ids, const float* lse,
                        const int64_t* target, const float* p_scale, const float* t_scale, float* dQ, float* dE,
@@ -717,7 +720,7 @@ void ce_backward_sweep(const float* Q, const float* E, int64_t B, int64_t N, int
     float* dq_mine = dQ ? dq_parts.data() + static_cast<size_t>(omp_get_thread_num()) * B * D : nullptr;
     const Blas& b = blas();
     const bool use_blas = b.sgemm && !g_force_portable.load() && B < (1 << 30) && N < (1 << 30) && D < (1 << 30);
-#pragma omp for schedule(dynamic, 1)
+#pragma omp for schedule(static)
     for (int64_t blk = 0; blk < blocks; ++blk) {
       const int64_t j0 = blk * sh.items_per_block;
       const int64_t nb = std::min(sh.items_per_block, N - j0);

@@ -17,6 +17,7 @@ from torch import nn
 from recengine.data.sequences import LeaveOneOut, gather_csr
 from recengine.eval.metrics import NDCG_AT_10, evaluate_ranking
 from recengine.eval.offline import eval_inputs
+from recengine.nn.gather_rows import gather_rows
 from recengine.progress import progress_bar
 
 
@@ -44,7 +45,7 @@ class BPR(nn.Module):
         self.bias = nn.Parameter(torch.zeros(num_items))
 
     def score(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
-        return (self.user[users] * self.item[items]).sum(-1) + self.bias[items]
+        return (gather_rows(self.user, users) * gather_rows(self.item, items)).sum(-1) + gather_rows(self.bias, items)
 
 
 def train_bpr(split: LeaveOneOut, config: BPRConfig | None = None, progress: bool = True) -> tuple[BPR, dict]:

@@ -29,6 +29,7 @@ from recengine.agents.config import ReinforceConfig
 from recengine.agents.policy_base import Policy, histories, op
 from recengine.agents.topk_correction import corrected_pg_loss
 from recengine.data.exclusion import exclusion_csr
+from recengine.nn.gather_rows import gather_rows
 from recengine.nn.modes import eval_mode
 
 
@@ -36,7 +37,7 @@ def slate_log_probs(Q, E, bias, slate, *, temperature=1.0, exclude_offsets=None,
     """Differentiable log π(a|s) (B, k) of each slate item under softmax((Q E^T + bias) / T) without the
     excluded items: logit(a) − logsumexp, the logsumexp taken from catalog_cross_entropy of the first item."""
 
-    logits = ((Q.unsqueeze(1) * E[slate]).sum(-1) + bias[slate]) / temperature  # (B, k)
+    logits = ((Q.unsqueeze(1) * gather_rows(E, slate)).sum(-1) + gather_rows(bias, slate)) / temperature  # (B, k)
     ce_first = op("catalog_cross_entropy")(
         Q,
         E,

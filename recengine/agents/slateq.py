@@ -36,6 +36,7 @@ from recengine.agents.logged_items import LoggedItems
 from recengine.agents.policy_base import Policy, histories, op
 from recengine.agents.reinforce import slate_log_probs
 from recengine.data.exclusion import exclusion_csr
+from recengine.nn.gather_rows import gather_rows
 from recengine.nn.modes import eval_mode
 
 __all__ = ["ItemValues", "SlateQAgent"]
@@ -58,7 +59,7 @@ class ItemValues(nn.Module):
 
     def forward(self, f: torch.Tensor, E: torch.Tensor, items: torch.Tensor):
         a = self.state(f)  # (B, 1)
-        q = a + (self.interaction(f).unsqueeze(1) * E[items]).sum(-1) + self.item[items]
+        q = a + (self.interaction(f).unsqueeze(1) * E[items]).sum(-1) + gather_rows(self.item, items)
         return q, (a + self.none(f)).squeeze(1)
 
 

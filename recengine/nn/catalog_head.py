@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from recengine import ops
+from recengine.nn.gather_rows import gather_rows
 from recengine.ops._checks import check_choice, check_number
 from recengine.ops.policy import REDUCTIONS
 
@@ -128,10 +129,10 @@ class CatalogHead(nn.Module):
         if bias is not None:
             known = (bias.detach() > MASKED_LOGIT / 2).to(table.dtype)
         weights = known / known.sum().clamp_min(1.0)
-        target_score = (states * table[targets]).sum(-1)
+        target_score = (states * gather_rows(table, targets)).sum(-1)
         mean_score = states @ (weights @ table)
         if bias is not None:
-            target_score = target_score + bias[targets]
+            target_score = target_score + gather_rows(bias, targets)
             mean_score = mean_score + weights @ bias
         return (target_score - mean_score) / self.temperature
 

@@ -34,6 +34,7 @@ import torch
 from torch import nn
 
 from recengine.nn.embedding_tables import EmbeddingTables, TableSpec
+from recengine.nn.gather_rows import gather_rows
 from recengine.ops._checks import check_number
 from recengine.ops.checked_ids import checked_ids
 
@@ -260,7 +261,7 @@ class SequenceEncoder(nn.Module):
         if self.sparse_input_grad and table is self.plain_item_table() and torch.is_grad_enabled():
             x = nn.functional.embedding(ids, table, sparse=True) * valid.unsqueeze(-1)
         else:
-            x = table[ids] * valid.unsqueeze(-1)
+            x = gather_rows(table, ids) * valid.unsqueeze(-1)
         x = x + self.position_embedding[:length]
         if users is not None:
             x = x + self.user_vectors(users).unsqueeze(1)

@@ -187,6 +187,25 @@ def test_cross_entropy_grad_only_where_asked(small_blocks):
     assert E.grad is None
 
 
+def test_cross_entropy_backward_is_the_same_bits_every_call(small_blocks):
+    """The backward's item blocks are spread over the threads and each thread sums its blocks' dQ terms into a copy
+    of its own: which thread takes which blocks must not depend on timing, or dQ's rounding (and every training run
+    that uses it) changes from run to run at a fixed seed and thread count."""
+    torch.manual_seed(0)
+    Q, E = torch.randn(40, 16), torch.randn(3000, 16)  # 60 item blocks of 50: many per thread
+    target = torch.randint(0, 3000, (40,))
+
+    def grads():
+        q, e = Q.clone().requires_grad_(), E.clone().requires_grad_()
+        catalog_cross_entropy(q, e, target).backward()
+        return q.grad, e.grad
+
+    first = grads()
+    for _ in range(20):
+        again = grads()
+        assert torch.equal(again[0], first[0]) and torch.equal(again[1], first[1])
+
+
 def test_reference_cross_entropy_gradcheck():
     """The reference's gradient (the truth the op's backward is compared to) against finite differences."""
     Q, E, kw = make_catalog_case(B=4, N=9, D=3)
