@@ -28,7 +28,8 @@ def _ci_fields(d: dict) -> dict:
 
 def combine_seeds(rows: list[dict], level: float = 0.95) -> dict:
     """One agent's entry from its per-seed rows: the figures averaged over seeds, return per session with its
-    interval over all sessions pooled, seed 0's learning curve, the curve gain pooled over seeds."""
+    interval over all sessions pooled, each seed's return and offline NDCG@10 (None for an agent without one),
+    seed 0's learning curve, the curve gain pooled over seeds."""
     returns = np.concatenate([r["session_returns"] for r in rows])
     ci = mean_ci(returns, level)
     entry = {
@@ -50,6 +51,10 @@ def combine_seeds(rows: list[dict], level: float = 0.95) -> dict:
     ):
         values = [r[key] for r in rows if r[key] is not None]
         entry[key] = float(np.mean(values)) if values else None
+    # each seed's offline NDCG@10 too: a limit such as "no more than 5% below the large model" holds per training
+    # run, not only on the mean
+    ndcgs = [r[NDCG_AT_10] for r in rows]
+    entry["seed_" + NDCG_AT_10] = [float(v) for v in ndcgs] if all(v is not None for v in ndcgs) else None
     entry["updates"] = int(rows[0]["updates"])
     entry["curve"] = rows[0]["curve"]
     gains = [r["curve_gain"] for r in rows if r["curve_gain"] is not None]

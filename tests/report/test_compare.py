@@ -85,6 +85,11 @@ def test_results_json_intervals(quick_run):
         assert hi - entry["avg_return"] == pytest.approx(1.959964 * entry["return_stderr"], rel=1e-5)
         assert len(entry["seed_returns"]) == 2
         assert entry["avg_return"] == pytest.approx(sum(entry["seed_returns"]) / 2, rel=1e-9)
+        if name in OFFLINE_AGENTS:  # each training run's offline NDCG@10, and their mean in the row
+            assert len(entry["seed_ndcg@10"]) == 2
+            assert entry["ndcg@10"] == pytest.approx(sum(entry["seed_ndcg@10"]) / 2, rel=1e-9)
+        else:
+            assert entry["seed_ndcg@10"] is None
         assert set(entry["paired"]) == {"popularity", "large-model", "large-model-logged"} - {name}, name
         for base, d in entry["paired"].items():
             # the mean of the per-session differences is the difference of the means
