@@ -161,9 +161,8 @@ def headroom(returns: dict[str, np.ndarray], level: float = 0.95) -> dict:
         out["myopic"] = float(np.mean(myopic))
         out["value_of_planning"] = _diff(paired_diff(look, myopic, level))
         out["myopic_over_large"] = _diff(paired_diff(myopic, large, level))
-    for name, r in returns.items():
-        if name in shares_of([name]):
-            out["closed_share"][name] = _share(paired_ratio(r - large, look - large, level))
+    for name in shares_of(returns):
+        out["closed_share"][name] = _share(paired_ratio(returns[name] - large, look - large, level))
     return out
 
 
@@ -326,11 +325,9 @@ def _share_text(d: dict | None) -> str:
 def _beyond_no_rl(agents: dict, shares: dict) -> list[str]:
     """ "name +d [lo, hi]" for each hybrid of `shares` with a paired difference from the no-RL baseline."""
     out = []
-    for name in shares:
-        for base in NO_RL_SHARE:
-            d = (agents.get(name) or {}).get("paired", {}).get(base)
-            if name not in NO_RL_SHARE and d:
-                out.append(f"{name} {_ci(d)}")
+    for name in (n for n in shares if n not in NO_RL_SHARE):
+        paired = (agents.get(name) or {}).get("paired", {})
+        out += [f"{name} {_ci(paired[base])}" for base in NO_RL_SHARE if paired.get(base)]
     return out
 
 

@@ -26,12 +26,13 @@ import numpy as np
 from recengine.agents.entry import CompareSetup
 from recengine.agents.registry import lookup
 from recengine.eval.stats import mean_ci, paired_diff
+from recengine.report.headroom import HYBRID_PREFIX
 
 ROBUST_AGENTS = ("large-model", "large-model-logged", "hybrid-dqn", "hybrid-reinforce", "hybrid-slateq")
 """the policies the robustness checks judge: the large model, the hybrids built on it, and the large model with
 the logged items excluded (no RL: what of a hybrid's gain needs no learning)"""
 
-HYBRIDS = tuple(n for n in ROBUST_AGENTS if n.startswith("hybrid"))
+HYBRIDS = tuple(n for n in ROBUST_AGENTS if n.startswith(HYBRID_PREFIX))
 """the checks' subjects: RL on top of the large model"""
 
 Log = Callable[..., None]
