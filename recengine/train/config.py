@@ -46,6 +46,10 @@ class SASRecConfig:
     """age / gender / occupation through EmbeddingTables, added at every position"""
     feature_dim: int = 16
     """width of each side-feature table (projected to dim)"""
+    item_init_std: float | None = None
+    """standard deviation of the item-id embedding at initialisation (None: dim**-0.5, SequenceEncoder's own);
+    a smaller one (RecBole's and SASRec+'s 0.02) starts every item's score near zero, so an item seen a few
+    times in training is not ranked by its random start"""
     lr: float = 2e-3
     """AdamW learning rate"""
     lr_schedule: str = "constant"
@@ -91,6 +95,8 @@ class SASRecConfig:
         if check_number("id_dropout", self.id_dropout, minimum=0.0) >= 1.0:
             raise ValueError(f"id_dropout: must be < 1, got {self.id_dropout}")
         check_number("lr", self.lr, minimum=0.0, exclusive=True)
+        if self.item_init_std is not None:
+            check_number("item_init_std", self.item_init_std, minimum=0.0, exclusive=True)
         if check_number("label_smoothing", self.label_smoothing, minimum=0.0) >= 1.0:
             raise ValueError(f"label_smoothing: must be < 1, got {self.label_smoothing}")
         check_number("weight_decay", self.weight_decay, minimum=0.0)

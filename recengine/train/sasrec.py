@@ -87,6 +87,9 @@ def model_from_data(data, cfg: SASRecConfig, text_encoder: TextEncoder | None = 
         ids = np.stack([data.user_features[name] for name, _ in tables], axis=1)
         kw.update(user_feature_tables=tables, user_feature_ids=torch.from_numpy(ids))
     encoder = encoder_from_config(data.num_items, cfg, **kw)
+    if cfg.item_init_std is not None:  # rescaled, not redrawn: the generator's later draws stay as they were
+        with torch.no_grad():
+            encoder.item_embedding.mul_(cfg.item_init_std * cfg.dim**0.5)
     return SequenceRecommender(encoder, CatalogHead(data.num_items, cfg.dim), use_users="user_feature_tables" in kw)
 
 

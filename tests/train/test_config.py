@@ -1,4 +1,4 @@
-"""SASRecConfig: the item-id dropout and label-smoothing settings (defaults, ranges, round trip through a dict)."""
+"""SASRecConfig: the item-id dropout, label-smoothing and item-init settings (defaults, ranges, round trip through a dict)."""
 
 from __future__ import annotations
 
@@ -41,3 +41,19 @@ def test_label_smoothing_defaults_to_off_and_is_part_of_the_trajectory():
 def test_bad_label_smoothing_is_rejected_by_name(value, error):
     with pytest.raises(error, match="label_smoothing"):
         SASRecConfig(label_smoothing=value)
+
+
+def test_item_init_std_defaults_to_the_encoders_own_and_is_part_of_the_trajectory():
+    assert SASRecConfig().item_init_std is None
+    cfg = SASRecConfig(item_init_std=0.02)
+    assert SASRecConfig.from_dict(asdict(cfg)) == cfg
+    assert cfg.trajectory_fields()["item_init_std"] == 0.02
+    assert SASRecConfig.from_dict({"dim": 32}).item_init_std is None  # a file written before the option
+
+
+@pytest.mark.parametrize(
+    ("value", "error"), [(0.0, ValueError), (-0.02, ValueError), (float("inf"), ValueError), ("0.02", TypeError)]
+)
+def test_bad_item_init_std_is_rejected_by_name(value, error):
+    with pytest.raises(error, match="item_init_std"):
+        SASRecConfig(item_init_std=value)

@@ -145,6 +145,23 @@ def test_id_dropout_reaches_the_model_and_changes_training(data):
     assert dropped.history[0]["loss"] != plain.history[0]["loss"]
 
 
+def test_item_init_std_rescales_the_item_table_and_leaves_every_other_draw_as_it_was(data):
+    from recengine.train.sasrec import model_from_data
+
+    torch.manual_seed(3)
+    plain = model_from_data(data, SASRecConfig(**TINY))
+    after_plain = torch.get_rng_state()
+    torch.manual_seed(3)
+    small = model_from_data(data, SASRecConfig(**TINY, item_init_std=0.02))
+    assert torch.equal(torch.get_rng_state(), after_plain)  # rescaled, not redrawn
+    table = small.encoder.item_embedding
+    assert abs(float(table.std()) - 0.02) < 0.002
+    torch.testing.assert_close(table, plain.encoder.item_embedding * (0.02 * TINY["dim"] ** 0.5))
+    for (name, a), (_, b) in zip(plain.state_dict().items(), small.state_dict().items(), strict=True):
+        if name != "encoder.item_embedding":
+            assert torch.equal(a, b), name
+
+
 def test_cosine_lr_decays_from_lr_to_zero():
     from recengine.train.sasrec import cosine_lr
 
