@@ -1,4 +1,4 @@
-"""SASRecConfig: the item-id dropout, label-smoothing and item-init settings (defaults, ranges, round trip through a dict)."""
+"""SASRecConfig: item-id dropout, label smoothing, item init (defaults, ranges, round trip through a dict)."""
 
 from __future__ import annotations
 
