@@ -15,11 +15,11 @@ import argparse
 import contextlib
 import warnings
 
-from recengine.cli import bench, coldstart, compare, ope, serve, train
+from recengine.cli import bench, coldstart, compare, evaluate, ope, serve, train
 from recengine.cli.common import OneLineParser, UsageError, report
 
 #: the commands, in the order `recengine --help` lists them
-COMMANDS = (bench, train, compare, coldstart, ope, serve)
+COMMANDS = (bench, train, evaluate, compare, coldstart, ope, serve)
 
 DESCRIPTION = (
     "recengine is a recommender engine: a large sequence model (a Transformer over each user's history) and "

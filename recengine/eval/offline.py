@@ -5,7 +5,7 @@ Every evaluated user's seen items (the prefix before the target) are excluded fr
 line of work ranks every item, RecBole excludes the history). The ranking itself is
 `recengine.eval.metrics.evaluate_ranking`. These helpers turn a split and a model into its inputs.
 
-    evaluate_model(model, split, "test")     # the large model (a SequenceRecommender)
+    evaluate_model(model, split, "test")     # the large model (a SequenceRecommender, or a ScoreEnsemble of them)
     evaluate_pop(split, "test")              # most-popular, by training count
 """
 
@@ -68,7 +68,7 @@ def evaluate_model(
     `exclude_seen`; the model is read in evaluation mode and left in the mode it was in."""
     users, targets, exc_off, exc_ids = eval_inputs(split, which, exclude_seen)
     h = split.histories
-    windows, _ = last_windows(h.items, h.offsets[users], split.prefix_end(which)[users], model.encoder.max_len)
+    windows, _ = last_windows(h.items, h.offsets[users], split.prefix_end(which)[users], model.window_length)
     with eval_mode(model), torch.no_grad():
         states = [
             model.user_states(
@@ -76,13 +76,6 @@ def evaluate_model(
             )
             for b0 in range(0, len(users), batch_size)
         ]
-        Q = torch.cat(states) if states else torch.zeros(0, model.encoder.dim)
-        return evaluate_ranking(
-            Q,
-            model.encoder.item_embeddings(),
-            targets,
-            ks=ks,
-            bias=model.head.bias,
-            exclude_offsets=exc_off,
-            exclude_ids=exc_ids,
-        )
+        table, bias = model.scoring_table()
+        Q = torch.cat(states) if states else torch.zeros(0, table.shape[1])
+        return evaluate_ranking(Q, table, targets, ks=ks, bias=bias, exclude_offsets=exc_off, exclude_ids=exc_ids)

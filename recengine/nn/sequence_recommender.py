@@ -69,6 +69,16 @@ class SequenceRecommender(nn.Module):
             label_smoothing=label_smoothing,
         )
 
+    @property
+    def window_length(self) -> int:
+        """The most recent items a state reads (longer histories are cut to these)."""
+        return self.encoder.max_len
+
+    def scoring_table(self) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(E (N, D), b (N,) or None): what `user_states` are scored against; the score of item a for a state q
+        is ``(<q, E[a]> + b[a]) / head.temperature``."""
+        return self.encoder.item_embeddings(), self.head.bias
+
     @torch.no_grad()
     def user_states(self, histories: torch.Tensor, users: torch.Tensor | None = None) -> torch.Tensor:
         """(B, D) states after each history (B, L) (PAD_ID anywhere), for scoring."""

@@ -64,6 +64,11 @@ class SASRecConfig:
     """training windows per gradient step"""
     clip: float = 1.0
     """gradient-norm clip (0 = none)"""
+    train_on_valid: bool = False
+    """the final fit: train on each user's items up to the test target, the validation item included, for exactly
+    `max_epochs` epochs and keep the last weights (no early stopping: the validation figures it logs are then
+    of a training target, not held out). For after the settings and the number of epochs were chosen on the
+    validation split; the test target stays unseen"""
     max_epochs: int = 200
     """stop after this many epochs"""
     patience: int = 10
@@ -113,7 +118,7 @@ class SASRecConfig:
             raise ValueError(f"memory: expected one of {MEMORY_MODES}, got {self.memory!r}")
         if self.item_text not in ITEM_TEXT_CHOICES:
             raise ValueError(f"item_text: expected one of {ITEM_TEXT_CHOICES}, got {self.item_text!r}")
-        for name in ("item_features", "user_features"):
+        for name in ("item_features", "user_features", "train_on_valid"):
             if not isinstance(getattr(self, name), bool):
                 raise TypeError(f"{name}: expected a bool, got {type(getattr(self, name)).__name__}")
 

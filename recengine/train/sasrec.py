@@ -177,7 +177,10 @@ def _train_sasrec(data, cfg, out_dir, resume, split, progress, log, text_encoder
     cfg = cfg or SASRecConfig()
     split = split or leave_one_out(histories_of(data))
     h = split.histories
-    inputs, targets, owner = training_windows(h.items, h.offsets[:-1], split.train_end, cfg.max_len, cfg.stride)
+    fit_end = split.prefix_end("test") if cfg.train_on_valid else split.train_end
+    if cfg.train_on_valid:
+        log("train_on_valid: each validation item is a training target; the validation figures are not held out")
+    inputs, targets, owner = training_windows(h.items, h.offsets[:-1], fit_end, cfg.max_len, cfg.stride)
     inputs_t, targets_t, owner_t = torch.from_numpy(inputs), torch.from_numpy(targets), torch.from_numpy(owner)
     data_name = getattr(data, "name", "")
     item_ids = getattr(data, "raw_item_ids", None)  # the model's item vocabulary, kept in its files
@@ -262,7 +265,7 @@ def _train_sasrec(data, cfg, out_dir, resume, split, progress, log, text_encoder
                 "cpu_seconds": time.process_time() - cpu0,
             }
         )
-        improved = valid["ndcg@10"] > best_ndcg
+        improved = cfg.train_on_valid or valid["ndcg@10"] > best_ndcg  # a final fit keeps its last weights
         if improved:
             best_ndcg, since_best, result.best_epoch, result.best_valid = valid["ndcg@10"], 0, epoch, valid
             best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
@@ -274,7 +277,7 @@ def _train_sasrec(data, cfg, out_dir, resume, split, progress, log, text_encoder
         )
         bar.update(1)
         bar.set_postfix(loss=f"{total / max(count, 1):.3f}", val_ndcg=f"{valid['ndcg@10']:.4f}")
-        if since_best >= cfg.patience:
+        if since_best >= cfg.patience and not cfg.train_on_valid:
             result.stopped = _early_stop_message(cfg)
         elif result.train_seconds >= cfg.max_seconds:
             result.stopped = f"time budget of {cfg.max_seconds:.0f}s reached"

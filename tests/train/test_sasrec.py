@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 
+import numpy as np
 import pytest
 import torch
 
@@ -160,6 +161,35 @@ def test_item_init_std_rescales_the_item_table_and_leaves_every_other_draw_as_it
     for (name, a), (_, b) in zip(plain.state_dict().items(), small.state_dict().items(), strict=True):
         if name != "encoder.item_embedding":
             assert torch.equal(a, b), name
+
+
+def test_train_on_valid_fits_the_validation_item_runs_every_epoch_and_keeps_the_last_weights(data, monkeypatch):
+    import recengine.train.sasrec as sasrec
+
+    seen_ends = []
+    real = sasrec.training_windows
+
+    def spy(items, starts, ends, *args):
+        seen_ends.append(np.asarray(ends).copy())
+        return real(items, starts, ends, *args)
+
+    monkeypatch.setattr(sasrec, "training_windows", spy)
+    split = leave_one_out(histories_of(data))
+    cfg = SASRecConfig(**{**TINY, "patience": 1}, max_epochs=3, train_on_valid=True)
+    lines = []
+    result = train_sasrec(data, cfg, split=split, progress=False, log=lines.append)
+    np.testing.assert_array_equal(seen_ends[-1], split.prefix_end("test"))  # up to the test target, not beyond
+    assert (split.prefix_end("test") > split.train_end).any()
+    assert len(result.history) == 3 and result.best_epoch == 3  # patience does not stop a final fit
+    assert any("not held out" in line for line in lines)
+    held_out = train_sasrec(data, SASRecConfig(**TINY, max_epochs=1), split=split, progress=False, log=lambda s: None)
+    np.testing.assert_array_equal(seen_ends[-1], split.train_end)
+    assert held_out.history[0]["loss"] != result.history[0]["loss"]
+
+
+def test_train_on_valid_must_be_a_bool():
+    with pytest.raises(TypeError, match="train_on_valid"):
+        SASRecConfig(train_on_valid="yes")
 
 
 def test_cosine_lr_decays_from_lr_to_zero():
