@@ -55,6 +55,32 @@ def evaluate_pop(
     return evaluate_ranking(Q, counts, targets, ks=ks, exclude_offsets=exc_off, exclude_ids=exc_ids)
 
 
+def user_states_for(model, split: LeaveOneOut, which: str, batch_size: int = 512) -> torch.Tensor:
+    """(U, D) the states of the evaluated users (``split.eval_users``) after the items before their `which` target
+    ("valid" or "test"), in evaluation mode (the model is left in the mode it was in)."""
+    users = split.eval_users
+    h = split.histories
+    windows, _ = last_windows(h.items, h.offsets[users], split.prefix_end(which)[users], model.window_length)
+    with eval_mode(model), torch.no_grad():
+        states = [
+            model.user_states(
+                torch.from_numpy(windows[b0 : b0 + batch_size]), torch.from_numpy(users[b0 : b0 + batch_size])
+            )
+            for b0 in range(0, len(users), batch_size)
+        ]
+        return torch.cat(states) if states else torch.zeros(0, model.scoring_table()[0].shape[1])
+
+
+def rank_states(
+    model, states: torch.Tensor, split: LeaveOneOut, which: str, ks: Sequence[int] = (10,), *, exclude_seen: bool = True
+) -> dict[str, float]:
+    """HR/NDCG/MRR@K of `states` (from `user_states_for` with the same `which`) against the model's item table."""
+    _, targets, exc_off, exc_ids = eval_inputs(split, which, exclude_seen)
+    with eval_mode(model), torch.no_grad():
+        table, bias = model.scoring_table()
+        return evaluate_ranking(states, table, targets, ks=ks, bias=bias, exclude_offsets=exc_off, exclude_ids=exc_ids)
+
+
 def evaluate_model(
     model: SequenceRecommender,
     split: LeaveOneOut,
@@ -65,17 +91,7 @@ def evaluate_model(
     exclude_seen: bool = True,
 ) -> dict[str, float]:
     """Full-ranking HR/NDCG/MRR@K of the `which` target ("valid" or "test"), seen items excluded unless not
-    `exclude_seen`; the model is read in evaluation mode and left in the mode it was in."""
-    users, targets, exc_off, exc_ids = eval_inputs(split, which, exclude_seen)
-    h = split.histories
-    windows, _ = last_windows(h.items, h.offsets[users], split.prefix_end(which)[users], model.window_length)
-    with eval_mode(model), torch.no_grad():
-        states = [
-            model.user_states(
-                torch.from_numpy(windows[b0 : b0 + batch_size]), torch.from_numpy(users[b0 : b0 + batch_size])
-            )
-            for b0 in range(0, len(users), batch_size)
-        ]
-        table, bias = model.scoring_table()
-        Q = torch.cat(states) if states else torch.zeros(0, table.shape[1])
-        return evaluate_ranking(Q, table, targets, ks=ks, bias=bias, exclude_offsets=exc_off, exclude_ids=exc_ids)
+    `exclude_seen`; the model is read in evaluation mode and left in the mode it was in. Any model with
+    ``window_length``, ``user_states`` and ``scoring_table`` (a SequenceRecommender, a ScoreEnsemble)."""
+    states = user_states_for(model, split, which, batch_size)
+    return rank_states(model, states, split, which, ks, exclude_seen=exclude_seen)

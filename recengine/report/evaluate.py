@@ -21,12 +21,14 @@ METRICS = "metrics.json"
 
 
 def _figures(model, split) -> dict:
-    from recengine.eval.offline import evaluate_model
+    """Validation and test figures, the test target ranked with the history excluded and not (one encoding)."""
+    from recengine.eval.offline import rank_states, user_states_for
 
+    valid, test = user_states_for(model, split, "valid"), user_states_for(model, split, "test")
     return {
-        "valid": evaluate_model(model, split, "valid"),
-        "test": evaluate_model(model, split, "test"),
-        "test_with_history": evaluate_model(model, split, "test", exclude_seen=False),
+        "valid": rank_states(model, valid, split, "valid"),
+        "test": rank_states(model, test, split, "test"),
+        "test_with_history": rank_states(model, test, split, "test", exclude_seen=False),
     }
 
 
