@@ -236,6 +236,8 @@ def _result(data, cfg: SASRecConfig, rank0: dict, ranks: list[dict]) -> TrainRes
 def _check_schedule(cfg: SASRecConfig) -> None:
     if cfg.lr_schedule != "constant":
         raise ValueError(f"lr_schedule: the data-parallel trainer runs 'constant' only, got {cfg.lr_schedule!r}")
+    if not cfg.length_buckets:
+        raise ValueError("length_buckets: the data-parallel trainer deals length-bucketed batches only")
     if cfg.train_on_valid:
         raise ValueError(
             "train_on_valid: the data-parallel trainer holds the validation item out; train in one process"

@@ -62,6 +62,9 @@ class SASRecConfig:
     """AdamW weight decay of the weight matrices (embeddings and biases are not decayed)"""
     batch_size: int = 32
     """training windows per gradient step"""
+    length_buckets: bool = True
+    """batches of windows of similar length (little padding to compute; a token of a short-history batch then
+    weighs more in its batch's mean loss than one of a long-history batch); False: uniformly shuffled batches"""
     clip: float = 1.0
     """gradient-norm clip (0 = none)"""
     train_on_valid: bool = False
@@ -118,7 +121,7 @@ class SASRecConfig:
             raise ValueError(f"memory: expected one of {MEMORY_MODES}, got {self.memory!r}")
         if self.item_text not in ITEM_TEXT_CHOICES:
             raise ValueError(f"item_text: expected one of {ITEM_TEXT_CHOICES}, got {self.item_text!r}")
-        for name in ("item_features", "user_features", "train_on_valid"):
+        for name in ("item_features", "user_features", "train_on_valid", "length_buckets"):
             if not isinstance(getattr(self, name), bool):
                 raise TypeError(f"{name}: expected a bool, got {type(getattr(self, name)).__name__}")
 

@@ -42,7 +42,7 @@ from recengine.nn.sequence_recommender import SequenceRecommender
 from recengine.nn.text_encoder import MiniLMEncoder, TextEncoder, cached_text_embeddings
 from recengine.padding import PAD_ID
 from recengine.progress import progress_bar
-from recengine.train.batching import length_bucketed_batches
+from recengine.train.batching import length_bucketed_batches, shuffled_batches
 from recengine.train.cold_items import forget_cold_items, mask_cold_items
 from recengine.train.config import SASRecConfig
 
@@ -235,7 +235,11 @@ def _train_sasrec(data, cfg, out_dir, resume, split, progress, log, text_encoder
         t0, cpu0 = time.perf_counter(), time.process_time()
         model.train()
         total, count = 0.0, 0
-        batches = length_bucketed_batches(window_lengths, cfg.batch_size, np.random.default_rng([cfg.seed, epoch]))
+        rng = np.random.default_rng([cfg.seed, epoch])
+        if cfg.length_buckets:
+            batches = length_bucketed_batches(window_lengths, cfg.batch_size, rng)
+        else:
+            batches = shuffled_batches(len(window_lengths), cfg.batch_size, rng)
         for step, idx in enumerate(batches):
             if cfg.lr_schedule == "cosine":  # a function of (epoch, step): a resumed run takes the same steps
                 for group in opt.param_groups:

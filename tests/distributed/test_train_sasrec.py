@@ -64,7 +64,7 @@ def test_two_process_model_file_loads_with_the_returned_weights(sasrec_runs):
 
 
 @pytest.mark.parametrize("entry", ["train_sasrec_distributed", "train_sasrec_torchrun"])
-def test_a_final_fit_on_the_validation_item_is_refused_before_any_process_starts(entry):
+def test_a_final_fit_or_shuffled_batches_are_refused_before_any_process_starts(entry):
     import recengine.distributed.train_sasrec as ddp
     from recengine.data import make_synthetic
     from recengine.train import SASRecConfig
@@ -72,3 +72,5 @@ def test_a_final_fit_on_the_validation_item_is_refused_before_any_process_starts
     data = make_synthetic(10, 8, min_len=3, max_len=5, seed=0)
     with pytest.raises(ValueError, match="train_on_valid"):
         getattr(ddp, entry)(data, SASRecConfig(train_on_valid=True), progress=False)
+    with pytest.raises(ValueError, match="length_buckets"):
+        getattr(ddp, entry)(data, SASRecConfig(length_buckets=False), progress=False)

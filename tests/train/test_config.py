@@ -57,3 +57,11 @@ def test_item_init_std_defaults_to_the_encoders_own_and_is_part_of_the_trajector
 def test_bad_item_init_std_is_rejected_by_name(value, error):
     with pytest.raises(error, match="item_init_std"):
         SASRecConfig(item_init_std=value)
+
+
+def test_length_buckets_defaults_to_on_and_must_be_a_bool():
+    assert SASRecConfig().length_buckets is True
+    assert SASRecConfig.from_dict({"dim": 32}).length_buckets is True  # a file written before the option
+    assert SASRecConfig(length_buckets=False).trajectory_fields()["length_buckets"] is False
+    with pytest.raises(TypeError, match="length_buckets"):
+        SASRecConfig(length_buckets=0)

@@ -192,6 +192,17 @@ def test_train_on_valid_must_be_a_bool():
         SASRecConfig(train_on_valid="yes")
 
 
+def test_length_buckets_off_trains_on_shuffled_batches(data, monkeypatch):
+    import recengine.train.sasrec as sasrec
+
+    bucketed = train_sasrec(data, SASRecConfig(**TINY, max_epochs=1), progress=False, log=lambda s: None)
+    real, calls = sasrec.shuffled_batches, []
+    monkeypatch.setattr(sasrec, "shuffled_batches", lambda *a: calls.append(a) or real(*a))
+    mixed = train_sasrec(data, SASRecConfig(**TINY, max_epochs=1, length_buckets=False), progress=False, log=print)
+    assert len(calls) == 1 and calls[0][1] == TINY["batch_size"]
+    assert mixed.history[0]["loss"] != bucketed.history[0]["loss"]
+
+
 def test_cosine_lr_decays_from_lr_to_zero():
     from recengine.train.sasrec import cosine_lr
 
