@@ -20,7 +20,7 @@ from recengine.cli.common import (
     set_torch_threads,
 )
 
-HELP = "evaluate trained large models, alone and as an ensemble"
+HELP = "trained large models, alone and as an ensemble"
 """the one line `recengine --help` shows for the command"""
 
 DESCRIPTION = (

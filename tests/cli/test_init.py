@@ -34,7 +34,7 @@ def test_package_version_falls_back_to_the_module_version(monkeypatch):
 
 def test_every_command_module_owns_its_parser_check_and_run():
     sub = next(a for a in cli.build_parser()._actions if isinstance(a, argparse._SubParsersAction))
-    assert list(sub.choices) == ["bench", "train", "compare", "coldstart", "ope", "serve"]
+    assert list(sub.choices) == ["bench", "train", "evaluate", "compare", "coldstart", "ope", "serve"]
     for command in cli.COMMANDS:
         name = command.__name__.rsplit(".", 1)[1]
         defaults = sub.choices[name]._defaults
@@ -126,7 +126,7 @@ def test_a_warning_from_the_command_line_has_no_source_line(tmp_path):
     assert done.returncode == 0 and done.stderr == "warning: careful: something odd (UserWarning)\n"
 
 
-WRITERS = ["bench", "train", "compare", "coldstart", "ope"]
+WRITERS = ["bench", "train", "evaluate", "compare", "coldstart", "ope"]
 
 
 @pytest.mark.parametrize("name", WRITERS)
@@ -137,7 +137,7 @@ def test_every_command_that_writes_has_out_overwrite_quiet_and_data_root(name):
     assert options["--out"].default is None and "runs/" + name + "-<YYYYmmdd-HHMMSS>" in options["--out"].help
 
 
-@pytest.mark.parametrize("name", ["bench", "train", "compare", "coldstart", "ope", "serve"])
+@pytest.mark.parametrize("name", ["bench", "train", "evaluate", "compare", "coldstart", "ope", "serve"])
 def test_every_command_describes_itself_in_a_paragraph(name):
     module = getattr(cli, name)
     assert len(module.DESCRIPTION.split()) >= 30, name
