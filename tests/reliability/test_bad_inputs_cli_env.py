@@ -165,6 +165,20 @@ CLI = [
     ("coldstart-id-dropout-one", ["coldstart", "--out", "{tmp}/o", "--id-dropout", "1"], "--id-dropout"),
     ("coldstart-variant-unknown", ["coldstart", "--out", "{tmp}/o", "--variants", "bert"], "--variants"),
     ("coldstart-threads-negative", ["coldstart", "--out", "{tmp}/o", "--threads", "-1"], "--threads"),
+    ("evaluate-no-model", ["evaluate", "--out", "{tmp}/o"], "--model"),
+    ("evaluate-model-missing", ["evaluate", "--out", "{tmp}/o", "--model", "{tmp}/none"], "--model"),
+    ("evaluate-model-truncated", ["evaluate", "--out", "{tmp}/o", "--model", "{tmp}/run"], "--model"),
+    ("evaluate-model-foreign", ["evaluate", "--out", "{tmp}/o", "--model", "{tmp}/other.safetensors"], "--model"),
+    ("evaluate-model-text", ["evaluate", "--out", "{tmp}/o", "--model", "{tmp}/file"], "--model"),
+    ("evaluate-model-empty-dir", ["evaluate", "--out", "{tmp}/o", "--model", "{tmp}/empty"], "--model"),
+    (
+        "evaluate-synthetic",
+        ["evaluate", "--out", "{tmp}/o", "--model", "{tmp}/run", "--dataset", "synthetic"],
+        "--dataset",
+    ),
+    ("evaluate-data-root-missing", ["evaluate", "--model", "{tmp}/run", "--data-root", "{tmp}/none"], "--data-root"),
+    ("evaluate-out-holds-run", ["evaluate", "--model", "{tmp}/run", "--out", "{tmp}/done"], "--model"),
+    ("evaluate-threads-negative", ["evaluate", "--model", "{tmp}/run", "--threads", "-1"], "--threads"),
 ]
 
 
