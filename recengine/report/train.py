@@ -77,6 +77,7 @@ def train_command(
         "torch_threads": torch.get_num_threads(),
         "stopped": result.stopped,
         "best_valid": result.best_valid,
+        "valid_held_out": not cfg.train_on_valid,  # a final fit trains on the validation item
         "config": asdict(cfg),
         "baselines": {},
     }

@@ -43,7 +43,7 @@ def test_cli_train_writes_outputs(tmp_path, capsys):
     metrics = json.loads((out / "metrics.json").read_text())
     for key in ("hr@10", "ndcg@10", "mrr@10", "epochs", "train_seconds"):
         assert key in metrics
-    assert metrics["epochs"] == 2
+    assert metrics["epochs"] == 2 and metrics["valid_held_out"] is True
     assert set(metrics["baselines"]) == {"pop", "bpr"}
     assert (out / "curve.png").stat().st_size > 1000
     assert (out / MODEL).exists() and (out / CHECKPOINT).exists()
@@ -122,6 +122,16 @@ def test_beauty_without_its_file_is_one_line_and_exit_2(tmp_path, capsys, monkey
 
 
 TINY = ["--max-epochs", "1", "--dim", "8", "--max-len", "6", "--num-layers", "1", "--no-baselines", "--quiet"]
+
+
+def test_a_final_fit_says_its_validation_figures_are_not_held_out(tmp_path):
+    config = tmp_path / "fit.toml"
+    config.write_text("train_on_valid = true\n")
+    out = tmp_path / "run"
+    argv = ["train", "sasrec", "--dataset", "synthetic", "--synthetic-users", "20", "--synthetic-items", "12"]
+    assert main([*argv, "--config", str(config), "--out", str(out), *TINY]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["valid_held_out"] is False and metrics["config"]["train_on_valid"] is True
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
