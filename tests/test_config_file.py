@@ -124,7 +124,9 @@ def test_the_example_config_files_load(name, config):
     assert isinstance(load_config(config, path), type(config))
 
 
-@pytest.mark.parametrize("name", ["ml-1m.toml", "ml-1m-fast.toml", "ml-1m-w256.toml", "beauty.toml", "beauty-final.toml"])
+@pytest.mark.parametrize(
+    "name", ["ml-1m.toml", "ml-1m-fast.toml", "ml-1m-w256.toml", "beauty.toml", "beauty-final.toml"]
+)
 def test_the_benchmark_config_files_load_and_say_what_they_set(name):
     import pathlib
 
