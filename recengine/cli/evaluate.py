@@ -31,11 +31,20 @@ DESCRIPTION = (
 )
 """what `recengine evaluate --help` says the command does"""
 
+MODEL_KINDS = ("model", "training", "sharded")
+"""the checkpoint kinds (recengine.serving.preflight.check_servable's) that hold the large model"""
+
+
+def dataset_choices() -> tuple[str, ...]:
+    """--dataset's names: `recengine train`'s but "synthetic" (a drawn dataset has no item vocabulary to check)."""
+    from recengine.cli.train import DATASET_CHOICES
+
+    return tuple(n for n in DATASET_CHOICES if n != "synthetic")
+
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
     """Register ``evaluate`` on ``subparsers`` (from ``ArgumentParser.add_subparsers``)."""
     from recengine.cli.dataset_arg import add_dataset
-    from recengine.cli.train import DATASET_CHOICES
 
     p = subparsers.add_parser("evaluate", help=HELP, description=DESCRIPTION)
     p.add_argument(
@@ -46,7 +55,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         help="a trained model (model.safetensors, checkpoint.safetensors or the run directory); repeat it to "
         "evaluate several and their ensemble",
     )
-    add_dataset(p, tuple(n for n in DATASET_CHOICES if n != "synthetic"), note="the data the models were trained on")
+    add_dataset(p, dataset_choices(), note="the data the models were trained on")
     p.add_argument(
         "--min-item-count",
         type=int_at_least(0),
@@ -65,20 +74,20 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 def check(args: argparse.Namespace) -> None:
     from recengine.cli.dataset_arg import check_dataset
     from recengine.cli.run_dir import overwrite_note, prepare_out
-    from recengine.cli.train import DATASET_CHOICES
+    from recengine.serving.preflight import PreflightError, check_servable
 
     for path in args.model:
         if not os.path.exists(path):
             raise UsageError(f"--model: {path} does not exist")
     check_readable_dir("--data-root", args.data_root)
-    check_dataset(args.dataset, tuple(n for n in DATASET_CHOICES if n != "synthetic"))
-    from recengine.serving.loading import load_any
-
-    for path in args.model:  # a truncated, foreign or agent file fails here, before the data is read
+    check_dataset(args.dataset, dataset_choices())
+    for path in args.model:  # the header alone: a truncated, foreign or agent file fails before the data is read
         try:
-            load_any(path).model()
-        except ValueError as exc:
+            kind = check_servable(path)
+        except PreflightError as exc:
             raise UsageError(f"--model: {exc}") from None
+        if kind not in MODEL_KINDS:
+            raise UsageError(f"--model: {path} holds a {kind}, not the large model")
     args.out = args.out or default_out("evaluate")
     removed, kept = prepare_out("--out", args.out, overwrite=args.overwrite)
     note = overwrite_note(args.out, removed, kept)

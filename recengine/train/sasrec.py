@@ -177,8 +177,9 @@ def _train_sasrec(data, cfg, out_dir, resume, split, progress, log, text_encoder
     cfg = cfg or SASRecConfig()
     split = split or leave_one_out(histories_of(data))
     h = split.histories
-    fit_end = split.prefix_end("test") if cfg.train_on_valid else split.train_end
+    fit_end = split.train_end
     if cfg.train_on_valid:
+        fit_end = split.prefix_end("test")
         log("train_on_valid: each validation item is a training target; the validation figures are not held out")
     inputs, targets, owner = training_windows(h.items, h.offsets[:-1], fit_end, cfg.max_len, cfg.stride)
     inputs_t, targets_t, owner_t = torch.from_numpy(inputs), torch.from_numpy(targets), torch.from_numpy(owner)
